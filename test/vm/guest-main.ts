@@ -1,0 +1,42 @@
+// Shell entry to the guest runner:
+//   node dist/test/vm/guest-main.js [--device e1000 ...] [--timeout 120] [--keep] -- CMD [ARG...]
+// Prints the command's output, the kernel problems if any, and exits with its status.
+import { parseArgs } from 'node:util';
+import { runInGuest, describeGuestRun } from './guest.js';
+import type { DevicePreset } from './devices.js';
+import { NIC_PRESETS, SOUND_PRESETS } from './devices.js';
+
+const PRESETS = [...Object.keys(NIC_PRESETS), ...Object.keys(SOUND_PRESETS), 'piix-ide'];
+
+const { values, positionals } = parseArgs({
+  options: {
+    device: { type: 'string', multiple: true, default: [] },
+    timeout: { type: 'string', default: '120' },
+    keep: { type: 'boolean', default: false },
+    console: { type: 'boolean', default: false },
+  },
+  allowPositionals: true,
+});
+const bad = values.device.filter((d) => !PRESETS.includes(d));
+const timeoutS = Number(values.timeout);
+if (positionals.length === 0 || bad.length > 0 || !(timeoutS > 0)) {
+  if (bad.length > 0) console.error(`guest: unknown device preset ${bad.join(', ')} (known: ${PRESETS.join(', ')})`);
+  if (!(timeoutS > 0)) console.error(`guest: --timeout must be a positive number of seconds`);
+  console.error('usage: guest-main.js [--device PRESET ...] [--timeout SECONDS] [--keep] [--console] -- CMD [ARG...]');
+  process.exit(2);
+}
+const result = await runInGuest({
+  command: positionals,
+  devices: values.device as DevicePreset[],
+  timeoutMs: timeoutS * 1000,
+  keepRunDir: values.keep,
+  onConsole: values.console ? (t) => process.stderr.write(t) : undefined,
+});
+process.stdout.write(result.stdout);
+process.stderr.write(result.stderr);
+if (result.exitCode === null || result.timedOut || result.kernelProblems.length > 0) {
+  console.error(describeGuestRun(result, 'guest run'));
+  process.exit(result.exitCode === null || result.exitCode === 0 ? 1 : result.exitCode);
+}
+console.error(`guest: exit ${result.exitCode}, boot to command ${result.bootToCommandMs?.toFixed(0)} ms, total ${result.totalMs.toFixed(0)} ms` + (result.runDir ? `, run folder ${result.runDir}` : ''));
+process.exit(result.exitCode);

@@ -1,0 +1,181 @@
+// Boots Debian's 6.1 kernel under QEMU (TCG) with the host root read-only over
+// 9p plus a tmpfs overlay, runs one command in it, and returns its exit status,
+// output and the guest kernel log. Usable from vitest and from the shell
+// (guest-main.ts).
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { currentKernelFile, kernelPaths, type KernelPaths } from './cache-paths.js';
+import { deviceArgs, type DevicePreset, type LoopbackForward } from './devices.js';
+import { EXIT_MARKER, INIT_FAILED_MARKER, ensureInitramfs } from './initramfs.js';
+import { consoleProblems, kernelProblems, parseKmsg, type KernelLogLine } from './kernel-log.js';
+
+export const COMMAND_START_MARKER = 'SHADOWD_GUEST_COMMAND_START';
+
+export interface GuestOptions {
+  /** argv of the command to run in the guest, as root. */
+  command: readonly string[];
+  /** Working directory in the guest (the host root is the guest's root). Default: process.cwd(). */
+  cwd?: string;
+  /** Extra environment for the command. */
+  env?: Readonly<Record<string, string>>;
+  devices?: readonly DevicePreset[];
+  forwards?: readonly LoopbackForward[];
+  /** Size of the scratch disk for the piix-ide preset. */
+  diskMiB?: number;
+  memoryMiB?: number;
+  /** Wall-clock limit for the whole guest; it is killed after this. */
+  timeoutMs?: number;
+  /** Keep the run folder (shared read-write with the guest as $SHADOWD_RUNDIR) for inspection. */
+  keepRunDir?: boolean;
+  /** Called with every chunk of serial console output as it arrives. */
+  onConsole?: (text: string) => void;
+}
+
+export interface GuestResult {
+  /** The command's exit status, or null when none arrived (hang, panic, init failure). */
+  exitCode: number | null;
+  timedOut: boolean;
+  stdout: string;
+  stderr: string;
+  /** Serial console: boot messages at loglevel 4 and above, the init's markers. */
+  console: string;
+  kernelLog: KernelLogLine[];
+  /** Oops, BUG, WARN, panic and lockup reports found in the kernel log or console. */
+  kernelProblems: string[];
+  /** QEMU start to the command starting in the guest, if it started. */
+  bootToCommandMs: number | null;
+  totalMs: number;
+  /** The run folder, if kept. */
+  runDir: string | null;
+}
+
+const DEFAULT_TIMEOUT_MS = 120_000;
+
+/** Single-quotes one word for the generated cmd.sh (the only shell the rig writes). */
+function shellQuote(word: string): string {
+  return `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+function commandScript(opts: GuestOptions, runDir: string): string {
+  if (opts.command.length === 0) throw new Error('guest command is empty');
+  const env = { SHADOWD_RUNDIR: runDir, ...opts.env };
+  const lines = [`echo ${COMMAND_START_MARKER} > /dev/console`, `cd ${shellQuote(opts.cwd ?? process.cwd())} || exit 125`];
+  for (const [k, v] of Object.entries(env)) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new Error(`bad environment variable name: ${k}`);
+    lines.push(`export ${k}=${shellQuote(v)}`);
+  }
+  lines.push(`exec ${opts.command.map(shellQuote).join(' ')}`);
+  return lines.join('\n') + '\n';
+}
+
+export async function currentKernel(): Promise<KernelPaths> {
+  const file = currentKernelFile();
+  if (!existsSync(file)) throw new Error('no guest kernel is cached: run `npm run kernel` first');
+  const paths = kernelPaths((await readFile(file, 'utf8')).trim());
+  if (!existsSync(paths.vmlinux)) throw new Error(`${paths.vmlinux} is missing: run \`npm run kernel\` again`);
+  return paths;
+}
+
+export async function runInGuest(opts: GuestOptions): Promise<GuestResult> {
+  const kernel = await currentKernel();
+  const initrd = await ensureInitramfs(kernel);
+  // Under the host's /tmp, which the guest sees through the root share too: the
+  // second, writable share is mounted over the same path.
+  const runDir = await mkdtemp(join(tmpdir(), 'shadowd-guest-'));
+  try {
+    await writeFile(join(runDir, 'cmd.sh'), commandScript(opts, runDir));
+    let diskImage: string | undefined;
+    if (opts.devices?.includes('piix-ide')) {
+      diskImage = join(runDir, 'disk0.img');
+      await writeFile(diskImage, '');
+      await truncate(diskImage, (opts.diskMiB ?? 64) * 1024 * 1024);
+    }
+    const args = [
+      '-machine', 'pc', '-accel', 'tcg,thread=multi', '-cpu', 'max',
+      '-m', `${opts.memoryMiB ?? 1024}M`, '-smp', '2',
+      '-nographic', '-no-reboot', '-nodefaults', '-serial', 'stdio',
+      '-kernel', kernel.vmlinux, '-initrd', initrd,
+      '-append', `console=ttyS0 loglevel=4 panic=-1 rdinit=/init mitigations=off shadowd.rundir=${runDir}`,
+      '-fsdev', 'local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap',
+      '-device', 'virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot',
+      '-fsdev', `local,id=run,path=${runDir},security_model=none,multidevs=remap`,
+      '-device', 'virtio-9p-pci,fsdev=run,mount_tag=run',
+      ...deviceArgs({ devices: opts.devices ?? [], forwards: opts.forwards ?? [], diskImage }),
+    ];
+    const started = performance.now();
+    let consoleText = '';
+    let bootToCommandMs: number | null = null;
+    const qemu = execa('qemu-system-x86_64', args, { stdin: 'ignore', reject: false, buffer: false, stderr: 'pipe' });
+    qemu.stdout.setEncoding('utf8');
+    qemu.stdout.on('data', (chunk: string) => {
+      consoleText += chunk;
+      if (bootToCommandMs === null && consoleText.includes(COMMAND_START_MARKER)) {
+        bootToCommandMs = performance.now() - started;
+      }
+      opts.onConsole?.(chunk);
+    });
+    let qemuStderr = '';
+    qemu.stderr.setEncoding('utf8');
+    qemu.stderr.on('data', (chunk: string) => (qemuStderr += chunk));
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      qemu.kill('SIGKILL');
+    }, opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+    const qemuResult = await qemu;
+    clearTimeout(timer);
+    const totalMs = performance.now() - started;
+    if (qemuStderr.trim()) consoleText += `\n[qemu stderr]\n${qemuStderr}`;
+    if (!timedOut && qemuResult.exitCode !== 0) {
+      consoleText += `\n[qemu exited with status ${String(qemuResult.exitCode ?? qemuResult.signal)}]`;
+    }
+
+    const read = async (name: string): Promise<string> => readFile(join(runDir, name), 'utf8').catch(() => '');
+    const kernelLog = parseKmsg(await read('kmsg'));
+    const statusText = (await read('status')).trim();
+    const markerMatch = new RegExp(`${EXIT_MARKER}(\\d+)`).exec(consoleText);
+    const exitText = statusText || markerMatch?.[1];
+    const problems = kernelProblems(kernelLog);
+    // A guest that died before its log reached the share still shows it on the console.
+    if (problems.length === 0) problems.push(...consoleProblems(consoleText));
+    if (consoleText.includes(INIT_FAILED_MARKER)) problems.push(`guest init failed: ${consoleText}`);
+    return {
+      exitCode: exitText !== undefined && exitText !== '' ? Number(exitText) : null,
+      timedOut,
+      stdout: await read('stdout'),
+      stderr: await read('stderr'),
+      console: consoleText,
+      kernelLog,
+      kernelProblems: problems,
+      bootToCommandMs,
+      totalMs,
+      runDir: opts.keepRunDir ? runDir : null,
+    };
+  } finally {
+    if (!opts.keepRunDir) await rm(runDir, { recursive: true, force: true });
+  }
+}
+
+/** Describes a guest run for a failure message: why it failed, then everything it printed. */
+export function describeGuestRun(r: GuestResult, what: string): string {
+  const why = r.timedOut
+    ? `the guest hung and was killed after ${Math.round(r.totalMs / 1000)} s`
+    : r.exitCode === null
+      ? 'the guest stopped without reporting an exit status (panic or init failure)'
+      : r.kernelProblems.length > 0
+        ? 'the guest kernel reported a problem'
+        : `the command exited with status ${r.exitCode}`;
+  const parts = [`${what}: ${why}`];
+  if (r.kernelProblems.length > 0) parts.push(`--- kernel problems ---\n${r.kernelProblems.join('\n---\n')}`);
+  parts.push(`--- stdout ---\n${r.stdout}`, `--- stderr ---\n${r.stderr}`, `--- console ---\n${r.console}`);
+  return parts.join('\n');
+}
+
+/** Throws with the full story unless the command exited 0 and the kernel stayed clean. */
+export function assertGuestOk(r: GuestResult, what: string): void {
+  if (r.exitCode !== 0 || r.timedOut || r.kernelProblems.length > 0) throw new Error(describeGuestRun(r, what));
+}
+

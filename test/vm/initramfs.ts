@@ -1,0 +1,139 @@
+// Builds the guest's tiny initramfs: busybox, the modules that mount the host
+// root over virtio-9p with a tmpfs overlay, and an init that runs one command
+// in a chroot of that root and powers off. Cached by content hash.
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { chmod, copyFile, mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, relative } from 'node:path';
+import { execa } from 'execa';
+import type { KernelPaths } from './cache-paths.js';
+
+/** Modules the init loads, in dependency order, to reach the host root. */
+const BOOT_MODULES = ['virtio_pci', '9pnet_virtio', '9p', 'overlay'];
+const BUSYBOX = '/bin/busybox';
+
+/** Markers the init prints on the console; the runner parses them. */
+export const EXIT_MARKER = 'SHADOWD_GUEST_EXIT=';
+export const INIT_FAILED_MARKER = 'SHADOWD_GUEST_INIT_FAILED:';
+
+/**
+ * The init script. Runtime parameters come from the kernel command line:
+ * shadowd.rundir=PATH (the read-write share holding cmd.sh, where stdout,
+ * stderr, the kernel log and the exit status are written back).
+ */
+function initScript(kernel: KernelPaths): string {
+  const headersCommon = kernel.headers.replace(/-amd64$/, '-common');
+  return `#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+fail() { echo "${INIT_FAILED_MARKER} $*" > /dev/console; poweroff -f; }
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in /modules/*.ko; do insmod "$m" || fail "insmod $m"; done
+rundir=
+for arg in $(cat /proc/cmdline); do
+  case "$arg" in shadowd.rundir=*) rundir="\${arg#shadowd.rundir=}" ;; esac
+done
+[ -n "$rundir" ] || fail "no shadowd.rundir= on the kernel command line"
+mkdir -p /lower /rw /newroot
+mount -t 9p -o ro,trans=virtio,version=9p2000.L,msize=262144,cache=loose hostroot /lower || fail "mount host root"
+mount -t tmpfs -o mode=0755 rw /rw
+mkdir -p /rw/upper /rw/work
+mount -t overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work overlay /newroot || fail "mount overlay"
+r=/newroot
+mount -t proc proc $r/proc
+mount -t sysfs sys $r/sys
+mount -t devtmpfs dev $r/dev
+mkdir -p $r/dev/pts $r/dev/shm
+mount -t devpts -o newinstance,ptmxmode=0666 devpts $r/dev/pts
+mount -t tmpfs shm $r/dev/shm
+mount -t tmpfs run $r/run
+mount -t tmpfs tmp $r/tmp
+mount -t debugfs debugfs $r/sys/kernel/debug
+mount -t tracefs tracefs $r/sys/kernel/tracing
+mount -t bpf bpf $r/sys/fs/bpf
+# The guest kernel's modules and headers live in the host's cache folder.
+bindcache() { mkdir -p "$r$2" && mount -o bind "$r$1" "$r$2" || fail "bind $1"; }
+bindcache ${kernel.modules} /lib/modules/${kernel.kver}
+bindcache ${kernel.headers} /usr/src/linux-headers-${kernel.kver}
+bindcache ${headersCommon} /usr/src/${basename(headersCommon)}
+bindcache ${join(kernel.root, 'usr/lib/linux-kbuild-6.1')} /usr/lib/linux-kbuild-6.1
+mkdir -p "$r$rundir"
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 run "$r$rundir" || fail "mount run share"
+hostname shadowd-guest
+chroot $r /bin/sh -c 'ip link set lo up; exec cat /dev/kmsg' > "$r$rundir/kmsg" 2>/dev/null &
+kmsg=$!
+chroot $r /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\
+  TERM=dumb LANG=C.UTF-8 SHADOWD_IN_GUEST=1 /bin/sh "$rundir/cmd.sh" \\
+  < /dev/null > "$r$rundir/stdout" 2> "$r$rundir/stderr"
+status=$?
+sleep 0.2
+kill $kmsg
+echo "$status" > "$r$rundir/status"
+sync
+echo "${EXIT_MARKER}$status" > /dev/console
+poweroff -f
+`;
+}
+
+async function moduleFiles(kernel: KernelPaths): Promise<string[]> {
+  const files: string[] = [];
+  for (const mod of BOOT_MODULES) {
+    const { stdout } = await execa('modprobe', ['-d', kernel.root, '-S', kernel.kver, '--show-depends', mod]);
+    for (const line of stdout.split('\n')) {
+      const m = /^insmod\s+(\S+)/.exec(line.trim());
+      if (m?.[1] && !files.includes(m[1])) files.push(m[1]);
+    }
+  }
+  if (files.length === 0) throw new Error(`modprobe found none of ${BOOT_MODULES.join(', ')} for ${kernel.kver}`);
+  return files;
+}
+
+/** Returns the path of an initramfs for this kernel, building it if the cache lacks it. */
+export async function ensureInitramfs(kernel: KernelPaths): Promise<string> {
+  if (!existsSync(BUSYBOX)) throw new Error(`${BUSYBOX} is missing: install it with \`apt-get install busybox-static\``);
+  const modules = await moduleFiles(kernel);
+  const init = initScript(kernel);
+  const key = createHash('sha256').update(init).update(modules.join('\n')).digest('hex').slice(0, 16);
+  const out = join(dirname(kernel.vmlinux), `initramfs-${key}.cpio`);
+  if (existsSync(out)) return out;
+
+  const stage = await mkdtemp(join(dirname(kernel.vmlinux), 'initramfs-stage-'));
+  try {
+    for (const d of ['bin', 'modules', 'proc', 'sys', 'dev']) await mkdir(join(stage, d));
+    await copyFile(BUSYBOX, join(stage, 'bin', 'busybox'));
+    await chmod(join(stage, 'bin', 'busybox'), 0o755);
+    // Numbered so the init's glob loads them in dependency order.
+    for (const [i, file] of modules.entries()) {
+      await copyFile(file, join(stage, 'modules', `${String(i).padStart(2, '0')}-${basename(file)}`));
+    }
+    await writeFile(join(stage, 'init'), init, { mode: 0o755 });
+    const entries = await listTree(stage);
+    const tmp = `${out}.tmp`;
+    const { stdout } = await execa('cpio', ['--quiet', '-o', '-H', 'newc', '--owner=0:0'], {
+      cwd: stage,
+      input: entries.join('\n') + '\n',
+      encoding: 'buffer',
+      maxBuffer: 256 * 1024 * 1024,
+    });
+    await writeFile(tmp, stdout);
+    await rename(tmp, out);
+    return out;
+  } finally {
+    await rm(stage, { recursive: true, force: true });
+  }
+}
+
+async function listTree(top: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (dir: string): Promise<void> => {
+    for (const ent of await readdir(dir, { withFileTypes: true })) {
+      const p = join(dir, ent.name);
+      out.push(relative(top, p));
+      if (ent.isDirectory()) await walk(p);
+    }
+  };
+  await walk(top);
+  return out;
+}
