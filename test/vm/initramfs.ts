@@ -49,7 +49,6 @@ mkdir -p $r/dev/pts $r/dev/shm
 mount -t devpts -o newinstance,ptmxmode=0666 devpts $r/dev/pts
 mount -t tmpfs shm $r/dev/shm
 mount -t tmpfs run $r/run
-mount -t tmpfs tmp $r/tmp
 mount -t debugfs debugfs $r/sys/kernel/debug
 mount -t tracefs tracefs $r/sys/kernel/tracing
 mount -t bpf bpf $r/sys/fs/bpf
@@ -62,13 +61,20 @@ bindcache ${join(kernel.root, 'usr/lib/linux-kbuild-6.1')} /usr/lib/linux-kbuild
 mkdir -p "$r$rundir"
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 run "$r$rundir" || fail "mount run share"
 hostname shadowd-guest
-chroot $r /bin/sh -c 'ip link set lo up; exec cat /dev/kmsg' > "$r$rundir/kmsg" 2>/dev/null &
+ip link set lo up
+# The kernel log streams to the share, so it survives a hang; the command starts
+# only once the stream is running, and the stream stops only once it caught up.
+cat /dev/kmsg > "$r$rundir/kmsg" 2>/dev/null &
 kmsg=$!
+n=0
+until [ -s "$r$rundir/kmsg" ] || [ $n -ge 100 ]; do sleep 0.02; n=$((n + 1)); done
 chroot $r /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\
   TERM=dumb LANG=C.UTF-8 SHADOWD_IN_GUEST=1 /bin/sh "$rundir/cmd.sh" \\
   < /dev/null > "$r$rundir/stdout" 2> "$r$rundir/stderr"
 status=$?
-sleep 0.2
+echo "shadowd-guest: command exited with status $status" > /dev/kmsg
+n=0
+until grep -q 'shadowd-guest: command exited' "$r$rundir/kmsg" || [ $n -ge 100 ]; do sleep 0.02; n=$((n + 1)); done
 kill $kmsg
 echo "$status" > "$r$rundir/status"
 sync

@@ -46,13 +46,23 @@ const PROBLEM_PATTERNS: readonly RegExp[] = [
   /possible circular locking dependency/,
 ];
 
-/** Lines of the kernel log that report a kernel problem (each with the context that follows it). */
+/** A WARN's own message comes just before its WARNING: line; the register dump follows it. */
+const LINES_BEFORE = 2;
+const LINES_AFTER = 16;
+
+/**
+ * Kernel problem reports, each with the lines around it. A report's own lines
+ * (an oops after its BUG: line) belong to it rather than opening another.
+ */
 export function kernelProblems(lines: readonly KernelLogLine[]): string[] {
   const found: string[] = [];
-  for (const [i, line] of lines.entries()) {
-    if (PROBLEM_PATTERNS.some((p) => p.test(line.text))) {
-      const context = lines.slice(i, i + 12).map((l) => l.text);
-      found.push(context.join('\n'));
+  let reportedUpTo = 0;
+  for (let i = 0; i < lines.length; i++) {
+    if (PROBLEM_PATTERNS.some((p) => p.test(lines[i]!.text))) {
+      const from = Math.max(reportedUpTo, i - LINES_BEFORE);
+      reportedUpTo = i + LINES_AFTER;
+      found.push(lines.slice(from, reportedUpTo).map((l) => l.text).join('\n'));
+      i = reportedUpTo - 1;
     }
   }
   return found;

@@ -1,0 +1,1 @@
+/work/main/test/vm/fault-fixture/fault_fixture.o

@@ -1,0 +1,70 @@
+// The guest rig's own guarantees: exit status and output come back, a hung
+// guest is killed and reported with its console, and a kernel oops, WARN or
+// panic caused by a test fails that test with the kernel's report.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { assertGuestOk, runInGuest, type GuestResult } from './guest.js';
+import { buildModule } from './kmod-build.js';
+import { repoPath } from './repo-path.js';
+
+function failureOf(r: GuestResult): string {
+  try {
+    assertGuestOk(r, 'deliberately broken guest test');
+  } catch (err) {
+    return (err as Error).message;
+  }
+  throw new Error('assertGuestOk accepted a broken guest run');
+}
+
+describe('guest rig', () => {
+  let fixture: string;
+  beforeAll(async () => {
+    fixture = await buildModule(repoPath('test/vm/fault-fixture'), 'fault_fixture', () => undefined);
+  });
+
+  it('returns the exit status, stdout and stderr of the command', async () => {
+    const r = await runInGuest({ command: ['sh', '-c', 'echo "out $1"; echo err >&2; exit 7', 'sh', "it's"] });
+    expect(r.exitCode).toBe(7);
+    expect(r.stdout).toBe("out it's\n");
+    expect(r.stderr).toBe('err\n');
+    expect(r.kernelProblems).toEqual([]);
+    expect(r.bootToCommandMs).toBeGreaterThan(0);
+    expect(r.kernelLog.some((l) => l.text.startsWith('Linux version 6.1.'))).toBe(true);
+  });
+
+  it('kills a hung guest at the timeout and shows its console', async () => {
+    const r = await runInGuest({ command: ['sleep', '600'], timeoutMs: 15_000 });
+    expect(r.timedOut).toBe(true);
+    expect(r.exitCode).toBeNull();
+    const message = failureOf(r);
+    expect(message).toContain('the guest hung and was killed after 15 s');
+    expect(message).toContain('--- console ---');
+    expect(message).toContain('SHADOWD_GUEST_COMMAND_START');
+  });
+
+  it('fails a command that succeeded but made the kernel WARN', async () => {
+    const r = await runInGuest({ command: ['sh', '-c', 'insmod "$0" mode=warn && rmmod fault_fixture', fixture] });
+    expect(r.exitCode).toBe(0);
+    const message = failureOf(r);
+    expect(message).toContain('the guest kernel reported a problem');
+    expect(message).toMatch(/WARNING: CPU: \d+ PID: \d+ at .*fault_fixture/);
+    expect(message).toContain('fault_fixture: deliberate warning');
+  });
+
+  it('fails a test whose command oopsed the kernel, with the oops', async () => {
+    const r = await runInGuest({ command: ['insmod', fixture, 'mode=oops'] });
+    expect(r.exitCode).toBe(137); // insmod is killed by the oops; the kernel lives on
+    const message = failureOf(r);
+    expect(message).toContain('BUG: kernel NULL pointer dereference');
+    expect(message).toMatch(/Oops: \d+ \[#1\]/);
+    expect(message).toContain('RIP: 0010:fault_fixture_init');
+  });
+
+  it('fails a test that panicked the guest, from the console', async () => {
+    const r = await runInGuest({ command: ['sh', '-c', 'echo c > /proc/sysrq-trigger'], timeoutMs: 60_000 });
+    expect(r.timedOut).toBe(false);
+    expect(r.exitCode).toBeNull();
+    const message = failureOf(r);
+    expect(message).toContain('the guest stopped without reporting an exit status');
+    expect(message).toContain('Kernel panic - not syncing: sysrq triggered crash');
+  });
+});
