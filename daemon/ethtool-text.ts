@@ -1,0 +1,132 @@
+// Reads the text output of the ethtool queries that have no --json form in
+// ethtool 6.1 (-g rings, -c coalesce, -l channels, the plain settings query).
+// The output is "Key: value" lines, grouped under "Section:" headers, with
+// indented continuation lines for long lists (link modes).
+
+export class EthtoolParseError extends Error {}
+
+/** Section name (or '' before the first header) → key → value. */
+export type EthtoolSections = Map<string, Map<string, string>>;
+
+export function parseEthtoolSections(text: string): EthtoolSections {
+  const sections: EthtoolSections = new Map([['', new Map<string, string>()]]);
+  let current = sections.get('')!;
+  let lastKey: string | null = null;
+  for (const raw of text.split('\n')) {
+    if (raw.trim() === '') continue;
+    const m = /^\s*([^:]+?):\s*(.*)$/.exec(raw);
+    if (!m) {
+      // A continuation of the previous value (link mode lists, message level names).
+      if (lastKey === null || !/^\s/.test(raw)) throw new EthtoolParseError(`unexpected line ${JSON.stringify(raw)}`);
+      current.set(lastKey, `${current.get(lastKey)} ${raw.trim()}`.trim());
+      continue;
+    }
+    const key = m[1]!;
+    const value = m[2]!;
+    if (value === '' && !/^\s/.test(raw)) {
+      current = new Map();
+      sections.set(key, current);
+      lastKey = null;
+    } else {
+      current.set(key, value.trim());
+      lastKey = key;
+    }
+  }
+  return sections;
+}
+
+function numberOrNull(value: string | undefined, what: string): number | null {
+  if (value === undefined || value === 'n/a') return null;
+  if (!/^\d+$/.test(value)) throw new EthtoolParseError(`${what}: ${JSON.stringify(value)} is not a number`);
+  return Number(value);
+}
+
+export interface RingParams {
+  rx: number | null;
+  rx_mini: number | null;
+  rx_jumbo: number | null;
+  tx: number | null;
+}
+
+/** `ethtool -g DEV`: the current ring sizes (null where the driver has none). */
+export function parseRings(text: string): RingParams {
+  const current = parseEthtoolSections(text).get('Current hardware settings');
+  if (!current) throw new EthtoolParseError('ethtool -g output has no "Current hardware settings" section');
+  return {
+    rx: numberOrNull(current.get('RX'), 'RX ring'),
+    rx_mini: numberOrNull(current.get('RX Mini'), 'RX Mini ring'),
+    rx_jumbo: numberOrNull(current.get('RX Jumbo'), 'RX Jumbo ring'),
+    tx: numberOrNull(current.get('TX'), 'TX ring'),
+  };
+}
+
+export interface Channels {
+  rx: number | null;
+  tx: number | null;
+  other: number | null;
+  combined: number | null;
+}
+
+/** `ethtool -l DEV`: the current channel counts. */
+export function parseChannels(text: string): Channels {
+  const current = parseEthtoolSections(text).get('Current hardware settings');
+  if (!current) throw new EthtoolParseError('ethtool -l output has no "Current hardware settings" section');
+  return {
+    rx: numberOrNull(current.get('RX'), 'RX channels'),
+    tx: numberOrNull(current.get('TX'), 'TX channels'),
+    other: numberOrNull(current.get('Other'), 'other channels'),
+    combined: numberOrNull(current.get('Combined'), 'combined channels'),
+  };
+}
+
+/** `ethtool -c DEV`: every numeric coalescing parameter, plus adaptive rx/tx. */
+export function parseCoalesce(text: string): Record<string, number | boolean> {
+  const out: Record<string, number | boolean> = {};
+  for (const fields of parseEthtoolSections(text).values()) {
+    for (const [key, value] of fields) {
+      if (key === 'Adaptive RX') {
+        // "Adaptive RX: off  TX: off" is one line.
+        const m = /^(on|off|n\/a)\s+TX:\s*(on|off|n\/a)$/.exec(value);
+        if (!m) throw new EthtoolParseError(`bad adaptive coalescing line ${JSON.stringify(value)}`);
+        if (m[1] !== 'n/a') out['adaptive-rx'] = m[1] === 'on';
+        if (m[2] !== 'n/a') out['adaptive-tx'] = m[2] === 'on';
+      } else if (/^\d+$/.test(value)) {
+        out[key] = Number(value);
+      }
+    }
+  }
+  return out;
+}
+
+export interface LinkSettings {
+  autoneg: boolean | null;
+  /** Mb/s, or null when the link is down or the speed unknown. */
+  speed: number | null;
+  duplex: string | null;
+  advertised: string[];
+  /** Wake-on-LAN modes in ethtool's letters ('d' is disabled), or null if the driver has no WoL. */
+  wol: string | null;
+  /** Driver message level bitmap, or null if the driver does not report one. */
+  msglvl: number | null;
+}
+
+/** `ethtool DEV`: link settings, Wake-on-LAN and message level. */
+export function parseLinkSettings(text: string): LinkSettings {
+  const sections = parseEthtoolSections(text);
+  const settings = [...sections.entries()].find(([name]) => name.startsWith('Settings for '))?.[1];
+  if (!settings) throw new EthtoolParseError('ethtool output has no "Settings for DEV" section');
+  const speed = settings.get('Speed');
+  const speedMatch = speed ? /^(\d+)Mb\/s$/.exec(speed) : null;
+  const autoneg = settings.get('Auto-negotiation');
+  const advertised = settings.get('Advertised link modes');
+  const msglvl = settings.get('Current message level');
+  const msglvlMatch = msglvl ? /^0x([0-9a-f]+)\b/.exec(msglvl) : null;
+  return {
+    autoneg: autoneg === undefined ? null : autoneg === 'on',
+    speed: speedMatch ? Number(speedMatch[1]) : null,
+    duplex: settings.get('Duplex') ?? null,
+    advertised: advertised && advertised !== 'Not reported' ? advertised.split(/\s+/) : [],
+    wol: settings.get('Wake-on') ?? null,
+    msglvl: msglvlMatch ? parseInt(msglvlMatch[1]!, 16) : null,
+  };
+}

@@ -1,0 +1,268 @@
+// Reads a network device's current configuration with the administrator's own
+// tools (ip, tc, ethtool), in the representation the shadow keeps: one value
+// per configuration key, only what a fresh driver instance or a re-created
+// interface would lose. Used when shadowd starts on a configured machine, and
+// after a tap reports a change whose new value the event does not carry.
+import { execa } from 'execa';
+import { parseLinkSettings, parseRings, parseCoalesce, parseChannels } from './ethtool-text.js';
+
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [k: string]: JsonValue };
+
+/** The configuration keys, grouped by the query that reads them. */
+export const KEY_GROUPS = {
+  link: ['admin_up', 'mtu', 'mac', 'txqueuelen', 'alias', 'altnames', 'master', 'promisc_flag', 'allmulti_flag', 'promiscuity', 'allmulti'],
+  addr: ['ipv4', 'ipv6'],
+  route: ['routes'],
+  neigh: ['neighbours'],
+  maddr: ['multicast'],
+  qdisc: ['qdisc'],
+  features: ['features'],
+  rings: ['rings'],
+  pause: ['pause'],
+  settings: ['link_settings', 'wol', 'msglvl'],
+  coalesce: ['coalesce'],
+  channels: ['channels'],
+} as const;
+export type KeyGroup = keyof typeof KEY_GROUPS;
+export type ConfigKey = (typeof KEY_GROUPS)[KeyGroup][number];
+export const ALL_GROUPS = Object.keys(KEY_GROUPS) as KeyGroup[];
+
+export class SnapshotError extends Error {}
+
+function asRecord(v: unknown, what: string): Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new SnapshotError(`${what}: expected a JSON object`);
+  return v as Record<string, unknown>;
+}
+function asArray(v: unknown, what: string): unknown[] {
+  if (!Array.isArray(v)) throw new SnapshotError(`${what}: expected a JSON array`);
+  return v;
+}
+function parseJson(text: string, what: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new SnapshotError(`${what}: output is not JSON: ${text.slice(0, 200)}`);
+  }
+}
+/** The single object of an `ip -json ... show dev X` or `ethtool --json` answer. */
+function only(text: string, what: string): Record<string, unknown> {
+  const list = asArray(parseJson(text, what), what);
+  if (list.length !== 1) throw new SnapshotError(`${what}: expected one device, got ${list.length}`);
+  return asRecord(list[0], what);
+}
+const sorted = <T>(xs: T[]): T[] => [...xs].sort((a, b) => (JSON.stringify(a) < JSON.stringify(b) ? -1 : 1));
+
+export interface LinkIdentity {
+  ifindex: number;
+  name: string;
+  /** Bus address of the parent device (e.g. 0000:00:03.0), null for virtual devices. */
+  bus: string | null;
+}
+
+/** `ip -json -details link show dev X` → identity and the link group's keys. */
+export function linkKeys(text: string): { identity: LinkIdentity; keys: Record<string, JsonValue> } {
+  const link = only(text, 'ip link');
+  const flags = asArray(link['flags'], 'ip link flags') as string[];
+  const num = (k: string): number => {
+    const v = link[k];
+    if (typeof v !== 'number') throw new SnapshotError(`ip link: no numeric "${k}"`);
+    return v;
+  };
+  const str = (k: string): string | null => (typeof link[k] === 'string' ? (link[k]) : null);
+  return {
+    identity: { ifindex: num('ifindex'), name: str('ifname') ?? '', bus: str('parentdev') },
+    keys: {
+      admin_up: flags.includes('UP'),
+      mtu: num('mtu'),
+      mac: str('address'),
+      txqueuelen: num('txqlen'),
+      alias: str('ifalias'),
+      altnames: sorted((link['altnames'] as string[] | undefined) ?? []),
+      master: str('master'),
+      // ip reports the flags an administrator set; the counts include every holder.
+      promisc_flag: flags.includes('PROMISC'),
+      allmulti_flag: flags.includes('ALLMULTI'),
+      promiscuity: num('promiscuity'),
+      allmulti: typeof link['allmulti'] === 'number' ? link['allmulti'] : 0,
+    },
+  };
+}
+
+/** The link-local address the kernel derives from the MAC (EUI-64): not configuration. */
+function eui64LinkLocal(mac: string | null): string | null {
+  const b = mac?.split(':').map((h) => parseInt(h, 16));
+  if (!b || b.length !== 6 || b.some((x) => Number.isNaN(x))) return null;
+  const hex = (hi: number, lo: number): string => ((hi << 8) | lo).toString(16);
+  return `fe80::${hex(b[0]! ^ 2, b[1]!)}:${hex(b[2]!, 0xff)}:${hex(0xfe, b[3]!)}:${hex(b[4]!, b[5]!)}`;
+}
+
+/** `ip -json addr show dev X` → configured IPv4 and IPv6 addresses (not SLAAC, not the EUI-64 link-local). */
+export function addrKeys(text: string, mac: string | null): Record<string, JsonValue> {
+  const info = asArray(only(text, 'ip addr')['addr_info'] ?? [], 'ip addr addr_info').map((a) => asRecord(a, 'addr_info'));
+  const derived = eui64LinkLocal(mac);
+  const v4 = info
+    .filter((a) => a['family'] === 'inet')
+    .map((a) => ({ address: `${String(a['local'])}/${String(a['prefixlen'])}`, label: typeof a['label'] === 'string' ? a['label'] : null }));
+  const v6 = info
+    .filter((a) => a['family'] === 'inet6' && a['dynamic'] !== true && a['local'] !== derived)
+    .map((a) => `${String(a['local'])}/${String(a['prefixlen'])}`);
+  return { ipv4: sorted(v4), ipv6: sorted(v6) };
+}
+
+/** `ip -json [-6] route show dev X` → routes an administrator added (not the kernel's or router adverts'). */
+export function routeEntries(text: string): JsonValue[] {
+  return asArray(parseJson(text, 'ip route'), 'ip route')
+    .map((r) => asRecord(r, 'route'))
+    .filter((r) => r['protocol'] !== 'kernel' && r['protocol'] !== 'ra')
+    .map((r) => {
+      const route: Record<string, JsonValue> = { dst: String(r['dst']) };
+      for (const k of ['gateway', 'metric', 'protocol', 'scope', 'type'] as const) {
+        const v = r[k];
+        if (typeof v === 'string' || typeof v === 'number') route[k] = v;
+      }
+      return route;
+    });
+}
+
+/** `ip -json neigh show dev X nud permanent` → static neighbours. */
+export function neighbourKeys(text: string): Record<string, JsonValue> {
+  const list = asArray(parseJson(text, 'ip neigh'), 'ip neigh').map((n) => asRecord(n, 'neighbour'));
+  return { neighbours: sorted(list.map((n) => ({ dst: String(n['dst']), lladdr: typeof n['lladdr'] === 'string' ? n['lladdr'] : null }))) };
+}
+
+/** `ip -json maddr show dev X` → link-layer multicast addresses added by hand (the stack re-adds its own). */
+export function maddrKeys(text: string): Record<string, JsonValue> {
+  const list = asArray(only(text, 'ip maddr')['maddr'] ?? [], 'ip maddr').map((m) => asRecord(m, 'maddr'));
+  return { multicast: sorted(list.filter((m) => m['features'] === 'static' && typeof m['link'] === 'string').map((m) => String(m['link']))) };
+}
+
+/** `tc -json qdisc show dev X` → the root qdisc (kind, handle, options). */
+export function qdiscKeys(text: string): Record<string, JsonValue> {
+  const list = asArray(parseJson(text, 'tc qdisc'), 'tc qdisc').map((q) => asRecord(q, 'qdisc'));
+  const root = list.find((q) => q['root'] === true) ?? null;
+  if (!root) return { qdisc: null };
+  return { qdisc: { kind: String(root['kind']), handle: String(root['handle']), options: (root['options'] ?? null) as JsonValue } };
+}
+
+/** `ethtool --json -k X` → the features an administrator can change, as requested. */
+export function featureKeys(text: string): Record<string, JsonValue> {
+  const features: Record<string, JsonValue> = {};
+  for (const [name, v] of Object.entries(only(text, 'ethtool -k'))) {
+    if (name === 'ifname' || typeof v !== 'object' || v === null) continue;
+    const f = v as Record<string, unknown>;
+    if (f['fixed'] === false && typeof f['requested'] === 'boolean') features[name] = f['requested'];
+  }
+  return { features };
+}
+
+/** `ethtool --json -a X` → pause settings. */
+export function pauseKeys(text: string): Record<string, JsonValue> {
+  const p = only(text, 'ethtool -a');
+  return { pause: { autonegotiate: p['autonegotiate'] === true, rx: p['rx'] === true, tx: p['tx'] === true } };
+}
+
+/** The driver does not implement this query: the key has no value on this device, which is not an error. */
+const UNSUPPORTED = /Operation not supported|not supported by this device/;
+
+interface ToolResult {
+  stdout: string;
+  stderr: string;
+  exitCode: number | undefined;
+}
+export type RunTool = (file: string, args: string[]) => Promise<ToolResult>;
+
+const runTool: RunTool = async (file, args) => {
+  const r = await execa(file, args, { reject: false, timeout: 10_000 });
+  return { stdout: r.stdout, stderr: r.stderr, exitCode: r.exitCode };
+};
+
+export interface DeviceSnapshot {
+  identity: LinkIdentity;
+  keys: Partial<Record<ConfigKey, JsonValue>>;
+}
+
+/**
+ * Reads the given key groups of device `name`. Keys whose query the driver
+ * does not support are set to null; any other tool failure throws.
+ */
+export async function snapshotDevice(name: string, groups: readonly KeyGroup[] = ALL_GROUPS, run: RunTool = runTool): Promise<DeviceSnapshot> {
+  const query = async (what: string, file: string, args: string[]): Promise<string | null> => {
+    const r = await run(file, args);
+    if (r.exitCode === 0) return r.stdout;
+    if (UNSUPPORTED.test(r.stderr) || UNSUPPORTED.test(r.stdout)) return null;
+    throw new SnapshotError(`${what} for ${name} failed (exit ${String(r.exitCode)}): ${(r.stderr || r.stdout).trim()}`);
+  };
+  const linkText = await query('ip link', 'ip', ['-json', '-details', 'link', 'show', 'dev', name]);
+  if (linkText === null) throw new SnapshotError(`ip link cannot read ${name}`);
+  const link = linkKeys(linkText);
+  const keys: Record<string, JsonValue> = {};
+  const mac = typeof link.keys['mac'] === 'string' ? link.keys['mac'] : null;
+  for (const group of groups) {
+    switch (group) {
+      case 'link':
+        Object.assign(keys, link.keys);
+        break;
+      case 'addr': {
+        const t = await query('ip addr', 'ip', ['-json', 'addr', 'show', 'dev', name]);
+        if (t !== null) Object.assign(keys, addrKeys(t, mac));
+        break;
+      }
+      case 'route': {
+        const v4 = await query('ip route', 'ip', ['-json', '-4', 'route', 'show', 'dev', name]);
+        const v6 = await query('ip -6 route', 'ip', ['-json', '-6', 'route', 'show', 'dev', name]);
+        keys['routes'] = sorted([...routeEntries(v4 ?? '[]'), ...routeEntries(v6 ?? '[]')]);
+        break;
+      }
+      case 'neigh': {
+        const t = await query('ip neigh', 'ip', ['-json', 'neigh', 'show', 'dev', name, 'nud', 'permanent']);
+        Object.assign(keys, neighbourKeys(t ?? '[]'));
+        break;
+      }
+      case 'maddr': {
+        const t = await query('ip maddr', 'ip', ['-json', 'maddr', 'show', 'dev', name]);
+        if (t !== null) Object.assign(keys, maddrKeys(t));
+        break;
+      }
+      case 'qdisc': {
+        const t = await query('tc qdisc', 'tc', ['-json', 'qdisc', 'show', 'dev', name]);
+        Object.assign(keys, qdiscKeys(t ?? '[]'));
+        break;
+      }
+      case 'features': {
+        const t = await query('ethtool -k', 'ethtool', ['--json', '-k', name]);
+        keys['features'] = t === null ? null : (featureKeys(t)['features'] ?? null);
+        break;
+      }
+      case 'pause': {
+        const t = await query('ethtool -a', 'ethtool', ['--json', '-a', name]);
+        keys['pause'] = t === null ? null : (pauseKeys(t)['pause'] ?? null);
+        break;
+      }
+      case 'rings': {
+        const t = await query('ethtool -g', 'ethtool', ['-g', name]);
+        keys['rings'] = t === null ? null : { ...parseRings(t) };
+        break;
+      }
+      case 'coalesce': {
+        const t = await query('ethtool -c', 'ethtool', ['-c', name]);
+        keys['coalesce'] = t === null ? null : parseCoalesce(t);
+        break;
+      }
+      case 'channels': {
+        const t = await query('ethtool -l', 'ethtool', ['-l', name]);
+        keys['channels'] = t === null ? null : { ...parseChannels(t) };
+        break;
+      }
+      case 'settings': {
+        const t = await query('ethtool', 'ethtool', [name]);
+        const s = t === null ? null : parseLinkSettings(t);
+        // With autonegotiation on, speed and duplex are its outcome, not configuration.
+        keys['link_settings'] = s && (s.autoneg === false ? { autoneg: false, speed: s.speed, duplex: s.duplex } : { autoneg: s.autoneg, advertised: s.advertised });
+        keys['wol'] = s?.wol ?? null;
+        keys['msglvl'] = s?.msglvl ?? null;
+        break;
+      }
+    }
+  }
+  return { identity: link.identity, keys };
+}

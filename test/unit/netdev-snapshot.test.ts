@@ -1,0 +1,86 @@
+// The snapshot reader on the query tools' output recorded in the guest
+// (test/fixtures/snapshot). The tool runner is replaced by the recordings:
+// this isolates the reading logic; the guest tests run the real tools.
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { ALL_GROUPS, SnapshotError, snapshotDevice, type RunTool } from '../../daemon/netdev-snapshot.js';
+
+function recording(file: string): { stdout: string; stderr: string; exitCode: number } {
+  const text = readFileSync(new URL(`../fixtures/snapshot/${file}.txt`, import.meta.url), 'utf8');
+  const m = /\nexit=(\d+)\n$/.exec(text) ?? /^exit=(\d+)\n$/.exec(text);
+  if (!m) throw new Error(`${file}: no exit line`);
+  const out = text.slice(0, m.index + (m[0].startsWith('\n') ? 1 : 0));
+  const exitCode = Number(m[1]);
+  return exitCode === 0 ? { stdout: out, stderr: '', exitCode } : { stdout: '', stderr: out, exitCode };
+}
+
+/** Answers each query with the recording the guest made for `driver`. */
+function recorded(driver: string): RunTool {
+  return (file, args) => {
+    const a = args.join(' ');
+    const name =
+      file === 'tc' ? 'tc-qdisc'
+      : file === 'ip' ? (a.includes(' -6 route') || a.startsWith('-json -6') ? 'ip-route6' : `ip-${args.find((x) => ['link', 'addr', 'route', 'neigh', 'maddr'].includes(x))}`)
+      : args[0] === '--json' ? `ethtool-${args[1]!.slice(1)}`
+      : args[0]!.startsWith('-') ? `ethtool-${args[0]!.slice(1)}`
+      : 'ethtool';
+    if (name === 'tc-qdisc') return Promise.resolve({ stdout: '[{"kind":"fq_codel","handle":"0:","root":true,"refcnt":2,"options":{"limit":10240}}]', stderr: '', exitCode: 0 });
+    return Promise.resolve(recording(`${driver}-${name}`));
+  };
+}
+
+describe('device snapshot', () => {
+  it('reads an e1000 configured in the guest, key by key', async () => {
+    const snap = await snapshotDevice('eth0', ALL_GROUPS, recorded('e1000'));
+    expect(snap.identity).toEqual({ ifindex: 2, name: 'eth0', bus: '0000:00:04.0' });
+    expect(snap.keys).toMatchObject({
+      admin_up: true,
+      mtu: 1500,
+      mac: '52:54:00:12:34:56',
+      txqueuelen: 1000,
+      alias: null,
+      altnames: [],
+      master: null,
+      promisc_flag: false,
+      promiscuity: 0,
+      ipv4: [{ address: '10.0.2.15/24', label: 'eth0' }],
+      // SLAAC's fec0:: address and the EUI-64 link-local are the kernel's, not configuration.
+      ipv6: [],
+      routes: [{ dst: '192.0.2.0/24', gateway: '10.0.2.2' }],
+      neighbours: [{ dst: '10.0.2.77', lladdr: '02:00:00:00:00:77' }],
+      multicast: ['01:00:5e:00:00:42'],
+      qdisc: { kind: 'fq_codel', handle: '0:', options: { limit: 10240 } },
+      rings: { rx: 256, rx_mini: null, rx_jumbo: null, tx: 256 },
+      pause: { autonegotiate: true, rx: true, tx: true },
+      link_settings: { autoneg: true, advertised: ['10baseT/Half', '10baseT/Full', '100baseT/Half', '100baseT/Full', '1000baseT/Full'] },
+      wol: 'd',
+      msglvl: 7,
+      // e1000 has no coalescing or channel settings: no value, not an error.
+      coalesce: null,
+      channels: null,
+    });
+    const features = snap.keys.features as Record<string, boolean>;
+    expect(features['tx-tcp-segmentation']).toBe(true);
+    expect(features['rx-checksumming']).toBe(false);
+    expect(features).not.toHaveProperty('tx-checksum-ipv4'); // fixed on e1000
+  });
+
+  it.each(['pcnet32', 'e100'])('reads %s with the same code', async (driver) => {
+    const snap = await snapshotDevice('eth0', ALL_GROUPS, recorded(driver));
+    expect(snap.keys.ipv4).toEqual([{ address: '10.0.2.15/24', label: 'eth0' }]);
+    expect(snap.keys.rings).toMatchObject({ rx: expect.any(Number) as number });
+    expect(snap.keys.multicast).toEqual(['01:00:5e:00:00:42']);
+  });
+
+  it('reads only the groups asked for', async () => {
+    const snap = await snapshotDevice('eth0', ['rings'], recorded('e1000'));
+    expect(Object.keys(snap.keys)).toEqual(['rings']);
+  });
+
+  it('fails clearly when a tool fails for another reason than an unsupported query', async () => {
+    const broken: RunTool = () => Promise.resolve({ stdout: '', stderr: 'Device "eth9" does not exist.', exitCode: 1 });
+    await expect(snapshotDevice('eth9', ['link'], broken)).rejects.toThrow(new SnapshotError('ip link for eth9 failed (exit 1): Device "eth9" does not exist.'));
+    const garbage: RunTool = () => Promise.resolve({ stdout: '<html>', stderr: '', exitCode: 0 });
+    await expect(snapshotDevice('eth0', ['link'], garbage)).rejects.toThrow('ip link: output is not JSON');
+  });
+});
