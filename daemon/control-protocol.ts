@@ -75,3 +75,58 @@ export function parseRequest(line: string): Request {
 export function errorReply(err: RequestError): ErrorReply {
   return { id: err.id, ok: false, error: { code: err.code, message: err.message } };
 }
+
+// Results, shared by the daemon and the CLI.
+
+export interface DeviceStatus {
+  id: string;
+  name: string;
+  ifindex: number;
+  cls: 'net';
+  driver: string | null;
+  bus: string | null;
+  /** passive: watching; active: standing in for the driver during a recovery. */
+  mode: 'passive' | 'active';
+  /** ok: present and watched; absent: the interface is gone (its shadow is kept). */
+  health: 'ok' | 'absent';
+  keys: number;
+  holders: number;
+}
+
+export interface TapsStatus {
+  state: 'starting' | 'attached' | 'restarting' | 'stopped';
+  probes: number;
+  restarts: number;
+  events: number;
+  malformed: number;
+  lost: number;
+  lastError: string | null;
+}
+
+export interface StatusResult {
+  version: string;
+  pid: number;
+  /** ms since the epoch */
+  startedAt: number;
+  taps: TapsStatus;
+  devices: DeviceStatus[];
+}
+
+export interface ShowEntry {
+  key: string;
+  value: unknown;
+  setBy: { pid: number | null; comm: string };
+  /** ms since the epoch */
+  at: number;
+}
+
+export interface ShowResult {
+  device: DeviceStatus;
+  entries: ShowEntry[];
+  holders: { kind: 'promiscuity' | 'allmulti'; pid: number; comm: string; count: number; since: number }[];
+}
+
+export interface VersionResult {
+  version: string;
+  protocol: number;
+}

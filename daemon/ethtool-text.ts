@@ -21,7 +21,7 @@ export function parseEthtoolSections(text: string): EthtoolSections {
       current.set(lastKey, `${current.get(lastKey)} ${raw.trim()}`.trim());
       continue;
     }
-    const key = m[1]!;
+    const key = m[1]!.trim();
     const value = m[2]!;
     if (value === '' && !/^\s/.test(raw)) {
       current = new Map();
@@ -129,4 +129,17 @@ export function parseLinkSettings(text: string): LinkSettings {
     wol: settings.get('Wake-on') ?? null,
     msglvl: msglvlMatch ? parseInt(msglvlMatch[1]!, 16) : null,
   };
+}
+
+/** `ethtool --show-priv-flags DEV`: the driver's private flags, on or off. */
+export function parsePrivFlags(text: string): Record<string, boolean> {
+  const sections = parseEthtoolSections(text);
+  const flags = [...sections.entries()].find(([name]) => name.startsWith('Private flags for '))?.[1];
+  if (!flags) throw new EthtoolParseError('ethtool --show-priv-flags output has no "Private flags for DEV" section');
+  const out: Record<string, boolean> = {};
+  for (const [flag, value] of flags) {
+    if (value !== 'on' && value !== 'off') throw new EthtoolParseError(`private flag ${flag}: ${JSON.stringify(value)} is neither on nor off`);
+    out[flag] = value === 'on';
+  }
+  return out;
 }

@@ -4,7 +4,7 @@
 // interface would lose. Used when shadowd starts on a configured machine, and
 // after a tap reports a change whose new value the event does not carry.
 import { execa } from 'execa';
-import { parseLinkSettings, parseRings, parseCoalesce, parseChannels } from './ethtool-text.js';
+import { parseChannels, parseCoalesce, parseLinkSettings, parsePrivFlags, parseRings } from './ethtool-text.js';
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [k: string]: JsonValue };
 
@@ -22,6 +22,7 @@ export const KEY_GROUPS = {
   settings: ['link_settings', 'wol', 'msglvl'],
   coalesce: ['coalesce'],
   channels: ['channels'],
+  privflags: ['private_flags'],
 } as const;
 export type KeyGroup = keyof typeof KEY_GROUPS;
 export type ConfigKey = (typeof KEY_GROUPS)[KeyGroup][number];
@@ -251,6 +252,11 @@ export async function snapshotDevice(name: string, groups: readonly KeyGroup[] =
       case 'channels': {
         const t = await query('ethtool -l', 'ethtool', ['-l', name]);
         keys['channels'] = t === null ? null : { ...parseChannels(t) };
+        break;
+      }
+      case 'privflags': {
+        const t = await query('ethtool --show-priv-flags', 'ethtool', ['--show-priv-flags', name]);
+        keys['private_flags'] = t === null ? null : parsePrivFlags(t);
         break;
       }
       case 'settings': {

@@ -172,14 +172,14 @@ export class ShadowStore {
   }
 
   /**
-   * Records a key's latest value. A value equal to the stored one only moves
-   * the attribution when a process (not a snapshot) set it again. Returns
-   * whether anything changed.
+   * Records a key's latest value. `set`: a tap saw this actor set it, so the
+   * attribution moves even when the value is the same. `observe`: a re-read
+   * found it, so only a different value is recorded. Returns whether the row changed.
    */
-  setEntry(device: string, key: string, value: JsonValue, actor: Actor, at: number): boolean {
+  setEntry(device: string, key: string, value: JsonValue, actor: Actor, at: number, how: 'set' | 'observe' = 'set'): boolean {
     const text = JSON.stringify(value);
     const old = this.getEntry.get(device, key);
-    if (old && old.value === text && (actor.pid === null || old.actor_pid === actor.pid)) return false;
+    if (old && old.value === text && (how === 'observe' || actor.pid === null || old.actor_pid === actor.pid)) return false;
     this.putEntry.run(device, key, text, actor.pid, actor.comm, at, ++this.seq);
     return true;
   }

@@ -7,6 +7,7 @@ import {
   parseChannels,
   parseCoalesce,
   parseLinkSettings,
+  parsePrivFlags,
   parseRings,
 } from '../../daemon/ethtool-text.js';
 
@@ -57,6 +58,14 @@ describe('ethtool text output', () => {
       'RX:\t\tn/a', 'TX:\t\tn/a', 'Other:\t\t1', 'Combined:\t4',
     ].join('\n');
     expect(parseChannels(channels)).toEqual({ rx: null, tx: null, other: 1, combined: 4 });
+  });
+
+  it('reads private flags', () => {
+    expect(parsePrivFlags('Private flags for eth0:\nlegacy-rx     : off\nvf-true-promisc-support: on\n')).toEqual({
+      'legacy-rx': false,
+      'vf-true-promisc-support': true,
+    });
+    expect(() => parsePrivFlags('Private flags for eth0:\nx: maybe')).toThrow('neither on nor off');
   });
 
   it('refuses output it does not understand, with the reason', () => {

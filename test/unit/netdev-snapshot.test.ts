@@ -22,6 +22,7 @@ function recorded(driver: string): RunTool {
       file === 'tc' ? 'tc-qdisc'
       : file === 'ip' ? (a.includes(' -6 route') || a.startsWith('-json -6') ? 'ip-route6' : `ip-${args.find((x) => ['link', 'addr', 'route', 'neigh', 'maddr'].includes(x))}`)
       : args[0] === '--json' ? `ethtool-${args[1]!.slice(1)}`
+      : args[0] === '--show-priv-flags' ? 'ethtool-priv'
       : args[0]!.startsWith('-') ? `ethtool-${args[0]!.slice(1)}`
       : 'ethtool';
     if (name === 'tc-qdisc') return Promise.resolve({ stdout: '[{"kind":"fq_codel","handle":"0:","root":true,"refcnt":2,"options":{"limit":10240}}]', stderr: '', exitCode: 0 });
@@ -58,6 +59,7 @@ describe('device snapshot', () => {
       // e1000 has no coalescing or channel settings: no value, not an error.
       coalesce: null,
       channels: null,
+      private_flags: null,
     });
     const features = snap.keys.features as Record<string, boolean>;
     expect(features['tx-tcp-segmentation']).toBe(true);

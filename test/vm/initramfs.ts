@@ -61,6 +61,11 @@ bindcache ${join(kernel.root, 'usr/lib/linux-kbuild-6.1')} /usr/lib/linux-kbuild
 mkdir -p "$r$rundir"
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 run "$r$rundir" || fail "mount run share"
 hostname shadowd-guest
+# The kernel loads modules on demand (qdiscs, protocols) by running its modprobe
+# helper from init's root, which is this initramfs: send it into the host root.
+printf '#!/bin/busybox sh\nexec chroot /newroot /sbin/modprobe "$@"\n' > /bin/modprobe-host
+chmod 755 /bin/modprobe-host
+echo /bin/modprobe-host > /proc/sys/kernel/modprobe
 ip link set lo up
 # The kernel log streams to the share, so it survives a hang; the command starts
 # only once the stream is running, and the stream stops only once it caught up.

@@ -1,0 +1,106 @@
+#!/usr/bin/env node
+// shadowd: attaches the class taps, keeps the shadow of every watched device
+// in the state directory, and answers shadowctl on the control socket.
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { PROTOCOL_VERSION, type Request, type StatusResult, type VersionResult } from './control-protocol.js';
+import { startControlServer, type ControlServer } from './control-server.js';
+import { Ingest } from './ingest.js';
+import { PRIORITY, stderrLogger, type Priority } from './log.js';
+import { NetdevShadow } from './netdev-shadow.js';
+import { ShadowStore } from './shadow-store.js';
+import type { TapEvent } from './tap-record.js';
+
+const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+const argv = await yargs(hideBin(process.argv))
+  .scriptName('shadowd')
+  .usage('$0 [options]\n\nKeeps a shadow of every network device\'s configuration, from eBPF taps on the kernel\'s network class interface.')
+  .option('state-dir', { type: 'string', default: process.env['STATE_DIRECTORY'] ?? '/var/lib/shadowd', describe: 'Where the shadow state (SQLite) is kept' })
+  .option('runtime-dir', { type: 'string', default: process.env['RUNTIME_DIRECTORY'] ?? '/run/shadowd', describe: 'Where the control socket is created' })
+  .option('program', { type: 'string', default: fileURLToPath(new URL('../../bpf/netdev-class.bt', import.meta.url)), describe: 'The network class tap program' })
+  .option('bpftrace', { type: 'string', default: 'bpftrace', describe: 'The bpftrace binary' })
+  .option('log-level', { choices: Object.keys(PRIORITY), default: 'info', describe: 'Least important messages to log' })
+  .example('$0 --state-dir /var/lib/shadowd', 'Run in the foreground (as root)')
+  .strict()
+  .version(VERSION)
+  .help()
+  .parseAsync();
+
+const logger = stderrLogger(argv['log-level'] as Priority);
+const startedAt = Date.now();
+
+function fatal(what: string, err: unknown): never {
+  logger.log('err', `${what}: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+}
+
+let store: ShadowStore;
+try {
+  mkdirSync(argv['state-dir'], { recursive: true, mode: 0o750 });
+  mkdirSync(argv['runtime-dir'], { recursive: true, mode: 0o755 });
+  store = new ShadowStore(join(argv['state-dir'], 'state.db'));
+} catch (err) {
+  fatal(`cannot open the state in ${argv['state-dir']}`, err);
+}
+
+const shadow = new NetdevShadow(store, logger);
+// Events that arrive while the first read of the devices runs wait for it:
+// applied before it, they would find no adopted device.
+let early: TapEvent[] | null = [];
+const ingest = new Ingest({
+  program: argv.program,
+  bpftrace: argv.bpftrace,
+  logger,
+  onEvents: (batch) => (early ? early.push(...batch) : shadow.applyBatch(batch)),
+  onGap: (why) => void shadow.resync(why).catch((err: unknown) => logger.log('err', `re-reading the devices failed: ${String(err)}`)),
+});
+
+try {
+  await ingest.start();
+} catch (err) {
+  fatal('cannot attach the taps', err);
+}
+try {
+  await shadow.resync('start-up');
+} catch (err) {
+  fatal('cannot read the network devices', err);
+}
+shadow.applyBatch(early);
+early = null;
+
+const handler = (req: Request): Promise<unknown> => {
+  switch (req.method) {
+    case 'status':
+      return Promise.resolve<StatusResult>({ version: VERSION, pid: process.pid, startedAt, taps: { ...ingest.stats }, devices: shadow.status() });
+    case 'show':
+      return Promise.resolve(shadow.show(req.params.device));
+    case 'version':
+      return Promise.resolve<VersionResult>({ version: VERSION, protocol: PROTOCOL_VERSION });
+  }
+};
+const socketPath = join(argv['runtime-dir'], 'control.sock');
+let server: ControlServer;
+try {
+  server = await startControlServer(socketPath, handler, logger);
+} catch (err) {
+  fatal(`cannot listen on ${socketPath}`, err);
+}
+logger.log('notice', `shadowd ${VERSION} ready: ${ingest.stats.probes} probes attached, ${shadow.status().length} device(s), control socket ${socketPath}`);
+
+let stopping = false;
+async function shutdown(signal: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  logger.log('notice', `stopping on ${signal}`);
+  await ingest.stop();
+  await shadow.settled();
+  await server.close();
+  store.close();
+  process.exit(0);
+}
+process.on('SIGTERM', () => void shutdown('SIGTERM'));
+process.on('SIGINT', () => void shutdown('SIGINT'));
