@@ -89,23 +89,40 @@ export function linkKeys(text: string): { identity: LinkIdentity; keys: Record<s
   };
 }
 
-/** The link-local address the kernel derives from the MAC (EUI-64): not configuration. */
-function eui64LinkLocal(mac: string | null): string | null {
+/** The eight 16-bit groups of an IPv6 address, or null if it is not one. */
+export function ipv6Groups(addr: string): number[] | null {
+  const halves = addr.split('::');
+  if (halves.length > 2) return null;
+  const parse = (part: string): number[] | null => {
+    if (part === '') return [];
+    const groups = part.split(':').map((g) => (/^[0-9a-f]{1,4}$/i.test(g) ? parseInt(g, 16) : NaN));
+    return groups.some(Number.isNaN) ? null : groups;
+  };
+  const head = parse(halves[0]!);
+  const tail = halves.length === 2 ? parse(halves[1]!) : [];
+  if (!head || !tail) return null;
+  const missing = 8 - head.length - tail.length;
+  if (halves.length === 1 ? missing !== 0 : missing < 1) return null;
+  return [...head, ...Array<number>(missing).fill(0), ...tail];
+}
+
+/** Whether addr is the link-local address the kernel derives from the MAC (EUI-64): not configuration. */
+export function isEui64LinkLocal(addr: string, mac: string | null): boolean {
   const b = mac?.split(':').map((h) => parseInt(h, 16));
-  if (!b || b.length !== 6 || b.some((x) => Number.isNaN(x))) return null;
-  const hex = (hi: number, lo: number): string => ((hi << 8) | lo).toString(16);
-  return `fe80::${hex(b[0]! ^ 2, b[1]!)}:${hex(b[2]!, 0xff)}:${hex(0xfe, b[3]!)}:${hex(b[4]!, b[5]!)}`;
+  const g = ipv6Groups(addr);
+  if (!b || b.length !== 6 || b.some((x) => Number.isNaN(x)) || !g) return false;
+  const want = [0xfe80, 0, 0, 0, ((b[0]! ^ 2) << 8) | b[1]!, (b[2]! << 8) | 0xff, 0xfe00 | b[3]!, (b[4]! << 8) | b[5]!];
+  return want.every((w, i) => g[i] === w);
 }
 
 /** `ip -json addr show dev X` → configured IPv4 and IPv6 addresses (not SLAAC, not the EUI-64 link-local). */
 export function addrKeys(text: string, mac: string | null): Record<string, JsonValue> {
   const info = asArray(only(text, 'ip addr')['addr_info'] ?? [], 'ip addr addr_info').map((a) => asRecord(a, 'addr_info'));
-  const derived = eui64LinkLocal(mac);
   const v4 = info
     .filter((a) => a['family'] === 'inet')
     .map((a) => ({ address: `${String(a['local'])}/${String(a['prefixlen'])}`, label: typeof a['label'] === 'string' ? a['label'] : null }));
   const v6 = info
-    .filter((a) => a['family'] === 'inet6' && a['dynamic'] !== true && a['local'] !== derived)
+    .filter((a) => a['family'] === 'inet6' && a['dynamic'] !== true && !isEui64LinkLocal(String(a['local']), mac))
     .map((a) => `${String(a['local'])}/${String(a['prefixlen'])}`);
   return { ipv4: sorted(v4), ipv6: sorted(v6) };
 }

@@ -3,7 +3,7 @@
 // this isolates the reading logic; the guest tests run the real tools.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ALL_GROUPS, SnapshotError, snapshotDevice, type RunTool } from '../../daemon/netdev-snapshot.js';
+import { ALL_GROUPS, ipv6Groups, isEui64LinkLocal, SnapshotError, snapshotDevice, type RunTool } from '../../daemon/netdev-snapshot.js';
 
 function recording(file: string): { stdout: string; stderr: string; exitCode: number } {
   const text = readFileSync(new URL(`../fixtures/snapshot/${file}.txt`, import.meta.url), 'utf8');
@@ -84,5 +84,25 @@ describe('device snapshot', () => {
     await expect(snapshotDevice('eth9', ['link'], broken)).rejects.toThrow(new SnapshotError('ip link for eth9 failed (exit 1): Device "eth9" does not exist.'));
     const garbage: RunTool = () => Promise.resolve({ stdout: '<html>', stderr: '', exitCode: 0 });
     await expect(snapshotDevice('eth0', ['link'], garbage)).rejects.toThrow('ip link: output is not JSON');
+  });
+});
+
+describe('IPv6 addresses', () => {
+  it('expands compressed forms', () => {
+    expect(ipv6Groups('fe80::ff:fe00:a01')).toEqual([0xfe80, 0, 0, 0, 0, 0xff, 0xfe00, 0xa01]);
+    expect(ipv6Groups('2001:db8::15')).toEqual([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x15]);
+    expect(ipv6Groups('::1')).toEqual([0, 0, 0, 0, 0, 0, 0, 1]);
+    expect(ipv6Groups('1:2:3:4:5:6:7:8')).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(ipv6Groups('1::2::3')).toBeNull();
+    expect(ipv6Groups('1:2:3')).toBeNull();
+    expect(ipv6Groups('g::1')).toBeNull();
+  });
+
+  it('recognises the link-local address the kernel derived from the MAC', () => {
+    expect(isEui64LinkLocal('fe80::5054:ff:fe12:3456', '52:54:00:12:34:56')).toBe(true);
+    // A locally administered MAC flips the universal/local bit to zero: the leading group vanishes.
+    expect(isEui64LinkLocal('fe80::ff:fe00:a01', '02:00:00:00:0a:01')).toBe(true);
+    expect(isEui64LinkLocal('fe80::1', '02:00:00:00:0a:01')).toBe(false);
+    expect(isEui64LinkLocal('fe80::ff:fe00:a01', null)).toBe(false);
   });
 });

@@ -1,0 +1,9 @@
+#!/bin/sh
+# Stands in for bpftrace in the ingest unit tests: called as `bpftrace -f json
+# FILE`, it prints FILE (recorded bpftrace output) and then either exits with
+# $FAKE_BPFTRACE_EXIT or runs until it is signalled, as bpftrace does.
+[ "$1" = "-f" ] && [ "$2" = "json" ] || { echo "fake bpftrace: unexpected arguments: $*" >&2; exit 64; }
+cat "$3"
+if [ -n "${FAKE_BPFTRACE_STDERR:-}" ]; then echo "$FAKE_BPFTRACE_STDERR" >&2; fi
+if [ -n "${FAKE_BPFTRACE_EXIT:-}" ]; then exit "$FAKE_BPFTRACE_EXIT"; fi
+exec sleep 1000
