@@ -38,7 +38,8 @@ export function formatStatus(s: StatusResult, now = Date.now()): string {
     t.state === 'attached'
       ? `taps attached (${t.probes} probes)`
       : `taps ${t.state}${t.lastError ? `: ${t.lastError}` : ''}`;
-  const head = `shadowd ${s.version} (pid ${s.pid}), up ${duration(now - s.startedAt)}; ${taps}; ${t.events} events, ${t.lost} lost, ${t.malformed} unreadable`;
+  const catchingUp = s.pendingReads > 0 ? `; re-reading ${s.pendingReads} device(s)` : '';
+  const head = `shadowd ${s.version} (pid ${s.pid}), up ${duration(now - s.startedAt)}; ${taps}; ${t.events} events, ${t.lost} lost, ${t.malformed} unreadable${catchingUp}`;
   if (s.devices.length === 0) return `${head}\nNo devices watched yet.`;
   const rows = s.devices.map((d) => [d.name, d.cls, d.driver ?? '-', d.bus ?? '-', d.mode, d.health, String(d.keys), String(d.holders)]);
   return `${head}\n\n${table(['DEVICE', 'CLASS', 'DRIVER', 'BUS', 'MODE', 'HEALTH', 'KEYS', 'HOLDERS'], rows)}`;

@@ -109,6 +109,8 @@ export interface StatusResult {
   /** ms since the epoch */
   startedAt: number;
   taps: TapsStatus;
+  /** Devices whose state is being re-read after a change: 0 when the shadow has caught up. */
+  pendingReads: number;
   devices: DeviceStatus[];
 }
 

@@ -27,6 +27,8 @@ export interface IngestOptions {
   onAttached?: (probes: number) => void;
   initialBackoffMs?: number;
   maxBackoffMs?: number;
+  /** See BpftraceOptions.probesLive. */
+  probesLive?: (pid: number) => Promise<void>;
 }
 
 /** A run that stayed attached this long resets the back-off. */
@@ -70,6 +72,7 @@ export class Ingest {
     const run = startBpftrace({
       program: this.opts.program,
       bpftrace: this.opts.bpftrace,
+      probesLive: this.opts.probesLive,
       onStderr: (line) => logger.log('warning', `bpftrace: ${line}`, { SHADOWD_COMPONENT: 'ingest' }),
       onMessage: (msg) => {
         switch (msg.kind) {

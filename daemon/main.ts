@@ -75,7 +75,7 @@ early = null;
 const handler = (req: Request): Promise<unknown> => {
   switch (req.method) {
     case 'status':
-      return Promise.resolve<StatusResult>({ version: VERSION, pid: process.pid, startedAt, taps: { ...ingest.stats }, devices: shadow.status() });
+      return Promise.resolve<StatusResult>({ version: VERSION, pid: process.pid, startedAt, taps: { ...ingest.stats }, pendingReads: shadow.pendingReads(), devices: shadow.status() });
     case 'show':
       return Promise.resolve(shadow.show(req.params.device));
     case 'version':

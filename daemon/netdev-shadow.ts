@@ -31,6 +31,23 @@ export interface NetdevShadowDeps {
   refreshDelayMs?: number;
 }
 
+/** An actor, and whether it is a kernel thread (a kworker finishing someone's change). */
+interface Credit extends Actor {
+  kthread: boolean;
+}
+const SNAPSHOT_CREDIT: Credit = { ...SNAPSHOT_ACTOR, kthread: false };
+
+/**
+ * Whether `a` rather than `b` gets the credit for a group's next value: a
+ * process seen by a tap beats the snapshot, a user process beats a kernel
+ * thread, and otherwise the later one wins.
+ */
+function outranks(a: Credit, b: Credit): boolean {
+  if (a.pid === null) return b.pid === null;
+  if (b.pid === null) return true;
+  return !a.kthread || b.kthread;
+}
+
 const GROUP_OF_KEY = new Map<string, KeyGroup>(
   Object.entries(KEY_GROUPS).flatMap(([group, keys]) => keys.map((k): [string, KeyGroup] => [k, group as KeyGroup])),
 );
@@ -56,10 +73,12 @@ async function driverOfDevice(name: string): Promise<string | null> {
 
 export class NetdevShadow {
   private readonly watched = new Map<number, WatchedDevice>();
-  /** ifindex → group → who asked for the re-read (the last process that changed it). */
-  private pending = new Map<number, Map<KeyGroup, Actor>>();
+  /** ifindex → group → who gets the credit for what the re-read finds. */
+  private pending = new Map<number, Map<KeyGroup, Credit>>();
   private timer: NodeJS.Timeout | null = null;
   private refreshing: Promise<void> = Promise.resolve();
+  /** Devices whose re-read is queued or running. */
+  private readsInFlight = 0;
   private readonly snapshot: NonNullable<NetdevShadowDeps['snapshot']>;
   private readonly listDevices: NonNullable<NetdevShadowDeps['listDevices']>;
   private readonly driverOf: NonNullable<NetdevShadowDeps['driverOf']>;
@@ -89,7 +108,7 @@ export class NetdevShadow {
     for (const d of devices) {
       const dev = this.adopt(d.ifindex, d.name, d.bus, await this.driverOf(d.name));
       seen.add(dev.id);
-      await this.refreshNow(dev, new Map(ALL_GROUPS.map((g) => [g, SNAPSHOT_ACTOR])));
+      await this.refreshNow(dev, new Map(ALL_GROUPS.map((g) => [g, SNAPSHOT_CREDIT])));
     }
     for (const known of this.store.devices()) {
       if (known.present && !seen.has(known.id)) this.store.setPresent(known.id, false, this.now());
@@ -114,7 +133,7 @@ export class NetdevShadow {
   }
 
   private applyEvent(e: TapEvent): void {
-    const actor: Actor = { pid: e.pid, comm: e.comm };
+    const actor: Credit = { pid: e.pid, comm: e.comm, kthread: e.nums['kthread'] === 1 };
     const ifindex = e.nums['ifindex'] ?? 0;
     const at = this.now();
     for (const action of reduceEvent(e)) {
@@ -170,7 +189,7 @@ export class NetdevShadow {
       this.logger.log('notice', `${name} appeared again (${driver ?? 'unknown driver'} at ${bus}); its shadow of ${this.store.entryCount(id)} keys is kept`, this.fields(dev));
     } else {
       this.logger.log('info', `watching new device ${name} (${driver ?? 'unknown driver'} at ${bus})`, this.fields(dev));
-      this.schedule(ifindex, ALL_GROUPS, SNAPSHOT_ACTOR);
+      this.schedule(ifindex, ALL_GROUPS, SNAPSHOT_CREDIT);
     }
   }
 
@@ -182,22 +201,31 @@ export class NetdevShadow {
     return dev;
   }
 
-  private schedule(ifindex: number, groups: readonly KeyGroup[], actor: Actor): void {
+  private schedule(ifindex: number, groups: readonly KeyGroup[], actor: Credit): void {
     let byGroup = this.pending.get(ifindex);
-    if (!byGroup) this.pending.set(ifindex, (byGroup = new Map<KeyGroup, Actor>()));
-    // The latest process to touch a group gets the credit for its new value.
-    for (const g of groups) if (actor.pid !== null || !byGroup.has(g)) byGroup.set(g, actor);
+    if (!byGroup) this.pending.set(ifindex, (byGroup = new Map<KeyGroup, Credit>()));
+    for (const g of groups) {
+      const held = byGroup.get(g);
+      if (!held || outranks(actor, held)) byGroup.set(g, actor);
+    }
     this.timer ??= setTimeout(() => {
       this.timer = null;
       const work = this.pending;
       this.pending = new Map();
+      this.readsInFlight += work.size;
       this.refreshing = this.refreshing.then(async () => {
         for (const [idx, groups] of work) {
           const dev = this.watched.get(idx);
           if (dev) await this.refreshNow(dev, groups);
+          this.readsInFlight--;
         }
       });
     }, this.refreshDelayMs);
+  }
+
+  /** Devices with a re-read waiting or running: the shadow is catching up with them. */
+  pendingReads(): number {
+    return this.pending.size + this.readsInFlight;
   }
 
   /** Resolves once every re-read scheduled so far has been applied (for tests and orderly shutdown). */
@@ -206,7 +234,7 @@ export class NetdevShadow {
     await this.refreshing;
   }
 
-  private async refreshNow(dev: WatchedDevice, groups: Map<KeyGroup, Actor>): Promise<void> {
+  private async refreshNow(dev: WatchedDevice, groups: ReadonlyMap<KeyGroup, Actor>): Promise<void> {
     let snap: DeviceSnapshot;
     try {
       snap = await this.snapshot(dev.name, [...groups.keys()]);

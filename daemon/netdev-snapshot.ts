@@ -213,9 +213,10 @@ export async function snapshotDevice(name: string, groups: readonly KeyGroup[] =
   const linkText = await query('ip link', 'ip', ['-json', '-details', 'link', 'show', 'dev', name]);
   if (linkText === null) throw new SnapshotError(`ip link cannot read ${name}`);
   const link = linkKeys(linkText);
-  const keys: Record<string, JsonValue> = {};
   const mac = typeof link.keys['mac'] === 'string' ? link.keys['mac'] : null;
-  for (const group of groups) {
+  // The groups are independent queries: run them side by side.
+  const readGroup = async (group: KeyGroup): Promise<Record<string, JsonValue>> => {
+    const keys: Record<string, JsonValue> = {};
     switch (group) {
       case 'link':
         Object.assign(keys, link.keys);
@@ -286,6 +287,8 @@ export async function snapshotDevice(name: string, groups: readonly KeyGroup[] =
         break;
       }
     }
-  }
+    return keys;
+  };
+  const keys = Object.assign({}, ...(await Promise.all(groups.map(readGroup)))) as Record<string, JsonValue>;
   return { identity: link.identity, keys };
 }

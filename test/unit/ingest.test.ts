@@ -10,6 +10,8 @@ import type { LogFields, Priority } from '../../daemon/log.js';
 import type { TapEvent } from '../../daemon/tap-record.js';
 
 const FAKE = new URL('./fake/bpftrace.sh', import.meta.url).pathname;
+// The stand-in attaches nothing real: its probes count as live at once.
+const probesLive = (): Promise<void> => Promise.resolve();
 const ATTACHED = '{"type": "attached_probes", "data": {"probes": 3}}';
 const ev = (n: number): string => JSON.stringify({ type: 'printf', data: `ev=mtu ifindex=2 name=eth0 mtu=${1400 + n} ret=0 pid=7 ts=${n} comm=ip\n` });
 
@@ -37,6 +39,7 @@ describe('ingest', () => {
     const ingest = new Ingest({
       program: program([ATTACHED, ev(1), 'garbage', ev(2), '{"type": "lost_events", "data": {"events": 5}}', ev(3), '{"type":"printf","data":"ev=mtu pid=x"}']),
       bpftrace: FAKE,
+      probesLive,
       logger,
       onEvents: (b) => batches.push(b),
       onGap: (why) => gaps.push(why),
@@ -56,7 +59,8 @@ describe('ingest', () => {
     process.env['FAKE_BPFTRACE_EXIT'] = '1';
     process.env['FAKE_BPFTRACE_STDERR'] = 'ERROR: something broke';
     const gaps: string[] = [];
-    const ingest = new Ingest({ program: program([ATTACHED, ev(1)]), bpftrace: FAKE, logger, onEvents: () => undefined, onGap: (w) => gaps.push(w), initialBackoffMs: 50, maxBackoffMs: 200 });
+    const ingest = new Ingest({ program: program([ATTACHED, ev(1)]), bpftrace: FAKE,
+      probesLive, logger, onEvents: () => undefined, onGap: (w) => gaps.push(w), initialBackoffMs: 50, maxBackoffMs: 200 });
     await ingest.start();
     await new Promise((r) => setTimeout(r, 1000));
     await ingest.stop();
@@ -72,7 +76,8 @@ describe('ingest', () => {
   it('fails start-up clearly when bpftrace cannot attach', async () => {
     process.env['FAKE_BPFTRACE_EXIT'] = '1';
     process.env['FAKE_BPFTRACE_STDERR'] = 'ERROR: kprobe attach failed';
-    const ingest = new Ingest({ program: program([]), bpftrace: FAKE, logger, onEvents: () => undefined, onGap: () => undefined, initialBackoffMs: 60_000 });
+    const ingest = new Ingest({ program: program([]), bpftrace: FAKE,
+      probesLive, logger, onEvents: () => undefined, onGap: () => undefined, initialBackoffMs: 60_000 });
     await expect(ingest.start()).rejects.toThrow('bpftrace exited before attaching (status 1): ERROR: kprobe attach failed');
     await ingest.stop();
   });

@@ -71,7 +71,7 @@ describe('passive network shadow', () => {
     expect(value(final, 'mtu')).toBe(1400);
     expect(value(final, 'mac')).toBe(`02:00:00:00:0a:0${i + 1}`);
     expect(value(final, 'ipv4')).toEqual([{ address: `10.0.${2 + i}.15/24`, label: dev }]);
-    expect(value(final, 'ipv6')).toEqual([`2001:db8:${i}::15/64`]);
+    expect(value(final, 'ipv6')).toEqual([i === 0 ? '2001:db8::15/64' : `2001:db8:${i}::15/64`]);
     expect(value(final, 'routes')).toEqual([{ dst: `192.0.${2 + i}.0/24`, gateway: `10.0.${2 + i}.2` }]);
     expect(value(final, 'neighbours')).toEqual([{ dst: `10.0.${2 + i}.77`, lladdr: '02:00:00:00:00:77' }]);
     expect(value(final, 'multicast')).toEqual(['01:00:5e:00:00:42']);

@@ -52,15 +52,16 @@ async function killDaemon(signal: 'SIGKILL' | 'SIGTERM'): Promise<void> {
   await daemon;
   daemon = null;
 }
-/** Waits until shadowd has applied everything the taps reported (its event count stops moving). */
+/** Waits until shadowd has applied everything the taps reported: no new events, no re-read pending. */
 async function settle(): Promise<void> {
   let last = -1;
-  for (let i = 0; i < 60; i++) {
-    await new Promise((r) => setTimeout(r, 700));
+  for (let i = 0; i < 100; i++) {
+    await new Promise((r) => setTimeout(r, 500));
     const s = await ctl<StatusResult>('status');
-    if (s.taps.events === last) return;
+    if (s.taps.events === last && s.pendingReads === 0) return;
     last = s.taps.events;
   }
+  throw new Error('shadowd did not settle within 50 s');
 }
 
 for (const d of drivers) await sh(['modprobe', d]);
