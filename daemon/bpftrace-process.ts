@@ -1,8 +1,8 @@
-// Runs one bpftrace program (argv only, through execa) and turns its JSON
+// Runs one bpftrace program (an argv array, no shell) and turns its JSON
 // output into messages. Restart and back-off policy belong to the caller.
 import { readdir, readlink } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
-import { execa, type ResultPromise } from 'execa';
+import { startProgram } from './run-program.js';
 import { parseBpftraceLine, type BpftraceMessage } from './bpftrace-output.js';
 
 export interface BpftraceOptions {
@@ -59,11 +59,7 @@ async function probesLive(pid: number): Promise<void> {
 }
 
 export function startBpftrace(opts: BpftraceOptions): BpftraceRun {
-  const child: ResultPromise = execa(opts.bpftrace ?? 'bpftrace', ['-f', 'json', opts.program], {
-    stdin: 'ignore',
-    buffer: false,
-    reject: false,
-  });
+  const child = startProgram(opts.bpftrace ?? 'bpftrace', ['-f', 'json', opts.program]);
   let stderrText = '';
   let resolveAttached!: (n: number) => void;
   let rejectAttached!: (e: Error) => void;
@@ -87,10 +83,15 @@ export function startBpftrace(opts: BpftraceOptions): BpftraceRun {
     stderrText += line + '\n';
     opts.onStderr?.(line);
   });
-  const exited = child.then((r) => {
-    const result = { exitCode: r.exitCode ?? null, signal: r.signal ?? null, stderr: stderrText };
-    rejectAttached(new Error(`bpftrace exited before attaching (status ${String(r.exitCode ?? r.signal)}): ${stderrText.trim()}`));
-    return result;
+  const exited = new Promise<{ exitCode: number | null; signal: string | null; stderr: string }>((resolve) => {
+    let spawnError = '';
+    child.on('error', (err) => (spawnError = `cannot run ${opts.bpftrace ?? 'bpftrace'}: ${err.message}\n`));
+    // 'close' comes after the output streams ended, so every line has been read by then.
+    child.on('close', (exitCode, signal) => {
+      stderrText = spawnError + stderrText;
+      rejectAttached(new Error(`bpftrace exited before attaching (status ${String(exitCode ?? signal)}): ${stderrText.trim()}`));
+      resolve({ exitCode, signal, stderr: stderrText });
+    });
   });
   return { attached, exited, stop: () => void child.kill('SIGINT') };
 }

@@ -31,6 +31,8 @@ export interface IngestOptions {
   probesLive?: (pid: number) => Promise<void>;
 }
 
+/** Events committed in one transaction at most. */
+const MAX_BATCH = 500;
 /** A run that stayed attached this long resets the back-off. */
 const STABLE_MS = 60_000;
 
@@ -79,7 +81,9 @@ export class Ingest {
           case 'event':
             this.stats.events++;
             this.batch.push(msg.event);
-            if (!this.flushScheduled) {
+            // A burst is applied in slices as it is read, so memory stays flat however fast bpftrace writes.
+            if (this.batch.length >= MAX_BATCH) this.flush();
+            else if (!this.flushScheduled) {
               this.flushScheduled = true;
               setImmediate(() => this.flush());
             }

@@ -4,8 +4,7 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import yargs from 'yargs';
-import { hideBin } from 'yargs/helpers';
+import { parseArgs } from 'node:util';
 import { PROTOCOL_VERSION, type Request, type StatusResult, type VersionResult } from './control-protocol.js';
 import { startControlServer, type ControlServer } from './control-server.js';
 import { Ingest } from './ingest.js';
@@ -16,19 +15,61 @@ import type { TapEvent } from './tap-record.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
-const argv = await yargs(hideBin(process.argv))
-  .scriptName('shadowd')
-  .usage('$0 [options]\n\nKeeps a shadow of every network device\'s configuration, from eBPF taps on the kernel\'s network class interface.')
-  .option('state-dir', { type: 'string', default: process.env['STATE_DIRECTORY'] ?? '/var/lib/shadowd', describe: 'Where the shadow state (SQLite) is kept' })
-  .option('runtime-dir', { type: 'string', default: process.env['RUNTIME_DIRECTORY'] ?? '/run/shadowd', describe: 'Where the control socket is created' })
-  .option('program', { type: 'string', default: fileURLToPath(new URL('../../bpf/netdev-class.bt', import.meta.url)), describe: 'The network class tap program' })
-  .option('bpftrace', { type: 'string', default: 'bpftrace', describe: 'The bpftrace binary' })
-  .option('log-level', { choices: Object.keys(PRIORITY), default: 'info', describe: 'Least important messages to log' })
-  .example('$0 --state-dir /var/lib/shadowd', 'Run in the foreground (as root)')
-  .strict()
-  .version(VERSION)
-  .help()
-  .parseAsync();
+const HELP = `Usage: shadowd [options]
+
+Keeps a shadow of every network device's configuration, from eBPF taps on the
+kernel's network class interface, and answers shadowctl on its control socket.
+Runs as root (it loads eBPF programs). Logs go to stderr with <N> priority
+prefixes, which journald reads when it runs as a service.
+
+Options:
+  --state-dir DIR     where the shadow state (SQLite) is kept
+                      [default: $STATE_DIRECTORY or /var/lib/shadowd]
+  --runtime-dir DIR   where the control socket is created
+                      [default: $RUNTIME_DIRECTORY or /run/shadowd]
+  --program FILE      the network class tap program [default: bpf/netdev-class.bt]
+  --bpftrace FILE     the bpftrace binary [default: bpftrace]
+  --log-level LEVEL   least important messages to log: ${Object.keys(PRIORITY).join(', ')} [default: info]
+  --version           print the version
+  --help              print this help
+
+Example: shadowd --state-dir /var/lib/shadowd   (run in the foreground, as root)
+`;
+
+// node:util's parser rather than yargs: the daemon keeps its resident memory
+// small (see run-program.ts); shadowctl, run by people, uses yargs.
+let parsed;
+try {
+  parsed = parseArgs({
+    options: {
+      'state-dir': { type: 'string', default: process.env['STATE_DIRECTORY'] ?? '/var/lib/shadowd' },
+      'runtime-dir': { type: 'string', default: process.env['RUNTIME_DIRECTORY'] ?? '/run/shadowd' },
+      program: { type: 'string', default: fileURLToPath(new URL('../../bpf/netdev-class.bt', import.meta.url)) },
+      bpftrace: { type: 'string', default: 'bpftrace' },
+      'log-level': { type: 'string', default: 'info' },
+      version: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  }).values;
+} catch (err) {
+  console.error(`shadowd: ${err instanceof Error ? err.message : String(err)}\nTry shadowd --help.`);
+  process.exit(2);
+}
+if (parsed.help) {
+  process.stdout.write(HELP);
+  process.exit(0);
+}
+if (parsed.version) {
+  console.log(VERSION);
+  process.exit(0);
+}
+if (!(parsed['log-level'] in PRIORITY)) {
+  console.error(`shadowd: --log-level must be one of ${Object.keys(PRIORITY).join(', ')}, not ${JSON.stringify(parsed['log-level'])}`);
+  process.exit(2);
+}
+const argv = parsed;
 
 const logger = stderrLogger(argv['log-level'] as Priority);
 const startedAt = Date.now();

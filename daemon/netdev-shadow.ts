@@ -4,7 +4,7 @@
 // values of, and re-reads everything after a gap in the event stream.
 import { readdir, readlink } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { execa } from 'execa';
+import { runProgram } from './run-program.js';
 import type { DeviceStatus, ShowResult } from './control-protocol.js';
 import { RequestError } from './control-protocol.js';
 import type { Logger } from './log.js';
@@ -58,7 +58,8 @@ export function deviceId(bus: string | null, name: string): string {
 }
 
 async function listNetDevices(): Promise<{ ifindex: number; name: string; bus: string | null }[]> {
-  const { stdout } = await execa('ip', ['-json', '-details', 'link', 'show']);
+  const { stdout, stderr, exitCode } = await runProgram('ip', ['-json', '-details', 'link', 'show']);
+  if (exitCode !== 0) throw new Error(`ip link show failed (exit ${String(exitCode)}): ${stderr.trim()}`);
   const links = JSON.parse(stdout) as { ifindex: number; ifname: string; parentdev?: string }[];
   return links.map((l) => ({ ifindex: l.ifindex, name: l.ifname, bus: l.parentdev ?? null }));
 }

@@ -3,7 +3,7 @@
 // per configuration key, only what a fresh driver instance or a re-created
 // interface would lose. Used when shadowd starts on a configured machine, and
 // after a tap reports a change whose new value the event does not carry.
-import { execa } from 'execa';
+import { runProgram } from './run-program.js';
 import { parseChannels, parseCoalesce, parseLinkSettings, parsePrivFlags, parseRings } from './ethtool-text.js';
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [k: string]: JsonValue };
@@ -185,14 +185,11 @@ const UNSUPPORTED = /Operation not supported|not supported by this device/;
 interface ToolResult {
   stdout: string;
   stderr: string;
-  exitCode: number | undefined;
+  exitCode: number | null;
 }
 export type RunTool = (file: string, args: string[]) => Promise<ToolResult>;
 
-const runTool: RunTool = async (file, args) => {
-  const r = await execa(file, args, { reject: false, timeout: 10_000 });
-  return { stdout: r.stdout, stderr: r.stderr, exitCode: r.exitCode };
-};
+const runTool: RunTool = (file, args) => runProgram(file, args);
 
 export interface DeviceSnapshot {
   identity: LinkIdentity;

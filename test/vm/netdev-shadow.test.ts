@@ -13,6 +13,7 @@ interface Session {
   devices: Record<string, string>;
   readyMs: number;
   restartMs: number;
+  peakRssKb: number;
   sniffers: Record<string, number>;
   beforeKill: Record<string, ShowResult>;
   afterRestart: Record<string, ShowResult>;
@@ -46,7 +47,8 @@ describe('passive network shadow', () => {
     context = `\n--- shadowd log ---\n${s.daemonLog}`;
     console.log(
       `shadowd ready in ${s.readyMs} ms, back after kill -9 in ${s.restartMs} ms; ` +
-        `${s.status.taps.probes} probes, ${s.status.taps.events} events, ${s.status.taps.lost} lost, ${s.status.taps.malformed} unreadable`,
+        `${s.status.taps.probes} probes, ${s.status.taps.events} events, ${s.status.taps.lost} lost, ${s.status.taps.malformed} unreadable; ` +
+        `daemon peak RSS ${(s.peakRssKb / 1024).toFixed(1)} MB`,
     );
   }, 420_000);
 

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { snapshotDevice, ALL_GROUPS } from '../../../daemon/netdev-snapshot.js';
 import type { ShowResult, StatusResult } from '../../../daemon/control-protocol.js';
+import { DAEMON_NODE_OPTIONS } from '../../../daemon/node-options.js';
 import { repoPath } from '../repo-path.js';
 
 const drivers = process.argv.slice(2);
@@ -34,7 +35,7 @@ let daemon: ResultPromise | null = null;
 let daemonLog = '';
 async function startDaemon(): Promise<number> {
   const started = Date.now();
-  daemon = execa('node', [repoPath('dist/daemon/main.js'), '--state-dir', join(work, 'state'), '--runtime-dir', join(work, 'run'), '--log-level', 'debug'], {
+  daemon = execa('node', [...DAEMON_NODE_OPTIONS, repoPath('dist/daemon/main.js'), '--state-dir', join(work, 'state'), '--runtime-dir', join(work, 'run'), '--log-level', 'debug'], {
     reject: false,
     env,
   });
@@ -46,6 +47,11 @@ async function startDaemon(): Promise<number> {
     if (Date.now() - started > 120_000) throw new Error(`shadowd not ready after 120 s:\n${daemonLog}`);
     await new Promise((r) => setTimeout(r, 300));
   }
+}
+/** The daemon's peak resident memory so far (VmHWM), in kB. */
+async function daemonPeakRssKb(): Promise<number> {
+  const status = await sh(['cat', `/proc/${daemon?.pid}/status`]);
+  return Number(/^VmHWM:\s+(\d+) kB$/m.exec(status)?.[1]);
 }
 async function killDaemon(signal: 'SIGKILL' | 'SIGTERM'): Promise<void> {
   daemon?.kill(signal);
@@ -138,6 +144,7 @@ await each(async (dev) => {
   truth[dev] = (await snapshotDevice(dev, ALL_GROUPS)).keys;
   ipLink[dev] = JSON.parse(await sh(['ip', '-json', '-details', 'link', 'show', 'dev', dev])) as unknown;
 });
+const peakRssKb = await daemonPeakRssKb();
 await killDaemon('SIGTERM');
 
 console.log(
@@ -145,6 +152,7 @@ console.log(
     devices: Object.fromEntries(devs),
     readyMs,
     restartMs,
+    peakRssKb,
     sniffers: Object.fromEntries(sniffers),
     beforeKill,
     afterRestart,
