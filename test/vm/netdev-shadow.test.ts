@@ -14,6 +14,10 @@ interface Session {
   readyMs: number;
   restartMs: number;
   peakRssKb: number;
+  burstDev: string;
+  burstMs: number;
+  burstEvents: number;
+  toggles: number;
   sniffers: Record<string, number>;
   beforeKill: Record<string, ShowResult>;
   afterRestart: Record<string, ShowResult>;
@@ -82,13 +86,22 @@ describe('passive network shadow', () => {
     expect(value(final, 'allmulti_flag')).toBe(true);
 
     // Who set what: the start-up snapshot, the processes the taps saw, the catch-up after the restart.
-    expect(setter(final, 'mtu')).toBe('(snapshot)');
+    expect(setter(final, 'mtu')).toBe(dev === s.burstDev ? 'perl' : '(snapshot)');
     expect(setter(final, 'mac')).toBe('ip');
     expect(setter(final, 'features')).toBe('ethtool');
     expect(setter(final, 'rings')).toBe(driver === 'pcnet32' ? '(snapshot)' : 'ethtool'); // see shadow-session.ts
     expect(setter(final, 'qdisc')).toBe('tc');
     expect(setter(final, 'txqueuelen')).toBe('(snapshot)');
     expect(setter(final, 'alias')).toBe('(snapshot)');
+  });
+
+  it('keeps one MTU entry, the last value, after a burst of MTU changes', () => {
+    const final = s.final[s.burstDev]!;
+    expect(final.entries.filter((e) => e.key === 'mtu')).toEqual([expect.objectContaining({ value: 1400, setBy: expect.objectContaining({ comm: 'perl' }) as unknown })]);
+    // Every key once, however many calls: the reduced log is bounded by its keys.
+    expect(final.entries).toHaveLength(Object.keys(s.truth[s.burstDev]!).length);
+    expect(s.burstEvents).toBeGreaterThan(s.toggles);
+    console.log(`${s.toggles} MTU changes on ${s.burstDev}: ${s.burstEvents} tap events applied in ${s.burstMs} ms; one mtu entry`);
   });
 
   it.each(DRIVERS)('%s: a sniffer holds promiscuity while it runs, and not after', (driver) => {

@@ -19,6 +19,13 @@ if (drivers.length === 0) throw new Error('usage: shadow-session.js DRIVER...');
 const work = mkdtempSync('/tmp/shadowd-session-');
 const env = { ...process.env, SHADOWD_SOCKET: join(work, 'run', 'control.sock') };
 const steps: { argv: string[]; exitCode: number | undefined; stderr: string }[] = [];
+/** perl -e MTU_TOGGLER DEV N: N SIOCSIFMTU ioctls alternating 1500 and 1400. */
+const MTU_TOGGLER = `use Socket;
+socket(my $s, AF_INET, SOCK_DGRAM, 0) or die "socket: $!";
+my ($dev, $n) = @ARGV;
+for my $i (1 .. $n) {
+  ioctl($s, 0x8922, pack("a16 i x20", $dev, $i % 2 ? 1500 : 1400)) or die "SIOCSIFMTU: $!";
+}`;
 
 async function sh(argv: string[], mayFail = false): Promise<string> {
   const r = await execa(argv[0]!, argv.slice(1), { reject: false, env });
@@ -92,6 +99,17 @@ const showAll = async (): Promise<Record<string, ShowResult>> => {
 await each((dev) => sh(['ip', 'link', 'set', dev, 'mtu', '1400']));
 const readyMs = await startDaemon();
 
+// A burst of MTU changes on one device (down, so the driver does not reset the
+// NIC each time), through the ioctl an old tool would use: the shadow must end
+// with the last value in its one MTU entry. Even count: ends on 1400.
+const TOGGLES = 2000;
+const [burstDev] = devs.keys();
+const burstStarted = Date.now();
+await sh(['perl', '-e', MTU_TOGGLER, burstDev!, String(TOGGLES)]);
+await settle();
+const burstMs = Date.now() - burstStarted;
+const burstEvents = (await ctl<StatusResult>('status')).taps.events;
+
 await each(async (dev, i) => {
   await sh(['ip', 'link', 'set', dev, 'address', `02:00:00:00:0a:0${i + 1}`]);
   await sh(['ip', 'link', 'set', dev, 'up']);
@@ -152,6 +170,10 @@ console.log(
     devices: Object.fromEntries(devs),
     readyMs,
     restartMs,
+    burstDev,
+    burstMs,
+    burstEvents,
+    toggles: TOGGLES,
     peakRssKb,
     sniffers: Object.fromEntries(sniffers),
     beforeKill,

@@ -1,0 +1,57 @@
+// The guest half of bench/passive-overhead.js: bulk TCP downloads over e1000
+// with shadowd running and not running, alternating, each with the guest's
+// CPU time spent. Prints one JSON object.
+// usage: node dist/test/vm/guest/overhead-guest.js URL ROUNDS
+import { readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import { DAEMON_NODE_OPTIONS } from '../../../daemon/node-options.js';
+import { repoPath } from '../repo-path.js';
+
+const [url, roundsArg] = process.argv.slice(2);
+const rounds = Number(roundsArg);
+if (!url || !(rounds > 0)) throw new Error('usage: overhead-guest.js URL ROUNDS');
+
+/** Busy CPU time of the whole guest (all CPUs, kernel included), in clock ticks. */
+function busyTicks(): number {
+  const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = cpu as [number, number, number, number, number, number, number, number];
+  return user + nice + system + irq + softirq + steal;
+}
+const TICKS_PER_S = 100; // USER_HZ on x86 Linux
+
+await execa('modprobe', ['e1000']);
+await execa('ip', ['link', 'set', 'eth0', 'up']);
+await execa('ip', ['addr', 'add', '10.0.2.15/24', 'dev', 'eth0']);
+while (readFileSync('/sys/class/net/eth0/carrier', 'utf8').trim() !== '1') await new Promise((r) => setTimeout(r, 100));
+
+const work = mkdtempSync('/tmp/shadowd-overhead-');
+const env = { ...process.env, SHADOWD_SOCKET: join(work, 'run', 'control.sock') };
+/** Resolves once shadowd answers; wrapped, since a returned subprocess would be awaited to its end. */
+async function startShadowd(): Promise<{ daemon: ResultPromise }> {
+  const d = execa('node', [...DAEMON_NODE_OPTIONS, repoPath('dist/daemon/main.js'), '--state-dir', join(work, 'state'), '--runtime-dir', join(work, 'run')], { env, reject: false });
+  for (;;) {
+    if ((await execa('node', [repoPath('dist/cli/shadowctl.js'), 'status'], { env, reject: false })).exitCode === 0) return { daemon: d };
+    if (d.exitCode !== null) throw new Error('shadowd exited during start-up');
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
+const results: { mode: 'on' | 'off'; bytes: number; seconds: number; cpuSeconds: number }[] = [];
+for (let round = 0; round < rounds; round++) {
+  // Alternate which goes first so slow drift of the host favours neither.
+  for (const mode of round % 2 ? (['on', 'off'] as const) : (['off', 'on'] as const)) {
+    const daemon = mode === 'on' ? (await startShadowd()).daemon : null;
+    const before = busyTicks();
+    const { stdout } = await execa('curl', ['-sS', '-o', '/dev/null', '-w', '%{size_download} %{time_total}', url]);
+    const after = busyTicks();
+    const [bytes, seconds] = stdout.split(' ').map(Number) as [number, number];
+    results.push({ mode, bytes, seconds, cpuSeconds: (after - before) / TICKS_PER_S });
+    if (daemon) {
+      daemon.kill('SIGTERM');
+      await daemon;
+    }
+  }
+}
+console.log(JSON.stringify(results));
