@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(
-  qemu-system-x86 busybox-static cpio kmod xz-utils util-linux  # the guest rig
+  qemu-system-x86 busybox-static cpio kmod xz-utils util-linux socat  # the guest rig
   gcc make libelf-dev linux-source-6.1                           # building kmod/, checkpatch
   bpftrace iproute2 ethtool tcpdump curl iperf3                  # what the guest tests run
 )

@@ -5,9 +5,9 @@ describe('QEMU device presets', () => {
   it('gives each NIC its own restricted user network with loopback forwards only', () => {
     const args = deviceArgs({ devices: ['e1000', 'pcnet'], forwards: [{ guestPort: 8080, hostPort: 40000 }] });
     expect(args).toEqual([
-      '-netdev', 'user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:8080-tcp:127.0.0.1:40000',
+      '-netdev', 'user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:8080-cmd:socat STDIO TCP:127.0.0.1:40000',
       '-device', 'e1000,netdev=n0,romfile=',
-      '-netdev', 'user,id=n1,restrict=on,guestfwd=tcp:10.0.2.100:8080-tcp:127.0.0.1:40000',
+      '-netdev', 'user,id=n1,restrict=on,guestfwd=tcp:10.0.2.100:8080-cmd:socat STDIO TCP:127.0.0.1:40000',
       '-device', 'pcnet,netdev=n1,romfile=',
     ]);
   });

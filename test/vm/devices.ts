@@ -60,7 +60,9 @@ export function deviceArgs(opts: DeviceArgOptions): string[] {
       for (const f of opts.forwards ?? []) {
         checkPort(f.guestPort, 'guest port');
         checkPort(f.hostPort, 'host port');
-        netdev += `,guestfwd=tcp:${GUEST_FWD_ADDR}:${f.guestPort}-tcp:127.0.0.1:${f.hostPort}`;
+        // A tcp: chardev serves one connection for the guest's whole life; socat,
+        // started by QEMU per connection, serves any number in turn.
+        netdev += `,guestfwd=tcp:${GUEST_FWD_ADDR}:${f.guestPort}-cmd:socat STDIO TCP:127.0.0.1:${f.hostPort}`;
       }
       // romfile= skips loading the option ROM, which the guest never boots from.
       args.push('-netdev', netdev, '-device', `${NIC_PRESETS[dev]},netdev=${id},romfile=`);
