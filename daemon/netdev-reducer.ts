@@ -111,6 +111,7 @@ export function reduceEvent(e: TapEvent): ShadowAction[] {
     case 'uc_add':
     case 'uc_add_excl':
     case 'uc_del':
+      return ok(e) ? [{ kind: 'refresh', groups: ['uc'] }] : [];
     case 'mc_add':
     case 'mc_add_excl':
     case 'mc_add_global':

@@ -15,6 +15,7 @@ export const KEY_GROUPS = {
   route: ['routes'],
   neigh: ['neighbours'],
   maddr: ['multicast'],
+  uc: ['unicast'],
   qdisc: ['qdisc'],
   features: ['features'],
   rings: ['rings'],
@@ -154,6 +155,14 @@ export function maddrKeys(text: string): Record<string, JsonValue> {
   return { multicast: sorted(list.filter((m) => m['features'] === 'static' && typeof m['link'] === 'string').map((m) => String(m['link']))) };
 }
 
+/** `bridge -json fdb show dev X` → the secondary unicast addresses in the device's own filter ("self"). */
+export function unicastKeys(text: string): Record<string, JsonValue> {
+  const list = asArray(parseJson(text, 'bridge fdb'), 'bridge fdb').map((e) => asRecord(e, 'fdb entry'));
+  const isUnicast = (mac: string): boolean => (parseInt(mac.slice(0, 2), 16) & 1) === 0;
+  const own = list.filter((e) => Array.isArray(e['flags']) && (e['flags'] as unknown[]).includes('self') && typeof e['mac'] === 'string');
+  return { unicast: sorted(own.map((e) => String(e['mac'])).filter(isUnicast)) };
+}
+
 /** `tc -json qdisc show dev X` → the root qdisc (kind, handle, options). */
 export function qdiscKeys(text: string): Record<string, JsonValue> {
   const list = asArray(parseJson(text, 'tc qdisc'), 'tc qdisc').map((q) => asRecord(q, 'qdisc'));
@@ -237,6 +246,11 @@ export async function snapshotDevice(name: string, groups: readonly KeyGroup[] =
       case 'maddr': {
         const t = await query('ip maddr', 'ip', ['-json', 'maddr', 'show', 'dev', name]);
         if (t !== null) Object.assign(keys, maddrKeys(t));
+        break;
+      }
+      case 'uc': {
+        const t = await query('bridge fdb', 'bridge', ['-json', 'fdb', 'show', 'dev', name]);
+        Object.assign(keys, unicastKeys(t ?? '[]'));
         break;
       }
       case 'qdisc': {

@@ -20,6 +20,7 @@ function recorded(driver: string): RunTool {
     const a = args.join(' ');
     const name =
       file === 'tc' ? 'tc-qdisc'
+      : file === 'bridge' ? 'bridge-fdb'
       : file === 'ip' ? (a.includes(' -6 route') || a.startsWith('-json -6') ? 'ip-route6' : `ip-${args.find((x) => ['link', 'addr', 'route', 'neigh', 'maddr'].includes(x))}`)
       : args[0] === '--json' ? `ethtool-${args[1]!.slice(1)}`
       : args[0] === '--show-priv-flags' ? 'ethtool-priv'
@@ -50,6 +51,7 @@ describe('device snapshot', () => {
       routes: [{ dst: '192.0.2.0/24', gateway: '10.0.2.2' }],
       neighbours: [{ dst: '10.0.2.77', lladdr: '02:00:00:00:00:77' }],
       multicast: ['01:00:5e:00:00:42'],
+      unicast: ['02:00:00:00:11:22'],
       qdisc: { kind: 'fq_codel', handle: '0:', options: { limit: 10240 } },
       rings: { rx: 256, rx_mini: null, rx_jumbo: null, tx: 256 },
       pause: { autonegotiate: true, rx: true, tx: true },

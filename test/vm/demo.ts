@@ -1,5 +1,5 @@
-// `npm run demo`: boots the guest and shows shadowd's network tap at work,
-// live, for a user whose own kernel cannot run it.
+// `npm run demo`: boots the guest and shows shadowd at work, live, for a user
+// whose own kernel cannot run it.
 import { COMMAND_START_MARKER, describeGuestRun, runInGuest } from './guest.js';
 import { repoPath } from './repo-path.js';
 
@@ -8,7 +8,7 @@ import { repoPath } from './repo-path.js';
 let pending: string | null = '';
 const r = await runInGuest({
   // The guest writes to its serial console so the narration arrives as it happens.
-  command: ['sh', '-c', 'exec node "$0" "$1" > /dev/console 2>&1', repoPath('dist/test/vm/guest/demo-guest.js'), repoPath('bpf/netdev-smoke.bt')],
+  command: ['sh', '-c', 'exec node "$0" > /dev/console 2>&1', repoPath('dist/test/vm/guest/demo-guest.js')],
   devices: ['e1000'],
   timeoutMs: 180_000,
   onConsole: (text) => {

@@ -81,6 +81,7 @@ describe('passive network shadow', () => {
     expect(value(final, 'routes')).toEqual([{ dst: `192.0.${2 + i}.0/24`, gateway: `10.0.${2 + i}.2` }]);
     expect(value(final, 'neighbours')).toEqual([{ dst: `10.0.${2 + i}.77`, lladdr: '02:00:00:00:00:77' }]);
     expect(value(final, 'multicast')).toEqual(['01:00:5e:00:00:42']);
+    expect(value(final, 'unicast')).toEqual(['02:00:00:00:11:22']);
     expect((value(final, 'features') as Record<string, boolean>)['generic-receive-offload']).toBe(false);
     expect(value(final, 'qdisc')).toMatchObject({ kind: 'tbf' });
     expect(value(final, 'allmulti_flag')).toBe(true);
@@ -88,6 +89,7 @@ describe('passive network shadow', () => {
     // Who set what: the start-up snapshot, the processes the taps saw, the catch-up after the restart.
     expect(setter(final, 'mtu')).toBe(dev === s.burstDev ? 'perl' : '(snapshot)');
     expect(setter(final, 'mac')).toBe('ip');
+    expect(setter(final, 'unicast')).toBe('bridge');
     expect(setter(final, 'features')).toBe('ethtool');
     expect(setter(final, 'rings')).toBe(driver === 'pcnet32' ? '(snapshot)' : 'ethtool'); // see shadow-session.ts
     expect(setter(final, 'qdisc')).toBe('tc');

@@ -1,48 +1,74 @@
-// The guest half of `npm run demo` (until recovery exists): loads e1000, attaches
-// the network class tap and narrates, live, what it sees while an administrator
-// configures the interface and traffic flows.
-import { execa } from 'execa';
-import { startBpftrace } from '../../../daemon/bpftrace-process.js';
-import type { TapEvent } from '../../../daemon/tap-record.js';
+// The guest half of `npm run demo` (until recovery exists): starts shadowd on
+// an e1000, configures the interface as an administrator would, runs a packet
+// sniffer, and shows with shadowctl what the shadow keeps and who set it,
+// including across a kill -9 of the daemon.
+import { mkdtempSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import { DAEMON_NODE_OPTIONS } from '../../../daemon/node-options.js';
+import { repoPath } from '../repo-path.js';
 
-const [program] = process.argv.slice(2);
-if (!program) throw new Error('usage: demo-guest.js PROGRAM');
-
-const FLAG_NAMES: [bigint, string][] = [
-  [0x1n, 'UP'], [0x2n, 'BROADCAST'], [0x100n, 'PROMISC'], [0x200n, 'ALLMULTI'], [0x1000n, 'MULTICAST'],
-];
+const work = mkdtempSync('/tmp/shadowd-demo-');
+const env = { ...process.env, SHADOWD_SOCKET: join(work, 'run', 'control.sock') };
 const say = (line: string): void => console.log(line);
-const describe = (e: TapEvent): string => {
-  const flags = e.masks['flags'] ?? 0n;
-  const names = FLAG_NAMES.filter(([bit]) => flags & bit).map(([, n]) => n).join(',');
-  return `  tap: ${e.strs['name']} (ifindex ${e.nums['ifindex']}) ${e.call} -> flags ${names} by ${e.comm}[${e.pid}]`;
-};
-const step = async (why: string, argv: string[]): Promise<void> => {
-  say(`\n$ ${argv.join(' ')}    # ${why}`);
-  const r = await execa(argv[0]!, argv.slice(1), { all: true, reject: false });
-  if (r.all) say(r.all.replace(/^/gm, '  '));
-  await new Promise((resolve) => setTimeout(resolve, 300)); // let the tap's events print in order
-};
+const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-say('== shadowd demo: the network class tap in a real Debian 6.1 guest ==');
-await step('load the driver of the emulated Intel 82540EM NIC', ['modprobe', 'e1000']);
-const run = startBpftrace({
-  program,
-  onMessage: (m) => {
-    if (m.kind === 'event') say(describe(m.event));
-    if (m.kind === 'malformed') say(`  (unreadable tap output skipped: ${m.reason})`);
-    if (m.kind === 'lost') say(`  (the kernel dropped ${m.count} tap events)`);
-  },
-});
-say(`\nattaching the tap on __dev_change_flags in vmlinux (not in the driver) ...`);
-say(`tap attached: ${await run.attached} probe(s)`);
-await step('bring the interface up', ['ip', 'link', 'set', 'eth0', 'up']);
-await step('address it on the QEMU user network', ['ip', 'addr', 'add', '10.0.2.15/24', 'dev', 'eth0']);
-await step('a packet sniffer turns promiscuous mode on', ['ip', 'link', 'set', 'eth0', 'promisc', 'on']);
-await step('wait for the link', ['sh', '-c', 'until [ "$(cat /sys/class/net/eth0/carrier)" = 1 ]; do sleep 0.1; done; echo carrier up']);
-await step('traffic to the QEMU gateway (not tapped: nothing on the packet path)', ['busybox', 'ping', '-c', '3', '10.0.2.2']);
-await step('promiscuous mode off again', ['ip', 'link', 'set', 'eth0', 'promisc', 'off']);
-run.stop();
-await run.exited;
+async function run(why: string, argv: string[]): Promise<void> {
+  say(`\n$ ${argv.join(' ')}    # ${why}`);
+  const r = await execa(argv[0]!, argv.slice(1), { all: true, reject: false, env });
+  if (r.all) say(r.all.replace(/^/gm, '  '));
+}
+const shadowctl = (why: string, ...args: string[]): Promise<void> => run(why, ['shadowctl', ...args]);
+
+/** Starts shadowd and waits until it answers; wrapped, since a returned subprocess would be awaited to its end. */
+async function startShadowd(): Promise<{ daemon: ResultPromise }> {
+  const daemon = execa('node', [...DAEMON_NODE_OPTIONS, repoPath('dist/daemon/main.js'), '--state-dir', join(work, 'state'), '--runtime-dir', join(work, 'run')], {
+    env,
+    reject: false,
+  });
+  // shadowd's own log, as journald would show it.
+  daemon.stderr?.on('data', (d: Buffer) => process.stdout.write(d.toString().replace(/^<\d>/gm, '  shadowd| ')));
+  const started = Date.now();
+  while ((await execa('node', [repoPath('dist/cli/shadowctl.js'), 'status'], { env, reject: false })).exitCode !== 0) {
+    if (daemon.exitCode !== null) throw new Error('shadowd exited during start-up');
+    await pause(300);
+  }
+  say(`  (shadowd answered after ${((Date.now() - started) / 1000).toFixed(1)} s: the taps attach slowly under emulation)`);
+  return { daemon };
+}
+
+// shadowctl as an administrator types it.
+await execa('ln', ['-sf', repoPath('dist/cli/shadowctl.js'), '/usr/local/bin/shadowctl']);
+await execa('chmod', ['+x', repoPath('dist/cli/shadowctl.js')]);
+
+say('== shadowd demo: the network shadow in passive mode, in a real Debian 6.1 guest ==');
+await run('load the driver of the emulated Intel 82540EM NIC', ['modprobe', 'e1000']);
+await run('configured before shadowd starts: its first snapshot finds it', ['ip', 'link', 'set', 'eth0', 'mtu', '1400']);
+say('\n$ shadowd &    # attach the taps on the network class interface, read every NIC');
+const first = await startShadowd();
+await shadowctl('what shadowd watches', 'status');
+await run('an administrator configures the interface', ['ip', 'link', 'set', 'eth0', 'address', '02:00:00:00:5d:01']);
+await run('', ['ip', 'link', 'set', 'eth0', 'up']);
+await run('', ['ip', 'addr', 'add', '10.0.2.15/24', 'dev', 'eth0']);
+await run('', ['ip', 'route', 'add', '192.0.2.0/24', 'via', '10.0.2.2', 'dev', 'eth0']);
+await run('', ['ethtool', '-K', 'eth0', 'gro', 'off']);
+await run('', ['ethtool', '-G', 'eth0', 'rx', '512']);
+say('\n$ tcpdump -i eth0 -w /dev/null &    # a packet sniffer takes promiscuous mode');
+const tcpdump = execa('tcpdump', ['-i', 'eth0', '-w', '/dev/null'], { reject: false });
+await pause(2500);
+await run('traffic: nothing on the packet path is tapped', ['busybox', 'ping', '-c', '3', '10.0.2.2']);
+await pause(1000);
+await shadowctl("eth0's shadow: every key, its value, who set it and when", 'show', 'eth0');
+say('\n$ kill -9 $(pidof shadowd)    # the daemon dies; what it observed is in SQLite (WAL)');
+first.daemon.kill('SIGKILL');
+await first.daemon;
+tcpdump.kill('SIGTERM');
+await tcpdump;
+say('  (the sniffer stopped while shadowd was down)');
+say('\n$ shadowd &');
+const second = await startShadowd();
+await shadowctl('the same shadow, caught up: the sniffer no longer holds promiscuity', 'show', 'eth0');
+second.daemon.kill('SIGTERM');
+await second.daemon;
 say('\nThat is passive mode: every configuration call reaches the shadow, no packet does.');
-say('Recovery (detect, impersonate, restart, replay) is being built; see the README.');
+say('Next: when the driver fails, shadowd restarts it and replays this shadow (see the README).');

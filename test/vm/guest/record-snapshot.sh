@@ -14,6 +14,7 @@ dev=$(ls /sys/class/net | grep -v '^lo$' | head -n1)
 ip link set $dev up; ip addr add 10.0.2.15/24 dev $dev; ip route add 192.0.2.0/24 via 10.0.2.2 dev $dev
 ip neigh add 10.0.2.77 lladdr 02:00:00:00:00:77 dev $dev nud permanent
 ip maddr add 01:00:5e:00:00:42 dev $dev
+bridge fdb add 02:00:00:00:11:22 dev $dev self permanent
 sleep 3
 run() { name=$1; shift; "$@" > "$out/$drv-$name.txt" 2>&1; echo "exit=$?" >> "$out/$drv-$name.txt"; }
 run ethtool-g ethtool -g $dev
@@ -32,3 +33,4 @@ run ip-route6 ip -json -6 route show dev $dev
 run ip-neigh ip -json neigh show dev $dev nud permanent
 run ip-qdisc ip -json -details qdisc show dev $dev
 run ip-maddr ip -json maddr show dev $dev
+run bridge-fdb bridge -json fdb show dev $dev

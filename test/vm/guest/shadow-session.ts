@@ -118,6 +118,7 @@ await each(async (dev, i) => {
   await sh(['ip', 'route', 'add', `192.0.${2 + i}.0/24`, 'via', `10.0.${2 + i}.2`, 'dev', dev]);
   await sh(['ip', 'neigh', 'add', `10.0.${2 + i}.77`, 'lladdr', '02:00:00:00:00:77', 'dev', dev, 'nud', 'permanent']);
   await sh(['ip', 'maddr', 'add', '01:00:5e:00:00:42', 'dev', dev]);
+  await sh(['bridge', 'fdb', 'add', '02:00:00:00:11:22', 'dev', dev, 'self', 'permanent']);
   await sh(['ethtool', '-K', dev, 'gro', 'off']);
   const rings = (await snapshotDevice(dev, ['rings'])).keys.rings as { rx: number | null } | null;
   // pcnet32 frees its old rings with interrupts off when they are resized, which
