@@ -235,7 +235,7 @@ export class NetdevShadow {
     await this.refreshing;
   }
 
-  private async refreshNow(dev: WatchedDevice, groups: ReadonlyMap<KeyGroup, Actor>): Promise<void> {
+  private async refreshNow(dev: WatchedDevice, groups: ReadonlyMap<KeyGroup, Credit>): Promise<void> {
     let snap: DeviceSnapshot;
     try {
       snap = await this.snapshot(dev.name, [...groups.keys()]);
@@ -246,10 +246,14 @@ export class NetdevShadow {
       return;
     }
     const at = this.now();
+    // A change that arrived while the read ran may be what the read found.
+    const arrived = this.pending.get(dev.ifindex);
     this.store.transaction(() => {
       for (const [key, value] of Object.entries(snap.keys)) {
         const group = GROUP_OF_KEY.get(key);
-        const actor = (group && groups.get(group)) ?? SNAPSHOT_ACTOR;
+        const asked = (group && groups.get(group)) ?? SNAPSHOT_CREDIT;
+        const late = group && arrived?.get(group);
+        const actor = late && outranks(late, asked) ? late : asked;
         if (value !== undefined) this.store.setEntry(dev.id, key, value, actor, at, 'observe');
       }
     });
