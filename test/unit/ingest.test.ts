@@ -1,7 +1,7 @@
 // The ingest supervisor with a stand-in for bpftrace (test/unit/fake/bpftrace.sh)
 // that replays bpftrace output: batching, malformed lines, lost events, and
 // restart with back-off when bpftrace exits.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -53,6 +53,26 @@ describe('ingest', () => {
     expect(gaps).toEqual(['5 tap events lost']);
     expect(ingest.stats).toMatchObject({ events: 3, malformed: 2, lost: 5, restarts: 0, probes: 3, state: 'stopped' });
     expect(logs.filter((l) => l.message.startsWith('skipped unreadable tap output'))).toHaveLength(2);
+  });
+
+  it('reports the loss bpftrace recorded in the guest and skips a line cut short, keeping every readable event', async () => {
+    // Recorded by test/vm/guest/record-lost.sh: bpftrace stopped while a burst of MTU changes overflowed its buffer.
+    const recorded = readFileSync(new URL('../fixtures/netdev/e1000-lost-events.jsonl', import.meta.url), 'utf8').split('\n').filter((l) => l !== '');
+    const lastEvent = recorded.filter((l) => l.includes('"printf"')).at(-1)!;
+    // bpftrace killed in the middle of writing a line leaves half of it.
+    const lines = [...recorded, lastEvent.slice(0, Math.floor(lastEvent.length / 2))];
+    const events: TapEvent[] = [];
+    const gaps: string[] = [];
+    const ingest = new Ingest({ program: program(lines), bpftrace: FAKE, probesLive, logger, onEvents: (b) => events.push(...b), onGap: (w) => gaps.push(w) });
+    await ingest.start();
+    await new Promise((r) => setTimeout(r, 300));
+    await ingest.stop();
+    const lost = JSON.parse(recorded.find((l) => l.includes('lost_events'))!) as { data: { events: number } };
+    expect(lost.data.events).toBeGreaterThan(0);
+    expect(gaps).toEqual([`${lost.data.events} tap events lost`]);
+    expect(events).toHaveLength(recorded.filter((l) => l.includes('"printf"')).length);
+    expect(events.every((e) => e.call === 'mtu' || e.call === 'notifier' || e.call === 'rtnl_hint')).toBe(true);
+    expect(ingest.stats).toMatchObject({ lost: lost.data.events, malformed: 1 });
   });
 
   it('restarts bpftrace with growing back-off when it exits, and reports the gap', async () => {
