@@ -4,6 +4,8 @@
 //          or {"id": 1, "ok": false, "error": {"code": "ENODEV", "message": "..."}}
 // Every request is validated here, before the daemon acts on it.
 
+import type { IngestStats } from './ingest.js';
+
 export const MAX_REQUEST_BYTES = 16 * 1024;
 export const PROTOCOL_VERSION = 1;
 
@@ -93,15 +95,8 @@ export interface DeviceStatus {
   holders: number;
 }
 
-export interface TapsStatus {
-  state: 'starting' | 'attached' | 'restarting' | 'stopped';
-  probes: number;
-  restarts: number;
-  events: number;
-  malformed: number;
-  lost: number;
-  lastError: string | null;
-}
+/** The taps' health, as the ingest keeps it. */
+export type TapsStatus = IngestStats;
 
 export interface StatusResult {
   version: string;

@@ -41,6 +41,15 @@ function numberOrNull(value: string | undefined, what: string): number | null {
   return Number(value);
 }
 
+/** The "Current hardware settings" section of `ethtool -g` or `-l`, as numbers (null for n/a). */
+function currentSettings<K extends string>(text: string, query: string, labels: Record<K, string>): Record<K, number | null> {
+  const current = parseEthtoolSections(text).get('Current hardware settings');
+  if (!current) throw new EthtoolParseError(`ethtool ${query} output has no "Current hardware settings" section`);
+  const out = {} as Record<K, number | null>;
+  for (const [key, label] of Object.entries(labels) as [K, string][]) out[key] = numberOrNull(current.get(label), `${query} ${label}`);
+  return out;
+}
+
 export interface RingParams {
   rx: number | null;
   rx_mini: number | null;
@@ -50,14 +59,7 @@ export interface RingParams {
 
 /** `ethtool -g DEV`: the current ring sizes (null where the driver has none). */
 export function parseRings(text: string): RingParams {
-  const current = parseEthtoolSections(text).get('Current hardware settings');
-  if (!current) throw new EthtoolParseError('ethtool -g output has no "Current hardware settings" section');
-  return {
-    rx: numberOrNull(current.get('RX'), 'RX ring'),
-    rx_mini: numberOrNull(current.get('RX Mini'), 'RX Mini ring'),
-    rx_jumbo: numberOrNull(current.get('RX Jumbo'), 'RX Jumbo ring'),
-    tx: numberOrNull(current.get('TX'), 'TX ring'),
-  };
+  return currentSettings(text, '-g', { rx: 'RX', rx_mini: 'RX Mini', rx_jumbo: 'RX Jumbo', tx: 'TX' });
 }
 
 export interface Channels {
@@ -69,14 +71,7 @@ export interface Channels {
 
 /** `ethtool -l DEV`: the current channel counts. */
 export function parseChannels(text: string): Channels {
-  const current = parseEthtoolSections(text).get('Current hardware settings');
-  if (!current) throw new EthtoolParseError('ethtool -l output has no "Current hardware settings" section');
-  return {
-    rx: numberOrNull(current.get('RX'), 'RX channels'),
-    tx: numberOrNull(current.get('TX'), 'TX channels'),
-    other: numberOrNull(current.get('Other'), 'other channels'),
-    combined: numberOrNull(current.get('Combined'), 'combined channels'),
-  };
+  return currentSettings(text, '-l', { rx: 'RX', tx: 'TX', other: 'Other', combined: 'Combined' });
 }
 
 /** `ethtool -c DEV`: every numeric coalescing parameter, plus adaptive rx/tx. */
