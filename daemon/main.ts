@@ -97,7 +97,7 @@ const ingest = new Ingest({
   bpftrace: argv.bpftrace,
   logger,
   onEvents: (batch) => (early ? early.push(...batch) : shadow.applyBatch(batch)),
-  onGap: (why) => void shadow.resync(why).catch((err: unknown) => logger.log('err', `re-reading the devices failed: ${String(err)}`)),
+  onGap: (why) => void shadow.requestResync(why),
 });
 
 try {

@@ -126,6 +126,33 @@ export class NetdevShadow {
     return new Set(entries.filter((e) => /^\d+$/.test(e)).map(Number));
   }
 
+  private resyncing: Promise<void> | null = null;
+  private resyncAgain: string | null = null;
+
+  /**
+   * Re-reads every device after a gap in the event stream. Gaps that come while
+   * a re-read runs are folded into one more, so a storm of lost events cannot
+   * pile up re-reads.
+   */
+  requestResync(why: string): Promise<void> {
+    if (this.resyncing) {
+      this.resyncAgain = why;
+      return this.resyncing;
+    }
+    this.resyncing = (async () => {
+      let reason: string | null = why;
+      while (reason !== null) {
+        this.resyncAgain = null;
+        await this.resync(reason).catch((err: unknown) =>
+          this.logger.log('err', `re-reading the devices failed: ${err instanceof Error ? err.message : String(err)}`, { SHADOWD_CLASS: 'net' }),
+        );
+        reason = this.resyncAgain;
+      }
+      this.resyncing = null;
+    })();
+    return this.resyncing;
+  }
+
   /** Applies one batch of tap events in one transaction, then schedules the re-reads they call for. */
   applyBatch(events: readonly TapEvent[]): void {
     this.store.transaction(() => {

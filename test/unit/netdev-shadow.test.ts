@@ -154,3 +154,28 @@ describe('reduceEvent', () => {
     expect(r('ev=rename ifindex=4 name=eth0 newname=eth0 ret=-17')).toEqual([]);
   });
 });
+
+describe('re-reading after gaps', () => {
+  it('folds gaps that arrive during a re-read into one more, never piling them up', async () => {
+    const store = new ShadowStore(':memory:');
+    let lists = 0;
+    let release: () => void = () => undefined;
+    const shadow = new NetdevShadow(store, quietLogger(), {
+      snapshot: fakeDevice('0000:00:04.0').snapshot,
+      // The first read of the device list waits until released; later ones answer at once.
+      listDevices: () => {
+        const devices = [{ ifindex: 2, name: 'eth0', bus: '0000:00:04.0' }];
+        return ++lists === 1 ? new Promise((resolve) => (release = () => resolve(devices))) : Promise.resolve(devices);
+      },
+      driverOf: () => Promise.resolve('e1000'),
+    });
+    const first = shadow.requestResync('3 tap events lost');
+    for (let i = 0; i < 50; i++) void shadow.requestResync(`${i} tap events lost`);
+    release();
+    await first;
+    expect(lists).toBe(2);
+    expect(shadow.status()).toEqual([expect.objectContaining({ name: 'eth0', driver: 'e1000', health: 'ok' })]);
+    await shadow.settled();
+    store.close();
+  });
+});
