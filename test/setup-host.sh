@@ -9,8 +9,8 @@ cd "$(dirname "$0")/.."
 
 packages=(
   qemu-system-x86 busybox-static cpio kmod xz-utils util-linux socat  # the guest rig
-  gcc make libelf-dev linux-source-6.1                           # building kmod/, checkpatch
-  bpftrace iproute2 ethtool tcpdump curl iperf3                  # what the guest tests run
+  gcc make libelf-dev linux-source-6.1                                # building kmod/, checkpatch
+  bpftrace iproute2 ethtool tcpdump curl                              # what the guest tests run
 )
 missing=()
 for p in "${packages[@]}"; do
