@@ -31,6 +31,9 @@ export interface NetdevShadowDeps {
   refreshDelayMs?: number;
 }
 
+/** How long after a re-read found a change a process's report of it still takes the credit. */
+const PROVISIONAL_MS = 3000;
+
 /** An actor, and whether it is a kernel thread (a kworker finishing someone's change). */
 interface Credit extends Actor {
   kthread: boolean;
@@ -80,6 +83,8 @@ export class NetdevShadow {
   private refreshing: Promise<void> = Promise.resolve();
   /** Devices whose re-read is queued or running. */
   private readsInFlight = 0;
+  /** device\0key → when a re-read found its value and could credit only a kernel thread. */
+  private readonly provisional = new Map<string, number>();
   private readonly snapshot: NonNullable<NetdevShadowDeps['snapshot']>;
   private readonly listDevices: NonNullable<NetdevShadowDeps['listDevices']>;
   private readonly driverOf: NonNullable<NetdevShadowDeps['driverOf']>;
@@ -277,11 +282,21 @@ export class NetdevShadow {
     const arrived = this.pending.get(dev.ifindex);
     this.store.transaction(() => {
       for (const [key, value] of Object.entries(snap.keys)) {
+        if (value === undefined) continue;
         const group = GROUP_OF_KEY.get(key);
         const asked = (group && groups.get(group)) ?? SNAPSHOT_CREDIT;
         const late = group && arrived?.get(group);
         const actor = late && outranks(late, asked) ? late : asked;
-        if (value !== undefined) this.store.setEntry(dev.id, key, value, actor, at, 'observe');
+        const slot = `${dev.id}\0${key}`;
+        if (this.store.setEntry(dev.id, key, value, actor, at, 'observe')) {
+          // Credited to a kernel thread for now: the process that asked for the
+          // change may be reported a moment later (the taps lag the reads).
+          if (actor.kthread) this.provisional.set(slot, at);
+          else this.provisional.delete(slot);
+        } else if (!actor.kthread && actor.pid !== null && at - (this.provisional.get(slot) ?? -Infinity) <= PROVISIONAL_MS) {
+          this.store.setEntry(dev.id, key, value, actor, at, 'set');
+          this.provisional.delete(slot);
+        }
       }
     });
   }

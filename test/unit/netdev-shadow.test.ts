@@ -8,7 +8,7 @@ import { parseBpftraceLine } from '../../daemon/bpftrace-output.js';
 import type { LogFields, Priority } from '../../daemon/log.js';
 import { reduceEvent } from '../../daemon/netdev-reducer.js';
 import { NetdevShadow } from '../../daemon/netdev-shadow.js';
-import type { DeviceSnapshot, KeyGroup } from '../../daemon/netdev-snapshot.js';
+import type { DeviceSnapshot, JsonValue, KeyGroup } from '../../daemon/netdev-snapshot.js';
 import { ShadowStore } from '../../daemon/shadow-store.js';
 import { parseTapRecord, type TapEvent } from '../../daemon/tap-record.js';
 
@@ -176,6 +176,35 @@ describe('re-reading after gaps', () => {
     expect(lists).toBe(2);
     expect(shadow.status()).toEqual([expect.objectContaining({ name: 'eth0', driver: 'e1000', health: 'ok' })]);
     await shadow.settled();
+    store.close();
+  });
+});
+
+describe('who gets the credit', () => {
+  it('moves a change first credited to a kernel thread to the process the taps report a moment later', async () => {
+    const store = new ShadowStore(':memory:');
+    let routes: JsonValue[] = [];
+    const shadow = new NetdevShadow(store, quietLogger(), {
+      snapshot: (name, groups): Promise<DeviceSnapshot> =>
+        Promise.resolve({ identity: { ifindex: 2, name, bus: '0000:00:04.0' }, keys: groups.includes('route') ? { routes } : {} }),
+      listDevices: () => Promise.resolve([]),
+      refreshDelayMs: 1,
+    });
+    const ev = (line: string): TapEvent => parseTapRecord(line);
+    shadow.applyBatch([ev('ev=register ifindex=2 name=eth0 addr=52:54:00:12:34:56 driver=e1000 bus=0000:00:04.0 ret=0 kthread=0 pid=1 ts=1 comm=modprobe')]);
+    await shadow.settled();
+    // ip adds a route; a kworker's unrelated route message is read first and finds it.
+    routes = [{ dst: '192.0.2.0/24', gateway: '10.0.2.2' }];
+    shadow.applyBatch([ev('ev=rtnl_hint group=11 type=24 kthread=1 pid=25 ts=2 comm=kworker/u4:1')]);
+    await shadow.settled();
+    expect(shadow.show('eth0').entries.find((e) => e.key === 'routes')?.setBy.comm).toBe('kworker/u4:1');
+    shadow.applyBatch([ev('ev=rtnl_hint group=7 type=24 kthread=0 pid=300 ts=3 comm=ip')]);
+    await shadow.settled();
+    expect(shadow.show('eth0').entries.find((e) => e.key === 'routes')?.setBy).toEqual({ pid: 300, comm: 'ip' });
+    // A later process that changes nothing takes no credit.
+    shadow.applyBatch([ev('ev=rtnl_hint group=7 type=24 kthread=0 pid=301 ts=4 comm=ip')]);
+    await shadow.settled();
+    expect(shadow.show('eth0').entries.find((e) => e.key === 'routes')?.setBy.pid).toBe(300);
     store.close();
   });
 });
