@@ -31,14 +31,16 @@ export interface NetdevShadowDeps {
   refreshDelayMs?: number;
 }
 
-/** How long after a re-read found a change a process's report of it still takes the credit. */
+/** How long after a re-read found a change a process's event about it (received then, read later) still takes the credit. */
 const PROVISIONAL_MS = 3000;
 
 /** An actor, and whether it is a kernel thread (a kworker finishing someone's change). */
 interface Credit extends Actor {
   kthread: boolean;
+  /** When the daemon received the event (ms since the epoch). */
+  seen: number;
 }
-const SNAPSHOT_CREDIT: Credit = { ...SNAPSHOT_ACTOR, kthread: false };
+const SNAPSHOT_CREDIT: Credit = { ...SNAPSHOT_ACTOR, kthread: false, seen: 0 };
 
 /**
  * Whether `a` rather than `b` gets the credit for a group's next value: a
@@ -166,9 +168,9 @@ export class NetdevShadow {
   }
 
   private applyEvent(e: TapEvent): void {
-    const actor: Credit = { pid: e.pid, comm: e.comm, kthread: e.nums['kthread'] === 1 };
-    const ifindex = e.nums['ifindex'] ?? 0;
     const at = this.now();
+    const actor: Credit = { pid: e.pid, comm: e.comm, kthread: e.nums['kthread'] === 1, seen: at };
+    const ifindex = e.nums['ifindex'] ?? 0;
     for (const action of reduceEvent(e)) {
       if (action.kind === 'refresh-all') {
         for (const idx of this.watched.keys()) this.schedule(idx, action.groups, actor);
@@ -293,7 +295,7 @@ export class NetdevShadow {
           // change may be reported a moment later (the taps lag the reads).
           if (actor.kthread) this.provisional.set(slot, at);
           else this.provisional.delete(slot);
-        } else if (!actor.kthread && actor.pid !== null && at - (this.provisional.get(slot) ?? -Infinity) <= PROVISIONAL_MS) {
+        } else if (!actor.kthread && actor.pid !== null && actor.seen - (this.provisional.get(slot) ?? -Infinity) <= PROVISIONAL_MS) {
           this.store.setEntry(dev.id, key, value, actor, at, 'set');
           this.provisional.delete(slot);
         }
