@@ -1,1 +1,0 @@
-cmd_/work/main/test/vm/fault-fixture/Module.symvers :=  sed 's/ko$$/o/'  /work/main/test/vm/fault-fixture/modules.order | scripts/mod/modpost -m      -o /work/main/test/vm/fault-fixture/Module.symvers -e -i Module.symvers -T - 

@@ -1,1 +1,0 @@
-cmd_/work/main/test/vm/fault-fixture/fault_fixture.ko := ld -r -m elf_x86_64 -z noexecstack --no-warn-rwx-segments --build-id=sha1  -T arch/x86/module.lds -o /work/main/test/vm/fault-fixture/fault_fixture.ko /work/main/test/vm/fault-fixture/fault_fixture.o /work/main/test/vm/fault-fixture/fault_fixture.mod.o;  true

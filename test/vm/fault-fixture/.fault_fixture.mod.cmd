@@ -1,1 +1,0 @@
-cmd_/work/main/test/vm/fault-fixture/fault_fixture.mod := printf '%s\n'   fault_fixture.o | awk '!x[$$0]++ { print("/work/main/test/vm/fault-fixture/"$$0) }' > /work/main/test/vm/fault-fixture/fault_fixture.mod

@@ -1,1 +1,0 @@
-/work/main/test/vm/fault-fixture/fault_fixture.o
