@@ -31,6 +31,18 @@ describe('guest rig', () => {
     expect(r.kernelLog.some((l) => l.text.startsWith('Linux version 6.1.'))).toBe(true);
   });
 
+  it('gives the guest the sound cards and the IDE scratch disk of the presets, with their drivers', async () => {
+    const r = await runInGuest({
+      command: ['sh', '-c', 'modprobe snd-ens1370 && modprobe snd-intel8x0 && modprobe ata_piix && modprobe sd_mod && sleep 1 && cat /proc/asound/cards && cat /sys/block/sda/size'],
+      devices: ['es1370', 'ac97', 'piix-ide'],
+      diskMiB: 32,
+    });
+    assertGuestOk(r, 'sound and disk presets');
+    expect(r.stdout).toMatch(/ENS1370 - Ensoniq AudioPCI/);
+    expect(r.stdout).toMatch(/ICH - Intel 82801AA-ICH/);
+    expect(r.stdout.trim().split('\n').at(-1)).toBe(String((32 * 1024 * 1024) / 512)); // 512-byte sectors
+  });
+
   it('kills a hung guest at the timeout and shows its console', async () => {
     const r = await runInGuest({ command: ['sleep', '600'], timeoutMs: 15_000 });
     expect(r.timedOut).toBe(true);
