@@ -145,12 +145,15 @@ export function reduceEvent(e: TapEvent): ShadowAction[] {
     case 'carrier_on':
     case 'carrier_off':
       return [{ kind: 'carrier', up: e.call === 'carrier_on' }];
+    case 'vlan_add':
+    case 'vlan_del':
+      return ok(e) ? [{ kind: 'refresh', groups: ['vlan'] }] : [];
     case 'rtnl_hint': {
       const groups = RTNL_GROUPS[n['group'] ?? -1];
       return groups ? [{ kind: 'refresh-all', groups }] : [];
     }
     default:
-      // rx_mode, ethtool_nl_set, vlan_*: derived state or covered by the events above.
+      // rx_mode, ethtool_nl_set: derived state or covered by the events above.
       return [];
   }
 }

@@ -16,6 +16,7 @@ export const KEY_GROUPS = {
   neigh: ['neighbours'],
   maddr: ['multicast'],
   uc: ['unicast'],
+  vlan: ['vlans'],
   qdisc: ['qdisc'],
   features: ['features'],
   rings: ['rings'],
@@ -163,6 +164,18 @@ export function unicastKeys(text: string): Record<string, JsonValue> {
   return { unicast: sorted(own.map((e) => String(e['mac'])).filter(isUnicast)) };
 }
 
+/** `ip -json -details link show type vlan` → the VLANs on top of device `name`, whose filters its driver holds. */
+export function vlanKeys(text: string, name: string): Record<string, JsonValue> {
+  const links = asArray(parseJson(text, 'ip link type vlan'), 'ip link type vlan').map((l) => asRecord(l, 'vlan link'));
+  const vlans = links
+    .filter((l) => l['link'] === name)
+    .map((l) => {
+      const data = asRecord(asRecord(l['linkinfo'] ?? {}, 'linkinfo')['info_data'] ?? {}, 'vlan info');
+      return { name: String(l['ifname']), protocol: String(data['protocol']), id: Number(data['id']) };
+    });
+  return { vlans: sorted(vlans) };
+}
+
 /** `tc -json qdisc show dev X` → the root qdisc (kind, handle, options). */
 export function qdiscKeys(text: string): Record<string, JsonValue> {
   const list = asArray(parseJson(text, 'tc qdisc'), 'tc qdisc').map((q) => asRecord(q, 'qdisc'));
@@ -251,6 +264,11 @@ export async function snapshotDevice(name: string, groups: readonly KeyGroup[] =
       case 'uc': {
         const t = await query('bridge fdb', 'bridge', ['-json', 'fdb', 'show', 'dev', name]);
         Object.assign(keys, unicastKeys(t ?? '[]'));
+        break;
+      }
+      case 'vlan': {
+        const t = await query('ip link type vlan', 'ip', ['-json', '-details', 'link', 'show', 'type', 'vlan']);
+        Object.assign(keys, vlanKeys(t ?? '[]', name));
         break;
       }
       case 'qdisc': {

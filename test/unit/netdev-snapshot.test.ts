@@ -21,11 +21,13 @@ function recorded(driver: string): RunTool {
     const name =
       file === 'tc' ? 'tc-qdisc'
       : file === 'bridge' ? 'bridge-fdb'
+      : file === 'ip' && a.includes('type vlan') ? 'ip-vlan'
       : file === 'ip' ? (a.includes(' -6 route') || a.startsWith('-json -6') ? 'ip-route6' : `ip-${args.find((x) => ['link', 'addr', 'route', 'neigh', 'maddr'].includes(x))}`)
       : args[0] === '--json' ? `ethtool-${args[1]!.slice(1)}`
       : args[0] === '--show-priv-flags' ? 'ethtool-priv'
       : args[0]!.startsWith('-') ? `ethtool-${args[0]!.slice(1)}`
       : 'ethtool';
+    if (name === 'ip-vlan') return Promise.resolve(recording('ip-vlan'));
     if (name === 'tc-qdisc') return Promise.resolve({ stdout: '[{"kind":"fq_codel","handle":"0:","root":true,"refcnt":2,"options":{"limit":10240}}]', stderr: '', exitCode: 0 });
     return Promise.resolve(recording(`${driver}-${name}`));
   };
@@ -52,6 +54,10 @@ describe('device snapshot', () => {
       neighbours: [{ dst: '10.0.2.77', lladdr: '02:00:00:00:00:77' }],
       multicast: ['01:00:5e:00:00:42'],
       unicast: ['02:00:00:00:11:22'],
+      vlans: [
+        { name: 'eth0.5', protocol: '802.1Q', id: 5 },
+        { name: 'eth0.7', protocol: '802.1ad', id: 7 },
+      ],
       qdisc: { kind: 'fq_codel', handle: '0:', options: { limit: 10240 } },
       rings: { rx: 256, rx_mini: null, rx_jumbo: null, tx: 256 },
       pause: { autonegotiate: true, rx: true, tx: true },

@@ -82,6 +82,7 @@ describe('passive network shadow', () => {
     expect(value(final, 'neighbours')).toEqual([{ dst: `10.0.${2 + i}.77`, lladdr: '02:00:00:00:00:77' }]);
     expect(value(final, 'multicast')).toEqual(['01:00:5e:00:00:42']);
     expect(value(final, 'unicast')).toEqual(['02:00:00:00:11:22']);
+    expect(value(final, 'vlans')).toEqual([{ name: `${dev}.5`, protocol: '802.1Q', id: 5 }]);
     expect((value(final, 'features') as Record<string, boolean>)['generic-receive-offload']).toBe(false);
     expect(value(final, 'qdisc')).toMatchObject({ kind: 'tbf' });
     expect(value(final, 'allmulti_flag')).toBe(true);
@@ -90,6 +91,7 @@ describe('passive network shadow', () => {
     expect(setter(final, 'mtu')).toBe(dev === s.burstDev ? 'perl' : '(snapshot)');
     expect(setter(final, 'mac')).toBe('ip');
     expect(setter(final, 'unicast')).toBe('bridge');
+    expect(setter(final, 'vlans')).toBe('ip');
     // Kernel threads finish some of these changes; the process that asked gets the credit.
     expect(setter(final, 'ipv4')).toBe('ip');
     expect(setter(final, 'routes')).toBe('ip');

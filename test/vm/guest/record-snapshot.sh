@@ -34,3 +34,7 @@ run ip-neigh ip -json neigh show dev $dev nud permanent
 run ip-qdisc ip -json -details qdisc show dev $dev
 run ip-maddr ip -json maddr show dev $dev
 run bridge-fdb bridge -json fdb show dev $dev
+# Shared by every driver's snapshot test: the VLANs on top of the device.
+ip link add link $dev name $dev.5 type vlan id 5
+ip link add link $dev name $dev.7 type vlan protocol 802.1ad id 7
+{ ip -json -details link show type vlan; echo "exit=$?"; } > "$out/ip-vlan.txt"

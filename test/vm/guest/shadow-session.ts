@@ -121,6 +121,7 @@ await each(async (dev, i) => {
   await sh(['ip', 'neigh', 'add', `10.0.${2 + i}.77`, 'lladdr', '02:00:00:00:00:77', 'dev', dev, 'nud', 'permanent']);
   await sh(['ip', 'maddr', 'add', '01:00:5e:00:00:42', 'dev', dev]);
   await sh(['bridge', 'fdb', 'add', '02:00:00:00:11:22', 'dev', dev, 'self', 'permanent']);
+  await sh(['ip', 'link', 'add', 'link', dev, 'name', `${dev}.5`, 'type', 'vlan', 'id', '5']);
   await sh(['ethtool', '-K', dev, 'gro', 'off']);
   const rings = (await snapshotDevice(dev, ['rings'])).keys.rings as { rx: number | null } | null;
   // pcnet32 frees its old rings with interrupts off when they are resized, which
