@@ -6,6 +6,8 @@ import { repoPath } from './repo-path.js';
 // Console text before the command starts (firmware screen control, boot) is held back;
 // the marker that ends it may arrive split across chunks.
 let pending: string | null = '';
+let partial = '';
+const RIG_LINES = /^(SHADOWD_GUEST_EXIT=\d+|\[\s*\d+\.\d+\] reboot: Power down)$/;
 const r = await runInGuest({
   // The guest writes to its serial console so the narration arrives as it happens.
   command: ['sh', '-c', 'exec node "$0" > /dev/console 2>&1', repoPath('dist/test/vm/guest/demo-guest.js')],
@@ -19,7 +21,11 @@ const r = await runInGuest({
       text = pending.slice(at + COMMAND_START_MARKER.length).replace(/^\r?\n/, '');
       pending = null;
     }
-    process.stdout.write(text.replace(/\r/g, '').replace(/^SHADOWD_GUEST_EXIT=\d+\n?/m, ''));
+    // Whole lines only, without the rig's exit marker and the guest's power-off.
+    partial += text.replace(/\r/g, '');
+    const lines = partial.split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) if (!RIG_LINES.test(line)) process.stdout.write(line + '\n');
   },
 });
 if (r.exitCode !== 0 || r.kernelProblems.length > 0) {
