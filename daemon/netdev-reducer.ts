@@ -147,7 +147,8 @@ export function reduceEvent(e: TapEvent): ShadowAction[] {
       return [{ kind: 'carrier', up: e.call === 'carrier_on' }];
     case 'vlan_add':
     case 'vlan_del':
-      return ok(e) ? [{ kind: 'refresh', groups: ['vlan'] }] : [];
+      // VID 0 is the filter 8021q adds to every device it sees (priority tags), not a VLAN.
+      return ok(e) && (n['vid'] ?? 0) !== 0 ? [{ kind: 'refresh', groups: ['vlan'] }] : [];
     case 'rtnl_hint': {
       const groups = RTNL_GROUPS[n['group'] ?? -1];
       return groups ? [{ kind: 'refresh-all', groups }] : [];

@@ -140,6 +140,7 @@ describe('reduceEvent', () => {
     expect(r('ev=mc_add_global ifindex=2 name=eth0 addr=01:00:5e:00:00:42 count=3 ret=0')).toEqual([{ kind: 'refresh', groups: ['maddr'] }]);
     expect(r('ev=uc_add_excl ifindex=2 name=eth0 addr=02:00:00:00:11:22 count=1 ret=0')).toEqual([{ kind: 'refresh', groups: ['uc'] }]);
     expect(r('ev=vlan_add ifindex=2 name=eth0 proto=0x8100 vid=5 ret=0')).toEqual([{ kind: 'refresh', groups: ['vlan'] }]);
+    expect(r('ev=vlan_add ifindex=2 name=eth0 proto=0x8100 vid=0 ret=0')).toEqual([]);
     expect(r('ev=rtnl_hint group=7 type=24')).toEqual([{ kind: 'refresh-all', groups: ['route'] }]);
     expect(r('ev=rtnl_hint group=4 type=36')).toEqual([{ kind: 'refresh-all', groups: ['qdisc'] }]);
     expect(r('ev=ethtool_ioctl ifindex=2 name=eth0 cmd=4 ret=0')[0]).toMatchObject({ kind: 'refresh' });
