@@ -185,21 +185,31 @@ export function qdiscKeys(text: string): Record<string, JsonValue> {
 }
 
 /** `ethtool --json -k X` → the features an administrator can change, as requested. */
-export function featureKeys(text: string): Record<string, JsonValue> {
+export function featureSettings(text: string): JsonValue {
   const features: Record<string, JsonValue> = {};
   for (const [name, v] of Object.entries(only(text, 'ethtool -k'))) {
     if (name === 'ifname' || typeof v !== 'object' || v === null) continue;
     const f = v as Record<string, unknown>;
     if (f['fixed'] === false && typeof f['requested'] === 'boolean') features[name] = f['requested'];
   }
-  return { features };
+  return features;
 }
 
 /** `ethtool --json -a X` → pause settings. */
-export function pauseKeys(text: string): Record<string, JsonValue> {
+export function pauseSettings(text: string): JsonValue {
   const p = only(text, 'ethtool -a');
-  return { pause: { autonegotiate: p['autonegotiate'] === true, rx: p['rx'] === true, tx: p['tx'] === true } };
+  return { autonegotiate: p['autonegotiate'] === true, rx: p['rx'] === true, tx: p['tx'] === true };
 }
+
+/** Key groups that one ethtool query reads into their one key. */
+const ETHTOOL_QUERIES: Partial<Record<KeyGroup, { key: ConfigKey; args: string[]; read: (text: string) => JsonValue }>> = {
+  features: { key: 'features', args: ['--json', '-k'], read: featureSettings },
+  pause: { key: 'pause', args: ['--json', '-a'], read: pauseSettings },
+  rings: { key: 'rings', args: ['-g'], read: (t) => ({ ...parseRings(t) }) },
+  coalesce: { key: 'coalesce', args: ['-c'], read: parseCoalesce },
+  channels: { key: 'channels', args: ['-l'], read: (t) => ({ ...parseChannels(t) }) },
+  privflags: { key: 'private_flags', args: ['--show-priv-flags'], read: parsePrivFlags },
+};
 
 /** The driver does not implement this query: the key has no value on this device, which is not an error. */
 const UNSUPPORTED = /Operation not supported|not supported by this device/;
@@ -236,6 +246,13 @@ export async function snapshotDevice(name: string, groups: readonly KeyGroup[] =
   // The groups are independent queries: run them side by side.
   const readGroup = async (group: KeyGroup): Promise<Record<string, JsonValue>> => {
     const keys: Record<string, JsonValue> = {};
+    const ethtool = ETHTOOL_QUERIES[group];
+    if (ethtool) {
+      // A driver without the operation leaves the key null.
+      const t = await query(`ethtool ${ethtool.args.at(-1)}`, 'ethtool', [...ethtool.args, name]);
+      keys[ethtool.key] = t === null ? null : ethtool.read(t);
+      return keys;
+    }
     switch (group) {
       case 'link':
         Object.assign(keys, link.keys);
@@ -274,36 +291,6 @@ export async function snapshotDevice(name: string, groups: readonly KeyGroup[] =
       case 'qdisc': {
         const t = await query('tc qdisc', 'tc', ['-json', 'qdisc', 'show', 'dev', name]);
         Object.assign(keys, qdiscKeys(t ?? '[]'));
-        break;
-      }
-      case 'features': {
-        const t = await query('ethtool -k', 'ethtool', ['--json', '-k', name]);
-        keys['features'] = t === null ? null : (featureKeys(t)['features'] ?? null);
-        break;
-      }
-      case 'pause': {
-        const t = await query('ethtool -a', 'ethtool', ['--json', '-a', name]);
-        keys['pause'] = t === null ? null : (pauseKeys(t)['pause'] ?? null);
-        break;
-      }
-      case 'rings': {
-        const t = await query('ethtool -g', 'ethtool', ['-g', name]);
-        keys['rings'] = t === null ? null : { ...parseRings(t) };
-        break;
-      }
-      case 'coalesce': {
-        const t = await query('ethtool -c', 'ethtool', ['-c', name]);
-        keys['coalesce'] = t === null ? null : parseCoalesce(t);
-        break;
-      }
-      case 'channels': {
-        const t = await query('ethtool -l', 'ethtool', ['-l', name]);
-        keys['channels'] = t === null ? null : { ...parseChannels(t) };
-        break;
-      }
-      case 'privflags': {
-        const t = await query('ethtool --show-priv-flags', 'ethtool', ['--show-priv-flags', name]);
-        keys['private_flags'] = t === null ? null : parsePrivFlags(t);
         break;
       }
       case 'settings': {
