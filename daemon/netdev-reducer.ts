@@ -18,8 +18,7 @@ export type ShadowAction =
   | { kind: 'holder'; holder: HolderKind; delta: number }
   | { kind: 'registered'; driver: string | null; bus: string | null }
   | { kind: 'unregistered' }
-  | { kind: 'renamed'; newName: string }
-  | { kind: 'carrier'; up: boolean };
+  | { kind: 'renamed'; newName: string };
 
 const IFF_UP = 0x1n;
 const IFF_PROMISC = 0x100n;
@@ -142,9 +141,6 @@ export function reduceEvent(e: TapEvent): ShadowAction[] {
       const newName = e.strs['newname'];
       return ok(e) && newName && newName !== e.strs['name'] ? [{ kind: 'renamed', newName }] : [];
     }
-    case 'carrier_on':
-    case 'carrier_off':
-      return [{ kind: 'carrier', up: e.call === 'carrier_on' }];
     case 'vlan_add':
     case 'vlan_del':
       // VID 0 is the filter 8021q adds to every device it sees (priority tags), not a VLAN.
@@ -154,7 +150,7 @@ export function reduceEvent(e: TapEvent): ShadowAction[] {
       return groups ? [{ kind: 'refresh-all', groups }] : [];
     }
     default:
-      // rx_mode, ethtool_nl_set: derived state or covered by the events above.
+      // rx_mode, ethtool_nl_set, carrier_*: derived state, covered by the events above, or link state (not configuration).
       return [];
   }
 }

@@ -19,7 +19,6 @@ export interface WatchedDevice {
   name: string;
   driver: string | null;
   bus: string | null;
-  carrier: boolean | null;
 }
 
 export interface NetdevShadowDeps {
@@ -207,9 +206,6 @@ export class NetdevShadow {
           dev.name = action.newName;
           this.store.upsertDevice({ id: dev.id, cls: 'net', ifindex, name: dev.name, driver: dev.driver, bus: dev.bus }, at);
           break;
-        case 'carrier':
-          dev.carrier = action.up;
-          break;
       }
     }
   }
@@ -230,7 +226,7 @@ export class NetdevShadow {
 
   private adopt(ifindex: number, name: string, bus: string | null, driver: string | null): WatchedDevice {
     const id = deviceId(bus, name);
-    const dev: WatchedDevice = { id, ifindex, name, driver, bus, carrier: this.watched.get(ifindex)?.carrier ?? null };
+    const dev: WatchedDevice = { id, ifindex, name, driver, bus };
     this.watched.set(ifindex, dev);
     this.store.upsertDevice({ id, cls: 'net', ifindex, name, driver, bus }, this.now());
     return dev;
