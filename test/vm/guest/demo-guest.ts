@@ -3,13 +3,12 @@
 // sniffer, and shows with shadowctl what the shadow keeps and who set it,
 // including across a kill -9 of the daemon.
 import { mkdtempSync } from 'node:fs';
-import { join } from 'node:path';
-import { execa, type ResultPromise } from 'execa';
-import { DAEMON_NODE_OPTIONS } from '../../../daemon/node-options.js';
+import { execa } from 'execa';
 import { repoPath } from '../repo-path.js';
+import { shadowdEnv, startShadowd, type StartedShadowd } from './shadowd-process.js';
 
 const work = mkdtempSync('/tmp/shadowd-demo-');
-const env = { ...process.env, SHADOWD_SOCKET: join(work, 'run', 'control.sock') };
+const env = shadowdEnv(work);
 const say = (line: string): void => console.log(line);
 const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -20,21 +19,11 @@ async function run(why: string, argv: string[]): Promise<void> {
 }
 const shadowctl = (why: string, ...args: string[]): Promise<void> => run(why, ['shadowctl', ...args]);
 
-/** Starts shadowd and waits until it answers; wrapped, since a returned subprocess would be awaited to its end. */
-async function startShadowd(): Promise<{ daemon: ResultPromise }> {
-  const daemon = execa('node', [...DAEMON_NODE_OPTIONS, repoPath('dist/daemon/main.js'), '--state-dir', join(work, 'state'), '--runtime-dir', join(work, 'run')], {
-    env,
-    reject: false,
-  });
-  // shadowd's own log, as journald would show it.
-  daemon.stderr?.on('data', (d: Buffer) => process.stdout.write(d.toString().replace(/^<\d>/gm, '  shadowd| ')));
-  const started = Date.now();
-  while ((await execa('node', [repoPath('dist/cli/shadowctl.js'), 'status'], { env, reject: false })).exitCode !== 0) {
-    if (daemon.exitCode !== null) throw new Error('shadowd exited during start-up');
-    await pause(300);
-  }
-  say(`  (shadowd answered after ${((Date.now() - started) / 1000).toFixed(1)} s: the taps attach slowly under emulation)`);
-  return { daemon };
+/** Starts shadowd, with its log shown as journald would show it. */
+async function startDaemon(): Promise<StartedShadowd> {
+  const started = await startShadowd(work, (text) => process.stdout.write(text.replace(/^<\d>/gm, '  shadowd| ')));
+  say(`  (shadowd answered after ${(started.readyMs / 1000).toFixed(1)} s: the taps attach slowly under emulation)`);
+  return started;
 }
 
 // shadowctl as an administrator types it.
@@ -45,7 +34,7 @@ say('== shadowd demo: the network shadow in passive mode, in a real Debian 6.1 g
 await run('load the driver of the emulated Intel 82540EM NIC', ['modprobe', 'e1000']);
 await run('configured before shadowd starts: its first snapshot finds it', ['ip', 'link', 'set', 'eth0', 'mtu', '1400']);
 say('\n$ shadowd &    # attach the taps on the network class interface, read every NIC');
-const first = await startShadowd();
+const first = await startDaemon();
 await shadowctl('what shadowd watches', 'status');
 await run('an administrator configures the interface', ['ip', 'link', 'set', 'eth0', 'address', '02:00:00:00:5d:01']);
 await run('', ['ip', 'link', 'set', 'eth0', 'up']);
@@ -66,7 +55,7 @@ tcpdump.kill('SIGTERM');
 await tcpdump;
 say('  (the sniffer stopped while shadowd was down)');
 say('\n$ shadowd &');
-const second = await startShadowd();
+const second = await startDaemon();
 await shadowctl('the same shadow, caught up: the sniffer no longer holds promiscuity', 'show', 'eth0');
 second.daemon.kill('SIGTERM');
 await second.daemon;

@@ -2,12 +2,9 @@
 // with shadowd running and not running, alternating, each with the guest's
 // CPU time spent. Prints one JSON object.
 // usage: node dist/test/vm/guest/overhead-guest.js URL ROUNDS
-import { readFileSync } from 'node:fs';
-import { mkdtempSync } from 'node:fs';
-import { join } from 'node:path';
-import { execa, type ResultPromise } from 'execa';
-import { DAEMON_NODE_OPTIONS } from '../../../daemon/node-options.js';
-import { repoPath } from '../repo-path.js';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { execa } from 'execa';
+import { startShadowd } from './shadowd-process.js';
 
 const [url, roundsArg] = process.argv.slice(2);
 const rounds = Number(roundsArg);
@@ -28,17 +25,6 @@ await execa('ip', ['addr', 'add', '10.0.2.15/24', 'dev', 'eth0']);
 while (readFileSync('/sys/class/net/eth0/carrier', 'utf8').trim() !== '1') await new Promise((r) => setTimeout(r, 100));
 
 const work = mkdtempSync('/tmp/shadowd-overhead-');
-const env = { ...process.env, SHADOWD_SOCKET: join(work, 'run', 'control.sock') };
-/** Resolves once shadowd answers; wrapped, since a returned subprocess would be awaited to its end. */
-async function startShadowd(): Promise<{ daemon: ResultPromise }> {
-  const d = execa('node', [...DAEMON_NODE_OPTIONS, repoPath('dist/daemon/main.js'), '--state-dir', join(work, 'state'), '--runtime-dir', join(work, 'run')], { env, reject: false });
-  for (;;) {
-    if ((await execa('node', [repoPath('dist/cli/shadowctl.js'), 'status'], { env, reject: false })).exitCode === 0) return { daemon: d };
-    if (d.exitCode !== null) throw new Error('shadowd exited during start-up');
-    await new Promise((r) => setTimeout(r, 300));
-  }
-}
-
 const download = async (): Promise<[number, number]> => {
   const { stdout } = await execa('curl', ['-sS', '-o', '/dev/null', '-w', '%{size_download} %{time_total}', url]);
   return stdout.split(' ').map(Number) as [number, number];
@@ -50,7 +36,7 @@ const results: { mode: 'on' | 'off'; bytes: number; seconds: number; cpuSeconds:
 for (let round = 0; round < rounds; round++) {
   // Alternate which goes first so slow drift of the host favours neither.
   for (const mode of round % 2 ? (['on', 'off'] as const) : (['off', 'on'] as const)) {
-    const daemon = mode === 'on' ? (await startShadowd()).daemon : null;
+    const daemon = mode === 'on' ? (await startShadowd(work, () => undefined)).daemon : null;
     // Both ways measured at rest: after shadowd's start-up (or the same pause without it).
     await new Promise((r) => setTimeout(r, SETTLE_MS));
     const before = busyTicks();

@@ -6,18 +6,17 @@
 // All the drivers' devices are configured side by side, watched by one shadowd.
 // usage: node dist/test/vm/guest/shadow-session.js DRIVER...
 import { mkdtempSync } from 'node:fs';
-import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { snapshotDevice, ALL_GROUPS } from '../../../daemon/netdev-snapshot.js';
 import type { ShowResult, StatusResult } from '../../../daemon/control-protocol.js';
-import { DAEMON_NODE_OPTIONS } from '../../../daemon/node-options.js';
 import { repoPath } from '../repo-path.js';
+import { shadowdEnv, startShadowd } from './shadowd-process.js';
 
 const drivers = process.argv.slice(2);
 if (drivers.length === 0) throw new Error('usage: shadow-session.js DRIVER...');
 
 const work = mkdtempSync('/tmp/shadowd-session-');
-const env = { ...process.env, SHADOWD_SOCKET: join(work, 'run', 'control.sock') };
+const env = shadowdEnv(work);
 const steps: { argv: string[]; exitCode: number | undefined; stderr: string }[] = [];
 /** perl -e MTU_TOGGLER DEV N: N SIOCSIFMTU ioctls alternating 1500 and 1400. */
 const MTU_TOGGLER = `use Socket;
@@ -41,19 +40,9 @@ async function ctl<T>(...args: string[]): Promise<T> {
 let daemon: ResultPromise | null = null;
 let daemonLog = '';
 async function startDaemon(): Promise<number> {
-  const started = Date.now();
-  daemon = execa('node', [...DAEMON_NODE_OPTIONS, repoPath('dist/daemon/main.js'), '--state-dir', join(work, 'state'), '--runtime-dir', join(work, 'run'), '--log-level', 'debug'], {
-    reject: false,
-    env,
-  });
-  daemon.stderr?.on('data', (d: Buffer) => (daemonLog += d.toString()));
-  for (;;) {
-    const r = await execa('node', [repoPath('dist/cli/shadowctl.js'), 'status'], { reject: false, env });
-    if (r.exitCode === 0) return Date.now() - started;
-    if (daemon.exitCode !== null) throw new Error(`shadowd exited during start-up:\n${daemonLog}`);
-    if (Date.now() - started > 120_000) throw new Error(`shadowd not ready after 120 s:\n${daemonLog}`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
+  const started = await startShadowd(work, (text) => (daemonLog += text), ['--log-level', 'debug']);
+  daemon = started.daemon;
+  return started.readyMs;
 }
 /** The daemon's peak resident memory so far (VmHWM), in kB. */
 async function daemonPeakRssKb(): Promise<number> {
