@@ -1,0 +1,92 @@
+// Guest-side set-up shared by the recovery scenarios and benchmarks: the
+// helper module, finding a driver's interface, configuring it the way an
+// administrator would (settings that live in the driver, so that replay
+// matters), and waiting for its link.
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { basename } from 'node:path';
+import { execa } from 'execa';
+import { openHelper } from '../../../daemon/helper-client.js';
+import { repoPath } from '../repo-path.js';
+
+/**
+ * Per driver, the configuration the scenarios apply before the fault. Each
+ * includes something only replay can restore: MTU, features, ring sizes or
+ * the message level live in the driver's private area. pcnet32's rings stay
+ * untouched: resizing them WARNs in dma_free_attrs on 6.1.
+ */
+export const DRIVER_SETTINGS: Record<string, (dev: string) => string[][]> = {
+  e1000: (dev) => [
+    ['ip', 'link', 'set', dev, 'mtu', '1400'],
+    ['ethtool', '-K', dev, 'tso', 'off'],
+    ['ethtool', '-G', dev, 'rx', '512', 'tx', '512'],
+    ['ethtool', '-s', dev, 'msglvl', '0x3'],
+    ...common(dev),
+  ],
+  pcnet32: (dev) => [['ip', 'link', 'set', dev, 'mtu', '1400'], ['ethtool', '-s', dev, 'msglvl', '0x3'], ...common(dev)],
+  e100: (dev) => [
+    ['ip', 'link', 'set', dev, 'mtu', '1400'],
+    ['ethtool', '-G', dev, 'rx', '128', 'tx', '64'],
+    ['ethtool', '-s', dev, 'msglvl', '0x3'],
+    ...common(dev),
+  ],
+};
+
+function common(dev: string): string[][] {
+  return [
+    ['ip', 'link', 'set', dev, 'up'],
+    ['ip', 'addr', 'add', '10.0.2.15/24', 'dev', dev],
+    ['ip', 'route', 'add', '10.9.0.0/16', 'via', '10.0.2.2', 'dev', dev],
+  ];
+}
+
+/** Loads the helper module built by `npm run kmod`, unless it is loaded. */
+export async function loadHelper(allowFaults: boolean): Promise<void> {
+  if (existsSync('/sys/module/shadow_helper')) return;
+  await execa('insmod', [repoPath('kmod/shadow_helper.ko'), ...(allowFaults ? ['allow_faults=1'] : [])]);
+}
+
+/** One helper command; returns the reply line as the module wrote it. */
+export async function helperCommand(command: string): Promise<string> {
+  const client = await openHelper();
+  try {
+    const r = await client.request(command);
+    return r.ok ? `ok ${r.payload}` : `err ${r.errno} ${r.message}`;
+  } finally {
+    await client.close();
+  }
+}
+
+/** The interface bound to `driver`; throws if there is none. */
+export async function interfaceOf(driver: string, timeoutMs = 5000): Promise<string> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    for (const name of readdirSync('/sys/class/net')) {
+      try {
+        if (basename(readlinkSync(`/sys/class/net/${name}/device/driver`)) === driver) return name;
+      } catch {
+        // lo and virtual devices have no driver link.
+      }
+    }
+    if (Date.now() > until) throw new Error(`no interface bound to ${driver}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export async function waitForCarrier(dev: string, timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (readFileSync(`/sys/class/net/${dev}/carrier`, 'utf8').trim() !== '1') {
+    if (Date.now() > until) throw new Error(`${dev}: no carrier after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Waits for the link and for IPv6 autoconfiguration to finish (DAD takes ~1 s). */
+export async function settle(dev: string): Promise<void> {
+  await waitForCarrier(dev, 15_000);
+  for (let i = 0; i < 50; i++) {
+    const r = await execa('ip', ['-json', 'addr', 'show', 'dev', dev]);
+    if (!r.stdout.includes('"tentative"')) break;
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  await new Promise((r) => setTimeout(r, 500));
+}
