@@ -221,14 +221,18 @@ static void sh_cmd_txstat(struct sh_file *sf, unsigned int argc, char **argv)
 	dev_put(dev);
 }
 
-/* Parses @argc decimal numbers of at most @max each into @out. */
+/*
+ * Parses @argc decimal numbers of at most @max each into @out. Digits only:
+ * kstrtou32() alone would also take a leading '+'.
+ */
 static bool sh_numbers(struct sh_file *sf, unsigned int argc, char **argv,
 		       u32 max, u32 *out)
 {
 	unsigned int i;
 
 	for (i = 0; i < argc; i++) {
-		if (kstrtou32(argv[i], 10, &out[i]) || out[i] > max) {
+		if (!isdigit(argv[i][0]) || kstrtou32(argv[i], 10, &out[i]) ||
+		    out[i] > max) {
 			sh_reply_err(sf, EINVAL,
 				     "'%.16s' is not a number from 0 to %u",
 				     argv[i], max);

@@ -38,6 +38,51 @@
 
 static struct sh_window *sh_win;
 
+/*
+ * Name lookups (ethtool netlink, SO_BINDTODEVICE) compare against the name
+ * node, whose string is dev->name itself, without RTNL; probe writes its bus
+ * address there. Mirrors struct netdev_name_node from net/core/dev.h, which
+ * is private to net/core: the layout is checked on the live device before it
+ * is relied on, and the name is simply left alone if it does not match.
+ */
+struct sh_name_node {
+	struct hlist_node hlist;
+	struct list_head list;
+	struct net_device *dev;
+	const char *name;
+};
+
+static struct sh_name_node *sh_name_node(struct net_device *dev)
+{
+	struct sh_name_node *node = (struct sh_name_node *)dev->name_node;
+
+	if (!node || node->dev != dev || node->name != dev->name)
+		return NULL;
+	return node;
+}
+
+/* Lookups find the device by the saved copy of its name while probe runs. */
+static void sh_pin_name(struct sh_window *win)
+{
+	struct sh_name_node *node = sh_name_node(win->dev);
+
+	if (!node)
+		return;
+	WRITE_ONCE(node->name, win->name);
+	win->name_pinned = true;
+}
+
+void sh_restore_name(struct sh_window *win)
+{
+	struct net_device *dev = win->dev;
+	struct sh_name_node *node = (struct sh_name_node *)dev->name_node;
+
+	strscpy(dev->name, win->name, sizeof(dev->name));
+	if (win->name_pinned)
+		WRITE_ONCE(node->name, dev->name);
+	win->name_pinned = false;
+}
+
 static bool sh_in_probe(void)
 {
 	struct sh_window *win = READ_ONCE(sh_win);
@@ -76,6 +121,7 @@ static struct net_device *sh_alloc_netdev_mqs(int sizeof_priv,
 	}
 	rtnl_lock();
 	win->rtnl_held = true;
+	sh_pin_name(win);
 	/* Drivers assume a zeroed private area. */
 	memset(netdev_priv(dev), 0, sizeof_priv);
 	return dev;
@@ -91,7 +137,7 @@ static int sh_register_netdevice(struct net_device *dev)
 		return -EINVAL;
 	}
 	/* Probe named it after its bus address, then "eth%d". */
-	strscpy(dev->name, win->name, sizeof(dev->name));
+	sh_restore_name(win);
 	win->probed_ops = dev->netdev_ops;
 	win->probed_ethtool = dev->ethtool_ops;
 	sh_imp_reinstall(dev);

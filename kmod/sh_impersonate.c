@@ -211,6 +211,9 @@ static void sh_imp_ask_driver(struct sh_dev *sd, const struct ethtool_ops *eth)
 	a->has_msglvl = !!eth->get_msglevel;
 	if (a->has_msglvl)
 		a->msglvl = eth->get_msglevel(sd->dev);
+	a->has_privflags = !!eth->get_priv_flags;
+	if (a->has_privflags)
+		a->privflags = eth->get_priv_flags(sd->dev);
 }
 
 /* Under RTNL: from now on the stack's calls for @sd's device end here. */

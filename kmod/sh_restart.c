@@ -299,7 +299,12 @@ static int sh_replay(struct sh_replay *rp, struct sh_window *win,
 		ret = sh_replay_steps[i].run(rp);
 		sh_step(rp, sh_replay_steps[i].key, min(ret, 0), ret > 0);
 	}
+	/* The driver holds the settings now; the next restart asks it again. */
+	memset(&sd->staged, 0, sizeof(sd->staged));
 	res->replay_ms = sh_ms_since(mark);
+	/* A sticky fault is back before the driver opens: it may fail open. */
+	if (sd->fault_sticky && sd->fault != SH_FAULT_NONE)
+		sh_fault_apply(sd, sd->fault, res->msg, sizeof(res->msg));
 	ret = sh_open(rp);
 	sh_step(rp, "open", min(ret, 0), ret > 0);
 	res->open_ms = sh_ms_since(mark);
@@ -313,6 +318,38 @@ static void sh_park(struct sh_dev *sd)
 	if (!sh_is_impersonating(sd->dev))
 		sh_impersonate(sd);
 	sd->state = SH_PARKED;
+}
+
+/*
+ * What the daemon did not stage is replayed as the driver reported it when
+ * it stopped: a restart on its own still brings the settings back.
+ */
+static void sh_stage_from_answers(struct sh_dev *sd)
+{
+	const struct sh_answers *a = &sd->answers;
+	struct sh_staged *st = &sd->staged;
+
+	if (!st->has_rings && a->has_ring) {
+		st->rx = a->ring.rx_pending;
+		st->rx_mini = a->ring.rx_mini_pending;
+		st->rx_jumbo = a->ring.rx_jumbo_pending;
+		st->tx = a->ring.tx_pending;
+		st->has_rings = true;
+	}
+	if (!st->has_msglvl && a->has_msglvl) {
+		st->msglvl = a->msglvl;
+		st->has_msglvl = true;
+	}
+	if (!st->has_pause && a->has_pause) {
+		st->pause_autoneg = a->pause.autoneg;
+		st->pause_rx = a->pause.rx_pause;
+		st->pause_tx = a->pause.tx_pause;
+		st->has_pause = true;
+	}
+	if (!st->has_privflags && a->has_privflags) {
+		st->privflags = a->privflags;
+		st->has_privflags = true;
+	}
 }
 
 /* Leaves RTNL held; the device is quiesced and the shadow answers for it. */
@@ -332,6 +369,7 @@ static void sh_stop(struct sh_dev *sd, struct sh_replay *rp)
 	sh_quiesce(sd);
 	if (!sh_is_impersonating(dev))
 		sh_impersonate(sd);
+	sh_stage_from_answers(sd);
 	sd->state = SH_RESTARTING;
 }
 
@@ -369,6 +407,8 @@ static int sh_probe(struct sh_window *win, struct device *parent,
 		rtnl_lock();
 	if (ret > 0 && win->registered)
 		return 0;
+	/* A probe that failed half way may have renamed the device. */
+	sh_restore_name(win);
 	if (win->why[0])
 		scnprintf(res->msg, sizeof(res->msg), "probe failed: %s",
 			  win->why);
@@ -440,8 +480,6 @@ static int sh_restart_dev(struct net_device *dev, struct device *parent,
 		err = -EIO;
 		goto parked;
 	}
-	if (sd->fault_sticky && sd->fault != SH_FAULT_NONE)
-		sh_fault_apply(sd, sd->fault, res->msg, sizeof(res->msg));
 	goto out;
 parked:
 	sh_park(sd);

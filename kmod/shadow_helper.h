@@ -59,7 +59,8 @@ struct sh_answers {
 	struct ethtool_ringparam ring;
 	struct ethtool_pauseparam pause;
 	u32 msglvl;
-	bool has_drvinfo, has_ring, has_pause, has_msglvl;
+	u32 privflags;
+	bool has_drvinfo, has_ring, has_pause, has_msglvl, has_privflags;
 };
 
 /*
@@ -127,6 +128,7 @@ struct sh_window {
 	bool handed;		/* probe() was given the device */
 	bool registered;	/* probe() registered it */
 	bool rtnl_held;		/* taken when probe() was given the device */
+	bool name_pinned;	/* lookups use name[] while probe runs */
 	const struct net_device_ops *probed_ops;
 	const struct ethtool_ops *probed_ethtool;
 	char why[SH_MSG_MAX];	/* why probe() did not get the device */
@@ -135,6 +137,7 @@ struct sh_window {
 int sh_hooks_arm(struct sh_window *win);
 void sh_hooks_set_phase(enum sh_phase phase);
 void sh_hooks_disarm(void);
+void sh_restore_name(struct sh_window *win);
 
 /* sh_restart.c */
 struct sh_result {

@@ -1,0 +1,124 @@
+// The helper module's restart on one real NIC driver, in the guest, without
+// the daemon: what the kernel side alone keeps and replays.
+//   1. preserve: a configured device with a packet sniffer on it is restarted;
+//      ifindex, every shadow key (ip, tc, bridge, ethtool) and the sniffer
+//      must survive, and traffic must pass after;
+//   2. concurrent: another process changes and queries the device in a loop
+//      while it is restarted again and again; every change must be accepted,
+//      the last one must be in force at the end, and nothing may deadlock;
+//   3. park: a fault that makes the driver's open fail on every restart
+//      leaves the device parked (same ifindex, nothing calls the driver),
+//      and a restart once the fault is gone brings it back.
+// Prints `RESTART_RESULT <json>` for test/vm/helper-restart.test.ts.
+import { readFileSync } from 'node:fs';
+import { execa } from 'execa';
+import { snapshotDevice } from '../../../daemon/netdev-snapshot.js';
+import { DRIVER_SETTINGS, helperCommand, interfaceOf, loadHelper, settle, waitForCarrier } from './nic-setup.js';
+
+const driver = process.argv[2] ?? '';
+if (!(driver in DRIVER_SETTINGS)) {
+  console.error('usage: restart-check.js e1000|pcnet32|e100');
+  process.exit(2);
+}
+const RESTARTS_UNDER_LOAD = 6;
+
+await execa('modprobe', [driver]);
+await loadHelper(true);
+const dev = await interfaceOf(driver);
+const ifindex = (): number => Number(readFileSync(`/sys/class/net/${dev}/ifindex`, 'utf8'));
+const ifindexBefore = ifindex();
+for (const argv of DRIVER_SETTINGS[driver]!(dev)) await execa(argv[0]!, argv.slice(1));
+await execa('ip', ['addr', 'add', '2001:db8::15/64', 'dev', dev]);
+await execa('ip', ['neigh', 'add', '10.0.2.99', 'lladdr', '02:00:00:00:00:99', 'dev', dev, 'nud', 'permanent']);
+await settle(dev);
+
+// 1. preserve
+const sniffer = execa('tcpdump', ['-i', dev, '-n', '-tt', '-l'], { reject: false, buffer: true });
+await new Promise((r) => setTimeout(r, 1500));
+const before = await snapshotDevice(dev);
+const restartedAt = Date.now() / 1000;
+const reply = await helperCommand(`restart ${dev} check1`);
+await settle(dev);
+const after = await snapshotDevice(dev);
+const ping = await execa('busybox', ['ping', '-c', '3', '-W', '2', '10.0.2.2'], { reject: false });
+const snifferAlive = sniffer.exitCode === null;
+sniffer.kill('SIGTERM');
+const captured = (await sniffer).stdout.split('\n').filter((l) => Number(l.split(' ')[0]) > restartedAt).length;
+
+// 2. concurrent configuration during repeated restarts
+const ringsSettable = driver !== 'pcnet32';
+let stop = false;
+const loop = (async () => {
+  const last: Record<string, number> = {};
+  const failures: string[] = [];
+  let iterations = 0;
+  for (let i = 0; !stop; i++) {
+    const steps: [string, number, string[]][] = [
+      ['mtu', 1300 + (i % 100), ['ip', 'link', 'set', dev, 'mtu', String(1300 + (i % 100))]],
+      ['txqueuelen', 500 + i, ['ip', 'link', 'set', dev, 'txqueuelen', String(500 + i)]],
+      ['msglvl', i % 16, ['ethtool', '-s', dev, 'msglvl', String(i % 16)]],
+      ...(ringsSettable ? [['rx', 128 + 32 * (i % 4), ['ethtool', '-G', dev, 'rx', String(128 + 32 * (i % 4))]] as [string, number, string[]]] : []),
+      ['query', 0, ['ethtool', '-g', dev]],
+      ['query', 0, ['ethtool', '-k', dev]],
+      ['query', 0, ['ip', '-s', 'link', 'show', dev]],
+    ];
+    for (const [key, value, argv] of steps) {
+      const r = await execa(argv[0]!, argv.slice(1), { reject: false, all: true });
+      if (r.exitCode !== 0) failures.push(`${argv.join(' ')}: ${r.all}`);
+      else if (key !== 'query') last[key] = value;
+    }
+    iterations++;
+  }
+  return { last, failures, iterations };
+})();
+const underLoad: string[] = [];
+for (let i = 0; i < RESTARTS_UNDER_LOAD; i++) {
+  underLoad.push(await helperCommand(`restart ${dev} load${i}`));
+  await new Promise((r) => setTimeout(r, 700));
+}
+stop = true;
+const concurrent = await loop;
+await waitForCarrier(dev, 15_000);
+const final = await snapshotDevice(dev, ['link', 'rings', 'settings']);
+
+// 3. park on a fault that comes back with every restart
+const inject = await helperCommand(`inject ${dev} fail-open sticky`);
+const parkedReply = await helperCommand(`restart ${dev} sticky1`);
+const parkedStat = await helperCommand(`txstat ${dev}`);
+const ifindexParked = ifindex();
+const clear = await helperCommand(`inject ${dev} clear`);
+const backReply = await helperCommand(`restart ${dev} back1`);
+await settle(dev);
+const pingBack = await execa('busybox', ['ping', '-c', '3', '-W', '2', '10.0.2.2'], { reject: false });
+
+console.log(
+  `RESTART_RESULT ${JSON.stringify({
+    driver,
+    dev,
+    preserve: {
+      reply,
+      ifindexBefore,
+      ifindexAfter: ifindex(),
+      before: before.keys,
+      after: after.keys,
+      ping: ping.stdout.split('\n').find((l) => l.includes('packets transmitted')) ?? ping.stderr,
+      sniffer: { alive: snifferAlive, capturedAfter: captured },
+    },
+    concurrent: {
+      replies: underLoad,
+      iterations: concurrent.iterations,
+      failures: concurrent.failures,
+      last: concurrent.last,
+      final: { mtu: final.keys.mtu, txqueuelen: final.keys.txqueuelen, msglvl: final.keys.msglvl, rings: final.keys.rings },
+    },
+    park: {
+      inject,
+      reply: parkedReply,
+      txstat: parkedStat,
+      ifindex: ifindexParked,
+      clear,
+      back: backReply,
+      ping: pingBack.stdout.split('\n').find((l) => l.includes('packets transmitted')) ?? pingBack.stderr,
+    },
+  })}`,
+);

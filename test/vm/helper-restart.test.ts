@@ -1,0 +1,103 @@
+// The helper module's restart on each of the paper's network drivers, in a
+// real 6.1 guest, without the daemon (guest/restart-check.ts): the device
+// keeps its ifindex and every configuration key, a sniffer on it survives,
+// configuration made by another process while the driver restarts again and
+// again is accepted and in force afterwards, and a driver whose open keeps
+// failing leaves the device parked rather than gone.
+import { existsSync, statSync } from 'node:fs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { assertGuestOk, runInGuest } from './guest.js';
+import type { NicPreset } from './devices.js';
+import { buildHelperModule } from './kmod-build.js';
+import { repoPath } from './repo-path.js';
+
+const SCRIPT = repoPath('dist/test/vm/guest/restart-check.js');
+const NICS: [NicPreset, string][] = [
+  ['e1000', 'e1000'],
+  ['pcnet', 'pcnet32'],
+  ['i82559er', 'e100'],
+];
+const STEPS = ['name', 'mac', 'mtu', 'features', 'vlan', 'rings', 'msglvl', 'pause', 'privflags', 'open'];
+
+interface RestartResult {
+  dev: string;
+  preserve: {
+    reply: string;
+    ifindexBefore: number;
+    ifindexAfter: number;
+    before: Record<string, unknown>;
+    after: Record<string, unknown>;
+    ping: string;
+    sniffer: { alive: boolean; capturedAfter: number };
+  };
+  concurrent: {
+    replies: string[];
+    iterations: number;
+    failures: string[];
+    last: Record<string, number>;
+    final: { mtu: number; txqueuelen: number; msglvl: number; rings: { rx: number } | null };
+  };
+  park: { inject: string; reply: string; txstat: string; ifindex: number; clear: string; back: string; ping: string };
+}
+
+/** The fields of a `restarted` reply; fails the test on anything else. */
+function restarted(reply: string): Record<string, string> {
+  expect(reply).toMatch(/^ok restarted \S+ id=\S+ ifindex=\d+ stop_ms=\d+ release_ms=\d+ probe_ms=\d+ replay_ms=\d+ open_ms=\d+ total_ms=\d+ steps=\S+$/);
+  return Object.fromEntries(reply.split(' ').slice(3).map((f) => f.split('=') as [string, string]));
+}
+
+describe('helper module restart keeps the net_device', () => {
+  beforeAll(async () => {
+    if (!existsSync(SCRIPT) || statSync(SCRIPT).mtimeMs < statSync(repoPath('test/vm/guest/restart-check.ts')).mtimeMs) {
+      throw new Error(`${SCRIPT} is missing or stale: run \`npx tsc -p tsconfig.json\` first`);
+    }
+    await buildHelperModule((line) => console.log(`kmod: ${line}`));
+  });
+
+  it.each(NICS)('%s (driver %s)', async (preset, driver) => {
+    const r = await runInGuest({ command: ['node', SCRIPT, driver], devices: [preset], timeoutMs: 170_000 });
+    assertGuestOk(r, `${driver} restart check`);
+    const line = r.stdout.split('\n').find((l) => l.startsWith('RESTART_RESULT '));
+    expect(line, `no RESTART_RESULT in:\n${r.stdout}`).toBeDefined();
+    const res = JSON.parse(line!.slice('RESTART_RESULT '.length)) as RestartResult;
+
+    // 1. one restart: same device, same configuration, sniffer alive, traffic.
+    const first = restarted(res.preserve.reply);
+    expect(first['steps']!.split(',').map((s) => s.split(':')[0])).toEqual(STEPS);
+    expect(first['steps']).not.toContain(':fail');
+    expect(res.preserve.ifindexAfter).toBe(res.preserve.ifindexBefore);
+    expect(res.preserve.after).toEqual(res.preserve.before);
+    expect(res.preserve.before['mtu']).toBe(1400);
+    expect(res.preserve.before['msglvl']).toBe(3);
+    expect(res.preserve.ping).toContain('3 packets transmitted, 3 packets received');
+    expect(res.preserve.sniffer.alive).toBe(true);
+    expect(res.preserve.sniffer.capturedAfter).toBeGreaterThan(0);
+
+    // 2. configuration in a loop during repeated restarts: accepted, last one wins.
+    for (const reply of res.concurrent.replies) expect(restarted(reply)['steps']).not.toContain(':fail');
+    expect(res.concurrent.failures).toEqual([]);
+    expect(res.concurrent.iterations).toBeGreaterThan(0);
+    expect(res.concurrent.final.mtu).toBe(res.concurrent.last['mtu']);
+    expect(res.concurrent.final.txqueuelen).toBe(res.concurrent.last['txqueuelen']);
+    expect(res.concurrent.final.msglvl).toBe(res.concurrent.last['msglvl']);
+    if (res.concurrent.last['rx'] !== undefined) expect(res.concurrent.final.rings?.rx).toBe(res.concurrent.last['rx']);
+
+    // 3. a driver that cannot open is parked, the device kept, and comes back.
+    expect(res.park.inject).toBe(`ok injected ${res.dev} fail-open`);
+    expect(res.park.reply).toMatch(new RegExp(`^err EIO ${res.dev} id=sticky1 parked after \\d+ ms: the driver's open failed: error -5 steps=.*open:fail$`));
+    expect(res.park.txstat).toMatch(/ state=parked running=0 /);
+    expect(res.park.ifindex).toBe(res.preserve.ifindexBefore);
+    expect(res.park.clear).toBe(`ok cleared ${res.dev}`);
+    restarted(res.park.back);
+    expect(res.park.ping).toContain('3 packets transmitted, 3 packets received');
+
+    const ms = (reply: string): string => {
+      const f = restarted(reply);
+      return `stop ${f['stop_ms']} release ${f['release_ms']} probe ${f['probe_ms']} replay ${f['replay_ms']} open ${f['open_ms']} total ${f['total_ms']} ms`;
+    };
+    console.log(
+      `${driver}: restart ${ms(res.preserve.reply)}; ${res.concurrent.replies.length} restarts under a config loop ` +
+        `(${res.concurrent.iterations} iterations, last ${JSON.stringify(res.concurrent.last)}); parked and back`,
+    );
+  });
+});
