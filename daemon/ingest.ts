@@ -25,6 +25,8 @@ export interface IngestOptions {
   /** Events were lost, or the taps were down for a while: the shadow must re-read its devices. */
   onGap: (why: string) => void;
   onAttached?: (probes: number) => void;
+  /** The kernel's TX watchdog fired (ev=xmit_timeout): handed on at once, for the failure detectors (it also goes into the batch). */
+  onTxTimeout?: (event: TapEvent) => void;
   initialBackoffMs?: number;
   maxBackoffMs?: number;
   /** See BpftraceOptions.probesLive. */
@@ -80,6 +82,7 @@ export class Ingest {
         switch (msg.kind) {
           case 'event':
             this.stats.events++;
+            if (msg.event.call === 'xmit_timeout') this.opts.onTxTimeout?.(msg.event);
             this.batch.push(msg.event);
             // A burst is applied in slices as it is read, so memory stays flat however fast bpftrace writes.
             if (this.batch.length >= MAX_BATCH) this.flush();

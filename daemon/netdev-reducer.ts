@@ -149,6 +149,9 @@ export function reduceEvent(e: TapEvent): ShadowAction[] {
       const groups = RTNL_GROUPS[n['group'] ?? -1];
       return groups ? [{ kind: 'refresh-all', groups }] : [];
     }
+    case 'xmit_timeout':
+      // A failure, not configuration: the detectors take it (Ingest's onTxTimeout).
+      return [];
     default:
       // rx_mode, ethtool_nl_set, carrier_*: derived state, covered by the events above, or link state (not configuration).
       return [];

@@ -44,11 +44,12 @@ const IFF_PROMISC = 0x100n;
 const IFF_ALLMULTI = 0x200n;
 const EOPNOTSUPP = -95;
 
-/** kfunc/kretfunc attach points and BEGIN/END blocks of the program, comments left out. */
-async function programShape(): Promise<{ attachPoints: number; specials: number }> {
+/** kfunc/kretfunc attach points, tracepoints and BEGIN/END blocks of the program, comments left out. */
+async function programShape(): Promise<{ attachPoints: number; tracepoints: number; specials: number }> {
   const text = (await readFile(PROGRAM, 'utf8')).replace(/\/\/.*$/gm, '');
   return {
     attachPoints: (text.match(/\bk(?:ret)?func:vmlinux:\w+/g) ?? []).length,
+    tracepoints: (text.match(/^tracepoint:\w+:\w+/gm) ?? []).length,
     specials: (text.match(/^(?:BEGIN|END)\b/gm) ?? []).length,
   };
 }
@@ -127,7 +128,7 @@ describe.each(NICS)('network class taps: $preset (driver $driver)', (nic) => {
     // Every line parses, nothing was lost, every probe attached.
     expect(rec.malformed).toEqual([]);
     expect(rec.lost).toBe(0);
-    expect(rec.probes).toBe(shape.attachPoints + shape.specials);
+    expect(rec.probes).toBe(shape.attachPoints + shape.tracepoints + shape.specials);
     expect(rec.stdout.get('links')).toBe(String(shape.attachPoints));
     expect(rec.stdout.get('malformed')).toBe('0');
     const dev = rec.stdout.get('dev')!;

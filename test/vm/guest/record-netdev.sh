@@ -102,8 +102,10 @@ stop_bpftrace() {
 }
 trap stop_bpftrace EXIT
 # bpftrace 0.17 prints attached_probes *before* it attaches anything (the
-# count includes END); the kfunc/kretfunc probes are attached one by one after
-# it, each holding a bpf_link fd. Ready = one bpf_link per attach point.
+# count includes END and the tracepoint); the kfunc/kretfunc probes are
+# attached one by one after it, each holding a bpf_link fd (a tracepoint
+# holds a perf event fd instead). Ready = one bpf_link per kfunc/kretfunc
+# attach point.
 i=0
 until grep -q '"attached_probes"' "$out" 2>/dev/null; do
   kill -0 "$bt" 2>/dev/null || { cat "$SHADOWD_RUNDIR/$driver-bpftrace.err" >&2; echo "bpftrace exited before attaching" >&2; exit 1; }
@@ -112,7 +114,7 @@ until grep -q '"attached_probes"' "$out" 2>/dev/null; do
   sleep 0.1
 done
 probes=$(sed -n 's/.*"attached_probes", "data": {"probes": \([0-9]*\)}.*/\1/p' "$out")
-links=$((probes - $(grep -cE '^(BEGIN|END)([[:space:]]|$)' "$program")))
+links=$((probes - $(grep -cE '^(BEGIN|END)([[:space:]]|$)' "$program") - $(grep -cE '^tracepoint:' "$program")))
 until [ "$(ls -l "/proc/$bt/fd" 2>/dev/null | grep -c 'anon_inode:bpf_link')" -ge "$links" ]; do
   kill -0 "$bt" 2>/dev/null || { cat "$SHADOWD_RUNDIR/$driver-bpftrace.err" >&2; echo "bpftrace exited while attaching" >&2; exit 1; }
   i=$((i + 1))

@@ -1,0 +1,278 @@
+// Reads the kernel's own failure reports out of /dev/kmsg records: an oops, a
+// BUG, a WARN and the TX watchdog's "transmit queue N timed out", and blames
+// each on a module. Pure (no I/O) so it is tested on kernel output recorded
+// in the guest (test/fixtures/kmsg); kernel-log-watch.ts feeds it live.
+import type { FailureKind } from './failure-report.js';
+
+/** One /dev/kmsg record: `PRIO,SEQ,TS_USEC,FLAGS[,...];message` plus ` KEY=value` dictionary lines. */
+export interface KmsgRecord {
+  /** 0 for the kernel's own messages; userspace writes to /dev/kmsg get 1 (user) or more. */
+  facility: number;
+  level: number;
+  seq: number;
+  /** Microseconds since boot (the kernel's local clock). */
+  usec: number;
+  text: string;
+  dict: Record<string, string>;
+}
+
+const HEADER = /^(\d+),(\d+),(\d+),[^;]*;/;
+
+/** Undoes /dev/kmsg's escaping: bytes outside printable ASCII, and '\' itself, come as \xNN. */
+function unescape(text: string): string {
+  return text.replace(/\\x([0-9a-f]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+}
+
+/** Parses one record as one read() of /dev/kmsg returns it; null when it is not a record. */
+export function parseKmsgRecord(raw: string): KmsgRecord | null {
+  const m = HEADER.exec(raw);
+  if (!m) return null;
+  const prio = Number(m[1]);
+  const seq = Number(m[2]);
+  const usec = Number(m[3]);
+  if (!Number.isSafeInteger(prio) || !Number.isSafeInteger(seq) || !Number.isSafeInteger(usec)) return null;
+  const [message = '', ...rest] = raw.slice(m[0].length).split('\n');
+  const dict: Record<string, string> = {};
+  for (const line of rest) {
+    if (!line.startsWith(' ')) continue;
+    const eq = line.indexOf('=');
+    if (eq > 1) dict[line.slice(1, eq)] = unescape(line.slice(eq + 1));
+  }
+  return { facility: prio >> 3, level: prio & 7, seq, usec, text: unescape(message), dict };
+}
+
+/** Splits /dev/kmsg text as `cat /dev/kmsg` saves it into records (a dictionary line starts with a space). */
+export function splitKmsgText(text: string): string[] {
+  const records: string[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    if (line.startsWith(' ') && records.length > 0) records[records.length - 1] += `\n${line}`;
+    else records.push(line);
+  }
+  return records;
+}
+
+export type KernelFaultKind = Extract<FailureKind, 'oops' | 'bug' | 'warn' | 'tx-timeout'>;
+
+export interface KernelFault {
+  kind: KernelFaultKind;
+  /**
+   * The module the report blames: the [module] tag of the WARNING or RIP line,
+   * else of the first reliable call-trace frame that has one. null when only
+   * core kernel code is in the report.
+   */
+  module: string | null;
+  /** The interface the kernel named (TX watchdog reports only). */
+  device: string | null;
+  /** The driver the kernel named (TX watchdog reports only): a driver name, which may differ from its module's. */
+  driverName: string | null;
+  /** One line for the logs and the history. */
+  detail: string;
+  /** Kernel time (µs since boot) and sequence number of the report's first record. */
+  usec: number;
+  seq: number;
+  /** How long before `usec` the failure began, when the kernel says so (the watchdog's "timed out N ms"); else 0. */
+  startedMsBefore: number;
+  /** The report as the kernel printed it (at most MAX_LINES lines), for the logs. */
+  lines: string[];
+}
+
+/** Longest report kept; an oops with its register dumps is about 60 lines. */
+const MAX_LINES = 200;
+
+// Debian's 6.1.192 (and upstream since 6.9): netdev_crit() from dev_watchdog(),
+//   "e1000 0000:00:04.0 eth0: NETDEV WATCHDOG: CPU: 0: transmit queue 0 timed out 10332 ms"
+// prefixed by the parent's driver and bus id; a device without a parent has only "eth0: ".
+const WATCHDOG_NETDEV =
+  /^(?:(\S+) (\S+) )?([^\s:/]+?)(?: \((?:uninitialized|unregistering|unregistered|released|dummy|unknown)\))?: NETDEV WATCHDOG: CPU: \d+: transmit queue (\d+) timed out (\d+) ms$/;
+// Upstream 6.1 to 6.8: the message of a WARN_ONCE, so its WARNING line and stack follow it.
+const WATCHDOG_WARN = /^NETDEV WATCHDOG: ([^\s:/]+) \((\S+)\): transmit queue (\d+) timed out(?: (\d+) ms)?$/;
+const WARNING = /^WARNING: CPU: \d+ PID: \d+ at (.*)$/;
+const KERNEL_BUG_AT = /^kernel BUG at .*!$/;
+const BUG = /^BUG: /;
+/** The header die() prints: "Oops: 0000 [#1]", "invalid opcode: 0000 [#1]", "general protection fault, ...: 0000 [#1]". */
+const DIE = /^\S.*: [0-9a-f]{4} \[#\d+\]/;
+const RIP = /^RIP: 0010:(.*)$/;
+/** A frame: " e1000_clean+0x1a/0x2b0 [e1000]"; "? " marks a guess the unwinder could not vouch for. */
+const FRAME = /^\s+(\? )?([\w.$]+\+0x[0-9a-f]+\/0x[0-9a-f]+)(?: \[(\w+)(?: [0-9a-f]+)?\])?\s*$/;
+const TAG = /\[(\w+)(?: [0-9a-f]+)?\]\s*$/;
+const END = /^---\[ end trace [0-9a-f]+ \]---/;
+
+interface Open {
+  kind: KernelFaultKind;
+  /** What opened it: a WARN's own WARNING line joins an old-style watchdog report. */
+  opener: 'watchdog' | 'warning' | 'bug' | 'bug-at' | 'die';
+  module: string | null;
+  frameModule: string | null;
+  frame: string | null;
+  rip: string | null;
+  device: string | null;
+  driverName: string | null;
+  head: string;
+  usec: number;
+  seq: number;
+  startedMsBefore: number;
+  inTrace: boolean;
+  lines: string[];
+}
+
+const tagOf = (text: string): string | null => TAG.exec(text)?.[1] ?? null;
+
+/**
+ * Turns a stream of kmsg records into kernel failure reports, a record at a
+ * time: a report is complete at its "---[ end trace ]---" line, at the next
+ * report, or when the caller flushes (a dump_stack()-only BUG has no end line).
+ */
+export class KernelFaultParser {
+  private open: Open | null = null;
+
+  /** Whether a report is still collecting its lines. */
+  get pending(): boolean {
+    return this.open !== null;
+  }
+
+  push(rec: KmsgRecord): KernelFault[] {
+    // Userspace may write anything to /dev/kmsg, but only as facility 1 or above.
+    if (rec.facility !== 0) return [];
+    const text = rec.text;
+    const out: KernelFault[] = [];
+    const watchdog = WATCHDOG_NETDEV.exec(text);
+    if (watchdog) {
+      // One line, complete in itself; another CPU's report may be open around it.
+      out.push({
+        kind: 'tx-timeout',
+        module: null,
+        device: watchdog[3]!,
+        driverName: watchdog[1] ?? null,
+        detail: `NETDEV WATCHDOG: ${watchdog[3]!}${watchdog[1] ? ` (${watchdog[1]})` : ''}: transmit queue ${watchdog[4]!} timed out ${watchdog[5]!} ms`,
+        usec: rec.usec,
+        seq: rec.seq,
+        startedMsBefore: Number(watchdog[5]),
+        lines: [text],
+      });
+      return out;
+    }
+    const o = this.open;
+    const oldWatchdog = WATCHDOG_WARN.exec(text);
+    const warning = WARNING.exec(text);
+    if (oldWatchdog) {
+      out.push(...this.flush());
+      this.start(rec, 'tx-timeout', 'watchdog', {
+        device: oldWatchdog[1]!,
+        driverName: oldWatchdog[2]!,
+        startedMsBefore: oldWatchdog[4] ? Number(oldWatchdog[4]) : 0,
+        head: text.trimEnd(),
+      });
+      return out;
+    }
+    if (warning) {
+      if (o && o.opener === 'watchdog' && o.lines.length < 4) {
+        // The watchdog's own WARN (in dev_watchdog, core code): part of its report.
+        o.lines.push(text);
+        return out;
+      }
+      out.push(...this.flush());
+      this.start(rec, 'warn', 'warning', { module: tagOf(warning[1]!), head: text });
+      return out;
+    }
+    if (KERNEL_BUG_AT.test(text)) {
+      out.push(...this.flush());
+      this.start(rec, 'bug', 'bug-at', { head: text });
+      return out;
+    }
+    if (BUG.test(text)) {
+      out.push(...this.flush());
+      this.start(rec, 'bug', 'bug', { head: text });
+      return out;
+    }
+    if (DIE.test(text)) {
+      // die() after "BUG: unable to handle ..." or "kernel BUG at ...": the same failure.
+      if (o && (o.opener === 'bug' || o.opener === 'bug-at') && !o.inTrace) {
+        if (o.opener === 'bug') o.kind = 'oops';
+        o.lines.push(text);
+        return out;
+      }
+      out.push(...this.flush());
+      this.start(rec, 'oops', 'die', { head: text });
+      return out;
+    }
+    if (!o) return out;
+    if (o.lines.length < MAX_LINES) o.lines.push(text);
+    if (END.test(text)) return [...out, ...this.flush()];
+    const rip = RIP.exec(text);
+    if (rip && o.rip === null) {
+      o.rip = rip[1]!.trim();
+      o.module ??= tagOf(text);
+    } else if (text === 'Call Trace:') {
+      o.inTrace = true;
+    } else if (o.inTrace && o.frameModule === null) {
+      const frame = FRAME.exec(text);
+      if (frame && !frame[1] && frame[3]) {
+        o.frameModule = frame[3];
+        o.frame = `${frame[2]!} [${frame[3]}]`;
+      }
+    }
+    if (o.lines.length >= MAX_LINES) return [...out, ...this.flush()];
+    return out;
+  }
+
+  /** Completes the report being collected, if any. */
+  flush(): KernelFault[] {
+    const o = this.open;
+    this.open = null;
+    if (!o) return [];
+    const module = o.module ?? o.frameModule;
+    let detail = o.head;
+    if (o.kind !== 'tx-timeout' && o.kind !== 'warn' && o.rip) detail += ` at ${o.rip}`;
+    if (o.module === null && o.frame) detail += ` (called from ${o.frame})`;
+    return [
+      {
+        kind: o.kind,
+        module,
+        device: o.device,
+        driverName: o.driverName,
+        detail,
+        usec: o.usec,
+        seq: o.seq,
+        startedMsBefore: o.startedMsBefore,
+        lines: o.lines,
+      },
+    ];
+  }
+
+  private start(
+    rec: KmsgRecord,
+    kind: KernelFaultKind,
+    opener: Open['opener'],
+    init: { head: string; module?: string | null; device?: string; driverName?: string; startedMsBefore?: number },
+  ): void {
+    this.open = {
+      kind,
+      opener,
+      module: init.module ?? null,
+      frameModule: null,
+      frame: null,
+      rip: null,
+      device: init.device ?? null,
+      driverName: init.driverName ?? null,
+      head: init.head,
+      usec: rec.usec,
+      seq: rec.seq,
+      startedMsBefore: init.startedMsBefore ?? 0,
+      inTrace: false,
+      lines: [rec.text],
+    };
+  }
+}
+
+/** Every complete report in a list of records (raw record text or parsed). */
+export function parseKernelFaults(records: readonly (string | KmsgRecord)[]): KernelFault[] {
+  const parser = new KernelFaultParser();
+  const faults: KernelFault[] = [];
+  for (const r of records) {
+    const rec = typeof r === 'string' ? parseKmsgRecord(r) : r;
+    if (rec) faults.push(...parser.push(rec));
+  }
+  faults.push(...parser.flush());
+  return faults;
+}
