@@ -1,6 +1,7 @@
 // Human-readable views of the daemon's answers: aligned tables, local times,
 // and values short enough for a terminal (the full values are in --json).
-import type { DeviceStatus, ShowResult, StatusResult } from '../daemon/control-protocol.js';
+import type { DeviceStatus, HistoryResult, InjectResult, ShowResult, StatusResult } from '../daemon/control-protocol.js';
+import type { PhaseTimings, RecoveryRecord } from '../daemon/recovery-history.js';
 
 export function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
@@ -54,4 +55,76 @@ export function formatShow(r: ShowResult): string {
     parts.push('', 'No process holds promiscuous or all-multicast mode.');
   }
   return parts.join('\n');
+}
+
+/** "detect 1200 ms, restart 850 ms (stop 10, release 5, probe 600, replay 30, open 205 ms), check 40 ms, total 900 ms". */
+export function phaseSummary(p: PhaseTimings): string {
+  const parts: string[] = [];
+  if (p.detect !== undefined) parts.push(`detect ${p.detect} ms`);
+  if (p.wait !== undefined) parts.push(`wait ${p.wait} ms`);
+  if (p.stage !== undefined) parts.push(`stage ${p.stage} ms`);
+  if (p.restart !== undefined) {
+    const m = p.module;
+    const inside = m ? ` (stop ${m.stopMs}, release ${m.releaseMs}, probe ${m.probeMs}, replay ${m.replayMs}, open ${m.openMs} ms)` : '';
+    parts.push(`restart ${p.restart} ms${inside}`);
+  }
+  if (p.check !== undefined) parts.push(`check ${p.check} ms`);
+  if (p.total !== undefined) parts.push(`total ${p.total} ms`);
+  return parts.length ? parts.join(', ') : 'none';
+}
+
+function headline(r: RecoveryRecord): string {
+  const what = r.trigger === 'replay' ? 'replay' : 'recovery';
+  const took = r.phases.total === undefined ? '' : ` in ${r.phases.total} ms`;
+  switch (r.result) {
+    case 'recovered':
+      return `recovered${took} (${r.id})`;
+    case 'replayed':
+      return `configuration replayed${took} (${r.id})`;
+    case 'failed':
+      return `${what} ${r.id} failed`;
+    case 'gave-up':
+      return `shadowd gave up (${r.id})`;
+    case 'interrupted':
+      return `${what} ${r.id} was interrupted`;
+    case 'in-progress':
+      return `${what} ${r.id} is in progress`;
+  }
+}
+
+/** One recovery (the answer to recover and replay). */
+export function formatRecovery(r: RecoveryRecord): string {
+  const lines = [`${r.device}: ${headline(r)}`, `  trigger: ${r.trigger}${r.detail ? `: ${r.detail}` : ''}`];
+  if (r.driver) lines.push(`  driver:  ${r.driver}`);
+  lines.push(`  phases:  ${phaseSummary(r.phases)}`);
+  if (r.steps.length) lines.push(`  steps:   ${r.steps.map((s) => `${s.key} ${s.result}${s.error ? ` (${s.error})` : ''}`).join(', ')}`);
+  if (r.merged) lines.push(`  merged:  ${r.merged} more failure report${r.merged === 1 ? '' : 's'}`);
+  if (r.error) lines.push(`  ${r.result === 'recovered' || r.result === 'replayed' ? 'note' : 'reason'}:  ${r.error}`);
+  return lines.join('\n');
+}
+
+/** The history as a table; phase times in ms ("-": the phase did not run). */
+export function formatHistory(h: HistoryResult, device?: string): string {
+  if (h.recoveries.length === 0) return `No recoveries recorded${device ? ` for ${device}` : ''}.`;
+  const ms = (n: number | undefined): string => (n === undefined ? '-' : String(n));
+  const rows = h.recoveries.map((r) => [
+    r.id,
+    r.device,
+    r.trigger,
+    r.result,
+    localTime(r.startedAt),
+    ms(r.phases.detect),
+    ms(r.phases.wait),
+    ms(r.phases.restart),
+    ms(r.phases.check),
+    ms(r.phases.total),
+    [r.error ?? '', r.merged ? `+${r.merged} merged` : ''].filter(Boolean).join('; '),
+  ]);
+  const head = ['ID', 'DEVICE', 'TRIGGER', 'RESULT', 'STARTED', 'DETECT', 'WAIT', 'RESTART', 'CHECK', 'TOTAL', 'NOTE'];
+  return `${table(head, rows)}\n\nPhase times in ms; shadowctl history --json has the helper's own timings and each replay step.`;
+}
+
+export function formatInject(r: InjectResult): string {
+  if (r.fault === 'clear') return `${r.device}: injected fault cleared`;
+  return `${r.device}: fault ${r.fault} injected${r.sticky ? ' (sticky: it comes back after every restart)' : ''}`;
 }

@@ -2,13 +2,23 @@
 // shadowctl: asks the running shadowd what it protects and what it remembers.
 //
 // Exit codes: 0 done; 1 the daemon refused or failed the request (e.g. unknown
-// device); 2 bad command line; 3 shadowd is not running or not reachable;
-// 4 permission denied.
+// device), or a recovery or replay ran and failed; 2 bad command line; 3 shadowd
+// is not running or not reachable; 4 permission denied (not root for recover,
+// replay and inject, or no access to the socket).
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { ControlError, DEFAULT_SOCKET, request } from '../daemon/control-client.js';
-import type { ShowResult, StatusResult } from '../daemon/control-protocol.js';
-import { formatShow, formatStatus } from './format.js';
+import {
+  HISTORY_LIMIT_DEFAULT,
+  HISTORY_LIMIT_MAX,
+  INJECT_FAULTS,
+  type HistoryResult,
+  type InjectResult,
+  type RecoverResult,
+  type ShowResult,
+  type StatusResult,
+} from '../daemon/control-protocol.js';
+import { formatHistory, formatInject, formatRecovery, formatShow, formatStatus } from './format.js';
 
 export const EXIT = { ok: 0, refused: 1, usage: 2, unreachable: 3, denied: 4 } as const;
 
@@ -17,10 +27,20 @@ interface Common {
   socket: string;
 }
 
-async function call<T>(argv: Common, method: string, params?: Record<string, unknown>): Promise<T> {
+/** A command line that parses but makes no sense (yargs hands it to .fail() as an error). */
+class UsageError extends Error {}
+
+const EXIT_CODES =
+  'Exit codes: 0 ok, 1 refused by shadowd, 2 bad usage, 3 shadowd not running, 4 permission denied. ' +
+  'recover and replay exit 1 also when they ran and failed; recover, replay and inject need root (4 otherwise).';
+
+/** A recovery waits for the driver to come back (probe, firmware): longer than a query. */
+const RECOVERY_TIMEOUT_MS = 120_000;
+
+async function call<T>(argv: Common, method: string, params?: Record<string, unknown>, timeoutMs?: number): Promise<T> {
   let reply;
   try {
-    reply = await request<T>(argv.socket, method, params);
+    reply = await request<T>(argv.socket, method, params, timeoutMs);
   } catch (err) {
     if (err instanceof ControlError) {
       console.error(`shadowctl: ${err.message}`);
@@ -71,12 +91,84 @@ await yargs(hideBin(process.argv))
       print(argv, result, () => formatShow(result));
     },
   )
-  .demandCommand(1, 'Name a command: status or show IFACE')
+  .command(
+    'recover <iface>',
+    "Recover a device now: restart its driver, keeping the interface, and replay its configuration (root). Lifts a give-up and resets the device's rate limit",
+    (y) =>
+      y
+        .positional('iface', { type: 'string', demandOption: true, describe: 'Interface name, e.g. eth0' })
+        .example('sudo $0 recover eth0', "Restart eth0's driver; sockets and captures on eth0 keep working")
+        .example('sudo $0 recover eth0 --json', 'The recovery record (id, result, phase timings, replay steps), as JSON')
+        .epilogue(`It exits 1 when the recovery failed or gave up (the reason is printed).\n\n${EXIT_CODES}`),
+    async (argv) => {
+      const result = await call<RecoverResult>(argv, 'recover', { device: argv.iface }, RECOVERY_TIMEOUT_MS);
+      print(argv, result, () => formatRecovery(result));
+      if (result.result !== 'recovered') process.exitCode = EXIT.refused;
+    },
+  )
+  .command(
+    'replay <iface>',
+    "Replay a device's configuration from its shadow into its running driver, without a restart (root)",
+    (y) =>
+      y
+        .positional('iface', { type: 'string', demandOption: true, describe: 'Interface name, e.g. eth0' })
+        .example('sudo $0 replay eth0', "Set eth0's recorded configuration again, step by step")
+        .example('sudo $0 replay eth0 --json', 'The replay record with each step, as JSON')
+        .epilogue(`It exits 1 when a step failed (the steps are printed).\n\n${EXIT_CODES}`),
+    async (argv) => {
+      const result = await call<RecoverResult>(argv, 'replay', { device: argv.iface }, RECOVERY_TIMEOUT_MS);
+      print(argv, result, () => formatRecovery(result));
+      if (result.result !== 'replayed') process.exitCode = EXIT.refused;
+    },
+  )
+  .command(
+    'inject <iface> <fault>',
+    "Inject a fault into a device's driver, to test recovery (root; shadow_helper must be loaded with allow_faults=1)",
+    (y) =>
+      y
+        .positional('iface', { type: 'string', demandOption: true, describe: 'Interface name, e.g. eth0' })
+        .positional('fault', { choices: INJECT_FAULTS, demandOption: true, describe: 'The fault, or clear to remove one' })
+        .option('sticky', { type: 'boolean', default: false, describe: 'The fault comes back after every restart (tests giving up)' })
+        .check((a) => {
+          if (a.sticky && a.fault === 'clear') throw new UsageError('--sticky applies to a fault, not to clear');
+          return true;
+        })
+        .example('sudo $0 inject eth0 tx-hang', "eth0's transmit queue hangs; a restart clears it")
+        .example('sudo $0 inject eth0 fail-stop --sticky', 'The driver stops responding after every restart, until shadowd gives up')
+        .example('sudo $0 inject eth0 clear', 'Remove the injected fault')
+        .epilogue(EXIT_CODES),
+    async (argv) => {
+      const result = await call<InjectResult>(argv, 'inject', { device: argv.iface, fault: argv.fault, sticky: argv.sticky });
+      print(argv, result, () => formatInject(result));
+    },
+  )
+  .command(
+    'history [iface]',
+    'List past recoveries, newest first: id, device, trigger, result and phase times',
+    (y) =>
+      y
+        .positional('iface', { type: 'string', describe: 'Only this interface' })
+        .option('limit', { type: 'number', default: HISTORY_LIMIT_DEFAULT, describe: `At most this many (1-${HISTORY_LIMIT_MAX})` })
+        .check((a) => {
+          if (!Number.isInteger(a.limit) || a.limit < 1 || a.limit > HISTORY_LIMIT_MAX) throw new UsageError(`--limit must be an integer from 1 to ${HISTORY_LIMIT_MAX}`);
+          return true;
+        })
+        .example('$0 history', 'The last 50 recoveries of every device')
+        .example('$0 history eth0 --limit 5', "eth0's last 5 recoveries")
+        .example('$0 history --json', 'Every detail (replay steps, the helper\'s timings), as JSON')
+        .epilogue(EXIT_CODES),
+    async (argv) => {
+      const params = argv.iface === undefined ? { limit: argv.limit } : { device: argv.iface, limit: argv.limit };
+      const result = await call<HistoryResult>(argv, 'history', params);
+      print(argv, result, () => formatHistory(result, argv.iface));
+    },
+  )
+  .demandCommand(1, 'Name a command: status, show IFACE, recover IFACE, replay IFACE, inject IFACE FAULT or history')
   .strict()
   .completion('completion', 'Print a bash completion script (source it from ~/.bashrc)')
-  .epilogue('Exit codes: 0 ok, 1 refused by shadowd, 2 bad usage, 3 shadowd not running, 4 permission denied.')
+  .epilogue(EXIT_CODES)
   .fail((msg, err, y) => {
-    if (err) throw err;
+    if (err && !(err instanceof UsageError)) throw err;
     y.showHelp();
     console.error(`\nshadowctl: ${msg}`);
     process.exit(EXIT.usage);

@@ -5,13 +5,36 @@
 // Every request is validated here, before the daemon acts on it.
 
 import type { IngestStats } from './ingest.js';
+import type { RecoveryRecord } from './recovery-history.js';
 
 export const MAX_REQUEST_BYTES = 16 * 1024;
 export const PROTOCOL_VERSION = 1;
 
-export type Request = { id: number; method: 'status' } | { id: number; method: 'show'; params: { device: string } } | { id: number; method: 'version' };
+export type Request =
+  | { id: number; method: 'status' }
+  | { id: number; method: 'show'; params: { device: string } }
+  | { id: number; method: 'version' }
+  | { id: number; method: 'recover'; params: { device: string } }
+  | { id: number; method: 'replay'; params: { device: string } }
+  | { id: number; method: 'inject'; params: { device: string; fault: InjectFault; sticky: boolean } }
+  | { id: number; method: 'history'; params: { device?: string; limit: number } };
 
-export type ErrorCode = 'EBADREQ' | 'ETOOBIG' | 'ENOMETHOD' | 'ENODEV' | 'EPERM' | 'EINTERNAL';
+/** Methods that change the system: only root may call them. */
+export const MUTATING_METHODS: ReadonlySet<string> = new Set(['recover', 'replay', 'inject']);
+
+/** The helper's faults (kmod/PROTOCOL.md `inject`); 'clear' removes an injected one. */
+export const FAULTS = ['tx-hang', 'fail-stop', 'fail-open', 'fail-mtu', 'fail-mac', 'fail-features', 'fail-rings'] as const;
+export type InjectFault = (typeof FAULTS)[number] | 'clear';
+export const INJECT_FAULTS: readonly InjectFault[] = [...FAULTS, 'clear'];
+
+export const HISTORY_LIMIT_DEFAULT = 50;
+export const HISTORY_LIMIT_MAX = 1000;
+
+/**
+ * EBUSY: the device is being recovered; EHELPER: the kernel helper is missing
+ * or refused; EUNAVAIL: this daemon cannot do that (a part is not built in).
+ */
+export type ErrorCode = 'EBADREQ' | 'ETOOBIG' | 'ENOMETHOD' | 'ENODEV' | 'EPERM' | 'EBUSY' | 'EHELPER' | 'EUNAVAIL' | 'EINTERNAL';
 
 export interface ErrorReply {
   id: number | null;
@@ -38,6 +61,21 @@ export class RequestError extends Error {
 /** Interface names as the kernel accepts them: 1-15 bytes, no '/', ':' or whitespace. */
 export function isInterfaceName(name: string): boolean {
   return name.length >= 1 && Buffer.byteLength(name) <= 15 && !/[/:\s]/.test(name) && name !== '.' && name !== '..';
+}
+
+const DEVICE_RULE = '"device" must be an interface name (1-15 bytes, no "/", ":" or spaces)';
+
+function deviceParam(p: Record<string, unknown>, id: number): string {
+  const device = p['device'];
+  if (typeof device !== 'string' || !isInterfaceName(device)) throw new RequestError('EBADREQ', DEVICE_RULE, id);
+  return device;
+}
+
+function onlyKeys(p: Record<string, unknown>, allowed: readonly string[], method: string, id: number): void {
+  const extra = Object.keys(p).filter((k) => !allowed.includes(k));
+  if (extra.length > 0) {
+    throw new RequestError('EBADREQ', `${method} takes only ${allowed.map((k) => `"${k}"`).join(', ')}, not ${JSON.stringify(extra[0]).slice(0, 40)}`, id);
+  }
 }
 
 export function parseRequest(line: string): Request {
@@ -68,6 +106,31 @@ export function parseRequest(line: string): Request {
       }
       if (Object.keys(p).length !== 1) throw new RequestError('EBADREQ', 'show takes only "device"', id);
       return { id, method, params: { device } };
+    }
+    case 'recover':
+    case 'replay': {
+      onlyKeys(p, ['device'], method, id);
+      return { id, method, params: { device: deviceParam(p, id) } };
+    }
+    case 'inject': {
+      onlyKeys(p, ['device', 'fault', 'sticky'], method, id);
+      const device = deviceParam(p, id);
+      const fault = p['fault'];
+      if (typeof fault !== 'string' || !(INJECT_FAULTS as readonly string[]).includes(fault)) {
+        throw new RequestError('EBADREQ', `"fault" must be one of ${INJECT_FAULTS.join(', ')}`, id);
+      }
+      const sticky = 'sticky' in p ? p['sticky'] : false;
+      if (typeof sticky !== 'boolean') throw new RequestError('EBADREQ', '"sticky" must be true or false', id);
+      if (sticky && fault === 'clear') throw new RequestError('EBADREQ', '"sticky" applies to a fault, not to clear', id);
+      return { id, method, params: { device, fault: fault as InjectFault, sticky } };
+    }
+    case 'history': {
+      onlyKeys(p, ['device', 'limit'], method, id);
+      const limit = 'limit' in p ? p['limit'] : HISTORY_LIMIT_DEFAULT;
+      if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > HISTORY_LIMIT_MAX) {
+        throw new RequestError('EBADREQ', `"limit" must be an integer from 1 to ${HISTORY_LIMIT_MAX}`, id);
+      }
+      return !('device' in p) ? { id, method, params: { limit } } : { id, method, params: { device: deviceParam(p, id), limit } };
     }
     default:
       throw new RequestError('ENOMETHOD', `unknown method ${JSON.stringify(method).slice(0, 64)}`, id);
@@ -126,4 +189,20 @@ export interface ShowResult {
 export interface VersionResult {
   version: string;
   protocol: number;
+}
+
+/** recover and replay answer with the recovery's history record (recover: once it has ended). */
+export type RecoverResult = RecoveryRecord;
+
+export interface InjectResult {
+  device: string;
+  fault: InjectFault;
+  sticky: boolean;
+  /** The helper's reply, e.g. "injected eth0 tx-hang". */
+  reply: string;
+}
+
+export interface HistoryResult {
+  /** Newest first. */
+  recoveries: RecoveryRecord[];
 }

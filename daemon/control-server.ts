@@ -3,16 +3,24 @@
 // request gets an error reply and never reaches the handler or crashes the daemon.
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { errorReply, MAX_REQUEST_BYTES, parseRequest, RequestError, type Reply, type Request } from './control-protocol.js';
+import { errorReply, MAX_REQUEST_BYTES, MUTATING_METHODS, parseRequest, RequestError, type Reply, type Request } from './control-protocol.js';
 import type { Logger } from './log.js';
+import { peerCredentials, type PeerCredentials } from './peer-credentials.js';
 
-export type Handler = (req: Request) => Promise<unknown>;
+/** `peer` is who connected (null when the kernel could not tell); mutating methods reach the handler only from root. */
+export type Handler = (req: Request, peer: PeerCredentials | null) => Promise<unknown>;
 
 export interface ControlServer {
   close(): Promise<void>;
 }
 
-export async function startControlServer(path: string, handler: Handler, logger: Logger): Promise<ControlServer> {
+export interface ControlServerOptions {
+  /** How the server learns who connected; tests pretend to be another user with it. */
+  peerCredentials?: (socket: Socket) => PeerCredentials;
+}
+
+export async function startControlServer(path: string, handler: Handler, logger: Logger, options: ControlServerOptions = {}): Promise<ControlServer> {
+  const credentialsOf = options.peerCredentials ?? peerCredentials;
   // A socket file left by a killed daemon would make listen() fail.
   if (existsSync(path)) unlinkSync(path);
   const sockets = new Set<Socket>();
@@ -20,7 +28,14 @@ export async function startControlServer(path: string, handler: Handler, logger:
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => socket.destroy());
-    serveConnection(socket, handler, logger);
+    let peer: PeerCredentials | null = null;
+    try {
+      peer = credentialsOf(socket);
+    } catch (err) {
+      // Read-only requests still work; mutating ones are refused below.
+      logger.log('warning', `cannot tell who connected to the control socket: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    serveConnection(socket, handler, logger, peer);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -36,7 +51,7 @@ export async function startControlServer(path: string, handler: Handler, logger:
   };
 }
 
-function serveConnection(socket: Socket, handler: Handler, logger: Logger): void {
+function serveConnection(socket: Socket, handler: Handler, logger: Logger, peer: PeerCredentials | null): void {
   let buffered = '';
   // Requests on one connection are answered in order.
   let queue = Promise.resolve();
@@ -70,8 +85,17 @@ function serveConnection(socket: Socket, handler: Handler, logger: Logger): void
       if (err instanceof RequestError) return send(errorReply(err));
       throw err;
     }
+    if (MUTATING_METHODS.has(req.method) && peer?.uid !== 0) {
+      const who = peer ? `uid ${peer.uid}` : 'a caller shadowd cannot identify';
+      logger.log('notice', `refused ${req.method} from ${who}${peer ? ` (pid ${peer.pid})` : ''}: it needs root`, {
+        SHADOWD_REQUEST: req.method,
+        SHADOWD_PEER_UID: peer?.uid,
+        SHADOWD_PEER_PID: peer?.pid,
+      });
+      return send(errorReply(new RequestError('EPERM', `${req.method} changes the system and needs root (asked by ${who}): run it with sudo`, req.id)));
+    }
     try {
-      send({ id: req.id, ok: true, result: await handler(req) });
+      send({ id: req.id, ok: true, result: await handler(req, peer) });
     } catch (err) {
       if (err instanceof RequestError) return send(errorReply(new RequestError(err.code, err.message, req.id)));
       const message = err instanceof Error ? err.message : String(err);

@@ -1,4 +1,4 @@
-// Userspace side of the shadow_helper control protocol (kmod/shadow_helper.c):
+// Userspace side of the shadow_helper control protocol (kmod/PROTOCOL.md, kmod/sh_control.c):
 // one command line per write(), its reply read back from the same descriptor.
 // Commands are checked here as strictly as the module checks them, so a bad
 // command is reported with its text instead of a bare EINVAL from the kernel.
@@ -6,10 +6,10 @@ import { open, type FileHandle } from 'node:fs/promises';
 
 export const HELPER_DEVICE = '/dev/shadow_helper';
 /** The protocol version this client speaks; the module reports its own in `version`. */
-export const HELPER_PROTO = 1;
+export const HELPER_PROTO = 2;
 /** Longest command text the module accepts; a write may carry one more byte, the '\n'. */
 export const HELPER_COMMAND_MAX = 255;
-/** The module's replies fit in 256 bytes; anything far beyond is not a reply. */
+/** The module's replies fit in 511 bytes; anything far beyond is not a reply. */
 const REPLY_MAX = 4096;
 
 export type HelperReply =
@@ -20,6 +20,8 @@ export interface HelperVersion {
   proto: number;
   version: string;
   kernel: string;
+  /** Whether the module was loaded with allow_faults=1 (it accepts `inject`). */
+  faults: boolean;
 }
 
 export interface HelperClient {
@@ -98,7 +100,7 @@ export function parseHelperReply(text: string): HelperReply {
   throw malformed(text, 'it starts with neither "ok" nor "err"');
 }
 
-/** Parses the payload of `version`: `shadow_helper proto=N version=X.Y.Z kernel=RELEASE`. */
+/** Parses the payload of `version`: `shadow_helper proto=N version=X.Y.Z kernel=RELEASE faults=0|1`. */
 export function parseHelperVersion(payload: string): HelperVersion {
   const [name, ...fields] = payload.split(' ');
   if (name !== 'shadow_helper') {
@@ -108,7 +110,9 @@ export function parseHelperVersion(payload: string): HelperVersion {
   for (const field of fields) {
     const eq = field.indexOf('=');
     if (eq <= 0) throw new HelperError(`unexpected version reply ${quote(payload)}: ${quote(field)} is not key=value`, { code: 'EPROTO' });
-    values.set(field.slice(0, eq), field.slice(eq + 1));
+    const key = field.slice(0, eq);
+    if (values.has(key)) throw new HelperError(`unexpected version reply ${quote(payload)}: ${key}= appears twice`, { code: 'EPROTO' });
+    values.set(key, field.slice(eq + 1));
   }
   const protoText = values.get('proto') ?? '';
   const version = values.get('version') ?? '';
@@ -124,7 +128,12 @@ export function parseHelperVersion(payload: string): HelperVersion {
       { code: 'EPROTO' },
     );
   }
-  return { proto, version, kernel };
+  // Checked after the protocol: a proto=1 module has no faults= and must be told apart by its protocol.
+  const faultsText = values.get('faults');
+  if (faultsText !== '0' && faultsText !== '1') {
+    throw new HelperError(`unexpected version reply ${quote(payload)}: it needs faults=0 or faults=1`, { code: 'EPROTO' });
+  }
+  return { proto, version, kernel, faults: faultsText === '1' };
 }
 
 function errnoOf(err: unknown): string | undefined {

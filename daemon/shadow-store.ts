@@ -139,6 +139,11 @@ export class ShadowStore {
     this.db.close();
   }
 
+  /** The connection, for tables kept beside the shadow in the same file (the recovery history). */
+  get database(): Database.Database {
+    return this.db;
+  }
+
   upsertDevice(d: Omit<DeviceRecord, 'firstSeen' | 'lastSeen' | 'present'>, at: number, present = true): void {
     this.db
       .prepare(

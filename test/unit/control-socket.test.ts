@@ -10,6 +10,7 @@ import { request, ControlError } from '../../daemon/control-client.js';
 import { MAX_REQUEST_BYTES, parseRequest, RequestError } from '../../daemon/control-protocol.js';
 import { startControlServer, type ControlServer } from '../../daemon/control-server.js';
 import type { Logger } from '../../daemon/log.js';
+import type { PeerCredentials } from '../../daemon/peer-credentials.js';
 
 const quiet: Logger = { log: () => undefined };
 
@@ -17,6 +18,17 @@ describe('control protocol', () => {
   it('accepts the known requests', () => {
     expect(parseRequest('{"id":1,"method":"status"}')).toEqual({ id: 1, method: 'status' });
     expect(parseRequest('{"id":2,"method":"show","params":{"device":"eth0"}}')).toEqual({ id: 2, method: 'show', params: { device: 'eth0' } });
+    expect(parseRequest('{"id":3,"method":"recover","params":{"device":"eth0"}}')).toEqual({ id: 3, method: 'recover', params: { device: 'eth0' } });
+    expect(parseRequest('{"id":4,"method":"replay","params":{"device":"eth0"}}')).toEqual({ id: 4, method: 'replay', params: { device: 'eth0' } });
+    expect(parseRequest('{"id":5,"method":"inject","params":{"device":"eth0","fault":"tx-hang"}}')).toEqual({
+      id: 5,
+      method: 'inject',
+      params: { device: 'eth0', fault: 'tx-hang', sticky: false },
+    });
+    expect(parseRequest('{"id":6,"method":"inject","params":{"device":"eth0","fault":"fail-stop","sticky":true}}')).toMatchObject({ params: { sticky: true } });
+    expect(parseRequest('{"id":7,"method":"inject","params":{"device":"eth0","fault":"clear","sticky":false}}')).toMatchObject({ params: { fault: 'clear' } });
+    expect(parseRequest('{"id":8,"method":"history"}')).toEqual({ id: 8, method: 'history', params: { limit: 50 } });
+    expect(parseRequest('{"id":9,"method":"history","params":{"device":"eth0","limit":1000}}')).toEqual({ id: 9, method: 'history', params: { device: 'eth0', limit: 1000 } });
   });
 
   it.each([
@@ -33,6 +45,23 @@ describe('control protocol', () => {
     ['{"id":1,"method":"show","params":{"device":"a/b"}}', 'EBADREQ'],
     ['{"id":1,"method":"show","params":{"device":"sixteen-chars-xx"}}', 'EBADREQ'],
     ['{"id":1,"method":"show","params":{"device":"eth0","more":1}}', 'EBADREQ'],
+    ['{"id":1,"method":"recover"}', 'EBADREQ'],
+    ['{"id":1,"method":"recover","params":{"device":"eth0","force":true}}', 'EBADREQ'],
+    ['{"id":1,"method":"replay","params":{"device":"a b"}}', 'EBADREQ'],
+    ['{"id":1,"method":"inject","params":{"device":"eth0"}}', 'EBADREQ'],
+    ['{"id":1,"method":"inject","params":{"device":"eth0","fault":"explode"}}', 'EBADREQ'],
+    ['{"id":1,"method":"inject","params":{"device":"eth0","fault":"tx-hang","sticky":"yes"}}', 'EBADREQ'],
+    ['{"id":1,"method":"inject","params":{"device":"eth0","fault":"tx-hang","sticky":null}}', 'EBADREQ'],
+    ['{"id":1,"method":"inject","params":{"device":"eth0","fault":"clear","sticky":true}}', 'EBADREQ'],
+    ['{"id":1,"method":"inject","params":{"device":"eth0","fault":"tx-hang","now":1}}', 'EBADREQ'],
+    ['{"id":1,"method":"history","params":{"limit":0}}', 'EBADREQ'],
+    ['{"id":1,"method":"history","params":{"limit":1001}}', 'EBADREQ'],
+    ['{"id":1,"method":"history","params":{"limit":2.5}}', 'EBADREQ'],
+    ['{"id":1,"method":"history","params":{"limit":"5"}}', 'EBADREQ'],
+    ['{"id":1,"method":"history","params":{"limit":null}}', 'EBADREQ'],
+    ['{"id":1,"method":"history","params":{"device":null}}', 'EBADREQ'],
+    ['{"id":1,"method":"history","params":{"device":"a/b"}}', 'EBADREQ'],
+    ['{"id":1,"method":"history","params":{"since":0}}', 'EBADREQ'],
     ['{"id":1,"method":"reboot"}', 'ENOMETHOD'],
     ['{"id":1,"method":{"x":1}}', 'ENOMETHOD'],
     [`{"id":1,"method":"status","pad":"${'x'.repeat(MAX_REQUEST_BYTES)}"}`, 'ETOOBIG'],
@@ -122,5 +151,81 @@ describe('control server', () => {
     // Only well-formed requests reached the handler; the server still answers.
     expect(handled - before).toBeLessThan(3000);
     expect(await request(path, 'status')).toEqual({ id: 1, ok: true, result: { method: 'status' } });
+  });
+});
+
+describe('control server: who may change the system', () => {
+  let dir: string;
+  const servers: ControlServer[] = [];
+  const seen: { method: string; peer: PeerCredentials | null }[] = [];
+  const start = async (name: string, peerCredentials?: () => PeerCredentials): Promise<string> => {
+    const path = join(dir, name);
+    servers.push(
+      await startControlServer(
+        path,
+        (req, peer) => {
+          seen.push({ method: req.method, peer });
+          return Promise.resolve({ method: req.method });
+        },
+        quiet,
+        peerCredentials ? { peerCredentials } : {},
+      ),
+    );
+    return path;
+  };
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'shadowd-peer-ctl-'));
+  });
+  afterAll(async () => {
+    for (const s of servers) await s.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('refuses recover, replay and inject to a user that is not root, and answers the rest', async () => {
+    const path = await start('user.sock', () => ({ pid: 4321, uid: 1000, gid: 1000 }));
+    seen.length = 0;
+    for (const [method, params] of [
+      ['recover', { device: 'eth0' }],
+      ['replay', { device: 'eth0' }],
+      ['inject', { device: 'eth0', fault: 'tx-hang' }],
+    ] as const) {
+      expect(await request(path, method, params)).toEqual({
+        id: 1,
+        ok: false,
+        error: { code: 'EPERM', message: `${method} changes the system and needs root (asked by uid 1000): run it with sudo` },
+      });
+    }
+    expect(seen).toEqual([]);
+    expect(await request(path, 'history', {})).toEqual({ id: 1, ok: true, result: { method: 'history' } });
+    expect(await request(path, 'status')).toMatchObject({ ok: true });
+    expect(seen).toEqual([
+      { method: 'history', peer: { pid: 4321, uid: 1000, gid: 1000 } },
+      { method: 'status', peer: { pid: 4321, uid: 1000, gid: 1000 } },
+    ]);
+  });
+
+  it("passes root's requests to the handler with its credentials", async () => {
+    const path = await start('root.sock', () => ({ pid: 1, uid: 0, gid: 0 }));
+    seen.length = 0;
+    expect(await request(path, 'recover', { device: 'eth0' })).toEqual({ id: 1, ok: true, result: { method: 'recover' } });
+    expect(seen).toEqual([{ method: 'recover', peer: { pid: 1, uid: 0, gid: 0 } }]);
+  });
+
+  it('refuses changes when it cannot tell who asks', async () => {
+    const path = await start('unknown.sock', () => {
+      throw new Error('getsockopt(SO_PEERCRED) failed: errno 95');
+    });
+    expect(await request(path, 'inject', { device: 'eth0', fault: 'clear' })).toMatchObject({
+      ok: false,
+      error: { code: 'EPERM', message: /asked by a caller shadowd cannot identify/ },
+    });
+    expect(await request(path, 'version')).toMatchObject({ ok: true });
+  });
+
+  it('learns the real peer by default', async () => {
+    const path = await start('real.sock');
+    seen.length = 0;
+    await request(path, 'version');
+    expect(seen).toEqual([{ method: 'version', peer: { pid: process.pid, uid: process.getuid!(), gid: process.getgid!() } }]);
   });
 });

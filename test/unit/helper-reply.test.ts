@@ -10,9 +10,9 @@ import {
 describe('parseHelperReply', () => {
   it('parses ok replies', () => {
     expect(parseHelperReply('ok pong\n')).toEqual({ ok: true, payload: 'pong' });
-    expect(parseHelperReply('ok shadow_helper proto=1 version=0.1.0 kernel=6.1.0-56-amd64\n')).toEqual({
+    expect(parseHelperReply('ok shadow_helper proto=2 version=0.2.0 kernel=6.1.0-56-amd64 faults=1\n')).toEqual({
       ok: true,
-      payload: 'shadow_helper proto=1 version=0.1.0 kernel=6.1.0-56-amd64',
+      payload: 'shadow_helper proto=2 version=0.2.0 kernel=6.1.0-56-amd64 faults=1',
     });
     expect(parseHelperReply('ok\n')).toEqual({ ok: true, payload: '' });
   });
@@ -55,28 +55,47 @@ describe('parseHelperReply', () => {
 });
 
 describe('parseHelperVersion', () => {
-  it('reads proto, version and kernel', () => {
-    expect(parseHelperVersion('shadow_helper proto=1 version=0.1.0 kernel=6.1.0-56-amd64')).toEqual({
-      proto: 1,
-      version: '0.1.0',
+  it('reads proto, version, kernel and faults', () => {
+    expect(parseHelperVersion('shadow_helper proto=2 version=0.2.0 kernel=6.1.0-56-amd64 faults=0')).toEqual({
+      proto: 2,
+      version: '0.2.0',
       kernel: '6.1.0-56-amd64',
+      faults: false,
+    });
+    expect(parseHelperVersion('shadow_helper proto=2 version=0.2.0 kernel=6.1.0-56-amd64 faults=1')).toEqual({
+      proto: 2,
+      version: '0.2.0',
+      kernel: '6.1.0-56-amd64',
+      faults: true,
     });
   });
 
   it('refuses another protocol with a clear message', () => {
-    expect(() => parseHelperVersion('shadow_helper proto=2 version=0.2.0 kernel=6.1.0-56-amd64')).toThrow(
-      /speaks protocol 2, this shadowd speaks 1/,
+    // A protocol 1 module has no faults=: it is told apart by its protocol, not as a malformed reply.
+    expect(() => parseHelperVersion('shadow_helper proto=1 version=0.1.0 kernel=6.1.0-56-amd64')).toThrow(
+      /speaks protocol 1, this shadowd speaks 2/,
+    );
+    expect(() => parseHelperVersion('shadow_helper proto=3 version=0.3.0 kernel=6.1.0-56-amd64 faults=0')).toThrow(
+      /speaks protocol 3, this shadowd speaks 2/,
     );
   });
 
   it.each([
-    'other_module proto=1 version=0.1.0 kernel=x',
-    'shadow_helper version=0.1.0 kernel=x',
-    'shadow_helper proto=one version=0.1.0 kernel=x',
-    'shadow_helper proto=1 kernel=x',
-    'shadow_helper proto=1 version=0.1.0',
-    'shadow_helper proto=1 version=0.1.0 =x kernel=y',
-    'shadow_helper proto=1 version=0.1.0 junk kernel=y',
+    'other_module proto=2 version=0.2.0 kernel=x faults=0',
+    'shadow_helper version=0.2.0 kernel=x faults=0',
+    'shadow_helper proto=two version=0.2.0 kernel=x faults=0',
+    'shadow_helper proto=2 kernel=x faults=0',
+    'shadow_helper proto=2 version=0.2.0 faults=0',
+    'shadow_helper proto=2 version=0.2.0 =x kernel=y faults=0',
+    'shadow_helper proto=2 version=0.2.0 junk kernel=y faults=0',
+    'shadow_helper proto=2 version=0.2.0 kernel=y',
+    'shadow_helper proto=2 version=0.2.0 kernel=y faults=',
+    'shadow_helper proto=2 version=0.2.0 kernel=y faults=2',
+    'shadow_helper proto=2 version=0.2.0 kernel=y faults=01',
+    'shadow_helper proto=2 version=0.2.0 kernel=y faults=yes',
+    'shadow_helper proto=2 version=0.2.0 kernel=y faults=true',
+    'shadow_helper proto=2 version=0.2.0 kernel=y faults=1 faults=0',
+    'shadow_helper proto=2 proto=2 version=0.2.0 kernel=y faults=0',
   ])('rejects %j', (payload) => {
     expect(() => parseHelperVersion(payload)).toThrow(/unexpected version reply/);
   });

@@ -5,8 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RequestError, type ShowResult, type StatusResult } from '../../daemon/control-protocol.js';
+import { RequestError, type HistoryResult, type InjectResult, type ShowResult, type StatusResult } from '../../daemon/control-protocol.js';
 import { startControlServer, type ControlServer } from '../../daemon/control-server.js';
+import type { RecoveryRecord } from '../../daemon/recovery-history.js';
 
 const SHADOWCTL = new URL('../../dist/cli/shadowctl.js', import.meta.url).pathname;
 const DEVICE = { id: 'bus:0000:00:04.0', name: 'eth0', ifindex: 2, cls: 'net' as const, driver: 'e1000', bus: '0000:00:04.0', mode: 'passive' as const, health: 'ok' as const, keys: 2, holders: 1 };
@@ -27,6 +28,48 @@ const SHOW: ShowResult = {
   holders: [{ kind: 'promiscuity', pid: 501, comm: 'tcpdump', count: 1, since: Date.now() }],
 };
 
+const STARTED = new Date(2025, 10, 27, 15, 0, 1).getTime();
+const RECOVERED: RecoveryRecord = {
+  id: 'rmihx2k1c-0',
+  device: 'eth0',
+  driver: 'e1000',
+  trigger: 'tx-timeout',
+  detail: 'transmit queue 0 timed out',
+  startedAt: STARTED,
+  endedAt: STARTED + 900,
+  result: 'recovered',
+  phases: { detect: 1200, restart: 850, check: 40, total: 900, module: { stopMs: 10, releaseMs: 5, probeMs: 600, replayMs: 30, openMs: 205, totalMs: 850 } },
+  steps: [
+    { source: 'module', key: 'mac', result: 'ok' },
+    { source: 'module', key: 'mtu', result: 'skip' },
+  ],
+  error: null,
+  merged: 1,
+};
+const GAVE_UP: RecoveryRecord = {
+  ...RECOVERED,
+  id: 'rmihx2k1c-3',
+  device: 'eth1',
+  trigger: 'oops',
+  detail: 'BUG: unable to handle page fault in e1000_clean',
+  result: 'gave-up',
+  phases: { total: 3 },
+  steps: [],
+  error: '3 recoveries of eth1 in the last 10 min (a, b, c) did not keep its driver running: the failure looks deterministic; the device is parked',
+  merged: 0,
+};
+const REPLAYED: RecoveryRecord = {
+  ...RECOVERED,
+  id: 'rmihx2k1c-4',
+  trigger: 'replay',
+  detail: 'requested by uid 0 (pid 1)',
+  result: 'replayed',
+  phases: { check: 35, total: 35 },
+  steps: [{ source: 'daemon', key: 'coalesce', result: 'ok', argv: ['ethtool', '-C', 'eth0', 'rx-usecs', '3'] }],
+  merged: 0,
+};
+const HISTORY: HistoryResult = { recoveries: [REPLAYED, GAVE_UP, RECOVERED] };
+
 describe('shadowctl', () => {
   let dir: string;
   let socket: string;
@@ -40,9 +83,26 @@ describe('shadowctl', () => {
         if (req.method === 'status') return Promise.resolve(STATUS);
         if (req.method === 'show' && req.params.device === 'eth0') return Promise.resolve(SHOW);
         if (req.method === 'show') return Promise.reject(new RequestError('ENODEV', `shadowd watches no network device named ${req.params.device}`));
+        if (req.method === 'recover' && req.params.device === 'eth0') return Promise.resolve(RECOVERED);
+        if (req.method === 'recover' && req.params.device === 'eth1') return Promise.resolve(GAVE_UP);
+        if (req.method === 'recover') return Promise.reject(new RequestError('ENODEV', `shadowd watches no network device named ${req.params.device}`));
+        if (req.method === 'replay') return Promise.resolve(REPLAYED);
+        if (req.method === 'inject' && req.params.fault === 'fail-stop') {
+          return Promise.reject(new RequestError('EHELPER', 'shadow_helper refused "inject eth0 fail-stop": EPERM fault injection is disabled'));
+        }
+        if (req.method === 'inject') {
+          const { device, fault, sticky } = req.params;
+          return Promise.resolve<InjectResult>({ device, fault, sticky, reply: fault === 'clear' ? `cleared ${device}` : `injected ${device} ${fault}` });
+        }
+        if (req.method === 'history') {
+          const { device, limit } = req.params;
+          return Promise.resolve<HistoryResult>({ recoveries: HISTORY.recoveries.filter((r) => device === undefined || r.device === device).slice(0, limit) });
+        }
         return Promise.resolve({ version: '0.1.0', protocol: 1 });
       },
       { log: () => undefined },
+      // As root, whoever runs the tests.
+      { peerCredentials: () => ({ pid: 1, uid: 0, gid: 0 }) },
     );
   });
   afterAll(async () => {
@@ -114,4 +174,123 @@ describe('shadowctl', () => {
     const top = await ctl('--help');
     expect(top.stdout).toContain('Exit codes: 0 ok, 1 refused by shadowd, 2 bad usage, 3 shadowd not running, 4');
   });
+
+  it('recover --json prints the recovery record; recover prints the phases', async () => {
+    const json = await ctl('recover', 'eth0', '--json');
+    expect(json.exitCode).toBe(0);
+    expect(JSON.parse(json.stdout)).toEqual(RECOVERED);
+    const human = await ctl('recover', 'eth0');
+    expect(human.exitCode).toBe(0);
+    expect(human.stdout.split('\n')).toEqual([
+      'eth0: recovered in 900 ms (rmihx2k1c-0)',
+      '  trigger: tx-timeout: transmit queue 0 timed out',
+      '  driver:  e1000',
+      '  phases:  detect 1200 ms, restart 850 ms (stop 10, release 5, probe 600, replay 30, open 205 ms), check 40 ms, total 900 ms',
+      '  steps:   mac ok, mtu skip',
+      '  merged:  1 more failure report',
+    ]);
+  }, 30_000);
+
+  it('recover exits 1 when the recovery gave up, with the reason, and for an unknown device', async () => {
+    const human = await ctl('recover', 'eth1');
+    expect(human.exitCode).toBe(1);
+    expect(human.stdout).toContain('eth1: shadowd gave up (rmihx2k1c-3)');
+    expect(human.stdout).toContain('  reason:  3 recoveries of eth1 in the last 10 min (a, b, c) did not keep its driver running');
+    const json = await ctl('recover', 'eth1', '--json');
+    expect(json.exitCode).toBe(1);
+    expect(JSON.parse(json.stdout)).toEqual(GAVE_UP);
+    const unknown = await ctl('recover', 'eth9', '--json');
+    expect(unknown.exitCode).toBe(1);
+    expect(JSON.parse(unknown.stdout)).toEqual({ code: 'ENODEV', message: 'shadowd watches no network device named eth9' });
+  }, 30_000);
+
+  it('replay --json prints the replay record; replay prints its steps', async () => {
+    const json = await ctl('replay', 'eth0', '--json');
+    expect(json.exitCode).toBe(0);
+    expect(JSON.parse(json.stdout)).toEqual(REPLAYED);
+    const human = await ctl('replay', 'eth0');
+    expect(human.stdout).toContain('eth0: configuration replayed in 35 ms (rmihx2k1c-4)');
+    expect(human.stdout).toContain('  steps:   coalesce ok');
+  }, 30_000);
+
+  it('inject --json prints what the helper did; a refusal exits 1 with its reason', async () => {
+    const json = await ctl('inject', 'eth0', 'tx-hang', '--sticky', '--json');
+    expect(json.exitCode).toBe(0);
+    expect(JSON.parse(json.stdout)).toEqual({ device: 'eth0', fault: 'tx-hang', sticky: true, reply: 'injected eth0 tx-hang' });
+    const human = await ctl('inject', 'eth0', 'clear');
+    expect(human.exitCode).toBe(0);
+    expect(human.stdout).toBe('eth0: injected fault cleared');
+    const refused = await ctl('inject', 'eth0', 'fail-stop');
+    expect(refused.exitCode).toBe(1);
+    expect(refused.stderr).toBe('shadowctl: shadow_helper refused "inject eth0 fail-stop": EPERM fault injection is disabled');
+    const refusedJson = await ctl('inject', 'eth0', 'fail-stop', '--json');
+    expect(JSON.parse(refusedJson.stdout)).toEqual({ code: 'EHELPER', message: 'shadow_helper refused "inject eth0 fail-stop": EPERM fault injection is disabled' });
+  }, 30_000);
+
+  it('history --json prints the records; history prints a table with phase times in ms', async () => {
+    const json = await ctl('history', '--json');
+    expect(json.exitCode).toBe(0);
+    expect(JSON.parse(json.stdout)).toEqual(HISTORY);
+    const human = await ctl('history');
+    expect(human.exitCode).toBe(0);
+    const lines = human.stdout.split('\n');
+    expect(lines[0]).toMatch(/^ID\s+DEVICE\s+TRIGGER\s+RESULT\s+STARTED\s+DETECT\s+WAIT\s+RESTART\s+CHECK\s+TOTAL\s+NOTE$/);
+    expect(lines[1]).toMatch(/^rmihx2k1c-4\s+eth0\s+replay\s+replayed\s+2025-11-27 15:00:01\s+-\s+-\s+-\s+35\s+35$/);
+    expect(lines[2]).toMatch(/^rmihx2k1c-3\s+eth1\s+oops\s+gave-up\s+2025-11-27 15:00:01\s+-\s+-\s+-\s+-\s+3\s+3 recoveries of eth1/);
+    expect(lines[3]).toMatch(/^rmihx2k1c-0\s+eth0\s+tx-timeout\s+recovered\s+2025-11-27 15:00:01\s+1200\s+-\s+850\s+40\s+900\s+\+1 merged$/);
+    expect(human.stdout).toContain('Phase times in ms');
+    const one = await ctl('history', 'eth0', '--limit', '1', '--json');
+    expect(JSON.parse(one.stdout)).toEqual({ recoveries: [REPLAYED] });
+    const none = await ctl('history', 'eth5');
+    expect(none.stdout).toBe('No recoveries recorded for eth5.');
+  }, 30_000);
+
+  it('exits 2 on bad recovery command lines', async () => {
+    const cases = [['recover'], ['inject', 'eth0'], ['inject', 'eth0', 'explode'], ['inject', 'eth0', 'clear', '--sticky'], ['history', '--limit', '0'], ['history', '--limit', '1001'], ['history', '--limit', 'x'], ['history', 'eth0', 'eth1']];
+    const results = await Promise.all(cases.map((args) => ctl(...args)));
+    results.forEach((r, i) => {
+      expect(r.exitCode, cases[i]!.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(/^shadowctl: /m);
+    });
+    expect(results[3]?.stderr).toContain('shadowctl: --sticky applies to a fault, not to clear');
+    expect(results[4]?.stderr).toContain('shadowctl: --limit must be an integer from 1 to 1000');
+  }, 30_000);
+
+  it('exits 4 when a user who is not root asks to recover, replay or inject; history stays open', async () => {
+    const userSocket = join(dir, 'user.sock');
+    const userServer = await startControlServer(userSocket, () => Promise.resolve(HISTORY), { log: () => undefined }, { peerCredentials: () => ({ pid: 999, uid: 1000, gid: 1000 }) });
+    try {
+      const as = (...args: string[]) => execa('node', [SHADOWCTL, '--socket', userSocket, ...args], { reject: false });
+      for (const args of [['recover', 'eth0'], ['replay', 'eth0'], ['inject', 'eth0', 'tx-hang']]) {
+        const r = await as(...args);
+        expect(r.exitCode, args.join(' ')).toBe(4);
+        expect(r.stderr).toBe(`shadowctl: ${args[0]} changes the system and needs root (asked by uid 1000): run it with sudo`);
+      }
+      const json = await as('recover', 'eth0', '--json');
+      expect(json.exitCode).toBe(4);
+      expect(JSON.parse(json.stdout)).toMatchObject({ code: 'EPERM' });
+      expect((await as('history')).exitCode).toBe(0);
+    } finally {
+      await userServer.close();
+    }
+  }, 30_000);
+
+  it('prints help for the recovery commands with examples and exit codes', async () => {
+    for (const [cmd, text] of [
+      ['recover', "Restart eth0's driver"],
+      ['replay', "Set eth0's recorded configuration again"],
+      ['inject', 'every restart, until shadowd gives up'],
+      ['history', "eth0's last 5 recoveries"],
+    ] as const) {
+      const r = await ctl(cmd, '--help');
+      expect(r.exitCode, cmd).toBe(0);
+      // yargs wraps examples and the epilogue at the terminal's width.
+      const flat = r.stdout.replace(/\s+/g, ' ');
+      expect(r.stdout).toContain('Examples:');
+      expect(flat).toContain(text);
+      expect(flat).toContain(
+        'Exit codes: 0 ok, 1 refused by shadowd, 2 bad usage, 3 shadowd not running, 4 permission denied. recover and replay exit 1 also when they ran and failed',
+      );
+    }
+  }, 30_000);
 });

@@ -1,7 +1,10 @@
-// The helper module in a real 6.1 guest: loads, answers the daemon's client,
-// turns thousands of malformed writes into errors without a kernel complaint,
-// refuses unprivileged opens and unloads. The guest side is guest/helper-smoke.ts,
-// run compiled from dist/test/vm/guest/helper-smoke.js.
+// The helper module (protocol 2) in a real 6.1 guest with an e1000 NIC: loads,
+// answers the daemon's client, turns thousands of malformed writes and
+// malformed arguments of every verb into the protocol's errors without a
+// kernel complaint, runs txstat, stage, inject and one restart of the NIC for
+// real, refuses unprivileged opens, unloads, and without allow_faults refuses
+// inject. The guest side is guest/helper-smoke.ts, run compiled from
+// dist/test/vm/guest/helper-smoke.js.
 import { existsSync, statSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { assertGuestOk, currentKernel, runInGuest } from './guest.js';
@@ -15,17 +18,41 @@ const BUILT_FROM_SOURCE: { built: string; source: string }[] = [
   { built: repoPath('dist/daemon/helper-client.js'), source: repoPath('daemon/helper-client.ts') },
 ];
 const FUZZ_CASES = 5000;
+const NIC_DRIVER = 'e1000';
 
+interface FuzzStats {
+  total: number;
+  ms: number;
+  outcomes: Record<string, number>;
+  errnames: Record<string, number>;
+  determined: number;
+  ambiguous: number;
+  byKind: Record<string, number>;
+  byKindOutcome: Record<string, Record<string, number>>;
+}
 interface SmokeResult {
   seed: number;
   guestKernel: string;
-  version: { proto: number; version: string; kernel: string };
-  fuzz: { total: number; ms: number; outcomes: Record<string, number>; byKind: Record<string, number> };
+  nic: { name: string; driver: string; ifindex: number };
+  version: { proto: number; version: string; kernel: string; faults: boolean };
+  fuzz: FuzzStats;
+  valid: {
+    restart: { ifindex: number; totalMs: number; steps: string };
+    during: Record<string, string>;
+    busy: string;
+    checked: number;
+  };
   concurrency: { oneFd: { ops: number; ms: number }; fourClients: { requests: number; correct: number } };
   nonRoot: { nobody?: string; rootWithoutCapSysAdmin?: string };
   unload: { refusedWhileOpen: boolean; rmmod: boolean };
+  noFaults: { version: { proto: number; faults: boolean }; injectTxHang: string; fuzz: FuzzStats; rmmod: boolean };
   failures: number;
 }
+
+const kinds = (f: FuzzStats): string =>
+  Object.entries(f.byKindOutcome)
+    .map(([kind, outcomes]) => `${kind} ${f.byKind[kind]} (${Object.entries(outcomes).map(([o, n]) => `${o} ${n}`).join(', ')})`)
+    .join('; ');
 
 describe('shadow_helper module', () => {
   let ko = '';
@@ -40,10 +67,11 @@ describe('shadow_helper module', () => {
     ko = await buildHelperModule((line) => console.log(`kmod: ${line}`));
   });
 
-  it('loads, speaks protocol 1, survives fuzzing, refuses non-root and unloads', async () => {
+  it('loads, speaks protocol 2, survives fuzzing, restarts the NIC, refuses non-root and unloads', async () => {
     const kernel = await currentKernel();
     const r = await runInGuest({
-      command: [process.execPath, SMOKE, '--ko', ko, '--fuzz', String(FUZZ_CASES)],
+      command: [process.execPath, SMOKE, '--ko', ko, '--nic', NIC_DRIVER, '--fuzz', String(FUZZ_CASES)],
+      devices: [NIC_DRIVER],
       timeoutMs: 150_000,
     });
     assertGuestOk(r, 'helper module smoke test');
@@ -52,26 +80,51 @@ describe('shadow_helper module', () => {
     const smoke = JSON.parse(line!.slice('SMOKE_RESULT '.length)) as SmokeResult;
 
     expect(smoke.failures).toBe(0);
-    expect(smoke.version.proto).toBe(1);
+    expect(smoke.version.proto).toBe(2);
+    expect(smoke.version.faults).toBe(true);
     expect(smoke.version.kernel).toBe(kernel.kver);
     expect(smoke.guestKernel).toBe(kernel.kver);
+    expect(smoke.nic.driver).toBe(NIC_DRIVER);
     const { writeEINVAL = 0, writeEMSGSIZE = 0, errReply = 0 } = smoke.fuzz.outcomes;
     expect(writeEINVAL + writeEMSGSIZE + errReply).toBe(FUZZ_CASES);
     expect(writeEINVAL).toBeGreaterThan(0);
     expect(writeEMSGSIZE).toBeGreaterThan(0);
     expect(errReply).toBeGreaterThan(0);
+    // The argument fuzz reaches past the framing: names that are not there, and malformed arguments.
+    expect(smoke.fuzz.errnames.ENODEV ?? 0).toBeGreaterThan(100);
+    expect(smoke.fuzz.errnames.EINVAL ?? 0).toBeGreaterThan(1000);
+    for (const kind of ['txstatArgs', 'stageArgs', 'injectArgs', 'restartArgs', 'verbNoise', 'named']) {
+      expect(smoke.fuzz.byKind[kind] ?? 0, kind).toBeGreaterThan(100);
+    }
+    expect(smoke.valid.restart.ifindex).toBe(smoke.nic.ifindex);
+    expect(smoke.valid.restart.steps).toMatch(/^name:ok,.*,open:ok$/);
+    expect(smoke.valid.during).toMatchObject({ ifindex: String(smoke.nic.ifindex), state: 'restarting' });
+    expect(smoke.valid.busy).toMatch(/^err EBUSY /);
     expect(smoke.concurrency.fourClients.correct).toBe(smoke.concurrency.fourClients.requests);
     expect(smoke.nonRoot).toEqual({ nobody: 'EACCES', rootWithoutCapSysAdmin: 'EPERM' });
     expect(smoke.unload).toEqual({ refusedWhileOpen: true, rmmod: true });
+    expect(smoke.noFaults.version).toMatchObject({ proto: 2, faults: false });
+    expect(smoke.noFaults.injectTxHang).toBe('err EPERM');
+    expect(smoke.noFaults.fuzz.errnames.EPERM ?? 0).toBeGreaterThan(100);
+    expect(smoke.noFaults.rmmod).toBe(true);
     const log = r.kernelLog.map((l) => l.text);
-    expect(log.some((t) => t.startsWith('shadow_helper: loaded, protocol 1'))).toBe(true);
-    expect(log.some((t) => t.startsWith('shadow_helper: unloaded'))).toBe(true);
+    const loaded = log.filter((t) => t.startsWith('shadow_helper: loaded, protocol 2'));
+    expect(loaded).toEqual([expect.stringMatching(/, fault injection allowed$/), expect.not.stringMatching(/fault injection/)]);
+    expect(log.filter((t) => t.startsWith('shadow_helper: unloaded'))).toHaveLength(2);
+    expect(log.some((t) => t === `shadow_helper: fault tx-hang injected into ${smoke.nic.name}`)).toBe(true);
+    expect(log.some((t) => t === `shadow_helper: recovery fuzz1: restarting ${smoke.nic.name}`)).toBe(true);
+    expect(log.some((t) => t.startsWith(`shadow_helper: recovery fuzz1: ${smoke.nic.name} restarted in `))).toBe(true);
+    // Only the one restart: no fuzz case got as far as restarting or parking anything.
+    expect(log.filter((t) => /shadow_helper: recovery .*: (restarting|parking) /.test(t))).toHaveLength(1);
 
     console.log(
       `helper module: guest boot ${Math.round(r.bootToCommandMs ?? -1)} ms, total ${Math.round(r.totalMs)} ms; ` +
         `fuzz ${smoke.fuzz.total} cases (seed ${smoke.seed}) in ${smoke.fuzz.ms} ms: ` +
-        `write EINVAL ${writeEINVAL}, write EMSGSIZE ${writeEMSGSIZE}, err reply ${errReply}; ` +
-        `kinds ${JSON.stringify(smoke.fuzz.byKind)}; ` +
+        `write EINVAL ${writeEINVAL}, write EMSGSIZE ${writeEMSGSIZE}, err reply ${errReply} ${JSON.stringify(smoke.fuzz.errnames)}, ` +
+        `errno determined ${smoke.fuzz.determined}, one of several ${smoke.fuzz.ambiguous}; kinds: ${kinds(smoke.fuzz)}; ` +
+        `restart of ${smoke.nic.name} in ${smoke.valid.restart.totalMs} ms (${smoke.valid.restart.steps}), ` +
+        `meanwhile txstat ${JSON.stringify(smoke.valid.during)} and ${JSON.stringify(smoke.valid.busy)}; ` +
+        `without allow_faults: ${smoke.noFaults.fuzz.total} cases ${JSON.stringify(smoke.noFaults.fuzz.errnames)}; ` +
         `${smoke.concurrency.oneFd.ops} concurrent ops on one fd in ${smoke.concurrency.oneFd.ms} ms; ` +
         `non-root open: nobody ${smoke.nonRoot.nobody}, root without CAP_SYS_ADMIN ${smoke.nonRoot.rootWithoutCapSysAdmin}`,
     );

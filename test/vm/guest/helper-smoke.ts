@@ -1,26 +1,50 @@
-// Runs inside the guest, as root, for test/vm/helper-module.test.ts: loads the
-// helper module, talks to it through the daemon's client, fuzzes the raw
-// device, checks that unprivileged opens are refused and that it unloads.
+// Runs inside the guest, as root, for test/vm/helper-module.test.ts: loads a
+// NIC driver and the helper module (allow_faults=1), talks to it through the
+// daemon's client, fuzzes the raw device (bytes, framing and the arguments of
+// every verb, against the NIC and lo), then runs the protocol 2 verbs for real
+// on the NIC, checks that unprivileged opens are refused and that it unloads;
+// finally reloads it without allow_faults and checks that inject is refused.
 // Prints one "SMOKE_RESULT <json>" line; exits 1 listing what went wrong.
-//   node dist/test/vm/guest/helper-smoke.js --ko PATH [--fuzz N] [--seed N]
+//   node dist/test/vm/guest/helper-smoke.js --ko PATH [--nic DRIVER] [--fuzz N] [--seed N]
 //   node dist/test/vm/guest/helper-smoke.js --try-open   (child mode: report how opening fails)
 import { Buffer } from 'node:buffer';
 import { spawnSync } from 'node:child_process';
 import console from 'node:console';
-import { closeSync, existsSync, openSync, read as readCb, readSync, statSync, write as writeCb, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  openSync,
+  read as readCb,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  readSync,
+  statSync,
+  write as writeCb,
+  writeSync,
+} from 'node:fs';
 import { release } from 'node:os';
+import { basename } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import process from 'node:process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { HELPER_DEVICE, openHelper, parseHelperReply, type HelperReply, type HelperVersion } from '../../../daemon/helper-client.js';
+import {
+  HELPER_COMMAND_MAX,
+  HELPER_DEVICE,
+  HELPER_PROTO,
+  openHelper,
+  parseHelperReply,
+  type HelperReply,
+  type HelperVersion,
+} from '../../../daemon/helper-client.js';
 
-/** What a fuzz case's write must lead to: that write errno, an `err EINVAL` reply, or either. */
-type Expectation = 'any' | 'err' | 'EINVAL' | 'EMSGSIZE';
-interface FuzzCase {
-  bytes: Buffer;
-  expect: Expectation;
-}
+/**
+ * What the module must do with one write, by the protocol (kmod/PROTOCOL.md):
+ * fail the write with one of `codes`, answer `err` with one of `codes` (a line
+ * with several faults may name any of them), or succeed.
+ */
+type Prediction = { write: string[] } | { err: string[] } | { ok: string };
 /** The outcome of one raw write(): bytes written, or the errno name (or text) it failed with. */
 type WriteOutcome = { written: number; code?: undefined } | { code: string; written?: undefined };
 /** The outcome of one asynchronous read(): the text read, or the errno it failed with. */
@@ -31,24 +55,42 @@ interface TryOpenResult {
   code?: string;
   message?: string;
 }
+/** Counts of one fuzz run: per outcome ("write EINVAL", "err ENODEV", ...) overall and per kind. */
+interface FuzzStats {
+  total: number;
+  ms: number;
+  outcomes: { writeEINVAL: number; writeEMSGSIZE: number; errReply: number };
+  /** err replies by ERRNAME. */
+  errnames: Record<string, number>;
+  /** Cases whose outcome the protocol fixes to one errno, and cases where several were acceptable. */
+  determined: number;
+  ambiguous: number;
+  byKind: Record<string, number>;
+  byKindOutcome: Record<string, Record<string, number>>;
+}
 /** The SMOKE_RESULT object, filled in section by section. */
 interface SmokeResult {
   seed: number;
   guestKernel: string;
+  nic?: { name: string; driver: string; ifindex: number };
   version?: HelperVersion;
-  fuzz?: {
-    total: number;
-    ms: number;
-    outcomes: { writeEINVAL: number; writeEMSGSIZE: number; errReply: number };
-    byKind: Record<string, number>;
-  };
+  fuzz?: FuzzStats;
   partialRead?: { bytes: number };
+  valid?: {
+    txstat: Record<string, string>;
+    restart: { ifindex: number; totalMs: number; steps: string };
+    during: Record<string, string>;
+    busy: string;
+    after: Record<string, string>;
+    checked: number;
+  };
   concurrency?: {
     oneFd: { ops: number; writes: Record<string, number>; nonEmptyReads: number; ms: number };
     fourClients: { requests: number; correct: number };
   };
   nonRoot?: { nobody: string | undefined; rootWithoutCapSysAdmin: string | undefined };
   unload?: { refusedWhileOpen: boolean; rmmod: boolean };
+  noFaults?: { version: HelperVersion; injectTxHang: string; fuzz: FuzzStats; rmmod: boolean };
   ms?: number;
   failures?: number;
 }
@@ -69,6 +111,9 @@ function itemAt<T>(list: readonly T[], index: number): T {
   if (item === undefined) throw new RangeError(`index ${index} is outside a list of ${list.length}`);
   return item;
 }
+function bump(counts: Record<string, number>, key: string): void {
+  counts[key] = (counts[key] ?? 0) + 1;
+}
 
 // This compiled file (dist/.../helper-smoke.js), re-run in --try-open mode under setpriv.
 const SCRIPT = fileURLToPath(import.meta.url);
@@ -79,6 +124,7 @@ const NO_ROOT = 'permission denied: the helper requires root';
 const { values } = parseArgs({
   options: {
     ko: { type: 'string' },
+    nic: { type: 'string', default: 'e1000' },
     fuzz: { type: 'string', default: '5000' },
     seed: { type: 'string' },
     'try-open': { type: 'boolean', default: false },
@@ -136,6 +182,7 @@ const printable = (n: number, { spaces = false }: { spaces?: boolean } = {}): st
   }
   return s;
 };
+const fromChars = (chars: string, n: number): string => Array.from({ length: n }, () => chars.charAt(int(0, chars.length - 1))).join('');
 const insertAt = (text: string, byte: number): Buffer => {
   const at = int(0, text.length);
   return Buffer.concat([Buffer.from(text.slice(0, at), 'latin1'), Buffer.from([byte]), Buffer.from(text.slice(at), 'latin1')]);
@@ -143,8 +190,276 @@ const insertAt = (text: string, byte: number): Buffer => {
 const line = (text: string, newline = rand() < 0.5): Buffer => Buffer.from(newline ? `${text}\n` : text, 'latin1');
 const VALID = ['ping', 'version'];
 
-// Each generator returns the bytes of one write and what the module must do with them:
-// 'EINVAL'/'EMSGSIZE' (write fails with that errno) or 'err' (write succeeds, reply is err EINVAL).
+// --- the NIC -------------------------------------------------------------------------------
+// A real driver's device: the verbs that need a bus device have one to look at.
+const modprobe = run('modprobe', [values.nic]);
+if (modprobe.status !== 0) {
+  console.error(`modprobe ${values.nic} failed: ${modprobe.out}`);
+  process.exit(1);
+}
+const driverOf = (name: string): string | undefined => {
+  try {
+    return basename(readlinkSync(`/sys/class/net/${name}/device/driver`));
+  } catch {
+    return undefined;
+  }
+};
+let nic: string | undefined;
+for (let tries = 0; nic === undefined && tries < 50; tries++) {
+  nic = readdirSync('/sys/class/net').find((n) => driverOf(n) === values.nic);
+  if (nic === undefined) await new Promise((r) => setTimeout(r, 100));
+}
+if (nic === undefined) {
+  console.error(`no interface of driver ${values.nic} after modprobe: ${readdirSync('/sys/class/net').join(' ')}`);
+  process.exit(1);
+}
+const NIC: string = nic;
+const up = run('ip', ['link', 'set', NIC, 'up']);
+if (up.status !== 0) {
+  console.error(`ip link set ${NIC} up failed: ${up.out}`);
+  process.exit(1);
+}
+const sysIfindex = (name: string): number => Number(readFileSync(`/sys/class/net/${name}/ifindex`, 'utf8').trim());
+const nicIfindex = sysIfindex(NIC);
+
+// --- the protocol, as kmod/PROTOCOL.md states it --------------------------------------------
+interface ModelEnv {
+  /** Loaded with allow_faults=1. */
+  faults: boolean;
+  /** The guest's interfaces, each with whether it has a bus device (a driver's device). */
+  ifaces: ReadonlyMap<string, boolean>;
+}
+const readIfaces = (): Map<string, boolean> =>
+  new Map(readdirSync('/sys/class/net').map((n) => [n, existsSync(`/sys/class/net/${n}/device`)] as const));
+
+const VERB_ARGS: Record<string, readonly [number, number]> = {
+  version: [0, 0],
+  ping: [0, 0],
+  txstat: [1, 1],
+  stage: [2, 6],
+  inject: [2, 3],
+  restart: [2, 2],
+  park: [2, 2],
+};
+const RING_MAX = 2 ** 20;
+const U32_MAX = 2 ** 32 - 1;
+const STAGE_KEYS: Record<string, { count: number; max: number }> = {
+  rings: { count: 4, max: RING_MAX },
+  msglvl: { count: 1, max: U32_MAX },
+  pause: { count: 3, max: 1 },
+  privflags: { count: 1, max: U32_MAX },
+  clear: { count: 0, max: 0 },
+};
+const FAULTS = ['tx-hang', 'fail-stop', 'fail-open', 'fail-mtu', 'fail-mac', 'fail-features', 'fail-rings', 'clear'];
+const SH_ID_MAX = 32;
+
+/** A Linux interface name: 1-15 bytes, not "." or "..", no '/', ':' or whitespace. */
+const validIfname = (name: string): boolean =>
+  name.length >= 1 && name.length <= 15 && name !== '.' && name !== '..' && !/[/:\s]/.test(name);
+const validId = (id: string): boolean => id.length >= 1 && id.length <= SH_ID_MAX && /^[A-Za-z0-9_-]+$/.test(id);
+/** "Numbers are decimal": digits only, no sign, no base prefix. */
+const validNumber = (text: string, max: number): boolean => /^[0-9]+$/.test(text) && BigInt(text) <= BigInt(max);
+
+function ifaceErrors(name: string, needBus: boolean, env: ModelEnv): string[] {
+  if (!validIfname(name)) return ['EINVAL'];
+  const hasBus = env.ifaces.get(name);
+  if (hasBus === undefined) return ['ENODEV'];
+  return needBus && !hasBus ? ['ENODEV'] : [];
+}
+
+/** What the module must answer to one printable command line. */
+function predictCommand(text: string, env: ModelEnv): Prediction {
+  const tokens = text.split(' ');
+  // Framing: tokens separated by single spaces. Nothing else can be judged then.
+  if (tokens.some((t) => t === '')) return { err: ['EINVAL'] };
+  const [verb = '', ...args] = tokens;
+  const range = VERB_ARGS[verb];
+  if (!range) return { err: ['EINVAL'] };
+  const errs = new Set<string>();
+  if (verb === 'inject' && !env.faults) errs.add('EPERM');
+  if (args.length < range[0] || args.length > range[1]) {
+    errs.add('EINVAL');
+    return { err: [...errs] };
+  }
+  const arg = (i: number): string => itemAt(args, i);
+  switch (verb) {
+    case 'txstat':
+      for (const e of ifaceErrors(arg(0), false, env)) errs.add(e);
+      break;
+    case 'stage': {
+      const key = STAGE_KEYS[arg(1)];
+      const numbers = args.slice(2);
+      if (!key || numbers.length !== key.count || !numbers.every((n) => validNumber(n, key.max))) errs.add('EINVAL');
+      for (const e of ifaceErrors(arg(0), true, env)) errs.add(e);
+      break;
+    }
+    case 'inject': {
+      const fault = arg(1);
+      const option = args[2];
+      if (!FAULTS.includes(fault)) errs.add('EINVAL');
+      if (option !== undefined && (option !== 'sticky' || fault === 'clear')) errs.add('EINVAL');
+      for (const e of ifaceErrors(arg(0), true, env)) errs.add(e);
+      break;
+    }
+    case 'restart':
+    case 'park':
+      if (!validId(arg(1))) errs.add('EINVAL');
+      for (const e of ifaceErrors(arg(0), true, env)) errs.add(e);
+      break;
+    default:
+      break;
+  }
+  return errs.size > 0 ? { err: [...errs] } : { ok: verb };
+}
+
+/** What the module must do with the bytes of one write(). */
+function predict(bytes: Buffer, env: ModelEnv): Prediction {
+  const codes = new Set<string>();
+  if (bytes.length > HELPER_COMMAND_MAX + 1) codes.add('EMSGSIZE');
+  const body = bytes.at(-1) === 0x0a ? bytes.subarray(0, -1) : bytes;
+  if (body.length === 0) codes.add('EINVAL');
+  if (body.length > HELPER_COMMAND_MAX) codes.add('EMSGSIZE');
+  if (body.some((b) => b < 0x20 || b > 0x7e)) codes.add('EINVAL');
+  if (codes.size > 0) return { write: [...codes] };
+  return predictCommand(body.toString('latin1'), env);
+}
+
+// --- fuzz generators --------------------------------------------------------------------------
+const NAME_CHARS = 'abcdefghijklmnopqrstuvwxyz0123456789';
+const ID_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-';
+/** Names the module must refuse (EINVAL) or not find (ENODEV); now and then the NIC or lo. */
+function ifaceName(): string {
+  return pick([
+    () => NIC,
+    () => 'lo',
+    () => pick(['../x', '.', '..', 'a/b', '/', `${NIC}/`, `${NIC}:0`, ':', 'x:y', '..x/..']),
+    () => fromChars(NAME_CHARS, int(16, 40)),
+    () => printable(int(16, 30)),
+    () => `${NIC}${fromChars(NAME_CHARS, 12)}`,
+    () => pick(['nosuch', 'ETH0', 'Lo', 'LO', `${NIC}x`, `${NIC}.1`, 'eth1', 'ens3', 'sit0', 'tunl0', 'bond0', 'lo0']),
+    () => fromChars(NAME_CHARS, int(1, 15)),
+    () => printable(int(1, 15)),
+  ])();
+}
+/** Recovery ids, mostly malformed. */
+function recoveryId(): string {
+  return pick([
+    () => pick(['bad!id', 'a.b', 'a/b', '../x', 'id:1', '*', 'r1;', "r'1", 'r1\\', 'r1=', 'r1"']),
+    () => fromChars(ID_CHARS, int(SH_ID_MAX + 1, 60)),
+    () => `${fromChars(ID_CHARS, int(0, 10))}${pick(['!', '.', '/', ':', '+', '=', '@', '#', '%', '~', '`'])}${fromChars(ID_CHARS, int(0, 10))}`,
+    () => printable(int(1, 40)),
+    () => fromChars(ID_CHARS, int(1, SH_ID_MAX)),
+    () => pick(['r1', 'fuzz1', 'x', '-', '_', 'A'.repeat(SH_ID_MAX)]),
+  ])();
+}
+/** Numbers in many spellings, most of them not plain decimals in range. */
+function numberText(max: number): string {
+  return pick([
+    () => String(int(0, Math.min(max, 4096))),
+    () => pick(['-1', '-0', '+0', '+1', '+7', '0x10', '0X1', '1e3', '5.0', '.5', '1,000', '1_000', '0b1', '0o7', 'x1', '1x', 'one']),
+    () => pick(['NaN', 'Infinity', '-Infinity', '0x', '+', '-', '++1', '+-1', '07a', '1+', '1-']),
+    () => String(max + 1),
+    () => String(BigInt(max) + BigInt(int(2, 1_000_000))),
+    () => pick(['4294967296', '4294967295', '99999999999', '18446744073709551615', '18446744073709551616', '1048576', '1048577']),
+    () => `${'0'.repeat(int(1, 30))}${int(0, 9)}`,
+    () => `${int(1, 9)}${fromChars('0123456789', int(9, 40))}`,
+    () => printable(int(1, 12)),
+  ])();
+}
+/** A random token after a verb: interesting words mixed with printable noise. */
+function noiseToken(): string {
+  return pick([
+    () => printable(int(1, 20)),
+    () => printable(int(1, 3)),
+    ifaceName,
+    recoveryId,
+    () => numberText(pick([1, RING_MAX, U32_MAX])),
+    () => pick([...Object.keys(STAGE_KEYS), ...FAULTS, 'sticky', 'Sticky', 'bogus', 'RINGS', 'ring', 'msglevel']),
+  ])();
+}
+
+/** Draws until the protocol says the line must fail: the fuzz never restarts, parks, injects or stages for real. */
+function failing(env: ModelEnv, make: () => Buffer): Buffer {
+  for (let tries = 0; tries < 200; tries++) {
+    const bytes = make();
+    if (!('ok' in predict(bytes, env))) return bytes;
+  }
+  throw new Error('a fuzz generator keeps making well-formed commands');
+}
+
+/** Cases with a fixed answer, the protocol's corners; `named` cycles through them in the fuzz. */
+function namedCases(env: ModelEnv): [string, string][] {
+  if (!env.faults) {
+    return [
+      [`inject ${NIC} tx-hang`, 'EPERM'],
+      [`inject ${NIC} clear`, 'EPERM'],
+      [`inject ${NIC} fail-stop sticky`, 'EPERM'],
+      [`inject ${NIC} fail-rings`, 'EPERM'],
+      [`inject ${NIC} tx-hang sticky`, 'EPERM'],
+    ];
+  }
+  return [
+    ['txstat ../x', 'EINVAL'],
+    ['txstat .', 'EINVAL'],
+    ['txstat ..', 'EINVAL'],
+    [`txstat ${NIC}:1`, 'EINVAL'],
+    [`txstat ${'x'.repeat(16)}`, 'EINVAL'],
+    [`txstat ${NIC}${'0'.repeat(16 - NIC.length)}`, 'EINVAL'],
+    [`txstat ${NIC} extra`, 'EINVAL'],
+    ['txstat', 'EINVAL'],
+    ['txstat nosuch', 'ENODEV'],
+    [`txstat ${'x'.repeat(15)}`, 'ENODEV'],
+    [`txstat ${NIC.toUpperCase()}`, 'ENODEV'],
+    [`stage ${NIC} rings 1 2`, 'EINVAL'],
+    [`stage ${NIC} rings 1 2 3 99999999999`, 'EINVAL'],
+    [`stage ${NIC} rings 1 2 3 ${RING_MAX + 1}`, 'EINVAL'],
+    [`stage ${NIC} rings 1 2 3 4 5`, 'EINVAL'],
+    [`stage ${NIC} pause 2 0 0`, 'EINVAL'],
+    [`stage ${NIC} pause 0 0`, 'EINVAL'],
+    [`stage ${NIC} msglvl -1`, 'EINVAL'],
+    [`stage ${NIC} msglvl +7`, 'EINVAL'],
+    [`stage ${NIC} msglvl 0x7`, 'EINVAL'],
+    [`stage ${NIC} msglvl 7.0`, 'EINVAL'],
+    [`stage ${NIC} msglvl 4294967296`, 'EINVAL'],
+    [`stage ${NIC} privflags 1 2`, 'EINVAL'],
+    [`stage ${NIC} bogus 1`, 'EINVAL'],
+    [`stage ${NIC} MSGLVL 1`, 'EINVAL'],
+    [`stage ${NIC} clear 1`, 'EINVAL'],
+    [`stage ${NIC}`, 'EINVAL'],
+    ['stage nosuch msglvl 1', 'ENODEV'],
+    ['stage lo msglvl 1', 'ENODEV'],
+    ['stage lo clear', 'ENODEV'],
+    ['stage ../x msglvl 1', 'EINVAL'],
+    [`inject ${NIC} nosuch`, 'EINVAL'],
+    [`inject ${NIC} TX-HANG`, 'EINVAL'],
+    [`inject ${NIC} tx-hang sticky extra`, 'EINVAL'],
+    [`inject ${NIC} tx-hang Sticky`, 'EINVAL'],
+    [`inject ${NIC} clear sticky`, 'EINVAL'],
+    [`inject ${NIC}`, 'EINVAL'],
+    ['inject lo tx-hang', 'ENODEV'],
+    ['inject lo clear', 'ENODEV'],
+    ['inject nosuch tx-hang', 'ENODEV'],
+    ['inject ../x tx-hang', 'EINVAL'],
+    [`restart ${NIC} bad!id`, 'EINVAL'],
+    [`restart ${NIC} ${'a'.repeat(SH_ID_MAX + 1)}`, 'EINVAL'],
+    [`restart ${NIC} r.1`, 'EINVAL'],
+    [`restart ${NIC}`, 'EINVAL'],
+    [`restart ${NIC} r1 extra`, 'EINVAL'],
+    ['restart nosuch r1', 'ENODEV'],
+    ['restart lo r1', 'ENODEV'],
+    ['restart ../x r1', 'EINVAL'],
+    [`restart ${'y'.repeat(16)} r1`, 'EINVAL'],
+    ['park nosuch r1', 'ENODEV'],
+    ['park lo r1', 'ENODEV'],
+    [`park ${NIC} bad/id`, 'EINVAL'],
+    [`park ${NIC} ${'b'.repeat(SH_ID_MAX + 1)}`, 'EINVAL'],
+    [`park ${NIC}`, 'EINVAL'],
+  ];
+}
+
+type Generator = (env: ModelEnv) => Buffer;
+let namedNext = 0;
+// Each generator returns the bytes of one write; predict() says what the module must do with them.
 const GENERATORS = {
   random() {
     const n = pick([int(0, 3), int(1, 256), int(1, 256), int(257, 700)]);
@@ -152,55 +467,104 @@ const GENERATORS = {
     // Mostly printable with rare junk, so the per-byte check is reached deep in the line too.
     const junk = rand() < 0.5 ? 1 : 0.03;
     for (let i = 0; i < n; i++) bytes[i] = rand() < junk ? int(0, 255) : int(0x20, 0x7e);
-    return { bytes, expect: 'any' };
+    return bytes;
   },
   tooLong() {
     const n = pick([256, 257, int(258, 4096)]);
-    return { bytes: line(printable(n, { spaces: true })), expect: 'EMSGSIZE' };
+    return line(printable(n, { spaces: true }));
   },
   boundary() {
     // 255 characters is the longest line: accepted as bytes, then refused as an unknown verb.
-    return { bytes: line(`x${printable(254)}`), expect: 'err' };
+    return line(`x${printable(254)}`);
   },
   nul() {
     // Up to 255 bytes: a longer write is refused for its length before its bytes are looked at.
-    if (rand() < 0.2) return { bytes: Buffer.alloc(int(1, 255)), expect: 'EINVAL' };
-    return { bytes: insertAt(pick(VALID), 0), expect: 'EINVAL' };
+    if (rand() < 0.2) return Buffer.alloc(int(1, 255));
+    return insertAt(pick([...VALID, `txstat ${NIC}`, 'restart nosuch r1']), 0);
   },
   control() {
     const byte = pick([int(1, 9), int(11, 31), 0x7f, 0x0d, 0x09, 0x1b]);
-    return { bytes: insertAt(pick([...VALID, 'ping x']), byte), expect: 'EINVAL' };
+    return insertAt(pick([...VALID, 'ping x', `txstat ${NIC}`, `stage ${NIC} msglvl 1`]), byte);
   },
   highBit() {
-    return { bytes: insertAt(pick(VALID), int(0x80, 0xff)), expect: 'EINVAL' };
+    return insertAt(pick([...VALID, `txstat ${NIC}`]), int(0x80, 0xff));
   },
   lineBreakInside() {
-    return { bytes: Buffer.from(pick(['ping\nping', '\n\n', 'ping\n\n', '\nping', 'version\nx\n']), 'latin1'), expect: 'EINVAL' };
+    return Buffer.from(pick(['ping\nping', '\n\n', 'ping\n\n', '\nping', 'version\nx\n', `txstat ${NIC}\nx`, `park\n${NIC} r1`]), 'latin1');
   },
   empty() {
-    return { bytes: Buffer.from(pick(['', '\n']), 'latin1'), expect: 'EINVAL' };
+    return Buffer.from(pick(['', '\n']), 'latin1');
   },
   unknownVerb() {
     let verb: string;
-    do verb = rand() < 0.5 ? printable(int(1, 40)) : pick(['PING', 'Ping', 'pingx', 'versio', 'restart', 'inject', 'x']);
-    while (VALID.includes(verb));
-    return { bytes: line(verb), expect: 'err' };
+    do verb = rand() < 0.5 ? printable(int(1, 40)) : pick(['PING', 'Ping', 'pingx', 'versio', 'TXSTAT', 'Stage', 'injects', 'rest', 'parked', 'x']);
+    while (verb in VERB_ARGS);
+    return line(rand() < 0.5 ? verb : `${verb} ${NIC} ${pick(['r1', 'tx-hang', 'msglvl 1'])}`);
   },
   extraArgs() {
     const args = Array.from({ length: int(1, 6) }, () => printable(int(1, 20)));
-    return { bytes: line(`${pick(VALID)} ${args.join(' ')}`), expect: 'err' };
+    return line(`${pick(VALID)} ${args.join(' ')}`);
   },
   tooManyTokens() {
-    return { bytes: line(Array.from({ length: int(9, 40) }, () => printable(int(1, 4))).join(' ')), expect: 'err' };
+    return line(Array.from({ length: int(9, 40) }, () => printable(int(1, 4))).join(' '));
   },
   badSpacing() {
-    const verb = pick(VALID);
-    return { bytes: line(pick([` ${verb}`, `${verb} `, `${verb}  x`, ' ', '   ', `${verb}   `])), expect: 'err' };
+    const cmd = pick([...VALID, `txstat ${NIC}`, `stage ${NIC} msglvl 1`, `inject ${NIC} tx-hang`, `restart ${NIC} r1`, `park ${NIC} r1`]);
+    const words = cmd.split(' ');
+    const at = int(0, words.length);
+    // A doubled space somewhere, or a leading or trailing one.
+    words.splice(at, 0, '');
+    return line(pick([words.join(' '), ` ${cmd}`, `${cmd} `, ' ', '   ', `${cmd}   `]));
   },
-} satisfies Record<string, () => FuzzCase>;
+  txstatArgs(env) {
+    return failing(env, () => line(pick([() => `txstat ${ifaceName()}`, () => `txstat ${ifaceName()} ${noiseToken()}`, () => 'txstat'])()));
+  },
+  stageArgs(env) {
+    return failing(env, () => {
+      const key = rand() < 0.85 ? pick(Object.keys(STAGE_KEYS)) : pick(['bogus', 'ring', 'RINGS', 'msglevel', 'pause1', printable(int(1, 10))]);
+      const spec = STAGE_KEYS[key];
+      // Mostly the right count with one bad number; sometimes the wrong count; sometimes a bad name with good numbers.
+      const count = spec && rand() < 0.7 ? spec.count : int(0, 4);
+      const max = spec?.max ?? U32_MAX;
+      const numbers = Array.from({ length: count }, () => (rand() < 0.6 ? String(int(0, Math.min(max, 4096))) : numberText(max)));
+      const name = rand() < 0.7 ? NIC : ifaceName();
+      return line(['stage', name, key, ...numbers].join(' '));
+    });
+  },
+  injectArgs(env) {
+    return failing(env, () => {
+      const fault = rand() < 0.6 ? pick(FAULTS) : pick(['nosuch', 'TX-HANG', 'tx_hang', 'txhang', 'fail', 'fail-', 'sticky', printable(int(1, 16))]);
+      const option = pick([[], [], ['sticky'], [pick(['Sticky', 'sticky2', 'extra', 'clear', printable(int(1, 8))])], ['sticky', noiseToken()]]);
+      const name = rand() < 0.6 ? NIC : ifaceName();
+      return line(['inject', name, fault, ...option].join(' '));
+    });
+  },
+  restartArgs(env) {
+    return failing(env, () => {
+      const verb = pick(['restart', 'park']);
+      const name = rand() < 0.6 ? NIC : ifaceName();
+      const extra = rand() < 0.15 ? [noiseToken()] : rand() < 0.1 ? [] : [recoveryId()];
+      return line([verb, name, ...(extra.length === 1 && rand() < 0.5 ? [recoveryId(), ...extra] : extra)].join(' '));
+    });
+  },
+  verbNoise(env) {
+    return failing(env, () => {
+      const verb = pick(['txstat', 'stage', 'inject', 'restart', 'park']);
+      const tokens = Array.from({ length: int(0, 7) }, noiseToken);
+      // Often the real NIC first, so the lines reach past the name check.
+      if (rand() < 0.5 && tokens.length > 0) tokens[0] = NIC;
+      return line([verb, ...tokens].join(' '));
+    });
+  },
+  named(env) {
+    const cases = namedCases(env);
+    const [text] = itemAt(cases, namedNext++ % cases.length);
+    return line(text);
+  },
+} satisfies Record<string, Generator>;
 type Kind = keyof typeof GENERATORS;
 const KINDS = Object.keys(GENERATORS) as Kind[];
-// Random bytes get the most cases; each targeted kind still gets a few hundred.
+// Random bytes get the most cases; each targeted kind still gets a couple of hundred.
 const SCHEDULE: Kind[] = ['random', 'random', 'random', 'random', ...KINDS.filter((k) => k !== 'random')];
 
 function rawWrite(fd: number, bytes: Buffer): WriteOutcome {
@@ -226,7 +590,86 @@ function request(fd: number, text: string): string {
   return w.code ? `write failed: ${w.code}` : rawRead(fd);
 }
 
-const result: SmokeResult = { seed, guestKernel: release() };
+/** Sends `total` generated cases on `fd` and checks each outcome against the protocol. */
+function fuzz(fd: number, total: number, env: ModelEnv, schedule: readonly Kind[], versionLine: string): FuzzStats {
+  const named = new Map(namedCases(env));
+  const stats: FuzzStats = {
+    total,
+    ms: 0,
+    outcomes: { writeEINVAL: 0, writeEMSGSIZE: 0, errReply: 0 },
+    errnames: {},
+    determined: 0,
+    ambiguous: 0,
+    byKind: {},
+    byKindOutcome: {},
+  };
+  const started = performance.now();
+  for (let i = 0; i < total; i++) {
+    if (i % 250 === 0) check(request(fd, 'version') === versionLine, `version after ${i} fuzz cases is wrong`);
+    const kind = itemAt(schedule, i % schedule.length);
+    const bytes = GENERATORS[kind](env);
+    const want = predict(bytes, env);
+    if ('ok' in want) throw new Error(`${kind} made the well-formed command ${show(bytes)}`);
+    bump(stats.byKind, kind);
+    const kindOutcome = (stats.byKindOutcome[kind] ??= {});
+    const wanted = 'write' in want ? want.write : want.err;
+    if (wanted.length === 1) stats.determined++;
+    else stats.ambiguous++;
+    // The corner cases' answers are written down by hand: they check the model as well as the module.
+    const namedWant = kind === 'named' ? named.get(bytes.toString('latin1').replace(/\n$/, '')) : undefined;
+    if (kind === 'named') {
+      check(namedWant !== undefined && wanted.length === 1 && wanted[0] === namedWant, `named ${show(bytes)}: the model says ${wanted.join('|')}`);
+    }
+    // Leave a reply unread every other case: a rejected write must not let it be read as its own.
+    if (i % 2 === 0) rawWrite(fd, Buffer.from('ping\n'));
+    const w = rawWrite(fd, bytes);
+    const reply = rawRead(fd, int(1, 300));
+    const what = `${kind} ${show(bytes)}`;
+    if (w.code) {
+      bump(kindOutcome, `write ${w.code}`);
+      check('write' in want && want.write.includes(w.code), `${what}: write failed with ${w.code}, want ${'write' in want ? 'write' : 'reply err'} ${wanted.join('|')}`);
+      check(reply === '', `${what}: rejected write left reply ${JSON.stringify(reply)} readable`);
+      if (w.code === 'EINVAL') stats.outcomes.writeEINVAL++;
+      if (w.code === 'EMSGSIZE') stats.outcomes.writeEMSGSIZE++;
+      continue;
+    }
+    check(w.written === bytes.length, `${what}: wrote ${w.written} of ${bytes.length}`);
+    check(reply.length <= 511, `${what}: a reply of ${reply.length} bytes`);
+    let parsed: HelperReply;
+    try {
+      parsed = parseHelperReply(reply);
+    } catch (err) {
+      bump(kindOutcome, 'malformed reply');
+      fail(`${what}: ${messageOf(err)}`);
+      continue;
+    }
+    bump(kindOutcome, parsed.ok ? 'ok' : `err ${parsed.errno}`);
+    if (check(!parsed.ok && 'err' in want && want.err.includes(parsed.errno), `${what}: got ${JSON.stringify(reply)}, want ${'err' in want ? 'reply err' : 'write'} ${wanted.join('|')}`)) {
+      stats.outcomes.errReply++;
+      if (!parsed.ok) bump(stats.errnames, parsed.errno);
+    }
+  }
+  stats.ms = Math.round(performance.now() - started);
+  return stats;
+}
+
+const TXSTAT_FIELDS = ['ifindex', 'state', 'running', 'carrier', 'queues', 'stopped', 'stalled_ms', 'watchdog_ms', 'tx_packets', 'timeouts'];
+/** Parses `ok ifindex=N state=... timeouts=T\n`, checking every field's form; null (and a failure) if it is not that. */
+function parseTxstat(reply: string, what: string): Record<string, string> | null {
+  const m = /^ok (.*)\n$/.exec(reply);
+  if (!check(m !== null, `${what} gave ${JSON.stringify(reply)}`) || !m?.[1]) return null;
+  const fields = m[1].split(' ').map((f) => f.split('='));
+  const keys = fields.map((f) => f[0]);
+  if (!check(JSON.stringify(keys) === JSON.stringify(TXSTAT_FIELDS) && fields.every((f) => f.length === 2), `${what} has fields ${JSON.stringify(m[1])}`)) return null;
+  const out = Object.fromEntries(fields.map(([k = '', v = '']) => [k, v]));
+  check(out.state === 'passive' || out.state === 'restarting' || out.state === 'parked', `${what}: state=${out.state}`);
+  for (const k of ['running', 'carrier']) check(out[k] === '0' || out[k] === '1', `${what}: ${k}=${out[k]}`);
+  for (const k of TXSTAT_FIELDS.filter((f) => !['state', 'running', 'carrier'].includes(f))) check(/^(0|[1-9][0-9]*)$/.test(out[k] ?? ''), `${what}: ${k}=${out[k]}`);
+  return out;
+}
+const REPLAY_STEPS = ['name', 'mac', 'mtu', 'features', 'vlan', 'rings', 'msglvl', 'pause', 'privflags', 'open'];
+
+const result: SmokeResult = { seed, guestKernel: release(), nic: { name: NIC, driver: values.nic, ifindex: nicIfindex } };
 const started = performance.now();
 
 // --- before load: the client explains what is missing -------------------------------------
@@ -240,9 +683,9 @@ try {
 
 // --- load --------------------------------------------------------------------------------
 if (!values.ko) throw new Error('--ko PATH is required');
-const insmod = run('insmod', [values.ko]);
+const insmod = run('insmod', [values.ko, 'allow_faults=1']);
 if (insmod.status !== 0) {
-  console.error(`insmod ${values.ko} failed: ${insmod.out}`);
+  console.error(`insmod ${values.ko} allow_faults=1 failed: ${insmod.out}`);
   process.exit(1);
 }
 const st = statSync(HELPER_DEVICE);
@@ -253,11 +696,12 @@ check((st.mode & 0o7777) === 0o600 && st.uid === 0, `${HELPER_DEVICE} has mode $
 const client = await openHelper();
 const version = await client.version();
 result.version = version;
-check(version.proto === 1, `proto ${version.proto}`);
+check(version.proto === 2 && HELPER_PROTO === 2, `proto ${version.proto} (client ${HELPER_PROTO})`);
+check(version.faults, 'loaded with allow_faults=1, version says faults=0');
 check(version.kernel === release(), `module reports kernel ${version.kernel}, the guest runs ${release()}`);
 const pong = await client.request('ping');
 check(pong.ok && pong.payload === 'pong', `ping gave ${JSON.stringify(pong)}`);
-for (const bad of ['frobnicate', 'ping extra', 'version 1 2', ' ping', 'ping ']) {
+for (const bad of ['frobnicate', 'ping extra', 'version 1 2', ' ping', 'ping ', 'txstat', `restart ${NIC}`]) {
   const r = await client.request(bad);
   check(!r.ok && r.errno === 'EINVAL' && r.message.length > 0, `client request ${JSON.stringify(bad)} gave ${JSON.stringify(r)}`);
 }
@@ -276,51 +720,19 @@ check(
   `queued requests got ${JSON.stringify(together)}`,
 );
 await client.close();
-const versionLine = `ok shadow_helper proto=1 version=${version.version} kernel=${version.kernel}\n`;
+const versionLine = (faults: boolean): string => `ok shadow_helper proto=2 version=${version.version} kernel=${version.kernel} faults=${faults ? 1 : 0}\n`;
 
 // --- fuzz the raw device -----------------------------------------------------------------
-const fuzzTotal = Number(values.fuzz);
-const outcomes = { writeEINVAL: 0, writeEMSGSIZE: 0, errReply: 0 };
-const byKind: Record<string, number> = {};
+const ifaces = readIfaces();
+check(ifaces.get(NIC) === true && ifaces.get('lo') === false, `interfaces and their bus devices: ${JSON.stringify([...ifaces])}`);
 const fd = openSync(HELPER_DEVICE, 'r+');
-const fuzzStarted = performance.now();
-for (let i = 0; i < fuzzTotal; i++) {
-  if (i % 250 === 0) check(request(fd, 'version') === versionLine, `version after ${i} fuzz cases is wrong`);
-  const kind = itemAt(SCHEDULE, i % SCHEDULE.length);
-  const { bytes, expect } = GENERATORS[kind]();
-  byKind[kind] = (byKind[kind] ?? 0) + 1;
-  // Leave a reply unread every other case: a rejected write must not let it be read as its own.
-  const primed = i % 2 === 0;
-  if (primed) rawWrite(fd, Buffer.from('ping\n'));
-  const w = rawWrite(fd, bytes);
-  const reply = rawRead(fd, int(1, 300));
-  if (w.code) {
-    check(w.code === 'EINVAL' || w.code === 'EMSGSIZE', `${kind} ${show(bytes)}: write failed with ${w.code}`);
-    check(expect === 'any' || expect === w.code, `${kind} ${show(bytes)}: write failed with ${w.code}, want ${expect}`);
-    check(reply === '', `${kind} ${show(bytes)}: rejected write left reply ${JSON.stringify(reply)} readable`);
-    if (w.code === 'EINVAL') outcomes.writeEINVAL++;
-    if (w.code === 'EMSGSIZE') outcomes.writeEMSGSIZE++;
-    continue;
-  }
-  check(w.written === bytes.length, `${kind} ${show(bytes)}: wrote ${w.written} of ${bytes.length}`);
-  check(expect === 'any' || expect === 'err', `${kind} ${show(bytes)}: accepted, want write error ${expect}`);
-  let parsed: HelperReply;
-  try {
-    parsed = parseHelperReply(reply);
-  } catch (err) {
-    fail(`${kind} ${show(bytes)}: ${messageOf(err)}`);
-    continue;
-  }
-  if (check(!parsed.ok && parsed.errno === 'EINVAL', `${kind} ${show(bytes)}: got ${JSON.stringify(reply)}, want err EINVAL`)) {
-    outcomes.errReply++;
-  }
-}
-result.fuzz = { total: fuzzTotal, ms: Math.round(performance.now() - fuzzStarted), outcomes, byKind };
+result.fuzz = fuzz(fd, Number(values.fuzz), { faults: true, ifaces }, SCHEDULE, versionLine(true));
+check(sysIfindex(NIC) === nicIfindex && driverOf(NIC) === values.nic, `${NIC} changed during the fuzz`);
 
 // --- reading: in pieces, nothing twice, no file position -----------------------------------
 rawWrite(fd, Buffer.from('version\n'));
 const bytewise = rawRead(fd, 1);
-check(bytewise === versionLine, `byte-by-byte read gave ${JSON.stringify(bytewise)}`);
+check(bytewise === versionLine(true), `byte-by-byte read gave ${JSON.stringify(bytewise)}`);
 check(rawRead(fd) === '', 'a fully read reply was returned again');
 const positioned: [string, () => number][] = [
   ['pread', () => readSync(fd, Buffer.alloc(8), 0, 8, 0)],
@@ -336,6 +748,95 @@ for (const [what, op] of positioned) {
 }
 result.partialRead = { bytes: bytewise.length };
 
+// --- the protocol 2 verbs for real, on the NIC ----------------------------------------------
+{
+  let checked = 0;
+  const expectReply = (command: string, want: string): void => {
+    const got = request(fd, command);
+    checked++;
+    check(got === `${want}\n`, `${command} gave ${JSON.stringify(got)}, want ${JSON.stringify(want)}`);
+  };
+  const txBefore = parseTxstat(request(fd, `txstat ${NIC}`), `txstat ${NIC}`);
+  const sysTxPackets = Number(readFileSync(`/sys/class/net/${NIC}/statistics/tx_packets`, 'utf8').trim());
+  if (txBefore) {
+    check(Number(txBefore.ifindex) === nicIfindex, `txstat ifindex=${txBefore.ifindex}, sysfs says ${nicIfindex}`);
+    check(txBefore.state === 'passive' && txBefore.running === '1', `txstat of an up, untouched ${NIC}: ${JSON.stringify(txBefore)}`);
+    check(Number(txBefore.queues) >= 1 && Number(txBefore.stopped) <= Number(txBefore.queues), `txstat queues: ${JSON.stringify(txBefore)}`);
+    check(Number(txBefore.watchdog_ms) > 0, `txstat watchdog_ms=${txBefore.watchdog_ms}`);
+    check(Number(txBefore.tx_packets) <= sysTxPackets, `txstat tx_packets=${txBefore.tx_packets}, sysfs says ${sysTxPackets} just after`);
+  }
+  const txLo = parseTxstat(request(fd, 'txstat lo'), 'txstat lo');
+  check(txLo?.ifindex === String(sysIfindex('lo')) && txLo.state === 'passive', `txstat lo: ${JSON.stringify(txLo)}`);
+  checked += 2;
+  expectReply(`stage ${NIC} msglvl 7`, `ok staged ${NIC} msglvl`);
+  expectReply(`stage ${NIC} rings 256 0 0 256`, `ok staged ${NIC} rings`);
+  expectReply(`stage ${NIC} pause 1 0 1`, `ok staged ${NIC} pause`);
+  expectReply(`stage ${NIC} privflags 0`, `ok staged ${NIC} privflags`);
+  expectReply(`stage ${NIC} clear`, `ok staged ${NIC} clear`);
+  // Injected and cleared at once: a queue left stopped for the watchdog period would WARN.
+  expectReply(`inject ${NIC} tx-hang`, `ok injected ${NIC} tx-hang`);
+  expectReply(`inject ${NIC} clear`, `ok cleared ${NIC}`);
+  // The restart blocks its writer; meanwhile a second descriptor sees it run and is turned away.
+  let restartDone = false;
+  const restartWrite = new Promise<string>((resolve) => {
+    const buf = Buffer.from(`restart ${NIC} fuzz1\n`);
+    writeCb(fd, buf, 0, buf.length, null, (err) => {
+      restartDone = true;
+      resolve(err ? `write failed: ${codeOf(err) ?? String(err)}` : rawRead(fd));
+    });
+  });
+  const probe = openSync(HELPER_DEVICE, 'r+');
+  let during: Record<string, string> | null = null;
+  let busyReply = '';
+  for (const deadline = performance.now() + 30_000; !restartDone && performance.now() < deadline; ) {
+    const t = request(probe, `txstat ${NIC}`);
+    if (t.includes(' state=restarting ')) {
+      during = parseTxstat(t, `txstat ${NIC} during the restart`);
+      // Not a name that exists: had the restart just ended, this would be ENODEV, never a second restart.
+      busyReply = request(probe, 'park nosuch r2');
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  const restart = await restartWrite;
+  closeSync(probe);
+  checked += 3;
+  check(during?.ifindex === String(nicIfindex), `txstat ${NIC} never saw the restart run, or saw ${JSON.stringify(during)}`);
+  check(busyReply.startsWith('err EBUSY '), `park nosuch r2 during the restart gave ${JSON.stringify(busyReply)}, want err EBUSY`);
+  const m = new RegExp(
+    `^ok restarted ${NIC} id=fuzz1 ifindex=(\\d+) stop_ms=\\d+ release_ms=\\d+ probe_ms=\\d+ replay_ms=\\d+ open_ms=\\d+ total_ms=(\\d+) steps=(\\S+)\\n$`,
+  ).exec(restart);
+  if (check(m !== null, `restart ${NIC} fuzz1 gave ${JSON.stringify(restart)}`) && m) {
+    const [, ifindex = '', totalMs = '', steps = ''] = m;
+    check(Number(ifindex) === nicIfindex, `restart reports ifindex ${ifindex}, ${NIC} had ${nicIfindex}`);
+    const pairs = steps.split(',').map((s) => s.split(':'));
+    check(JSON.stringify(pairs.map((p) => p[0])) === JSON.stringify(REPLAY_STEPS), `restart steps ${steps}, want ${REPLAY_STEPS.join(',')}`);
+    check(pairs.every((p) => p.length === 2 && (p[1] === 'ok' || p[1] === 'skip')), `restart steps ${steps}: each must be ok or skip`);
+    // The name is kept, the device was up (so it is opened again), and the staged settings were cleared.
+    check(steps.startsWith('name:ok,') && steps.endsWith(',open:ok'), `restart steps ${steps}: want name:ok ... open:ok`);
+    check(['rings', 'msglvl', 'pause', 'privflags'].every((k) => steps.includes(`${k}:skip`)), `restart steps ${steps}: staged settings were cleared`);
+    result.valid = {
+      txstat: txBefore ?? {},
+      restart: { ifindex: Number(ifindex), totalMs: Number(totalMs), steps },
+      during: during ?? {},
+      busy: busyReply,
+      after: {},
+      checked,
+    };
+  }
+  const txAfter = parseTxstat(request(fd, `txstat ${NIC}`), `txstat ${NIC} after the restart`);
+  checked++;
+  check(
+    txAfter?.ifindex === String(nicIfindex) && txAfter.state === 'passive' && txAfter.running === '1',
+    `txstat ${NIC} after the restart: ${JSON.stringify(txAfter)}`,
+  );
+  check(sysIfindex(NIC) === nicIfindex && driverOf(NIC) === values.nic, `${NIC} after the restart: ifindex ${sysIfindex(NIC)}, driver ${driverOf(NIC)}`);
+  if (result.valid) {
+    result.valid.after = txAfter ?? {};
+    result.valid.checked = checked;
+  }
+}
+
 // --- concurrency: many writers and readers on one descriptor (the per-file mutex) ----------
 const mix = [
   Buffer.from('ping\n'),
@@ -344,6 +845,8 @@ const mix = [
   Buffer.from('ping\x01\n'),
   Buffer.alloc(300, 0x61),
   Buffer.from('\n'),
+  Buffer.from(`txstat ${NIC}\n`),
+  Buffer.from('restart nosuch r1\n'),
 ];
 /** Resolves to 'ok', 'short' or the errno name the write failed with. */
 const writeAsync = (buf: Buffer): Promise<string> =>
@@ -366,7 +869,7 @@ const writeResults: Record<string, number> = {};
 let readPieces = 0;
 for (const op of ops) {
   if (typeof op === 'string') {
-    writeResults[op] = (writeResults[op] ?? 0) + 1;
+    bump(writeResults, op);
     check(['ok', 'EINVAL', 'EMSGSIZE'].includes(op), `concurrent write ended with ${op}`);
   } else if ('code' in op) {
     fail(`concurrent read failed with ${op.code}`);
@@ -435,6 +938,32 @@ try {
   check(messageOf(err) === NOT_LOADED, `openHelper() after rmmod said ${JSON.stringify(messageOf(err))}`);
 }
 result.unload = { refusedWhileOpen: busy.status !== 0, rmmod: rmmod.status === 0 };
+
+// --- without allow_faults: inject is refused, whatever its arguments ------------------------
+const insmodPlain = run('insmod', [values.ko]);
+if (insmodPlain.status !== 0) {
+  fail(`insmod ${values.ko} (without allow_faults) failed: ${insmodPlain.out}`);
+} else {
+  const plain = await openHelper();
+  const plainVersion = await plain.version();
+  check(!plainVersion.faults && plainVersion.proto === 2, `loaded without allow_faults, version says ${JSON.stringify(plainVersion)}`);
+  const refused = await plain.request(`inject ${NIC} tx-hang`);
+  check(!refused.ok && refused.errno === 'EPERM' && refused.message.length > 0, `inject ${NIC} tx-hang without allow_faults gave ${JSON.stringify(refused)}`);
+  const tx = await plain.request(`txstat ${NIC}`);
+  check(tx.ok && tx.payload.startsWith(`ifindex=${nicIfindex} state=passive `), `txstat ${NIC} after reloading gave ${JSON.stringify(tx)}`);
+  await plain.close();
+  const plainFd = openSync(HELPER_DEVICE, 'r+');
+  const noFaultsFuzz = fuzz(plainFd, 300, { faults: false, ifaces: readIfaces() }, ['injectArgs', 'injectArgs', 'named'], versionLine(false));
+  closeSync(plainFd);
+  const plainRmmod = run('rmmod', [MODULE]);
+  check(plainRmmod.status === 0, `rmmod after the allow_faults=0 phase failed: ${plainRmmod.out}`);
+  result.noFaults = {
+    version: plainVersion,
+    injectTxHang: refused.ok ? `ok ${refused.payload}` : `err ${refused.errno}`,
+    fuzz: noFaultsFuzz,
+    rmmod: plainRmmod.status === 0,
+  };
+}
 
 result.ms = Math.round(performance.now() - started);
 result.failures = failureCount;

@@ -1,0 +1,274 @@
+// The recovery history: one row per recovery (and per manual replay), kept in
+// the shadow's own SQLite database so one file holds everything shadowd knows.
+// A row is written when a recovery starts ('in-progress') and rewritten when
+// it ends, so a daemon killed mid-recovery leaves a row that says so.
+import Database from 'better-sqlite3';
+import type { FailureKind } from './failure-report.js';
+
+export type RecoveryResult = 'recovered' | 'failed' | 'gave-up' | 'replayed' | 'in-progress' | 'interrupted';
+export const RECOVERY_RESULTS: readonly RecoveryResult[] = ['recovered', 'failed', 'gave-up', 'replayed', 'in-progress', 'interrupted'];
+
+/** What started it: a detector's failure kind, 'manual' (shadowctl recover), or 'replay' (shadowctl replay). */
+export type RecoveryTrigger = FailureKind | 'replay';
+
+/** The kernel helper's own timing of a restart, from its `restarted` reply. */
+export interface ModuleTimings {
+  stopMs: number;
+  releaseMs: number;
+  probeMs: number;
+  replayMs: number;
+  openMs: number;
+  totalMs: number;
+}
+
+/** Milliseconds spent in each phase; a phase that did not run is absent. */
+export interface PhaseTimings {
+  /** From the failure's start (when the detector knows it) to its detection. */
+  detect?: number;
+  /** The back-off wait before the restart. */
+  wait?: number;
+  /** Sending the staged ethtool values to the helper. */
+  stage?: number;
+  /** The helper's `restart` (the shadow answers for the driver meanwhile). */
+  restart?: number;
+  /** Checking the helper's replay steps and replaying what userspace restores. */
+  check?: number;
+  /** From the recovery's start to its end. */
+  total?: number;
+  module?: ModuleTimings;
+}
+
+/** One step of a replay: 'module' steps are the helper's, 'daemon' steps are commands shadowd ran. */
+export interface RecoveryStep {
+  source: 'module' | 'daemon';
+  key: string;
+  result: 'ok' | 'skip' | 'fail';
+  argv?: string[];
+  error?: string;
+}
+
+export interface RecoveryRecord {
+  /** Recovery id, [A-Za-z0-9_-]{1,32}; the helper logs it too. */
+  id: string;
+  device: string;
+  driver: string | null;
+  trigger: RecoveryTrigger;
+  detail: string;
+  /** ms since the epoch */
+  startedAt: number;
+  endedAt: number | null;
+  result: RecoveryResult;
+  phases: PhaseTimings;
+  steps: RecoveryStep[];
+  /** Why it failed or gave up; for a recovery that succeeded, what did not fully work. */
+  error: string | null;
+  /** Failure reports that arrived while it ran and were folded into it. */
+  merged: number;
+}
+
+export const RECOVERY_ID = /^[A-Za-z0-9_-]{1,32}$/;
+
+const SCHEMA_KEY = 'recoveries_schema';
+const SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS recoveries (
+  id TEXT PRIMARY KEY,
+  device TEXT NOT NULL,
+  driver TEXT,
+  trigger_kind TEXT NOT NULL,
+  detail TEXT NOT NULL,
+  started_at INTEGER NOT NULL,
+  ended_at INTEGER,
+  result TEXT NOT NULL CHECK (result IN ('recovered', 'failed', 'gave-up', 'replayed', 'in-progress', 'interrupted')),
+  phases TEXT NOT NULL,
+  steps TEXT NOT NULL,
+  error TEXT,
+  merged INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS recoveries_by_device ON recoveries (device, started_at);
+`;
+
+interface Row {
+  id: string;
+  device: string;
+  driver: string | null;
+  trigger_kind: string;
+  detail: string;
+  started_at: number;
+  ended_at: number | null;
+  result: string;
+  phases: string;
+  steps: string;
+  error: string | null;
+  merged: number;
+}
+
+export class HistoryError extends Error {}
+
+/** Rows kept; older ones are dropped so the history stays bounded on a machine whose driver fails often. */
+const DEFAULT_KEEP = 10_000;
+
+function parseJson<T>(text: string, fallback: T): T {
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    return fallback;
+  }
+}
+
+function fromRow(r: Row): RecoveryRecord {
+  return {
+    id: r.id,
+    device: r.device,
+    driver: r.driver,
+    trigger: r.trigger_kind as RecoveryTrigger,
+    detail: r.detail,
+    startedAt: r.started_at,
+    endedAt: r.ended_at,
+    result: r.result as RecoveryResult,
+    phases: parseJson<PhaseTimings>(r.phases, {}),
+    steps: parseJson<RecoveryStep[]>(r.steps, []),
+    error: r.error,
+    merged: r.merged,
+  };
+}
+
+export interface HistoryQuery {
+  device?: string;
+  /** Newest first, at most this many [default 50]. */
+  limit?: number;
+  /** Only recoveries started at or after this time (ms since the epoch). */
+  since?: number;
+}
+
+export class RecoveryHistory {
+  private readonly insertStmt: Database.Statement<Record<string, unknown>>;
+  private readonly updateStmt: Database.Statement<Record<string, unknown>>;
+  private readonly pruneStmt: Database.Statement<[number]>;
+
+  /**
+   * `db` is the shadow store's connection (ShadowStore.database); the history
+   * adds its table beside the shadow's. `keep` bounds the rows kept.
+   */
+  constructor(
+    private readonly db: Database.Database,
+    private readonly keep = DEFAULT_KEEP,
+  ) {
+    db.exec(SCHEMA);
+    const version = db.prepare<[string], { v: string }>('SELECT v FROM meta WHERE k = ?').get(SCHEMA_KEY);
+    if (!version) db.prepare('INSERT INTO meta (k, v) VALUES (?, ?)').run(SCHEMA_KEY, String(SCHEMA_VERSION));
+    else if (Number(version.v) !== SCHEMA_VERSION) {
+      throw new HistoryError(`${db.name}: recovery history schema ${version.v} is not the supported ${SCHEMA_VERSION}`);
+    }
+    this.insertStmt = db.prepare(
+      `INSERT INTO recoveries (id, device, driver, trigger_kind, detail, started_at, ended_at, result, phases, steps, error, merged)
+       VALUES (@id, @device, @driver, @trigger_kind, @detail, @started_at, @ended_at, @result, @phases, @steps, @error, @merged)`,
+    );
+    this.updateStmt = db.prepare(
+      `UPDATE recoveries SET driver = @driver, detail = @detail, ended_at = @ended_at, result = @result,
+         phases = @phases, steps = @steps, error = @error, merged = @merged WHERE id = @id`,
+    );
+    this.pruneStmt = db.prepare('DELETE FROM recoveries WHERE rowid <= (SELECT max(rowid) FROM recoveries) - ?');
+  }
+
+  /** Opens a database file of its own (for tests and tools; the daemon shares the shadow's connection). */
+  static open(path: string): RecoveryHistory {
+    const db = new Database(path);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    return new RecoveryHistory(db);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  private params(r: RecoveryRecord): Record<string, unknown> {
+    return {
+      id: r.id,
+      device: r.device,
+      driver: r.driver,
+      trigger_kind: r.trigger,
+      detail: r.detail,
+      started_at: r.startedAt,
+      ended_at: r.endedAt,
+      result: r.result,
+      phases: JSON.stringify(r.phases),
+      steps: JSON.stringify(r.steps),
+      error: r.error,
+      merged: r.merged,
+    };
+  }
+
+  insert(r: RecoveryRecord): void {
+    if (!RECOVERY_ID.test(r.id)) throw new HistoryError(`recovery id ${JSON.stringify(r.id)} is not 1-32 of [A-Za-z0-9_-]`);
+    this.db.transaction(() => {
+      this.insertStmt.run(this.params(r));
+      this.pruneStmt.run(this.keep);
+    })();
+  }
+
+  /** Rewrites a recovery's row (its result, timings, steps, error); its id, device, trigger and start stay. */
+  update(r: RecoveryRecord): void {
+    if (this.updateStmt.run(this.params(r)).changes !== 1) throw new HistoryError(`no recovery ${r.id} in the history`);
+  }
+
+  get(id: string): RecoveryRecord | null {
+    const row = this.db.prepare<[string], Row>('SELECT * FROM recoveries WHERE id = ?').get(id);
+    return row ? fromRow(row) : null;
+  }
+
+  /** Recoveries, newest first. */
+  list(q: HistoryQuery = {}): RecoveryRecord[] {
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    if (q.device !== undefined) {
+      where.push('device = ?');
+      args.push(q.device);
+    }
+    if (q.since !== undefined) {
+      where.push('started_at >= ?');
+      args.push(q.since);
+    }
+    const limit = q.limit ?? 50;
+    if (!Number.isSafeInteger(limit) || limit < 1) throw new HistoryError(`history limit must be a positive integer, not ${String(limit)}`);
+    args.push(limit);
+    const sql = `SELECT * FROM recoveries ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY started_at DESC, rowid DESC LIMIT ?`;
+    return this.db.prepare<(string | number)[], Row>(sql).all(...args).map(fromRow);
+  }
+
+  /** Each device's latest recovery, replays left out: whether the manager had given up on it. */
+  latestRecoveries(): RecoveryRecord[] {
+    return this.db
+      .prepare<[], Row>(
+        `SELECT * FROM recoveries WHERE rowid IN
+           (SELECT max(rowid) FROM recoveries WHERE trigger_kind != 'replay' GROUP BY device) ORDER BY device`,
+      )
+      .all()
+      .map(fromRow);
+  }
+
+  /**
+   * Closes the rows of recoveries a previous daemon left 'in-progress' (it was
+   * killed or crashed during them) as 'interrupted', and returns them.
+   */
+  closeInterrupted(now: number): RecoveryRecord[] {
+    return this.db.transaction(() => {
+      const rows = this.db.prepare<[], Row>("SELECT * FROM recoveries WHERE result = 'in-progress' ORDER BY rowid").all();
+      const note =
+        'shadowd stopped during this recovery (killed or crashed); whether the driver came back is unknown: see shadowctl status';
+      const closed: RecoveryRecord[] = [];
+      for (const row of rows) {
+        const r = fromRow(row);
+        r.result = 'interrupted';
+        r.endedAt = now;
+        r.error = r.error ? `${r.error}; ${note}` : note;
+        this.update(r);
+        closed.push(r);
+      }
+      return closed;
+    })();
+  }
+}
