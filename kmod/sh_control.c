@@ -336,7 +336,7 @@ static void sh_cmd_inject(struct sh_file *sf, unsigned int argc, char **argv)
 	}
 	if (sh_fault_parse(argv[1], &fault)) {
 		sh_reply_err(sf, EINVAL,
-			     "unknown fault '%.16s' (tx-hang, fail-stop, fail-open, fail-mtu, fail-mac, fail-features, fail-rings, clear)",
+			     "unknown fault '%.16s' (tx-hang, tx-hang-reset, fail-stop, fail-open, fail-mtu, fail-mac, fail-features, fail-rings, clear)",
 			     argv[1]);
 		return;
 	}

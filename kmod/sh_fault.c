@@ -18,6 +18,7 @@
 static const char * const sh_fault_names[SH_FAULT_COUNT] = {
 	[SH_FAULT_NONE] = "clear",
 	[SH_FAULT_TX_HANG] = "tx-hang",
+	[SH_FAULT_TX_HANG_RESET] = "tx-hang-reset",
 	[SH_FAULT_FAIL_STOP] = "fail-stop",
 	[SH_FAULT_FAIL_OPEN] = "fail-open",
 	[SH_FAULT_FAIL_MTU] = "fail-mtu",
@@ -53,6 +54,43 @@ static netdev_tx_t sh_fault_xmit(struct sk_buff *skb, struct net_device *dev)
 {
 	netif_stop_subqueue(dev, skb_get_queue_mapping(skb));
 	return NETDEV_TX_BUSY;
+}
+
+/*
+ * A hang the driver's own TX-timeout reset cures: the baseline the recovery
+ * benchmark compares a restart with. Until the kernel's watchdog calls the
+ * driver's tx_timeout, transmits hang as above; then they pass again.
+ */
+static netdev_tx_t sh_fault_xmit_until_reset(struct sk_buff *skb,
+					     struct net_device *dev)
+{
+	netdev_tx_t (*xmit)(struct sk_buff *skb, struct net_device *dev);
+	struct sh_dev *sd;
+
+	rcu_read_lock();
+	sd = sh_dev_find(dev);
+	xmit = sd && !READ_ONCE(sd->hang_active) ?
+		sd->real_ops->ndo_start_xmit : NULL;
+	rcu_read_unlock();
+	if (xmit)
+		return xmit(skb, dev);
+	return sh_fault_xmit(skb, dev);
+}
+
+static void sh_fault_timeout_resets(struct net_device *dev,
+				    unsigned int txqueue)
+{
+	void (*timeout)(struct net_device *dev, unsigned int txqueue);
+	struct sh_dev *sd;
+
+	rcu_read_lock();
+	sd = sh_dev_find(dev);
+	timeout = sd ? sd->real_ops->ndo_tx_timeout : NULL;
+	if (sd)
+		WRITE_ONCE(sd->hang_active, false);
+	rcu_read_unlock();
+	if (timeout)
+		timeout(dev, txqueue);
 }
 
 static int sh_fault_open(struct net_device *dev)
@@ -155,6 +193,8 @@ static const void *sh_fault_entry(enum sh_fault fault,
 		return ops->ndo_set_features;
 	case SH_FAULT_FAIL_RINGS:
 		return eth ? eth->set_ringparam : NULL;
+	case SH_FAULT_TX_HANG_RESET:
+		return ops->ndo_tx_timeout;
 	default:
 		return ops->ndo_start_xmit;
 	}
@@ -201,6 +241,11 @@ int sh_fault_apply(struct sh_dev *sd, enum sh_fault fault, char *msg,
 	switch (fault) {
 	case SH_FAULT_TX_HANG:
 		sd->fault_ops.rw.ndo_start_xmit = sh_fault_xmit;
+		break;
+	case SH_FAULT_TX_HANG_RESET:
+		sd->hang_active = true;
+		sd->fault_ops.rw.ndo_start_xmit = sh_fault_xmit_until_reset;
+		sd->fault_ops.rw.ndo_tx_timeout = sh_fault_timeout_resets;
 		break;
 	case SH_FAULT_FAIL_STOP:
 		sh_fault_fail_stop(&sd->fault_ops, &sd->fault_ethtool);

@@ -34,6 +34,7 @@ enum sh_state {
 enum sh_fault {
 	SH_FAULT_NONE,
 	SH_FAULT_TX_HANG,
+	SH_FAULT_TX_HANG_RESET,
 	SH_FAULT_FAIL_STOP,
 	SH_FAULT_FAIL_OPEN,
 	SH_FAULT_FAIL_MTU,
@@ -86,6 +87,7 @@ struct sh_dev {
 
 	enum sh_fault fault;
 	bool fault_sticky;
+	bool hang_active;		/* tx-hang-reset: until the driver resets */
 	union sh_ndo_copy fault_ops;
 	union sh_ethtool_copy fault_ethtool;
 };

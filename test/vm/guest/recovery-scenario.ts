@@ -7,6 +7,7 @@
 //   --mode shadowd   shadowd runs, the fault is injected with shadowctl and
 //                    shadowd must detect it and recover the device.
 // Prints `SCENARIO_RESULT <json>` for test/vm/recovery-apps.test.ts.
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -22,7 +23,6 @@ const { values } = parseArgs({
     mode: { type: 'string' },
     fault: { type: 'string', default: 'tx-hang' },
     'blob-url': { type: 'string' },
-    'blob-sha256': { type: 'string' },
     'echo-port': { type: 'string' },
     'echo-host': { type: 'string', default: '10.0.2.100' },
   },
@@ -30,12 +30,14 @@ const { values } = parseArgs({
 const driver = values.driver ?? '';
 const mode = values.mode;
 if (!(driver in DRIVER_SETTINGS) || (mode !== 'control' && mode !== 'shadowd') || !values['blob-url'] || !values['echo-port']) {
-  console.error('usage: recovery-scenario.js --driver e1000|pcnet32|e100 --mode control|shadowd --blob-url URL --blob-sha256 HEX --echo-port PORT');
+  console.error('usage: recovery-scenario.js --driver e1000|pcnet32|e100 --mode control|shadowd --blob-url URL --echo-port PORT');
   process.exit(2);
 }
 const work = mkdtempSync('/tmp/shadowd-scenario-');
 const env = shadowdEnv(work);
 const t0 = Date.now();
+/** The fault is injected once this much of the 24 MB copy arrived. */
+const MID_TRANSFER_BYTES = 4 * 1024 * 1024;
 const at = (): number => Date.now() - t0;
 const note = (text: string): void => console.log(`[${(at() / 1000).toFixed(1)} s] ${text}`);
 
@@ -62,9 +64,20 @@ const capture = join(work, 'capture.txt');
 const sniffer = execa('sh', ['-c', `exec tcpdump -i ${dev} -n -tt -l > ${capture} 2>${capture}.err`], { reject: false });
 const window = execa('node', [repoPath('dist/test/vm/guest/remote-window.js'), '--host', values['echo-host'], '--port', values['echo-port'], '--give-up', '25000'], { reject: false });
 // Rate-limited so the fault lands mid-transfer; a copy that stalls 20 s fails.
-const copy = execa('bash', ['-o', 'pipefail', '-c', `curl -sS --limit-rate 2M --speed-limit 1000 --speed-time 20 '${values['blob-url']}' | sha256sum`], { reject: false });
-await new Promise((r) => setTimeout(r, 4000));
-
+// Rate-limited so the fault lands mid-transfer; a copy that stalls 20 s
+// fails. The fault waits for the copy to be under way, not for a clock:
+// programs start slowly and unevenly under emulation.
+const hash = createHash('sha256');
+let copiedBytes = 0;
+const copy = execa('curl', ['-sS', '--limit-rate', '2M', '--speed-limit', '1000', '--speed-time', '20', values['blob-url']], { reject: false, buffer: { stdout: false }, encoding: 'buffer' });
+copy.stdout?.on('data', (d: Buffer) => {
+  hash.update(d);
+  copiedBytes += d.length;
+});
+for (let waited = 0; copiedBytes < MID_TRANSFER_BYTES; waited += 100) {
+  if (copy.exitCode !== null || waited > 60_000) throw new Error(`the copy did not get under way: ${copiedBytes} bytes after ${waited} ms`);
+  await new Promise((r) => setTimeout(r, 100));
+}
 const faultAt = Date.now();
 note(`injecting ${values.fault} into ${dev}`);
 const inject =
@@ -74,7 +87,8 @@ const inject =
 note(`inject: ${inject}`);
 
 const copied = await copy;
-note(`copy ended: ${copied.stdout.trim() || copied.stderr.trim()}`);
+const copiedSha256 = hash.digest('hex');
+note(`copy ended: ${copiedBytes} bytes, exit ${copied.exitCode}, sha256 ${copiedSha256} ${Buffer.from(copied.stderr).toString().trim()}`);
 await new Promise((r) => setTimeout(r, 2000));
 window.kill('SIGTERM');
 const windowResult = await window;
@@ -93,7 +107,7 @@ if (mode === 'shadowd') {
   await settle(dev);
   after = await snapshotDevice(dev);
   const h = await execa('node', [repoPath('dist/cli/shadowctl.js'), 'history', dev, '--json'], { reject: false, env });
-  history = h.exitCode === 0 ? JSON.parse(h.stdout) : h.stderr;
+  history = h.exitCode === 0 ? (JSON.parse(h.stdout) as unknown) : h.stderr;
   daemon?.kill('SIGTERM');
   await daemon;
 }
@@ -106,8 +120,8 @@ console.log(
     fault: values.fault,
     ifindexBefore,
     ifindexAfter: Number(readFileSync(`/sys/class/net/${dev}/ifindex`, 'utf8')),
-    copy: { exitCode: copied.exitCode, sha256: copied.stdout.split(' ')[0] ?? '', stderr: copied.stderr.trim(), ms: Date.now() - faultAt },
-    window: windowResult.stdout.trim() ? JSON.parse(windowResult.stdout.trim().split('\n').at(-1)!) : { error: windowResult.stderr },
+    copy: { exitCode: copied.exitCode, bytes: copiedBytes, sha256: copiedSha256, stderr: Buffer.from(copied.stderr).toString().trim(), ms: Date.now() - faultAt },
+    window: windowResult.stdout.trim() ? (JSON.parse(windowResult.stdout.trim().split('\n').at(-1)!) as unknown) : { error: windowResult.stderr },
     sniffer: { aliveAfter: snifferAlive, capturedAfterFault: capturedAfter },
     txstat,
     before: before.keys,

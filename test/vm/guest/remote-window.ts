@@ -2,7 +2,7 @@
 // interactive TCP session that sends a line every INTERVAL ms and expects it
 // echoed. Runs until told to stop (SIGTERM) or until no echo came for
 // --give-up ms, then prints one JSON line: lines sent and answered, the
-// longest wait for an answer and whether the session was still answering.
+// longest wait for an answer and how long it had been silent at the end.
 //   node remote-window.js --host 10.0.2.100 --port 7 [--interval 200] [--give-up 20000]
 import { connect } from 'node:net';
 import { parseArgs } from 'node:util';
@@ -39,8 +39,9 @@ function finish(why: string): void {
   if (finished) return;
   finished = true;
   clearInterval(ticker);
-  const answering = Date.now() - lastAnswerAt < giveUp;
-  console.log(JSON.stringify({ why, sent, answered, maxWaitMs, answering, error }));
+  // At the end: how long since the last echo, and how many lines got none.
+  const silentMs = Date.now() - lastAnswerAt;
+  console.log(JSON.stringify({ why, sent, answered, unanswered: sentAt.size, maxWaitMs, silentMs, error }));
   socket.destroy();
   process.exit(0);
 }
