@@ -158,7 +158,8 @@ static void sh_free_netdev(struct net_device *dev)
 	/* The NAPI structs live in the private area probe will zero. */
 	list_for_each_entry_safe(napi, next, &dev->napi_list, dev_list)
 		__netif_napi_del(napi);
-	synchronize_net();
+	/* A restart is waited for: an expedited grace period, as under RTNL. */
+	synchronize_rcu_expedited();
 	sh_win->released = true;
 }
 

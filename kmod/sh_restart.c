@@ -30,6 +30,9 @@
 #include <linux/netdevice.h>
 #include <linux/rtnetlink.h>
 #include <linux/socket.h>
+#include <net/arp.h>
+#include <net/ndisc.h>
+#include <net/neighbour.h>
 #include <net/sch_generic.h>
 
 #include "shadow_helper.h"
@@ -261,6 +264,30 @@ static const struct {
 	{ "privflags", sh_replay_privflags },
 };
 
+static void sh_reprobe_neigh(struct neighbour *n, void *arg)
+{
+	if (n->dev != arg)
+		return;
+	write_lock(&n->lock);
+	if ((n->nud_state & (NUD_INCOMPLETE | NUD_PROBE)) &&
+	    timer_pending(&n->timer))
+		mod_timer(&n->timer, jiffies + 1);
+	write_unlock(&n->lock);
+}
+
+/*
+ * Addresses the stack tried to resolve while the driver was away are
+ * waiting for their next retry (up to a second); the packets queued on them
+ * go as soon as they resolve, so resolution is retried now.
+ */
+static void sh_reprobe_neighbours(struct net_device *dev)
+{
+	neigh_for_each(&arp_tbl, sh_reprobe_neigh, dev);
+#if IS_BUILTIN(CONFIG_IPV6)
+	neigh_for_each(&nd_tbl, sh_reprobe_neigh, dev);
+#endif
+}
+
 /* As __dev_open() does, minus the notifications: the stack saw no close. */
 static int sh_open(struct sh_replay *rp)
 {
@@ -277,6 +304,7 @@ static int sh_open(struct sh_replay *rp)
 		return err;
 	}
 	dev_activate(dev);
+	sh_reprobe_neighbours(dev);
 	return 1;
 }
 
@@ -361,12 +389,16 @@ static void sh_stop(struct sh_dev *sd, struct sh_replay *rp)
 					     sizeof(rp->mac)));
 	rp->wanted = dev->wanted_features;
 	rp->features = dev->features;
-	/* A restart clears injected faults; sticky ones come back after. */
+	/*
+	 * The failed driver is stopped before its injected faults are lifted,
+	 * so nothing it held can slip out in between; sticky faults come back
+	 * after the restart.
+	 */
+	sh_quiesce(sd);
 	if (sd->state == SH_PASSIVE && sd->ops_ours)
 		sh_dev_restore_ops(sd);
 	if (!sd->fault_sticky)
 		sd->fault = SH_FAULT_NONE;
-	sh_quiesce(sd);
 	if (!sh_is_impersonating(dev))
 		sh_impersonate(sd);
 	sh_stage_from_answers(sd);
