@@ -1,6 +1,7 @@
 // Human-readable views of the daemon's answers: aligned tables, local times,
 // and values short enough for a terminal (the full values are in --json).
-import type { DeviceStatus, HistoryResult, InjectResult, ShowResult, StatusResult } from '../daemon/control-protocol.js';
+import { formatConfigError } from '../daemon/config.js';
+import type { DeviceStatus, HistoryResult, InjectResult, ReloadResult, ShowResult, StatusResult } from '../daemon/control-protocol.js';
 import type { PhaseTimings, RecoveryRecord } from '../daemon/recovery-history.js';
 
 export function table(header: string[], rows: string[][]): string {
@@ -127,4 +128,16 @@ export function formatHistory(h: HistoryResult, device?: string): string {
 export function formatInject(r: InjectResult): string {
   if (r.fault === 'clear') return `${r.device}: injected fault cleared`;
   return `${r.device}: fault ${r.fault} injected${r.sticky ? ' (sticky: it comes back after every restart)' : ''}`;
+}
+
+/** A reload: what changed, or each error in the file (file:line: key: message) and that nothing changed. */
+export function formatReload(r: ReloadResult): string {
+  if (!r.ok) {
+    const n = r.errors.length;
+    return [`shadowd refused ${r.file}: ${n} error${n === 1 ? '' : 's'}; it keeps running with its previous configuration`, ...r.errors.map((e) => `  ${formatConfigError(e)}`)].join(
+      '\n',
+    );
+  }
+  if (r.changes.length === 0) return `shadowd reloaded ${r.file}: nothing changed`;
+  return [`shadowd reloaded ${r.file}; now in force:`, ...r.changes.map((c) => `  ${c}`)].join('\n');
 }

@@ -2,9 +2,10 @@
 // shadowctl: asks the running shadowd what it protects and what it remembers.
 //
 // Exit codes: 0 done; 1 the daemon refused or failed the request (e.g. unknown
-// device), or a recovery or replay ran and failed; 2 bad command line; 3 shadowd
-// is not running or not reachable; 4 permission denied (not root for recover,
-// replay and inject, or no access to the socket).
+// device), or a recovery or replay ran and failed, or reload found errors in
+// the configuration; 2 bad command line; 3 shadowd is not running or not
+// reachable; 4 permission denied (not root for recover, replay, inject and
+// reload, or no access to the socket).
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { ControlError, DEFAULT_SOCKET, request } from '../daemon/control-client.js';
@@ -15,10 +16,11 @@ import {
   type HistoryResult,
   type InjectResult,
   type RecoverResult,
+  type ReloadResult,
   type ShowResult,
   type StatusResult,
 } from '../daemon/control-protocol.js';
-import { formatHistory, formatInject, formatRecovery, formatShow, formatStatus } from './format.js';
+import { formatHistory, formatInject, formatRecovery, formatReload, formatShow, formatStatus } from './format.js';
 
 export const EXIT = { ok: 0, refused: 1, usage: 2, unreachable: 3, denied: 4 } as const;
 
@@ -32,7 +34,7 @@ class UsageError extends Error {}
 
 const EXIT_CODES =
   'Exit codes: 0 ok, 1 refused by shadowd, 2 bad usage, 3 shadowd not running, 4 permission denied. ' +
-  'recover and replay exit 1 also when they ran and failed; recover, replay and inject need root (4 otherwise).';
+  'recover and replay exit 1 also when they ran and failed, reload when the configuration has errors; recover, replay, inject and reload need root (4 otherwise).';
 
 /** A recovery waits for the driver to come back (probe, firmware): longer than a query. */
 const RECOVERY_TIMEOUT_MS = 120_000;
@@ -163,7 +165,21 @@ await yargs(hideBin(process.argv))
       print(argv, result, () => formatHistory(result, argv.iface));
     },
   )
-  .demandCommand(1, 'Name a command: status, show IFACE, recover IFACE, replay IFACE, inject IFACE FAULT or history')
+  .command(
+    'reload',
+    'Re-read /etc/shadowd/shadowd.conf, as systemctl reload shadowd does (root). A file with errors changes nothing',
+    (y) =>
+      y
+        .example('sudo $0 reload', 'Apply the edited configuration, or print its errors with file, line and key')
+        .example('sudo $0 reload --json', 'The outcome ({ok, file, errors, changes}), as JSON')
+        .epilogue(`It exits 1 when the file has errors: shadowd then keeps the configuration it was running with.\n\n${EXIT_CODES}`),
+    async (argv) => {
+      const result = await call<ReloadResult>(argv, 'reload');
+      print(argv, result, () => formatReload(result));
+      if (!result.ok) process.exitCode = EXIT.refused;
+    },
+  )
+  .demandCommand(1, 'Name a command: status, show IFACE, recover IFACE, replay IFACE, inject IFACE FAULT, history or reload')
   .strict()
   .completion('completion', 'Print a bash completion script (source it from ~/.bashrc)')
   .epilogue(EXIT_CODES)

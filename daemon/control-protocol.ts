@@ -4,6 +4,7 @@
 //          or {"id": 1, "ok": false, "error": {"code": "ENODEV", "message": "..."}}
 // Every request is validated here, before the daemon acts on it.
 
+import type { ConfigError } from './config.js';
 import type { IngestStats } from './ingest.js';
 import type { RecoveryRecord } from './recovery-history.js';
 
@@ -17,10 +18,11 @@ export type Request =
   | { id: number; method: 'recover'; params: { device: string } }
   | { id: number; method: 'replay'; params: { device: string } }
   | { id: number; method: 'inject'; params: { device: string; fault: InjectFault; sticky: boolean } }
-  | { id: number; method: 'history'; params: { device?: string; limit: number } };
+  | { id: number; method: 'history'; params: { device?: string; limit: number } }
+  | { id: number; method: 'reload' };
 
 /** Methods that change the system: only root may call them. */
-export const MUTATING_METHODS: ReadonlySet<string> = new Set(['recover', 'replay', 'inject']);
+export const MUTATING_METHODS: ReadonlySet<string> = new Set(['recover', 'replay', 'inject', 'reload']);
 
 /** The helper's faults (kmod/PROTOCOL.md `inject`); 'clear' removes an injected one. */
 export const FAULTS = ['tx-hang', 'fail-stop', 'fail-open', 'fail-mtu', 'fail-mac', 'fail-features', 'fail-rings'] as const;
@@ -97,6 +99,7 @@ export function parseRequest(line: string): Request {
   switch (method) {
     case 'status':
     case 'version':
+    case 'reload':
       if (Object.keys(p).length > 0) throw new RequestError('EBADREQ', `${method} takes no parameters`, id);
       return { id, method };
     case 'show': {
@@ -205,4 +208,18 @@ export interface InjectResult {
 export interface HistoryResult {
   /** Newest first. */
   recoveries: RecoveryRecord[];
+}
+
+/**
+ * What a configuration reload did (shadowctl reload, or SIGHUP). ok false:
+ * the file had errors, none of it was applied and the running configuration
+ * stays in force.
+ */
+export interface ReloadResult {
+  ok: boolean;
+  /** The file read; absent means the built-in defaults. */
+  file: string;
+  errors: ConfigError[];
+  /** What changed, e.g. "LogLevel=debug" (empty when nothing did, or when refused). */
+  changes: string[];
 }

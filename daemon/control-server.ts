@@ -1,13 +1,20 @@
 // The daemon's control socket: a unix stream socket that answers the CLI.
 // Requests are read a line at a time with a size cap; a malformed or oversized
 // request gets an error reply and never reaches the handler or crashes the daemon.
-import { chmodSync, existsSync, unlinkSync } from 'node:fs';
+// The socket is root's and, when there is one, the shadowd group's
+// (control-access.ts): the group may ask, only root may change anything.
+import { chmodSync, chownSync, existsSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { errorReply, MAX_REQUEST_BYTES, MUTATING_METHODS, parseRequest, RequestError, type Reply, type Request } from './control-protocol.js';
+import { CONTROL_GROUP, SOCKET_MODE_GROUP, SOCKET_MODE_ROOT_ONLY } from './control-access.js';
 import type { Logger } from './log.js';
 import { peerCredentials, type PeerCredentials } from './peer-credentials.js';
 
-/** `peer` is who connected (null when the kernel could not tell); mutating methods reach the handler only from root. */
+/**
+ * `peer` is who connected, for mutating methods (which reach the handler only
+ * from root); read-only methods get null unless it is already known: learning
+ * it loads koffi, which they do not need.
+ */
 export type Handler = (req: Request, peer: PeerCredentials | null) => Promise<unknown>;
 
 export interface ControlServer {
@@ -17,6 +24,12 @@ export interface ControlServer {
 export interface ControlServerOptions {
   /** How the server learns who connected; tests pretend to be another user with it. */
   peerCredentials?: (socket: Socket) => PeerCredentials;
+  /**
+   * The group that may connect (the shadowd group's id, control-access.ts
+   * lookupGroup): the socket gets mode 0660 and that group. null or absent:
+   * mode 0600, root (the owner) only.
+   */
+  group?: number | null;
 }
 
 export async function startControlServer(path: string, handler: Handler, logger: Logger, options: ControlServerOptions = {}): Promise<ControlServer> {
@@ -28,20 +41,26 @@ export async function startControlServer(path: string, handler: Handler, logger:
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => socket.destroy());
-    let peer: PeerCredentials | null = null;
-    try {
-      peer = credentialsOf(socket);
-    } catch (err) {
-      // Read-only requests still work; mutating ones are refused below.
-      logger.log('warning', `cannot tell who connected to the control socket: ${err instanceof Error ? err.message : String(err)}`);
-    }
-    serveConnection(socket, handler, logger, peer);
+    // Asked once per connection, at its first mutating request (SO_PEERCRED is as of connect()).
+    let peer: PeerCredentials | null | undefined;
+    const peerOf = (): PeerCredentials | null => {
+      if (peer !== undefined) return peer;
+      try {
+        peer = credentialsOf(socket);
+      } catch (err) {
+        // Mutating requests are refused (serveConnection); read-only ones need no identity.
+        peer = null;
+        logger.log('warning', `cannot tell who connected to the control socket: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      return peer;
+    };
+    serveConnection(socket, handler, logger, peerOf, () => peer ?? null);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(path, () => resolve());
   });
-  chmodSync(path, 0o660);
+  setSocketAccess(path, options.group ?? null, logger);
   return {
     close: () =>
       new Promise<void>((resolve) => {
@@ -51,7 +70,21 @@ export async function startControlServer(path: string, handler: Handler, logger:
   };
 }
 
-function serveConnection(socket: Socket, handler: Handler, logger: Logger, peer: PeerCredentials | null): void {
+/** Mode 0660 and the group when there is one; 0600 when there is none or it cannot be given (then only root connects). */
+function setSocketAccess(path: string, group: number | null, logger: Logger): void {
+  if (group !== null) {
+    try {
+      chownSync(path, -1, group);
+      chmodSync(path, SOCKET_MODE_GROUP);
+      return;
+    } catch (err) {
+      logger.log('warning', `cannot give the control socket ${path} to the ${CONTROL_GROUP} group (gid ${group}): ${err instanceof Error ? err.message : String(err)}; only root can use shadowctl`);
+    }
+  }
+  chmodSync(path, SOCKET_MODE_ROOT_ONLY);
+}
+
+function serveConnection(socket: Socket, handler: Handler, logger: Logger, peerOf: () => PeerCredentials | null, knownPeer: () => PeerCredentials | null): void {
   let buffered = '';
   // Requests on one connection are answered in order.
   let queue = Promise.resolve();
@@ -85,7 +118,9 @@ function serveConnection(socket: Socket, handler: Handler, logger: Logger, peer:
       if (err instanceof RequestError) return send(errorReply(err));
       throw err;
     }
-    if (MUTATING_METHODS.has(req.method) && peer?.uid !== 0) {
+    const mutating = MUTATING_METHODS.has(req.method);
+    const peer = mutating ? peerOf() : knownPeer();
+    if (mutating && peer?.uid !== 0) {
       const who = peer ? `uid ${peer.uid}` : 'a caller shadowd cannot identify';
       logger.log('notice', `refused ${req.method} from ${who}${peer ? ` (pid ${peer.pid})` : ''}: it needs root`, {
         SHADOWD_REQUEST: req.method,

@@ -5,7 +5,7 @@
 import type { FailureReport } from './failure-report.js';
 import { KernelLogWatch, type KernelLogWatchOptions, type SelfFault } from './kernel-log-watch.js';
 import type { Logger } from './log.js';
-import { StallDetector } from './stall-detector.js';
+import { StallDetector, type StallDetectorOptions } from './stall-detector.js';
 import type { TapEvent } from './tap-record.js';
 
 /** The failure an ev=xmit_timeout tap event (bpf/netdev-class.bt) stands for, or null for any other event. */
@@ -32,7 +32,7 @@ export interface DetectorsOptions {
   devices: () => Iterable<string>;
   /** `txstat` through the helper (stall-detector.ts helperTxstat); without it there is no stall detector. */
   txstat?: (device: string) => Promise<string>;
-  stall?: { pollMs?: number; thresholdMs?: number };
+  stall?: Pick<StallDetectorOptions, 'pollMs' | 'thresholdMs'>;
   /** false: no kernel log watch (tests); else options for it. */
   kernelLog?: false | Partial<Omit<KernelLogWatchOptions, 'logger' | 'onReport' | 'onSelfFault'>>;
   now?: () => number;

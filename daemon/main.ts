@@ -1,11 +1,15 @@
 #!/usr/bin/env node
 // shadowd: attaches the class taps, keeps the shadow of every watched device
-// in the state directory, and answers shadowctl on the control socket.
+// in the state directory, and answers shadowctl on the control socket. Runs
+// as the systemd service of systemd/shadowd.service (Type=notify: READY=1
+// once taps, state and socket are up; watchdog; SIGHUP reloads the
+// configuration), and just as well in the foreground.
 import { mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { PROTOCOL_VERSION, type HistoryResult, type Request, type StatusResult, type VersionResult } from './control-protocol.js';
+import { CONTROL_GROUP, lookupGroup, prepareRuntimeDir } from './control-access.js';
+import { PROTOCOL_VERSION, RequestError, type HistoryResult, type ReloadResult, type Request, type StatusResult, type VersionResult } from './control-protocol.js';
 import { startControlServer, type ControlServer } from './control-server.js';
 import { helperConnection } from './helper-connection.js';
 import { startDetectors, type Detectors } from './detectors.js';
@@ -14,12 +18,15 @@ import { planReplay, runReplay, type ReplayReport } from './netdev-replay.js';
 import { stagingCommands } from './netdev-staging.js';
 import { snapshotDevice, type JsonValue } from './netdev-snapshot.js';
 import { Ingest } from './ingest.js';
-import { PRIORITY, stderrLogger, type Priority } from './log.js';
+import { PRIORITY, serviceLogger, type Priority } from './log.js';
+import { Metrics, MetricsWriter, recordFinished, shadowEntriesByDevice } from './metrics.js';
 import { NetdevShadow } from './netdev-shadow.js';
 import type { PeerCredentials } from './peer-credentials.js';
 import { RecoveryHistory } from './recovery-history.js';
 import { RecoveryManager, type DeviceInfo } from './recovery-manager.js';
+import { defaultConfigPath, protectFilter, RunningConfig } from './running-config.js';
 import { ShadowStore } from './shadow-store.js';
+import { notifier } from './systemd-notify.js';
 import type { TapEvent } from './tap-record.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -28,19 +35,28 @@ const HELP = `Usage: shadowd [options]
 
 Keeps a shadow of every network device's configuration, from eBPF taps on the
 kernel's network class interface, and answers shadowctl on its control socket.
-Runs as root (it loads eBPF programs). Logs go to stderr with <N> priority
-prefixes, which journald reads when it runs as a service.
+Runs as root (it loads eBPF programs). Under systemd (systemd/shadowd.service)
+it reports readiness and feeds the watchdog, and logs native journal entries;
+in the foreground it logs to stderr with <N> priority prefixes. SIGHUP
+re-reads the configuration (a file with errors is refused; the running
+configuration stays).
 
 Options:
+  --config FILE       the configuration (docs/configuration.md); a missing file
+                      means the defaults, a file with errors stops the start
+                      [default: $CONFIGURATION_DIRECTORY/shadowd.conf or
+                      /etc/shadowd/shadowd.conf]
   --state-dir DIR     where the shadow state (SQLite) is kept
                       [default: $STATE_DIRECTORY or /var/lib/shadowd]
   --runtime-dir DIR   where the control socket is created
                       [default: $RUNTIME_DIRECTORY or /run/shadowd]
   --program FILE      the network class tap program [default: bpf/netdev-class.bt]
   --bpftrace FILE     the bpftrace binary [default: bpftrace]
-  --allow-faults      accept shadowctl inject (fault injection, for tests); the
-                      helper module must be loaded with allow_faults=1 too
-  --log-level LEVEL   least important messages to log: ${Object.keys(PRIORITY).join(', ')} [default: info]
+  --allow-faults      accept shadowctl inject (fault injection, for tests), as
+                      AllowFaultInjection=yes does; the helper module must be
+                      loaded with allow_faults=1 too
+  --log-level LEVEL   least important messages to log: ${Object.keys(PRIORITY).join(', ')};
+                      overrides LogLevel= [default: LogLevel=, else info]
   --version           print the version
   --help              print this help
 
@@ -55,9 +71,11 @@ try {
     options: {
       'state-dir': { type: 'string', default: process.env['STATE_DIRECTORY'] ?? '/var/lib/shadowd' },
       'runtime-dir': { type: 'string', default: process.env['RUNTIME_DIRECTORY'] ?? '/run/shadowd' },
+      config: { type: 'string', default: defaultConfigPath() },
       program: { type: 'string', default: fileURLToPath(new URL('../../bpf/netdev-class.bt', import.meta.url)) },
       bpftrace: { type: 'string', default: 'bpftrace' },
-      'log-level': { type: 'string', default: 'info' },
+      // No default: given, it overrides LogLevel=.
+      'log-level': { type: 'string' },
       'allow-faults': { type: 'boolean', default: false },
       version: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
@@ -77,24 +95,70 @@ if (parsed.version) {
   console.log(VERSION);
   process.exit(0);
 }
-if (!(parsed['log-level'] in PRIORITY)) {
+if (parsed['log-level'] !== undefined && !(parsed['log-level'] in PRIORITY)) {
   console.error(`shadowd: --log-level must be one of ${Object.keys(PRIORITY).join(', ')}, not ${JSON.stringify(parsed['log-level'])}`);
   process.exit(2);
 }
 const argv = parsed;
 
-const logger = stderrLogger(argv['log-level'] as Priority);
+const cliLogLevel = argv['log-level'] as Priority | undefined;
+const logger = serviceLogger(cliLogLevel ?? 'info');
+const notify = notifier();
 const startedAt = Date.now();
 
 function fatal(what: string, err: unknown): never {
-  logger.log('err', `${what}: ${err instanceof Error ? err.message : String(err)}`);
+  const message = `${what}: ${err instanceof Error ? err.message : String(err)}`;
+  logger.log('err', message);
+  notify.status(`failed to start: ${message}`);
   process.exit(1);
 }
+
+// SIGHUP's default is to end the process: a reload asked for during the
+// start (systemctl reload while it starts) waits until the daemon is ready.
+let started = false;
+let reloadWanted = false;
+let stopping = false;
+process.on('SIGHUP', () => {
+  if (!started) reloadWanted = true;
+  else if (!stopping) reloadFromSignal('SIGHUP');
+});
+
+// The metrics writer exists only once there is something to count; until then the configuration has nothing to apply it to.
+let metricsWriter: MetricsWriter | null = null;
+const configured = RunningConfig.start({
+  // Absolute, so every message names the file unambiguously.
+  path: resolve(argv.config),
+  logger,
+  logLevel: cliLogLevel,
+  allowFaults: argv['allow-faults'],
+  onApply: (c) => metricsWriter?.configure(c.daemon.metricsTextfile, c.daemon.metricsIntervalSec),
+});
+if (!configured.ok) {
+  // Each error is logged already, with file, line and key.
+  const n = configured.errors.length;
+  logger.log('err', `not starting: ${resolve(argv.config)} has ${n} error${n === 1 ? '' : 's'} (docs/configuration.md describes the format)`);
+  notify.status(`not started: ${n} error${n === 1 ? '' : 's'} in ${resolve(argv.config)}`);
+  process.exit(1);
+}
+const running = configured.running;
+
+// Members of the shadowd group may run read-only shadowctl commands; without the group only root can use the socket.
+let group = lookupGroup(CONTROL_GROUP);
+if (group === null) logger.log('notice', `there is no ${CONTROL_GROUP} group: only root can use shadowctl (groupadd --system ${CONTROL_GROUP}, then restart shadowd, lets its members run read-only commands)`);
 
 let store: ShadowStore;
 try {
   mkdirSync(argv['state-dir'], { recursive: true, mode: 0o750 });
-  mkdirSync(argv['runtime-dir'], { recursive: true, mode: 0o755 });
+  // systemd made $RUNTIME_DIRECTORY for us; a directory given with --runtime-dir that was already there is not ours to change.
+  const adopt = argv['runtime-dir'] === process.env['RUNTIME_DIRECTORY'];
+  try {
+    prepareRuntimeDir(argv['runtime-dir'], group, adopt);
+  } catch (err) {
+    if (group === null) throw err;
+    logger.log('warning', `cannot give ${argv['runtime-dir']} to the ${CONTROL_GROUP} group: ${err instanceof Error ? err.message : String(err)}; only root can use shadowctl`);
+    group = null;
+    prepareRuntimeDir(argv['runtime-dir'], null, adopt);
+  }
   store = new ShadowStore(join(argv['state-dir'], 'state.db'));
 } catch (err) {
   fatal(`cannot open the state in ${argv['state-dir']}`, err);
@@ -114,11 +178,13 @@ const ingest = new Ingest({
   onGap: (why) => void shadow.requestResync(why),
 });
 
+notify.status('attaching the network class taps (bpftrace compiles them)');
 try {
   await ingest.start();
 } catch (err) {
   fatal('cannot attach the taps', err);
 }
+notify.status(`${ingest.stats.probes} taps attached; reading the network devices`);
 try {
   await shadow.resync('start-up');
 } catch (err) {
@@ -135,6 +201,12 @@ const lookupDevice = (name: string): DeviceInfo | null => {
   const d = named.find((x) => x.health === 'ok') ?? named[0];
   return d ? { driver: d.driver, ifindex: d.ifindex } : null;
 };
+// The driver of the device of that name, for per-driver policy; asked at every
+// stall poll, so one query rather than the whole status.
+const driverOf = (name: string): string | null => {
+  const named = store.devices().filter((d) => d.name === name);
+  return (named.find((d) => d.present) ?? named[0])?.driver ?? null;
+};
 // The shadow's entries for a device by its name, as show() finds it.
 const shadowEntries = (name: string): { key: string; value: JsonValue }[] => store.entries(shadow.show(name).device.id);
 // After a driver was reloaded by hand: make the device match its shadow again.
@@ -142,14 +214,19 @@ const replayShadow = async (name: string): Promise<ReplayReport> => {
   const plan = planReplay(shadowEntries(name), await snapshotDevice(name));
   return runReplay(name, plan);
 };
+const metrics = new Metrics(startedAt);
 let history: RecoveryHistory;
 let recovery: RecoveryManager;
+notify.status('loading the recovery history');
 try {
   history = new RecoveryHistory(store.database);
   recovery = new RecoveryManager({ history, logger, helper: () => helper.get(), lookup: lookupDevice,
     stage: (name) => stagingCommands(name, shadowEntries(name)),
     replay: replayShadow,
-    faultInjection: () => argv['allow-faults'] });
+    // Asked at each decision, so a reload takes effect at once.
+    policy: (device, driver) => running.recoveryPolicy(device, driver),
+    faultInjection: () => running.faultInjection(),
+    onFinished: (rec) => recordFinished(metrics, rec) });
   recovery.start();
 } catch (err) {
   fatal('cannot open the recovery history', err);
@@ -159,9 +236,15 @@ try {
 const txHelper = helperConnection();
 detectors = startDetectors({
   logger,
-  report: (f) => void recovery.report(f),
+  // Protect=no: the failure is logged, and no recovery starts.
+  report: protectFilter((f) => void recovery.report(f), {
+    protects: (device, driver) => running.protects(device, driver),
+    driverOf,
+    logger,
+  }),
   devices: () => shadow.status().filter((d) => d.health === 'ok').map((d) => d.name),
   txstat: helperTxstat(() => txHelper.get()),
+  stall: { thresholdMs: (device) => running.stallThresholdMs(device, driverOf(device)) },
 });
 const requester = (peer: PeerCredentials | null): string | undefined => (peer ? `uid ${peer.uid} (pid ${peer.pid})` : undefined);
 
@@ -181,26 +264,74 @@ const handler = (req: Request, peer: PeerCredentials | null): Promise<unknown> =
       return recovery.inject(req.params.device, req.params.fault, req.params.sticky, requester(peer));
     case 'history':
       return Promise.resolve<HistoryResult>({ recoveries: history.list(req.params) });
+    case 'reload':
+      if (stopping) return Promise.reject(new RequestError('EBUSY', 'shadowd is stopping'));
+      return Promise.resolve<ReloadResult>(reload(`shadowctl reload${peer ? ` by ${requester(peer)}` : ''}`));
   }
 };
 const socketPath = join(argv['runtime-dir'], 'control.sock');
 let server: ControlServer;
 try {
-  server = await startControlServer(socketPath, handler, logger);
+  server = await startControlServer(socketPath, handler, logger, { group });
 } catch (err) {
   fatal(`cannot listen on ${socketPath}`, err);
 }
-logger.log('notice', `shadowd ${VERSION} ready: ${ingest.stats.probes} probes attached, ${shadow.status().length} device(s), control socket ${socketPath}`);
 
-let stopping = false;
+// Metrics, when MetricsTextfile= is set: the gauges are read at each write.
+metricsWriter = new MetricsWriter({
+  metrics,
+  logger,
+  refresh: () => {
+    metrics.setTapEventsLost(ingest.stats.lost);
+    metrics.setShadowEntries(shadowEntriesByDevice(shadow.status()));
+  },
+});
+metricsWriter.configure(running.config.daemon.metricsTextfile, running.config.daemon.metricsIntervalSec);
+
+/** The STATUS= line while running. */
+function runningStatus(): string {
+  const devices = shadow.status().filter((d) => d.health === 'ok').length;
+  return `watching ${devices} network device${devices === 1 ? '' : 's'}; ${ingest.stats.probes} taps attached`;
+}
+
+/** SIGHUP and shadowctl reload: re-reads the configuration; one with errors is refused and the running one stays. */
+function reload(by: string): ReloadResult {
+  notify.reloading(`reloading ${running.path}`);
+  logger.log('info', `reloading the configuration on ${by}`, { SHADOWD_CONFIG: running.path });
+  const result = running.reload();
+  const n = result.errors.length;
+  notify.ready(result.ok ? runningStatus() : `${runningStatus()}; ${running.path} refused (${n} error${n === 1 ? '' : 's'}), previous configuration in force`);
+  return result;
+}
+
+/** A reload nobody waits for: a bug in it is logged, and must not end the daemon. */
+function reloadFromSignal(by: string): void {
+  try {
+    reload(by);
+  } catch (err) {
+    logger.log('err', `reloading the configuration failed: ${err instanceof Error ? err.message : String(err)}`);
+    notify.ready(`${runningStatus()}; the last reload failed`);
+  }
+}
+
+// Ready: taps attached, state loaded, socket listening. Units ordered after shadowd start now.
+notify.ready(runningStatus());
+notify.startWatchdog();
+started = true;
+logger.log('notice', `shadowd ${VERSION} ready: ${ingest.stats.probes} probes attached, ${shadow.status().length} device(s), control socket ${socketPath}`);
+if (reloadWanted) reloadFromSignal('SIGHUP (received during the start)');
+
 async function shutdown(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
+  notify.stopping(`stopping on ${signal}`);
   logger.log('notice', `stopping on ${signal}`);
   await detectors?.stop();
   await ingest.stop();
   await shadow.settled();
   await recovery.stop();
+  // Last, with the recoveries that ended while stopping, and shadowd_up 0.
+  await metricsWriter?.stop();
   await helper.close();
   await txHelper.close();
   await server.close();

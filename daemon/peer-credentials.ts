@@ -1,8 +1,12 @@
 // Who is at the other end of a unix socket: the kernel's SO_PEERCRED (pid,
 // uid, gid of the process that connected, as of connect()). Node has no API
 // for it, so it is read with getsockopt(2) through koffi on the socket's fd.
+// koffi is loaded on first use, through require (as in libsystemd.ts): it
+// costs a few MB of resident memory, and only mutating requests need to know
+// the caller, so a daemon that never gets one never loads it.
+import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
-import koffi from 'koffi';
+import type * as KoffiModule from 'koffi';
 
 export interface PeerCredentials {
   pid: number;
@@ -16,15 +20,22 @@ const SOL_SOCKET = 1;
 const SO_PEERCRED = process.arch === 'ppc64' ? 21 : 17;
 
 type GetSockOpt = (fd: number, level: number, name: number, out: Partial<PeerCredentials>, len: number[]) => number;
-let getsockopt: GetSockOpt | null = null;
+let bound: { getsockopt: GetSockOpt; errno: () => number } | null = null;
 
-function bind(): GetSockOpt {
-  if (!getsockopt) {
+function bind(): { getsockopt: GetSockOpt; errno: () => number } {
+  if (!bound) {
+    const koffi = createRequire(import.meta.url)('koffi') as typeof KoffiModule;
     const libc = koffi.load('libc.so.6');
     const ucred = koffi.struct({ pid: 'int32_t', uid: 'uint32_t', gid: 'uint32_t' });
-    getsockopt = libc.func('getsockopt', 'int', ['int', 'int', 'int', koffi.out(koffi.pointer(ucred)), koffi.inout(koffi.pointer('uint32_t'))]) as GetSockOpt;
+    const getsockopt = libc.func('getsockopt', 'int', ['int', 'int', 'int', koffi.out(koffi.pointer(ucred)), koffi.inout(koffi.pointer('uint32_t'))]) as GetSockOpt;
+    bound = { getsockopt, errno: () => koffi.errno() };
   }
-  return getsockopt;
+  return bound;
+}
+
+/** Whether koffi has been loaded for this module (for tests of the lazy load). */
+export function peerCredentialsLoaded(): boolean {
+  return bound !== null;
 }
 
 /** The file descriptor behind a connected net.Socket (a private field of Node's, present on Linux). */
@@ -39,8 +50,9 @@ export function peerCredentials(socket: Socket): PeerCredentials {
   const fd = socketFd(socket);
   const out: Partial<PeerCredentials> = {};
   const len = [12];
-  if (bind()(fd, SOL_SOCKET, SO_PEERCRED, out, len) !== 0) {
-    throw new Error(`getsockopt(SO_PEERCRED) failed: errno ${koffi.errno()}`);
+  const lib = bind();
+  if (lib.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, out, len) !== 0) {
+    throw new Error(`getsockopt(SO_PEERCRED) failed: errno ${lib.errno()}`);
   }
   const { pid, uid, gid } = out;
   if (len[0] !== 12 || typeof pid !== 'number' || typeof uid !== 'number' || typeof gid !== 'number') {

@@ -67,6 +67,8 @@ export interface RecoveryManagerOptions {
   policy?: Partial<RecoveryPolicy> | ((device: string, driver: string | null) => Partial<RecoveryPolicy>);
   /** Whether `inject` may be used (a configuration setting; the helper must allow faults too). Default: yes. */
   faultInjection?: () => boolean;
+  /** Called with each recovery or replay once it has ended, its record final (metrics). Must not throw; if it does, that is logged. */
+  onFinished?: (record: Readonly<RecoveryRecord>) => void;
   now?: () => number;
 }
 
@@ -158,6 +160,7 @@ export class RecoveryManager {
   private readonly lookup: (device: string) => DeviceInfo | null;
   private readonly stageSource: (device: string) => string[];
   private readonly replayFn: RecoveryManagerOptions['replay'];
+  private readonly onFinished: RecoveryManagerOptions['onFinished'];
   private readonly now: () => number;
   private readonly devices = new Map<string, DeviceState>();
   private counter = 0;
@@ -174,6 +177,7 @@ export class RecoveryManager {
     this.lookup = options.lookup;
     this.stageSource = options.stage ?? (() => []);
     this.replayFn = options.replay;
+    this.onFinished = options.onFinished;
     this.now = options.now ?? Date.now;
   }
 
@@ -497,6 +501,12 @@ export class RecoveryManager {
     rec.endedAt = now;
     rec.phases.total = now - rec.startedAt;
     this.save('update', rec);
+    try {
+      this.onFinished?.(rec);
+    } catch (err) {
+      // A metrics consumer must not break a recovery.
+      this.logger.log('err', `onFinished for recovery ${rec.id} failed: ${messageOf(err)}`, { SHADOWD_DEVICE: rec.device, SHADOWD_RECOVERY_ID: rec.id });
+    }
   }
 
   private begin(

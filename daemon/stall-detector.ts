@@ -161,8 +161,8 @@ export interface StallDetectorOptions {
   logger: Logger;
   /** Default 250 ms. */
   pollMs?: number;
-  /** Default 1000 ms; capped per device at half its kernel watchdog period. */
-  thresholdMs?: number;
+  /** Default 1000 ms; capped per device at half its kernel watchdog period. A function is asked at each poll (per-device configuration, reloadable). */
+  thresholdMs?: number | ((device: string) => number);
   now?: () => number;
 }
 
@@ -255,7 +255,8 @@ export class StallDetector {
       return;
     }
     if (this.problems.delete(device)) this.opts.logger.log('info', `${device}: TX status readable again`, fields);
-    const { track, reports } = stepTxTrack(this.tracks.get(device), stat, device, this.now(), this.opts.thresholdMs ?? 1000);
+    const threshold = this.opts.thresholdMs;
+    const { track, reports } = stepTxTrack(this.tracks.get(device), stat, device, this.now(), typeof threshold === 'function' ? threshold(device) : (threshold ?? 1000));
     this.tracks.set(device, track);
     for (const r of reports) {
       this.opts.logger.log('warning', `${device}: ${r.kind}: ${r.detail}`, fields);

@@ -1,18 +1,36 @@
 // The control socket on the host: request validation, replies, and a fuzz of
 // random and malformed requests after which the server still answers.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request, ControlError } from '../../daemon/control-client.js';
 import { MAX_REQUEST_BYTES, parseRequest, RequestError } from '../../daemon/control-protocol.js';
-import { startControlServer, type ControlServer } from '../../daemon/control-server.js';
+import { startControlServer, type ControlServer, type ControlServerOptions } from '../../daemon/control-server.js';
 import type { Logger } from '../../daemon/log.js';
 import type { PeerCredentials } from '../../daemon/peer-credentials.js';
 
 const quiet: Logger = { log: () => undefined };
+
+/** Sends requests on one connection and resolves with the replies, in order. */
+function exchange(path: string, requests: object[]): Promise<{ id: number; ok: boolean }[]> {
+  return new Promise((resolve, reject) => {
+    const s = connect(path);
+    let data = '';
+    s.setEncoding('utf8');
+    s.on('error', reject);
+    s.on('connect', () => s.write(requests.map((r) => JSON.stringify(r) + '\n').join('')));
+    s.on('data', (d: string) => {
+      data += d;
+      const lines = data.split('\n').filter(Boolean);
+      if (lines.length < requests.length) return;
+      s.end();
+      resolve(lines.map((l) => JSON.parse(l) as { id: number; ok: boolean }));
+    });
+  });
+}
 
 describe('control protocol', () => {
   it('accepts the known requests', () => {
@@ -29,6 +47,8 @@ describe('control protocol', () => {
     expect(parseRequest('{"id":7,"method":"inject","params":{"device":"eth0","fault":"clear","sticky":false}}')).toMatchObject({ params: { fault: 'clear' } });
     expect(parseRequest('{"id":8,"method":"history"}')).toEqual({ id: 8, method: 'history', params: { limit: 50 } });
     expect(parseRequest('{"id":9,"method":"history","params":{"device":"eth0","limit":1000}}')).toEqual({ id: 9, method: 'history', params: { device: 'eth0', limit: 1000 } });
+    expect(parseRequest('{"id":10,"method":"reload"}')).toEqual({ id: 10, method: 'reload' });
+    expect(parseRequest('{"id":11,"method":"reload","params":{}}')).toEqual({ id: 11, method: 'reload' });
   });
 
   it.each([
@@ -62,6 +82,7 @@ describe('control protocol', () => {
     ['{"id":1,"method":"history","params":{"device":null}}', 'EBADREQ'],
     ['{"id":1,"method":"history","params":{"device":"a/b"}}', 'EBADREQ'],
     ['{"id":1,"method":"history","params":{"since":0}}', 'EBADREQ'],
+    ['{"id":1,"method":"reload","params":{"file":"/tmp/x.conf"}}', 'EBADREQ'],
     ['{"id":1,"method":"reboot"}', 'ENOMETHOD'],
     ['{"id":1,"method":{"x":1}}', 'ENOMETHOD'],
     [`{"id":1,"method":"status","pad":"${'x'.repeat(MAX_REQUEST_BYTES)}"}`, 'ETOOBIG'],
@@ -181,13 +202,14 @@ describe('control server: who may change the system', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('refuses recover, replay and inject to a user that is not root, and answers the rest', async () => {
+  it('refuses recover, replay, inject and reload to a user that is not root, and answers the rest', async () => {
     const path = await start('user.sock', () => ({ pid: 4321, uid: 1000, gid: 1000 }));
     seen.length = 0;
     for (const [method, params] of [
       ['recover', { device: 'eth0' }],
       ['replay', { device: 'eth0' }],
       ['inject', { device: 'eth0', fault: 'tx-hang' }],
+      ['reload', undefined],
     ] as const) {
       expect(await request(path, method, params)).toEqual({
         id: 1,
@@ -198,9 +220,42 @@ describe('control server: who may change the system', () => {
     expect(seen).toEqual([]);
     expect(await request(path, 'history', {})).toEqual({ id: 1, ok: true, result: { method: 'history' } });
     expect(await request(path, 'status')).toMatchObject({ ok: true });
+    // Each request is a connection of its own; read-only ones never ask who is calling.
     expect(seen).toEqual([
-      { method: 'history', peer: { pid: 4321, uid: 1000, gid: 1000 } },
-      { method: 'status', peer: { pid: 4321, uid: 1000, gid: 1000 } },
+      { method: 'history', peer: null },
+      { method: 'status', peer: null },
+    ]);
+  });
+
+  it('asks who is calling only at the first mutating request of a connection', async () => {
+    let asked = 0;
+    const path = await start('lazy.sock', () => {
+      asked++;
+      return { pid: 1, uid: 0, gid: 0 };
+    });
+    seen.length = 0;
+    const replies = await exchange(path, [
+      { id: 1, method: 'status' },
+      { id: 2, method: 'history' },
+    ]);
+    expect(replies.map((r) => r.ok)).toEqual([true, true]);
+    expect(asked).toBe(0);
+    const more = await exchange(path, [
+      { id: 1, method: 'version' },
+      { id: 2, method: 'reload' },
+      { id: 3, method: 'recover', params: { device: 'eth0' } },
+      { id: 4, method: 'status' },
+    ]);
+    expect(more.map((r) => r.ok)).toEqual([true, true, true, true]);
+    expect(asked).toBe(1);
+    // Once known, later requests on the connection get it too.
+    expect(seen.map((x) => [x.method, x.peer?.uid ?? null])).toEqual([
+      ['status', null],
+      ['history', null],
+      ['version', null],
+      ['reload', 0],
+      ['recover', 0],
+      ['status', 0],
     ]);
   });
 
@@ -225,7 +280,60 @@ describe('control server: who may change the system', () => {
   it('learns the real peer by default', async () => {
     const path = await start('real.sock');
     seen.length = 0;
-    await request(path, 'version');
-    expect(seen).toEqual([{ method: 'version', peer: { pid: process.pid, uid: process.getuid!(), gid: process.getgid!() } }]);
+    const reply = await request(path, 'reload');
+    if (process.getuid!() === 0) {
+      expect(reply).toMatchObject({ ok: true });
+      expect(seen).toEqual([{ method: 'reload', peer: { pid: process.pid, uid: 0, gid: process.getgid!() } }]);
+    } else {
+      expect(reply).toMatchObject({ ok: false, error: { code: 'EPERM', message: new RegExp(`asked by uid ${process.getuid!()}\\)`) } });
+    }
+  });
+});
+
+describe('control socket access', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'shadowd-access-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  const serve = (name: string, options: ControlServerOptions): Promise<ControlServer> =>
+    startControlServer(join(dir, name), () => Promise.resolve({}), quiet, options);
+
+  it('is 0660 and the group\'s when there is a shadowd group, else 0600 (root only)', async () => {
+    // A group of our own: chown to it works as root and as a user in it.
+    const gid = process.getgid!();
+    const grouped = await serve('group.sock', { group: gid });
+    const alone = await serve('alone.sock', { group: null });
+    const byDefault = await serve('default.sock', {});
+    try {
+      const g = statSync(join(dir, 'group.sock'));
+      expect([g.mode & 0o777, g.gid]).toEqual([0o660, gid]);
+      expect(statSync(join(dir, 'alone.sock')).mode & 0o777).toBe(0o600);
+      expect(statSync(join(dir, 'default.sock')).mode & 0o777).toBe(0o600);
+    } finally {
+      for (const s of [grouped, alone, byDefault]) await s.close();
+    }
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('gives the socket to another group (root)', async () => {
+    const server = await serve('other.sock', { group: 4242 });
+    try {
+      const st = statSync(join(dir, 'other.sock'));
+      expect([st.mode & 0o777, st.uid, st.gid]).toEqual([0o660, 0, 4242]);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it.skipIf(process.getuid?.() === 0)('falls back to root only, and says so, when the group cannot be given', async () => {
+    const lines: string[] = [];
+    const server = await startControlServer(join(dir, 'nogroup.sock'), () => Promise.resolve({}), { log: (p, m) => void lines.push(`${p} ${m}`) }, { group: 0 });
+    try {
+      expect(statSync(join(dir, 'nogroup.sock')).mode & 0o777).toBe(0o600);
+      expect(lines).toEqual([expect.stringMatching(/^warning cannot give the control socket .* to the shadowd group \(gid 0\): .*; only root can use shadowctl$/)]);
+    } finally {
+      await server.close();
+    }
   });
 });

@@ -5,7 +5,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { peerCredentials } from '../../daemon/peer-credentials.js';
+import { peerCredentials, peerCredentialsLoaded } from '../../daemon/peer-credentials.js';
 
 describe('peerCredentials', () => {
   let dir: string;
@@ -24,6 +24,20 @@ describe('peerCredentials', () => {
   afterAll(async () => {
     await new Promise((resolve) => server.close(resolve));
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('loads koffi only when first asked', async () => {
+    expect(peerCredentialsLoaded()).toBe(false);
+    const accepted = nextConnection();
+    const client = connect(path);
+    const socket = await accepted;
+    try {
+      peerCredentials(socket);
+      expect(peerCredentialsLoaded()).toBe(true);
+    } finally {
+      client.destroy();
+      socket.destroy();
+    }
   });
 
   it("reads the connecting process's pid, uid and gid", async () => {

@@ -531,6 +531,36 @@ describe('RecoveryManager', () => {
     expect(helper.verbs()).toEqual(['restart']);
   });
 
+  it('onFinished: called once per ended recovery or replay with its final record; a throwing one is logged, not fatal', async () => {
+    const finished: RecoveryRecord[] = [];
+    const m = make({
+      policy: { maxRecoveries: 1 },
+      replay: (device) => Promise.resolve({ device, steps: [] }),
+      onFinished: (r) => {
+        finished.push(structuredClone(r));
+        if (r.result === 'replayed') throw new Error('metrics broke');
+      },
+    });
+    const a = m.report(failure());
+    if (a.action === 'ignored') throw new Error(a.reason);
+    const first = await a.done;
+    const b = m.report(failure());
+    if (b.action === 'ignored') throw new Error(b.reason);
+    const second = await b.done;
+    const replayed = await m.replay('eth1');
+    expect(finished.map((r) => [r.device, r.driver, r.result, r.trigger])).toEqual([
+      ['eth0', 'e1000', 'recovered', 'tx-timeout'],
+      ['eth0', 'e1000', 'gave-up', 'tx-timeout'],
+      ['eth1', 'e1000', 'replayed', 'replay'],
+    ]);
+    // The records as the history has them: ended, timed.
+    expect(finished[0]).toEqual(first);
+    expect(finished[1]).toEqual(second);
+    expect(finished[0]!.endedAt! - finished[0]!.startedAt).toBe(finished[0]!.phases.total);
+    expect(replayed.result).toBe('replayed');
+    expect(lines.some((l) => l.priority === 'err' && l.message === `onFinished for recovery ${replayed.id} failed: metrics broke`)).toBe(true);
+  });
+
   it('makes unique ids that the helper accepts, even within one millisecond', async () => {
     const m = make({ policy: { maxRecoveries: 100, backoffMs: 0 } });
     const ids = new Set<string>();

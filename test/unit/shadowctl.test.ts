@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RequestError, type HistoryResult, type InjectResult, type ShowResult, type StatusResult } from '../../daemon/control-protocol.js';
+import { RequestError, type HistoryResult, type InjectResult, type ReloadResult, type ShowResult, type StatusResult } from '../../daemon/control-protocol.js';
 import { startControlServer, type ControlServer } from '../../daemon/control-server.js';
 import type { RecoveryRecord } from '../../daemon/recovery-history.js';
 
@@ -69,11 +69,24 @@ const REPLAYED: RecoveryRecord = {
   merged: 0,
 };
 const HISTORY: HistoryResult = { recoveries: [REPLAYED, GAVE_UP, RECOVERED] };
+const RELOADED: ReloadResult = { ok: true, file: '/etc/shadowd/shadowd.conf', errors: [], changes: ['LogLevel=debug', '[Device eth1] Protect=no'] };
+const UNCHANGED: ReloadResult = { ok: true, file: '/etc/shadowd/shadowd.conf', errors: [], changes: [] };
+const REFUSED: ReloadResult = {
+  ok: false,
+  file: '/etc/shadowd/shadowd.conf',
+  errors: [
+    { file: '/etc/shadowd/shadowd.conf', line: 12, key: 'MaxRecoveries', message: 'must be an integer from 1 to 100, got "lots"' },
+    { file: '/etc/shadowd/shadowd.conf', line: 15, key: 'protect', message: 'unknown key in [Device eth1] (did you mean Protect?)' },
+  ],
+  changes: [],
+};
 
 describe('shadowctl', () => {
   let dir: string;
   let socket: string;
   let server: ControlServer;
+  /** What the next reload answers. */
+  let reloadAnswer: ReloadResult = RELOADED;
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'shadowctl-'));
     socket = join(dir, 'control.sock');
@@ -98,6 +111,7 @@ describe('shadowctl', () => {
           const { device, limit } = req.params;
           return Promise.resolve<HistoryResult>({ recoveries: HISTORY.recoveries.filter((r) => device === undefined || r.device === device).slice(0, limit) });
         }
+        if (req.method === 'reload') return Promise.resolve(reloadAnswer);
         return Promise.resolve({ version: '0.1.0', protocol: 1 });
       },
       { log: () => undefined },
@@ -256,19 +270,59 @@ describe('shadowctl', () => {
     expect(results[4]?.stderr).toContain('shadowctl: --limit must be an integer from 1 to 1000');
   }, 30_000);
 
-  it('exits 4 when a user who is not root asks to recover, replay or inject; history stays open', async () => {
+  it('reload --json prints the outcome; reload prints what changed, or each error with file, line and key, and exits 1', async () => {
+    reloadAnswer = RELOADED;
+    const json = await ctl('reload', '--json');
+    expect(json.exitCode).toBe(0);
+    expect(JSON.parse(json.stdout)).toEqual(RELOADED);
+    const human = await ctl('reload');
+    expect(human.exitCode).toBe(0);
+    expect(human.stdout.split('\n')).toEqual(['shadowd reloaded /etc/shadowd/shadowd.conf; now in force:', '  LogLevel=debug', '  [Device eth1] Protect=no']);
+    reloadAnswer = UNCHANGED;
+    expect((await ctl('reload')).stdout).toBe('shadowd reloaded /etc/shadowd/shadowd.conf: nothing changed');
+
+    reloadAnswer = REFUSED;
+    const refusedJson = await ctl('reload', '--json');
+    expect(refusedJson.exitCode).toBe(1);
+    expect(JSON.parse(refusedJson.stdout)).toEqual(REFUSED);
+    const refused = await ctl('reload');
+    expect(refused.exitCode).toBe(1);
+    expect(refused.stdout.split('\n')).toEqual([
+      'shadowd refused /etc/shadowd/shadowd.conf: 2 errors; it keeps running with its previous configuration',
+      '  /etc/shadowd/shadowd.conf:12: MaxRecoveries: must be an integer from 1 to 100, got "lots"',
+      '  /etc/shadowd/shadowd.conf:15: protect: unknown key in [Device eth1] (did you mean Protect?)',
+    ]);
+    reloadAnswer = RELOADED;
+    // reload takes no argument.
+    const bad = await ctl('reload', 'now');
+    expect(bad.exitCode).toBe(2);
+  }, 30_000);
+
+  it('reload --help has examples and the exit codes', async () => {
+    const r = await ctl('reload', '--help');
+    expect(r.exitCode).toBe(0);
+    const flat = r.stdout.replace(/\s+/g, ' ');
+    expect(r.stdout).toContain('Examples:');
+    expect(flat).toContain('Apply the edited configuration, or print its errors with file, line and key');
+    expect(flat).toContain('It exits 1 when the file has errors');
+    expect(flat).toContain('recover, replay, inject and reload need root (4 otherwise)');
+  }, 30_000);
+
+  it('exits 4 when a user who is not root asks to recover, replay, inject or reload; history stays open', async () => {
     const userSocket = join(dir, 'user.sock');
     const userServer = await startControlServer(userSocket, () => Promise.resolve(HISTORY), { log: () => undefined }, { peerCredentials: () => ({ pid: 999, uid: 1000, gid: 1000 }) });
     try {
       const as = (...args: string[]) => execa('node', [SHADOWCTL, '--socket', userSocket, ...args], { reject: false });
-      for (const args of [['recover', 'eth0'], ['replay', 'eth0'], ['inject', 'eth0', 'tx-hang']]) {
+      for (const args of [['recover', 'eth0'], ['replay', 'eth0'], ['inject', 'eth0', 'tx-hang'], ['reload']]) {
         const r = await as(...args);
         expect(r.exitCode, args.join(' ')).toBe(4);
         expect(r.stderr).toBe(`shadowctl: ${args[0]} changes the system and needs root (asked by uid 1000): run it with sudo`);
       }
-      const json = await as('recover', 'eth0', '--json');
-      expect(json.exitCode).toBe(4);
-      expect(JSON.parse(json.stdout)).toMatchObject({ code: 'EPERM' });
+      for (const args of [['recover', 'eth0', '--json'], ['reload', '--json']]) {
+        const json = await as(...args);
+        expect(json.exitCode, args.join(' ')).toBe(4);
+        expect(JSON.parse(json.stdout)).toMatchObject({ code: 'EPERM' });
+      }
       expect((await as('history')).exitCode).toBe(0);
     } finally {
       await userServer.close();

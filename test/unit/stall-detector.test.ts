@@ -280,6 +280,35 @@ describe('stall detector robustness', () => {
   });
 });
 
+describe('stall detector threshold per device', () => {
+  it('asks a threshold function for each device at each poll (a configuration reload changes it)', async () => {
+    const thresholds = new Map([
+      ['eth0', 3000],
+      ['eth1', 500],
+    ]);
+    const reports: FailureReport[] = [];
+    const asked: string[] = [];
+    const d = new StallDetector({
+      txstat: () => Promise.resolve(tx({ stopped: 1, stalled_ms: 1200, watchdog_ms: 10_000 })),
+      devices: () => ['eth0', 'eth1'],
+      onReport: (r) => reports.push(r),
+      logger: { log: () => undefined },
+      thresholdMs: (device) => {
+        asked.push(device);
+        return thresholds.get(device) ?? 1000;
+      },
+      now: () => 1_000_000,
+    });
+    await d.pollOnce();
+    expect(reports.map((r) => [r.device, r.detail.match(/threshold (\d+) ms/)?.[1]])).toEqual([['eth1', '500']]);
+    expect(asked.sort()).toEqual(['eth0', 'eth1']);
+    // eth0's threshold lowered: the stall it has been in is now reported.
+    thresholds.set('eth0', 1000);
+    await d.pollOnce();
+    expect(reports.map((r) => r.device)).toEqual(['eth1', 'eth0']);
+  });
+});
+
 describe('txstat through the helper', () => {
   it('asks `txstat IFACE` and turns an err reply into a TxstatRefusedError with the errno', async () => {
     const asked: string[] = [];
