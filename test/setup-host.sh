@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 packages=(
   qemu-system-x86 busybox-static cpio kmod xz-utils util-linux socat  # the guest rig
   gcc make libelf-dev linux-source-6.1                                # building kmod/, checkpatch
+  dkms                                                                # scripts/install.sh in the service test
   bpftrace iproute2 ethtool tcpdump curl iputils-ping               # what the guest tests run
 )
 missing=()

@@ -1,8 +1,8 @@
 // Shell entry to the guest runner:
-//   node dist/test/vm/guest-main.js [--device e1000 ...] [--timeout 120] [--keep] -- CMD [ARG...]
+//   node dist/test/vm/guest-main.js [--device e1000 ...] [--init systemd] [--timeout 120] [--keep] -- CMD [ARG...]
 // Prints the command's output, the kernel problems if any, and exits with its status.
 import { parseArgs } from 'node:util';
-import { runInGuest, describeGuestRun } from './guest.js';
+import { runInGuest, describeGuestRun, type GuestInit } from './guest.js';
 import type { DevicePreset } from './devices.js';
 import { NIC_PRESETS, SOUND_PRESETS } from './devices.js';
 
@@ -14,15 +14,18 @@ const { values, positionals } = parseArgs({
     timeout: { type: 'string', default: '120' },
     keep: { type: 'boolean', default: false },
     console: { type: 'boolean', default: false },
+    init: { type: 'string', default: 'busybox' },
   },
   allowPositionals: true,
 });
 const bad = values.device.filter((d) => !PRESETS.includes(d));
 const timeoutS = Number(values.timeout);
-if (positionals.length === 0 || bad.length > 0 || !(timeoutS > 0)) {
+const badInit = values.init !== 'busybox' && values.init !== 'systemd';
+if (positionals.length === 0 || bad.length > 0 || !(timeoutS > 0) || badInit) {
   if (bad.length > 0) console.error(`guest: unknown device preset ${bad.join(', ')} (known: ${PRESETS.join(', ')})`);
   if (!(timeoutS > 0)) console.error(`guest: --timeout must be a positive number of seconds`);
-  console.error('usage: guest-main.js [--device PRESET ...] [--timeout SECONDS] [--keep] [--console] -- CMD [ARG...]');
+  if (badInit) console.error(`guest: --init must be busybox or systemd`);
+  console.error('usage: guest-main.js [--device PRESET ...] [--init busybox|systemd] [--timeout SECONDS] [--keep] [--console] -- CMD [ARG...]');
   process.exit(2);
 }
 const result = await runInGuest({
@@ -30,6 +33,7 @@ const result = await runInGuest({
   devices: values.device as DevicePreset[],
   timeoutMs: timeoutS * 1000,
   keepRunDir: values.keep,
+  init: values.init as GuestInit,
   onConsole: values.console ? (t) => process.stderr.write(t) : undefined,
 });
 process.stdout.write(result.stdout);

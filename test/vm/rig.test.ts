@@ -2,7 +2,7 @@
 // guest is killed and reported with its console, and a kernel oops, WARN or
 // panic caused by a test fails that test with the kernel's report.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { assertGuestOk, runInGuest, type GuestResult } from './guest.js';
+import { assertGuestOk, describeGuestRun, runInGuest, type GuestResult } from './guest.js';
 import { buildModule } from './kmod-build.js';
 import { repoPath } from './repo-path.js';
 
@@ -78,5 +78,20 @@ describe('guest rig', () => {
     const message = failureOf(r);
     expect(message).toContain('the guest stopped without reporting an exit status');
     expect(message).toContain('Kernel panic - not syncing: sysrq triggered crash');
+  });
+
+  it('boots with systemd as PID 1 on request, runs the command as a unit, and brings back its status, output and the kernel log', async () => {
+    const r = await runInGuest({
+      init: 'systemd',
+      command: ['sh', '-c', 'cat /proc/1/comm; systemctl show -p ActiveState --value systemd-journald.service; echo "$SHADOWD_GUEST_INIT $SHADOWD_IN_GUEST"; test -e /.dockerenv && echo dockerenv; journalctl -q -b -t shadowd-rig-probe; logger -t shadowd-rig-probe hello; sleep 0.5; journalctl -q -b -o cat -t shadowd-rig-probe; echo err >&2; exit 5'],
+      timeoutMs: 90_000,
+    });
+    expect(r.exitCode, describeGuestRun(r, 'systemd boot')).toBe(5);
+    expect(r.stdout).toBe('systemd\nactive\nsystemd 1\nhello\n');
+    expect(r.stderr).toBe('err\n');
+    expect(r.kernelProblems).toEqual([]);
+    expect(r.bootToCommandMs).toBeGreaterThan(0);
+    expect(r.kernelLog.some((l) => l.text.startsWith('Linux version 6.1.'))).toBe(true);
+    expect(r.kernelLog.some((l) => /systemd\[1\]: .*running in system mode/.test(l.text) || /systemd 25\d/.test(l.text))).toBe(true);
   });
 });
