@@ -164,7 +164,9 @@ try {
   fatal(`cannot open the state in ${argv['state-dir']}`, err);
 }
 
-const shadow = new NetdevShadow(store, logger);
+// The recovery manager exists once the shadow is ready; until then nothing restarts.
+let isRestarting: (name: string) => boolean = () => false;
+const shadow = new NetdevShadow(store, logger, { restarting: (name) => isRestarting(name) });
 // Events that arrive while the first read of the devices runs wait for it:
 // applied before it, they would find no adopted device.
 let early: TapEvent[] | null = [];
@@ -228,6 +230,7 @@ try {
     faultInjection: () => running.faultInjection(),
     onFinished: (rec) => recordFinished(metrics, rec) });
   recovery.start();
+  isRestarting = (name) => recovery.isActive(name);
 } catch (err) {
   fatal('cannot open the recovery history', err);
 }

@@ -28,6 +28,11 @@ export interface NetdevShadowDeps {
   now?: () => number;
   /** How long tap events may gather before their re-reads run (they often come in bursts). */
   refreshDelayMs?: number;
+  /**
+   * Whether shadowd is restarting this device's driver: the helper keeps the
+   * net_device, but the taps still see the driver let go of it and take it back.
+   */
+  restarting?: (name: string) => boolean;
 }
 
 /** How long after a re-read found a change a process's event about it (received then, read later) still takes the credit. */
@@ -92,12 +97,15 @@ export class NetdevShadow {
   private readonly now: () => number;
   private readonly refreshDelayMs: number;
 
+  private readonly restarting: (name: string) => boolean;
+
   constructor(
     private readonly store: ShadowStore,
     private readonly logger: Logger,
     deps: NetdevShadowDeps = {},
   ) {
     this.snapshot = deps.snapshot ?? ((name, groups) => snapshotDevice(name, groups));
+    this.restarting = deps.restarting ?? (() => false);
     this.listDevices = deps.listDevices ?? listNetDevices;
     this.driverOf = deps.driverOf ?? driverOfDevice;
     this.now = deps.now ?? Date.now;
@@ -199,7 +207,8 @@ export class NetdevShadow {
           this.watched.delete(ifindex);
           this.pending.delete(ifindex);
           this.store.setPresent(dev.id, false, at);
-          this.logger.log('notice', `${dev.name} disappeared; its shadow is kept`, this.fields(dev));
+          if (this.restarting(dev.name)) this.logger.log('debug', `${dev.name}: its driver let go of it for the restart`, this.fields(dev));
+          else this.logger.log('notice', `${dev.name} disappeared; its shadow is kept`, this.fields(dev));
           break;
         case 'renamed':
           this.logger.log('info', `${dev.name} was renamed to ${action.newName} by ${e.comm}[${e.pid}]`, this.fields(dev));
@@ -217,7 +226,8 @@ export class NetdevShadow {
     if (known) {
       // A re-probed device comes up with the driver's defaults: the shadow keeps
       // what was configured, for replay, instead of learning the defaults.
-      this.logger.log('notice', `${name} appeared again (${driver ?? 'unknown driver'} at ${bus}); its shadow of ${this.store.entryCount(id)} keys is kept`, this.fields(dev));
+      if (this.restarting(name)) this.logger.log('debug', `${name}: the restarted driver took it back`, this.fields(dev));
+      else this.logger.log('notice', `${name} appeared again (${driver ?? 'unknown driver'} at ${bus}); its shadow of ${this.store.entryCount(id)} keys is kept`, this.fields(dev));
     } else {
       this.logger.log('info', `watching new device ${name} (${driver ?? 'unknown driver'} at ${bus})`, this.fields(dev));
       this.schedule(ifindex, ALL_GROUPS, SNAPSHOT_CREDIT);

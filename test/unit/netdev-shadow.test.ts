@@ -92,6 +92,27 @@ describe('network shadow on recorded e1000, pcnet32 and e100 sessions', () => {
     store.close();
   });
 
+  it('says nothing of a device leaving while shadowd restarts its driver', async () => {
+    const events = recordedEvents('e1000');
+    const bus = events.find((e) => e.call === 'register' && e.strs['driver'] === 'e1000')!.strs['bus']!;
+    const store = new ShadowStore(':memory:');
+    const logger = quietLogger();
+    const dev = fakeDevice(bus);
+    const asked: string[] = [];
+    const restarting = (name: string): boolean => {
+      asked.push(name);
+      return true;
+    };
+    const shadow = new NetdevShadow(store, logger, { snapshot: dev.snapshot, listDevices: () => Promise.resolve([]), refreshDelayMs: 1, restarting });
+    shadow.applyBatch(events);
+    await shadow.settled();
+    const messages = logger.lines.map((l) => `${l.priority} ${l.message}`);
+    expect(messages.filter((m) => /disappeared|appeared again/.test(m))).toEqual([]);
+    expect(messages).toContain('debug eth0: its driver let go of it for the restart');
+    expect(asked).toContain('eth0');
+    store.close();
+  });
+
   it('stays bounded under 100,000 MTU changes', async () => {
     const store = new ShadowStore(':memory:');
     const shadow = new NetdevShadow(store, quietLogger(), { snapshot: fakeDevice('0000:00:04.0').snapshot, listDevices: () => Promise.resolve([]) });

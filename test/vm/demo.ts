@@ -1,7 +1,13 @@
 // `npm run demo`: boots the guest and shows shadowd at work, live, for a user
 // whose own kernel cannot run it.
+import { GUEST_FWD_ADDR } from './devices.js';
 import { COMMAND_START_MARKER, describeGuestRun, runInGuest } from './guest.js';
+import { serveRandomBlob } from './loopback-server.js';
 import { repoPath } from './repo-path.js';
+
+// The download's source: a server on this machine's loopback, reached from
+// the guest through QEMU's forward; nothing leaves the machine.
+const server = await serveRandomBlob(24 * 1024 * 1024);
 
 // Console text before the command starts (firmware screen control, boot) is held back;
 // the marker that ends it may arrive split across chunks.
@@ -10,9 +16,10 @@ let partial = '';
 const RIG_LINES = /^(SHADOWD_GUEST_EXIT=\d+|\[\s*\d+\.\d+\] reboot: Power down)$/;
 const r = await runInGuest({
   // The guest writes to its serial console so the narration arrives as it happens.
-  command: ['sh', '-c', 'exec node "$0" > /dev/console 2>&1', repoPath('dist/test/vm/guest/demo-guest.js')],
+  command: ['sh', '-c', 'exec node "$0" "$1" "$2" > /dev/console 2>&1', repoPath('dist/test/vm/guest/demo-guest.js'), `http://${GUEST_FWD_ADDR}:8080/blob`, server.sha256],
   devices: ['e1000'],
-  timeoutMs: 180_000,
+  forwards: [{ guestPort: 8080, hostPort: server.port }],
+  timeoutMs: 240_000,
   onConsole: (text) => {
     if (pending !== null) {
       pending += text;
@@ -28,6 +35,7 @@ const r = await runInGuest({
     for (const line of lines) if (!RIG_LINES.test(line)) process.stdout.write(line + '\n');
   },
 });
+await server.close();
 if (r.exitCode !== 0 || r.kernelProblems.length > 0) {
   console.error(describeGuestRun(r, 'demo'));
   process.exit(1);
