@@ -18,26 +18,10 @@ import {
   snapshotDevice,
   type DeviceSnapshot,
   type JsonValue,
-  type RunTool,
 } from '../../daemon/netdev-snapshot.js';
 import { ShadowStore, SNAPSHOT_ACTOR } from '../../daemon/shadow-store.js';
+import { recorded } from './fake/recorded-tools.js';
 
-interface Recorded {
-  argv: string[];
-  exitCode: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Answers each query netdev-snapshot makes with its recording in test/fixtures/replay/NAME.json. */
-function recorded(name: string): RunTool {
-  const runs = JSON.parse(readFileSync(new URL(`../fixtures/replay/${name}.json`, import.meta.url), 'utf8')) as Recorded[];
-  return (file, args) => {
-    const run = runs.find((r) => r.argv.join('\0') === [file, ...args].join('\0'));
-    if (!run) throw new Error(`${name}: no recording of ${file} ${args.join(' ')}`);
-    return Promise.resolve(run);
-  };
-}
 const snapshot = (name: string): Promise<DeviceSnapshot> => snapshotDevice('eth0', ALL_GROUPS, recorded(name));
 
 /** A recorded tool output in test/fixtures/replay/NAME.txt, without its exit line. */

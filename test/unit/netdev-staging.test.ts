@@ -1,28 +1,14 @@
 // The helper's `stage` lines from shadows read out of real ip / ethtool output
 // recorded in the guest (test/fixtures/replay), against the grammar of
 // kmod/PROTOCOL.md and the client's own line check.
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parsePrivFlags } from '../../daemon/ethtool-text.js';
 import { checkHelperCommand, HelperError } from '../../daemon/helper-client.js';
-import { ALL_GROUPS, snapshotDevice, type JsonValue, type RunTool } from '../../daemon/netdev-snapshot.js';
+import { ALL_GROUPS, snapshotDevice, type JsonValue } from '../../daemon/netdev-snapshot.js';
 import { privFlagsMask, stagingCommands } from '../../daemon/netdev-staging.js';
 import { ShadowStore, SNAPSHOT_ACTOR } from '../../daemon/shadow-store.js';
+import { recorded } from './fake/recorded-tools.js';
 
-interface Recorded {
-  argv: string[];
-  exitCode: number | null;
-  stdout: string;
-  stderr: string;
-}
-function recorded(name: string): RunTool {
-  const runs = JSON.parse(readFileSync(new URL(`../fixtures/replay/${name}.json`, import.meta.url), 'utf8')) as Recorded[];
-  return (file, args) => {
-    const run = runs.find((r) => r.argv.join('\0') === [file, ...args].join('\0'));
-    if (!run) throw new Error(`${name}: no recording of ${file} ${args.join(' ')}`);
-    return Promise.resolve(run);
-  };
-}
 const shadowOf = async (name: string): Promise<Record<string, JsonValue>> => (await snapshotDevice('eth0', ALL_GROUPS, recorded(name))).keys;
 
 /** The command grammar of kmod/PROTOCOL.md for `stage`. */
