@@ -153,8 +153,8 @@ export interface DeviceStatus {
   cls: 'net';
   driver: string | null;
   bus: string | null;
-  /** passive: watching; active: standing in for the driver during a recovery. */
-  mode: 'passive' | 'active';
+  /** passive: the driver runs it; active: a recovery is under way; parked: recovery gave up, the helper holds it. */
+  mode: 'passive' | 'active' | 'parked';
   /** ok: present and watched; absent: the interface is gone (its shadow is kept). */
   health: 'ok' | 'absent';
   keys: number;

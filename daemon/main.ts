@@ -230,7 +230,12 @@ try {
     faultInjection: () => running.faultInjection(),
     onFinished: (rec) => recordFinished(metrics, rec) });
   recovery.start();
-  isRestarting = (name) => recovery.isActive(name);
+  // The helper keeps the net_device through a restart and a park: the taps
+  // seeing the driver let go of it does not mean the device went away.
+  isRestarting = (name) => {
+    const st = recovery.deviceState(name);
+    return st.recoveryId !== null || st.gaveUp !== null;
+  };
 } catch (err) {
   fatal('cannot open the recovery history', err);
 }
@@ -249,12 +254,16 @@ detectors = startDetectors({
   txstat: helperTxstat(() => txHelper.get()),
   stall: { thresholdMs: (device) => running.stallThresholdMs(device, driverOf(device)) },
 });
+const deviceMode = (name: string): 'passive' | 'active' | 'parked' => {
+  if (recovery.isActive(name)) return 'active';
+  return recovery.deviceState(name).gaveUp !== null ? 'parked' : 'passive';
+};
 const requester = (peer: PeerCredentials | null): string | undefined => (peer ? `uid ${peer.uid} (pid ${peer.pid})` : undefined);
 
 const handler = (req: Request, peer: PeerCredentials | null): Promise<unknown> => {
   switch (req.method) {
     case 'status':
-      return Promise.resolve<StatusResult>({ version: VERSION, pid: process.pid, startedAt, taps: { ...ingest.stats }, pendingReads: shadow.pendingReads(), devices: shadow.status().map((d) => (recovery.isActive(d.name) ? { ...d, mode: 'active' as const } : d)) });
+      return Promise.resolve<StatusResult>({ version: VERSION, pid: process.pid, startedAt, taps: { ...ingest.stats }, pendingReads: shadow.pendingReads(), devices: shadow.status().map((d) => ({ ...d, mode: deviceMode(d.name) })) });
     case 'show':
       return Promise.resolve(shadow.show(req.params.device));
     case 'version':

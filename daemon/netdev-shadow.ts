@@ -204,11 +204,15 @@ export class NetdevShadow {
           break;
         }
         case 'unregistered':
+          // During shadowd's own restart or park the helper keeps the device.
+          if (this.restarting(dev.name)) {
+            this.logger.log('debug', `${dev.name}: its driver let go of it; shadow_helper keeps the device`, this.fields(dev));
+            break;
+          }
           this.watched.delete(ifindex);
           this.pending.delete(ifindex);
           this.store.setPresent(dev.id, false, at);
-          if (this.restarting(dev.name)) this.logger.log('debug', `${dev.name}: its driver let go of it for the restart`, this.fields(dev));
-          else this.logger.log('notice', `${dev.name} disappeared; its shadow is kept`, this.fields(dev));
+          this.logger.log('notice', `${dev.name} disappeared; its shadow is kept`, this.fields(dev));
           break;
         case 'renamed':
           this.logger.log('info', `${dev.name} was renamed to ${action.newName} by ${e.comm}[${e.pid}]`, this.fields(dev));

@@ -195,8 +195,13 @@ export class RecoveryManager {
     const recent = this.history.list({ limit: 1000 }).reverse();
     for (const r of recent) {
       if (r.trigger === 'replay' || r.result === 'gave-up') continue;
-      if (r.startedAt <= now - this.policyFor(r.device, r.driver).windowMs) continue;
       const st = this.state(r.device);
+      // A manual recovery reset the device's count and back-off (recover()): what came before it no longer counts.
+      if (r.trigger === 'manual') {
+        st.attempts = [];
+        st.lastEndedAt = null;
+      }
+      if (r.startedAt <= now - this.policyFor(r.device, r.driver).windowMs) continue;
       st.attempts.push({ at: r.startedAt, id: r.id });
       st.lastEndedAt = Math.max(st.lastEndedAt ?? 0, r.endedAt ?? r.startedAt);
     }

@@ -108,7 +108,8 @@ describe('network shadow on recorded e1000, pcnet32 and e100 sessions', () => {
     await shadow.settled();
     const messages = logger.lines.map((l) => `${l.priority} ${l.message}`);
     expect(messages.filter((m) => /disappeared|appeared again/.test(m))).toEqual([]);
-    expect(messages).toContain('debug eth0: its driver let go of it for the restart');
+    expect(messages).toContain('debug eth0: its driver let go of it; shadow_helper keeps the device');
+    expect(shadow.status().map((d) => [d.name, d.health])).toEqual([['eth0', 'ok']]);
     expect(asked).toContain('eth0');
     store.close();
   });

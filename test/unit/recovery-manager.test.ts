@@ -467,6 +467,31 @@ describe('RecoveryManager', () => {
     expect((await out.done).result).toBe('recovered');
   });
 
+  it('counts no recovery from before a manual recover when it starts again', () => {
+    const now = Date.now();
+    const row = (id: string, startedAt: number, trigger: RecoveryRecord['trigger']): RecoveryRecord => ({
+      id,
+      device: 'eth0',
+      driver: 'e1000',
+      trigger,
+      detail: '',
+      startedAt,
+      endedAt: startedAt + 1000,
+      result: 'recovered',
+      phases: {},
+      steps: [],
+      error: null,
+      merged: 0,
+    });
+    for (const [i, at] of [-50_000, -40_000, -30_000].entries()) history.insert(row(`s${i}`, now + at, 'tx-stall'));
+    history.insert(row('m1', now - 20_000, 'manual'));
+    history.insert(row('s3', now - 10_000, 'tx-stall'));
+    const m = make();
+    m.start();
+    // The manual recovery and the one after it: recover() had reset the count before them.
+    expect(m.deviceState('eth0').recent).toBe(2);
+  });
+
   it('takes its policy from the constructor and checks it', async () => {
     expect(() => make({ policy: { maxRecoveries: 0 } })).toThrow(/maxRecoveries must be an integer of at least 1, not 0/);
     expect(() => make({ policy: { backoffMs: 5000, backoffMaxMs: 1000 } })).toThrow(/backoffMaxMs \(1000\) is less than backoffMs \(5000\)/);

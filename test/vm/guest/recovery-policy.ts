@@ -1,0 +1,316 @@
+// The recovery policy's two promises, in one guest run on e1000 with a ping to
+// the QEMU gateway every 0.2 s as traffic (test/vm/recovery-policy.test.ts):
+//   give-up   a transmit hang injected `sticky` comes back after every
+//             restart: shadowd recovers the device as often as its policy
+//             (a [Device] section of a configuration file) allows, waiting
+//             its back-off between attempts, then gives up once, parks the
+//             device and stays quiet while the traffic goes on; a manual
+//             clear + recover brings the device back;
+//   killed    shadowd is killed (SIGKILL) while the helper restarts the
+//             driver: the helper finishes the restart on its own, the device
+//             carries traffic again with its ifindex, and the next shadowd
+//             closes the recovery as 'interrupted', does not loop, and still
+//             recovers a new failure (the manual recovery reset the count).
+// Prints `POLICY_RESULT <json>`: the measurements; the test judges them.
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import { request } from '../../../daemon/control-client.js';
+import type { StatusResult } from '../../../daemon/control-protocol.js';
+import { openHelper } from '../../../daemon/helper-client.js';
+import { DAEMON_NODE_OPTIONS } from '../../../daemon/node-options.js';
+import type { RecoveryRecord } from '../../../daemon/recovery-history.js';
+import { repoPath } from '../repo-path.js';
+import { DRIVER_SETTINGS, helperCommand, interfaceOf, loadHelper, waitForCarrier } from './nic-setup.js';
+import { shadowdEnv } from './shadowd-process.js';
+
+const DRIVER = 'e1000';
+/**
+ * The policy under test, from a configuration file. It differs from the
+ * default (2 s doubling up to 60 s) so that the file visibly applies: the
+ * back-offs are 2 s then 3 s (4 s capped).
+ */
+const POLICY = { maxRecoveries: 3, backoffSec: 2, backoffMaxSec: 3 };
+/** How long the traffic goes on after the give-up while nothing may happen. */
+const QUIET_AFTER_GIVE_UP_MS = 15_000;
+/** How long the second shadowd is watched for a loop. */
+const QUIET_AFTER_RESTART_MS = 8_000;
+const READY_TIMEOUT_MS = 120_000;
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const t0 = Date.now();
+const note = (text: string): void => console.log(`[${((Date.now() - t0) / 1000).toFixed(1)} s] ${text}`);
+
+await execa('modprobe', [DRIVER]);
+await loadHelper(true);
+const dev = await interfaceOf(DRIVER);
+const ifindexOf = (): number => Number(readFileSync(`/sys/class/net/${dev}/ifindex`, 'utf8'));
+const ifindexBefore = ifindexOf();
+for (const argv of DRIVER_SETTINGS[DRIVER]!(dev)) await execa(argv[0]!, argv.slice(1));
+await waitForCarrier(dev, 15_000);
+note(`${DRIVER} ${dev} configured and up, ifindex ${ifindexBefore}`);
+
+const work = mkdtempSync('/tmp/shadowd-policy-');
+const env = shadowdEnv(work);
+const socket = join(work, 'run', 'control.sock');
+const config = join(work, 'shadowd.conf');
+writeFileSync(config, `[Device ${dev}]\nMaxRecoveries=${POLICY.maxRecoveries}\nBackoffSec=${POLICY.backoffSec}\nBackoffMaxSec=${POLICY.backoffMaxSec}\n`);
+
+/** A control request straight on the socket: polling through shadowctl would start a Node per poll. */
+async function ctl<T>(method: string, params?: Record<string, unknown>): Promise<T> {
+  const reply = await request<T>(socket, method, params, 30_000);
+  if (!reply.ok) throw new Error(`${method}: ${reply.error.code} ${reply.error.message}`);
+  return reply.result;
+}
+/** The device's recoveries, oldest first. */
+const history = async (): Promise<RecoveryRecord[]> => (await ctl<{ recoveries: RecoveryRecord[] }>('history', { device: dev, limit: 100 })).recoveries.reverse();
+const status = (): Promise<StatusResult> => ctl<StatusResult>('status');
+
+let daemonLog = '';
+/** Starts shadowd as shadowd-process.ts does, but waits for it on the socket, which costs the busy guest no Node start per poll. */
+async function startDaemon(): Promise<{ daemon: ResultPromise; readyMs: number }> {
+  const started = Date.now();
+  const daemon = execa(
+    'node',
+    [...DAEMON_NODE_OPTIONS, repoPath('dist/daemon/main.js'), '--state-dir', join(work, 'state'), '--runtime-dir', join(work, 'run'), '--allow-faults', '--config', config],
+    { reject: false, env },
+  );
+  daemon.stderr?.on('data', (d: Buffer) => (daemonLog += d.toString()));
+  for (;;) {
+    const pid = await status().then(
+      (s) => s.pid,
+      () => null,
+    );
+    if (pid === daemon.pid) return { daemon, readyMs: Date.now() - started };
+    if (daemon.exitCode !== null) throw new Error(`shadowd exited during start-up:\n${daemonLog}`);
+    if (Date.now() - started > READY_TIMEOUT_MS) throw new Error(`shadowd not ready after ${READY_TIMEOUT_MS / 1000} s:\n${daemonLog}`);
+    await sleep(300);
+  }
+}
+
+interface Cli {
+  exitCode: number | undefined;
+  stdout: string;
+  stderr: string;
+}
+/** What a person runs: shadowctl itself. */
+const shadowctl = async (...args: string[]): Promise<Cli> => {
+  const r = await execa('node', [repoPath('dist/cli/shadowctl.js'), ...args], { env, reject: false, timeout: 60_000 });
+  return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr };
+};
+const cliHistory = async (): Promise<RecoveryRecord[] | string> => {
+  const r = await shadowctl('history', dev, '--json');
+  return r.exitCode === 0 ? (JSON.parse(r.stdout) as { recoveries: RecoveryRecord[] }).recoveries.reverse() : `exit ${r.exitCode}: ${r.stderr}`;
+};
+const txstat = (): Promise<string> => helperCommand(`txstat ${dev}`);
+const ipLink = async (): Promise<unknown> => (JSON.parse((await execa('ip', ['-json', 'link', 'show', 'dev', dev])).stdout) as unknown[])[0];
+const hasDriver = (): boolean => existsSync(`/sys/class/net/${dev}/device/driver`);
+const signature = (rs: RecoveryRecord[]): string => rs.map((r) => `${r.id}:${r.result}`).join(',');
+const brief = (rs: RecoveryRecord[]): string => rs.map((r) => `${r.trigger}:${r.result}`).join(' ');
+
+const first = await startDaemon();
+let daemon = first.daemon;
+note(`shadowd ready after ${first.readyMs} ms (pid ${daemon.pid})`);
+
+// The traffic, and the probe: iputils ping prints each reply with the time it arrived (-D).
+interface Reply {
+  sent: number;
+  received: number;
+}
+const replies: Reply[] = [];
+const ping = execa('ping', ['-D', '-n', '-i', '0.2', '10.0.2.2'], { reject: false, buffer: false });
+ping.stdout?.on('data', (d: Buffer) => {
+  for (const m of d.toString().matchAll(/^\[(\d+\.\d+)\] \d+ bytes from .* time=([\d.]+) ms/gm)) {
+    const received = Number(m[1]) * 1000;
+    replies.push({ sent: received - Number(m[2]), received });
+  }
+});
+/** ms from `t` to the first reply to a probe sent at or after `t`, or null after timeoutMs. */
+const replyAfter = async (t: number, timeoutMs: number): Promise<number | null> => {
+  for (const until = Date.now() + timeoutMs; ; await sleep(50)) {
+    const hit = replies.find((r) => r.sent >= t);
+    if (hit) return Math.round(hit.received - t);
+    if (Date.now() > until) return null;
+  }
+};
+if ((await replyAfter(Date.now(), 20_000)) === null) throw new Error(`no ping reply from 10.0.2.2 before the fault:\n${daemonLog}`);
+
+// ---- give-up ---------------------------------------------------------------
+const faultAt = Date.now();
+const inject = await shadowctl('inject', dev, 'tx-hang', '--sticky');
+const injectMs = Date.now() - faultAt;
+note(`inject tx-hang --sticky: exit ${inject.exitCode} ${inject.stdout}${inject.stderr}`);
+let giveUpSeenAt: number | null = null;
+let atGiveUp: RecoveryRecord[] = [];
+for (const until = Date.now() + 90_000; Date.now() < until; await sleep(200)) {
+  atGiveUp = await history();
+  if (atGiveUp.some((r) => r.result === 'gave-up')) {
+    giveUpSeenAt = Date.now();
+    break;
+  }
+}
+const txstatAtGiveUp = await txstat();
+note(`give-up seen ${giveUpSeenAt === null ? 'never' : `${giveUpSeenAt - faultAt} ms after the fault`}: ${brief(atGiveUp)}; ${txstatAtGiveUp}`);
+
+// The traffic goes on; nothing may change.
+const quiet = { samples: 0, historyChanged: [] as string[], states: [] as string[] };
+const quietFrom = Date.now();
+while (Date.now() - quietFrom < QUIET_AFTER_GIVE_UP_MS) {
+  await sleep(500);
+  const h = await history();
+  if (signature(h) !== signature(atGiveUp)) quiet.historyChanged.push(`${Date.now() - quietFrom} ms: ${brief(h)}`);
+  const state = / (state=\S+ running=\d)/.exec(await txstat())?.[1] ?? 'none';
+  if (!quiet.states.includes(state)) quiet.states.push(state);
+  quiet.samples++;
+}
+const quietEnd = Date.now();
+const parked = {
+  history: await cliHistory(),
+  txstat: await txstat(),
+  ifindex: ifindexOf(),
+  link: await ipLink(),
+  hasDriver: hasDriver(),
+  status: await status(),
+  repliesDuringQuiet: replies.filter((r) => r.sent >= quietFrom && r.sent < quietEnd).length,
+  daemonAlive: daemon.exitCode === null,
+};
+note(`${quiet.samples} samples in ${quietEnd - quietFrom} ms of traffic after the give-up: ${quiet.historyChanged.length} history changes, states ${quiet.states.join(', ')}`);
+
+// A person fixes the cause and asks for a recovery.
+const clear = await shadowctl('inject', dev, 'clear');
+const recoverAt = Date.now();
+const recover = await shadowctl('recover', dev, '--json');
+const recoverEnd = Date.now();
+const manual = {
+  clear,
+  recover: { exitCode: recover.exitCode, stderr: recover.stderr, record: recover.exitCode === 0 ? (JSON.parse(recover.stdout) as RecoveryRecord) : recover.stdout, ms: recoverEnd - recoverAt },
+  pingMs: await replyAfter(recoverEnd, 20_000),
+  txstat: await txstat(),
+  ifindex: ifindexOf(),
+  hasDriver: hasDriver(),
+};
+note(`manual recovery: exit ${recover.exitCode} in ${manual.recover.ms} ms; ping ${manual.pingMs} ms after; ${manual.txstat}`);
+
+// ---- killed mid-recovery ---------------------------------------------------
+await sleep(1000);
+const poller = await openHelper();
+const killInject = await shadowctl('inject', dev, 'tx-hang');
+const killFaultAt = Date.now();
+let restartingSeenAt: number | null = null;
+let polls = 0;
+while (Date.now() - killFaultAt < 30_000) {
+  const r = await poller.request(`txstat ${dev}`);
+  polls++;
+  if (r.ok && r.payload.includes(' state=restarting ')) {
+    restartingSeenAt = Date.now();
+    break;
+  }
+  await sleep(2);
+}
+const recoveryAtKill = (await history()).at(-1);
+let killedAt: number | null = null;
+const states: string[] = [];
+let backAt: number | null = null;
+if (restartingSeenAt !== null) {
+  process.kill(daemon.pid!, 'SIGKILL');
+  killedAt = Date.now();
+  for (let last = ''; Date.now() - killedAt < 30_000; await sleep(5)) {
+    const r = await poller.request(`txstat ${dev}`);
+    const text = r.ok ? r.payload : `err ${r.errno} ${r.message}`;
+    const state = / (state=\S+ running=\d carrier=\d)/.exec(text)?.[1] ?? text;
+    if (state !== last) states.push(`${Date.now() - killedAt} ms: ${state}`);
+    last = state;
+    if (text.includes(' state=passive running=1 ')) {
+      backAt = Date.now();
+      break;
+    }
+  }
+}
+await poller.close();
+const killedDaemon = await daemon;
+const killed = {
+  inject: killInject,
+  restartingAfterMs: restartingSeenAt === null ? null : restartingSeenAt - killFaultAt,
+  polls,
+  recoveryAtKill: recoveryAtKill ?? null,
+  daemonSignal: killedDaemon.signal ?? null,
+  states,
+  backMs: backAt === null || killedAt === null ? null : backAt - killedAt,
+  pingMs: killedAt === null ? null : await replyAfter(killedAt, 20_000),
+  ifindex: ifindexOf(),
+  hasDriver: hasDriver(),
+  txstat: await txstat(),
+};
+note(`killed ${killed.restartingAfterMs} ms after the fault (${polls} polls); passive and running ${killed.backMs} ms after the kill, ping ${killed.pingMs} ms after: ${states.join(' | ')}`);
+
+// The next shadowd, with the same state and configuration.
+const logBefore = daemonLog.length;
+const second = await startDaemon();
+daemon = second.daemon;
+note(`second shadowd ready after ${second.readyMs} ms (pid ${daemon.pid})`);
+const afterRestart = await history();
+const loopFrom = Date.now();
+const loop = { samples: 0, historyChanged: [] as string[], states: [] as string[] };
+while (Date.now() - loopFrom < QUIET_AFTER_RESTART_MS) {
+  await sleep(500);
+  const h = await history();
+  if (signature(h) !== signature(afterRestart)) loop.historyChanged.push(`${Date.now() - loopFrom} ms: ${brief(h)}`);
+  const state = / (state=\S+ running=\d)/.exec(await txstat())?.[1] ?? 'none';
+  if (!loop.states.includes(state)) loop.states.push(state);
+  loop.samples++;
+}
+const restarted = {
+  readyMs: second.readyMs,
+  history: await cliHistory(),
+  loop,
+  daemonAlive: daemon.exitCode === null,
+  pid: daemon.pid,
+  status: await status(),
+  pingMs: await replyAfter(Date.now(), 10_000),
+  log: daemonLog.slice(logBefore).split('\n').slice(0, 30).join('\n'),
+};
+note(`after ${QUIET_AFTER_RESTART_MS} ms: ${loop.historyChanged.length} history changes, states ${loop.states.join(', ')}`);
+
+// The restarted daemon still recovers within its policy: the manual recovery
+// reset the device's count, so a new failure is recovered, not given up on.
+const againAt = Date.now();
+const againInject = await shadowctl('inject', dev, 'tx-hang');
+let againRecord: RecoveryRecord | null = null;
+for (const until = Date.now() + 60_000; Date.now() < until && !againRecord; await sleep(200)) {
+  againRecord = (await history()).find((r) => !afterRestart.some((o) => o.id === r.id) && r.result !== 'in-progress') ?? null;
+}
+const again = {
+  inject: againInject,
+  record: againRecord,
+  ms: Date.now() - againAt,
+  pingMs: await replyAfter(Date.now(), 15_000),
+  txstat: await txstat(),
+};
+note(`a fault after the restart: ${againRecord ? `${againRecord.trigger}:${againRecord.result}` : 'nothing'} in ${again.ms} ms`);
+await shadowctl('inject', dev, 'clear');
+
+// process.kill, not daemon.kill: execa's would follow with SIGKILL after 5 s.
+const stopAt = Date.now();
+process.kill(daemon.pid!, 'SIGTERM');
+const stopTimer = setTimeout(() => daemon.kill('SIGKILL'), 60_000);
+const stopped = await daemon;
+clearTimeout(stopTimer);
+const stopMs = Date.now() - stopAt;
+note(`second shadowd stopped on SIGTERM in ${stopMs} ms: ${stopped.exitCode ?? stopped.signal}`);
+ping.kill('SIGTERM');
+await ping;
+
+console.log(
+  `POLICY_RESULT ${JSON.stringify({
+    dev,
+    policy: POLICY,
+    ifindexBefore,
+    giveUp: { inject, faultAt, injectMs, seenAfterMs: giveUpSeenAt === null ? null : giveUpSeenAt - faultAt, history: atGiveUp, txstat: txstatAtGiveUp, quiet, parked },
+    manual,
+    killed,
+    restarted,
+    again,
+    stopped: { exitCode: stopped.exitCode ?? null, signal: stopped.signal ?? null, ms: stopMs },
+    daemonLog: daemonLog.split('\n').slice(-200).join('\n'),
+  })}`,
+);

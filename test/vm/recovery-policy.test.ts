@@ -1,0 +1,228 @@
+// The recovery policy's limits on e1000 (guest/recovery-policy.ts), one guest run:
+// - a transmit hang that comes back after every restart ends in exactly one
+//   give-up after as many recoveries as the configuration file allows, each
+//   after its back-off; the device is parked with its ifindex, nothing more
+//   happens while traffic goes on, the kernel log stays free of warnings, and
+//   a manual clear + recover brings the device back;
+// - shadowd killed with SIGKILL while the helper restarts the driver leaves
+//   no device stuck: the helper finishes on its own, traffic flows again, and
+//   the next shadowd closes the recovery as 'interrupted' without looping,
+//   and still recovers a new failure (the manual recovery reset the count).
+import { existsSync, statSync } from 'node:fs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { RecoveryRecord } from '../../daemon/recovery-history.js';
+import { assertGuestOk, runInGuest, type GuestResult } from './guest.js';
+import { buildHelperModule } from './kmod-build.js';
+import { repoPath } from './repo-path.js';
+
+const SCRIPT = repoPath('dist/test/vm/guest/recovery-policy.js');
+
+interface Cli {
+  exitCode: number | undefined;
+  stdout: string;
+  stderr: string;
+}
+interface Status {
+  pid: number;
+  devices: { name: string; ifindex: number; driver: string | null; mode: string; health: string }[];
+}
+interface PolicyResult {
+  dev: string;
+  policy: { maxRecoveries: number; backoffSec: number; backoffMaxSec: number };
+  ifindexBefore: number;
+  giveUp: {
+    inject: Cli;
+    faultAt: number;
+    injectMs: number;
+    seenAfterMs: number | null;
+    history: RecoveryRecord[];
+    txstat: string;
+    quiet: { samples: number; historyChanged: string[]; states: string[] };
+    parked: {
+      history: RecoveryRecord[] | string;
+      txstat: string;
+      ifindex: number;
+      link: { ifindex: number; ifname: string; flags: string[]; operstate: string };
+      hasDriver: boolean;
+      status: Status;
+      repliesDuringQuiet: number;
+      daemonAlive: boolean;
+    };
+  };
+  manual: {
+    clear: Cli;
+    recover: { exitCode: number | undefined; stderr: string; record: RecoveryRecord | string; ms: number };
+    pingMs: number | null;
+    txstat: string;
+    ifindex: number;
+    hasDriver: boolean;
+  };
+  killed: {
+    inject: Cli;
+    restartingAfterMs: number | null;
+    polls: number;
+    recoveryAtKill: RecoveryRecord | null;
+    daemonSignal: string | null;
+    states: string[];
+    backMs: number | null;
+    pingMs: number | null;
+    ifindex: number;
+    hasDriver: boolean;
+    txstat: string;
+  };
+  restarted: {
+    readyMs: number;
+    history: RecoveryRecord[] | string;
+    loop: { samples: number; historyChanged: string[]; states: string[] };
+    daemonAlive: boolean;
+    pid: number;
+    status: Status;
+    pingMs: number | null;
+    log: string;
+  };
+  again: { inject: Cli; record: RecoveryRecord | null; ms: number; pingMs: number | null; txstat: string };
+  stopped: { exitCode: number | null; signal: string | null; ms: number };
+  daemonLog: string;
+}
+
+/** The helper's own log line for a recovery id: "recovery ID: eth0 restarted|parked in N ms (...)". */
+function helperOutcome(run: GuestResult, id: string, dev: string): string | undefined {
+  return run.kernelLog.find((l) => l.text.startsWith(`shadow_helper: recovery ${id}: ${dev} `) && / in \d+ ms/.test(l.text))?.text;
+}
+
+describe('recovery policy on e1000: a clean give-up, and shadowd killed mid-recovery', () => {
+  beforeAll(async () => {
+    if (!existsSync(SCRIPT) || statSync(SCRIPT).mtimeMs < statSync(repoPath('test/vm/guest/recovery-policy.ts')).mtimeMs) {
+      throw new Error(`${SCRIPT} is missing or stale: run \`npx tsc -p tsconfig.json\` first`);
+    }
+    await buildHelperModule((line) => console.log(`kmod: ${line}`));
+  });
+
+  it('gives up once on a fault that recurs, then survives its own SIGKILL mid-restart', { timeout: 250_000 }, async () => {
+    const run = await runInGuest({ command: ['node', SCRIPT], devices: ['e1000'], timeoutMs: 240_000 });
+    assertGuestOk(run, 'recovery policy scenario');
+    const line = run.stdout.split('\n').find((l) => l.startsWith('POLICY_RESULT '));
+    expect(line, `no POLICY_RESULT in:\n${run.stdout}\n${run.stderr}`).toBeDefined();
+    const res = JSON.parse(line!.slice('POLICY_RESULT '.length)) as PolicyResult;
+    const steps = run.stdout.split('\n').filter((l) => l.startsWith('['));
+    const ctx = `\n--- guest ---\n${steps.join('\n')}\n--- shadowd log ---\n${res.daemonLog}`;
+    const { dev, policy, ifindexBefore } = res;
+    const sig = (rs: RecoveryRecord[]): string[] => rs.map((r) => `${r.id}:${r.trigger}:${r.result}`);
+
+    // The kernel log: no oops/BUG/WARN (assertGuestOk), and nothing from the helper above notice
+    // (but the kernel's own note that loading it taints the kernel).
+    const helperWarnings = run.kernelLog
+      .filter((l) => l.text.startsWith('shadow_helper: ') && l.level <= 4 && l.text !== 'shadow_helper: loading out-of-tree module taints kernel.')
+      .map((l) => l.text);
+    expect(helperWarnings, ctx).toEqual([]);
+
+    // ---- give-up: as many recoveries as the policy allows, each after its back-off, then one give-up.
+    const g = res.giveUp;
+    expect(g.inject.exitCode, `${g.inject.stderr}${ctx}`).toBe(0);
+    expect(g.seenAfterMs, `no give-up within 90 s of the sticky fault${ctx}`).not.toBeNull();
+    const attempts = g.history.slice(0, -1);
+    const gaveUp = g.history.at(-1)!;
+    expect(
+      g.history.map((r) => r.result),
+      ctx,
+    ).toEqual([...Array<string>(policy.maxRecoveries).fill('recovered'), 'gave-up']);
+    expect(attempts.every((r) => r.trigger === 'tx-stall' || r.trigger === 'tx-timeout'), ctx).toBe(true);
+    expect(attempts[0]!.startedAt).toBeGreaterThanOrEqual(g.faultAt);
+    expect(attempts[0]!.phases.wait, 'the first recovery waits no back-off').toBeUndefined();
+    const timeline: string[] = [];
+    for (let k = 1; k < attempts.length; k++) {
+      const prev = attempts[k - 1]!;
+      const cur = attempts[k]!;
+      const backoff = Math.min(policy.backoffSec * 1000 * 2 ** (k - 1), policy.backoffMaxSec * 1000);
+      // The restart began when the back-off ended: counted from the end of the last attempt.
+      // A failure detected after the back-off had run out waits nothing; one detected before waits
+      // until it runs out, so its restart begins at the back-off's end (within the ms between the
+      // record's start and the wait's).
+      const gap = cur.startedAt + (cur.phases.wait ?? 0) - prev.endedAt!;
+      timeline.push(`#${k + 1} ${cur.trigger} restart ${gap} ms after #${k} ended (back-off ${backoff} ms, waited ${cur.phases.wait ?? 0} ms)`);
+      expect(gap, `${timeline.join('\n')}${ctx}`).toBeGreaterThanOrEqual(backoff - 250);
+      if (cur.phases.wait) expect(gap, `${timeline.join('\n')}${ctx}`).toBeLessThanOrEqual(backoff + 250);
+    }
+    // With a 1 s stall threshold and a 2 s back-off, at least one attempt waited (the back-off was in force).
+    expect(attempts.some((r) => (r.phases.wait ?? 0) > 0), `no attempt waited its back-off\n${timeline.join('\n')}`).toBe(true);
+    expect(gaveUp.startedAt).toBeGreaterThanOrEqual(attempts.at(-1)!.endedAt!);
+    expect(gaveUp.error, ctx).toMatch(new RegExp(`^${policy.maxRecoveries} recoveries of ${dev} in the last 10 min \\(${attempts.map((r) => r.id).join(', ')}\\) .*; the device is parked`));
+    expect(helperOutcome(run, gaveUp.id, dev), `the helper did not log parking ${gaveUp.id}`).toMatch(/ parked in \d+ ms/);
+    expect(g.txstat).toMatch(/ state=parked running=0 /);
+    // Traffic went on for 15 s after the give-up: no recovery, no change, the device parked all along.
+    expect(g.quiet.samples, 'too few samples after the give-up').toBeGreaterThanOrEqual(10);
+    expect(g.quiet.historyChanged, ctx).toEqual([]);
+    expect(g.quiet.states).toEqual(['state=parked running=0']);
+    const p = g.parked;
+    expect(p.daemonAlive).toBe(true);
+    expect(typeof p.history === 'string' ? p.history : sig(p.history), 'shadowctl history --json after the quiet time').toEqual(sig(g.history));
+    expect(p.txstat).toMatch(new RegExp(`^ok ifindex=${ifindexBefore} state=parked running=0 `));
+    expect(p.ifindex).toBe(ifindexBefore);
+    expect([p.link.ifname, p.link.ifindex]).toEqual([dev, ifindexBefore]);
+    expect(p.repliesDuringQuiet, 'a parked device carried traffic').toBe(0);
+    // Listed once, with its ifindex, present (the helper keeps it) and parked.
+    const parkedStatus = p.status.devices.filter((d) => d.name === dev);
+    expect(parkedStatus.map((d) => [d.ifindex, d.health, d.mode]), JSON.stringify(p.status)).toEqual([[ifindexBefore, 'ok', 'parked']]);
+    // A person clears the fault and recovers the device.
+    const m = res.manual;
+    expect(m.clear.exitCode, m.clear.stderr).toBe(0);
+    expect(m.recover.exitCode, `${m.recover.stderr}${ctx}`).toBe(0);
+    expect(typeof m.recover.record === 'object' && [m.recover.record.trigger, m.recover.record.result]).toEqual(['manual', 'recovered']);
+    expect(m.pingMs, `no ping reply after the manual recovery${ctx}`).not.toBeNull();
+    expect(m.txstat).toMatch(new RegExp(`^ok ifindex=${ifindexBefore} state=passive running=1 carrier=1 .* stopped=0 `));
+    expect(m.ifindex).toBe(ifindexBefore);
+
+    // ---- shadowd killed while the helper restarts the driver.
+    const k = res.killed;
+    expect(k.inject.exitCode, k.inject.stderr).toBe(0);
+    expect(k.restartingAfterMs, `the helper never reported state=restarting (${k.polls} polls)${ctx}`).not.toBeNull();
+    expect(k.recoveryAtKill?.result, 'the recovery was not in progress when shadowd was killed').toBe('in-progress');
+    const killedId = k.recoveryAtKill!.id;
+    expect(k.daemonSignal).toBe('SIGKILL');
+    expect(k.states[0], 'the restart had ended before the kill').toMatch(/state=restarting/);
+    expect(k.backMs, `the device stayed stuck: ${k.states.join(' | ')}`).not.toBeNull();
+    expect(k.backMs!).toBeLessThan(5000);
+    expect(helperOutcome(run, killedId, dev), `the helper did not finish ${killedId} on its own`).toMatch(/ restarted in \d+ ms/);
+    expect(k.pingMs, `no ping reply after the kill${ctx}`).not.toBeNull();
+    expect(k.pingMs!).toBeLessThan(10_000);
+    expect(k.ifindex).toBe(ifindexBefore);
+    expect(k.txstat).toMatch(new RegExp(`^ok ifindex=${ifindexBefore} state=passive running=1 `));
+    // The next shadowd: the recovery closed as interrupted, nothing else started, the daemon stays up.
+    const r = res.restarted;
+    if (typeof r.history === 'string') throw new Error(`shadowctl history after the restart: ${r.history}`);
+    const h = r.history;
+    expect(sig(h), ctx).toEqual([...sig(g.history), `${(m.recover.record as RecoveryRecord).id}:manual:recovered`, `${killedId}:${k.recoveryAtKill!.trigger}:interrupted`]);
+    expect(h.at(-1)!.endedAt).not.toBeNull();
+    expect(r.log).toContain(`recovery ${killedId} (${k.recoveryAtKill!.trigger}) was interrupted`);
+    expect(r.loop.samples).toBeGreaterThanOrEqual(5);
+    expect(r.loop.historyChanged, ctx).toEqual([]);
+    expect(r.loop.states).toEqual(['state=passive running=1']);
+    expect(r.daemonAlive).toBe(true);
+    expect(r.status.pid).toBe(r.pid);
+    expect(r.status.devices.filter((d) => d.name === dev).map((d) => [d.ifindex, d.health, d.mode])).toEqual([[ifindexBefore, 'ok', 'passive']]);
+    expect(r.pingMs).not.toBeNull();
+    // It still recovers within its policy: the manual recovery reset the count, so this is recovered, not given up on.
+    const a = res.again;
+    expect(a.inject.exitCode, a.inject.stderr).toBe(0);
+    expect(a.record && [a.record.result, a.record.error], ctx).toEqual(['recovered', null]);
+    expect(a.pingMs).not.toBeNull();
+    expect(a.txstat).toMatch(/ state=passive running=1 /);
+    expect(res.stopped, 'shadowd did not stop cleanly on SIGTERM').toMatchObject({ exitCode: 0, signal: null });
+
+    const phases = (rec: RecoveryRecord): string => `restart ${rec.phases.restart} ms, total ${rec.phases.total} ms`;
+    console.log(
+      [
+        `give-up: sticky tx-hang (shadowctl inject took ${g.injectMs} ms; times below from its start) with ping traffic; policy MaxRecoveries=${policy.maxRecoveries} BackoffSec=${policy.backoffSec} BackoffMaxSec=${policy.backoffMaxSec}`,
+        ...attempts.map((rec, i) => `  #${i + 1} ${rec.id} ${rec.trigger} at +${rec.startedAt - g.faultAt} ms: ${rec.result} (${phases(rec)}, merged ${rec.merged})`),
+        ...timeline.map((t) => `  ${t}`),
+        `  gave up (${gaveUp.trigger}) at +${gaveUp.startedAt - g.faultAt} ms, ${gaveUp.phases.total} ms to park; seen by the guest ${g.seenAfterMs} ms after the fault`,
+        `  then ${g.quiet.samples} samples over 15 s of traffic: no change, parked throughout, 0 ping replies; ifindex ${ifindexBefore} kept; driver bound while parked: ${p.hasDriver}`,
+        `  manual clear + recover: ${m.recover.ms} ms, first ping reply ${m.pingMs} ms after it`,
+        `killed: state=restarting seen ${k.restartingAfterMs} ms after the fault (${k.polls} polls); SIGKILL; ${k.states.join(' | ')}`,
+        `  passive and running ${k.backMs} ms after the kill, first ping reply ${k.pingMs} ms after it; ifindex ${k.ifindex}`,
+        `  second shadowd ready in ${r.readyMs} ms: ${killedId} interrupted, no new recovery in ${r.loop.samples} samples; a new fault then: ${a.record!.trigger}:${a.record!.result} in ${a.ms} ms`,
+        `  SIGTERM: shadowd stopped in ${res.stopped.ms} ms`,
+      ].join('\n'),
+    );
+  });
+});
