@@ -18,7 +18,7 @@ import { shadowdEnv, startShadowd } from './shadowd-process.js';
 
 const driver = process.argv[2] ?? '';
 if (!(driver in DRIVER_SETTINGS)) {
-  console.error('usage: recovery-timeline.js e1000|pcnet32|e100');
+  console.error('usage: recovery-timeline.js e1000|pcnet32|e100 [--baseline-only]');
   process.exit(2);
 }
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -157,4 +157,3 @@ started.daemon.kill('SIGTERM');
 await started.daemon;
 probe.kill('SIGTERM');
 console.log(`TIMELINE_RESULT ${JSON.stringify({ driver, dev, shadowdReadyMs: started.readyMs, bare, reset, shadowd })}`);
-if (process.env['TIMELINE_DEBUG']) console.log((await execa('dmesg', ['--time-format', 'iso'])).stdout.split('\n').slice(-60).join('\n') + `\n${log.slice(-6000)}`);
