@@ -7,13 +7,29 @@
 // answers for the driver) → check (the helper's replay steps, then what
 // userspace replays) → passive. Each attempt is its own recovery with its own
 // id; one that cannot run within the limit gives up and parks the device.
+// A failure reported before the restart completed is the same failure and is
+// merged; one reported during the check means the restart did not cure it:
+// that recovery fails and the report is a fresh failure, under the policy.
+// The restart re-probes the device; it reloads the driver's module as well
+// when the driver's own code is suspect (an oops or BUG blamed on it) or a
+// person asks (shadowctl recover --reload). A reload the helper refuses
+// without touching the device falls back on a re-probe in the same recovery.
 import { isInterfaceName, RequestError, INJECT_FAULTS, type InjectFault, type InjectResult } from './control-protocol.js';
 import type { FailureKind, FailureReport } from './failure-report.js';
-import type { HelperClient } from './helper-client.js';
-import { expectPayload, isStageCommand, parseRestartReply, restartErrorSteps, stagedPayload, type RestartStepResult } from './helper-replies.js';
+import type { HelperClient, HelperReply } from './helper-client.js';
+import {
+  expectPayload,
+  isStageCommand,
+  parseRestartReply,
+  RELOAD_STEP,
+  restartErrorSteps,
+  stagedPayload,
+  type RestartMethod,
+  type RestartStepResult,
+} from './helper-replies.js';
 import type { LogFields, Logger, Priority } from './log.js';
 import { MESSAGE_FAILURE_DETECTED, MESSAGE_GAVE_UP, MESSAGE_RECOVERED, MESSAGE_RECOVERY_FAILED, MESSAGE_RECOVERY_STARTED, MESSAGE_REPLAY_STEP_FAILED } from './message-ids.js';
-import type { RecoveryHistory, RecoveryRecord, RecoveryResult, RecoveryStep, RecoveryTrigger } from './recovery-history.js';
+import type { ModuleTimings, RecoveryHistory, RecoveryRecord, RecoveryResult, RecoveryStep, RecoveryTrigger } from './recovery-history.js';
 
 /** What daemon/netdev-replay.ts reports; declared here so the manager does not depend on its module. */
 export interface ReplayReport {
@@ -96,7 +112,19 @@ interface Running {
   retryable: boolean;
   /** Ends the back-off wait early. */
   wake: (() => void) | null;
+  /** When the check phase began, once the restart completed. */
+  checkStartedAt: number | null;
+  /** Whether its restart reloads the driver's module (reloadFor); decided until the restart begins. */
+  reload: boolean;
+  /** What did not go as asked in the restart (a reload refused or not done), for the record's note. */
+  restartNotes: string[];
   done: Promise<RecoveryRecord>;
+}
+
+/** What a person may ask of a manual recovery. */
+export interface RecoverOptions {
+  /** Also unload and load the driver's module (for a driver whose code is suspect). */
+  reload?: boolean;
 }
 
 interface DeviceState {
@@ -124,6 +152,37 @@ class AttemptFailure extends Error {
 
 const KINDS: Record<FailureKind, true> = { oops: true, bug: true, warn: true, 'tx-timeout': true, 'tx-stall': true, manual: true };
 const MAX_DETAIL = 500;
+
+/**
+ * Whether a failure of this kind calls for reloading the driver's module: an
+ * oops or BUG blamed on the driver (the kernel-log detector reports only
+ * those) means its code or its module's state is suspect, which re-probing
+ * the device with the same module loaded would not clear. A WARN, a TX
+ * timeout or a stall is the device's state: a re-probe suffices.
+ */
+export function reloadFor(kind: RecoveryTrigger): boolean {
+  return kind === 'oops' || kind === 'bug';
+}
+
+/**
+ * Whether the helper refused `restart IFACE ID reload` before it touched the
+ * device (which still runs its driver as it did), for a reason a plain
+ * restart does not share: the driver is built in or not on a PCI device
+ * (EOPNOTSUPP), it drives other devices too (EBUSY, unlike "another restart
+ * is running"), or the device has no driver to reload (ENODEV: parked).
+ */
+export function reloadRefused(errno: string, message: string): boolean {
+  if (errno === 'EOPNOTSUPP') return true;
+  if (errno === 'EBUSY') return / drives \d+ devices/.test(message);
+  if (errno === 'ENODEV') return / has no driver$/.test(message);
+  return false;
+}
+
+/** "stop 10, release 5, unload 120, load 300, probe 600, replay 30, open 205 ms": the helper's phases, a reload's when it has them. */
+export function modulePhases(t: ModuleTimings): string {
+  const reload = t.unloadMs !== undefined || t.loadMs !== undefined ? `, unload ${t.unloadMs ?? '?'}, load ${t.loadMs ?? '?'}` : '';
+  return `stop ${t.stopMs}, release ${t.releaseMs}${reload}, probe ${t.probeMs}, replay ${t.replayMs}, open ${t.openMs} ms`;
+}
 
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -235,13 +294,26 @@ export class RecoveryManager {
       });
       return { action: 'ignored', reason };
     }
-    const cur = st.current;
-    if (cur) {
+    // An ended recovery only waits to let go of the device: a report now is a fresh failure.
+    const cur = st.current?.record.endedAt === null ? st.current : null;
+    let failedAgain: string | null = null;
+    if (cur?.phase === 'check') {
+      // The driver was restarted and its configuration replayed: the failure is back, so the restart did not cure it.
+      this.failAgain(st, cur, f.kind, detail);
+      failedAgain = cur.record.id;
+    } else if (cur) {
       cur.record.merged++;
       this.save('update', cur.record);
-      this.log('info', cur.record, cur.phase, `${f.device}: ${f.kind} failure report merged into recovery ${cur.record.id}, already under way: ${detail}`, {
-        SHADOWD_FAILURE: f.kind,
-      });
+      // The driver's code is suspect now, and its restart has not begun: it reloads the module.
+      const upgrade = reloadFor(f.kind) && !cur.reload && (cur.phase === 'detected' || cur.phase === 'backoff');
+      if (upgrade) cur.reload = true;
+      this.log(
+        'info',
+        cur.record,
+        cur.phase,
+        `${f.device}: ${f.kind} failure report merged into recovery ${cur.record.id}, already under way${upgrade ? "; its restart will reload the driver's module" : ''}: ${detail}`,
+        { SHADOWD_FAILURE: f.kind },
+      );
       return { action: 'merged', id: cur.record.id, done: cur.done };
     }
     const run = this.begin(st, {
@@ -252,7 +324,7 @@ export class RecoveryManager {
       manual: false,
       detectMs: f.since !== undefined && f.since <= f.detectedAt ? f.detectedAt - f.since : undefined,
       announce: (rec) =>
-        this.log('warning', rec, 'detected', `${f.device}: driver ${rec.driver ?? '(unknown)'} failed (${f.kind}): ${detail}`, {
+        this.log('warning', rec, 'detected', `${f.device}: driver ${rec.driver ?? '(unknown)'} failed${failedAgain ? ` again after recovery ${failedAgain} restarted it` : ''} (${f.kind}): ${detail}`, {
           MESSAGE_ID: MESSAGE_FAILURE_DETECTED,
           SHADOWD_FAILURE: f.kind,
           SHADOWD_PHASE_MS: rec.phases.detect,
@@ -266,7 +338,8 @@ export class RecoveryManager {
    * (the limit, the back-off, a give-up) and resolves with the ended recovery.
    * Joins a recovery already under way rather than starting a second.
    */
-  async recover(device: string, requestedBy?: string): Promise<RecoveryRecord> {
+  async recover(device: string, requestedBy?: string, options: RecoverOptions = {}): Promise<RecoveryRecord> {
+    const reload = options.reload === true;
     const known = this.checkRequest(device);
     try {
       await this.helper();
@@ -284,18 +357,32 @@ export class RecoveryManager {
     const cur = st.current;
     if (cur) {
       cur.manual = true;
-      this.log('info', cur.record, cur.phase, `${device}: manual recovery request joins recovery ${cur.record.id}, already under way`);
+      let how = '';
+      let priority: Priority = 'info';
+      if (reload && !cur.reload) {
+        if (cur.phase === 'detected' || cur.phase === 'backoff') {
+          cur.reload = true;
+          how = "; its restart will reload the driver's module, as asked";
+        } else {
+          how = '; its restart began without a module reload, so none is done (ask again once it has ended)';
+          priority = 'notice';
+          cur.restartNotes.push('a module reload was asked for once the restart had begun: none was done');
+        }
+      }
+      this.log(priority, cur.record, cur.phase, `${device}: manual recovery request joins recovery ${cur.record.id}, already under way${how}`);
       cur.wake?.();
       return cur.done;
     }
     const by = requestedBy ? ` by ${requestedBy}` : '';
+    const withReload = reload ? ', with a module reload' : '';
     const run = this.begin(st, {
       device,
       driver: known.driver,
       trigger: 'manual',
-      detail: `requested${by}${wasGivenUp ? ` after shadowd had given up (${wasGivenUp.id})` : ''}`,
+      detail: `requested${by}${withReload}${wasGivenUp ? ` after shadowd had given up (${wasGivenUp.id})` : ''}`,
       manual: true,
-      announce: (rec) => this.log('notice', rec, 'detected', `${device}: recovery requested${by}${wasGivenUp ? `; the give-up (${wasGivenUp.id}) is lifted` : ''}`),
+      reload,
+      announce: (rec) => this.log('notice', rec, 'detected', `${device}: recovery requested${by}${withReload}${wasGivenUp ? `; the give-up (${wasGivenUp.id}) is lifted` : ''}`),
     });
     return run.done;
   }
@@ -475,6 +562,8 @@ export class RecoveryManager {
       steps: [],
       error: null,
       merged: 0,
+      method: null,
+      module: null,
     };
   }
 
@@ -522,13 +611,25 @@ export class RecoveryManager {
       trigger: RecoveryTrigger;
       detail: string;
       manual: boolean;
+      /** Reload the driver's module (a person asked, or a retry of a recovery that did); otherwise as reloadFor(trigger) says. */
+      reload?: boolean;
       detectMs?: number;
       announce?: (rec: RecoveryRecord) => void;
     },
   ): Running {
     const record = this.newRecord(spec.device, spec.driver, spec.trigger, spec.detail);
     if (spec.detectMs !== undefined) record.phases.detect = spec.detectMs;
-    const cur: Running = { record, phase: 'detected', manual: spec.manual, retryable: false, wake: null, done: Promise.resolve(record) };
+    const cur: Running = {
+      record,
+      phase: 'detected',
+      manual: spec.manual,
+      retryable: false,
+      wake: null,
+      checkStartedAt: null,
+      reload: spec.reload === true || reloadFor(spec.trigger),
+      restartNotes: [],
+      done: Promise.resolve(record),
+    };
     st.current = cur;
     this.save('insert', record);
     spec.announce?.(record);
@@ -564,20 +665,22 @@ export class RecoveryManager {
         }
       }
     } catch (err) {
-      // A bug must not leave the device marked as recovering for good.
-      this.finish(rec, 'failed', `internal error: ${messageOf(err)}`);
+      // A bug must not leave the device marked as recovering for good (nor rewrite a result already recorded).
+      if (rec.endedAt === null) this.finish(rec, 'failed', `internal error: ${messageOf(err)}`);
       this.log('err', rec, cur.phase, `${rec.device}: recovery ${rec.id} failed on an internal error: ${messageOf(err)}`, { MESSAGE_ID: MESSAGE_RECOVERY_FAILED });
       cur.retryable = false;
     } finally {
       if (st.current === cur) st.current = null;
     }
-    if (rec.result === 'failed' && cur.retryable && !cur.manual && !this.stopping) {
+    // No retry when a report already started the device's next recovery.
+    if (rec.result === 'failed' && cur.retryable && !cur.manual && !this.stopping && st.current === null) {
       this.begin(st, {
         device: rec.device,
         driver: rec.driver,
         trigger: rec.trigger,
         detail: `retry after ${rec.id} failed: ${rec.error ?? ''}`.slice(0, MAX_DETAIL),
         manual: false,
+        reload: cur.reload,
       });
     }
     return rec;
@@ -601,10 +704,19 @@ export class RecoveryManager {
     const rec = cur.record;
     st.attempts.push({ at: this.now(), id: rec.id });
     cur.phase = 'active';
+    let endedByReport = false;
     try {
       const ifindex = await this.restart(cur);
       cur.phase = 'check';
+      cur.checkStartedAt = this.now();
       const notes = await this.check(cur);
+      if (rec.endedAt !== null) {
+        // A report during the check failed it (failAgain); the replay's steps still belong in its record.
+        endedByReport = true;
+        this.save('update', rec);
+        return;
+      }
+      notes.unshift(...cur.restartNotes);
       const known = this.lookup(rec.device)?.ifindex;
       if (known !== undefined && known !== ifindex) notes.push(`the interface index changed from ${known} to ${ifindex}: handles bound to the old one are lost`);
       cur.phase = 'passive';
@@ -627,8 +739,32 @@ export class RecoveryManager {
         MESSAGE_ID: MESSAGE_RECOVERY_FAILED,
       });
     } finally {
-      st.lastEndedAt = this.now();
+      // failAgain set it when the recovery ended, and the next one's back-off already counts from there.
+      if (!endedByReport) st.lastEndedAt = this.now();
     }
+  }
+
+  /**
+   * Ends a recovery in its check as failed: the device failed again after its
+   * driver was restarted. The device's lock stays with the replay under way;
+   * the next recovery, which the caller starts, waits for it.
+   */
+  private failAgain(st: DeviceState, cur: Running, kind: FailureKind, detail: string): void {
+    const rec = cur.record;
+    const now = this.now();
+    if (cur.checkStartedAt !== null) rec.phases.check = now - cur.checkStartedAt;
+    // The report starts the next recovery itself: not a retry of this one.
+    cur.retryable = false;
+    this.finish(rec, 'failed', `the device failed again during the check (${kind}): ${detail}`);
+    st.lastEndedAt = now;
+    if (st.current === cur) st.current = null;
+    this.log(
+      'warning',
+      rec,
+      'check',
+      `${rec.device}: recovery ${rec.id} failed: ${rec.error}; restarting the driver did not cure it, so the failure is recovered anew within the recovery limit`,
+      { MESSAGE_ID: MESSAGE_RECOVERY_FAILED, SHADOWD_FAILURE: kind },
+    );
   }
 
   /** Stages and restarts; returns the device's ifindex after the restart. Throws AttemptFailure. */
@@ -641,49 +777,73 @@ export class RecoveryManager {
     } catch (err) {
       throw new AttemptFailure(messageOf(err), false);
     }
-    this.log('notice', rec, 'active', `${dev}: recovery ${rec.id} restarting driver ${rec.driver ?? '(unknown)'}; the shadow answers for it meanwhile`, {
+    let method: RestartMethod = cur.reload ? 'reload' : 'reprobe';
+    const what = method === 'reload' ? ' and reloading its module' : '';
+    this.log('notice', rec, 'active', `${dev}: recovery ${rec.id} restarting driver ${rec.driver ?? '(unknown)'}${what}; the shadow answers for it meanwhile`, {
       MESSAGE_ID: MESSAGE_RECOVERY_STARTED,
+      SHADOWD_RESTART_METHOD: method,
     });
     await this.sendStaged(helper, rec);
 
     const t0 = this.now();
-    const command = `restart ${dev} ${rec.id}`;
-    let reply;
-    try {
-      reply = await helper.request(command);
-    } catch (err) {
-      rec.phases.restart = this.now() - t0;
-      throw new AttemptFailure(`"${command}" failed: ${messageOf(err)}`, true);
+    const send = async (how: RestartMethod): Promise<HelperReply> => {
+      const command = `restart ${dev} ${rec.id}${how === 'reload' ? ' reload' : ''}`;
+      rec.method = how;
+      try {
+        return await helper.request(command);
+      } catch (err) {
+        rec.phases.restart = this.now() - t0;
+        throw new AttemptFailure(`"${command}" failed: ${messageOf(err)}`, true);
+      }
+    };
+    let reply = await send(method);
+    if (method === 'reload' && !reply.ok && reloadRefused(reply.errno, reply.message)) {
+      // Refused before anything was touched: the driver runs as it did, and a re-probe is still the way back.
+      const why = `${reply.errno} ${reply.message}`;
+      cur.restartNotes.push(`the module reload was refused (${why}): the driver was restarted without it`);
+      this.log('notice', rec, 'active', `${dev}: shadow_helper cannot reload driver ${rec.driver ?? '(unknown)'}'s module (${why}); restarting the driver without a reload`, {
+        SHADOWD_RESTART_METHOD: 'reprobe',
+      });
+      method = 'reprobe';
+      reply = await send(method);
     }
     rec.phases.restart = this.now() - t0;
     if (!reply.ok) {
-      this.moduleSteps(rec, restartErrorSteps(reply.message));
+      this.moduleSteps(rec, restartErrorSteps(reply.message), false);
       // EIO: the driver did not come back (the helper parked it); EBUSY: another restart ran. Both may pass.
       const retryable = reply.errno === 'EIO' || reply.errno === 'EBUSY';
-      throw new AttemptFailure(`shadow_helper could not restart ${dev}: ${reply.errno} ${reply.message}`, retryable);
+      throw new AttemptFailure(`shadow_helper could not ${method === 'reload' ? 'reload and restart' : 'restart'} ${dev}: ${reply.errno} ${reply.message}`, retryable);
     }
     let parsed;
     try {
-      parsed = parseRestartReply(reply.payload, { device: dev, id: rec.id });
+      parsed = parseRestartReply(reply.payload, { device: dev, id: rec.id, how: method });
     } catch (err) {
       throw new AttemptFailure(messageOf(err), false);
     }
+    rec.module = parsed.module;
     rec.phases.module = parsed.timings;
-    this.moduleSteps(rec, parsed.steps);
-    const t = parsed.timings;
-    this.log(
-      'info',
-      rec,
-      'active',
-      `${dev}: driver restarted in ${rec.phases.restart} ms (stop ${t.stopMs}, release ${t.releaseMs}, probe ${t.probeMs}, replay ${t.replayMs}, open ${t.openMs} ms)`,
-      { SHADOWD_PHASE_MS: rec.phases.restart },
-    );
+    this.moduleSteps(rec, parsed.steps, true, cur);
+    const reloaded = parsed.how === 'reload' ? ` (module ${parsed.module ?? '?'} ${parsed.steps[0]?.result === 'ok' ? 'reloaded' : 'not reloaded'})` : '';
+    this.log('info', rec, 'active', `${dev}: driver restarted${reloaded} in ${rec.phases.restart} ms (${modulePhases(parsed.timings)})`, {
+      SHADOWD_PHASE_MS: rec.phases.restart,
+      SHADOWD_RESTART_METHOD: parsed.how,
+      SHADOWD_MODULE: parsed.module ?? undefined,
+    });
     return parsed.ifindex;
   }
 
-  private moduleSteps(rec: RecoveryRecord, steps: RestartStepResult[]): void {
+  /** `restarted`: from a successful restart (a failed reload step then means the module would not unload). */
+  private moduleSteps(rec: RecoveryRecord, steps: RestartStepResult[], restarted: boolean, cur?: Running): void {
     for (const s of steps) {
       rec.steps.push({ source: 'module', key: s.name, result: s.result });
+      if (s.name === RELOAD_STEP) {
+        if (s.result === 'fail' && restarted) {
+          const note = `module ${rec.module ?? '(unknown)'} would not unload: the device was probed again with the module as it was`;
+          cur?.restartNotes.push(note);
+          this.log('warning', rec, 'active', `${rec.device}: ${note} (the kernel log says why)`, { SHADOWD_STEP: s.name, SHADOWD_MODULE: rec.module ?? undefined });
+        }
+        continue;
+      }
       if (s.result === 'fail') {
         this.log('warning', rec, 'active', `${rec.device}: the restarted driver refused replay step ${s.name}`, {
           MESSAGE_ID: MESSAGE_REPLAY_STEP_FAILED,
@@ -725,7 +885,7 @@ export class RecoveryManager {
     const rec = cur.record;
     const t0 = this.now();
     const notes: string[] = [];
-    const refused = rec.steps.filter((s) => s.source === 'module' && s.result === 'fail').map((s) => s.key);
+    const refused = rec.steps.filter((s) => s.source === 'module' && s.result === 'fail' && s.key !== RELOAD_STEP).map((s) => s.key);
     if (refused.length) notes.push(`the driver refused replay step${refused.length === 1 ? '' : 's'} ${refused.join(', ')}`);
     if (this.replayFn) {
       try {
@@ -735,9 +895,11 @@ export class RecoveryManager {
         this.log('warning', rec, 'check', `${rec.device}: replay from the shadow failed: ${messageOf(err)}`);
       }
     }
-    rec.phases.check = this.now() - t0;
-    this.log('info', rec, 'check', `${rec.device}: replay check done in ${rec.phases.check} ms${notes.length ? `: ${notes.join('; ')}` : ''}`, {
-      SHADOWD_PHASE_MS: rec.phases.check,
+    const ms = this.now() - t0;
+    // A recovery failed during its check keeps the check time up to the failure.
+    if (rec.endedAt === null) rec.phases.check = ms;
+    this.log('info', rec, 'check', `${rec.device}: replay check done in ${ms} ms${notes.length ? `: ${notes.join('; ')}` : ''}`, {
+      SHADOWD_PHASE_MS: ms,
     });
     return notes;
   }

@@ -336,7 +336,7 @@ static void sh_cmd_inject(struct sh_file *sf, unsigned int argc, char **argv)
 	}
 	if (sh_fault_parse(argv[1], &fault)) {
 		sh_reply_err(sf, EINVAL,
-			     "unknown fault '%.16s' (tx-hang, tx-hang-reset, fail-stop, fail-open, fail-mtu, fail-mac, fail-features, fail-rings, clear)",
+			     "unknown fault '%.16s' (tx-hang, tx-hang-reset, fail-stop, fail-open, fail-mtu, fail-mac, fail-features, fail-rings, lost-irq, clear)",
 			     argv[1]);
 		return;
 	}
@@ -381,7 +381,7 @@ struct sh_job {
 	struct completion done;
 	char ifname[IFNAMSIZ];
 	char id[SH_ID_MAX + 1];
-	bool park;
+	enum sh_how how;
 	int err;
 	struct sh_result res;
 };
@@ -397,7 +397,7 @@ static void sh_job_run(struct work_struct *work)
 {
 	struct sh_job *job = container_of(work, struct sh_job, work);
 
-	job->err = sh_restart(job->ifname, job->id, job->park, &job->res);
+	job->err = sh_restart(job->ifname, job->id, job->how, &job->res);
 	atomic_set(&sh_busy, 0);
 	complete(&job->done);
 	kref_put(&job->ref, sh_job_free);
@@ -407,7 +407,8 @@ static void sh_reply_job(struct sh_file *sf, struct sh_job *job)
 {
 	struct sh_result *r = &job->res;
 
-	if (job->err == -ENODEV || job->err == -ENOMEM) {
+	/* Refused before the device was touched: it runs as it did. */
+	if (job->err && !r->touched) {
 		sh_reply_err(sf, -job->err, "%s", r->msg);
 		return;
 	}
@@ -418,8 +419,17 @@ static void sh_reply_job(struct sh_file *sf, struct sh_job *job)
 			     r->steps[0] ? r->steps : "none");
 		return;
 	}
-	if (job->park) {
+	if (job->how == SH_PARK) {
 		sh_reply_ok(sf, "parked %s id=%s", job->ifname, job->id);
+		return;
+	}
+	if (job->how == SH_RELOAD) {
+		sh_reply_ok(sf,
+			    "restarted %s id=%s ifindex=%d module=%s stop_ms=%u release_ms=%u unload_ms=%u load_ms=%u probe_ms=%u replay_ms=%u open_ms=%u total_ms=%u steps=%s",
+			    job->ifname, job->id, r->ifindex, r->module,
+			    r->stop_ms, r->release_ms, r->unload_ms,
+			    r->load_ms, r->probe_ms, r->replay_ms, r->open_ms,
+			    r->total_ms, r->steps);
 		return;
 	}
 	sh_reply_ok(sf,
@@ -429,7 +439,7 @@ static void sh_reply_job(struct sh_file *sf, struct sh_job *job)
 		    r->steps);
 }
 
-static void sh_start_job(struct sh_file *sf, char **argv, bool park)
+static void sh_start_job(struct sh_file *sf, char **argv, enum sh_how how)
 {
 	struct sh_job *job;
 
@@ -459,7 +469,7 @@ static void sh_start_job(struct sh_file *sf, char **argv, bool park)
 	INIT_WORK(&job->work, sh_job_run);
 	strscpy(job->ifname, argv[0], sizeof(job->ifname));
 	strscpy(job->id, argv[1], sizeof(job->id));
-	job->park = park;
+	job->how = how;
 	kref_get(&job->ref);
 	queue_work(sh_wq, &job->work);
 	if (wait_for_completion_killable(&job->done))
@@ -472,12 +482,16 @@ static void sh_start_job(struct sh_file *sf, char **argv, bool park)
 
 static void sh_cmd_restart(struct sh_file *sf, unsigned int argc, char **argv)
 {
-	sh_start_job(sf, argv, false);
+	if (argc == 3 && strcmp(argv[2], "reload")) {
+		sh_reply_err(sf, EINVAL, "the only option of restart is 'reload'");
+		return;
+	}
+	sh_start_job(sf, argv, argc == 3 ? SH_RELOAD : SH_REPROBE);
 }
 
 static void sh_cmd_park(struct sh_file *sf, unsigned int argc, char **argv)
 {
-	sh_start_job(sf, argv, true);
+	sh_start_job(sf, argv, SH_PARK);
 }
 
 static const struct sh_cmd sh_cmds[] = {
@@ -486,7 +500,7 @@ static const struct sh_cmd sh_cmds[] = {
 	{ "txstat", 1, 1, sh_cmd_txstat },
 	{ "stage", 2, 6, sh_cmd_stage },
 	{ "inject", 2, 3, sh_cmd_inject },
-	{ "restart", 2, 2, sh_cmd_restart },
+	{ "restart", 2, 3, sh_cmd_restart },
 	{ "park", 2, 2, sh_cmd_park },
 };
 

@@ -115,6 +115,7 @@ static int sh_netdev_event(struct notifier_block *nb, unsigned long event,
 		return NOTIFY_DONE;
 	if (sd->state == SH_PASSIVE)
 		sh_dev_restore_ops(sd);
+	sh_fault_unmask_irq(sd);
 	sh_dev_forget(sd);
 	return NOTIFY_DONE;
 }

@@ -10,6 +10,7 @@
 
 #include <linux/errno.h>
 #include <linux/netdevice.h>
+#include <linux/pci.h>
 #include <linux/rtnetlink.h>
 #include <linux/string.h>
 
@@ -25,6 +26,7 @@ static const char * const sh_fault_names[SH_FAULT_COUNT] = {
 	[SH_FAULT_FAIL_MAC] = "fail-mac",
 	[SH_FAULT_FAIL_FEATURES] = "fail-features",
 	[SH_FAULT_FAIL_RINGS] = "fail-rings",
+	[SH_FAULT_LOST_IRQ] = "lost-irq",
 };
 
 int sh_fault_parse(const char *name, enum sh_fault *fault)
@@ -200,9 +202,53 @@ static const void *sh_fault_entry(enum sh_fault fault,
 	}
 }
 
+/*
+ * Lost interrupts: the device's INTx is masked in its PCI command register.
+ * Only this device goes quiet; disable_irq() would silence every device on a
+ * shared line. The driver's own reset does not unmask it: only a restart or
+ * a clear does.
+ */
+static int sh_fault_mask_irq(struct sh_dev *sd, char *msg, size_t len)
+{
+	struct device *parent = sd->dev->dev.parent;
+	struct pci_dev *pdev;
+	u16 cmd;
+
+	if (!parent || !dev_is_pci(parent)) {
+		scnprintf(msg, len, "%s is not a PCI device: lost-irq masks PCI INTx",
+			  sd->dev->name);
+		return -EOPNOTSUPP;
+	}
+	pdev = to_pci_dev(parent);
+	if (pdev->msi_enabled || pdev->msix_enabled) {
+		scnprintf(msg, len, "%s uses MSI: lost-irq masks PCI INTx",
+			  sd->dev->name);
+		return -EOPNOTSUPP;
+	}
+	pci_read_config_word(pdev, PCI_COMMAND, &cmd);
+	pci_write_config_word(pdev, PCI_COMMAND, cmd | PCI_COMMAND_INTX_DISABLE);
+	sd->irq_masked = true;
+	return 0;
+}
+
+void sh_fault_unmask_irq(struct sh_dev *sd)
+{
+	struct pci_dev *pdev;
+	u16 cmd;
+
+	if (!sd->irq_masked)
+		return;
+	pdev = to_pci_dev(sd->dev->dev.parent);
+	pci_read_config_word(pdev, PCI_COMMAND, &cmd);
+	pci_write_config_word(pdev, PCI_COMMAND,
+			      cmd & ~PCI_COMMAND_INTX_DISABLE);
+	sd->irq_masked = false;
+}
+
 void sh_fault_clear(struct sh_dev *sd)
 {
 	ASSERT_RTNL();
+	sh_fault_unmask_irq(sd);
 	if (sd->fault != SH_FAULT_NONE && sd->state == SH_PASSIVE)
 		sh_dev_restore_ops(sd);
 	sd->fault = SH_FAULT_NONE;
@@ -216,6 +262,7 @@ int sh_fault_apply(struct sh_dev *sd, enum sh_fault fault, char *msg,
 	const struct net_device_ops *ops;
 	const struct ethtool_ops *eth;
 	bool sticky = sd->fault_sticky;
+	int err;
 
 	ASSERT_RTNL();
 	if (sd->state != SH_PASSIVE) {
@@ -228,6 +275,13 @@ int sh_fault_apply(struct sh_dev *sd, enum sh_fault fault, char *msg,
 	sd->fault_sticky = sticky;
 	if (fault == SH_FAULT_NONE)
 		return 0;
+	if (fault == SH_FAULT_LOST_IRQ) {
+		err = sh_fault_mask_irq(sd, msg, len);
+		if (err)
+			return err;
+		sd->fault = fault;
+		goto injected;
+	}
 	ops = sd->dev->netdev_ops;
 	eth = sd->dev->ethtool_ops;
 	if (!sh_fault_entry(fault, ops, eth)) {
@@ -269,6 +323,7 @@ int sh_fault_apply(struct sh_dev *sd, enum sh_fault fault, char *msg,
 	sd->fault = fault;
 	sh_dev_put_ops(sd, &sd->fault_ops.ro,
 		       eth ? &sd->fault_ethtool.ro : NULL);
+injected:
 	pr_notice("fault %s injected into %s%s\n", sh_fault_name(fault),
 		  sd->dev->name, sd->fault_sticky ? " (sticky)" : "");
 	return 0;

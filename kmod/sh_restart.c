@@ -8,6 +8,7 @@
  *           addresses, routes and sockets stay), its ndo_stop() runs, and
  *           the shadow's ops take over (sh_impersonate.c);
  *  release  driver core unbinds the driver; sh_hooks.c keeps the net_device;
+ *  (reload) the driver's module is unloaded and loaded again (sh_reload.c);
  *  probe    driver core binds it again; the probe is handed the same device;
  *  replay   under RTNL, with the device not running: the driver's new ops
  *           go in, then MAC, MTU, features, VLAN filters and the staged
@@ -66,7 +67,7 @@ static void sh_step(struct sh_replay *rp, const char *key, int err, bool done)
 	rp->len += scnprintf(res->steps + rp->len, sizeof(res->steps) - rp->len,
 			     "%s%s:%s", rp->len ? "," : "", key, what);
 	if (err)
-		pr_warn("recovery %s: %s: replaying %s failed: error %d\n",
+		pr_warn("recovery %s: %s: %s failed: error %d\n",
 			rp->id, rp->sd->dev->name, key, err);
 }
 
@@ -397,6 +398,7 @@ static void sh_stop(struct sh_dev *sd, struct sh_replay *rp)
 	sh_quiesce(sd);
 	if (sd->state == SH_PASSIVE && sd->ops_ours)
 		sh_dev_restore_ops(sd);
+	sh_fault_unmask_irq(sd);
 	if (!sd->fault_sticky)
 		sd->fault = SH_FAULT_NONE;
 	if (!sh_is_impersonating(dev))
@@ -466,8 +468,28 @@ static void sh_unbind_failed(struct device *parent)
 	rtnl_lock();
 }
 
+/*
+ * A reload that could not unload the module goes on as a plain restart: the
+ * device is released already, and probing it again is still the best way
+ * back. Any other failure leaves no driver to probe it.
+ */
+static int sh_reload(struct sh_replay *rp, struct device *parent,
+		     const char *module)
+{
+	int err = sh_reload_module(parent, module, rp->res);
+
+	sh_step(rp, "reload", err, !err);
+	if (err != -EBUSY)
+		return err;
+	pr_warn("recovery %s: %s: %s; probing it again with the module as it is\n",
+		rp->id, rp->sd->dev->name, rp->res->msg);
+	rp->res->msg[0] = '\0';
+	return 0;
+}
+
 static int sh_restart_dev(struct net_device *dev, struct device *parent,
-			  const char *id, bool park, struct sh_result *res)
+			  const char *id, enum sh_how how,
+			  struct sh_result *res)
 {
 	struct sh_window win = { .dev = dev, .task = current };
 	struct sh_replay rp = { .res = res, .id = id };
@@ -475,6 +497,12 @@ static int sh_restart_dev(struct net_device *dev, struct device *parent,
 	struct sh_dev *sd;
 	int err;
 
+	if (how == SH_RELOAD) {
+		err = sh_reload_check(parent, res->module, sizeof(res->module),
+				      res);
+		if (err)
+			return err;
+	}
 	strscpy(win.name, dev->name, sizeof(win.name));
 	err = sh_hooks_arm(&win);
 	if (err) {
@@ -489,15 +517,25 @@ static int sh_restart_dev(struct net_device *dev, struct device *parent,
 		return -ENOMEM;
 	}
 	rp.sd = sd;
+	res->touched = true;
 	sh_stop(sd, &rp);
 	rtnl_unlock();
 	res->stop_ms = sh_ms_since(&mark);
 
 	err = sh_release(&win, parent, res);
 	res->release_ms = sh_ms_since(&mark);
-	if (err || park) {
+	if (err || how == SH_PARK) {
 		rtnl_lock();
 		goto parked;
+	}
+	/* The old module's ops must not be called again: the shadow's are in. */
+	if (how == SH_RELOAD) {
+		err = sh_reload(&rp, parent, res->module);
+		mark = ktime_get();
+		if (err) {
+			rtnl_lock();
+			goto parked;
+		}
 	}
 	err = sh_probe(&win, parent, res);
 	res->probe_ms = sh_ms_since(&mark);
@@ -521,7 +559,13 @@ out:
 	return err;
 }
 
-int sh_restart(const char *ifname, const char *id, bool park,
+static const char *const sh_how_verbs[] = {
+	[SH_REPROBE] = "restarting",
+	[SH_RELOAD] = "reloading the driver of",
+	[SH_PARK] = "parking",
+};
+
+int sh_restart(const char *ifname, const char *id, enum sh_how how,
 	       struct sh_result *res)
 {
 	ktime_t start = ktime_get();
@@ -544,19 +588,22 @@ int sh_restart(const char *ifname, const char *id, bool park,
 		return -ENODEV;
 	}
 	res->ifindex = dev->ifindex;
-	pr_info("recovery %s: %s %s\n", id, park ? "parking" : "restarting",
-		ifname);
+	pr_info("recovery %s: %s %s\n", id, sh_how_verbs[how], ifname);
 	mutex_lock(&sh_restart_lock);
-	err = sh_restart_dev(dev, parent, id, park, res);
+	err = sh_restart_dev(dev, parent, id, how, res);
 	mutex_unlock(&sh_restart_lock);
 	res->total_ms = ktime_ms_delta(ktime_get(), start);
-	if (err)
+	if (err && !res->touched)
+		pr_warn("recovery %s: %s left as it was: %s\n", id, ifname,
+			res->msg);
+	else if (err)
 		pr_warn("recovery %s: %s %s after %u ms: %s\n", id, ifname,
-			park ? "not parked" : "parked", res->total_ms, res->msg);
+			how == SH_PARK ? "not parked" : "parked",
+			res->total_ms, res->msg);
 	else
 		pr_info("recovery %s: %s %s in %u ms (%s)\n", id, ifname,
-			park ? "parked" : "restarted", res->total_ms,
-			res->steps);
+			how == SH_PARK ? "parked" : "restarted",
+			res->total_ms, res->steps);
 	put_device(parent);
 	dev_put(dev);
 	return err;

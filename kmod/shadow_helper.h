@@ -6,6 +6,7 @@
  * sh_device.c     per-device records: staged settings, faults, state
  * sh_hooks.c      ftrace hooks that keep the net_device across a restart
  * sh_restart.c    stop, release, probe, replay, open; and park
+ * sh_reload.c     unloading and loading a driver's module during a restart
  * sh_impersonate.c the ops that answer for a driver that is not there
  * sh_fault.c      fault injection, for tests
  */
@@ -14,6 +15,7 @@
 
 #include <linux/ethtool.h>
 #include <linux/list.h>
+#include <linux/module.h>
 #include <linux/netdevice.h>
 #include <linux/rcupdate.h>
 #include <linux/types.h>
@@ -41,6 +43,7 @@ enum sh_fault {
 	SH_FAULT_FAIL_MAC,
 	SH_FAULT_FAIL_FEATURES,
 	SH_FAULT_FAIL_RINGS,
+	SH_FAULT_LOST_IRQ,
 	SH_FAULT_COUNT,
 };
 
@@ -88,6 +91,7 @@ struct sh_dev {
 	enum sh_fault fault;
 	bool fault_sticky;
 	bool hang_active;		/* tx-hang-reset: until the driver resets */
+	bool irq_masked;		/* lost-irq: INTx masked at the device */
 	union sh_ndo_copy fault_ops;
 	union sh_ethtool_copy fault_ethtool;
 };
@@ -113,6 +117,7 @@ const char *sh_fault_name(enum sh_fault fault);
 int sh_fault_apply(struct sh_dev *sd, enum sh_fault fault, char *msg,
 		   size_t len);
 void sh_fault_clear(struct sh_dev *sd);
+void sh_fault_unmask_irq(struct sh_dev *sd);
 
 /* sh_hooks.c */
 enum sh_phase {
@@ -142,19 +147,31 @@ void sh_hooks_disarm(void);
 void sh_restore_name(struct sh_window *win);
 
 /* sh_restart.c */
+enum sh_how {
+	SH_REPROBE,	/* release the device from its driver, probe it again */
+	SH_RELOAD,	/* the same, with the driver's module reloaded between */
+	SH_PARK,	/* release it and leave the shadow holding it */
+};
+
 struct sh_result {
 	int err;
+	bool touched;		/* the device was stopped: it is not as it was */
 	char msg[SH_MSG_MAX];
 	char steps[SH_MSG_MAX];
-	unsigned int stop_ms, release_ms, probe_ms, replay_ms, open_ms;
-	unsigned int total_ms;
+	char module[MODULE_NAME_LEN];
+	unsigned int stop_ms, release_ms, unload_ms, load_ms, probe_ms;
+	unsigned int replay_ms, open_ms, total_ms;
 	int ifindex;
 };
 
-int sh_restart_init(void);
-void sh_restart_exit(void);
 /* Runs in the module's worker; @res is filled in before it returns. */
-int sh_restart(const char *ifname, const char *id, bool park,
+int sh_restart(const char *ifname, const char *id, enum sh_how how,
 	       struct sh_result *res);
+
+/* sh_reload.c */
+int sh_reload_check(struct device *parent, char *module, size_t len,
+		    struct sh_result *res);
+int sh_reload_module(struct device *parent, const char *module,
+		     struct sh_result *res);
 
 #endif /* SHADOW_HELPER_H */

@@ -177,6 +177,130 @@ describe('RecoveryManager', () => {
     expect(lines.some((l) => /tx-stall failure report merged into recovery/.test(l.message))).toBe(true);
   });
 
+  it('fails a recovery whose device fails again during its check, and recovers the new failure within the policy, after the back-off', async () => {
+    // The replay (the check phase) takes 500 ms; the stall detector reports again 200 ms into it.
+    const replay = async (device: string): Promise<ReplayReport> => {
+      await new Promise((r) => setTimeout(r, 500));
+      return { device, steps: [{ key: 'coalesce', argv: ['ethtool', '-C', device, 'rx-usecs', '3'], ok: true }] };
+    };
+    const finished: RecoveryRecord[] = [];
+    const m = make({ replay, onFinished: (r) => finished.push(structuredClone(r)) });
+    const first = m.report(failure());
+    if (first.action === 'ignored') throw new Error(first.reason);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(m.deviceState('eth0')).toMatchObject({ recoveryId: first.id, phase: 'check' });
+    const again = m.report(failure({ kind: 'tx-stall', detail: 'transmit queue 0 stopped for 1100 ms', since: Date.now() - 1100 }));
+    expect(again.action).toBe('started');
+    if (again.action === 'ignored') throw new Error(again.reason);
+    expect(again.id).not.toBe(first.id);
+
+    // The first ends there, failed, saying why; recorded, journalled and counted like any failure.
+    const reason = 'the device failed again during the check (tx-stall): transmit queue 0 stopped for 1100 ms';
+    expect(history.get(first.id)).toMatchObject({ result: 'failed', error: reason, merged: 0, phases: { check: 200, total: 200 } });
+    expect(finished.map((r) => [r.id, r.result, r.error])).toEqual([[first.id, 'failed', reason]]);
+    const failedLine = byId(MESSAGE_RECOVERY_FAILED).find((l) => l.fields['SHADOWD_RECOVERY_ID'] === first.id);
+    expect(failedLine).toMatchObject({ priority: 'warning', fields: { SHADOWD_PHASE: 'check', SHADOWD_FAILURE: 'tx-stall', SHADOWD_DEVICE: 'eth0' } });
+    expect(failedLine?.message).toBe(
+      `eth0: recovery ${first.id} failed: ${reason}; restarting the driver did not cure it, so the failure is recovered anew within the recovery limit`,
+    );
+    // The new failure is announced as such and becomes the device's recovery.
+    const detected = byId(MESSAGE_FAILURE_DETECTED).find((l) => l.fields['SHADOWD_RECOVERY_ID'] === again.id);
+    expect(detected?.message).toBe(`eth0: driver e1000 failed again after recovery ${first.id} restarted it (tx-stall): transmit queue 0 stopped for 1100 ms`);
+    expect(m.deviceState('eth0')).toMatchObject({ recoveryId: again.id, phase: 'backoff', recent: 1 });
+    // A report before the new restart describes the same failure: merged into the new recovery.
+    expect(m.report(failure())).toMatchObject({ action: 'merged', id: again.id });
+
+    // The replay under way finishes; its steps go into the failed record, which stays failed.
+    await vi.advanceTimersByTimeAsync(300);
+    const firstRec = await first.done;
+    expect(firstRec).toMatchObject({ result: 'failed', error: reason, phases: { check: 200, total: 200 } });
+    expect(firstRec.steps.at(-1)).toMatchObject({ source: 'daemon', key: 'coalesce', result: 'ok' });
+    expect(history.get(first.id)).toEqual(firstRec);
+    expect(helper.verbs()).toEqual(['restart']);
+
+    // The back-off (2 s) counts from the failure report, not from the end of the replay.
+    await vi.advanceTimersByTimeAsync(1699);
+    expect(helper.verbs()).toEqual(['restart']);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(helper.verbs()).toEqual(['restart', 'restart']);
+    expect(helper.commands.at(-1)).toBe(`restart eth0 ${again.id}`);
+    await vi.advanceTimersByTimeAsync(500);
+    const next = await again.done;
+    expect(next).toMatchObject({ trigger: 'tx-stall', detail: 'transmit queue 0 stopped for 1100 ms', result: 'recovered', merged: 1, phases: { detect: 1100, wait: 2000 } });
+    expect(history.list().map((r) => [r.id, r.result])).toEqual([
+      [again.id, 'recovered'],
+      [first.id, 'failed'],
+    ]);
+    expect(m.deviceState('eth0')).toMatchObject({ recoveryId: null, recent: 2 });
+    await vi.advanceTimersByTimeAsync(600_000);
+    expect(helper.verbs()).toEqual(['restart', 'restart']);
+  });
+
+  it('still merges a report that comes before the restart completed (back-off, restart)', async () => {
+    const m = make({ replay: (device) => Promise.resolve({ device, steps: [] }) });
+    const a = m.report(failure());
+    if (a.action === 'ignored') throw new Error(a.reason);
+    await a.done;
+    // The second recovery waits its back-off, then its restart hangs until released.
+    let release: () => void = () => undefined;
+    helper.answer = (c) => (c.startsWith('restart') ? new Promise((r) => (release = () => r(healthy(c)))) : healthy(c));
+    const b = m.report(failure());
+    if (b.action === 'ignored') throw new Error(b.reason);
+    expect(m.report(failure({ kind: 'oops', detail: 'BUG in e1000_clean_tx_irq' }))).toMatchObject({ action: 'merged', id: b.id });
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(m.deviceState('eth0').phase).toBe('backoff');
+    expect(m.report(failure())).toMatchObject({ action: 'merged', id: b.id });
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(m.deviceState('eth0').phase).toBe('active');
+    expect(m.report(failure({ kind: 'tx-stall', detail: 'transmit queue 0 stopped for 1100 ms' }))).toMatchObject({ action: 'merged', id: b.id });
+    release();
+    const rec = await b.done;
+    expect(rec).toMatchObject({ result: 'recovered', error: null, merged: 3 });
+    expect(lines.filter((l) => l.fields['SHADOWD_RECOVERY_ID'] === b.id && /failure report merged into recovery/.test(l.message)).map((l) => l.fields['SHADOWD_PHASE'])).toEqual([
+      'backoff',
+      'backoff',
+      'active',
+    ]);
+    expect(byId(MESSAGE_RECOVERY_FAILED)).toHaveLength(0);
+    await m.idle();
+    expect(helper.verbs()).toEqual(['restart', 'restart']);
+    expect(history.list().map((r) => r.result)).toEqual(['recovered', 'recovered']);
+  });
+
+  it('gives up on a failure that comes back in every check, after the limit, and never loops', async () => {
+    let m: RecoveryManager | null = null;
+    const outcomes: string[] = [];
+    // A sticky fault: 100 ms into each check the stall detector reports the queue stopped again.
+    const replay = async (device: string): Promise<ReplayReport> => {
+      await new Promise((r) => setTimeout(r, 100));
+      outcomes.push(m?.report(failure({ kind: 'tx-stall', detail: 'transmit queue 0 stopped for 1100 ms' })).action ?? 'none');
+      await new Promise((r) => setTimeout(r, 100));
+      return { device, steps: [] };
+    };
+    m = make({ replay });
+    const out = m.report(failure({ kind: 'tx-stall', detail: 'transmit queue 0 stopped for 1100 ms' }));
+    if (out.action === 'ignored') throw new Error(out.reason);
+    // 3 restarts (back-off 2 s, then 4 s), then the give-up: well within a minute.
+    await vi.advanceTimersByTimeAsync(60_000);
+    await m.idle();
+    expect(outcomes).toEqual(['started', 'started', 'started']);
+    expect(helper.verbs()).toEqual(['restart', 'restart', 'restart', 'park']);
+    const all = history.list().reverse();
+    expect(all.map((r) => r.result)).toEqual(['failed', 'failed', 'failed', 'gave-up']);
+    for (const r of all.slice(0, 3)) expect(r.error).toBe('the device failed again during the check (tx-stall): transmit queue 0 stopped for 1100 ms');
+    expect(all.slice(1, 3).map((r) => r.phases.wait)).toEqual([2000, 4000]);
+    const gaveUp = all[3]!;
+    expect(gaveUp.error).toMatch(new RegExp(`^3 recoveries of eth0 in the last 10 min \\(${all[0]!.id}, ${all[1]!.id}, ${all[2]!.id}\\) did not keep its driver running`));
+    expect(helper.commands.at(-1)).toBe(`park eth0 ${gaveUp.id}`);
+    expect(byId(MESSAGE_RECOVERY_FAILED).map((l) => l.fields['SHADOWD_PHASE'])).toEqual(['check', 'check', 'check']);
+    expect(byId(MESSAGE_GAVE_UP)).toHaveLength(1);
+    expect(m.deviceState('eth0')).toMatchObject({ recoveryId: null, gaveUp: gaveUp.id });
+    // Parked: later reports are ignored and nothing more is sent.
+    expect(m.report(failure()).action).toBe('ignored');
+    await vi.advanceTimersByTimeAsync(3_600_000);
+    expect(helper.verbs()).toHaveLength(4);
+  });
+
   it('backs off between recoveries (2 s, doubling), gives up after 3 in the window, and never loops', async () => {
     const m = make();
     const done: RecoveryRecord[] = [];

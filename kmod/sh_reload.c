@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Reloading a driver's module during a restart, for when the whole module is
+ * suspect (it oopsed, or an administrator asks for it): its code and static
+ * data come back fresh, not only the failed instance's private state.
+ *
+ * The restart releases the device first (sh_restart.c), so the module's exit
+ * finds nothing of ours to tear down. While the module is unloaded and loaded
+ * again the device carries a driver_override that names no driver: loading
+ * the module cannot probe it from modprobe's context, where the restart's
+ * hooks would not see the probe. The restart's own worker then probes it,
+ * exactly as in a plain restart, and the net_device is kept the same way.
+ *
+ * modprobe runs as a usermode helper from the worker: a daemon killed
+ * meanwhile does not leave the module unloaded.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/device.h>
+#include <linux/ktime.h>
+#include <linux/module.h>
+#include <linux/moduleparam.h>
+#include <linux/pci.h>
+#include <linux/slab.h>
+#include <linux/string.h>
+#include <linux/umh.h>
+
+#include "shadow_helper.h"
+
+static char *sh_modprobe = "/sbin/modprobe";
+module_param_named(modprobe, sh_modprobe, charp, 0444);
+MODULE_PARM_DESC(modprobe, "modprobe used to reload a driver's module (default /sbin/modprobe)");
+
+/* No driver has this name: a device overridden to it binds to nothing. */
+#define SH_HOLD_OVERRIDE	"shadow_helper-hold"
+
+static int sh_count_device(struct device *dev, void *data)
+{
+	(*(unsigned int *)data)++;
+	return 0;
+}
+
+int sh_reload_check(struct device *parent, char *module, size_t len,
+		    struct sh_result *res)
+{
+	struct device_driver *drv;
+	unsigned int bound = 0;
+	int err = 0;
+
+	if (!dev_is_pci(parent)) {
+		scnprintf(res->msg, sizeof(res->msg),
+			  "a reload needs a PCI device (%s is on %s)",
+			  dev_name(parent),
+			  parent->bus ? parent->bus->name : "no bus");
+		return -EOPNOTSUPP;
+	}
+	if (!sh_modprobe || sh_modprobe[0] != '/') {
+		scnprintf(res->msg, sizeof(res->msg),
+			  "the modprobe parameter must be an absolute path");
+		return -EOPNOTSUPP;
+	}
+	/* The driver cannot go away while its device is locked. */
+	device_lock(parent);
+	drv = parent->driver;
+	if (!drv) {
+		scnprintf(res->msg, sizeof(res->msg), "%s has no driver",
+			  dev_name(parent));
+		err = -ENODEV;
+	} else if (!drv->owner) {
+		scnprintf(res->msg, sizeof(res->msg),
+			  "driver %s is built into the kernel: it cannot be reloaded",
+			  drv->name);
+		err = -EOPNOTSUPP;
+	} else {
+		strscpy(module, module_name(drv->owner), len);
+		err = driver_for_each_device(drv, NULL, &bound,
+					     sh_count_device);
+		if (!err && bound > 1) {
+			scnprintf(res->msg, sizeof(res->msg),
+				  "driver %s drives %u devices: reloading it would restart the others without their shadow",
+				  drv->name, bound);
+			err = -EBUSY;
+		}
+	}
+	device_unlock(parent);
+	return err;
+}
+
+/* modprobe's exit status, or a negative errno if it did not run. */
+static int sh_run_modprobe(bool remove, const char *module)
+{
+	static char *envp[3] = {
+		"HOME=/", "PATH=/sbin:/usr/sbin:/bin:/usr/bin", NULL
+	};
+	char *argv[6] = { sh_modprobe, "-q" };
+	int argc = 2;
+	int ret;
+
+	if (remove)
+		argv[argc++] = "-r";
+	argv[argc++] = "--";
+	argv[argc++] = (char *)module;
+	ret = call_usermodehelper(sh_modprobe, argv, envp, UMH_WAIT_PROC);
+	if (ret > 0)
+		return (ret >> 8) & 0xff;
+	return ret;
+}
+
+static void sh_modprobe_failed(struct sh_result *res, const char *what,
+			       const char *module, int ret)
+{
+	if (ret < 0)
+		scnprintf(res->msg, sizeof(res->msg), "cannot run %s: error %d",
+			  sh_modprobe, ret);
+	else
+		scnprintf(res->msg, sizeof(res->msg),
+			  "%s %s failed with exit status %d", what, module, ret);
+}
+
+/* Sets, or with @s NULL clears, @pdev's driver_override. */
+static int sh_set_override(struct pci_dev *pdev, const char *s)
+{
+	if (!s)
+		s = "";
+	return driver_set_override(&pdev->dev, &pdev->driver_override, s,
+				   strlen(s));
+}
+
+/*
+ * With the device released: unloads @module and loads it again. -EBUSY if
+ * the module would not unload (it stays as it was, and the caller may go on
+ * with a plain probe); any other error means it is not loaded now.
+ */
+int sh_reload_module(struct device *parent, const char *module,
+		     struct sh_result *res)
+{
+	struct pci_dev *pdev = to_pci_dev(parent);
+	ktime_t mark = ktime_get();
+	char *saved = NULL;
+	int ret, err = 0;
+
+	device_lock(parent);
+	if (pdev->driver_override)
+		saved = kstrdup(pdev->driver_override, GFP_KERNEL);
+	device_unlock(parent);
+	if (pdev->driver_override && !saved)
+		return -ENOMEM;
+	ret = sh_set_override(pdev, SH_HOLD_OVERRIDE);
+	if (ret) {
+		scnprintf(res->msg, sizeof(res->msg),
+			  "cannot hold %s back from its driver: error %d",
+			  dev_name(parent), ret);
+		kfree(saved);
+		return ret;
+	}
+	ret = sh_run_modprobe(true, module);
+	res->unload_ms = ktime_ms_delta(ktime_get(), mark);
+	if (ret) {
+		sh_modprobe_failed(res, "modprobe -r", module, ret);
+		err = -EBUSY;
+		goto restore;
+	}
+	mark = ktime_get();
+	ret = sh_run_modprobe(false, module);
+	res->load_ms = ktime_ms_delta(ktime_get(), mark);
+	if (ret) {
+		sh_modprobe_failed(res, "modprobe", module, ret);
+		err = -EIO;
+	}
+restore:
+	/* The administrator's own override, if any, is put back. */
+	ret = sh_set_override(pdev, saved);
+	if (ret)
+		pr_warn("%s: cannot restore its driver_override: error %d\n",
+			dev_name(parent), ret);
+	kfree(saved);
+	return err;
+}
