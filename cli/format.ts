@@ -3,6 +3,7 @@
 import { formatConfigError } from '../daemon/config.js';
 import type { DeviceStatus, HistoryResult, InjectResult, ReloadResult, ShowResult, StatusResult } from '../daemon/control-protocol.js';
 import type { PhaseTimings, RecoveryRecord } from '../daemon/recovery-history.js';
+import { modulePhases } from '../daemon/helper-replies.js';
 
 export function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
@@ -58,7 +59,10 @@ export function formatShow(r: ShowResult): string {
   return parts.join('\n');
 }
 
-/** "detect 1200 ms, restart 850 ms (stop 10, release 5, probe 600, replay 30, open 205 ms), check 40 ms, total 900 ms". */
+/**
+ * "detect 1200 ms, restart 850 ms (stop 10, release 5, probe 600, replay 30, open 205 ms), check 40 ms, total 900 ms";
+ * a reload's restart has "unload N, load N" after release.
+ */
 export function phaseSummary(p: PhaseTimings): string {
   const parts: string[] = [];
   if (p.detect !== undefined) parts.push(`detect ${p.detect} ms`);
@@ -66,7 +70,7 @@ export function phaseSummary(p: PhaseTimings): string {
   if (p.stage !== undefined) parts.push(`stage ${p.stage} ms`);
   if (p.restart !== undefined) {
     const m = p.module;
-    const inside = m ? ` (stop ${m.stopMs}, release ${m.releaseMs}, probe ${m.probeMs}, replay ${m.replayMs}, open ${m.openMs} ms)` : '';
+    const inside = m ? ` (${modulePhases(m)})` : '';
     parts.push(`restart ${p.restart} ms${inside}`);
   }
   if (p.check !== undefined) parts.push(`check ${p.check} ms`);
@@ -93,10 +97,19 @@ function headline(r: RecoveryRecord): string {
   }
 }
 
+/** How the driver was restarted: "reload (module e1000)", "reprobe", or null when no restart was asked for. */
+export function methodText(r: Pick<RecoveryRecord, 'method' | 'module'>): string | null {
+  // Records from an older shadowd have neither field.
+  if (!r.method) return null;
+  return r.method === 'reload' && r.module ? `reload (module ${r.module})` : r.method;
+}
+
 /** One recovery (the answer to recover and replay). */
 export function formatRecovery(r: RecoveryRecord): string {
   const lines = [`${r.device}: ${headline(r)}`, `  trigger: ${r.trigger}${r.detail ? `: ${r.detail}` : ''}`];
   if (r.driver) lines.push(`  driver:  ${r.driver}`);
+  const method = methodText(r);
+  if (method) lines.push(`  method:  ${method}`);
   lines.push(`  phases:  ${phaseSummary(r.phases)}`);
   if (r.steps.length) lines.push(`  steps:   ${r.steps.map((s) => `${s.key} ${s.result}${s.error ? ` (${s.error})` : ''}`).join(', ')}`);
   if (r.merged) lines.push(`  merged:  ${r.merged} more failure report${r.merged === 1 ? '' : 's'}`);
@@ -113,6 +126,7 @@ export function formatHistory(h: HistoryResult, device?: string): string {
     r.device,
     r.trigger,
     r.result,
+    r.method ?? '-',
     localTime(r.startedAt),
     ms(r.phases.detect),
     ms(r.phases.wait),
@@ -121,8 +135,11 @@ export function formatHistory(h: HistoryResult, device?: string): string {
     ms(r.phases.total),
     [r.error ?? '', r.merged ? `+${r.merged} merged` : ''].filter(Boolean).join('; '),
   ]);
-  const head = ['ID', 'DEVICE', 'TRIGGER', 'RESULT', 'STARTED', 'DETECT', 'WAIT', 'RESTART', 'CHECK', 'TOTAL', 'NOTE'];
-  return `${table(head, rows)}\n\nPhase times in ms; shadowctl history --json has the helper's own timings and each replay step.`;
+  const head = ['ID', 'DEVICE', 'TRIGGER', 'RESULT', 'METHOD', 'STARTED', 'DETECT', 'WAIT', 'RESTART', 'CHECK', 'TOTAL', 'NOTE'];
+  return (
+    `${table(head, rows)}\n\nMETHOD: how the driver was restarted (reprobe: the device probed again; reload: its module unloaded and loaded first). ` +
+    "Phase times in ms; shadowctl history --json has the helper's own timings, the reloaded module and each replay step."
+  );
 }
 
 export function formatInject(r: InjectResult): string {

@@ -15,7 +15,7 @@ export type Request =
   | { id: number; method: 'status' }
   | { id: number; method: 'show'; params: { device: string } }
   | { id: number; method: 'version' }
-  | { id: number; method: 'recover'; params: { device: string } }
+  | { id: number; method: 'recover'; params: { device: string; reload: boolean } }
   | { id: number; method: 'replay'; params: { device: string } }
   | { id: number; method: 'inject'; params: { device: string; fault: InjectFault; sticky: boolean } }
   | { id: number; method: 'history'; params: { device?: string; limit: number } }
@@ -24,8 +24,11 @@ export type Request =
 /** Methods that change the system: only root may call them. */
 export const MUTATING_METHODS: ReadonlySet<string> = new Set(['recover', 'replay', 'inject', 'reload']);
 
-/** The helper's faults (kmod/PROTOCOL.md `inject`); 'clear' removes an injected one. */
-export const FAULTS = ['tx-hang', 'fail-stop', 'fail-open', 'fail-mtu', 'fail-mac', 'fail-features', 'fail-rings'] as const;
+/**
+ * The helper's faults (kmod/PROTOCOL.md `inject`); 'clear' removes an injected
+ * one. lost-irq masks the device's PCI INTx: its interrupts are lost.
+ */
+export const FAULTS = ['tx-hang', 'fail-stop', 'fail-open', 'fail-mtu', 'fail-mac', 'fail-features', 'fail-rings', 'lost-irq'] as const;
 export type InjectFault = (typeof FAULTS)[number] | 'clear';
 export const INJECT_FAULTS: readonly InjectFault[] = [...FAULTS, 'clear'];
 
@@ -110,7 +113,13 @@ export function parseRequest(line: string): Request {
       if (Object.keys(p).length !== 1) throw new RequestError('EBADREQ', 'show takes only "device"', id);
       return { id, method, params: { device } };
     }
-    case 'recover':
+    case 'recover': {
+      onlyKeys(p, ['device', 'reload'], method, id);
+      const device = deviceParam(p, id);
+      const reload = 'reload' in p ? p['reload'] : false;
+      if (typeof reload !== 'boolean') throw new RequestError('EBADREQ', '"reload" must be true or false', id);
+      return { id, method, params: { device, reload } };
+    }
     case 'replay': {
       onlyKeys(p, ['device'], method, id);
       return { id, method, params: { device: deviceParam(p, id) } };

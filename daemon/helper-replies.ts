@@ -2,35 +2,57 @@
 // read strictly: a reply that does not say exactly what the protocol promises
 // is an error, never a guess, because the recovery manager acts on it.
 import { HelperError } from './helper-client.js';
-import type { ModuleTimings } from './recovery-history.js';
+import type { ModuleTimings, RestartMethod } from './recovery-history.js';
+
+export type { RestartMethod };
 
 /** The helper's replay steps after a restart, in the order it runs them. */
 export const RESTART_STEPS = ['name', 'mac', 'mtu', 'features', 'vlan', 'rings', 'msglvl', 'pause', 'privflags', 'open'] as const;
 export type RestartStep = (typeof RESTART_STEPS)[number];
+/** A reload's first step: `ok` (the module was unloaded and loaded again) or `fail` (it would not unload: the device was probed again with the module as it was). */
+export const RELOAD_STEP = 'reload';
+export type RestartStepName = RestartStep | typeof RELOAD_STEP;
 
 export interface RestartReply {
   device: string;
   id: string;
   ifindex: number;
+  /** Which reply it was: a reload's has module, unload_ms, load_ms and a first step `reload`. */
+  how: RestartMethod;
+  /** The driver's module a reload unloaded and loaded again; null for a re-probe. */
+  module: string | null;
+  /** unloadMs and loadMs only for a reload. */
   timings: ModuleTimings;
   /** A failed step leaves the driver running without that setting: the reply is still "ok". */
   steps: RestartStepResult[];
 }
 
 export interface RestartStepResult {
-  name: RestartStep;
+  name: RestartStepName;
   result: 'ok' | 'skip' | 'fail';
 }
 
-/** `name:ok,mac:skip,mtu:fail`: known steps, each once, in the helper's order. */
-function parseSteps(text: string, fail: (why: string) => Error): RestartStepResult[] {
+/**
+ * `name:ok,mac:skip,mtu:fail`: known steps, each once, in the helper's order.
+ * With `reload`, the list must start with the reload step (and only there).
+ */
+function parseSteps(text: string, fail: (why: string) => Error, reload = false): RestartStepResult[] {
   const steps: RestartStepResult[] = [];
   let last = -1;
-  for (const item of text.split(',')) {
+  const items = text.split(',');
+  if (reload) {
+    const first = /^([a-z]+):([a-z]+)$/.exec(items[0] ?? '');
+    if (first?.[1] !== RELOAD_STEP) throw fail(`the steps of a reload must start with ${RELOAD_STEP}, not ${JSON.stringify(items[0] ?? '')}`);
+    if (first[2] !== 'ok' && first[2] !== 'fail') throw fail(`step ${RELOAD_STEP} has result ${JSON.stringify(first[2])}, not ok or fail`);
+    steps.push({ name: RELOAD_STEP, result: first[2] });
+    items.shift();
+  }
+  for (const item of items) {
     const m = /^([a-z]+):([a-z]+)$/.exec(item);
     if (!m) throw fail(`step ${JSON.stringify(item)} is not name:result`);
     const name = m[1] as RestartStep;
     const result = m[2]!;
+    if ((name as string) === RELOAD_STEP) throw fail(reload ? `step ${RELOAD_STEP} appears twice` : `step ${RELOAD_STEP} is only the first step of a reload`);
     const at = RESTART_STEPS.indexOf(name);
     if (at < 0) throw fail(`unknown step ${JSON.stringify(name)} (known: ${RESTART_STEPS.join(', ')})`);
     if (steps.some((s) => s.name === name)) throw fail(`step ${name} appears twice`);
@@ -50,7 +72,15 @@ const TIMING_KEYS: Record<string, keyof ModuleTimings> = {
   open_ms: 'openMs',
   total_ms: 'totalMs',
 };
+const RELOAD_TIMING_KEYS: Record<string, keyof ModuleTimings> = {
+  unload_ms: 'unloadMs',
+  load_ms: 'loadMs',
+};
 const RESTART_KEYS = ['id', 'ifindex', ...Object.keys(TIMING_KEYS), 'steps'];
+/** A reload's reply has these as well, all of them; a re-probe's none. */
+const RELOAD_KEYS = ['module', ...Object.keys(RELOAD_TIMING_KEYS)];
+/** A module name as the kernel prints it (module_name()): no spaces, no '='. */
+const MODULE_NAME = /^[A-Za-z0-9_-]{1,55}$/;
 
 function bad(what: string, payload: string, why: string): HelperError {
   return new HelperError(`unreadable ${what} reply from shadow_helper ${JSON.stringify(payload)}: ${why}`, { code: 'EPROTO' });
@@ -62,12 +92,15 @@ function decimal(text: string): number | null {
 }
 
 /**
- * Parses the payload of a successful `restart IFACE ID`:
- * `restarted IFACE id=ID ifindex=N stop_ms=N release_ms=N probe_ms=N replay_ms=N open_ms=N total_ms=N steps=name:ok,mac:skip,...`.
- * Every field must be there once, with nothing else; the reply must be about
- * the device and recovery id that were asked for.
+ * Parses the payload of a successful `restart IFACE ID [reload]`:
+ * `restarted IFACE id=ID ifindex=N stop_ms=N release_ms=N probe_ms=N replay_ms=N open_ms=N total_ms=N steps=name:ok,mac:skip,...`,
+ * and for a reload also `module=NAME unload_ms=N load_ms=N` with steps
+ * starting `reload:ok` or `reload:fail`. Every field must be there once, with
+ * nothing else (the reload fields all or none); the reply must be about the
+ * device and recovery id that were asked for. `expected.how`, when given, is
+ * the reply shape the command asked for.
  */
-export function parseRestartReply(payload: string, expected: { device: string; id: string }): RestartReply {
+export function parseRestartReply(payload: string, expected: { device: string; id: string; how?: RestartMethod }): RestartReply {
   const fail = (why: string): HelperError => bad('restart', payload, why);
   if (payload === '') throw fail('it is empty');
   const tokens = payload.split(' ');
@@ -80,38 +113,58 @@ export function parseRestartReply(payload: string, expected: { device: string; i
     const eq = field.indexOf('=');
     if (eq <= 0) throw fail(`${JSON.stringify(field)} is not key=value`);
     const key = field.slice(0, eq);
-    if (!RESTART_KEYS.includes(key)) throw fail(`unknown field ${JSON.stringify(key)}`);
+    if (!RESTART_KEYS.includes(key) && !RELOAD_KEYS.includes(key)) throw fail(`unknown field ${JSON.stringify(key)}`);
     if (values.has(key)) throw fail(`field ${key} appears twice`);
     values.set(key, field.slice(eq + 1));
   }
   const missing = RESTART_KEYS.filter((k) => !values.has(k));
   if (missing.length > 0) throw fail(`missing ${missing.join(', ')}`);
+  const reloadKeys = RELOAD_KEYS.filter((k) => values.has(k));
+  if (reloadKeys.length > 0 && reloadKeys.length < RELOAD_KEYS.length) {
+    throw fail(`it has ${reloadKeys.join(', ')} but not ${RELOAD_KEYS.filter((k) => !values.has(k)).join(', ')}: a reload's reply has all of ${RELOAD_KEYS.join(', ')}, a re-probe's none`);
+  }
+  const how: RestartMethod = reloadKeys.length > 0 ? 'reload' : 'reprobe';
+  if (expected.how !== undefined && how !== expected.how) {
+    throw fail(expected.how === 'reload' ? 'it is a re-probe\'s reply, the restart asked for a reload' : 'it is a reload\'s reply, the restart asked for none');
+  }
 
   const id = values.get('id')!;
   if (id !== expected.id) throw fail(`it is for recovery ${JSON.stringify(id)}, not ${expected.id}`);
   const ifindex = decimal(values.get('ifindex')!);
   if (ifindex === null || ifindex < 1) throw fail(`ifindex ${JSON.stringify(values.get('ifindex'))} is not a positive decimal number`);
+  let module: string | null = null;
+  if (how === 'reload') {
+    module = values.get('module')!;
+    if (!MODULE_NAME.test(module)) throw fail(`module ${JSON.stringify(module)} is not a module name`);
+  }
   const timings = {} as ModuleTimings;
-  for (const [key, name] of Object.entries(TIMING_KEYS)) {
+  for (const [key, name] of Object.entries(how === 'reload' ? { ...TIMING_KEYS, ...RELOAD_TIMING_KEYS } : TIMING_KEYS)) {
     const n = decimal(values.get(key)!);
     if (n === null) throw fail(`${key} ${JSON.stringify(values.get(key))} is not a decimal number of milliseconds`);
     timings[name] = n;
   }
 
-  const steps = parseSteps(values.get('steps')!, fail);
-  return { device, id, ifindex, timings, steps };
+  const steps = parseSteps(values.get('steps')!, fail, how === 'reload');
+  return { device, id, ifindex, how, module, timings, steps };
+}
+
+/** "stop 10, release 5, unload 120, load 300, probe 600, replay 30, open 205 ms": the helper's phases, a reload's when it has them. */
+export function modulePhases(t: ModuleTimings): string {
+  const reload = t.unloadMs !== undefined || t.loadMs !== undefined ? `, unload ${t.unloadMs ?? '?'}, load ${t.loadMs ?? '?'}` : '';
+  return `stop ${t.stopMs}, release ${t.releaseMs}${reload}, probe ${t.probeMs}, replay ${t.replayMs}, open ${t.openMs} ms`;
 }
 
 /**
  * The replay steps an `err` reply to `restart` reports, if it lists them: the
- * helper ends such a message with ` steps=name:ok,mac:fail` (or `steps=none`).
+ * helper ends such a message with ` steps=name:ok,mac:fail` (or `steps=none`;
+ * a reload's start with `reload:ok` or `reload:fail`).
  * Only what is there is read; a message without a readable list gives [].
  */
 export function restartErrorSteps(message: string): RestartStepResult[] {
   const m = / steps=([a-z:,]+)$/.exec(message);
   if (!m?.[1] || m[1] === 'none') return [];
   try {
-    return parseSteps(m[1], (why) => new Error(why));
+    return parseSteps(m[1], (why) => new Error(why), m[1].startsWith(`${RELOAD_STEP}:`));
   } catch {
     return [];
   }

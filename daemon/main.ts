@@ -269,7 +269,7 @@ const handler = (req: Request, peer: PeerCredentials | null): Promise<unknown> =
     case 'version':
       return Promise.resolve<VersionResult>({ version: VERSION, protocol: PROTOCOL_VERSION });
     case 'recover':
-      return recovery.recover(req.params.device, requester(peer));
+      return recovery.recover(req.params.device, requester(peer), { reload: req.params.reload });
     case 'replay':
       return recovery.replay(req.params.device, requester(peer));
     case 'inject':

@@ -15,11 +15,22 @@ export type RecoveryTrigger = FailureKind | 'replay';
 export interface ModuleTimings {
   stopMs: number;
   releaseMs: number;
+  /** A reload's: modprobe -r of the driver's module (absent for a re-probe, and in rows from before reloads). */
+  unloadMs?: number;
+  /** A reload's: modprobe loading it again. */
+  loadMs?: number;
   probeMs: number;
   replayMs: number;
   openMs: number;
   totalMs: number;
 }
+
+/**
+ * How the helper restarted the driver (helper-replies.ts RestartMethod):
+ * 'reprobe' released the device and probed it again; 'reload' also unloaded
+ * and loaded the driver's module in between.
+ */
+export type RestartMethod = 'reprobe' | 'reload';
 
 /** Milliseconds spent in each phase; a phase that did not run is absent. */
 export interface PhaseTimings {
@@ -64,6 +75,14 @@ export interface RecoveryRecord {
   error: string | null;
   /** Failure reports that arrived while it ran and were folded into it. */
   merged: number;
+  /**
+   * How the driver was restarted, as the helper's reply says; null when no
+   * restart completed (a give-up, a replay, a restart refused or failed) and
+   * in rows from before shadowd recorded it.
+   */
+  method: RestartMethod | null;
+  /** The module a reload unloaded and loaded again; null otherwise. */
+  module: string | null;
 }
 
 export const RECOVERY_ID = /^[A-Za-z0-9_-]{1,32}$/;
@@ -85,7 +104,9 @@ CREATE TABLE IF NOT EXISTS recoveries (
   phases TEXT NOT NULL,
   steps TEXT NOT NULL,
   error TEXT,
-  merged INTEGER NOT NULL DEFAULT 0
+  merged INTEGER NOT NULL DEFAULT 0,
+  method TEXT,
+  module TEXT
 );
 CREATE INDEX IF NOT EXISTS recoveries_by_device ON recoveries (device, started_at);
 `;
@@ -103,7 +124,19 @@ interface Row {
   steps: string;
   error: string | null;
   merged: number;
+  method: string | null;
+  module: string | null;
 }
+
+/**
+ * Columns added to schema 1 since it was released: nullable, so a file keeps
+ * its schema number and a shadowd of either age reads the other's rows (an
+ * older one leaves them NULL; SELECT * hands it columns it ignores).
+ */
+const ADDED_COLUMNS: readonly { name: string; type: string }[] = [
+  { name: 'method', type: 'TEXT' },
+  { name: 'module', type: 'TEXT' },
+];
 
 export class HistoryError extends Error {}
 
@@ -132,6 +165,8 @@ function fromRow(r: Row): RecoveryRecord {
     steps: parseJson<RecoveryStep[]>(r.steps, []),
     error: r.error,
     merged: r.merged,
+    method: r.method === 'reprobe' || r.method === 'reload' ? r.method : null,
+    module: r.module ?? null,
   };
 }
 
@@ -162,13 +197,15 @@ export class RecoveryHistory {
     else if (Number(version.v) !== SCHEMA_VERSION) {
       throw new HistoryError(`${db.name}: recovery history schema ${version.v} is not the supported ${SCHEMA_VERSION}`);
     }
+    const have = new Set(db.prepare<[], { name: string }>('SELECT name FROM pragma_table_info(\'recoveries\')').all().map((c) => c.name));
+    for (const c of ADDED_COLUMNS) if (!have.has(c.name)) db.exec(`ALTER TABLE recoveries ADD COLUMN ${c.name} ${c.type}`);
     this.insertStmt = db.prepare(
-      `INSERT INTO recoveries (id, device, driver, trigger_kind, detail, started_at, ended_at, result, phases, steps, error, merged)
-       VALUES (@id, @device, @driver, @trigger_kind, @detail, @started_at, @ended_at, @result, @phases, @steps, @error, @merged)`,
+      `INSERT INTO recoveries (id, device, driver, trigger_kind, detail, started_at, ended_at, result, phases, steps, error, merged, method, module)
+       VALUES (@id, @device, @driver, @trigger_kind, @detail, @started_at, @ended_at, @result, @phases, @steps, @error, @merged, @method, @module)`,
     );
     this.updateStmt = db.prepare(
       `UPDATE recoveries SET driver = @driver, detail = @detail, ended_at = @ended_at, result = @result,
-         phases = @phases, steps = @steps, error = @error, merged = @merged WHERE id = @id`,
+         phases = @phases, steps = @steps, error = @error, merged = @merged, method = @method, module = @module WHERE id = @id`,
     );
     this.pruneStmt = db.prepare('DELETE FROM recoveries WHERE rowid <= (SELECT max(rowid) FROM recoveries) - ?');
   }
@@ -199,6 +236,8 @@ export class RecoveryHistory {
       steps: JSON.stringify(r.steps),
       error: r.error,
       merged: r.merged,
+      method: r.method ?? null,
+      module: r.module ?? null,
     };
   }
 
@@ -210,7 +249,7 @@ export class RecoveryHistory {
     })();
   }
 
-  /** Rewrites a recovery's row (its result, timings, steps, error); its id, device, trigger and start stay. */
+  /** Rewrites a recovery's row (its result, timings, steps, error, method); its id, device, trigger and start stay. */
   update(r: RecoveryRecord): void {
     if (this.updateStmt.run(this.params(r)).changes !== 1) throw new HistoryError(`no recovery ${r.id} in the history`);
   }

@@ -20,6 +20,7 @@ import type { HelperClient, HelperReply } from './helper-client.js';
 import {
   expectPayload,
   isStageCommand,
+  modulePhases,
   parseRestartReply,
   RELOAD_STEP,
   restartErrorSteps,
@@ -29,7 +30,7 @@ import {
 } from './helper-replies.js';
 import type { LogFields, Logger, Priority } from './log.js';
 import { MESSAGE_FAILURE_DETECTED, MESSAGE_GAVE_UP, MESSAGE_RECOVERED, MESSAGE_RECOVERY_FAILED, MESSAGE_RECOVERY_STARTED, MESSAGE_REPLAY_STEP_FAILED } from './message-ids.js';
-import type { ModuleTimings, RecoveryHistory, RecoveryRecord, RecoveryResult, RecoveryStep, RecoveryTrigger } from './recovery-history.js';
+import type { RecoveryHistory, RecoveryRecord, RecoveryResult, RecoveryStep, RecoveryTrigger } from './recovery-history.js';
 
 /** What daemon/netdev-replay.ts reports; declared here so the manager does not depend on its module. */
 export interface ReplayReport {
@@ -176,12 +177,6 @@ export function reloadRefused(errno: string, message: string): boolean {
   if (errno === 'EBUSY') return / drives \d+ devices/.test(message);
   if (errno === 'ENODEV') return / has no driver$/.test(message);
   return false;
-}
-
-/** "stop 10, release 5, unload 120, load 300, probe 600, replay 30, open 205 ms": the helper's phases, a reload's when it has them. */
-export function modulePhases(t: ModuleTimings): string {
-  const reload = t.unloadMs !== undefined || t.loadMs !== undefined ? `, unload ${t.unloadMs ?? '?'}, load ${t.loadMs ?? '?'}` : '';
-  return `stop ${t.stopMs}, release ${t.releaseMs}${reload}, probe ${t.probeMs}, replay ${t.replayMs}, open ${t.openMs} ms`;
 }
 
 function messageOf(err: unknown): string {
@@ -789,6 +784,8 @@ export class RecoveryManager {
     const send = async (how: RestartMethod): Promise<HelperReply> => {
       const command = `restart ${dev} ${rec.id}${how === 'reload' ? ' reload' : ''}`;
       rec.method = how;
+      // A shadowd killed during the restart leaves a row that says which it was.
+      this.save('update', rec);
       try {
         return await helper.request(command);
       } catch (err) {
@@ -812,7 +809,7 @@ export class RecoveryManager {
       this.moduleSteps(rec, restartErrorSteps(reply.message), false);
       // EIO: the driver did not come back (the helper parked it); EBUSY: another restart ran. Both may pass.
       const retryable = reply.errno === 'EIO' || reply.errno === 'EBUSY';
-      throw new AttemptFailure(`shadow_helper could not ${method === 'reload' ? 'reload and restart' : 'restart'} ${dev}: ${reply.errno} ${reply.message}`, retryable);
+      throw new AttemptFailure(`shadow_helper could not restart ${dev}${method === 'reload' ? ' with a module reload' : ''}: ${reply.errno} ${reply.message}`, retryable);
     }
     let parsed;
     try {

@@ -36,7 +36,9 @@ describe('control protocol', () => {
   it('accepts the known requests', () => {
     expect(parseRequest('{"id":1,"method":"status"}')).toEqual({ id: 1, method: 'status' });
     expect(parseRequest('{"id":2,"method":"show","params":{"device":"eth0"}}')).toEqual({ id: 2, method: 'show', params: { device: 'eth0' } });
-    expect(parseRequest('{"id":3,"method":"recover","params":{"device":"eth0"}}')).toEqual({ id: 3, method: 'recover', params: { device: 'eth0' } });
+    expect(parseRequest('{"id":3,"method":"recover","params":{"device":"eth0"}}')).toEqual({ id: 3, method: 'recover', params: { device: 'eth0', reload: false } });
+    expect(parseRequest('{"id":3,"method":"recover","params":{"device":"eth0","reload":true}}')).toEqual({ id: 3, method: 'recover', params: { device: 'eth0', reload: true } });
+    expect(parseRequest('{"id":3,"method":"recover","params":{"reload":false,"device":"eth0"}}')).toEqual({ id: 3, method: 'recover', params: { device: 'eth0', reload: false } });
     expect(parseRequest('{"id":4,"method":"replay","params":{"device":"eth0"}}')).toEqual({ id: 4, method: 'replay', params: { device: 'eth0' } });
     expect(parseRequest('{"id":5,"method":"inject","params":{"device":"eth0","fault":"tx-hang"}}')).toEqual({
       id: 5,
@@ -45,10 +47,16 @@ describe('control protocol', () => {
     });
     expect(parseRequest('{"id":6,"method":"inject","params":{"device":"eth0","fault":"fail-stop","sticky":true}}')).toMatchObject({ params: { sticky: true } });
     expect(parseRequest('{"id":7,"method":"inject","params":{"device":"eth0","fault":"clear","sticky":false}}')).toMatchObject({ params: { fault: 'clear' } });
+    expect(parseRequest('{"id":7,"method":"inject","params":{"device":"eth0","fault":"lost-irq"}}')).toMatchObject({ params: { fault: 'lost-irq', sticky: false } });
     expect(parseRequest('{"id":8,"method":"history"}')).toEqual({ id: 8, method: 'history', params: { limit: 50 } });
     expect(parseRequest('{"id":9,"method":"history","params":{"device":"eth0","limit":1000}}')).toEqual({ id: 9, method: 'history', params: { device: 'eth0', limit: 1000 } });
     expect(parseRequest('{"id":10,"method":"reload"}')).toEqual({ id: 10, method: 'reload' });
     expect(parseRequest('{"id":11,"method":"reload","params":{}}')).toEqual({ id: 11, method: 'reload' });
+  });
+
+  it('says what a bad reload option of recover must be', () => {
+    expect(() => parseRequest('{"id":1,"method":"recover","params":{"device":"eth0","reload":"yes"}}')).toThrow(new RequestError('EBADREQ', '"reload" must be true or false', 1));
+    expect(() => parseRequest('{"id":1,"method":"recover","params":{"device":"eth0","reload":true,"now":1}}')).toThrow('recover takes only "device", "reload", not "now"');
   });
 
   it.each([
@@ -67,9 +75,15 @@ describe('control protocol', () => {
     ['{"id":1,"method":"show","params":{"device":"eth0","more":1}}', 'EBADREQ'],
     ['{"id":1,"method":"recover"}', 'EBADREQ'],
     ['{"id":1,"method":"recover","params":{"device":"eth0","force":true}}', 'EBADREQ'],
+    ['{"id":1,"method":"recover","params":{"device":"eth0","reload":"yes"}}', 'EBADREQ'],
+    ['{"id":1,"method":"recover","params":{"device":"eth0","reload":1}}', 'EBADREQ'],
+    ['{"id":1,"method":"recover","params":{"device":"eth0","reload":null}}', 'EBADREQ'],
+    ['{"id":1,"method":"recover","params":{"reload":true}}', 'EBADREQ'],
+    ['{"id":1,"method":"replay","params":{"device":"eth0","reload":true}}', 'EBADREQ'],
     ['{"id":1,"method":"replay","params":{"device":"a b"}}', 'EBADREQ'],
     ['{"id":1,"method":"inject","params":{"device":"eth0"}}', 'EBADREQ'],
     ['{"id":1,"method":"inject","params":{"device":"eth0","fault":"explode"}}', 'EBADREQ'],
+    ['{"id":1,"method":"inject","params":{"device":"eth0","fault":"lost-irqs"}}', 'EBADREQ'],
     ['{"id":1,"method":"inject","params":{"device":"eth0","fault":"tx-hang","sticky":"yes"}}', 'EBADREQ'],
     ['{"id":1,"method":"inject","params":{"device":"eth0","fault":"tx-hang","sticky":null}}', 'EBADREQ'],
     ['{"id":1,"method":"inject","params":{"device":"eth0","fault":"clear","sticky":true}}', 'EBADREQ'],

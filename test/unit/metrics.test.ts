@@ -174,6 +174,8 @@ describe('recordFinished (the recovery manager hook)', () => {
     steps: [],
     error: null,
     merged: 0,
+    method: 'reprobe',
+    module: null,
   };
 
   it('counts each ended recovery by device, driver and result; only those that ran a restart are timed', () => {

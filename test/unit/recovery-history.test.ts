@@ -21,9 +21,28 @@ function record(id: string, over: Partial<RecoveryRecord> = {}): RecoveryRecord 
     steps: [],
     error: null,
     merged: 0,
+    method: null,
+    module: null,
     ...over,
   };
 }
+
+/** The recoveries table as the first released shadowd made it: no method, no module. */
+const FIRST_SCHEMA = `
+CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+INSERT INTO meta (k, v) VALUES ('recoveries_schema', '1');
+CREATE TABLE recoveries (
+  id TEXT PRIMARY KEY, device TEXT NOT NULL, driver TEXT, trigger_kind TEXT NOT NULL, detail TEXT NOT NULL,
+  started_at INTEGER NOT NULL, ended_at INTEGER,
+  result TEXT NOT NULL CHECK (result IN ('recovered', 'failed', 'gave-up', 'replayed', 'in-progress', 'interrupted')),
+  phases TEXT NOT NULL, steps TEXT NOT NULL, error TEXT, merged INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX recoveries_by_device ON recoveries (device, started_at);
+`;
+/** How that shadowd wrote a row. */
+const FIRST_INSERT = `INSERT INTO recoveries (id, device, driver, trigger_kind, detail, started_at, ended_at, result, phases, steps, error, merged)
+  VALUES (?, 'eth0', 'e1000', 'tx-stall', 'queue 0 stopped', 1000, 1900, 'recovered', ?, '[{"source":"module","key":"mac","result":"ok"}]', NULL, 0)`;
+const FIRST_PHASES = JSON.stringify({ restart: 850, total: 900, module: { stopMs: 10, releaseMs: 5, probeMs: 600, replayMs: 30, openMs: 205, totalMs: 850 } });
 
 describe('recovery history', () => {
   let dir: string;
@@ -54,6 +73,59 @@ describe('recovery history', () => {
     history.update(r);
     expect(history.get('r1')).toEqual(r);
     expect(history.get('nope')).toBeNull();
+  });
+
+  it("records how the driver was restarted: a reload's module and its unload and load times", () => {
+    const r = record('r1', {
+      trigger: 'oops',
+      result: 'recovered',
+      endedAt: 2500,
+      method: 'reload',
+      module: 'e1000',
+      phases: { restart: 1300, total: 1500, module: { stopMs: 10, releaseMs: 5, unloadMs: 140, loadMs: 310, probeMs: 600, replayMs: 30, openMs: 205, totalMs: 1300 } },
+      steps: [
+        { source: 'module', key: 'reload', result: 'ok' },
+        { source: 'module', key: 'mac', result: 'ok' },
+      ],
+    });
+    history.insert(record('r1', { trigger: 'oops' }));
+    expect(history.get('r1')).toMatchObject({ method: null, module: null });
+    history.update(r);
+    expect(history.get('r1')).toEqual(r);
+    history.insert(record('r2', { result: 'recovered', method: 'reprobe' }));
+    expect(history.get('r2')).toMatchObject({ method: 'reprobe', module: null });
+    // A value no shadowd writes reads as unknown.
+    store.database.prepare("UPDATE recoveries SET method = 'bounce' WHERE id = 'r2'").run();
+    expect(history.get('r2')?.method).toBeNull();
+  });
+
+  it('reads a file written by the first shadowd: its columns are added, its rows load without a method, and that shadowd still writes to it', () => {
+    const path = join(dir, 'first.db');
+    const first = new Database(path);
+    first.exec(FIRST_SCHEMA);
+    first.prepare(FIRST_INSERT).run('rold', FIRST_PHASES);
+    first.close();
+
+    const db = new Database(path);
+    const h = new RecoveryHistory(db);
+    expect(h.get('rold')).toEqual({
+      ...record('rold', { trigger: 'tx-stall', detail: 'queue 0 stopped', endedAt: 1900, result: 'recovered' }),
+      phases: JSON.parse(FIRST_PHASES) as object,
+      steps: [{ source: 'module', key: 'mac', result: 'ok' }],
+    });
+    h.insert(record('rnew', { result: 'recovered', method: 'reload', module: 'e1000' }));
+    // Opening it again adds nothing twice; the schema number stays.
+    expect(() => new RecoveryHistory(db)).not.toThrow();
+    expect(db.prepare<[], { v: string }>("SELECT v FROM meta WHERE k = 'recoveries_schema'").get()?.v).toBe('1');
+    // The first shadowd's own statements still work on it (a downgrade): its rows get no method.
+    db.prepare(FIRST_INSERT).run('rolder', FIRST_PHASES);
+    expect(h.get('rolder')).toMatchObject({ method: null, module: null });
+    expect(h.list().map((r) => [r.id, r.method])).toEqual([
+      ['rolder', null],
+      ['rnew', 'reload'],
+      ['rold', null],
+    ]);
+    db.close();
   });
 
   it('lists newest first, by device, with a limit and a start time', () => {

@@ -21,11 +21,17 @@ import { RecoveryManager, checkFailureReport, type RecoveryManagerOptions, type 
 
 type Answer = (command: string) => HelperReply | Promise<HelperReply>;
 
-/** Answers as a healthy proto=2 module does. */
+/** Answers as a healthy proto=2 module does (e1000 being a loadable module that drives one device). */
 function healthy(command: string): HelperReply {
-  const [verb, dev, arg] = command.split(' ');
+  const [verb, dev, arg, option] = command.split(' ');
   switch (verb) {
     case 'restart':
+      if (option === 'reload') {
+        return {
+          ok: true,
+          payload: `restarted ${dev} id=${arg} ifindex=2 module=e1000 stop_ms=10 release_ms=5 unload_ms=120 load_ms=300 probe_ms=600 replay_ms=30 open_ms=205 total_ms=1270 steps=reload:ok,name:skip,mac:ok,mtu:ok,features:ok`,
+        };
+      }
       return {
         ok: true,
         payload: `restarted ${dev} id=${arg} ifindex=2 stop_ms=10 release_ms=5 probe_ms=600 replay_ms=30 open_ms=205 total_ms=850 steps=name:skip,mac:ok,mtu:ok,features:ok`,
@@ -382,7 +388,9 @@ describe('RecoveryManager', () => {
     if (out.action === 'ignored') throw new Error(out.reason);
     const first = await out.done;
     expect(first).toMatchObject({ result: 'failed', trigger: 'oops' });
-    expect(first.error).toBe(`shadow_helper could not restart eth0: EIO eth0 id=${first.id} parked after 700 ms: the driver's open failed: error -5 steps=name:skip,mac:ok,mtu:fail`);
+    expect(first.error).toBe(
+      `shadow_helper could not restart eth0 with a module reload: EIO eth0 id=${first.id} parked after 700 ms: the driver's open failed: error -5 steps=name:skip,mac:ok,mtu:fail`,
+    );
     expect(first.steps).toEqual([
       { source: 'module', key: 'name', result: 'skip' },
       { source: 'module', key: 'mac', result: 'ok' },
@@ -394,6 +402,8 @@ describe('RecoveryManager', () => {
     await vi.advanceTimersByTimeAsync(2000 + 4000);
     await m.idle();
     expect(helper.verbs()).toEqual(['restart', 'restart', 'restart', 'park']);
+    // An oops: each attempt, the retries too, reloads the module.
+    expect(helper.commands.slice(0, 3).every((c) => c.endsWith(' reload'))).toBe(true);
     const all = history.list();
     expect(all.map((r) => r.result)).toEqual(['gave-up', 'failed', 'failed', 'failed']);
     expect(all[2]?.detail).toMatch(new RegExp(`^retry after ${first.id} failed: `));
@@ -570,6 +580,8 @@ describe('RecoveryManager', () => {
       steps: [],
       error: null,
       merged: 0,
+      method: null,
+      module: null,
       ...over,
     });
     history.insert(row('old1', { device: 'eth1', startedAt: now - 3_600_000, endedAt: now - 3_599_000 }));
@@ -606,6 +618,8 @@ describe('RecoveryManager', () => {
       steps: [],
       error: null,
       merged: 0,
+      method: null,
+      module: null,
     });
     for (const [i, at] of [-50_000, -40_000, -30_000].entries()) history.insert(row(`s${i}`, now + at, 'tx-stall'));
     history.insert(row('m1', now - 20_000, 'manual'));
@@ -708,6 +722,211 @@ describe('RecoveryManager', () => {
     expect(finished[0]!.endedAt! - finished[0]!.startedAt).toBe(finished[0]!.phases.total);
     expect(replayed.result).toBe('replayed');
     expect(lines.some((l) => l.priority === 'err' && l.message === `onFinished for recovery ${replayed.id} failed: metrics broke`)).toBe(true);
+  });
+
+  describe('restart method: a re-probe, or a module reload when the driver\'s code is suspect', () => {
+    /** The helper refusing `restart ... reload` untouched with this reply, and answering the rest as healthy() does. */
+    const refusingReload = (errno: string, message: string) => (c: string): HelperReply => (c.endsWith(' reload') ? { ok: false, errno, message } : healthy(c));
+
+    it.each(['oops', 'bug'] as const)('%s blamed on the driver: the restart reloads its module; recorded, timed and journalled', async (kind) => {
+      const m = make();
+      const out = m.report(failure({ kind, detail: 'BUG: unable to handle page fault in e1000_clean [e1000]', driver: 'e1000' }));
+      if (out.action === 'ignored') throw new Error(out.reason);
+      const rec = await out.done;
+      expect(helper.commands).toEqual([`restart eth0 ${out.id} reload`]);
+      expect(rec).toMatchObject({
+        result: 'recovered',
+        error: null,
+        method: 'reload',
+        module: 'e1000',
+        phases: { module: { stopMs: 10, releaseMs: 5, unloadMs: 120, loadMs: 300, probeMs: 600, replayMs: 30, openMs: 205, totalMs: 1270 } },
+      });
+      expect(rec.steps.map((st) => `${st.key}:${st.result}`)).toEqual(['reload:ok', 'name:skip', 'mac:ok', 'mtu:ok', 'features:ok']);
+      expect(history.get(out.id)).toEqual(rec);
+      expect(byId(MESSAGE_RECOVERY_STARTED)[0]).toMatchObject({
+        message: `eth0: recovery ${out.id} restarting driver e1000 and reloading its module; the shadow answers for it meanwhile`,
+        fields: { SHADOWD_RESTART_METHOD: 'reload' },
+      });
+      const restarted = lines.find((l) => l.message.startsWith('eth0: driver restarted'));
+      expect(restarted).toMatchObject({
+        priority: 'info',
+        message: 'eth0: driver restarted (module e1000 reloaded) in 0 ms (stop 10, release 5, unload 120, load 300, probe 600, replay 30, open 205 ms)',
+        fields: { SHADOWD_RESTART_METHOD: 'reload', SHADOWD_MODULE: 'e1000', SHADOWD_PHASE: 'active' },
+      });
+    });
+
+    it.each(['tx-stall', 'tx-timeout', 'warn'] as const)('%s: a plain restart (re-probe), recorded as such', async (kind) => {
+      const m = make();
+      const out = m.report(failure({ kind }));
+      if (out.action === 'ignored') throw new Error(out.reason);
+      const rec = await out.done;
+      expect(helper.commands).toEqual([`restart eth0 ${out.id}`]);
+      expect(rec).toMatchObject({ result: 'recovered', method: 'reprobe', module: null });
+      expect(rec.phases.module).toEqual({ stopMs: 10, releaseMs: 5, probeMs: 600, replayMs: 30, openMs: 205, totalMs: 850 });
+      expect(byId(MESSAGE_RECOVERY_STARTED)[0]?.fields).toMatchObject({ SHADOWD_RESTART_METHOD: 'reprobe' });
+      expect(lines.find((l) => l.message.startsWith('eth0: driver restarted'))?.message).toBe(
+        'eth0: driver restarted in 0 ms (stop 10, release 5, probe 600, replay 30, open 205 ms)',
+      );
+    });
+
+    it.each([
+      ['EOPNOTSUPP', 'driver e1000 is built into the kernel: it cannot be reloaded'],
+      ['EOPNOTSUPP', 'a reload needs a PCI device (eth0 is on platform)'],
+      ['EBUSY', 'driver e1000 drives 2 devices: reloading it would restart the others without their shadow'],
+      ['ENODEV', '0000:00:04.0 has no driver'],
+    ])('a reload refused untouched (%s %s): a notice, then a plain restart in the same recovery, noted', async (errno, message) => {
+      helper.answer = refusingReload(errno, message);
+      const m = make();
+      const out = m.report(failure({ kind: 'oops', detail: 'Oops in e1000_xmit_frame [e1000]' }));
+      if (out.action === 'ignored') throw new Error(out.reason);
+      const rec = await out.done;
+      expect(helper.commands).toEqual([`restart eth0 ${out.id} reload`, `restart eth0 ${out.id}`]);
+      const note = `the module reload was refused (${errno} ${message}): the driver was restarted without it`;
+      expect(rec).toMatchObject({ result: 'recovered', method: 'reprobe', module: null, error: note });
+      expect(rec.steps.map((st) => st.key)).toEqual(['name', 'mac', 'mtu', 'features']);
+      expect(lines.filter((l) => l.message.includes('cannot reload'))).toEqual([
+        {
+          priority: 'notice',
+          message: `eth0: shadow_helper cannot reload driver e1000's module (${errno} ${message}); restarting the driver without a reload`,
+          fields: expect.objectContaining({ SHADOWD_RECOVERY_ID: out.id, SHADOWD_PHASE: 'active', SHADOWD_RESTART_METHOD: 'reprobe' }) as unknown,
+        },
+      ]);
+      expect(byId(MESSAGE_RECOVERED)[0]?.message).toContain(`with problems: ${note}`);
+      expect(byId(MESSAGE_RECOVERY_FAILED)).toEqual([]);
+    });
+
+    it('does not fall back when the refusal is not about the reload: another restart running is retried as a reload', async () => {
+      let busy = true;
+      helper.answer = (c) => (busy && c.startsWith('restart') ? { ok: false, errno: 'EBUSY', message: 'another restart is running' } : healthy(c));
+      const m = make();
+      const out = m.report(failure({ kind: 'bug' }));
+      if (out.action === 'ignored') throw new Error(out.reason);
+      const first = await out.done;
+      expect(first).toMatchObject({ result: 'failed', method: 'reload', error: 'shadow_helper could not restart eth0 with a module reload: EBUSY another restart is running' });
+      expect(helper.commands).toEqual([`restart eth0 ${first.id} reload`]);
+      busy = false;
+      await vi.advanceTimersByTimeAsync(2000);
+      await m.idle();
+      const retry = history.list()[0]!;
+      expect(retry).toMatchObject({ result: 'recovered', method: 'reload', module: 'e1000', trigger: 'bug' });
+      expect(helper.commands).toEqual([`restart eth0 ${first.id} reload`, `restart eth0 ${retry.id} reload`]);
+    });
+
+    it('a module that would not unload: the device was probed again with it; recovered, with a warning and a note, not a failed replay step', async () => {
+      helper.answer = (c) => {
+        const r = healthy(c);
+        return r.ok && c.endsWith(' reload') ? { ok: true, payload: r.payload.replace('reload:ok', 'reload:fail').replace('load_ms=300', 'load_ms=0') } : r;
+      };
+      const m = make();
+      const out = m.report(failure({ kind: 'oops' }));
+      if (out.action === 'ignored') throw new Error(out.reason);
+      const rec = await out.done;
+      const note = 'module e1000 would not unload: the device was probed again with the module as it was';
+      expect(rec).toMatchObject({ result: 'recovered', method: 'reload', module: 'e1000', error: note });
+      expect(rec.steps[0]).toEqual({ source: 'module', key: 'reload', result: 'fail' });
+      expect(byId(MESSAGE_REPLAY_STEP_FAILED)).toEqual([]);
+      expect(lines.find((l) => l.message === `eth0: ${note} (the kernel log says why)`)).toMatchObject({ priority: 'warning', fields: { SHADOWD_STEP: 'reload', SHADOWD_MODULE: 'e1000' } });
+      expect(lines.find((l) => l.message.startsWith('eth0: driver restarted'))?.message).toBe(
+        'eth0: driver restarted (module e1000 not reloaded) in 0 ms (stop 10, release 5, unload 120, load 0, probe 600, replay 30, open 205 ms)',
+      );
+    });
+
+    it("a reload the driver did not come back from: failed with the helper's reason and its steps, retried", async () => {
+      helper.answer = (c) =>
+        c.endsWith(' reload') ? { ok: false, errno: 'EIO', message: `eth0 id=${c.split(' ')[2]} parked after 900 ms: modprobe e1000 failed with exit status 1 steps=reload:fail` } : healthy(c);
+      const m = make({ policy: { maxRecoveries: 1 } });
+      const out = m.report(failure({ kind: 'oops' }));
+      if (out.action === 'ignored') throw new Error(out.reason);
+      const rec = await out.done;
+      expect(rec).toMatchObject({ result: 'failed', method: 'reload', module: null });
+      expect(rec.error).toBe(`shadow_helper could not restart eth0 with a module reload: EIO eth0 id=${rec.id} parked after 900 ms: modprobe e1000 failed with exit status 1 steps=reload:fail`);
+      expect(rec.steps).toEqual([{ source: 'module', key: 'reload', result: 'fail' }]);
+      expect(byId(MESSAGE_REPLAY_STEP_FAILED)).toEqual([]);
+      expect(byId(MESSAGE_RECOVERY_FAILED)[0]?.priority).toBe('warning');
+    });
+
+    it('fails a reload answered with a re-probe\'s reply (the helper did not do what was asked)', async () => {
+      helper.answer = (c) => healthy(c.replace(/ reload$/, ''));
+      const m = make();
+      const out = m.report(failure({ kind: 'oops' }));
+      if (out.action === 'ignored') throw new Error(out.reason);
+      const rec = await out.done;
+      expect(rec.result).toBe('failed');
+      expect(rec.error).toMatch(/^unreadable restart reply from shadow_helper ".*": it is a re-probe's reply, the restart asked for a reload$/);
+    });
+
+    it('an oops merged before the restart began makes it a reload; one merged once it began does not', async () => {
+      const m = make();
+      const first = m.report(failure());
+      if (first.action === 'ignored') throw new Error(first.reason);
+      await first.done;
+      // The next waits its back-off: an oops merged then is in time.
+      const second = m.report(failure({ kind: 'tx-stall' }));
+      if (second.action === 'ignored') throw new Error(second.reason);
+      await vi.advanceTimersByTimeAsync(500);
+      expect(m.deviceState('eth0').phase).toBe('backoff');
+      expect(m.report(failure({ kind: 'oops', detail: 'Oops in e1000_clean [e1000]' })).action).toBe('merged');
+      expect(lines.some((l) => l.message.includes("merged into recovery") && l.message.includes("its restart will reload the driver's module"))).toBe(true);
+      await vi.advanceTimersByTimeAsync(1500);
+      expect(await second.done).toMatchObject({ result: 'recovered', method: 'reload', merged: 1 });
+
+      let release: () => void = () => undefined;
+      helper.answer = (c) => (c.startsWith('restart') ? new Promise((r) => (release = () => r(healthy(c)))) : healthy(c));
+      const third = m.report(failure({ kind: 'tx-stall' }));
+      if (third.action === 'ignored') throw new Error(third.reason);
+      await vi.advanceTimersByTimeAsync(4000);
+      expect(m.deviceState('eth0').phase).toBe('active');
+      // The row says which restart is under way, should shadowd be killed now.
+      expect(history.get(third.id)).toMatchObject({ result: 'in-progress', method: 'reprobe' });
+      expect(m.report(failure({ kind: 'bug' })).action).toBe('merged');
+      release();
+      expect(await third.done).toMatchObject({ result: 'recovered', method: 'reprobe', merged: 1 });
+      expect(helper.commands.at(-1)).toBe(`restart eth0 ${third.id}`);
+    });
+
+    it('manual: a reload when asked (the give-up of an oops loop lifted), a re-probe when not', async () => {
+      const m = make();
+      const plain = await m.recover('eth0', 'uid 0 (pid 7)');
+      expect(plain).toMatchObject({ trigger: 'manual', result: 'recovered', method: 'reprobe', detail: 'requested by uid 0 (pid 7)' });
+      expect(helper.commands).toEqual([`restart eth0 ${plain.id}`]);
+      const reloaded = await m.recover('eth0', 'uid 0 (pid 8)', { reload: true });
+      expect(reloaded).toMatchObject({ trigger: 'manual', result: 'recovered', method: 'reload', module: 'e1000', detail: 'requested by uid 0 (pid 8), with a module reload' });
+      expect(helper.commands.at(-1)).toBe(`restart eth0 ${reloaded.id} reload`);
+      expect(lines.some((l) => l.message === 'eth0: recovery requested by uid 0 (pid 8), with a module reload')).toBe(true);
+
+      // Refused: the same fallback as for a detector's recovery.
+      helper.answer = refusingReload('EOPNOTSUPP', 'driver e1000 is built into the kernel: it cannot be reloaded');
+      const refused = await m.recover('eth0', undefined, { reload: true });
+      expect(refused).toMatchObject({ result: 'recovered', method: 'reprobe', error: expect.stringMatching(/^the module reload was refused \(EOPNOTSUPP driver e1000 is built/) as unknown });
+      expect(helper.commands.slice(-2)).toEqual([`restart eth0 ${refused.id} reload`, `restart eth0 ${refused.id}`]);
+    });
+
+    it('manual --reload joining a recovery: it reloads if its restart has not begun, and says so when it has', async () => {
+      const m = make();
+      const first = m.report(failure());
+      if (first.action === 'ignored') throw new Error(first.reason);
+      await first.done;
+      const waiting = m.report(failure());
+      if (waiting.action === 'ignored') throw new Error(waiting.reason);
+      await vi.advanceTimersByTimeAsync(500);
+      const joined = await m.recover('eth0', undefined, { reload: true });
+      expect(joined).toMatchObject({ id: waiting.id, method: 'reload', result: 'recovered' });
+      expect(helper.commands.at(-1)).toBe(`restart eth0 ${waiting.id} reload`);
+
+      let release: () => void = () => undefined;
+      helper.answer = (c) => (c.startsWith('restart') ? new Promise((r) => (release = () => r(healthy(c)))) : healthy(c));
+      const running = m.report(failure());
+      if (running.action === 'ignored') throw new Error(running.reason);
+      // Past its back-off: its restart has been sent.
+      await vi.advanceTimersByTimeAsync(5000);
+      expect(m.deviceState('eth0').phase).toBe('active');
+      const late = m.recover('eth0', undefined, { reload: true });
+      await vi.advanceTimersByTimeAsync(0);
+      release();
+      const rec = await late;
+      expect(rec).toMatchObject({ id: running.id, method: 'reprobe', result: 'recovered', error: 'a module reload was asked for once the restart had begun: none was done' });
+      expect(lines.some((l) => l.priority === 'notice' && l.message.endsWith('its restart began without a module reload, so none is done (ask again once it has ended)'))).toBe(true);
+    });
   });
 
   it('makes unique ids that the helper accepts, even within one millisecond', async () => {

@@ -1,6 +1,7 @@
 // shadowctl against a control socket served by the daemon's own server code
 // (answering from fixed results): output shapes, human views and exit codes.
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -45,7 +46,31 @@ const RECOVERED: RecoveryRecord = {
   ],
   error: null,
   merged: 1,
+  method: 'reprobe',
+  module: null,
 };
+/** `recover eth0 --reload`: its module unloaded and loaded again. */
+const RELOADED_REC: RecoveryRecord = {
+  ...RECOVERED,
+  id: 'rmihx2k1c-5',
+  trigger: 'manual',
+  detail: 'requested by uid 0 (pid 1), with a module reload',
+  phases: {
+    restart: 1300,
+    check: 40,
+    total: 1350,
+    module: { stopMs: 10, releaseMs: 5, unloadMs: 140, loadMs: 310, probeMs: 600, replayMs: 30, openMs: 205, totalMs: 1300 },
+  },
+  steps: [
+    { source: 'module', key: 'reload', result: 'ok' },
+    { source: 'module', key: 'mac', result: 'ok' },
+  ],
+  merged: 0,
+  method: 'reload',
+  module: 'e1000',
+};
+/** A history row written before shadowd recorded the method: the fields absent. */
+const OLD_ROW = { ...RECOVERED, id: 'rmihx2k1c-1', method: undefined, module: undefined } as unknown as RecoveryRecord;
 const GAVE_UP: RecoveryRecord = {
   ...RECOVERED,
   id: 'rmihx2k1c-3',
@@ -57,6 +82,7 @@ const GAVE_UP: RecoveryRecord = {
   steps: [],
   error: '3 recoveries of eth1 in the last 10 min (a, b, c) did not keep its driver running: the failure looks deterministic; the device is parked',
   merged: 0,
+  method: null,
 };
 const REPLAYED: RecoveryRecord = {
   ...RECOVERED,
@@ -67,8 +93,9 @@ const REPLAYED: RecoveryRecord = {
   phases: { check: 35, total: 35 },
   steps: [{ source: 'daemon', key: 'coalesce', result: 'ok', argv: ['ethtool', '-C', 'eth0', 'rx-usecs', '3'] }],
   merged: 0,
+  method: null,
 };
-const HISTORY: HistoryResult = { recoveries: [REPLAYED, GAVE_UP, RECOVERED] };
+const HISTORY: HistoryResult = { recoveries: [REPLAYED, RELOADED_REC, GAVE_UP, RECOVERED, OLD_ROW] };
 const RELOADED: ReloadResult = { ok: true, file: '/etc/shadowd/shadowd.conf', errors: [], changes: ['LogLevel=debug', '[Device eth1] Protect=no'] };
 const UNCHANGED: ReloadResult = { ok: true, file: '/etc/shadowd/shadowd.conf', errors: [], changes: [] };
 const REFUSED: ReloadResult = {
@@ -87,6 +114,8 @@ describe('shadowctl', () => {
   let server: ControlServer;
   /** What the next reload answers. */
   let reloadAnswer: ReloadResult = RELOADED;
+  /** The params of each recover request, as the daemon got them. */
+  const recoverParams: unknown[] = [];
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'shadowctl-'));
     socket = join(dir, 'control.sock');
@@ -96,7 +125,8 @@ describe('shadowctl', () => {
         if (req.method === 'status') return Promise.resolve(STATUS);
         if (req.method === 'show' && req.params.device === 'eth0') return Promise.resolve(SHOW);
         if (req.method === 'show') return Promise.reject(new RequestError('ENODEV', `shadowd watches no network device named ${req.params.device}`));
-        if (req.method === 'recover' && req.params.device === 'eth0') return Promise.resolve(RECOVERED);
+        if (req.method === 'recover') recoverParams.push(req.params);
+        if (req.method === 'recover' && req.params.device === 'eth0') return Promise.resolve(req.params.reload ? RELOADED_REC : RECOVERED);
         if (req.method === 'recover' && req.params.device === 'eth1') return Promise.resolve(GAVE_UP);
         if (req.method === 'recover') return Promise.reject(new RequestError('ENODEV', `shadowd watches no network device named ${req.params.device}`));
         if (req.method === 'replay') return Promise.resolve(REPLAYED);
@@ -199,10 +229,61 @@ describe('shadowctl', () => {
       'eth0: recovered in 900 ms (rmihx2k1c-0)',
       '  trigger: tx-timeout: transmit queue 0 timed out',
       '  driver:  e1000',
+      '  method:  reprobe',
       '  phases:  detect 1200 ms, restart 850 ms (stop 10, release 5, probe 600, replay 30, open 205 ms), check 40 ms, total 900 ms',
       '  steps:   mac ok, mtu skip',
       '  merged:  1 more failure report',
     ]);
+  }, 30_000);
+
+  it("recover --reload asks for the module reload and prints it: method, module, unload and load times; without it, nothing is sent", async () => {
+    recoverParams.length = 0;
+    const json = await ctl('recover', 'eth0', '--reload', '--json');
+    expect(json.exitCode).toBe(0);
+    expect(JSON.parse(json.stdout)).toEqual(RELOADED_REC);
+    const human = await ctl('recover', 'eth0', '--reload');
+    expect(human.exitCode).toBe(0);
+    expect(human.stdout.split('\n')).toEqual([
+      'eth0: recovered in 1350 ms (rmihx2k1c-5)',
+      '  trigger: manual: requested by uid 0 (pid 1), with a module reload',
+      '  driver:  e1000',
+      '  method:  reload (module e1000)',
+      '  phases:  restart 1300 ms (stop 10, release 5, unload 140, load 310, probe 600, replay 30, open 205 ms), check 40 ms, total 1350 ms',
+      '  steps:   reload ok, mac ok',
+    ]);
+    expect(recoverParams).toEqual([
+      { device: 'eth0', reload: true },
+      { device: 'eth0', reload: true },
+    ]);
+
+    // On the wire: a shadowd from before --reload refuses an unknown parameter, so a plain recover sends none.
+    const rawSocket = join(dir, 'raw.sock');
+    const seen: unknown[] = [];
+    const raw = createServer((c) => {
+      c.setEncoding('utf8');
+      c.on('data', (line: string) => {
+        const req = JSON.parse(line) as { id: number; params: unknown };
+        seen.push(req.params);
+        c.end(`${JSON.stringify({ id: req.id, ok: true, result: RECOVERED })}\n`);
+      });
+    });
+    await new Promise<void>((resolve) => raw.listen(rawSocket, resolve));
+    try {
+      for (const args of [['recover', 'eth0'], ['recover', 'eth0', '--no-reload'], ['recover', 'eth0', '--reload']]) {
+        expect((await execa('node', [SHADOWCTL, '--socket', rawSocket, ...args], { reject: false })).exitCode).toBe(0);
+      }
+    } finally {
+      await new Promise((resolve) => raw.close(resolve));
+    }
+    expect(seen).toEqual([{ device: 'eth0' }, { device: 'eth0' }, { device: 'eth0', reload: true }]);
+  }, 30_000);
+
+  it('recover --help says what --reload does', async () => {
+    const r = await ctl('recover', '--help');
+    expect(r.exitCode).toBe(0);
+    const flat = r.stdout.replace(/\s+/g, ' ');
+    expect(flat).toContain("--reload Also unload and load the driver's module: for a driver whose code is suspect");
+    expect(flat).toContain('the driver is restarted without it');
   }, 30_000);
 
   it('recover exits 1 when the recovery gave up, with the reason, and for an unknown device', async () => {
@@ -234,6 +315,9 @@ describe('shadowctl', () => {
     const human = await ctl('inject', 'eth0', 'clear');
     expect(human.exitCode).toBe(0);
     expect(human.stdout).toBe('eth0: injected fault cleared');
+    const lostIrq = await ctl('inject', 'eth0', 'lost-irq');
+    expect(lostIrq.exitCode).toBe(0);
+    expect(lostIrq.stdout).toBe('eth0: fault lost-irq injected');
     const refused = await ctl('inject', 'eth0', 'fail-stop');
     expect(refused.exitCode).toBe(1);
     expect(refused.stderr).toBe('shadowctl: shadow_helper refused "inject eth0 fail-stop": EPERM fault injection is disabled');
@@ -248,11 +332,14 @@ describe('shadowctl', () => {
     const human = await ctl('history');
     expect(human.exitCode).toBe(0);
     const lines = human.stdout.split('\n');
-    expect(lines[0]).toMatch(/^ID\s+DEVICE\s+TRIGGER\s+RESULT\s+STARTED\s+DETECT\s+WAIT\s+RESTART\s+CHECK\s+TOTAL\s+NOTE$/);
-    expect(lines[1]).toMatch(/^rmihx2k1c-4\s+eth0\s+replay\s+replayed\s+2025-11-27 15:00:01\s+-\s+-\s+-\s+35\s+35$/);
-    expect(lines[2]).toMatch(/^rmihx2k1c-3\s+eth1\s+oops\s+gave-up\s+2025-11-27 15:00:01\s+-\s+-\s+-\s+-\s+3\s+3 recoveries of eth1/);
-    expect(lines[3]).toMatch(/^rmihx2k1c-0\s+eth0\s+tx-timeout\s+recovered\s+2025-11-27 15:00:01\s+1200\s+-\s+850\s+40\s+900\s+\+1 merged$/);
-    expect(human.stdout).toContain('Phase times in ms');
+    expect(lines[0]).toMatch(/^ID\s+DEVICE\s+TRIGGER\s+RESULT\s+METHOD\s+STARTED\s+DETECT\s+WAIT\s+RESTART\s+CHECK\s+TOTAL\s+NOTE$/);
+    expect(lines[1]).toMatch(/^rmihx2k1c-4\s+eth0\s+replay\s+replayed\s+-\s+2025-11-27 15:00:01\s+-\s+-\s+-\s+35\s+35$/);
+    expect(lines[2]).toMatch(/^rmihx2k1c-5\s+eth0\s+manual\s+recovered\s+reload\s+2025-11-27 15:00:01\s+-\s+-\s+1300\s+40\s+1350$/);
+    expect(lines[3]).toMatch(/^rmihx2k1c-3\s+eth1\s+oops\s+gave-up\s+-\s+2025-11-27 15:00:01\s+-\s+-\s+-\s+-\s+3\s+3 recoveries of eth1/);
+    expect(lines[4]).toMatch(/^rmihx2k1c-0\s+eth0\s+tx-timeout\s+recovered\s+reprobe\s+2025-11-27 15:00:01\s+1200\s+-\s+850\s+40\s+900\s+\+1 merged$/);
+    // A row from before shadowd recorded the method.
+    expect(lines[5]).toMatch(/^rmihx2k1c-1\s+eth0\s+tx-timeout\s+recovered\s+-\s+2025-11-27 15:00:01\s+1200\s+-\s+850\s+40\s+900\s+\+1 merged$/);
+    expect(human.stdout.replace(/\s+/g, ' ')).toContain('METHOD: how the driver was restarted (reprobe: the device probed again; reload: its module unloaded and loaded first). Phase times in ms');
     const one = await ctl('history', 'eth0', '--limit', '1', '--json');
     expect(JSON.parse(one.stdout)).toEqual({ recoveries: [REPLAYED] });
     const none = await ctl('history', 'eth5');
@@ -260,14 +347,16 @@ describe('shadowctl', () => {
   }, 30_000);
 
   it('exits 2 on bad recovery command lines', async () => {
-    const cases = [['recover'], ['inject', 'eth0'], ['inject', 'eth0', 'explode'], ['inject', 'eth0', 'clear', '--sticky'], ['history', '--limit', '0'], ['history', '--limit', '1001'], ['history', '--limit', 'x'], ['history', 'eth0', 'eth1']];
+    const cases = [['recover'], ['recover', 'eth0', '--reloads'], ['replay', 'eth0', '--reload'], ['inject', 'eth0'], ['inject', 'eth0', 'explode'], ['inject', 'eth0', 'clear', '--sticky'], ['history', '--limit', '0'], ['history', '--limit', '1001'], ['history', '--limit', 'x'], ['history', 'eth0', 'eth1']];
     const results = await Promise.all(cases.map((args) => ctl(...args)));
     results.forEach((r, i) => {
       expect(r.exitCode, cases[i]!.join(' ')).toBe(2);
       expect(r.stderr).toMatch(/^shadowctl: /m);
     });
-    expect(results[3]?.stderr).toContain('shadowctl: --sticky applies to a fault, not to clear');
-    expect(results[4]?.stderr).toContain('shadowctl: --limit must be an integer from 1 to 1000');
+    expect(results[1]?.stderr).toContain('shadowctl: Unknown argument: reloads');
+    expect(results[2]?.stderr).toContain('shadowctl: Unknown argument: reload');
+    expect(results[5]?.stderr).toContain('shadowctl: --sticky applies to a fault, not to clear');
+    expect(results[6]?.stderr).toContain('shadowctl: --limit must be an integer from 1 to 1000');
   }, 30_000);
 
   it('reload --json prints the outcome; reload prints what changed, or each error with file, line and key, and exits 1', async () => {

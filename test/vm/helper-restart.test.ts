@@ -2,7 +2,8 @@
 // real 6.1 guest, without the daemon (guest/restart-check.ts): the device
 // keeps its ifindex and every configuration key, a sniffer on it survives,
 // configuration made by another process while the driver restarts again and
-// again is accepted and in force afterwards, and a driver whose open keeps
+// again is accepted and in force afterwards, a restart that reloads the
+// driver's whole module keeps the device just the same, and a driver whose open keeps
 // failing leaves the device parked rather than gone.
 import { existsSync, statSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -30,6 +31,15 @@ interface RestartResult {
     ping: string;
     sniffer: { alive: boolean; capturedAfter: number };
   };
+  reload: {
+    reply: string;
+    moduleNodeBefore: number;
+    moduleNodeAfter: number;
+    ifindex: number;
+    before: Record<string, unknown>;
+    after: Record<string, unknown>;
+    ping: string;
+  };
   concurrent: {
     replies: string[];
     iterations: number;
@@ -43,6 +53,16 @@ interface RestartResult {
 /** The fields of a `restarted` reply; fails the test on anything else. */
 function restarted(reply: string): Record<string, string> {
   expect(reply).toMatch(/^ok restarted \S+ id=\S+ ifindex=\d+ stop_ms=\d+ release_ms=\d+ probe_ms=\d+ replay_ms=\d+ open_ms=\d+ total_ms=\d+ steps=\S+$/);
+  return Object.fromEntries(reply.split(' ').slice(3).map((f) => f.split('=') as [string, string]));
+}
+
+/** The fields of a `restarted` reply to `restart IFACE ID reload`. */
+function reloaded(reply: string, module: string): Record<string, string> {
+  expect(reply).toMatch(
+    new RegExp(
+      `^ok restarted \\S+ id=\\S+ ifindex=\\d+ module=${module} stop_ms=\\d+ release_ms=\\d+ unload_ms=\\d+ load_ms=\\d+ probe_ms=\\d+ replay_ms=\\d+ open_ms=\\d+ total_ms=\\d+ steps=\\S+$`,
+    ),
+  );
   return Object.fromEntries(reply.split(' ').slice(3).map((f) => f.split('=') as [string, string]));
 }
 
@@ -73,6 +93,15 @@ describe('helper module restart keeps the net_device', () => {
     expect(res.preserve.sniffer.alive).toBe(true);
     expect(res.preserve.sniffer.capturedAfter).toBeGreaterThan(0);
 
+    // 1b. the same through a reload of the driver's module: a new module, the same device.
+    const reload = reloaded(res.reload.reply, driver);
+    expect(reload['steps']!.split(',').map((s) => s.split(':')[0])).toEqual(['reload', ...STEPS]);
+    expect(reload['steps']).not.toContain(':fail');
+    expect(res.reload.moduleNodeAfter).not.toBe(res.reload.moduleNodeBefore);
+    expect(res.reload.ifindex).toBe(res.preserve.ifindexBefore);
+    expect(res.reload.after).toEqual(res.reload.before);
+    expect(res.reload.ping).toContain('3 packets transmitted, 3 packets received');
+
     // 2. configuration in a loop during repeated restarts: accepted, last one wins.
     for (const reply of res.concurrent.replies) expect(restarted(reply)['steps']).not.toContain(':fail');
     expect(res.concurrent.failures).toEqual([]);
@@ -92,11 +121,11 @@ describe('helper module restart keeps the net_device', () => {
     expect(res.park.ping).toContain('3 packets transmitted, 3 packets received');
 
     const ms = (reply: string): string => {
-      const f = restarted(reply);
+      const f = Object.fromEntries(reply.split(' ').slice(3).map((kv) => kv.split('=') as [string, string]));
       return `stop ${f['stop_ms']} release ${f['release_ms']} probe ${f['probe_ms']} replay ${f['replay_ms']} open ${f['open_ms']} total ${f['total_ms']} ms`;
     };
     console.log(
-      `${driver}: restart ${ms(res.preserve.reply)}; ${res.concurrent.replies.length} restarts under a config loop ` +
+      `${driver}: restart ${ms(res.preserve.reply)}; reload ${ms(res.reload.reply)} (unload ${reload['unload_ms']} load ${reload['load_ms']} ms); ${res.concurrent.replies.length} restarts under a config loop ` +
         `(${res.concurrent.iterations} iterations, last ${JSON.stringify(res.concurrent.last)}); parked and back`,
     );
   });

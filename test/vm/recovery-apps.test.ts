@@ -1,10 +1,13 @@
 // The paper's network applications survive a driver failure (guest/recovery-scenario.ts):
 // a remote copy (24 MB from the host's loopback, checksummed), a remote window
 // (an interactive TCP session) and a packet sniffer run on e1000, pcnet32 and
-// e100 while a transmit hang is injected mid-transfer. Without shadowd (the
-// control) the copy fails and the session goes silent; with shadowd the fault
-// is detected, the driver restarted with its net_device kept, the device
-// comes back configured as before and every application finishes correctly.
+// e100 while a fault is injected mid-transfer: lost interrupts on e1000, a
+// fail-stop (the driver stops responding) on pcnet32, a transmit hang on e100;
+// one fault per driver keeps the run short while every fault meets every
+// application. Without shadowd (the control) the copy fails and the session
+// goes silent; with shadowd the fault is detected, the driver restarted with
+// its net_device kept, the device comes back configured as before and every
+// application finishes correctly.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertGuestOk, runInGuest } from './guest.js';
 import { GUEST_FWD_ADDR, type NicPreset } from './devices.js';
@@ -15,10 +18,10 @@ import { repoPath } from './repo-path.js';
 const SCRIPT = repoPath('dist/test/vm/guest/recovery-scenario.js');
 const BLOB_PORT = 8080;
 const ECHO_PORT = 7007;
-const NICS: [NicPreset, string][] = [
-  ['e1000', 'e1000'],
-  ['pcnet', 'pcnet32'],
-  ['i82559er', 'e100'],
+const NICS: [NicPreset, string, string][] = [
+  ['e1000', 'e1000', 'lost-irq'],
+  ['pcnet', 'pcnet32', 'fail-stop'],
+  ['i82559er', 'e100', 'tx-hang'],
 ];
 
 interface ScenarioResult {
@@ -48,9 +51,9 @@ describe('applications survive a network driver failure', () => {
     await echo.close();
   });
 
-  async function scenario(preset: NicPreset, driver: string, mode: 'control' | 'shadowd'): Promise<ScenarioResult> {
+  async function scenario(preset: NicPreset, driver: string, fault: string, mode: 'control' | 'shadowd'): Promise<ScenarioResult> {
     const r = await runInGuest({
-      command: ['node', SCRIPT, '--driver', driver, '--mode', mode, '--blob-url', `http://${GUEST_FWD_ADDR}:${BLOB_PORT}/blob`, '--echo-port', String(ECHO_PORT)],
+      command: ['node', SCRIPT, '--driver', driver, '--fault', fault, '--mode', mode, '--blob-url', `http://${GUEST_FWD_ADDR}:${BLOB_PORT}/blob`, '--echo-port', String(ECHO_PORT)],
       devices: [preset],
       forwards: [
         { guestPort: BLOB_PORT, hostPort: blob.port },
@@ -58,23 +61,23 @@ describe('applications survive a network driver failure', () => {
       ],
       timeoutMs: 170_000,
     });
-    assertGuestOk(r, `${driver} ${mode} scenario`);
+    assertGuestOk(r, `${driver} ${fault} ${mode} scenario`);
     const line = r.stdout.split('\n').find((l) => l.startsWith('SCENARIO_RESULT '));
     expect(line, `no SCENARIO_RESULT in:\n${r.stdout}`).toBeDefined();
     return JSON.parse(line!.slice('SCENARIO_RESULT '.length)) as ScenarioResult;
   }
 
-  it.each(NICS)('control, without shadowd: %s (driver %s) stays broken', async (preset, driver) => {
-    const res = await scenario(preset, driver, 'control');
+  it.each(NICS)('control, without shadowd: %s (driver %s), %s, stays broken', async (preset, driver, fault) => {
+    const res = await scenario(preset, driver, fault, 'control');
     expect(res.copy.sha256).not.toBe(blob.sha256);
     expect(res.copy.exitCode).not.toBe(0);
     expect(res.window.silentMs).toBeGreaterThan(10_000);
     expect(res.txstat).toMatch(/ stopped=1 /);
-    console.log(`${driver} control: copy failed after ${res.copy.bytes} bytes (${res.copy.stderr}); session silent for ${res.window.silentMs} ms at the end, ${res.window.unanswered} lines unanswered`);
+    console.log(`${driver} ${fault} control: copy failed after ${res.copy.bytes} bytes (${res.copy.stderr}); session silent for ${res.window.silentMs} ms at the end, ${res.window.unanswered} lines unanswered`);
   });
 
-  it.each(NICS)('with shadowd: %s (driver %s) recovers and the applications finish', async (preset, driver) => {
-    const res = await scenario(preset, driver, 'shadowd');
+  it.each(NICS)('with shadowd: %s (driver %s), %s, recovers and the applications finish', async (preset, driver, fault) => {
+    const res = await scenario(preset, driver, fault, 'shadowd');
     const context = `\n${res.daemonLog}`;
     expect(res.copy.sha256, `copy failed: ${res.copy.stderr}${context}`).toBe(blob.sha256);
     expect(res.copy.exitCode).toBe(0);
@@ -93,7 +96,7 @@ describe('applications survive a network driver failure', () => {
     const rec = recoveries[0]!;
     expect(rec.steps.filter((s) => s.result === 'fail')).toEqual([]);
     console.log(
-      `${driver} with shadowd: ${rec.id} phases ${JSON.stringify(rec.phases)}; copy done ${res.copy.ms} ms after the fault; ` +
+      `${driver} ${fault} with shadowd: ${rec.id} phases ${JSON.stringify(rec.phases)}; copy done ${res.copy.ms} ms after the fault; ` +
         `session longest wait ${res.window.maxWaitMs} ms (${res.window.answered}/${res.window.sent} answered); ` +
         `${res.sniffer.capturedAfterFault} packets captured after the fault`,
     );

@@ -238,7 +238,7 @@ const VERB_ARGS: Record<string, readonly [number, number]> = {
   txstat: [1, 1],
   stage: [2, 6],
   inject: [2, 3],
-  restart: [2, 2],
+  restart: [2, 3],
   park: [2, 2],
 };
 const RING_MAX = 2 ** 20;
@@ -250,7 +250,7 @@ const STAGE_KEYS: Record<string, { count: number; max: number }> = {
   privflags: { count: 1, max: U32_MAX },
   clear: { count: 0, max: 0 },
 };
-const FAULTS = ['tx-hang', 'fail-stop', 'fail-open', 'fail-mtu', 'fail-mac', 'fail-features', 'fail-rings', 'clear'];
+const FAULTS = ['tx-hang', 'tx-hang-reset', 'fail-stop', 'lost-irq', 'fail-open', 'fail-mtu', 'fail-mac', 'fail-features', 'fail-rings', 'clear'];
 const SH_ID_MAX = 32;
 
 /** A Linux interface name: 1-15 bytes, not "." or "..", no '/', ':' or whitespace. */
@@ -304,6 +304,7 @@ function predictCommand(text: string, env: ModelEnv): Prediction {
     case 'restart':
     case 'park':
       if (!validId(arg(1))) errs.add('EINVAL');
+      if (args[2] !== undefined && args[2] !== 'reload') errs.add('EINVAL');
       for (const e of ifaceErrors(arg(0), true, env)) errs.add(e);
       break;
     default:
@@ -374,7 +375,7 @@ function noiseToken(): string {
     ifaceName,
     recoveryId,
     () => numberText(pick([1, RING_MAX, U32_MAX])),
-    () => pick([...Object.keys(STAGE_KEYS), ...FAULTS, 'sticky', 'Sticky', 'bogus', 'RINGS', 'ring', 'msglevel']),
+    () => pick([...Object.keys(STAGE_KEYS), ...FAULTS, 'sticky', 'Sticky', 'reload', 'bogus', 'RINGS', 'ring', 'msglevel']),
   ])();
 }
 
@@ -444,6 +445,10 @@ function namedCases(env: ModelEnv): [string, string][] {
     [`restart ${NIC} ${'a'.repeat(SH_ID_MAX + 1)}`, 'EINVAL'],
     [`restart ${NIC} r.1`, 'EINVAL'],
     [`restart ${NIC}`, 'EINVAL'],
+    [`restart ${NIC} r1 Reload`, 'EINVAL'],
+    [`restart ${NIC} r1 reload extra`, 'EINVAL'],
+    [`park ${NIC} r1 reload`, 'EINVAL'],
+    ['restart lo r1 reload', 'ENODEV'],
     [`restart ${NIC} r1 extra`, 'EINVAL'],
     ['restart nosuch r1', 'ENODEV'],
     ['restart lo r1', 'ENODEV'],

@@ -39,10 +39,15 @@ function common(dev: string): string[][] {
   ];
 }
 
-/** Loads the helper module built by `npm run kmod`, unless it is loaded. */
+/**
+ * Loads the helper module built by `npm run kmod`, unless it is loaded. Its
+ * module reloads run modprobe from init's root, which in this rig is the
+ * initramfs: it is told the kernel's own modprobe helper, which is valid there.
+ */
 export async function loadHelper(allowFaults: boolean): Promise<void> {
   if (existsSync('/sys/module/shadow_helper')) return;
-  await execa('insmod', [repoPath('kmod/shadow_helper.ko'), ...(allowFaults ? ['allow_faults=1'] : [])]);
+  const modprobe = readFileSync('/proc/sys/kernel/modprobe', 'utf8').trim();
+  await execa('insmod', [repoPath('kmod/shadow_helper.ko'), `modprobe=${modprobe}`, ...(allowFaults ? ['allow_faults=1'] : [])]);
 }
 
 /** One helper command; returns the reply line as the module wrote it. */
@@ -89,4 +94,60 @@ export async function settle(dev: string): Promise<void> {
     await new Promise((res) => setTimeout(res, 100));
   }
   await new Promise((r) => setTimeout(r, 500));
+}
+
+/** What a configuration loop did: its full passes, the commands that failed, and the last value it set of each key. */
+export interface ConfigLoopResult {
+  iterations: number;
+  failures: string[];
+  last: Record<string, number>;
+  /** The command it was still in when stop() gave up waiting (a hang), else null. */
+  stuck: string | null;
+}
+
+/**
+ * Another process configuring and querying `dev` again and again while it is
+ * being restarted or recovered: each pass sets the MTU, the queue length, the
+ * message level and (with `rings`) the RX ring, each to a new value, then
+ * queries rings, features and statistics. Every command must succeed and the
+ * last value set of each key must be in force once the loop has stopped.
+ * stop() ends it after the pass under way, or gives up waiting after
+ * `timeoutMs` and names the command it hangs in.
+ */
+export function startConfigLoop(dev: string, options: { rings: boolean }): { stop: (timeoutMs?: number) => Promise<ConfigLoopResult> } {
+  let stopping = false;
+  let current: string | null = null;
+  const last: Record<string, number> = {};
+  const failures: string[] = [];
+  let iterations = 0;
+  const done = (async () => {
+    for (let i = 0; !stopping; i++) {
+      const steps: [string, number, string[]][] = [
+        ['mtu', 1300 + (i % 100), ['ip', 'link', 'set', dev, 'mtu', String(1300 + (i % 100))]],
+        ['txqueuelen', 500 + i, ['ip', 'link', 'set', dev, 'txqueuelen', String(500 + i)]],
+        ['msglvl', i % 16, ['ethtool', '-s', dev, 'msglvl', String(i % 16)]],
+        ...(options.rings ? [['rx', 128 + 32 * (i % 4), ['ethtool', '-G', dev, 'rx', String(128 + 32 * (i % 4))]] as [string, number, string[]]] : []),
+        ['query', 0, ['ethtool', '-g', dev]],
+        ['query', 0, ['ethtool', '-k', dev]],
+        ['query', 0, ['ip', '-s', 'link', 'show', dev]],
+      ];
+      for (const [key, value, argv] of steps) {
+        current = argv.join(' ');
+        const r = await execa(argv[0]!, argv.slice(1), { reject: false, all: true });
+        if (r.exitCode !== 0) failures.push(`${current}: ${r.all}`);
+        else if (key !== 'query') last[key] = value;
+      }
+      current = null;
+      iterations++;
+    }
+  })();
+  return {
+    stop: async (timeoutMs = 30_000) => {
+      stopping = true;
+      let timer: NodeJS.Timeout | undefined;
+      const ended = await Promise.race([done.then(() => true), new Promise<false>((r) => (timer = setTimeout(() => r(false), timeoutMs)))]);
+      clearTimeout(timer);
+      return { iterations, failures: [...failures], last: { ...last }, stuck: ended ? null : current };
+    },
+  };
 }

@@ -3,6 +3,8 @@
 //   1. preserve: a configured device with a packet sniffer on it is restarted;
 //      ifindex, every shadow key (ip, tc, bridge, ethtool) and the sniffer
 //      must survive, and traffic must pass after;
+//   1b. reload: the same with the driver's whole module unloaded and loaded
+//      again in between (the module's sysfs node is a new one after);
 //   2. concurrent: another process changes and queries the device in a loop
 //      while it is restarted again and again; every change must be accepted,
 //      the last one must be in force at the end, and nothing may deadlock;
@@ -10,7 +12,7 @@
 //      leaves the device parked (same ifindex, nothing calls the driver),
 //      and a restart once the fault is gone brings it back.
 // Prints `RESTART_RESULT <json>` for test/vm/helper-restart.test.ts.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { execa } from 'execa';
 import { snapshotDevice } from '../../../daemon/netdev-snapshot.js';
 import { DRIVER_SETTINGS, helperCommand, interfaceOf, loadHelper, settle, waitForCarrier } from './nic-setup.js';
@@ -44,6 +46,16 @@ const ping = await execa('busybox', ['ping', '-c', '3', '-W', '2', '10.0.2.2'], 
 const snifferAlive = sniffer.exitCode === null;
 sniffer.kill('SIGTERM');
 const captured = (await sniffer).stdout.split('\n').filter((l) => Number(l.split(' ')[0]) > restartedAt).length;
+
+// 1b. reload the driver's module
+const moduleNode = (): number => statSync(`/sys/module/${driver}`).ino;
+const reloadNodeBefore = moduleNode();
+const reloadBefore = await snapshotDevice(dev);
+const reloadReply = await helperCommand(`restart ${dev} reload1 reload`);
+await settle(dev);
+const reloadNodeAfter = moduleNode();
+const reloadAfter = await snapshotDevice(dev);
+const reloadPing = await execa('busybox', ['ping', '-c', '3', '-W', '2', '10.0.2.2'], { reject: false });
 
 // 2. concurrent configuration during repeated restarts
 const ringsSettable = driver !== 'pcnet32';
@@ -103,6 +115,15 @@ console.log(
       after: after.keys,
       ping: ping.stdout.split('\n').find((l) => l.includes('packets transmitted')) ?? ping.stderr,
       sniffer: { alive: snifferAlive, capturedAfter: captured },
+    },
+    reload: {
+      reply: reloadReply,
+      moduleNodeBefore: reloadNodeBefore,
+      moduleNodeAfter: reloadNodeAfter,
+      ifindex: ifindex(),
+      before: reloadBefore.keys,
+      after: reloadAfter.keys,
+      ping: reloadPing.stdout.split('\n').find((l) => l.includes('packets transmitted')) ?? reloadPing.stderr,
     },
     concurrent: {
       replies: underLoad,
