@@ -151,6 +151,9 @@ class AttemptFailure extends Error {
   }
 }
 
+/** A restart in the kernel takes about a second; one still running after this is reported as stuck. */
+export const SLOW_RESTART_MS = 30_000;
+
 const KINDS: Record<FailureKind, true> = { oops: true, bug: true, warn: true, 'tx-timeout': true, 'tx-stall': true, manual: true };
 const MAX_DETAIL = 500;
 
@@ -786,11 +789,24 @@ export class RecoveryManager {
       rec.method = how;
       // A shadowd killed during the restart leaves a row that says which it was.
       this.save('update', rec);
+      // The kernel cannot abort a driver's remove or probe: a stuck one is reported, not waited on silently.
+      const slow = setTimeout(() => {
+        this.log(
+          'warning',
+          rec,
+          'active',
+          `${dev}: the kernel has not finished restarting driver ${rec.driver ?? '(unknown)'} after ${SLOW_RESTART_MS / 1000} s: ` +
+            `its teardown or probe may be stuck (look for "blocked for more than" in the kernel log); the shadow keeps answering for the device`,
+          { SHADOWD_PHASE_MS: SLOW_RESTART_MS },
+        );
+      }, SLOW_RESTART_MS);
       try {
         return await helper.request(command);
       } catch (err) {
         rec.phases.restart = this.now() - t0;
         throw new AttemptFailure(`"${command}" failed: ${messageOf(err)}`, true);
+      } finally {
+        clearTimeout(slow);
       }
     };
     let reply = await send(method);

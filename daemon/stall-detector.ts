@@ -12,6 +12,13 @@
 // running device with carrier (the kernel watchdog's own conditions), reaches
 // it. The threshold is at most half the kernel's watchdog period, so the stall
 // is reported before the kernel declares the timeout.
+//
+// Lost interrupts can leave the queue running for a long time: the device
+// still sends, but nothing reclaims the ring, and on a link that mostly
+// receives the ring fills slowly. Drivers with byte queue limits say how many
+// bytes are in flight and how many the device completed; in flight with no
+// completion for as long as the threshold is a stall too. A healthy device
+// completes within milliseconds, and an idle one has nothing in flight.
 import type { FailureReport } from './failure-report.js';
 import type { HelperClient } from './helper-client.js';
 import type { Logger } from './log.js';
@@ -30,6 +37,9 @@ export interface TxStat {
   watchdogMs: number;
   /** A 64-bit counter: kept exact. */
   txPackets: bigint;
+  /** Byte queue limits: bytes not yet completed, and completed bytes (32-bit, wraps); absent from an older helper. */
+  inflight?: number;
+  completed?: number;
   timeouts: number;
 }
 
@@ -41,7 +51,9 @@ export class TxstatError extends Error {
 }
 
 const FIELDS = ['ifindex', 'state', 'running', 'carrier', 'queues', 'stopped', 'stalled_ms', 'watchdog_ms', 'tx_packets', 'timeouts'] as const;
-type Field = (typeof FIELDS)[number];
+/** Added to the reply later: both or neither. */
+const BQL_FIELDS = ['inflight', 'completed'] as const;
+type Field = (typeof FIELDS)[number] | (typeof BQL_FIELDS)[number];
 const STATES: readonly string[] = ['passive', 'restarting', 'parked'];
 
 /** Parses a txstat payload strictly: every field once, nothing else, each value in range. */
@@ -52,12 +64,14 @@ export function parseTxstat(payload: string): TxStat {
     const eq = token.indexOf('=');
     const key = token.slice(0, eq);
     if (eq <= 0) throw bad(`${JSON.stringify(token)} is not key=value`);
-    if (!(FIELDS as readonly string[]).includes(key)) throw bad(`unknown field ${key}`);
+    if (!(FIELDS as readonly string[]).includes(key) && !(BQL_FIELDS as readonly string[]).includes(key)) throw bad(`unknown field ${key}`);
     if (values.has(key as Field)) throw bad(`field ${key} appears twice`);
     values.set(key as Field, token.slice(eq + 1));
   }
   const missing = FIELDS.filter((f) => !values.has(f));
   if (missing.length > 0) throw bad(`missing ${missing.join(', ')}`);
+  const bql = BQL_FIELDS.filter((f) => values.has(f));
+  if (bql.length === 1) throw bad(`${bql[0]} without ${BQL_FIELDS.find((f) => f !== bql[0])}`);
   const text = (f: Field): string => values.get(f)!;
   const uint = (f: Field): number => {
     const v = text(f);
@@ -86,6 +100,11 @@ export function parseTxstat(payload: string): TxStat {
     txPackets: BigInt(packets),
     timeouts: uint('timeouts'),
   };
+  if (bql.length === 2) {
+    stat.inflight = uint('inflight');
+    stat.completed = uint('completed');
+    if (stat.completed > 0xffffffff) throw bad(`completed=${stat.completed} is more than 32 bits`);
+  }
   if (stat.ifindex === 0) throw bad('ifindex=0 is no device');
   if (stat.stopped > stat.queues) throw bad(`stopped=${stat.stopped} is more than queues=${stat.queues}`);
   return stat;
@@ -103,6 +122,9 @@ export interface TxTrack {
   /** stalled_ms as last seen (0 when no queue was stopped). */
   stalledMs: number;
   timeouts: number;
+  /** completed as last seen, and since when bytes have been in flight with it unchanged (null: not waiting). */
+  completed?: number;
+  waitingSince: number | null;
   /** False after a stall was reported, until the queue makes progress or the device is restarted. */
   armed: boolean;
 }
@@ -118,12 +140,20 @@ export function stepTxTrack(
   const stalledMs = stat.stopped > 0 ? stat.stalledMs : 0;
   // A new ifindex or a state change means the device was re-created, restarted or parked: start over.
   const fresh = !prev || prev.ifindex !== stat.ifindex || prev.state !== stat.state;
+  const completing = !fresh && stat.completed !== prev.completed;
+  const inflight = stat.inflight ?? 0;
+  // Bytes in flight and the count unchanged since the last poll: waiting since the first such poll.
+  // Without carrier or when down the device completes nothing: the wait starts again after.
+  const idle = inflight === 0 || stat.completed === undefined || !stat.running || !stat.carrier;
+  const waitingSince = idle || fresh || completing ? null : (prev.waitingSince ?? now);
   const track: TxTrack = {
     ifindex: stat.ifindex,
     state: stat.state,
     stalledMs,
     timeouts: stat.timeouts,
-    armed: fresh || prev.armed || stalledMs < prev.stalledMs,
+    completed: stat.completed,
+    waitingSince,
+    armed: fresh || prev.armed || stalledMs < prev.stalledMs || completing,
   };
   const reports: FailureReport[] = [];
   if (stat.state !== 'passive') return { track, reports };
@@ -147,6 +177,19 @@ export function stepTxTrack(
         `(threshold ${threshold} ms, kernel watchdog ${stat.watchdogMs} ms)`,
       detectedAt: now,
       since: now - stalledMs,
+    });
+  }
+  const waitedMs = waitingSince === null ? 0 : now - waitingSince;
+  if (track.armed && stat.running && stat.carrier && waitedMs >= threshold) {
+    track.armed = false;
+    reports.push({
+      device,
+      kind: 'tx-stall',
+      detail:
+        `transmit completions stopped: ${inflight} byte(s) handed to the driver, none completed for ${waitedMs} ms ` +
+        `(threshold ${threshold} ms, kernel watchdog ${stat.watchdogMs} ms; lost interrupts look like this)`,
+      detectedAt: now,
+      since: waitingSince ?? now,
     });
   }
   return { track, reports };

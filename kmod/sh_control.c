@@ -187,6 +187,8 @@ static void sh_cmd_txstat(struct sh_file *sf, unsigned int argc, char **argv)
 	struct rtnl_link_stats64 stats;
 	unsigned long oldest = 0;
 	unsigned long timeouts = 0;
+	unsigned long inflight = 0;
+	unsigned int completed = 0;
 	unsigned int stopped = 0;
 	enum sh_state state;
 	struct net_device *dev;
@@ -201,6 +203,16 @@ static void sh_cmd_txstat(struct sh_file *sf, unsigned int argc, char **argv)
 		unsigned long age = jiffies - READ_ONCE(txq->trans_start);
 
 		timeouts += atomic_long_read(&txq->trans_timeout);
+#ifdef CONFIG_BQL
+		/*
+		 * Byte queue limits count what the driver was handed and what
+		 * the device completed: completions that stop while bytes are
+		 * in flight show lost interrupts before the ring fills.
+		 */
+		inflight += READ_ONCE(txq->dql.num_queued) -
+			    READ_ONCE(txq->dql.num_completed);
+		completed += READ_ONCE(txq->dql.num_completed);
+#endif
 		if (!netif_xmit_stopped(txq))
 			continue;
 		stopped++;
@@ -212,12 +224,12 @@ static void sh_cmd_txstat(struct sh_file *sf, unsigned int argc, char **argv)
 	state = sd ? sd->state : SH_PASSIVE;
 	rcu_read_unlock();
 	sh_reply_ok(sf,
-		    "ifindex=%d state=%s running=%d carrier=%d queues=%u stopped=%u stalled_ms=%u watchdog_ms=%u tx_packets=%llu timeouts=%lu",
+		    "ifindex=%d state=%s running=%d carrier=%d queues=%u stopped=%u stalled_ms=%u watchdog_ms=%u tx_packets=%llu inflight=%lu completed=%u timeouts=%lu",
 		    dev->ifindex, sh_state_name(state), netif_running(dev),
 		    netif_carrier_ok(dev), dev->real_num_tx_queues, stopped,
 		    jiffies_to_msecs(oldest),
 		    jiffies_to_msecs(dev->watchdog_timeo), stats.tx_packets,
-		    timeouts);
+		    inflight, completed, timeouts);
 	dev_put(dev);
 }
 

@@ -17,7 +17,7 @@ import {
 } from '../../daemon/message-ids.js';
 import * as messageIds from '../../daemon/message-ids.js';
 import { RECOVERY_ID, RecoveryHistory, type RecoveryRecord } from '../../daemon/recovery-history.js';
-import { RecoveryManager, checkFailureReport, type RecoveryManagerOptions, type ReplayReport } from '../../daemon/recovery-manager.js';
+import { RecoveryManager, SLOW_RESTART_MS, checkFailureReport, type RecoveryManagerOptions, type ReplayReport } from '../../daemon/recovery-manager.js';
 
 type Answer = (command: string) => HelperReply | Promise<HelperReply>;
 
@@ -143,6 +143,33 @@ describe('RecoveryManager', () => {
     const recoveryLines = lines.filter((l) => l.fields['SHADOWD_RECOVERY_ID'] === out.id);
     expect(recoveryLines.map((l) => l.fields['SHADOWD_PHASE'])).toEqual(['detected', 'active', 'active', 'check', 'passive']);
     for (const l of recoveryLines) expect(l.fields).toMatchObject({ SHADOWD_DEVICE: 'eth0', SHADOWD_DRIVER: 'e1000', SHADOWD_CLASS: 'net' });
+  });
+
+  it('says so when the kernel takes too long to restart the driver, once, and not for a restart that ends in time', async () => {
+    let release: (() => void) | null = null;
+    helper.answer = async (c) => {
+      if (c.startsWith('restart')) await new Promise<void>((r) => (release = r));
+      return healthy(c);
+    };
+    const m = make();
+    const out = m.report(failure());
+    if (out.action === 'ignored') throw new Error('ignored');
+    const stuck = () => lines.filter((l) => l.message.includes('has not finished restarting'));
+    await vi.advanceTimersByTimeAsync(SLOW_RESTART_MS - 1);
+    expect(stuck()).toHaveLength(0);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(stuck()).toHaveLength(1);
+    expect(stuck()[0]).toMatchObject({ priority: 'warning', fields: { SHADOWD_RECOVERY_ID: out.id, SHADOWD_PHASE: 'active' } });
+    await vi.advanceTimersByTimeAsync(5 * SLOW_RESTART_MS);
+    expect(stuck()).toHaveLength(1);
+    release!();
+    expect((await out.done).result).toBe('recovered');
+
+    helper.answer = healthy;
+    const again = m.recover('eth1');
+    await vi.advanceTimersByTimeAsync(2 * SLOW_RESTART_MS);
+    expect((await again).result).toBe('recovered');
+    expect(stuck()).toHaveLength(1);
   });
 
   it('times each phase', async () => {

@@ -16,6 +16,8 @@ interface Tx {
   stalled_ms: number;
   watchdog_ms: number;
   tx_packets: number | string;
+  inflight?: number;
+  completed?: number;
   timeouts: number;
 }
 const BASE: Tx = { ifindex: 2, state: 'passive', running: 1, carrier: 1, queues: 1, stopped: 0, stalled_ms: 0, watchdog_ms: 5000, tx_packets: 1000, timeouts: 0 };
@@ -59,6 +61,13 @@ describe('txstat replies', () => {
     expect(() => parseTxstat(payload)).toThrow(TxstatError);
     expect(() => parseTxstat(payload)).toThrow(why);
     expect(() => parseTxstat(payload)).toThrow(/^malformed txstat reply /);
+  });
+
+  it('reads the byte queue counts when the helper gives them, both or neither', () => {
+    expect(parseTxstat(tx({ inflight: 1514, completed: 4294967295 }))).toMatchObject({ inflight: 1514, completed: 4294967295 });
+    expect(parseTxstat(tx())).not.toHaveProperty('inflight');
+    expect(() => parseTxstat(tx({ inflight: 3 }))).toThrow(/inflight without completed$/);
+    expect(() => parseTxstat(tx({ inflight: 3, completed: 4294967296 }))).toThrow(/completed=4294967296 is more than 32 bits$/);
   });
 
   it('caps the threshold at half the kernel watchdog period, unless the device has no watchdog', () => {
@@ -130,6 +139,48 @@ describe('stall detector', () => {
       since: at - 1240,
     });
     expect(logs).toMatchObject([{ priority: 'warning', message: `eth0: tx-stall: ${reports[0]!.detail}`, fields: { SHADOWD_DEVICE: 'eth0' } }]);
+  });
+
+  describe('transmit completions (byte queue limits)', () => {
+    it('stays quiet while completions move, and on an idle link with nothing in flight', async () => {
+      await run(Array.from({ length: 20 }, (_, i) => tx({ inflight: 3000, completed: 1000 + 700 * i })));
+      await run(Array.from({ length: 20 }, () => tx({ inflight: 0, completed: 99 })));
+      expect(reports).toEqual([]);
+    });
+
+    it('reports bytes in flight with no completion for the threshold, once, while the queue still runs', async () => {
+      // Lost interrupts on a link that mostly receives: the queue is not stopped, nothing completes.
+      await run([tx({ inflight: 0, completed: 500 }), ...Array.from({ length: 8 }, (_, i) => tx({ inflight: 66 * (i + 1), completed: 500 }))]);
+      expect(reports).toHaveLength(1);
+      const first = 1_000_000 + 250; // the first poll that saw bytes in flight
+      expect(reports[0]).toEqual({
+        device: 'eth0',
+        kind: 'tx-stall',
+        detail:
+          'transmit completions stopped: 330 byte(s) handed to the driver, none completed for 1000 ms ' +
+          '(threshold 1000 ms, kernel watchdog 5000 ms; lost interrupts look like this)',
+        detectedAt: first + 1000,
+        since: first,
+      });
+    });
+
+    it('reports the next episode only after completions moved again, and never without carrier or when down', async () => {
+      const stuck = (n: number, c: number, o: Partial<Tx> = {}) => Array.from({ length: n }, () => tx({ inflight: 200, completed: c, ...o }));
+      await run([...stuck(8, 7), ...stuck(8, 7)]);
+      expect(reports).toHaveLength(1);
+      await run([tx({ inflight: 0, completed: 207 }), ...stuck(8, 207, { carrier: 0 }), ...stuck(8, 207, { running: 0 })]);
+      expect(reports).toHaveLength(1);
+      // Carrier back: the wait counts from then, not from before the carrier went.
+      await run(stuck(4, 207));
+      expect(reports).toHaveLength(1);
+      await run(stuck(1, 207));
+      expect(reports).toHaveLength(2);
+    });
+
+    it('counts a wrapped completion count as progress', async () => {
+      await run([tx({ inflight: 100, completed: 4294967200 }), ...Array.from({ length: 8 }, (_, i) => tx({ inflight: 100, completed: (4294967200 + 100 * (i + 1)) % 2 ** 32 }))]);
+      expect(reports).toEqual([]);
+    });
   });
 
   it('reports the next episode only after the queue made progress', async () => {

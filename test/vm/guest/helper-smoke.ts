@@ -658,7 +658,7 @@ function fuzz(fd: number, total: number, env: ModelEnv, schedule: readonly Kind[
   return stats;
 }
 
-const TXSTAT_FIELDS = ['ifindex', 'state', 'running', 'carrier', 'queues', 'stopped', 'stalled_ms', 'watchdog_ms', 'tx_packets', 'timeouts'];
+const TXSTAT_FIELDS = ['ifindex', 'state', 'running', 'carrier', 'queues', 'stopped', 'stalled_ms', 'watchdog_ms', 'tx_packets', 'inflight', 'completed', 'timeouts'];
 /** Parses `ok ifindex=N state=... timeouts=T\n`, checking every field's form; null (and a failure) if it is not that. */
 function parseTxstat(reply: string, what: string): Record<string, string> | null {
   const m = /^ok (.*)\n$/.exec(reply);
