@@ -128,8 +128,9 @@ static int sh_set_override(struct pci_dev *pdev, const char *s)
 
 /*
  * With the device released: unloads @module and loads it again. -EBUSY if
- * the module would not unload (it stays as it was, and the caller may go on
- * with a plain probe); any other error means it is not loaded now.
+ * the module was left as it was (it would not unload, or the device could
+ * not be held back), so the caller may go on with a plain probe; -EIO if it
+ * is not loaded now.
  */
 int sh_reload_module(struct device *parent, const char *module,
 		     struct sh_result *res)
@@ -137,21 +138,21 @@ int sh_reload_module(struct device *parent, const char *module,
 	struct pci_dev *pdev = to_pci_dev(parent);
 	ktime_t mark = ktime_get();
 	char *saved = NULL;
+	bool had;
 	int ret, err = 0;
 
 	device_lock(parent);
-	if (pdev->driver_override)
+	had = pdev->driver_override;
+	if (had)
 		saved = kstrdup(pdev->driver_override, GFP_KERNEL);
 	device_unlock(parent);
-	if (pdev->driver_override && !saved)
-		return -ENOMEM;
-	ret = sh_set_override(pdev, SH_HOLD_OVERRIDE);
+	ret = had && !saved ? -ENOMEM : sh_set_override(pdev, SH_HOLD_OVERRIDE);
 	if (ret) {
 		scnprintf(res->msg, sizeof(res->msg),
 			  "cannot hold %s back from its driver: error %d",
 			  dev_name(parent), ret);
 		kfree(saved);
-		return ret;
+		return -EBUSY;
 	}
 	ret = sh_run_modprobe(true, module);
 	res->unload_ms = ktime_ms_delta(ktime_get(), mark);

@@ -39,6 +39,7 @@ interface RestartResult {
     before: Record<string, unknown>;
     after: Record<string, unknown>;
     ping: string;
+    refused: { reply: string; sameModule: boolean; log: string[]; ping: string };
   };
   concurrent: {
     replies: string[];
@@ -101,6 +102,13 @@ describe('helper module restart keeps the net_device', () => {
     expect(res.reload.ifindex).toBe(res.preserve.ifindexBefore);
     expect(res.reload.after).toEqual(res.reload.before);
     expect(res.reload.ping).toContain('3 packets transmitted, 3 packets received');
+    // A module that will not unload: a plain restart, the module as it was, and the reason in the kernel log.
+    const refused = reloaded(res.reload.refused.reply, driver);
+    expect(refused['steps']!.split(',').map((s) => s.split(':')[0])).toEqual(['reload', ...STEPS]);
+    expect(refused['steps']!.split(',').filter((s) => s.endsWith(':fail'))).toEqual(['reload:fail']);
+    expect(res.reload.refused.sameModule).toBe(true);
+    expect(res.reload.refused.log.join('\n')).toMatch(new RegExp(`modprobe -r ${driver} failed with exit status 1; probing it again with the module as it is`));
+    expect(res.reload.refused.ping).toContain('3 packets transmitted, 3 packets received');
 
     // 2. configuration in a loop during repeated restarts: accepted, last one wins.
     for (const reply of res.concurrent.replies) expect(restarted(reply)['steps']).not.toContain(':fail');

@@ -62,12 +62,13 @@ const firstReply = async (t: number, counts: (r: Reply) => boolean, timeoutMs = 
 /** The device is broken at `t`: any reply after it is service. */
 const firstReplyAfter = (t: number): Promise<number> => firstReply(t, () => true);
 /**
- * An unbind takes the device away only some time after `t`: replies already
- * on their way then do not count, only those to probes sent after `t` or held
- * through the outage (a round trip far beyond the link's).
+ * The device is gone once `gone` (the unbind returned): a reply counts only
+ * if its probe was sent after that or was held through the outage (a round
+ * trip far beyond the link's). A probe that left between `t` and `gone`, on
+ * the old device, proves nothing about the rebound one.
  */
 const HELD_MS = 100;
-const firstReplyAfterOutage = (t: number): Promise<number> => firstReply(t, (r) => r.sent >= t || r.received - r.sent > HELD_MS);
+const firstReplyAfterOutage = (t: number, gone: number): Promise<number> => firstReply(t, (r) => r.sent >= gone || r.received - r.sent > HELD_MS);
 await firstReplyAfter(Date.now());
 
 const ROUNDS = 3;
@@ -79,11 +80,12 @@ async function bareRebind(): Promise<{ ms: number }> {
   await sleep(1000);
   const start = Date.now();
   writeFileSync(join(drvDir, 'unbind'), pci);
+  const gone = Date.now();
   writeFileSync(join(drvDir, 'bind'), pci);
   dev = await interfaceOf(driver);
   await execa('ip', ['link', 'set', dev, 'up']);
   await execa('ip', ['addr', 'add', '10.0.2.15/24', 'dev', dev]);
-  const end = await firstReplyAfterOutage(start);
+  const end = await firstReplyAfterOutage(start, gone);
   await configure();
   return { ms: end - start };
 }

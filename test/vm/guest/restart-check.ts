@@ -4,7 +4,8 @@
 //      ifindex, every shadow key (ip, tc, bridge, ethtool) and the sniffer
 //      must survive, and traffic must pass after;
 //   1b. reload: the same with the driver's whole module unloaded and loaded
-//      again in between (the module's sysfs node is a new one after);
+//      again in between (the module's sysfs node is a new one after); and a
+//      module that will not unload leaves a plain restart, said so;
 //   2. concurrent: another process changes and queries the device in a loop
 //      while it is restarted again and again; every change must be accepted,
 //      the last one must be in force at the end, and nothing may deadlock;
@@ -12,7 +13,7 @@
 //      leaves the device parked (same ifindex, nothing calls the driver),
 //      and a restart once the fault is gone brings it back.
 // Prints `RESTART_RESULT <json>` for test/vm/helper-restart.test.ts.
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { execa } from 'execa';
 import { snapshotDevice } from '../../../daemon/netdev-snapshot.js';
 import { DRIVER_SETTINGS, helperCommand, interfaceOf, loadHelper, settle, waitForCarrier } from './nic-setup.js';
@@ -56,6 +57,16 @@ await settle(dev);
 const reloadNodeAfter = moduleNode();
 const reloadAfter = await snapshotDevice(dev);
 const reloadPing = await execa('busybox', ['ping', '-c', '3', '-W', '2', '10.0.2.2'], { reject: false });
+// A module that will not unload (here modprobe's own configuration refuses it):
+// the restart goes on as a plain one, and the kernel log says why.
+const refuse = `/etc/modprobe.d/shadowd-test-${driver}.conf`;
+writeFileSync(refuse, `remove ${driver} /bin/false\n`);
+const stuckNode = moduleNode();
+const stuckReply = await helperCommand(`restart ${dev} reload2 reload`);
+rmSync(refuse);
+await settle(dev);
+const stuckLog = (await execa('dmesg')).stdout.split('\n').filter((l) => l.includes('recovery reload2:'));
+const stuckPing = await execa('busybox', ['ping', '-c', '3', '-W', '2', '10.0.2.2'], { reject: false });
 
 // 2. concurrent configuration during repeated restarts
 const ringsSettable = driver !== 'pcnet32';
@@ -124,6 +135,12 @@ console.log(
       before: reloadBefore.keys,
       after: reloadAfter.keys,
       ping: reloadPing.stdout.split('\n').find((l) => l.includes('packets transmitted')) ?? reloadPing.stderr,
+      refused: {
+        reply: stuckReply,
+        sameModule: moduleNode() === stuckNode,
+        log: stuckLog,
+        ping: stuckPing.stdout.split('\n').find((l) => l.includes('packets transmitted')) ?? stuckPing.stderr,
+      },
     },
     concurrent: {
       replies: underLoad,
