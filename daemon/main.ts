@@ -14,9 +14,6 @@ import { startControlServer, type ControlServer } from './control-server.js';
 import { helperConnection } from './helper-connection.js';
 import { startDetectors, type Detectors } from './detectors.js';
 import { helperTxstat } from './stall-detector.js';
-import { planReplay, runReplay, type ReplayReport } from './netdev-replay.js';
-import { stagingCommands } from './netdev-staging.js';
-import { snapshotDevice, type JsonValue } from './netdev-snapshot.js';
 import { Ingest } from './ingest.js';
 import { PRIORITY, serviceLogger, type Priority } from './log.js';
 import { Metrics, MetricsWriter, recordFinished, shadowEntriesByDevice } from './metrics.js';
@@ -25,6 +22,7 @@ import type { PeerCredentials } from './peer-credentials.js';
 import { RecoveryHistory } from './recovery-history.js';
 import { RecoveryManager, type DeviceInfo } from './recovery-manager.js';
 import { defaultConfigPath, protectFilter, RunningConfig } from './running-config.js';
+import { shadowReplay } from './shadow-replay.js';
 import { ShadowStore } from './shadow-store.js';
 import { notifier } from './systemd-notify.js';
 import type { TapEvent } from './tap-record.js';
@@ -209,13 +207,20 @@ const driverOf = (name: string): string | null => {
   const named = store.devices().filter((d) => d.name === name);
   return (named.find((d) => d.present) ?? named[0])?.driver ?? null;
 };
-// The shadow's entries for a device by its name, as show() finds it.
-const shadowEntries = (name: string): { key: string; value: JsonValue }[] => store.entries(shadow.show(name).device.id);
-// After a driver was reloaded by hand: make the device match its shadow again.
-const replayShadow = async (name: string): Promise<ReplayReport> => {
-  const plan = planReplay(shadowEntries(name), await snapshotDevice(name));
-  return runReplay(name, plan);
-};
+// Replays from the shadow: after a driver was reloaded by hand (shadowctl
+// replay), and after the helper restarted one (what the restart lost). Each
+// brings the shadow up to date with the taps first, so that it does not undo
+// what another process has just set (shadow-replay.ts).
+const replayer = shadowReplay({
+  // The shadow's entries for a device by its name, as show() finds it.
+  entries: (name) => store.entries(shadow.show(name).device.id),
+  changes: () => store.changes,
+  sync: async () => {
+    await ingest.sync();
+    await shadow.caughtUp();
+  },
+  logger,
+});
 const metrics = new Metrics(startedAt);
 let history: RecoveryHistory;
 let recovery: RecoveryManager;
@@ -223,8 +228,13 @@ notify.status('loading the recovery history');
 try {
   history = new RecoveryHistory(store.database);
   recovery = new RecoveryManager({ history, logger, helper: () => helper.get(), lookup: lookupDevice,
-    stage: (name) => stagingCommands(name, shadowEntries(name)),
-    replay: replayShadow,
+    // Nothing is staged (netdev-staging.ts): a value staged from the shadow
+    // would override one another process sets between the staging and the
+    // restart. Unstaged, the helper replays what the driver holds as it stops
+    // it, under RTNL, with what was set while the shadow answered; what the
+    // failed driver misreported, the replay after the restart corrects.
+    markShadow: (name) => replayer.mark(name),
+    replay: (name, _id, restartMark) => replayer.replay(name, restartMark),
     // Asked at each decision, so a reload takes effect at once.
     policy: (device, driver) => running.recoveryPolicy(device, driver),
     faultInjection: () => running.faultInjection(),

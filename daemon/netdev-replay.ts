@@ -1,9 +1,10 @@
 // Puts a network device's shadow back onto the device as it is now: after an
 // administrator reloaded its driver by hand (`shadowctl replay IFACE`), and
-// after a restart by the kernel helper, for what the helper does not replay
-// itself. planReplay compares the shadow with a snapshot read now and returns
-// the ip / ethtool / tc / bridge commands (argv arrays) that set the keys which
-// differ, in dependency order; runReplay runs them once each and reports.
+// after a restart by the kernel helper, for what the restart lost.
+// planReplay compares the shadow with a snapshot read now and returns the
+// ip / ethtool / tc / bridge commands (argv arrays) that set the keys which
+// differ, in dependency order; planRestartReplay does so only for keys nobody
+// changed since the restart began; runReplay runs them once each and reports.
 import { runProgram, type ProgramResult } from './run-program.js';
 import { isEui64LinkLocal, type ConfigKey, type DeviceSnapshot, type JsonValue } from './netdev-snapshot.js';
 
@@ -425,6 +426,43 @@ export function planReplayWithGaps(shadow: ShadowValues, current: DeviceSnapshot
  */
 export function planReplay(shadow: ShadowValues, current: DeviceSnapshot): ReplayStep[] {
   return planReplayWithGaps(shadow, current).steps;
+}
+
+/** A shadow entry with the store's change counter, as ShadowStore.entries gives it. */
+export interface CountedShadowEntry {
+  readonly key: string;
+  readonly value: JsonValue;
+  readonly seq: number;
+}
+
+/**
+ * The replay after a restart by the kernel helper: what the restart lost, and
+ * nothing else. The net_device survives a restart, and the helper puts the
+ * driver's settings back itself, so what may differ afterwards is what a
+ * fresh driver instance resets (its coalescing, channels or link settings, an
+ * MTU its probe sets) or what the failed driver misreported.
+ *
+ * `mark` is the store's change counter (ShadowStore.changes) as the restart
+ * was sent, once the shadow had caught up with the taps; `current` was read
+ * after the restart, and the shadow has caught up with the taps again since
+ * (Ingest.sync, NetdevShadow.caughtUp). A key whose shadow entry is unchanged
+ * since the mark was not set by anyone during the recovery: where the device
+ * differs from it, the restart lost it, and the plan puts it back. A key whose
+ * entry changed after the mark was set by someone around the recovery (or
+ * re-read from the device): the device has that value or a newer one, and
+ * writing the shadow's could undo a write the shadow has not seen yet, so it
+ * is left as the device has it and named in `left` (when it differs).
+ */
+export function planRestartReplay(
+  entries: readonly CountedShadowEntry[],
+  current: DeviceSnapshot,
+  mark: number,
+): { steps: ReplayStep[]; gaps: ReplayGap[]; left: string[] } {
+  const unchanged = entries.filter((e) => e.seq <= mark);
+  const left = entries
+    .filter((e) => e.seq > mark && e.key in PLANNERS && canonical(e.value) !== canonical(current.keys[e.key as ConfigKey]))
+    .map((e) => e.key);
+  return { ...planReplayWithGaps(unchanged, current), left };
 }
 
 export type RunProgram = (file: string, args: string[]) => Promise<ProgramResult>;

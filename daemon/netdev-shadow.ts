@@ -255,17 +255,42 @@ export class NetdevShadow {
     }
     this.timer ??= setTimeout(() => {
       this.timer = null;
-      const work = this.pending;
-      this.pending = new Map();
-      this.readsInFlight += work.size;
-      this.refreshing = this.refreshing.then(async () => {
-        for (const [idx, groups] of work) {
-          const dev = this.watched.get(idx);
-          if (dev) await this.refreshNow(dev, groups);
-          this.readsInFlight--;
-        }
-      });
+      this.startPending();
     }, this.refreshDelayMs);
+  }
+
+  /** Queues the re-reads asked for so far behind those already running. */
+  private startPending(): void {
+    const work = this.pending;
+    this.pending = new Map();
+    this.readsInFlight += work.size;
+    this.refreshing = this.refreshing.then(async () => {
+      for (const [idx, groups] of work) {
+        const dev = this.watched.get(idx);
+        if (dev) await this.refreshNow(dev, groups);
+        this.readsInFlight--;
+      }
+    });
+  }
+
+  /**
+   * Resolves once the re-reads asked for by the events applied so far, and a
+   * re-read of every device under way (after a gap), have been applied; those
+   * asked for later are not waited for, so a steady stream of events cannot
+   * hold it up. Waiting re-reads start now rather than after their gathering
+   * delay. After Ingest.sync, the shadow then holds everything the taps saw
+   * until the sync began.
+   */
+  async caughtUp(): Promise<void> {
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+      this.startPending();
+    }
+    const refreshing = this.refreshing;
+    const resyncing = this.resyncing;
+    await refreshing;
+    await resyncing;
   }
 
   /** Devices with a re-read waiting or running: the shadow is catching up with them. */

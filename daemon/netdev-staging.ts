@@ -2,6 +2,12 @@
 // ethtool settings a `restart` writes into the freshly probed driver, before it
 // opens the device, from the values the shadow holds. What the helper does not
 // replay itself is left to daemon/netdev-replay.ts.
+//
+// shadowd does not send them at present (daemon/main.ts): a value staged from
+// the shadow wins over one another process sets between the staging and the
+// restart, which the daemon cannot rule out from userspace. Staging from the
+// shadow is safe again once the helper drops a staged setting that a write
+// reaches the driver after.
 import { checkHelperCommand, HelperError } from './helper-client.js';
 import { shadowValues, type ShadowValues } from './netdev-replay.js';
 import type { JsonValue } from './netdev-snapshot.js';

@@ -78,8 +78,18 @@ export interface RecoveryManagerOptions {
   lookup: (device: string) => DeviceInfo | null;
   /** The helper's `stage ...` commands for the device's ethtool values, sent before each restart. */
   stage?: (device: string) => string[];
-  /** Replays the configuration userspace restores (daemon/netdev-replay.ts); without it, `replay` is unavailable. */
-  replay?: (device: string, recoveryId: string) => Promise<ReplayReport>;
+  /**
+   * Called as a restart is sent, with nothing waiting on it: marks what the
+   * shadow holds then (main.ts: its change counter once it has caught up with
+   * the taps). The replay after that restart gets the mark. Should not reject.
+   */
+  markShadow?: (device: string) => Promise<number>;
+  /**
+   * Replays the configuration userspace restores (daemon/shadow-replay.ts):
+   * in a recovery's check with the mark of its restart, if markShadow is set;
+   * for `replay` without one. Without it, `replay` is unavailable.
+   */
+  replay?: (device: string, recoveryId: string, restartMark?: Promise<number>) => Promise<ReplayReport>;
   /** Over DEFAULT_POLICY: fixed, or per device (a configuration file's device, driver and class sections). */
   policy?: Partial<RecoveryPolicy> | ((device: string, driver: string | null) => Partial<RecoveryPolicy>);
   /** Whether `inject` may be used (a configuration setting; the helper must allow faults too). Default: yes. */
@@ -119,6 +129,8 @@ interface Running {
   reload: boolean;
   /** What did not go as asked in the restart (a reload refused or not done), for the record's note. */
   restartNotes: string[];
+  /** What markShadow returned as the restart was sent. */
+  restartMark?: Promise<number>;
   done: Promise<RecoveryRecord>;
 }
 
@@ -216,6 +228,7 @@ export class RecoveryManager {
   private readonly helper: () => Promise<HelperClient>;
   private readonly lookup: (device: string) => DeviceInfo | null;
   private readonly stageSource: (device: string) => string[];
+  private readonly markShadow: RecoveryManagerOptions['markShadow'];
   private readonly replayFn: RecoveryManagerOptions['replay'];
   private readonly onFinished: RecoveryManagerOptions['onFinished'];
   private readonly now: () => number;
@@ -233,6 +246,7 @@ export class RecoveryManager {
     this.helper = options.helper;
     this.lookup = options.lookup;
     this.stageSource = options.stage ?? (() => []);
+    this.markShadow = options.markShadow;
     this.replayFn = options.replay;
     this.onFinished = options.onFinished;
     this.now = options.now ?? Date.now;
@@ -809,6 +823,9 @@ export class RecoveryManager {
         clearTimeout(slow);
       }
     };
+    // As the restart is sent: what changes in the shadow from here on was set during the recovery.
+    // (A re-probe after a refused reload keeps this earlier mark: it only counts more as changed.)
+    cur.restartMark = this.mark(rec);
     let reply = await send(method);
     if (method === 'reload' && !reply.ok && reloadRefused(reply.errno, reply.message)) {
       // Refused before anything was touched: the driver runs as it did, and a re-probe is still the way back.
@@ -843,6 +860,20 @@ export class RecoveryManager {
       SHADOWD_MODULE: parsed.module ?? undefined,
     });
     return parsed.ifindex;
+  }
+
+  /** markShadow's mark, its failure logged here and left to the replay that waits on it. */
+  private mark(rec: RecoveryRecord): Promise<number> | undefined {
+    if (!this.markShadow) return undefined;
+    let mark: Promise<number>;
+    try {
+      mark = this.markShadow(rec.device);
+    } catch (err) {
+      mark = Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+    // Nothing may wait on it (the restart fails): its failure must not go unhandled.
+    mark.catch((err: unknown) => this.log('warning', rec, 'active', `${rec.device}: could not mark the shadow as the restart began: ${messageOf(err)}`));
+    return mark;
   }
 
   /** `restarted`: from a successful restart (a failed reload step then means the module would not unload). */
@@ -902,7 +933,7 @@ export class RecoveryManager {
     if (refused.length) notes.push(`the driver refused replay step${refused.length === 1 ? '' : 's'} ${refused.join(', ')}`);
     if (this.replayFn) {
       try {
-        notes.push(...this.recordReplay(rec, await this.replayFn(rec.device, rec.id)));
+        notes.push(...this.recordReplay(rec, await this.replayFn(rec.device, rec.id, cur.restartMark)));
       } catch (err) {
         notes.push(`replay from the shadow failed: ${messageOf(err)}`);
         this.log('warning', rec, 'check', `${rec.device}: replay from the shadow failed: ${messageOf(err)}`);

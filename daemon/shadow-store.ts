@@ -139,6 +139,15 @@ export class ShadowStore {
     this.db.close();
   }
 
+  /**
+   * The store-wide change counter: the seq of the latest entry change. Every
+   * entry changed after it is read has a greater seq (the replay after a
+   * restart leaves those alone: netdev-replay.ts, planRestartReplay).
+   */
+  get changes(): number {
+    return this.seq;
+  }
+
   /** The connection, for tables kept beside the shadow in the same file (the recovery history). */
   get database(): Database.Database {
     return this.db;

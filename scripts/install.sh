@@ -145,6 +145,7 @@ if [ -z "$R" ]; then
   need_tool bpftrace bpftrace
   need_tool ip iproute2
   need_tool ethtool ethtool
+  need_tool taskset util-linux
   need_tool modprobe kmod
   ldconfig -p 2>/dev/null | grep -q 'libsystemd\.so\.0 ' || { problems+=("libsystemd.so.0 is missing"); packages+=(libsystemd0); }
   if [ "$FILES_ONLY" -eq 0 ]; then

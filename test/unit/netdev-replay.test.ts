@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseChannels, parseCoalesce, parseRings } from '../../daemon/ethtool-text.js';
-import { codelMicros, planReplay, planReplayWithGaps, runReplay, type ReplayStep, type RunProgram } from '../../daemon/netdev-replay.js';
+import { codelMicros, planReplay, planReplayWithGaps, planRestartReplay, runReplay, type ReplayStep, type RunProgram } from '../../daemon/netdev-replay.js';
 import {
   addrKeys,
   ALL_GROUPS,
@@ -340,6 +340,60 @@ describe('planReplay, key by key', () => {
       { key: 'ipv4', reason: 'unexpected shadow value "none"' },
       { key: 'carrier', reason: 'not a configuration key replay knows' },
     ]);
+  });
+});
+
+describe('planRestartReplay: after a restart, what the restart lost and nothing else', () => {
+  const ID = 'bus:0000:00:04.0';
+  /** The recorded configured e1000 as the shadow keeps it, and the store's change counter as the restart was sent. */
+  async function storeBeforeRestart(): Promise<{ store: ShadowStore; mark: number; configured: DeviceSnapshot }> {
+    const configured = await snapshot('e1000-configured');
+    const store = new ShadowStore(':memory:');
+    store.upsertDevice({ id: ID, cls: 'net', ifindex: 2, name: 'eth0', driver: 'e1000', bus: '0000:00:04.0' }, 1);
+    for (const [key, value] of Object.entries(configured.keys)) store.setEntry(ID, key, value ?? null, SNAPSHOT_ACTOR, 1);
+    return { store, mark: store.changes, configured };
+  }
+
+  it('leaves what someone set during the recovery, even where the shadow is behind the device, and puts back what the restart reset', async () => {
+    const { store, mark, configured } = await storeBeforeRestart();
+    // During the recovery a loop set the MTU, the queue length and the message level; the shadow has seen some of it.
+    const ip = { pid: 700, comm: 'ip' };
+    store.setEntry(ID, 'mtu', 1401, ip, 2);
+    store.setEntry(ID, 'txqueuelen', 505, ip, 2);
+    store.setEntry(ID, 'msglvl', 5, { pid: 701, comm: 'ethtool' }, 2);
+    // The device after the restart: the loop's newer MTU and queue length, and the fresh driver's own link
+    // settings and GRO, which its probe reset (the helper replays neither).
+    const fresh = await snapshot('e1000-fresh');
+    const after: DeviceSnapshot = {
+      identity: configured.identity,
+      keys: { ...configured.keys, mtu: 1402, txqueuelen: 506, msglvl: 5, features: fresh.keys.features!, link_settings: fresh.keys.link_settings! },
+    };
+    const entries = store.entries(ID);
+    store.close();
+    const plan = planRestartReplay(entries, after, mark);
+    expect(plan.steps).toEqual([
+      { key: 'features', argv: ['ethtool', '-K', 'eth0', 'generic-receive-offload', 'off'] },
+      { key: 'link_settings', argv: ['ethtool', '-s', 'eth0', 'autoneg', 'on', 'advertise', '10baseT/Half', 'off', '10baseT/Full', 'off'] },
+    ]);
+    expect(plan.left).toEqual(['mtu', 'txqueuelen']);
+    // The whole shadow (shadowctl replay) would have put the MTU and queue length back to what the shadow had seen.
+    expect(planReplay(entries, after).filter((st) => st.key === 'mtu' || st.key === 'txqueuelen').map((st) => st.argv.join(' '))).toEqual([
+      'ip link set dev eth0 mtu 1401',
+      'ip link set dev eth0 txqueuelen 505',
+    ]);
+  });
+
+  it('nothing when the restart kept everything; the whole plan when nothing changed in the shadow and the device lost it all', async () => {
+    const { store, mark, configured } = await storeBeforeRestart();
+    const entries = store.entries(ID);
+    store.close();
+    expect(planRestartReplay(entries, configured, mark)).toEqual({ steps: [], gaps: [], left: [] });
+    const fresh = await snapshot('e1000-fresh');
+    const plan = planRestartReplay(entries, fresh, mark);
+    expect(plan.steps).toEqual(planReplay(entries, fresh));
+    expect(plan.left).toEqual([]);
+    // With a mark from before everything (the shadow could not catch up), every key counts as changed: nothing is written.
+    expect(planRestartReplay(entries, fresh, 0)).toMatchObject({ steps: [], gaps: [] });
   });
 });
 

@@ -232,3 +232,47 @@ describe('who gets the credit', () => {
     store.close();
   });
 });
+
+describe('catching up', () => {
+  it('applies the re-reads asked for so far, starting them at once, and does not wait for those asked for later', async () => {
+    const store = new ShadowStore(':memory:');
+    let msglvl = 7;
+    const reads: number[] = [];
+    const shadow = new NetdevShadow(store, quietLogger(), {
+      // Each read takes 30 ms and finds the message level as the device has it when the read begins.
+      snapshot: async (name, groups): Promise<DeviceSnapshot> => {
+        const found = msglvl;
+        reads.push(found);
+        await new Promise((r) => setTimeout(r, 30));
+        return { identity: { ifindex: 2, name, bus: '0000:00:04.0' }, keys: groups.includes('settings') ? { msglvl: found } : {} };
+      },
+      listDevices: () => Promise.resolve([]),
+      // Re-reads gather for a long time: caughtUp must not wait for that.
+      refreshDelayMs: 60_000,
+    });
+    const ev = (line: string): TapEvent => parseTapRecord(line);
+    const debugSet = (pid: number): TapEvent => ev(`ev=ethtool_notify ifindex=2 name=eth0 msg=8 kthread=0 pid=${pid} ts=${pid} comm=ethtool`);
+    shadow.applyBatch([ev('ev=register ifindex=2 name=eth0 addr=52:54:00:12:34:56 driver=e1000 bus=0000:00:04.0 ret=0 kthread=0 pid=1 ts=1 comm=modprobe')]);
+    await shadow.caughtUp();
+    const msglvlEntry = () => store.entries('bus:0000:00:04.0').find((e) => e.key === 'msglvl');
+    expect(msglvlEntry()?.value).toBe(7);
+
+    // ethtool sets the message level; its notification asks for a re-read.
+    msglvl = 3;
+    shadow.applyBatch([debugSet(400)]);
+    const t0 = Date.now();
+    const caught = shadow.caughtUp();
+    // A set while that re-read runs asks for another one, which caughtUp does not wait for.
+    await new Promise((r) => setTimeout(r, 10));
+    msglvl = 5;
+    shadow.applyBatch([debugSet(401)]);
+    await caught;
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(msglvlEntry()?.value).toBe(3);
+    expect(shadow.pendingReads()).toBe(1);
+    await shadow.caughtUp();
+    expect(msglvlEntry()).toMatchObject({ value: 5, actor: { pid: 401, comm: 'ethtool' } });
+    expect(reads).toEqual([7, 3, 5]);
+    store.close();
+  });
+});

@@ -190,6 +190,57 @@ describe('RecoveryManager', () => {
     expect(rec.steps.at(-1)).toEqual({ source: 'daemon', key: 'coalesce', result: 'ok', argv: ['ethtool', '-C', 'eth0', 'rx-usecs', '3'] });
   });
 
+  it('marks the shadow as the restart is sent and hands the mark to the replay after it; a replay on request gets none', async () => {
+    const events: string[] = [];
+    helper.answer = (c) => {
+      events.push(c.split(' ')[0]!);
+      return healthy(c);
+    };
+    const marks: Promise<number>[] = [];
+    const got: { id: string; mark: Promise<number> | undefined }[] = [];
+    const m = make({
+      stage: (d) => [`stage ${d} clear`],
+      markShadow: (device) => {
+        events.push(`mark ${device}`);
+        const mark = Promise.resolve(41 + marks.length);
+        marks.push(mark);
+        return mark;
+      },
+      replay: (device, id, mark) => {
+        events.push('replay');
+        got.push({ id, mark });
+        return Promise.resolve({ device, steps: [] });
+      },
+    });
+    const out = m.report(failure());
+    if (out.action === 'ignored') throw new Error('ignored');
+    expect((await out.done).result).toBe('recovered');
+    // After the staging, as the restart goes out; the replay waits on it only once the restart is done.
+    expect(events).toEqual(['stage', 'mark eth0', 'restart', 'replay']);
+    expect(got).toEqual([{ id: out.id, mark: marks[0] }]);
+    expect(await got[0]!.mark).toBe(41);
+
+    const replayed = await m.replay('eth0');
+    expect(got.at(-1)).toEqual({ id: replayed.id, mark: undefined });
+    expect(marks).toHaveLength(1);
+  });
+
+  it('a mark that fails is logged, never left unhandled, and fails only the replay that waits on it', async () => {
+    const m = make({
+      markShadow: () => Promise.reject(new Error('no marker came back from CPU 1 within 5000 ms')),
+      replay: async (device, _id, mark) => {
+        await mark;
+        return { device, steps: [] };
+      },
+    });
+    const rec = await m.recover('eth0');
+    expect([rec.result, rec.error]).toEqual(['recovered', 'replay from the shadow failed: no marker came back from CPU 1 within 5000 ms']);
+    expect(lines.map((l) => `${l.priority} ${l.message}`)).toContain('warning eth0: could not mark the shadow as the restart began: no marker came back from CPU 1 within 5000 ms');
+    // A restart that fails leaves its mark to nobody: still no unhandled rejection (vitest would report it).
+    helper.answer = (c) => (c.startsWith('restart') ? { ok: false, errno: 'EIO', message: 'probe failed' } : healthy(c));
+    expect((await m.recover('eth0')).result).toBe('failed');
+  });
+
   it('merges a report for a device already recovering into that recovery', async () => {
     let release: () => void = () => undefined;
     helper.answer = (c) => (c.startsWith('restart') ? new Promise((r) => (release = () => r(healthy(c)))) : healthy(c));

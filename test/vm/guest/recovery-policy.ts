@@ -1,27 +1,39 @@
-// The recovery policy's two promises, in one guest run on e1000 with a ping to
-// the QEMU gateway every 0.2 s as traffic (test/vm/recovery-policy.test.ts):
+// The recovery policy's two promises, and recoveries under a concurrent
+// configuration loop, in one guest run on e1000 with a ping to the QEMU
+// gateway every 0.2 s as traffic (test/vm/recovery-policy.test.ts):
 //   give-up   a transmit hang injected `sticky` comes back after every
 //             restart: shadowd recovers the device as often as its policy
 //             (a [Device] section of a configuration file) allows, waiting
 //             its back-off between attempts, then gives up once, parks the
 //             device and stays quiet while the traffic goes on; a manual
 //             clear + recover brings the device back;
+//   loop      another process sets the MTU, queue length, message level and
+//             RX ring and queries the device in a loop (nic-setup.ts's
+//             startConfigLoop: restart-check.ts's loop, there run against the
+//             helper alone) while `shadowctl recover` runs 5 times back to
+//             back: each recovery ends recovered with every replay step done,
+//             no command of the loop fails nor is undone (the MTU and queue
+//             length, read every 20 ms, never go back), its last values are
+//             in force afterwards (on the device and in the shadow), the
+//             ifindex stays, shadowd stays up and answers, and the helper
+//             logs no warning (between two kernel-log markers the test reads);
 //   killed    shadowd is killed (SIGKILL) while the helper restarts the
 //             driver: the helper finishes the restart on its own, the device
 //             carries traffic again with its ifindex, and the next shadowd
 //             closes the recovery as 'interrupted', does not loop, and still
-//             recovers a new failure (the manual recovery reset the count).
+//             recovers a new failure (the manual recoveries reset the count).
 // Prints `POLICY_RESULT <json>`: the measurements; the test judges them.
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { request } from '../../../daemon/control-client.js';
-import type { StatusResult } from '../../../daemon/control-protocol.js';
+import type { ShowResult, StatusResult } from '../../../daemon/control-protocol.js';
 import { openHelper } from '../../../daemon/helper-client.js';
+import { snapshotDevice } from '../../../daemon/netdev-snapshot.js';
 import { DAEMON_NODE_OPTIONS } from '../../../daemon/node-options.js';
 import type { RecoveryRecord } from '../../../daemon/recovery-history.js';
 import { repoPath } from '../repo-path.js';
-import { DRIVER_SETTINGS, helperCommand, interfaceOf, loadHelper, waitForCarrier } from './nic-setup.js';
+import { DRIVER_SETTINGS, helperCommand, interfaceOf, loadHelper, startConfigLoop, waitForCarrier } from './nic-setup.js';
 import { shadowdEnv } from './shadowd-process.js';
 
 const DRIVER = 'e1000';
@@ -35,6 +47,10 @@ const POLICY = { maxRecoveries: 3, backoffSec: 2, backoffMaxSec: 3 };
 const QUIET_AFTER_GIVE_UP_MS = 15_000;
 /** How long the second shadowd is watched for a loop. */
 const QUIET_AFTER_RESTART_MS = 8_000;
+/** Recoveries asked for (shadowctl recover) while the configuration loop runs. */
+const RECOVERIES_UNDER_LOOP = 5;
+/** Written to the kernel log before and after that part (recovery-policy.test.ts looks between them). */
+const KMSG_MARK = 'shadowd-policy: configuration loop';
 const READY_TIMEOUT_MS = 120_000;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -191,6 +207,88 @@ const manual = {
 };
 note(`manual recovery: exit ${recover.exitCode} in ${manual.recover.ms} ms; ping ${manual.pingMs} ms after; ${manual.txstat}`);
 
+// ---- configured while recovered ------------------------------------------
+// Another process changes and queries the device in a loop (restart-check.ts's
+// loop, there under the helper alone) while a person recovers it through
+// shadowd again and again. Markers in the kernel log bound this part for the
+// test, which looks for the helper's warnings between them.
+const kmsgMark = (what: string): void => writeFileSync('/dev/kmsg', `<5>${KMSG_MARK} ${what}\n`, { flag: 'a' });
+const historyBeforeLoop = await history();
+// The device's MTU and queue length, read every 20 ms (ip monitor does not show
+// the queue length): the loop only raises them, so one going down was put back
+// by someone else.
+const linkChanges: { at: number; mtu: number; qlen: number }[] = [];
+const readLink = (): void => {
+  const mtu = Number(readFileSync(`/sys/class/net/${dev}/mtu`, 'utf8'));
+  const qlen = Number(readFileSync(`/sys/class/net/${dev}/tx_queue_len`, 'utf8'));
+  const prev = linkChanges.at(-1);
+  if (prev?.mtu !== mtu || prev.qlen !== qlen) linkChanges.push({ at: Date.now(), mtu, qlen });
+};
+readLink();
+const linkPoller = setInterval(readLink, 20);
+kmsgMark('begin');
+const loopLogFrom = daemonLog.length;
+const configLoop = startConfigLoop(dev, { rings: true });
+const loopStartedAt = Date.now();
+await sleep(500);
+const loopRecoveries: { exitCode: number | undefined; stderr: string; record: RecoveryRecord | string; at: number; ms: number }[] = [];
+for (let i = 0; i < RECOVERIES_UNDER_LOOP; i++) {
+  const at = Date.now();
+  const r = await shadowctl('recover', dev, '--json');
+  const ms = Date.now() - at;
+  const record = r.exitCode === 0 ? (JSON.parse(r.stdout) as RecoveryRecord) : r.stdout;
+  loopRecoveries.push({ exitCode: r.exitCode, stderr: r.stderr, record, at, ms });
+  note(`recover ${i + 1} of ${RECOVERIES_UNDER_LOOP} under the configuration loop: exit ${r.exitCode} in ${ms} ms${typeof record === 'object' ? `: ${record.result} (${record.steps.map((s) => `${s.source === 'daemon' ? '+' : ''}${s.key}:${s.result}`).join(',')})` : ''}`);
+  await sleep(500);
+}
+const loopResult = await configLoop.stop();
+const loopMs = Date.now() - loopStartedAt;
+kmsgMark('end');
+// What shadowd said of its replays meanwhile: what it left because others set it during a recovery, and
+// whether its shadow could catch up with the taps each time (daemon/shadow-replay.ts).
+const loopLog = daemonLog.slice(loopLogFrom).split('\n');
+const replayLog = {
+  left: loopLog.filter((l) => / changed during the recovery: left as the device has/.test(l)),
+  behind: loopLog.filter((l) => /could not catch up with the taps|may not have caught up with the taps|could not mark the shadow/.test(l)),
+};
+clearInterval(linkPoller);
+await waitForCarrier(dev, 15_000);
+const finalKeys = (await snapshotDevice(dev, ['link', 'rings', 'settings'])).keys;
+const finalLink = (await ipLink()) as { ifindex: number; mtu: number; txqlen: number };
+// The shadow once it has caught up: what the next recovery would replay.
+let pendingReads = -1;
+for (const until = Date.now() + 10_000; Date.now() < until; await sleep(200)) {
+  pendingReads = (await status()).pendingReads;
+  if (pendingReads === 0) break;
+}
+const shadowEntries = (await ctl<ShowResult>('show', { device: dev })).entries;
+const shadowOf = (key: string): unknown => shadowEntries.find((e) => e.key === key)?.value;
+const cliStatus = await shadowctl('status', '--json');
+const underLoop = {
+  recoveries: loopRecoveries,
+  otherRecoveries: (await history()).filter((r) => !historyBeforeLoop.some((o) => o.id === r.id) && !loopRecoveries.some((l) => typeof l.record === 'object' && l.record.id === r.id)),
+  loop: { ...loopResult, startedAt: loopStartedAt, ms: loopMs },
+  linkChanges,
+  replayLog,
+  final: {
+    ifindex: finalLink.ifindex,
+    ipLink: { mtu: finalLink.mtu, txqlen: finalLink.txqlen },
+    mtu: finalKeys['mtu'],
+    txqueuelen: finalKeys['txqueuelen'],
+    msglvl: finalKeys['msglvl'],
+    rings: finalKeys['rings'],
+  },
+  shadow: { pendingReads, mtu: shadowOf('mtu'), txqueuelen: shadowOf('txqueuelen'), msglvl: shadowOf('msglvl'), rings: shadowOf('rings') },
+  daemonAlive: daemon.exitCode === null,
+  pid: daemon.pid,
+  status: { exitCode: cliStatus.exitCode, stderr: cliStatus.stderr, result: cliStatus.exitCode === 0 ? (JSON.parse(cliStatus.stdout) as StatusResult) : null },
+  pingMs: await replyAfter(Date.now(), 10_000),
+};
+note(
+  `configuration loop: ${loopResult.iterations} passes in ${loopMs} ms, ${loopResult.failures.length} failures, last ${JSON.stringify(loopResult.last)}${loopResult.stuck ? `, stuck in ${loopResult.stuck}` : ''}; ` +
+    `final ${JSON.stringify(underLoop.final)}, shadow ${JSON.stringify(underLoop.shadow)}`,
+);
+
 // ---- killed mid-recovery ---------------------------------------------------
 await sleep(1000);
 const poller = await openHelper();
@@ -307,6 +405,7 @@ console.log(
     ifindexBefore,
     giveUp: { inject, faultAt, injectMs, seenAfterMs: giveUpSeenAt === null ? null : giveUpSeenAt - faultAt, history: atGiveUp, txstat: txstatAtGiveUp, quiet, parked },
     manual,
+    underLoop,
     killed,
     restarted,
     again,
