@@ -57,7 +57,7 @@ for (const driver of drivers) {
   for (const { recovery: rec } of t.shadowd) {
     const m = rec.phases.module ?? {};
     console.log(
-      `                ${rec.id}: stage ${ms(rec.phases.stage)}, restart ${ms(rec.phases.restart)} ` +
+      `                ${rec.id}: ${rec.phases.stage === undefined ? '' : `stage ${ms(rec.phases.stage)}, `}restart ${ms(rec.phases.restart)} ` +
         `(stop ${ms(m['stopMs'])}, release ${ms(m['releaseMs'])}, probe ${ms(m['probeMs'])}, replay ${ms(m['replayMs'])}, open ${ms(m['openMs'])}), check ${ms(rec.phases.check)}`,
     );
   }
