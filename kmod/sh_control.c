@@ -417,6 +417,8 @@ static void sh_job_run(struct work_struct *work)
 
 static void sh_reply_job(struct sh_file *sf, struct sh_job *job)
 {
+	char module[MODULE_NAME_LEN + 8] = "";
+	char reload[48] = "";
 	struct sh_result *r = &job->res;
 
 	/* Refused before the device was touched: it runs as it did. */
@@ -435,20 +437,17 @@ static void sh_reply_job(struct sh_file *sf, struct sh_job *job)
 		sh_reply_ok(sf, "parked %s id=%s", job->ifname, job->id);
 		return;
 	}
+	/* A reload's reply adds its module and its two phases. */
 	if (job->how == SH_RELOAD) {
-		sh_reply_ok(sf,
-			    "restarted %s id=%s ifindex=%d module=%s stop_ms=%u release_ms=%u unload_ms=%u load_ms=%u probe_ms=%u replay_ms=%u open_ms=%u total_ms=%u steps=%s",
-			    job->ifname, job->id, r->ifindex, r->module,
-			    r->stop_ms, r->release_ms, r->unload_ms,
-			    r->load_ms, r->probe_ms, r->replay_ms, r->open_ms,
-			    r->total_ms, r->steps);
-		return;
+		scnprintf(module, sizeof(module), " module=%s", r->module);
+		scnprintf(reload, sizeof(reload), " unload_ms=%u load_ms=%u",
+			  r->unload_ms, r->load_ms);
 	}
 	sh_reply_ok(sf,
-		    "restarted %s id=%s ifindex=%d stop_ms=%u release_ms=%u probe_ms=%u replay_ms=%u open_ms=%u total_ms=%u steps=%s",
-		    job->ifname, job->id, r->ifindex, r->stop_ms, r->release_ms,
-		    r->probe_ms, r->replay_ms, r->open_ms, r->total_ms,
-		    r->steps);
+		    "restarted %s id=%s ifindex=%d%s stop_ms=%u release_ms=%u%s probe_ms=%u replay_ms=%u open_ms=%u total_ms=%u steps=%s",
+		    job->ifname, job->id, r->ifindex, module, r->stop_ms,
+		    r->release_ms, reload, r->probe_ms, r->replay_ms,
+		    r->open_ms, r->total_ms, r->steps);
 }
 
 static void sh_start_job(struct sh_file *sf, char **argv, enum sh_how how)

@@ -212,7 +212,6 @@ static int sh_fault_mask_irq(struct sh_dev *sd, char *msg, size_t len)
 {
 	struct device *parent = sd->dev->dev.parent;
 	struct pci_dev *pdev;
-	u16 cmd;
 
 	if (!parent || !dev_is_pci(parent)) {
 		scnprintf(msg, len, "%s is not a PCI device: lost-irq masks PCI INTx",
@@ -225,23 +224,16 @@ static int sh_fault_mask_irq(struct sh_dev *sd, char *msg, size_t len)
 			  sd->dev->name);
 		return -EOPNOTSUPP;
 	}
-	pci_read_config_word(pdev, PCI_COMMAND, &cmd);
-	pci_write_config_word(pdev, PCI_COMMAND, cmd | PCI_COMMAND_INTX_DISABLE);
+	pci_intx(pdev, 0);
 	sd->irq_masked = true;
 	return 0;
 }
 
 void sh_fault_unmask_irq(struct sh_dev *sd)
 {
-	struct pci_dev *pdev;
-	u16 cmd;
-
 	if (!sd->irq_masked)
 		return;
-	pdev = to_pci_dev(sd->dev->dev.parent);
-	pci_read_config_word(pdev, PCI_COMMAND, &cmd);
-	pci_write_config_word(pdev, PCI_COMMAND,
-			      cmd & ~PCI_COMMAND_INTX_DISABLE);
+	pci_intx(to_pci_dev(sd->dev->dev.parent), 1);
 	sd->irq_masked = false;
 }
 
