@@ -45,16 +45,20 @@ interface RestartResult {
     replies: string[];
     iterations: number;
     failures: string[];
+    stuck: string | null;
     last: Record<string, number>;
     final: { mtu: number; txqueuelen: number; msglvl: number; rings: { rx: number } | null };
   };
   park: { inject: string; reply: string; txstat: string; ifindex: number; clear: string; back: string; ping: string };
 }
 
+/** The key=value fields of an `ok restarted IFACE ...` reply. */
+const replyFields = (reply: string): Record<string, string> => Object.fromEntries(reply.split(' ').slice(3).map((f) => f.split('=') as [string, string]));
+
 /** The fields of a `restarted` reply; fails the test on anything else. */
 function restarted(reply: string): Record<string, string> {
   expect(reply).toMatch(/^ok restarted \S+ id=\S+ ifindex=\d+ stop_ms=\d+ release_ms=\d+ probe_ms=\d+ replay_ms=\d+ open_ms=\d+ total_ms=\d+ steps=\S+$/);
-  return Object.fromEntries(reply.split(' ').slice(3).map((f) => f.split('=') as [string, string]));
+  return replyFields(reply);
 }
 
 /** The fields of a `restarted` reply to `restart IFACE ID reload`. */
@@ -64,7 +68,7 @@ function reloaded(reply: string, module: string): Record<string, string> {
       `^ok restarted \\S+ id=\\S+ ifindex=\\d+ module=${module} stop_ms=\\d+ release_ms=\\d+ unload_ms=\\d+ load_ms=\\d+ probe_ms=\\d+ replay_ms=\\d+ open_ms=\\d+ total_ms=\\d+ steps=\\S+$`,
     ),
   );
-  return Object.fromEntries(reply.split(' ').slice(3).map((f) => f.split('=') as [string, string]));
+  return replyFields(reply);
 }
 
 describe('helper module restart keeps the net_device', () => {
@@ -113,6 +117,7 @@ describe('helper module restart keeps the net_device', () => {
     // 2. configuration in a loop during repeated restarts: accepted, last one wins.
     for (const reply of res.concurrent.replies) expect(restarted(reply)['steps']).not.toContain(':fail');
     expect(res.concurrent.failures).toEqual([]);
+    expect(res.concurrent.stuck).toBeNull();
     expect(res.concurrent.iterations).toBeGreaterThan(0);
     expect(res.concurrent.final.mtu).toBe(res.concurrent.last['mtu']);
     expect(res.concurrent.final.txqueuelen).toBe(res.concurrent.last['txqueuelen']);
@@ -129,7 +134,7 @@ describe('helper module restart keeps the net_device', () => {
     expect(res.park.ping).toContain('3 packets transmitted, 3 packets received');
 
     const ms = (reply: string): string => {
-      const f = Object.fromEntries(reply.split(' ').slice(3).map((kv) => kv.split('=') as [string, string]));
+      const f = replyFields(reply);
       return `stop ${f['stop_ms']} release ${f['release_ms']} probe ${f['probe_ms']} replay ${f['replay_ms']} open ${f['open_ms']} total ${f['total_ms']} ms`;
     };
     console.log(

@@ -151,3 +151,33 @@ export function startConfigLoop(dev: string, options: { rings: boolean }): { sto
     },
   };
 }
+
+/** One reply of a ping probe: when its probe left and when the reply arrived, in ms since the epoch. */
+export interface PingReply {
+  sent: number;
+  received: number;
+}
+
+/**
+ * A ping to `target` every `intervalSec`, collecting each reply as it comes:
+ * iputils ping prints its receive time (-D) and its round trip, so the time
+ * the probe left is known too. Probes held through an outage (the neighbour
+ * layer waits for ARP) are answered late, with a long round trip.
+ */
+export function startPingProbe(target: string, intervalSec: number): { replies: PingReply[]; stop: () => Promise<void> } {
+  const replies: PingReply[] = [];
+  const ping = execa('ping', ['-D', '-n', '-i', String(intervalSec), target], { reject: false, buffer: false });
+  ping.stdout?.on('data', (d: Buffer) => {
+    for (const m of d.toString().matchAll(/^\[(\d+\.\d+)\] \d+ bytes from .* time=([\d.]+) ms/gm)) {
+      const received = Number(m[1]) * 1000;
+      replies.push({ sent: received - Number(m[2]), received });
+    }
+  });
+  return {
+    replies,
+    stop: async () => {
+      ping.kill('SIGTERM');
+      await ping;
+    },
+  };
+}

@@ -33,7 +33,7 @@ import { snapshotDevice } from '../../../daemon/netdev-snapshot.js';
 import { DAEMON_NODE_OPTIONS } from '../../../daemon/node-options.js';
 import type { RecoveryRecord } from '../../../daemon/recovery-history.js';
 import { repoPath } from '../repo-path.js';
-import { DRIVER_SETTINGS, helperCommand, interfaceOf, loadHelper, startConfigLoop, waitForCarrier } from './nic-setup.js';
+import { DRIVER_SETTINGS, helperCommand, interfaceOf, loadHelper, startConfigLoop, startPingProbe, waitForCarrier } from './nic-setup.js';
 import { shadowdEnv } from './shadowd-process.js';
 
 const DRIVER = 'e1000';
@@ -123,24 +123,28 @@ const ipLink = async (): Promise<unknown> => (JSON.parse((await execa('ip', ['-j
 const hasDriver = (): boolean => existsSync(`/sys/class/net/${dev}/device/driver`);
 const signature = (rs: RecoveryRecord[]): string => rs.map((r) => `${r.id}:${r.result}`).join(',');
 const brief = (rs: RecoveryRecord[]): string => rs.map((r) => `${r.trigger}:${r.result}`).join(' ');
+/** Samples the history and the helper's state every 500 ms for `ms`: any recovery after `baseline`, and every state seen. */
+async function watchQuiet(ms: number, baseline: RecoveryRecord[]): Promise<{ samples: number; historyChanged: string[]; states: string[] }> {
+  const watch = { samples: 0, historyChanged: [] as string[], states: [] as string[] };
+  const from = Date.now();
+  while (Date.now() - from < ms) {
+    await sleep(500);
+    const h = await history();
+    if (signature(h) !== signature(baseline)) watch.historyChanged.push(`${Date.now() - from} ms: ${brief(h)}`);
+    const state = / (state=\S+ running=\d)/.exec(await txstat())?.[1] ?? 'none';
+    if (!watch.states.includes(state)) watch.states.push(state);
+    watch.samples++;
+  }
+  return watch;
+}
 
 const first = await startDaemon();
 let daemon = first.daemon;
 note(`shadowd ready after ${first.readyMs} ms (pid ${daemon.pid})`);
 
-// The traffic, and the probe: iputils ping prints each reply with the time it arrived (-D).
-interface Reply {
-  sent: number;
-  received: number;
-}
-const replies: Reply[] = [];
-const ping = execa('ping', ['-D', '-n', '-i', '0.2', '10.0.2.2'], { reject: false, buffer: false });
-ping.stdout?.on('data', (d: Buffer) => {
-  for (const m of d.toString().matchAll(/^\[(\d+\.\d+)\] \d+ bytes from .* time=([\d.]+) ms/gm)) {
-    const received = Number(m[1]) * 1000;
-    replies.push({ sent: received - Number(m[2]), received });
-  }
-});
+// The traffic, and the probe: a ping every 200 ms, each reply with the time it arrived.
+const ping = startPingProbe('10.0.2.2', 0.2);
+const replies = ping.replies;
 /** ms from `t` to the first reply to a probe sent at or after `t`, or null after timeoutMs. */
 const replyAfter = async (t: number, timeoutMs: number): Promise<number | null> => {
   for (const until = Date.now() + timeoutMs; ; await sleep(50)) {
@@ -169,16 +173,8 @@ const txstatAtGiveUp = await txstat();
 note(`give-up seen ${giveUpSeenAt === null ? 'never' : `${giveUpSeenAt - faultAt} ms after the fault`}: ${brief(atGiveUp)}; ${txstatAtGiveUp}`);
 
 // The traffic goes on; nothing may change.
-const quiet = { samples: 0, historyChanged: [] as string[], states: [] as string[] };
 const quietFrom = Date.now();
-while (Date.now() - quietFrom < QUIET_AFTER_GIVE_UP_MS) {
-  await sleep(500);
-  const h = await history();
-  if (signature(h) !== signature(atGiveUp)) quiet.historyChanged.push(`${Date.now() - quietFrom} ms: ${brief(h)}`);
-  const state = / (state=\S+ running=\d)/.exec(await txstat())?.[1] ?? 'none';
-  if (!quiet.states.includes(state)) quiet.states.push(state);
-  quiet.samples++;
-}
+const quiet = await watchQuiet(QUIET_AFTER_GIVE_UP_MS, atGiveUp);
 const quietEnd = Date.now();
 const parked = {
   history: await cliHistory(),
@@ -347,16 +343,7 @@ const second = await startDaemon();
 daemon = second.daemon;
 note(`second shadowd ready after ${second.readyMs} ms (pid ${daemon.pid})`);
 const afterRestart = await history();
-const loopFrom = Date.now();
-const loop = { samples: 0, historyChanged: [] as string[], states: [] as string[] };
-while (Date.now() - loopFrom < QUIET_AFTER_RESTART_MS) {
-  await sleep(500);
-  const h = await history();
-  if (signature(h) !== signature(afterRestart)) loop.historyChanged.push(`${Date.now() - loopFrom} ms: ${brief(h)}`);
-  const state = / (state=\S+ running=\d)/.exec(await txstat())?.[1] ?? 'none';
-  if (!loop.states.includes(state)) loop.states.push(state);
-  loop.samples++;
-}
+const loop = await watchQuiet(QUIET_AFTER_RESTART_MS, afterRestart);
 const restarted = {
   readyMs: second.readyMs,
   history: await cliHistory(),
@@ -395,8 +382,7 @@ const stopped = await daemon;
 clearTimeout(stopTimer);
 const stopMs = Date.now() - stopAt;
 note(`second shadowd stopped on SIGTERM in ${stopMs} ms: ${stopped.exitCode ?? stopped.signal}`);
-ping.kill('SIGTERM');
-await ping;
+await ping.stop();
 
 console.log(
   `POLICY_RESULT ${JSON.stringify({

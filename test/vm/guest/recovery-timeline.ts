@@ -13,7 +13,7 @@ import { basename, join } from 'node:path';
 import { mkdtempSync } from 'node:fs';
 import { execa } from 'execa';
 import { repoPath } from '../repo-path.js';
-import { DRIVER_SETTINGS, helperCommand, interfaceOf, loadHelper, settle } from './nic-setup.js';
+import { DRIVER_SETTINGS, helperCommand, interfaceOf, loadHelper, settle, startPingProbe, type PingReply } from './nic-setup.js';
 import { shadowdEnv, startShadowd } from './shadowd-process.js';
 
 const driver = process.argv[2] ?? '';
@@ -37,20 +37,10 @@ await configure();
 // outage may be held (by the neighbour layer, waiting for ARP) and answered
 // all at once when the device works again, so the time a reply arrives is
 // what counts, not the time its probe was sent.
-interface Reply {
-  sent: number;
-  received: number;
-}
-const replies: Reply[] = [];
-const probe = execa('ping', ['-D', '-n', '-i', '0.05', '10.0.2.2'], { reject: false, buffer: false });
-probe.stdout?.on('data', (d: Buffer) => {
-  for (const m of d.toString().matchAll(/^\[(\d+\.\d+)\] \d+ bytes from .* time=([\d.]+) ms/gm)) {
-    const received = Number(m[1]) * 1000;
-    replies.push({ sent: received - Number(m[2]), received });
-  }
-});
+const probe = startPingProbe('10.0.2.2', 0.05);
+const replies = probe.replies;
 /** When the first reply arrives after `t` for a probe that `counts`. */
-const firstReply = async (t: number, counts: (r: Reply) => boolean, timeoutMs = 60_000): Promise<number> => {
+const firstReply = async (t: number, counts: (r: PingReply) => boolean, timeoutMs = 60_000): Promise<number> => {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const hit = replies.find((r) => r.received > t && counts(r));
@@ -117,7 +107,7 @@ for (let i = 0; i < ROUNDS; i++) {
   reset.push(await driverReset());
 }
 if (process.argv[3] === '--baseline-only') {
-  probe.kill('SIGTERM');
+  await probe.stop();
   console.log(`TIMELINE_RESULT ${JSON.stringify({ driver, dev, bare, reset, shadowd: [] })}`);
   process.exit(0);
 }
@@ -157,5 +147,5 @@ const shadowd: { detectionMs: number; serviceMs: number; recovery: Recovery }[] 
 for (let i = 0; i < ROUNDS; i++) shadowd.push(await shadowdRecovery());
 started.daemon.kill('SIGTERM');
 await started.daemon;
-probe.kill('SIGTERM');
+await probe.stop();
 console.log(`TIMELINE_RESULT ${JSON.stringify({ driver, dev, shadowdReadyMs: started.readyMs, bare, reset, shadowd })}`);

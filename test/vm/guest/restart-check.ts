@@ -16,7 +16,7 @@
 import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { execa } from 'execa';
 import { snapshotDevice } from '../../../daemon/netdev-snapshot.js';
-import { DRIVER_SETTINGS, helperCommand, interfaceOf, loadHelper, settle, waitForCarrier } from './nic-setup.js';
+import { DRIVER_SETTINGS, helperCommand, interfaceOf, loadHelper, settle, startConfigLoop, waitForCarrier } from './nic-setup.js';
 
 const driver = process.argv[2] ?? '';
 if (!(driver in DRIVER_SETTINGS)) {
@@ -69,38 +69,13 @@ const stuckLog = (await execa('dmesg')).stdout.split('\n').filter((l) => l.inclu
 const stuckPing = await execa('busybox', ['ping', '-c', '3', '-W', '2', '10.0.2.2'], { reject: false });
 
 // 2. concurrent configuration during repeated restarts
-const ringsSettable = driver !== 'pcnet32';
-let stop = false;
-const loop = (async () => {
-  const last: Record<string, number> = {};
-  const failures: string[] = [];
-  let iterations = 0;
-  for (let i = 0; !stop; i++) {
-    const steps: [string, number, string[]][] = [
-      ['mtu', 1300 + (i % 100), ['ip', 'link', 'set', dev, 'mtu', String(1300 + (i % 100))]],
-      ['txqueuelen', 500 + i, ['ip', 'link', 'set', dev, 'txqueuelen', String(500 + i)]],
-      ['msglvl', i % 16, ['ethtool', '-s', dev, 'msglvl', String(i % 16)]],
-      ...(ringsSettable ? [['rx', 128 + 32 * (i % 4), ['ethtool', '-G', dev, 'rx', String(128 + 32 * (i % 4))]] as [string, number, string[]]] : []),
-      ['query', 0, ['ethtool', '-g', dev]],
-      ['query', 0, ['ethtool', '-k', dev]],
-      ['query', 0, ['ip', '-s', 'link', 'show', dev]],
-    ];
-    for (const [key, value, argv] of steps) {
-      const r = await execa(argv[0]!, argv.slice(1), { reject: false, all: true });
-      if (r.exitCode !== 0) failures.push(`${argv.join(' ')}: ${r.all}`);
-      else if (key !== 'query') last[key] = value;
-    }
-    iterations++;
-  }
-  return { last, failures, iterations };
-})();
+const loop = startConfigLoop(dev, { rings: driver !== 'pcnet32' });
 const underLoad: string[] = [];
 for (let i = 0; i < RESTARTS_UNDER_LOAD; i++) {
   underLoad.push(await helperCommand(`restart ${dev} load${i}`));
   await new Promise((r) => setTimeout(r, 700));
 }
-stop = true;
-const concurrent = await loop;
+const concurrent = await loop.stop();
 await waitForCarrier(dev, 15_000);
 const final = await snapshotDevice(dev, ['link', 'rings', 'settings']);
 
@@ -146,6 +121,7 @@ console.log(
       replies: underLoad,
       iterations: concurrent.iterations,
       failures: concurrent.failures,
+      stuck: concurrent.stuck,
       last: concurrent.last,
       final: { mtu: final.keys.mtu, txqueuelen: final.keys.txqueuelen, msglvl: final.keys.msglvl, rings: final.keys.rings },
     },
