@@ -3,9 +3,9 @@
 // network shadow and store, and prints its figures as JSON.
 // usage: node [daemon node options] ingest-child.js FILE EVENTS STATE_DIR
 import { join } from 'node:path';
-import { Ingest } from '../daemon/ingest.js';
-import { NetdevShadow } from '../daemon/netdev-shadow.js';
-import { ShadowStore } from '../daemon/shadow-store.js';
+import { Ingest } from '../daemon/core/ingest.js';
+import { NetdevShadow } from '../daemon/classes/net/netdev-shadow.js';
+import { ShadowStore } from '../daemon/core/shadow-store.js';
 import { repoPath } from '../test/vm/repo-path.js';
 
 async function measure(stream: string, expected: number, dir: string): Promise<void> {

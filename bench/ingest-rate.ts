@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { DAEMON_NODE_OPTIONS } from '../daemon/node-options.js';
+import { DAEMON_NODE_OPTIONS } from '../daemon/service/node-options.js';
 import { repoPath } from '../test/vm/repo-path.js';
 
 const GOAL_RATE = 50_000;

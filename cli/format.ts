@@ -1,9 +1,9 @@
 // Human-readable views of the daemon's answers: aligned tables, local times,
 // and values short enough for a terminal (the full values are in --json).
-import { formatConfigError } from '../daemon/config.js';
-import type { DeviceStatus, HistoryResult, InjectResult, ReloadResult, ShowResult, StatusResult } from '../daemon/control-protocol.js';
-import type { PhaseTimings, RecoveryRecord } from '../daemon/recovery-history.js';
-import { modulePhases } from '../daemon/helper-replies.js';
+import { formatConfigError } from '../daemon/service/config.js';
+import type { DeviceStatus, HistoryResult, InjectResult, ReloadResult, ShowResult, StatusResult } from '../daemon/control/control-protocol.js';
+import type { PhaseTimings, RecoveryRecord } from '../daemon/core/recovery-history.js';
+import { modulePhases } from '../daemon/core/helper-protocol.js';
 
 export function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));

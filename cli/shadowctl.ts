@@ -8,7 +8,7 @@
 // reload, or no access to the socket).
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { ControlError, DEFAULT_SOCKET, request } from '../daemon/control-client.js';
+import { ControlError, DEFAULT_SOCKET, request } from '../daemon/control/control-client.js';
 import {
   HISTORY_LIMIT_DEFAULT,
   HISTORY_LIMIT_MAX,
@@ -19,7 +19,7 @@ import {
   type ReloadResult,
   type ShowResult,
   type StatusResult,
-} from '../daemon/control-protocol.js';
+} from '../daemon/control/control-protocol.js';
 import { formatHistory, formatInject, formatRecovery, formatReload, formatShow, formatStatus } from './format.js';
 
 export const EXIT = { ok: 0, refused: 1, usage: 2, unreachable: 3, denied: 4 } as const;

@@ -111,14 +111,14 @@ need_tool node nodejs
 if [ ! -f "$SRC/dist/daemon/main.js" ] || [ ! -f "$SRC/dist/cli/shadowctl.js" ]; then
   problems+=("this checkout is not built: run \`npm ci && npm run build\` in $SRC first")
 else
-  for ts in "$SRC"/daemon/*.ts "$SRC"/cli/*.ts; do
+  while IFS= read -r -d '' ts; do
     js="$SRC/dist/${ts#"$SRC"/}"
     js=${js%.ts}.js
     if [ ! -f "$js" ] || [ "$ts" -nt "$js" ]; then
       problems+=("dist/ is older than ${ts#"$SRC"/}: run \`npm run build\` in $SRC first")
       break
     fi
-  done
+  done < <(find "$SRC/daemon" "$SRC/cli" -name '*.ts' -print0)
 fi
 [ -d "$SRC/node_modules" ] || problems+=("$SRC/node_modules is missing: run \`npm ci\` in $SRC first")
 EXEC_START=$(sed -n 's/^ExecStart=//p' "$SRC/systemd/$UNIT_NAME")

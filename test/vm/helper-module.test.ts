@@ -15,7 +15,7 @@ const SMOKE = repoPath('dist/test/vm/guest/helper-smoke.js');
 // The guest runs compiled code: the smoke script and the client it imports.
 const BUILT_FROM_SOURCE: { built: string; source: string }[] = [
   { built: SMOKE, source: repoPath('test/vm/guest/helper-smoke.ts') },
-  { built: repoPath('dist/daemon/helper-client.js'), source: repoPath('daemon/helper-client.ts') },
+  { built: repoPath('dist/daemon/core/helper-client.js'), source: repoPath('daemon/core/helper-client.ts') },
 ];
 const FUZZ_CASES = 5000;
 const NIC_DRIVER = 'e1000';

@@ -4,7 +4,7 @@
 // key by key, to what ip, tc and ethtool report; a sniffer shows as a
 // promiscuity holder while it runs; a restart reads back the same shadow.
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { ShowResult, StatusResult } from '../../daemon/control-protocol.js';
+import type { ShowResult, StatusResult } from '../../daemon/control/control-protocol.js';
 import { assertGuestOk, runInGuest } from './guest.js';
 import { repoPath } from './repo-path.js';
 

@@ -8,8 +8,8 @@
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseBpftraceLine } from '../../daemon/bpftrace-output.js';
-import type { TapEvent } from '../../daemon/tap-record.js';
+import { parseBpftraceLine } from '../../daemon/core/bpftrace-output.js';
+import type { TapEvent } from '../../daemon/core/tap-record.js';
 import { assertGuestOk, runInGuest } from './guest.js';
 import type { NicPreset } from './devices.js';
 import { repoPath } from './repo-path.js';

@@ -19,8 +19,8 @@
 //   and still recovers a new failure (the manual recoveries reset the count).
 import { existsSync, statSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { StatusResult } from '../../daemon/control-protocol.js';
-import type { RecoveryRecord } from '../../daemon/recovery-history.js';
+import type { StatusResult } from '../../daemon/control/control-protocol.js';
+import type { RecoveryRecord } from '../../daemon/core/recovery-history.js';
 import { assertGuestOk, runInGuest, type GuestResult } from './guest.js';
 import type { KernelLogLine } from './kernel-log.js';
 import { buildHelperModule } from './kmod-build.js';

@@ -2,7 +2,7 @@
 // netdev-snapshot makes with its recording in test/fixtures/replay/NAME.json
 // (recorded in the guest by test/fixtures/replay/record-state.sh).
 import { readFileSync } from 'node:fs';
-import type { RunTool } from '../../../daemon/netdev-snapshot.js';
+import type { RunTool } from '../../../daemon/classes/net/netdev-snapshot.js';
 
 interface Recorded {
   argv: string[];

@@ -3,8 +3,8 @@
 // and prints what the reader made of it as one JSON object.
 // usage: node dist/test/vm/guest/bpftrace-smoke.js PROGRAM DEV
 import { execa } from 'execa';
-import { startBpftrace } from '../../../daemon/bpftrace-process.js';
-import type { BpftraceMessage } from '../../../daemon/bpftrace-output.js';
+import { startBpftrace } from '../../../daemon/core/bpftrace-process.js';
+import type { BpftraceMessage } from '../../../daemon/core/bpftrace-output.js';
 
 const [program, dev] = process.argv.slice(2);
 if (!program || !dev) throw new Error('usage: bpftrace-smoke.js PROGRAM DEV');

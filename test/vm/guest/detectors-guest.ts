@@ -12,11 +12,11 @@
 // usage: node dist/test/vm/guest/detectors-guest.js FAULT_FIXTURE_KO
 import { execFileSync } from 'node:child_process';
 import { execa } from 'execa';
-import { startDetectors, type Detectors } from '../../../daemon/detectors.js';
-import type { FailureReport } from '../../../daemon/failure-report.js';
-import { Ingest } from '../../../daemon/ingest.js';
-import { readNetDevices, type SelfFault } from '../../../daemon/kernel-log-watch.js';
-import type { Logger } from '../../../daemon/log.js';
+import { startDetectors, type Detectors } from '../../../daemon/core/detectors.js';
+import type { FailureReport } from '../../../daemon/core/failure-report.js';
+import { Ingest } from '../../../daemon/core/ingest.js';
+import { readNetDevices, type SelfFault } from '../../../daemon/core/kernel-log-watch.js';
+import type { Logger } from '../../../daemon/service/log.js';
 import { repoPath } from '../repo-path.js';
 
 const [ko] = process.argv.slice(2);

@@ -37,7 +37,7 @@ import {
   parseHelperReply,
   type HelperReply,
   type HelperVersion,
-} from '../../../daemon/helper-client.js';
+} from '../../../daemon/core/helper-client.js';
 
 /**
  * What the module must do with one write, by the protocol (kmod/PROTOCOL.md):

@@ -5,7 +5,7 @@
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { basename } from 'node:path';
 import { execa } from 'execa';
-import { openHelper } from '../../../daemon/helper-client.js';
+import { openHelper } from '../../../daemon/core/helper-client.js';
 import { repoPath } from '../repo-path.js';
 
 /**

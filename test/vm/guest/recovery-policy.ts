@@ -26,12 +26,12 @@
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
-import { request } from '../../../daemon/control-client.js';
-import type { ShowResult, StatusResult } from '../../../daemon/control-protocol.js';
-import { openHelper } from '../../../daemon/helper-client.js';
-import { snapshotDevice } from '../../../daemon/netdev-snapshot.js';
-import { DAEMON_NODE_OPTIONS } from '../../../daemon/node-options.js';
-import type { RecoveryRecord } from '../../../daemon/recovery-history.js';
+import { request } from '../../../daemon/control/control-client.js';
+import type { ShowResult, StatusResult } from '../../../daemon/control/control-protocol.js';
+import { openHelper } from '../../../daemon/core/helper-client.js';
+import { snapshotDevice } from '../../../daemon/classes/net/netdev-snapshot.js';
+import { DAEMON_NODE_OPTIONS } from '../../../daemon/service/node-options.js';
+import type { RecoveryRecord } from '../../../daemon/core/recovery-history.js';
 import { repoPath } from '../repo-path.js';
 import { DRIVER_SETTINGS, helperCommand, interfaceOf, loadHelper, startConfigLoop, startPingProbe, waitForCarrier } from './nic-setup.js';
 import { shadowdEnv } from './shadowd-process.js';

@@ -12,7 +12,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { execa, type ResultPromise } from 'execa';
-import { snapshotDevice } from '../../../daemon/netdev-snapshot.js';
+import { snapshotDevice } from '../../../daemon/classes/net/netdev-snapshot.js';
 import { repoPath } from '../repo-path.js';
 import { DRIVER_SETTINGS, helperCommand, interfaceOf, loadHelper, settle, waitForCarrier } from './nic-setup.js';
 import { shadowdEnv, startShadowd } from './shadowd-process.js';

@@ -15,7 +15,7 @@
 // Prints `RESTART_RESULT <json>` for test/vm/helper-restart.test.ts.
 import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { execa } from 'execa';
-import { snapshotDevice } from '../../../daemon/netdev-snapshot.js';
+import { snapshotDevice } from '../../../daemon/classes/net/netdev-snapshot.js';
 import { DRIVER_SETTINGS, helperCommand, interfaceOf, loadHelper, settle, startConfigLoop, waitForCarrier } from './nic-setup.js';
 
 const driver = process.argv[2] ?? '';

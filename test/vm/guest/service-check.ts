@@ -17,7 +17,7 @@
 // test/vm/service.test.ts.
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { execa, type Options } from 'execa';
-import { MESSAGE_FAILURE_DETECTED, MESSAGE_RECOVERED, MESSAGE_RECOVERY_STARTED } from '../../../daemon/message-ids.js';
+import { MESSAGE_FAILURE_DETECTED, MESSAGE_RECOVERED, MESSAGE_RECOVERY_STARTED } from '../../../daemon/service/message-ids.js';
 import { repoPath } from '../repo-path.js';
 import { DRIVER_SETTINGS, interfaceOf, settle } from './nic-setup.js';
 

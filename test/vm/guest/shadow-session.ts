@@ -7,8 +7,8 @@
 // usage: node dist/test/vm/guest/shadow-session.js DRIVER...
 import { mkdtempSync } from 'node:fs';
 import { execa, type ResultPromise } from 'execa';
-import { snapshotDevice, ALL_GROUPS } from '../../../daemon/netdev-snapshot.js';
-import type { ShowResult, StatusResult } from '../../../daemon/control-protocol.js';
+import { snapshotDevice, ALL_GROUPS } from '../../../daemon/classes/net/netdev-snapshot.js';
+import type { ShowResult, StatusResult } from '../../../daemon/control/control-protocol.js';
 import { repoPath } from '../repo-path.js';
 import { shadowdEnv, startShadowd } from './shadowd-process.js';
 

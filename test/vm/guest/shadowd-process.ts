@@ -3,7 +3,7 @@
 // Shared by the guest scripts of the tests, the demo and the benchmarks.
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
-import { DAEMON_NODE_OPTIONS } from '../../../daemon/node-options.js';
+import { DAEMON_NODE_OPTIONS } from '../../../daemon/service/node-options.js';
 import { repoPath } from '../repo-path.js';
 
 const READY_TIMEOUT_MS = 120_000;

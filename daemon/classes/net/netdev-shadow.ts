@@ -1,0 +1,370 @@
+// The network class shadow in passive mode: one shadow for every NIC driver.
+// It adopts each network device that has a driver (a bus parent), applies tap
+// events to the reduced log, re-reads key groups the events do not carry the
+// values of, and re-reads everything after a gap in the event stream.
+import { readdir, readlink } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { runProgram } from '../../core/run-program.js';
+import type { DeviceStatus, ShowResult } from '../../control/control-protocol.js';
+import { RequestError } from '../../control/control-protocol.js';
+import type { Logger } from '../../service/log.js';
+import { reduceEvent } from './netdev-reducer.js';
+import { ALL_GROUPS, KEY_GROUPS, snapshotDevice, SnapshotError, type DeviceSnapshot, type KeyGroup } from './netdev-snapshot.js';
+import { SNAPSHOT_ACTOR, type Actor, type ShadowStore } from '../../core/shadow-store.js';
+import type { TapEvent } from '../../core/tap-record.js';
+
+export interface WatchedDevice {
+  id: string;
+  ifindex: number;
+  name: string;
+  driver: string | null;
+  bus: string | null;
+}
+
+export interface NetdevShadowDeps {
+  snapshot?: (name: string, groups: readonly KeyGroup[]) => Promise<DeviceSnapshot>;
+  listDevices?: () => Promise<{ ifindex: number; name: string; bus: string | null }[]>;
+  driverOf?: (name: string) => Promise<string | null>;
+  now?: () => number;
+  /** How long tap events may gather before their re-reads run (they often come in bursts). */
+  refreshDelayMs?: number;
+  /**
+   * Whether shadowd is restarting this device's driver: the helper keeps the
+   * net_device, but the taps still see the driver let go of it and take it back.
+   */
+  restarting?: (name: string) => boolean;
+}
+
+/** How long after a re-read found a change a process's event about it (received then, read later) still takes the credit. */
+const PROVISIONAL_MS = 3000;
+
+/** An actor, and whether it is a kernel thread (a kworker finishing someone's change). */
+interface Credit extends Actor {
+  kthread: boolean;
+  /** When the daemon received the event (ms since the epoch). */
+  seen: number;
+}
+const SNAPSHOT_CREDIT: Credit = { ...SNAPSHOT_ACTOR, kthread: false, seen: 0 };
+
+/**
+ * Whether `a` rather than `b` gets the credit for a group's next value: a
+ * process seen by a tap beats the snapshot, a user process beats a kernel
+ * thread, and otherwise the later one wins.
+ */
+function outranks(a: Credit, b: Credit): boolean {
+  if (a.pid === null) return b.pid === null;
+  if (b.pid === null) return true;
+  return !a.kthread || b.kthread;
+}
+
+const GROUP_OF_KEY = new Map<string, KeyGroup>(
+  Object.entries(KEY_GROUPS).flatMap(([group, keys]) => keys.map((k): [string, KeyGroup] => [k, group as KeyGroup])),
+);
+
+/** A device's stable identity: its bus address survives ifindex and name changes. */
+export function deviceId(bus: string | null, name: string): string {
+  return bus ? `bus:${bus}` : `name:${name}`;
+}
+
+async function listNetDevices(): Promise<{ ifindex: number; name: string; bus: string | null }[]> {
+  const { stdout, stderr, exitCode } = await runProgram('ip', ['-json', '-details', 'link', 'show']);
+  if (exitCode !== 0) throw new Error(`ip link show failed (exit ${String(exitCode)}): ${stderr.trim()}`);
+  const links = JSON.parse(stdout) as { ifindex: number; ifname: string; parentdev?: string }[];
+  return links.map((l) => ({ ifindex: l.ifindex, name: l.ifname, bus: l.parentdev ?? null }));
+}
+
+async function driverOfDevice(name: string): Promise<string | null> {
+  try {
+    return basename(await readlink(`/sys/class/net/${name}/device/driver`));
+  } catch {
+    return null;
+  }
+}
+
+export class NetdevShadow {
+  private readonly watched = new Map<number, WatchedDevice>();
+  /** ifindex → group → who gets the credit for what the re-read finds. */
+  private pending = new Map<number, Map<KeyGroup, Credit>>();
+  private timer: NodeJS.Timeout | null = null;
+  private refreshing: Promise<void> = Promise.resolve();
+  /** Devices whose re-read is queued or running. */
+  private readsInFlight = 0;
+  /** device\0key → when a re-read found its value and could credit only a kernel thread. */
+  private readonly provisional = new Map<string, number>();
+  private readonly snapshot: NonNullable<NetdevShadowDeps['snapshot']>;
+  private readonly listDevices: NonNullable<NetdevShadowDeps['listDevices']>;
+  private readonly driverOf: NonNullable<NetdevShadowDeps['driverOf']>;
+  private readonly now: () => number;
+  private readonly refreshDelayMs: number;
+
+  private readonly restarting: (name: string) => boolean;
+
+  constructor(
+    private readonly store: ShadowStore,
+    private readonly logger: Logger,
+    deps: NetdevShadowDeps = {},
+  ) {
+    this.snapshot = deps.snapshot ?? ((name, groups) => snapshotDevice(name, groups));
+    this.restarting = deps.restarting ?? (() => false);
+    this.listDevices = deps.listDevices ?? listNetDevices;
+    this.driverOf = deps.driverOf ?? driverOfDevice;
+    this.now = deps.now ?? Date.now;
+    this.refreshDelayMs = deps.refreshDelayMs ?? 20;
+  }
+
+  /**
+   * Adopts every network device with a driver and reads its whole state. Run
+   * at start and after a gap in the event stream. What the device reports now
+   * replaces what the shadow held; values it still has keep their setter.
+   */
+  async resync(why: string): Promise<void> {
+    const devices = (await this.listDevices()).filter((d) => d.bus !== null);
+    const seen = new Set<string>();
+    for (const d of devices) {
+      const dev = this.adopt(d.ifindex, d.name, d.bus, await this.driverOf(d.name));
+      seen.add(dev.id);
+      await this.refreshNow(dev, new Map(ALL_GROUPS.map((g) => [g, SNAPSHOT_CREDIT])));
+    }
+    for (const known of this.store.devices()) {
+      if (known.present && !seen.has(known.id)) this.store.setPresent(known.id, false, this.now());
+    }
+    for (const [ifindex, dev] of this.watched) if (!seen.has(dev.id)) this.watched.delete(ifindex);
+    // A holder whose process is gone released its reference when it exited.
+    const live = await this.livePids();
+    for (const id of seen) this.store.dropHoldersExcept(id, live);
+    this.logger.log('info', `read the state of ${devices.length} network device(s) (${why})`, { SHADOWD_CLASS: 'net' });
+  }
+
+  private async livePids(): Promise<Set<number>> {
+    const entries = await readdir('/proc').catch(() => [] as string[]);
+    return new Set(entries.filter((e) => /^\d+$/.test(e)).map(Number));
+  }
+
+  private resyncing: Promise<void> | null = null;
+  private resyncAgain: string | null = null;
+
+  /**
+   * Re-reads every device after a gap in the event stream. Gaps that come while
+   * a re-read runs are folded into one more, so a storm of lost events cannot
+   * pile up re-reads.
+   */
+  requestResync(why: string): Promise<void> {
+    if (this.resyncing) {
+      this.resyncAgain = why;
+      return this.resyncing;
+    }
+    this.resyncing = (async () => {
+      let reason: string | null = why;
+      while (reason !== null) {
+        this.resyncAgain = null;
+        await this.resync(reason).catch((err: unknown) =>
+          this.logger.log('err', `re-reading the devices failed: ${err instanceof Error ? err.message : String(err)}`, { SHADOWD_CLASS: 'net' }),
+        );
+        reason = this.resyncAgain;
+      }
+      this.resyncing = null;
+    })();
+    return this.resyncing;
+  }
+
+  /** Applies one batch of tap events in one transaction, then schedules the re-reads they call for. */
+  applyBatch(events: readonly TapEvent[]): void {
+    this.store.transaction(() => {
+      for (const e of events) this.applyEvent(e);
+    });
+  }
+
+  private applyEvent(e: TapEvent): void {
+    const at = this.now();
+    const actor: Credit = { pid: e.pid, comm: e.comm, kthread: e.nums['kthread'] === 1, seen: at };
+    const ifindex = e.nums['ifindex'] ?? 0;
+    for (const action of reduceEvent(e)) {
+      if (action.kind === 'refresh-all') {
+        for (const idx of this.watched.keys()) this.schedule(idx, action.groups, actor);
+        continue;
+      }
+      if (action.kind === 'registered') {
+        if (action.bus) this.onRegistered(ifindex, e.strs['name'] ?? '', action.bus, action.driver);
+        continue;
+      }
+      const dev = this.watched.get(ifindex);
+      if (!dev) continue; // a device without a driver (lo, veth, bridge) or not yet adopted
+      switch (action.kind) {
+        case 'set':
+          if (this.store.setEntry(dev.id, action.key, action.value, actor, at)) {
+            this.logger.log('debug', `${dev.name}: ${action.key} = ${JSON.stringify(action.value)} by ${e.comm}[${e.pid}]`, this.fields(dev));
+          }
+          break;
+        case 'refresh':
+          this.schedule(ifindex, action.groups, actor);
+          break;
+        case 'holder': {
+          const count = this.store.adjustHolder(dev.id, action.holder, e.pid, e.comm, action.delta, at);
+          this.logger.log('info', `${dev.name}: ${e.comm}[${e.pid}] ${action.delta > 0 ? 'took' : 'released'} ${action.holder} (holds ${count})`, this.fields(dev));
+          break;
+        }
+        case 'unregistered':
+          // During shadowd's own restart or park the helper keeps the device.
+          if (this.restarting(dev.name)) {
+            this.logger.log('debug', `${dev.name}: its driver let go of it; shadow_helper keeps the device`, this.fields(dev));
+            break;
+          }
+          this.watched.delete(ifindex);
+          this.pending.delete(ifindex);
+          this.store.setPresent(dev.id, false, at);
+          this.logger.log('notice', `${dev.name} disappeared; its shadow is kept`, this.fields(dev));
+          break;
+        case 'renamed':
+          this.logger.log('info', `${dev.name} was renamed to ${action.newName} by ${e.comm}[${e.pid}]`, this.fields(dev));
+          dev.name = action.newName;
+          this.store.upsertDevice({ id: dev.id, cls: 'net', ifindex, name: dev.name, driver: dev.driver, bus: dev.bus }, at);
+          break;
+      }
+    }
+  }
+
+  private onRegistered(ifindex: number, name: string, bus: string, driver: string | null): void {
+    const id = deviceId(bus, name);
+    const known = this.store.devices().some((d) => d.id === id);
+    const dev = this.adopt(ifindex, name, bus, driver);
+    if (known) {
+      // A re-probed device comes up with the driver's defaults: the shadow keeps
+      // what was configured, for replay, instead of learning the defaults.
+      if (this.restarting(name)) this.logger.log('debug', `${name}: the restarted driver took it back`, this.fields(dev));
+      else this.logger.log('notice', `${name} appeared again (${driver ?? 'unknown driver'} at ${bus}); its shadow of ${this.store.entryCount(id)} keys is kept`, this.fields(dev));
+    } else {
+      this.logger.log('info', `watching new device ${name} (${driver ?? 'unknown driver'} at ${bus})`, this.fields(dev));
+      this.schedule(ifindex, ALL_GROUPS, SNAPSHOT_CREDIT);
+    }
+  }
+
+  private adopt(ifindex: number, name: string, bus: string | null, driver: string | null): WatchedDevice {
+    const id = deviceId(bus, name);
+    const dev: WatchedDevice = { id, ifindex, name, driver, bus };
+    this.watched.set(ifindex, dev);
+    this.store.upsertDevice({ id, cls: 'net', ifindex, name, driver, bus }, this.now());
+    return dev;
+  }
+
+  private schedule(ifindex: number, groups: readonly KeyGroup[], actor: Credit): void {
+    let byGroup = this.pending.get(ifindex);
+    if (!byGroup) this.pending.set(ifindex, (byGroup = new Map<KeyGroup, Credit>()));
+    for (const g of groups) {
+      const held = byGroup.get(g);
+      if (!held || outranks(actor, held)) byGroup.set(g, actor);
+    }
+    this.timer ??= setTimeout(() => {
+      this.timer = null;
+      this.startPending();
+    }, this.refreshDelayMs);
+  }
+
+  /** Queues the re-reads asked for so far behind those already running. */
+  private startPending(): void {
+    const work = this.pending;
+    this.pending = new Map();
+    this.readsInFlight += work.size;
+    this.refreshing = this.refreshing.then(async () => {
+      for (const [idx, groups] of work) {
+        const dev = this.watched.get(idx);
+        if (dev) await this.refreshNow(dev, groups);
+        this.readsInFlight--;
+      }
+    });
+  }
+
+  /**
+   * Resolves once the re-reads asked for by the events applied so far, and a
+   * re-read of every device under way (after a gap), have been applied; those
+   * asked for later are not waited for, so a steady stream of events cannot
+   * hold it up. Waiting re-reads start now rather than after their gathering
+   * delay. After Ingest.sync, the shadow then holds everything the taps saw
+   * until the sync began.
+   */
+  async caughtUp(): Promise<void> {
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+      this.startPending();
+    }
+    const refreshing = this.refreshing;
+    const resyncing = this.resyncing;
+    await refreshing;
+    await resyncing;
+  }
+
+  /** Devices with a re-read waiting or running: the shadow is catching up with them. */
+  pendingReads(): number {
+    return this.pending.size + this.readsInFlight;
+  }
+
+  /** Resolves once every re-read scheduled so far has been applied (for tests and orderly shutdown). */
+  async settled(): Promise<void> {
+    while (this.timer !== null || this.pending.size > 0) await new Promise((r) => setTimeout(r, this.refreshDelayMs));
+    await this.refreshing;
+  }
+
+  private async refreshNow(dev: WatchedDevice, groups: ReadonlyMap<KeyGroup, Credit>): Promise<void> {
+    let snap: DeviceSnapshot;
+    try {
+      snap = await this.snapshot(dev.name, [...groups.keys()]);
+    } catch (err) {
+      // The device may have gone between the event and the read; the unregister event says so.
+      const message = err instanceof Error ? err.message : String(err);
+      this.logger.log(err instanceof SnapshotError ? 'warning' : 'err', `could not read ${dev.name}: ${message}`, this.fields(dev));
+      return;
+    }
+    const at = this.now();
+    // A change that arrived while the read ran may be what the read found.
+    const arrived = this.pending.get(dev.ifindex);
+    this.store.transaction(() => {
+      for (const [key, value] of Object.entries(snap.keys)) {
+        if (value === undefined) continue;
+        const group = GROUP_OF_KEY.get(key);
+        const asked = (group && groups.get(group)) ?? SNAPSHOT_CREDIT;
+        const late = group && arrived?.get(group);
+        const actor = late && outranks(late, asked) ? late : asked;
+        const slot = `${dev.id}\0${key}`;
+        if (this.store.setEntry(dev.id, key, value, actor, at, 'observe')) {
+          // Credited to a kernel thread for now: the process that asked for the
+          // change may be reported a moment later (the taps lag the reads).
+          if (actor.kthread) this.provisional.set(slot, at);
+          else this.provisional.delete(slot);
+        } else if (!actor.kthread && actor.pid !== null && actor.seen - (this.provisional.get(slot) ?? -Infinity) <= PROVISIONAL_MS) {
+          this.store.setEntry(dev.id, key, value, actor, at, 'set');
+          this.provisional.delete(slot);
+        }
+      }
+    });
+  }
+
+  private fields(dev: WatchedDevice): Record<string, string> {
+    return { SHADOWD_DEVICE: dev.name, SHADOWD_DRIVER: dev.driver ?? '', SHADOWD_CLASS: 'net' };
+  }
+
+  status(): DeviceStatus[] {
+    return this.store.devices().map((d) => ({
+      id: d.id,
+      name: d.name,
+      ifindex: d.ifindex,
+      cls: 'net',
+      driver: d.driver,
+      bus: d.bus,
+      mode: 'passive',
+      health: d.present ? 'ok' : 'absent',
+      keys: this.store.entryCount(d.id),
+      holders: this.store.holders(d.id).length,
+    }));
+  }
+
+  show(name: string): ShowResult {
+    const all = this.status().filter((d) => d.name === name);
+    const device = all.find((d) => d.health === 'ok') ?? all[0];
+    if (!device) throw new RequestError('ENODEV', `shadowd watches no network device named ${name}`);
+    return {
+      device,
+      entries: this.store.entries(device.id).map((e) => ({ key: e.key, value: e.value, setBy: e.actor, at: e.at })),
+      holders: this.store.holders(device.id),
+    };
+  }
+}

@@ -1,0 +1,361 @@
+// Failure detector on the kernel log: reads /dev/kmsg as records arrive, finds
+// the kernel's oops, BUG, WARN and TX watchdog reports (kernel-faults.ts),
+// blames each on a driver module and reports every network interface that
+// module drives. A report blamed on shadow_helper itself is a bug in our own
+// module: it goes to onSelfFault, never to recovery.
+import { closeSync, constants, openSync, readSync } from 'node:fs';
+import { readdir, readlink } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import type { FailureReport } from './failure-report.js';
+import { KernelFaultParser, parseKmsgRecord, type KernelFault, type KernelFaultKind } from './kernel-faults.js';
+import type { Logger } from '../service/log.js';
+
+export const SELF_MODULE = 'shadow_helper';
+
+export interface NetDeviceInfo {
+  name: string;
+  /** The bound driver's name (/sys/class/net/NAME/device/driver), null for a device without one (lo, veth, bridge). */
+  driver: string | null;
+  /** The module that driver lives in (…/driver/module); can differ from the driver's name. */
+  module: string | null;
+}
+
+async function linkBase(path: string): Promise<string | null> {
+  try {
+    return basename(await readlink(path));
+  } catch {
+    return null;
+  }
+}
+
+/** The network interfaces with the driver and module behind each, from sysfs. */
+export async function readNetDevices(sysfs = '/sys'): Promise<NetDeviceInfo[]> {
+  const names = await readdir(join(sysfs, 'class', 'net'));
+  return Promise.all(
+    names.sort().map(async (name) => {
+      const device = join(sysfs, 'class', 'net', name, 'device');
+      const driver = await linkBase(join(device, 'driver'));
+      const module = driver === null ? null : await linkBase(join(device, 'driver', 'module'));
+      return { name, driver, module };
+    }),
+  );
+}
+
+/** A failure the kernel blamed on our own helper module. */
+export interface SelfFault {
+  kind: KernelFaultKind;
+  driver: string;
+  detail: string;
+  detectedAt: number;
+  since: number;
+  /** The kernel's report, line by line. */
+  lines: string[];
+}
+
+export type FaultOutcome =
+  | { kind: 'reports'; reports: FailureReport[] }
+  | { kind: 'self'; fault: SelfFault }
+  /** Not a network driver's failure (another module, or core kernel code alone): logged, not recovered. */
+  | { kind: 'ignored'; why: string };
+
+export interface AttributeOptions {
+  /** When the detector decided (Date.now() ms). */
+  detectedAt: number;
+  /** Wall-clock time (ms) of kernel time 0, to date the failure from its kmsg timestamp. */
+  bootWallMs: number;
+  selfModule?: string;
+}
+
+/** Who a kernel report is about: pure, so it is tested on recorded reports and a given device list. */
+export function attributeFault(fault: KernelFault, devices: readonly NetDeviceInfo[], opts: AttributeOptions): FaultOutcome {
+  const selfModule = opts.selfModule ?? SELF_MODULE;
+  const since = Math.min(opts.detectedAt, Math.round(opts.bootWallMs + fault.usec / 1000 - fault.startedMsBefore));
+  const moduleOf = (d: NetDeviceInfo): string | null => d.module ?? d.driver;
+  const self = (driver: string): FaultOutcome => ({
+    kind: 'self',
+    fault: { kind: fault.kind, driver, detail: fault.detail, detectedAt: opts.detectedAt, since, lines: fault.lines },
+  });
+  const report = (device: string, driver: string | null): FailureReport => ({
+    device,
+    kind: fault.kind,
+    detail: fault.detail,
+    detectedAt: opts.detectedAt,
+    ...(driver ? { driver } : {}),
+    since,
+  });
+
+  if (fault.device !== null) {
+    const named = devices.find((d) => d.name === fault.device);
+    const byDriver = devices.find((d) => d.driver !== null && d.driver === fault.driverName);
+    const driver = (named && moduleOf(named)) ?? (byDriver && moduleOf(byDriver)) ?? fault.driverName;
+    if (driver === selfModule) return self(driver);
+    return { kind: 'reports', reports: [report(fault.device, driver)] };
+  }
+  if (fault.module === null) return { kind: 'ignored', why: `kernel ${fault.kind} in core kernel code, with no module in its report: no driver to blame` };
+  if (fault.module === selfModule) return self(fault.module);
+  const affected = devices.filter((d) => moduleOf(d) === fault.module);
+  if (affected.length === 0) return { kind: 'ignored', why: `kernel ${fault.kind} in module ${fault.module}, which drives no network device` };
+  return { kind: 'reports', reports: affected.map((d) => report(d.name, fault.module)) };
+}
+
+/** What KmsgSource.read returns when the kernel overwrote records before they were read. */
+export const KMSG_OVERRUN: unique symbol = Symbol('kmsg overrun');
+
+/** Records of the kernel log, one at a time. */
+export interface KmsgSource {
+  /** The next record, null when none is waiting, KMSG_OVERRUN when records were lost before this read. */
+  read(): string | typeof KMSG_OVERRUN | null;
+  close(): void;
+}
+
+/** A record is at most 8 KiB (the kernel's limit for one read); a smaller buffer fails with EINVAL. */
+const RECORD_BUFFER = 16 * 1024;
+
+function errnoOf(err: unknown): string | undefined {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/**
+ * Opens /dev/kmsg, where each read() returns one record. Non-blocking and
+ * polled by the caller: a blocking read would hold one of libuv's few
+ * threadpool threads until the next kernel message, and could not be called
+ * off on stop.
+ */
+export function openKmsg(path = '/dev/kmsg'): KmsgSource {
+  let fd: number | null = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  const buf = Buffer.allocUnsafe(RECORD_BUFFER);
+  return {
+    read() {
+      if (fd === null) return null;
+      let n: number;
+      try {
+        n = readSync(fd, buf, 0, buf.length, null);
+      } catch (err) {
+        const code = errnoOf(err);
+        if (code === 'EAGAIN') return null;
+        // The kernel has moved this reader on to the oldest record it still keeps.
+        if (code === 'EPIPE') return KMSG_OVERRUN;
+        throw err;
+      }
+      return n === 0 ? null : buf.toString('latin1', 0, n);
+    },
+    close() {
+      if (fd !== null) closeSync(fd);
+      fd = null;
+    },
+  };
+}
+
+export interface KernelLogWatchOptions {
+  logger: Logger;
+  onReport: (report: FailureReport) => void;
+  /** A report blamed on our own module: logged at err here; never recover from it. */
+  onSelfFault: (fault: SelfFault) => void;
+  /** Default: openKmsg('/dev/kmsg'). */
+  source?: () => KmsgSource;
+  /** Default /sys. */
+  sysfs?: string;
+  /** How often new records are read (default 100 ms). */
+  pollMs?: number;
+  /**
+   * A report without an end line (a dump_stack()-only BUG) is complete this
+   * long after it began (default 500 ms; the kernel prints an oops within a
+   * few ms, 2.4 ms in the emulated guest).
+   */
+  settleMs?: number;
+  /** Reports for the same device and kind closer than this fold into the first (default 1000 ms): a WARN on a hot path repeats. */
+  repeatMs?: number;
+  selfModule?: string;
+  now?: () => number;
+  /** A clock that does not jump, in ms, for settleMs. */
+  monotonicMs?: () => number;
+  /** For tests: the device list (default: read from sysfs at each report). */
+  devices?: () => Promise<NetDeviceInfo[]>;
+}
+
+export interface KernelLogStats {
+  records: number;
+  /** Records the kernel overwrote before we read them. */
+  lost: number;
+  faults: number;
+  reports: number;
+}
+
+/** Records read in one go at most; the rest wait for the next turn of the event loop. */
+const MAX_RECORDS_PER_TURN = 512;
+/** Bounds the skip at start-up should the kernel log faster than we read. */
+const MAX_SKIPPED = 1_000_000;
+
+export class KernelLogWatch {
+  readonly stats: KernelLogStats = { records: 0, lost: 0, faults: 0, reports: 0 };
+  private source: KmsgSource | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private readonly parser = new KernelFaultParser();
+  private lastSeq: number | null = null;
+  private overran = false;
+  /** When the report being collected began (monotonicMs). */
+  private openedAt = 0;
+  /**
+   * The latest record's kernel time and when we read it. Kernel time is only
+   * compared with kernel time: its clock (the scheduler clock) is not
+   * CLOCK_MONOTONIC (31 ms apart in the guest) and, not NTP-disciplined,
+   * drifts from it over a long uptime. So a report is dated from the last
+   * record read, which was at most a poll interval old when read.
+   */
+  private anchor = { usec: 0, wall: 0 };
+  /** Deliveries in order: each may wait for sysfs. */
+  private delivering: Promise<void> = Promise.resolve();
+  private readonly lastReported = new Map<string, { at: number; folded: number }>();
+  private readonly now: () => number;
+  private readonly monotonicMs: () => number;
+
+  constructor(private readonly opts: KernelLogWatchOptions) {
+    this.now = opts.now ?? Date.now;
+    this.monotonicMs = opts.monotonicMs ?? (() => performance.now());
+  }
+
+  /**
+   * Opens the kernel log and skips what is already in it (boot messages and
+   * anything older are not replayed). Throws if it cannot be opened.
+   */
+  start(): void {
+    if (this.source !== null) return;
+    const source = (this.opts.source ?? (() => openKmsg()))();
+    // Node has no lseek(SEEK_END): read to the end instead (a few ms for a full buffer).
+    let skipped = 0;
+    try {
+      while (skipped < MAX_SKIPPED) {
+        const raw = source.read();
+        if (raw === null) break;
+        if (raw === KMSG_OVERRUN) continue;
+        const rec = parseKmsgRecord(raw);
+        if (rec) this.lastSeq = rec.seq;
+        skipped++;
+      }
+    } catch (err) {
+      source.close();
+      throw err;
+    }
+    this.source = source;
+    this.opts.logger.log('info', `watching the kernel log (skipped the ${skipped} records already in it)`, { SHADOWD_COMPONENT: 'kernel-log' });
+    this.timer = setInterval(() => this.poll(), this.opts.pollMs ?? 100);
+    this.timer.unref();
+  }
+
+  /** Stops reading; reports already found are still delivered (see `settled`). */
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.source?.close();
+    this.source = null;
+  }
+
+  /** Resolves once every report found so far has been delivered. */
+  settled(): Promise<void> {
+    return this.delivering;
+  }
+
+  private poll(): void {
+    try {
+      for (let i = 0; i < MAX_RECORDS_PER_TURN && this.source; i++) {
+        const raw = this.source.read();
+        if (raw === null) break;
+        if (raw === KMSG_OVERRUN) this.overran = true;
+        else this.take(raw);
+      }
+    } catch (err) {
+      this.opts.logger.log('err', `reading the kernel log failed, no longer watching it: ${err instanceof Error ? err.message : String(err)}`, {
+        SHADOWD_COMPONENT: 'kernel-log',
+      });
+      this.stop();
+      return;
+    }
+    if (this.parser.pending && this.monotonicMs() - this.openedAt >= (this.opts.settleMs ?? 500)) this.deliver(this.parser.flush());
+  }
+
+  private take(raw: string): void {
+    const rec = parseKmsgRecord(raw);
+    if (!rec) {
+      this.opts.logger.log('warning', 'skipped an unreadable kernel log record', { SHADOWD_COMPONENT: 'kernel-log', SHADOWD_LINE: raw.slice(0, 200) });
+      return;
+    }
+    this.stats.records++;
+    if (this.lastSeq !== null && rec.seq > this.lastSeq + 1) {
+      const lost = rec.seq - this.lastSeq - 1;
+      this.stats.lost += lost;
+      this.opts.logger.log('warning', `the kernel log overran: ${lost} records were overwritten before shadowd read them; a failure among them goes unseen here`, {
+        SHADOWD_COMPONENT: 'kernel-log',
+      });
+    } else if (this.overran) {
+      this.opts.logger.log('warning', 'the kernel log overran: records were overwritten before shadowd read them', { SHADOWD_COMPONENT: 'kernel-log' });
+    }
+    this.overran = false;
+    this.lastSeq = rec.seq;
+    this.anchor = { usec: rec.usec, wall: this.now() };
+    const wasPending = this.parser.pending;
+    const faults = this.parser.push(rec);
+    if (this.parser.pending && (!wasPending || faults.length > 0)) this.openedAt = this.monotonicMs();
+    this.deliver(faults);
+  }
+
+  private deliver(faults: KernelFault[]): void {
+    if (faults.length === 0) return;
+    this.stats.faults += faults.length;
+    const detectedAt = this.now();
+    const bootWallMs = this.anchor.wall - this.anchor.usec / 1000;
+    this.delivering = this.delivering.then(async () => {
+      let devices: NetDeviceInfo[] = [];
+      try {
+        devices = await (this.opts.devices ?? (() => readNetDevices(this.opts.sysfs)))();
+      } catch (err) {
+        this.opts.logger.log('warning', `cannot read the network devices to blame a kernel report on: ${err instanceof Error ? err.message : String(err)}`, {
+          SHADOWD_COMPONENT: 'kernel-log',
+        });
+      }
+      for (const fault of faults) {
+        try {
+          this.dispatch(fault, attributeFault(fault, devices, { detectedAt, bootWallMs, selfModule: this.opts.selfModule }));
+        } catch (err) {
+          // A failing consumer must not stop the reports after this one.
+          this.opts.logger.log('err', `handing on a kernel ${fault.kind} report failed: ${err instanceof Error ? err.message : String(err)}`, {
+            SHADOWD_COMPONENT: 'kernel-log',
+          });
+        }
+      }
+    });
+  }
+
+  private dispatch(fault: KernelFault, outcome: FaultOutcome): void {
+    const { logger } = this.opts;
+    switch (outcome.kind) {
+      case 'ignored':
+        logger.log('notice', `${outcome.why}; not recovering: ${fault.detail}`, { SHADOWD_COMPONENT: 'kernel-log' });
+        return;
+      case 'self':
+        logger.log('err', `the kernel reported a ${fault.kind} in shadowd's own module ${outcome.fault.driver} (a bug in shadowd; no recovery is attempted): ${fault.detail}`, {
+          SHADOWD_COMPONENT: 'kernel-log',
+          SHADOWD_DRIVER: outcome.fault.driver,
+          SHADOWD_KERNEL_REPORT: fault.lines.join('\n'),
+        });
+        this.opts.onSelfFault(outcome.fault);
+        return;
+      case 'reports':
+        for (const r of outcome.reports) {
+          const key = `${r.device}\0${r.kind}`;
+          const last = this.lastReported.get(key);
+          if (last && r.detectedAt - last.at < (this.opts.repeatMs ?? 1000)) {
+            last.folded++;
+            continue;
+          }
+          if (last && last.folded > 0) {
+            logger.log('info', `${r.device}: ${last.folded} more kernel ${r.kind} report(s) folded into the previous one`, { SHADOWD_COMPONENT: 'kernel-log', SHADOWD_DEVICE: r.device });
+          }
+          this.lastReported.set(key, { at: r.detectedAt, folded: 0 });
+          this.stats.reports++;
+          logger.log('warning', `${r.device}: kernel ${r.kind}: ${r.detail}`, { SHADOWD_COMPONENT: 'kernel-log', SHADOWD_DEVICE: r.device, SHADOWD_DRIVER: r.driver });
+          this.opts.onReport(r);
+        }
+    }
+  }
+}

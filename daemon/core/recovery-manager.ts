@@ -1,0 +1,997 @@
+// The shadow recovery manager: turns failure reports into recoveries, one at a
+// time per device, within a rate limit, and gives up cleanly when a driver
+// keeps failing. The kernel helper does the restart; this decides when, keeps
+// the history and tells the journal.
+//
+// A recovery: detected → (back-off) → active (stage, restart: the shadow
+// answers for the driver) → check (the helper's replay steps, then what
+// userspace replays) → passive. Each attempt is its own recovery with its own
+// id; one that cannot run within the limit gives up and parks the device.
+// A failure reported before the restart completed is the same failure and is
+// merged; one reported during the check means the restart did not cure it:
+// that recovery fails and the report is a fresh failure, under the policy.
+// The restart re-probes the device; it reloads the driver's module as well
+// when the driver's own code is suspect (an oops or BUG blamed on it) or a
+// person asks (shadowctl recover --reload). A reload the helper refuses
+// without touching the device falls back on a re-probe in the same recovery.
+import { isInterfaceName, RequestError, INJECT_FAULTS, type InjectFault, type InjectResult } from '../control/control-protocol.js';
+import type { FailureKind, FailureReport } from './failure-report.js';
+import type { HelperClient, HelperReply } from './helper-client.js';
+import {
+  expectPayload,
+  isStageCommand,
+  modulePhases,
+  parseRestartReply,
+  RELOAD_STEP,
+  restartErrorSteps,
+  stagedPayload,
+  type RestartMethod,
+  type RestartStepResult,
+} from './helper-protocol.js';
+import type { LogFields, Logger, Priority } from '../service/log.js';
+import { MESSAGE_FAILURE_DETECTED, MESSAGE_GAVE_UP, MESSAGE_RECOVERED, MESSAGE_RECOVERY_FAILED, MESSAGE_RECOVERY_STARTED, MESSAGE_REPLAY_STEP_FAILED } from '../service/message-ids.js';
+import type { RecoveryHistory, RecoveryRecord, RecoveryResult, RecoveryStep, RecoveryTrigger } from './recovery-history.js';
+
+/** What daemon/netdev-replay.ts reports; declared here so the manager does not depend on its module. */
+export interface ReplayReport {
+  device: string;
+  steps: { key: string; argv: string[]; ok: boolean; error?: string }[];
+}
+
+export interface RecoveryPolicy {
+  /** Recoveries allowed per device within windowMs; one more gives up. */
+  maxRecoveries: number;
+  windowMs: number;
+  /** Wait before a device's second recovery in the window; doubles for each further one. */
+  backoffMs: number;
+  backoffMaxMs: number;
+}
+
+export const DEFAULT_POLICY: Readonly<RecoveryPolicy> = { maxRecoveries: 3, windowMs: 10 * 60_000, backoffMs: 2_000, backoffMaxMs: 60_000 };
+
+/** Throws a RangeError naming the bad value (the policy comes from a configuration file). */
+export function checkPolicy(p: RecoveryPolicy): RecoveryPolicy {
+  const int = (name: keyof RecoveryPolicy, min: number): void => {
+    const v = p[name];
+    if (!Number.isSafeInteger(v) || v < min) throw new RangeError(`recovery policy: ${name} must be an integer of at least ${min}, not ${String(v)}`);
+  };
+  int('maxRecoveries', 1);
+  int('windowMs', 1);
+  int('backoffMs', 0);
+  int('backoffMaxMs', 0);
+  if (p.backoffMaxMs < p.backoffMs) throw new RangeError(`recovery policy: backoffMaxMs (${p.backoffMaxMs}) is less than backoffMs (${p.backoffMs})`);
+  return p;
+}
+
+/** What shadowd knows of a device it watches. */
+export interface DeviceInfo {
+  driver: string | null;
+  ifindex?: number;
+}
+
+export interface RecoveryManagerOptions {
+  history: RecoveryHistory;
+  logger: Logger;
+  /** The kernel helper's connection; rejects with a message that says what to do (e.g. load the module). */
+  helper: () => Promise<HelperClient>;
+  /** The device of that name shadowd watches, or null. */
+  lookup: (device: string) => DeviceInfo | null;
+  /** The helper's `stage ...` commands for the device's ethtool values, sent before each restart. */
+  stage?: (device: string) => string[];
+  /**
+   * Called as a restart is sent, with nothing waiting on it: marks what the
+   * shadow holds then (main.ts: its change counter once it has caught up with
+   * the taps). The replay after that restart gets the mark. Should not reject.
+   */
+  markShadow?: (device: string) => Promise<number>;
+  /**
+   * Replays the configuration userspace restores (daemon/shadow-replay.ts):
+   * in a recovery's check with the mark of its restart, if markShadow is set;
+   * for `replay` without one. Without it, `replay` is unavailable.
+   */
+  replay?: (device: string, recoveryId: string, restartMark?: Promise<number>) => Promise<ReplayReport>;
+  /** Over DEFAULT_POLICY: fixed, or per device (a configuration file's device, driver and class sections). */
+  policy?: Partial<RecoveryPolicy> | ((device: string, driver: string | null) => Partial<RecoveryPolicy>);
+  /** Whether `inject` may be used (a configuration setting; the helper must allow faults too). Default: yes. */
+  faultInjection?: () => boolean;
+  /** Called with each recovery or replay once it has ended, its record final (metrics). Must not throw; if it does, that is logged. */
+  onFinished?: (record: Readonly<RecoveryRecord>) => void;
+  now?: () => number;
+}
+
+export type Phase = 'detected' | 'backoff' | 'active' | 'check' | 'passive' | 'gave-up' | 'replay';
+
+export type ReportOutcome =
+  | { action: 'started' | 'merged'; id: string; done: Promise<RecoveryRecord> }
+  | { action: 'ignored'; reason: string };
+
+export interface DeviceRecoveryState {
+  /** The recovery under way (waiting or running), if any. */
+  recoveryId: string | null;
+  phase: Phase | null;
+  /** The recovery that gave up on the device, while it stays given up. */
+  gaveUp: string | null;
+  /** Recoveries counted against the limit in the current window. */
+  recent: number;
+}
+
+interface Running {
+  record: RecoveryRecord;
+  phase: Phase;
+  /** Requested by a person: no automatic retry after it. */
+  manual: boolean;
+  retryable: boolean;
+  /** Ends the back-off wait early. */
+  wake: (() => void) | null;
+  /** When the check phase began, once the restart completed. */
+  checkStartedAt: number | null;
+  /** Whether its restart reloads the driver's module (reloadFor); decided until the restart begins. */
+  reload: boolean;
+  /** What did not go as asked in the restart (a reload refused or not done), for the record's note. */
+  restartNotes: string[];
+  /** What markShadow returned as the restart was sent. */
+  restartMark?: Promise<number>;
+  done: Promise<RecoveryRecord>;
+}
+
+/** What a person may ask of a manual recovery. */
+export interface RecoverOptions {
+  /** Also unload and load the driver's module (for a driver whose code is suspect). */
+  reload?: boolean;
+}
+
+interface DeviceState {
+  /** Recoveries counted against the limit: when each started. */
+  attempts: { at: number; id: string }[];
+  /** When the last attempt ended: the back-off counts from there. */
+  lastEndedAt: number | null;
+  gaveUp: { id: string; at: number } | null;
+  /** Failure reports ignored since giving up (only the first is logged above debug). */
+  ignored: number;
+  current: Running | null;
+  replaying: boolean;
+  /** Serialises what touches the driver: restarts, parks and replays. */
+  lock: Promise<unknown>;
+}
+
+class AttemptFailure extends Error {
+  constructor(
+    message: string,
+    readonly retryable: boolean,
+  ) {
+    super(message);
+  }
+}
+
+/** A restart in the kernel takes about a second; one still running after this is reported as stuck. */
+export const SLOW_RESTART_MS = 30_000;
+
+const KINDS: Record<FailureKind, true> = { oops: true, bug: true, warn: true, 'tx-timeout': true, 'tx-stall': true, manual: true };
+const MAX_DETAIL = 500;
+
+/**
+ * Whether a failure of this kind calls for reloading the driver's module: an
+ * oops or BUG blamed on the driver (the kernel-log detector reports only
+ * those) means its code or its module's state is suspect, which re-probing
+ * the device with the same module loaded would not clear. A WARN, a TX
+ * timeout or a stall is the device's state: a re-probe suffices.
+ */
+export function reloadFor(kind: RecoveryTrigger): boolean {
+  return kind === 'oops' || kind === 'bug';
+}
+
+/**
+ * Whether the helper refused `restart IFACE ID reload` before it touched the
+ * device (which still runs its driver as it did), for a reason a plain
+ * restart does not share: the driver is built in or not on a PCI device
+ * (EOPNOTSUPP), it drives other devices too (EBUSY, unlike "another restart
+ * is running"), or the device has no driver to reload (ENODEV: parked).
+ */
+export function reloadRefused(errno: string, message: string): boolean {
+  if (errno === 'EOPNOTSUPP') return true;
+  if (errno === 'EBUSY') return / drives \d+ devices/.test(message);
+  if (errno === 'ENODEV') return / has no driver$/.test(message);
+  return false;
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** 1500 → "1.5 s", 600000 → "10 min". */
+export function span(ms: number): string {
+  if (ms < 1000) return `${ms} ms`;
+  if (ms < 60_000) return `${Number((ms / 1000).toFixed(1))} s`;
+  if (ms < 3_600_000) return `${Number((ms / 60_000).toFixed(1))} min`;
+  return `${Number((ms / 3_600_000).toFixed(1))} h`;
+}
+
+/** Why a failure report cannot be acted on, or null. Detectors are code, but a bad report must not start a recovery. */
+export function checkFailureReport(f: FailureReport): string | null {
+  if (typeof f !== 'object' || f === null) return 'it is not an object';
+  if (typeof f.device !== 'string' || !isInterfaceName(f.device)) return `device ${JSON.stringify(f.device)} is not an interface name`;
+  if (!Object.hasOwn(KINDS, f.kind)) return `kind ${JSON.stringify(f.kind)} is not one of ${Object.keys(KINDS).join(', ')}`;
+  if (typeof f.detail !== 'string') return 'detail is not a string';
+  if (typeof f.detectedAt !== 'number' || !Number.isFinite(f.detectedAt)) return 'detectedAt is not a time';
+  if (f.since !== undefined && (typeof f.since !== 'number' || !Number.isFinite(f.since))) return 'since is not a time';
+  if (f.driver !== undefined && typeof f.driver !== 'string') return 'driver is not a string';
+  return null;
+}
+
+export class RecoveryManager {
+  /** The policy of a device the per-device source says nothing about (or of every device, when fixed). */
+  readonly policy: Readonly<RecoveryPolicy>;
+  private readonly policySource: ((device: string, driver: string | null) => Partial<RecoveryPolicy>) | null;
+  private readonly faultInjection: () => boolean;
+  private readonly history: RecoveryHistory;
+  private readonly logger: Logger;
+  private readonly helper: () => Promise<HelperClient>;
+  private readonly lookup: (device: string) => DeviceInfo | null;
+  private readonly stageSource: (device: string) => string[];
+  private readonly markShadow: RecoveryManagerOptions['markShadow'];
+  private readonly replayFn: RecoveryManagerOptions['replay'];
+  private readonly onFinished: RecoveryManagerOptions['onFinished'];
+  private readonly now: () => number;
+  private readonly devices = new Map<string, DeviceState>();
+  private counter = 0;
+  private stopping = false;
+
+  constructor(options: RecoveryManagerOptions) {
+    const policy = options.policy;
+    this.policySource = typeof policy === 'function' ? policy : null;
+    this.policy = Object.freeze(checkPolicy({ ...DEFAULT_POLICY, ...(typeof policy === 'function' ? {} : policy) }));
+    this.faultInjection = options.faultInjection ?? (() => true);
+    this.history = options.history;
+    this.logger = options.logger;
+    this.helper = options.helper;
+    this.lookup = options.lookup;
+    this.stageSource = options.stage ?? (() => []);
+    this.markShadow = options.markShadow;
+    this.replayFn = options.replay;
+    this.onFinished = options.onFinished;
+    this.now = options.now ?? Date.now;
+  }
+
+  /**
+   * Closes the recoveries a previous daemon left unfinished, and takes up the
+   * policy where it stood: recent recoveries still count and a device given
+   * up stays given up, so a daemon restarted by a crash during recovery does
+   * not recover in a loop.
+   */
+  start(): void {
+    const now = this.now();
+    for (const r of this.history.closeInterrupted(now)) {
+      this.log('warning', r, 'detected', `${r.device}: recovery ${r.id} (${r.trigger}) was interrupted: shadowd stopped during it; check the device with shadowctl status`);
+    }
+    const recent = this.history.list({ limit: 1000 }).reverse();
+    for (const r of recent) {
+      if (r.trigger === 'replay' || r.result === 'gave-up') continue;
+      const st = this.state(r.device);
+      // A manual recovery reset the device's count and back-off (recover()): what came before it no longer counts.
+      if (r.trigger === 'manual') {
+        st.attempts = [];
+        st.lastEndedAt = null;
+      }
+      if (r.startedAt <= now - this.policyFor(r.device, r.driver).windowMs) continue;
+      st.attempts.push({ at: r.startedAt, id: r.id });
+      st.lastEndedAt = Math.max(st.lastEndedAt ?? 0, r.endedAt ?? r.startedAt);
+    }
+    for (const r of this.history.latestRecoveries()) {
+      if (r.result === 'gave-up') this.state(r.device).gaveUp = { id: r.id, at: r.endedAt ?? r.startedAt };
+    }
+  }
+
+  /** A detector's failure report: starts a recovery, merges into the one under way, or is ignored (and says why). */
+  report(f: FailureReport): ReportOutcome {
+    const bad = checkFailureReport(f);
+    if (bad) {
+      this.logger.log('warning', `ignored a malformed failure report: ${bad}`, { SHADOWD_CLASS: 'net' });
+      return { action: 'ignored', reason: `malformed failure report: ${bad}` };
+    }
+    const detail = f.detail.length > MAX_DETAIL ? `${f.detail.slice(0, MAX_DETAIL)}...` : f.detail;
+    const base = { SHADOWD_DEVICE: f.device, SHADOWD_DRIVER: f.driver, SHADOWD_CLASS: 'net', SHADOWD_FAILURE: f.kind };
+    if (this.stopping) return { action: 'ignored', reason: 'shadowd is stopping' };
+    const known = this.lookup(f.device);
+    if (!known) {
+      this.logger.log('warning', `${f.device}: ${f.kind} failure reported, but shadowd watches no such device: ignored (${detail})`, base);
+      return { action: 'ignored', reason: `shadowd watches no network device named ${f.device}` };
+    }
+    const st = this.state(f.device);
+    if (st.gaveUp) {
+      const reason = `shadowd gave up on ${f.device} (${st.gaveUp.id}); it recovers it again only on "shadowctl recover ${f.device}"`;
+      this.logger.log(st.ignored++ === 0 ? 'notice' : 'debug', `${f.device}: ${f.kind} failure report ignored: ${reason}`, {
+        ...base,
+        SHADOWD_RECOVERY_ID: st.gaveUp.id,
+        SHADOWD_PHASE: 'gave-up',
+      });
+      return { action: 'ignored', reason };
+    }
+    // An ended recovery only waits to let go of the device: a report now is a fresh failure.
+    const cur = st.current?.record.endedAt === null ? st.current : null;
+    let failedAgain: string | null = null;
+    if (cur?.phase === 'check') {
+      // The driver was restarted and its configuration replayed: the failure is back, so the restart did not cure it.
+      this.failAgain(st, cur, f.kind, detail);
+      failedAgain = cur.record.id;
+    } else if (cur) {
+      cur.record.merged++;
+      this.save('update', cur.record);
+      // The driver's code is suspect now, and its restart has not begun: it reloads the module.
+      const upgrade = reloadFor(f.kind) && !cur.reload && (cur.phase === 'detected' || cur.phase === 'backoff');
+      if (upgrade) cur.reload = true;
+      this.log(
+        'info',
+        cur.record,
+        cur.phase,
+        `${f.device}: ${f.kind} failure report merged into recovery ${cur.record.id}, already under way${upgrade ? "; its restart will reload the driver's module" : ''}: ${detail}`,
+        { SHADOWD_FAILURE: f.kind },
+      );
+      return { action: 'merged', id: cur.record.id, done: cur.done };
+    }
+    const run = this.begin(st, {
+      device: f.device,
+      driver: f.driver ?? known.driver,
+      trigger: f.kind,
+      detail,
+      manual: false,
+      detectMs: f.since !== undefined && f.since <= f.detectedAt ? f.detectedAt - f.since : undefined,
+      announce: (rec) =>
+        this.log('warning', rec, 'detected', `${f.device}: driver ${rec.driver ?? '(unknown)'} failed${failedAgain ? ` again after recovery ${failedAgain} restarted it` : ''} (${f.kind}): ${detail}`, {
+          MESSAGE_ID: MESSAGE_FAILURE_DETECTED,
+          SHADOWD_FAILURE: f.kind,
+          SHADOWD_PHASE_MS: rec.phases.detect,
+        }),
+    });
+    return { action: 'started', id: run.record.id, done: run.done };
+  }
+
+  /**
+   * A person's request to recover a device now: resets the device's policy
+   * (the limit, the back-off, a give-up) and resolves with the ended recovery.
+   * Joins a recovery already under way rather than starting a second.
+   */
+  async recover(device: string, requestedBy?: string, options: RecoverOptions = {}): Promise<RecoveryRecord> {
+    const reload = options.reload === true;
+    const known = this.checkRequest(device);
+    try {
+      await this.helper();
+    } catch (err) {
+      throw new RequestError('EHELPER', messageOf(err));
+    }
+    const st = this.state(device);
+    // A give-up being recorded would undo the reset below.
+    if (st.current?.phase === 'gave-up') await st.current.done;
+    const wasGivenUp = st.gaveUp;
+    st.attempts = [];
+    st.lastEndedAt = null;
+    st.gaveUp = null;
+    st.ignored = 0;
+    const cur = st.current;
+    if (cur) {
+      cur.manual = true;
+      let how = '';
+      let priority: Priority = 'info';
+      if (reload && !cur.reload) {
+        if (cur.phase === 'detected' || cur.phase === 'backoff') {
+          cur.reload = true;
+          how = "; its restart will reload the driver's module, as asked";
+        } else {
+          how = '; its restart began without a module reload, so none is done (ask again once it has ended)';
+          priority = 'notice';
+          cur.restartNotes.push('a module reload was asked for once the restart had begun: none was done');
+        }
+      }
+      this.log(priority, cur.record, cur.phase, `${device}: manual recovery request joins recovery ${cur.record.id}, already under way${how}`);
+      cur.wake?.();
+      return cur.done;
+    }
+    const by = requestedBy ? ` by ${requestedBy}` : '';
+    const withReload = reload ? ', with a module reload' : '';
+    const run = this.begin(st, {
+      device,
+      driver: known.driver,
+      trigger: 'manual',
+      detail: `requested${by}${withReload}${wasGivenUp ? ` after shadowd had given up (${wasGivenUp.id})` : ''}`,
+      manual: true,
+      reload,
+      announce: (rec) => this.log('notice', rec, 'detected', `${device}: recovery requested${by}${withReload}${wasGivenUp ? `; the give-up (${wasGivenUp.id}) is lifted` : ''}`),
+    });
+    return run.done;
+  }
+
+  /** Replays the device's configuration from the shadow, recorded as a recovery of trigger 'replay'. */
+  async replay(device: string, requestedBy?: string): Promise<RecoveryRecord> {
+    const known = this.checkRequest(device);
+    const replayFn = this.replayFn;
+    if (!replayFn) throw new RequestError('EUNAVAIL', 'this shadowd cannot replay a configuration from the shadow (no replayer is built in)');
+    const st = this.state(device);
+    if (st.current) throw new RequestError('EBUSY', `${device} is being recovered (${st.current.record.id}); the recovery replays its configuration itself`);
+    if (st.replaying) throw new RequestError('EBUSY', `a replay of ${device} is already running`);
+    st.replaying = true;
+    const rec = this.newRecord(device, known.driver, 'replay', `requested${requestedBy ? ` by ${requestedBy}` : ''}`);
+    this.save('insert', rec);
+    try {
+      await this.exclusive(st, async () => {
+        this.log('notice', rec, 'replay', `${device}: replaying its configuration from the shadow (${rec.id})`);
+        const t0 = this.now();
+        let notes: string[];
+        try {
+          notes = this.recordReplay(rec, await replayFn(device, rec.id));
+        } catch (err) {
+          rec.phases.check = this.now() - t0;
+          this.finish(rec, 'failed', `replay failed: ${messageOf(err)}`);
+          this.log('err', rec, 'replay', `${device}: replay ${rec.id} failed: ${messageOf(err)}`);
+          return;
+        }
+        rec.phases.check = this.now() - t0;
+        this.finish(rec, notes.length ? 'failed' : 'replayed', notes.length ? notes.join('; ') : null);
+        const steps = rec.steps.length;
+        if (notes.length) this.log('warning', rec, 'replay', `${device}: replay ${rec.id} incomplete: ${notes.join('; ')}`, { SHADOWD_PHASE_MS: rec.phases.check });
+        else this.log('notice', rec, 'replay', `${device}: replayed ${steps} step${steps === 1 ? '' : 's'} in ${rec.phases.check} ms (${rec.id})`, { SHADOWD_PHASE_MS: rec.phases.check });
+      });
+    } finally {
+      st.replaying = false;
+    }
+    return rec;
+  }
+
+  /** Injects a fault through the helper (it refuses with EPERM unless loaded with allow_faults=1), or clears one. */
+  async inject(device: string, fault: InjectFault, sticky = false, requestedBy?: string): Promise<InjectResult> {
+    if (!isInterfaceName(device)) throw new RequestError('EBADREQ', `${JSON.stringify(device)} is not an interface name`);
+    if (!INJECT_FAULTS.includes(fault)) throw new RequestError('EBADREQ', `fault must be one of ${INJECT_FAULTS.join(', ')}, not ${JSON.stringify(fault)}`);
+    if (sticky && fault === 'clear') throw new RequestError('EBADREQ', 'sticky applies to a fault, not to clear');
+    // Clearing stays allowed: it only undoes.
+    if (fault !== 'clear' && !this.faultInjection()) {
+      throw new RequestError('EUNAVAIL', 'fault injection is turned off in the shadowd configuration (AllowFaultInjection=)');
+    }
+    const command = `inject ${device} ${fault}${sticky ? ' sticky' : ''}`;
+    let payload: string;
+    try {
+      const reply = await (await this.helper()).request(command);
+      if (!reply.ok) {
+        const hint =
+          reply.errno === 'EPERM' ? ' (fault injection is off: load shadow_helper with allow_faults=1)' : reply.errno === 'ENODEV' ? ' (no such interface, or it has no driver)' : '';
+        throw new RequestError('EHELPER', `shadow_helper refused "${command}": ${reply.errno} ${reply.message}${hint}`);
+      }
+      expectPayload(command, reply.payload, fault === 'clear' ? `cleared ${device}` : `injected ${device} ${fault}`);
+      payload = reply.payload;
+    } catch (err) {
+      if (err instanceof RequestError) throw err;
+      throw new RequestError('EHELPER', messageOf(err));
+    }
+    const what = fault === 'clear' ? 'cleared its injected fault' : `injected fault ${fault}${sticky ? ' (sticky: it comes back after every restart)' : ''}`;
+    this.logger.log('notice', `${device}: ${what}${requestedBy ? ` at the request of ${requestedBy}` : ''}`, {
+      SHADOWD_DEVICE: device,
+      SHADOWD_DRIVER: this.lookup(device)?.driver ?? undefined,
+      SHADOWD_CLASS: 'net',
+      SHADOWD_FAULT: fault,
+    });
+    return { device, fault, sticky, reply: payload };
+  }
+
+  /** The device's policy; a bad one from the per-device source is logged and the default used. */
+  policyFor(device: string, driver: string | null): Readonly<RecoveryPolicy> {
+    if (!this.policySource) return this.policy;
+    try {
+      return checkPolicy({ ...DEFAULT_POLICY, ...this.policySource(device, driver) });
+    } catch (err) {
+      this.logger.log('err', `${device}: unusable recovery policy, using the default: ${messageOf(err)}`, { SHADOWD_DEVICE: device, SHADOWD_CLASS: 'net' });
+      return this.policy;
+    }
+  }
+
+  /** Whether the shadow stands in for the device's driver right now (its driver is being restarted). */
+  isActive(device: string): boolean {
+    const phase = this.devices.get(device)?.current?.phase;
+    return phase === 'active' || phase === 'check';
+  }
+
+  deviceState(device: string): DeviceRecoveryState {
+    const st = this.devices.get(device);
+    if (!st) return { recoveryId: null, phase: null, gaveUp: null, recent: 0 };
+    this.prune(st, this.policyFor(device, this.lookup(device)?.driver ?? null));
+    return { recoveryId: st.current?.record.id ?? null, phase: st.current?.phase ?? null, gaveUp: st.gaveUp?.id ?? null, recent: st.attempts.length };
+  }
+
+  /** Resolves when no recovery is waiting or running (retries included). */
+  async idle(): Promise<void> {
+    for (;;) {
+      const running = [...this.devices.values()].flatMap((st) => (st.current ? [st.current.done] : []));
+      if (running.length === 0) return;
+      await Promise.all(running);
+    }
+  }
+
+  /** Stops taking reports, ends back-off waits, and waits (bounded) for restarts in flight. */
+  async stop(timeoutMs = 15_000): Promise<void> {
+    this.stopping = true;
+    const states = [...this.devices.values()];
+    for (const st of states) st.current?.wake?.();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(states.flatMap((st): Promise<unknown>[] => (st.current ? [st.current.done, st.lock] : [st.lock]))),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, timeoutMs);
+        timer.unref();
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+
+  // ---------------------------------------------------------------------------
+
+  private checkRequest(device: string): DeviceInfo {
+    if (!isInterfaceName(device)) throw new RequestError('EBADREQ', `${JSON.stringify(device)} is not an interface name`);
+    if (this.stopping) throw new RequestError('EBUSY', 'shadowd is stopping');
+    const known = this.lookup(device);
+    if (!known) throw new RequestError('ENODEV', `shadowd watches no network device named ${device}`);
+    return known;
+  }
+
+  private state(device: string): DeviceState {
+    let st = this.devices.get(device);
+    if (!st) {
+      st = { attempts: [], lastEndedAt: null, gaveUp: null, ignored: 0, current: null, replaying: false, lock: Promise.resolve() };
+      this.devices.set(device, st);
+    }
+    return st;
+  }
+
+  private prune(st: DeviceState, policy: RecoveryPolicy): void {
+    const since = this.now() - policy.windowMs;
+    st.attempts = st.attempts.filter((a) => a.at > since);
+  }
+
+  private backoffDelay(st: DeviceState, policy: RecoveryPolicy): number {
+    const n = st.attempts.length;
+    if (n === 0 || st.lastEndedAt === null) return 0;
+    const step = Math.min(policy.backoffMs * 2 ** (n - 1), policy.backoffMaxMs);
+    return Math.max(0, st.lastEndedAt + step - this.now());
+  }
+
+  private exclusive<T>(st: DeviceState, fn: () => Promise<T>): Promise<T> {
+    const run = st.lock.then(fn, fn);
+    st.lock = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Short and unique: r, the time in base 36, a counter (PROTOCOL.md: 1-32 of [A-Za-z0-9_-]). */
+  private newId(): string {
+    return `r${this.now().toString(36)}-${(this.counter++).toString(36)}`;
+  }
+
+  private newRecord(device: string, driver: string | null, trigger: RecoveryTrigger, detail: string): RecoveryRecord {
+    return {
+      id: this.newId(),
+      device,
+      driver,
+      trigger,
+      detail,
+      startedAt: this.now(),
+      endedAt: null,
+      result: 'in-progress',
+      phases: {},
+      steps: [],
+      error: null,
+      merged: 0,
+      method: null,
+      module: null,
+    };
+  }
+
+  private log(priority: Priority, rec: RecoveryRecord, phase: Phase, message: string, extra: LogFields = {}): void {
+    this.logger.log(priority, message, {
+      SHADOWD_DEVICE: rec.device,
+      SHADOWD_DRIVER: rec.driver ?? undefined,
+      SHADOWD_CLASS: 'net',
+      SHADOWD_RECOVERY_ID: rec.id,
+      SHADOWD_PHASE: phase,
+      ...extra,
+    });
+  }
+
+  /** History writes never stop a recovery: the device matters more than its record. */
+  private save(how: 'insert' | 'update', rec: RecoveryRecord): void {
+    try {
+      if (how === 'insert') this.history.insert(rec);
+      else this.history.update(rec);
+    } catch (err) {
+      this.logger.log('err', `could not record recovery ${rec.id} in the history: ${messageOf(err)}`, { SHADOWD_DEVICE: rec.device, SHADOWD_RECOVERY_ID: rec.id });
+    }
+  }
+
+  private finish(rec: RecoveryRecord, result: RecoveryResult, error: string | null): void {
+    const now = this.now();
+    rec.result = result;
+    rec.error = error;
+    rec.endedAt = now;
+    rec.phases.total = now - rec.startedAt;
+    this.save('update', rec);
+    try {
+      this.onFinished?.(rec);
+    } catch (err) {
+      // A metrics consumer must not break a recovery.
+      this.logger.log('err', `onFinished for recovery ${rec.id} failed: ${messageOf(err)}`, { SHADOWD_DEVICE: rec.device, SHADOWD_RECOVERY_ID: rec.id });
+    }
+  }
+
+  private begin(
+    st: DeviceState,
+    spec: {
+      device: string;
+      driver: string | null;
+      trigger: RecoveryTrigger;
+      detail: string;
+      manual: boolean;
+      /** Reload the driver's module (a person asked, or a retry of a recovery that did); otherwise as reloadFor(trigger) says. */
+      reload?: boolean;
+      detectMs?: number;
+      announce?: (rec: RecoveryRecord) => void;
+    },
+  ): Running {
+    const record = this.newRecord(spec.device, spec.driver, spec.trigger, spec.detail);
+    if (spec.detectMs !== undefined) record.phases.detect = spec.detectMs;
+    const cur: Running = {
+      record,
+      phase: 'detected',
+      manual: spec.manual,
+      retryable: false,
+      wake: null,
+      checkStartedAt: null,
+      reload: spec.reload === true || reloadFor(spec.trigger),
+      restartNotes: [],
+      done: Promise.resolve(record),
+    };
+    st.current = cur;
+    this.save('insert', record);
+    spec.announce?.(record);
+    cur.done = this.run(st, cur);
+    return cur;
+  }
+
+  private async run(st: DeviceState, cur: Running): Promise<RecoveryRecord> {
+    const rec = cur.record;
+    try {
+      const policy = this.policyFor(rec.device, rec.driver);
+      this.prune(st, policy);
+      if (st.attempts.length >= policy.maxRecoveries) {
+        cur.phase = 'gave-up';
+        await this.exclusive(st, () => this.giveUp(st, cur, policy));
+      } else {
+        const delay = this.backoffDelay(st, policy);
+        if (delay > 0) {
+          cur.phase = 'backoff';
+          const n = st.attempts.length;
+          this.log('info', rec, 'backoff', `${rec.device}: waiting ${span(delay)} before restarting its driver (back-off after ${n} recover${n === 1 ? 'y' : 'ies'} in the last ${span(policy.windowMs)})`, {
+            SHADOWD_PHASE_MS: delay,
+          });
+          const t0 = this.now();
+          await this.wait(cur, delay);
+          rec.phases.wait = this.now() - t0;
+        }
+        if (this.stopping) {
+          this.finish(rec, 'interrupted', 'shadowd stopped before the restart');
+          this.log('notice', rec, cur.phase, `${rec.device}: recovery ${rec.id} dropped: shadowd is stopping`);
+        } else {
+          await this.exclusive(st, () => this.attempt(st, cur));
+        }
+      }
+    } catch (err) {
+      // A bug must not leave the device marked as recovering for good (nor rewrite a result already recorded).
+      if (rec.endedAt === null) this.finish(rec, 'failed', `internal error: ${messageOf(err)}`);
+      this.log('err', rec, cur.phase, `${rec.device}: recovery ${rec.id} failed on an internal error: ${messageOf(err)}`, { MESSAGE_ID: MESSAGE_RECOVERY_FAILED });
+      cur.retryable = false;
+    } finally {
+      if (st.current === cur) st.current = null;
+    }
+    // No retry when a report already started the device's next recovery.
+    if (rec.result === 'failed' && cur.retryable && !cur.manual && !this.stopping && st.current === null) {
+      this.begin(st, {
+        device: rec.device,
+        driver: rec.driver,
+        trigger: rec.trigger,
+        detail: `retry after ${rec.id} failed: ${rec.error ?? ''}`.slice(0, MAX_DETAIL),
+        manual: false,
+        reload: cur.reload,
+      });
+    }
+    return rec;
+  }
+
+  private wait(cur: Running, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        cur.wake = null;
+        resolve();
+      }, ms);
+      cur.wake = () => {
+        clearTimeout(timer);
+        cur.wake = null;
+        resolve();
+      };
+    });
+  }
+
+  private async attempt(st: DeviceState, cur: Running): Promise<void> {
+    const rec = cur.record;
+    st.attempts.push({ at: this.now(), id: rec.id });
+    cur.phase = 'active';
+    let endedByReport = false;
+    try {
+      const ifindex = await this.restart(cur);
+      cur.phase = 'check';
+      cur.checkStartedAt = this.now();
+      const notes = await this.check(cur);
+      if (rec.endedAt !== null) {
+        // A report during the check failed it (failAgain); the replay's steps still belong in its record.
+        endedByReport = true;
+        this.save('update', rec);
+        return;
+      }
+      notes.unshift(...cur.restartNotes);
+      const known = this.lookup(rec.device)?.ifindex;
+      if (known !== undefined && known !== ifindex) notes.push(`the interface index changed from ${known} to ${ifindex}: handles bound to the old one are lost`);
+      cur.phase = 'passive';
+      this.finish(rec, 'recovered', notes.length ? notes.join('; ') : null);
+      const p = rec.phases;
+      this.log(
+        'notice',
+        rec,
+        'passive',
+        `${rec.device}: recovered in ${p.total} ms by ${rec.id} (restart ${p.restart} ms, check ${p.check} ms)${notes.length ? `, with problems: ${notes.join('; ')}` : ''}`,
+        { MESSAGE_ID: MESSAGE_RECOVERED, SHADOWD_PHASE_MS: p.total },
+      );
+    } catch (err) {
+      if (!(err instanceof AttemptFailure)) throw err;
+      cur.retryable = err.retryable;
+      const phase = cur.phase;
+      this.finish(rec, 'failed', err.message);
+      const retry = err.retryable && !cur.manual && !this.stopping;
+      this.log(retry ? 'warning' : 'err', rec, phase, `${rec.device}: recovery ${rec.id} failed: ${err.message}${retry ? '; trying again after the back-off' : ''}`, {
+        MESSAGE_ID: MESSAGE_RECOVERY_FAILED,
+      });
+    } finally {
+      // failAgain set it when the recovery ended, and the next one's back-off already counts from there.
+      if (!endedByReport) st.lastEndedAt = this.now();
+    }
+  }
+
+  /**
+   * Ends a recovery in its check as failed: the device failed again after its
+   * driver was restarted. The device's lock stays with the replay under way;
+   * the next recovery, which the caller starts, waits for it.
+   */
+  private failAgain(st: DeviceState, cur: Running, kind: FailureKind, detail: string): void {
+    const rec = cur.record;
+    const now = this.now();
+    if (cur.checkStartedAt !== null) rec.phases.check = now - cur.checkStartedAt;
+    // The report starts the next recovery itself: not a retry of this one.
+    cur.retryable = false;
+    this.finish(rec, 'failed', `the device failed again during the check (${kind}): ${detail}`);
+    st.lastEndedAt = now;
+    if (st.current === cur) st.current = null;
+    this.log(
+      'warning',
+      rec,
+      'check',
+      `${rec.device}: recovery ${rec.id} failed: ${rec.error}; restarting the driver did not cure it, so the failure is recovered anew within the recovery limit`,
+      { MESSAGE_ID: MESSAGE_RECOVERY_FAILED, SHADOWD_FAILURE: kind },
+    );
+  }
+
+  /** Stages and restarts; returns the device's ifindex after the restart. Throws AttemptFailure. */
+  private async restart(cur: Running): Promise<number> {
+    const rec = cur.record;
+    const dev = rec.device;
+    let helper: HelperClient;
+    try {
+      helper = await this.helper();
+    } catch (err) {
+      throw new AttemptFailure(messageOf(err), false);
+    }
+    let method: RestartMethod = cur.reload ? 'reload' : 'reprobe';
+    const what = method === 'reload' ? ' and reloading its module' : '';
+    this.log('notice', rec, 'active', `${dev}: recovery ${rec.id} restarting driver ${rec.driver ?? '(unknown)'}${what}; the shadow answers for it meanwhile`, {
+      MESSAGE_ID: MESSAGE_RECOVERY_STARTED,
+      SHADOWD_RESTART_METHOD: method,
+    });
+    await this.sendStaged(helper, rec);
+
+    const t0 = this.now();
+    const send = async (how: RestartMethod): Promise<HelperReply> => {
+      const command = `restart ${dev} ${rec.id}${how === 'reload' ? ' reload' : ''}`;
+      rec.method = how;
+      // A shadowd killed during the restart leaves a row that says which it was.
+      this.save('update', rec);
+      // The kernel cannot abort a driver's remove or probe: a stuck one is reported, not waited on silently.
+      const slow = setTimeout(() => {
+        this.log(
+          'warning',
+          rec,
+          'active',
+          `${dev}: the kernel has not finished restarting driver ${rec.driver ?? '(unknown)'} after ${SLOW_RESTART_MS / 1000} s: ` +
+            `its teardown or probe may be stuck (look for "blocked for more than" in the kernel log); the shadow keeps answering for the device`,
+          { SHADOWD_PHASE_MS: SLOW_RESTART_MS },
+        );
+      }, SLOW_RESTART_MS);
+      try {
+        return await helper.request(command);
+      } catch (err) {
+        rec.phases.restart = this.now() - t0;
+        throw new AttemptFailure(`"${command}" failed: ${messageOf(err)}`, true);
+      } finally {
+        clearTimeout(slow);
+      }
+    };
+    // As the restart is sent: what changes in the shadow from here on was set during the recovery.
+    // (A re-probe after a refused reload keeps this earlier mark: it only counts more as changed.)
+    cur.restartMark = this.mark(rec);
+    let reply = await send(method);
+    if (method === 'reload' && !reply.ok && reloadRefused(reply.errno, reply.message)) {
+      // Refused before anything was touched: the driver runs as it did, and a re-probe is still the way back.
+      const why = `${reply.errno} ${reply.message}`;
+      cur.restartNotes.push(`the module reload was refused (${why}): the driver was restarted without it`);
+      this.log('notice', rec, 'active', `${dev}: shadow_helper cannot reload driver ${rec.driver ?? '(unknown)'}'s module (${why}); restarting the driver without a reload`, {
+        SHADOWD_RESTART_METHOD: 'reprobe',
+      });
+      method = 'reprobe';
+      reply = await send(method);
+    }
+    rec.phases.restart = this.now() - t0;
+    if (!reply.ok) {
+      this.moduleSteps(rec, restartErrorSteps(reply.message), false);
+      // EIO: the driver did not come back (the helper parked it); EBUSY: another restart ran. Both may pass.
+      const retryable = reply.errno === 'EIO' || reply.errno === 'EBUSY';
+      throw new AttemptFailure(`shadow_helper could not restart ${dev}${method === 'reload' ? ' with a module reload' : ''}: ${reply.errno} ${reply.message}`, retryable);
+    }
+    let parsed;
+    try {
+      parsed = parseRestartReply(reply.payload, { device: dev, id: rec.id, how: method });
+    } catch (err) {
+      throw new AttemptFailure(messageOf(err), false);
+    }
+    rec.module = parsed.module;
+    rec.phases.module = parsed.timings;
+    this.moduleSteps(rec, parsed.steps, true, cur);
+    const reloaded = parsed.how === 'reload' ? ` (module ${parsed.module ?? '?'} ${parsed.steps[0]?.result === 'ok' ? 'reloaded' : 'not reloaded'})` : '';
+    this.log('info', rec, 'active', `${dev}: driver restarted${reloaded} in ${rec.phases.restart} ms (${modulePhases(parsed.timings)})`, {
+      SHADOWD_PHASE_MS: rec.phases.restart,
+      SHADOWD_RESTART_METHOD: parsed.how,
+      SHADOWD_MODULE: parsed.module ?? undefined,
+    });
+    return parsed.ifindex;
+  }
+
+  /** markShadow's mark, its failure logged here and left to the replay that waits on it. */
+  private mark(rec: RecoveryRecord): Promise<number> | undefined {
+    if (!this.markShadow) return undefined;
+    let mark: Promise<number>;
+    try {
+      mark = this.markShadow(rec.device);
+    } catch (err) {
+      mark = Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+    // Nothing may wait on it (the restart fails): its failure must not go unhandled.
+    mark.catch((err: unknown) => this.log('warning', rec, 'active', `${rec.device}: could not mark the shadow as the restart began: ${messageOf(err)}`));
+    return mark;
+  }
+
+  /** `restarted`: from a successful restart (a failed reload step then means the module would not unload). */
+  private moduleSteps(rec: RecoveryRecord, steps: RestartStepResult[], restarted: boolean, cur?: Running): void {
+    for (const s of steps) {
+      rec.steps.push({ source: 'module', key: s.name, result: s.result });
+      if (s.name === RELOAD_STEP) {
+        if (s.result === 'fail' && restarted) {
+          const note = `module ${rec.module ?? '(unknown)'} would not unload: the device was probed again with the module as it was`;
+          cur?.restartNotes.push(note);
+          this.log('warning', rec, 'active', `${rec.device}: ${note} (the kernel log says why)`, { SHADOWD_STEP: s.name, SHADOWD_MODULE: rec.module ?? undefined });
+        }
+        continue;
+      }
+      if (s.result === 'fail') {
+        this.log('warning', rec, 'active', `${rec.device}: the restarted driver refused replay step ${s.name}`, {
+          MESSAGE_ID: MESSAGE_REPLAY_STEP_FAILED,
+          SHADOWD_STEP: s.name,
+        });
+      }
+    }
+  }
+
+  /** Staging problems are logged, not fatal: a restart without one ethtool value beats no restart. */
+  private async sendStaged(helper: HelperClient, rec: RecoveryRecord): Promise<void> {
+    let commands: string[];
+    try {
+      commands = this.stageSource(rec.device);
+    } catch (err) {
+      this.log('err', rec, 'active', `${rec.device}: could not compute the values to stage: ${messageOf(err)}`);
+      return;
+    }
+    if (commands.length === 0) return;
+    const t0 = this.now();
+    for (const command of commands) {
+      if (!isStageCommand(command, rec.device)) {
+        this.log('err', rec, 'active', `${rec.device}: not sending ${JSON.stringify(command)}: it is not a stage command for ${rec.device}`);
+        continue;
+      }
+      try {
+        const reply = await helper.request(command);
+        if (reply.ok) expectPayload(command, reply.payload, stagedPayload(command));
+        else this.log('warning', rec, 'active', `${rec.device}: shadow_helper did not stage "${command}": ${reply.errno} ${reply.message}`);
+      } catch (err) {
+        this.log('warning', rec, 'active', `${rec.device}: staging "${command}" failed: ${messageOf(err)}`);
+      }
+    }
+    rec.phases.stage = this.now() - t0;
+  }
+
+  /** The replay check: what the helper could not replay, then what userspace replays. Returns problems found. */
+  private async check(cur: Running): Promise<string[]> {
+    const rec = cur.record;
+    const t0 = this.now();
+    const notes: string[] = [];
+    const refused = rec.steps.filter((s) => s.source === 'module' && s.result === 'fail' && s.key !== RELOAD_STEP).map((s) => s.key);
+    if (refused.length) notes.push(`the driver refused replay step${refused.length === 1 ? '' : 's'} ${refused.join(', ')}`);
+    if (this.replayFn) {
+      try {
+        notes.push(...this.recordReplay(rec, await this.replayFn(rec.device, rec.id, cur.restartMark)));
+      } catch (err) {
+        notes.push(`replay from the shadow failed: ${messageOf(err)}`);
+        this.log('warning', rec, 'check', `${rec.device}: replay from the shadow failed: ${messageOf(err)}`);
+      }
+    }
+    const ms = this.now() - t0;
+    // A recovery failed during its check keeps the check time up to the failure.
+    if (rec.endedAt === null) rec.phases.check = ms;
+    this.log('info', rec, 'check', `${rec.device}: replay check done in ${ms} ms${notes.length ? `: ${notes.join('; ')}` : ''}`, {
+      SHADOWD_PHASE_MS: ms,
+    });
+    return notes;
+  }
+
+  /** Adds a replay report's steps to the record and logs each failed one; returns a summary of failures. */
+  private recordReplay(rec: RecoveryRecord, report: ReplayReport): string[] {
+    if (report?.device !== rec.device || !Array.isArray(report.steps)) {
+      throw new Error(`the replayer answered for ${JSON.stringify(report?.device)}, not ${rec.device}, or without steps`);
+    }
+    const failed: string[] = [];
+    for (const s of report.steps) {
+      const step: RecoveryStep = { source: 'daemon', key: s.key, result: s.ok ? 'ok' : 'fail', argv: s.argv };
+      if (!s.ok) {
+        step.error = s.error ?? 'failed';
+        failed.push(s.key);
+        this.log('warning', rec, rec.trigger === 'replay' ? 'replay' : 'check', `${rec.device}: replaying ${s.key} failed: ${step.error}`, {
+          MESSAGE_ID: MESSAGE_REPLAY_STEP_FAILED,
+          SHADOWD_STEP: s.key,
+        });
+      }
+      rec.steps.push(step);
+    }
+    return failed.length ? [`${failed.length} of ${report.steps.length} replay steps failed: ${failed.join(', ')}`] : [];
+  }
+
+  private async giveUp(st: DeviceState, cur: Running, policy: RecoveryPolicy): Promise<void> {
+    const rec = cur.record;
+    const dev = rec.device;
+    const ids = st.attempts.map((a) => a.id);
+    const reason =
+      `${ids.length} recover${ids.length === 1 ? 'y' : 'ies'} of ${dev} in the last ${span(policy.windowMs)} (${ids.join(', ')}) ` +
+      `did not keep its driver running: the failure looks deterministic`;
+    let parked: string;
+    const command = `park ${dev} ${rec.id}`;
+    try {
+      const reply = await (await this.helper()).request(command);
+      if (reply.ok) {
+        expectPayload(command, reply.payload, `parked ${dev} id=${rec.id}`);
+        parked = 'the device is parked (down; nothing calls into its driver)';
+      } else {
+        parked = `shadow_helper could not park it (${reply.errno} ${reply.message})`;
+      }
+    } catch (err) {
+      parked = `it could not be parked: ${messageOf(err)}`;
+    }
+    this.finish(rec, 'gave-up', `${reason}; ${parked}; run "shadowctl recover ${dev}" once the cause is fixed`);
+    st.gaveUp = { id: rec.id, at: rec.endedAt ?? this.now() };
+    st.ignored = 0;
+    this.log('err', rec, 'gave-up', `${dev}: gave up recovering driver ${rec.driver ?? '(unknown)'}: ${rec.error}`, { MESSAGE_ID: MESSAGE_GAVE_UP });
+  }
+}

@@ -1,0 +1,225 @@
+// The configuration the daemon runs with, and its reload: one object that the
+// recovery manager, the stall detector, the failure filter and the logger ask
+// at the moment they need a setting, so a reload takes effect by swapping the
+// Config it holds. A file with errors is refused whole: the running
+// configuration stays (docs/configuration.md).
+import { DEFAULT_CONFIG_PATH, formatConfigError, loadConfig, policyFor, type Config, type ConfigError, type ConfigResult, type Policy } from './config.js';
+import type { ReloadResult } from '../control/control-protocol.js';
+import type { FailureReport } from '../core/failure-report.js';
+import type { LogFields, Logger, Priority } from './log.js';
+import { MESSAGE_FAILURE_DETECTED } from './message-ids.js';
+import type { RecoveryPolicy } from '../core/recovery-manager.js';
+
+/** The configuration file: $CONFIGURATION_DIRECTORY/shadowd.conf under systemd (ConfigurationDirectory=shadowd), else /etc/shadowd/shadowd.conf. */
+export function defaultConfigPath(env: NodeJS.ProcessEnv = process.env): string {
+  // systemd joins several ConfigurationDirectory= entries with ':'; the unit has one.
+  const dir = env['CONFIGURATION_DIRECTORY']?.split(':')[0];
+  return dir ? `${dir.replace(/\/+$/, '')}/shadowd.conf` : DEFAULT_CONFIG_PATH;
+}
+
+/** The recovery manager's policy from a device's configured one: the file counts in seconds, the manager in ms. */
+export function recoveryPolicy(p: Policy): RecoveryPolicy {
+  return { maxRecoveries: p.maxRecoveries, windowMs: p.recoveryWindowSec * 1000, backoffMs: p.backoffSec * 1000, backoffMaxMs: p.backoffMaxSec * 1000 };
+}
+
+const DAEMON_KEY_NAMES: { [K in keyof Config['daemon']]: string } = {
+  logLevel: 'LogLevel',
+  allowFaultInjection: 'AllowFaultInjection',
+  metricsTextfile: 'MetricsTextfile',
+  metricsIntervalSec: 'MetricsIntervalSec',
+};
+const POLICY_KEY_NAMES: { [K in keyof Policy]: string } = {
+  protect: 'Protect',
+  maxRecoveries: 'MaxRecoveries',
+  recoveryWindowSec: 'RecoveryWindowSec',
+  backoffSec: 'BackoffSec',
+  backoffMaxSec: 'BackoffMaxSec',
+  stallThresholdMs: 'StallThresholdMs',
+};
+
+function valueText(v: string | number | boolean | null | undefined): string {
+  if (v === null || v === undefined) return '';
+  if (typeof v === 'boolean') return v ? 'yes' : 'no';
+  return String(v);
+}
+
+/** What differs between two configurations, as the file would say it: "LogLevel=debug", "[Device eth1] Protect=no", "[Driver e1000] MaxRecoveries= (unset)". Pure. */
+export function describeChanges(before: Config, after: Config): string[] {
+  const out: string[] = [];
+  for (const [field, name] of Object.entries(DAEMON_KEY_NAMES) as [keyof Config['daemon'], string][]) {
+    if (before.daemon[field] !== after.daemon[field]) out.push(`${name}=${valueText(after.daemon[field])}`);
+  }
+  const sections: [string, 'classes' | 'drivers' | 'devices'][] = [
+    ['Class', 'classes'],
+    ['Driver', 'drivers'],
+    ['Device', 'devices'],
+  ];
+  for (const [label, kind] of sections) {
+    const names = [...new Set([...before[kind].keys(), ...after[kind].keys()])].sort();
+    for (const section of names) {
+      const a = before[kind].get(section) ?? {};
+      const b = after[kind].get(section) ?? {};
+      for (const [field, name] of Object.entries(POLICY_KEY_NAMES) as [keyof Policy, string][]) {
+        if (a[field] === b[field]) continue;
+        out.push(`[${label} ${section}] ${name}=${b[field] === undefined ? ' (unset)' : valueText(b[field])}`);
+      }
+    }
+  }
+  return out;
+}
+
+export interface RunningConfigOptions {
+  path: string;
+  /** The daemon's logger; its level follows LogLevel= unless --log-level was given. */
+  logger: Logger & { setMinimum(minimum: Priority): void };
+  /** --log-level: overrides LogLevel=. */
+  logLevel?: Priority | undefined;
+  /** --allow-faults: fault injection allowed whatever AllowFaultInjection= says. */
+  allowFaults?: boolean;
+  /** Applies what the manager, detectors and logger do not ask for themselves (the metrics file); called at start and after each accepted reload. */
+  onApply?: (config: Config) => void;
+  /** Reads and checks the file; loadConfig, or a fake in tests. */
+  load?: (path: string) => ConfigResult;
+}
+
+export class RunningConfig {
+  private current: Config;
+  private readonly load: (path: string) => ConfigResult;
+
+  private constructor(
+    private readonly opts: RunningConfigOptions,
+    config: Config,
+  ) {
+    this.load = opts.load ?? loadConfig;
+    this.current = config;
+  }
+
+  /**
+   * Reads the file at start. With errors, each is logged at err
+   * (`file:line: key: message`) and they are returned: the daemon must not
+   * start on a configuration it cannot follow. A missing file means the defaults.
+   */
+  static start(opts: RunningConfigOptions): { ok: true; running: RunningConfig } | { ok: false; errors: ConfigError[] } {
+    const result = (opts.load ?? loadConfig)(opts.path);
+    if (!result.ok) {
+      for (const e of result.errors) opts.logger.log('err', formatConfigError(e), configErrorFields(e));
+      return { ok: false, errors: result.errors };
+    }
+    const running = new RunningConfig(opts, result.config);
+    running.apply();
+    if (result.config.file === null) opts.logger.log('info', `no configuration file at ${opts.path}: every network device is protected with the default policy`);
+    else opts.logger.log('info', `configuration read from ${opts.path}`);
+    return { ok: true, running };
+  }
+
+  get config(): Config {
+    return this.current;
+  }
+
+  get path(): string {
+    return this.opts.path;
+  }
+
+  /** The log level in force: --log-level, else LogLevel=. */
+  logLevel(): Priority {
+    return this.opts.logLevel ?? this.current.daemon.logLevel;
+  }
+
+  /** Whether `shadowctl inject` may inject: --allow-faults or AllowFaultInjection=yes. */
+  faultInjection(): boolean {
+    return (this.opts.allowFaults ?? false) || this.current.daemon.allowFaultInjection;
+  }
+
+  policy(device: string, driver: string | null | undefined): Policy {
+    return policyFor(this.current, device, driver);
+  }
+
+  /** For RecoveryManager's `policy` option. */
+  recoveryPolicy(device: string, driver: string | null): RecoveryPolicy {
+    return recoveryPolicy(this.policy(device, driver));
+  }
+
+  protects(device: string, driver: string | null | undefined): boolean {
+    return this.policy(device, driver).protect;
+  }
+
+  stallThresholdMs(device: string, driver: string | null | undefined): number {
+    return this.policy(device, driver).stallThresholdMs;
+  }
+
+  /**
+   * Reads the file again (SIGHUP, shadowctl reload). With errors, each is
+   * logged and nothing changes; otherwise the new configuration is in force
+   * from the next decision on (recoveries under way keep the policy they started with).
+   */
+  reload(): ReloadResult {
+    const { logger } = this.opts;
+    const path = this.opts.path;
+    const result = this.load(path);
+    if (!result.ok) {
+      for (const e of result.errors) logger.log('err', formatConfigError(e), configErrorFields(e));
+      const n = result.errors.length;
+      logger.log('warning', `configuration reload refused: ${path} has ${n} error${n === 1 ? '' : 's'}; the running configuration stays in force`, {
+        SHADOWD_CONFIG: path,
+      });
+      return { ok: false, file: path, errors: result.errors, changes: [] };
+    }
+    const changes = describeChanges(this.current, result.config);
+    this.current = result.config;
+    this.apply();
+    const source = result.config.file === null ? `${path} is absent: the built-in defaults apply` : `read ${path}`;
+    logger.log('notice', `configuration reloaded (${source}): ${changes.length ? changes.join(', ') : 'no changes'}`, { SHADOWD_CONFIG: path });
+    return { ok: true, file: path, errors: [], changes };
+  }
+
+  private apply(): void {
+    this.opts.logger.setMinimum(this.logLevel());
+    this.opts.onApply?.(this.current);
+  }
+}
+
+function configErrorFields(e: ConfigError): LogFields {
+  return { SHADOWD_CONFIG: e.file, SHADOWD_CONFIG_LINE: e.line || undefined, SHADOWD_CONFIG_KEY: e.key ?? undefined };
+}
+
+export interface ProtectFilterOptions {
+  /** RunningConfig.protects. */
+  protects: (device: string, driver: string | null | undefined) => boolean;
+  /** The device's driver when the report does not name it. */
+  driverOf: (device: string) => string | null;
+  logger: Logger;
+  /** A device's repeated failures are logged at warning at most this often, else at debug. Default 60 s. */
+  quietMs?: number;
+  now?: () => number;
+}
+
+/**
+ * Wraps the recovery manager's report(): failures of devices with Protect=no
+ * are logged (as a detected failure, without a recovery) and go no further.
+ */
+export function protectFilter(report: (f: FailureReport) => void, opts: ProtectFilterOptions): (f: FailureReport) => void {
+  const now = opts.now ?? Date.now;
+  const quietMs = opts.quietMs ?? 60_000;
+  const lastLogged = new Map<string, number>();
+  return (f) => {
+    // A malformed report is the manager's to refuse and log.
+    const device = typeof f?.device === 'string' ? f.device : null;
+    const driver = device === null ? null : (f.driver ?? opts.driverOf(device));
+    if (device === null || opts.protects(device, driver)) {
+      report(f);
+      return;
+    }
+    const t = now();
+    const last = lastLogged.get(device);
+    const loud = last === undefined || t - last >= quietMs;
+    if (loud) lastLogged.set(device, t);
+    const detail = typeof f.detail === 'string' && f.detail.length > 500 ? `${f.detail.slice(0, 500)}...` : f.detail;
+    opts.logger.log(loud ? 'warning' : 'debug', `${device}: driver ${driver ?? '(unknown)'} failed (${f.kind}): ${detail}; not recovered: the device has Protect=no`, {
+      MESSAGE_ID: MESSAGE_FAILURE_DETECTED,
+      SHADOWD_DEVICE: device,
+      SHADOWD_DRIVER: driver ?? undefined,
+      SHADOWD_CLASS: 'net',
+      SHADOWD_FAILURE: f.kind,
+    });
+  };
+}

@@ -1,0 +1,277 @@
+// The kernel log detector: who a recorded kernel report is blamed on, the
+// device list read from a sysfs-shaped tree, and the watcher's handling of the
+// record stream (a scripted stand-in for /dev/kmsg; the real one is read in
+// the guest by test/vm/kernel-log-watch.test.ts).
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { FailureReport } from '../../../daemon/core/failure-report.js';
+import { parseKernelFaults, splitKmsgText } from '../../../daemon/core/kernel-faults.js';
+import { attributeFault, KernelLogWatch, KMSG_OVERRUN, readNetDevices, type KmsgSource, type NetDeviceInfo, type SelfFault } from '../../../daemon/core/kernel-log-watch.js';
+import type { LogFields, Priority } from '../../../daemon/service/log.js';
+
+const fixture = (name: string): string[] => splitKmsgText(readFileSync(new URL(`../../fixtures/kmsg/${name}.kmsg`, import.meta.url), 'utf8'));
+const fault = (name: string) => parseKernelFaults(fixture(name))[0]!;
+
+// As in the recording guest: e1000 and pcnet32, plus a device without a driver.
+const DEVICES: NetDeviceInfo[] = [
+  { name: 'eth0', driver: 'e1000', module: 'e1000' },
+  { name: 'eth1', driver: 'pcnet32', module: 'pcnet32' },
+  { name: 'lo', driver: null, module: null },
+];
+const BOOT = 1_700_000_000_000;
+/** The records renumbered from `first` on, as if the kernel had logged them then. */
+const renumber = (records: string[], first: number): string[] => records.map((r, i) => r.replace(/^(\d+),\d+,/, `$1,${first + i},`));
+const seqOf = (record: string): number => Number(record.split(',')[1]);
+
+describe('attributing a kernel report', () => {
+  const opts = { detectedAt: BOOT + 70_000, bootWallMs: BOOT };
+
+  it('a TX watchdog report goes to the device it names, dated from when the queue stopped', () => {
+    expect(attributeFault(fault('tx-timeout'), DEVICES, opts)).toEqual({
+      kind: 'reports',
+      reports: [
+        {
+          device: 'eth0',
+          kind: 'tx-timeout',
+          driver: 'e1000',
+          detail: 'NETDEV WATCHDOG: eth0 (e1000): transmit queue 0 timed out 8244 ms',
+          detectedAt: BOOT + 70_000,
+          since: Math.round(BOOT + 52927.966 - 8244),
+        },
+      ],
+    });
+  });
+
+  it('a report blamed on a module goes to every device that module drives', () => {
+    const out = attributeFault(fault('ring-warn'), DEVICES, opts);
+    expect(out).toMatchObject({ kind: 'reports', reports: [{ device: 'eth1', kind: 'warn', driver: 'pcnet32', since: Math.round(BOOT + 59119.185) }] });
+    const two = [...DEVICES, { name: 'eth2', driver: 'pcnet32', module: 'pcnet32' }];
+    expect(attributeFault(fault('ring-warn'), two, opts)).toMatchObject({ kind: 'reports', reports: [{ device: 'eth1' }, { device: 'eth2' }] });
+  });
+
+  it('matches the module, not the driver name, when they differ', () => {
+    const devs = [{ name: 'enp1s0', driver: 'e1000e-pci', module: 'pcnet32' }];
+    expect(attributeFault(fault('ring-warn'), devs, opts)).toMatchObject({ kind: 'reports', reports: [{ device: 'enp1s0', driver: 'pcnet32' }] });
+  });
+
+  it('a watchdog report for a device not (or no longer) listed keeps the kernel\'s driver name', () => {
+    expect(attributeFault(fault('tx-timeout'), [], opts)).toMatchObject({ kind: 'reports', reports: [{ device: 'eth0', driver: 'e1000' }] });
+  });
+
+  it('leaves alone a report in a module that drives no network device, and core-only reports', () => {
+    expect(attributeFault(fault('warn'), DEVICES, opts)).toEqual({
+      kind: 'ignored',
+      why: 'kernel warn in module fault_fixture, which drives no network device',
+    });
+    expect(attributeFault({ ...fault('ring-warn'), module: null }, DEVICES, opts)).toMatchObject({ kind: 'ignored', why: expect.stringMatching(/core kernel code/) as string });
+  });
+
+  it('a report blamed on our own module is a self fault, never a device failure', () => {
+    const out = attributeFault(fault('oops'), DEVICES, { ...opts, selfModule: 'fault_fixture' });
+    expect(out.kind).toBe('self');
+    const self = (out as { fault: SelfFault }).fault;
+    expect(self).toMatchObject({ kind: 'oops', driver: 'fault_fixture', detectedAt: BOOT + 70_000 });
+    expect(self.lines).toContain('Oops: 0000 [#1] PREEMPT SMP NOPTI');
+  });
+});
+
+describe('reading the network devices from sysfs', () => {
+  let root: string;
+  beforeEach(() => (root = mkdtempSync(join(tmpdir(), 'sysfs-'))));
+  afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+  it('takes the driver and module names from the symlinks, as sysfs lays them out', () => {
+    // /sys/class/net/eth0 -> ../../devices/pci0000:00/0000:00:04.0/net/eth0, and so on.
+    const mk = (p: string): void => void mkdirSync(join(root, p), { recursive: true });
+    const ln = (target: string, p: string): void => symlinkSync(target, join(root, p));
+    mk('module/e1000');
+    mk('module/snd_foo');
+    mk('bus/pci/drivers/e1000');
+    ln('../../../../module/e1000', 'bus/pci/drivers/e1000/module');
+    mk('bus/pci/drivers/foo-net'); // a driver whose name is not its module's
+    ln('../../../../module/snd_foo', 'bus/pci/drivers/foo-net/module');
+    mk('bus/pci/drivers/builtin'); // a built-in driver without a module link
+    for (const [bdf, drv] of [['0000:00:04.0', 'e1000'], ['0000:00:05.0', 'foo-net'], ['0000:00:06.0', 'builtin']] as const) {
+      mk(`devices/pci0000:00/${bdf}/net`);
+      ln(`../../../bus/pci/drivers/${drv}`, `devices/pci0000:00/${bdf}/driver`);
+    }
+    mk('devices/pci0000:00/0000:00:07.0/net'); // bound to no driver
+    mk('devices/virtual/net/lo');
+    mk('class/net');
+    const dev = (name: string, bdf: string): void => {
+      mk(`devices/pci0000:00/${bdf}/net/${name}`);
+      ln(`../../../${bdf}`, `devices/pci0000:00/${bdf}/net/${name}/device`);
+      ln(`../../devices/pci0000:00/${bdf}/net/${name}`, `class/net/${name}`);
+    };
+    dev('eth0', '0000:00:04.0');
+    dev('eth1', '0000:00:05.0');
+    dev('eth2', '0000:00:06.0');
+    dev('eth3', '0000:00:07.0');
+    ln('../../devices/virtual/net/lo', 'class/net/lo');
+    return readNetDevices(root).then((devices) =>
+      expect(devices).toEqual([
+        { name: 'eth0', driver: 'e1000', module: 'e1000' },
+        { name: 'eth1', driver: 'foo-net', module: 'snd_foo' },
+        { name: 'eth2', driver: 'builtin', module: null },
+        { name: 'eth3', driver: null, module: null },
+        { name: 'lo', driver: null, module: null },
+      ]),
+    );
+  });
+});
+
+/** Stands in for /dev/kmsg: hands out queued records one read at a time. */
+class ScriptedKmsg implements KmsgSource {
+  queue: (string | typeof KMSG_OVERRUN | Error)[] = [];
+  closed = false;
+  read(): string | typeof KMSG_OVERRUN | null {
+    const next = this.queue.shift();
+    if (next instanceof Error) throw next;
+    return next ?? null;
+  }
+  close(): void {
+    this.closed = true;
+  }
+}
+
+describe('the kernel log watch', () => {
+  let kmsg: ScriptedKmsg;
+  let reports: FailureReport[];
+  let selfFaults: SelfFault[];
+  let logs: { priority: Priority; message: string; fields?: LogFields }[];
+  let clock: number;
+  let watch: KernelLogWatch;
+
+  beforeEach(() => {
+    vi.useFakeTimers();
+    kmsg = new ScriptedKmsg();
+    reports = [];
+    selfFaults = [];
+    logs = [];
+    clock = BOOT + 100_000;
+  });
+  afterEach(() => {
+    watch?.stop();
+    vi.useRealTimers();
+  });
+
+  function startWatch(extra: { selfModule?: string; repeatMs?: number } = {}): void {
+    watch = new KernelLogWatch({
+      logger: { log: (priority, message, fields) => void logs.push({ priority, message, fields }) },
+      onReport: (r) => reports.push(r),
+      onSelfFault: (f) => selfFaults.push(f),
+      source: () => kmsg,
+      devices: () => Promise.resolve(DEVICES),
+      now: () => clock,
+      monotonicMs: () => clock,
+      pollMs: 100,
+      settleMs: 500,
+      ...extra,
+    });
+    watch.start();
+  }
+
+  async function tick(ms = 100): Promise<void> {
+    clock += ms;
+    vi.advanceTimersByTime(ms);
+    await watch.settled();
+  }
+
+  it('skips what the log held before it started, then reports what comes', async () => {
+    kmsg.queue.push(...fixture('ring-warn'), ...fixture('tx-timeout'));
+    startWatch();
+    await tick();
+    expect(reports).toEqual([]);
+    expect(logs[0]?.message).toBe(`watching the kernel log (skipped the ${fixture('ring-warn').length + 4} records already in it)`);
+
+    // The device list and the kernel time of the records: eth0's queue stopped 8244 ms before the
+    // watchdog line, which was the last record read, at `clock`.
+    kmsg.queue.push(...renumber(fixture('tx-timeout'), seqOf(fixture('tx-timeout').at(-1)!) + 1).slice(0, 2));
+    await tick();
+    expect(reports).toEqual([
+      {
+        device: 'eth0',
+        kind: 'tx-timeout',
+        driver: 'e1000',
+        detail: 'NETDEV WATCHDOG: eth0 (e1000): transmit queue 0 timed out 8244 ms',
+        detectedAt: clock,
+        since: clock - 8244,
+      },
+    ]);
+    expect(logs.slice(1)).toMatchObject([{ priority: 'warning', message: 'eth0: kernel tx-timeout: NETDEV WATCHDOG: eth0 (e1000): transmit queue 0 timed out 8244 ms' }]);
+  });
+
+  it('reports a WARN once its end line is read, and logs the ones it leaves alone', async () => {
+    startWatch();
+    kmsg.queue.push(...fixture('ring-warn'), ...fixture('warn'));
+    await tick();
+    expect(reports.map((r) => [r.device, r.kind, r.driver])).toEqual([['eth1', 'warn', 'pcnet32']]);
+    expect(logs.filter((l) => l.priority === 'notice').map((l) => l.message)).toEqual([
+      expect.stringMatching(/^kernel warn in module fault_fixture, which drives no network device; not recovering: WARNING: CPU/) as string,
+    ]);
+    expect(watch.stats).toMatchObject({ faults: 2, reports: 1, lost: 0 });
+  });
+
+  it('completes a report without an end line after the settle time', async () => {
+    startWatch();
+    kmsg.queue.push(...fixture('ring-warn').filter((r) => !r.includes('end trace')));
+    await tick();
+    await tick(300);
+    expect(reports).toEqual([]);
+    await tick(200);
+    expect(reports.map((r) => r.device)).toEqual(['eth1']);
+  });
+
+  it('sends a report on its own module to onSelfFault and logs it at err with the kernel\'s report', async () => {
+    startWatch({ selfModule: 'fault_fixture' });
+    kmsg.queue.push(...fixture('oops'));
+    await tick();
+    expect(reports).toEqual([]);
+    expect(selfFaults).toMatchObject([{ kind: 'oops', driver: 'fault_fixture' }]);
+    const err = logs.find((l) => l.priority === 'err');
+    expect(err?.message).toMatch(/^the kernel reported a oops in shadowd's own module fault_fixture \(a bug in shadowd; no recovery is attempted\): BUG: kernel NULL/);
+    expect(String(err?.fields?.['SHADOWD_KERNEL_REPORT'])).toContain('RIP: 0010:fault_fixture_init+0x54/0x1000 [fault_fixture]');
+  });
+
+  it('logs records the kernel overwrote before they were read, and goes on', async () => {
+    startWatch();
+    const records = fixture('ring-warn');
+    const trace = records.findIndex((r) => r.endsWith(';Call Trace:'));
+    // The WARNING line was read, then the kernel overwrote 500 records and the register dump: the
+    // reader resumes at the oldest record kept, the call trace.
+    kmsg.queue.push(...records.slice(0, 2), KMSG_OVERRUN);
+    const tail = renumber(records.slice(trace), seqOf(records[trace]!) + 500);
+    kmsg.queue.push(...tail, ...renumber(fixture('tx-timeout'), seqOf(tail.at(-1)!) + 1));
+    await tick();
+    await tick(500);
+    expect(logs.filter((l) => l.message.startsWith('the kernel log overran'))).toMatchObject([
+      { priority: 'warning', message: `the kernel log overran: ${500 + trace - 2} records were overwritten before shadowd read them; a failure among them goes unseen here` },
+    ]);
+    expect(watch.stats.lost).toBe(500 + trace - 2);
+    expect(reports.map((r) => r.kind)).toEqual(['warn', 'tx-timeout']);
+  });
+
+  it('folds repeats for the same device and kind within repeatMs', async () => {
+    startWatch({ repeatMs: 1000 });
+    const n = fixture('ring-warn').length;
+    const again = (i: number): string[] => renumber(fixture('ring-warn'), 1000 + i * n);
+    kmsg.queue.push(...again(0), ...again(1), ...again(2));
+    await tick();
+    expect(reports).toHaveLength(1);
+    await tick(1000);
+    kmsg.queue.push(...again(3));
+    await tick();
+    expect(reports).toHaveLength(2);
+    expect(logs.some((l) => l.message === 'eth1: 2 more kernel warn report(s) folded into the previous one')).toBe(true);
+  });
+
+  it('stops watching, with an err line, when the log cannot be read', async () => {
+    startWatch();
+    kmsg.queue.push(Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' }));
+    await tick();
+    expect(logs.at(-1)).toMatchObject({ priority: 'err', message: 'reading the kernel log failed, no longer watching it: EIO: i/o error, read' });
+    expect(kmsg.closed).toBe(true);
+  });
+});

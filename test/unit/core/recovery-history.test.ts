@@ -1,0 +1,210 @@
+// The recovery history on a real SQLite file, beside the shadow's tables.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { HistoryError, RecoveryHistory, type RecoveryRecord } from '../../../daemon/core/recovery-history.js';
+import { ShadowStore } from '../../../daemon/core/shadow-store.js';
+
+function record(id: string, over: Partial<RecoveryRecord> = {}): RecoveryRecord {
+  return {
+    id,
+    device: 'eth0',
+    driver: 'e1000',
+    trigger: 'tx-timeout',
+    detail: 'transmit queue 0 timed out',
+    startedAt: 1000,
+    endedAt: null,
+    result: 'in-progress',
+    phases: {},
+    steps: [],
+    error: null,
+    merged: 0,
+    method: null,
+    module: null,
+    ...over,
+  };
+}
+
+/** The recoveries table as the first released shadowd made it: no method, no module. */
+const FIRST_SCHEMA = `
+CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+INSERT INTO meta (k, v) VALUES ('recoveries_schema', '1');
+CREATE TABLE recoveries (
+  id TEXT PRIMARY KEY, device TEXT NOT NULL, driver TEXT, trigger_kind TEXT NOT NULL, detail TEXT NOT NULL,
+  started_at INTEGER NOT NULL, ended_at INTEGER,
+  result TEXT NOT NULL CHECK (result IN ('recovered', 'failed', 'gave-up', 'replayed', 'in-progress', 'interrupted')),
+  phases TEXT NOT NULL, steps TEXT NOT NULL, error TEXT, merged INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX recoveries_by_device ON recoveries (device, started_at);
+`;
+/** How that shadowd wrote a row. */
+const FIRST_INSERT = `INSERT INTO recoveries (id, device, driver, trigger_kind, detail, started_at, ended_at, result, phases, steps, error, merged)
+  VALUES (?, 'eth0', 'e1000', 'tx-stall', 'queue 0 stopped', 1000, 1900, 'recovered', ?, '[{"source":"module","key":"mac","result":"ok"}]', NULL, 0)`;
+const FIRST_PHASES = JSON.stringify({ restart: 850, total: 900, module: { stopMs: 10, releaseMs: 5, probeMs: 600, replayMs: 30, openMs: 205, totalMs: 850 } });
+
+describe('recovery history', () => {
+  let dir: string;
+  let store: ShadowStore;
+  let history: RecoveryHistory;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'recovery-history-'));
+    store = new ShadowStore(join(dir, 'state.db'));
+    history = new RecoveryHistory(store.database);
+  });
+  afterEach(() => {
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('records a recovery when it starts and rewrites it when it ends', () => {
+    const r = record('r1');
+    history.insert(r);
+    expect(history.get('r1')).toEqual(r);
+    r.result = 'recovered';
+    r.endedAt = 1900;
+    r.phases = { detect: 1200, restart: 850, check: 40, total: 900, module: { stopMs: 10, releaseMs: 5, probeMs: 600, replayMs: 30, openMs: 205, totalMs: 850 } };
+    r.steps = [
+      { source: 'module', key: 'mtu', result: 'ok' },
+      { source: 'daemon', key: 'coalesce', result: 'fail', argv: ['ethtool', '-C', 'eth0', 'rx-usecs', '3'], error: 'Operation not supported' },
+    ];
+    r.merged = 2;
+    history.update(r);
+    expect(history.get('r1')).toEqual(r);
+    expect(history.get('nope')).toBeNull();
+  });
+
+  it("records how the driver was restarted: a reload's module and its unload and load times", () => {
+    const r = record('r1', {
+      trigger: 'oops',
+      result: 'recovered',
+      endedAt: 2500,
+      method: 'reload',
+      module: 'e1000',
+      phases: { restart: 1300, total: 1500, module: { stopMs: 10, releaseMs: 5, unloadMs: 140, loadMs: 310, probeMs: 600, replayMs: 30, openMs: 205, totalMs: 1300 } },
+      steps: [
+        { source: 'module', key: 'reload', result: 'ok' },
+        { source: 'module', key: 'mac', result: 'ok' },
+      ],
+    });
+    history.insert(record('r1', { trigger: 'oops' }));
+    expect(history.get('r1')).toMatchObject({ method: null, module: null });
+    history.update(r);
+    expect(history.get('r1')).toEqual(r);
+    history.insert(record('r2', { result: 'recovered', method: 'reprobe' }));
+    expect(history.get('r2')).toMatchObject({ method: 'reprobe', module: null });
+    // A value no shadowd writes reads as unknown.
+    store.database.prepare("UPDATE recoveries SET method = 'bounce' WHERE id = 'r2'").run();
+    expect(history.get('r2')?.method).toBeNull();
+  });
+
+  it('reads a file written by the first shadowd: its columns are added, its rows load without a method, and that shadowd still writes to it', () => {
+    const path = join(dir, 'first.db');
+    const first = new Database(path);
+    first.exec(FIRST_SCHEMA);
+    first.prepare(FIRST_INSERT).run('rold', FIRST_PHASES);
+    first.close();
+
+    const db = new Database(path);
+    const h = new RecoveryHistory(db);
+    expect(h.get('rold')).toEqual({
+      ...record('rold', { trigger: 'tx-stall', detail: 'queue 0 stopped', endedAt: 1900, result: 'recovered' }),
+      phases: JSON.parse(FIRST_PHASES) as object,
+      steps: [{ source: 'module', key: 'mac', result: 'ok' }],
+    });
+    h.insert(record('rnew', { result: 'recovered', method: 'reload', module: 'e1000' }));
+    // Opening it again adds nothing twice; the schema number stays.
+    expect(() => new RecoveryHistory(db)).not.toThrow();
+    expect(db.prepare<[], { v: string }>("SELECT v FROM meta WHERE k = 'recoveries_schema'").get()?.v).toBe('1');
+    // The first shadowd's own statements still work on it (a downgrade): its rows get no method.
+    db.prepare(FIRST_INSERT).run('rolder', FIRST_PHASES);
+    expect(h.get('rolder')).toMatchObject({ method: null, module: null });
+    expect(h.list().map((r) => [r.id, r.method])).toEqual([
+      ['rolder', null],
+      ['rnew', 'reload'],
+      ['rold', null],
+    ]);
+    db.close();
+  });
+
+  it('lists newest first, by device, with a limit and a start time', () => {
+    history.insert(record('r1', { startedAt: 100 }));
+    history.insert(record('r2', { startedAt: 200, device: 'eth1' }));
+    history.insert(record('r3', { startedAt: 300 }));
+    expect(history.list().map((r) => r.id)).toEqual(['r3', 'r2', 'r1']);
+    expect(history.list({ device: 'eth0' }).map((r) => r.id)).toEqual(['r3', 'r1']);
+    expect(history.list({ limit: 1 }).map((r) => r.id)).toEqual(['r3']);
+    expect(history.list({ since: 200 }).map((r) => r.id)).toEqual(['r3', 'r2']);
+    expect(() => history.list({ limit: 0 })).toThrow(HistoryError);
+  });
+
+  it("closes a killed daemon's in-progress recoveries as interrupted, with a note", () => {
+    history.insert(record('r1', { result: 'recovered', endedAt: 1500 }));
+    history.insert(record('r2'));
+    history.insert(record('r3', { device: 'eth1', error: 'staging failed' }));
+    store.close();
+    // The next daemon opens the same file.
+    store = new ShadowStore(join(dir, 'state.db'));
+    history = new RecoveryHistory(store.database);
+    const closed = history.closeInterrupted(5000);
+    expect(closed.map((r) => [r.id, r.result, r.endedAt])).toEqual([
+      ['r2', 'interrupted', 5000],
+      ['r3', 'interrupted', 5000],
+    ]);
+    expect(history.get('r2')?.error).toMatch(/^shadowd stopped during this recovery \(killed or crashed\)/);
+    expect(history.get('r3')?.error).toMatch(/^staging failed; shadowd stopped during this recovery/);
+    expect(history.get('r1')?.result).toBe('recovered');
+    expect(history.closeInterrupted(6000)).toEqual([]);
+  });
+
+  it("gives each device's latest recovery, replays left out", () => {
+    history.insert(record('r1', { result: 'gave-up' }));
+    history.insert(record('r2', { trigger: 'replay', result: 'replayed' }));
+    history.insert(record('r3', { device: 'eth1', result: 'recovered' }));
+    history.insert(record('r4', { device: 'eth1', result: 'failed' }));
+    expect(history.latestRecoveries().map((r) => [r.id, r.result])).toEqual([
+      ['r1', 'gave-up'],
+      ['r4', 'failed'],
+    ]);
+  });
+
+  it('refuses a bad id, an unknown result, and updating a row that is not there', () => {
+    expect(() => history.insert(record('not valid!'))).toThrow(/recovery id "not valid!" is not 1-32 of/);
+    expect(() => history.insert(record('x'.repeat(33)))).toThrow(HistoryError);
+    expect(() => history.insert(record('r1', { result: 'fine' as never }))).toThrow(/CHECK constraint/);
+    expect(() => history.update(record('r9'))).toThrow('no recovery r9 in the history');
+    expect(() => history.insert(record('r8'))).not.toThrow();
+    expect(() => history.insert(record('r8'))).toThrow(/UNIQUE/);
+  });
+
+  it('stays bounded: the oldest rows go first', () => {
+    const small = new RecoveryHistory(store.database, 5);
+    for (let i = 0; i < 12; i++) small.insert(record(`r${i}`, { startedAt: i }));
+    expect(small.list({ limit: 100 }).map((r) => r.id)).toEqual(['r11', 'r10', 'r9', 'r8', 'r7']);
+  });
+
+  it('survives an unreadable JSON column', () => {
+    history.insert(record('r1'));
+    store.database.prepare("UPDATE recoveries SET phases = '{', steps = 'x' WHERE id = 'r1'").run();
+    expect(history.get('r1')).toMatchObject({ phases: {}, steps: [] });
+  });
+
+  it('lives in the shadow file and refuses another schema version of its own', () => {
+    const names = store.database.prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all().map((r) => r.name);
+    expect(names).toEqual(expect.arrayContaining(['devices', 'entries', 'recoveries']));
+    store.close();
+    const db = new Database(join(dir, 'state.db'));
+    db.prepare("UPDATE meta SET v = '7' WHERE k = 'recoveries_schema'").run();
+    expect(() => new RecoveryHistory(db)).toThrow(/recovery history schema 7 is not the supported 1/);
+    db.close();
+    store = new ShadowStore(join(dir, 'other.db'));
+  });
+
+  it('opens a file of its own', () => {
+    const own = RecoveryHistory.open(join(dir, 'own.db'));
+    own.insert(record('r1'));
+    expect(own.list()).toHaveLength(1);
+    own.close();
+  });
+});

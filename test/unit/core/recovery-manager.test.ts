@@ -1,0 +1,1022 @@
+// The recovery manager against a fake kernel helper that records the commands
+// it gets and answers from a script, a real (in-memory) history, and fake
+// timers for the back-off.
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { RequestError } from '../../../daemon/control/control-protocol.js';
+import type { FailureReport } from '../../../daemon/core/failure-report.js';
+import { HelperError, type HelperClient, type HelperReply } from '../../../daemon/core/helper-client.js';
+import type { LogFields, Logger, Priority } from '../../../daemon/service/log.js';
+import {
+  MESSAGE_FAILURE_DETECTED,
+  MESSAGE_GAVE_UP,
+  MESSAGE_RECOVERED,
+  MESSAGE_RECOVERY_FAILED,
+  MESSAGE_RECOVERY_STARTED,
+  MESSAGE_REPLAY_STEP_FAILED,
+} from '../../../daemon/service/message-ids.js';
+import * as messageIds from '../../../daemon/service/message-ids.js';
+import { RECOVERY_ID, RecoveryHistory, type RecoveryRecord } from '../../../daemon/core/recovery-history.js';
+import { RecoveryManager, SLOW_RESTART_MS, checkFailureReport, type RecoveryManagerOptions, type ReplayReport } from '../../../daemon/core/recovery-manager.js';
+
+type Answer = (command: string) => HelperReply | Promise<HelperReply>;
+
+/** Answers as a healthy proto=2 module does (e1000 being a loadable module that drives one device). */
+function healthy(command: string): HelperReply {
+  const [verb, dev, arg, option] = command.split(' ');
+  switch (verb) {
+    case 'restart':
+      if (option === 'reload') {
+        return {
+          ok: true,
+          payload: `restarted ${dev} id=${arg} ifindex=2 module=e1000 stop_ms=10 release_ms=5 unload_ms=120 load_ms=300 probe_ms=600 replay_ms=30 open_ms=205 total_ms=1270 steps=reload:ok,name:skip,mac:ok,mtu:ok,features:ok`,
+        };
+      }
+      return {
+        ok: true,
+        payload: `restarted ${dev} id=${arg} ifindex=2 stop_ms=10 release_ms=5 probe_ms=600 replay_ms=30 open_ms=205 total_ms=850 steps=name:skip,mac:ok,mtu:ok,features:ok`,
+      };
+    case 'park':
+      return { ok: true, payload: `parked ${dev} id=${arg}` };
+    case 'stage':
+      return { ok: true, payload: `staged ${dev} ${arg}` };
+    case 'inject':
+      return arg === 'clear' ? { ok: true, payload: `cleared ${dev}` } : { ok: true, payload: `injected ${dev} ${arg}` };
+    default:
+      return { ok: false, errno: 'EINVAL', message: `unknown command '${verb}'` };
+  }
+}
+
+class FakeHelper implements HelperClient {
+  readonly path = '/dev/fake_helper';
+  readonly commands: string[] = [];
+  answer: Answer = healthy;
+  request(command: string): Promise<HelperReply> {
+    this.commands.push(command);
+    return Promise.resolve(this.answer(command));
+  }
+  version() {
+    return Promise.resolve({ proto: 2, version: '0.2.0', kernel: 'test', faults: true });
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+  verbs(): string[] {
+    return this.commands.map((c) => c.split(' ')[0]!);
+  }
+}
+
+interface Line {
+  priority: Priority;
+  message: string;
+  fields: LogFields;
+}
+
+function failure(over: Partial<FailureReport> = {}): FailureReport {
+  return { device: 'eth0', kind: 'tx-timeout', detail: 'transmit queue 0 timed out', detectedAt: Date.now(), ...over };
+}
+
+describe('RecoveryManager', () => {
+  let helper: FakeHelper;
+  let history: RecoveryHistory;
+  let lines: Line[];
+  let logger: Logger;
+  let helperMissing: boolean;
+
+  const make = (over: Partial<RecoveryManagerOptions> = {}): RecoveryManager =>
+    new RecoveryManager({
+      history,
+      logger,
+      helper: () =>
+        helperMissing ? Promise.reject(new HelperError('the shadow_helper module is not loaded (modprobe shadow_helper)', { code: 'ENOENT' })) : Promise.resolve(helper),
+      lookup: (name) => (name === 'eth0' || name === 'eth1' ? { driver: 'e1000', ifindex: 2 } : null),
+      ...over,
+    });
+  const byId = (id: string) => lines.filter((l) => l.fields['MESSAGE_ID'] === id);
+
+  beforeEach(() => {
+    vi.useFakeTimers({ now: new Date('2025-11-27T15:00:00Z') });
+    helper = new FakeHelper();
+    history = new RecoveryHistory(new Database(':memory:'));
+    lines = [];
+    logger = { log: (priority, message, fields = {}) => lines.push({ priority, message, fields }) };
+    helperMissing = false;
+  });
+  afterEach(() => {
+    history.close();
+    vi.useRealTimers();
+  });
+
+  it('message ids are 32 lowercase hex characters, all different', () => {
+    const ids = Object.values(messageIds);
+    expect(ids.length).toBeGreaterThanOrEqual(6);
+    for (const id of ids) expect(id).toMatch(/^[0-9a-f]{32}$/);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  it('recovers a failed device: stage, restart, check, passive; timed, logged and recorded', async () => {
+    const m = make({ stage: (d) => [`stage ${d} rings 512 0 0 512`, `stage ${d} msglvl 7`] });
+    const out = m.report(failure({ since: Date.now() - 1200, driver: 'e1000' }));
+    expect(out.action).toBe('started');
+    if (out.action === 'ignored') throw new Error('ignored');
+    expect(out.id).toMatch(RECOVERY_ID);
+    const rec = await out.done;
+    expect(helper.commands).toEqual([`stage eth0 rings 512 0 0 512`, 'stage eth0 msglvl 7', `restart eth0 ${out.id}`]);
+    expect(rec).toMatchObject({
+      id: out.id,
+      device: 'eth0',
+      driver: 'e1000',
+      trigger: 'tx-timeout',
+      detail: 'transmit queue 0 timed out',
+      result: 'recovered',
+      error: null,
+      merged: 0,
+      phases: { detect: 1200, stage: 0, restart: 0, check: 0, total: 0, module: { stopMs: 10, releaseMs: 5, probeMs: 600, replayMs: 30, openMs: 205, totalMs: 850 } },
+    });
+    expect(rec.steps.map((s) => `${s.key}:${s.result}`)).toEqual(['name:skip', 'mac:ok', 'mtu:ok', 'features:ok']);
+    expect(history.get(out.id)).toEqual(rec);
+
+    for (const id of [MESSAGE_FAILURE_DETECTED, MESSAGE_RECOVERY_STARTED, MESSAGE_RECOVERED]) expect(byId(id)).toHaveLength(1);
+    expect(byId(MESSAGE_FAILURE_DETECTED)[0]).toMatchObject({ priority: 'warning', fields: { SHADOWD_PHASE: 'detected', SHADOWD_PHASE_MS: 1200 } });
+    expect(byId(MESSAGE_RECOVERY_STARTED)[0]?.fields).toMatchObject({ SHADOWD_PHASE: 'active' });
+    expect(byId(MESSAGE_RECOVERED)[0]).toMatchObject({ priority: 'notice', fields: { SHADOWD_PHASE: 'passive', SHADOWD_PHASE_MS: 0 } });
+    const recoveryLines = lines.filter((l) => l.fields['SHADOWD_RECOVERY_ID'] === out.id);
+    expect(recoveryLines.map((l) => l.fields['SHADOWD_PHASE'])).toEqual(['detected', 'active', 'active', 'check', 'passive']);
+    for (const l of recoveryLines) expect(l.fields).toMatchObject({ SHADOWD_DEVICE: 'eth0', SHADOWD_DRIVER: 'e1000', SHADOWD_CLASS: 'net' });
+  });
+
+  it('says so when the kernel takes too long to restart the driver, once, and not for a restart that ends in time', async () => {
+    let release: (() => void) | null = null;
+    helper.answer = async (c) => {
+      if (c.startsWith('restart')) await new Promise<void>((r) => (release = r));
+      return healthy(c);
+    };
+    const m = make();
+    const out = m.report(failure());
+    if (out.action === 'ignored') throw new Error('ignored');
+    const stuck = () => lines.filter((l) => l.message.includes('has not finished restarting'));
+    await vi.advanceTimersByTimeAsync(SLOW_RESTART_MS - 1);
+    expect(stuck()).toHaveLength(0);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(stuck()).toHaveLength(1);
+    expect(stuck()[0]).toMatchObject({ priority: 'warning', fields: { SHADOWD_RECOVERY_ID: out.id, SHADOWD_PHASE: 'active' } });
+    await vi.advanceTimersByTimeAsync(5 * SLOW_RESTART_MS);
+    expect(stuck()).toHaveLength(1);
+    release!();
+    expect((await out.done).result).toBe('recovered');
+
+    helper.answer = healthy;
+    const again = m.recover('eth1');
+    await vi.advanceTimersByTimeAsync(2 * SLOW_RESTART_MS);
+    expect((await again).result).toBe('recovered');
+    expect(stuck()).toHaveLength(1);
+  });
+
+  it('times each phase', async () => {
+    helper.answer = async (c) => {
+      await new Promise((r) => setTimeout(r, c.startsWith('restart') ? 850 : 5));
+      return healthy(c);
+    };
+    const replay = async (device: string): Promise<ReplayReport> => {
+      await new Promise((r) => setTimeout(r, 40));
+      return { device, steps: [{ key: 'coalesce', argv: ['ethtool', '-C', device, 'rx-usecs', '3'], ok: true }] };
+    };
+    const m = make({ stage: (d) => [`stage ${d} clear`], replay });
+    const out = m.report(failure());
+    if (out.action === 'ignored') throw new Error('ignored');
+    await vi.advanceTimersByTimeAsync(1000);
+    const rec = await out.done;
+    expect(rec.phases).toMatchObject({ stage: 5, restart: 850, check: 40, total: 895 });
+    expect(rec.steps.at(-1)).toEqual({ source: 'daemon', key: 'coalesce', result: 'ok', argv: ['ethtool', '-C', 'eth0', 'rx-usecs', '3'] });
+  });
+
+  it('marks the shadow as the restart is sent and hands the mark to the replay after it; a replay on request gets none', async () => {
+    const events: string[] = [];
+    helper.answer = (c) => {
+      events.push(c.split(' ')[0]!);
+      return healthy(c);
+    };
+    const marks: Promise<number>[] = [];
+    const got: { id: string; mark: Promise<number> | undefined }[] = [];
+    const m = make({
+      stage: (d) => [`stage ${d} clear`],
+      markShadow: (device) => {
+        events.push(`mark ${device}`);
+        const mark = Promise.resolve(41 + marks.length);
+        marks.push(mark);
+        return mark;
+      },
+      replay: (device, id, mark) => {
+        events.push('replay');
+        got.push({ id, mark });
+        return Promise.resolve({ device, steps: [] });
+      },
+    });
+    const out = m.report(failure());
+    if (out.action === 'ignored') throw new Error('ignored');
+    expect((await out.done).result).toBe('recovered');
+    // After the staging, as the restart goes out; the replay waits on it only once the restart is done.
+    expect(events).toEqual(['stage', 'mark eth0', 'restart', 'replay']);
+    expect(got).toEqual([{ id: out.id, mark: marks[0] }]);
+    expect(await got[0]!.mark).toBe(41);
+
+    const replayed = await m.replay('eth0');
+    expect(got.at(-1)).toEqual({ id: replayed.id, mark: undefined });
+    expect(marks).toHaveLength(1);
+  });
+
+  it('a mark that fails is logged, never left unhandled, and fails only the replay that waits on it', async () => {
+    const m = make({
+      markShadow: () => Promise.reject(new Error('no marker came back from CPU 1 within 5000 ms')),
+      replay: async (device, _id, mark) => {
+        await mark;
+        return { device, steps: [] };
+      },
+    });
+    const rec = await m.recover('eth0');
+    expect([rec.result, rec.error]).toEqual(['recovered', 'replay from the shadow failed: no marker came back from CPU 1 within 5000 ms']);
+    expect(lines.map((l) => `${l.priority} ${l.message}`)).toContain('warning eth0: could not mark the shadow as the restart began: no marker came back from CPU 1 within 5000 ms');
+    // A restart that fails leaves its mark to nobody: still no unhandled rejection (vitest would report it).
+    helper.answer = (c) => (c.startsWith('restart') ? { ok: false, errno: 'EIO', message: 'probe failed' } : healthy(c));
+    expect((await m.recover('eth0')).result).toBe('failed');
+  });
+
+  it('merges a report for a device already recovering into that recovery', async () => {
+    let release: () => void = () => undefined;
+    helper.answer = (c) => (c.startsWith('restart') ? new Promise((r) => (release = () => r(healthy(c)))) : healthy(c));
+    const m = make();
+    const first = m.report(failure());
+    await vi.advanceTimersByTimeAsync(0);
+    expect(m.isActive('eth0')).toBe(true);
+    const second = m.report(failure({ kind: 'tx-stall', detail: 'queue 0 stopped for 1200 ms' }));
+    expect(second.action).toBe('merged');
+    if (first.action === 'ignored' || second.action === 'ignored') throw new Error('ignored');
+    expect(second.id).toBe(first.id);
+    expect(history.get(first.id)?.merged).toBe(1);
+    release();
+    const rec = await second.done;
+    expect(rec.merged).toBe(1);
+    expect(helper.verbs()).toEqual(['restart']);
+    expect(m.isActive('eth0')).toBe(false);
+    expect(lines.some((l) => /tx-stall failure report merged into recovery/.test(l.message))).toBe(true);
+  });
+
+  it('fails a recovery whose device fails again during its check, and recovers the new failure within the policy, after the back-off', async () => {
+    // The replay (the check phase) takes 500 ms; the stall detector reports again 200 ms into it.
+    const replay = async (device: string): Promise<ReplayReport> => {
+      await new Promise((r) => setTimeout(r, 500));
+      return { device, steps: [{ key: 'coalesce', argv: ['ethtool', '-C', device, 'rx-usecs', '3'], ok: true }] };
+    };
+    const finished: RecoveryRecord[] = [];
+    const m = make({ replay, onFinished: (r) => finished.push(structuredClone(r)) });
+    const first = m.report(failure());
+    if (first.action === 'ignored') throw new Error(first.reason);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(m.deviceState('eth0')).toMatchObject({ recoveryId: first.id, phase: 'check' });
+    const again = m.report(failure({ kind: 'tx-stall', detail: 'transmit queue 0 stopped for 1100 ms', since: Date.now() - 1100 }));
+    expect(again.action).toBe('started');
+    if (again.action === 'ignored') throw new Error(again.reason);
+    expect(again.id).not.toBe(first.id);
+
+    // The first ends there, failed, saying why; recorded, journalled and counted like any failure.
+    const reason = 'the device failed again during the check (tx-stall): transmit queue 0 stopped for 1100 ms';
+    expect(history.get(first.id)).toMatchObject({ result: 'failed', error: reason, merged: 0, phases: { check: 200, total: 200 } });
+    expect(finished.map((r) => [r.id, r.result, r.error])).toEqual([[first.id, 'failed', reason]]);
+    const failedLine = byId(MESSAGE_RECOVERY_FAILED).find((l) => l.fields['SHADOWD_RECOVERY_ID'] === first.id);
+    expect(failedLine).toMatchObject({ priority: 'warning', fields: { SHADOWD_PHASE: 'check', SHADOWD_FAILURE: 'tx-stall', SHADOWD_DEVICE: 'eth0' } });
+    expect(failedLine?.message).toBe(
+      `eth0: recovery ${first.id} failed: ${reason}; restarting the driver did not cure it, so the failure is recovered anew within the recovery limit`,
+    );
+    // The new failure is announced as such and becomes the device's recovery.
+    const detected = byId(MESSAGE_FAILURE_DETECTED).find((l) => l.fields['SHADOWD_RECOVERY_ID'] === again.id);
+    expect(detected?.message).toBe(`eth0: driver e1000 failed again after recovery ${first.id} restarted it (tx-stall): transmit queue 0 stopped for 1100 ms`);
+    expect(m.deviceState('eth0')).toMatchObject({ recoveryId: again.id, phase: 'backoff', recent: 1 });
+    // A report before the new restart describes the same failure: merged into the new recovery.
+    expect(m.report(failure())).toMatchObject({ action: 'merged', id: again.id });
+
+    // The replay under way finishes; its steps go into the failed record, which stays failed.
+    await vi.advanceTimersByTimeAsync(300);
+    const firstRec = await first.done;
+    expect(firstRec).toMatchObject({ result: 'failed', error: reason, phases: { check: 200, total: 200 } });
+    expect(firstRec.steps.at(-1)).toMatchObject({ source: 'daemon', key: 'coalesce', result: 'ok' });
+    expect(history.get(first.id)).toEqual(firstRec);
+    expect(helper.verbs()).toEqual(['restart']);
+
+    // The back-off (2 s) counts from the failure report, not from the end of the replay.
+    await vi.advanceTimersByTimeAsync(1699);
+    expect(helper.verbs()).toEqual(['restart']);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(helper.verbs()).toEqual(['restart', 'restart']);
+    expect(helper.commands.at(-1)).toBe(`restart eth0 ${again.id}`);
+    await vi.advanceTimersByTimeAsync(500);
+    const next = await again.done;
+    expect(next).toMatchObject({ trigger: 'tx-stall', detail: 'transmit queue 0 stopped for 1100 ms', result: 'recovered', merged: 1, phases: { detect: 1100, wait: 2000 } });
+    expect(history.list().map((r) => [r.id, r.result])).toEqual([
+      [again.id, 'recovered'],
+      [first.id, 'failed'],
+    ]);
+    expect(m.deviceState('eth0')).toMatchObject({ recoveryId: null, recent: 2 });
+    await vi.advanceTimersByTimeAsync(600_000);
+    expect(helper.verbs()).toEqual(['restart', 'restart']);
+  });
+
+  it('still merges a report that comes before the restart completed (back-off, restart)', async () => {
+    const m = make({ replay: (device) => Promise.resolve({ device, steps: [] }) });
+    const a = m.report(failure());
+    if (a.action === 'ignored') throw new Error(a.reason);
+    await a.done;
+    // The second recovery waits its back-off, then its restart hangs until released.
+    let release: () => void = () => undefined;
+    helper.answer = (c) => (c.startsWith('restart') ? new Promise((r) => (release = () => r(healthy(c)))) : healthy(c));
+    const b = m.report(failure());
+    if (b.action === 'ignored') throw new Error(b.reason);
+    expect(m.report(failure({ kind: 'oops', detail: 'BUG in e1000_clean_tx_irq' }))).toMatchObject({ action: 'merged', id: b.id });
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(m.deviceState('eth0').phase).toBe('backoff');
+    expect(m.report(failure())).toMatchObject({ action: 'merged', id: b.id });
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(m.deviceState('eth0').phase).toBe('active');
+    expect(m.report(failure({ kind: 'tx-stall', detail: 'transmit queue 0 stopped for 1100 ms' }))).toMatchObject({ action: 'merged', id: b.id });
+    release();
+    const rec = await b.done;
+    expect(rec).toMatchObject({ result: 'recovered', error: null, merged: 3 });
+    expect(lines.filter((l) => l.fields['SHADOWD_RECOVERY_ID'] === b.id && /failure report merged into recovery/.test(l.message)).map((l) => l.fields['SHADOWD_PHASE'])).toEqual([
+      'backoff',
+      'backoff',
+      'active',
+    ]);
+    expect(byId(MESSAGE_RECOVERY_FAILED)).toHaveLength(0);
+    await m.idle();
+    expect(helper.verbs()).toEqual(['restart', 'restart']);
+    expect(history.list().map((r) => r.result)).toEqual(['recovered', 'recovered']);
+  });
+
+  it('gives up on a failure that comes back in every check, after the limit, and never loops', async () => {
+    let m: RecoveryManager | null = null;
+    const outcomes: string[] = [];
+    // A sticky fault: 100 ms into each check the stall detector reports the queue stopped again.
+    const replay = async (device: string): Promise<ReplayReport> => {
+      await new Promise((r) => setTimeout(r, 100));
+      outcomes.push(m?.report(failure({ kind: 'tx-stall', detail: 'transmit queue 0 stopped for 1100 ms' })).action ?? 'none');
+      await new Promise((r) => setTimeout(r, 100));
+      return { device, steps: [] };
+    };
+    m = make({ replay });
+    const out = m.report(failure({ kind: 'tx-stall', detail: 'transmit queue 0 stopped for 1100 ms' }));
+    if (out.action === 'ignored') throw new Error(out.reason);
+    // 3 restarts (back-off 2 s, then 4 s), then the give-up: well within a minute.
+    await vi.advanceTimersByTimeAsync(60_000);
+    await m.idle();
+    expect(outcomes).toEqual(['started', 'started', 'started']);
+    expect(helper.verbs()).toEqual(['restart', 'restart', 'restart', 'park']);
+    const all = history.list().reverse();
+    expect(all.map((r) => r.result)).toEqual(['failed', 'failed', 'failed', 'gave-up']);
+    for (const r of all.slice(0, 3)) expect(r.error).toBe('the device failed again during the check (tx-stall): transmit queue 0 stopped for 1100 ms');
+    expect(all.slice(1, 3).map((r) => r.phases.wait)).toEqual([2000, 4000]);
+    const gaveUp = all[3]!;
+    expect(gaveUp.error).toMatch(new RegExp(`^3 recoveries of eth0 in the last 10 min \\(${all[0]!.id}, ${all[1]!.id}, ${all[2]!.id}\\) did not keep its driver running`));
+    expect(helper.commands.at(-1)).toBe(`park eth0 ${gaveUp.id}`);
+    expect(byId(MESSAGE_RECOVERY_FAILED).map((l) => l.fields['SHADOWD_PHASE'])).toEqual(['check', 'check', 'check']);
+    expect(byId(MESSAGE_GAVE_UP)).toHaveLength(1);
+    expect(m.deviceState('eth0')).toMatchObject({ recoveryId: null, gaveUp: gaveUp.id });
+    // Parked: later reports are ignored and nothing more is sent.
+    expect(m.report(failure()).action).toBe('ignored');
+    await vi.advanceTimersByTimeAsync(3_600_000);
+    expect(helper.verbs()).toHaveLength(4);
+  });
+
+  it('backs off between recoveries (2 s, doubling), gives up after 3 in the window, and never loops', async () => {
+    const m = make();
+    const done: RecoveryRecord[] = [];
+    const run = async (): Promise<void> => {
+      const out = m.report(failure());
+      if (out.action === 'ignored') throw new Error(out.reason);
+      done.push(await out.done);
+    };
+    await run();
+    expect(helper.verbs()).toEqual(['restart']);
+
+    // The second waits 2 s after the first ended.
+    let next = run();
+    await vi.advanceTimersByTimeAsync(1999);
+    expect(helper.verbs()).toEqual(['restart']);
+    expect(m.deviceState('eth0').phase).toBe('backoff');
+    await vi.advanceTimersByTimeAsync(1);
+    await next;
+    expect(helper.verbs()).toEqual(['restart', 'restart']);
+    expect(done[1]?.phases.wait).toBe(2000);
+
+    // The third, 4 s.
+    next = run();
+    await vi.advanceTimersByTimeAsync(3999);
+    expect(helper.verbs()).toHaveLength(2);
+    await vi.advanceTimersByTimeAsync(1);
+    await next;
+    expect(done[2]?.phases.wait).toBe(4000);
+
+    // The fourth within 10 minutes gives up and parks the device.
+    await run();
+    const gaveUp = done[3]!;
+    expect(helper.commands.at(-1)).toBe(`park eth0 ${gaveUp.id}`);
+    expect(gaveUp.result).toBe('gave-up');
+    expect(gaveUp.error).toMatch(new RegExp(`^3 recoveries of eth0 in the last 10 min \\(${done[0]!.id}, ${done[1]!.id}, ${done[2]!.id}\\) did not keep its driver running`));
+    expect(gaveUp.error).toMatch(/the device is parked .*; run "shadowctl recover eth0" once the cause is fixed$/);
+    expect(byId(MESSAGE_GAVE_UP)).toHaveLength(1);
+    expect(byId(MESSAGE_GAVE_UP)[0]).toMatchObject({ priority: 'err', fields: { SHADOWD_PHASE: 'gave-up', SHADOWD_RECOVERY_ID: gaveUp.id } });
+    expect(m.deviceState('eth0')).toMatchObject({ gaveUp: gaveUp.id, phase: null });
+
+    // Later reports are ignored, however many, and nothing else is sent.
+    for (let i = 0; i < 20; i++) expect(m.report(failure()).action).toBe('ignored');
+    await vi.advanceTimersByTimeAsync(3_600_000);
+    expect(helper.verbs()).toEqual(['restart', 'restart', 'restart', 'park']);
+    expect(lines.filter((l) => /failure report ignored/.test(l.message)).map((l) => l.priority)).toEqual(['notice', ...Array<string>(19).fill('debug')]);
+    expect(history.list().map((r) => r.result)).toEqual(['gave-up', 'recovered', 'recovered', 'recovered']);
+
+    // A manual recover lifts the give-up and runs at once.
+    const manual = await m.recover('eth0', 'uid 0 (pid 42)');
+    expect(manual).toMatchObject({ trigger: 'manual', result: 'recovered', detail: `requested by uid 0 (pid 42) after shadowd had given up (${gaveUp.id})` });
+    expect(manual.phases.wait).toBeUndefined();
+    expect(m.deviceState('eth0')).toMatchObject({ gaveUp: null, recent: 1 });
+    expect(m.report(failure()).action).toBe('started');
+  });
+
+  it('counts only the recoveries within the window', async () => {
+    const m = make();
+    for (let i = 0; i < 3; i++) {
+      const out = m.report(failure());
+      if (out.action === 'ignored') throw new Error(out.reason);
+      await vi.advanceTimersByTimeAsync(10_000);
+      await out.done;
+    }
+    await vi.advanceTimersByTimeAsync(10 * 60_000);
+    const out = m.report(failure());
+    if (out.action === 'ignored') throw new Error(out.reason);
+    expect((await out.done).result).toBe('recovered');
+    expect(out.id).not.toBe('');
+    expect(helper.verbs()).toEqual(['restart', 'restart', 'restart', 'restart']);
+  });
+
+  it('retries a restart the driver did not survive (EIO), then gives up on a fault that stays', async () => {
+    helper.answer = (c) =>
+      c.startsWith('restart')
+        ? { ok: false, errno: 'EIO', message: `eth0 id=${c.split(' ')[2]} parked after 700 ms: the driver's open failed: error -5 steps=name:skip,mac:ok,mtu:fail` }
+        : healthy(c);
+    const m = make();
+    const out = m.report(failure({ kind: 'oops', detail: 'BUG in e1000_clean' }));
+    if (out.action === 'ignored') throw new Error(out.reason);
+    const first = await out.done;
+    expect(first).toMatchObject({ result: 'failed', trigger: 'oops' });
+    expect(first.error).toBe(
+      `shadow_helper could not restart eth0 with a module reload: EIO eth0 id=${first.id} parked after 700 ms: the driver's open failed: error -5 steps=name:skip,mac:ok,mtu:fail`,
+    );
+    expect(first.steps).toEqual([
+      { source: 'module', key: 'name', result: 'skip' },
+      { source: 'module', key: 'mac', result: 'ok' },
+      { source: 'module', key: 'mtu', result: 'fail' },
+    ]);
+    expect(byId(MESSAGE_REPLAY_STEP_FAILED)[0]?.fields).toMatchObject({ SHADOWD_STEP: 'mtu', SHADOWD_RECOVERY_ID: first.id });
+    expect(byId(MESSAGE_RECOVERY_FAILED)[0]).toMatchObject({ priority: 'warning', fields: { SHADOWD_PHASE: 'active' } });
+    // The retry is a new recovery, after the back-off.
+    await vi.advanceTimersByTimeAsync(2000 + 4000);
+    await m.idle();
+    expect(helper.verbs()).toEqual(['restart', 'restart', 'restart', 'park']);
+    // An oops: each attempt, the retries too, reloads the module.
+    expect(helper.commands.slice(0, 3).every((c) => c.endsWith(' reload'))).toBe(true);
+    const all = history.list();
+    expect(all.map((r) => r.result)).toEqual(['gave-up', 'failed', 'failed', 'failed']);
+    expect(all[2]?.detail).toMatch(new RegExp(`^retry after ${first.id} failed: `));
+    expect(all.every((r) => r.trigger === 'oops')).toBe(true);
+    await vi.advanceTimersByTimeAsync(3_600_000);
+    expect(helper.verbs()).toHaveLength(4);
+  });
+
+  it('does not retry what a retry cannot fix', async () => {
+    helper.answer = (c) => (c.startsWith('restart') ? { ok: false, errno: 'ENODEV', message: 'no interface eth0' } : healthy(c));
+    const m = make();
+    const out = m.report(failure());
+    if (out.action === 'ignored') throw new Error(out.reason);
+    expect((await out.done).result).toBe('failed');
+    expect(byId(MESSAGE_RECOVERY_FAILED)[0]?.priority).toBe('err');
+    await vi.advanceTimersByTimeAsync(600_000);
+    expect(helper.verbs()).toEqual(['restart']);
+  });
+
+  it('says the module is not loaded: a failed recovery for a detector, an EHELPER refusal for a person', async () => {
+    helperMissing = true;
+    const m = make();
+    const out = m.report(failure());
+    if (out.action === 'ignored') throw new Error(out.reason);
+    expect(await out.done).toMatchObject({ result: 'failed', error: 'the shadow_helper module is not loaded (modprobe shadow_helper)' });
+    await expect(m.recover('eth0')).rejects.toThrow(new RequestError('EHELPER', 'the shadow_helper module is not loaded (modprobe shadow_helper)'));
+    await expect(m.inject('eth0', 'tx-hang')).rejects.toMatchObject({ code: 'EHELPER', message: 'the shadow_helper module is not loaded (modprobe shadow_helper)' });
+  });
+
+  it('fails a recovery whose restart reply it cannot read', async () => {
+    helper.answer = (c) => (c.startsWith('restart') ? { ok: true, payload: 'restarted eth0 id=zzz' } : healthy(c));
+    const m = make();
+    const out = m.report(failure());
+    if (out.action === 'ignored') throw new Error(out.reason);
+    const rec = await out.done;
+    expect(rec.result).toBe('failed');
+    expect(rec.error).toMatch(/^unreadable restart reply from shadow_helper "restarted eth0 id=zzz": missing ifindex/);
+  });
+
+  it('recovers with a note when a replay step fails, and logs each failed step', async () => {
+    helper.answer = (c) => {
+      const r = healthy(c);
+      return r.ok && c.startsWith('restart') ? { ok: true, payload: r.payload.replace('mtu:ok', 'mtu:fail') } : r;
+    };
+    const replay = (device: string, id: string): Promise<ReplayReport> => {
+      expect(id).toMatch(RECOVERY_ID);
+      return Promise.resolve({
+        device,
+        steps: [
+          { key: 'coalesce', argv: ['ethtool', '-C', device, 'rx-usecs', '3'], ok: false, error: 'Operation not supported' },
+          { key: 'wol', argv: ['ethtool', '-s', device, 'wol', 'g'], ok: true },
+        ],
+      });
+    };
+    const m = make({ replay });
+    const out = m.report(failure());
+    if (out.action === 'ignored') throw new Error(out.reason);
+    const rec = await out.done;
+    expect(rec.result).toBe('recovered');
+    expect(rec.error).toBe('the driver refused replay step mtu; 1 of 2 replay steps failed: coalesce');
+    expect(byId(MESSAGE_REPLAY_STEP_FAILED).map((l) => [l.fields['SHADOWD_STEP'], l.fields['SHADOWD_PHASE']])).toEqual([
+      ['mtu', 'active'],
+      ['coalesce', 'check'],
+    ]);
+    expect(rec.steps.find((s) => s.key === 'coalesce')).toEqual({
+      source: 'daemon',
+      key: 'coalesce',
+      result: 'fail',
+      argv: ['ethtool', '-C', 'eth0', 'rx-usecs', '3'],
+      error: 'Operation not supported',
+    });
+  });
+
+  it('sends only well-formed stage commands for the device, and restarts even when staging fails', async () => {
+    helper.answer = (c) => (c.startsWith('stage eth0 pause') ? { ok: false, errno: 'EOPNOTSUPP', message: 'the driver has no pause settings' } : healthy(c));
+    const m = make({ stage: (d) => [`stage ${d} pause 1 1 1`, 'stage eth1 clear', `inject ${d} fail-stop`, `stage ${d} rings 256 0 0 256`] });
+    const out = m.report(failure());
+    if (out.action === 'ignored') throw new Error(out.reason);
+    expect((await out.done).result).toBe('recovered');
+    expect(helper.commands.slice(0, 2)).toEqual(['stage eth0 pause 1 1 1', 'stage eth0 rings 256 0 0 256']);
+    expect(helper.verbs()).toEqual(['stage', 'stage', 'restart']);
+    expect(lines.filter((l) => /not sending/.test(l.message))).toHaveLength(2);
+    expect(lines.some((l) => l.priority === 'warning' && /did not stage "stage eth0 pause 1 1 1": EOPNOTSUPP/.test(l.message))).toBe(true);
+  });
+
+  it('ignores malformed reports and devices it does not watch', () => {
+    const m = make();
+    expect(m.report(failure({ device: 'a/b' }))).toMatchObject({ action: 'ignored', reason: /device "a\/b" is not an interface name/ });
+    expect(m.report(failure({ kind: 'meltdown' as never }))).toMatchObject({ action: 'ignored', reason: /kind "meltdown" is not one of/ });
+    expect(m.report(failure({ device: 'wlan0' }))).toEqual({ action: 'ignored', reason: 'shadowd watches no network device named wlan0' });
+    expect(checkFailureReport(failure({ detectedAt: NaN }))).toBe('detectedAt is not a time');
+    expect(helper.commands).toEqual([]);
+  });
+
+  it('manual recover: refuses an unknown device, joins one under way, resets the back-off', async () => {
+    const m = make();
+    await expect(m.recover('eth9')).rejects.toMatchObject({ code: 'ENODEV', message: 'shadowd watches no network device named eth9' });
+    await expect(m.recover('bad/name')).rejects.toMatchObject({ code: 'EBADREQ' });
+    const first = m.report(failure());
+    if (first.action === 'ignored') throw new Error(first.reason);
+    await first.done;
+    // A report waits in its back-off; a manual recover runs it at once.
+    const waiting = m.report(failure());
+    if (waiting.action === 'ignored') throw new Error(waiting.reason);
+    await vi.advanceTimersByTimeAsync(500);
+    expect(m.deviceState('eth0').phase).toBe('backoff');
+    const joined = await m.recover('eth0');
+    expect(joined.id).toBe(waiting.id);
+    expect(joined.result).toBe('recovered');
+    expect(joined.phases.wait).toBe(500);
+    expect(helper.verbs()).toEqual(['restart', 'restart']);
+  });
+
+  it('replay: recorded as a recovery of trigger replay; refused while recovering or unavailable', async () => {
+    await expect(make().replay('eth0')).rejects.toMatchObject({ code: 'EUNAVAIL' });
+    const calls: string[] = [];
+    const replay = (device: string, id: string): Promise<ReplayReport> => {
+      calls.push(`${device} ${id}`);
+      return Promise.resolve({ device, steps: [{ key: 'mtu', argv: ['ip', 'link', 'set', device, 'mtu', '1400'], ok: true }] });
+    };
+    const m = make({ replay });
+    const rec = await m.replay('eth0', 'uid 0 (pid 7)');
+    expect(rec).toMatchObject({ trigger: 'replay', result: 'replayed', detail: 'requested by uid 0 (pid 7)', error: null });
+    expect(rec.steps).toEqual([{ source: 'daemon', key: 'mtu', result: 'ok', argv: ['ip', 'link', 'set', 'eth0', 'mtu', '1400'] }]);
+    expect(calls).toEqual([`eth0 ${rec.id}`]);
+    expect(history.get(rec.id)).toEqual(rec);
+    await expect(m.replay('eth9')).rejects.toMatchObject({ code: 'ENODEV' });
+
+    helper.answer = (c) => (c.startsWith('restart') ? new Promise(() => undefined) : healthy(c));
+    m.report(failure());
+    await vi.advanceTimersByTimeAsync(0);
+    await expect(m.replay('eth0')).rejects.toMatchObject({ code: 'EBUSY' });
+    // A replay does not count against the recovery limit.
+    expect(m.deviceState('eth1').recent).toBe(0);
+  });
+
+  it('replay: a failed step fails the replay, and a throwing replayer is reported', async () => {
+    let fail = true;
+    const replay = (device: string): Promise<ReplayReport> =>
+      fail ? Promise.resolve({ device, steps: [{ key: 'wol', argv: ['ethtool', '-s', device, 'wol', 'g'], ok: false, error: 'not supported' }] }) : Promise.reject(new Error('ip not found'));
+    const m = make({ replay });
+    expect(await m.replay('eth0')).toMatchObject({ result: 'failed', error: '1 of 1 replay steps failed: wol' });
+    fail = false;
+    expect(await m.replay('eth0')).toMatchObject({ result: 'failed', error: 'replay failed: ip not found' });
+  });
+
+  it('inject: sends the fault, reports the module refusing it', async () => {
+    const m = make();
+    expect(await m.inject('eth0', 'tx-hang', true)).toEqual({ device: 'eth0', fault: 'tx-hang', sticky: true, reply: 'injected eth0 tx-hang' });
+    expect(await m.inject('eth0', 'clear')).toEqual({ device: 'eth0', fault: 'clear', sticky: false, reply: 'cleared eth0' });
+    expect(helper.commands).toEqual(['inject eth0 tx-hang sticky', 'inject eth0 clear']);
+    helper.answer = () => ({ ok: false, errno: 'EPERM', message: 'fault injection is disabled' });
+    await expect(m.inject('eth0', 'fail-stop')).rejects.toThrow(
+      new RequestError('EHELPER', 'shadow_helper refused "inject eth0 fail-stop": EPERM fault injection is disabled (fault injection is off: load shadow_helper with allow_faults=1)'),
+    );
+    await expect(m.inject('eth0', 'explode' as never)).rejects.toMatchObject({ code: 'EBADREQ' });
+    await expect(m.inject('eth0', 'clear', true)).rejects.toMatchObject({ code: 'EBADREQ' });
+    helper.answer = () => ({ ok: true, payload: 'injected eth0 fail-mtu' });
+    await expect(m.inject('eth0', 'fail-mac')).rejects.toMatchObject({ code: 'EHELPER', message: /unexpected reply from shadow_helper/ });
+  });
+
+  it('takes up where a killed daemon left off: interrupted rows closed, recent recoveries counted, a give-up kept', async () => {
+    const now = Date.now();
+    const row = (id: string, over: Partial<RecoveryRecord>): RecoveryRecord => ({
+      id,
+      device: 'eth0',
+      driver: 'e1000',
+      trigger: 'tx-timeout',
+      detail: '',
+      startedAt: now - 60_000,
+      endedAt: now - 59_000,
+      result: 'recovered',
+      phases: {},
+      steps: [],
+      error: null,
+      merged: 0,
+      method: null,
+      module: null,
+      ...over,
+    });
+    history.insert(row('old1', { device: 'eth1', startedAt: now - 3_600_000, endedAt: now - 3_599_000 }));
+    history.insert(row('a1', { device: 'eth1', startedAt: now - 5000, endedAt: null, result: 'in-progress' }));
+    history.insert(row('g1', { result: 'gave-up' }));
+    const m = make();
+    m.start();
+    expect(history.get('a1')).toMatchObject({ result: 'interrupted', endedAt: now });
+    expect(lines.some((l) => l.priority === 'warning' && /recovery a1 \(tx-timeout\) was interrupted/.test(l.message))).toBe(true);
+    expect(m.deviceState('eth0').gaveUp).toBe('g1');
+    expect(m.report(failure()).action).toBe('ignored');
+    // eth1: the interrupted one counts, so the next waits its back-off.
+    expect(m.deviceState('eth1').recent).toBe(1);
+    const out = m.report(failure({ device: 'eth1' }));
+    if (out.action === 'ignored') throw new Error(out.reason);
+    await vi.advanceTimersByTimeAsync(1999);
+    expect(helper.commands).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect((await out.done).result).toBe('recovered');
+  });
+
+  it('counts no recovery from before a manual recover when it starts again', () => {
+    const now = Date.now();
+    const row = (id: string, startedAt: number, trigger: RecoveryRecord['trigger']): RecoveryRecord => ({
+      id,
+      device: 'eth0',
+      driver: 'e1000',
+      trigger,
+      detail: '',
+      startedAt,
+      endedAt: startedAt + 1000,
+      result: 'recovered',
+      phases: {},
+      steps: [],
+      error: null,
+      merged: 0,
+      method: null,
+      module: null,
+    });
+    for (const [i, at] of [-50_000, -40_000, -30_000].entries()) history.insert(row(`s${i}`, now + at, 'tx-stall'));
+    history.insert(row('m1', now - 20_000, 'manual'));
+    history.insert(row('s3', now - 10_000, 'tx-stall'));
+    const m = make();
+    m.start();
+    // The manual recovery and the one after it: recover() had reset the count before them.
+    expect(m.deviceState('eth0').recent).toBe(2);
+  });
+
+  it('takes its policy from the constructor and checks it', async () => {
+    expect(() => make({ policy: { maxRecoveries: 0 } })).toThrow(/maxRecoveries must be an integer of at least 1, not 0/);
+    expect(() => make({ policy: { backoffMs: 5000, backoffMaxMs: 1000 } })).toThrow(/backoffMaxMs \(1000\) is less than backoffMs \(5000\)/);
+    expect(() => make({ policy: { windowMs: 1.5 } })).toThrow(RangeError);
+    const m = make({ policy: { maxRecoveries: 1, backoffMs: 100 } });
+    expect(m.policy).toEqual({ maxRecoveries: 1, windowMs: 600_000, backoffMs: 100, backoffMaxMs: 60_000 });
+    const a = m.report(failure());
+    if (a.action === 'ignored') throw new Error(a.reason);
+    await a.done;
+    const b = m.report(failure());
+    if (b.action === 'ignored') throw new Error(b.reason);
+    expect((await b.done).result).toBe('gave-up');
+    expect(b.id).not.toBe(a.id);
+  });
+
+  it("takes a per-device policy (a configuration file's sections), falling back on the default when it is bad", async () => {
+    const m = make({ policy: (device, driver) => (device === 'eth1' ? { maxRecoveries: 1 } : driver === 'e1000' ? { backoffMs: -1 } : {}) });
+    expect(m.policyFor('eth1', 'e1000')).toMatchObject({ maxRecoveries: 1, backoffMs: 2000 });
+    expect(m.policyFor('eth0', 'e1000')).toEqual({ maxRecoveries: 3, windowMs: 600_000, backoffMs: 2000, backoffMaxMs: 60_000 });
+    expect(lines.some((l) => l.priority === 'err' && /eth0: unusable recovery policy, using the default: .*backoffMs/.test(l.message))).toBe(true);
+    for (const expected of ['recovered', 'gave-up']) {
+      const out = m.report(failure({ device: 'eth1' }));
+      if (out.action === 'ignored') throw new Error(out.reason);
+      expect((await out.done).result).toBe(expected);
+    }
+  });
+
+  it('inject: refused when the configuration turns fault injection off; clearing still works', async () => {
+    const m = make({ faultInjection: () => false });
+    await expect(m.inject('eth0', 'tx-hang')).rejects.toMatchObject({ code: 'EUNAVAIL', message: /turned off in the shadowd configuration/ });
+    expect(await m.inject('eth0', 'clear')).toMatchObject({ reply: 'cleared eth0' });
+    expect(helper.commands).toEqual(['inject eth0 clear']);
+  });
+
+  it('caps the back-off', async () => {
+    const m = make({ policy: { maxRecoveries: 10, backoffMs: 2000, backoffMaxMs: 5000 } });
+    const waits: (number | undefined)[] = [];
+    for (let i = 0; i < 4; i++) {
+      const out = m.report(failure());
+      if (out.action === 'ignored') throw new Error(out.reason);
+      // Only as much time passes as the back-off takes: each report comes right after the last recovery.
+      let ended = false;
+      void out.done.then(() => (ended = true));
+      await vi.advanceTimersByTimeAsync(0);
+      while (!ended) await vi.advanceTimersByTimeAsync(100);
+      waits.push((await out.done).phases.wait);
+    }
+    expect(waits).toEqual([undefined, 2000, 4000, 5000]);
+  });
+
+  it('stop: drops a recovery waiting in its back-off and takes no more reports', async () => {
+    const m = make();
+    const a = m.report(failure());
+    if (a.action === 'ignored') throw new Error(a.reason);
+    await a.done;
+    const b = m.report(failure());
+    if (b.action === 'ignored') throw new Error(b.reason);
+    await m.stop();
+    expect(await b.done).toMatchObject({ result: 'interrupted', error: 'shadowd stopped before the restart' });
+    expect(m.report(failure()).action).toBe('ignored');
+    await expect(m.recover('eth0')).rejects.toMatchObject({ code: 'EBUSY' });
+    expect(helper.verbs()).toEqual(['restart']);
+  });
+
+  it('onFinished: called once per ended recovery or replay with its final record; a throwing one is logged, not fatal', async () => {
+    const finished: RecoveryRecord[] = [];
+    const m = make({
+      policy: { maxRecoveries: 1 },
+      replay: (device) => Promise.resolve({ device, steps: [] }),
+      onFinished: (r) => {
+        finished.push(structuredClone(r));
+        if (r.result === 'replayed') throw new Error('metrics broke');
+      },
+    });
+    const a = m.report(failure());
+    if (a.action === 'ignored') throw new Error(a.reason);
+    const first = await a.done;
+    const b = m.report(failure());
+    if (b.action === 'ignored') throw new Error(b.reason);
+    const second = await b.done;
+    const replayed = await m.replay('eth1');
+    expect(finished.map((r) => [r.device, r.driver, r.result, r.trigger])).toEqual([
+      ['eth0', 'e1000', 'recovered', 'tx-timeout'],
+      ['eth0', 'e1000', 'gave-up', 'tx-timeout'],
+      ['eth1', 'e1000', 'replayed', 'replay'],
+    ]);
+    // The records as the history has them: ended, timed.
+    expect(finished[0]).toEqual(first);
+    expect(finished[1]).toEqual(second);
+    expect(finished[0]!.endedAt! - finished[0]!.startedAt).toBe(finished[0]!.phases.total);
+    expect(replayed.result).toBe('replayed');
+    expect(lines.some((l) => l.priority === 'err' && l.message === `onFinished for recovery ${replayed.id} failed: metrics broke`)).toBe(true);
+  });
+
+  describe('restart method: a re-probe, or a module reload when the driver\'s code is suspect', () => {
+    /** The helper refusing `restart ... reload` untouched with this reply, and answering the rest as healthy() does. */
+    const refusingReload = (errno: string, message: string) => (c: string): HelperReply => (c.endsWith(' reload') ? { ok: false, errno, message } : healthy(c));
+
+    it.each(['oops', 'bug'] as const)('%s blamed on the driver: the restart reloads its module; recorded, timed and journalled', async (kind) => {
+      const m = make();
+      const out = m.report(failure({ kind, detail: 'BUG: unable to handle page fault in e1000_clean [e1000]', driver: 'e1000' }));
+      if (out.action === 'ignored') throw new Error(out.reason);
+      const rec = await out.done;
+      expect(helper.commands).toEqual([`restart eth0 ${out.id} reload`]);
+      expect(rec).toMatchObject({
+        result: 'recovered',
+        error: null,
+        method: 'reload',
+        module: 'e1000',
+        phases: { module: { stopMs: 10, releaseMs: 5, unloadMs: 120, loadMs: 300, probeMs: 600, replayMs: 30, openMs: 205, totalMs: 1270 } },
+      });
+      expect(rec.steps.map((st) => `${st.key}:${st.result}`)).toEqual(['reload:ok', 'name:skip', 'mac:ok', 'mtu:ok', 'features:ok']);
+      expect(history.get(out.id)).toEqual(rec);
+      expect(byId(MESSAGE_RECOVERY_STARTED)[0]).toMatchObject({
+        message: `eth0: recovery ${out.id} restarting driver e1000 and reloading its module; the shadow answers for it meanwhile`,
+        fields: { SHADOWD_RESTART_METHOD: 'reload' },
+      });
+      const restarted = lines.find((l) => l.message.startsWith('eth0: driver restarted'));
+      expect(restarted).toMatchObject({
+        priority: 'info',
+        message: 'eth0: driver restarted (module e1000 reloaded) in 0 ms (stop 10, release 5, unload 120, load 300, probe 600, replay 30, open 205 ms)',
+        fields: { SHADOWD_RESTART_METHOD: 'reload', SHADOWD_MODULE: 'e1000', SHADOWD_PHASE: 'active' },
+      });
+    });
+
+    it.each(['tx-stall', 'tx-timeout', 'warn'] as const)('%s: a plain restart (re-probe), recorded as such', async (kind) => {
+      const m = make();
+      const out = m.report(failure({ kind }));
+      if (out.action === 'ignored') throw new Error(out.reason);
+      const rec = await out.done;
+      expect(helper.commands).toEqual([`restart eth0 ${out.id}`]);
+      expect(rec).toMatchObject({ result: 'recovered', method: 'reprobe', module: null });
+      expect(rec.phases.module).toEqual({ stopMs: 10, releaseMs: 5, probeMs: 600, replayMs: 30, openMs: 205, totalMs: 850 });
+      expect(byId(MESSAGE_RECOVERY_STARTED)[0]?.fields).toMatchObject({ SHADOWD_RESTART_METHOD: 'reprobe' });
+      expect(lines.find((l) => l.message.startsWith('eth0: driver restarted'))?.message).toBe(
+        'eth0: driver restarted in 0 ms (stop 10, release 5, probe 600, replay 30, open 205 ms)',
+      );
+    });
+
+    it.each([
+      ['EOPNOTSUPP', 'driver e1000 is built into the kernel: it cannot be reloaded'],
+      ['EOPNOTSUPP', 'a reload needs a PCI device (eth0 is on platform)'],
+      ['EBUSY', 'driver e1000 drives 2 devices: reloading it would restart the others without their shadow'],
+      ['ENODEV', '0000:00:04.0 has no driver'],
+    ])('a reload refused untouched (%s %s): a notice, then a plain restart in the same recovery, noted', async (errno, message) => {
+      helper.answer = refusingReload(errno, message);
+      const m = make();
+      const out = m.report(failure({ kind: 'oops', detail: 'Oops in e1000_xmit_frame [e1000]' }));
+      if (out.action === 'ignored') throw new Error(out.reason);
+      const rec = await out.done;
+      expect(helper.commands).toEqual([`restart eth0 ${out.id} reload`, `restart eth0 ${out.id}`]);
+      const note = `the module reload was refused (${errno} ${message}): the driver was restarted without it`;
+      expect(rec).toMatchObject({ result: 'recovered', method: 'reprobe', module: null, error: note });
+      expect(rec.steps.map((st) => st.key)).toEqual(['name', 'mac', 'mtu', 'features']);
+      expect(lines.filter((l) => l.message.includes('cannot reload'))).toEqual([
+        {
+          priority: 'notice',
+          message: `eth0: shadow_helper cannot reload driver e1000's module (${errno} ${message}); restarting the driver without a reload`,
+          fields: expect.objectContaining({ SHADOWD_RECOVERY_ID: out.id, SHADOWD_PHASE: 'active', SHADOWD_RESTART_METHOD: 'reprobe' }) as unknown,
+        },
+      ]);
+      expect(byId(MESSAGE_RECOVERED)[0]?.message).toContain(`with problems: ${note}`);
+      expect(byId(MESSAGE_RECOVERY_FAILED)).toEqual([]);
+    });
+
+    it('does not fall back when the refusal is not about the reload: another restart running is retried as a reload', async () => {
+      let busy = true;
+      helper.answer = (c) => (busy && c.startsWith('restart') ? { ok: false, errno: 'EBUSY', message: 'another restart is running' } : healthy(c));
+      const m = make();
+      const out = m.report(failure({ kind: 'bug' }));
+      if (out.action === 'ignored') throw new Error(out.reason);
+      const first = await out.done;
+      expect(first).toMatchObject({ result: 'failed', method: 'reload', error: 'shadow_helper could not restart eth0 with a module reload: EBUSY another restart is running' });
+      expect(helper.commands).toEqual([`restart eth0 ${first.id} reload`]);
+      busy = false;
+      await vi.advanceTimersByTimeAsync(2000);
+      await m.idle();
+      const retry = history.list()[0]!;
+      expect(retry).toMatchObject({ result: 'recovered', method: 'reload', module: 'e1000', trigger: 'bug' });
+      expect(helper.commands).toEqual([`restart eth0 ${first.id} reload`, `restart eth0 ${retry.id} reload`]);
+    });
+
+    it('a module that would not unload: the device was probed again with it; recovered, with a warning and a note, not a failed replay step', async () => {
+      helper.answer = (c) => {
+        const r = healthy(c);
+        return r.ok && c.endsWith(' reload') ? { ok: true, payload: r.payload.replace('reload:ok', 'reload:fail').replace('load_ms=300', 'load_ms=0') } : r;
+      };
+      const m = make();
+      const out = m.report(failure({ kind: 'oops' }));
+      if (out.action === 'ignored') throw new Error(out.reason);
+      const rec = await out.done;
+      const note = 'module e1000 would not unload: the device was probed again with the module as it was';
+      expect(rec).toMatchObject({ result: 'recovered', method: 'reload', module: 'e1000', error: note });
+      expect(rec.steps[0]).toEqual({ source: 'module', key: 'reload', result: 'fail' });
+      expect(byId(MESSAGE_REPLAY_STEP_FAILED)).toEqual([]);
+      expect(lines.find((l) => l.message === `eth0: ${note} (the kernel log says why)`)).toMatchObject({ priority: 'warning', fields: { SHADOWD_STEP: 'reload', SHADOWD_MODULE: 'e1000' } });
+      expect(lines.find((l) => l.message.startsWith('eth0: driver restarted'))?.message).toBe(
+        'eth0: driver restarted (module e1000 not reloaded) in 0 ms (stop 10, release 5, unload 120, load 0, probe 600, replay 30, open 205 ms)',
+      );
+    });
+
+    it("a reload the driver did not come back from: failed with the helper's reason and its steps, retried", async () => {
+      helper.answer = (c) =>
+        c.endsWith(' reload') ? { ok: false, errno: 'EIO', message: `eth0 id=${c.split(' ')[2]} parked after 900 ms: modprobe e1000 failed with exit status 1 steps=reload:fail` } : healthy(c);
+      const m = make({ policy: { maxRecoveries: 1 } });
+      const out = m.report(failure({ kind: 'oops' }));
+      if (out.action === 'ignored') throw new Error(out.reason);
+      const rec = await out.done;
+      expect(rec).toMatchObject({ result: 'failed', method: 'reload', module: null });
+      expect(rec.error).toBe(`shadow_helper could not restart eth0 with a module reload: EIO eth0 id=${rec.id} parked after 900 ms: modprobe e1000 failed with exit status 1 steps=reload:fail`);
+      expect(rec.steps).toEqual([{ source: 'module', key: 'reload', result: 'fail' }]);
+      expect(byId(MESSAGE_REPLAY_STEP_FAILED)).toEqual([]);
+      expect(byId(MESSAGE_RECOVERY_FAILED)[0]?.priority).toBe('warning');
+    });
+
+    it('fails a reload answered with a re-probe\'s reply (the helper did not do what was asked)', async () => {
+      helper.answer = (c) => healthy(c.replace(/ reload$/, ''));
+      const m = make();
+      const out = m.report(failure({ kind: 'oops' }));
+      if (out.action === 'ignored') throw new Error(out.reason);
+      const rec = await out.done;
+      expect(rec.result).toBe('failed');
+      expect(rec.error).toMatch(/^unreadable restart reply from shadow_helper ".*": it is a re-probe's reply, the restart asked for a reload$/);
+    });
+
+    it('an oops merged before the restart began makes it a reload; one merged once it began does not', async () => {
+      const m = make();
+      const first = m.report(failure());
+      if (first.action === 'ignored') throw new Error(first.reason);
+      await first.done;
+      // The next waits its back-off: an oops merged then is in time.
+      const second = m.report(failure({ kind: 'tx-stall' }));
+      if (second.action === 'ignored') throw new Error(second.reason);
+      await vi.advanceTimersByTimeAsync(500);
+      expect(m.deviceState('eth0').phase).toBe('backoff');
+      expect(m.report(failure({ kind: 'oops', detail: 'Oops in e1000_clean [e1000]' })).action).toBe('merged');
+      expect(lines.some((l) => l.message.includes("merged into recovery") && l.message.includes("its restart will reload the driver's module"))).toBe(true);
+      await vi.advanceTimersByTimeAsync(1500);
+      expect(await second.done).toMatchObject({ result: 'recovered', method: 'reload', merged: 1 });
+
+      let release: () => void = () => undefined;
+      helper.answer = (c) => (c.startsWith('restart') ? new Promise((r) => (release = () => r(healthy(c)))) : healthy(c));
+      const third = m.report(failure({ kind: 'tx-stall' }));
+      if (third.action === 'ignored') throw new Error(third.reason);
+      await vi.advanceTimersByTimeAsync(4000);
+      expect(m.deviceState('eth0').phase).toBe('active');
+      // The row says which restart is under way, should shadowd be killed now.
+      expect(history.get(third.id)).toMatchObject({ result: 'in-progress', method: 'reprobe' });
+      expect(m.report(failure({ kind: 'bug' })).action).toBe('merged');
+      release();
+      expect(await third.done).toMatchObject({ result: 'recovered', method: 'reprobe', merged: 1 });
+      expect(helper.commands.at(-1)).toBe(`restart eth0 ${third.id}`);
+    });
+
+    it('manual: a reload when asked (the give-up of an oops loop lifted), a re-probe when not', async () => {
+      const m = make();
+      const plain = await m.recover('eth0', 'uid 0 (pid 7)');
+      expect(plain).toMatchObject({ trigger: 'manual', result: 'recovered', method: 'reprobe', detail: 'requested by uid 0 (pid 7)' });
+      expect(helper.commands).toEqual([`restart eth0 ${plain.id}`]);
+      const reloaded = await m.recover('eth0', 'uid 0 (pid 8)', { reload: true });
+      expect(reloaded).toMatchObject({ trigger: 'manual', result: 'recovered', method: 'reload', module: 'e1000', detail: 'requested by uid 0 (pid 8), with a module reload' });
+      expect(helper.commands.at(-1)).toBe(`restart eth0 ${reloaded.id} reload`);
+      expect(lines.some((l) => l.message === 'eth0: recovery requested by uid 0 (pid 8), with a module reload')).toBe(true);
+
+      // Refused: the same fallback as for a detector's recovery.
+      helper.answer = refusingReload('EOPNOTSUPP', 'driver e1000 is built into the kernel: it cannot be reloaded');
+      const refused = await m.recover('eth0', undefined, { reload: true });
+      expect(refused).toMatchObject({ result: 'recovered', method: 'reprobe', error: expect.stringMatching(/^the module reload was refused \(EOPNOTSUPP driver e1000 is built/) as unknown });
+      expect(helper.commands.slice(-2)).toEqual([`restart eth0 ${refused.id} reload`, `restart eth0 ${refused.id}`]);
+    });
+
+    it('manual --reload joining a recovery: it reloads if its restart has not begun, and says so when it has', async () => {
+      const m = make();
+      const first = m.report(failure());
+      if (first.action === 'ignored') throw new Error(first.reason);
+      await first.done;
+      const waiting = m.report(failure());
+      if (waiting.action === 'ignored') throw new Error(waiting.reason);
+      await vi.advanceTimersByTimeAsync(500);
+      const joined = await m.recover('eth0', undefined, { reload: true });
+      expect(joined).toMatchObject({ id: waiting.id, method: 'reload', result: 'recovered' });
+      expect(helper.commands.at(-1)).toBe(`restart eth0 ${waiting.id} reload`);
+
+      let release: () => void = () => undefined;
+      helper.answer = (c) => (c.startsWith('restart') ? new Promise((r) => (release = () => r(healthy(c)))) : healthy(c));
+      const running = m.report(failure());
+      if (running.action === 'ignored') throw new Error(running.reason);
+      // Past its back-off: its restart has been sent.
+      await vi.advanceTimersByTimeAsync(5000);
+      expect(m.deviceState('eth0').phase).toBe('active');
+      const late = m.recover('eth0', undefined, { reload: true });
+      await vi.advanceTimersByTimeAsync(0);
+      release();
+      const rec = await late;
+      expect(rec).toMatchObject({ id: running.id, method: 'reprobe', result: 'recovered', error: 'a module reload was asked for once the restart had begun: none was done' });
+      expect(lines.some((l) => l.priority === 'notice' && l.message.endsWith('its restart began without a module reload, so none is done (ask again once it has ended)'))).toBe(true);
+    });
+  });
+
+  it('makes unique ids that the helper accepts, even within one millisecond', async () => {
+    const m = make({ policy: { maxRecoveries: 100, backoffMs: 0 } });
+    const ids = new Set<string>();
+    for (let i = 0; i < 50; i++) {
+      const out = m.report(failure());
+      if (out.action === 'ignored') throw new Error(out.reason);
+      ids.add((await out.done).id);
+    }
+    expect(ids.size).toBe(50);
+    for (const id of ids) expect(id).toMatch(RECOVERY_ID);
+    expect(history.list({ limit: 100 })).toHaveLength(50);
+  });
+});

@@ -1,0 +1,33 @@
+import { describe, expect, it } from 'vitest';
+import { deviceArgs } from '../../vm/devices.js';
+
+describe('QEMU device presets', () => {
+  it('gives each NIC its own restricted user network with loopback forwards only', () => {
+    const args = deviceArgs({ devices: ['e1000', 'pcnet'], forwards: [{ guestPort: 8080, hostPort: 40000 }] });
+    expect(args).toEqual([
+      '-netdev', 'user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:8080-cmd:socat STDIO TCP:127.0.0.1:40000',
+      '-device', 'e1000,netdev=n0,romfile=',
+      '-netdev', 'user,id=n1,restrict=on,guestfwd=tcp:10.0.2.100:8080-cmd:socat STDIO TCP:127.0.0.1:40000',
+      '-device', 'pcnet,netdev=n1,romfile=',
+    ]);
+  });
+
+  it('shares one silent audio backend between sound cards', () => {
+    expect(deviceArgs({ devices: ['es1370', 'ac97'] })).toEqual([
+      '-audiodev', 'none,id=snd0', '-device', 'ES1370,audiodev=snd0', '-device', 'AC97,audiodev=snd0',
+    ]);
+  });
+
+  it('puts the scratch disk on the PIIX IDE bus', () => {
+    expect(deviceArgs({ devices: ['piix-ide'], diskImage: '/tmp/d.img' })).toEqual([
+      '-drive', 'file=/tmp/d.img,if=none,id=disk0,format=raw', '-device', 'ide-hd,drive=disk0,bus=ide.0',
+    ]);
+  });
+
+  it('refuses bad ports and unusable disk paths', () => {
+    expect(() => deviceArgs({ devices: ['e1000'], forwards: [{ guestPort: 0, hostPort: 1 }] })).toThrow('not a TCP port');
+    expect(() => deviceArgs({ devices: ['e1000'], forwards: [{ guestPort: 80, hostPort: 70000 }] })).toThrow('not a TCP port');
+    expect(() => deviceArgs({ devices: ['piix-ide'] })).toThrow('needs a scratch disk');
+    expect(() => deviceArgs({ devices: ['piix-ide'], diskImage: '/tmp/a,b' })).toThrow('comma');
+  });
+});

@@ -1,0 +1,206 @@
+// The built daemon (dist/daemon/main.js) as systemd runs it, without a kernel
+// to speak of: a fake service manager (a notify socket socat listens on), a
+// fake bpftrace that reports its probes attached and some lost events and
+// then idles, and a configuration with Protect=no for the whole class, so the
+// daemon only reads this machine's interfaces and never acts on them. What is
+// checked: a configuration with errors stops the start; STATUS= lines, then
+// READY=1 once the socket answers; watchdog pings; SIGHUP and shadowctl
+// reload (an erroneous file keeps the running configuration); the metrics
+// textfile; STOPPING=1 and shadowd_up 0 at SIGTERM.
+import { execa, type ResultPromise } from 'execa';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { request } from '../../../daemon/control/control-client.js';
+import type { ReloadResult, StatusResult } from '../../../daemon/control/control-protocol.js';
+import { startDatagramSink, type DatagramSink } from '../fake/datagram-sink.js';
+
+const MAIN = new URL('../../../dist/daemon/main.js', import.meta.url).pathname;
+const isRoot = process.getuid?.() === 0;
+
+/** The environment of a foreground run: no journal, no service manager (whatever runs the tests). */
+function plainEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const k of ['JOURNAL_STREAM', 'INVOCATION_ID', 'NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID', 'CONFIGURATION_DIRECTORY', 'RUNTIME_DIRECTORY', 'STATE_DIRECTORY']) {
+    delete env[k];
+  }
+  return env;
+}
+
+describe('shadowd start-up with a bad configuration', () => {
+  it('logs each error with file, line and key at err, and exits 1 before touching its state', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'shadowd-badconf-'));
+    try {
+      const conf = join(dir, 'shadowd.conf');
+      writeFileSync(conf, '[Daemon]\nLogLevel=loud\n\n[Device eth1]\nprotect=no\n');
+      const r = await execa('node', [MAIN, '--config', conf, '--state-dir', join(dir, 'state'), '--runtime-dir', join(dir, 'run'), '--bpftrace', '/bin/false'], {
+        reject: false,
+        env: plainEnv(),
+        extendEnv: false,
+      });
+      expect(r.exitCode).toBe(1);
+      expect(r.stderr.split('\n')).toEqual([
+        `<3>${conf}:2: LogLevel: must be one of err, warning, notice, info, debug, got "loud" SHADOWD_CONFIG=${conf} SHADOWD_CONFIG_LINE=2 SHADOWD_CONFIG_KEY=LogLevel`,
+        `<3>${conf}:5: protect: unknown key in [Device eth1] (did you mean Protect?) SHADOWD_CONFIG=${conf} SHADOWD_CONFIG_LINE=5 SHADOWD_CONFIG_KEY=protect`,
+        `<3>not starting: ${conf} has 2 errors (docs/configuration.md describes the format)`,
+      ]);
+      expect(existsSync(join(dir, 'state'))).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('--log-level overrides LogLevel=, and a missing file means the defaults', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'shadowd-noconf-'));
+    try {
+      // bpftrace that cannot run: the start fails after the configuration was read.
+      const r = await execa(
+        'node',
+        [MAIN, '--config', join(dir, 'absent.conf'), '--log-level', 'debug', '--state-dir', join(dir, 'state'), '--runtime-dir', join(dir, 'run'), '--bpftrace', join(dir, 'no-bpftrace')],
+        { reject: false, env: plainEnv(), extendEnv: false },
+      );
+      expect(r.exitCode).toBe(1);
+      expect(r.stderr).toContain(`<6>no configuration file at ${join(dir, 'absent.conf')}: every network device is protected with the default policy`);
+      expect(r.stderr).toMatch(/^<3>cannot attach the taps: /m);
+      // The run directory it created: 0750.
+      expect(statSync(join(dir, 'run')).mode & 0o777).toBe(0o750);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('shadowd under a service manager', () => {
+  let dir: string;
+  let sink: DatagramSink;
+  let daemon: ResultPromise;
+  let conf: string;
+  let socket: string;
+  const texts = (): string[] => sink.datagrams().map((b) => b.toString());
+  /** Waits until a datagram after the first `from` matches. */
+  async function waitForDatagram(test: (t: string) => boolean, from = 0, timeoutMs = 60_000, mayExit = false): Promise<string> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const hit = texts().slice(from).find(test);
+      if (hit !== undefined) return hit;
+      if (!mayExit && daemon.exitCode !== null && daemon.exitCode !== undefined) throw new Error(`shadowd exited: ${texts().join(' | ')}`);
+      if (Date.now() > end) throw new Error(`no such datagram; got: ${texts().join(' | ')}`);
+      await sleep(50);
+    }
+  }
+  const config = (metrics: string, extra = '') =>
+    `[Daemon]\nMetricsTextfile=${join(dir, metrics)}\nMetricsIntervalSec=1\n${extra}\n# Nothing on this machine is ever recovered.\n[Class net]\nProtect=no\n`;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'shadowd-service-'));
+    sink = await startDatagramSink(join(dir, 'notify.sock'));
+    const fake = join(dir, 'bpftrace');
+    writeFileSync(
+      fake,
+      `#!/bin/sh
+echo '{"type": "attached_probes", "data": {"probes": 48}}'
+sleep 0.2
+echo '{"type": "lost_events", "data": {"events": 7}}'
+exec sleep 3600
+`,
+    );
+    chmodSync(fake, 0o755);
+    conf = join(dir, 'shadowd.conf');
+    writeFileSync(conf, config('a.prom'));
+    socket = join(dir, 'run', 'control.sock');
+    const args = [MAIN, '--config', conf, '--state-dir', join(dir, 'state'), '--runtime-dir', join(dir, 'run'), '--bpftrace', fake];
+    // WATCHDOG_PID must be the daemon's own pid: the shell execs node, keeping its pid.
+    daemon = execa('sh', ['-c', 'WATCHDOG_PID=$$ exec node "$@"', 'sh', ...args], {
+      reject: false,
+      env: { ...plainEnv(), NOTIFY_SOCKET: join(dir, 'notify.sock'), WATCHDOG_USEC: '400000' },
+      extendEnv: false,
+    });
+  }, 30_000);
+  afterAll(async () => {
+    if (daemon.exitCode === null || daemon.exitCode === undefined) daemon.kill('SIGKILL');
+    await daemon;
+    sink.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('says what it does in STATUS=, and READY=1 only once the taps are attached and the socket answers', async () => {
+    const ready = await waitForDatagram((t) => t.startsWith('READY=1'));
+    expect(ready).toMatch(/^READY=1\nSTATUS=watching \d+ network devices?; 48 taps attached$/);
+    const all = texts();
+    const before = all.slice(0, all.indexOf(ready));
+    expect(before).toEqual([
+      'STATUS=attaching the network class taps (bpftrace compiles them)',
+      'STATUS=48 taps attached; reading the network devices',
+      'STATUS=loading the recovery history',
+    ]);
+    const status = await request<StatusResult>(socket, 'status');
+    expect(status).toMatchObject({ ok: true, result: { taps: { state: 'attached', probes: 48 } } });
+    // The runtime directory and the socket: root's (and the shadowd group's, when there is one), nobody else's.
+    expect(statSync(join(dir, 'run')).mode & 0o007).toBe(0);
+    expect(statSync(socket).mode & 0o007).toBe(0);
+  }, 90_000);
+
+  it('feeds the watchdog from its event loop', async () => {
+    const from = texts().length;
+    await waitForDatagram((t) => t === 'WATCHDOG=1', from, 5000);
+    await sleep(600);
+    expect(texts().slice(from).filter((t) => t === 'WATCHDOG=1').length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('writes the metrics textfile, with the lost tap events', async () => {
+    const path = join(dir, 'a.prom');
+    for (let i = 0; i < 100 && !(existsSync(path) && readFileSync(path, 'utf8').includes('lost_total 7')); i++) await sleep(100);
+    const text = readFileSync(path, 'utf8');
+    expect(text).toContain('\nshadowd_up 1\n');
+    expect(text).toContain('\nshadowd_tap_events_lost_total 7\n');
+    expect(statSync(path).mode & 0o777).toBe(0o644);
+  });
+
+  it('SIGHUP with errors in the file: RELOADING=1, then READY=1 saying it kept the running configuration', async () => {
+    writeFileSync(conf, config('b.prom', 'LogLevel=loud\nBogus=1'));
+    const from = texts().length;
+    daemon.kill('SIGHUP');
+    const reloading = await waitForDatagram((t) => t.startsWith('RELOADING=1'), from, 10_000);
+    expect(reloading).toMatch(/^RELOADING=1\nMONOTONIC_USEC=\d+\nSTATUS=reloading /);
+    const ready = await waitForDatagram((t) => t.startsWith('READY=1'), from, 10_000);
+    expect(ready).toMatch(new RegExp(`; ${conf.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} refused \\(2 errors\\), previous configuration in force$`));
+    // Still writing the old file.
+    await sleep(1500);
+    expect(existsSync(join(dir, 'b.prom'))).toBe(false);
+    expect(Date.now() - statSync(join(dir, 'a.prom')).mtimeMs).toBeLessThan(3000);
+  });
+
+  it('shadowctl reload: refused with the errors, then applied (root only)', async () => {
+    const refused = await request<ReloadResult>(socket, 'reload');
+    if (!isRoot) {
+      expect(refused).toMatchObject({ ok: false, error: { code: 'EPERM' } });
+      return;
+    }
+    if (!refused.ok) throw new Error(refused.error.message);
+    expect(refused.result.ok).toBe(false);
+    expect(refused.result.errors.map((e) => [e.line, e.key])).toEqual([
+      [4, 'LogLevel'],
+      [5, 'Bogus'],
+    ]);
+    writeFileSync(conf, config('b.prom', 'LogLevel=debug'));
+    const applied = await request<ReloadResult>(socket, 'reload');
+    if (!applied.ok) throw new Error(applied.error.message);
+    expect(applied.result).toEqual({ ok: true, file: conf, errors: [], changes: ['LogLevel=debug', `MetricsTextfile=${join(dir, 'b.prom')}`] });
+    // The new file replaces the old one.
+    for (let i = 0; i < 50 && !existsSync(join(dir, 'b.prom')); i++) await sleep(100);
+    expect(existsSync(join(dir, 'b.prom'))).toBe(true);
+    expect(existsSync(join(dir, 'a.prom'))).toBe(false);
+  });
+
+  it('SIGTERM: STOPPING=1, shadowd_up 0 in the textfile, exit 0', async () => {
+    const from = texts().length;
+    daemon.kill('SIGTERM');
+    const r = await daemon;
+    expect(r.exitCode).toBe(0);
+    expect(await waitForDatagram((t) => t.startsWith('STOPPING=1'), from, 5000, true)).toBe('STOPPING=1\nSTATUS=stopping on SIGTERM');
+    const path = isRoot ? join(dir, 'b.prom') : join(dir, 'a.prom');
+    expect(readFileSync(path, 'utf8')).toContain('\nshadowd_up 0\n');
+  }, 30_000);
+});
