@@ -4,7 +4,7 @@
 // Each change is its own transaction: a daemon killed at any moment keeps
 // everything it had observed before.
 import Database from 'better-sqlite3';
-import type { JsonValue } from '../classes/net/netdev-snapshot.js';
+import type { JsonValue } from './json-value.js';
 
 /** Who set a value: a process seen by a tap, or the daemon's own snapshot. */
 export interface Actor {

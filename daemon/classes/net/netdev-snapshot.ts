@@ -6,7 +6,8 @@
 import { runProgram } from '../../core/run-program.js';
 import { parseChannels, parseCoalesce, parseLinkSettings, parsePrivFlags, parseRings } from './ethtool-text.js';
 
-export type JsonValue = null | boolean | number | string | JsonValue[] | { [k: string]: JsonValue };
+export type { JsonValue } from '../../core/json-value.js';
+import type { JsonValue } from '../../core/json-value.js';
 
 /** The configuration keys, grouped by the query that reads them. */
 export const KEY_GROUPS = {

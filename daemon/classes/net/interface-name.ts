@@ -1,0 +1,14 @@
+// The network class's device names: interface names as the kernel's
+// dev_valid_name() accepts them. The one copy of the rule, for the control
+// socket, the configuration, the helper protocol and the recovery manager.
+import type { NameRule } from '../../core/device-ref.js';
+
+/** 1-15 bytes (IFNAMSIZ less its NUL), not "." or "..", no '/', ':' or whitespace. */
+export function isInterfaceName(name: string): boolean {
+  return typeof name === 'string' && name.length >= 1 && Buffer.byteLength(name) <= 15 && !/[/:\s]/.test(name) && name !== '.' && name !== '..';
+}
+
+export const INTERFACE_NAME: NameRule = {
+  valid: isInterfaceName,
+  describe: 'an interface name (1-15 bytes, no "/", ":" or spaces)',
+};
