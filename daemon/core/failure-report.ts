@@ -1,11 +1,19 @@
-// What a failure detector tells the recovery manager. Detectors (kernel log,
-// TX watchdog tap, stall detector, manual trigger) all speak this one shape so
-// the manager, the history and the logs treat every failure alike.
+// What a failure detector tells the recovery manager. Detectors (the kernel
+// log for every class, and each class's own: a network TX watchdog, a
+// stall poller, ...) all speak this one shape, so the manager, the history
+// and the logs treat every failure alike.
 
-export type FailureKind = 'oops' | 'bug' | 'warn' | 'tx-timeout' | 'tx-stall' | 'manual';
+/** Failures any class can have: a driver's oops, BUG or WARN in the kernel log, and a person's request. */
+export const GENERIC_FAILURE_KINDS = ['oops', 'bug', 'warn', 'manual'] as const;
+export type GenericFailureKind = (typeof GENERIC_FAILURE_KINDS)[number];
+
+/** A generic kind, or one a class declares (ClassDeclaration.failureKinds, e.g. net's tx-stall). */
+export type FailureKind = string;
 
 export interface FailureReport {
-  /** Interface name, e.g. "eth0". */
+  /** The device's class (its sysfs class name), e.g. "net". */
+  cls: string;
+  /** The device's name in its class, e.g. "eth0". */
   device: string;
   kind: FailureKind;
   /** One line for the logs and the history, e.g. "transmit queue 0 stopped for 1200 ms". */
