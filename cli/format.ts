@@ -30,9 +30,17 @@ export function shortValue(value: unknown): string {
   return text.length > MAX_VALUE ? `${text.slice(0, MAX_VALUE - 1)}…` : text;
 }
 
+/** A device's class attributes, as its class names them: "ifindex 2". */
+function attrText(d: DeviceStatus): string {
+  return Object.entries(d.attrs ?? {})
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
+}
+
 function deviceLine(d: DeviceStatus): string {
   const at = d.bus ? ` at ${d.bus}` : '';
-  return `${d.name} (ifindex ${d.ifindex}, class ${d.cls}, driver ${d.driver ?? 'unknown'}${at}): ${d.mode}, ${d.health === 'ok' ? 'healthy' : 'interface absent'}`;
+  const attrs = attrText(d);
+  return `${d.cls}:${d.name} (${attrs ? `${attrs}, ` : ''}class ${d.cls}, driver ${d.driver ?? 'unknown'}${at}): ${d.mode}, ${d.health === 'ok' ? 'healthy' : 'device absent'}`;
 }
 
 export function formatStatus(s: StatusResult, now = Date.now()): string {
@@ -54,7 +62,7 @@ export function formatShow(r: ShowResult): string {
   if (r.holders.length > 0) {
     parts.push('', table(['HOLDS', 'PROCESS', 'COUNT', 'SINCE'], r.holders.map((h) => [h.kind, `${h.comm}[${h.pid}]`, String(h.count), localTime(h.since)])));
   } else {
-    parts.push('', 'No process holds promiscuous or all-multicast mode.');
+    parts.push('', 'No process holds a reference on the device.');
   }
   return parts.join('\n');
 }
@@ -106,7 +114,7 @@ export function methodText(r: Pick<RecoveryRecord, 'method' | 'module'>): string
 
 /** One recovery (the answer to recover and replay). */
 export function formatRecovery(r: RecoveryRecord): string {
-  const lines = [`${r.device}: ${headline(r)}`, `  trigger: ${r.trigger}${r.detail ? `: ${r.detail}` : ''}`];
+  const lines = [`${r.cls}:${r.device}: ${headline(r)}`, `  trigger: ${r.trigger}${r.detail ? `: ${r.detail}` : ''}`];
   if (r.driver) lines.push(`  driver:  ${r.driver}`);
   const method = methodText(r);
   if (method) lines.push(`  method:  ${method}`);
@@ -123,7 +131,7 @@ export function formatHistory(h: HistoryResult, device?: string): string {
   const ms = (n: number | undefined): string => (n === undefined ? '-' : String(n));
   const rows = h.recoveries.map((r) => [
     r.id,
-    r.device,
+    `${r.cls}:${r.device}`,
     r.trigger,
     r.result,
     r.method ?? '-',

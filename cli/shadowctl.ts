@@ -8,11 +8,12 @@
 // reload, or no access to the socket).
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { CLASSES } from '../daemon/classes/registry.js';
 import { ControlError, DEFAULT_SOCKET, request } from '../daemon/control/control-client.js';
 import {
+  CLEAR_FAULT,
   HISTORY_LIMIT_DEFAULT,
   HISTORY_LIMIT_MAX,
-  INJECT_FAULTS,
   type HistoryResult,
   type InjectResult,
   type RecoverResult,
@@ -62,6 +63,26 @@ const print = (argv: Common, result: unknown, human: () => string): void => {
   console.log(argv.json ? JSON.stringify(result, null, 2) : human());
 };
 
+/** Every class's faults, and clear; the daemon checks that the fault is the device's class's. */
+const FAULT_CHOICES = [...new Set([...CLASSES.flatMap((c) => c.faults), CLEAR_FAULT])];
+const FAULTS_BY_CLASS = CLASSES.map((c) => `${c.id}: ${c.faults.join(', ')}`).join('; ');
+const DEVICE_HELP = `A device, CLASS:NAME (classes: ${CLASSES.map((c) => c.id).join(', ')}), e.g. net:eth0; a bare name will do when one class has a device of that name`;
+
+/**
+ * The CLASS:NAME the daemon takes: given as it is when it names a class,
+ * else found among the devices shadowd watches (exit 1 when none or several
+ * classes have one of that name).
+ */
+async function deviceRef(argv: Common, text: string): Promise<string> {
+  if (text.includes(':')) return text;
+  const status = await call<StatusResult>(argv, 'status');
+  const classes = [...new Set(status.devices.filter((d) => d.name === text).map((d) => d.cls))].sort();
+  if (classes.length === 1) return `${classes[0]!}:${text}`;
+  if (classes.length === 0) console.error(`shadowctl: shadowd watches no device named ${JSON.stringify(text)} (shadowctl status lists them)`);
+  else console.error(`shadowctl: ${classes.length} classes have a device named ${text}: name one, as ${classes.map((c) => `${c}:${text}`).join(' or ')}`);
+  process.exit(EXIT.refused);
+}
+
 await yargs(hideBin(process.argv))
   .scriptName('shadowctl')
   .usage('$0 <command> [options]\n\nAsk shadowd, the driver recovery service, what it protects and what it remembers.')
@@ -81,24 +102,25 @@ await yargs(hideBin(process.argv))
     },
   )
   .command(
-    'show <iface>',
+    'show <device>',
     "Show a device's shadow: each configuration key, its value, who set it and when",
     (y) =>
       y
-        .positional('iface', { type: 'string', demandOption: true, describe: 'Interface name, e.g. eth0' })
-        .example('$0 show eth0', "eth0's shadow state")
+        .positional('device', { type: 'string', demandOption: true, describe: DEVICE_HELP })
+        .example('$0 show net:eth0', "eth0's shadow state")
+        .example('$0 show eth0', 'The same, when only the network class has a device named eth0')
         .example('$0 show eth0 --json', 'The same, as JSON'),
     async (argv) => {
-      const result = await call<ShowResult>(argv, 'show', { device: argv.iface });
+      const result = await call<ShowResult>(argv, 'show', { device: await deviceRef(argv, argv.device) });
       print(argv, result, () => formatShow(result));
     },
   )
   .command(
-    'recover <iface>',
+    'recover <device>',
     "Recover a device now: restart its driver, keeping the interface, and replay its configuration (root). Lifts a give-up and resets the device's rate limit",
     (y) =>
       y
-        .positional('iface', { type: 'string', demandOption: true, describe: 'Interface name, e.g. eth0' })
+        .positional('device', { type: 'string', demandOption: true, describe: DEVICE_HELP })
         .option('reload', {
           type: 'boolean',
           default: false,
@@ -114,34 +136,35 @@ await yargs(hideBin(process.argv))
         ),
     async (argv) => {
       // Sent only when asked for: a shadowd from before --reload refuses the parameter.
-      const params = argv.reload ? { device: argv.iface, reload: true } : { device: argv.iface };
+      const device = await deviceRef(argv, argv.device);
+      const params = argv.reload ? { device, reload: true } : { device };
       const result = await call<RecoverResult>(argv, 'recover', params, RECOVERY_TIMEOUT_MS);
       print(argv, result, () => formatRecovery(result));
       if (result.result !== 'recovered') process.exitCode = EXIT.refused;
     },
   )
   .command(
-    'replay <iface>',
+    'replay <device>',
     "Replay a device's configuration from its shadow into its running driver, without a restart (root)",
     (y) =>
       y
-        .positional('iface', { type: 'string', demandOption: true, describe: 'Interface name, e.g. eth0' })
+        .positional('device', { type: 'string', demandOption: true, describe: DEVICE_HELP })
         .example('sudo $0 replay eth0', "Set eth0's recorded configuration again, step by step")
         .example('sudo $0 replay eth0 --json', 'The replay record with each step, as JSON')
         .epilogue(`It exits 1 when a step failed (the steps are printed).\n\n${EXIT_CODES}`),
     async (argv) => {
-      const result = await call<RecoverResult>(argv, 'replay', { device: argv.iface }, RECOVERY_TIMEOUT_MS);
+      const result = await call<RecoverResult>(argv, 'replay', { device: await deviceRef(argv, argv.device) }, RECOVERY_TIMEOUT_MS);
       print(argv, result, () => formatRecovery(result));
       if (result.result !== 'replayed') process.exitCode = EXIT.refused;
     },
   )
   .command(
-    'inject <iface> <fault>',
+    'inject <device> <fault>',
     "Inject a fault into a device's driver, to test recovery (root; shadow_helper must be loaded with allow_faults=1)",
     (y) =>
       y
-        .positional('iface', { type: 'string', demandOption: true, describe: 'Interface name, e.g. eth0' })
-        .positional('fault', { choices: INJECT_FAULTS, demandOption: true, describe: 'The fault, or clear to remove one' })
+        .positional('device', { type: 'string', demandOption: true, describe: DEVICE_HELP })
+        .positional('fault', { choices: FAULT_CHOICES, demandOption: true, describe: `The fault (${FAULTS_BY_CLASS}), or clear to remove one` })
         .option('sticky', { type: 'boolean', default: false, describe: 'The fault comes back after every restart (tests giving up)' })
         .check((a) => {
           if (a.sticky && a.fault === 'clear') throw new UsageError('--sticky applies to a fault, not to clear');
@@ -153,16 +176,16 @@ await yargs(hideBin(process.argv))
         .example('sudo $0 inject eth0 clear', 'Remove the injected fault')
         .epilogue(EXIT_CODES),
     async (argv) => {
-      const result = await call<InjectResult>(argv, 'inject', { device: argv.iface, fault: argv.fault, sticky: argv.sticky });
+      const result = await call<InjectResult>(argv, 'inject', { device: await deviceRef(argv, argv.device), fault: argv.fault, sticky: argv.sticky });
       print(argv, result, () => formatInject(result));
     },
   )
   .command(
-    'history [iface]',
+    'history [device]',
     'List past recoveries, newest first: id, device, trigger, result, restart method and phase times',
     (y) =>
       y
-        .positional('iface', { type: 'string', describe: 'Only this interface' })
+        .positional('device', { type: 'string', describe: `Only this device (${DEVICE_HELP})` })
         .option('limit', { type: 'number', default: HISTORY_LIMIT_DEFAULT, describe: `At most this many (1-${HISTORY_LIMIT_MAX})` })
         .check((a) => {
           if (!Number.isInteger(a.limit) || a.limit < 1 || a.limit > HISTORY_LIMIT_MAX) throw new UsageError(`--limit must be an integer from 1 to ${HISTORY_LIMIT_MAX}`);
@@ -173,9 +196,9 @@ await yargs(hideBin(process.argv))
         .example('$0 history --json', 'Every detail (replay steps, the helper\'s timings), as JSON')
         .epilogue(EXIT_CODES),
     async (argv) => {
-      const params = argv.iface === undefined ? { limit: argv.limit } : { device: argv.iface, limit: argv.limit };
+      const params = argv.device === undefined ? { limit: argv.limit } : { device: await deviceRef(argv, argv.device), limit: argv.limit };
       const result = await call<HistoryResult>(argv, 'history', params);
-      print(argv, result, () => formatHistory(result, argv.iface));
+      print(argv, result, () => formatHistory(result, argv.device));
     },
   )
   .command(
@@ -192,7 +215,7 @@ await yargs(hideBin(process.argv))
       if (!result.ok) process.exitCode = EXIT.refused;
     },
   )
-  .demandCommand(1, 'Name a command: status, show IFACE, recover IFACE, replay IFACE, inject IFACE FAULT, history or reload')
+  .demandCommand(1, 'Name a command: status, show DEVICE, recover DEVICE, replay DEVICE, inject DEVICE FAULT, history or reload')
   .strict()
   .completion('completion', 'Print a bash completion script (source it from ~/.bashrc)')
   .epilogue(EXIT_CODES)

@@ -1,45 +1,45 @@
 // The control socket's protocol: one JSON object per line each way.
-//   request:  {"id": 1, "method": "show", "params": {"device": "eth0"}}
+//   request:  {"id": 1, "method": "show", "params": {"device": "net:eth0"}}
 //   reply:    {"id": 1, "ok": true, "result": {...}}
 //          or {"id": 1, "ok": false, "error": {"code": "ENODEV", "message": "..."}}
-// Every request is validated here, before the daemon acts on it.
+// Devices are named CLASS:NAME (core/device-ref.ts), checked against the
+// registered classes. Every request is validated here, before the daemon
+// acts on it; anything a caller can send gets an error reply, never an
+// exception.
 
 import type { ConfigError } from '../service/config.js';
+import type { ClassSet } from '../core/class-set.js';
+import { DeviceRefError, type DeviceRef } from '../core/device-ref.js';
+import type { DeviceStatus } from '../core/device-status.js';
 import type { IngestStats } from '../core/ingest.js';
 import type { RecoveryRecord } from '../core/recovery-history.js';
+import { RequestError, type ErrorCode } from '../core/request-error.js';
+
+export { RequestError, type ErrorCode };
+export type { DeviceStatus, ShowEntry, ShowResult, HolderStatus } from '../core/device-status.js';
 
 export const MAX_REQUEST_BYTES = 16 * 1024;
-export const PROTOCOL_VERSION = 1;
+/** 2: devices are CLASS:NAME references, status rows carry their class and attrs. */
+export const PROTOCOL_VERSION = 2;
 
 export type Request =
   | { id: number; method: 'status' }
-  | { id: number; method: 'show'; params: { device: string } }
+  | { id: number; method: 'show'; params: { device: DeviceRef } }
   | { id: number; method: 'version' }
-  | { id: number; method: 'recover'; params: { device: string; reload: boolean } }
-  | { id: number; method: 'replay'; params: { device: string } }
-  | { id: number; method: 'inject'; params: { device: string; fault: InjectFault; sticky: boolean } }
-  | { id: number; method: 'history'; params: { device?: string; limit: number } }
+  | { id: number; method: 'recover'; params: { device: DeviceRef; reload: boolean } }
+  | { id: number; method: 'replay'; params: { device: DeviceRef } }
+  | { id: number; method: 'inject'; params: { device: DeviceRef; fault: string; sticky: boolean } }
+  | { id: number; method: 'history'; params: { device?: DeviceRef; cls?: string; limit: number } }
   | { id: number; method: 'reload' };
 
 /** Methods that change the system: only root may call them. */
 export const MUTATING_METHODS: ReadonlySet<string> = new Set(['recover', 'replay', 'inject', 'reload']);
 
-/**
- * The helper's faults (kmod/PROTOCOL.md `inject`); 'clear' removes an injected
- * one. lost-irq masks the device's PCI INTx: its interrupts are lost.
- */
-export const FAULTS = ['tx-hang', 'fail-stop', 'fail-open', 'fail-mtu', 'fail-mac', 'fail-features', 'fail-rings', 'lost-irq'] as const;
-export type InjectFault = (typeof FAULTS)[number] | 'clear';
-export const INJECT_FAULTS: readonly InjectFault[] = [...FAULTS, 'clear'];
+/** Removes an injected fault (every class): the helper's `inject CLASS:NAME clear`. */
+export const CLEAR_FAULT = 'clear';
 
 export const HISTORY_LIMIT_DEFAULT = 50;
 export const HISTORY_LIMIT_MAX = 1000;
-
-/**
- * EBUSY: the device is being recovered; EHELPER: the kernel helper is missing
- * or refused; EUNAVAIL: this daemon cannot do that (a part is not built in).
- */
-export type ErrorCode = 'EBADREQ' | 'ETOOBIG' | 'ENOMETHOD' | 'ENODEV' | 'EPERM' | 'EBUSY' | 'EHELPER' | 'EUNAVAIL' | 'EINTERNAL';
 
 export interface ErrorReply {
   id: number | null;
@@ -53,37 +53,38 @@ export interface OkReply<T = unknown> {
 }
 export type Reply<T = unknown> = OkReply<T> | ErrorReply;
 
-export class RequestError extends Error {
-  constructor(
-    readonly code: ErrorCode,
-    message: string,
-    readonly id: number | null = null,
-  ) {
-    super(message);
-  }
+/** A JSON value, shortened for an error message (never throws: undefined and functions too). */
+function shown(v: unknown, max = 40): string {
+  const text = JSON.stringify(v) as string | undefined;
+  return (text ?? String(v)).slice(0, max);
 }
 
-/** Interface names as the kernel accepts them: 1-15 bytes, no '/', ':' or whitespace. */
-export function isInterfaceName(name: string): boolean {
-  return name.length >= 1 && Buffer.byteLength(name) <= 15 && !/[/:\s]/.test(name) && name !== '.' && name !== '..';
-}
-
-const DEVICE_RULE = '"device" must be an interface name (1-15 bytes, no "/", ":" or spaces)';
-
-function deviceParam(p: Record<string, unknown>, id: number): string {
+function deviceParam(p: Record<string, unknown>, id: number, classes: ClassSet): DeviceRef {
   const device = p['device'];
-  if (typeof device !== 'string' || !isInterfaceName(device)) throw new RequestError('EBADREQ', DEVICE_RULE, id);
-  return device;
+  if (typeof device !== 'string') throw new RequestError('EBADREQ', `"device" must be a device reference CLASS:NAME (classes: ${classes.ids.join(', ')}), e.g. "net:eth0"`, id);
+  try {
+    return classes.parseRef(device);
+  } catch (err) {
+    if (err instanceof DeviceRefError) throw new RequestError('EBADREQ', `"device": ${err.message}`, id);
+    throw err;
+  }
 }
 
 function onlyKeys(p: Record<string, unknown>, allowed: readonly string[], method: string, id: number): void {
   const extra = Object.keys(p).filter((k) => !allowed.includes(k));
   if (extra.length > 0) {
-    throw new RequestError('EBADREQ', `${method} takes only ${allowed.map((k) => `"${k}"`).join(', ')}, not ${JSON.stringify(extra[0]).slice(0, 40)}`, id);
+    const takes = allowed.length ? `takes only ${allowed.map((k) => `"${k}"`).join(', ')}` : 'takes no parameters';
+    throw new RequestError('EBADREQ', `${method} ${takes}, not ${shown(extra[0])}`, id);
   }
 }
 
-export function parseRequest(line: string): Request {
+function flag(p: Record<string, unknown>, name: string, id: number): boolean {
+  const v = name in p ? p[name] : false;
+  if (typeof v !== 'boolean') throw new RequestError('EBADREQ', `"${name}" must be true or false`, id);
+  return v;
+}
+
+export function parseRequest(line: string, classes: ClassSet): Request {
   if (Buffer.byteLength(line) > MAX_REQUEST_BYTES) throw new RequestError('ETOOBIG', `request is larger than ${MAX_REQUEST_BYTES} bytes`);
   let msg: unknown;
   try {
@@ -96,6 +97,7 @@ export function parseRequest(line: string): Request {
   const id = m['id'];
   if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0) throw new RequestError('EBADREQ', '"id" must be a non-negative integer');
   const method = m['method'];
+  if (typeof method !== 'string') throw new RequestError('EBADREQ', '"method" must be a string', id);
   const params = m['params'] ?? {};
   if (typeof params !== 'object' || params === null || Array.isArray(params)) throw new RequestError('EBADREQ', '"params" must be an object', id);
   const p = params as Record<string, unknown>;
@@ -103,49 +105,48 @@ export function parseRequest(line: string): Request {
     case 'status':
     case 'version':
     case 'reload':
-      if (Object.keys(p).length > 0) throw new RequestError('EBADREQ', `${method} takes no parameters`, id);
+      onlyKeys(p, [], method, id);
       return { id, method };
-    case 'show': {
-      const device = p['device'];
-      if (typeof device !== 'string' || !isInterfaceName(device)) {
-        throw new RequestError('EBADREQ', '"device" must be an interface name (1-15 bytes, no "/", ":" or spaces)', id);
-      }
-      if (Object.keys(p).length !== 1) throw new RequestError('EBADREQ', 'show takes only "device"', id);
-      return { id, method, params: { device } };
-    }
+    case 'show':
+      onlyKeys(p, ['device'], method, id);
+      return { id, method, params: { device: deviceParam(p, id, classes) } };
     case 'recover': {
       onlyKeys(p, ['device', 'reload'], method, id);
-      const device = deviceParam(p, id);
-      const reload = 'reload' in p ? p['reload'] : false;
-      if (typeof reload !== 'boolean') throw new RequestError('EBADREQ', '"reload" must be true or false', id);
-      return { id, method, params: { device, reload } };
+      return { id, method, params: { device: deviceParam(p, id, classes), reload: flag(p, 'reload', id) } };
     }
-    case 'replay': {
+    case 'replay':
       onlyKeys(p, ['device'], method, id);
-      return { id, method, params: { device: deviceParam(p, id) } };
-    }
+      return { id, method, params: { device: deviceParam(p, id, classes) } };
     case 'inject': {
       onlyKeys(p, ['device', 'fault', 'sticky'], method, id);
-      const device = deviceParam(p, id);
+      const device = deviceParam(p, id, classes);
+      const faults = [...classes.require(device.cls).faults, CLEAR_FAULT];
       const fault = p['fault'];
-      if (typeof fault !== 'string' || !(INJECT_FAULTS as readonly string[]).includes(fault)) {
-        throw new RequestError('EBADREQ', `"fault" must be one of ${INJECT_FAULTS.join(', ')}`, id);
+      if (typeof fault !== 'string' || !faults.includes(fault)) {
+        throw new RequestError('EBADREQ', `"fault" must be one of ${faults.join(', ')} (the ${device.cls} class's faults)`, id);
       }
-      const sticky = 'sticky' in p ? p['sticky'] : false;
-      if (typeof sticky !== 'boolean') throw new RequestError('EBADREQ', '"sticky" must be true or false', id);
-      if (sticky && fault === 'clear') throw new RequestError('EBADREQ', '"sticky" applies to a fault, not to clear', id);
-      return { id, method, params: { device, fault: fault as InjectFault, sticky } };
+      const sticky = flag(p, 'sticky', id);
+      if (sticky && fault === CLEAR_FAULT) throw new RequestError('EBADREQ', '"sticky" applies to a fault, not to clear', id);
+      return { id, method, params: { device, fault, sticky } };
     }
     case 'history': {
-      onlyKeys(p, ['device', 'limit'], method, id);
+      onlyKeys(p, ['device', 'class', 'limit'], method, id);
       const limit = 'limit' in p ? p['limit'] : HISTORY_LIMIT_DEFAULT;
       if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > HISTORY_LIMIT_MAX) {
         throw new RequestError('EBADREQ', `"limit" must be an integer from 1 to ${HISTORY_LIMIT_MAX}`, id);
       }
-      return !('device' in p) ? { id, method, params: { limit } } : { id, method, params: { device: deviceParam(p, id), limit } };
+      const out: { device?: DeviceRef; cls?: string; limit: number } = { limit };
+      if ('device' in p) out.device = deviceParam(p, id, classes);
+      if ('class' in p) {
+        const cls = p['class'];
+        if (typeof cls !== 'string' || !classes.get(cls)) throw new RequestError('EBADREQ', `"class" must be one of ${classes.ids.join(', ')}`, id);
+        if (out.device && out.device.cls !== cls) throw new RequestError('EBADREQ', `"class" ${cls} does not match "device" ${out.device.cls}:${out.device.name}`, id);
+        out.cls = cls;
+      }
+      return { id, method, params: out };
     }
     default:
-      throw new RequestError('ENOMETHOD', `unknown method ${JSON.stringify(method).slice(0, 64)}`, id);
+      throw new RequestError('ENOMETHOD', `unknown method ${shown(method, 64)}`, id);
   }
 }
 
@@ -155,47 +156,22 @@ export function errorReply(err: RequestError): ErrorReply {
 
 // Results, shared by the daemon and the CLI.
 
-export interface DeviceStatus {
-  id: string;
-  name: string;
-  ifindex: number;
-  cls: 'net';
-  driver: string | null;
-  bus: string | null;
-  /** passive: the driver runs it; active: a recovery is under way; parked: recovery gave up, the helper holds it. */
-  mode: 'passive' | 'active' | 'parked';
-  /** ok: present and watched; absent: the interface is gone (its shadow is kept). */
-  health: 'ok' | 'absent';
-  keys: number;
-  holders: number;
+/** The taps' health, as the taps runner keeps it: over every class, and per class. */
+export interface TapsStatus extends IngestStats {
+  byClass: Record<string, IngestStats>;
 }
-
-/** The taps' health, as the ingest keeps it. */
-export type TapsStatus = IngestStats;
 
 export interface StatusResult {
   version: string;
   pid: number;
   /** ms since the epoch */
   startedAt: number;
+  /** The registered classes, with the attributes their devices carry (ClassDeclaration.attrs). */
+  classes: { id: string; title: string; attrs: string[] }[];
   taps: TapsStatus;
   /** Devices whose state is being re-read after a change: 0 when the shadow has caught up. */
   pendingReads: number;
   devices: DeviceStatus[];
-}
-
-export interface ShowEntry {
-  key: string;
-  value: unknown;
-  setBy: { pid: number | null; comm: string };
-  /** ms since the epoch */
-  at: number;
-}
-
-export interface ShowResult {
-  device: DeviceStatus;
-  entries: ShowEntry[];
-  holders: { kind: 'promiscuity' | 'allmulti'; pid: number; comm: string; count: number; since: number }[];
 }
 
 export interface VersionResult {
@@ -207,10 +183,11 @@ export interface VersionResult {
 export type RecoverResult = RecoveryRecord;
 
 export interface InjectResult {
+  /** CLASS:NAME */
   device: string;
-  fault: InjectFault;
+  fault: string;
   sticky: boolean;
-  /** The helper's reply, e.g. "injected eth0 tx-hang". */
+  /** The helper's reply, e.g. "injected net:eth0 tx-hang". */
   reply: string;
 }
 

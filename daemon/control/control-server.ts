@@ -7,6 +7,7 @@ import { chmodSync, chownSync, existsSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { errorReply, MAX_REQUEST_BYTES, MUTATING_METHODS, parseRequest, RequestError, type Reply, type Request } from './control-protocol.js';
 import { CONTROL_GROUP, SOCKET_MODE_GROUP, SOCKET_MODE_ROOT_ONLY } from './control-access.js';
+import type { ClassSet } from '../core/class-set.js';
 import type { Logger } from '../service/log.js';
 import { peerCredentials, type PeerCredentials } from './peer-credentials.js';
 
@@ -32,7 +33,7 @@ export interface ControlServerOptions {
   group?: number | null;
 }
 
-export async function startControlServer(path: string, handler: Handler, logger: Logger, options: ControlServerOptions = {}): Promise<ControlServer> {
+export async function startControlServer(path: string, handler: Handler, logger: Logger, classes: ClassSet, options: ControlServerOptions = {}): Promise<ControlServer> {
   const credentialsOf = options.peerCredentials ?? peerCredentials;
   // A socket file left by a killed daemon would make listen() fail.
   if (existsSync(path)) unlinkSync(path);
@@ -54,7 +55,7 @@ export async function startControlServer(path: string, handler: Handler, logger:
       }
       return peer;
     };
-    serveConnection(socket, handler, logger, peerOf, () => peer ?? null);
+    serveConnection(socket, handler, logger, classes, peerOf, () => peer ?? null);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -84,7 +85,7 @@ function setSocketAccess(path: string, group: number | null, logger: Logger): vo
   chmodSync(path, SOCKET_MODE_ROOT_ONLY);
 }
 
-function serveConnection(socket: Socket, handler: Handler, logger: Logger, peerOf: () => PeerCredentials | null, knownPeer: () => PeerCredentials | null): void {
+function serveConnection(socket: Socket, handler: Handler, logger: Logger, classes: ClassSet, peerOf: () => PeerCredentials | null, knownPeer: () => PeerCredentials | null): void {
   let buffered = '';
   // Requests on one connection are answered in order.
   let queue = Promise.resolve();
@@ -98,7 +99,11 @@ function serveConnection(socket: Socket, handler: Handler, logger: Logger, peerO
     while ((nl = buffered.indexOf('\n')) >= 0) {
       const line = buffered.slice(0, nl);
       buffered = buffered.slice(nl + 1);
-      queue = queue.then(() => answer(line));
+      // One request's failure is that request's: the connection, and the daemon, go on.
+      queue = queue.then(() => answer(line)).catch((err: unknown) => {
+        logger.log('err', `control request failed unexpectedly: ${err instanceof Error ? err.message : String(err)}`);
+        send({ id: null, ok: false, error: { code: 'EINTERNAL', message: 'shadowd could not answer that request (its journal says why)' } });
+      });
     }
     if (Buffer.byteLength(buffered) > MAX_REQUEST_BYTES) {
       buffered = '';
@@ -113,7 +118,7 @@ function serveConnection(socket: Socket, handler: Handler, logger: Logger, peerO
     if (line.trim() === '') return;
     let req: Request;
     try {
-      req = parseRequest(line);
+      req = parseRequest(line, classes);
     } catch (err) {
       if (err instanceof RequestError) return send(errorReply(err));
       throw err;

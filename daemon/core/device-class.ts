@@ -18,6 +18,7 @@ import type { Logger } from '../service/log.js';
 import type { NameRule } from './device-ref.js';
 import type { FailureReport } from './failure-report.js';
 import type { HelperClient } from './helper-client.js';
+import type { KernelLogRule } from './kernel-faults.js';
 import type { RestartReply } from './helper-protocol.js';
 import type { ShadowStore } from './shadow-store.js';
 import type { TapEvent } from './tap-record.js';
@@ -57,6 +58,8 @@ export interface ClassDeclaration {
   readonly tapProgram: string;
   /** Every `ev=` the program prints; the taps runner hands the class exactly these. */
   readonly tapEvents: readonly string[];
+  /** The sync barrier's marker for this class's taps. */
+  readonly syncMarker: SyncMarker;
   /** The helper's faults for this class (`inject CLASS:NAME FAULT`), without 'clear'. */
   readonly faults: readonly string[];
   /** The helper's replay steps after a restart, in its order (the `steps=` of `restarted`). */
@@ -71,6 +74,8 @@ export interface ClassDeclaration {
   readonly settings: readonly ClassSetting[];
   /** Device attributes the CLI shows beside the name (net: ifindex), from DeviceStatus.attrs. */
   readonly attrs: readonly string[];
+  /** Failure reports the class's kernel code prints about a device, for the kernel log detector (net: the TX watchdog). */
+  readonly kernelLogRules: readonly KernelLogRule[];
 }
 
 /** What the daemon gives a class when it opens it. */
@@ -167,8 +172,6 @@ export interface ClassRuntime {
   moduleDevices(): Promise<ModuleDevice[]>;
   /** Starts the class's own detectors (stall pollers, tap-event detectors). */
   startDetectors(): ClassDetectors;
-  /** The sync barrier's marker for this class's taps. */
-  readonly syncMarker: SyncMarker;
 }
 
 export interface DeviceClass extends ClassDeclaration {

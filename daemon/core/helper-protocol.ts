@@ -1,22 +1,45 @@
-// Payloads of the kernel helper's recovery commands (kmod/PROTOCOL.md, proto=2),
-// read strictly: a reply that does not say exactly what the protocol promises
-// is an error, never a guess, because the recovery manager acts on it.
+// The kernel helper's recovery commands (kmod/PROTOCOL.md, proto=3), composed
+// and read in one place: `restart`, `park` and `inject` for a device of any
+// class, named CLASS:NAME. Replies are read strictly: one that does not say
+// exactly what the protocol promises is an error, never a guess, because the
+// recovery manager acts on it. What differs by class (the replay steps, the
+// extra fields of `restarted`, the faults) comes from the class's declaration.
+import type { ClassDeclaration } from './device-class.js';
+import { formatRef, type DeviceRef } from './device-ref.js';
 import { HelperError } from './helper-client.js';
 import type { ModuleTimings, RestartMethod } from './recovery-history.js';
 
 export type { RestartMethod };
 
-/** The helper's replay steps after a restart, in the order it runs them. */
-export const RESTART_STEPS = ['name', 'mac', 'mtu', 'features', 'vlan', 'rings', 'msglvl', 'pause', 'privflags', 'open'] as const;
-export type RestartStep = (typeof RESTART_STEPS)[number];
 /** A reload's first step: `ok` (the module was unloaded and loaded again) or `fail` (it would not unload: the device was probed again with the module as it was). */
 export const RELOAD_STEP = 'reload';
-export type RestartStepName = RestartStep | typeof RELOAD_STEP;
+export type RestartStepName = string;
+
+/** What of a class's declaration the helper protocol reads. */
+export type HelperClassTerms = Pick<ClassDeclaration, 'restartSteps' | 'restartFields'>;
+
+/** `restart net:eth0 r1 reload` */
+export function restartCommand(ref: DeviceRef, id: string, how: RestartMethod): string {
+  return `restart ${formatRef(ref)} ${id}${how === 'reload' ? ' reload' : ''}`;
+}
+
+/** `park net:eth0 r1`, answered `parked net:eth0 id=r1`. */
+export function parkCommand(ref: DeviceRef, id: string): { command: string; expect: string } {
+  return { command: `park ${formatRef(ref)} ${id}`, expect: `parked ${formatRef(ref)} id=${id}` };
+}
+
+/** `inject net:eth0 tx-hang sticky`, answered `injected net:eth0 tx-hang`; `inject net:eth0 clear`, answered `cleared net:eth0`. */
+export function injectCommand(ref: DeviceRef, fault: string, sticky: boolean): { command: string; expect: string } {
+  const dev = formatRef(ref);
+  return { command: `inject ${dev} ${fault}${sticky ? ' sticky' : ''}`, expect: fault === 'clear' ? `cleared ${dev}` : `injected ${dev} ${fault}` };
+}
 
 export interface RestartReply {
+  /** CLASS:NAME, as the reply names it. */
   device: string;
   id: string;
-  ifindex: number;
+  /** The class's extra fields (HelperClassTerms.restartFields), one number per declared field. */
+  fields: Record<string, number>;
   /** Which reply it was: a reload's has module, unload_ms, load_ms and a first step `reload`. */
   how: RestartMethod;
   /** The driver's module a reload unloaded and loaded again; null for a re-probe. */
@@ -36,7 +59,7 @@ export interface RestartStepResult {
  * `name:ok,mac:skip,mtu:fail`: known steps, each once, in the helper's order.
  * With `reload`, the list must start with the reload step (and only there).
  */
-function parseSteps(text: string, fail: (why: string) => Error, reload = false): RestartStepResult[] {
+function parseSteps(text: string, known: readonly string[], fail: (why: string) => Error, reload = false): RestartStepResult[] {
   const steps: RestartStepResult[] = [];
   let last = -1;
   const items = text.split(',');
@@ -50,13 +73,13 @@ function parseSteps(text: string, fail: (why: string) => Error, reload = false):
   for (const item of items) {
     const m = /^([a-z]+):([a-z]+)$/.exec(item);
     if (!m) throw fail(`step ${JSON.stringify(item)} is not name:result`);
-    const name = m[1] as RestartStep;
+    const name = m[1]!;
     const result = m[2]!;
-    if ((name as string) === RELOAD_STEP) throw fail(reload ? `step ${RELOAD_STEP} appears twice` : `step ${RELOAD_STEP} is only the first step of a reload`);
-    const at = RESTART_STEPS.indexOf(name);
-    if (at < 0) throw fail(`unknown step ${JSON.stringify(name)} (known: ${RESTART_STEPS.join(', ')})`);
+    if (name === RELOAD_STEP) throw fail(reload ? `step ${RELOAD_STEP} appears twice` : `step ${RELOAD_STEP} is only the first step of a reload`);
+    const at = known.indexOf(name);
+    if (at < 0) throw fail(`unknown step ${JSON.stringify(name)} (known: ${known.join(', ')})`);
     if (steps.some((s) => s.name === name)) throw fail(`step ${name} appears twice`);
-    if (at < last) throw fail(`step ${name} is out of order (the helper replays ${RESTART_STEPS.join(', ')})`);
+    if (at < last) throw fail(`step ${name} is out of order (the helper replays ${known.join(', ')})`);
     last = at;
     if (result !== 'ok' && result !== 'skip' && result !== 'fail') throw fail(`step ${name} has result ${JSON.stringify(result)}, not ok, skip or fail`);
     steps.push({ name, result });
@@ -76,7 +99,7 @@ const RELOAD_TIMING_KEYS: Record<string, keyof ModuleTimings> = {
   unload_ms: 'unloadMs',
   load_ms: 'loadMs',
 };
-const RESTART_KEYS = ['id', 'ifindex', ...Object.keys(TIMING_KEYS), 'steps'];
+const restartKeys = (terms: HelperClassTerms): string[] => ['id', ...terms.restartFields, ...Object.keys(TIMING_KEYS), 'steps'];
 /** A reload's reply has these as well, all of them; a re-probe's none. */
 const RELOAD_KEYS = ['module', ...Object.keys(RELOAD_TIMING_KEYS)];
 /** A module name as the kernel prints it (module_name()): no spaces, no '='. */
@@ -92,32 +115,35 @@ function decimal(text: string): number | null {
 }
 
 /**
- * Parses the payload of a successful `restart IFACE ID [reload]`:
- * `restarted IFACE id=ID ifindex=N stop_ms=N release_ms=N probe_ms=N replay_ms=N open_ms=N total_ms=N steps=name:ok,mac:skip,...`,
+ * Parses the payload of a successful `restart CLASS:NAME ID [reload]`:
+ * `restarted CLASS:NAME id=ID [CLASS FIELDS=N ...] stop_ms=N release_ms=N probe_ms=N replay_ms=N open_ms=N total_ms=N steps=name:ok,...`,
  * and for a reload also `module=NAME unload_ms=N load_ms=N` with steps
  * starting `reload:ok` or `reload:fail`. Every field must be there once, with
  * nothing else (the reload fields all or none); the reply must be about the
  * device and recovery id that were asked for. `expected.how`, when given, is
- * the reply shape the command asked for.
+ * the reply shape the command asked for. The class's terms say which extra
+ * fields (each a positive decimal) and which steps, in which order, it has.
  */
-export function parseRestartReply(payload: string, expected: { device: string; id: string; how?: RestartMethod }): RestartReply {
+export function parseRestartReply(payload: string, expected: { ref: DeviceRef; id: string; how?: RestartMethod }, terms: HelperClassTerms): RestartReply {
   const fail = (why: string): HelperError => bad('restart', payload, why);
+  const wanted = formatRef(expected.ref);
+  const keys = restartKeys(terms);
   if (payload === '') throw fail('it is empty');
   const tokens = payload.split(' ');
   if (tokens.some((t) => t === '')) throw fail('tokens must be separated by single spaces');
   const [verb, device, ...fields] = tokens;
   if (verb !== 'restarted') throw fail(`it starts with ${JSON.stringify(verb)}, not "restarted"`);
-  if (device !== expected.device) throw fail(`it is about ${JSON.stringify(device ?? '')}, the restart was for ${expected.device}`);
+  if (device !== wanted) throw fail(`it is about ${JSON.stringify(device ?? '')}, the restart was for ${wanted}`);
   const values = new Map<string, string>();
   for (const field of fields) {
     const eq = field.indexOf('=');
     if (eq <= 0) throw fail(`${JSON.stringify(field)} is not key=value`);
     const key = field.slice(0, eq);
-    if (!RESTART_KEYS.includes(key) && !RELOAD_KEYS.includes(key)) throw fail(`unknown field ${JSON.stringify(key)}`);
+    if (!keys.includes(key) && !RELOAD_KEYS.includes(key)) throw fail(`unknown field ${JSON.stringify(key)}`);
     if (values.has(key)) throw fail(`field ${key} appears twice`);
     values.set(key, field.slice(eq + 1));
   }
-  const missing = RESTART_KEYS.filter((k) => !values.has(k));
+  const missing = keys.filter((k) => !values.has(k));
   if (missing.length > 0) throw fail(`missing ${missing.join(', ')}`);
   const reloadKeys = RELOAD_KEYS.filter((k) => values.has(k));
   if (reloadKeys.length > 0 && reloadKeys.length < RELOAD_KEYS.length) {
@@ -130,8 +156,12 @@ export function parseRestartReply(payload: string, expected: { device: string; i
 
   const id = values.get('id')!;
   if (id !== expected.id) throw fail(`it is for recovery ${JSON.stringify(id)}, not ${expected.id}`);
-  const ifindex = decimal(values.get('ifindex')!);
-  if (ifindex === null || ifindex < 1) throw fail(`ifindex ${JSON.stringify(values.get('ifindex'))} is not a positive decimal number`);
+  const extra: Record<string, number> = {};
+  for (const key of terms.restartFields) {
+    const n = decimal(values.get(key)!);
+    if (n === null || n < 1) throw fail(`${key} ${JSON.stringify(values.get(key))} is not a positive decimal number`);
+    extra[key] = n;
+  }
   let module: string | null = null;
   if (how === 'reload') {
     module = values.get('module')!;
@@ -144,8 +174,8 @@ export function parseRestartReply(payload: string, expected: { device: string; i
     timings[name] = n;
   }
 
-  const steps = parseSteps(values.get('steps')!, fail, how === 'reload');
-  return { device, id, ifindex, how, module, timings, steps };
+  const steps = parseSteps(values.get('steps')!, terms.restartSteps, fail, how === 'reload');
+  return { device, id, fields: extra, how, module, timings, steps };
 }
 
 /** "stop 10, release 5, unload 120, load 300, probe 600, replay 30, open 205 ms": the helper's phases, a reload's when it has them. */
@@ -160,17 +190,17 @@ export function modulePhases(t: ModuleTimings): string {
  * a reload's start with `reload:ok` or `reload:fail`).
  * Only what is there is read; a message without a readable list gives [].
  */
-export function restartErrorSteps(message: string): RestartStepResult[] {
+export function restartErrorSteps(message: string, terms: HelperClassTerms): RestartStepResult[] {
   const m = / steps=([a-z:,]+)$/.exec(message);
   if (!m?.[1] || m[1] === 'none') return [];
   try {
-    return parseSteps(m[1], (why) => new Error(why), m[1].startsWith(`${RELOAD_STEP}:`));
+    return parseSteps(m[1], terms.restartSteps, (why) => new Error(why), m[1].startsWith(`${RELOAD_STEP}:`));
   } catch {
     return [];
   }
 }
 
-/** Throws unless `payload` is exactly what the protocol promises for a command (`staged eth0 rings`, `parked eth0 id=r1`, ...). */
+/** Throws unless `payload` is exactly what the protocol promises for a command (`parked net:eth0 id=r1`, ...). */
 export function expectPayload(command: string, payload: string, expected: string): void {
   if (payload !== expected) {
     throw new HelperError(`unexpected reply from shadow_helper to "${command}": ${JSON.stringify(payload)}, expected ${JSON.stringify(expected)}`, {
@@ -179,20 +209,3 @@ export function expectPayload(command: string, payload: string, expected: string
   }
 }
 
-/** What a `stage` command's reply names: `stage eth0 rings 256 0 0 256` → `staged eth0 rings`. */
-export function stagedPayload(command: string): string {
-  const [, device, what] = command.split(' ');
-  return `staged ${device ?? ''} ${what ?? ''}`;
-}
-
-/**
- * Whether `command` is a well-formed `stage` command for `device`
- * (PROTOCOL.md: rings RX RX_MINI RX_JUMBO TX, msglvl N, pause AUTONEG RX TX, privflags N, clear).
- * The staging source is another module's code: only what the protocol allows is sent.
- */
-export function isStageCommand(command: string, device: string): boolean {
-  const prefix = `stage ${device} `;
-  if (!command.startsWith(prefix)) return false;
-  const n = '(0|[1-9][0-9]{0,9})';
-  return new RegExp(`^(rings ${n} ${n} ${n} ${n}|msglvl ${n}|pause [01] [01] [01]|privflags ${n}|clear)$`).test(command.slice(prefix.length));
-}

@@ -1,12 +1,14 @@
-// Keeps the taps running: supervises bpftrace, restarts it with back-off when
-// it exits, hands tap events on in batches (one per chunk of output, so the
-// shadow commits a batch at once), and reports what it had to skip or lost.
-// sync() is a barrier: it resolves once every event the taps printed before
-// it was called has been handed on.
+// Keeps one class's taps running: supervises its bpftrace program, restarts
+// it with back-off when it exits, hands tap events on in batches (one per
+// chunk of output, so the shadow commits a batch at once), and reports what
+// it had to skip or lost. sync() is a barrier: it resolves once every event
+// the taps printed before it was called has been handed on; the class names
+// the marker that makes it (SyncMarker).
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { startBpftrace, type BpftraceRun } from './bpftrace-process.js';
+import type { SyncMarker } from './device-class.js';
 import type { Logger } from '../service/log.js';
 import type { TapEvent } from './tap-record.js';
 
@@ -23,6 +25,8 @@ export interface IngestStats {
 }
 
 export interface IngestOptions {
+  /** The class whose taps these are (for the logs). */
+  cls?: string;
   program: string;
   bpftrace?: string;
   logger: Logger;
@@ -30,13 +34,15 @@ export interface IngestOptions {
   /** Events were lost, or the taps were down for a while: the shadow must re-read its devices. */
   onGap: (why: string) => void;
   onAttached?: (probes: number) => void;
-  /** The kernel's TX watchdog fired (ev=xmit_timeout): handed on at once, for the failure detectors (it also goes into the batch). */
-  onTxTimeout?: (event: TapEvent) => void;
+  /** Every event as it arrives, before batching, for the class's detectors (it also goes into the batch). */
+  onEvent?: (event: TapEvent) => void;
+  /** The class's marker for sync(). */
+  marker: SyncMarker;
   initialBackoffMs?: number;
   maxBackoffMs?: number;
   /** See BpftraceOptions.probesLive. */
   probesLive?: (pid: number) => Promise<void>;
-  /** Starts sync()'s marker on one CPU; the default runs SYNC_MARKER_ARGV under taskset. For tests. */
+  /** Starts sync()'s marker on one CPU; the default runs the marker's argv under taskset. For tests. */
   startMarker?: (cpu: number) => MarkerProcess;
   /** The CPUs sync() puts a marker on; the default: the online CPUs. For tests. */
   cpus?: () => number[];
@@ -48,14 +54,6 @@ export interface MarkerProcess {
   exited: Promise<{ exitCode: number | null; stderr: string }>;
 }
 
-/**
- * An interface name no device can have (the kernel refuses ':' in names). An
- * ethtool netlink set request naming it fails with ENODEV, and the taps print
- * it anyway, with ifindex=0 (ev=ethtool_nl_set in bpf/netdev-class.bt): the
- * marker sync() waits for.
- */
-export const SYNC_MARKER_DEVICE = 'shadowd:sync';
-export const SYNC_MARKER_ARGV: readonly string[] = ['ethtool', '-s', SYNC_MARKER_DEVICE, 'msglvl', '0'];
 /** How long sync() waits for its markers. */
 export const SYNC_TIMEOUT_MS = 5_000;
 
@@ -85,9 +83,9 @@ function onlineCpus(): number[] {
   return cpus().map((_, i) => i);
 }
 
-/** The marker pinned to one CPU: taskset sets its affinity and runs the ethtool request in the same process. */
-function startMarker(cpu: number): MarkerProcess {
-  const child = spawn('taskset', ['--cpu-list', String(cpu), ...SYNC_MARKER_ARGV], { stdio: ['ignore', 'ignore', 'pipe'] });
+/** The marker pinned to one CPU: taskset sets its affinity and runs the marker's request in the same process. */
+function startMarker(argv: readonly string[], cpu: number): MarkerProcess {
+  const child = spawn('taskset', ['--cpu-list', String(cpu), ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {
     if (stderr.length < 2000) stderr += d.toString();
@@ -102,8 +100,6 @@ function startMarker(cpu: number): MarkerProcess {
   return { pid: child.pid, exited };
 }
 
-/** Whether an event is a sync() marker: the request for SYNC_MARKER_DEVICE, which resolved to no device. */
-const isMarkerEvent = (e: TapEvent): boolean => (e.call === 'ethtool_nl_set' || e.call === 'ethtool_ioctl') && e.nums['ifindex'] === 0;
 
 interface Barrier {
   /** pid → CPU of the markers whose event has not come yet. */
@@ -141,7 +137,7 @@ export class Ingest {
    * handed to onEvents. bpftrace 0.17 writes its output through one perf
    * buffer per CPU and reads them in turn, so events from different CPUs come
    * out of order; each buffer, though, keeps its own order. So a marker runs
-   * pinned to each online CPU (a request the taps print: SYNC_MARKER_ARGV),
+   * pinned to each online CPU (a request the taps print: the class's SyncMarker),
    * and once every marker has come out, every event printed before them on
    * any CPU has too. Rejects (IngestSyncError) when the taps are not attached,
    * a marker cannot run on its CPU, bpftrace exits, or the markers take longer
@@ -150,7 +146,8 @@ export class Ingest {
   sync(timeoutMs = SYNC_TIMEOUT_MS): Promise<void> {
     if (this.stats.state !== 'attached' || this.run === null) return Promise.reject(new IngestSyncError(`the taps are not attached (${this.stats.state})`));
     const cpuList = (this.opts.cpus ?? onlineCpus)();
-    const start = this.opts.startMarker ?? startMarker;
+    const argv = this.opts.marker.argv;
+    const start = this.opts.startMarker ?? ((cpu: number) => startMarker(argv, cpu));
     return new Promise<void>((resolve, reject) => {
       const waiting = new Map<number, number>();
       const barrier: Barrier = {
@@ -177,7 +174,7 @@ export class Ingest {
         }
         const pid = marker.pid;
         void marker.exited.then(({ exitCode, stderr }) => {
-          // ethtool always fails (no such device), once its request is printed: its exit says nothing.
+          // The marker's request always fails, once it is printed: its exit says nothing.
           // taskset failing, or not starting, means the marker never ran on its CPU.
           if ((pid === undefined || waiting.has(pid)) && (exitCode === null || /^taskset:|cannot run taskset/m.test(stderr))) {
             barrier.settle(new IngestSyncError(`cannot run a marker on CPU ${cpu}: ${stderr.trim() || `exit status ${String(exitCode)}`}`));
@@ -191,7 +188,7 @@ export class Ingest {
 
   /** A marker event of a pending sync(): everything before it is handed on first. Returns whether it was one. */
   private marker(e: TapEvent): boolean {
-    if (this.barriers.size === 0 || !isMarkerEvent(e)) return false;
+    if (this.barriers.size === 0 || !this.opts.marker.isMarker(e)) return false;
     const mine = [...this.barriers].filter((b) => b.waiting.has(e.pid));
     if (mine.length === 0) return false;
     this.flush();
@@ -227,13 +224,13 @@ export class Ingest {
       program: this.opts.program,
       bpftrace: this.opts.bpftrace,
       probesLive: this.opts.probesLive,
-      onStderr: (line) => logger.log('warning', `bpftrace: ${line}`, { SHADOWD_COMPONENT: 'ingest' }),
+      onStderr: (line) => logger.log('warning', `bpftrace: ${line}`, { SHADOWD_COMPONENT: 'ingest', SHADOWD_CLASS: this.opts.cls }),
       onMessage: (msg) => {
         switch (msg.kind) {
           case 'event':
             this.stats.events++;
             if (this.marker(msg.event)) break;
-            if (msg.event.call === 'xmit_timeout') this.opts.onTxTimeout?.(msg.event);
+            this.opts.onEvent?.(msg.event);
             this.batch.push(msg.event);
             // A burst is applied in slices as it is read, so memory stays flat however fast bpftrace writes.
             if (this.batch.length >= MAX_BATCH) this.flush();
@@ -244,11 +241,11 @@ export class Ingest {
             break;
           case 'malformed':
             this.stats.malformed++;
-            logger.log('warning', `skipped unreadable tap output (${msg.reason})`, { SHADOWD_COMPONENT: 'ingest', SHADOWD_LINE: msg.line.slice(0, 200) });
+            logger.log('warning', `skipped unreadable tap output (${msg.reason})`, { SHADOWD_COMPONENT: 'ingest', SHADOWD_CLASS: this.opts.cls, SHADOWD_LINE: msg.line.slice(0, 200) });
             break;
           case 'lost':
             this.stats.lost += msg.count;
-            logger.log('warning', `the kernel dropped ${msg.count} tap events; re-reading the devices`, { SHADOWD_COMPONENT: 'ingest' });
+            logger.log('warning', `the kernel dropped ${msg.count} tap events; re-reading the devices`, { SHADOWD_COMPONENT: 'ingest', SHADOWD_CLASS: this.opts.cls });
             this.flush();
             this.opts.onGap(`${msg.count} tap events lost`);
             break;
@@ -262,7 +259,7 @@ export class Ingest {
     const attachedAt = run.attached.then((probes) => {
       this.stats.state = 'attached';
       this.stats.probes = probes;
-      logger.log('info', `taps attached: ${probes} probes`, { SHADOWD_COMPONENT: 'ingest' });
+      logger.log('info', `taps attached: ${probes} probes`, { SHADOWD_COMPONENT: 'ingest', SHADOWD_CLASS: this.opts.cls });
       this.opts.onAttached?.(probes);
       return { probes, at: Date.now() };
     });
@@ -278,7 +275,7 @@ export class Ingest {
       this.stats.lastError = why;
       this.stats.state = 'restarting';
       this.stats.restarts++;
-      logger.log('err', `${why}; restarting the taps in ${this.backoffMs / 1000} s`, { SHADOWD_COMPONENT: 'ingest' });
+      logger.log('err', `${why}; restarting the taps in ${this.backoffMs / 1000} s`, { SHADOWD_COMPONENT: 'ingest', SHADOWD_CLASS: this.opts.cls });
       this.timer = setTimeout(() => {
         this.timer = null;
         // Whatever happened while the taps were down was not seen: re-read after re-attaching.

@@ -1,8 +1,10 @@
 // Reads the kernel's own failure reports out of /dev/kmsg records: an oops, a
-// BUG, a WARN and the TX watchdog's "transmit queue N timed out", and blames
-// each on a module. Pure (no I/O) so it is tested on kernel output recorded
-// in the guest (test/fixtures/kmsg); kernel-log-watch.ts feeds it live.
-import type { FailureKind } from './failure-report.js';
+// BUG and a WARN for every class, and the reports a class's own kernel code
+// prints (KernelLogRule: the network class's TX watchdog, say), and blames
+// each on a module or a device. Pure (no I/O) so it is tested on kernel
+// output recorded in the guest (test/fixtures/kmsg); kernel-log-watch.ts
+// feeds it live.
+import type { GenericFailureKind } from './failure-report.js';
 
 /** One /dev/kmsg record: `PRIO,SEQ,TS_USEC,FLAGS[,...];message` plus ` KEY=value` dictionary lines. */
 export interface KmsgRecord {
@@ -52,26 +54,54 @@ export function splitKmsgText(text: string): string[] {
   return records;
 }
 
-export type KernelFaultKind = Extract<FailureKind, 'oops' | 'bug' | 'warn' | 'tx-timeout'>;
+/** A generic kind, or a class's (KernelLogRule.kind). */
+export type KernelFaultKind = Exclude<GenericFailureKind, 'manual'> | string;
+
+/** What a class rule reads off one kernel log line that names a device. */
+export interface RuleMatch {
+  device: string;
+  /** The driver the kernel named, when it did: a driver name, which may differ from its module's. */
+  driverName: string | null;
+  /** How long before the line the failure began, when the kernel says so; else 0. */
+  startedMsBefore: number;
+  /** One line for the logs and the history. */
+  detail: string;
+}
+
+/**
+ * A failure report a class's kernel code prints about one of its devices
+ * (the network class: the TX watchdog's "transmit queue N timed out").
+ * `line`: the record is a whole report. `opener`: the record opens a report
+ * whose WARNING line and stack follow (that WARN is part of it, not one of
+ * its own).
+ */
+export interface KernelLogRule {
+  cls: string;
+  kind: string;
+  line?(text: string): RuleMatch | null;
+  opener?(text: string): RuleMatch | null;
+}
 
 export interface KernelFault {
   kind: KernelFaultKind;
+  /** The class whose rule read the report (it names the device); null for an oops, BUG or WARN. */
+  cls: string | null;
   /**
    * The module the report blames: the [module] tag of the WARNING or RIP line,
    * else of the first reliable call-trace frame that has one. null when only
    * core kernel code is in the report.
    */
   module: string | null;
-  /** The interface the kernel named (TX watchdog reports only). */
+  /** The device the kernel named (a class rule's reports only). */
   device: string | null;
-  /** The driver the kernel named (TX watchdog reports only): a driver name, which may differ from its module's. */
+  /** The driver the kernel named (a class rule's reports only): a driver name, which may differ from its module's. */
   driverName: string | null;
   /** One line for the logs and the history. */
   detail: string;
   /** Kernel time (µs since boot) and sequence number of the report's first record. */
   usec: number;
   seq: number;
-  /** How long before `usec` the failure began, when the kernel says so (the watchdog's "timed out N ms"); else 0. */
+  /** How long before `usec` the failure began, when the kernel says so (a rule's match); else 0. */
   startedMsBefore: number;
   /** The report as the kernel printed it (at most MAX_LINES lines), for the logs. */
   lines: string[];
@@ -80,13 +110,6 @@ export interface KernelFault {
 /** Longest report kept; an oops with its register dumps is about 60 lines. */
 const MAX_LINES = 200;
 
-// Debian's 6.1.192 (and upstream since 6.9): netdev_crit() from dev_watchdog(),
-//   "e1000 0000:00:04.0 eth0: NETDEV WATCHDOG: CPU: 0: transmit queue 0 timed out 10332 ms"
-// prefixed by the parent's driver and bus id; a device without a parent has only "eth0: ".
-const WATCHDOG_NETDEV =
-  /^(?:(\S+) (\S+) )?([^\s:/]+?)(?: \((?:uninitialized|unregistering|unregistered|released|dummy|unknown)\))?: NETDEV WATCHDOG: CPU: \d+: transmit queue (\d+) timed out (\d+) ms$/;
-// Upstream 6.1 to 6.8: the message of a WARN_ONCE, so its WARNING line and stack follow it.
-const WATCHDOG_WARN = /^NETDEV WATCHDOG: ([^\s:/]+) \((\S+)\): transmit queue (\d+) timed out(?: (\d+) ms)?$/;
 const WARNING = /^WARNING: CPU: \d+ PID: \d+ at (.*)$/;
 const KERNEL_BUG_AT = /^kernel BUG at .*!$/;
 const BUG = /^BUG: /;
@@ -100,8 +123,9 @@ const END = /^---\[ end trace [0-9a-f]+ \]---/;
 
 interface Open {
   kind: KernelFaultKind;
-  /** What opened it: a WARN's own WARNING line joins an old-style watchdog report. */
-  opener: 'watchdog' | 'warning' | 'bug' | 'bug-at' | 'die';
+  cls: string | null;
+  /** What opened it: a WARN's own WARNING line joins a class rule's opened report. */
+  opener: 'rule' | 'warning' | 'bug' | 'bug-at' | 'die';
   module: string | null;
   frameModule: string | null;
   frame: string | null;
@@ -126,6 +150,9 @@ const tagOf = (text: string): string | null => TAG.exec(text)?.[1] ?? null;
 export class KernelFaultParser {
   private open: Open | null = null;
 
+  /** The classes' rules (ClassRuntime.kernelLogRules), tried before the generic reports. */
+  constructor(private readonly rules: readonly KernelLogRule[] = []) {}
+
   /** Whether a report is still collecting its lines. */
   get pending(): boolean {
     return this.open !== null;
@@ -136,38 +163,36 @@ export class KernelFaultParser {
     if (rec.facility !== 0) return [];
     const text = rec.text;
     const out: KernelFault[] = [];
-    const watchdog = WATCHDOG_NETDEV.exec(text);
-    if (watchdog) {
+    for (const rule of this.rules) {
+      const m = rule.line?.(text);
+      if (!m) continue;
       // One line, complete in itself; another CPU's report may be open around it.
       out.push({
-        kind: 'tx-timeout',
+        kind: rule.kind,
+        cls: rule.cls,
         module: null,
-        device: watchdog[3]!,
-        driverName: watchdog[1] ?? null,
-        detail: `NETDEV WATCHDOG: ${watchdog[3]!}${watchdog[1] ? ` (${watchdog[1]})` : ''}: transmit queue ${watchdog[4]!} timed out ${watchdog[5]!} ms`,
+        device: m.device,
+        driverName: m.driverName,
+        detail: m.detail,
         usec: rec.usec,
         seq: rec.seq,
-        startedMsBefore: Number(watchdog[5]),
+        startedMsBefore: m.startedMsBefore,
         lines: [text],
       });
       return out;
     }
     const o = this.open;
-    const oldWatchdog = WATCHDOG_WARN.exec(text);
-    const warning = WARNING.exec(text);
-    if (oldWatchdog) {
+    for (const rule of this.rules) {
+      const m = rule.opener?.(text);
+      if (!m) continue;
       out.push(...this.flush());
-      this.start(rec, 'tx-timeout', 'watchdog', {
-        device: oldWatchdog[1]!,
-        driverName: oldWatchdog[2]!,
-        startedMsBefore: oldWatchdog[4] ? Number(oldWatchdog[4]) : 0,
-        head: text.trimEnd(),
-      });
+      this.start(rec, rule.kind, 'rule', { cls: rule.cls, device: m.device, driverName: m.driverName, startedMsBefore: m.startedMsBefore, head: text.trimEnd() });
       return out;
     }
+    const warning = WARNING.exec(text);
     if (warning) {
-      if (o && o.opener === 'watchdog' && o.lines.length < 4) {
-        // The watchdog's own WARN (in dev_watchdog, core code): part of its report.
+      if (o && o.opener === 'rule' && o.lines.length < 4) {
+        // The rule's report's own WARN (in the class's core code): part of its report.
         o.lines.push(text);
         return out;
       }
@@ -223,11 +248,12 @@ export class KernelFaultParser {
     if (!o) return [];
     const module = o.module ?? o.frameModule;
     let detail = o.head;
-    if (o.kind !== 'tx-timeout' && o.kind !== 'warn' && o.rip) detail += ` at ${o.rip}`;
+    if (o.opener !== 'rule' && o.kind !== 'warn' && o.rip) detail += ` at ${o.rip}`;
     if (o.module === null && o.frame) detail += ` (called from ${o.frame})`;
     return [
       {
         kind: o.kind,
+        cls: o.cls,
         module,
         device: o.device,
         driverName: o.driverName,
@@ -244,10 +270,11 @@ export class KernelFaultParser {
     rec: KmsgRecord,
     kind: KernelFaultKind,
     opener: Open['opener'],
-    init: { head: string; module?: string | null; device?: string; driverName?: string; startedMsBefore?: number },
+    init: { head: string; cls?: string; module?: string | null; device?: string; driverName?: string | null; startedMsBefore?: number },
   ): void {
     this.open = {
       kind,
+      cls: init.cls ?? null,
       opener,
       module: init.module ?? null,
       frameModule: null,
@@ -266,8 +293,8 @@ export class KernelFaultParser {
 }
 
 /** Every complete report in a list of records (raw record text or parsed). */
-export function parseKernelFaults(records: readonly (string | KmsgRecord)[]): KernelFault[] {
-  const parser = new KernelFaultParser();
+export function parseKernelFaults(records: readonly (string | KmsgRecord)[], rules: readonly KernelLogRule[] = []): KernelFault[] {
+  const parser = new KernelFaultParser(rules);
   const faults: KernelFault[] = [];
   for (const r of records) {
     const rec = typeof r === 'string' ? parseKmsgRecord(r) : r;

@@ -1,44 +1,19 @@
 // Failure detector on the kernel log: reads /dev/kmsg as records arrive, finds
-// the kernel's oops, BUG, WARN and TX watchdog reports (kernel-faults.ts),
-// blames each on a driver module and reports every network interface that
-// module drives. A report blamed on shadow_helper itself is a bug in our own
-// module: it goes to onSelfFault, never to recovery.
+// the kernel's oops, BUG and WARN reports and those the classes' rules read
+// (kernel-faults.ts), blames each on a driver module and reports every device,
+// of every class, that module drives. A report blamed on shadow_helper itself
+// is a bug in our own module: it goes to onSelfFault, never to recovery.
 import { closeSync, constants, openSync, readSync } from 'node:fs';
-import { readdir, readlink } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import type { ModuleDevice } from './device-class.js';
 import type { FailureReport } from './failure-report.js';
-import { KernelFaultParser, parseKmsgRecord, type KernelFault, type KernelFaultKind } from './kernel-faults.js';
+import { KernelFaultParser, parseKmsgRecord, type KernelFault, type KernelFaultKind, type KernelLogRule } from './kernel-faults.js';
 import type { Logger } from '../service/log.js';
 
 export const SELF_MODULE = 'shadow_helper';
 
-export interface NetDeviceInfo {
-  name: string;
-  /** The bound driver's name (/sys/class/net/NAME/device/driver), null for a device without one (lo, veth, bridge). */
-  driver: string | null;
-  /** The module that driver lives in (…/driver/module); can differ from the driver's name. */
-  module: string | null;
-}
-
-async function linkBase(path: string): Promise<string | null> {
-  try {
-    return basename(await readlink(path));
-  } catch {
-    return null;
-  }
-}
-
-/** The network interfaces with the driver and module behind each, from sysfs. */
-export async function readNetDevices(sysfs = '/sys'): Promise<NetDeviceInfo[]> {
-  const names = await readdir(join(sysfs, 'class', 'net'));
-  return Promise.all(
-    names.sort().map(async (name) => {
-      const device = join(sysfs, 'class', 'net', name, 'device');
-      const driver = await linkBase(join(device, 'driver'));
-      const module = driver === null ? null : await linkBase(join(device, 'driver', 'module'));
-      return { name, driver, module };
-    }),
-  );
+/** A device of some class, with the driver and module behind it (ClassRuntime.moduleDevices). */
+export interface ClassDevice extends ModuleDevice {
+  cls: string;
 }
 
 /** A failure the kernel blamed on our own helper module. */
@@ -55,7 +30,7 @@ export interface SelfFault {
 export type FaultOutcome =
   | { kind: 'reports'; reports: FailureReport[] }
   | { kind: 'self'; fault: SelfFault }
-  /** Not a network driver's failure (another module, or core kernel code alone): logged, not recovered. */
+  /** Not a failure of a driver shadowd watches (another module, or core kernel code alone): logged, not recovered. */
   | { kind: 'ignored'; why: string };
 
 export interface AttributeOptions {
@@ -67,15 +42,16 @@ export interface AttributeOptions {
 }
 
 /** Who a kernel report is about: pure, so it is tested on recorded reports and a given device list. */
-export function attributeFault(fault: KernelFault, devices: readonly NetDeviceInfo[], opts: AttributeOptions): FaultOutcome {
+export function attributeFault(fault: KernelFault, devices: readonly ClassDevice[], opts: AttributeOptions): FaultOutcome {
   const selfModule = opts.selfModule ?? SELF_MODULE;
   const since = Math.min(opts.detectedAt, Math.round(opts.bootWallMs + fault.usec / 1000 - fault.startedMsBefore));
-  const moduleOf = (d: NetDeviceInfo): string | null => d.module ?? d.driver;
+  const moduleOf = (d: ClassDevice): string | null => d.module ?? d.driver;
   const self = (driver: string): FaultOutcome => ({
     kind: 'self',
     fault: { kind: fault.kind, driver, detail: fault.detail, detectedAt: opts.detectedAt, since, lines: fault.lines },
   });
-  const report = (device: string, driver: string | null): FailureReport => ({
+  const report = (cls: string, device: string, driver: string | null): FailureReport => ({
+    cls,
     device,
     kind: fault.kind,
     detail: fault.detail,
@@ -84,18 +60,20 @@ export function attributeFault(fault: KernelFault, devices: readonly NetDeviceIn
     since,
   });
 
-  if (fault.device !== null) {
-    const named = devices.find((d) => d.name === fault.device);
-    const byDriver = devices.find((d) => d.driver !== null && d.driver === fault.driverName);
+  if (fault.cls !== null && fault.device !== null) {
+    const cls = fault.cls;
+    const mine = devices.filter((d) => d.cls === cls);
+    const named = mine.find((d) => d.name === fault.device);
+    const byDriver = mine.find((d) => d.driver !== null && d.driver === fault.driverName);
     const driver = (named && moduleOf(named)) ?? (byDriver && moduleOf(byDriver)) ?? fault.driverName;
     if (driver === selfModule) return self(driver);
-    return { kind: 'reports', reports: [report(fault.device, driver)] };
+    return { kind: 'reports', reports: [report(cls, fault.device, driver)] };
   }
   if (fault.module === null) return { kind: 'ignored', why: `kernel ${fault.kind} in core kernel code, with no module in its report: no driver to blame` };
   if (fault.module === selfModule) return self(fault.module);
   const affected = devices.filter((d) => moduleOf(d) === fault.module);
-  if (affected.length === 0) return { kind: 'ignored', why: `kernel ${fault.kind} in module ${fault.module}, which drives no network device` };
-  return { kind: 'reports', reports: affected.map((d) => report(d.name, fault.module)) };
+  if (affected.length === 0) return { kind: 'ignored', why: `kernel ${fault.kind} in module ${fault.module}, which drives no device shadowd watches` };
+  return { kind: 'reports', reports: affected.map((d) => report(d.cls, d.name, fault.module)) };
 }
 
 /** What KmsgSource.read returns when the kernel overwrote records before they were read. */
@@ -154,8 +132,6 @@ export interface KernelLogWatchOptions {
   onSelfFault: (fault: SelfFault) => void;
   /** Default: openKmsg('/dev/kmsg'). */
   source?: () => KmsgSource;
-  /** Default /sys. */
-  sysfs?: string;
   /** How often new records are read (default 100 ms). */
   pollMs?: number;
   /**
@@ -170,8 +146,10 @@ export interface KernelLogWatchOptions {
   now?: () => number;
   /** A clock that does not jump, in ms, for settleMs. */
   monotonicMs?: () => number;
-  /** For tests: the device list (default: read from sysfs at each report). */
-  devices?: () => Promise<NetDeviceInfo[]>;
+  /** Every class's devices with their drivers and modules, read at each report (ClassRuntime.moduleDevices). */
+  devices: () => Promise<ClassDevice[]>;
+  /** The classes' rules for their own kernel reports (ClassDeclaration.kernelLogRules). */
+  rules?: readonly KernelLogRule[];
 }
 
 export interface KernelLogStats {
@@ -191,7 +169,7 @@ export class KernelLogWatch {
   readonly stats: KernelLogStats = { records: 0, lost: 0, faults: 0, reports: 0 };
   private source: KmsgSource | null = null;
   private timer: NodeJS.Timeout | null = null;
-  private readonly parser = new KernelFaultParser();
+  private readonly parser: KernelFaultParser;
   private lastSeq: number | null = null;
   private overran = false;
   /** When the report being collected began (monotonicMs). */
@@ -211,6 +189,7 @@ export class KernelLogWatch {
   private readonly monotonicMs: () => number;
 
   constructor(private readonly opts: KernelLogWatchOptions) {
+    this.parser = new KernelFaultParser(opts.rules ?? []);
     this.now = opts.now ?? Date.now;
     this.monotonicMs = opts.monotonicMs ?? (() => performance.now());
   }
@@ -305,11 +284,11 @@ export class KernelLogWatch {
     const detectedAt = this.now();
     const bootWallMs = this.anchor.wall - this.anchor.usec / 1000;
     this.delivering = this.delivering.then(async () => {
-      let devices: NetDeviceInfo[] = [];
+      let devices: ClassDevice[] = [];
       try {
-        devices = await (this.opts.devices ?? (() => readNetDevices(this.opts.sysfs)))();
+        devices = await this.opts.devices();
       } catch (err) {
-        this.opts.logger.log('warning', `cannot read the network devices to blame a kernel report on: ${err instanceof Error ? err.message : String(err)}`, {
+        this.opts.logger.log('warning', `cannot read the devices to blame a kernel report on: ${err instanceof Error ? err.message : String(err)}`, {
           SHADOWD_COMPONENT: 'kernel-log',
         });
       }
@@ -342,18 +321,18 @@ export class KernelLogWatch {
         return;
       case 'reports':
         for (const r of outcome.reports) {
-          const key = `${r.device}\0${r.kind}`;
+          const key = `${r.cls}:${r.device}\0${r.kind}`;
           const last = this.lastReported.get(key);
           if (last && r.detectedAt - last.at < (this.opts.repeatMs ?? 1000)) {
             last.folded++;
             continue;
           }
           if (last && last.folded > 0) {
-            logger.log('info', `${r.device}: ${last.folded} more kernel ${r.kind} report(s) folded into the previous one`, { SHADOWD_COMPONENT: 'kernel-log', SHADOWD_DEVICE: r.device });
+            logger.log('info', `${r.device}: ${last.folded} more kernel ${r.kind} report(s) folded into the previous one`, { SHADOWD_COMPONENT: 'kernel-log', SHADOWD_CLASS: r.cls, SHADOWD_DEVICE: r.device });
           }
           this.lastReported.set(key, { at: r.detectedAt, folded: 0 });
           this.stats.reports++;
-          logger.log('warning', `${r.device}: kernel ${r.kind}: ${r.detail}`, { SHADOWD_COMPONENT: 'kernel-log', SHADOWD_DEVICE: r.device, SHADOWD_DRIVER: r.driver });
+          logger.log('warning', `${r.device}: kernel ${r.kind}: ${r.detail}`, { SHADOWD_COMPONENT: 'kernel-log', SHADOWD_CLASS: r.cls, SHADOWD_DEVICE: r.device, SHADOWD_DRIVER: r.driver });
           this.opts.onReport(r);
         }
     }

@@ -61,6 +61,8 @@ export interface RecoveryStep {
 export interface RecoveryRecord {
   /** Recovery id, [A-Za-z0-9_-]{1,32}; the helper logs it too. */
   id: string;
+  /** The device's class (its sysfs class name). */
+  cls: string;
   device: string;
   driver: string | null;
   trigger: RecoveryTrigger;

@@ -1,7 +1,10 @@
 // The shadow recovery manager: turns failure reports into recoveries, one at a
 // time per device, within a rate limit, and gives up cleanly when a driver
 // keeps failing. The kernel helper does the restart; this decides when, keeps
-// the history and tells the journal.
+// the history and tells the journal. It serves every device class alike: a
+// device is CLASS:NAME, and what differs by class (which devices exist, the
+// helper's replay steps, the replay from the shadow, what to check after a
+// restart) it asks of the class through a RecoveryPort.
 //
 // A recovery: detected → (back-off) → active (stage, restart: the shadow
 // answers for the driver) → check (the helper's replay steps, then what
@@ -14,28 +17,55 @@
 // when the driver's own code is suspect (an oops or BUG blamed on it) or a
 // person asks (shadowctl recover --reload). A reload the helper refuses
 // without touching the device falls back on a re-probe in the same recovery.
-import { isInterfaceName, RequestError, INJECT_FAULTS, type InjectFault, type InjectResult } from '../control/control-protocol.js';
-import type { FailureKind, FailureReport } from './failure-report.js';
+import type { ClassDeclaration, ClassReplay, DeviceInfo, ReplayReport } from './device-class.js';
+import { formatRef, type DeviceRef } from './device-ref.js';
+import { GENERIC_FAILURE_KINDS, type FailureKind, type FailureReport } from './failure-report.js';
 import type { HelperClient, HelperReply } from './helper-client.js';
 import {
   expectPayload,
-  isStageCommand,
+  injectCommand,
   modulePhases,
+  parkCommand,
   parseRestartReply,
   RELOAD_STEP,
+  restartCommand,
   restartErrorSteps,
-  stagedPayload,
   type RestartMethod,
+  type RestartReply,
   type RestartStepResult,
 } from './helper-protocol.js';
+import { RequestError } from './request-error.js';
 import type { LogFields, Logger, Priority } from '../service/log.js';
 import { MESSAGE_FAILURE_DETECTED, MESSAGE_GAVE_UP, MESSAGE_RECOVERED, MESSAGE_RECOVERY_FAILED, MESSAGE_RECOVERY_STARTED, MESSAGE_REPLAY_STEP_FAILED } from '../service/message-ids.js';
 import type { RecoveryHistory, RecoveryRecord, RecoveryResult, RecoveryStep, RecoveryTrigger } from './recovery-history.js';
 
-/** What daemon/netdev-replay.ts reports; declared here so the manager does not depend on its module. */
-export interface ReplayReport {
+export type { DeviceInfo, ReplayReport };
+
+/** What `shadowctl inject` did: the helper's reply, e.g. "injected net:eth0 tx-hang". */
+export interface InjectResult {
+  /** CLASS:NAME */
   device: string;
-  steps: { key: string; argv: string[]; ok: boolean; error?: string }[];
+  fault: string;
+  sticky: boolean;
+  reply: string;
+}
+
+/** Removes an injected fault, in every class. */
+const CLEAR = 'clear';
+
+/** What the manager needs of a device class (the class's runtime, core/device-class.ts, and its declaration). */
+export interface RecoveryPort {
+  decl: Pick<ClassDeclaration, 'id' | 'noun' | 'names' | 'faults' | 'failureKinds' | 'restartSteps' | 'restartFields'>;
+  /** The device of that name the class's shadow holds (present rather than absent), or null. */
+  lookup(name: string): DeviceInfo | null;
+  /**
+   * The replay from the shadow: marked as a restart is sent, replayed in the
+   * recovery's check with that mark (what the restart lost), and without
+   * one for `replay`. Without it, `replay` is unavailable.
+   */
+  replay?: ClassReplay;
+  /** After a successful restart: problems the class finds (a device that came back changed). */
+  afterRestart?(name: string, reply: RestartReply): string[];
 }
 
 export interface RecoveryPolicy {
@@ -63,35 +93,15 @@ export function checkPolicy(p: RecoveryPolicy): RecoveryPolicy {
   return p;
 }
 
-/** What shadowd knows of a device it watches. */
-export interface DeviceInfo {
-  driver: string | null;
-  ifindex?: number;
-}
-
 export interface RecoveryManagerOptions {
   history: RecoveryHistory;
   logger: Logger;
   /** The kernel helper's connection; rejects with a message that says what to do (e.g. load the module). */
   helper: () => Promise<HelperClient>;
-  /** The device of that name shadowd watches, or null. */
-  lookup: (device: string) => DeviceInfo | null;
-  /** The helper's `stage ...` commands for the device's ethtool values, sent before each restart. */
-  stage?: (device: string) => string[];
-  /**
-   * Called as a restart is sent, with nothing waiting on it: marks what the
-   * shadow holds then (main.ts: its change counter once it has caught up with
-   * the taps). The replay after that restart gets the mark. Should not reject.
-   */
-  markShadow?: (device: string) => Promise<number>;
-  /**
-   * Replays the configuration userspace restores (daemon/shadow-replay.ts):
-   * in a recovery's check with the mark of its restart, if markShadow is set;
-   * for `replay` without one. Without it, `replay` is unavailable.
-   */
-  replay?: (device: string, recoveryId: string, restartMark?: Promise<number>) => Promise<ReplayReport>;
+  /** The classes, by id: a report or request for a device of another class is refused. */
+  classes: ReadonlyMap<string, RecoveryPort>;
   /** Over DEFAULT_POLICY: fixed, or per device (a configuration file's device, driver and class sections). */
-  policy?: Partial<RecoveryPolicy> | ((device: string, driver: string | null) => Partial<RecoveryPolicy>);
+  policy?: Partial<RecoveryPolicy> | ((ref: DeviceRef, driver: string | null) => Partial<RecoveryPolicy>);
   /** Whether `inject` may be used (a configuration setting; the helper must allow faults too). Default: yes. */
   faultInjection?: () => boolean;
   /** Called with each recovery or replay once it has ended, its record final (metrics). Must not throw; if it does, that is logged. */
@@ -166,7 +176,6 @@ class AttemptFailure extends Error {
 /** A restart in the kernel takes about a second; one still running after this is reported as stuck. */
 export const SLOW_RESTART_MS = 30_000;
 
-const KINDS: Record<FailureKind, true> = { oops: true, bug: true, warn: true, 'tx-timeout': true, 'tx-stall': true, manual: true };
 const MAX_DETAIL = 500;
 
 /**
@@ -207,10 +216,14 @@ export function span(ms: number): string {
 }
 
 /** Why a failure report cannot be acted on, or null. Detectors are code, but a bad report must not start a recovery. */
-export function checkFailureReport(f: FailureReport): string | null {
+export function checkFailureReport(f: FailureReport, classes: ReadonlyMap<string, RecoveryPort>): string | null {
   if (typeof f !== 'object' || f === null) return 'it is not an object';
-  if (typeof f.device !== 'string' || !isInterfaceName(f.device)) return `device ${JSON.stringify(f.device)} is not an interface name`;
-  if (!Object.hasOwn(KINDS, f.kind)) return `kind ${JSON.stringify(f.kind)} is not one of ${Object.keys(KINDS).join(', ')}`;
+  const port = typeof f.cls === 'string' ? classes.get(f.cls) : undefined;
+  if (!port) return `class ${JSON.stringify(f.cls)} is not one of ${[...classes.keys()].join(', ')}`;
+  const decl = port.decl;
+  if (typeof f.device !== 'string' || !decl.names.valid(f.device)) return `device ${JSON.stringify(f.device)} is not ${decl.names.describe}`;
+  const kinds: readonly string[] = [...GENERIC_FAILURE_KINDS, ...decl.failureKinds];
+  if (typeof f.kind !== 'string' || !kinds.includes(f.kind)) return `kind ${JSON.stringify(f.kind)} is not one of ${kinds.join(', ')} (class ${decl.id})`;
   if (typeof f.detail !== 'string') return 'detail is not a string';
   if (typeof f.detectedAt !== 'number' || !Number.isFinite(f.detectedAt)) return 'detectedAt is not a time';
   if (f.since !== undefined && (typeof f.since !== 'number' || !Number.isFinite(f.since))) return 'since is not a time';
@@ -221,17 +234,15 @@ export function checkFailureReport(f: FailureReport): string | null {
 export class RecoveryManager {
   /** The policy of a device the per-device source says nothing about (or of every device, when fixed). */
   readonly policy: Readonly<RecoveryPolicy>;
-  private readonly policySource: ((device: string, driver: string | null) => Partial<RecoveryPolicy>) | null;
+  private readonly policySource: ((ref: DeviceRef, driver: string | null) => Partial<RecoveryPolicy>) | null;
   private readonly faultInjection: () => boolean;
   private readonly history: RecoveryHistory;
   private readonly logger: Logger;
   private readonly helper: () => Promise<HelperClient>;
-  private readonly lookup: (device: string) => DeviceInfo | null;
-  private readonly stageSource: (device: string) => string[];
-  private readonly markShadow: RecoveryManagerOptions['markShadow'];
-  private readonly replayFn: RecoveryManagerOptions['replay'];
+  private readonly classes: ReadonlyMap<string, RecoveryPort>;
   private readonly onFinished: RecoveryManagerOptions['onFinished'];
   private readonly now: () => number;
+  /** By CLASS:NAME. */
   private readonly devices = new Map<string, DeviceState>();
   private counter = 0;
   private stopping = false;
@@ -244,10 +255,7 @@ export class RecoveryManager {
     this.history = options.history;
     this.logger = options.logger;
     this.helper = options.helper;
-    this.lookup = options.lookup;
-    this.stageSource = options.stage ?? (() => []);
-    this.markShadow = options.markShadow;
-    this.replayFn = options.replay;
+    this.classes = options.classes;
     this.onFinished = options.onFinished;
     this.now = options.now ?? Date.now;
   }
@@ -266,39 +274,41 @@ export class RecoveryManager {
     const recent = this.history.list({ limit: 1000 }).reverse();
     for (const r of recent) {
       if (r.trigger === 'replay' || r.result === 'gave-up') continue;
-      const st = this.state(r.device);
+      const st = this.state(refOf(r));
       // A manual recovery reset the device's count and back-off (recover()): what came before it no longer counts.
       if (r.trigger === 'manual') {
         st.attempts = [];
         st.lastEndedAt = null;
       }
-      if (r.startedAt <= now - this.policyFor(r.device, r.driver).windowMs) continue;
+      if (r.startedAt <= now - this.policyFor(refOf(r), r.driver).windowMs) continue;
       st.attempts.push({ at: r.startedAt, id: r.id });
       st.lastEndedAt = Math.max(st.lastEndedAt ?? 0, r.endedAt ?? r.startedAt);
     }
     for (const r of this.history.latestRecoveries()) {
-      if (r.result === 'gave-up') this.state(r.device).gaveUp = { id: r.id, at: r.endedAt ?? r.startedAt };
+      if (r.result === 'gave-up') this.state(refOf(r)).gaveUp = { id: r.id, at: r.endedAt ?? r.startedAt };
     }
   }
 
   /** A detector's failure report: starts a recovery, merges into the one under way, or is ignored (and says why). */
   report(f: FailureReport): ReportOutcome {
-    const bad = checkFailureReport(f);
+    const bad = checkFailureReport(f, this.classes);
     if (bad) {
-      this.logger.log('warning', `ignored a malformed failure report: ${bad}`, { SHADOWD_CLASS: 'net' });
+      this.logger.log('warning', `ignored a malformed failure report: ${bad}`, { SHADOWD_CLASS: typeof f?.cls === 'string' ? f.cls.slice(0, 32) : undefined });
       return { action: 'ignored', reason: `malformed failure report: ${bad}` };
     }
     const detail = f.detail.length > MAX_DETAIL ? `${f.detail.slice(0, MAX_DETAIL)}...` : f.detail;
-    const base = { SHADOWD_DEVICE: f.device, SHADOWD_DRIVER: f.driver, SHADOWD_CLASS: 'net', SHADOWD_FAILURE: f.kind };
+    const ref: DeviceRef = { cls: f.cls, name: f.device };
+    const base = { SHADOWD_DEVICE: f.device, SHADOWD_DRIVER: f.driver, SHADOWD_CLASS: f.cls, SHADOWD_FAILURE: f.kind };
     if (this.stopping) return { action: 'ignored', reason: 'shadowd is stopping' };
-    const known = this.lookup(f.device);
+    const port = this.port(ref);
+    const known = port.lookup(f.device);
     if (!known) {
       this.logger.log('warning', `${f.device}: ${f.kind} failure reported, but shadowd watches no such device: ignored (${detail})`, base);
-      return { action: 'ignored', reason: `shadowd watches no network device named ${f.device}` };
+      return { action: 'ignored', reason: `shadowd watches no ${port.decl.noun} named ${f.device}` };
     }
-    const st = this.state(f.device);
+    const st = this.state(ref);
     if (st.gaveUp) {
-      const reason = `shadowd gave up on ${f.device} (${st.gaveUp.id}); it recovers it again only on "shadowctl recover ${f.device}"`;
+      const reason = `shadowd gave up on ${f.device} (${st.gaveUp.id}); it recovers it again only on "shadowctl recover ${formatRef(ref)}"`;
       this.logger.log(st.ignored++ === 0 ? 'notice' : 'debug', `${f.device}: ${f.kind} failure report ignored: ${reason}`, {
         ...base,
         SHADOWD_RECOVERY_ID: st.gaveUp.id,
@@ -329,7 +339,7 @@ export class RecoveryManager {
       return { action: 'merged', id: cur.record.id, done: cur.done };
     }
     const run = this.begin(st, {
-      device: f.device,
+      ref,
       driver: f.driver ?? known.driver,
       trigger: f.kind,
       detail,
@@ -350,15 +360,16 @@ export class RecoveryManager {
    * (the limit, the back-off, a give-up) and resolves with the ended recovery.
    * Joins a recovery already under way rather than starting a second.
    */
-  async recover(device: string, requestedBy?: string, options: RecoverOptions = {}): Promise<RecoveryRecord> {
+  async recover(ref: DeviceRef, requestedBy?: string, options: RecoverOptions = {}): Promise<RecoveryRecord> {
     const reload = options.reload === true;
-    const known = this.checkRequest(device);
+    const known = this.checkRequest(ref);
+    const device = ref.name;
     try {
       await this.helper();
     } catch (err) {
       throw new RequestError('EHELPER', messageOf(err));
     }
-    const st = this.state(device);
+    const st = this.state(ref);
     // A give-up being recorded would undo the reset below.
     if (st.current?.phase === 'gave-up') await st.current.done;
     const wasGivenUp = st.gaveUp;
@@ -388,7 +399,7 @@ export class RecoveryManager {
     const by = requestedBy ? ` by ${requestedBy}` : '';
     const withReload = reload ? ', with a module reload' : '';
     const run = this.begin(st, {
-      device,
+      ref,
       driver: known.driver,
       trigger: 'manual',
       detail: `requested${by}${withReload}${wasGivenUp ? ` after shadowd had given up (${wasGivenUp.id})` : ''}`,
@@ -400,15 +411,16 @@ export class RecoveryManager {
   }
 
   /** Replays the device's configuration from the shadow, recorded as a recovery of trigger 'replay'. */
-  async replay(device: string, requestedBy?: string): Promise<RecoveryRecord> {
-    const known = this.checkRequest(device);
-    const replayFn = this.replayFn;
-    if (!replayFn) throw new RequestError('EUNAVAIL', 'this shadowd cannot replay a configuration from the shadow (no replayer is built in)');
-    const st = this.state(device);
+  async replay(ref: DeviceRef, requestedBy?: string): Promise<RecoveryRecord> {
+    const known = this.checkRequest(ref);
+    const device = ref.name;
+    const replayer = this.port(ref).replay;
+    if (!replayer) throw new RequestError('EUNAVAIL', `this shadowd cannot replay a ${ref.cls} device's configuration from the shadow (the class has no replay)`);
+    const st = this.state(ref);
     if (st.current) throw new RequestError('EBUSY', `${device} is being recovered (${st.current.record.id}); the recovery replays its configuration itself`);
     if (st.replaying) throw new RequestError('EBUSY', `a replay of ${device} is already running`);
     st.replaying = true;
-    const rec = this.newRecord(device, known.driver, 'replay', `requested${requestedBy ? ` by ${requestedBy}` : ''}`);
+    const rec = this.newRecord(ref, known.driver, 'replay', `requested${requestedBy ? ` by ${requestedBy}` : ''}`);
     this.save('insert', rec);
     try {
       await this.exclusive(st, async () => {
@@ -416,7 +428,7 @@ export class RecoveryManager {
         const t0 = this.now();
         let notes: string[];
         try {
-          notes = this.recordReplay(rec, await replayFn(device, rec.id));
+          notes = this.recordReplay(rec, await replayer.replay(device));
         } catch (err) {
           rec.phases.check = this.now() - t0;
           this.finish(rec, 'failed', `replay failed: ${messageOf(err)}`);
@@ -436,60 +448,64 @@ export class RecoveryManager {
   }
 
   /** Injects a fault through the helper (it refuses with EPERM unless loaded with allow_faults=1), or clears one. */
-  async inject(device: string, fault: InjectFault, sticky = false, requestedBy?: string): Promise<InjectResult> {
-    if (!isInterfaceName(device)) throw new RequestError('EBADREQ', `${JSON.stringify(device)} is not an interface name`);
-    if (!INJECT_FAULTS.includes(fault)) throw new RequestError('EBADREQ', `fault must be one of ${INJECT_FAULTS.join(', ')}, not ${JSON.stringify(fault)}`);
-    if (sticky && fault === 'clear') throw new RequestError('EBADREQ', 'sticky applies to a fault, not to clear');
+  async inject(ref: DeviceRef, fault: string, sticky = false, requestedBy?: string): Promise<InjectResult> {
+    const port = this.classes.get(ref.cls);
+    if (!port) throw new RequestError('EBADREQ', `unknown device class ${JSON.stringify(ref.cls)}`);
+    const device = ref.name;
+    if (!port.decl.names.valid(device)) throw new RequestError('EBADREQ', `${JSON.stringify(device)} is not ${port.decl.names.describe}`);
+    const faults = [...port.decl.faults, CLEAR];
+    if (!faults.includes(fault)) throw new RequestError('EBADREQ', `fault must be one of ${faults.join(', ')}, not ${JSON.stringify(fault)}`);
+    if (sticky && fault === CLEAR) throw new RequestError('EBADREQ', 'sticky applies to a fault, not to clear');
     // Clearing stays allowed: it only undoes.
-    if (fault !== 'clear' && !this.faultInjection()) {
+    if (fault !== CLEAR && !this.faultInjection()) {
       throw new RequestError('EUNAVAIL', 'fault injection is turned off in the shadowd configuration (AllowFaultInjection=)');
     }
-    const command = `inject ${device} ${fault}${sticky ? ' sticky' : ''}`;
+    const { command, expect } = injectCommand(ref, fault, sticky);
     let payload: string;
     try {
       const reply = await (await this.helper()).request(command);
       if (!reply.ok) {
         const hint =
-          reply.errno === 'EPERM' ? ' (fault injection is off: load shadow_helper with allow_faults=1)' : reply.errno === 'ENODEV' ? ' (no such interface, or it has no driver)' : '';
+          reply.errno === 'EPERM' ? ' (fault injection is off: load shadow_helper with allow_faults=1)' : reply.errno === 'ENODEV' ? ` (no such ${port.decl.noun}, or it has no driver)` : '';
         throw new RequestError('EHELPER', `shadow_helper refused "${command}": ${reply.errno} ${reply.message}${hint}`);
       }
-      expectPayload(command, reply.payload, fault === 'clear' ? `cleared ${device}` : `injected ${device} ${fault}`);
+      expectPayload(command, reply.payload, expect);
       payload = reply.payload;
     } catch (err) {
       if (err instanceof RequestError) throw err;
       throw new RequestError('EHELPER', messageOf(err));
     }
-    const what = fault === 'clear' ? 'cleared its injected fault' : `injected fault ${fault}${sticky ? ' (sticky: it comes back after every restart)' : ''}`;
+    const what = fault === CLEAR ? 'cleared its injected fault' : `injected fault ${fault}${sticky ? ' (sticky: it comes back after every restart)' : ''}`;
     this.logger.log('notice', `${device}: ${what}${requestedBy ? ` at the request of ${requestedBy}` : ''}`, {
       SHADOWD_DEVICE: device,
-      SHADOWD_DRIVER: this.lookup(device)?.driver ?? undefined,
-      SHADOWD_CLASS: 'net',
+      SHADOWD_DRIVER: port.lookup(device)?.driver ?? undefined,
+      SHADOWD_CLASS: ref.cls,
       SHADOWD_FAULT: fault,
     });
-    return { device, fault, sticky, reply: payload };
+    return { device: formatRef(ref), fault, sticky, reply: payload };
   }
 
   /** The device's policy; a bad one from the per-device source is logged and the default used. */
-  policyFor(device: string, driver: string | null): Readonly<RecoveryPolicy> {
+  policyFor(ref: DeviceRef, driver: string | null): Readonly<RecoveryPolicy> {
     if (!this.policySource) return this.policy;
     try {
-      return checkPolicy({ ...DEFAULT_POLICY, ...this.policySource(device, driver) });
+      return checkPolicy({ ...DEFAULT_POLICY, ...this.policySource(ref, driver) });
     } catch (err) {
-      this.logger.log('err', `${device}: unusable recovery policy, using the default: ${messageOf(err)}`, { SHADOWD_DEVICE: device, SHADOWD_CLASS: 'net' });
+      this.logger.log('err', `${ref.name}: unusable recovery policy, using the default: ${messageOf(err)}`, { SHADOWD_DEVICE: ref.name, SHADOWD_CLASS: ref.cls });
       return this.policy;
     }
   }
 
   /** Whether the shadow stands in for the device's driver right now (its driver is being restarted). */
-  isActive(device: string): boolean {
-    const phase = this.devices.get(device)?.current?.phase;
+  isActive(ref: DeviceRef): boolean {
+    const phase = this.devices.get(formatRef(ref))?.current?.phase;
     return phase === 'active' || phase === 'check';
   }
 
-  deviceState(device: string): DeviceRecoveryState {
-    const st = this.devices.get(device);
+  deviceState(ref: DeviceRef): DeviceRecoveryState {
+    const st = this.devices.get(formatRef(ref));
     if (!st) return { recoveryId: null, phase: null, gaveUp: null, recent: 0 };
-    this.prune(st, this.policyFor(device, this.lookup(device)?.driver ?? null));
+    this.prune(st, this.policyFor(ref, this.classes.get(ref.cls)?.lookup(ref.name)?.driver ?? null));
     return { recoveryId: st.current?.record.id ?? null, phase: st.current?.phase ?? null, gaveUp: st.gaveUp?.id ?? null, recent: st.attempts.length };
   }
 
@@ -520,19 +536,29 @@ export class RecoveryManager {
 
   // ---------------------------------------------------------------------------
 
-  private checkRequest(device: string): DeviceInfo {
-    if (!isInterfaceName(device)) throw new RequestError('EBADREQ', `${JSON.stringify(device)} is not an interface name`);
+  private checkRequest(ref: DeviceRef): DeviceInfo {
+    const port = this.classes.get(ref.cls);
+    if (!port) throw new RequestError('EBADREQ', `unknown device class ${JSON.stringify(ref.cls)}`);
+    if (!port.decl.names.valid(ref.name)) throw new RequestError('EBADREQ', `${JSON.stringify(ref.name)} is not ${port.decl.names.describe}`);
     if (this.stopping) throw new RequestError('EBUSY', 'shadowd is stopping');
-    const known = this.lookup(device);
-    if (!known) throw new RequestError('ENODEV', `shadowd watches no network device named ${device}`);
+    const known = port.lookup(ref.name);
+    if (!known) throw new RequestError('ENODEV', `shadowd watches no ${port.decl.noun} named ${ref.name}`);
     return known;
   }
 
-  private state(device: string): DeviceState {
-    let st = this.devices.get(device);
+  /** The class of a device the manager already accepted (checkFailureReport, checkRequest). */
+  private port(ref: DeviceRef): RecoveryPort {
+    const port = this.classes.get(ref.cls);
+    if (!port) throw new Error(`no device class ${ref.cls} is registered`);
+    return port;
+  }
+
+  private state(ref: DeviceRef): DeviceState {
+    const key = formatRef(ref);
+    let st = this.devices.get(key);
     if (!st) {
       st = { attempts: [], lastEndedAt: null, gaveUp: null, ignored: 0, current: null, replaying: false, lock: Promise.resolve() };
-      this.devices.set(device, st);
+      this.devices.set(key, st);
     }
     return st;
   }
@@ -560,10 +586,11 @@ export class RecoveryManager {
     return `r${this.now().toString(36)}-${(this.counter++).toString(36)}`;
   }
 
-  private newRecord(device: string, driver: string | null, trigger: RecoveryTrigger, detail: string): RecoveryRecord {
+  private newRecord(ref: DeviceRef, driver: string | null, trigger: RecoveryTrigger, detail: string): RecoveryRecord {
     return {
       id: this.newId(),
-      device,
+      cls: ref.cls,
+      device: ref.name,
       driver,
       trigger,
       detail,
@@ -583,7 +610,7 @@ export class RecoveryManager {
     this.logger.log(priority, message, {
       SHADOWD_DEVICE: rec.device,
       SHADOWD_DRIVER: rec.driver ?? undefined,
-      SHADOWD_CLASS: 'net',
+      SHADOWD_CLASS: rec.cls,
       SHADOWD_RECOVERY_ID: rec.id,
       SHADOWD_PHASE: phase,
       ...extra,
@@ -596,7 +623,7 @@ export class RecoveryManager {
       if (how === 'insert') this.history.insert(rec);
       else this.history.update(rec);
     } catch (err) {
-      this.logger.log('err', `could not record recovery ${rec.id} in the history: ${messageOf(err)}`, { SHADOWD_DEVICE: rec.device, SHADOWD_RECOVERY_ID: rec.id });
+      this.logger.log('err', `could not record recovery ${rec.id} in the history: ${messageOf(err)}`, { SHADOWD_DEVICE: rec.device, SHADOWD_CLASS: rec.cls, SHADOWD_RECOVERY_ID: rec.id });
     }
   }
 
@@ -611,14 +638,14 @@ export class RecoveryManager {
       this.onFinished?.(rec);
     } catch (err) {
       // A metrics consumer must not break a recovery.
-      this.logger.log('err', `onFinished for recovery ${rec.id} failed: ${messageOf(err)}`, { SHADOWD_DEVICE: rec.device, SHADOWD_RECOVERY_ID: rec.id });
+      this.logger.log('err', `onFinished for recovery ${rec.id} failed: ${messageOf(err)}`, { SHADOWD_DEVICE: rec.device, SHADOWD_CLASS: rec.cls, SHADOWD_RECOVERY_ID: rec.id });
     }
   }
 
   private begin(
     st: DeviceState,
     spec: {
-      device: string;
+      ref: DeviceRef;
       driver: string | null;
       trigger: RecoveryTrigger;
       detail: string;
@@ -629,7 +656,7 @@ export class RecoveryManager {
       announce?: (rec: RecoveryRecord) => void;
     },
   ): Running {
-    const record = this.newRecord(spec.device, spec.driver, spec.trigger, spec.detail);
+    const record = this.newRecord(spec.ref, spec.driver, spec.trigger, spec.detail);
     if (spec.detectMs !== undefined) record.phases.detect = spec.detectMs;
     const cur: Running = {
       record,
@@ -652,7 +679,7 @@ export class RecoveryManager {
   private async run(st: DeviceState, cur: Running): Promise<RecoveryRecord> {
     const rec = cur.record;
     try {
-      const policy = this.policyFor(rec.device, rec.driver);
+      const policy = this.policyFor(refOf(rec), rec.driver);
       this.prune(st, policy);
       if (st.attempts.length >= policy.maxRecoveries) {
         cur.phase = 'gave-up';
@@ -687,7 +714,7 @@ export class RecoveryManager {
     // No retry when a report already started the device's next recovery.
     if (rec.result === 'failed' && cur.retryable && !cur.manual && !this.stopping && st.current === null) {
       this.begin(st, {
-        device: rec.device,
+        ref: refOf(rec),
         driver: rec.driver,
         trigger: rec.trigger,
         detail: `retry after ${rec.id} failed: ${rec.error ?? ''}`.slice(0, MAX_DETAIL),
@@ -718,7 +745,7 @@ export class RecoveryManager {
     cur.phase = 'active';
     let endedByReport = false;
     try {
-      const ifindex = await this.restart(cur);
+      const reply = await this.restart(cur);
       cur.phase = 'check';
       cur.checkStartedAt = this.now();
       const notes = await this.check(cur);
@@ -729,8 +756,14 @@ export class RecoveryManager {
         return;
       }
       notes.unshift(...cur.restartNotes);
-      const known = this.lookup(rec.device)?.ifindex;
-      if (known !== undefined && known !== ifindex) notes.push(`the interface index changed from ${known} to ${ifindex}: handles bound to the old one are lost`);
+      const port = this.port(refOf(rec));
+      if (port.afterRestart) {
+        try {
+          notes.push(...port.afterRestart(rec.device, reply));
+        } catch (err) {
+          notes.push(`the after-restart check failed: ${messageOf(err)}`);
+        }
+      }
       cur.phase = 'passive';
       this.finish(rec, 'recovered', notes.length ? notes.join('; ') : null);
       const p = rec.phases;
@@ -779,10 +812,12 @@ export class RecoveryManager {
     );
   }
 
-  /** Stages and restarts; returns the device's ifindex after the restart. Throws AttemptFailure. */
-  private async restart(cur: Running): Promise<number> {
+  /** Restarts the driver; returns the helper's reply. Throws AttemptFailure. */
+  private async restart(cur: Running): Promise<RestartReply> {
     const rec = cur.record;
     const dev = rec.device;
+    const ref = refOf(rec);
+    const terms = this.port(ref).decl;
     let helper: HelperClient;
     try {
       helper = await this.helper();
@@ -795,11 +830,9 @@ export class RecoveryManager {
       MESSAGE_ID: MESSAGE_RECOVERY_STARTED,
       SHADOWD_RESTART_METHOD: method,
     });
-    await this.sendStaged(helper, rec);
-
     const t0 = this.now();
     const send = async (how: RestartMethod): Promise<HelperReply> => {
-      const command = `restart ${dev} ${rec.id}${how === 'reload' ? ' reload' : ''}`;
+      const command = restartCommand(ref, rec.id, how);
       rec.method = how;
       // A shadowd killed during the restart leaves a row that says which it was.
       this.save('update', rec);
@@ -839,14 +872,14 @@ export class RecoveryManager {
     }
     rec.phases.restart = this.now() - t0;
     if (!reply.ok) {
-      this.moduleSteps(rec, restartErrorSteps(reply.message), false);
+      this.moduleSteps(rec, restartErrorSteps(reply.message, terms), false);
       // EIO: the driver did not come back (the helper parked it); EBUSY: another restart ran. Both may pass.
       const retryable = reply.errno === 'EIO' || reply.errno === 'EBUSY';
       throw new AttemptFailure(`shadow_helper could not restart ${dev}${method === 'reload' ? ' with a module reload' : ''}: ${reply.errno} ${reply.message}`, retryable);
     }
     let parsed;
     try {
-      parsed = parseRestartReply(reply.payload, { device: dev, id: rec.id, how: method });
+      parsed = parseRestartReply(reply.payload, { ref, id: rec.id, how: method }, terms);
     } catch (err) {
       throw new AttemptFailure(messageOf(err), false);
     }
@@ -859,15 +892,16 @@ export class RecoveryManager {
       SHADOWD_RESTART_METHOD: parsed.how,
       SHADOWD_MODULE: parsed.module ?? undefined,
     });
-    return parsed.ifindex;
+    return parsed;
   }
 
-  /** markShadow's mark, its failure logged here and left to the replay that waits on it. */
+  /** The class replay's mark, its failure logged here and left to the replay that waits on it. */
   private mark(rec: RecoveryRecord): Promise<number> | undefined {
-    if (!this.markShadow) return undefined;
+    const replayer = this.port(refOf(rec)).replay;
+    if (!replayer) return undefined;
     let mark: Promise<number>;
     try {
-      mark = this.markShadow(rec.device);
+      mark = replayer.mark(rec.device);
     } catch (err) {
       mark = Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
@@ -897,33 +931,6 @@ export class RecoveryManager {
     }
   }
 
-  /** Staging problems are logged, not fatal: a restart without one ethtool value beats no restart. */
-  private async sendStaged(helper: HelperClient, rec: RecoveryRecord): Promise<void> {
-    let commands: string[];
-    try {
-      commands = this.stageSource(rec.device);
-    } catch (err) {
-      this.log('err', rec, 'active', `${rec.device}: could not compute the values to stage: ${messageOf(err)}`);
-      return;
-    }
-    if (commands.length === 0) return;
-    const t0 = this.now();
-    for (const command of commands) {
-      if (!isStageCommand(command, rec.device)) {
-        this.log('err', rec, 'active', `${rec.device}: not sending ${JSON.stringify(command)}: it is not a stage command for ${rec.device}`);
-        continue;
-      }
-      try {
-        const reply = await helper.request(command);
-        if (reply.ok) expectPayload(command, reply.payload, stagedPayload(command));
-        else this.log('warning', rec, 'active', `${rec.device}: shadow_helper did not stage "${command}": ${reply.errno} ${reply.message}`);
-      } catch (err) {
-        this.log('warning', rec, 'active', `${rec.device}: staging "${command}" failed: ${messageOf(err)}`);
-      }
-    }
-    rec.phases.stage = this.now() - t0;
-  }
-
   /** The replay check: what the helper could not replay, then what userspace replays. Returns problems found. */
   private async check(cur: Running): Promise<string[]> {
     const rec = cur.record;
@@ -931,9 +938,10 @@ export class RecoveryManager {
     const notes: string[] = [];
     const refused = rec.steps.filter((s) => s.source === 'module' && s.result === 'fail' && s.key !== RELOAD_STEP).map((s) => s.key);
     if (refused.length) notes.push(`the driver refused replay step${refused.length === 1 ? '' : 's'} ${refused.join(', ')}`);
-    if (this.replayFn) {
+    const replayer = this.port(refOf(rec)).replay;
+    if (replayer) {
       try {
-        notes.push(...this.recordReplay(rec, await this.replayFn(rec.device, rec.id, cur.restartMark)));
+        notes.push(...this.recordReplay(rec, await replayer.replay(rec.device, cur.restartMark)));
       } catch (err) {
         notes.push(`replay from the shadow failed: ${messageOf(err)}`);
         this.log('warning', rec, 'check', `${rec.device}: replay from the shadow failed: ${messageOf(err)}`);
@@ -977,11 +985,11 @@ export class RecoveryManager {
       `${ids.length} recover${ids.length === 1 ? 'y' : 'ies'} of ${dev} in the last ${span(policy.windowMs)} (${ids.join(', ')}) ` +
       `did not keep its driver running: the failure looks deterministic`;
     let parked: string;
-    const command = `park ${dev} ${rec.id}`;
+    const { command, expect } = parkCommand(refOf(rec), rec.id);
     try {
       const reply = await (await this.helper()).request(command);
       if (reply.ok) {
-        expectPayload(command, reply.payload, `parked ${dev} id=${rec.id}`);
+        expectPayload(command, reply.payload, expect);
         parked = 'the device is parked (down; nothing calls into its driver)';
       } else {
         parked = `shadow_helper could not park it (${reply.errno} ${reply.message})`;
@@ -989,9 +997,14 @@ export class RecoveryManager {
     } catch (err) {
       parked = `it could not be parked: ${messageOf(err)}`;
     }
-    this.finish(rec, 'gave-up', `${reason}; ${parked}; run "shadowctl recover ${dev}" once the cause is fixed`);
+    this.finish(rec, 'gave-up', `${reason}; ${parked}; run "shadowctl recover ${formatRef(refOf(rec))}" once the cause is fixed`);
     st.gaveUp = { id: rec.id, at: rec.endedAt ?? this.now() };
     st.ignored = 0;
     this.log('err', rec, 'gave-up', `${dev}: gave up recovering driver ${rec.driver ?? '(unknown)'}: ${rec.error}`, { MESSAGE_ID: MESSAGE_GAVE_UP });
   }
+}
+
+/** A record's device as a reference. */
+function refOf(rec: Pick<RecoveryRecord, 'cls' | 'device'>): DeviceRef {
+  return { cls: rec.cls, name: rec.device };
 }

@@ -1,58 +1,61 @@
-// The daemon's two replays from the network shadow, and what makes them safe
-// while other processes configure the device: `shadowctl replay IFACE` (after
-// an administrator reloaded a driver by hand: the whole shadow, as
+// The daemon's two replays from a class's shadow, and what makes them safe
+// while other processes configure the device: `shadowctl replay CLASS:NAME`
+// (after an administrator reloaded a driver by hand: the whole shadow, as
 // documented), and the replay in a recovery's check, after the kernel helper
-// restarted the driver (what the restart lost, and nothing else:
-// planRestartReplay).
+// restarted the driver (what the restart lost, and nothing else). The class
+// plans the commands (ReplayPlanner); this decides when the shadow may be
+// trusted.
 //
 // The shadow lags the device: tap events wait in bpftrace's per-CPU buffers
-// and in the pipe, and the values of ethtool settings arrive with the re-read
-// an event asks for. A plan made from a lagging shadow rewrites what another
-// process has just set with what it had set before. So each replay brings the
-// shadow up to date with the taps (`sync`: Ingest.sync, then
-// NetdevShadow.caughtUp) after reading the device, and the replay after a
-// restart leaves alone every key that changed in the shadow since the restart
-// began (`mark`, taken as the restart is sent).
-import type { Logger } from '../service/log.js';
-import { planReplay, planRestartReplay, runReplay, type CountedShadowEntry, type ReplayReport, type RunProgram } from '../classes/net/netdev-replay.js';
-import { snapshotDevice, type DeviceSnapshot } from '../classes/net/netdev-snapshot.js';
+// and in the pipe, and values a class re-reads arrive with the re-read an
+// event asks for. A plan made from a lagging shadow rewrites what another
+// process has just set with what it had set before. So each replay brings
+// the shadow up to date with the taps (`sync`: the taps runner's barrier,
+// then the class shadow's caughtUp) after reading the device, and the replay
+// after a restart leaves alone every key that changed in the shadow since
+// the restart began (`mark`, taken as the restart is sent).
+import type { ClassReplay, ReplayReport } from './device-class.js';
+import type { LogFields, Logger } from '../service/log.js';
 
-export interface ShadowReplayDeps {
-  /** The device's shadow entries with their change counter (ShadowStore.entries by the device's id). */
-  entries: (device: string) => readonly CountedShadowEntry[];
+/** A shadow entry with the store's change counter, as ShadowStore.entries gives it. */
+export interface CountedEntry {
+  readonly key: string;
+  readonly seq: number;
+}
+
+/** What a class knows of replaying its devices: reading one, planning, running the plan. */
+export interface ReplayPlanner<Entry extends CountedEntry, Current, Step> {
+  /** The device as it is now. */
+  read(device: string): Promise<Current>;
+  /** Every key of the shadow that differs on the device, in the order to set them. */
+  planAll(entries: readonly Entry[], current: Current): Step[];
+  /**
+   * What the restart lost: keys whose entry has not changed since `mark` and
+   * that differ on the device. `left`: keys that changed since the mark and
+   * differ, left as the device has them.
+   */
+  planRestart(entries: readonly Entry[], current: Current, mark: number): { steps: Step[]; left: string[] };
+  /** Runs the plan, each step once, and says what each did. */
+  run(device: string, steps: readonly Step[]): Promise<ReplayReport>;
+}
+
+export interface ShadowReplayDeps<Entry extends CountedEntry, Current, Step> {
+  /** The device's shadow entries with their change counter. */
+  entries: (device: string) => readonly Entry[];
   /** The store's change counter now (ShadowStore.changes). */
   changes: () => number;
   /** Brings the shadow up to date with every tap event printed before the call, and the re-reads they asked for; rejects when it cannot. */
   sync: () => Promise<void>;
+  planner: ReplayPlanner<Entry, Current, Step>;
   logger: Logger;
-  snapshot?: (device: string) => Promise<DeviceSnapshot>;
-  run?: RunProgram;
-}
-
-export interface ShadowReplay {
-  /**
-   * What the shadow holds as a restart of `device` is sent: the change
-   * counter once the shadow has caught up with the taps. Runs alongside the
-   * restart and never rejects: when the shadow cannot catch up, it is the
-   * counter as the restart was sent, so what the shadow had not seen yet
-   * counts as changed during the recovery and is left alone.
-   */
-  mark(device: string): Promise<number>;
-  /**
-   * Replays the shadow onto the device. With the mark of a restart: what the
-   * restart lost (planRestartReplay); rejects, replaying nothing, when the
-   * shadow cannot catch up with the taps. Without one (`shadowctl replay`):
-   * every key that differs, from a shadow brought up to date first if it can
-   * be (a warning says when it could not).
-   */
-  replay(device: string, restartMark?: Promise<number>): Promise<ReplayReport>;
+  /** Journal fields for a device's messages (its class and name). */
+  fields: (device: string) => LogFields;
 }
 
 const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
-export function shadowReplay(deps: ShadowReplayDeps): ShadowReplay {
-  const snapshot = deps.snapshot ?? ((device: string) => snapshotDevice(device));
-  const fields = (device: string): Record<string, string> => ({ SHADOWD_DEVICE: device, SHADOWD_CLASS: 'net' });
+export function shadowReplay<Entry extends CountedEntry, Current, Step>(deps: ShadowReplayDeps<Entry, Current, Step>): ClassReplay {
+  const { planner } = deps;
   return {
     async mark(device) {
       const sent = deps.changes();
@@ -64,7 +67,7 @@ export function shadowReplay(deps: ShadowReplayDeps): ShadowReplay {
           'warning',
           `${device}: the shadow could not catch up with the taps as the restart began (${messageOf(err)}): ` +
             'what it had not seen by then counts as set during the recovery, and the replay leaves it as the device has it',
-          fields(device),
+          deps.fields(device),
         );
         return sent;
       }
@@ -72,14 +75,14 @@ export function shadowReplay(deps: ShadowReplayDeps): ShadowReplay {
 
     async replay(device, restartMark) {
       // The device first, then the shadow up to date: the shadow is then at least as new as what was read.
-      const current = await snapshot(device);
+      const current = await planner.read(device);
       if (restartMark === undefined) {
         try {
           await deps.sync();
         } catch (err) {
-          deps.logger.log('warning', `${device}: replaying a shadow that may not have caught up with the taps: ${messageOf(err)}`, fields(device));
+          deps.logger.log('warning', `${device}: replaying a shadow that may not have caught up with the taps: ${messageOf(err)}`, deps.fields(device));
         }
-        return runReplay(device, planReplay(deps.entries(device), current), deps.run);
+        return planner.run(device, planner.planAll(deps.entries(device), current));
       }
       const mark = await restartMark;
       try {
@@ -87,11 +90,11 @@ export function shadowReplay(deps: ShadowReplayDeps): ShadowReplay {
       } catch (err) {
         throw new Error(`the shadow could not catch up with the taps (${messageOf(err)}); nothing was replayed, so as not to undo configuration it has not seen`);
       }
-      const plan = planRestartReplay(deps.entries(device), current, mark);
+      const plan = planner.planRestart(deps.entries(device), current, mark);
       if (plan.left.length > 0) {
-        deps.logger.log('info', `${device}: ${plan.left.join(', ')} changed during the recovery: left as the device has ${plan.left.length === 1 ? 'it' : 'them'}`, fields(device));
+        deps.logger.log('info', `${device}: ${plan.left.join(', ')} changed during the recovery: left as the device has ${plan.left.length === 1 ? 'it' : 'them'}`, deps.fields(device));
       }
-      return runReplay(device, plan.steps, deps.run);
+      return planner.run(device, plan.steps);
     },
   };
 }

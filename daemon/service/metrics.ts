@@ -9,6 +9,8 @@ import type { RecoveryRecord } from '../core/recovery-history.js';
 export const DURATION_BUCKETS: readonly number[] = [0.25, 0.5, 1, 2, 4, 8, 16];
 
 export interface RecoveryCount {
+  /** The device's class (sysfs class name). */
+  cls: string;
   device: string;
   driver: string;
   /** How the recovery ended, e.g. recovered, failed, gave-up. */
@@ -21,8 +23,8 @@ export interface MetricsSnapshot {
   /** The daemon's start, seconds since the epoch. */
   startTimeSeconds: number;
   tapEventsLost: number;
-  /** Shadow log size (entries) per device. */
-  shadowEntries: ReadonlyMap<string, number>;
+  /** Shadow log size (entries) per device, by class then device name. */
+  shadowEntries: ReadonlyMap<string, ReadonlyMap<string, number>>;
   recoveries: readonly RecoveryCount[];
   /** Non-cumulative counts: one per DURATION_BUCKETS bound, then one for +Inf. */
   durationBuckets: readonly number[];
@@ -58,7 +60,8 @@ const byKey = <T>(key: (t: T) => string) => (a: T, b: T) => (key(a) < key(b) ? -
 
 /** The whole exposition, ending in a newline. Pure; series in a stable order. */
 export function formatMetrics(s: MetricsSnapshot): string {
-  const recoveries = [...s.recoveries].sort(byKey((r) => `${r.device}\0${r.driver}\0${r.result}`));
+  const recoveries = [...s.recoveries].sort(byKey((r) => `${r.cls}\0${r.device}\0${r.driver}\0${r.result}`));
+  const entries = [...s.shadowEntries].flatMap(([cls, devices]) => [...devices].map(([device, n]): [string, string, number] => [cls, device, n]));
   let cumulative = 0;
   const bucketLines = [...DURATION_BUCKETS, Infinity].map((le, i) => {
     cumulative += s.durationBuckets[i] ?? 0;
@@ -72,8 +75,8 @@ export function formatMetrics(s: MetricsSnapshot): string {
     family(
       'shadowd_recoveries_total',
       'counter',
-      'Driver recoveries since shadowd started, by device, driver and result.',
-      recoveries.map((r) => `shadowd_recoveries_total${labels({ device: r.device, driver: r.driver, result: r.result })} ${formatValue(r.count)}`),
+      'Driver recoveries since shadowd started, by device class, device, driver and result.',
+      recoveries.map((r) => `shadowd_recoveries_total${labels({ class: r.cls, device: r.device, driver: r.driver, result: r.result })} ${formatValue(r.count)}`),
     ),
     family('shadowd_recovery_duration_seconds', 'histogram', 'Time from the start of a recovery to its end.', [
       ...bucketLines,
@@ -84,7 +87,7 @@ export function formatMetrics(s: MetricsSnapshot): string {
       'shadowd_shadow_entries',
       'gauge',
       "Entries in each device's shadow log (its reduced configuration log).",
-      [...s.shadowEntries].sort(byKey(([d]) => d)).map(([device, n]) => `shadowd_shadow_entries${labels({ device })} ${formatValue(n)}`),
+      entries.sort(byKey(([c, d]) => `${c}\0${d}`)).map(([cls, device, n]) => `shadowd_shadow_entries${labels({ class: cls, device })} ${formatValue(n)}`),
     ),
     family('shadowd_tap_events_lost_total', 'counter', 'Tap events the kernel dropped before shadowd read them.', [
       `shadowd_tap_events_lost_total ${formatValue(s.tapEventsLost)}`,
@@ -98,16 +101,16 @@ export class Metrics {
   private readonly recoveries = new Map<string, RecoveryCount>();
   private readonly buckets = new Array<number>(DURATION_BUCKETS.length + 1).fill(0);
   private durationSum = 0;
-  private readonly entries = new Map<string, number>();
+  private readonly entries = new Map<string, Map<string, number>>();
   private lost = 0;
 
   constructor(private readonly startTimeMs: number) {}
 
   /** One finished recovery; durationSec is left out of the histogram when the recovery never ran (null). */
-  recordRecovery(device: string, driver: string | null, result: string, durationSec: number | null): void {
+  recordRecovery(cls: string, device: string, driver: string | null, result: string, durationSec: number | null): void {
     const d = driver ?? 'unknown';
-    const key = `${device}\0${d}\0${result}`;
-    const r = this.recoveries.get(key) ?? { device, driver: d, result, count: 0 };
+    const key = `${cls}\0${device}\0${d}\0${result}`;
+    const r = this.recoveries.get(key) ?? { cls, device, driver: d, result, count: 0 };
     r.count++;
     this.recoveries.set(key, r);
     if (durationSec === null || !Number.isFinite(durationSec) || durationSec < 0) return;
@@ -116,10 +119,9 @@ export class Metrics {
     this.durationSum += durationSec;
   }
 
-  /** Replaces the per-device shadow sizes (devices no longer listed disappear). */
-  setShadowEntries(perDevice: Iterable<[string, number]>): void {
-    this.entries.clear();
-    for (const [device, n] of perDevice) this.entries.set(device, n);
+  /** Replaces one class's per-device shadow sizes (devices no longer listed disappear). */
+  setShadowEntries(cls: string, perDevice: Iterable<[string, number]>): void {
+    this.entries.set(cls, new Map(perDevice));
   }
 
   setTapEventsLost(total: number): void {
@@ -131,7 +133,7 @@ export class Metrics {
       up,
       startTimeSeconds: this.startTimeMs / 1000,
       tapEventsLost: this.lost,
-      shadowEntries: new Map(this.entries),
+      shadowEntries: new Map([...this.entries].map(([cls, m]) => [cls, new Map(m)])),
       recoveries: [...this.recoveries.values()].map((r) => ({ ...r })),
       durationBuckets: [...this.buckets],
       durationSum: this.durationSum,
@@ -168,11 +170,11 @@ export async function writeTextfile(path: string, text: string): Promise<void> {
 export function recordFinished(metrics: Metrics, rec: Readonly<RecoveryRecord>): void {
   if (rec.trigger === 'replay' || rec.result === 'in-progress') return;
   const ran = rec.phases.restart !== undefined && rec.endedAt !== null;
-  metrics.recordRecovery(rec.device, rec.driver, rec.result, ran ? ((rec.endedAt ?? rec.startedAt) - rec.startedAt) / 1000 : null);
+  metrics.recordRecovery(rec.cls, rec.device, rec.driver, rec.result, ran ? ((rec.endedAt ?? rec.startedAt) - rec.startedAt) / 1000 : null);
 }
 
 /**
- * Shadow sizes by interface name, from the shadow's status (the name is the
+ * Shadow sizes by device name, from one class's status (the name is the
  * label). When a name has both a present device and the kept shadow of an
  * absent one, the present one counts. Pure.
  */

@@ -3,9 +3,11 @@
 // the configuration parser, the control and helper protocols and the CLI read
 // (core/device-class.ts, ClassDeclaration). Its runtime is net-class.ts.
 import { fileURLToPath } from 'node:url';
-import type { ClassDeclaration } from '../../core/device-class.js';
+import type { ClassDeclaration, SyncMarker } from '../../core/device-class.js';
 import { integerSetting } from '../../core/setting-values.js';
+import type { TapEvent } from '../../core/tap-record.js';
 import { INTERFACE_NAME } from './interface-name.js';
+import { TX_WATCHDOG_LOG } from './tx-watchdog-log.js';
 
 /**
  * The helper's network faults (kmod/PROTOCOL.md `inject`). lost-irq masks the
@@ -31,6 +33,18 @@ export const NET_TAP_EVENTS = [
   'carrier_on', 'carrier_off', 'vlan_add', 'vlan_del', 'rtnl_hint', 'xmit_timeout',
 ] as const;
 
+/**
+ * An interface name no device can have (the kernel refuses ':' in names). An
+ * ethtool netlink set request naming it fails with ENODEV, and the taps print
+ * it anyway, with ifindex=0 (ev=ethtool_nl_set in bpf/netdev-class.bt): the
+ * marker the taps runner's sync barrier waits for.
+ */
+export const SYNC_MARKER_DEVICE = 'shadowd:sync';
+export const NET_SYNC_MARKER: SyncMarker = {
+  argv: ['ethtool', '-s', SYNC_MARKER_DEVICE, 'msglvl', '0'],
+  isMarker: (e: TapEvent) => (e.call === 'ethtool_nl_set' || e.call === 'ethtool_ioctl') && e.nums['ifindex'] === 0,
+};
+
 export const STALL_THRESHOLD_KEY = 'StallThresholdMs';
 
 export const NET_DECLARATION: ClassDeclaration = {
@@ -41,6 +55,7 @@ export const NET_DECLARATION: ClassDeclaration = {
   // dist/daemon/classes/net/ → the checkout's bpf/.
   tapProgram: fileURLToPath(new URL('../../../../bpf/netdev-class.bt', import.meta.url)),
   tapEvents: NET_TAP_EVENTS,
+  syncMarker: NET_SYNC_MARKER,
   faults: NET_FAULTS,
   restartSteps: NET_RESTART_STEPS,
   restartFields: ['ifindex'],
@@ -55,4 +70,5 @@ export const NET_DECLARATION: ClassDeclaration = {
     },
   ],
   attrs: ['ifindex'],
+  kernelLogRules: [TX_WATCHDOG_LOG],
 };

@@ -5,8 +5,8 @@
 import { readdir, readlink } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { runProgram } from '../../core/run-program.js';
-import type { DeviceStatus, ShowResult } from '../../control/control-protocol.js';
-import { RequestError } from '../../control/control-protocol.js';
+import type { DeviceStatus, ShowResult } from '../../core/device-status.js';
+import { RequestError } from '../../core/request-error.js';
 import type { Logger } from '../../service/log.js';
 import { reduceEvent } from './netdev-reducer.js';
 import { ALL_GROUPS, KEY_GROUPS, snapshotDevice, SnapshotError, type DeviceSnapshot, type KeyGroup } from './netdev-snapshot.js';
@@ -34,6 +34,9 @@ export interface NetdevShadowDeps {
    */
   restarting?: (name: string) => boolean;
 }
+
+/** The network class's id (its sysfs class name). */
+const CLS = 'net';
 
 /** How long after a re-read found a change a process's event about it (received then, read later) still takes the credit. */
 const PROVISIONAL_MS = 3000;
@@ -125,14 +128,15 @@ export class NetdevShadow {
       seen.add(dev.id);
       await this.refreshNow(dev, new Map(ALL_GROUPS.map((g) => [g, SNAPSHOT_CREDIT])));
     }
-    for (const known of this.store.devices()) {
+    // Only the network class's devices: another class's are that class's to mark absent.
+    for (const known of this.store.devices(CLS)) {
       if (known.present && !seen.has(known.id)) this.store.setPresent(known.id, false, this.now());
     }
     for (const [ifindex, dev] of this.watched) if (!seen.has(dev.id)) this.watched.delete(ifindex);
     // A holder whose process is gone released its reference when it exited.
     const live = await this.livePids();
     for (const id of seen) this.store.dropHoldersExcept(id, live);
-    this.logger.log('info', `read the state of ${devices.length} network device(s) (${why})`, { SHADOWD_CLASS: 'net' });
+    this.logger.log('info', `read the state of ${devices.length} network device(s) (${why})`, { SHADOWD_CLASS: CLS });
   }
 
   private async livePids(): Promise<Set<number>> {
@@ -158,7 +162,7 @@ export class NetdevShadow {
       while (reason !== null) {
         this.resyncAgain = null;
         await this.resync(reason).catch((err: unknown) =>
-          this.logger.log('err', `re-reading the devices failed: ${err instanceof Error ? err.message : String(err)}`, { SHADOWD_CLASS: 'net' }),
+          this.logger.log('err', `re-reading the devices failed: ${err instanceof Error ? err.message : String(err)}`, { SHADOWD_CLASS: CLS }),
         );
         reason = this.resyncAgain;
       }
@@ -217,7 +221,7 @@ export class NetdevShadow {
         case 'renamed':
           this.logger.log('info', `${dev.name} was renamed to ${action.newName} by ${e.comm}[${e.pid}]`, this.fields(dev));
           dev.name = action.newName;
-          this.store.upsertDevice({ id: dev.id, cls: 'net', ifindex, name: dev.name, driver: dev.driver, bus: dev.bus }, at);
+          this.store.upsertDevice({ id: dev.id, cls: CLS, name: dev.name, driver: dev.driver, bus: dev.bus, attrs: { ifindex } }, at);
           break;
       }
     }
@@ -225,7 +229,7 @@ export class NetdevShadow {
 
   private onRegistered(ifindex: number, name: string, bus: string, driver: string | null): void {
     const id = deviceId(bus, name);
-    const known = this.store.devices().some((d) => d.id === id);
+    const known = this.store.devices(CLS).some((d) => d.id === id);
     const dev = this.adopt(ifindex, name, bus, driver);
     if (known) {
       // A re-probed device comes up with the driver's defaults: the shadow keeps
@@ -242,7 +246,7 @@ export class NetdevShadow {
     const id = deviceId(bus, name);
     const dev: WatchedDevice = { id, ifindex, name, driver, bus };
     this.watched.set(ifindex, dev);
-    this.store.upsertDevice({ id, cls: 'net', ifindex, name, driver, bus }, this.now());
+    this.store.upsertDevice({ id, cls: CLS, name, driver, bus, attrs: { ifindex } }, this.now());
     return dev;
   }
 
@@ -339,21 +343,21 @@ export class NetdevShadow {
   }
 
   private fields(dev: WatchedDevice): Record<string, string> {
-    return { SHADOWD_DEVICE: dev.name, SHADOWD_DRIVER: dev.driver ?? '', SHADOWD_CLASS: 'net' };
+    return { SHADOWD_DEVICE: dev.name, SHADOWD_DRIVER: dev.driver ?? '', SHADOWD_CLASS: CLS };
   }
 
   status(): DeviceStatus[] {
-    return this.store.devices().map((d) => ({
+    return this.store.devices(CLS).map((d) => ({
       id: d.id,
+      cls: CLS,
       name: d.name,
-      ifindex: d.ifindex,
-      cls: 'net',
       driver: d.driver,
       bus: d.bus,
       mode: 'passive',
       health: d.present ? 'ok' : 'absent',
       keys: this.store.entryCount(d.id),
       holders: this.store.holders(d.id).length,
+      attrs: d.attrs,
     }));
   }
 

@@ -3,7 +3,7 @@
 // opens the device, from the values the shadow holds. What the helper does not
 // replay itself is left to daemon/netdev-replay.ts.
 //
-// shadowd does not send them at present (daemon/main.ts): a value staged from
+// shadowd does not send them at present: a value staged from
 // the shadow wins over one another process sets between the staging and the
 // restart, which the daemon cannot rule out from userspace. Staging from the
 // shadow is safe again once the helper drops a staged setting that a write
@@ -59,26 +59,45 @@ export function stagingCommands(device: string, shadowEntries: ShadowValues): st
     throw new HelperError(`cannot stage for ${JSON.stringify(device)}: not an interface name`, { code: 'EINVAL' });
   }
   const shadow = shadowValues(shadowEntries);
-  const lines = [`stage ${device} clear`];
+  const dev = `net:${device}`;
+  const lines = [`stage ${dev} clear`];
 
   const rings = shadow['rings'];
   if (isObj(rings)) {
     // ethtool shows n/a for a ring the driver does not have, whose size the kernel reports as 0.
     const sizes = [rings['rx'], rings['rx_mini'], rings['rx_jumbo'], rings['tx']].map((v) => (v === null || v === undefined ? 0 : v));
-    if (sizes.every(isRing) && sizes.some((s) => s !== 0)) lines.push(`stage ${device} rings ${sizes.join(' ')}`);
+    if (sizes.every(isRing) && sizes.some((s) => s !== 0)) lines.push(`stage ${dev} rings ${sizes.join(' ')}`);
   }
 
   const msglvl = shadow['msglvl'];
-  if (isU32(msglvl)) lines.push(`stage ${device} msglvl ${msglvl}`);
+  if (isU32(msglvl)) lines.push(`stage ${dev} msglvl ${msglvl}`);
 
   const pause = shadow['pause'];
   if (isObj(pause) && typeof pause['autonegotiate'] === 'boolean' && typeof pause['rx'] === 'boolean' && typeof pause['tx'] === 'boolean') {
-    lines.push(`stage ${device} pause ${bit(pause['autonegotiate'])} ${bit(pause['rx'])} ${bit(pause['tx'])}`);
+    lines.push(`stage ${dev} pause ${bit(pause['autonegotiate'])} ${bit(pause['rx'])} ${bit(pause['tx'])}`);
   }
 
   const mask = privFlagsMask(shadow['private_flags']);
-  if (mask !== null) lines.push(`stage ${device} privflags ${mask}`);
+  if (mask !== null) lines.push(`stage ${dev} privflags ${mask}`);
 
   for (const line of lines) checkHelperCommand(line);
   return lines;
+}
+
+/** What a `stage` command's reply names: `stage net:eth0 rings 256 0 0 256` → `staged net:eth0 rings`. */
+export function stagedPayload(command: string): string {
+  const [, device, what] = command.split(' ');
+  return `staged ${device ?? ''} ${what ?? ''}`;
+}
+
+/**
+ * Whether `command` is a well-formed `stage` command for interface `device`
+ * (PROTOCOL.md: rings RX RX_MINI RX_JUMBO TX, msglvl N, pause AUTONEG RX TX, privflags N, clear).
+ * The staging source is another module's code: only what the protocol allows is sent.
+ */
+export function isStageCommand(command: string, device: string): boolean {
+  const prefix = `stage net:${device} `;
+  if (!command.startsWith(prefix)) return false;
+  const n = '(0|[1-9][0-9]{0,9})';
+  return new RegExp(`^(rings ${n} ${n} ${n} ${n}|msglvl ${n}|pause [01] [01] [01]|privflags ${n}|clear)$`).test(command.slice(prefix.length));
 }

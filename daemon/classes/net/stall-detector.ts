@@ -160,6 +160,7 @@ export function stepTxTrack(
   if (!fresh && stat.timeouts > prev.timeouts) {
     const n = stat.timeouts - prev.timeouts;
     reports.push({
+      cls: 'net',
       device,
       kind: 'tx-timeout',
       detail: `the kernel's TX watchdog timed out ${n === 1 ? 'once' : `${n} times`} since the last poll (${stat.timeouts} in all)`,
@@ -170,6 +171,7 @@ export function stepTxTrack(
   if (track.armed && stat.running && stat.carrier && stat.stopped > 0 && stalledMs >= threshold) {
     track.armed = false;
     reports.push({
+      cls: 'net',
       device,
       kind: 'tx-stall',
       detail:
@@ -183,6 +185,7 @@ export function stepTxTrack(
   if (track.armed && stat.running && stat.carrier && waitedMs >= threshold) {
     track.armed = false;
     reports.push({
+      cls: 'net',
       device,
       kind: 'tx-stall',
       detail:
@@ -227,8 +230,8 @@ export class TxstatRefusedError extends Error {
  */
 export function helperTxstat(client: () => Promise<Pick<HelperClient, 'request'>>): (device: string) => Promise<string> {
   return async (device) => {
-    const reply = await (await client()).request(`txstat ${device}`);
-    if (!reply.ok) throw new TxstatRefusedError(reply.errno, `shadow_helper refused txstat ${device}: ${reply.errno} ${reply.message}`);
+    const reply = await (await client()).request(`txstat net:${device}`);
+    if (!reply.ok) throw new TxstatRefusedError(reply.errno, `shadow_helper refused txstat net:${device}: ${reply.errno} ${reply.message}`);
     return reply.payload;
   };
 }
@@ -280,7 +283,7 @@ export class StallDetector {
   }
 
   private async pollDevice(device: string): Promise<void> {
-    const fields = { SHADOWD_COMPONENT: 'stall-detector', SHADOWD_DEVICE: device };
+    const fields = { SHADOWD_COMPONENT: 'stall-detector', SHADOWD_CLASS: 'net', SHADOWD_DEVICE: device };
     let stat: TxStat;
     try {
       stat = parseTxstat(await this.opts.txstat(device));

@@ -1,0 +1,26 @@
+// The network devices with the driver and module behind each, from sysfs:
+// what the kernel log detector blames an oops, BUG or WARN in a module on.
+import { readdir, readlink } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import type { ModuleDevice } from '../../core/device-class.js';
+
+async function linkBase(path: string): Promise<string | null> {
+  try {
+    return basename(await readlink(path));
+  } catch {
+    return null;
+  }
+}
+
+/** Every interface in /sys/class/net; driver null for one without a bus device (lo, veth, bridge). */
+export async function readNetDevices(sysfs = '/sys'): Promise<ModuleDevice[]> {
+  const names = await readdir(join(sysfs, 'class', 'net'));
+  return Promise.all(
+    names.sort().map(async (name) => {
+      const device = join(sysfs, 'class', 'net', name, 'device');
+      const driver = await linkBase(join(device, 'driver'));
+      const module = driver === null ? null : await linkBase(join(device, 'driver', 'module'));
+      return { name, driver, module };
+    }),
+  );
+}

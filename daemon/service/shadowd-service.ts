@@ -1,0 +1,347 @@
+// The shadowd service: composes the class-agnostic core (taps runner, store,
+// recovery manager, history, detectors) with the registered device classes,
+// the configuration and the control socket, and runs them as systemd expects
+// (Type=notify: READY=1 once taps, state and socket are up; watchdog; SIGHUP
+// reloads the configuration). main.ts parses the arguments and starts it.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { ClassSet } from '../core/class-set.js';
+import type { ClassRuntime, DeviceClass } from '../core/device-class.js';
+import type { DeviceRef } from '../core/device-ref.js';
+import type { DeviceStatus } from '../core/device-status.js';
+import { startDetectors, type Detectors } from '../core/detectors.js';
+import { helperConnection } from '../core/helper-connection.js';
+import type { ClassDevice } from '../core/kernel-log-watch.js';
+import { RecoveryHistory } from '../core/recovery-history.js';
+import { RecoveryManager, type RecoveryPort } from '../core/recovery-manager.js';
+import { RequestError } from '../core/request-error.js';
+import { ShadowStore } from '../core/shadow-store.js';
+import { TapsRunner } from '../core/taps-runner.js';
+import { CONTROL_GROUP, lookupGroup, prepareRuntimeDir } from '../control/control-access.js';
+import { PROTOCOL_VERSION, type HistoryResult, type ReloadResult, type Request, type StatusResult, type VersionResult } from '../control/control-protocol.js';
+import { startControlServer, type ControlServer } from '../control/control-server.js';
+import type { PeerCredentials } from '../control/peer-credentials.js';
+import type { Priority, ServiceLogger } from './log.js';
+import { Metrics, MetricsWriter, recordFinished, shadowEntriesByDevice } from './metrics.js';
+import { protectFilter, RunningConfig } from './running-config.js';
+import type { Notifier } from './systemd-notify.js';
+
+export interface ServiceOptions {
+  version: string;
+  classes: readonly DeviceClass[];
+  configPath: string;
+  stateDir: string;
+  runtimeDir: string;
+  bpftrace: string;
+  allowFaults: boolean;
+  /** --log-level: overrides LogLevel=. */
+  logLevel: Priority | undefined;
+  logger: ServiceLogger;
+  notify: Notifier;
+}
+
+/** A start that cannot go on: logged and reported to systemd by the caller, which exits 1. */
+export class StartError extends Error {
+  constructor(
+    message: string,
+    /** The STATUS= line for systemd. */
+    readonly status = `failed to start: ${message}`,
+  ) {
+    super(message);
+  }
+}
+
+const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+export class ShadowdService {
+  private readonly classes: ClassSet<DeviceClass>;
+  private readonly startedAt = Date.now();
+  private started = false;
+  private reloadWanted = false;
+  private stopping = false;
+  private running!: RunningConfig;
+  private store!: ShadowStore;
+  private taps!: TapsRunner;
+  private readonly runtimes = new Map<string, ClassRuntime>();
+  private recovery!: RecoveryManager;
+  private history!: RecoveryHistory;
+  private detectors: Detectors | null = null;
+  private server!: ControlServer;
+  private metricsWriter: MetricsWriter | null = null;
+  private readonly metrics: Metrics;
+  // The helper module is opened at the first recovery, so passive mode runs without it.
+  private readonly helper = helperConnection();
+  // The classes' polls (a stall detector's) have their own connection: one must not queue behind a restart that holds the other.
+  private readonly pollHelper = helperConnection();
+
+  constructor(private readonly opts: ServiceOptions) {
+    this.classes = new ClassSet(opts.classes);
+    this.metrics = new Metrics(this.startedAt);
+  }
+
+  /** Starts everything; throws StartError (already logged) when it cannot. Resolves once ready. */
+  async start(): Promise<void> {
+    const { logger, notify } = this.opts;
+    const configured = RunningConfig.start({
+      path: this.opts.configPath,
+      classes: this.classes,
+      logger,
+      logLevel: this.opts.logLevel,
+      allowFaults: this.opts.allowFaults,
+      onApply: (c) => this.metricsWriter?.configure(c.daemon.metricsTextfile, c.daemon.metricsIntervalSec),
+    });
+    if (!configured.ok) {
+      // Each error is logged already, with file, line and key.
+      const n = configured.errors.length;
+      logger.log('err', `not starting: ${this.opts.configPath} has ${n} error${n === 1 ? '' : 's'} (docs/configuration.md describes the format)`);
+      throw new StartError(`${this.opts.configPath} has errors`, `not started: ${n} error${n === 1 ? '' : 's'} in ${this.opts.configPath}`);
+    }
+    this.running = configured.running;
+
+    // Members of the shadowd group may run read-only shadowctl commands; without the group only root can use the socket.
+    let group = lookupGroup(CONTROL_GROUP);
+    if (group === null) logger.log('notice', `there is no ${CONTROL_GROUP} group: only root can use shadowctl (groupadd --system ${CONTROL_GROUP}, then restart shadowd, lets its members run read-only commands)`);
+    try {
+      mkdirSync(this.opts.stateDir, { recursive: true, mode: 0o750 });
+      // systemd made $RUNTIME_DIRECTORY for us; a directory given with --runtime-dir that was already there is not ours to change.
+      const adopt = this.opts.runtimeDir === process.env['RUNTIME_DIRECTORY'];
+      try {
+        prepareRuntimeDir(this.opts.runtimeDir, group, adopt);
+      } catch (err) {
+        if (group === null) throw err;
+        logger.log('warning', `cannot give ${this.opts.runtimeDir} to the ${CONTROL_GROUP} group: ${messageOf(err)}; only root can use shadowctl`);
+        group = null;
+        prepareRuntimeDir(this.opts.runtimeDir, null, adopt);
+      }
+      this.store = new ShadowStore(join(this.opts.stateDir, 'state.db'));
+    } catch (err) {
+      throw this.fatal(`cannot open the state in ${this.opts.stateDir}`, err);
+    }
+
+    this.taps = new TapsRunner(this.classes.all, { logger, bpftrace: this.opts.bpftrace });
+    notify.status(`attaching the taps of ${this.classes.ids.join(', ')} (bpftrace compiles them)`);
+    try {
+      await this.taps.start();
+    } catch (err) {
+      throw this.fatal('cannot attach the taps', err);
+    }
+    // The recovery manager exists once the shadows are ready; until then nothing restarts.
+    let held: (ref: DeviceRef) => boolean = () => false;
+    const report = (f: Parameters<RecoveryManager['report']>[0]): void => void this.recovery.report(f);
+    const protectedReport = protectFilter(report, {
+      protects: (ref, driver) => this.running.protects(ref, driver),
+      driverOf: (ref) => this.runtimes.get(ref.cls)?.lookup(ref.name)?.driver ?? null,
+      logger,
+    });
+    for (const cls of this.classes.all) {
+      notify.status(`${this.taps.stats().probes} taps attached; reading the ${cls.title} devices`);
+      const runtime = cls.open({
+        logger,
+        store: this.store,
+        helper: () => this.helper.get(),
+        pollHelper: () => this.pollHelper.get(),
+        syncTaps: () => this.taps.sync(cls.id),
+        // Protect=no: the failure is logged, and no recovery starts.
+        report: (f) => protectedReport(f),
+        held: (name) => held({ cls: cls.id, name }),
+        setting: (name, driver, key) => this.running.setting({ cls: cls.id, name }, driver, key),
+      });
+      try {
+        await runtime.resync('start-up');
+      } catch (err) {
+        throw this.fatal(`cannot read the ${cls.title} devices`, err);
+      }
+      this.runtimes.set(cls.id, runtime);
+      this.taps.attach(cls.id, runtime);
+    }
+
+    notify.status('loading the recovery history');
+    try {
+      this.history = new RecoveryHistory(this.store.database);
+      const ports = new Map<string, RecoveryPort>(
+        this.classes.all.map((cls) => {
+          const rt = this.runtime(cls.id);
+          return [cls.id, { decl: cls, lookup: (name) => rt.lookup(name), replay: rt.replay, afterRestart: (name, reply) => rt.afterRestart(name, reply) }];
+        }),
+      );
+      this.recovery = new RecoveryManager({
+        history: this.history,
+        logger,
+        helper: () => this.helper.get(),
+        classes: ports,
+        // Asked at each decision, so a reload takes effect at once.
+        policy: (ref, driver) => this.running.recoveryPolicy(ref, driver),
+        faultInjection: () => this.running.faultInjection(),
+        onFinished: (rec) => recordFinished(this.metrics, rec),
+      });
+      this.recovery.start();
+      // The helper keeps the device through a restart and a park: the taps
+      // seeing the driver let go of it does not mean the device went away.
+      held = (ref) => {
+        const st = this.recovery.deviceState(ref);
+        return st.recoveryId !== null || st.gaveUp !== null;
+      };
+    } catch (err) {
+      throw this.fatal('cannot open the recovery history', err);
+    }
+
+    this.detectors = startDetectors({
+      logger,
+      report: protectedReport,
+      devices: () => this.moduleDevices(),
+      rules: this.classes.all.flatMap((c) => c.kernelLogRules),
+      classes: new Map(this.classes.all.map((c) => [c.id, () => this.runtime(c.id).startDetectors()])),
+    });
+    for (const [cls, d] of this.detectors.classes) this.taps.onTapEvent(cls, d.onTapEvent ? (e) => d.onTapEvent?.(e) : null);
+
+    const socketPath = join(this.opts.runtimeDir, 'control.sock');
+    try {
+      this.server = await startControlServer(socketPath, (req, peer) => this.handle(req, peer), logger, this.classes, { group });
+    } catch (err) {
+      throw this.fatal(`cannot listen on ${socketPath}`, err);
+    }
+
+    // Metrics, when MetricsTextfile= is set: the gauges are read at each write.
+    this.metricsWriter = new MetricsWriter({
+      metrics: this.metrics,
+      logger,
+      refresh: () => {
+        this.metrics.setTapEventsLost(this.taps.stats().lost);
+        for (const [cls, rt] of this.runtimes) this.metrics.setShadowEntries(cls, shadowEntriesByDevice(rt.list()));
+      },
+    });
+    this.metricsWriter.configure(this.running.config.daemon.metricsTextfile, this.running.config.daemon.metricsIntervalSec);
+
+    // Ready: taps attached, state loaded, socket listening. Units ordered after shadowd start now.
+    notify.ready(this.runningStatus());
+    notify.startWatchdog();
+    this.started = true;
+    logger.log('notice', `shadowd ${this.opts.version} ready: ${this.taps.stats().probes} probes attached, ${this.devices().length} device(s) of ${this.classes.ids.join(', ')}, control socket ${socketPath}`);
+    if (this.reloadWanted) this.reloadFromSignal('SIGHUP (received during the start)');
+  }
+
+  /** SIGHUP: a reload asked for during the start waits until the daemon is ready. */
+  onSighup(): void {
+    if (!this.started) this.reloadWanted = true;
+    else if (!this.stopping) this.reloadFromSignal('SIGHUP');
+  }
+
+  async stop(signal: string): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.opts.notify.stopping(`stopping on ${signal}`);
+    this.opts.logger.log('notice', `stopping on ${signal}`);
+    await this.detectors?.stop();
+    await this.taps?.stop();
+    await Promise.all([...this.runtimes.values()].map((rt) => rt.settled()));
+    await this.recovery?.stop();
+    // Last, with the recoveries that ended while stopping, and shadowd_up 0.
+    await this.metricsWriter?.stop();
+    await this.helper.close();
+    await this.pollHelper.close();
+    await this.server?.close();
+    this.store?.close();
+  }
+
+  private runtime(cls: string): ClassRuntime {
+    const rt = this.runtimes.get(cls);
+    if (!rt) throw new Error(`the ${cls} class is not running`);
+    return rt;
+  }
+
+  /** Every class's devices, with their recovery mode. */
+  private devices(): DeviceStatus[] {
+    return [...this.runtimes.values()].flatMap((rt) => rt.list()).map((d) => ({ ...d, mode: this.mode({ cls: d.cls, name: d.name }) }));
+  }
+
+  private mode(ref: DeviceRef): DeviceStatus['mode'] {
+    if (this.recovery.isActive(ref)) return 'active';
+    return this.recovery.deviceState(ref).gaveUp !== null ? 'parked' : 'passive';
+  }
+
+  private async moduleDevices(): Promise<ClassDevice[]> {
+    const lists = await Promise.all(
+      [...this.runtimes].map(async ([cls, rt]) => {
+        try {
+          return (await rt.moduleDevices()).map((d) => ({ ...d, cls }));
+        } catch (err) {
+          this.opts.logger.log('warning', `cannot read the ${cls} devices to blame a kernel report on: ${messageOf(err)}`, { SHADOWD_CLASS: cls });
+          return [];
+        }
+      }),
+    );
+    return lists.flat();
+  }
+
+  private handle(req: Request, peer: PeerCredentials | null): Promise<unknown> {
+    const requester = peer ? `uid ${peer.uid} (pid ${peer.pid})` : undefined;
+    switch (req.method) {
+      case 'status': {
+        const pendingReads = [...this.runtimes.values()].reduce((n, rt) => n + rt.pendingReads(), 0);
+        return Promise.resolve<StatusResult>({
+          version: this.opts.version,
+          pid: process.pid,
+          startedAt: this.startedAt,
+          classes: this.classes.all.map((c) => ({ id: c.id, title: c.title, attrs: [...c.attrs] })),
+          taps: this.taps.stats(),
+          pendingReads,
+          devices: this.devices(),
+        });
+      }
+      case 'show': {
+        const { cls, name } = req.params.device;
+        const shown = this.runtime(cls).show(name);
+        return Promise.resolve({ ...shown, device: { ...shown.device, mode: this.mode(req.params.device) } });
+      }
+      case 'version':
+        return Promise.resolve<VersionResult>({ version: this.opts.version, protocol: PROTOCOL_VERSION });
+      case 'recover':
+        return this.recovery.recover(req.params.device, requester, { reload: req.params.reload });
+      case 'replay':
+        return this.recovery.replay(req.params.device, requester);
+      case 'inject':
+        return this.recovery.inject(req.params.device, req.params.fault, req.params.sticky, requester);
+      case 'history': {
+        const { device, cls, limit } = req.params;
+        return Promise.resolve<HistoryResult>({ recoveries: this.history.list({ cls: device?.cls ?? cls, device: device?.name, limit }) });
+      }
+      case 'reload':
+        if (this.stopping) return Promise.reject(new RequestError('EBUSY', 'shadowd is stopping'));
+        return Promise.resolve<ReloadResult>(this.reload(`shadowctl reload${peer ? ` by ${requester}` : ''}`));
+    }
+  }
+
+  /** The STATUS= line while running. */
+  private runningStatus(): string {
+    const n = this.devices().filter((d) => d.health === 'ok').length;
+    return `watching ${n} device${n === 1 ? '' : 's'} (${this.classes.ids.join(', ')}); ${this.taps.stats().probes} taps attached`;
+  }
+
+  /** SIGHUP and shadowctl reload: re-reads the configuration; one with errors is refused and the running one stays. */
+  private reload(by: string): ReloadResult {
+    const { logger, notify } = this.opts;
+    notify.reloading(`reloading ${this.running.path}`);
+    logger.log('info', `reloading the configuration on ${by}`, { SHADOWD_CONFIG: this.running.path });
+    const result = this.running.reload();
+    const n = result.errors.length;
+    notify.ready(result.ok ? this.runningStatus() : `${this.runningStatus()}; ${this.running.path} refused (${n} error${n === 1 ? '' : 's'}), previous configuration in force`);
+    return result;
+  }
+
+  /** A reload nobody waits for: a bug in it is logged, and must not end the daemon. */
+  private reloadFromSignal(by: string): void {
+    try {
+      this.reload(by);
+    } catch (err) {
+      this.opts.logger.log('err', `reloading the configuration failed: ${messageOf(err)}`);
+      this.opts.notify.ready(`${this.runningStatus()}; the last reload failed`);
+    }
+  }
+
+  private fatal(what: string, err: unknown): StartError {
+    const message = `${what}: ${messageOf(err)}`;
+    this.opts.logger.log('err', message);
+    return new StartError(message);
+  }
+}
+
