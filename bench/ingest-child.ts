@@ -3,6 +3,7 @@
 // network shadow and store, and prints its figures as JSON.
 // usage: node [daemon node options] ingest-child.js FILE EVENTS STATE_DIR
 import { join } from 'node:path';
+import { NET_SYNC_MARKER } from '../daemon/classes/net/net-declaration.js';
 import { Ingest } from '../daemon/core/ingest.js';
 import { NetdevShadow } from '../daemon/classes/net/netdev-shadow.js';
 import { ShadowStore } from '../daemon/core/shadow-store.js';
@@ -19,6 +20,7 @@ async function measure(stream: string, expected: number, dir: string): Promise<v
   let started = 0;
   await new Promise<void>((resolve) => {
     const ingest = new Ingest({
+      marker: NET_SYNC_MARKER,
       program: stream,
       bpftrace: repoPath('test/unit/fake/bpftrace.sh'),
       probesLive: () => Promise.resolve(),

@@ -244,7 +244,7 @@ describe('recovery policy on e1000: a clean give-up, recoveries under a configur
     expect(u.daemonAlive).toBe(true);
     expect(u.status.exitCode, `shadowctl status: ${u.status.stderr}`).toBe(0);
     expect(u.status.result?.pid).toBe(u.pid);
-    expect(u.status.result?.devices.filter((d) => d.name === dev).map((d) => [d.ifindex, d.health, d.mode])).toEqual([[ifindexBefore, 'ok', 'passive']]);
+    expect(u.status.result?.devices.filter((d) => d.name === dev).map((d) => [d.attrs['ifindex'], d.health, d.mode])).toEqual([[ifindexBefore, 'ok', 'passive']]);
     expect(u.pingMs, `no ping reply after the loop${ctx}`).not.toBeNull();
     const loopKernel = between(run.kernelLog, LOOP_MARK);
     expect(loopKernel, 'the guest script wrote no kernel-log marker before the loop').not.toBeNull();

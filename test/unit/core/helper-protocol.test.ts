@@ -1,23 +1,37 @@
-// The kernel helper's recovery replies, read strictly (kmod/PROTOCOL.md, proto=2).
+// The kernel helper's recovery commands and replies (kmod/PROTOCOL.md,
+// proto=3): composed for a device of any class, read strictly, with the
+// class's steps and fields from its declaration (the network class's here).
 import { describe, expect, it } from 'vitest';
+import { NET_DECLARATION } from '../../../daemon/classes/net/net-declaration.js';
 import { HelperError } from '../../../daemon/core/helper-client.js';
-import { expectPayload, isStageCommand, modulePhases, parseRestartReply, restartErrorSteps, stagedPayload } from '../../../daemon/core/helper-protocol.js';
+import {
+  expectPayload,
+  injectCommand,
+  modulePhases,
+  parkCommand,
+  parseRestartReply,
+  restartCommand,
+  restartErrorSteps,
+  type RestartMethod,
+} from '../../../daemon/core/helper-protocol.js';
 
-const WANT = { device: 'eth0', id: 'rmiabc12-0' };
+const WANT: { ref: { cls: string; name: string }; id: string; how?: RestartMethod } = { ref: { cls: 'net', name: 'eth0' }, id: 'rmiabc12-0' };
+const parse = (payload: string, want = WANT): ReturnType<typeof parseRestartReply> => parseRestartReply(payload, want, NET_DECLARATION);
+const errorSteps = (message: string): ReturnType<typeof restartErrorSteps> => restartErrorSteps(message, NET_DECLARATION);
 const GOOD =
-  'restarted eth0 id=rmiabc12-0 ifindex=2 stop_ms=12 release_ms=3 probe_ms=640 replay_ms=25 open_ms=180 total_ms=860 ' +
+  'restarted net:eth0 id=rmiabc12-0 ifindex=2 stop_ms=12 release_ms=3 probe_ms=640 replay_ms=25 open_ms=180 total_ms=860 ' +
   'steps=name:skip,mac:ok,mtu:ok,features:ok,vlan:skip,rings:ok,msglvl:skip,pause:skip,privflags:skip';
 /** `restart eth0 rmiabc12-0 reload`: the module's fields and a first step reload. */
 const RELOAD =
-  'restarted eth0 id=rmiabc12-0 ifindex=2 module=e1000 stop_ms=12 release_ms=3 unload_ms=140 load_ms=310 probe_ms=640 replay_ms=25 open_ms=180 total_ms=1310 ' +
+  'restarted net:eth0 id=rmiabc12-0 ifindex=2 module=e1000 stop_ms=12 release_ms=3 unload_ms=140 load_ms=310 probe_ms=640 replay_ms=25 open_ms=180 total_ms=1310 ' +
   'steps=reload:ok,name:skip,mac:ok,mtu:ok,open:ok';
 
 describe('parseRestartReply', () => {
   it('reads the ifindex, the timings and the steps', () => {
-    expect(parseRestartReply(GOOD, WANT)).toEqual({
-      device: 'eth0',
+    expect(parse(GOOD, WANT)).toEqual({
+      device: 'net:eth0',
       id: 'rmiabc12-0',
-      ifindex: 2,
+      fields: { ifindex: 2 },
       how: 'reprobe',
       module: null,
       timings: { stopMs: 12, releaseMs: 3, probeMs: 640, replayMs: 25, openMs: 180, totalMs: 860 },
@@ -36,8 +50,8 @@ describe('parseRestartReply', () => {
   });
 
   it('takes the fields in any order and a failed step (the driver runs without that setting)', () => {
-    const r = parseRestartReply('restarted eth0 steps=mac:ok,mtu:fail,open:ok total_ms=5 open_ms=1 replay_ms=1 probe_ms=1 release_ms=1 stop_ms=1 ifindex=7 id=rmiabc12-0', WANT);
-    expect(r.ifindex).toBe(7);
+    const r = parse('restarted net:eth0 steps=mac:ok,mtu:fail,open:ok total_ms=5 open_ms=1 replay_ms=1 probe_ms=1 release_ms=1 stop_ms=1 ifindex=7 id=rmiabc12-0', WANT);
+    expect(r.fields).toEqual({ ifindex: 7 });
     expect(r.steps).toEqual([
       { name: 'mac', result: 'ok' },
       { name: 'mtu', result: 'fail' },
@@ -46,10 +60,10 @@ describe('parseRestartReply', () => {
   });
 
   it("reads a reload's reply: the module, its unload and load times, and the reload step first", () => {
-    expect(parseRestartReply(RELOAD, { ...WANT, how: 'reload' })).toEqual({
-      device: 'eth0',
+    expect(parse(RELOAD, { ...WANT, how: 'reload' })).toEqual({
+      device: 'net:eth0',
       id: 'rmiabc12-0',
-      ifindex: 2,
+      fields: { ifindex: 2 },
       how: 'reload',
       module: 'e1000',
       timings: { stopMs: 12, releaseMs: 3, unloadMs: 140, loadMs: 310, probeMs: 640, replayMs: 25, openMs: 180, totalMs: 1310 },
@@ -62,20 +76,20 @@ describe('parseRestartReply', () => {
       ],
     });
     // Without an expectation, the shape says which it was.
-    expect(parseRestartReply(RELOAD, WANT).how).toBe('reload');
-    expect(parseRestartReply(GOOD, { ...WANT, how: 'reprobe' }).how).toBe('reprobe');
+    expect(parse(RELOAD, WANT).how).toBe('reload');
+    expect(parse(GOOD, { ...WANT, how: 'reprobe' }).how).toBe('reprobe');
   });
 
   it('reads a reload whose module would not unload (the device was probed again with it): still ok, step reload:fail', () => {
-    const r = parseRestartReply(RELOAD.replace('reload:ok', 'reload:fail').replace('load_ms=310', 'load_ms=0'), WANT);
+    const r = parse(RELOAD.replace('reload:ok', 'reload:fail').replace('load_ms=310', 'load_ms=0'), WANT);
     expect(r.how).toBe('reload');
     expect(r.timings.loadMs).toBe(0);
     expect(r.steps[0]).toEqual({ name: 'reload', result: 'fail' });
   });
 
   it('takes the fields of a reload in any order, and a reload with its step alone', () => {
-    const r = parseRestartReply('restarted eth0 steps=reload:ok load_ms=1 total_ms=5 unload_ms=2 open_ms=1 module=e100 replay_ms=1 probe_ms=1 release_ms=1 stop_ms=1 ifindex=7 id=rmiabc12-0', WANT);
-    expect(r).toMatchObject({ how: 'reload', module: 'e100', ifindex: 7, steps: [{ name: 'reload', result: 'ok' }] });
+    const r = parse('restarted net:eth0 steps=reload:ok load_ms=1 total_ms=5 unload_ms=2 open_ms=1 module=e100 replay_ms=1 probe_ms=1 release_ms=1 stop_ms=1 ifindex=7 id=rmiabc12-0', WANT);
+    expect(r).toMatchObject({ how: 'reload', module: 'e100', fields: { ifindex: 7 }, steps: [{ name: 'reload', result: 'ok' }] });
   });
 
   it.each([
@@ -100,19 +114,21 @@ describe('parseRestartReply', () => {
     [RELOAD.replace('unload_ms=140', 'unload_ms=-1'), /unload_ms "-1" is not a decimal number of milliseconds/],
     [RELOAD.replace('load_ms=310', 'load_ms=3.1'), /load_ms "3.1" is not a decimal number of milliseconds/],
   ])('rejects the reload variant %j', (payload, why) => {
-    expect(() => parseRestartReply(payload, WANT)).toThrow(HelperError);
-    expect(() => parseRestartReply(payload, WANT)).toThrow(why);
+    expect(() => parse(payload, WANT)).toThrow(HelperError);
+    expect(() => parse(payload, WANT)).toThrow(why);
   });
 
   it('rejects the other shape than the one asked for', () => {
-    expect(() => parseRestartReply(GOOD, { ...WANT, how: 'reload' })).toThrow(/it is a re-probe's reply, the restart asked for a reload/);
-    expect(() => parseRestartReply(RELOAD, { ...WANT, how: 'reprobe' })).toThrow(/it is a reload's reply, the restart asked for none/);
+    expect(() => parse(GOOD, { ...WANT, how: 'reload' })).toThrow(/it is a re-probe's reply, the restart asked for a reload/);
+    expect(() => parse(RELOAD, { ...WANT, how: 'reprobe' })).toThrow(/it is a reload's reply, the restart asked for none/);
   });
 
   it.each([
     ['', /it is empty/],
     [GOOD.replace('restarted', 'parked'), /starts with "parked", not "restarted"/],
-    [GOOD.replace('restarted eth0', 'restarted eth1'), /it is about "eth1", the restart was for eth0/],
+    [GOOD.replace('restarted net:eth0', 'restarted net:eth1'), /it is about "net:eth1", the restart was for net:eth0/],
+    [GOOD.replace('restarted net:eth0', 'restarted eth0'), /it is about "eth0", the restart was for net:eth0/],
+    [GOOD.replace('restarted net:eth0', 'restarted sound:eth0'), /it is about "sound:eth0", the restart was for net:eth0/],
     [GOOD.replace('id=rmiabc12-0', 'id=other'), /it is for recovery "other", not rmiabc12-0/],
     [GOOD.replace(' stop_ms=12', ''), /missing stop_ms/],
     [GOOD.replace(' stop_ms=12 release_ms=3', ''), /missing stop_ms, release_ms/],
@@ -126,7 +142,7 @@ describe('parseRestartReply', () => {
     [GOOD.replace('probe_ms=640', 'probe_ms=0640'), /probe_ms "0640"/],
     [GOOD.replace('probe_ms=640', 'probe_ms='), /probe_ms ""/],
     [GOOD.replace('probe_ms=640', 'probe_ms=1e3'), /probe_ms "1e3"/],
-    [GOOD.replace('restarted eth0', 'restarted  eth0'), /single spaces/],
+    [GOOD.replace('restarted net:eth0', 'restarted  net:eth0'), /single spaces/],
     [GOOD + ' ', /single spaces/],
     [GOOD.replace('mac:ok', 'mac:maybe'), /step mac has result "maybe", not ok, skip or fail/],
     [GOOD.replace('mac:ok', 'macok'), /step "macok" is not name:result/],
@@ -136,15 +152,15 @@ describe('parseRestartReply', () => {
     [GOOD.replace(/steps=.*$/, 'steps='), /step "" is not name:result/],
     [GOOD.replace(/steps=.*$/, 'steps=mac:ok,'), /step "" is not name:result/],
   ])('rejects %j', (payload, why) => {
-    expect(() => parseRestartReply(payload, WANT)).toThrow(HelperError);
-    expect(() => parseRestartReply(payload, WANT)).toThrow(why);
-    expect(() => parseRestartReply(payload, WANT)).toThrow(/unreadable restart reply from shadow_helper/);
+    expect(() => parse(payload, WANT)).toThrow(HelperError);
+    expect(() => parse(payload, WANT)).toThrow(why);
+    expect(() => parse(payload, WANT)).toThrow(/unreadable restart reply from shadow_helper/);
   });
 });
 
 describe('restartErrorSteps', () => {
   it("reads the steps an err reply's message ends with", () => {
-    expect(restartErrorSteps("eth0 id=r1 parked after 900 ms: the driver's open failed: error -5 steps=name:skip,mac:ok,mtu:fail")).toEqual([
+    expect(errorSteps("eth0 id=r1 parked after 900 ms: the driver's open failed: error -5 steps=name:skip,mac:ok,mtu:fail")).toEqual([
       { name: 'name', result: 'skip' },
       { name: 'mac', result: 'ok' },
       { name: 'mtu', result: 'fail' },
@@ -152,20 +168,20 @@ describe('restartErrorSteps', () => {
   });
 
   it("reads a reload's steps: the module would not load again (reload:fail alone), or the probe failed after it", () => {
-    expect(restartErrorSteps('eth0 id=r1 parked after 900 ms: modprobe e1000 failed with exit status 1 steps=reload:fail')).toEqual([{ name: 'reload', result: 'fail' }]);
-    expect(restartErrorSteps('eth0 id=r1 parked after 900 ms: probe failed: error -19 steps=reload:ok')).toEqual([{ name: 'reload', result: 'ok' }]);
-    expect(restartErrorSteps("eth0 id=r1 parked after 900 ms: the driver's open failed: error -5 steps=reload:ok,name:skip,open:fail")).toEqual([
+    expect(errorSteps('eth0 id=r1 parked after 900 ms: modprobe e1000 failed with exit status 1 steps=reload:fail')).toEqual([{ name: 'reload', result: 'fail' }]);
+    expect(errorSteps('eth0 id=r1 parked after 900 ms: probe failed: error -19 steps=reload:ok')).toEqual([{ name: 'reload', result: 'ok' }]);
+    expect(errorSteps("eth0 id=r1 parked after 900 ms: the driver's open failed: error -5 steps=reload:ok,name:skip,open:fail")).toEqual([
       { name: 'reload', result: 'ok' },
       { name: 'name', result: 'skip' },
       { name: 'open', result: 'fail' },
     ]);
-    expect(restartErrorSteps('x steps=name:ok,reload:ok')).toEqual([]);
+    expect(errorSteps('x steps=name:ok,reload:ok')).toEqual([]);
   });
 
   it('gives none for steps=none, no list, or a list it cannot read', () => {
-    expect(restartErrorSteps('eth0 id=r1 parked after 900 ms: probe failed: error -19 steps=none')).toEqual([]);
-    expect(restartErrorSteps('another restart is running')).toEqual([]);
-    expect(restartErrorSteps('x steps=mac:ok,bogus:ok')).toEqual([]);
+    expect(errorSteps('eth0 id=r1 parked after 900 ms: probe failed: error -19 steps=none')).toEqual([]);
+    expect(errorSteps('another restart is running')).toEqual([]);
+    expect(errorSteps('x steps=mac:ok,bogus:ok')).toEqual([]);
   });
 });
 
@@ -177,39 +193,36 @@ describe('modulePhases', () => {
   });
 });
 
-describe('stage commands', () => {
-  it.each(['stage eth0 rings 256 0 0 256', 'stage eth0 msglvl 7', 'stage eth0 pause 1 0 1', 'stage eth0 privflags 0', 'stage eth0 clear'])('accepts %j', (c) => {
-    expect(isStageCommand(c, 'eth0')).toBe(true);
-  });
-
-  it.each([
-    'stage eth1 clear',
-    'stage eth0',
-    'stage eth0 rings 256 0 0',
-    'stage eth0 rings 256 0 0 256 1',
-    'stage eth0 rings -1 0 0 256',
-    'stage eth0 pause 2 0 0',
-    'stage eth0 msglvl 0x7',
-    'stage eth0 wol g',
-    'stage eth0  clear',
-    'stage eth0 clear\n',
-    'restart eth0 r1',
-    'inject eth0 tx-hang',
-  ])('refuses %j', (c) => {
-    expect(isStageCommand(c, 'eth0')).toBe(false);
-  });
-
-  it('knows the reply each stage command gets', () => {
-    expect(stagedPayload('stage eth0 rings 256 0 0 256')).toBe('staged eth0 rings');
-    expect(stagedPayload('stage eth0 clear')).toBe('staged eth0 clear');
+describe('expectPayload', () => {
+  it('accepts exactly the promised payload', () => {
+    expect(() => expectPayload('park net:eth0 r1', 'parked net:eth0 id=r1', 'parked net:eth0 id=r1')).not.toThrow();
+    expect(() => expectPayload('park net:eth0 r1', 'parked net:eth0 id=r2', 'parked net:eth0 id=r1')).toThrow(
+      'unexpected reply from shadow_helper to "park net:eth0 r1": "parked net:eth0 id=r2", expected "parked net:eth0 id=r1"',
+    );
   });
 });
 
-describe('expectPayload', () => {
-  it('accepts exactly the promised payload', () => {
-    expect(() => expectPayload('park eth0 r1', 'parked eth0 id=r1', 'parked eth0 id=r1')).not.toThrow();
-    expect(() => expectPayload('park eth0 r1', 'parked eth0 id=r2', 'parked eth0 id=r1')).toThrow(
-      'unexpected reply from shadow_helper to "park eth0 r1": "parked eth0 id=r2", expected "parked eth0 id=r1"',
+describe('commands', () => {
+  const eth0 = { cls: 'net', name: 'eth0' };
+  it('names the device as CLASS:NAME', () => {
+    expect(restartCommand(eth0, 'r1', 'reprobe')).toBe('restart net:eth0 r1');
+    expect(restartCommand(eth0, 'r1', 'reload')).toBe('restart net:eth0 r1 reload');
+    expect(parkCommand(eth0, 'r1')).toEqual({ command: 'park net:eth0 r1', expect: 'parked net:eth0 id=r1' });
+    expect(injectCommand(eth0, 'tx-hang', true)).toEqual({ command: 'inject net:eth0 tx-hang sticky', expect: 'injected net:eth0 tx-hang' });
+    expect(injectCommand(eth0, 'clear', false)).toEqual({ command: 'inject net:eth0 clear', expect: 'cleared net:eth0' });
+  });
+
+  it("reads another class's reply with that class's steps and no extra fields", () => {
+    const terms = { restartSteps: ['alpha', 'beta'], restartFields: [] };
+    const r = parseRestartReply(
+      'restarted fake:dev0 id=r1 stop_ms=1 release_ms=1 probe_ms=1 replay_ms=1 open_ms=1 total_ms=5 steps=alpha:ok,beta:skip',
+      { ref: { cls: 'fake', name: 'dev0' }, id: 'r1' },
+      terms,
+    );
+    expect(r.fields).toEqual({});
+    expect(r.steps.map((x) => x.name)).toEqual(['alpha', 'beta']);
+    expect(() => parseRestartReply('restarted fake:dev0 id=r1 ifindex=2 stop_ms=1 release_ms=1 probe_ms=1 replay_ms=1 open_ms=1 total_ms=5 steps=alpha:ok', { ref: { cls: 'fake', name: 'dev0' }, id: 'r1' }, terms)).toThrow(
+      /unknown field "ifindex"/,
     );
   });
 });

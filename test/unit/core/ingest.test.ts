@@ -5,7 +5,8 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Ingest, IngestSyncError, parseCpuList, SYNC_MARKER_ARGV, type MarkerProcess } from '../../../daemon/core/ingest.js';
+import { NET_SYNC_MARKER } from '../../../daemon/classes/net/net-declaration.js';
+import { Ingest, IngestSyncError, parseCpuList, type MarkerProcess } from '../../../daemon/core/ingest.js';
 import type { LogFields, Priority } from '../../../daemon/service/log.js';
 import type { TapEvent } from '../../../daemon/core/tap-record.js';
 
@@ -37,7 +38,7 @@ describe('ingest', () => {
   it('attaches, batches events, skips and reports malformed lines and lost events', async () => {
     const batches: TapEvent[][] = [];
     const gaps: string[] = [];
-    const ingest = new Ingest({
+    const ingest = new Ingest({ marker: NET_SYNC_MARKER,
       program: program([ATTACHED, ev(1), 'garbage', ev(2), '{"type": "lost_events", "data": {"events": 5}}', ev(3), '{"type":"printf","data":"ev=mtu pid=x"}']),
       bpftrace: FAKE,
       probesLive,
@@ -64,7 +65,7 @@ describe('ingest', () => {
     const lines = [...recorded, lastEvent.slice(0, Math.floor(lastEvent.length / 2))];
     const events: TapEvent[] = [];
     const gaps: string[] = [];
-    const ingest = new Ingest({ program: program(lines), bpftrace: FAKE, probesLive, logger, onEvents: (b) => events.push(...b), onGap: (w) => gaps.push(w) });
+    const ingest = new Ingest({ marker: NET_SYNC_MARKER, program: program(lines), bpftrace: FAKE, probesLive, logger, onEvents: (b) => events.push(...b), onGap: (w) => gaps.push(w) });
     await ingest.start();
     await new Promise((r) => setTimeout(r, 300));
     await ingest.stop();
@@ -80,7 +81,7 @@ describe('ingest', () => {
     process.env['FAKE_BPFTRACE_EXIT'] = '1';
     process.env['FAKE_BPFTRACE_STDERR'] = 'ERROR: something broke';
     const gaps: string[] = [];
-    const ingest = new Ingest({ program: program([ATTACHED, ev(1)]), bpftrace: FAKE,
+    const ingest = new Ingest({ marker: NET_SYNC_MARKER, program: program([ATTACHED, ev(1)]), bpftrace: FAKE,
       probesLive, logger, onEvents: () => undefined, onGap: (w) => gaps.push(w), initialBackoffMs: 50, maxBackoffMs: 200 });
     await ingest.start();
     await new Promise((r) => setTimeout(r, 1000));
@@ -97,7 +98,7 @@ describe('ingest', () => {
   it('fails start-up clearly when bpftrace cannot attach', async () => {
     process.env['FAKE_BPFTRACE_EXIT'] = '1';
     process.env['FAKE_BPFTRACE_STDERR'] = 'ERROR: kprobe attach failed';
-    const ingest = new Ingest({ program: program([]), bpftrace: FAKE,
+    const ingest = new Ingest({ marker: NET_SYNC_MARKER, program: program([]), bpftrace: FAKE,
       probesLive, logger, onEvents: () => undefined, onGap: () => undefined, initialBackoffMs: 60_000 });
     await expect(ingest.start()).rejects.toThrow('bpftrace exited before attaching (status 1): ERROR: kprobe attach failed');
     await ingest.stop();
@@ -128,7 +129,7 @@ describe('ingest.sync: a barrier through the per-CPU output buffers', () => {
     const out = join(dir, 'out.jsonl');
     writeFileSync(out, `${ATTACHED}\n${ev(1)}\n`);
     const handed: TapEvent[] = [];
-    const ingest = new Ingest({ program: out, bpftrace: FAKE, probesLive, logger, onEvents: (b) => handed.push(...b), onGap: () => undefined, cpus: () => cpus, startMarker });
+    const ingest = new Ingest({ marker: NET_SYNC_MARKER, program: out, bpftrace: FAKE, probesLive, logger, onEvents: (b) => handed.push(...b), onGap: () => undefined, cpus: () => cpus, startMarker });
     return { ingest, handed, print: (...lines: string[]) => appendFileSync(out, lines.map((l) => `${l}\n`).join('')) };
   }
   const running = (pid: number): MarkerProcess => ({ pid, exited: new Promise(() => undefined) });
@@ -182,7 +183,7 @@ describe('ingest.sync: a barrier through the per-CPU output buffers', () => {
   });
 
   it('fails, saying why, when the taps are not attached, a marker cannot run on its CPU, or a marker does not come back', async () => {
-    const idle = new Ingest({ program: join(dir, 'none'), bpftrace: FAKE, probesLive, logger, onEvents: () => undefined, onGap: () => undefined });
+    const idle = new Ingest({ marker: NET_SYNC_MARKER, program: join(dir, 'none'), bpftrace: FAKE, probesLive, logger, onEvents: () => undefined, onGap: () => undefined });
     await expect(idle.sync()).rejects.toThrow(new IngestSyncError('the taps are not attached (stopped)'));
 
     const pinned = rig([0, 1], (cpu) =>
@@ -204,12 +205,6 @@ describe('ingest.sync: a barrier through the per-CPU output buffers', () => {
     const waiting = expect(lost.ingest.sync()).rejects.toThrow('the taps are stopping');
     await lost.ingest.stop();
     await waiting;
-  });
-
-  it('runs its markers as a request for a device no interface can be named', () => {
-    expect(SYNC_MARKER_ARGV).toEqual(['ethtool', '-s', 'shadowd:sync', 'msglvl', '0']);
-    // The kernel refuses ':' in interface names (dev_valid_name); ethtool takes any name under 16 bytes.
-    expect(SYNC_MARKER_ARGV[2]!.includes(':') && SYNC_MARKER_ARGV[2]!.length < 16).toBe(true);
   });
 
   it('reads the kernel CPU list format', () => {

@@ -2,7 +2,12 @@
 // (test/fixtures/kmsg, by test/vm/guest/record-kmsg.sh).
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { KernelFaultParser, parseKernelFaults, parseKmsgRecord, splitKmsgText } from '../../../daemon/core/kernel-faults.js';
+import { NET_DECLARATION } from '../../../daemon/classes/net/net-declaration.js';
+import { KernelFaultParser, parseKernelFaults as parseWith, parseKmsgRecord, splitKmsgText, type KmsgRecord } from '../../../daemon/core/kernel-faults.js';
+
+/** The network class's rule (its TX watchdog) beside the generic oops, BUG and WARN, as the daemon runs them. */
+const RULES = NET_DECLARATION.kernelLogRules;
+const parseKernelFaults = (records: readonly (string | KmsgRecord)[]): ReturnType<typeof parseWith> => parseWith(records, RULES);
 
 const fixture = (name: string): string[] => splitKmsgText(readFileSync(new URL(`../../fixtures/kmsg/${name}.kmsg`, import.meta.url), 'utf8'));
 
@@ -76,6 +81,7 @@ describe('kernel failure reports', () => {
     expect(faults).toEqual([
       {
         kind: 'tx-timeout',
+        cls: 'net',
         module: null,
         device: 'eth0',
         driverName: 'e1000',
@@ -144,7 +150,7 @@ describe('kernel failure reports', () => {
 
   it('keeps a report without an end line open until flushed or the next report', () => {
     const cut = fixture('ring-warn').filter((r) => !r.includes('end trace'));
-    const parser = new KernelFaultParser();
+    const parser = new KernelFaultParser(RULES);
     const early = cut.flatMap((r) => parser.push(parseKmsgRecord(r)!));
     expect(early).toEqual([]);
     expect(parser.pending).toBe(true);

@@ -1,24 +1,24 @@
 // The kernel log detector: who a recorded kernel report is blamed on, the
-// device list read from a sysfs-shaped tree, and the watcher's handling of the
+// device list of every class, and the watcher's handling of the
 // record stream (a scripted stand-in for /dev/kmsg; the real one is read in
 // the guest by test/vm/kernel-log-watch.test.ts).
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { FailureReport } from '../../../daemon/core/failure-report.js';
+import { NET_DECLARATION } from '../../../daemon/classes/net/net-declaration.js';
 import { parseKernelFaults, splitKmsgText } from '../../../daemon/core/kernel-faults.js';
-import { attributeFault, KernelLogWatch, KMSG_OVERRUN, readNetDevices, type KmsgSource, type NetDeviceInfo, type SelfFault } from '../../../daemon/core/kernel-log-watch.js';
+import { attributeFault, KernelLogWatch, KMSG_OVERRUN, type ClassDevice, type KmsgSource, type SelfFault } from '../../../daemon/core/kernel-log-watch.js';
 import type { LogFields, Priority } from '../../../daemon/service/log.js';
 
 const fixture = (name: string): string[] => splitKmsgText(readFileSync(new URL(`../../fixtures/kmsg/${name}.kmsg`, import.meta.url), 'utf8'));
-const fault = (name: string) => parseKernelFaults(fixture(name))[0]!;
+const RULES = NET_DECLARATION.kernelLogRules;
+const fault = (name: string) => parseKernelFaults(fixture(name), RULES)[0]!;
 
 // As in the recording guest: e1000 and pcnet32, plus a device without a driver.
-const DEVICES: NetDeviceInfo[] = [
-  { name: 'eth0', driver: 'e1000', module: 'e1000' },
-  { name: 'eth1', driver: 'pcnet32', module: 'pcnet32' },
-  { name: 'lo', driver: null, module: null },
+const DEVICES: ClassDevice[] = [
+  { cls: 'net', name: 'eth0', driver: 'e1000', module: 'e1000' },
+  { cls: 'net', name: 'eth1', driver: 'pcnet32', module: 'pcnet32' },
+  { cls: 'net', name: 'lo', driver: null, module: null },
 ];
 const BOOT = 1_700_000_000_000;
 /** The records renumbered from `first` on, as if the kernel had logged them then. */
@@ -33,6 +33,7 @@ describe('attributing a kernel report', () => {
       kind: 'reports',
       reports: [
         {
+          cls: 'net',
           device: 'eth0',
           kind: 'tx-timeout',
           driver: 'e1000',
@@ -47,12 +48,12 @@ describe('attributing a kernel report', () => {
   it('a report blamed on a module goes to every device that module drives', () => {
     const out = attributeFault(fault('ring-warn'), DEVICES, opts);
     expect(out).toMatchObject({ kind: 'reports', reports: [{ device: 'eth1', kind: 'warn', driver: 'pcnet32', since: Math.round(BOOT + 59119.185) }] });
-    const two = [...DEVICES, { name: 'eth2', driver: 'pcnet32', module: 'pcnet32' }];
+    const two = [...DEVICES, { cls: 'net', name: 'eth2', driver: 'pcnet32', module: 'pcnet32' }];
     expect(attributeFault(fault('ring-warn'), two, opts)).toMatchObject({ kind: 'reports', reports: [{ device: 'eth1' }, { device: 'eth2' }] });
   });
 
   it('matches the module, not the driver name, when they differ', () => {
-    const devs = [{ name: 'enp1s0', driver: 'e1000e-pci', module: 'pcnet32' }];
+    const devs = [{ cls: 'net', name: 'enp1s0', driver: 'e1000e-pci', module: 'pcnet32' }];
     expect(attributeFault(fault('ring-warn'), devs, opts)).toMatchObject({ kind: 'reports', reports: [{ device: 'enp1s0', driver: 'pcnet32' }] });
   });
 
@@ -60,10 +61,24 @@ describe('attributing a kernel report', () => {
     expect(attributeFault(fault('tx-timeout'), [], opts)).toMatchObject({ kind: 'reports', reports: [{ device: 'eth0', driver: 'e1000' }] });
   });
 
+  it("blames a module on the devices of every class it drives, each named with its class", () => {
+    const mixed: ClassDevice[] = [...DEVICES, { cls: 'sound', name: 'card0', driver: 'pcnet32', module: 'pcnet32' }];
+    expect(attributeFault(fault('ring-warn'), mixed, opts)).toMatchObject({
+      kind: 'reports',
+      reports: [
+        { cls: 'net', device: 'eth1' },
+        { cls: 'sound', device: 'card0' },
+      ],
+    });
+    // A class rule's report names its own class's device, not another class's of the same name.
+    const clash: ClassDevice[] = [{ cls: 'sound', name: 'eth0', driver: 'snd_x', module: 'snd_x' }];
+    expect(attributeFault(fault('tx-timeout'), clash, opts)).toMatchObject({ kind: 'reports', reports: [{ cls: 'net', device: 'eth0', driver: 'e1000' }] });
+  });
+
   it('leaves alone a report in a module that drives no network device, and core-only reports', () => {
     expect(attributeFault(fault('warn'), DEVICES, opts)).toEqual({
       kind: 'ignored',
-      why: 'kernel warn in module fault_fixture, which drives no network device',
+      why: 'kernel warn in module fault_fixture, which drives no device shadowd watches',
     });
     expect(attributeFault({ ...fault('ring-warn'), module: null }, DEVICES, opts)).toMatchObject({ kind: 'ignored', why: expect.stringMatching(/core kernel code/) as string });
   });
@@ -74,51 +89,6 @@ describe('attributing a kernel report', () => {
     const self = (out as { fault: SelfFault }).fault;
     expect(self).toMatchObject({ kind: 'oops', driver: 'fault_fixture', detectedAt: BOOT + 70_000 });
     expect(self.lines).toContain('Oops: 0000 [#1] PREEMPT SMP NOPTI');
-  });
-});
-
-describe('reading the network devices from sysfs', () => {
-  let root: string;
-  beforeEach(() => (root = mkdtempSync(join(tmpdir(), 'sysfs-'))));
-  afterEach(() => rmSync(root, { recursive: true, force: true }));
-
-  it('takes the driver and module names from the symlinks, as sysfs lays them out', () => {
-    // /sys/class/net/eth0 -> ../../devices/pci0000:00/0000:00:04.0/net/eth0, and so on.
-    const mk = (p: string): void => void mkdirSync(join(root, p), { recursive: true });
-    const ln = (target: string, p: string): void => symlinkSync(target, join(root, p));
-    mk('module/e1000');
-    mk('module/snd_foo');
-    mk('bus/pci/drivers/e1000');
-    ln('../../../../module/e1000', 'bus/pci/drivers/e1000/module');
-    mk('bus/pci/drivers/foo-net'); // a driver whose name is not its module's
-    ln('../../../../module/snd_foo', 'bus/pci/drivers/foo-net/module');
-    mk('bus/pci/drivers/builtin'); // a built-in driver without a module link
-    for (const [bdf, drv] of [['0000:00:04.0', 'e1000'], ['0000:00:05.0', 'foo-net'], ['0000:00:06.0', 'builtin']] as const) {
-      mk(`devices/pci0000:00/${bdf}/net`);
-      ln(`../../../bus/pci/drivers/${drv}`, `devices/pci0000:00/${bdf}/driver`);
-    }
-    mk('devices/pci0000:00/0000:00:07.0/net'); // bound to no driver
-    mk('devices/virtual/net/lo');
-    mk('class/net');
-    const dev = (name: string, bdf: string): void => {
-      mk(`devices/pci0000:00/${bdf}/net/${name}`);
-      ln(`../../../${bdf}`, `devices/pci0000:00/${bdf}/net/${name}/device`);
-      ln(`../../devices/pci0000:00/${bdf}/net/${name}`, `class/net/${name}`);
-    };
-    dev('eth0', '0000:00:04.0');
-    dev('eth1', '0000:00:05.0');
-    dev('eth2', '0000:00:06.0');
-    dev('eth3', '0000:00:07.0');
-    ln('../../devices/virtual/net/lo', 'class/net/lo');
-    return readNetDevices(root).then((devices) =>
-      expect(devices).toEqual([
-        { name: 'eth0', driver: 'e1000', module: 'e1000' },
-        { name: 'eth1', driver: 'foo-net', module: 'snd_foo' },
-        { name: 'eth2', driver: 'builtin', module: null },
-        { name: 'eth3', driver: null, module: null },
-        { name: 'lo', driver: null, module: null },
-      ]),
-    );
   });
 });
 
@@ -135,6 +105,7 @@ class ScriptedKmsg implements KmsgSource {
     this.closed = true;
   }
 }
+
 
 describe('the kernel log watch', () => {
   let kmsg: ScriptedKmsg;
@@ -164,6 +135,7 @@ describe('the kernel log watch', () => {
       onSelfFault: (f) => selfFaults.push(f),
       source: () => kmsg,
       devices: () => Promise.resolve(DEVICES),
+      rules: RULES,
       now: () => clock,
       monotonicMs: () => clock,
       pollMs: 100,
@@ -192,6 +164,7 @@ describe('the kernel log watch', () => {
     await tick();
     expect(reports).toEqual([
       {
+        cls: 'net',
         device: 'eth0',
         kind: 'tx-timeout',
         driver: 'e1000',
@@ -209,7 +182,7 @@ describe('the kernel log watch', () => {
     await tick();
     expect(reports.map((r) => [r.device, r.kind, r.driver])).toEqual([['eth1', 'warn', 'pcnet32']]);
     expect(logs.filter((l) => l.priority === 'notice').map((l) => l.message)).toEqual([
-      expect.stringMatching(/^kernel warn in module fault_fixture, which drives no network device; not recovering: WARNING: CPU/) as string,
+      expect.stringMatching(/^kernel warn in module fault_fixture, which drives no device shadowd watches; not recovering: WARNING: CPU/) as string,
     ]);
     expect(watch.stats).toMatchObject({ faults: 2, reports: 1, lost: 0 });
   });

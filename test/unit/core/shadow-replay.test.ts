@@ -1,12 +1,13 @@
-// The daemon's replays from the network shadow while another process
-// configures the device (test/vm/recovery-policy.test.ts's loop, in the
+// The daemon's replays from a class's shadow (core/shadow-replay.ts, with the
+// network class's planner) while another process configures the device (test/vm/recovery-policy.test.ts's loop, in the
 // guest): a real shadow and store, fed by taps that lag the device as
 // bpftrace's buffers do, a device that a restart resets as a fresh driver
 // instance would, and a recorded runner in place of ip and ethtool.
 import { describe, expect, it } from 'vitest';
 import type { LogFields, Priority } from '../../../daemon/service/log.js';
+import { NET_REPLAY_PLANNER } from '../../../daemon/classes/net/net-class.js';
 import type { ReplayReport } from '../../../daemon/classes/net/netdev-replay.js';
-import { planReplay } from '../../../daemon/classes/net/netdev-replay.js';
+import { planReplay, runReplay } from '../../../daemon/classes/net/netdev-replay.js';
 import { NetdevShadow } from '../../../daemon/classes/net/netdev-shadow.js';
 import { KEY_GROUPS, type DeviceSnapshot, type JsonValue, type KeyGroup } from '../../../daemon/classes/net/netdev-snapshot.js';
 import { shadowReplay } from '../../../daemon/core/shadow-replay.js';
@@ -81,10 +82,15 @@ function rig() {
       await shadow.caughtUp();
     },
     logger,
-    snapshot: (name) => read(name, Object.keys(KEY_GROUPS) as KeyGroup[]),
-    run: (file, args) => {
-      ran.push([file, ...args].join(' '));
-      return Promise.resolve({ exitCode: 0, stdout: '', stderr: '' });
+    fields: (name) => ({ SHADOWD_CLASS: 'net', SHADOWD_DEVICE: name }),
+    planner: {
+      ...NET_REPLAY_PLANNER,
+      read: (name) => read(name, Object.keys(KEY_GROUPS) as KeyGroup[]),
+      run: (name, steps) =>
+        runReplay(name, steps, (file, args) => {
+          ran.push([file, ...args].join(' '));
+          return Promise.resolve({ exitCode: 0, stdout: '', stderr: '' });
+        }),
     },
   });
   return {

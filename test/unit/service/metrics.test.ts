@@ -33,7 +33,7 @@ shadowd_up 1
 # HELP shadowd_start_time_seconds When shadowd started, in seconds since the epoch.
 # TYPE shadowd_start_time_seconds gauge
 shadowd_start_time_seconds 1764258000.5
-# HELP shadowd_recoveries_total Driver recoveries since shadowd started, by device, driver and result.
+# HELP shadowd_recoveries_total Driver recoveries since shadowd started, by device class, device, driver and result.
 # TYPE shadowd_recoveries_total counter
 # HELP shadowd_recovery_duration_seconds Time from the start of a recovery to its end.
 # TYPE shadowd_recovery_duration_seconds histogram
@@ -61,13 +61,19 @@ shadowd_tap_events_lost_total 0
       up: false,
       tapEventsLost: 17,
       shadowEntries: new Map([
-        ['eth1', 12],
-        ['eth0', 40],
+        [
+          'net',
+          new Map([
+            ['eth1', 12],
+            ['eth0', 40],
+          ]),
+        ],
+        ['block', new Map([['sda', 9]])],
       ]),
       recoveries: [
-        { device: 'eth0', driver: 'e1000', result: 'recovered', count: 2 },
-        { device: 'eth0', driver: 'e1000', result: 'gave-up', count: 1 },
-        { device: 'we"ird\\na\nme', driver: 'x', result: 'failed', count: 1 },
+        { cls: 'net', device: 'eth0', driver: 'e1000', result: 'recovered', count: 2 },
+        { cls: 'net', device: 'eth0', driver: 'e1000', result: 'gave-up', count: 1 },
+        { cls: 'net', device: 'we"ird\\na\nme', driver: 'x', result: 'failed', count: 1 },
       ],
       durationBuckets: [0, 1, 2, 0, 0, 0, 0, 1],
       durationSum: 21.75,
@@ -76,9 +82,9 @@ shadowd_tap_events_lost_total 0
     expect(samples).toEqual([
       'shadowd_up 0',
       'shadowd_start_time_seconds 1764258000.5',
-      'shadowd_recoveries_total{device="eth0",driver="e1000",result="gave-up"} 1',
-      'shadowd_recoveries_total{device="eth0",driver="e1000",result="recovered"} 2',
-      'shadowd_recoveries_total{device="we\\"ird\\\\na\\nme",driver="x",result="failed"} 1',
+      'shadowd_recoveries_total{class="net",device="eth0",driver="e1000",result="gave-up"} 1',
+      'shadowd_recoveries_total{class="net",device="eth0",driver="e1000",result="recovered"} 2',
+      'shadowd_recoveries_total{class="net",device="we\\"ird\\\\na\\nme",driver="x",result="failed"} 1',
       'shadowd_recovery_duration_seconds_bucket{le="0.25"} 0',
       'shadowd_recovery_duration_seconds_bucket{le="0.5"} 1',
       'shadowd_recovery_duration_seconds_bucket{le="1"} 3',
@@ -89,8 +95,9 @@ shadowd_tap_events_lost_total 0
       'shadowd_recovery_duration_seconds_bucket{le="+Inf"} 4',
       'shadowd_recovery_duration_seconds_sum 21.75',
       'shadowd_recovery_duration_seconds_count 4',
-      'shadowd_shadow_entries{device="eth0"} 40',
-      'shadowd_shadow_entries{device="eth1"} 12',
+      'shadowd_shadow_entries{class="block",device="sda"} 9',
+      'shadowd_shadow_entries{class="net",device="eth0"} 40',
+      'shadowd_shadow_entries{class="net",device="eth1"} 12',
       'shadowd_tap_events_lost_total 17',
     ]);
   });
@@ -116,28 +123,28 @@ describe('escapeLabelValue and formatValue', () => {
 describe('Metrics', () => {
   it('counts recoveries by device, driver and result, and fills the histogram by upper bound', () => {
     const m = new Metrics(1_764_258_000_000);
-    m.recordRecovery('eth0', 'e1000', 'recovered', 0.25); // on a bound: that bucket
-    m.recordRecovery('eth0', 'e1000', 'recovered', 3);
-    m.recordRecovery('eth0', 'e1000', 'failed', 100);
-    m.recordRecovery('eth1', null, 'gave-up', null); // never ran: counted, not timed
-    m.setShadowEntries([['eth0', 33]]);
+    m.recordRecovery('net', 'eth0', 'e1000', 'recovered', 0.25); // on a bound: that bucket
+    m.recordRecovery('net', 'eth0', 'e1000', 'recovered', 3);
+    m.recordRecovery('net', 'eth0', 'e1000', 'failed', 100);
+    m.recordRecovery('net', 'eth1', null, 'gave-up', null); // never ran: counted, not timed
+    m.setShadowEntries('net', [['eth0', 33]]);
     m.setTapEventsLost(5);
     const s = m.snapshot();
     expect(s.startTimeSeconds).toBe(1764258000);
     expect(s.recoveries).toEqual([
-      { device: 'eth0', driver: 'e1000', result: 'recovered', count: 2 },
-      { device: 'eth0', driver: 'e1000', result: 'failed', count: 1 },
-      { device: 'eth1', driver: 'unknown', result: 'gave-up', count: 1 },
+      { cls: 'net', device: 'eth0', driver: 'e1000', result: 'recovered', count: 2 },
+      { cls: 'net', device: 'eth0', driver: 'e1000', result: 'failed', count: 1 },
+      { cls: 'net', device: 'eth1', driver: 'unknown', result: 'gave-up', count: 1 },
     ]);
     expect(s.durationBuckets).toEqual([1, 0, 0, 0, 1, 0, 0, 1]);
     expect(s.durationSum).toBe(103.25);
-    expect([...s.shadowEntries]).toEqual([['eth0', 33]]);
+    expect([...(s.shadowEntries.get('net') ?? [])]).toEqual([['eth0', 33]]);
     expect(s.tapEventsLost).toBe(5);
     // Snapshots are copies.
-    m.recordRecovery('eth0', 'e1000', 'recovered', 1);
+    m.recordRecovery('net', 'eth0', 'e1000', 'recovered', 1);
     expect(s.recoveries[0]!.count).toBe(2);
-    m.setShadowEntries([]);
-    expect(m.snapshot().shadowEntries.size).toBe(0);
+    m.setShadowEntries('net', []);
+    expect(m.snapshot().shadowEntries.get('net')?.size).toBe(0);
   });
 });
 
@@ -163,6 +170,7 @@ describe('writeTextfile', () => {
 describe('recordFinished (the recovery manager hook)', () => {
   const base: RecoveryRecord = {
     id: 'r1-0',
+    cls: 'net',
     device: 'eth0',
     driver: 'e1000',
     trigger: 'tx-stall',
@@ -256,12 +264,12 @@ describe('MetricsWriter', () => {
     await vi.advanceTimersByTimeAsync(0);
     expect(io.writes).toHaveLength(1);
     expect(io.writes[0]?.text).toContain('\nshadowd_up 1\n');
-    metrics.recordRecovery('eth0', 'e1000', 'recovered', 0.9);
+    metrics.recordRecovery('net', 'eth0', 'e1000', 'recovered', 0.9);
     await vi.advanceTimersByTimeAsync(15_000);
     io.release();
     await vi.advanceTimersByTimeAsync(0);
     expect(io.writes).toHaveLength(2);
-    expect(io.writes[1]?.text).toContain('shadowd_recoveries_total{device="eth0",driver="e1000",result="recovered"} 1');
+    expect(io.writes[1]?.text).toContain('shadowd_recoveries_total{class="net",device="eth0",driver="e1000",result="recovered"} 1');
     expect(io.maxActive()).toBe(1);
     expect(refreshes).toBe(2);
     // stop: a tick under way finishes first, then the last write says the daemon is down.

@@ -14,8 +14,11 @@ import { execFileSync } from 'node:child_process';
 import { execa } from 'execa';
 import { startDetectors, type Detectors } from '../../../daemon/core/detectors.js';
 import type { FailureReport } from '../../../daemon/core/failure-report.js';
+import { NET_DECLARATION } from '../../../daemon/classes/net/net-declaration.js';
+import { readNetDevices } from '../../../daemon/classes/net/net-sysfs.js';
+import { txTimeoutFromTap } from '../../../daemon/classes/net/tx-timeout.js';
 import { Ingest } from '../../../daemon/core/ingest.js';
-import { readNetDevices, type SelfFault } from '../../../daemon/core/kernel-log-watch.js';
+import type { SelfFault } from '../../../daemon/core/kernel-log-watch.js';
 import type { Logger } from '../../../daemon/service/log.js';
 import { repoPath } from '../repo-path.js';
 
@@ -51,23 +54,30 @@ const reports: (FailureReport & { mono: number })[] = [];
 const selfFaults: SelfFault[] = [];
 const tapTs: number[] = [];
 let detectors: Detectors | null = null;
+const report = (r: FailureReport): number => reports.push({ ...r, mono: mono() });
 const ingest = new Ingest({
   program: repoPath('bpf', 'netdev-class.bt'),
+  marker: NET_DECLARATION.syncMarker,
   logger,
   onEvents: () => undefined,
   onGap: () => undefined,
-  onTxTimeout: (e) => {
+  // The network class's tap detector, as net-class.ts runs it.
+  onEvent: (e) => {
+    const r = txTimeoutFromTap(e, Date.now());
+    if (!r) return;
     tapTs.push(Number(e.tsNs / 1000n) / 1000);
-    detectors?.onTapEvent(e);
+    report(r);
   },
 });
 const probes = await ingest.start();
 const startedAt = Date.now();
 detectors = startDetectors({
   logger,
-  report: (r) => reports.push({ ...r, mono: mono() }),
+  report,
   onSelfFault: (f) => selfFaults.push(f),
-  devices: () => [],
+  devices: async () => (await readNetDevices()).map((d) => ({ ...d, cls: 'net' })),
+  rules: NET_DECLARATION.kernelLogRules,
+  classes: new Map(),
   kernelLog: {},
 });
 
@@ -85,7 +95,7 @@ await execa('ethtool', ['-G', pcnet, 'rx', String(Math.max(4, Number(ring) / 2))
 await waitFor('a warn report', () => reports.some((r) => r.kind === 'warn'), 10_000);
 
 await execa('insmod', [ko, 'mode=warn']);
-await waitFor('the ignored WARN', () => logs.some((l) => l.message.includes('module fault_fixture, which drives no network device')), 10_000);
+await waitFor('the ignored WARN', () => logs.some((l) => l.message.includes('module fault_fixture, which drives no device shadowd watches')), 10_000);
 await execa('rmmod', ['fault_fixture']);
 
 const stats = { ...detectors.kernelLog?.stats };

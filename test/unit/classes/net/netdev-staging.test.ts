@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { parsePrivFlags } from '../../../../daemon/classes/net/ethtool-text.js';
 import { checkHelperCommand, HelperError } from '../../../../daemon/core/helper-client.js';
 import { ALL_GROUPS, snapshotDevice, type JsonValue } from '../../../../daemon/classes/net/netdev-snapshot.js';
-import { privFlagsMask, stagingCommands } from '../../../../daemon/classes/net/netdev-staging.js';
+import { isStageCommand, privFlagsMask, stagedPayload, stagingCommands } from '../../../../daemon/classes/net/netdev-staging.js';
 import { ShadowStore, SNAPSHOT_ACTOR } from '../../../../daemon/core/shadow-store.js';
 import { recorded } from '../../fake/recorded-tools.js';
 
@@ -38,7 +38,7 @@ vf-vlan-pruning       : off
 describe('stagingCommands on recorded devices', () => {
   it('e1000: clear, then rings (n/a as 0), message level and pause', async () => {
     const lines = stagingCommands('eth0', await shadowOf('e1000-configured'));
-    expect(lines).toEqual(['stage eth0 clear', 'stage eth0 rings 128 0 0 256', 'stage eth0 msglvl 3', 'stage eth0 pause 1 1 1']);
+    expect(lines).toEqual(['stage net:eth0 clear', 'stage net:eth0 rings 128 0 0 256', 'stage net:eth0 msglvl 3', 'stage net:eth0 pause 1 1 1']);
     for (const line of lines) {
       expect(line).toMatch(STAGE_LINE);
       expect(() => checkHelperCommand(line)).not.toThrow();
@@ -46,8 +46,8 @@ describe('stagingCommands on recorded devices', () => {
   });
 
   it('pcnet32 and e100: no pause line for drivers without pause settings', async () => {
-    expect(stagingCommands('eth0', await shadowOf('pcnet32-configured'))).toEqual(['stage eth0 clear', 'stage eth0 rings 32 0 0 16', 'stage eth0 msglvl 3']);
-    expect(stagingCommands('eth0', await shadowOf('e100-fresh'))).toEqual(['stage eth0 clear', 'stage eth0 rings 256 0 0 128', 'stage eth0 msglvl 7']);
+    expect(stagingCommands('eth0', await shadowOf('pcnet32-configured'))).toEqual(['stage net:eth0 clear', 'stage net:eth0 rings 32 0 0 16', 'stage net:eth0 msglvl 3']);
+    expect(stagingCommands('eth0', await shadowOf('e100-fresh'))).toEqual(['stage net:eth0 clear', 'stage net:eth0 rings 256 0 0 128', 'stage net:eth0 msglvl 7']);
   });
 
   it('takes the store entries as they come back from SQLite', async () => {
@@ -60,18 +60,18 @@ describe('stagingCommands on recorded devices', () => {
   });
 
   it('an empty shadow stages only the clear', () => {
-    expect(stagingCommands('wan0', {})).toEqual(['stage wan0 clear']);
-    expect(stagingCommands('wan0', { rings: null, msglvl: null, pause: null, private_flags: null })).toEqual(['stage wan0 clear']);
+    expect(stagingCommands('wan0', {})).toEqual(['stage net:wan0 clear']);
+    expect(stagingCommands('wan0', { rings: null, msglvl: null, pause: null, private_flags: null })).toEqual(['stage net:wan0 clear']);
   });
 
   it('skips values the helper would refuse', () => {
     expect(stagingCommands('eth0', { rings: { rx: 2 ** 21, rx_mini: null, rx_jumbo: null, tx: 256 }, msglvl: -1, pause: { autonegotiate: true, rx: 'yes', tx: false } })).toEqual([
-      'stage eth0 clear',
+      'stage net:eth0 clear',
     ]);
   });
 
   it('refuses a name that is not an interface name', () => {
-    expect(stagingCommands('abcdefghijklmno', {})).toEqual(['stage abcdefghijklmno clear']);
+    expect(stagingCommands('abcdefghijklmno', {})).toEqual(['stage net:abcdefghijklmno clear']);
     for (const bad of ['', 'abcdefghijklmnop', 'eth 0', 'eth0\n', 'a/b', 'eth0:1', '..', 'ethé']) {
       expect(() => stagingCommands(bad, {}), JSON.stringify(bad)).toThrow(HelperError);
     }
@@ -87,7 +87,7 @@ describe('private flags', () => {
     const entries = store.entries('bus:0000:3b:00.0');
     store.close();
     // total-port-shutdown is bit 1, flow-director-atr bit 3, legacy-rx bit 7.
-    expect(stagingCommands('eth0', entries)).toEqual(['stage eth0 clear', `stage eth0 privflags ${(1 << 1) | (1 << 3) | (1 << 7)}`]);
+    expect(stagingCommands('eth0', entries)).toEqual(['stage net:eth0 clear', `stage net:eth0 privflags ${(1 << 1) | (1 << 3) | (1 << 7)}`]);
   });
 
   it('are not staged when their order or word is unknown', () => {
@@ -98,5 +98,33 @@ describe('private flags', () => {
     expect(privFlagsMask(null)).toBeNull();
     // All 32 on: the whole unsigned word, not a negative number.
     expect(privFlagsMask(Object.fromEntries(Array.from({ length: 32 }, (_, i) => [`flag${i}`, true])))).toBe(0xffff_ffff);
+  });
+});
+
+describe('stage commands', () => {
+  it.each(['stage net:eth0 rings 256 0 0 256', 'stage net:eth0 msglvl 7', 'stage net:eth0 pause 1 0 1', 'stage net:eth0 privflags 0', 'stage net:eth0 clear'])('accepts %j', (c) => {
+    expect(isStageCommand(c, 'eth0')).toBe(true);
+  });
+
+  it.each([
+    'stage net:eth1 clear',
+    'stage net:eth0',
+    'stage net:eth0 rings 256 0 0',
+    'stage net:eth0 rings 256 0 0 256 1',
+    'stage net:eth0 rings -1 0 0 256',
+    'stage net:eth0 pause 2 0 0',
+    'stage net:eth0 msglvl 0x7',
+    'stage net:eth0 wol g',
+    'stage net:eth0  clear',
+    'stage net:eth0 clear\n',
+    'restart net:eth0 r1',
+    'inject net:eth0 tx-hang',
+  ])('refuses %j', (c) => {
+    expect(isStageCommand(c, 'eth0')).toBe(false);
+  });
+
+  it('knows the reply each stage command gets', () => {
+    expect(stagedPayload('stage net:eth0 rings 256 0 0 256')).toBe('staged net:eth0 rings');
+    expect(stagedPayload('stage net:eth0 clear')).toBe('staged net:eth0 clear');
   });
 });

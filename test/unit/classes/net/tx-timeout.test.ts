@@ -1,0 +1,75 @@
+// The kernel's TX watchdog as the network class's taps see it: the tracepoint's
+// tap event (recorded in the guest by test/vm/guest/record-kmsg.sh) through
+// the tap reader, the reducer and the ingest to a failure report (tx-timeout.ts).
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseBpftraceLine } from '../../../../daemon/core/bpftrace-output.js';
+import { Ingest } from '../../../../daemon/core/ingest.js';
+import { NET_SYNC_MARKER } from '../../../../daemon/classes/net/net-declaration.js';
+import { reduceEvent } from '../../../../daemon/classes/net/netdev-reducer.js';
+import { txTimeoutFromTap } from '../../../../daemon/classes/net/tx-timeout.js';
+import type { TapEvent } from '../../../../daemon/core/tap-record.js';
+
+const TAP_FIXTURE = new URL('../../../fixtures/kmsg/xmit-timeout-tap.jsonl', import.meta.url).pathname;
+const FAKE = new URL('../../fake/bpftrace.sh', import.meta.url).pathname;
+const recorded = readFileSync(TAP_FIXTURE, 'utf8').trim();
+
+function recordedEvent(): TapEvent {
+  const m = parseBpftraceLine(recorded);
+  if (m.kind !== 'event') throw new Error(`fixture did not parse: ${JSON.stringify(m)}`);
+  return m.event;
+}
+
+describe('the TX watchdog tap', () => {
+  it('reads the recorded ev=xmit_timeout record: a name and driver, no ifindex', () => {
+    expect(recordedEvent()).toEqual({
+      call: 'xmit_timeout',
+      nums: { queue: 0, kthread: 1 },
+      masks: {},
+      strs: { name: 'eth0', driver: 'e1000' },
+      pid: 0,
+      tsNs: 52979137270n,
+      comm: 'swapper/1',
+    });
+  });
+
+  it('changes nothing in the shadow and is a tx-timeout failure of the device it names', () => {
+    expect(reduceEvent(recordedEvent())).toEqual([]);
+    expect(txTimeoutFromTap(recordedEvent(), 1234)).toEqual({
+      cls: 'net',
+      device: 'eth0',
+      kind: 'tx-timeout',
+      detail: 'kernel TX watchdog: transmit queue 0 timed out (driver e1000)',
+      detectedAt: 1234,
+    });
+    const mtu: TapEvent = { call: 'mtu', nums: { ifindex: 2, mtu: 1400, ret: 0 }, masks: {}, strs: { name: 'eth0' }, pid: 1, tsNs: 1n, comm: 'ip' };
+    expect(txTimeoutFromTap(mtu, 1)).toBeNull();
+  });
+
+  it('is handed on by the ingest at once, and still goes into the batch', async () => {
+    const timeouts: TapEvent[] = [];
+    const batches: TapEvent[][] = [];
+    const dir = mkdtempSync(join(tmpdir(), 'detectors-'));
+    const program = join(dir, 'out.jsonl');
+    writeFileSync(program, `{"type": "attached_probes", "data": {"probes": 49}}\n${recorded}\n`);
+    const ingest = new Ingest({
+      marker: NET_SYNC_MARKER,
+      program,
+      bpftrace: FAKE,
+      probesLive: () => Promise.resolve(),
+      logger: { log: () => undefined },
+      onEvents: (b) => batches.push(b),
+      onGap: () => undefined,
+      onEvent: (e) => (e.call === 'xmit_timeout' ? timeouts.push(e) : undefined),
+    });
+    await ingest.start();
+    await new Promise((r) => setTimeout(r, 200));
+    await ingest.stop();
+    rmSync(dir, { recursive: true, force: true });
+    expect(timeouts).toEqual([recordedEvent()]);
+    expect(batches.flat()).toEqual([recordedEvent()]);
+  });
+});
+
