@@ -2,13 +2,21 @@
 // the shadow's own SQLite database so one file holds everything shadowd knows.
 // A row is written when a recovery starts ('in-progress') and rewritten when
 // it ends, so a daemon killed mid-recovery leaves a row that says so.
+//
+// Every row names its device's class as well as its name (net:eth0 and a
+// disk called eth0 are two devices). Rows written before classes existed
+// (schema 1) were all network devices: opening such a file migrates them
+// in place to class 'net'.
 import Database from 'better-sqlite3';
+import { CLASS_ID } from './device-ref.js';
 import type { FailureKind } from './failure-report.js';
 
 export type RecoveryResult = 'recovered' | 'failed' | 'gave-up' | 'replayed' | 'in-progress' | 'interrupted';
 export const RECOVERY_RESULTS: readonly RecoveryResult[] = ['recovered', 'failed', 'gave-up', 'replayed', 'in-progress', 'interrupted'];
 
+// FailureKind is string now that classes declare kinds; 'replay' stays spelled out as what this history adds to them.
 /** What started it: a detector's failure kind, 'manual' (shadowctl recover), or 'replay' (shadowctl replay). */
+// eslint-disable-next-line @typescript-eslint/no-redundant-type-constituents
 export type RecoveryTrigger = FailureKind | 'replay';
 
 /** The kernel helper's own timing of a restart, from its `restarted` reply. */
@@ -89,13 +97,24 @@ export interface RecoveryRecord {
 
 export const RECOVERY_ID = /^[A-Za-z0-9_-]{1,32}$/;
 
-const SCHEMA_KEY = 'recoveries_schema';
-const SCHEMA_VERSION = 1;
+/** Failure kinds and 'replay': what a row's trigger may be (FailureKind is any class's kind). */
+export const TRIGGER_KIND = /^[a-z][a-z0-9-]{0,31}$/;
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS recoveries (
+/**
+ * Schema versions (meta k='recoveries_schema'):
+ * 1: network devices only, rows named by device; method and module were
+ *    added later as nullable columns without a new number.
+ * 2: a cls column (the device's class); indexed by (cls, device, started_at).
+ */
+const SCHEMA_KEY = 'recoveries_schema';
+const SCHEMA_VERSION = 2;
+
+const META_TABLE = 'CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);';
+
+const RECOVERIES_TABLE = `
+CREATE TABLE recoveries (
   id TEXT PRIMARY KEY,
+  cls TEXT NOT NULL,
   device TEXT NOT NULL,
   driver TEXT,
   trigger_kind TEXT NOT NULL,
@@ -110,11 +129,33 @@ CREATE TABLE IF NOT EXISTS recoveries (
   method TEXT,
   module TEXT
 );
-CREATE INDEX IF NOT EXISTS recoveries_by_device ON recoveries (device, started_at);
+CREATE INDEX recoveries_by_device ON recoveries (cls, device, started_at);
+`;
+
+/** Columns schema 1 gained after its release: a file of the first shadowd lacks them. */
+const V1_LATE_COLUMNS: readonly { name: string; type: string }[] = [
+  { name: 'method', type: 'TEXT' },
+  { name: 'module', type: 'TEXT' },
+];
+
+/**
+ * Version 1 → 2: the table is rebuilt (SQLite adds a NOT NULL column only
+ * with a default, and 'net' is no default for new rows), rowids kept: the
+ * pruning and latestRecoveries() go by rowid. Every row was a network device's.
+ */
+const MIGRATE_1_TO_2 = `
+ALTER TABLE recoveries RENAME TO recoveries_v1;
+DROP INDEX IF EXISTS recoveries_by_device;
+${RECOVERIES_TABLE}
+INSERT INTO recoveries (rowid, id, cls, device, driver, trigger_kind, detail, started_at, ended_at, result, phases, steps, error, merged, method, module)
+  SELECT rowid, id, 'net', device, driver, trigger_kind, detail, started_at, ended_at, result, phases, steps, error, merged, method, module
+  FROM recoveries_v1 ORDER BY rowid;
+DROP TABLE recoveries_v1;
 `;
 
 interface Row {
   id: string;
+  cls: string;
   device: string;
   driver: string | null;
   trigger_kind: string;
@@ -129,16 +170,6 @@ interface Row {
   method: string | null;
   module: string | null;
 }
-
-/**
- * Columns added to schema 1 since it was released: nullable, so a file keeps
- * its schema number and a shadowd of either age reads the other's rows (an
- * older one leaves them NULL; SELECT * hands it columns it ignores).
- */
-const ADDED_COLUMNS: readonly { name: string; type: string }[] = [
-  { name: 'method', type: 'TEXT' },
-  { name: 'module', type: 'TEXT' },
-];
 
 export class HistoryError extends Error {}
 
@@ -156,9 +187,10 @@ function parseJson<T>(text: string, fallback: T): T {
 function fromRow(r: Row): RecoveryRecord {
   return {
     id: r.id,
+    cls: r.cls,
     device: r.device,
     driver: r.driver,
-    trigger: r.trigger_kind as RecoveryTrigger,
+    trigger: r.trigger_kind,
     detail: r.detail,
     startedAt: r.started_at,
     endedAt: r.ended_at,
@@ -173,6 +205,9 @@ function fromRow(r: Row): RecoveryRecord {
 }
 
 export interface HistoryQuery {
+  /** Only this class's recoveries. */
+  cls?: string;
+  /** Only recoveries of devices of this name (with cls: of that one device). */
   device?: string;
   /** Newest first, at most this many [default 50]. */
   limit?: number;
@@ -193,17 +228,10 @@ export class RecoveryHistory {
     private readonly db: Database.Database,
     private readonly keep = DEFAULT_KEEP,
   ) {
-    db.exec(SCHEMA);
-    const version = db.prepare<[string], { v: string }>('SELECT v FROM meta WHERE k = ?').get(SCHEMA_KEY);
-    if (!version) db.prepare('INSERT INTO meta (k, v) VALUES (?, ?)').run(SCHEMA_KEY, String(SCHEMA_VERSION));
-    else if (Number(version.v) !== SCHEMA_VERSION) {
-      throw new HistoryError(`${db.name}: recovery history schema ${version.v} is not the supported ${SCHEMA_VERSION}`);
-    }
-    const have = new Set(db.prepare<[], { name: string }>('SELECT name FROM pragma_table_info(\'recoveries\')').all().map((c) => c.name));
-    for (const c of ADDED_COLUMNS) if (!have.has(c.name)) db.exec(`ALTER TABLE recoveries ADD COLUMN ${c.name} ${c.type}`);
+    db.transaction(() => this.openSchema()).immediate();
     this.insertStmt = db.prepare(
-      `INSERT INTO recoveries (id, device, driver, trigger_kind, detail, started_at, ended_at, result, phases, steps, error, merged, method, module)
-       VALUES (@id, @device, @driver, @trigger_kind, @detail, @started_at, @ended_at, @result, @phases, @steps, @error, @merged, @method, @module)`,
+      `INSERT INTO recoveries (id, cls, device, driver, trigger_kind, detail, started_at, ended_at, result, phases, steps, error, merged, method, module)
+       VALUES (@id, @cls, @device, @driver, @trigger_kind, @detail, @started_at, @ended_at, @result, @phases, @steps, @error, @merged, @method, @module)`,
     );
     this.updateStmt = db.prepare(
       `UPDATE recoveries SET driver = @driver, detail = @detail, ended_at = @ended_at, result = @result,
@@ -212,12 +240,40 @@ export class RecoveryHistory {
     this.pruneStmt = db.prepare('DELETE FROM recoveries WHERE rowid <= (SELECT max(rowid) FROM recoveries) - ?');
   }
 
+  /** Creates the table in a new file, or brings an older file's up to SCHEMA_VERSION; refuses a newer one. */
+  private openSchema(): void {
+    const db = this.db;
+    db.exec(META_TABLE);
+    const columns = db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('recoveries')").all().map((c) => c.name);
+    // A file without its number: a daemon killed between creating the table and writing it (before schema 2 did both in one transaction).
+    const found = db.prepare<[string], { v: string }>('SELECT v FROM meta WHERE k = ?').get(SCHEMA_KEY)?.v ?? (columns.length === 0 ? 0 : columns.includes('cls') ? SCHEMA_VERSION : 1);
+    const version = Number(found);
+    if (!Number.isSafeInteger(version) || version < 0 || version > SCHEMA_VERSION) {
+      throw new HistoryError(
+        `${db.name}: recovery history schema ${String(found)} is not the supported ${SCHEMA_VERSION}` +
+          (version > SCHEMA_VERSION ? ' (a newer shadowd wrote it; this one cannot read it)' : ''),
+      );
+    }
+    if (version === SCHEMA_VERSION) return;
+    if (version === 0) db.exec(RECOVERIES_TABLE);
+    else if (version === 1) {
+      for (const c of V1_LATE_COLUMNS) if (!columns.includes(c.name)) db.exec(`ALTER TABLE recoveries ADD COLUMN ${c.name} ${c.type}`);
+      db.exec(MIGRATE_1_TO_2);
+    }
+    db.prepare('INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v').run(SCHEMA_KEY, String(SCHEMA_VERSION));
+  }
+
   /** Opens a database file of its own (for tests and tools; the daemon shares the shadow's connection). */
   static open(path: string): RecoveryHistory {
     const db = new Database(path);
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = NORMAL');
-    return new RecoveryHistory(db);
+    try {
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+      return new RecoveryHistory(db);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
   }
 
   close(): void {
@@ -227,6 +283,7 @@ export class RecoveryHistory {
   private params(r: RecoveryRecord): Record<string, unknown> {
     return {
       id: r.id,
+      cls: r.cls,
       device: r.device,
       driver: r.driver,
       trigger_kind: r.trigger,
@@ -245,13 +302,17 @@ export class RecoveryHistory {
 
   insert(r: RecoveryRecord): void {
     if (!RECOVERY_ID.test(r.id)) throw new HistoryError(`recovery id ${JSON.stringify(r.id)} is not 1-32 of [A-Za-z0-9_-]`);
+    if (typeof r.cls !== 'string' || !CLASS_ID.test(r.cls)) throw new HistoryError(`recovery ${r.id}: ${JSON.stringify(r.cls)} is not a class id`);
+    if (typeof r.trigger !== 'string' || !TRIGGER_KIND.test(r.trigger)) {
+      throw new HistoryError(`recovery ${r.id}: trigger ${JSON.stringify(r.trigger)} is not a failure kind (${String(TRIGGER_KIND)}) or 'replay'`);
+    }
     this.db.transaction(() => {
       this.insertStmt.run(this.params(r));
       this.pruneStmt.run(this.keep);
     })();
   }
 
-  /** Rewrites a recovery's row (its result, timings, steps, error, method); its id, device, trigger and start stay. */
+  /** Rewrites a recovery's row (its result, timings, steps, error, method); its id, class, device, trigger and start stay. */
   update(r: RecoveryRecord): void {
     if (this.updateStmt.run(this.params(r)).changes !== 1) throw new HistoryError(`no recovery ${r.id} in the history`);
   }
@@ -265,6 +326,10 @@ export class RecoveryHistory {
   list(q: HistoryQuery = {}): RecoveryRecord[] {
     const where: string[] = [];
     const args: (string | number)[] = [];
+    if (q.cls !== undefined) {
+      where.push('cls = ?');
+      args.push(q.cls);
+    }
     if (q.device !== undefined) {
       where.push('device = ?');
       args.push(q.device);
@@ -280,12 +345,15 @@ export class RecoveryHistory {
     return this.db.prepare<(string | number)[], Row>(sql).all(...args).map(fromRow);
   }
 
-  /** Each device's latest recovery, replays left out: whether the manager had given up on it. */
+  /**
+   * Each device's (class and name) latest recovery, replays left out: whether
+   * the manager had given up on it (RecoveryManager.start()).
+   */
   latestRecoveries(): RecoveryRecord[] {
     return this.db
       .prepare<[], Row>(
         `SELECT * FROM recoveries WHERE rowid IN
-           (SELECT max(rowid) FROM recoveries WHERE trigger_kind != 'replay' GROUP BY device) ORDER BY device`,
+           (SELECT max(rowid) FROM recoveries WHERE trigger_kind != 'replay' GROUP BY cls, device) ORDER BY cls, device`,
       )
       .all()
       .map(fromRow);
