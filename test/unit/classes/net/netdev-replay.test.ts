@@ -142,7 +142,7 @@ describe('planReplay on recorded devices', () => {
   it('takes the shadow as the store keeps it (entries through SQLite), with the same result', async () => {
     const configured = await snapshot('e1000-configured');
     const store = new ShadowStore(':memory:');
-    store.upsertDevice({ id: 'bus:0000:00:04.0', cls: 'net', ifindex: 2, name: 'eth0', driver: 'e1000', bus: '0000:00:04.0' }, 1);
+    store.upsertDevice({ id: 'bus:0000:00:04.0', cls: 'net', name: 'eth0', driver: 'e1000', bus: '0000:00:04.0', attrs: { ifindex: 2 } }, 1);
     for (const [key, value] of Object.entries(configured.keys)) store.setEntry('bus:0000:00:04.0', key, value ?? null, SNAPSHOT_ACTOR, 1);
     const entries = store.entries('bus:0000:00:04.0');
     store.close();
@@ -349,7 +349,7 @@ describe('planRestartReplay: after a restart, what the restart lost and nothing 
   async function storeBeforeRestart(): Promise<{ store: ShadowStore; mark: number; configured: DeviceSnapshot }> {
     const configured = await snapshot('e1000-configured');
     const store = new ShadowStore(':memory:');
-    store.upsertDevice({ id: ID, cls: 'net', ifindex: 2, name: 'eth0', driver: 'e1000', bus: '0000:00:04.0' }, 1);
+    store.upsertDevice({ id: ID, cls: 'net', name: 'eth0', driver: 'e1000', bus: '0000:00:04.0', attrs: { ifindex: 2 } }, 1);
     for (const [key, value] of Object.entries(configured.keys)) store.setEntry(ID, key, value ?? null, SNAPSHOT_ACTOR, 1);
     return { store, mark: store.changes, configured };
   }

@@ -84,7 +84,7 @@ describe('network shadow on recorded e1000, pcnet32 and e100 sessions', () => {
 
     // The driver reload at the end brings the device back under a new ifindex; its shadow is kept for replay.
     expect(logger.lines.some((l) => /appeared again .* its shadow of \d+ keys is kept/.test(l.message))).toBe(true);
-    expect(status[0]!.ifindex).toBe(events.filter((e) => e.call === 'register' && e.strs['bus'] === bus).at(-1)!.nums['ifindex']);
+    expect(status[0]!.attrs['ifindex']).toBe(events.filter((e) => e.call === 'register' && e.strs['bus'] === bus).at(-1)!.nums['ifindex']);
 
     // Bounded: one row per key, however many calls.
     expect(store.entryCount()).toBe(show.entries.length);

@@ -53,7 +53,7 @@ describe('stagingCommands on recorded devices', () => {
   it('takes the store entries as they come back from SQLite', async () => {
     const shadow = await shadowOf('e1000-configured');
     const store = new ShadowStore(':memory:');
-    store.upsertDevice({ id: 'bus:0000:00:04.0', cls: 'net', ifindex: 2, name: 'eth0', driver: 'e1000', bus: '0000:00:04.0' }, 1);
+    store.upsertDevice({ id: 'bus:0000:00:04.0', cls: 'net', name: 'eth0', driver: 'e1000', bus: '0000:00:04.0', attrs: { ifindex: 2 } }, 1);
     for (const [key, value] of Object.entries(shadow)) store.setEntry('bus:0000:00:04.0', key, value, SNAPSHOT_ACTOR, 1);
     expect(stagingCommands('eth0', store.entries('bus:0000:00:04.0'))).toEqual(stagingCommands('eth0', shadow));
     store.close();
@@ -82,7 +82,7 @@ describe('private flags', () => {
   it('become the bitmask in the order ethtool lists them, after a trip through the store', () => {
     const flags = parsePrivFlags(I40E_PRIV_FLAGS);
     const store = new ShadowStore(':memory:');
-    store.upsertDevice({ id: 'bus:0000:3b:00.0', cls: 'net', ifindex: 4, name: 'eth0', driver: 'i40e', bus: '0000:3b:00.0' }, 1);
+    store.upsertDevice({ id: 'bus:0000:3b:00.0', cls: 'net', name: 'eth0', driver: 'i40e', bus: '0000:3b:00.0', attrs: { ifindex: 4 } }, 1);
     store.setEntry('bus:0000:3b:00.0', 'private_flags', flags, SNAPSHOT_ACTOR, 1);
     const entries = store.entries('bus:0000:3b:00.0');
     store.close();

@@ -132,6 +132,7 @@ describe('stall detector', () => {
     expect(reports).toHaveLength(1);
     const at = 1_000_000 + 5 * 250; // the poll that saw 1240 ms
     expect(reports[0]).toEqual({
+      cls: 'net',
       device: 'eth0',
       kind: 'tx-stall',
       detail: '1 of 1 TX queue(s) stopped with no transmit for 1240 ms (threshold 1000 ms, kernel watchdog 5000 ms)',
@@ -154,6 +155,7 @@ describe('stall detector', () => {
       expect(reports).toHaveLength(1);
       const first = 1_000_000 + 250; // the first poll that saw bytes in flight
       expect(reports[0]).toEqual({
+        cls: 'net',
         device: 'eth0',
         kind: 'tx-stall',
         detail:
@@ -243,7 +245,7 @@ describe('stall detector', () => {
       {
         priority: 'info',
         message: 'eth0: no TX status, the device is gone or has no driver (shadow_helper refused txstat eth0: ENODEV no such interface)',
-        fields: { SHADOWD_COMPONENT: 'stall-detector', SHADOWD_DEVICE: 'eth0' },
+        fields: { SHADOWD_COMPONENT: 'stall-detector', SHADOWD_CLASS: 'net', SHADOWD_DEVICE: 'eth0' },
       },
     ]);
     await run([tx({ ifindex: 9, stopped: 1, stalled_ms: 1200 })]);
@@ -373,8 +375,8 @@ describe('txstat through the helper', () => {
     await expect(txstat('eth0')).resolves.toBe(tx());
     const refused = txstat('eth9');
     await expect(refused).rejects.toBeInstanceOf(TxstatRefusedError);
-    await expect(refused).rejects.toMatchObject({ errno: 'ENODEV', message: 'shadow_helper refused txstat eth9: ENODEV no such interface' });
-    expect(asked).toEqual(['txstat eth0', 'txstat eth9']);
+    await expect(refused).rejects.toMatchObject({ errno: 'ENODEV', message: 'shadow_helper refused txstat net:eth9: ENODEV no such interface' });
+    expect(asked).toEqual(['txstat net:eth0', 'txstat net:eth9']);
   });
 });
 
