@@ -72,88 +72,106 @@ const RTNL_GROUPS: Record<number, KeyGroup[]> = {
 
 const ok = (e: TapEvent): boolean => (e.nums['ret'] ?? 0) === 0;
 
-/** The actions one event asks of the shadow; an event about a failed call changes nothing. */
-export function reduceEvent(e: TapEvent): ShadowAction[] {
+/** What one tap event asks of the shadow; an event about a failed call changes nothing. */
+export type EventReducer = (e: TapEvent) => ShadowAction[];
+
+function holder(e: TapEvent): ShadowAction[] {
   const n = e.nums;
-  switch (e.call) {
-    case 'mtu':
-      return ok(e) && n['mtu'] !== undefined ? [{ kind: 'set', key: 'mtu', value: n['mtu'] }] : [];
-    case 'mac':
-      return ok(e) && e.strs['addr'] ? [{ kind: 'set', key: 'mac', value: e.strs['addr'] }] : [];
-    case 'txqueuelen':
-      return ok(e) && n['qlen'] !== undefined ? [{ kind: 'set', key: 'txqueuelen', value: n['qlen'] }] : [];
-    case 'flags': {
-      const dev = e.masks['devflags'];
-      const g = e.masks['gflags'];
-      if (!ok(e) || dev === undefined || g === undefined) return [];
-      return [
-        { kind: 'set', key: 'admin_up', value: (dev & IFF_UP) !== 0n },
-        { kind: 'set', key: 'promisc_flag', value: (g & IFF_PROMISC) !== 0n },
-        { kind: 'set', key: 'allmulti_flag', value: (g & IFF_ALLMULTI) !== 0n },
-        { kind: 'refresh', groups: ['link'] },
-      ];
-    }
-    case 'open':
-      // Opening attaches the default qdisc, which no rtnetlink message announces.
-      return ok(e) ? [{ kind: 'refresh', groups: ['link', 'qdisc'] }] : [];
-    case 'promisc':
-    case 'allmulti': {
-      const inc = n['inc'];
-      if (!ok(e) || (inc !== 1 && inc !== -1)) return [];
-      const count = n[e.call];
-      const key = e.call === 'promisc' ? 'promiscuity' : 'allmulti';
-      return [
-        { kind: 'holder', holder: key, delta: inc },
-        ...(count !== undefined ? [{ kind: 'set' as const, key, value: count }] : []),
-      ];
-    }
-    case 'uc_add':
-    case 'uc_add_excl':
-    case 'uc_del':
-      return ok(e) ? [{ kind: 'refresh', groups: ['uc'] }] : [];
-    case 'mc_add':
-    case 'mc_add_excl':
-    case 'mc_add_global':
-    case 'mc_del':
-    case 'mc_del_global':
-      return ok(e) ? [{ kind: 'refresh', groups: ['maddr'] }] : [];
-    case 'features':
-      // ret: 1 changed, 0 unchanged, -1 the driver refused.
-      return (n['ret'] ?? 0) === 1 ? [{ kind: 'refresh', groups: ['features'] }] : [];
-    case 'ethtool_notify': {
-      const group = ETHTOOL_MSG_GROUPS[n['msg'] ?? -1];
-      return group ? [{ kind: 'refresh', groups: [group] }] : [];
-    }
-    case 'ethtool_ioctl':
-      return ok(e) && (n['ifindex'] ?? 0) > 0 ? [{ kind: 'refresh', groups: ETHTOOL_GROUPS }] : [];
-    case 'notifier': {
-      const event = n['event'] ?? 0;
-      if (event === NETDEV_REGISTER) return [{ kind: 'registered', driver: null, bus: null }];
-      if (event === NETDEV_UNREGISTER) return [{ kind: 'unregistered' }];
-      if (event === NETDEV_FEAT_CHANGE) return [{ kind: 'refresh', groups: ['features'] }];
-      return LINK_NOTIFIER_EVENTS.has(event) ? [{ kind: 'refresh', groups: ['link'] }] : [];
-    }
-    case 'register':
-      return ok(e) ? [{ kind: 'registered', driver: e.strs['driver'] ?? null, bus: e.strs['bus'] ?? null }] : [];
-    case 'unregister':
-      return [{ kind: 'unregistered' }];
-    case 'rename': {
-      const newName = e.strs['newname'];
-      return ok(e) && newName && newName !== e.strs['name'] ? [{ kind: 'renamed', newName }] : [];
-    }
-    case 'vlan_add':
-    case 'vlan_del':
-      // VID 0 is the filter 8021q adds to every device it sees (priority tags), not a VLAN.
-      return ok(e) && (n['vid'] ?? 0) !== 0 ? [{ kind: 'refresh', groups: ['vlan'] }] : [];
-    case 'rtnl_hint': {
-      const groups = RTNL_GROUPS[n['group'] ?? -1];
-      return groups ? [{ kind: 'refresh-all', groups }] : [];
-    }
-    case 'xmit_timeout':
-      // A failure, not configuration: the detectors take it (Ingest's onTxTimeout).
-      return [];
-    default:
-      // rx_mode, ethtool_nl_set, carrier_*: derived state, covered by the events above, or link state (not configuration).
-      return [];
-  }
+  const inc = n['inc'];
+  if (!ok(e) || (inc !== 1 && inc !== -1)) return [];
+  const count = n[e.call];
+  const key = e.call === 'promisc' ? 'promiscuity' : 'allmulti';
+  return [
+    { kind: 'holder', holder: key, delta: inc },
+    ...(count !== undefined ? [{ kind: 'set' as const, key, value: count }] : []),
+  ];
+}
+
+const ucList: EventReducer = (e) => (ok(e) ? [{ kind: 'refresh', groups: ['uc'] }] : []);
+const mcList: EventReducer = (e) => (ok(e) ? [{ kind: 'refresh', groups: ['maddr'] }] : []);
+// VID 0 is the filter 8021q adds to every device it sees (priority tags), not a VLAN.
+const vlan: EventReducer = (e) => (ok(e) && (e.nums['vid'] ?? 0) !== 0 ? [{ kind: 'refresh', groups: ['vlan'] }] : []);
+
+/**
+ * Every tap event the shadow takes something from, with what it takes. An
+ * event the taps print must be here or in NOT_REDUCED
+ * (test/unit/classes/tap-contract.test.ts holds the three lists and the
+ * program to each other).
+ */
+export const REDUCERS: ReadonlyMap<string, EventReducer> = new Map<string, EventReducer>([
+  ['mtu', (e) => (ok(e) && e.nums['mtu'] !== undefined ? [{ kind: 'set', key: 'mtu', value: e.nums['mtu'] }] : [])],
+  ['mac', (e) => (ok(e) && e.strs['addr'] ? [{ kind: 'set', key: 'mac', value: e.strs['addr'] }] : [])],
+  ['txqueuelen', (e) => (ok(e) && e.nums['qlen'] !== undefined ? [{ kind: 'set', key: 'txqueuelen', value: e.nums['qlen'] }] : [])],
+  ['flags', (e) => {
+    const dev = e.masks['devflags'];
+    const g = e.masks['gflags'];
+    if (!ok(e) || dev === undefined || g === undefined) return [];
+    return [
+      { kind: 'set', key: 'admin_up', value: (dev & IFF_UP) !== 0n },
+      { kind: 'set', key: 'promisc_flag', value: (g & IFF_PROMISC) !== 0n },
+      { kind: 'set', key: 'allmulti_flag', value: (g & IFF_ALLMULTI) !== 0n },
+      { kind: 'refresh', groups: ['link'] },
+    ];
+  }],
+  // Opening attaches the default qdisc, which no rtnetlink message announces.
+  ['open', (e) => (ok(e) ? [{ kind: 'refresh', groups: ['link', 'qdisc'] }] : [])],
+  ['promisc', holder],
+  ['allmulti', holder],
+  ['uc_add', ucList],
+  ['uc_add_excl', ucList],
+  ['uc_del', ucList],
+  ['mc_add', mcList],
+  ['mc_add_excl', mcList],
+  ['mc_add_global', mcList],
+  ['mc_del', mcList],
+  ['mc_del_global', mcList],
+  // ret: 1 changed, 0 unchanged, -1 the driver refused.
+  ['features', (e) => ((e.nums['ret'] ?? 0) === 1 ? [{ kind: 'refresh', groups: ['features'] }] : [])],
+  ['ethtool_notify', (e) => {
+    const group = ETHTOOL_MSG_GROUPS[e.nums['msg'] ?? -1];
+    return group ? [{ kind: 'refresh', groups: [group] }] : [];
+  }],
+  ['ethtool_ioctl', (e) => (ok(e) && (e.nums['ifindex'] ?? 0) > 0 ? [{ kind: 'refresh', groups: ETHTOOL_GROUPS }] : [])],
+  ['notifier', (e) => {
+    const event = e.nums['event'] ?? 0;
+    if (event === NETDEV_REGISTER) return [{ kind: 'registered', driver: null, bus: null }];
+    if (event === NETDEV_UNREGISTER) return [{ kind: 'unregistered' }];
+    if (event === NETDEV_FEAT_CHANGE) return [{ kind: 'refresh', groups: ['features'] }];
+    return LINK_NOTIFIER_EVENTS.has(event) ? [{ kind: 'refresh', groups: ['link'] }] : [];
+  }],
+  ['register', (e) => (ok(e) ? [{ kind: 'registered', driver: e.strs['driver'] ?? null, bus: e.strs['bus'] ?? null }] : [])],
+  ['unregister', () => [{ kind: 'unregistered' }]],
+  ['rename', (e) => {
+    const newName = e.strs['newname'];
+    return ok(e) && newName && newName !== e.strs['name'] ? [{ kind: 'renamed', newName }] : [];
+  }],
+  ['vlan_add', vlan],
+  ['vlan_del', vlan],
+  ['rtnl_hint', (e) => {
+    const groups = RTNL_GROUPS[e.nums['group'] ?? -1];
+    return groups ? [{ kind: 'refresh-all', groups }] : [];
+  }],
+]);
+
+/** The events REDUCERS handles. */
+export const REDUCED_EVENTS: ReadonlySet<string> = new Set(REDUCERS.keys());
+
+/** Why the shadow takes nothing from a tap event: it is no configuration ('ignored'), or another part of the class takes it ('elsewhere'). */
+export interface NotReduced {
+  kind: 'ignored' | 'elsewhere';
+  why: string;
+}
+
+/** Tap events the shadow takes nothing from, on purpose. reduceEvent returns no action for them. */
+export const NOT_REDUCED: ReadonlyMap<string, NotReduced> = new Map<string, NotReduced>([
+  ['rx_mode', { kind: 'ignored', why: 'derived state: the driver applying address lists and filter flags that uc_*, mc_*, flags, promisc and allmulti already report' }],
+  ['carrier_on', { kind: 'ignored', why: 'link state, not configuration: nothing replays a carrier' }],
+  ['carrier_off', { kind: 'ignored', why: 'link state, not configuration: nothing replays a carrier' }],
+  ['ethtool_nl_set', { kind: 'elsewhere', why: "the taps runner's sync barrier (NET_SYNC_MARKER); a set that changed something also prints ethtool_notify, which is reduced" }],
+  ['xmit_timeout', { kind: 'elsewhere', why: 'a failure, not configuration: the TX timeout detector (tx-timeout.ts) takes it' }],
+]);
+
+/** The actions one event asks of the shadow; an event about a failed call, or one the shadow takes nothing from (NOT_REDUCED, unknown), changes nothing. */
+export function reduceEvent(e: TapEvent): ShadowAction[] {
+  return REDUCERS.get(e.call)?.(e) ?? [];
 }
