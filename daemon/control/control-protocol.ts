@@ -61,7 +61,7 @@ function shown(v: unknown, max = 40): string {
 
 function deviceParam(p: Record<string, unknown>, id: number, classes: ClassSet): DeviceRef {
   const device = p['device'];
-  if (typeof device !== 'string') throw new RequestError('EBADREQ', `"device" must be a device reference CLASS:NAME (classes: ${classes.ids.join(', ')}), e.g. "net:eth0"`, id);
+  if (typeof device !== 'string') throw new RequestError('EBADREQ', `"device" must be a device reference CLASS:NAME (classes: ${classes.ids.join(', ')})`, id);
   try {
     return classes.parseRef(device);
   } catch (err) {

@@ -13,7 +13,7 @@
 //
 // Adding a class: a folder under daemon/classes/ that exports a
 // DeviceClass, and one line in daemon/classes/registry.ts.
-import type { DeviceStatus, ShowResult } from '../control/control-protocol.js';
+import type { DeviceStatus, ShowResult } from './device-status.js';
 import type { Logger } from '../service/log.js';
 import type { NameRule } from './device-ref.js';
 import type { FailureReport } from './failure-report.js';

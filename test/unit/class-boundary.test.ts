@@ -209,11 +209,29 @@ const sources = daemonFiles.map((path) => {
   return { file: rel(path), path, text, sf };
 });
 
+/**
+ * The one place the core may name the network class: migrating a state file
+ * written before classes existed, when every device was a NIC with an ifindex
+ * column. Each exemption names the file, the word and the text of its line,
+ * so it covers that statement and nothing written later.
+ */
+const MIGRATION_EXEMPTIONS: readonly { file: string; word: string; line: RegExp }[] = [
+  { file: 'daemon/core/shadow-store.ts', word: 'ifindex', line: /json_object\('ifindex', ifindex\)|DROP COLUMN ifindex|columns\.includes\('ifindex'\) \? 1 :/ },
+  { file: 'daemon/core/recovery-history.ts', word: "'net'", line: /SELECT rowid, id, 'net', device/ },
+];
+
+function exempt(violation: string, sourceText: string): boolean {
+  const m = /^(.+?):(\d+): (.+)$/.exec(violation);
+  if (!m) return false;
+  const text = sourceText.split('\n')[Number(m[2]) - 1] ?? '';
+  return MIGRATION_EXEMPTIONS.some((e) => e.file === m[1] && e.word === m[3] && e.line.test(text));
+}
+
 describe('the class boundary', () => {
   it('no network identifier in the daemon outside daemon/classes/net/', () => {
     const violations = sources
       .filter((s) => !s.file.startsWith('daemon/classes/net/'))
-      .flatMap((s) => networkWords(s.file, blank(s.text, tsComments(s.sf))));
+      .flatMap((s) => networkWords(s.file, blank(s.text, tsComments(s.sf))).filter((v) => !exempt(v, s.text)));
     expect(violations).toEqual([]);
   });
 
