@@ -162,6 +162,8 @@ interface DeviceState {
   replaying: boolean;
   /** Serialises what touches the driver: restarts, parks and replays. */
   lock: Promise<unknown>;
+  /** The device's bus address (its restart unit) as its class knows it now, or null. */
+  unit: () => string | null;
 }
 
 class AttemptFailure extends Error {
@@ -244,6 +246,8 @@ export class RecoveryManager {
   private readonly now: () => number;
   /** By CLASS:NAME. */
   private readonly devices = new Map<string, DeviceState>();
+  /** The last exclusive work per bus device (the restart unit), by its bus address. */
+  private readonly units = new Map<string, Promise<unknown>>();
   private counter = 0;
   private stopping = false;
 
@@ -557,7 +561,8 @@ export class RecoveryManager {
     const key = formatRef(ref);
     let st = this.devices.get(key);
     if (!st) {
-      st = { attempts: [], lastEndedAt: null, gaveUp: null, ignored: 0, current: null, replaying: false, lock: Promise.resolve() };
+      const bus = (): string | null => this.classes.get(ref.cls)?.lookup(ref.name)?.bus ?? null;
+      st = { attempts: [], lastEndedAt: null, gaveUp: null, ignored: 0, current: null, replaying: false, lock: Promise.resolve(), unit: bus };
       this.devices.set(key, st);
     }
     return st;
@@ -575,9 +580,25 @@ export class RecoveryManager {
     return Math.max(0, st.lastEndedAt + step - this.now());
   }
 
+  /**
+   * Runs fn once the device's earlier restarts, parks and replays are done,
+   * and those of every other device on the same bus device: the restart unit
+   * is the bus device (a controller carrying several class devices restarts
+   * them all), so two of its devices never restart at once.
+   */
   private exclusive<T>(st: DeviceState, fn: () => Promise<T>): Promise<T> {
-    const run = st.lock.then(fn, fn);
-    st.lock = run.catch(() => undefined);
+    const unit = st.unit();
+    const before = unit === null ? Promise.resolve() : (this.units.get(unit) ?? Promise.resolve());
+    const run = Promise.all([st.lock, before]).then(fn, fn);
+    const settled = run.catch(() => undefined);
+    st.lock = settled;
+    if (unit !== null) {
+      this.units.set(unit, settled);
+      // The last one out leaves nothing behind.
+      void settled.then(() => {
+        if (this.units.get(unit) === settled) this.units.delete(unit);
+      });
+    }
     return run;
   }
 
