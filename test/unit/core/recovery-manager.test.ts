@@ -1,9 +1,16 @@
 // The recovery manager against a fake kernel helper that records the commands
 // it gets and answers from a script, a real (in-memory) history, and fake
-// timers for the back-off.
+// timers for the back-off. The network class reaches it through a
+// RecoveryPort built from its real declaration (names, faults, failure kinds,
+// restart steps and fields) with a fake lookup, replay and afterRestart; the
+// manager no longer stages ethtool values (that moved to the network class,
+// daemon/classes/net/netdev-staging.ts).
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { RequestError } from '../../../daemon/control/control-protocol.js';
+import { NET_DECLARATION } from '../../../daemon/classes/net/net-declaration.js';
+import { netClass } from '../../../daemon/classes/net/net-class.js';
+import type { ClassReplay } from '../../../daemon/core/device-class.js';
+import type { DeviceRef } from '../../../daemon/core/device-ref.js';
 import type { FailureReport } from '../../../daemon/core/failure-report.js';
 import { HelperError, type HelperClient, type HelperReply } from '../../../daemon/core/helper-client.js';
 import type { LogFields, Logger, Priority } from '../../../daemon/service/log.js';
@@ -17,11 +24,21 @@ import {
 } from '../../../daemon/service/message-ids.js';
 import * as messageIds from '../../../daemon/service/message-ids.js';
 import { RECOVERY_ID, RecoveryHistory, type RecoveryRecord } from '../../../daemon/core/recovery-history.js';
-import { RecoveryManager, SLOW_RESTART_MS, checkFailureReport, type RecoveryManagerOptions, type ReplayReport } from '../../../daemon/core/recovery-manager.js';
+import {
+  RecoveryManager,
+  SLOW_RESTART_MS,
+  checkFailureReport,
+  type RecoveryManagerOptions,
+  type RecoveryPort,
+  type ReplayReport,
+} from '../../../daemon/core/recovery-manager.js';
+import { RequestError } from '../../../daemon/core/request-error.js';
+import { ShadowStore } from '../../../daemon/core/shadow-store.js';
+import type { RestartReply } from '../../../daemon/core/helper-protocol.js';
 
 type Answer = (command: string) => HelperReply | Promise<HelperReply>;
 
-/** Answers as a healthy proto=2 module does (e1000 being a loadable module that drives one device). */
+/** Answers as a healthy module does, naming devices CLASS:NAME (e1000 being a loadable module that drives one device). */
 function healthy(command: string): HelperReply {
   const [verb, dev, arg, option] = command.split(' ');
   switch (verb) {
@@ -38,8 +55,6 @@ function healthy(command: string): HelperReply {
       };
     case 'park':
       return { ok: true, payload: `parked ${dev} id=${arg}` };
-    case 'stage':
-      return { ok: true, payload: `staged ${dev} ${arg}` };
     case 'inject':
       return arg === 'clear' ? { ok: true, payload: `cleared ${dev}` } : { ok: true, payload: `injected ${dev} ${arg}` };
     default:
@@ -73,7 +88,29 @@ interface Line {
 }
 
 function failure(over: Partial<FailureReport> = {}): FailureReport {
-  return { device: 'eth0', kind: 'tx-timeout', detail: 'transmit queue 0 timed out', detectedAt: Date.now(), ...over };
+  return { cls: 'net', device: 'eth0', kind: 'tx-timeout', detail: 'transmit queue 0 timed out', detectedAt: Date.now(), ...over };
+}
+
+/** A network device reference. */
+const net = (name: string): DeviceRef => ({ cls: 'net', name });
+const ETH0 = net('eth0');
+const ETH1 = net('eth1');
+
+/** A class replay from a replay function; its mark, unless given, is 0 (nothing waits on it but the replay). */
+function replayer(replay: ClassReplay['replay'], mark: ClassReplay['mark'] = () => Promise.resolve(0)): ClassReplay {
+  return { mark, replay };
+}
+
+/** What a test may give the network class's port beside its declaration. */
+type PortParts = Partial<Omit<RecoveryPort, 'decl'>>;
+
+/** The interface index the fake shadow knows for eth0 and eth1. */
+const KNOWN_IFINDEX = 2;
+
+/** The network class's after-restart check as net-class.ts words it, against the fake shadow's index. */
+function ifindexCheck(_name: string, reply: RestartReply): string[] {
+  const now = reply.fields['ifindex'];
+  return now !== undefined && now !== KNOWN_IFINDEX ? [`the interface index changed from ${KNOWN_IFINDEX} to ${now}: handles bound to the old one are lost`] : [];
 }
 
 describe('RecoveryManager', () => {
@@ -83,13 +120,24 @@ describe('RecoveryManager', () => {
   let logger: Logger;
   let helperMissing: boolean;
 
-  const make = (over: Partial<RecoveryManagerOptions> = {}): RecoveryManager =>
+  /**
+   * The network class as the manager sees it: its real declaration, eth0 and
+   * eth1 on e1000 (interface index 2, as healthy() answers), no replay, and
+   * what the test adds.
+   */
+  const netPort = (parts: PortParts = {}): RecoveryPort => ({
+    decl: NET_DECLARATION,
+    lookup: (name) => (name === 'eth0' || name === 'eth1' ? { name, driver: 'e1000', bus: name === 'eth0' ? '0000:00:03.0' : '0000:00:04.0' } : null),
+    afterRestart: ifindexCheck,
+    ...parts,
+  });
+  const make = (over: Partial<RecoveryManagerOptions> = {}, port: PortParts = {}): RecoveryManager =>
     new RecoveryManager({
       history,
       logger,
       helper: () =>
         helperMissing ? Promise.reject(new HelperError('the shadow_helper module is not loaded (modprobe shadow_helper)', { code: 'ENOENT' })) : Promise.resolve(helper),
-      lookup: (name) => (name === 'eth0' || name === 'eth1' ? { driver: 'e1000', ifindex: 2 } : null),
+      classes: new Map([['net', netPort(port)]]),
       ...over,
     });
   const byId = (id: string) => lines.filter((l) => l.fields['MESSAGE_ID'] === id);
@@ -114,16 +162,18 @@ describe('RecoveryManager', () => {
     expect(new Set(ids).size).toBe(ids.length);
   });
 
-  it('recovers a failed device: stage, restart, check, passive; timed, logged and recorded', async () => {
-    const m = make({ stage: (d) => [`stage ${d} rings 512 0 0 512`, `stage ${d} msglvl 7`] });
+  it('recovers a failed device: restart, check, passive; timed, logged and recorded', async () => {
+    const m = make();
     const out = m.report(failure({ since: Date.now() - 1200, driver: 'e1000' }));
     expect(out.action).toBe('started');
     if (out.action === 'ignored') throw new Error('ignored');
     expect(out.id).toMatch(RECOVERY_ID);
     const rec = await out.done;
-    expect(helper.commands).toEqual([`stage eth0 rings 512 0 0 512`, 'stage eth0 msglvl 7', `restart eth0 ${out.id}`]);
+    // Nothing is staged: the restart is the one command.
+    expect(helper.commands).toEqual([`restart net:eth0 ${out.id}`]);
     expect(rec).toMatchObject({
       id: out.id,
+      cls: 'net',
       device: 'eth0',
       driver: 'e1000',
       trigger: 'tx-timeout',
@@ -131,8 +181,9 @@ describe('RecoveryManager', () => {
       result: 'recovered',
       error: null,
       merged: 0,
-      phases: { detect: 1200, stage: 0, restart: 0, check: 0, total: 0, module: { stopMs: 10, releaseMs: 5, probeMs: 600, replayMs: 30, openMs: 205, totalMs: 850 } },
+      phases: { detect: 1200, restart: 0, check: 0, total: 0, module: { stopMs: 10, releaseMs: 5, probeMs: 600, replayMs: 30, openMs: 205, totalMs: 850 } },
     });
+    expect(rec.phases.stage).toBeUndefined();
     expect(rec.steps.map((s) => `${s.key}:${s.result}`)).toEqual(['name:skip', 'mac:ok', 'mtu:ok', 'features:ok']);
     expect(history.get(out.id)).toEqual(rec);
 
@@ -166,7 +217,7 @@ describe('RecoveryManager', () => {
     expect((await out.done).result).toBe('recovered');
 
     helper.answer = healthy;
-    const again = m.recover('eth1');
+    const again = m.recover(ETH1);
     await vi.advanceTimersByTimeAsync(2 * SLOW_RESTART_MS);
     expect((await again).result).toBe('recovered');
     expect(stuck()).toHaveLength(1);
@@ -181,12 +232,13 @@ describe('RecoveryManager', () => {
       await new Promise((r) => setTimeout(r, 40));
       return { device, steps: [{ key: 'coalesce', argv: ['ethtool', '-C', device, 'rx-usecs', '3'], ok: true }] };
     };
-    const m = make({ stage: (d) => [`stage ${d} clear`], replay });
+    const m = make({}, { replay: replayer(replay) });
     const out = m.report(failure());
     if (out.action === 'ignored') throw new Error('ignored');
     await vi.advanceTimersByTimeAsync(1000);
     const rec = await out.done;
-    expect(rec.phases).toMatchObject({ stage: 5, restart: 850, check: 40, total: 895 });
+    expect(rec.phases).toMatchObject({ restart: 850, check: 40, total: 890 });
+    expect(rec.phases.stage).toBeUndefined();
     expect(rec.steps.at(-1)).toEqual({ source: 'daemon', key: 'coalesce', result: 'ok', argv: ['ethtool', '-C', 'eth0', 'rx-usecs', '3'] });
   });
 
@@ -197,48 +249,61 @@ describe('RecoveryManager', () => {
       return healthy(c);
     };
     const marks: Promise<number>[] = [];
-    const got: { id: string; mark: Promise<number> | undefined }[] = [];
-    const m = make({
-      stage: (d) => [`stage ${d} clear`],
-      markShadow: (device) => {
-        events.push(`mark ${device}`);
-        const mark = Promise.resolve(41 + marks.length);
-        marks.push(mark);
-        return mark;
+    // The class's replay is not told the recovery's id: which recovery it serves is the one the device is in as it runs.
+    const got: { recovery: string | null; phase: string | null; mark: Promise<number> | undefined }[] = [];
+    let m: RecoveryManager | null = null;
+    m = make(
+      {},
+      {
+        replay: replayer(
+          (device, mark) => {
+            events.push('replay');
+            const st = m!.deviceState(net(device));
+            got.push({ recovery: st.recoveryId, phase: st.phase, mark });
+            return Promise.resolve({ device, steps: [] });
+          },
+          (device) => {
+            events.push(`mark ${device}`);
+            const mark = Promise.resolve(41 + marks.length);
+            marks.push(mark);
+            return mark;
+          },
+        ),
       },
-      replay: (device, id, mark) => {
-        events.push('replay');
-        got.push({ id, mark });
-        return Promise.resolve({ device, steps: [] });
-      },
-    });
+    );
     const out = m.report(failure());
     if (out.action === 'ignored') throw new Error('ignored');
     expect((await out.done).result).toBe('recovered');
-    // After the staging, as the restart goes out; the replay waits on it only once the restart is done.
-    expect(events).toEqual(['stage', 'mark eth0', 'restart', 'replay']);
-    expect(got).toEqual([{ id: out.id, mark: marks[0] }]);
+    // As the restart goes out; the replay waits on it only once the restart is done.
+    expect(events).toEqual(['mark eth0', 'restart', 'replay']);
+    expect(got).toEqual([{ recovery: out.id, phase: 'check', mark: marks[0] }]);
     expect(await got[0]!.mark).toBe(41);
 
-    const replayed = await m.replay('eth0');
-    expect(got.at(-1)).toEqual({ id: replayed.id, mark: undefined });
+    const replayed = await m.replay(ETH0);
+    expect(replayed.trigger).toBe('replay');
+    expect(got.at(-1)).toEqual({ recovery: null, phase: null, mark: undefined });
     expect(marks).toHaveLength(1);
   });
 
   it('a mark that fails is logged, never left unhandled, and fails only the replay that waits on it', async () => {
-    const m = make({
-      markShadow: () => Promise.reject(new Error('no marker came back from CPU 1 within 5000 ms')),
-      replay: async (device, _id, mark) => {
-        await mark;
-        return { device, steps: [] };
+    const m = make(
+      {},
+      {
+        replay: replayer(
+          async (device, mark) => {
+            await mark;
+            return { device, steps: [] };
+          },
+          () => Promise.reject(new Error('no marker came back from CPU 1 within 5000 ms')),
+        ),
       },
-    });
-    const rec = await m.recover('eth0');
+    );
+    const rec = await m.recover(ETH0);
     expect([rec.result, rec.error]).toEqual(['recovered', 'replay from the shadow failed: no marker came back from CPU 1 within 5000 ms']);
     expect(lines.map((l) => `${l.priority} ${l.message}`)).toContain('warning eth0: could not mark the shadow as the restart began: no marker came back from CPU 1 within 5000 ms');
     // A restart that fails leaves its mark to nobody: still no unhandled rejection (vitest would report it).
     helper.answer = (c) => (c.startsWith('restart') ? { ok: false, errno: 'EIO', message: 'probe failed' } : healthy(c));
-    expect((await m.recover('eth0')).result).toBe('failed');
+    expect((await m.recover(ETH0)).result).toBe('failed');
   });
 
   it('merges a report for a device already recovering into that recovery', async () => {
@@ -247,7 +312,7 @@ describe('RecoveryManager', () => {
     const m = make();
     const first = m.report(failure());
     await vi.advanceTimersByTimeAsync(0);
-    expect(m.isActive('eth0')).toBe(true);
+    expect(m.isActive(ETH0)).toBe(true);
     const second = m.report(failure({ kind: 'tx-stall', detail: 'queue 0 stopped for 1200 ms' }));
     expect(second.action).toBe('merged');
     if (first.action === 'ignored' || second.action === 'ignored') throw new Error('ignored');
@@ -257,7 +322,7 @@ describe('RecoveryManager', () => {
     const rec = await second.done;
     expect(rec.merged).toBe(1);
     expect(helper.verbs()).toEqual(['restart']);
-    expect(m.isActive('eth0')).toBe(false);
+    expect(m.isActive(ETH0)).toBe(false);
     expect(lines.some((l) => /tx-stall failure report merged into recovery/.test(l.message))).toBe(true);
   });
 
@@ -268,11 +333,11 @@ describe('RecoveryManager', () => {
       return { device, steps: [{ key: 'coalesce', argv: ['ethtool', '-C', device, 'rx-usecs', '3'], ok: true }] };
     };
     const finished: RecoveryRecord[] = [];
-    const m = make({ replay, onFinished: (r) => finished.push(structuredClone(r)) });
+    const m = make({ onFinished: (r) => finished.push(structuredClone(r)) }, { replay: replayer(replay) });
     const first = m.report(failure());
     if (first.action === 'ignored') throw new Error(first.reason);
     await vi.advanceTimersByTimeAsync(200);
-    expect(m.deviceState('eth0')).toMatchObject({ recoveryId: first.id, phase: 'check' });
+    expect(m.deviceState(ETH0)).toMatchObject({ recoveryId: first.id, phase: 'check' });
     const again = m.report(failure({ kind: 'tx-stall', detail: 'transmit queue 0 stopped for 1100 ms', since: Date.now() - 1100 }));
     expect(again.action).toBe('started');
     if (again.action === 'ignored') throw new Error(again.reason);
@@ -290,7 +355,7 @@ describe('RecoveryManager', () => {
     // The new failure is announced as such and becomes the device's recovery.
     const detected = byId(MESSAGE_FAILURE_DETECTED).find((l) => l.fields['SHADOWD_RECOVERY_ID'] === again.id);
     expect(detected?.message).toBe(`eth0: driver e1000 failed again after recovery ${first.id} restarted it (tx-stall): transmit queue 0 stopped for 1100 ms`);
-    expect(m.deviceState('eth0')).toMatchObject({ recoveryId: again.id, phase: 'backoff', recent: 1 });
+    expect(m.deviceState(ETH0)).toMatchObject({ recoveryId: again.id, phase: 'backoff', recent: 1 });
     // A report before the new restart describes the same failure: merged into the new recovery.
     expect(m.report(failure())).toMatchObject({ action: 'merged', id: again.id });
 
@@ -307,7 +372,7 @@ describe('RecoveryManager', () => {
     expect(helper.verbs()).toEqual(['restart']);
     await vi.advanceTimersByTimeAsync(1);
     expect(helper.verbs()).toEqual(['restart', 'restart']);
-    expect(helper.commands.at(-1)).toBe(`restart eth0 ${again.id}`);
+    expect(helper.commands.at(-1)).toBe(`restart net:eth0 ${again.id}`);
     await vi.advanceTimersByTimeAsync(500);
     const next = await again.done;
     expect(next).toMatchObject({ trigger: 'tx-stall', detail: 'transmit queue 0 stopped for 1100 ms', result: 'recovered', merged: 1, phases: { detect: 1100, wait: 2000 } });
@@ -315,13 +380,13 @@ describe('RecoveryManager', () => {
       [again.id, 'recovered'],
       [first.id, 'failed'],
     ]);
-    expect(m.deviceState('eth0')).toMatchObject({ recoveryId: null, recent: 2 });
+    expect(m.deviceState(ETH0)).toMatchObject({ recoveryId: null, recent: 2 });
     await vi.advanceTimersByTimeAsync(600_000);
     expect(helper.verbs()).toEqual(['restart', 'restart']);
   });
 
   it('still merges a report that comes before the restart completed (back-off, restart)', async () => {
-    const m = make({ replay: (device) => Promise.resolve({ device, steps: [] }) });
+    const m = make({}, { replay: replayer((device) => Promise.resolve({ device, steps: [] })) });
     const a = m.report(failure());
     if (a.action === 'ignored') throw new Error(a.reason);
     await a.done;
@@ -332,10 +397,10 @@ describe('RecoveryManager', () => {
     if (b.action === 'ignored') throw new Error(b.reason);
     expect(m.report(failure({ kind: 'oops', detail: 'BUG in e1000_clean_tx_irq' }))).toMatchObject({ action: 'merged', id: b.id });
     await vi.advanceTimersByTimeAsync(1000);
-    expect(m.deviceState('eth0').phase).toBe('backoff');
+    expect(m.deviceState(ETH0).phase).toBe('backoff');
     expect(m.report(failure())).toMatchObject({ action: 'merged', id: b.id });
     await vi.advanceTimersByTimeAsync(1000);
-    expect(m.deviceState('eth0').phase).toBe('active');
+    expect(m.deviceState(ETH0).phase).toBe('active');
     expect(m.report(failure({ kind: 'tx-stall', detail: 'transmit queue 0 stopped for 1100 ms' }))).toMatchObject({ action: 'merged', id: b.id });
     release();
     const rec = await b.done;
@@ -361,7 +426,7 @@ describe('RecoveryManager', () => {
       await new Promise((r) => setTimeout(r, 100));
       return { device, steps: [] };
     };
-    m = make({ replay });
+    m = make({}, { replay: replayer(replay) });
     const out = m.report(failure({ kind: 'tx-stall', detail: 'transmit queue 0 stopped for 1100 ms' }));
     if (out.action === 'ignored') throw new Error(out.reason);
     // 3 restarts (back-off 2 s, then 4 s), then the give-up: well within a minute.
@@ -375,10 +440,10 @@ describe('RecoveryManager', () => {
     expect(all.slice(1, 3).map((r) => r.phases.wait)).toEqual([2000, 4000]);
     const gaveUp = all[3]!;
     expect(gaveUp.error).toMatch(new RegExp(`^3 recoveries of eth0 in the last 10 min \\(${all[0]!.id}, ${all[1]!.id}, ${all[2]!.id}\\) did not keep its driver running`));
-    expect(helper.commands.at(-1)).toBe(`park eth0 ${gaveUp.id}`);
+    expect(helper.commands.at(-1)).toBe(`park net:eth0 ${gaveUp.id}`);
     expect(byId(MESSAGE_RECOVERY_FAILED).map((l) => l.fields['SHADOWD_PHASE'])).toEqual(['check', 'check', 'check']);
     expect(byId(MESSAGE_GAVE_UP)).toHaveLength(1);
-    expect(m.deviceState('eth0')).toMatchObject({ recoveryId: null, gaveUp: gaveUp.id });
+    expect(m.deviceState(ETH0)).toMatchObject({ recoveryId: null, gaveUp: gaveUp.id });
     // Parked: later reports are ignored and nothing more is sent.
     expect(m.report(failure()).action).toBe('ignored');
     await vi.advanceTimersByTimeAsync(3_600_000);
@@ -400,7 +465,7 @@ describe('RecoveryManager', () => {
     let next = run();
     await vi.advanceTimersByTimeAsync(1999);
     expect(helper.verbs()).toEqual(['restart']);
-    expect(m.deviceState('eth0').phase).toBe('backoff');
+    expect(m.deviceState(ETH0).phase).toBe('backoff');
     await vi.advanceTimersByTimeAsync(1);
     await next;
     expect(helper.verbs()).toEqual(['restart', 'restart']);
@@ -417,13 +482,13 @@ describe('RecoveryManager', () => {
     // The fourth within 10 minutes gives up and parks the device.
     await run();
     const gaveUp = done[3]!;
-    expect(helper.commands.at(-1)).toBe(`park eth0 ${gaveUp.id}`);
+    expect(helper.commands.at(-1)).toBe(`park net:eth0 ${gaveUp.id}`);
     expect(gaveUp.result).toBe('gave-up');
     expect(gaveUp.error).toMatch(new RegExp(`^3 recoveries of eth0 in the last 10 min \\(${done[0]!.id}, ${done[1]!.id}, ${done[2]!.id}\\) did not keep its driver running`));
-    expect(gaveUp.error).toMatch(/the device is parked .*; run "shadowctl recover eth0" once the cause is fixed$/);
+    expect(gaveUp.error).toMatch(/the device is parked .*; run "shadowctl recover net:eth0" once the cause is fixed$/);
     expect(byId(MESSAGE_GAVE_UP)).toHaveLength(1);
     expect(byId(MESSAGE_GAVE_UP)[0]).toMatchObject({ priority: 'err', fields: { SHADOWD_PHASE: 'gave-up', SHADOWD_RECOVERY_ID: gaveUp.id } });
-    expect(m.deviceState('eth0')).toMatchObject({ gaveUp: gaveUp.id, phase: null });
+    expect(m.deviceState(ETH0)).toMatchObject({ gaveUp: gaveUp.id, phase: null });
 
     // Later reports are ignored, however many, and nothing else is sent.
     for (let i = 0; i < 20; i++) expect(m.report(failure()).action).toBe('ignored');
@@ -433,10 +498,10 @@ describe('RecoveryManager', () => {
     expect(history.list().map((r) => r.result)).toEqual(['gave-up', 'recovered', 'recovered', 'recovered']);
 
     // A manual recover lifts the give-up and runs at once.
-    const manual = await m.recover('eth0', 'uid 0 (pid 42)');
+    const manual = await m.recover(ETH0, 'uid 0 (pid 42)');
     expect(manual).toMatchObject({ trigger: 'manual', result: 'recovered', detail: `requested by uid 0 (pid 42) after shadowd had given up (${gaveUp.id})` });
     expect(manual.phases.wait).toBeUndefined();
-    expect(m.deviceState('eth0')).toMatchObject({ gaveUp: null, recent: 1 });
+    expect(m.deviceState(ETH0)).toMatchObject({ gaveUp: null, recent: 1 });
     expect(m.report(failure()).action).toBe('started');
   });
 
@@ -459,7 +524,7 @@ describe('RecoveryManager', () => {
   it('retries a restart the driver did not survive (EIO), then gives up on a fault that stays', async () => {
     helper.answer = (c) =>
       c.startsWith('restart')
-        ? { ok: false, errno: 'EIO', message: `eth0 id=${c.split(' ')[2]} parked after 700 ms: the driver's open failed: error -5 steps=name:skip,mac:ok,mtu:fail` }
+        ? { ok: false, errno: 'EIO', message: `net:eth0 id=${c.split(' ')[2]} parked after 700 ms: the driver's open failed: error -5 steps=name:skip,mac:ok,mtu:fail` }
         : healthy(c);
     const m = make();
     const out = m.report(failure({ kind: 'oops', detail: 'BUG in e1000_clean' }));
@@ -467,7 +532,7 @@ describe('RecoveryManager', () => {
     const first = await out.done;
     expect(first).toMatchObject({ result: 'failed', trigger: 'oops' });
     expect(first.error).toBe(
-      `shadow_helper could not restart eth0 with a module reload: EIO eth0 id=${first.id} parked after 700 ms: the driver's open failed: error -5 steps=name:skip,mac:ok,mtu:fail`,
+      `shadow_helper could not restart eth0 with a module reload: EIO net:eth0 id=${first.id} parked after 700 ms: the driver's open failed: error -5 steps=name:skip,mac:ok,mtu:fail`,
     );
     expect(first.steps).toEqual([
       { source: 'module', key: 'name', result: 'skip' },
@@ -507,18 +572,19 @@ describe('RecoveryManager', () => {
     const out = m.report(failure());
     if (out.action === 'ignored') throw new Error(out.reason);
     expect(await out.done).toMatchObject({ result: 'failed', error: 'the shadow_helper module is not loaded (modprobe shadow_helper)' });
-    await expect(m.recover('eth0')).rejects.toThrow(new RequestError('EHELPER', 'the shadow_helper module is not loaded (modprobe shadow_helper)'));
-    await expect(m.inject('eth0', 'tx-hang')).rejects.toMatchObject({ code: 'EHELPER', message: 'the shadow_helper module is not loaded (modprobe shadow_helper)' });
+    await expect(m.recover(ETH0)).rejects.toThrow(new RequestError('EHELPER', 'the shadow_helper module is not loaded (modprobe shadow_helper)'));
+    await expect(m.inject(ETH0, 'tx-hang')).rejects.toMatchObject({ code: 'EHELPER', message: 'the shadow_helper module is not loaded (modprobe shadow_helper)' });
   });
 
   it('fails a recovery whose restart reply it cannot read', async () => {
-    helper.answer = (c) => (c.startsWith('restart') ? { ok: true, payload: 'restarted eth0 id=zzz' } : healthy(c));
+    helper.answer = (c) => (c.startsWith('restart') ? { ok: true, payload: 'restarted net:eth0 id=zzz' } : healthy(c));
     const m = make();
     const out = m.report(failure());
     if (out.action === 'ignored') throw new Error(out.reason);
     const rec = await out.done;
     expect(rec.result).toBe('failed');
-    expect(rec.error).toMatch(/^unreadable restart reply from shadow_helper "restarted eth0 id=zzz": missing ifindex/);
+    // The network class's declared field (ifindex) is the first one it misses.
+    expect(rec.error).toMatch(/^unreadable restart reply from shadow_helper "restarted net:eth0 id=zzz": missing ifindex/);
   });
 
   it('recovers with a note when a replay step fails, and logs each failed step', async () => {
@@ -526,8 +592,10 @@ describe('RecoveryManager', () => {
       const r = healthy(c);
       return r.ok && c.startsWith('restart') ? { ok: true, payload: r.payload.replace('mtu:ok', 'mtu:fail') } : r;
     };
-    const replay = (device: string, id: string): Promise<ReplayReport> => {
-      expect(id).toMatch(RECOVERY_ID);
+    let m: RecoveryManager | null = null;
+    const replay = (device: string): Promise<ReplayReport> => {
+      // Run in the check of a recovery of that device.
+      expect(m?.deviceState(net(device))).toMatchObject({ recoveryId: expect.stringMatching(RECOVERY_ID) as unknown, phase: 'check' });
       return Promise.resolve({
         device,
         steps: [
@@ -536,7 +604,7 @@ describe('RecoveryManager', () => {
         ],
       });
     };
-    const m = make({ replay });
+    m = make({}, { replay: replayer(replay) });
     const out = m.report(failure());
     if (out.action === 'ignored') throw new Error(out.reason);
     const rec = await out.done;
@@ -555,31 +623,25 @@ describe('RecoveryManager', () => {
     });
   });
 
-  it('sends only well-formed stage commands for the device, and restarts even when staging fails', async () => {
-    helper.answer = (c) => (c.startsWith('stage eth0 pause') ? { ok: false, errno: 'EOPNOTSUPP', message: 'the driver has no pause settings' } : healthy(c));
-    const m = make({ stage: (d) => [`stage ${d} pause 1 1 1`, 'stage eth1 clear', `inject ${d} fail-stop`, `stage ${d} rings 256 0 0 256`] });
-    const out = m.report(failure());
-    if (out.action === 'ignored') throw new Error(out.reason);
-    expect((await out.done).result).toBe('recovered');
-    expect(helper.commands.slice(0, 2)).toEqual(['stage eth0 pause 1 1 1', 'stage eth0 rings 256 0 0 256']);
-    expect(helper.verbs()).toEqual(['stage', 'stage', 'restart']);
-    expect(lines.filter((l) => /not sending/.test(l.message))).toHaveLength(2);
-    expect(lines.some((l) => l.priority === 'warning' && /did not stage "stage eth0 pause 1 1 1": EOPNOTSUPP/.test(l.message))).toBe(true);
-  });
-
   it('ignores malformed reports and devices it does not watch', () => {
     const m = make();
     expect(m.report(failure({ device: 'a/b' }))).toMatchObject({ action: 'ignored', reason: /device "a\/b" is not an interface name/ });
-    expect(m.report(failure({ kind: 'meltdown' as never }))).toMatchObject({ action: 'ignored', reason: /kind "meltdown" is not one of/ });
+    expect(m.report(failure({ kind: 'meltdown' }))).toMatchObject({ action: 'ignored', reason: /kind "meltdown" is not one of/ });
     expect(m.report(failure({ device: 'wlan0' }))).toEqual({ action: 'ignored', reason: 'shadowd watches no network device named wlan0' });
-    expect(checkFailureReport(failure({ detectedAt: NaN }))).toBe('detectedAt is not a time');
+    // A class the manager was not given, and a report without a class.
+    expect(m.report(failure({ cls: 'sound', device: 'card0' }))).toMatchObject({ action: 'ignored', reason: 'malformed failure report: class "sound" is not one of net' });
+    expect(m.report(failure({ cls: undefined as never }))).toMatchObject({ action: 'ignored', reason: /class undefined is not one of net/ });
+    const classes = new Map([['net', { decl: NET_DECLARATION, lookup: () => null }]]);
+    expect(checkFailureReport(failure({ detectedAt: NaN }), classes)).toBe('detectedAt is not a time');
+    expect(checkFailureReport(failure(), classes)).toBeNull();
     expect(helper.commands).toEqual([]);
   });
 
   it('manual recover: refuses an unknown device, joins one under way, resets the back-off', async () => {
     const m = make();
-    await expect(m.recover('eth9')).rejects.toMatchObject({ code: 'ENODEV', message: 'shadowd watches no network device named eth9' });
-    await expect(m.recover('bad/name')).rejects.toMatchObject({ code: 'EBADREQ' });
+    await expect(m.recover(net('eth9'))).rejects.toMatchObject({ code: 'ENODEV', message: 'shadowd watches no network device named eth9' });
+    await expect(m.recover(net('bad/name'))).rejects.toMatchObject({ code: 'EBADREQ' });
+    await expect(m.recover({ cls: 'sound', name: 'card0' })).rejects.toMatchObject({ code: 'EBADREQ', message: 'unknown device class "sound"' });
     const first = m.report(failure());
     if (first.action === 'ignored') throw new Error(first.reason);
     await first.done;
@@ -587,8 +649,8 @@ describe('RecoveryManager', () => {
     const waiting = m.report(failure());
     if (waiting.action === 'ignored') throw new Error(waiting.reason);
     await vi.advanceTimersByTimeAsync(500);
-    expect(m.deviceState('eth0').phase).toBe('backoff');
-    const joined = await m.recover('eth0');
+    expect(m.deviceState(ETH0).phase).toBe('backoff');
+    const joined = await m.recover(ETH0);
     expect(joined.id).toBe(waiting.id);
     expect(joined.result).toBe('recovered');
     expect(joined.phases.wait).toBe(500);
@@ -596,57 +658,62 @@ describe('RecoveryManager', () => {
   });
 
   it('replay: recorded as a recovery of trigger replay; refused while recovering or unavailable', async () => {
-    await expect(make().replay('eth0')).rejects.toMatchObject({ code: 'EUNAVAIL' });
+    await expect(make().replay(ETH0)).rejects.toMatchObject({ code: 'EUNAVAIL' });
     const calls: string[] = [];
-    const replay = (device: string, id: string): Promise<ReplayReport> => {
-      calls.push(`${device} ${id}`);
+    const replay = (device: string, mark?: Promise<number>): Promise<ReplayReport> => {
+      // The whole shadow: no restart's mark.
+      calls.push(`${device} ${mark === undefined ? 'whole' : 'since mark'}`);
       return Promise.resolve({ device, steps: [{ key: 'mtu', argv: ['ip', 'link', 'set', device, 'mtu', '1400'], ok: true }] });
     };
-    const m = make({ replay });
-    const rec = await m.replay('eth0', 'uid 0 (pid 7)');
+    const m = make({}, { replay: replayer(replay) });
+    const rec = await m.replay(ETH0, 'uid 0 (pid 7)');
     expect(rec).toMatchObject({ trigger: 'replay', result: 'replayed', detail: 'requested by uid 0 (pid 7)', error: null });
     expect(rec.steps).toEqual([{ source: 'daemon', key: 'mtu', result: 'ok', argv: ['ip', 'link', 'set', 'eth0', 'mtu', '1400'] }]);
-    expect(calls).toEqual([`eth0 ${rec.id}`]);
+    expect(calls).toEqual(['eth0 whole']);
     expect(history.get(rec.id)).toEqual(rec);
-    await expect(m.replay('eth9')).rejects.toMatchObject({ code: 'ENODEV' });
+    await expect(m.replay(net('eth9'))).rejects.toMatchObject({ code: 'ENODEV' });
 
     helper.answer = (c) => (c.startsWith('restart') ? new Promise(() => undefined) : healthy(c));
     m.report(failure());
     await vi.advanceTimersByTimeAsync(0);
-    await expect(m.replay('eth0')).rejects.toMatchObject({ code: 'EBUSY' });
+    await expect(m.replay(ETH0)).rejects.toMatchObject({ code: 'EBUSY' });
     // A replay does not count against the recovery limit.
-    expect(m.deviceState('eth1').recent).toBe(0);
+    expect(m.deviceState(ETH1).recent).toBe(0);
   });
 
   it('replay: a failed step fails the replay, and a throwing replayer is reported', async () => {
     let fail = true;
     const replay = (device: string): Promise<ReplayReport> =>
       fail ? Promise.resolve({ device, steps: [{ key: 'wol', argv: ['ethtool', '-s', device, 'wol', 'g'], ok: false, error: 'not supported' }] }) : Promise.reject(new Error('ip not found'));
-    const m = make({ replay });
-    expect(await m.replay('eth0')).toMatchObject({ result: 'failed', error: '1 of 1 replay steps failed: wol' });
+    const m = make({}, { replay: replayer(replay) });
+    expect(await m.replay(ETH0)).toMatchObject({ result: 'failed', error: '1 of 1 replay steps failed: wol' });
     fail = false;
-    expect(await m.replay('eth0')).toMatchObject({ result: 'failed', error: 'replay failed: ip not found' });
+    expect(await m.replay(ETH0)).toMatchObject({ result: 'failed', error: 'replay failed: ip not found' });
   });
 
   it('inject: sends the fault, reports the module refusing it', async () => {
     const m = make();
-    expect(await m.inject('eth0', 'tx-hang', true)).toEqual({ device: 'eth0', fault: 'tx-hang', sticky: true, reply: 'injected eth0 tx-hang' });
-    expect(await m.inject('eth0', 'clear')).toEqual({ device: 'eth0', fault: 'clear', sticky: false, reply: 'cleared eth0' });
-    expect(helper.commands).toEqual(['inject eth0 tx-hang sticky', 'inject eth0 clear']);
+    expect(await m.inject(ETH0, 'tx-hang', true)).toEqual({ device: 'net:eth0', fault: 'tx-hang', sticky: true, reply: 'injected net:eth0 tx-hang' });
+    expect(await m.inject(ETH0, 'clear')).toEqual({ device: 'net:eth0', fault: 'clear', sticky: false, reply: 'cleared net:eth0' });
+    expect(helper.commands).toEqual(['inject net:eth0 tx-hang sticky', 'inject net:eth0 clear']);
     helper.answer = () => ({ ok: false, errno: 'EPERM', message: 'fault injection is disabled' });
-    await expect(m.inject('eth0', 'fail-stop')).rejects.toThrow(
-      new RequestError('EHELPER', 'shadow_helper refused "inject eth0 fail-stop": EPERM fault injection is disabled (fault injection is off: load shadow_helper with allow_faults=1)'),
+    await expect(m.inject(ETH0, 'fail-stop')).rejects.toThrow(
+      new RequestError('EHELPER', 'shadow_helper refused "inject net:eth0 fail-stop": EPERM fault injection is disabled (fault injection is off: load shadow_helper with allow_faults=1)'),
     );
-    await expect(m.inject('eth0', 'explode' as never)).rejects.toMatchObject({ code: 'EBADREQ' });
-    await expect(m.inject('eth0', 'clear', true)).rejects.toMatchObject({ code: 'EBADREQ' });
-    helper.answer = () => ({ ok: true, payload: 'injected eth0 fail-mtu' });
-    await expect(m.inject('eth0', 'fail-mac')).rejects.toMatchObject({ code: 'EHELPER', message: /unexpected reply from shadow_helper/ });
+    await expect(m.inject(ETH0, 'explode')).rejects.toMatchObject({ code: 'EBADREQ' });
+    await expect(m.inject(ETH0, 'clear', true)).rejects.toMatchObject({ code: 'EBADREQ' });
+    // Faults are the class's own, and only registered classes are asked for.
+    await expect(m.inject({ cls: 'block', name: 'sda' }, 'tx-hang')).rejects.toMatchObject({ code: 'EBADREQ', message: 'unknown device class "block"' });
+    await expect(m.inject(net('a/b'), 'tx-hang')).rejects.toMatchObject({ code: 'EBADREQ' });
+    helper.answer = () => ({ ok: true, payload: 'injected net:eth0 fail-mtu' });
+    await expect(m.inject(ETH0, 'fail-mac')).rejects.toMatchObject({ code: 'EHELPER', message: /unexpected reply from shadow_helper/ });
   });
 
   it('takes up where a killed daemon left off: interrupted rows closed, recent recoveries counted, a give-up kept', async () => {
     const now = Date.now();
     const row = (id: string, over: Partial<RecoveryRecord>): RecoveryRecord => ({
       id,
+      cls: 'net',
       device: 'eth0',
       driver: 'e1000',
       trigger: 'tx-timeout',
@@ -669,10 +736,10 @@ describe('RecoveryManager', () => {
     m.start();
     expect(history.get('a1')).toMatchObject({ result: 'interrupted', endedAt: now });
     expect(lines.some((l) => l.priority === 'warning' && /recovery a1 \(tx-timeout\) was interrupted/.test(l.message))).toBe(true);
-    expect(m.deviceState('eth0').gaveUp).toBe('g1');
+    expect(m.deviceState(ETH0).gaveUp).toBe('g1');
     expect(m.report(failure()).action).toBe('ignored');
     // eth1: the interrupted one counts, so the next waits its back-off.
-    expect(m.deviceState('eth1').recent).toBe(1);
+    expect(m.deviceState(ETH1).recent).toBe(1);
     const out = m.report(failure({ device: 'eth1' }));
     if (out.action === 'ignored') throw new Error(out.reason);
     await vi.advanceTimersByTimeAsync(1999);
@@ -685,6 +752,7 @@ describe('RecoveryManager', () => {
     const now = Date.now();
     const row = (id: string, startedAt: number, trigger: RecoveryRecord['trigger']): RecoveryRecord => ({
       id,
+      cls: 'net',
       device: 'eth0',
       driver: 'e1000',
       trigger,
@@ -705,7 +773,7 @@ describe('RecoveryManager', () => {
     const m = make();
     m.start();
     // The manual recovery and the one after it: recover() had reset the count before them.
-    expect(m.deviceState('eth0').recent).toBe(2);
+    expect(m.deviceState(ETH0).recent).toBe(2);
   });
 
   it('takes its policy from the constructor and checks it', async () => {
@@ -724,9 +792,16 @@ describe('RecoveryManager', () => {
   });
 
   it("takes a per-device policy (a configuration file's sections), falling back on the default when it is bad", async () => {
-    const m = make({ policy: (device, driver) => (device === 'eth1' ? { maxRecoveries: 1 } : driver === 'e1000' ? { backoffMs: -1 } : {}) });
-    expect(m.policyFor('eth1', 'e1000')).toMatchObject({ maxRecoveries: 1, backoffMs: 2000 });
-    expect(m.policyFor('eth0', 'e1000')).toEqual({ maxRecoveries: 3, windowMs: 600_000, backoffMs: 2000, backoffMaxMs: 60_000 });
+    const asked: string[] = [];
+    const m = make({
+      policy: (ref, driver) => {
+        asked.push(`${ref.cls}:${ref.name}`);
+        return ref.name === 'eth1' ? { maxRecoveries: 1 } : driver === 'e1000' ? { backoffMs: -1 } : {};
+      },
+    });
+    expect(m.policyFor(ETH1, 'e1000')).toMatchObject({ maxRecoveries: 1, backoffMs: 2000 });
+    expect(m.policyFor(ETH0, 'e1000')).toEqual({ maxRecoveries: 3, windowMs: 600_000, backoffMs: 2000, backoffMaxMs: 60_000 });
+    expect(asked).toEqual(['net:eth1', 'net:eth0']);
     expect(lines.some((l) => l.priority === 'err' && /eth0: unusable recovery policy, using the default: .*backoffMs/.test(l.message))).toBe(true);
     for (const expected of ['recovered', 'gave-up']) {
       const out = m.report(failure({ device: 'eth1' }));
@@ -737,9 +812,9 @@ describe('RecoveryManager', () => {
 
   it('inject: refused when the configuration turns fault injection off; clearing still works', async () => {
     const m = make({ faultInjection: () => false });
-    await expect(m.inject('eth0', 'tx-hang')).rejects.toMatchObject({ code: 'EUNAVAIL', message: /turned off in the shadowd configuration/ });
-    expect(await m.inject('eth0', 'clear')).toMatchObject({ reply: 'cleared eth0' });
-    expect(helper.commands).toEqual(['inject eth0 clear']);
+    await expect(m.inject(ETH0, 'tx-hang')).rejects.toMatchObject({ code: 'EUNAVAIL', message: /turned off in the shadowd configuration/ });
+    expect(await m.inject(ETH0, 'clear')).toMatchObject({ reply: 'cleared net:eth0' });
+    expect(helper.commands).toEqual(['inject net:eth0 clear']);
   });
 
   it('caps the back-off', async () => {
@@ -768,31 +843,33 @@ describe('RecoveryManager', () => {
     await m.stop();
     expect(await b.done).toMatchObject({ result: 'interrupted', error: 'shadowd stopped before the restart' });
     expect(m.report(failure()).action).toBe('ignored');
-    await expect(m.recover('eth0')).rejects.toMatchObject({ code: 'EBUSY' });
+    await expect(m.recover(ETH0)).rejects.toMatchObject({ code: 'EBUSY' });
     expect(helper.verbs()).toEqual(['restart']);
   });
 
   it('onFinished: called once per ended recovery or replay with its final record; a throwing one is logged, not fatal', async () => {
     const finished: RecoveryRecord[] = [];
-    const m = make({
-      policy: { maxRecoveries: 1 },
-      replay: (device) => Promise.resolve({ device, steps: [] }),
-      onFinished: (r) => {
-        finished.push(structuredClone(r));
-        if (r.result === 'replayed') throw new Error('metrics broke');
+    const m = make(
+      {
+        policy: { maxRecoveries: 1 },
+        onFinished: (r) => {
+          finished.push(structuredClone(r));
+          if (r.result === 'replayed') throw new Error('metrics broke');
+        },
       },
-    });
+      { replay: replayer((device) => Promise.resolve({ device, steps: [] })) },
+    );
     const a = m.report(failure());
     if (a.action === 'ignored') throw new Error(a.reason);
     const first = await a.done;
     const b = m.report(failure());
     if (b.action === 'ignored') throw new Error(b.reason);
     const second = await b.done;
-    const replayed = await m.replay('eth1');
-    expect(finished.map((r) => [r.device, r.driver, r.result, r.trigger])).toEqual([
-      ['eth0', 'e1000', 'recovered', 'tx-timeout'],
-      ['eth0', 'e1000', 'gave-up', 'tx-timeout'],
-      ['eth1', 'e1000', 'replayed', 'replay'],
+    const replayed = await m.replay(ETH1);
+    expect(finished.map((r) => [r.cls, r.device, r.driver, r.result, r.trigger])).toEqual([
+      ['net', 'eth0', 'e1000', 'recovered', 'tx-timeout'],
+      ['net', 'eth0', 'e1000', 'gave-up', 'tx-timeout'],
+      ['net', 'eth1', 'e1000', 'replayed', 'replay'],
     ]);
     // The records as the history has them: ended, timed.
     expect(finished[0]).toEqual(first);
@@ -800,6 +877,106 @@ describe('RecoveryManager', () => {
     expect(finished[0]!.endedAt! - finished[0]!.startedAt).toBe(finished[0]!.phases.total);
     expect(replayed.result).toBe('replayed');
     expect(lines.some((l) => l.priority === 'err' && l.message === `onFinished for recovery ${replayed.id} failed: metrics broke`)).toBe(true);
+  });
+
+  describe("after the restart: what the class finds wrong with the device (net: its interface index changed)", () => {
+    /** healthy(), with the restarted device at another interface index. */
+    const atIndex = (ifindex: number) => (c: string): HelperReply => {
+      const r = healthy(c);
+      return r.ok && c.startsWith('restart') ? { ok: true, payload: r.payload.replace('ifindex=2', `ifindex=${ifindex}`) } : r;
+    };
+
+    it("is handed the helper's reply, with the class's fields, and its notes go into a recovered record", async () => {
+      const got: { name: string; reply: RestartReply }[] = [];
+      const m = make(
+        {},
+        {
+          afterRestart: (name, reply) => {
+            got.push({ name, reply });
+            return ifindexCheck(name, reply);
+          },
+        },
+      );
+      const same = await m.recover(ETH0);
+      expect(same).toMatchObject({ result: 'recovered', error: null });
+      expect(got).toEqual([
+        {
+          name: 'eth0',
+          reply: expect.objectContaining({ device: 'net:eth0', id: same.id, fields: { ifindex: 2 }, how: 'reprobe', module: null }) as unknown,
+        },
+      ]);
+
+      helper.answer = atIndex(7);
+      const moved = await m.recover(ETH0);
+      const note = 'the interface index changed from 2 to 7: handles bound to the old one are lost';
+      expect(moved).toMatchObject({ result: 'recovered', error: note });
+      expect(got.at(-1)?.reply.fields).toEqual({ ifindex: 7 });
+      expect(history.get(moved.id)?.error).toBe(note);
+      expect(byId(MESSAGE_RECOVERED).at(-1)?.message).toContain(`with problems: ${note}`);
+    });
+
+    it('comes after the notes of the restart and the replay, and is not asked after a failed restart', async () => {
+      helper.answer = (c) => {
+        const r = atIndex(9)(c);
+        return r.ok && c.startsWith('restart') ? { ok: true, payload: r.payload.replace('mtu:ok', 'mtu:fail') } : r;
+      };
+      let asked = 0;
+      const m = make(
+        {},
+        {
+          afterRestart: (name, reply) => {
+            asked++;
+            return ifindexCheck(name, reply);
+          },
+          replay: replayer((device) => Promise.resolve({ device, steps: [{ key: 'wol', argv: ['ethtool', '-s', device, 'wol', 'g'], ok: false, error: 'not supported' }] })),
+        },
+      );
+      const rec = await m.recover(ETH0);
+      expect(rec.error).toBe(
+        'the driver refused replay step mtu; 1 of 1 replay steps failed: wol; the interface index changed from 2 to 9: handles bound to the old one are lost',
+      );
+      expect(asked).toBe(1);
+      helper.answer = (c) => (c.startsWith('restart') ? { ok: false, errno: 'EIO', message: 'probe failed' } : healthy(c));
+      expect((await m.recover(ETH0)).result).toBe('failed');
+      expect(asked).toBe(1);
+    });
+
+    it('a check that throws is a note, not a failed recovery', async () => {
+      const m = make(
+        {},
+        {
+          afterRestart: () => {
+            throw new Error('no such device in the shadow');
+          },
+        },
+      );
+      expect(await m.recover(ETH0)).toMatchObject({ result: 'recovered', error: 'the after-restart check failed: no such device in the shadow' });
+    });
+
+    it("the network class's own check (net-class.ts), on a shadow that holds eth0 at index 2", async () => {
+      const store = new ShadowStore(':memory:');
+      try {
+        const runtime = netClass.open({
+          logger,
+          store,
+          helper: () => Promise.resolve(helper),
+          pollHelper: () => Promise.resolve(helper),
+          syncTaps: () => Promise.resolve(),
+          report: () => undefined,
+          held: () => false,
+          setting: () => 1000,
+        });
+        store.upsertDevice({ id: 'bus:0000:00:03.0', cls: 'net', name: 'eth0', driver: 'e1000', bus: '0000:00:03.0', attrs: { ifindex: 2 } }, Date.now());
+        const m = make({}, { lookup: (name) => runtime.lookup(name), afterRestart: (name, reply) => runtime.afterRestart(name, reply) });
+        expect(await m.recover(ETH0)).toMatchObject({ result: 'recovered', driver: 'e1000', error: null });
+        helper.answer = atIndex(5);
+        expect(await m.recover(ETH0)).toMatchObject({ result: 'recovered', error: 'the interface index changed from 2 to 5: handles bound to the old one are lost' });
+        // A device the shadow does not hold is none the manager recovers.
+        await expect(m.recover(ETH1)).rejects.toMatchObject({ code: 'ENODEV', message: 'shadowd watches no network device named eth1' });
+      } finally {
+        store.close();
+      }
+    });
   });
 
   describe('restart method: a re-probe, or a module reload when the driver\'s code is suspect', () => {
@@ -811,7 +988,7 @@ describe('RecoveryManager', () => {
       const out = m.report(failure({ kind, detail: 'BUG: unable to handle page fault in e1000_clean [e1000]', driver: 'e1000' }));
       if (out.action === 'ignored') throw new Error(out.reason);
       const rec = await out.done;
-      expect(helper.commands).toEqual([`restart eth0 ${out.id} reload`]);
+      expect(helper.commands).toEqual([`restart net:eth0 ${out.id} reload`]);
       expect(rec).toMatchObject({
         result: 'recovered',
         error: null,
@@ -838,7 +1015,7 @@ describe('RecoveryManager', () => {
       const out = m.report(failure({ kind }));
       if (out.action === 'ignored') throw new Error(out.reason);
       const rec = await out.done;
-      expect(helper.commands).toEqual([`restart eth0 ${out.id}`]);
+      expect(helper.commands).toEqual([`restart net:eth0 ${out.id}`]);
       expect(rec).toMatchObject({ result: 'recovered', method: 'reprobe', module: null });
       expect(rec.phases.module).toEqual({ stopMs: 10, releaseMs: 5, probeMs: 600, replayMs: 30, openMs: 205, totalMs: 850 });
       expect(byId(MESSAGE_RECOVERY_STARTED)[0]?.fields).toMatchObject({ SHADOWD_RESTART_METHOD: 'reprobe' });
@@ -858,7 +1035,7 @@ describe('RecoveryManager', () => {
       const out = m.report(failure({ kind: 'oops', detail: 'Oops in e1000_xmit_frame [e1000]' }));
       if (out.action === 'ignored') throw new Error(out.reason);
       const rec = await out.done;
-      expect(helper.commands).toEqual([`restart eth0 ${out.id} reload`, `restart eth0 ${out.id}`]);
+      expect(helper.commands).toEqual([`restart net:eth0 ${out.id} reload`, `restart net:eth0 ${out.id}`]);
       const note = `the module reload was refused (${errno} ${message}): the driver was restarted without it`;
       expect(rec).toMatchObject({ result: 'recovered', method: 'reprobe', module: null, error: note });
       expect(rec.steps.map((st) => st.key)).toEqual(['name', 'mac', 'mtu', 'features']);
@@ -881,13 +1058,13 @@ describe('RecoveryManager', () => {
       if (out.action === 'ignored') throw new Error(out.reason);
       const first = await out.done;
       expect(first).toMatchObject({ result: 'failed', method: 'reload', error: 'shadow_helper could not restart eth0 with a module reload: EBUSY another restart is running' });
-      expect(helper.commands).toEqual([`restart eth0 ${first.id} reload`]);
+      expect(helper.commands).toEqual([`restart net:eth0 ${first.id} reload`]);
       busy = false;
       await vi.advanceTimersByTimeAsync(2000);
       await m.idle();
       const retry = history.list()[0]!;
       expect(retry).toMatchObject({ result: 'recovered', method: 'reload', module: 'e1000', trigger: 'bug' });
-      expect(helper.commands).toEqual([`restart eth0 ${first.id} reload`, `restart eth0 ${retry.id} reload`]);
+      expect(helper.commands).toEqual([`restart net:eth0 ${first.id} reload`, `restart net:eth0 ${retry.id} reload`]);
     });
 
     it('a module that would not unload: the device was probed again with it; recovered, with a warning and a note, not a failed replay step', async () => {
@@ -911,13 +1088,13 @@ describe('RecoveryManager', () => {
 
     it("a reload the driver did not come back from: failed with the helper's reason and its steps, retried", async () => {
       helper.answer = (c) =>
-        c.endsWith(' reload') ? { ok: false, errno: 'EIO', message: `eth0 id=${c.split(' ')[2]} parked after 900 ms: modprobe e1000 failed with exit status 1 steps=reload:fail` } : healthy(c);
+        c.endsWith(' reload') ? { ok: false, errno: 'EIO', message: `net:eth0 id=${c.split(' ')[2]} parked after 900 ms: modprobe e1000 failed with exit status 1 steps=reload:fail` } : healthy(c);
       const m = make({ policy: { maxRecoveries: 1 } });
       const out = m.report(failure({ kind: 'oops' }));
       if (out.action === 'ignored') throw new Error(out.reason);
       const rec = await out.done;
       expect(rec).toMatchObject({ result: 'failed', method: 'reload', module: null });
-      expect(rec.error).toBe(`shadow_helper could not restart eth0 with a module reload: EIO eth0 id=${rec.id} parked after 900 ms: modprobe e1000 failed with exit status 1 steps=reload:fail`);
+      expect(rec.error).toBe(`shadow_helper could not restart eth0 with a module reload: EIO net:eth0 id=${rec.id} parked after 900 ms: modprobe e1000 failed with exit status 1 steps=reload:fail`);
       expect(rec.steps).toEqual([{ source: 'module', key: 'reload', result: 'fail' }]);
       expect(byId(MESSAGE_REPLAY_STEP_FAILED)).toEqual([]);
       expect(byId(MESSAGE_RECOVERY_FAILED)[0]?.priority).toBe('warning');
@@ -942,7 +1119,7 @@ describe('RecoveryManager', () => {
       const second = m.report(failure({ kind: 'tx-stall' }));
       if (second.action === 'ignored') throw new Error(second.reason);
       await vi.advanceTimersByTimeAsync(500);
-      expect(m.deviceState('eth0').phase).toBe('backoff');
+      expect(m.deviceState(ETH0).phase).toBe('backoff');
       expect(m.report(failure({ kind: 'oops', detail: 'Oops in e1000_clean [e1000]' })).action).toBe('merged');
       expect(lines.some((l) => l.message.includes("merged into recovery") && l.message.includes("its restart will reload the driver's module"))).toBe(true);
       await vi.advanceTimersByTimeAsync(1500);
@@ -953,30 +1130,30 @@ describe('RecoveryManager', () => {
       const third = m.report(failure({ kind: 'tx-stall' }));
       if (third.action === 'ignored') throw new Error(third.reason);
       await vi.advanceTimersByTimeAsync(4000);
-      expect(m.deviceState('eth0').phase).toBe('active');
+      expect(m.deviceState(ETH0).phase).toBe('active');
       // The row says which restart is under way, should shadowd be killed now.
       expect(history.get(third.id)).toMatchObject({ result: 'in-progress', method: 'reprobe' });
       expect(m.report(failure({ kind: 'bug' })).action).toBe('merged');
       release();
       expect(await third.done).toMatchObject({ result: 'recovered', method: 'reprobe', merged: 1 });
-      expect(helper.commands.at(-1)).toBe(`restart eth0 ${third.id}`);
+      expect(helper.commands.at(-1)).toBe(`restart net:eth0 ${third.id}`);
     });
 
     it('manual: a reload when asked (the give-up of an oops loop lifted), a re-probe when not', async () => {
       const m = make();
-      const plain = await m.recover('eth0', 'uid 0 (pid 7)');
+      const plain = await m.recover(ETH0, 'uid 0 (pid 7)');
       expect(plain).toMatchObject({ trigger: 'manual', result: 'recovered', method: 'reprobe', detail: 'requested by uid 0 (pid 7)' });
-      expect(helper.commands).toEqual([`restart eth0 ${plain.id}`]);
-      const reloaded = await m.recover('eth0', 'uid 0 (pid 8)', { reload: true });
+      expect(helper.commands).toEqual([`restart net:eth0 ${plain.id}`]);
+      const reloaded = await m.recover(ETH0, 'uid 0 (pid 8)', { reload: true });
       expect(reloaded).toMatchObject({ trigger: 'manual', result: 'recovered', method: 'reload', module: 'e1000', detail: 'requested by uid 0 (pid 8), with a module reload' });
-      expect(helper.commands.at(-1)).toBe(`restart eth0 ${reloaded.id} reload`);
+      expect(helper.commands.at(-1)).toBe(`restart net:eth0 ${reloaded.id} reload`);
       expect(lines.some((l) => l.message === 'eth0: recovery requested by uid 0 (pid 8), with a module reload')).toBe(true);
 
       // Refused: the same fallback as for a detector's recovery.
       helper.answer = refusingReload('EOPNOTSUPP', 'driver e1000 is built into the kernel: it cannot be reloaded');
-      const refused = await m.recover('eth0', undefined, { reload: true });
+      const refused = await m.recover(ETH0, undefined, { reload: true });
       expect(refused).toMatchObject({ result: 'recovered', method: 'reprobe', error: expect.stringMatching(/^the module reload was refused \(EOPNOTSUPP driver e1000 is built/) as unknown });
-      expect(helper.commands.slice(-2)).toEqual([`restart eth0 ${refused.id} reload`, `restart eth0 ${refused.id}`]);
+      expect(helper.commands.slice(-2)).toEqual([`restart net:eth0 ${refused.id} reload`, `restart net:eth0 ${refused.id}`]);
     });
 
     it('manual --reload joining a recovery: it reloads if its restart has not begun, and says so when it has', async () => {
@@ -987,9 +1164,9 @@ describe('RecoveryManager', () => {
       const waiting = m.report(failure());
       if (waiting.action === 'ignored') throw new Error(waiting.reason);
       await vi.advanceTimersByTimeAsync(500);
-      const joined = await m.recover('eth0', undefined, { reload: true });
+      const joined = await m.recover(ETH0, undefined, { reload: true });
       expect(joined).toMatchObject({ id: waiting.id, method: 'reload', result: 'recovered' });
-      expect(helper.commands.at(-1)).toBe(`restart eth0 ${waiting.id} reload`);
+      expect(helper.commands.at(-1)).toBe(`restart net:eth0 ${waiting.id} reload`);
 
       let release: () => void = () => undefined;
       helper.answer = (c) => (c.startsWith('restart') ? new Promise((r) => (release = () => r(healthy(c)))) : healthy(c));
@@ -997,8 +1174,8 @@ describe('RecoveryManager', () => {
       if (running.action === 'ignored') throw new Error(running.reason);
       // Past its back-off: its restart has been sent.
       await vi.advanceTimersByTimeAsync(5000);
-      expect(m.deviceState('eth0').phase).toBe('active');
-      const late = m.recover('eth0', undefined, { reload: true });
+      expect(m.deviceState(ETH0).phase).toBe('active');
+      const late = m.recover(ETH0, undefined, { reload: true });
       await vi.advanceTimersByTimeAsync(0);
       release();
       const rec = await late;
