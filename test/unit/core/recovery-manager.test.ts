@@ -1184,6 +1184,29 @@ describe('RecoveryManager', () => {
     });
   });
 
+  it('never restarts two devices of one bus device (the restart unit) at once; devices on other buses do not wait', async () => {
+    const releases: (() => void)[] = [];
+    helper.answer = (c) => (c.startsWith('restart') ? new Promise((r) => releases.push(() => r(healthy(c)))) : healthy(c));
+    const bus = (name: string): string | null => (name === 'eth0' || name === 'eth1' ? '0000:00:03.0' : name === 'eth2' ? '0000:00:04.0' : null);
+    const m = make({}, { lookup: (name) => (bus(name) ? { name, driver: 'e1000', bus: bus(name) } : null) });
+    const a = m.report(failure());
+    const b = m.report(failure({ device: 'eth1' }));
+    const c = m.report(failure({ device: 'eth2' }));
+    if (a.action === 'ignored' || b.action === 'ignored' || c.action === 'ignored') throw new Error('ignored');
+    await vi.advanceTimersByTimeAsync(0);
+    // eth1 shares eth0's controller: it waits; eth2 is on another.
+    expect(helper.commands).toEqual([`restart net:eth0 ${a.id}`, `restart net:eth2 ${c.id}`]);
+    expect(m.deviceState(ETH1)).toMatchObject({ recoveryId: b.id, phase: 'detected' });
+    expect(m.isActive(ETH1)).toBe(false);
+    releases.shift()!();
+    expect(await a.done).toMatchObject({ result: 'recovered' });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(helper.commands.at(-1)).toBe(`restart net:eth1 ${b.id}`);
+    for (const release of releases.splice(0)) release();
+    expect((await b.done).result).toBe('recovered');
+    expect((await c.done).result).toBe('recovered');
+  });
+
   it('makes unique ids that the helper accepts, even within one millisecond', async () => {
     const m = make({ policy: { maxRecoveries: 100, backoffMs: 0 } });
     const ids = new Set<string>();
