@@ -76,10 +76,16 @@ const DEVICE_HELP = `A device, CLASS:NAME (classes: ${CLASSES.map((c) => c.id).j
 async function deviceRef(argv: Common, text: string): Promise<string> {
   if (text.includes(':')) return text;
   const status = await call<StatusResult>(argv, 'status');
-  const classes = [...new Set(status.devices.filter((d) => d.name === text).map((d) => d.cls))].sort();
+  const devices = Array.isArray(status?.devices) ? status.devices.filter((d) => typeof d?.cls === 'string' && d.name === text) : [];
+  const classes = [...new Set(devices.map((d) => d.cls))].sort();
   if (classes.length === 1) return `${classes[0]!}:${text}`;
-  if (classes.length === 0) console.error(`shadowctl: shadowd watches no device named ${JSON.stringify(text)} (shadowctl status lists them)`);
-  else console.error(`shadowctl: ${classes.length} classes have a device named ${text}: name one, as ${classes.map((c) => `${c}:${text}`).join(' or ')}`);
+  const message =
+    classes.length === 0
+      ? `shadowd watches no device named ${JSON.stringify(text)} (shadowctl status lists them)`
+      : `${classes.length} classes have a device named ${text}: name one, as ${classes.map((c) => `${c}:${text}`).join(' or ')}`;
+  // As call() reports the daemon's refusals: JSON on stdout with --json, else a line on stderr.
+  if (argv.json) console.log(JSON.stringify({ code: classes.length === 0 ? 'ENODEV' : 'EBADREQ', message }));
+  else console.error(`shadowctl: ${message}`);
   process.exit(EXIT.refused);
 }
 

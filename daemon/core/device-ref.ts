@@ -36,7 +36,9 @@ export function parseRef(text: string, classes: ReadonlyMap<string, NameRule>): 
   if (typeof text !== 'string') throw new DeviceRefError('a device reference must be a string');
   const colon = text.indexOf(':');
   const known = [...classes.keys()].join(', ');
-  if (colon < 0) throw new DeviceRefError(`${JSON.stringify(text.slice(0, 64))} names no class: write CLASS:NAME (classes: ${known}), e.g. ${[...classes.keys()][0] ?? 'CLASS'}:${text.slice(0, 32)}`);
+  const example = `${[...classes.keys()][0] ?? 'CLASS'}:${text.slice(0, 32) || 'NAME'}`;
+  if (colon < 0) throw new DeviceRefError(`${JSON.stringify(text.slice(0, 64))} names no class: write CLASS:NAME (classes: ${known}), e.g. ${example}`);
+  if (colon === 0) throw new DeviceRefError(`${JSON.stringify(text.slice(0, 64))} names no class before its ":" (classes: ${known})`);
   const cls = text.slice(0, colon);
   const name = text.slice(colon + 1);
   const rule = CLASS_ID.test(cls) ? classes.get(cls) : undefined;

@@ -6,7 +6,7 @@
 // helper's replay steps, the replay from the shadow, what to check after a
 // restart) it asks of the class through a RecoveryPort.
 //
-// A recovery: detected → (back-off) → active (stage, restart: the shadow
+// A recovery: detected → (back-off) → active (restart: the shadow
 // answers for the driver) → check (the helper's replay steps, then what
 // userspace replays) → passive. Each attempt is its own recovery with its own
 // id; one that cannot run within the limit gives up and parks the device.
@@ -139,7 +139,7 @@ interface Running {
   reload: boolean;
   /** What did not go as asked in the restart (a reload refused or not done), for the record's note. */
   restartNotes: string[];
-  /** What markShadow returned as the restart was sent. */
+  /** What the class replay's mark returned as the restart was sent. */
   restartMark?: Promise<number>;
   done: Promise<RecoveryRecord>;
 }
@@ -717,12 +717,14 @@ export class RecoveryManager {
           await this.wait(cur, delay);
           rec.phases.wait = this.now() - t0;
         }
-        if (this.stopping) {
+        // Checked again once the device's turn comes: it may have waited behind another device on its bus.
+        const dropIfStopping = (): boolean => {
+          if (!this.stopping) return false;
           this.finish(rec, 'interrupted', 'shadowd stopped before the restart');
           this.log('notice', rec, cur.phase, `${rec.device}: recovery ${rec.id} dropped: shadowd is stopping`);
-        } else {
-          await this.exclusive(st, () => this.attempt(st, cur));
-        }
+          return true;
+        };
+        if (!dropIfStopping()) await this.exclusive(st, () => (dropIfStopping() ? Promise.resolve() : this.attempt(st, cur)));
       }
     } catch (err) {
       // A bug must not leave the device marked as recovering for good (nor rewrite a result already recorded).

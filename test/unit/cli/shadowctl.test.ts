@@ -592,7 +592,8 @@ describe('shadowctl: bare device names', () => {
     seen.length = 0;
     const json = await run('show', 'eth7', '--json');
     expect(json.exitCode).toBe(1);
-    expect(json.stdout + json.stderr).toContain('no device named "eth7"');
+    // As the daemon's own refusals: the error as JSON on stdout.
+    expect(JSON.parse(json.stdout)).toEqual({ code: 'ENODEV', message: 'shadowd watches no device named "eth7" (shadowctl status lists them)' });
     expect(seen).toEqual([{ method: 'status' }]);
   }, 30_000);
 

@@ -218,7 +218,7 @@ describe('control server', () => {
     ['a name of 16 bytes', 'net:sixteen-chars-xx', `"device": "sixteen-chars-xx" is not a net device name: ${NET_RULE}`],
     ['a name of 8 characters and 16 bytes', `net:${'é'.repeat(8)}`, `"device": "${'é'.repeat(8)}" is not a net device name: ${NET_RULE}`],
     ['a class and no name', 'net:', `"device": "" is not a net device name: ${NET_RULE}`],
-    ['a name and no class', ':eth0', '"device": unknown device class "" (classes: net, block)'],
+    ['a name and no class', ':eth0', '"device": ":eth0" names no class before its ":" (classes: net, block)'],
     ['nothing', '', expect.stringMatching(/^"device": "" names no class: write CLASS:NAME \(classes: net, block\)/) as string],
     // Echoes of a long reference are cut short: the reply stays small.
     ['a 10 kB name', `net:${X(10_000)}`, `"device": "${X(64)}" is not a net device name: ${NET_RULE}`],
