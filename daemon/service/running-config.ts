@@ -2,9 +2,13 @@
 // recovery manager, the stall detector, the failure filter and the logger ask
 // at the moment they need a setting, so a reload takes effect by swapping the
 // Config it holds. A file with errors is refused whole: the running
-// configuration stays (docs/configuration.md).
-import { DEFAULT_CONFIG_PATH, formatConfigError, loadConfig, policyFor, type Config, type ConfigError, type ConfigResult, type Policy } from './config.js';
+// configuration stays (docs/configuration.md). Devices are asked about by
+// reference (CLASS:NAME), so the same object serves every class; a class's
+// own keys are asked for by name (setting()), as the class declared them.
+import { DEFAULT_CONFIG_PATH, formatConfigError, loadConfig, policyFor, POLICY_KEYS, settingFor, type Config, type ConfigError, type ConfigResult, type Policy, type SettingValue } from './config.js';
 import type { ReloadResult } from '../control/control-protocol.js';
+import type { ClassSet } from '../core/class-set.js';
+import { formatRef, type DeviceRef } from '../core/device-ref.js';
 import type { FailureReport } from '../core/failure-report.js';
 import type { LogFields, Logger, Priority } from './log.js';
 import { MESSAGE_FAILURE_DETECTED } from './message-ids.js';
@@ -28,14 +32,7 @@ const DAEMON_KEY_NAMES: { [K in keyof Config['daemon']]: string } = {
   metricsTextfile: 'MetricsTextfile',
   metricsIntervalSec: 'MetricsIntervalSec',
 };
-const POLICY_KEY_NAMES: { [K in keyof Policy]: string } = {
-  protect: 'Protect',
-  maxRecoveries: 'MaxRecoveries',
-  recoveryWindowSec: 'RecoveryWindowSec',
-  backoffSec: 'BackoffSec',
-  backoffMaxSec: 'BackoffMaxSec',
-  stallThresholdMs: 'StallThresholdMs',
-};
+const POLICY_KEY_NAMES = Object.entries(POLICY_KEYS).map(([name, spec]) => [spec.field, name] as const);
 
 function valueText(v: string | number | boolean | null | undefined): string {
   if (v === null || v === undefined) return '';
@@ -43,7 +40,12 @@ function valueText(v: string | number | boolean | null | undefined): string {
   return String(v);
 }
 
-/** What differs between two configurations, as the file would say it: "LogLevel=debug", "[Device eth1] Protect=no", "[Driver e1000] MaxRecoveries= (unset)". Pure. */
+/**
+ * What differs between two configurations, as the file would say it:
+ * "LogLevel=debug", "[Device net:eth1] Protect=no", "[Device eth1] Protect=no",
+ * "[Driver e1000] MaxRecoveries= (unset)": sections as written, the generic
+ * keys first, then the class settings. Pure.
+ */
 export function describeChanges(before: Config, after: Config): string[] {
   const out: string[] = [];
   for (const [field, name] of Object.entries(DAEMON_KEY_NAMES) as [keyof Config['daemon'], string][]) {
@@ -57,11 +59,18 @@ export function describeChanges(before: Config, after: Config): string[] {
   for (const [label, kind] of sections) {
     const names = [...new Set([...before[kind].keys(), ...after[kind].keys()])].sort();
     for (const section of names) {
-      const a = before[kind].get(section) ?? {};
-      const b = after[kind].get(section) ?? {};
-      for (const [field, name] of Object.entries(POLICY_KEY_NAMES) as [keyof Policy, string][]) {
-        if (a[field] === b[field]) continue;
-        out.push(`[${label} ${section}] ${name}=${b[field] === undefined ? ' (unset)' : valueText(b[field])}`);
+      const a = before[kind].get(section);
+      const b = after[kind].get(section);
+      for (const [field, name] of POLICY_KEY_NAMES) {
+        const was = a?.policy[field];
+        const now = b?.policy[field];
+        if (was !== now) out.push(`[${label} ${section}] ${name}=${now === undefined ? ' (unset)' : valueText(now)}`);
+      }
+      const keys = new Set([...(a?.settings.keys() ?? []), ...(b?.settings.keys() ?? [])]);
+      for (const key of keys) {
+        const was = a?.settings.get(key);
+        const now = b?.settings.get(key);
+        if (was !== now) out.push(`[${label} ${section}] ${key}=${now === undefined ? ' (unset)' : valueText(now)}`);
       }
     }
   }
@@ -70,6 +79,8 @@ export function describeChanges(before: Config, after: Config): string[] {
 
 export interface RunningConfigOptions {
   path: string;
+  /** The registered classes (new ClassSet(CLASSES)): their ids, device names and settings are what the file may name. */
+  classes: ClassSet;
   /** The daemon's logger; its level follows LogLevel= unless --log-level was given. */
   logger: Logger & { setMinimum(minimum: Priority): void };
   /** --log-level: overrides LogLevel=. */
@@ -78,7 +89,7 @@ export interface RunningConfigOptions {
   allowFaults?: boolean;
   /** Applies what the manager, detectors and logger do not ask for themselves (the metrics file); called at start and after each accepted reload. */
   onApply?: (config: Config) => void;
-  /** Reads and checks the file; loadConfig, or a fake in tests. */
+  /** Reads and checks the file; loadConfig against `classes`, or a fake in tests. */
   load?: (path: string) => ConfigResult;
 }
 
@@ -90,7 +101,7 @@ export class RunningConfig {
     private readonly opts: RunningConfigOptions,
     config: Config,
   ) {
-    this.load = opts.load ?? loadConfig;
+    this.load = opts.load ?? ((path) => loadConfig(path, opts.classes));
     this.current = config;
   }
 
@@ -100,14 +111,14 @@ export class RunningConfig {
    * start on a configuration it cannot follow. A missing file means the defaults.
    */
   static start(opts: RunningConfigOptions): { ok: true; running: RunningConfig } | { ok: false; errors: ConfigError[] } {
-    const result = (opts.load ?? loadConfig)(opts.path);
+    const result = (opts.load ?? ((path: string) => loadConfig(path, opts.classes)))(opts.path);
     if (!result.ok) {
       for (const e of result.errors) opts.logger.log('err', formatConfigError(e), configErrorFields(e));
       return { ok: false, errors: result.errors };
     }
     const running = new RunningConfig(opts, result.config);
     running.apply();
-    if (result.config.file === null) opts.logger.log('info', `no configuration file at ${opts.path}: every network device is protected with the default policy`);
+    if (result.config.file === null) opts.logger.log('info', `no configuration file at ${opts.path}: every device of every class (${opts.classes.ids.join(', ')}) is protected with the default policy`);
     else opts.logger.log('info', `configuration read from ${opts.path}`);
     return { ok: true, running };
   }
@@ -130,21 +141,23 @@ export class RunningConfig {
     return (this.opts.allowFaults ?? false) || this.current.daemon.allowFaultInjection;
   }
 
-  policy(device: string, driver: string | null | undefined): Policy {
-    return policyFor(this.current, device, driver);
+  /** The generic policy of one device (config.ts policyFor). */
+  policy(ref: DeviceRef, driver: string | null | undefined): Policy {
+    return policyFor(this.current, ref, driver);
   }
 
   /** For RecoveryManager's `policy` option. */
-  recoveryPolicy(device: string, driver: string | null): RecoveryPolicy {
-    return recoveryPolicy(this.policy(device, driver));
+  recoveryPolicy(ref: DeviceRef, driver: string | null | undefined): RecoveryPolicy {
+    return recoveryPolicy(this.policy(ref, driver));
   }
 
-  protects(device: string, driver: string | null | undefined): boolean {
-    return this.policy(device, driver).protect;
+  protects(ref: DeviceRef, driver: string | null | undefined): boolean {
+    return this.policy(ref, driver).protect;
   }
 
-  stallThresholdMs(device: string, driver: string | null | undefined): number {
-    return this.policy(device, driver).stallThresholdMs;
+  /** One of the device's class's settings (ClassContext.setting); throws for a key its class does not declare. */
+  setting(ref: DeviceRef, driver: string | null | undefined, key: string): SettingValue {
+    return settingFor(this.current, this.opts.classes, ref, driver, key);
   }
 
   /**
@@ -184,9 +197,9 @@ function configErrorFields(e: ConfigError): LogFields {
 
 export interface ProtectFilterOptions {
   /** RunningConfig.protects. */
-  protects: (device: string, driver: string | null | undefined) => boolean;
+  protects: (ref: DeviceRef, driver: string | null | undefined) => boolean;
   /** The device's driver when the report does not name it. */
-  driverOf: (device: string) => string | null;
+  driverOf: (ref: DeviceRef) => string | null;
   logger: Logger;
   /** A device's repeated failures are logged at warning at most this often, else at debug. Default 60 s. */
   quietMs?: number;
@@ -202,23 +215,24 @@ export function protectFilter(report: (f: FailureReport) => void, opts: ProtectF
   const quietMs = opts.quietMs ?? 60_000;
   const lastLogged = new Map<string, number>();
   return (f) => {
-    // A malformed report is the manager's to refuse and log.
-    const device = typeof f?.device === 'string' ? f.device : null;
-    const driver = device === null ? null : (f.driver ?? opts.driverOf(device));
-    if (device === null || opts.protects(device, driver)) {
+    // A malformed report (no class or no device) is the manager's to refuse and log.
+    const ref: DeviceRef | null = typeof f?.cls === 'string' && typeof f.device === 'string' ? { cls: f.cls, name: f.device } : null;
+    const driver = ref === null ? null : (f.driver ?? opts.driverOf(ref));
+    if (ref === null || opts.protects(ref, driver)) {
       report(f);
       return;
     }
     const t = now();
-    const last = lastLogged.get(device);
+    const id = formatRef(ref);
+    const last = lastLogged.get(id);
     const loud = last === undefined || t - last >= quietMs;
-    if (loud) lastLogged.set(device, t);
+    if (loud) lastLogged.set(id, t);
     const detail = typeof f.detail === 'string' && f.detail.length > 500 ? `${f.detail.slice(0, 500)}...` : f.detail;
-    opts.logger.log(loud ? 'warning' : 'debug', `${device}: driver ${driver ?? '(unknown)'} failed (${f.kind}): ${detail}; not recovered: the device has Protect=no`, {
+    opts.logger.log(loud ? 'warning' : 'debug', `${id}: driver ${driver ?? '(unknown)'} failed (${f.kind}): ${detail}; not recovered: the device has Protect=no`, {
       MESSAGE_ID: MESSAGE_FAILURE_DETECTED,
-      SHADOWD_DEVICE: device,
+      SHADOWD_DEVICE: ref.name,
       SHADOWD_DRIVER: driver ?? undefined,
-      SHADOWD_CLASS: 'net',
+      SHADOWD_CLASS: ref.cls,
       SHADOWD_FAILURE: f.kind,
     });
   };

@@ -1,13 +1,19 @@
 // The configuration the daemon runs with: read at start (errors stop it),
 // reloaded on SIGHUP or shadowctl reload (errors keep the running one), and
-// what each part of the daemon takes from it: the recovery policy in ms, the
-// stall threshold, Protect=, fault injection and the log level. Real files,
-// parsed by daemon/config.ts.
+// what each part of the daemon takes from it: the recovery policy in ms, a
+// class's settings (the network class's stall threshold, a test class's
+// own), Protect=, fault injection and the log level. Real files, parsed by
+// daemon/service/config.ts against the classes given.
 import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { NET_DECLARATION } from '../../../daemon/classes/net/net-declaration.js';
+import { ClassSet } from '../../../daemon/core/class-set.js';
+import type { ClassDeclaration } from '../../../daemon/core/device-class.js';
+import type { DeviceRef } from '../../../daemon/core/device-ref.js';
+import { integerSetting } from '../../../daemon/core/setting-values.js';
 import { DEFAULT_CONFIG_PATH, defaultConfig, parseConfig, type Config } from '../../../daemon/service/config.js';
 import type { FailureReport } from '../../../daemon/core/failure-report.js';
 import type { HelperClient, HelperReply } from '../../../daemon/core/helper-client.js';
@@ -38,8 +44,29 @@ function recordingLogger(): RunningConfigOptions['logger'] & { lines: Line[]; le
   return self;
 }
 
+/** A second class, to show the running configuration serves any: sound cards with a setting of their own. */
+const TEST_SOUND: ClassDeclaration = {
+  ...NET_DECLARATION,
+  id: 'sound',
+  title: 'sound',
+  noun: 'sound card',
+  names: { valid: (name: string) => /^card\d{1,2}$/.test(name), describe: 'a card name (card0 to card99)' },
+  faults: [],
+  restartSteps: [],
+  restartFields: [],
+  failureKinds: [],
+  holderKinds: [],
+  settings: [{ key: 'PeriodTimeoutMs', parse: integerSetting(10, 10_000), default: 500, doc: 'a period not completed this long counts as a failure' }],
+  attrs: [],
+  kernelLogRules: [],
+};
+const CLASSES = new ClassSet([NET_DECLARATION, TEST_SOUND]);
+
+const net = (name: string): DeviceRef => ({ cls: 'net', name });
+const sound = (name: string): DeviceRef => ({ cls: 'sound', name });
+
 function config(text: string): Config {
-  const r = parseConfig(text, '/x.conf');
+  const r = parseConfig(text, '/x.conf', CLASSES);
   if (!r.ok) throw new Error('bad test config');
   return r.config;
 }
@@ -58,7 +85,7 @@ describe('defaultConfigPath', () => {
 
 describe('recoveryPolicy', () => {
   it("converts the file's seconds to the manager's ms; the defaults agree", () => {
-    expect(recoveryPolicy({ protect: true, maxRecoveries: 5, recoveryWindowSec: 3600, backoffSec: 1, backoffMaxSec: 30, stallThresholdMs: 2000 })).toEqual({
+    expect(recoveryPolicy({ protect: true, maxRecoveries: 5, recoveryWindowSec: 3600, backoffSec: 1, backoffMaxSec: 30 })).toEqual({
       maxRecoveries: 5,
       windowMs: 3_600_000,
       backoffMs: 1000,
@@ -67,7 +94,8 @@ describe('recoveryPolicy', () => {
     // The file's defaults and the manager's are the same policy.
     const c = defaultConfig();
     const running = startWith(c);
-    expect(running.recoveryPolicy('eth0', 'e1000')).toEqual(DEFAULT_RECOVERY_POLICY);
+    expect(running.recoveryPolicy(net('eth0'), 'e1000')).toEqual(DEFAULT_RECOVERY_POLICY);
+    expect(running.recoveryPolicy(sound('card0'), null)).toEqual(DEFAULT_RECOVERY_POLICY);
   });
 });
 
@@ -85,11 +113,28 @@ describe('describeChanges', () => {
     ]);
     expect(describeChanges(a, a)).toEqual([]);
   });
+
+  it("covers the classes' settings, and prints device sections as written", () => {
+    const a = config('[Class sound]\nPeriodTimeoutMs=40\n[Device eth0]\nProtect=no\n');
+    const b = config('[Class sound]\nPeriodTimeoutMs=80\n[Class net]\nStallThresholdMs=2000\n[Device eth0]\nProtect=no\n[Device net:eth0]\nProtect=yes\n[Device sound:card1]\nPeriodTimeoutMs=20\n');
+    expect(describeChanges(a, b)).toEqual([
+      '[Class net] StallThresholdMs=2000',
+      '[Class sound] PeriodTimeoutMs=80',
+      '[Device net:eth0] Protect=yes',
+      '[Device sound:card1] PeriodTimeoutMs=20',
+    ]);
+    expect(describeChanges(b, a)).toEqual([
+      '[Class net] StallThresholdMs= (unset)',
+      '[Class sound] PeriodTimeoutMs=40',
+      '[Device net:eth0] Protect= (unset)',
+      '[Device sound:card1] PeriodTimeoutMs= (unset)',
+    ]);
+  });
 });
 
 /** A RunningConfig on a fixed Config (no file). */
 function startWith(c: Config, over: Partial<RunningConfigOptions> = {}): RunningConfig {
-  const r = RunningConfig.start({ path: '/x.conf', logger: recordingLogger(), load: () => ({ ok: true, config: c }), ...over });
+  const r = RunningConfig.start({ path: '/x.conf', classes: CLASSES, logger: recordingLogger(), load: () => ({ ok: true, config: c }), ...over });
   if (!r.ok) throw new Error('refused');
   return r.running;
 }
@@ -98,7 +143,7 @@ describe('RunningConfig', () => {
   let path: string;
   let logger: ReturnType<typeof recordingLogger>;
   let applied: Config[];
-  const start = (over: Partial<RunningConfigOptions> = {}) => RunningConfig.start({ path, logger, onApply: (c) => applied.push(c), ...over });
+  const start = (over: Partial<RunningConfigOptions> = {}) => RunningConfig.start({ path, classes: CLASSES, logger, onApply: (c) => applied.push(c), ...over });
   beforeEach(() => {
     path = join(dir, `shadowd-${Math.random().toString(36).slice(2)}.conf`);
     logger = recordingLogger();
@@ -109,11 +154,14 @@ describe('RunningConfig', () => {
     const r = start();
     if (!r.ok) throw new Error('refused');
     expect(r.running.config.file).toBeNull();
-    expect(r.running.protects('eth0', 'e1000')).toBe(true);
+    expect(r.running.protects(net('eth0'), 'e1000')).toBe(true);
+    expect(r.running.protects(sound('card0'), null)).toBe(true);
+    expect(r.running.setting(net('eth0'), 'e1000', 'StallThresholdMs')).toBe(1000);
+    expect(r.running.setting(sound('card0'), null, 'PeriodTimeoutMs')).toBe(500);
     expect(r.running.faultInjection()).toBe(false);
     expect(logger.level).toBe('info');
     expect(applied).toHaveLength(1);
-    expect(logger.lines.at(-1)?.message).toBe(`no configuration file at ${path}: every network device is protected with the default policy`);
+    expect(logger.lines.at(-1)?.message).toBe(`no configuration file at ${path}: every device of every class (net, sound) is protected with the default policy`);
   });
 
   it('refuses to start on a file with errors, logging each as file:line: key: message at err', () => {
@@ -151,7 +199,7 @@ describe('RunningConfig', () => {
     if (!r.ok) throw new Error('refused');
     const running = r.running;
     const before = running.config;
-    expect(running.recoveryPolicy('eth0', 'e1000').maxRecoveries).toBe(5);
+    expect(running.recoveryPolicy(net('eth0'), 'e1000').maxRecoveries).toBe(5);
 
     // An error anywhere: nothing of the file is taken, not even its good lines.
     writeFileSync(path, '[Daemon]\nLogLevel=debug\nAllowFaultInjection=yes\n[Driver e1000]\nMaxRecoveries=0\n[Device eth1]\nProtect=no\n');
@@ -166,9 +214,9 @@ describe('RunningConfig', () => {
     expect(running.config).toBe(before);
     expect(logger.level).toBe('notice');
     expect(running.faultInjection()).toBe(false);
-    expect(running.protects('eth1', 'e1000')).toBe(true);
-    expect(running.recoveryPolicy('eth0', 'e1000').maxRecoveries).toBe(5);
-    expect(running.stallThresholdMs('eth0', 'e1000')).toBe(3000);
+    expect(running.protects(net('eth1'), 'e1000')).toBe(true);
+    expect(running.recoveryPolicy(net('eth0'), 'e1000').maxRecoveries).toBe(5);
+    expect(running.setting(net('eth0'), 'e1000', 'StallThresholdMs')).toBe(3000);
     expect(applied).toHaveLength(1);
     expect(logger.lines.map((l) => `${l.priority} ${l.message}`)).toEqual([
       `err ${path}:5: MaxRecoveries: must be an integer from 1 to 100, got "0"`,
@@ -186,11 +234,11 @@ describe('RunningConfig', () => {
     });
     expect(logger.level).toBe('debug');
     expect(running.faultInjection()).toBe(true);
-    expect(running.protects('eth1', 'e1000')).toBe(false);
-    expect(running.protects('eth0', 'e1000')).toBe(true);
-    expect(running.recoveryPolicy('eth0', 'e1000')).toEqual({ maxRecoveries: 1, windowMs: 600_000, backoffMs: 10_000, backoffMaxMs: 60_000 });
-    expect(running.recoveryPolicy('eth0', 'pcnet32')).toEqual(DEFAULT_RECOVERY_POLICY);
-    expect(running.stallThresholdMs('eth0', 'e1000')).toBe(1000);
+    expect(running.protects(net('eth1'), 'e1000')).toBe(false);
+    expect(running.protects(net('eth0'), 'e1000')).toBe(true);
+    expect(running.recoveryPolicy(net('eth0'), 'e1000')).toEqual({ maxRecoveries: 1, windowMs: 600_000, backoffMs: 10_000, backoffMaxMs: 60_000 });
+    expect(running.recoveryPolicy(net('eth0'), 'pcnet32')).toEqual(DEFAULT_RECOVERY_POLICY);
+    expect(running.setting(net('eth0'), 'e1000', 'StallThresholdMs')).toBe(1000);
     expect(applied).toHaveLength(2);
     expect(logger.lines.at(-1)).toMatchObject({ priority: 'notice', message: expect.stringMatching(/^configuration reloaded \(read .*\): LogLevel=debug, AllowFaultInjection=yes, /) as unknown });
 
@@ -207,8 +255,26 @@ describe('RunningConfig', () => {
     if (!r.ok) throw new Error('refused');
     rmSync(path);
     expect(r.running.reload()).toMatchObject({ ok: true, changes: ['[Device eth1] Protect= (unset)'] });
-    expect(r.running.protects('eth1', null)).toBe(true);
+    expect(r.running.protects(net('eth1'), null)).toBe(true);
     expect(logger.lines.at(-1)?.message).toMatch(/is absent: the built-in defaults apply/);
+  });
+
+  it('gives a class setting from the device, driver or class section, else its default, and refuses an undeclared key', () => {
+    writeFileSync(path, '[Class sound]\nPeriodTimeoutMs=40\n[Driver snd-hda-intel]\nPeriodTimeoutMs=60\n[Device sound:card2]\nPeriodTimeoutMs=20\n[Device net:eth0]\nStallThresholdMs=250\n');
+    const r = start();
+    if (!r.ok) throw new Error('refused');
+    expect(r.running.setting(sound('card2'), 'snd_hda_intel', 'PeriodTimeoutMs')).toBe(20);
+    expect(r.running.setting(sound('card1'), 'snd_hda_intel', 'PeriodTimeoutMs')).toBe(60);
+    expect(r.running.setting(sound('card1'), null, 'PeriodTimeoutMs')).toBe(40);
+    expect(r.running.setting(net('eth0'), null, 'StallThresholdMs')).toBe(250);
+    expect(r.running.setting(net('eth1'), null, 'StallThresholdMs')).toBe(1000);
+    expect(() => r.running.setting(sound('card1'), null, 'StallThresholdMs')).toThrow('class sound declares no setting "StallThresholdMs"');
+  });
+
+  it("refuses another class's setting in a [Class] section, naming its class", () => {
+    writeFileSync(path, '[Class sound]\nStallThresholdMs=2000\n');
+    expect(start().ok).toBe(false);
+    expect(logger.lines.map((l) => l.message)).toEqual([`${path}:2: StallThresholdMs: is a setting of class net, not sound`]);
   });
 
   it("drives the recovery manager's policy, and a reload changes it for the next recovery", async () => {
@@ -236,11 +302,11 @@ describe('RunningConfig', () => {
       history,
       logger,
       helper: () => Promise.resolve(helper),
-      lookup: () => ({ driver: 'e1000', ifindex: 2 }),
-      policy: (device, driver) => running.recoveryPolicy(device, driver),
+      classes: new Map([['net', { decl: NET_DECLARATION, lookup: (name: string) => ({ name, driver: 'e1000', bus: '0000:00:03.0' }) }]]),
+      policy: (ref, driver) => running.recoveryPolicy(ref, driver),
     });
     const fail = (): Promise<string> => {
-      const out = m.report({ device: 'eth0', kind: 'tx-stall', detail: 'stuck', detectedAt: Date.now() });
+      const out = m.report({ cls: 'net', device: 'eth0', kind: 'tx-stall', detail: 'stuck', detectedAt: Date.now() });
       if (out.action === 'ignored') throw new Error(out.reason);
       return out.done.then((rec) => rec.result);
     };
@@ -249,7 +315,7 @@ describe('RunningConfig', () => {
     // Lifted by hand, and the limit raised by a reload: the next failure is recovered again.
     writeFileSync(path, '[Device eth0]\nMaxRecoveries=3\nBackoffSec=0\n');
     expect(running.reload().ok).toBe(true);
-    await m.recover('eth0');
+    await m.recover(net('eth0'));
     expect(await fail()).toBe('recovered');
     expect(commands.map((c) => c.split(' ')[0])).toEqual(['restart', 'park', 'restart', 'restart']);
     history.close();
@@ -257,16 +323,16 @@ describe('RunningConfig', () => {
 });
 
 describe('protectFilter', () => {
-  const failure = (over: Partial<FailureReport> = {}): FailureReport => ({ device: 'eth1', kind: 'oops', detail: 'BUG in e1000_clean', detectedAt: 0, ...over });
+  const failure = (over: Partial<FailureReport> = {}): FailureReport => ({ cls: 'net', device: 'eth1', kind: 'oops', detail: 'BUG in e1000_clean', detectedAt: 0, ...over });
 
   it('passes failures of protected devices on, and logs those of Protect=no devices without recovering them', () => {
     const passed: FailureReport[] = [];
     const logger = recordingLogger();
     let now = 1_000_000;
-    const unprotected = new Set(['eth1']);
+    const unprotected = new Set(['net:eth1', 'sound:card0']);
     const report = protectFilter((f) => passed.push(f), {
-      protects: (device, driver) => !unprotected.has(device) && driver !== 'pcnet32',
-      driverOf: (device) => (device === 'eth2' ? 'pcnet32' : 'e1000'),
+      protects: (ref, driver) => !unprotected.has(`${ref.cls}:${ref.name}`) && driver !== 'pcnet32',
+      driverOf: (ref) => (ref.name === 'eth2' ? 'pcnet32' : ref.cls === 'sound' ? 'snd_hda_intel' : 'e1000'),
       logger,
       now: () => now,
     });
@@ -275,13 +341,19 @@ describe('protectFilter', () => {
     // By driver: the report's own, else the device's.
     report(failure({ device: 'eth2', kind: 'tx-stall', detail: 'queue stuck' }));
     report(failure({ device: 'eth0', driver: 'pcnet32' }));
-    expect(passed.map((f) => f.device)).toEqual(['eth0']);
+    // By class: the same name in another class is another device.
+    report(failure({ cls: 'sound', device: 'eth1', detail: 'BUG in azx_interrupt' }));
+    report(failure({ cls: 'sound', device: 'card0', detail: 'BUG in azx_interrupt' }));
+    expect(passed.map((f) => `${f.cls}:${f.device}`)).toEqual(['net:eth0', 'sound:eth1']);
     expect(logger.lines.map((l) => `${l.priority} ${l.message}`)).toEqual([
-      'warning eth1: driver e1000 failed (oops): BUG in e1000_clean; not recovered: the device has Protect=no',
-      'warning eth2: driver pcnet32 failed (tx-stall): queue stuck; not recovered: the device has Protect=no',
-      'warning eth0: driver pcnet32 failed (oops): BUG in e1000_clean; not recovered: the device has Protect=no',
+      'warning net:eth1: driver e1000 failed (oops): BUG in e1000_clean; not recovered: the device has Protect=no',
+      'warning net:eth2: driver pcnet32 failed (tx-stall): queue stuck; not recovered: the device has Protect=no',
+      'warning net:eth0: driver pcnet32 failed (oops): BUG in e1000_clean; not recovered: the device has Protect=no',
+      'warning sound:card0: driver snd_hda_intel failed (oops): BUG in azx_interrupt; not recovered: the device has Protect=no',
     ]);
     expect(logger.lines[0]?.fields).toEqual({ MESSAGE_ID: MESSAGE_FAILURE_DETECTED, SHADOWD_DEVICE: 'eth1', SHADOWD_DRIVER: 'e1000', SHADOWD_CLASS: 'net', SHADOWD_FAILURE: 'oops' });
+    // The class field is the report's.
+    expect(logger.lines[3]?.fields).toEqual({ MESSAGE_ID: MESSAGE_FAILURE_DETECTED, SHADOWD_DEVICE: 'card0', SHADOWD_DRIVER: 'snd_hda_intel', SHADOWD_CLASS: 'sound', SHADOWD_FAILURE: 'oops' });
 
     // A device that keeps failing is logged at warning once a minute, at debug between.
     logger.lines.length = 0;
@@ -292,16 +364,18 @@ describe('protectFilter', () => {
     expect(logger.lines.map((l) => l.priority)).toEqual(['debug', 'warning']);
 
     // Protected again (a reload): its failures go on to recovery.
-    unprotected.delete('eth1');
+    unprotected.delete('net:eth1');
     report(failure());
-    expect(passed.map((f) => f.device)).toEqual(['eth0', 'eth1']);
+    expect(passed.map((f) => `${f.cls}:${f.device}`)).toEqual(['net:eth0', 'sound:eth1', 'net:eth1']);
   });
 
   it('leaves a malformed report to the manager, which refuses and logs it', () => {
     const passed: unknown[] = [];
     const report = protectFilter((f) => passed.push(f), { protects: () => false, driverOf: () => null, logger: recordingLogger() });
-    const bad = { device: 42 } as unknown as FailureReport;
+    const bad = { cls: 'net', device: 42 } as unknown as FailureReport;
+    const classless = { device: 'eth0' } as unknown as FailureReport;
     report(bad);
-    expect(passed).toEqual([bad]);
+    report(classless);
+    expect(passed).toEqual([bad, classless]);
   });
 });
