@@ -7,7 +7,6 @@
 // acts on it; anything a caller can send gets an error reply, never an
 // exception.
 
-import type { ConfigError } from '../service/config.js';
 import type { ClassSet } from '../core/class-set.js';
 import { DeviceRefError, type DeviceRef } from '../core/device-ref.js';
 import type { DeviceStatus } from '../core/device-status.js';
@@ -194,6 +193,16 @@ export interface InjectResult {
 export interface HistoryResult {
   /** Newest first. */
   recoveries: RecoveryRecord[];
+}
+
+/** One error in a configuration file, as the file's reader reports it (service/config.ts). */
+export interface ConfigError {
+  file: string;
+  /** 1-based; 0 when the error is about the whole file (e.g. unreadable). */
+  line: number;
+  /** The key or section the error is about, when there is one. */
+  key: string | null;
+  message: string;
 }
 
 /**

@@ -12,6 +12,7 @@
 // the ClassSet the caller passes, as do the class ids of [Class ID] and the
 // naming rules of [Device CLASS:NAME]. Adding a class adds its keys here
 // without a line of this file changing.
+import type { ConfigError } from '../control/control-protocol.js';
 import { readFileSync } from 'node:fs';
 import type { ClassSet } from '../core/class-set.js';
 import type { ClassDeclaration, ClassSetting, SettingParse } from '../core/device-class.js';
@@ -92,14 +93,8 @@ export function defaultConfig(): Config {
   return { file: null, daemon: { ...DEFAULT_DAEMON }, classes: new Map(), drivers: new Map(), devices: new Map() };
 }
 
-export interface ConfigError {
-  file: string;
-  /** 1-based; 0 when the error is about the whole file (e.g. unreadable). */
-  line: number;
-  /** The key or section the error is about, when there is one. */
-  key: string | null;
-  message: string;
-}
+/** One error in a configuration file (the control protocol carries them in a reload's result). */
+export type { ConfigError };
 
 /** `/etc/shadowd/shadowd.conf:12: MaxRecoveries: must be ...` */
 export function formatConfigError(e: ConfigError): string {

@@ -5,7 +5,7 @@ import type { NameRule } from '../../core/device-ref.js';
 
 /** 1-15 bytes (IFNAMSIZ less its NUL), not "." or "..", no '/', ':', whitespace or control characters (a NUL would end the kernel's string). */
 export function isInterfaceName(name: string): boolean {
-  return typeof name === 'string' && name.length >= 1 && Buffer.byteLength(name) <= 15 && !/[/:\s\x00-\x1f\x7f]/.test(name) && name !== '.' && name !== '..';
+  return typeof name === 'string' && name.length >= 1 && Buffer.byteLength(name) <= 15 && !/[/:\s]/.test(name) && ![...name].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f) && name !== '.' && name !== '..';
 }
 
 export const INTERFACE_NAME: NameRule = {

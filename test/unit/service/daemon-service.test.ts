@@ -62,7 +62,7 @@ describe('shadowd start-up with a bad configuration', () => {
         { reject: false, env: plainEnv(), extendEnv: false },
       );
       expect(r.exitCode).toBe(1);
-      expect(r.stderr).toContain(`<6>no configuration file at ${join(dir, 'absent.conf')}: every network device is protected with the default policy`);
+      expect(r.stderr).toContain(`<6>no configuration file at ${join(dir, 'absent.conf')}: every device of every class (net) is protected with the default policy`);
       expect(r.stderr).toMatch(/^<3>cannot attach the taps: /m);
       // The run directory it created: 0750.
       expect(statSync(join(dir, 'run')).mode & 0o777).toBe(0o750);
@@ -127,11 +127,11 @@ exec sleep 3600
 
   it('says what it does in STATUS=, and READY=1 only once the taps are attached and the socket answers', async () => {
     const ready = await waitForDatagram((t) => t.startsWith('READY=1'));
-    expect(ready).toMatch(/^READY=1\nSTATUS=watching \d+ network devices?; 48 taps attached$/);
+    expect(ready).toMatch(/^READY=1\nSTATUS=watching \d+ devices? \(net\); 48 taps attached$/);
     const all = texts();
     const before = all.slice(0, all.indexOf(ready));
     expect(before).toEqual([
-      'STATUS=attaching the network class taps (bpftrace compiles them)',
+      'STATUS=attaching the taps of net (bpftrace compiles them)',
       'STATUS=48 taps attached; reading the network devices',
       'STATUS=loading the recovery history',
     ]);
