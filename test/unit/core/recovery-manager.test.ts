@@ -21,7 +21,7 @@ import { RecoveryManager, SLOW_RESTART_MS, checkFailureReport, type RecoveryMana
 
 type Answer = (command: string) => HelperReply | Promise<HelperReply>;
 
-/** Answers as a healthy proto=2 module does (e1000 being a loadable module that drives one device). */
+/** Answers as a healthy proto=3 module does (e1000 being a loadable module that drives one device). */
 function healthy(command: string): HelperReply {
   const [verb, dev, arg, option] = command.split(' ');
   switch (verb) {
@@ -56,7 +56,7 @@ class FakeHelper implements HelperClient {
     return Promise.resolve(this.answer(command));
   }
   version() {
-    return Promise.resolve({ proto: 2, version: '0.2.0', kernel: 'test', faults: true });
+    return Promise.resolve({ proto: 3, version: '0.3.0', kernel: 'test', faults: true, classes: ['net'] });
   }
   close(): Promise<void> {
     return Promise.resolve();
