@@ -359,6 +359,9 @@ function ifaceName(): string {
     () => pick(['nosuch', 'ETH0', 'Lo', 'LO', `${NIC}x`, `${NIC}.1`, 'eth1', 'ens3', 'sit0', 'tunl0', 'bond0', 'lo0']),
     () => fromChars(NAME_CHARS, int(1, 15)),
     () => printable(int(1, 15)),
+    // Valid names no device has, so that lines reach the lookup (ENODEV).
+    () => `${NIC}${int(0, 99)}`,
+    () => pick(['eth9', 'ens4', 'wlan0', 'enp0s3', 'veth0', 'br0', 'docker0', 'dummy0', 'can0', 'wg0']),
   ])();
 }
 /** Malformed CLASS:NAME references: no ':', an empty, unknown, long or odd class, a name the class refuses. */
@@ -372,9 +375,9 @@ function badRef(): string {
     () => `${printable(int(1, 8))}:${printable(int(0, 20))}`,
   ])();
 }
-/** Device references: mostly the net class's (the NIC, lo, or names to refuse or not find), sometimes malformed. */
+/** Device references: mostly the net class's (the NIC, lo, or names to refuse or not find), now and then malformed. */
 function deviceRef(): string {
-  return rand() < 0.75 ? `net:${ifaceName()}` : badRef();
+  return rand() < 0.9 ? `net:${ifaceName()}` : badRef();
 }
 /** Recovery ids, mostly malformed. */
 function recoveryId(): string {
@@ -516,6 +519,17 @@ function namedCases(env: ModelEnv): [string, string][] {
     [`restart ${'c'.repeat(60)}:${NIC} r1`, 'EINVAL'],
     ['park net:nosuch r1', 'ENODEV'],
     ['park net:lo r1', 'ENODEV'],
+    // Well-formed references to devices that are not there, for every verb.
+    ['txstat net:eth9', 'ENODEV'],
+    [`txstat ${DEV}0`, 'ENODEV'],
+    ['stage net:eth9 clear', 'ENODEV'],
+    ['stage net:wlan0 msglvl 3', 'ENODEV'],
+    ['inject net:eth9 clear', 'ENODEV'],
+    ['inject net:veth0 fail-open sticky', 'ENODEV'],
+    ['restart net:eth9 r1', 'ENODEV'],
+    ['restart net:eth9 r1 reload', 'ENODEV'],
+    ['park net:dummy0 r2', 'ENODEV'],
+    ['park net:br0 r1', 'ENODEV'],
     [`park ${DEV} bad/id`, 'EINVAL'],
     [`park ${DEV} ${'b'.repeat(SH_ID_MAX + 1)}`, 'EINVAL'],
     [`park ${DEV}`, 'EINVAL'],
@@ -613,6 +627,20 @@ const GENERATORS = {
       const name = rand() < 0.6 ? DEV : deviceRef();
       const extra = rand() < 0.15 ? [noiseToken()] : rand() < 0.1 ? [] : [recoveryId()];
       return line([verb, name, ...(extra.length === 1 && rand() < 0.5 ? [recoveryId(), ...extra] : extra)].join(' '));
+    });
+  },
+  classRefs(env) {
+    return failing(env, () => {
+      const ref = badRef();
+      return line(
+        pick([
+          () => `txstat ${ref}`,
+          () => `stage ${ref} ${pick(['msglvl 1', 'clear', 'rings 256 0 0 256', 'pause 1 0 1'])}`,
+          () => `inject ${ref} ${pick(['tx-hang', 'clear', 'fail-open sticky'])}`,
+          () => `restart ${ref} ${pick(['r1', 'r1 reload'])}`,
+          () => `park ${ref} r1`,
+        ])(),
+      );
     });
   },
   verbNoise(env) {
