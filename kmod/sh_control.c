@@ -5,7 +5,10 @@
  * The daemon holds all policy and state; this module only does what must run
  * in the kernel. It is driven through /dev/shadow_helper with a line-oriented
  * text protocol (kmod/PROTOCOL.md), so that every input is a short printable
- * string that is easy to validate here and to log in userspace.
+ * string that is easy to validate here and to log in userspace. Devices are
+ * named CLASS:NAME; this file knows no class, only the table in sh_class.c:
+ * the class judges the name, and has its own commands besides the generic
+ * version, ping, inject, restart and park.
  *
  *  - one write() carries exactly one command line: at most SH_LINE_MAX
  *    printable ASCII characters (0x20..0x7e), optionally followed by '\n'.
@@ -23,6 +26,7 @@
 
 #include <linux/capability.h>
 #include <linux/completion.h>
+#include <linux/ctype.h>
 #include <linux/errno.h>
 #include <linux/fs.h>
 #include <linux/jiffies.h>
@@ -31,23 +35,19 @@
 #include <linux/miscdevice.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
-#include <linux/netdevice.h>
-#include <linux/rtnetlink.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/uaccess.h>
 #include <linux/utsname.h>
 #include <linux/workqueue.h>
 
-#include "shadow_helper.h"
+#include "sh_class.h"
 
 /* Longest command text; a write may carry one more byte, the '\n'. */
 #define SH_LINE_MAX	255
 #define SH_REPLY_MAX	512
-/* Verb plus arguments: "stage IFACE rings RX RX_MINI RX_JUMBO TX" is 7. */
+/* Verb plus arguments: the longest, a class's "stage", has 7. */
 #define SH_MAX_TOKENS	8
-/* Ring sizes beyond this are a typo, not a setting (drivers allow ~4096). */
-#define SH_RING_MAX	BIT(20)
 
 bool sh_allow_faults;
 module_param_named(allow_faults, sh_allow_faults, bool, 0444);
@@ -107,7 +107,7 @@ static __printf(3, 0) void sh_vreply(struct sh_file *sf, size_t len,
 	sf->reply_pos = 0;
 }
 
-static __printf(2, 3) void sh_reply_ok(struct sh_file *sf, const char *fmt, ...)
+__printf(2, 3) void sh_reply_ok(struct sh_file *sf, const char *fmt, ...)
 {
 	va_list ap;
 	size_t len;
@@ -118,8 +118,8 @@ static __printf(2, 3) void sh_reply_ok(struct sh_file *sf, const char *fmt, ...)
 	va_end(ap);
 }
 
-static __printf(3, 4) void sh_reply_err(struct sh_file *sf, int err,
-					const char *fmt, ...)
+__printf(3, 4) void sh_reply_err(struct sh_file *sf, int err,
+				 const char *fmt, ...)
 {
 	va_list ap;
 	size_t len;
@@ -133,9 +133,13 @@ static __printf(3, 4) void sh_reply_err(struct sh_file *sf, int err,
 
 static void sh_cmd_version(struct sh_file *sf, unsigned int argc, char **argv)
 {
-	sh_reply_ok(sf, "shadow_helper proto=%d version=%s kernel=%s faults=%d",
+	char classes[64];
+
+	sh_class_ids(classes, sizeof(classes));
+	sh_reply_ok(sf,
+		    "shadow_helper proto=%d version=%s kernel=%s faults=%d classes=%s",
 		    SH_PROTO, SH_VERSION, init_utsname()->release,
-		    sh_allow_faults);
+		    sh_allow_faults, classes);
 }
 
 static void sh_cmd_ping(struct sh_file *sf, unsigned int argc, char **argv)
@@ -143,30 +147,64 @@ static void sh_cmd_ping(struct sh_file *sf, unsigned int argc, char **argv)
 	sh_reply_ok(sf, "pong");
 }
 
-/* Looks up IFACE; the caller puts the reference. */
-static struct net_device *sh_lookup(struct sh_file *sf, const char *name,
-				    bool need_bus)
+/*
+ * Reads a CLASS:NAME token into @ref: the first ':' ends the class id, which
+ * must be in the class table; the name is the class's to judge.
+ */
+static bool sh_parse_ref(struct sh_file *sf, const char *tok,
+			 struct sh_ref *ref)
 {
-	struct net_device *dev;
+	const char *colon = strchr(tok, ':');
+	char classes[64];
+	size_t len;
 
-	if (strlen(name) >= IFNAMSIZ || !dev_valid_name(name)) {
-		sh_reply_err(sf, EINVAL, "'%.16s' is not an interface name",
-			     name);
+	sh_class_ids(classes, sizeof(classes));
+	if (!colon) {
+		sh_reply_err(sf, EINVAL,
+			     "'%.32s' names no device class: write CLASS:NAME (classes: %s)",
+			     tok, classes);
+		return false;
+	}
+	len = colon - tok;
+	ref->cls = sh_class_find(tok, len);
+	if (!ref->cls) {
+		sh_reply_err(sf, EINVAL,
+			     "unknown device class \"%.*s\" (classes: %s)",
+			     (int)min_t(size_t, len, SH_CLASS_MAX), tok,
+			     classes);
+		return false;
+	}
+	ref->name = colon + 1;
+	ref->text = tok;
+	if (strlen(ref->name) > SH_NAME_MAX ||
+	    !ref->cls->valid_name(ref->name)) {
+		sh_reply_err(sf, EINVAL, "'%.*s' is not a valid %s name: %s",
+			     (int)(len + 1 + SH_CLASS_MAX), tok, ref->cls->noun,
+			     ref->cls->name_rule);
+		return false;
+	}
+	return true;
+}
+
+/* Looks up a parsed reference; the caller puts the class device. */
+struct device *sh_lookup(struct sh_file *sf, const struct sh_ref *ref,
+			 bool need_bus)
+{
+	struct device *cdev = ref->cls->get(ref->name);
+
+	if (!cdev) {
+		sh_reply_err(sf, ENODEV, "no %s %s", ref->cls->noun,
+			     ref->text);
 		return NULL;
 	}
-	dev = dev_get_by_name(&init_net, name);
-	if (!dev) {
-		sh_reply_err(sf, ENODEV, "no interface %s", name);
-		return NULL;
-	}
-	if (need_bus && !dev->dev.parent) {
+	if (need_bus && !cdev->parent) {
 		sh_reply_err(sf, ENODEV,
 			     "%s has no bus device: not a driver's device",
-			     name);
-		dev_put(dev);
+			     ref->text);
+		ref->cls->put(cdev);
 		return NULL;
 	}
-	return dev;
+	return cdev;
 }
 
 static bool sh_valid_id(const char *id)
@@ -182,63 +220,12 @@ static bool sh_valid_id(const char *id)
 	return true;
 }
 
-static void sh_cmd_txstat(struct sh_file *sf, unsigned int argc, char **argv)
-{
-	struct rtnl_link_stats64 stats;
-	unsigned long oldest = 0;
-	unsigned long timeouts = 0;
-	unsigned long inflight = 0;
-	unsigned int completed = 0;
-	unsigned int stopped = 0;
-	enum sh_state state;
-	struct net_device *dev;
-	struct sh_dev *sd;
-	unsigned int i;
-
-	dev = sh_lookup(sf, argv[0], false);
-	if (!dev)
-		return;
-	for (i = 0; i < dev->real_num_tx_queues; i++) {
-		struct netdev_queue *txq = netdev_get_tx_queue(dev, i);
-		unsigned long age = jiffies - READ_ONCE(txq->trans_start);
-
-		timeouts += atomic_long_read(&txq->trans_timeout);
-#ifdef CONFIG_BQL
-		/*
-		 * Byte queue limits count what the driver was handed and what
-		 * the device completed: completions that stop while bytes are
-		 * in flight show lost interrupts before the ring fills.
-		 */
-		inflight += READ_ONCE(txq->dql.num_queued) -
-			    READ_ONCE(txq->dql.num_completed);
-		completed += READ_ONCE(txq->dql.num_completed);
-#endif
-		if (!netif_xmit_stopped(txq))
-			continue;
-		stopped++;
-		oldest = max(oldest, age);
-	}
-	dev_get_stats(dev, &stats);
-	rcu_read_lock();
-	sd = sh_dev_find(dev);
-	state = sd ? sd->state : SH_PASSIVE;
-	rcu_read_unlock();
-	sh_reply_ok(sf,
-		    "ifindex=%d state=%s running=%d carrier=%d queues=%u stopped=%u stalled_ms=%u watchdog_ms=%u tx_packets=%llu inflight=%lu completed=%u timeouts=%lu",
-		    dev->ifindex, sh_state_name(state), netif_running(dev),
-		    netif_carrier_ok(dev), dev->real_num_tx_queues, stopped,
-		    jiffies_to_msecs(oldest),
-		    jiffies_to_msecs(dev->watchdog_timeo), stats.tx_packets,
-		    inflight, completed, timeouts);
-	dev_put(dev);
-}
-
 /*
  * Parses @argc decimal numbers of at most @max each into @out. Digits only:
  * kstrtou32() alone would also take a leading '+'.
  */
-static bool sh_numbers(struct sh_file *sf, unsigned int argc, char **argv,
-		       u32 max, u32 *out)
+bool sh_parse_numbers(struct sh_file *sf, unsigned int argc, char **argv,
+		      u32 max, u32 *out)
 {
 	unsigned int i;
 
@@ -254,89 +241,13 @@ static bool sh_numbers(struct sh_file *sf, unsigned int argc, char **argv,
 	return true;
 }
 
-static void sh_cmd_stage(struct sh_file *sf, unsigned int argc, char **argv)
-{
-	static const struct {
-		const char *key;
-		unsigned int args;
-		u32 max;
-	} keys[] = {
-		{ "rings", 4, SH_RING_MAX },
-		{ "msglvl", 1, U32_MAX },
-		{ "pause", 3, 1 },
-		{ "privflags", 1, U32_MAX },
-		{ "clear", 0, 0 },
-	};
-	struct net_device *dev;
-	struct sh_staged *st;
-	struct sh_dev *sd;
-	u32 v[4];
-	size_t k;
-
-	for (k = 0; k < ARRAY_SIZE(keys); k++)
-		if (!strcmp(argv[1], keys[k].key))
-			break;
-	if (k == ARRAY_SIZE(keys)) {
-		sh_reply_err(sf, EINVAL,
-			     "unknown setting '%.16s' (rings, msglvl, pause, privflags, clear)",
-			     argv[1]);
-		return;
-	}
-	if (argc - 2 != keys[k].args) {
-		sh_reply_err(sf, EINVAL, "stage %s takes %u values, got %u",
-			     keys[k].key, keys[k].args, argc - 2);
-		return;
-	}
-	if (!sh_numbers(sf, argc - 2, argv + 2, keys[k].max, v))
-		return;
-	dev = sh_lookup(sf, argv[0], true);
-	if (!dev)
-		return;
-	rtnl_lock();
-	sd = sh_dev_get(dev);
-	if (!sd) {
-		rtnl_unlock();
-		dev_put(dev);
-		sh_reply_err(sf, ENOMEM, "out of memory");
-		return;
-	}
-	st = &sd->staged;
-	switch (k) {
-	case 0:
-		st->rx = v[0];
-		st->rx_mini = v[1];
-		st->rx_jumbo = v[2];
-		st->tx = v[3];
-		st->has_rings = true;
-		break;
-	case 1:
-		st->msglvl = v[0];
-		st->has_msglvl = true;
-		break;
-	case 2:
-		st->pause_autoneg = v[0];
-		st->pause_rx = v[1];
-		st->pause_tx = v[2];
-		st->has_pause = true;
-		break;
-	case 3:
-		st->privflags = v[0];
-		st->has_privflags = true;
-		break;
-	default:
-		memset(st, 0, sizeof(*st));
-		break;
-	}
-	rtnl_unlock();
-	sh_reply_ok(sf, "staged %s %s", dev->name, keys[k].key);
-	dev_put(dev);
-}
-
 static void sh_cmd_inject(struct sh_file *sf, unsigned int argc, char **argv)
 {
 	char msg[SH_MSG_MAX] = "";
-	enum sh_fault fault;
-	struct net_device *dev;
+	const struct sh_class *cls;
+	unsigned int fault;
+	struct device *cdev;
+	struct sh_ref ref;
 	struct sh_dev *sd;
 	bool sticky = argc == 3;
 	int err;
@@ -346,40 +257,42 @@ static void sh_cmd_inject(struct sh_file *sf, unsigned int argc, char **argv)
 			     "fault injection is disabled (load shadow_helper with allow_faults=1)");
 		return;
 	}
-	if (sh_fault_parse(argv[1], &fault)) {
-		sh_reply_err(sf, EINVAL,
-			     "unknown fault '%.16s' (tx-hang, tx-hang-reset, fail-stop, fail-open, fail-mtu, fail-mac, fail-features, fail-rings, lost-irq, clear)",
-			     argv[1]);
+	if (!sh_parse_ref(sf, argv[0], &ref))
+		return;
+	cls = ref.cls;
+	if (cls->fault_parse(argv[1], &fault)) {
+		sh_reply_err(sf, EINVAL, "unknown %s fault '%.16s' (%s, clear)",
+			     cls->id, argv[1], cls->fault_list);
 		return;
 	}
 	if (sticky && (strcmp(argv[2], "sticky") || fault == SH_FAULT_NONE)) {
 		sh_reply_err(sf, EINVAL, "the only option is 'sticky', after a fault");
 		return;
 	}
-	dev = sh_lookup(sf, argv[0], true);
-	if (!dev)
+	cdev = sh_lookup(sf, &ref, true);
+	if (!cdev)
 		return;
-	rtnl_lock();
-	sd = sh_dev_get(dev);
+	cls->lock();
+	sd = sh_dev_get(cls, cdev);
 	if (!sd) {
 		err = -ENOMEM;
 		scnprintf(msg, sizeof(msg), "out of memory");
 	} else if (fault == SH_FAULT_NONE) {
-		sh_fault_clear(sd);
+		cls->fault_clear(sd);
 		err = 0;
 	} else {
 		sd->fault_sticky = sticky;
-		err = sh_fault_apply(sd, fault, msg, sizeof(msg));
+		err = cls->fault_apply(sd, fault, msg, sizeof(msg));
 	}
-	rtnl_unlock();
+	cls->unlock();
 	if (err)
 		sh_reply_err(sf, -err, "%s", msg);
 	else if (fault == SH_FAULT_NONE)
-		sh_reply_ok(sf, "cleared %s", dev->name);
+		sh_reply_ok(sf, "cleared %s", ref.text);
 	else
-		sh_reply_ok(sf, "injected %s %s", dev->name,
-			    sh_fault_name(fault));
-	dev_put(dev);
+		sh_reply_ok(sf, "injected %s %s", ref.text,
+			    cls->fault_name(fault));
+	cls->put(cdev);
 }
 
 /*
@@ -391,7 +304,9 @@ struct sh_job {
 	struct work_struct work;
 	struct kref ref;
 	struct completion done;
-	char ifname[IFNAMSIZ];
+	const struct sh_class *cls;
+	char dev[SH_REF_MAX + 1];	/* CLASS:NAME */
+	const char *name;		/* in dev[] */
 	char id[SH_ID_MAX + 1];
 	enum sh_how how;
 	int err;
@@ -409,7 +324,8 @@ static void sh_job_run(struct work_struct *work)
 {
 	struct sh_job *job = container_of(work, struct sh_job, work);
 
-	job->err = sh_restart(job->ifname, job->id, job->how, &job->res);
+	job->err = sh_restart(job->cls, job->name, job->dev, job->id,
+			      job->how, &job->res);
 	atomic_set(&sh_busy, 0);
 	complete(&job->done);
 	kref_put(&job->ref, sh_job_free);
@@ -429,12 +345,12 @@ static void sh_reply_job(struct sh_file *sf, struct sh_job *job)
 	if (job->err) {
 		sh_reply_err(sf, -job->err,
 			     "%s id=%s parked after %u ms: %s steps=%s",
-			     job->ifname, job->id, r->total_ms, r->msg,
+			     job->dev, job->id, r->total_ms, r->msg,
 			     r->steps[0] ? r->steps : "none");
 		return;
 	}
 	if (job->how == SH_PARK) {
-		sh_reply_ok(sf, "parked %s id=%s", job->ifname, job->id);
+		sh_reply_ok(sf, "parked %s id=%s", job->dev, job->id);
 		return;
 	}
 	/* A reload's reply adds its module and its two phases. */
@@ -444,8 +360,8 @@ static void sh_reply_job(struct sh_file *sf, struct sh_job *job)
 			  r->unload_ms, r->load_ms);
 	}
 	sh_reply_ok(sf,
-		    "restarted %s id=%s ifindex=%d%s stop_ms=%u release_ms=%u%s probe_ms=%u replay_ms=%u open_ms=%u total_ms=%u steps=%s",
-		    job->ifname, job->id, r->ifindex, module, r->stop_ms,
+		    "restarted %s id=%s%s%s stop_ms=%u release_ms=%u%s probe_ms=%u replay_ms=%u open_ms=%u total_ms=%u steps=%s",
+		    job->dev, job->id, r->fields, module, r->stop_ms,
 		    r->release_ms, reload, r->probe_ms, r->replay_ms,
 		    r->open_ms, r->total_ms, r->steps);
 }
@@ -453,12 +369,10 @@ static void sh_reply_job(struct sh_file *sf, struct sh_job *job)
 static void sh_start_job(struct sh_file *sf, char **argv, enum sh_how how)
 {
 	struct sh_job *job;
+	struct sh_ref ref;
 
-	if (strlen(argv[0]) >= IFNAMSIZ || !dev_valid_name(argv[0])) {
-		sh_reply_err(sf, EINVAL, "'%.16s' is not an interface name",
-			     argv[0]);
+	if (!sh_parse_ref(sf, argv[0], &ref))
 		return;
-	}
 	if (!sh_valid_id(argv[1])) {
 		sh_reply_err(sf, EINVAL,
 			     "recovery id must be 1 to %d of A-Z a-z 0-9 _ -",
@@ -478,14 +392,17 @@ static void sh_start_job(struct sh_file *sf, char **argv, enum sh_how how)
 	kref_init(&job->ref);
 	init_completion(&job->done);
 	INIT_WORK(&job->work, sh_job_run);
-	strscpy(job->ifname, argv[0], sizeof(job->ifname));
+	job->cls = ref.cls;
+	/* Both parts were checked: the copy holds them whole. */
+	strscpy(job->dev, ref.text, sizeof(job->dev));
+	job->name = job->dev + (ref.name - ref.text);
 	strscpy(job->id, argv[1], sizeof(job->id));
 	job->how = how;
 	kref_get(&job->ref);
 	queue_work(sh_wq, &job->work);
 	if (wait_for_completion_killable(&job->done))
 		sh_reply_err(sf, EINTR,
-			     "interrupted; the restart of %s goes on", job->ifname);
+			     "interrupted; the restart of %s goes on", job->dev);
 	else
 		sh_reply_job(sf, job);
 	kref_put(&job->ref, sh_job_free);
@@ -508,12 +425,55 @@ static void sh_cmd_park(struct sh_file *sf, unsigned int argc, char **argv)
 static const struct sh_cmd sh_cmds[] = {
 	{ "version", 0, 0, sh_cmd_version },
 	{ "ping", 0, 0, sh_cmd_ping },
-	{ "txstat", 1, 1, sh_cmd_txstat },
-	{ "stage", 2, 6, sh_cmd_stage },
 	{ "inject", 2, 3, sh_cmd_inject },
 	{ "restart", 2, 3, sh_cmd_restart },
 	{ "park", 2, 2, sh_cmd_park },
 };
+
+static bool sh_check_args(struct sh_file *sf, const char *verb,
+			  unsigned int min, unsigned int max, unsigned int got)
+{
+	if (got >= min && got <= max)
+		return true;
+	if (!max)
+		sh_reply_err(sf, EINVAL, "%s takes no arguments, got %u", verb,
+			     got);
+	else
+		sh_reply_err(sf, EINVAL, "%s takes %u to %u arguments, got %u",
+			     verb, min, max, got);
+	return false;
+}
+
+/*
+ * A verb that is no generic command may be a class's (txstat, stage): its
+ * first argument names the device, whose class must have the command.
+ */
+static bool sh_run_class_cmd(struct sh_file *sf, unsigned int argc,
+			     char **argv)
+{
+	const struct sh_class_cmd *cmd;
+	struct sh_ref ref;
+
+	/* The arity is checked before the device, as for the generic verbs. */
+	cmd = sh_class_cmd_any(argv[0]);
+	if (!cmd)
+		return false;
+	if (!sh_check_args(sf, cmd->name, cmd->min_args, cmd->max_args,
+			   argc - 1))
+		return true;
+	if (!sh_parse_ref(sf, argv[1], &ref))
+		return true;
+	cmd = sh_class_cmd(ref.cls, argv[0]);
+	if (!cmd) {
+		sh_reply_err(sf, EOPNOTSUPP, "%s devices have no %s command",
+			     ref.cls->id, argv[0]);
+		return true;
+	}
+	if (sh_check_args(sf, cmd->name, cmd->min_args, cmd->max_args,
+			  argc - 1))
+		cmd->run(sf, &ref, argc - 2, argv + 2);
+	return true;
+}
 
 /* @line is NUL-terminated printable ASCII without '\n'; tokenised in place. */
 static void sh_dispatch(struct sh_file *sf, char *line)
@@ -543,23 +503,16 @@ static void sh_dispatch(struct sh_file *sf, char *line)
 			break;
 		}
 	}
-	/* Echo only a prefix of the verb so the message is never cut short. */
 	if (!cmd) {
-		sh_reply_err(sf, EINVAL, "unknown command '%.32s'", argv[0]);
+		if (!sh_run_class_cmd(sf, argc, argv))
+			/* Only a prefix of the verb: the message is never cut short. */
+			sh_reply_err(sf, EINVAL, "unknown command '%.32s'",
+				     argv[0]);
 		return;
 	}
-	if (argc - 1 < cmd->min_args || argc - 1 > cmd->max_args) {
-		if (!cmd->max_args)
-			sh_reply_err(sf, EINVAL, "%s takes no arguments, got %u",
-				     cmd->name, argc - 1);
-		else
-			sh_reply_err(sf, EINVAL,
-				     "%s takes %u to %u arguments, got %u",
-				     cmd->name, cmd->min_args, cmd->max_args,
-				     argc - 1);
-		return;
-	}
-	cmd->run(sf, argc - 1, argv + 1);
+	if (sh_check_args(sf, cmd->name, cmd->min_args, cmd->max_args,
+			  argc - 1))
+		cmd->run(sf, argc - 1, argv + 1);
 }
 
 static int sh_open(struct inode *inode, struct file *file)
@@ -685,7 +638,7 @@ static int __init sh_init(void)
 	sh_wq = alloc_ordered_workqueue("shadow_helper", 0);
 	if (!sh_wq)
 		return -ENOMEM;
-	ret = sh_devices_init();
+	ret = sh_classes_init();
 	if (ret)
 		goto err_wq;
 	ret = misc_register(&sh_miscdev);
@@ -698,6 +651,7 @@ static int __init sh_init(void)
 	return 0;
 
 err_devices:
+	sh_classes_exit();
 	sh_devices_exit();
 err_wq:
 	destroy_workqueue(sh_wq);
@@ -709,6 +663,7 @@ static void __exit sh_exit(void)
 	misc_deregister(&sh_miscdev);
 	/* A restart whose requester died finishes before the code goes. */
 	destroy_workqueue(sh_wq);
+	sh_classes_exit();
 	sh_devices_exit();
 	pr_info("unloaded\n");
 }

@@ -4,12 +4,13 @@
  * suspect (it oopsed, or an administrator asks for it): its code and static
  * data come back fresh, not only the failed instance's private state.
  *
- * The restart releases the device first (sh_restart.c), so the module's exit
- * finds nothing of ours to tear down. While the module is unloaded and loaded
- * again the device carries a driver_override that names no driver: loading
- * the module cannot probe it from modprobe's context, where the restart's
- * hooks would not see the probe. The restart's own worker then probes it,
- * exactly as in a plain restart, and the net_device is kept the same way.
+ * The restart releases the bus device first (sh_restart.c), so the module's
+ * exit finds nothing of ours to tear down. While the module is unloaded and
+ * loaded again the device carries a driver_override that names no driver:
+ * loading the module cannot probe it from modprobe's context, where the
+ * class's hooks would not see the probe. The restart's own worker then
+ * probes it, exactly as in a plain restart, and the class device is kept the
+ * same way. Nothing here depends on the class: only on the bus (PCI).
  *
  * modprobe runs as a usermode helper from the worker: a daemon killed
  * meanwhile does not leave the module unloaded.
@@ -25,7 +26,7 @@
 #include <linux/string.h>
 #include <linux/umh.h>
 
-#include "shadow_helper.h"
+#include "sh_class.h"
 
 static char *sh_modprobe = "/sbin/modprobe";
 module_param_named(modprobe, sh_modprobe, charp, 0444);

@@ -6,7 +6,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 
 export const HELPER_DEVICE = '/dev/shadow_helper';
 /** The protocol version this client speaks; the module reports its own in `version`. */
-export const HELPER_PROTO = 2;
+export const HELPER_PROTO = 3;
 /** Longest command text the module accepts; a write may carry one more byte, the '\n'. */
 export const HELPER_COMMAND_MAX = 255;
 /** The module's replies fit in 511 bytes; anything far beyond is not a reply. */
@@ -22,6 +22,8 @@ export interface HelperVersion {
   kernel: string;
   /** Whether the module was loaded with allow_faults=1 (it accepts `inject`). */
   faults: boolean;
+  /** The device classes in the module's class table (`classes=net,sound`): the CLASS of CLASS:NAME references it accepts. */
+  classes: string[];
 }
 
 export interface HelperClient {
@@ -100,7 +102,7 @@ export function parseHelperReply(text: string): HelperReply {
   throw malformed(text, 'it starts with neither "ok" nor "err"');
 }
 
-/** Parses the payload of `version`: `shadow_helper proto=N version=X.Y.Z kernel=RELEASE faults=0|1`. */
+/** Parses the payload of `version`: `shadow_helper proto=N version=X.Y.Z kernel=RELEASE faults=0|1 classes=net[,CLASS...]`. */
 export function parseHelperVersion(payload: string): HelperVersion {
   const [name, ...fields] = payload.split(' ');
   if (name !== 'shadow_helper') {
@@ -133,7 +135,12 @@ export function parseHelperVersion(payload: string): HelperVersion {
   if (faultsText !== '0' && faultsText !== '1') {
     throw new HelperError(`unexpected version reply ${quote(payload)}: it needs faults=0 or faults=1`, { code: 'EPROTO' });
   }
-  return { proto, version, kernel, faults: faultsText === '1' };
+  const classesText = values.get('classes') ?? '';
+  const classes = classesText.split(',');
+  if (!classes.every((c) => /^[a-z][a-z0-9_]{0,15}$/.test(c)) || new Set(classes).size !== classes.length) {
+    throw new HelperError(`unexpected version reply ${quote(payload)}: it needs classes= with a comma-separated list of class ids`, { code: 'EPROTO' });
+  }
+  return { proto, version, kernel, faults: faultsText === '1', classes };
 }
 
 function errnoOf(err: unknown): string | undefined {

@@ -1,6 +1,7 @@
-// The helper module (protocol 2) in a real 6.1 guest with an e1000 NIC: loads,
-// answers the daemon's client, turns thousands of malformed writes and
-// malformed arguments of every verb into the protocol's errors without a
+// The helper module (protocol 3) in a real 6.1 guest with an e1000 NIC: loads,
+// answers the daemon's client, turns thousands of malformed writes, malformed
+// CLASS:NAME references and malformed arguments of every verb into the
+// protocol's errors without a
 // kernel complaint, runs txstat, stage, inject and one restart of the NIC for
 // real, refuses unprivileged opens, unloads, and without allow_faults refuses
 // inject. The guest side is guest/helper-smoke.ts, run compiled from
@@ -34,7 +35,7 @@ interface SmokeResult {
   seed: number;
   guestKernel: string;
   nic: { name: string; driver: string; ifindex: number };
-  version: { proto: number; version: string; kernel: string; faults: boolean };
+  version: { proto: number; version: string; kernel: string; faults: boolean; classes: string[] };
   fuzz: FuzzStats;
   valid: {
     restart: { ifindex: number; totalMs: number; steps: string };
@@ -67,7 +68,7 @@ describe('shadow_helper module', () => {
     ko = await buildHelperModule((line) => console.log(`kmod: ${line}`));
   });
 
-  it('loads, speaks protocol 2, survives fuzzing, restarts the NIC, refuses non-root and unloads', async () => {
+  it('loads, speaks protocol 3, survives fuzzing, restarts the NIC, refuses non-root and unloads', async () => {
     const kernel = await currentKernel();
     const r = await runInGuest({
       command: [process.execPath, SMOKE, '--ko', ko, '--nic', NIC_DRIVER, '--fuzz', String(FUZZ_CASES)],
@@ -80,7 +81,8 @@ describe('shadow_helper module', () => {
     const smoke = JSON.parse(line!.slice('SMOKE_RESULT '.length)) as SmokeResult;
 
     expect(smoke.failures).toBe(0);
-    expect(smoke.version.proto).toBe(2);
+    expect(smoke.version.proto).toBe(3);
+    expect(smoke.version.classes).toEqual(['net']);
     expect(smoke.version.faults).toBe(true);
     expect(smoke.version.kernel).toBe(kernel.kver);
     expect(smoke.guestKernel).toBe(kernel.kver);
@@ -103,17 +105,18 @@ describe('shadow_helper module', () => {
     expect(smoke.concurrency.fourClients.correct).toBe(smoke.concurrency.fourClients.requests);
     expect(smoke.nonRoot).toEqual({ nobody: 'EACCES', rootWithoutCapSysAdmin: 'EPERM' });
     expect(smoke.unload).toEqual({ refusedWhileOpen: true, rmmod: true });
-    expect(smoke.noFaults.version).toMatchObject({ proto: 2, faults: false });
+    expect(smoke.noFaults.version).toMatchObject({ proto: 3, faults: false });
     expect(smoke.noFaults.injectTxHang).toBe('err EPERM');
     expect(smoke.noFaults.fuzz.errnames.EPERM ?? 0).toBeGreaterThan(100);
     expect(smoke.noFaults.rmmod).toBe(true);
     const log = r.kernelLog.map((l) => l.text);
-    const loaded = log.filter((t) => t.startsWith('shadow_helper: loaded, protocol 2'));
+    const loaded = log.filter((t) => t.startsWith('shadow_helper: loaded, protocol 3'));
     expect(loaded).toEqual([expect.stringMatching(/, fault injection allowed$/), expect.not.stringMatching(/fault injection/)]);
     expect(log.filter((t) => t.startsWith('shadow_helper: unloaded'))).toHaveLength(2);
-    expect(log.some((t) => t === `shadow_helper: fault tx-hang injected into ${smoke.nic.name}`)).toBe(true);
-    expect(log.some((t) => t === `shadow_helper: recovery fuzz1: restarting ${smoke.nic.name}`)).toBe(true);
-    expect(log.some((t) => t.startsWith(`shadow_helper: recovery fuzz1: ${smoke.nic.name} restarted in `))).toBe(true);
+    // The kernel log names the device as the protocol does.
+    expect(log.some((t) => t === `shadow_helper: fault tx-hang injected into net:${smoke.nic.name}`)).toBe(true);
+    expect(log.some((t) => t === `shadow_helper: recovery fuzz1: restarting net:${smoke.nic.name}`)).toBe(true);
+    expect(log.some((t) => t.startsWith(`shadow_helper: recovery fuzz1: net:${smoke.nic.name} restarted in `))).toBe(true);
     // Only the one restart: no fuzz case got as far as restarting or parking anything.
     expect(log.filter((t) => /shadow_helper: recovery .*: (restarting|parking) /.test(t))).toHaveLength(1);
 

@@ -52,20 +52,20 @@ interface RestartResult {
   park: { inject: string; reply: string; txstat: string; ifindex: number; clear: string; back: string; ping: string };
 }
 
-/** The key=value fields of an `ok restarted IFACE ...` reply. */
+/** The key=value fields of an `ok restarted net:IFACE ...` reply. */
 const replyFields = (reply: string): Record<string, string> => Object.fromEntries(reply.split(' ').slice(3).map((f) => f.split('=') as [string, string]));
 
 /** The fields of a `restarted` reply; fails the test on anything else. */
 function restarted(reply: string): Record<string, string> {
-  expect(reply).toMatch(/^ok restarted \S+ id=\S+ ifindex=\d+ stop_ms=\d+ release_ms=\d+ probe_ms=\d+ replay_ms=\d+ open_ms=\d+ total_ms=\d+ steps=\S+$/);
+  expect(reply).toMatch(/^ok restarted net:\S+ id=\S+ ifindex=\d+ stop_ms=\d+ release_ms=\d+ probe_ms=\d+ replay_ms=\d+ open_ms=\d+ total_ms=\d+ steps=\S+$/);
   return replyFields(reply);
 }
 
-/** The fields of a `restarted` reply to `restart IFACE ID reload`. */
+/** The fields of a `restarted` reply to `restart net:IFACE ID reload`. */
 function reloaded(reply: string, module: string): Record<string, string> {
   expect(reply).toMatch(
     new RegExp(
-      `^ok restarted \\S+ id=\\S+ ifindex=\\d+ module=${module} stop_ms=\\d+ release_ms=\\d+ unload_ms=\\d+ load_ms=\\d+ probe_ms=\\d+ replay_ms=\\d+ open_ms=\\d+ total_ms=\\d+ steps=\\S+$`,
+      `^ok restarted net:\\S+ id=\\S+ ifindex=\\d+ module=${module} stop_ms=\\d+ release_ms=\\d+ unload_ms=\\d+ load_ms=\\d+ probe_ms=\\d+ replay_ms=\\d+ open_ms=\\d+ total_ms=\\d+ steps=\\S+$`,
     ),
   );
   return replyFields(reply);
@@ -125,11 +125,11 @@ describe('helper module restart keeps the net_device', () => {
     if (res.concurrent.last['rx'] !== undefined) expect(res.concurrent.final.rings?.rx).toBe(res.concurrent.last['rx']);
 
     // 3. a driver that cannot open is parked, the device kept, and comes back.
-    expect(res.park.inject).toBe(`ok injected ${res.dev} fail-open`);
-    expect(res.park.reply).toMatch(new RegExp(`^err EIO ${res.dev} id=sticky1 parked after \\d+ ms: the driver's open failed: error -5 steps=.*open:fail$`));
+    expect(res.park.inject).toBe(`ok injected net:${res.dev} fail-open`);
+    expect(res.park.reply).toMatch(new RegExp(`^err EIO net:${res.dev} id=sticky1 parked after \\d+ ms: the driver's open failed: error -5 steps=.*open:fail$`));
     expect(res.park.txstat).toMatch(/ state=parked running=0 /);
     expect(res.park.ifindex).toBe(res.preserve.ifindexBefore);
-    expect(res.park.clear).toBe(`ok cleared ${res.dev}`);
+    expect(res.park.clear).toBe(`ok cleared net:${res.dev}`);
     restarted(res.park.back);
     expect(res.park.ping).toContain('3 packets transmitted, 3 packets received');
 

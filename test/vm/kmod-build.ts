@@ -1,6 +1,7 @@
 // Builds out-of-tree modules on the host against the cached headers of the
 // guest kernel (the host kernel cannot load modules; the guest loads what is
-// built here), and holds kmod/ to the kernel's own checkpatch.pl --strict.
+// built here), holds kmod/ to the kernel's own checkpatch.pl --strict, and
+// keeps the helper's generic core free of network identifiers.
 import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -48,8 +49,19 @@ export async function buildModule(dir: string, name: string, log: Log, opts: Bui
   return ko;
 }
 
-/** Builds kmod/ (W=1, warnings are errors) for the cached guest kernel; returns the .ko path. */
+/**
+ * Runs kmod/check-class-boundary.sh: no network identifier outside the
+ * network class's own files (sh_net*). Throws with the offending lines.
+ */
+export async function checkClassBoundary(): Promise<string> {
+  const run = await execa(join(kmodDir(), 'check-class-boundary.sh'), [kmodDir()], { all: true, reject: false });
+  if (run.exitCode !== 0) throw new Error(`kmod/check-class-boundary.sh failed (exit ${String(run.exitCode)}):\n${run.all}`);
+  return run.stdout.trim();
+}
+
+/** Checks kmod/'s class boundary, then builds it (W=1, warnings are errors) for the cached guest kernel; returns the .ko path. */
 export async function buildHelperModule(log: Log): Promise<string> {
+  log(await checkClassBoundary());
   return buildModule(kmodDir(), HELPER_MODULE, log, { extraWarnings: true });
 }
 

@@ -127,9 +127,9 @@ function between(lines: readonly KernelLogLine[], mark: string): KernelLogLine[]
   return lines.slice(from + 1, to < 0 ? undefined : to);
 }
 
-/** The helper's own log line for a recovery id: "recovery ID: eth0 restarted|parked in N ms (...)". */
+/** The helper's own log line for a recovery id: "recovery ID: net:eth0 restarted|parked in N ms (...)". */
 function helperOutcome(run: GuestResult, id: string, dev: string): string | undefined {
-  return run.kernelLog.find((l) => l.text.startsWith(`shadow_helper: recovery ${id}: ${dev} `) && / in \d+ ms/.test(l.text))?.text;
+  return run.kernelLog.find((l) => l.text.startsWith(`shadow_helper: recovery ${id}: net:${dev} `) && / in \d+ ms/.test(l.text))?.text;
 }
 
 describe('recovery policy on e1000: a clean give-up, recoveries under a configuration loop, and shadowd killed mid-recovery', () => {

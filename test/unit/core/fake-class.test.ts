@@ -83,7 +83,7 @@ class ScriptedHelper implements HelperClient {
     return Promise.resolve({ ok: false, errno: 'EINVAL', message: `the script has no answer to ${command}` });
   }
   version() {
-    return Promise.resolve({ proto: 2, version: '0.2.0', kernel: 'test', faults: true });
+    return Promise.resolve({ proto: 3, version: '0.3.0', kernel: 'test', faults: true, classes: ['net', 'fake'] });
   }
   close(): Promise<void> {
     return Promise.resolve();

@@ -10,9 +10,9 @@ import {
 describe('parseHelperReply', () => {
   it('parses ok replies', () => {
     expect(parseHelperReply('ok pong\n')).toEqual({ ok: true, payload: 'pong' });
-    expect(parseHelperReply('ok shadow_helper proto=2 version=0.2.0 kernel=6.1.0-56-amd64 faults=1\n')).toEqual({
+    expect(parseHelperReply('ok shadow_helper proto=3 version=0.3.0 kernel=6.1.0-56-amd64 faults=1 classes=net\n')).toEqual({
       ok: true,
-      payload: 'shadow_helper proto=2 version=0.2.0 kernel=6.1.0-56-amd64 faults=1',
+      payload: 'shadow_helper proto=3 version=0.3.0 kernel=6.1.0-56-amd64 faults=1 classes=net',
     });
     expect(parseHelperReply('ok\n')).toEqual({ ok: true, payload: '' });
   });
@@ -55,47 +55,60 @@ describe('parseHelperReply', () => {
 });
 
 describe('parseHelperVersion', () => {
-  it('reads proto, version, kernel and faults', () => {
-    expect(parseHelperVersion('shadow_helper proto=2 version=0.2.0 kernel=6.1.0-56-amd64 faults=0')).toEqual({
-      proto: 2,
-      version: '0.2.0',
+  it('reads proto, version, kernel, faults and classes', () => {
+    expect(parseHelperVersion('shadow_helper proto=3 version=0.3.0 kernel=6.1.0-56-amd64 faults=0 classes=net')).toEqual({
+      proto: 3,
+      version: '0.3.0',
       kernel: '6.1.0-56-amd64',
       faults: false,
+      classes: ['net'],
     });
-    expect(parseHelperVersion('shadow_helper proto=2 version=0.2.0 kernel=6.1.0-56-amd64 faults=1')).toEqual({
-      proto: 2,
-      version: '0.2.0',
+    expect(parseHelperVersion('shadow_helper proto=3 version=0.3.0 kernel=6.1.0-56-amd64 faults=1 classes=net,sound,block')).toEqual({
+      proto: 3,
+      version: '0.3.0',
       kernel: '6.1.0-56-amd64',
       faults: true,
+      classes: ['net', 'sound', 'block'],
     });
   });
 
   it('refuses another protocol with a clear message', () => {
-    // A protocol 1 module has no faults=: it is told apart by its protocol, not as a malformed reply.
+    // A protocol 1 module has no faults=, a protocol 2 one no classes=: each is told apart by its protocol, not as a malformed reply.
     expect(() => parseHelperVersion('shadow_helper proto=1 version=0.1.0 kernel=6.1.0-56-amd64')).toThrow(
-      /speaks protocol 1, this shadowd speaks 2/,
+      /speaks protocol 1, this shadowd speaks 3/,
     );
-    expect(() => parseHelperVersion('shadow_helper proto=3 version=0.3.0 kernel=6.1.0-56-amd64 faults=0')).toThrow(
-      /speaks protocol 3, this shadowd speaks 2/,
+    expect(() => parseHelperVersion('shadow_helper proto=2 version=0.2.0 kernel=6.1.0-56-amd64 faults=0')).toThrow(
+      /speaks protocol 2, this shadowd speaks 3/,
+    );
+    expect(() => parseHelperVersion('shadow_helper proto=4 version=0.4.0 kernel=6.1.0-56-amd64 faults=0 classes=net')).toThrow(
+      /speaks protocol 4, this shadowd speaks 3/,
     );
   });
 
   it.each([
-    'other_module proto=2 version=0.2.0 kernel=x faults=0',
-    'shadow_helper version=0.2.0 kernel=x faults=0',
-    'shadow_helper proto=two version=0.2.0 kernel=x faults=0',
-    'shadow_helper proto=2 kernel=x faults=0',
-    'shadow_helper proto=2 version=0.2.0 faults=0',
-    'shadow_helper proto=2 version=0.2.0 =x kernel=y faults=0',
-    'shadow_helper proto=2 version=0.2.0 junk kernel=y faults=0',
-    'shadow_helper proto=2 version=0.2.0 kernel=y',
-    'shadow_helper proto=2 version=0.2.0 kernel=y faults=',
-    'shadow_helper proto=2 version=0.2.0 kernel=y faults=2',
-    'shadow_helper proto=2 version=0.2.0 kernel=y faults=01',
-    'shadow_helper proto=2 version=0.2.0 kernel=y faults=yes',
-    'shadow_helper proto=2 version=0.2.0 kernel=y faults=true',
-    'shadow_helper proto=2 version=0.2.0 kernel=y faults=1 faults=0',
-    'shadow_helper proto=2 proto=2 version=0.2.0 kernel=y faults=0',
+    'other_module proto=3 version=0.3.0 kernel=x faults=0 classes=net',
+    'shadow_helper version=0.3.0 kernel=x faults=0 classes=net',
+    'shadow_helper proto=three version=0.3.0 kernel=x faults=0 classes=net',
+    'shadow_helper proto=3 kernel=x faults=0 classes=net',
+    'shadow_helper proto=3 version=0.3.0 faults=0 classes=net',
+    'shadow_helper proto=3 version=0.3.0 =x kernel=y faults=0 classes=net',
+    'shadow_helper proto=3 version=0.3.0 junk kernel=y faults=0 classes=net',
+    'shadow_helper proto=3 version=0.3.0 kernel=y classes=net',
+    'shadow_helper proto=3 version=0.3.0 kernel=y faults= classes=net',
+    'shadow_helper proto=3 version=0.3.0 kernel=y faults=2 classes=net',
+    'shadow_helper proto=3 version=0.3.0 kernel=y faults=01 classes=net',
+    'shadow_helper proto=3 version=0.3.0 kernel=y faults=yes classes=net',
+    'shadow_helper proto=3 version=0.3.0 kernel=y faults=true classes=net',
+    'shadow_helper proto=3 version=0.3.0 kernel=y faults=1 faults=0 classes=net',
+    'shadow_helper proto=3 proto=3 version=0.3.0 kernel=y faults=0 classes=net',
+    'shadow_helper proto=3 version=0.3.0 kernel=y faults=0',
+    'shadow_helper proto=3 version=0.3.0 kernel=y faults=0 classes=',
+    'shadow_helper proto=3 version=0.3.0 kernel=y faults=0 classes=net,',
+    'shadow_helper proto=3 version=0.3.0 kernel=y faults=0 classes=,net',
+    'shadow_helper proto=3 version=0.3.0 kernel=y faults=0 classes=net,net',
+    'shadow_helper proto=3 version=0.3.0 kernel=y faults=0 classes=NET',
+    'shadow_helper proto=3 version=0.3.0 kernel=y faults=0 classes=net:eth0',
+    'shadow_helper proto=3 version=0.3.0 kernel=y faults=0 classes=net classes=net',
   ])('rejects %j', (payload) => {
     expect(() => parseHelperVersion(payload)).toThrow(/unexpected version reply/);
   });

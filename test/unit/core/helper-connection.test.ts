@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { HelperError, type HelperClient, type HelperReply } from '../../../daemon/core/helper-client.js';
 import { HELPER_NOT_LOADED, helperConnection } from '../../../daemon/core/helper-connection.js';
 
-function fakeClient(reply: () => Promise<HelperReply>, version = () => Promise.resolve({ proto: 2, version: '0.2.0', kernel: 'k', faults: false })) {
+function fakeClient(reply: () => Promise<HelperReply>, version = () => Promise.resolve({ proto: 3, version: '0.3.0', kernel: 'k', faults: false, classes: ['net'] })) {
   const state = { closed: 0 };
   const client: HelperClient = {
     path: '/dev/fake',
@@ -59,7 +59,7 @@ describe('helperConnection', () => {
   it('refuses a module of another protocol and closes it', async () => {
     const { client, state } = fakeClient(
       () => Promise.resolve({ ok: true, payload: '' }),
-      () => Promise.reject(new HelperError('the loaded shadow_helper module (version 9) speaks protocol 9, this shadowd speaks 2', { code: 'EPROTO' })),
+      () => Promise.reject(new HelperError('the loaded shadow_helper module (version 9) speaks protocol 9, this shadowd speaks 3', { code: 'EPROTO' })),
     );
     const conn = helperConnection(() => Promise.resolve(client));
     await expect(conn.get()).rejects.toThrow(/speaks protocol 9/);

@@ -71,7 +71,7 @@ class FakeHelper implements HelperClient {
     return Promise.resolve(this.answer(command));
   }
   version() {
-    return Promise.resolve({ proto: 2, version: '0.2.0', kernel: 'test', faults: true });
+    return Promise.resolve({ proto: 3, version: '0.3.0', kernel: 'test', faults: true, classes: ['net'] });
   }
   close(): Promise<void> {
     return Promise.resolve();

@@ -294,7 +294,7 @@ describe('RunningConfig', () => {
           payload: `restarted ${dev} id=${id} ifindex=2 stop_ms=1 release_ms=1 probe_ms=1 replay_ms=1 open_ms=1 total_ms=5 steps=mtu:ok`,
         });
       },
-      version: () => Promise.resolve({ proto: 2, version: 'test', kernel: 'test', faults: true }),
+      version: () => Promise.resolve({ proto: 3, version: 'test', kernel: 'test', faults: true, classes: ['net'] }),
       close: () => Promise.resolve(),
     };
     const history = new RecoveryHistory(new Database(':memory:'));

@@ -1,7 +1,8 @@
 // Runs inside the guest, as root, for test/vm/helper-module.test.ts: loads a
 // NIC driver and the helper module (allow_faults=1), talks to it through the
-// daemon's client, fuzzes the raw device (bytes, framing and the arguments of
-// every verb, against the NIC and lo), then runs the protocol 2 verbs for real
+// daemon's client, fuzzes the raw device (bytes, framing, CLASS:NAME device
+// references and the arguments of every verb, against the NIC and lo), then
+// runs the protocol 3 verbs for real
 // on the NIC, checks that unprivileged opens are refused and that it unloads;
 // finally reloads it without allow_faults and checks that inject is refused.
 // Prints one "SMOKE_RESULT <json>" line; exits 1 listing what went wrong.
@@ -214,6 +215,8 @@ if (nic === undefined) {
   process.exit(1);
 }
 const NIC: string = nic;
+/** The NIC as protocol 3 names it. */
+const DEV = `net:${NIC}`;
 const up = run('ip', ['link', 'set', NIC, 'up']);
 if (up.status !== 0) {
   console.error(`ip link set ${NIC} up failed: ${up.out}`);
@@ -250,6 +253,8 @@ const STAGE_KEYS: Record<string, { count: number; max: number }> = {
   privflags: { count: 1, max: U32_MAX },
   clear: { count: 0, max: 0 },
 };
+/** The module's class table: each class's own commands (kmod/sh_class.c). */
+const CLASS_COMMANDS: Record<string, readonly string[]> = { net: ['txstat', 'stage'] };
 const FAULTS = ['tx-hang', 'tx-hang-reset', 'fail-stop', 'lost-irq', 'fail-open', 'fail-mtu', 'fail-mac', 'fail-features', 'fail-rings', 'clear'];
 const SH_ID_MAX = 32;
 
@@ -260,9 +265,22 @@ const validId = (id: string): boolean => id.length >= 1 && id.length <= SH_ID_MA
 /** "Numbers are decimal": digits only, no sign, no base prefix. */
 const validNumber = (text: string, max: number): boolean => /^[0-9]+$/.test(text) && BigInt(text) <= BigInt(max);
 
-function ifaceErrors(name: string, needBus: boolean, env: ModelEnv): string[] {
-  if (!validIfname(name)) return ['EINVAL'];
-  const hasBus = env.ifaces.get(name);
+/**
+ * A CLASS:NAME reference: the first ':' ends the class, which must be in the
+ * class table, and the name must be the class's (net: an interface name).
+ */
+function parseRef(ref: string): { cls: string; name: string } | null {
+  const colon = ref.indexOf(':');
+  if (colon < 0) return null;
+  const cls = ref.slice(0, colon);
+  const name = ref.slice(colon + 1);
+  return Object.hasOwn(CLASS_COMMANDS, cls) && validIfname(name) ? { cls, name } : null;
+}
+
+function refErrors(ref: string, needBus: boolean, env: ModelEnv): string[] {
+  const parsed = parseRef(ref);
+  if (!parsed) return ['EINVAL'];
+  const hasBus = env.ifaces.get(parsed.name);
   if (hasBus === undefined) return ['ENODEV'];
   return needBus && !hasBus ? ['ENODEV'] : [];
 }
@@ -276,21 +294,22 @@ function predictCommand(text: string, env: ModelEnv): Prediction {
   const range = VERB_ARGS[verb];
   if (!range) return { err: ['EINVAL'] };
   const errs = new Set<string>();
-  if (verb === 'inject' && !env.faults) errs.add('EPERM');
-  if (args.length < range[0] || args.length > range[1]) {
-    errs.add('EINVAL');
-    return { err: [...errs] };
-  }
+  // The arity comes first, then (for inject) whether faults are allowed at all.
+  if (args.length < range[0] || args.length > range[1]) return { err: ['EINVAL'] };
+  if (verb === 'inject' && !env.faults) return { err: ['EPERM'] };
   const arg = (i: number): string => itemAt(args, i);
+  // A class's own command for a device of a class without it.
+  const cls = parseRef(arg(0))?.cls;
+  if ((verb === 'txstat' || verb === 'stage') && cls !== undefined && !CLASS_COMMANDS[cls]?.includes(verb)) return { err: ['EOPNOTSUPP'] };
   switch (verb) {
     case 'txstat':
-      for (const e of ifaceErrors(arg(0), false, env)) errs.add(e);
+      for (const e of refErrors(arg(0), false, env)) errs.add(e);
       break;
     case 'stage': {
       const key = STAGE_KEYS[arg(1)];
       const numbers = args.slice(2);
       if (!key || numbers.length !== key.count || !numbers.every((n) => validNumber(n, key.max))) errs.add('EINVAL');
-      for (const e of ifaceErrors(arg(0), true, env)) errs.add(e);
+      for (const e of refErrors(arg(0), true, env)) errs.add(e);
       break;
     }
     case 'inject': {
@@ -298,14 +317,14 @@ function predictCommand(text: string, env: ModelEnv): Prediction {
       const option = args[2];
       if (!FAULTS.includes(fault)) errs.add('EINVAL');
       if (option !== undefined && (option !== 'sticky' || fault === 'clear')) errs.add('EINVAL');
-      for (const e of ifaceErrors(arg(0), true, env)) errs.add(e);
+      for (const e of refErrors(arg(0), true, env)) errs.add(e);
       break;
     }
     case 'restart':
     case 'park':
       if (!validId(arg(1))) errs.add('EINVAL');
       if (args[2] !== undefined && args[2] !== 'reload') errs.add('EINVAL');
-      for (const e of ifaceErrors(arg(0), true, env)) errs.add(e);
+      for (const e of refErrors(arg(0), true, env)) errs.add(e);
       break;
     default:
       break;
@@ -340,7 +359,25 @@ function ifaceName(): string {
     () => pick(['nosuch', 'ETH0', 'Lo', 'LO', `${NIC}x`, `${NIC}.1`, 'eth1', 'ens3', 'sit0', 'tunl0', 'bond0', 'lo0']),
     () => fromChars(NAME_CHARS, int(1, 15)),
     () => printable(int(1, 15)),
+    // Valid names no device has, so that lines reach the lookup (ENODEV).
+    () => `${NIC}${int(0, 99)}`,
+    () => pick(['eth9', 'ens4', 'wlan0', 'enp0s3', 'veth0', 'br0', 'docker0', 'dummy0', 'can0', 'wg0']),
   ])();
+}
+/** Malformed CLASS:NAME references: no ':', an empty, unknown, long or odd class, a name the class refuses. */
+function badRef(): string {
+  return pick([
+    () => ifaceName(),
+    () => `${pick(['sound', 'block', 'snd', 'NET', 'Net', 'nett', 'ne', 'x', 'net0', 'n"t', "n'", 'net\\', 'ne:t'])}:${pick([NIC, 'lo', 'card0', 'sda'])}`,
+    () => pick(['net:', ':', `:${NIC}`, ':lo', 'net::', `net::${NIC}`, `net:${NIC}:`, '::', 'net:net:lo', 'net']),
+    () => `${fromChars(NAME_CHARS, int(17, 80))}:${NIC}`,
+    () => `${printable(int(1, 24))}:${NIC}`,
+    () => `${printable(int(1, 8))}:${printable(int(0, 20))}`,
+  ])();
+}
+/** Device references: mostly the net class's (the NIC, lo, or names to refuse or not find), now and then malformed. */
+function deviceRef(): string {
+  return rand() < 0.9 ? `net:${ifaceName()}` : badRef();
 }
 /** Recovery ids, mostly malformed. */
 function recoveryId(): string {
@@ -372,7 +409,7 @@ function noiseToken(): string {
   return pick([
     () => printable(int(1, 20)),
     () => printable(int(1, 3)),
-    ifaceName,
+    deviceRef,
     recoveryId,
     () => numberText(pick([1, RING_MAX, U32_MAX])),
     () => pick([...Object.keys(STAGE_KEYS), ...FAULTS, 'sticky', 'Sticky', 'reload', 'bogus', 'RINGS', 'ring', 'msglevel']),
@@ -392,73 +429,119 @@ function failing(env: ModelEnv, make: () => Buffer): Buffer {
 function namedCases(env: ModelEnv): [string, string][] {
   if (!env.faults) {
     return [
+      [`inject ${DEV} tx-hang`, 'EPERM'],
+      [`inject ${DEV} clear`, 'EPERM'],
+      [`inject ${DEV} fail-stop sticky`, 'EPERM'],
+      [`inject ${DEV} fail-rings`, 'EPERM'],
+      [`inject ${DEV} tx-hang sticky`, 'EPERM'],
+      // Refused before the device is looked at, whatever it is.
+      ['inject sound:card0 tx-hang', 'EPERM'],
       [`inject ${NIC} tx-hang`, 'EPERM'],
-      [`inject ${NIC} clear`, 'EPERM'],
-      [`inject ${NIC} fail-stop sticky`, 'EPERM'],
-      [`inject ${NIC} fail-rings`, 'EPERM'],
-      [`inject ${NIC} tx-hang sticky`, 'EPERM'],
+      ['inject net: tx-hang', 'EPERM'],
     ];
   }
   return [
-    ['txstat ../x', 'EINVAL'],
-    ['txstat .', 'EINVAL'],
-    ['txstat ..', 'EINVAL'],
-    [`txstat ${NIC}:1`, 'EINVAL'],
-    [`txstat ${'x'.repeat(16)}`, 'EINVAL'],
-    [`txstat ${NIC}${'0'.repeat(16 - NIC.length)}`, 'EINVAL'],
-    [`txstat ${NIC} extra`, 'EINVAL'],
+    ['txstat net:../x', 'EINVAL'],
+    ['txstat net:.', 'EINVAL'],
+    ['txstat net:..', 'EINVAL'],
+    [`txstat ${DEV}:1`, 'EINVAL'],
+    [`txstat net:${'x'.repeat(16)}`, 'EINVAL'],
+    [`txstat ${DEV}${'0'.repeat(16 - NIC.length)}`, 'EINVAL'],
+    [`txstat ${DEV} extra`, 'EINVAL'],
     ['txstat', 'EINVAL'],
-    ['txstat nosuch', 'ENODEV'],
-    [`txstat ${'x'.repeat(15)}`, 'ENODEV'],
-    [`txstat ${NIC.toUpperCase()}`, 'ENODEV'],
-    [`stage ${NIC} rings 1 2`, 'EINVAL'],
-    [`stage ${NIC} rings 1 2 3 99999999999`, 'EINVAL'],
-    [`stage ${NIC} rings 1 2 3 ${RING_MAX + 1}`, 'EINVAL'],
-    [`stage ${NIC} rings 1 2 3 4 5`, 'EINVAL'],
-    [`stage ${NIC} pause 2 0 0`, 'EINVAL'],
-    [`stage ${NIC} pause 0 0`, 'EINVAL'],
-    [`stage ${NIC} msglvl -1`, 'EINVAL'],
-    [`stage ${NIC} msglvl +7`, 'EINVAL'],
-    [`stage ${NIC} msglvl 0x7`, 'EINVAL'],
-    [`stage ${NIC} msglvl 7.0`, 'EINVAL'],
-    [`stage ${NIC} msglvl 4294967296`, 'EINVAL'],
-    [`stage ${NIC} privflags 1 2`, 'EINVAL'],
-    [`stage ${NIC} bogus 1`, 'EINVAL'],
-    [`stage ${NIC} MSGLVL 1`, 'EINVAL'],
-    [`stage ${NIC} clear 1`, 'EINVAL'],
-    [`stage ${NIC}`, 'EINVAL'],
-    ['stage nosuch msglvl 1', 'ENODEV'],
-    ['stage lo msglvl 1', 'ENODEV'],
-    ['stage lo clear', 'ENODEV'],
-    ['stage ../x msglvl 1', 'EINVAL'],
-    [`inject ${NIC} nosuch`, 'EINVAL'],
-    [`inject ${NIC} TX-HANG`, 'EINVAL'],
-    [`inject ${NIC} tx-hang sticky extra`, 'EINVAL'],
-    [`inject ${NIC} tx-hang Sticky`, 'EINVAL'],
-    [`inject ${NIC} clear sticky`, 'EINVAL'],
-    [`inject ${NIC}`, 'EINVAL'],
-    ['inject lo tx-hang', 'ENODEV'],
-    ['inject lo clear', 'ENODEV'],
-    ['inject nosuch tx-hang', 'ENODEV'],
-    ['inject ../x tx-hang', 'EINVAL'],
-    [`restart ${NIC} bad!id`, 'EINVAL'],
-    [`restart ${NIC} ${'a'.repeat(SH_ID_MAX + 1)}`, 'EINVAL'],
-    [`restart ${NIC} r.1`, 'EINVAL'],
-    [`restart ${NIC}`, 'EINVAL'],
-    [`restart ${NIC} r1 Reload`, 'EINVAL'],
-    [`restart ${NIC} r1 reload extra`, 'EINVAL'],
-    [`park ${NIC} r1 reload`, 'EINVAL'],
-    ['restart lo r1 reload', 'ENODEV'],
-    [`restart ${NIC} r1 extra`, 'EINVAL'],
-    ['restart nosuch r1', 'ENODEV'],
-    ['restart lo r1', 'ENODEV'],
-    ['restart ../x r1', 'EINVAL'],
-    [`restart ${'y'.repeat(16)} r1`, 'EINVAL'],
-    ['park nosuch r1', 'ENODEV'],
-    ['park lo r1', 'ENODEV'],
-    [`park ${NIC} bad/id`, 'EINVAL'],
-    [`park ${NIC} ${'b'.repeat(SH_ID_MAX + 1)}`, 'EINVAL'],
-    [`park ${NIC}`, 'EINVAL'],
+    ['txstat net:nosuch', 'ENODEV'],
+    [`txstat net:${'x'.repeat(15)}`, 'ENODEV'],
+    [`txstat net:${NIC.toUpperCase()}`, 'ENODEV'],
+    // Malformed class references: no ':', an empty, unknown, long or odd class, an empty name.
+    [`txstat ${NIC}`, 'EINVAL'],
+    ['txstat lo', 'EINVAL'],
+    [`txstat sound:${NIC}`, 'EINVAL'],
+    [`txstat NET:${NIC}`, 'EINVAL'],
+    [`txstat :${NIC}`, 'EINVAL'],
+    ['txstat :', 'EINVAL'],
+    ['txstat net:', 'EINVAL'],
+    ['txstat net::', 'EINVAL'],
+    [`txstat net::${NIC}`, 'EINVAL'],
+    [`txstat ${'n'.repeat(200)}:${NIC}`, 'EINVAL'],
+    [`txstat n"t\\%s%n:${NIC}`, 'EINVAL'],
+    [`stage ${DEV} rings 1 2`, 'EINVAL'],
+    [`stage ${DEV} rings 1 2 3 99999999999`, 'EINVAL'],
+    [`stage ${DEV} rings 1 2 3 ${RING_MAX + 1}`, 'EINVAL'],
+    [`stage ${DEV} rings 1 2 3 4 5`, 'EINVAL'],
+    [`stage ${DEV} pause 2 0 0`, 'EINVAL'],
+    [`stage ${DEV} pause 0 0`, 'EINVAL'],
+    [`stage ${DEV} msglvl -1`, 'EINVAL'],
+    [`stage ${DEV} msglvl +7`, 'EINVAL'],
+    [`stage ${DEV} msglvl 0x7`, 'EINVAL'],
+    [`stage ${DEV} msglvl 7.0`, 'EINVAL'],
+    [`stage ${DEV} msglvl 4294967296`, 'EINVAL'],
+    [`stage ${DEV} privflags 1 2`, 'EINVAL'],
+    [`stage ${DEV} bogus 1`, 'EINVAL'],
+    [`stage ${DEV} MSGLVL 1`, 'EINVAL'],
+    [`stage ${DEV} clear 1`, 'EINVAL'],
+    [`stage ${DEV}`, 'EINVAL'],
+    ['stage net:nosuch msglvl 1', 'ENODEV'],
+    ['stage net:lo msglvl 1', 'ENODEV'],
+    ['stage net:lo clear', 'ENODEV'],
+    ['stage net:../x msglvl 1', 'EINVAL'],
+    [`stage ${NIC} msglvl 1`, 'EINVAL'],
+    ['stage sound:card0 clear', 'EINVAL'],
+    ['stage net: clear', 'EINVAL'],
+    [`inject ${DEV} nosuch`, 'EINVAL'],
+    [`inject ${DEV} TX-HANG`, 'EINVAL'],
+    [`inject ${DEV} tx-hang sticky extra`, 'EINVAL'],
+    [`inject ${DEV} tx-hang Sticky`, 'EINVAL'],
+    [`inject ${DEV} clear sticky`, 'EINVAL'],
+    [`inject ${DEV}`, 'EINVAL'],
+    ['inject net:lo tx-hang', 'ENODEV'],
+    ['inject net:lo clear', 'ENODEV'],
+    ['inject net:nosuch tx-hang', 'ENODEV'],
+    ['inject net:../x tx-hang', 'EINVAL'],
+    [`inject ${NIC} tx-hang`, 'EINVAL'],
+    ['inject block:sda tx-hang', 'EINVAL'],
+    [`inject :${NIC} clear`, 'EINVAL'],
+    [`restart ${DEV} bad!id`, 'EINVAL'],
+    [`restart ${DEV} ${'a'.repeat(SH_ID_MAX + 1)}`, 'EINVAL'],
+    [`restart ${DEV} r.1`, 'EINVAL'],
+    [`restart ${DEV}`, 'EINVAL'],
+    [`restart ${DEV} r1 Reload`, 'EINVAL'],
+    [`restart ${DEV} r1 reload extra`, 'EINVAL'],
+    [`park ${DEV} r1 reload`, 'EINVAL'],
+    ['restart net:lo r1 reload', 'ENODEV'],
+    [`restart ${DEV} r1 extra`, 'EINVAL'],
+    ['restart net:nosuch r1', 'ENODEV'],
+    ['restart net:lo r1', 'ENODEV'],
+    ['restart net:../x r1', 'EINVAL'],
+    [`restart net:${'y'.repeat(16)} r1`, 'EINVAL'],
+    [`restart ${NIC} r1`, 'EINVAL'],
+    ['restart sound:card0 r1', 'EINVAL'],
+    ['restart net: r1', 'EINVAL'],
+    [`restart ${'c'.repeat(60)}:${NIC} r1`, 'EINVAL'],
+    ['park net:nosuch r1', 'ENODEV'],
+    ['park net:lo r1', 'ENODEV'],
+    // Well-formed references to devices that are not there, for every verb.
+    ['txstat net:eth9', 'ENODEV'],
+    [`txstat ${DEV}0`, 'ENODEV'],
+    ['stage net:eth9 clear', 'ENODEV'],
+    ['stage net:wlan0 msglvl 3', 'ENODEV'],
+    ['inject net:eth9 clear', 'ENODEV'],
+    ['inject net:veth0 fail-open sticky', 'ENODEV'],
+    ['restart net:eth9 r1', 'ENODEV'],
+    ['restart net:eth9 r1 reload', 'ENODEV'],
+    ['park net:dummy0 r2', 'ENODEV'],
+    ['park net:br0 r1', 'ENODEV'],
+    ['txstat net:wg0', 'ENODEV'],
+    ['stage net:eth9 rings 256 0 0 256', 'ENODEV'],
+    ['stage net:can0 pause 1 0 1', 'ENODEV'],
+    ['inject net:eth9 lost-irq', 'ENODEV'],
+    ['restart net:enp0s3 rescue_1', 'ENODEV'],
+    ['park net:eth9 r1', 'ENODEV'],
+    [`park ${DEV} bad/id`, 'EINVAL'],
+    [`park ${DEV} ${'b'.repeat(SH_ID_MAX + 1)}`, 'EINVAL'],
+    [`park ${DEV}`, 'EINVAL'],
+    [`park ${NIC} r1`, 'EINVAL'],
+    ['park block:sda r1', 'EINVAL'],
+    [`park :${NIC} r1`, 'EINVAL'],
   ];
 }
 
@@ -485,17 +568,17 @@ const GENERATORS = {
   nul() {
     // Up to 255 bytes: a longer write is refused for its length before its bytes are looked at.
     if (rand() < 0.2) return Buffer.alloc(int(1, 255));
-    return insertAt(pick([...VALID, `txstat ${NIC}`, 'restart nosuch r1']), 0);
+    return insertAt(pick([...VALID, `txstat ${DEV}`, 'restart net:nosuch r1']), 0);
   },
   control() {
     const byte = pick([int(1, 9), int(11, 31), 0x7f, 0x0d, 0x09, 0x1b]);
-    return insertAt(pick([...VALID, 'ping x', `txstat ${NIC}`, `stage ${NIC} msglvl 1`]), byte);
+    return insertAt(pick([...VALID, 'ping x', `txstat ${DEV}`, `stage ${DEV} msglvl 1`]), byte);
   },
   highBit() {
-    return insertAt(pick([...VALID, `txstat ${NIC}`]), int(0x80, 0xff));
+    return insertAt(pick([...VALID, `txstat ${DEV}`]), int(0x80, 0xff));
   },
   lineBreakInside() {
-    return Buffer.from(pick(['ping\nping', '\n\n', 'ping\n\n', '\nping', 'version\nx\n', `txstat ${NIC}\nx`, `park\n${NIC} r1`]), 'latin1');
+    return Buffer.from(pick(['ping\nping', '\n\n', 'ping\n\n', '\nping', 'version\nx\n', `txstat ${DEV}\nx`, `park\n${DEV} r1`]), 'latin1');
   },
   empty() {
     return Buffer.from(pick(['', '\n']), 'latin1');
@@ -504,7 +587,7 @@ const GENERATORS = {
     let verb: string;
     do verb = rand() < 0.5 ? printable(int(1, 40)) : pick(['PING', 'Ping', 'pingx', 'versio', 'TXSTAT', 'Stage', 'injects', 'rest', 'parked', 'x']);
     while (verb in VERB_ARGS);
-    return line(rand() < 0.5 ? verb : `${verb} ${NIC} ${pick(['r1', 'tx-hang', 'msglvl 1'])}`);
+    return line(rand() < 0.5 ? verb : `${verb} ${DEV} ${pick(['r1', 'tx-hang', 'msglvl 1'])}`);
   },
   extraArgs() {
     const args = Array.from({ length: int(1, 6) }, () => printable(int(1, 20)));
@@ -514,7 +597,7 @@ const GENERATORS = {
     return line(Array.from({ length: int(9, 40) }, () => printable(int(1, 4))).join(' '));
   },
   badSpacing() {
-    const cmd = pick([...VALID, `txstat ${NIC}`, `stage ${NIC} msglvl 1`, `inject ${NIC} tx-hang`, `restart ${NIC} r1`, `park ${NIC} r1`]);
+    const cmd = pick([...VALID, `txstat ${DEV}`, `stage ${DEV} msglvl 1`, `inject ${DEV} tx-hang`, `restart ${DEV} r1`, `park ${DEV} r1`]);
     const words = cmd.split(' ');
     const at = int(0, words.length);
     // A doubled space somewhere, or a leading or trailing one.
@@ -522,7 +605,7 @@ const GENERATORS = {
     return line(pick([words.join(' '), ` ${cmd}`, `${cmd} `, ' ', '   ', `${cmd}   `]));
   },
   txstatArgs(env) {
-    return failing(env, () => line(pick([() => `txstat ${ifaceName()}`, () => `txstat ${ifaceName()} ${noiseToken()}`, () => 'txstat'])()));
+    return failing(env, () => line(pick([() => `txstat ${deviceRef()}`, () => `txstat ${deviceRef()} ${noiseToken()}`, () => 'txstat'])()));
   },
   stageArgs(env) {
     return failing(env, () => {
@@ -532,7 +615,7 @@ const GENERATORS = {
       const count = spec && rand() < 0.7 ? spec.count : int(0, 4);
       const max = spec?.max ?? U32_MAX;
       const numbers = Array.from({ length: count }, () => (rand() < 0.6 ? String(int(0, Math.min(max, 4096))) : numberText(max)));
-      const name = rand() < 0.7 ? NIC : ifaceName();
+      const name = rand() < 0.7 ? DEV : deviceRef();
       return line(['stage', name, key, ...numbers].join(' '));
     });
   },
@@ -540,16 +623,30 @@ const GENERATORS = {
     return failing(env, () => {
       const fault = rand() < 0.6 ? pick(FAULTS) : pick(['nosuch', 'TX-HANG', 'tx_hang', 'txhang', 'fail', 'fail-', 'sticky', printable(int(1, 16))]);
       const option = pick([[], [], ['sticky'], [pick(['Sticky', 'sticky2', 'extra', 'clear', printable(int(1, 8))])], ['sticky', noiseToken()]]);
-      const name = rand() < 0.6 ? NIC : ifaceName();
+      const name = rand() < 0.6 ? DEV : deviceRef();
       return line(['inject', name, fault, ...option].join(' '));
     });
   },
   restartArgs(env) {
     return failing(env, () => {
       const verb = pick(['restart', 'park']);
-      const name = rand() < 0.6 ? NIC : ifaceName();
+      const name = rand() < 0.6 ? DEV : deviceRef();
       const extra = rand() < 0.15 ? [noiseToken()] : rand() < 0.1 ? [] : [recoveryId()];
       return line([verb, name, ...(extra.length === 1 && rand() < 0.5 ? [recoveryId(), ...extra] : extra)].join(' '));
+    });
+  },
+  classRefs(env) {
+    return failing(env, () => {
+      const ref = badRef();
+      return line(
+        pick([
+          () => `txstat ${ref}`,
+          () => `stage ${ref} ${pick(['msglvl 1', 'clear', 'rings 256 0 0 256', 'pause 1 0 1'])}`,
+          () => `inject ${ref} ${pick(['tx-hang', 'clear', 'fail-open sticky'])}`,
+          () => `restart ${ref} ${pick(['r1', 'r1 reload'])}`,
+          () => `park ${ref} r1`,
+        ])(),
+      );
     });
   },
   verbNoise(env) {
@@ -557,7 +654,7 @@ const GENERATORS = {
       const verb = pick(['txstat', 'stage', 'inject', 'restart', 'park']);
       const tokens = Array.from({ length: int(0, 7) }, noiseToken);
       // Often the real NIC first, so the lines reach past the name check.
-      if (rand() < 0.5 && tokens.length > 0) tokens[0] = NIC;
+      if (rand() < 0.5 && tokens.length > 0) tokens[0] = DEV;
       return line([verb, ...tokens].join(' '));
     });
   },
@@ -701,12 +798,13 @@ check((st.mode & 0o7777) === 0o600 && st.uid === 0, `${HELPER_DEVICE} has mode $
 const client = await openHelper();
 const version = await client.version();
 result.version = version;
-check(version.proto === 2 && HELPER_PROTO === 2, `proto ${version.proto} (client ${HELPER_PROTO})`);
+check(version.proto === 3 && HELPER_PROTO === 3, `proto ${version.proto} (client ${HELPER_PROTO})`);
+check(JSON.stringify(version.classes) === JSON.stringify(['net']), `version lists classes ${JSON.stringify(version.classes)}, want net`);
 check(version.faults, 'loaded with allow_faults=1, version says faults=0');
 check(version.kernel === release(), `module reports kernel ${version.kernel}, the guest runs ${release()}`);
 const pong = await client.request('ping');
 check(pong.ok && pong.payload === 'pong', `ping gave ${JSON.stringify(pong)}`);
-for (const bad of ['frobnicate', 'ping extra', 'version 1 2', ' ping', 'ping ', 'txstat', `restart ${NIC}`]) {
+for (const bad of ['frobnicate', 'ping extra', 'version 1 2', ' ping', 'ping ', 'txstat', `restart ${DEV}`, `txstat ${NIC}`, `txstat sound:${NIC}`]) {
   const r = await client.request(bad);
   check(!r.ok && r.errno === 'EINVAL' && r.message.length > 0, `client request ${JSON.stringify(bad)} gave ${JSON.stringify(r)}`);
 }
@@ -725,7 +823,8 @@ check(
   `queued requests got ${JSON.stringify(together)}`,
 );
 await client.close();
-const versionLine = (faults: boolean): string => `ok shadow_helper proto=2 version=${version.version} kernel=${version.kernel} faults=${faults ? 1 : 0}\n`;
+const versionLine = (faults: boolean): string =>
+  `ok shadow_helper proto=3 version=${version.version} kernel=${version.kernel} faults=${faults ? 1 : 0} classes=net\n`;
 
 // --- fuzz the raw device -----------------------------------------------------------------
 const ifaces = readIfaces();
@@ -753,7 +852,7 @@ for (const [what, op] of positioned) {
 }
 result.partialRead = { bytes: bytewise.length };
 
-// --- the protocol 2 verbs for real, on the NIC ----------------------------------------------
+// --- the protocol 3 verbs for real, on the NIC ----------------------------------------------
 {
   let checked = 0;
   const expectReply = (command: string, want: string): void => {
@@ -761,7 +860,7 @@ result.partialRead = { bytes: bytewise.length };
     checked++;
     check(got === `${want}\n`, `${command} gave ${JSON.stringify(got)}, want ${JSON.stringify(want)}`);
   };
-  const txBefore = parseTxstat(request(fd, `txstat ${NIC}`), `txstat ${NIC}`);
+  const txBefore = parseTxstat(request(fd, `txstat ${DEV}`), `txstat ${DEV}`);
   const sysTxPackets = Number(readFileSync(`/sys/class/net/${NIC}/statistics/tx_packets`, 'utf8').trim());
   if (txBefore) {
     check(Number(txBefore.ifindex) === nicIfindex, `txstat ifindex=${txBefore.ifindex}, sysfs says ${nicIfindex}`);
@@ -770,21 +869,25 @@ result.partialRead = { bytes: bytewise.length };
     check(Number(txBefore.watchdog_ms) > 0, `txstat watchdog_ms=${txBefore.watchdog_ms}`);
     check(Number(txBefore.tx_packets) <= sysTxPackets, `txstat tx_packets=${txBefore.tx_packets}, sysfs says ${sysTxPackets} just after`);
   }
-  const txLo = parseTxstat(request(fd, 'txstat lo'), 'txstat lo');
+  const txLo = parseTxstat(request(fd, 'txstat net:lo'), 'txstat net:lo');
   check(txLo?.ifindex === String(sysIfindex('lo')) && txLo.state === 'passive', `txstat lo: ${JSON.stringify(txLo)}`);
   checked += 2;
-  expectReply(`stage ${NIC} msglvl 7`, `ok staged ${NIC} msglvl`);
-  expectReply(`stage ${NIC} rings 256 0 0 256`, `ok staged ${NIC} rings`);
-  expectReply(`stage ${NIC} pause 1 0 1`, `ok staged ${NIC} pause`);
-  expectReply(`stage ${NIC} privflags 0`, `ok staged ${NIC} privflags`);
-  expectReply(`stage ${NIC} clear`, `ok staged ${NIC} clear`);
+  expectReply(`stage ${DEV} msglvl 7`, `ok staged ${DEV} msglvl`);
+  expectReply(`stage ${DEV} rings 256 0 0 256`, `ok staged ${DEV} rings`);
+  expectReply(`stage ${DEV} pause 1 0 1`, `ok staged ${DEV} pause`);
+  expectReply(`stage ${DEV} privflags 0`, `ok staged ${DEV} privflags`);
+  expectReply(`stage ${DEV} clear`, `ok staged ${DEV} clear`);
   // Injected and cleared at once: a queue left stopped for the watchdog period would WARN.
-  expectReply(`inject ${NIC} tx-hang`, `ok injected ${NIC} tx-hang`);
-  expectReply(`inject ${NIC} clear`, `ok cleared ${NIC}`);
+  expectReply(`inject ${DEV} tx-hang`, `ok injected ${DEV} tx-hang`);
+  expectReply(`inject ${DEV} clear`, `ok cleared ${DEV}`);
+  // Error messages name the device as the command did.
+  expectReply('txstat net:nosuch', 'err ENODEV no interface net:nosuch');
+  expectReply('stage net:lo clear', "err ENODEV net:lo has no bus device: not a driver's device");
+  expectReply(`txstat snd:${NIC}`, 'err EINVAL unknown device class "snd" (classes: net)');
   // The restart blocks its writer; meanwhile a second descriptor sees it run and is turned away.
   let restartDone = false;
   const restartWrite = new Promise<string>((resolve) => {
-    const buf = Buffer.from(`restart ${NIC} fuzz1\n`);
+    const buf = Buffer.from(`restart ${DEV} fuzz1\n`);
     writeCb(fd, buf, 0, buf.length, null, (err) => {
       restartDone = true;
       resolve(err ? `write failed: ${codeOf(err) ?? String(err)}` : rawRead(fd));
@@ -794,11 +897,11 @@ result.partialRead = { bytes: bytewise.length };
   let during: Record<string, string> | null = null;
   let busyReply = '';
   for (const deadline = performance.now() + 30_000; !restartDone && performance.now() < deadline; ) {
-    const t = request(probe, `txstat ${NIC}`);
+    const t = request(probe, `txstat ${DEV}`);
     if (t.includes(' state=restarting ')) {
-      during = parseTxstat(t, `txstat ${NIC} during the restart`);
+      during = parseTxstat(t, `txstat ${DEV} during the restart`);
       // Not a name that exists: had the restart just ended, this would be ENODEV, never a second restart.
-      busyReply = request(probe, 'park nosuch r2');
+      busyReply = request(probe, 'park net:nosuch r2');
       break;
     }
     await new Promise((r) => setTimeout(r, 5));
@@ -806,12 +909,12 @@ result.partialRead = { bytes: bytewise.length };
   const restart = await restartWrite;
   closeSync(probe);
   checked += 3;
-  check(during?.ifindex === String(nicIfindex), `txstat ${NIC} never saw the restart run, or saw ${JSON.stringify(during)}`);
-  check(busyReply.startsWith('err EBUSY '), `park nosuch r2 during the restart gave ${JSON.stringify(busyReply)}, want err EBUSY`);
+  check(during?.ifindex === String(nicIfindex), `txstat ${DEV} never saw the restart run, or saw ${JSON.stringify(during)}`);
+  check(busyReply.startsWith('err EBUSY '), `park net:nosuch r2 during the restart gave ${JSON.stringify(busyReply)}, want err EBUSY`);
   const m = new RegExp(
-    `^ok restarted ${NIC} id=fuzz1 ifindex=(\\d+) stop_ms=\\d+ release_ms=\\d+ probe_ms=\\d+ replay_ms=\\d+ open_ms=\\d+ total_ms=(\\d+) steps=(\\S+)\\n$`,
+    `^ok restarted ${DEV} id=fuzz1 ifindex=(\\d+) stop_ms=\\d+ release_ms=\\d+ probe_ms=\\d+ replay_ms=\\d+ open_ms=\\d+ total_ms=(\\d+) steps=(\\S+)\\n$`,
   ).exec(restart);
-  if (check(m !== null, `restart ${NIC} fuzz1 gave ${JSON.stringify(restart)}`) && m) {
+  if (check(m !== null, `restart ${DEV} fuzz1 gave ${JSON.stringify(restart)}`) && m) {
     const [, ifindex = '', totalMs = '', steps = ''] = m;
     check(Number(ifindex) === nicIfindex, `restart reports ifindex ${ifindex}, ${NIC} had ${nicIfindex}`);
     const pairs = steps.split(',').map((s) => s.split(':'));
@@ -829,11 +932,11 @@ result.partialRead = { bytes: bytewise.length };
       checked,
     };
   }
-  const txAfter = parseTxstat(request(fd, `txstat ${NIC}`), `txstat ${NIC} after the restart`);
+  const txAfter = parseTxstat(request(fd, `txstat ${DEV}`), `txstat ${DEV} after the restart`);
   checked++;
   check(
     txAfter?.ifindex === String(nicIfindex) && txAfter.state === 'passive' && txAfter.running === '1',
-    `txstat ${NIC} after the restart: ${JSON.stringify(txAfter)}`,
+    `txstat ${DEV} after the restart: ${JSON.stringify(txAfter)}`,
   );
   check(sysIfindex(NIC) === nicIfindex && driverOf(NIC) === values.nic, `${NIC} after the restart: ifindex ${sysIfindex(NIC)}, driver ${driverOf(NIC)}`);
   if (result.valid) {
@@ -850,8 +953,9 @@ const mix = [
   Buffer.from('ping\x01\n'),
   Buffer.alloc(300, 0x61),
   Buffer.from('\n'),
+  Buffer.from(`txstat ${DEV}\n`),
+  Buffer.from('restart net:nosuch r1\n'),
   Buffer.from(`txstat ${NIC}\n`),
-  Buffer.from('restart nosuch r1\n'),
 ];
 /** Resolves to 'ok', 'short' or the errno name the write failed with. */
 const writeAsync = (buf: Buffer): Promise<string> =>
@@ -951,11 +1055,11 @@ if (insmodPlain.status !== 0) {
 } else {
   const plain = await openHelper();
   const plainVersion = await plain.version();
-  check(!plainVersion.faults && plainVersion.proto === 2, `loaded without allow_faults, version says ${JSON.stringify(plainVersion)}`);
-  const refused = await plain.request(`inject ${NIC} tx-hang`);
-  check(!refused.ok && refused.errno === 'EPERM' && refused.message.length > 0, `inject ${NIC} tx-hang without allow_faults gave ${JSON.stringify(refused)}`);
-  const tx = await plain.request(`txstat ${NIC}`);
-  check(tx.ok && tx.payload.startsWith(`ifindex=${nicIfindex} state=passive `), `txstat ${NIC} after reloading gave ${JSON.stringify(tx)}`);
+  check(!plainVersion.faults && plainVersion.proto === 3, `loaded without allow_faults, version says ${JSON.stringify(plainVersion)}`);
+  const refused = await plain.request(`inject ${DEV} tx-hang`);
+  check(!refused.ok && refused.errno === 'EPERM' && refused.message.length > 0, `inject ${DEV} tx-hang without allow_faults gave ${JSON.stringify(refused)}`);
+  const tx = await plain.request(`txstat ${DEV}`);
+  check(tx.ok && tx.payload.startsWith(`ifindex=${nicIfindex} state=passive `), `txstat ${DEV} after reloading gave ${JSON.stringify(tx)}`);
   await plain.close();
   const plainFd = openSync(HELPER_DEVICE, 'r+');
   const noFaultsFuzz = fuzz(plainFd, 300, { faults: false, ifaces: readIfaces() }, ['injectArgs', 'injectArgs', 'named'], versionLine(false));

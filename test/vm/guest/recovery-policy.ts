@@ -118,7 +118,7 @@ const cliHistory = async (): Promise<RecoveryRecord[] | string> => {
   const r = await shadowctl('history', dev, '--json');
   return r.exitCode === 0 ? (JSON.parse(r.stdout) as { recoveries: RecoveryRecord[] }).recoveries.reverse() : `exit ${r.exitCode}: ${r.stderr}`;
 };
-const txstat = (): Promise<string> => helperCommand(`txstat ${dev}`);
+const txstat = (): Promise<string> => helperCommand(`txstat net:${dev}`);
 const ipLink = async (): Promise<unknown> => (JSON.parse((await execa('ip', ['-json', 'link', 'show', 'dev', dev])).stdout) as unknown[])[0];
 const hasDriver = (): boolean => existsSync(`/sys/class/net/${dev}/device/driver`);
 const signature = (rs: RecoveryRecord[]): string => rs.map((r) => `${r.id}:${r.result}`).join(',');
@@ -293,7 +293,7 @@ const killFaultAt = Date.now();
 let restartingSeenAt: number | null = null;
 let polls = 0;
 while (Date.now() - killFaultAt < 30_000) {
-  const r = await poller.request(`txstat ${dev}`);
+  const r = await poller.request(`txstat net:${dev}`);
   polls++;
   if (r.ok && r.payload.includes(' state=restarting ')) {
     restartingSeenAt = Date.now();
@@ -309,7 +309,7 @@ if (restartingSeenAt !== null) {
   process.kill(daemon.pid!, 'SIGKILL');
   killedAt = Date.now();
   for (let last = ''; Date.now() - killedAt < 30_000; await sleep(5)) {
-    const r = await poller.request(`txstat ${dev}`);
+    const r = await poller.request(`txstat net:${dev}`);
     const text = r.ok ? r.payload : `err ${r.errno} ${r.message}`;
     const state = / (state=\S+ running=\d carrier=\d)/.exec(text)?.[1] ?? text;
     if (state !== last) states.push(`${Date.now() - killedAt} ms: ${state}`);

@@ -83,7 +83,7 @@ note(`injecting ${values.fault} into ${dev}`);
 const inject =
   mode === 'shadowd'
     ? (await execa('node', [repoPath('dist/cli/shadowctl.js'), 'inject', dev, values.fault], { reject: false, env, all: true })).all
-    : await helperCommand(`inject ${dev} ${values.fault}`);
+    : await helperCommand(`inject net:${dev} ${values.fault}`);
 note(`inject: ${inject}`);
 
 const copied = await copy;
@@ -111,7 +111,7 @@ if (mode === 'shadowd') {
   daemon?.kill('SIGTERM');
   await daemon;
 }
-const txstat = await helperCommand(`txstat ${dev}`);
+const txstat = await helperCommand(`txstat net:${dev}`);
 console.log(
   `SCENARIO_RESULT ${JSON.stringify({
     driver,

@@ -81,12 +81,12 @@ async function bareRebind(): Promise<{ ms: number }> {
 }
 
 // reset: the kernel's watchdog notices, the driver resets itself.
-const timeouts = async (): Promise<number> => Number(/ timeouts=(\d+)/.exec(await helperCommand(`txstat ${dev}`))?.[1]);
+const timeouts = async (): Promise<number> => Number(/ timeouts=(\d+)/.exec(await helperCommand(`txstat net:${dev}`))?.[1]);
 async function driverReset(): Promise<{ detectionMs: number; serviceMs: number }> {
   const before = await timeouts();
   await sleep(1000);
   const fault = Date.now();
-  const reply = await helperCommand(`inject ${dev} tx-hang-reset`);
+  const reply = await helperCommand(`inject net:${dev} tx-hang-reset`);
   if (!reply.startsWith('ok ')) throw new Error(`inject tx-hang-reset: ${reply}`);
   let watchdogAt = 0;
   while (!watchdogAt) {
@@ -95,7 +95,7 @@ async function driverReset(): Promise<{ detectionMs: number; serviceMs: number }
     else await sleep(25);
   }
   const end = await firstReplyAfter(watchdogAt);
-  await helperCommand(`inject ${dev} clear`);
+  await helperCommand(`inject net:${dev} clear`);
   await settle(dev);
   return { detectionMs: watchdogAt - fault, serviceMs: end - watchdogAt };
 }

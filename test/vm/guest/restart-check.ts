@@ -40,7 +40,7 @@ const sniffer = execa('tcpdump', ['-i', dev, '-n', '-tt', '-l'], { reject: false
 await new Promise((r) => setTimeout(r, 1500));
 const before = await snapshotDevice(dev);
 const restartedAt = Date.now() / 1000;
-const reply = await helperCommand(`restart ${dev} check1`);
+const reply = await helperCommand(`restart net:${dev} check1`);
 await settle(dev);
 const after = await snapshotDevice(dev);
 const ping = await execa('busybox', ['ping', '-c', '3', '-W', '2', '10.0.2.2'], { reject: false });
@@ -52,7 +52,7 @@ const captured = (await sniffer).stdout.split('\n').filter((l) => Number(l.split
 const moduleNode = (): number => statSync(`/sys/module/${driver}`).ino;
 const reloadNodeBefore = moduleNode();
 const reloadBefore = await snapshotDevice(dev);
-const reloadReply = await helperCommand(`restart ${dev} reload1 reload`);
+const reloadReply = await helperCommand(`restart net:${dev} reload1 reload`);
 await settle(dev);
 const reloadNodeAfter = moduleNode();
 const reloadAfter = await snapshotDevice(dev);
@@ -62,7 +62,7 @@ const reloadPing = await execa('busybox', ['ping', '-c', '3', '-W', '2', '10.0.2
 const refuse = `/etc/modprobe.d/shadowd-test-${driver}.conf`;
 writeFileSync(refuse, `remove ${driver} /bin/false\n`);
 const stuckNode = moduleNode();
-const stuckReply = await helperCommand(`restart ${dev} reload2 reload`);
+const stuckReply = await helperCommand(`restart net:${dev} reload2 reload`);
 rmSync(refuse);
 await settle(dev);
 const stuckLog = (await execa('dmesg')).stdout.split('\n').filter((l) => l.includes('recovery reload2:'));
@@ -72,7 +72,7 @@ const stuckPing = await execa('busybox', ['ping', '-c', '3', '-W', '2', '10.0.2.
 const loop = startConfigLoop(dev, { rings: driver !== 'pcnet32' });
 const underLoad: string[] = [];
 for (let i = 0; i < RESTARTS_UNDER_LOAD; i++) {
-  underLoad.push(await helperCommand(`restart ${dev} load${i}`));
+  underLoad.push(await helperCommand(`restart net:${dev} load${i}`));
   await new Promise((r) => setTimeout(r, 700));
 }
 const concurrent = await loop.stop();
@@ -80,12 +80,12 @@ await waitForCarrier(dev, 15_000);
 const final = await snapshotDevice(dev, ['link', 'rings', 'settings']);
 
 // 3. park on a fault that comes back with every restart
-const inject = await helperCommand(`inject ${dev} fail-open sticky`);
-const parkedReply = await helperCommand(`restart ${dev} sticky1`);
-const parkedStat = await helperCommand(`txstat ${dev}`);
+const inject = await helperCommand(`inject net:${dev} fail-open sticky`);
+const parkedReply = await helperCommand(`restart net:${dev} sticky1`);
+const parkedStat = await helperCommand(`txstat net:${dev}`);
 const ifindexParked = ifindex();
-const clear = await helperCommand(`inject ${dev} clear`);
-const backReply = await helperCommand(`restart ${dev} back1`);
+const clear = await helperCommand(`inject net:${dev} clear`);
+const backReply = await helperCommand(`restart net:${dev} back1`);
 await settle(dev);
 const pingBack = await execa('busybox', ['ping', '-c', '3', '-W', '2', '10.0.2.2'], { reject: false });
 

@@ -363,19 +363,21 @@ describe('stall detector threshold per device', () => {
 });
 
 describe('txstat through the helper', () => {
-  it('asks `txstat IFACE` and turns an err reply into a TxstatRefusedError with the errno', async () => {
+  it('asks `txstat net:IFACE` and turns an err reply into a TxstatRefusedError with the errno', async () => {
     const asked: string[] = [];
     const client = {
       request: (command: string) => {
         asked.push(command);
-        return Promise.resolve(command.endsWith('eth0') ? { ok: true as const, payload: tx() } : { ok: false as const, errno: 'ENODEV', message: 'no such interface' });
+        return Promise.resolve(
+          command.endsWith('net:eth0') ? { ok: true as const, payload: tx() } : { ok: false as const, errno: 'ENODEV', message: 'no interface net:eth9' },
+        );
       },
     };
     const txstat = helperTxstat(() => Promise.resolve(client));
     await expect(txstat('eth0')).resolves.toBe(tx());
     const refused = txstat('eth9');
     await expect(refused).rejects.toBeInstanceOf(TxstatRefusedError);
-    await expect(refused).rejects.toMatchObject({ errno: 'ENODEV', message: 'shadow_helper refused txstat net:eth9: ENODEV no such interface' });
+    await expect(refused).rejects.toMatchObject({ errno: 'ENODEV', message: 'shadow_helper refused txstat net:eth9: ENODEV no interface net:eth9' });
     expect(asked).toEqual(['txstat net:eth0', 'txstat net:eth9']);
   });
 });

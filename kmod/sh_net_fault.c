@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Fault injection, for testing recovery on real drivers without changing
+ * The network class's fault injection, for testing recovery on real drivers without changing
  * them: the device's ops are replaced by a copy of its driver's ops in which
  * the chosen entry points fail. Off unless the module was loaded with
  * allow_faults=1. The kernel survives every fault here: no lock is taken and
@@ -14,26 +14,26 @@
 #include <linux/rtnetlink.h>
 #include <linux/string.h>
 
-#include "shadow_helper.h"
+#include "sh_net.h"
 
-static const char * const sh_fault_names[SH_FAULT_COUNT] = {
-	[SH_FAULT_NONE] = "clear",
-	[SH_FAULT_TX_HANG] = "tx-hang",
-	[SH_FAULT_TX_HANG_RESET] = "tx-hang-reset",
-	[SH_FAULT_FAIL_STOP] = "fail-stop",
-	[SH_FAULT_FAIL_OPEN] = "fail-open",
-	[SH_FAULT_FAIL_MTU] = "fail-mtu",
-	[SH_FAULT_FAIL_MAC] = "fail-mac",
-	[SH_FAULT_FAIL_FEATURES] = "fail-features",
-	[SH_FAULT_FAIL_RINGS] = "fail-rings",
-	[SH_FAULT_LOST_IRQ] = "lost-irq",
+static const char * const sh_fault_names[SH_NET_FAULT_COUNT] = {
+	[SH_NET_FAULT_NONE] = "clear",
+	[SH_NET_FAULT_TX_HANG] = "tx-hang",
+	[SH_NET_FAULT_TX_HANG_RESET] = "tx-hang-reset",
+	[SH_NET_FAULT_FAIL_STOP] = "fail-stop",
+	[SH_NET_FAULT_FAIL_OPEN] = "fail-open",
+	[SH_NET_FAULT_FAIL_MTU] = "fail-mtu",
+	[SH_NET_FAULT_FAIL_MAC] = "fail-mac",
+	[SH_NET_FAULT_FAIL_FEATURES] = "fail-features",
+	[SH_NET_FAULT_FAIL_RINGS] = "fail-rings",
+	[SH_NET_FAULT_LOST_IRQ] = "lost-irq",
 };
 
-int sh_fault_parse(const char *name, enum sh_fault *fault)
+int sh_net_fault_parse(const char *name, unsigned int *fault)
 {
-	int i;
+	unsigned int i;
 
-	for (i = 0; i < SH_FAULT_COUNT; i++) {
+	for (i = 0; i < SH_NET_FAULT_COUNT; i++) {
 		if (!strcmp(name, sh_fault_names[i])) {
 			*fault = i;
 			return 0;
@@ -42,9 +42,9 @@ int sh_fault_parse(const char *name, enum sh_fault *fault)
 	return -EINVAL;
 }
 
-const char *sh_fault_name(enum sh_fault fault)
+const char *sh_net_fault_name(unsigned int fault)
 {
-	return fault < SH_FAULT_COUNT ? sh_fault_names[fault] : "?";
+	return fault < SH_NET_FAULT_COUNT ? sh_fault_names[fault] : "?";
 }
 
 /*
@@ -70,9 +70,9 @@ static netdev_tx_t sh_fault_xmit_until_reset(struct sk_buff *skb,
 	struct sh_dev *sd;
 
 	rcu_read_lock();
-	sd = sh_dev_find(dev);
-	xmit = sd && !READ_ONCE(sd->hang_active) ?
-		sd->real_ops->ndo_start_xmit : NULL;
+	sd = sh_net_find(dev);
+	xmit = sd && !READ_ONCE(sh_net(sd)->hang_active) ?
+		sh_net(sd)->real_ops->ndo_start_xmit : NULL;
 	rcu_read_unlock();
 	if (xmit)
 		return xmit(skb, dev);
@@ -86,10 +86,10 @@ static void sh_fault_timeout_resets(struct net_device *dev,
 	struct sh_dev *sd;
 
 	rcu_read_lock();
-	sd = sh_dev_find(dev);
-	timeout = sd ? sd->real_ops->ndo_tx_timeout : NULL;
+	sd = sh_net_find(dev);
+	timeout = sd ? sh_net(sd)->real_ops->ndo_tx_timeout : NULL;
 	if (sd)
-		WRITE_ONCE(sd->hang_active, false);
+		WRITE_ONCE(sh_net(sd)->hang_active, false);
 	rcu_read_unlock();
 	if (timeout)
 		timeout(dev, txqueue);
@@ -180,22 +180,22 @@ static void sh_fault_fail_stop(union sh_ndo_copy *copy,
 }
 
 /* The single entry point a fault breaks, or NULL for whole-driver faults. */
-static const void *sh_fault_entry(enum sh_fault fault,
+static const void *sh_fault_entry(unsigned int fault,
 				  const struct net_device_ops *ops,
 				  const struct ethtool_ops *eth)
 {
 	switch (fault) {
-	case SH_FAULT_FAIL_OPEN:
+	case SH_NET_FAULT_FAIL_OPEN:
 		return ops->ndo_open;
-	case SH_FAULT_FAIL_MTU:
+	case SH_NET_FAULT_FAIL_MTU:
 		return ops->ndo_change_mtu;
-	case SH_FAULT_FAIL_MAC:
+	case SH_NET_FAULT_FAIL_MAC:
 		return ops->ndo_set_mac_address;
-	case SH_FAULT_FAIL_FEATURES:
+	case SH_NET_FAULT_FAIL_FEATURES:
 		return ops->ndo_set_features;
-	case SH_FAULT_FAIL_RINGS:
+	case SH_NET_FAULT_FAIL_RINGS:
 		return eth ? eth->set_ringparam : NULL;
-	case SH_FAULT_TX_HANG_RESET:
+	case SH_NET_FAULT_TX_HANG_RESET:
 		return ops->ndo_tx_timeout;
 	default:
 		return ops->ndo_start_xmit;
@@ -210,47 +210,50 @@ static const void *sh_fault_entry(enum sh_fault fault,
  */
 static int sh_fault_mask_irq(struct sh_dev *sd, char *msg, size_t len)
 {
-	struct device *parent = sd->dev->dev.parent;
 	struct pci_dev *pdev;
 
-	if (!parent || !dev_is_pci(parent)) {
-		scnprintf(msg, len, "%s is not a PCI device: lost-irq masks PCI INTx",
-			  sd->dev->name);
+	if (!sd->bus || !dev_is_pci(sd->bus)) {
+		scnprintf(msg, len,
+			  "net:%s is not a PCI device: lost-irq masks PCI INTx",
+			  sh_net(sd)->dev->name);
 		return -EOPNOTSUPP;
 	}
-	pdev = to_pci_dev(parent);
+	pdev = to_pci_dev(sd->bus);
 	if (pdev->msi_enabled || pdev->msix_enabled) {
-		scnprintf(msg, len, "%s uses MSI: lost-irq masks PCI INTx",
-			  sd->dev->name);
+		scnprintf(msg, len, "net:%s uses MSI: lost-irq masks PCI INTx",
+			  sh_net(sd)->dev->name);
 		return -EOPNOTSUPP;
 	}
 	pci_intx(pdev, 0);
-	sd->irq_masked = true;
+	sh_net(sd)->irq_masked = true;
 	return 0;
 }
 
-void sh_fault_unmask_irq(struct sh_dev *sd)
+void sh_net_fault_unmask_irq(struct sh_dev *sd)
 {
-	if (!sd->irq_masked)
+	struct sh_net_dev *nd = sh_net(sd);
+
+	if (!nd->irq_masked)
 		return;
-	pci_intx(to_pci_dev(sd->dev->dev.parent), 1);
-	sd->irq_masked = false;
+	pci_intx(to_pci_dev(sd->bus), 1);
+	nd->irq_masked = false;
 }
 
-void sh_fault_clear(struct sh_dev *sd)
+void sh_net_fault_clear(struct sh_dev *sd)
 {
 	ASSERT_RTNL();
-	sh_fault_unmask_irq(sd);
+	sh_net_fault_unmask_irq(sd);
 	if (sd->fault != SH_FAULT_NONE && sd->state == SH_PASSIVE)
-		sh_dev_restore_ops(sd);
+		sh_net_restore_ops(sd);
 	sd->fault = SH_FAULT_NONE;
 	sd->fault_sticky = false;
 }
 
 /* Under RTNL, on a device its driver runs. */
-int sh_fault_apply(struct sh_dev *sd, enum sh_fault fault, char *msg,
-		   size_t len)
+int sh_net_fault_apply(struct sh_dev *sd, unsigned int fault, char *msg,
+		       size_t len)
 {
+	struct sh_net_dev *nd = sh_net(sd);
 	const struct net_device_ops *ops;
 	const struct ethtool_ops *eth;
 	bool sticky = sd->fault_sticky;
@@ -258,65 +261,65 @@ int sh_fault_apply(struct sh_dev *sd, enum sh_fault fault, char *msg,
 
 	ASSERT_RTNL();
 	if (sd->state != SH_PASSIVE) {
-		scnprintf(msg, len, "%s is %s: no driver to inject into",
-			  sd->dev->name, sh_state_name(sd->state));
+		scnprintf(msg, len, "net:%s is %s: no driver to inject into",
+			  nd->dev->name, sh_state_name(sd->state));
 		return -EBUSY;
 	}
 	/* One fault at a time: the old copy of the ops is retired first. */
-	sh_fault_clear(sd);
+	sh_net_fault_clear(sd);
 	sd->fault_sticky = sticky;
 	if (fault == SH_FAULT_NONE)
 		return 0;
-	if (fault == SH_FAULT_LOST_IRQ) {
+	if (fault == SH_NET_FAULT_LOST_IRQ) {
 		err = sh_fault_mask_irq(sd, msg, len);
 		if (err)
 			return err;
 		sd->fault = fault;
 		goto injected;
 	}
-	ops = sd->dev->netdev_ops;
-	eth = sd->dev->ethtool_ops;
+	ops = nd->dev->netdev_ops;
+	eth = nd->dev->ethtool_ops;
 	if (!sh_fault_entry(fault, ops, eth)) {
-		scnprintf(msg, len, "driver of %s has no entry point for %s",
-			  sd->dev->name, sh_fault_name(fault));
+		scnprintf(msg, len, "driver of net:%s has no entry point for %s",
+			  nd->dev->name, sh_net_fault_name(fault));
 		return -EOPNOTSUPP;
 	}
-	sd->fault_ops.rw = *ops;
+	nd->fault_ops.rw = *ops;
 	if (eth)
-		sd->fault_ethtool.rw = *eth;
+		nd->fault_ethtool.rw = *eth;
 	switch (fault) {
-	case SH_FAULT_TX_HANG:
-		sd->fault_ops.rw.ndo_start_xmit = sh_fault_xmit;
+	case SH_NET_FAULT_TX_HANG:
+		nd->fault_ops.rw.ndo_start_xmit = sh_fault_xmit;
 		break;
-	case SH_FAULT_TX_HANG_RESET:
-		sd->hang_active = true;
-		sd->fault_ops.rw.ndo_start_xmit = sh_fault_xmit_until_reset;
-		sd->fault_ops.rw.ndo_tx_timeout = sh_fault_timeout_resets;
+	case SH_NET_FAULT_TX_HANG_RESET:
+		nd->hang_active = true;
+		nd->fault_ops.rw.ndo_start_xmit = sh_fault_xmit_until_reset;
+		nd->fault_ops.rw.ndo_tx_timeout = sh_fault_timeout_resets;
 		break;
-	case SH_FAULT_FAIL_STOP:
-		sh_fault_fail_stop(&sd->fault_ops, &sd->fault_ethtool);
+	case SH_NET_FAULT_FAIL_STOP:
+		sh_fault_fail_stop(&nd->fault_ops, &nd->fault_ethtool);
 		break;
-	case SH_FAULT_FAIL_OPEN:
-		sd->fault_ops.rw.ndo_open = sh_fault_open;
+	case SH_NET_FAULT_FAIL_OPEN:
+		nd->fault_ops.rw.ndo_open = sh_fault_open;
 		break;
-	case SH_FAULT_FAIL_MTU:
-		sd->fault_ops.rw.ndo_change_mtu = sh_fault_change_mtu;
+	case SH_NET_FAULT_FAIL_MTU:
+		nd->fault_ops.rw.ndo_change_mtu = sh_fault_change_mtu;
 		break;
-	case SH_FAULT_FAIL_MAC:
-		sd->fault_ops.rw.ndo_set_mac_address = sh_fault_set_mac;
+	case SH_NET_FAULT_FAIL_MAC:
+		nd->fault_ops.rw.ndo_set_mac_address = sh_fault_set_mac;
 		break;
-	case SH_FAULT_FAIL_FEATURES:
-		sd->fault_ops.rw.ndo_set_features = sh_fault_set_features;
+	case SH_NET_FAULT_FAIL_FEATURES:
+		nd->fault_ops.rw.ndo_set_features = sh_fault_set_features;
 		break;
 	default:
-		sd->fault_ethtool.rw.set_ringparam = sh_fault_set_ringparam;
+		nd->fault_ethtool.rw.set_ringparam = sh_fault_set_ringparam;
 		break;
 	}
 	sd->fault = fault;
-	sh_dev_put_ops(sd, &sd->fault_ops.ro,
-		       eth ? &sd->fault_ethtool.ro : NULL);
+	sh_net_put_ops(sd, &nd->fault_ops.ro,
+		       eth ? &nd->fault_ethtool.ro : NULL);
 injected:
-	pr_notice("fault %s injected into %s%s\n", sh_fault_name(fault),
-		  sd->dev->name, sd->fault_sticky ? " (sticky)" : "");
+	pr_notice("fault %s injected into net:%s%s\n", sh_net_fault_name(fault),
+		  nd->dev->name, sd->fault_sticky ? " (sticky)" : "");
 	return 0;
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Keeping the kernel's net_device across a driver restart.
+ * The network class's hooks: keeping the kernel's net_device across a
+ * driver restart.
  *
  * A driver's remove() unregisters and frees its net_device and its probe()
  * allocates and registers a new one: a new ifindex, no addresses, no routes,
@@ -34,7 +35,7 @@
 #include <linux/slab.h>
 #include <linux/string.h>
 
-#include "shadow_helper.h"
+#include "sh_net.h"
 
 static struct sh_window *sh_win;
 
@@ -183,9 +184,9 @@ static struct rtnl_link_stats64 *sh_dev_get_stats(struct net_device *dev,
 
 	memset(s, 0, sizeof(*s));
 	rcu_read_lock();
-	sd = sh_dev_find(dev);
+	sd = sh_net_find(dev);
 	if (sd)
-		*s = sd->answers.stats;
+		*s = sh_net(sd)->answers.stats;
 	rcu_read_unlock();
 	return s;
 }

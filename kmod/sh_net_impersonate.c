@@ -15,7 +15,7 @@
 #include <linux/rtnetlink.h>
 #include <linux/string.h>
 
-#include "shadow_helper.h"
+#include "sh_net.h"
 
 static int sh_imp_open(struct net_device *dev)
 {
@@ -58,9 +58,9 @@ static void sh_imp_get_stats64(struct net_device *dev,
 	struct sh_dev *sd;
 
 	rcu_read_lock();
-	sd = sh_dev_find(dev);
+	sd = sh_net_find(dev);
 	if (sd)
-		*stats = sd->answers.stats;
+		*stats = sh_net(sd)->answers.stats;
 	rcu_read_unlock();
 }
 
@@ -78,40 +78,41 @@ static const struct net_device_ops sh_imp_ops = {
 };
 
 /* ethtool calls come with RTNL held, like the writers of the record. */
-static struct sh_dev *sh_imp_dev(struct net_device *dev)
+static struct sh_net_dev *sh_imp_dev(struct net_device *dev)
 {
-	ASSERT_RTNL();
-	return sh_dev_find(dev);
+	struct sh_dev *sd = sh_net_find_rtnl(dev);
+
+	return sd ? sh_net(sd) : NULL;
 }
 
 static void sh_imp_get_drvinfo(struct net_device *dev,
 			       struct ethtool_drvinfo *info)
 {
-	struct sh_dev *sd = sh_imp_dev(dev);
+	struct sh_net_dev *nd = sh_imp_dev(dev);
 
-	if (sd && sd->answers.has_drvinfo)
-		*info = sd->answers.drvinfo;
+	if (nd && nd->answers.has_drvinfo)
+		*info = nd->answers.drvinfo;
 	else
 		strscpy(info->driver, "shadow", sizeof(info->driver));
 }
 
 static u32 sh_imp_get_msglevel(struct net_device *dev)
 {
-	struct sh_dev *sd = sh_imp_dev(dev);
+	struct sh_net_dev *nd = sh_imp_dev(dev);
 
-	if (!sd)
+	if (!nd)
 		return 0;
-	return sd->staged.has_msglvl ? sd->staged.msglvl : sd->answers.msglvl;
+	return nd->staged.has_msglvl ? nd->staged.msglvl : nd->answers.msglvl;
 }
 
 static void sh_imp_set_msglevel(struct net_device *dev, u32 value)
 {
-	struct sh_dev *sd = sh_imp_dev(dev);
+	struct sh_net_dev *nd = sh_imp_dev(dev);
 
-	if (!sd)
+	if (!nd)
 		return;
-	sd->staged.msglvl = value;
-	sd->staged.has_msglvl = true;
+	nd->staged.msglvl = value;
+	nd->staged.has_msglvl = true;
 }
 
 static void sh_imp_get_ringparam(struct net_device *dev,
@@ -119,18 +120,18 @@ static void sh_imp_get_ringparam(struct net_device *dev,
 				 struct kernel_ethtool_ringparam *kring,
 				 struct netlink_ext_ack *extack)
 {
-	struct sh_dev *sd = sh_imp_dev(dev);
+	struct sh_net_dev *nd = sh_imp_dev(dev);
 
-	if (!sd)
+	if (!nd)
 		return;
-	if (sd->answers.has_ring)
-		*ring = sd->answers.ring;
-	if (!sd->staged.has_rings)
+	if (nd->answers.has_ring)
+		*ring = nd->answers.ring;
+	if (!nd->staged.has_rings)
 		return;
-	ring->rx_pending = sd->staged.rx;
-	ring->rx_mini_pending = sd->staged.rx_mini;
-	ring->rx_jumbo_pending = sd->staged.rx_jumbo;
-	ring->tx_pending = sd->staged.tx;
+	ring->rx_pending = nd->staged.rx;
+	ring->rx_mini_pending = nd->staged.rx_mini;
+	ring->rx_jumbo_pending = nd->staged.rx_jumbo;
+	ring->tx_pending = nd->staged.tx;
 }
 
 static int sh_imp_set_ringparam(struct net_device *dev,
@@ -138,45 +139,45 @@ static int sh_imp_set_ringparam(struct net_device *dev,
 				struct kernel_ethtool_ringparam *kring,
 				struct netlink_ext_ack *extack)
 {
-	struct sh_dev *sd = sh_imp_dev(dev);
+	struct sh_net_dev *nd = sh_imp_dev(dev);
 
-	if (!sd)
+	if (!nd)
 		return -ENODEV;
-	sd->staged.rx = ring->rx_pending;
-	sd->staged.rx_mini = ring->rx_mini_pending;
-	sd->staged.rx_jumbo = ring->rx_jumbo_pending;
-	sd->staged.tx = ring->tx_pending;
-	sd->staged.has_rings = true;
+	nd->staged.rx = ring->rx_pending;
+	nd->staged.rx_mini = ring->rx_mini_pending;
+	nd->staged.rx_jumbo = ring->rx_jumbo_pending;
+	nd->staged.tx = ring->tx_pending;
+	nd->staged.has_rings = true;
 	return 0;
 }
 
 static void sh_imp_get_pauseparam(struct net_device *dev,
 				  struct ethtool_pauseparam *pause)
 {
-	struct sh_dev *sd = sh_imp_dev(dev);
+	struct sh_net_dev *nd = sh_imp_dev(dev);
 
-	if (!sd)
+	if (!nd)
 		return;
-	if (sd->answers.has_pause)
-		*pause = sd->answers.pause;
-	if (!sd->staged.has_pause)
+	if (nd->answers.has_pause)
+		*pause = nd->answers.pause;
+	if (!nd->staged.has_pause)
 		return;
-	pause->autoneg = sd->staged.pause_autoneg;
-	pause->rx_pause = sd->staged.pause_rx;
-	pause->tx_pause = sd->staged.pause_tx;
+	pause->autoneg = nd->staged.pause_autoneg;
+	pause->rx_pause = nd->staged.pause_rx;
+	pause->tx_pause = nd->staged.pause_tx;
 }
 
 static int sh_imp_set_pauseparam(struct net_device *dev,
 				 struct ethtool_pauseparam *pause)
 {
-	struct sh_dev *sd = sh_imp_dev(dev);
+	struct sh_net_dev *nd = sh_imp_dev(dev);
 
-	if (!sd)
+	if (!nd)
 		return -ENODEV;
-	sd->staged.pause_autoneg = pause->autoneg;
-	sd->staged.pause_rx = pause->rx_pause;
-	sd->staged.pause_tx = pause->tx_pause;
-	sd->staged.has_pause = true;
+	nd->staged.pause_autoneg = pause->autoneg;
+	nd->staged.pause_rx = pause->rx_pause;
+	nd->staged.pause_tx = pause->tx_pause;
+	nd->staged.has_pause = true;
 	return 0;
 }
 
@@ -191,9 +192,10 @@ static const struct ethtool_ops sh_imp_ethtool_ops = {
 	.set_pauseparam = sh_imp_set_pauseparam,
 };
 
-static void sh_imp_ask_driver(struct sh_dev *sd, const struct ethtool_ops *eth)
+static void sh_imp_ask_driver(struct sh_net_dev *nd,
+			      const struct ethtool_ops *eth)
 {
-	struct sh_answers *a = &sd->answers;
+	struct sh_answers *a = &nd->answers;
 	struct kernel_ethtool_ringparam kring = {};
 
 	if (!eth)
@@ -201,40 +203,41 @@ static void sh_imp_ask_driver(struct sh_dev *sd, const struct ethtool_ops *eth)
 	a->has_ring = !!eth->get_ringparam;
 	if (a->has_ring) {
 		memset(&a->ring, 0, sizeof(a->ring));
-		eth->get_ringparam(sd->dev, &a->ring, &kring, NULL);
+		eth->get_ringparam(nd->dev, &a->ring, &kring, NULL);
 	}
 	a->has_pause = !!eth->get_pauseparam;
 	if (a->has_pause) {
 		memset(&a->pause, 0, sizeof(a->pause));
-		eth->get_pauseparam(sd->dev, &a->pause);
+		eth->get_pauseparam(nd->dev, &a->pause);
 	}
 	a->has_msglvl = !!eth->get_msglevel;
 	if (a->has_msglvl)
-		a->msglvl = eth->get_msglevel(sd->dev);
+		a->msglvl = eth->get_msglevel(nd->dev);
 	a->has_privflags = !!eth->get_priv_flags;
 	if (a->has_privflags)
-		a->privflags = eth->get_priv_flags(sd->dev);
+		a->privflags = eth->get_priv_flags(nd->dev);
 }
 
 /* Under RTNL: from now on the stack's calls for @sd's device end here. */
 void sh_impersonate(struct sh_dev *sd)
 {
-	struct net_device *dev = sd->dev;
+	struct sh_net_dev *nd = sh_net(sd);
+	struct net_device *dev = nd->dev;
 	const struct ethtool_ops *eth = dev->ethtool_ops;
 
 	ASSERT_RTNL();
 	/* Answers come from the driver while it is still there to ask. */
 	if (!sh_is_impersonating(dev)) {
-		dev_get_stats(dev, &sd->answers.stats);
+		dev_get_stats(dev, &nd->answers.stats);
 		if (eth && eth->get_drvinfo) {
-			memset(&sd->answers.drvinfo, 0,
-			       sizeof(sd->answers.drvinfo));
-			eth->get_drvinfo(dev, &sd->answers.drvinfo);
-			sd->answers.has_drvinfo = true;
+			memset(&nd->answers.drvinfo, 0,
+			       sizeof(nd->answers.drvinfo));
+			eth->get_drvinfo(dev, &nd->answers.drvinfo);
+			nd->answers.has_drvinfo = true;
 		}
-		sh_imp_ask_driver(sd, eth);
+		sh_imp_ask_driver(nd, eth);
 	}
-	sh_dev_put_ops(sd, &sh_imp_ops, &sh_imp_ethtool_ops);
+	sh_net_put_ops(sd, &sh_imp_ops, &sh_imp_ethtool_ops);
 }
 
 /* The probing driver wrote its ops into the live device: answer again. */
