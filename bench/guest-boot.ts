@@ -2,7 +2,7 @@
 // time from QEMU start to the command starting, and the whole cycle.
 // usage: node dist/bench/guest-boot.js [RUNS] [--init busybox|systemd]
 import { parseArgs } from 'node:util';
-import { runInGuest } from '../test/vm/guest.js';
+import { runInGuest } from '../test/vm/rig/guest.js';
 
 const { values, positionals } = parseArgs({ options: { init: { type: 'string', default: 'busybox' } }, allowPositionals: true });
 const runs = Number(positionals[0] ?? 7);

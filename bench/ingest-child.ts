@@ -7,7 +7,7 @@ import { NET_SYNC_MARKER } from '../daemon/classes/net/net-declaration.js';
 import { Ingest } from '../daemon/core/ingest.js';
 import { NetdevShadow } from '../daemon/classes/net/netdev-shadow.js';
 import { ShadowStore } from '../daemon/core/shadow-store.js';
-import { repoPath } from '../test/vm/repo-path.js';
+import { repoPath } from '../test/vm/rig/repo-path.js';
 
 async function measure(stream: string, expected: number, dir: string): Promise<void> {
   const store = new ShadowStore(join(dir, 'state.db'));

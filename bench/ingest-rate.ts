@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { DAEMON_NODE_OPTIONS } from '../daemon/service/node-options.js';
-import { repoPath } from '../test/vm/repo-path.js';
+import { repoPath } from '../test/vm/rig/repo-path.js';
 
 const GOAL_RATE = 50_000;
 const GOAL_RSS_MB = 64;

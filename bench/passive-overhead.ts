@@ -2,10 +2,10 @@
 // running vs not running, alternating in one run, and the guest's CPU time per
 // MB both ways. Goal (issue 3): throughput ratio >= 0.99.
 // usage: node dist/bench/passive-overhead.js [ROUNDS] [MB]
-import { runInGuest, describeGuestRun } from '../test/vm/guest.js';
-import { GUEST_FWD_ADDR } from '../test/vm/devices.js';
-import { serveRandomBlob } from '../test/vm/loopback-server.js';
-import { repoPath } from '../test/vm/repo-path.js';
+import { runInGuest, describeGuestRun } from '../test/vm/rig/guest.js';
+import { GUEST_FWD_ADDR } from '../test/vm/rig/devices.js';
+import { serveRandomBlob } from '../test/vm/rig/loopback-server.js';
+import { repoPath } from '../test/vm/rig/repo-path.js';
 
 const rounds = Number(process.argv[2] ?? 4);
 const mb = Number(process.argv[3] ?? 48);

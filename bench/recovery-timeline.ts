@@ -5,9 +5,9 @@
 // cures). The guest half is test/vm/guest/recovery-timeline.ts.
 // Goal (issue 4): detection-to-service <= 1.2 x the bare rebind time.
 // usage: node dist/bench/recovery-timeline.js [e1000|pcnet32|e100 ...]
-import { describeGuestRun, runInGuest } from '../test/vm/guest.js';
-import type { NicPreset } from '../test/vm/devices.js';
-import { repoPath } from '../test/vm/repo-path.js';
+import { describeGuestRun, runInGuest } from '../test/vm/rig/guest.js';
+import type { NicPreset } from '../test/vm/rig/devices.js';
+import { repoPath } from '../test/vm/rig/repo-path.js';
 
 const PRESETS: Record<string, NicPreset> = { e1000: 'e1000', pcnet32: 'pcnet', e100: 'i82559er' };
 const drivers = process.argv.length > 2 ? process.argv.slice(2) : Object.keys(PRESETS);

@@ -1,9 +1,9 @@
 // `npm run demo`: boots the guest and shows shadowd at work, live, for a user
 // whose own kernel cannot run it.
-import { GUEST_FWD_ADDR } from './devices.js';
-import { COMMAND_START_MARKER, describeGuestRun, runInGuest } from './guest.js';
-import { serveRandomBlob } from './loopback-server.js';
-import { repoPath } from './repo-path.js';
+import { GUEST_FWD_ADDR } from './rig/devices.js';
+import { COMMAND_START_MARKER, describeGuestRun, runInGuest } from './rig/guest.js';
+import { serveRandomBlob } from './rig/loopback-server.js';
+import { repoPath } from './rig/repo-path.js';
 
 // The download's source: a server on this machine's loopback, reached from
 // the guest through QEMU's forward; nothing leaves the machine.

@@ -1,5 +1,5 @@
 // The daemon's replays from a class's shadow (core/shadow-replay.ts, with the
-// network class's planner) while another process configures the device (test/vm/recovery-policy.test.ts's loop, in the
+// network class's planner) while another process configures the device (test/vm/classes/net/recovery-policy.test.ts's loop, in the
 // guest): a real shadow and store, fed by taps that lag the device as
 // bpftrace's buffers do, a device that a restart resets as a fresh driver
 // instance would, and a recorded runner in place of ip and ethtool.

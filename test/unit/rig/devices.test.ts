@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { deviceArgs } from '../../vm/devices.js';
+import { deviceArgs } from '../../vm/rig/devices.js';
 
 describe('QEMU device presets', () => {
   it('gives each NIC its own restricted user network with loopback forwards only', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { consoleProblems, kernelProblems, parseKmsg } from '../../vm/kernel-log.js';
+import { consoleProblems, kernelProblems, parseKmsg } from '../../vm/rig/kernel-log.js';
 
 const KMSG = [
   '6,1,0,-;Linux version 6.1.0-56-amd64',

@@ -1,6 +1,6 @@
 // scripts/install.sh and scripts/uninstall.sh into a temporary root
 // (--root DIR --files-only: no group, DKMS, modprobe or systemctl there; the
-// guest test test/vm/service.test.ts runs the whole of both on a real system).
+// guest test test/vm/service/service.test.ts runs the whole of both on a real system).
 // The manifest must list exactly what install put there, uninstall must take
 // exactly that away, user configuration must survive unless --purge, and the
 // installed tree must run on its own.
@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DAEMON_NODE_OPTIONS } from '../../../daemon/service/node-options.js';
-import { repoPath } from '../../vm/repo-path.js';
+import { repoPath } from '../../vm/rig/repo-path.js';
 
 const INSTALL = repoPath('scripts/install.sh');
 const UNINSTALL = repoPath('scripts/uninstall.sh');

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { execa } from 'execa';
-import { repoPath } from '../repo-path.js';
+import { repoPath } from '../rig/repo-path.js';
 import { loadHelper, settle } from './nic-setup.js';
 import { shadowdEnv, startShadowd } from './shadowd-process.js';
 

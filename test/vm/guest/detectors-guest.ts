@@ -20,7 +20,7 @@ import { txTimeoutFromTap } from '../../../daemon/classes/net/tx-timeout.js';
 import { Ingest } from '../../../daemon/core/ingest.js';
 import type { SelfFault } from '../../../daemon/core/kernel-log-watch.js';
 import type { Logger } from '../../../daemon/service/log.js';
-import { repoPath } from '../repo-path.js';
+import { repoPath } from '../rig/repo-path.js';
 
 const [ko] = process.argv.slice(2);
 if (!ko) throw new Error('usage: detectors-guest.js FAULT_FIXTURE_KO');

@@ -1,4 +1,4 @@
-// Runs inside the guest, as root, for test/vm/helper-module.test.ts: loads a
+// Runs inside the guest, as root, for test/vm/kmod/helper-module.test.ts: loads a
 // NIC driver and the helper module (allow_faults=1), talks to it through the
 // daemon's client, fuzzes the raw device (bytes, framing, CLASS:NAME device
 // references and the arguments of every verb, against the NIC and lo), then

@@ -6,7 +6,7 @@ import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { basename } from 'node:path';
 import { execa } from 'execa';
 import { openHelper } from '../../../daemon/core/helper-client.js';
-import { repoPath } from '../repo-path.js';
+import { repoPath } from '../rig/repo-path.js';
 
 /**
  * Per driver, the configuration the scenarios apply before the fault. Each

@@ -15,7 +15,7 @@
 #                    net_dev_xmit_timeout tracepoint's ev=xmit_timeout.
 # usage (after `npm run prepare-guest`; guest-main exits 1 because the guest
 # kernel WARNed and oopsed, on purpose):
-#   node dist/test/vm/guest-main.js --keep --device e1000 --device pcnet -- \
+#   node dist/test/vm/rig/guest-main.js --keep --device e1000 --device pcnet -- \
 #     sh test/vm/guest/record-kmsg.sh test/vm/fault-fixture/fault_fixture.ko
 # then copy the *.kmsg files but all.kmsg, and xmit-timeout-tap.jsonl, from
 # the run folder.

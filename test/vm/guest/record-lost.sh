@@ -4,7 +4,7 @@
 # (SIGSTOP) while a burst of MTU changes fills it, so the kernel drops events
 # and bpftrace reports the loss when it reads again. The writers are pinned
 # to one CPU: the kernel reports a loss in that CPU's buffer with its next event.
-# usage: node dist/test/vm/guest-main.js --keep --device e1000 -- \
+# usage: node dist/test/vm/rig/guest-main.js --keep --device e1000 -- \
 #          sh test/vm/guest/record-lost.sh    (then copy lost.jsonl from the run folder)
 set -eu
 cd "$(dirname "$0")/../../.."

@@ -3,7 +3,7 @@
 # DRIVER, configures its interface a little, and saves what each query tool
 # the shadow's snapshot uses prints, with its exit status.
 # usage: record-snapshot.sh DRIVER OUTDIR
-#   node dist/test/vm/guest-main.js --keep --device e1000 -- \
+#   node dist/test/vm/rig/guest-main.js --keep --device e1000 -- \
 #     sh -c 'sh test/vm/guest/record-snapshot.sh e1000 "$SHADOWD_RUNDIR"'
 # then copy the files from the run folder it names.
 set -u

@@ -1,6 +1,6 @@
 // The recovery policy's two promises, and recoveries under a concurrent
 // configuration loop, in one guest run on e1000 with a ping to the QEMU
-// gateway every 0.2 s as traffic (test/vm/recovery-policy.test.ts):
+// gateway every 0.2 s as traffic (test/vm/classes/net/recovery-policy.test.ts):
 //   give-up   a transmit hang injected `sticky` comes back after every
 //             restart: shadowd recovers the device as often as its policy
 //             (a [Device] section of a configuration file) allows, waiting
@@ -32,7 +32,7 @@ import { openHelper } from '../../../daemon/core/helper-client.js';
 import { snapshotDevice } from '../../../daemon/classes/net/netdev-snapshot.js';
 import { DAEMON_NODE_OPTIONS } from '../../../daemon/service/node-options.js';
 import type { RecoveryRecord } from '../../../daemon/core/recovery-history.js';
-import { repoPath } from '../repo-path.js';
+import { repoPath } from '../rig/repo-path.js';
 import { DRIVER_SETTINGS, helperCommand, interfaceOf, loadHelper, startConfigLoop, startPingProbe, waitForCarrier } from './nic-setup.js';
 import { shadowdEnv } from './shadowd-process.js';
 

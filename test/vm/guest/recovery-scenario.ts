@@ -6,14 +6,14 @@
 //                    module and nothing recovers the driver;
 //   --mode shadowd   shadowd runs, the fault is injected with shadowctl and
 //                    shadowd must detect it and recover the device.
-// Prints `SCENARIO_RESULT <json>` for test/vm/recovery-apps.test.ts.
+// Prints `SCENARIO_RESULT <json>` for test/vm/classes/net/recovery-apps.test.ts.
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { execa, type ResultPromise } from 'execa';
 import { snapshotDevice } from '../../../daemon/classes/net/netdev-snapshot.js';
-import { repoPath } from '../repo-path.js';
+import { repoPath } from '../rig/repo-path.js';
 import { DRIVER_SETTINGS, helperCommand, interfaceOf, loadHelper, settle, waitForCarrier } from './nic-setup.js';
 import { shadowdEnv, startShadowd } from './shadowd-process.js';
 

@@ -12,7 +12,7 @@ import { readlinkSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { mkdtempSync } from 'node:fs';
 import { execa } from 'execa';
-import { repoPath } from '../repo-path.js';
+import { repoPath } from '../rig/repo-path.js';
 import { DRIVER_SETTINGS, helperCommand, interfaceOf, loadHelper, settle, startPingProbe, type PingReply } from './nic-setup.js';
 import { shadowdEnv, startShadowd } from './shadowd-process.js';
 

@@ -12,7 +12,7 @@
 //   3. park: a fault that makes the driver's open fail on every restart
 //      leaves the device parked (same ifindex, nothing calls the driver),
 //      and a restart once the fault is gone brings it back.
-// Prints `RESTART_RESULT <json>` for test/vm/helper-restart.test.ts.
+// Prints `RESTART_RESULT <json>` for test/vm/classes/net/helper-restart.test.ts.
 import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { execa } from 'execa';
 import { snapshotDevice } from '../../../daemon/classes/net/netdev-snapshot.js';

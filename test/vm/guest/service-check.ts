@@ -14,11 +14,11 @@
 //   uninstall  the installed uninstall.sh removes everything the manifest
 //              lists and keeps shadowd.conf; --purge removes that too.
 // Prints `SERVICE_RESULT <json>`, also after a failure (with `error`), for
-// test/vm/service.test.ts.
+// test/vm/service/service.test.ts.
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { execa, type Options } from 'execa';
 import { MESSAGE_FAILURE_DETECTED, MESSAGE_RECOVERED, MESSAGE_RECOVERY_STARTED } from '../../../daemon/service/message-ids.js';
-import { repoPath } from '../repo-path.js';
+import { repoPath } from '../rig/repo-path.js';
 import { DRIVER_SETTINGS, interfaceOf, settle } from './nic-setup.js';
 
 const UNIT = 'shadowd.service';

@@ -1,4 +1,4 @@
-// Run in the guest, as root, for test/vm/netdev-shadow.test.ts: starts shadowd
+// Run in the guest, as root, for test/vm/classes/net/netdev-shadow.test.ts: starts shadowd
 // on a freshly loaded NIC driver, configures the interface the way
 // administrators and applications do, from several processes (kill -9 of the
 // daemon in the middle), and prints one JSON object with what shadowd holds
@@ -9,7 +9,7 @@ import { mkdtempSync } from 'node:fs';
 import { execa, type ResultPromise } from 'execa';
 import { snapshotDevice, ALL_GROUPS } from '../../../daemon/classes/net/netdev-snapshot.js';
 import type { ShowResult, StatusResult } from '../../../daemon/control/control-protocol.js';
-import { repoPath } from '../repo-path.js';
+import { repoPath } from '../rig/repo-path.js';
 import { shadowdEnv, startShadowd } from './shadowd-process.js';
 
 const drivers = process.argv.slice(2);

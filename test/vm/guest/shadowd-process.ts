@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { DAEMON_NODE_OPTIONS } from '../../../daemon/service/node-options.js';
-import { repoPath } from '../repo-path.js';
+import { repoPath } from '../rig/repo-path.js';
 
 const READY_TIMEOUT_MS = 120_000;
 

@@ -1,10 +1,10 @@
 // The failure detectors on the guest's real kernel (test/vm/guest/detectors-guest.ts):
 // what the kernel log and the TX watchdog tracepoint report, and what they leave alone.
 import { describe, expect, it } from 'vitest';
-import type { FailureReport } from '../../daemon/core/failure-report.js';
-import { runInGuest } from './guest.js';
-import { buildModule } from './kmod-build.js';
-import { repoPath } from './repo-path.js';
+import type { FailureReport } from '../../../../daemon/core/failure-report.js';
+import { runInGuest } from '../../rig/guest.js';
+import { buildModule } from '../../rig/kmod-build.js';
+import { repoPath } from '../../rig/repo-path.js';
 
 interface Output {
   probes: number;

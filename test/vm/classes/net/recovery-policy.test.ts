@@ -19,12 +19,12 @@
 //   and still recovers a new failure (the manual recoveries reset the count).
 import { existsSync, statSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { StatusResult } from '../../daemon/control/control-protocol.js';
-import type { RecoveryRecord } from '../../daemon/core/recovery-history.js';
-import { assertGuestOk, runInGuest, type GuestResult } from './guest.js';
-import type { KernelLogLine } from './kernel-log.js';
-import { buildHelperModule } from './kmod-build.js';
-import { repoPath } from './repo-path.js';
+import type { StatusResult } from '../../../../daemon/control/control-protocol.js';
+import type { RecoveryRecord } from '../../../../daemon/core/recovery-history.js';
+import { assertGuestOk, runInGuest, type GuestResult } from '../../rig/guest.js';
+import type { KernelLogLine } from '../../rig/kernel-log.js';
+import { buildHelperModule } from '../../rig/kmod-build.js';
+import { repoPath } from '../../rig/repo-path.js';
 
 const SCRIPT = repoPath('dist/test/vm/guest/recovery-policy.js');
 

@@ -5,10 +5,10 @@
 // (guest/service-check.ts does the work; each check below reads its result).
 import { existsSync, statSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { MESSAGE_FAILURE_DETECTED, MESSAGE_RECOVERED, MESSAGE_RECOVERY_STARTED } from '../../daemon/service/message-ids.js';
-import { assertGuestOk, describeGuestRun, runInGuest } from './guest.js';
-import { buildHelperModule } from './kmod-build.js';
-import { repoPath } from './repo-path.js';
+import { MESSAGE_FAILURE_DETECTED, MESSAGE_RECOVERED, MESSAGE_RECOVERY_STARTED } from '../../../daemon/service/message-ids.js';
+import { assertGuestOk, describeGuestRun, runInGuest } from '../rig/guest.js';
+import { buildHelperModule } from '../rig/kmod-build.js';
+import { repoPath } from '../rig/repo-path.js';
 
 const SCRIPT = repoPath('dist/test/vm/guest/service-check.js');
 /** Boot, DKMS build and depmod under emulation dominate: minutes, not seconds. */

@@ -9,11 +9,11 @@
 // its net_device kept, the device comes back configured as before and every
 // application finishes correctly.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assertGuestOk, runInGuest } from './guest.js';
-import { GUEST_FWD_ADDR, type NicPreset } from './devices.js';
-import { buildHelperModule } from './kmod-build.js';
-import { serveEcho, serveRandomBlob, type LoopbackServer } from './loopback-server.js';
-import { repoPath } from './repo-path.js';
+import { assertGuestOk, runInGuest } from '../../rig/guest.js';
+import { GUEST_FWD_ADDR, type NicPreset } from '../../rig/devices.js';
+import { buildHelperModule } from '../../rig/kmod-build.js';
+import { serveEcho, serveRandomBlob, type LoopbackServer } from '../../rig/loopback-server.js';
+import { repoPath } from '../../rig/repo-path.js';
 
 const SCRIPT = repoPath('dist/test/vm/guest/recovery-scenario.js');
 const BLOB_PORT = 8080;

@@ -2,12 +2,12 @@
 // its interface passes traffic: ping to the QEMU gateway and a download from
 // the host's loopback whose checksum must match.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { join } from 'node:path';
-import { assertGuestOk, runInGuest } from './guest.js';
-import { GUEST_FWD_ADDR, type NicPreset } from './devices.js';
-import { serveRandomBlob, type LoopbackServer } from './loopback-server.js';
+import { assertGuestOk, runInGuest } from '../../rig/guest.js';
+import { GUEST_FWD_ADDR, type NicPreset } from '../../rig/devices.js';
+import { serveRandomBlob, type LoopbackServer } from '../../rig/loopback-server.js';
+import { repoPath } from '../../rig/repo-path.js';
 
-const SCRIPT = join(import.meta.dirname, 'guest', 'nic-traffic.sh');
+const SCRIPT = repoPath('test', 'vm', 'guest', 'nic-traffic.sh');
 const GUEST_PORT = 8080;
 const NICS: [NicPreset, string][] = [
   ['e1000', 'e1000'],

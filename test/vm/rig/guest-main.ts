@@ -1,5 +1,5 @@
 // Shell entry to the guest runner:
-//   node dist/test/vm/guest-main.js [--device e1000 ...] [--init systemd] [--timeout 120] [--keep] -- CMD [ARG...]
+//   node dist/test/vm/rig/guest-main.js [--device e1000 ...] [--init systemd] [--timeout 120] [--keep] -- CMD [ARG...]
 // Prints the command's output, the kernel problems if any, and exits with its status.
 import { parseArgs } from 'node:util';
 import { runInGuest, describeGuestRun, type GuestInit } from './guest.js';

@@ -4,9 +4,9 @@
 // key by key, to what ip, tc and ethtool report; a sniffer shows as a
 // promiscuity holder while it runs; a restart reads back the same shadow.
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { ShowResult, StatusResult } from '../../daemon/control/control-protocol.js';
-import { assertGuestOk, runInGuest } from './guest.js';
-import { repoPath } from './repo-path.js';
+import type { ShowResult, StatusResult } from '../../../../daemon/control/control-protocol.js';
+import { assertGuestOk, runInGuest } from '../../rig/guest.js';
+import { repoPath } from '../../rig/repo-path.js';
 
 interface Session {
   /** interface → driver */

@@ -8,11 +8,11 @@
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseBpftraceLine } from '../../daemon/core/bpftrace-output.js';
-import type { TapEvent } from '../../daemon/core/tap-record.js';
-import { assertGuestOk, runInGuest } from './guest.js';
-import type { NicPreset } from './devices.js';
-import { repoPath } from './repo-path.js';
+import { parseBpftraceLine } from '../../../../daemon/core/bpftrace-output.js';
+import type { TapEvent } from '../../../../daemon/core/tap-record.js';
+import { assertGuestOk, runInGuest } from '../../rig/guest.js';
+import type { NicPreset } from '../../rig/devices.js';
+import { repoPath } from '../../rig/repo-path.js';
 
 const SCRIPT = repoPath('test', 'vm', 'guest', 'record-netdev.sh');
 const PROGRAM = repoPath('bpf', 'netdev-class.bt');

@@ -7,10 +7,10 @@
 // failing leaves the device parked rather than gone.
 import { existsSync, statSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { assertGuestOk, runInGuest } from './guest.js';
-import type { NicPreset } from './devices.js';
-import { buildHelperModule } from './kmod-build.js';
-import { repoPath } from './repo-path.js';
+import { assertGuestOk, runInGuest } from '../../rig/guest.js';
+import type { NicPreset } from '../../rig/devices.js';
+import { buildHelperModule } from '../../rig/kmod-build.js';
+import { repoPath } from '../../rig/repo-path.js';
 
 const SCRIPT = repoPath('dist/test/vm/guest/restart-check.js');
 const NICS: [NicPreset, string][] = [

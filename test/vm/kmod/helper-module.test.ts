@@ -8,9 +8,9 @@
 // dist/test/vm/guest/helper-smoke.js.
 import { existsSync, statSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { assertGuestOk, currentKernel, runInGuest } from './guest.js';
-import { buildHelperModule } from './kmod-build.js';
-import { repoPath } from './repo-path.js';
+import { assertGuestOk, currentKernel, runInGuest } from '../rig/guest.js';
+import { buildHelperModule } from '../rig/kmod-build.js';
+import { repoPath } from '../rig/repo-path.js';
 
 const SMOKE = repoPath('dist/test/vm/guest/helper-smoke.js');
 // The guest runs compiled code: the smoke script and the client it imports.

@@ -2,8 +2,8 @@
 // vmlinux, and the daemon's reader turns its JSON output into tap events that
 // match what `ip` reports for the device.
 import { describe, expect, it } from 'vitest';
-import { assertGuestOk, runInGuest } from './guest.js';
-import { repoPath } from './repo-path.js';
+import { assertGuestOk, runInGuest } from '../../rig/guest.js';
+import { repoPath } from '../../rig/repo-path.js';
 
 interface SmokeOutput {
   probes: number;
