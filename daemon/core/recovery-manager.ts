@@ -369,7 +369,7 @@ export class RecoveryManager {
     const known = this.checkRequest(ref);
     const device = ref.name;
     try {
-      await this.helper();
+      await this.helperFor(ref);
     } catch (err) {
       throw new RequestError('EHELPER', messageOf(err));
     }
@@ -467,7 +467,7 @@ export class RecoveryManager {
     const { command, expect } = injectCommand(ref, fault, sticky);
     let payload: string;
     try {
-      const reply = await (await this.helper()).request(command);
+      const reply = await (await this.helperFor(ref)).request(command);
       if (!reply.ok) {
         const hint =
           reply.errno === 'EPERM' ? ' (fault injection is off: load shadow_helper with allow_faults=1)' : reply.errno === 'ENODEV' ? ` (no such ${port.decl.noun}, or it has no driver)` : '';
@@ -548,6 +548,23 @@ export class RecoveryManager {
     const known = port.lookup(ref.name);
     if (!known) throw new RequestError('ENODEV', `shadowd watches no ${port.decl.noun} named ${ref.name}`);
     return known;
+  }
+
+  /**
+   * The helper, once it says it has the device's class: a module older or
+   * newer than this shadowd may lack a class the daemon runs, and would
+   * refuse every command for it.
+   */
+  private async helperFor(ref: DeviceRef): Promise<HelperClient> {
+    const helper = await this.helper();
+    const v = await helper.version();
+    if (!v.classes.includes(ref.cls)) {
+      throw new Error(
+        `the loaded shadow_helper module (version ${v.version}) has no ${ref.cls} class (it has ${v.classes.join(', ') || 'none'}): ` +
+          'load the shadow_helper built from this shadowd (scripts/install.sh builds it with DKMS)',
+      );
+    }
+    return helper;
   }
 
   /** The class of a device the manager already accepted (checkFailureReport, checkRequest). */
@@ -843,7 +860,7 @@ export class RecoveryManager {
     const terms = this.port(ref).decl;
     let helper: HelperClient;
     try {
-      helper = await this.helper();
+      helper = await this.helperFor(ref);
     } catch (err) {
       throw new AttemptFailure(messageOf(err), false);
     }
@@ -1010,7 +1027,7 @@ export class RecoveryManager {
     let parked: string;
     const { command, expect } = parkCommand(refOf(rec), rec.id);
     try {
-      const reply = await (await this.helper()).request(command);
+      const reply = await (await this.helperFor(refOf(rec))).request(command);
       if (reply.ok) {
         expectPayload(command, reply.payload, expect);
         parked = 'the device is parked (down; nothing calls into its driver)';

@@ -217,6 +217,25 @@ describe('a second device class, fake, beside net', () => {
     expect(netAsked).toEqual([]);
   });
 
+  it('recovery manager: a helper module without the fake class is refused before any command, saying what to load', async () => {
+    const old = new ScriptedHelper();
+    old.version = () => Promise.resolve({ proto: 3, version: '0.3.0', kernel: 'test', faults: true, classes: ['net'] });
+    helper = old;
+    const m = manager();
+    m.start();
+    await expect(m.recover({ cls: 'fake', name: 'dev0' })).rejects.toMatchObject({
+      code: 'EHELPER',
+      message: expect.stringContaining('the loaded shadow_helper module (version 0.3.0) has no fake class (it has net)') as string,
+    });
+    await expect(m.inject({ cls: 'fake', name: 'dev0' }, 'jam')).rejects.toMatchObject({ code: 'EHELPER' });
+    const r = m.report({ cls: 'fake', device: 'dev0', kind: 'fake-jam', detail: 'jammed', detectedAt: Date.now() });
+    expect(r.action).toBe('started');
+    const rec = r.action === 'started' ? await r.done : null;
+    expect(rec).toMatchObject({ result: 'failed', error: expect.stringContaining('has no fake class') as string });
+    expect(old.commands).toEqual([]);
+    await m.stop();
+  });
+
   it("recovery manager: each class's failure kinds, names and faults are its own", async () => {
     const m = manager();
     // A network failure kind is no fake one, and the other way round.
