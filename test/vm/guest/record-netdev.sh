@@ -270,7 +270,7 @@ sleep 0.3
 trap - EXIT
 stop_bpftrace
 echo "probes=$probes"
-checker=$repo/dist/daemon/bpftrace-output.js
+checker=$repo/dist/daemon/core/bpftrace-output.js
 [ -f "$checker" ] || { echo "malformed=unchecked (no $checker: build first)"; exit 0; }
 node --input-type=module -e '
   import { readFileSync } from "node:fs";

@@ -79,7 +79,7 @@ async function ctl<T>(method: string, params?: Record<string, unknown>): Promise
   return reply.result;
 }
 /** The device's recoveries, oldest first. */
-const history = async (): Promise<RecoveryRecord[]> => (await ctl<{ recoveries: RecoveryRecord[] }>('history', { device: dev, limit: 100 })).recoveries.reverse();
+const history = async (): Promise<RecoveryRecord[]> => (await ctl<{ recoveries: RecoveryRecord[] }>('history', { device: `net:${dev}`, limit: 100 })).recoveries.reverse();
 const status = (): Promise<StatusResult> => ctl<StatusResult>('status');
 
 let daemonLog = '';
@@ -257,7 +257,7 @@ for (const until = Date.now() + 10_000; Date.now() < until; await sleep(200)) {
   pendingReads = (await status()).pendingReads;
   if (pendingReads === 0) break;
 }
-const shadowEntries = (await ctl<ShowResult>('show', { device: dev })).entries;
+const shadowEntries = (await ctl<ShowResult>('show', { device: `net:${dev}` })).entries;
 const shadowOf = (key: string): unknown => shadowEntries.find((e) => e.key === key)?.value;
 const cliStatus = await shadowctl('status', '--json');
 const underLoop = {

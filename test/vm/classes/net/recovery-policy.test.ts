@@ -35,7 +35,7 @@ interface Cli {
 }
 interface Status {
   pid: number;
-  devices: { name: string; ifindex: number; driver: string | null; mode: string; health: string }[];
+  devices: { cls: string; name: string; attrs: Record<string, number | string>; driver: string | null; mode: string; health: string }[];
 }
 interface PolicyResult {
   dev: string;
@@ -209,7 +209,7 @@ describe('recovery policy on e1000: a clean give-up, recoveries under a configur
     expect(p.repliesDuringQuiet, 'a parked device carried traffic').toBe(0);
     // Listed once, with its ifindex, present (the helper keeps it) and parked.
     const parkedStatus = p.status.devices.filter((d) => d.name === dev);
-    expect(parkedStatus.map((d) => [d.ifindex, d.health, d.mode]), JSON.stringify(p.status)).toEqual([[ifindexBefore, 'ok', 'parked']]);
+    expect(parkedStatus.map((d) => [d.attrs['ifindex'], d.health, d.mode]), JSON.stringify(p.status)).toEqual([[ifindexBefore, 'ok', 'parked']]);
     // A person clears the fault and recovers the device.
     const m = res.manual;
     expect(m.clear.exitCode, m.clear.stderr).toBe(0);
@@ -309,7 +309,7 @@ describe('recovery policy on e1000: a clean give-up, recoveries under a configur
     expect(r.loop.states).toEqual(['state=passive running=1']);
     expect(r.daemonAlive).toBe(true);
     expect(r.status.pid).toBe(r.pid);
-    expect(r.status.devices.filter((d) => d.name === dev).map((d) => [d.ifindex, d.health, d.mode])).toEqual([[ifindexBefore, 'ok', 'passive']]);
+    expect(r.status.devices.filter((d) => d.name === dev).map((d) => [d.attrs['ifindex'], d.health, d.mode])).toEqual([[ifindexBefore, 'ok', 'passive']]);
     expect(r.pingMs).not.toBeNull();
     // It still recovers within its policy: the manual recovery reset the count, so this is recovered, not given up on.
     const a = res.again;
