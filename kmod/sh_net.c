@@ -277,6 +277,7 @@ static int sh_net_init(void)
 static void sh_net_exit(void)
 {
 	unregister_netdevice_notifier(&sh_net_nb);
+	sh_hooks_exit();
 }
 
 const struct sh_class sh_net_class = {

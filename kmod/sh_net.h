@@ -114,6 +114,7 @@ struct sh_window {
 int sh_hooks_arm(struct sh_window *win);
 void sh_hooks_set_phase(enum sh_phase phase);
 void sh_hooks_disarm(void);
+void sh_hooks_exit(void);
 void sh_restore_name(struct sh_window *win);
 
 /* sh_net_restart.c: the class's restart phases (struct sh_class). */

@@ -84,11 +84,11 @@ void sh_restore_name(struct sh_window *win)
 	win->name_pinned = false;
 }
 
-static bool sh_in_probe(void)
+/* @win is the window the handler read: sh_win may be cleared meanwhile. */
+static bool sh_in_probe(const struct sh_window *win)
 {
-	struct sh_window *win = READ_ONCE(sh_win);
-
-	return win && win->phase == SH_PHASE_PROBING && win->task == current;
+	return READ_ONCE(win->phase) == SH_PHASE_PROBING &&
+		win->task == current;
 }
 
 static struct net_device *sh_alloc_netdev_mqs(int sizeof_priv,
@@ -196,28 +196,28 @@ typedef bool (*sh_match_fn)(struct sh_window *win, unsigned long arg0);
 
 static bool sh_match_alloc(struct sh_window *win, unsigned long arg0)
 {
-	return sh_in_probe() && !win->handed;
+	return sh_in_probe(win) && !win->handed;
 }
 
 static bool sh_match_register(struct sh_window *win, unsigned long arg0)
 {
-	return sh_in_probe() && arg0 == (unsigned long)win->dev;
+	return sh_in_probe(win) && arg0 == (unsigned long)win->dev;
 }
 
 static bool sh_match_teardown(struct sh_window *win, unsigned long arg0)
 {
-	return win->phase != SH_PHASE_NONE && win->task == current &&
+	return READ_ONCE(win->phase) != SH_PHASE_NONE && win->task == current &&
 		arg0 == (unsigned long)win->dev;
 }
 
 static bool sh_match_rtnl(struct sh_window *win, unsigned long arg0)
 {
-	return sh_in_probe() && win->rtnl_held;
+	return sh_in_probe(win) && win->rtnl_held;
 }
 
 static bool sh_match_stats(struct sh_window *win, unsigned long arg0)
 {
-	return win->phase == SH_PHASE_PROBING &&
+	return READ_ONCE(win->phase) == SH_PHASE_PROBING &&
 		arg0 == (unsigned long)win->dev;
 }
 
@@ -267,21 +267,32 @@ static void notrace sh_ftrace_handler(unsigned long ip,
 				      struct ftrace_ops *ops,
 				      struct ftrace_regs *fregs)
 {
-	struct sh_window *win = READ_ONCE(sh_win);
 	struct pt_regs *regs = ftrace_get_regs(fregs);
 	const struct sh_hook *hook;
+	struct sh_window *win;
 
-	if (!win || !regs)
+	if (!regs)
 		return;
-	hook = sh_hook_at(ip);
+	/* sh_hooks_disarm() waits for this section before the window goes. */
+	preempt_disable_notrace();
+	win = READ_ONCE(sh_win);
+	hook = win ? sh_hook_at(ip) : NULL;
 	if (hook && hook->match(win, regs_get_kernel_argument(regs, 0)))
 		ftrace_instruction_pointer_set(fregs,
 					       (unsigned long)hook->replacement);
+	preempt_enable_notrace();
 }
 
 /*
- * One ftrace_ops for all the functions: arming and disarming each cost an
- * RCU-tasks grace period, paid once rather than per function.
+ * One ftrace_ops for all the functions, registered at the first restart and
+ * kept until the module goes: a restart only points sh_win at its window.
+ * Registering and unregistering rewrite the entry of rtnl_lock() and the
+ * others while any CPU may be running them (linkwatch takes RTNL as soon as
+ * a restart drops it); done once per restart, a CPU that executed the
+ * breakpoint of that rewrite was seen trapping on it again and again after
+ * it was gone (a soft lockup at rtnl_lock+0x0 on a NOP, under QEMU's TCG),
+ * and the restart then waited forever for the RCU-tasks grace period of the
+ * unregistration. With no window, the handler returns at once.
  */
 static struct ftrace_ops sh_ftrace_ops = {
 	.func = sh_ftrace_handler,
@@ -294,18 +305,28 @@ static bool sh_armed;
 
 void sh_hooks_set_phase(enum sh_phase phase)
 {
-	WRITE_ONCE(sh_win->phase, phase);
+	struct sh_window *win = sh_win;
+
+	if (win)
+		WRITE_ONCE(win->phase, phase);
 }
 
+/*
+ * The window stops matching, then a grace period lets every handler that
+ * may still read it finish (they run with preemption off): the caller may
+ * free it once this returns. The replacements that use the window run only
+ * in the restart's own task, which is here.
+ */
 void sh_hooks_disarm(void)
 {
-	if (sh_armed) {
-		WARN_ON(unregister_ftrace_function(&sh_ftrace_ops));
-		ftrace_set_filter_ips(&sh_ftrace_ops, sh_hook_ips,
-				      ARRAY_SIZE(sh_hook_ips), 1, 0);
-		sh_armed = false;
-	}
+	struct sh_window *win = sh_win;
+
+	if (!win)
+		return;
+	WRITE_ONCE(win->phase, SH_PHASE_NONE);
+	WRITE_ONCE(win->rtnl_held, false);
 	WRITE_ONCE(sh_win, NULL);
+	synchronize_rcu();
 }
 
 /* One window at a time: the caller serialises restarts. */
@@ -315,25 +336,41 @@ int sh_hooks_arm(struct sh_window *win)
 	int err;
 
 	win->phase = SH_PHASE_NONE;
+	if (!sh_armed) {
+		for (i = 0; i < ARRAY_SIZE(sh_hooks); i++)
+			sh_hook_ips[i] = (unsigned long)sh_hooks[i].target;
+		err = ftrace_set_filter_ips(&sh_ftrace_ops, sh_hook_ips,
+					    ARRAY_SIZE(sh_hook_ips), 0, 1);
+		if (!err) {
+			err = register_ftrace_function(&sh_ftrace_ops);
+			if (err)
+				ftrace_set_filter_ips(&sh_ftrace_ops,
+						      sh_hook_ips,
+						      ARRAY_SIZE(sh_hook_ips),
+						      1, 0);
+		}
+		if (err) {
+			/* e.g. a livepatch already redirects one of these. */
+			scnprintf(win->why, sizeof(win->why),
+				  "cannot hook the class functions (%s ...): error %d",
+				  sh_hooks[0].name, err);
+			return err;
+		}
+		sh_armed = true;
+	}
 	WRITE_ONCE(sh_win, win);
-	for (i = 0; i < ARRAY_SIZE(sh_hooks); i++)
-		sh_hook_ips[i] = (unsigned long)sh_hooks[i].target;
-	err = ftrace_set_filter_ips(&sh_ftrace_ops, sh_hook_ips,
-				    ARRAY_SIZE(sh_hook_ips), 0, 1);
-	if (!err) {
-		err = register_ftrace_function(&sh_ftrace_ops);
-		if (err)
-			ftrace_set_filter_ips(&sh_ftrace_ops, sh_hook_ips,
-					      ARRAY_SIZE(sh_hook_ips), 1, 0);
-	}
-	if (err) {
-		/* e.g. a livepatch already redirects one of these functions. */
-		scnprintf(win->why, sizeof(win->why),
-			  "cannot hook the class functions (%s ...): error %d",
-			  sh_hooks[0].name, err);
-		WRITE_ONCE(sh_win, NULL);
-		return err;
-	}
-	sh_armed = true;
 	return 0;
+}
+
+/* Module exit: no restart runs any more. */
+void sh_hooks_exit(void)
+{
+	WARN_ON(READ_ONCE(sh_win));
+	WRITE_ONCE(sh_win, NULL);
+	if (!sh_armed)
+		return;
+	WARN_ON(unregister_ftrace_function(&sh_ftrace_ops));
+	ftrace_set_filter_ips(&sh_ftrace_ops, sh_hook_ips,
+			      ARRAY_SIZE(sh_hook_ips), 1, 0);
+	sh_armed = false;
 }
