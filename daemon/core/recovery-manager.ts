@@ -453,10 +453,8 @@ export class RecoveryManager {
 
   /** Injects a fault through the helper (it refuses with EPERM unless loaded with allow_faults=1), or clears one. */
   async inject(ref: DeviceRef, fault: string, sticky = false, requestedBy?: string): Promise<InjectResult> {
-    const port = this.classes.get(ref.cls);
-    if (!port) throw new RequestError('EBADREQ', `unknown device class ${JSON.stringify(ref.cls)}`);
+    const port = this.checkRef(ref);
     const device = ref.name;
-    if (!port.decl.names.valid(device)) throw new RequestError('EBADREQ', `${JSON.stringify(device)} is not ${port.decl.names.describe}`);
     const faults = [...port.decl.faults, CLEAR];
     if (!faults.includes(fault)) throw new RequestError('EBADREQ', `fault must be one of ${faults.join(', ')}, not ${JSON.stringify(fault)}`);
     if (sticky && fault === CLEAR) throw new RequestError('EBADREQ', 'sticky applies to a fault, not to clear');
@@ -540,10 +538,16 @@ export class RecoveryManager {
 
   // ---------------------------------------------------------------------------
 
-  private checkRequest(ref: DeviceRef): DeviceInfo {
+  /** The class of a reference a person sent: a registered class, and a name it allows. */
+  private checkRef(ref: DeviceRef): RecoveryPort {
     const port = this.classes.get(ref.cls);
     if (!port) throw new RequestError('EBADREQ', `unknown device class ${JSON.stringify(ref.cls)}`);
     if (!port.decl.names.valid(ref.name)) throw new RequestError('EBADREQ', `${JSON.stringify(ref.name)} is not ${port.decl.names.describe}`);
+    return port;
+  }
+
+  private checkRequest(ref: DeviceRef): DeviceInfo {
+    const port = this.checkRef(ref);
     if (this.stopping) throw new RequestError('EBUSY', 'shadowd is stopping');
     const known = port.lookup(ref.name);
     if (!known) throw new RequestError('ENODEV', `shadowd watches no ${port.decl.noun} named ${ref.name}`);

@@ -4,7 +4,6 @@
 // (stall-detector.ts, tx-timeout.ts) and the sysfs reading that blames a
 // kernel report on its devices (net-sysfs.ts).
 import type { ClassContext, ClassDetectors, ClassRuntime, DeviceClass, DeviceInfo } from '../../core/device-class.js';
-import type { DeviceStatus } from '../../core/device-status.js';
 import type { RestartReply } from '../../core/helper-protocol.js';
 import { shadowReplay, type ReplayPlanner } from '../../core/shadow-replay.js';
 import type { ShadowEntry } from '../../core/shadow-store.js';
@@ -27,16 +26,10 @@ export const NET_REPLAY_PLANNER: ReplayPlanner<ShadowEntry, DeviceSnapshot, Repl
   run: (device, steps) => runReplay(device, steps),
 };
 
-/** The device of that name, present rather than absent. */
-function named(devices: readonly DeviceStatus[], name: string): DeviceStatus | undefined {
-  const all = devices.filter((d) => d.name === name);
-  return all.find((d) => d.health === 'ok') ?? all[0];
-}
-
 function openNet(ctx: ClassContext): ClassRuntime {
   const shadow = new NetdevShadow(ctx.store, ctx.logger, { restarting: ctx.held });
   const fields = (device: string): Record<string, string> => ({ SHADOWD_DEVICE: device, SHADOWD_CLASS: 'net' });
-  const driverOf = (name: string): string | null => named(shadow.status(), name)?.driver ?? null;
+  const driverOf = (name: string): string | null => shadow.record(name)?.driver ?? null;
   const replay = shadowReplay({
     entries: (name) => ctx.store.entries(shadow.show(name).device.id),
     changes: () => ctx.store.changes,
@@ -59,12 +52,12 @@ function openNet(ctx: ClassContext): ClassRuntime {
     show: (name) => shadow.show(name),
 
     lookup(name): DeviceInfo | null {
-      const d = named(shadow.status(), name);
+      const d = shadow.record(name);
       return d ? { name: d.name, driver: d.driver, bus: d.bus } : null;
     },
     replay,
     afterRestart(name: string, reply: RestartReply): string[] {
-      const known = named(shadow.status(), name)?.attrs['ifindex'];
+      const known = shadow.record(name)?.attrs['ifindex'];
       const now = reply.fields['ifindex'];
       if (typeof known === 'number' && now !== undefined && known !== now) {
         return [`the interface index changed from ${known} to ${now}: handles bound to the old one are lost`];

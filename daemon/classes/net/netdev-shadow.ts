@@ -10,7 +10,7 @@ import { RequestError } from '../../core/request-error.js';
 import type { Logger } from '../../service/log.js';
 import { reduceEvent } from './netdev-reducer.js';
 import { ALL_GROUPS, KEY_GROUPS, snapshotDevice, SnapshotError, type DeviceSnapshot, type KeyGroup } from './netdev-snapshot.js';
-import { SNAPSHOT_ACTOR, type Actor, type ShadowStore } from '../../core/shadow-store.js';
+import { SNAPSHOT_ACTOR, type Actor, type DeviceRecord, type ShadowStore } from '../../core/shadow-store.js';
 import type { TapEvent } from '../../core/tap-record.js';
 
 export interface WatchedDevice {
@@ -346,8 +346,28 @@ export class NetdevShadow {
     return { SHADOWD_DEVICE: dev.name, SHADOWD_DRIVER: dev.driver ?? '', SHADOWD_CLASS: CLS };
   }
 
+  /** The device of that name: the present one, else the kept shadow of one that is gone. One query, no counts (asked at every stall poll). */
+  record(name: string): DeviceRecord | undefined {
+    const all = this.store.devices(CLS).filter((d) => d.name === name);
+    return all.find((d) => d.present) ?? all[0];
+  }
+
   status(): DeviceStatus[] {
-    return this.store.devices(CLS).map((d) => ({
+    return this.store.devices(CLS).map((d) => this.statusOf(d));
+  }
+
+  show(name: string): ShowResult {
+    const rec = this.record(name);
+    if (!rec) throw new RequestError('ENODEV', `shadowd watches no network device named ${name}`);
+    return {
+      device: this.statusOf(rec),
+      entries: this.store.entries(rec.id).map((e) => ({ key: e.key, value: e.value, setBy: e.actor, at: e.at })),
+      holders: this.store.holders(rec.id),
+    };
+  }
+
+  private statusOf(d: DeviceRecord): DeviceStatus {
+    return {
       id: d.id,
       cls: CLS,
       name: d.name,
@@ -358,17 +378,6 @@ export class NetdevShadow {
       keys: this.store.entryCount(d.id),
       holders: this.store.holders(d.id).length,
       attrs: d.attrs,
-    }));
-  }
-
-  show(name: string): ShowResult {
-    const all = this.status().filter((d) => d.name === name);
-    const device = all.find((d) => d.health === 'ok') ?? all[0];
-    if (!device) throw new RequestError('ENODEV', `shadowd watches no network device named ${name}`);
-    return {
-      device,
-      entries: this.store.entries(device.id).map((e) => ({ key: e.key, value: e.value, setBy: e.actor, at: e.at })),
-      holders: this.store.holders(device.id),
     };
   }
 }
