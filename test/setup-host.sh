@@ -12,6 +12,7 @@ packages=(
   gcc make libelf-dev linux-source-6.1                                # building kmod/, checkpatch
   dkms                                                                # scripts/install.sh in the service test
   bpftrace iproute2 ethtool tcpdump curl iputils-ping               # what the guest tests run
+  dmsetup e2fsprogs sqlite3 sox fio                                 # the disk class: its maps and its applications
 )
 missing=()
 for p in "${packages[@]}"; do

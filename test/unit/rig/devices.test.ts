@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { deviceArgs } from '../../vm/rig/devices.js';
+import { deviceArgs, diskCount } from '../../vm/rig/devices.js';
 
 describe('QEMU device presets', () => {
   it('gives each NIC its own restricted user network with loopback forwards only', () => {
@@ -18,16 +18,21 @@ describe('QEMU device presets', () => {
     ]);
   });
 
-  it('puts the scratch disk on the PIIX IDE bus', () => {
-    expect(deviceArgs({ devices: ['piix-ide'], diskImage: '/tmp/d.img' })).toEqual([
-      '-drive', 'file=/tmp/d.img,if=none,id=disk0,format=raw', '-device', 'ide-hd,drive=disk0,bus=ide.0',
+  it('puts each scratch disk on its own controller, with a serial that names it', () => {
+    expect(deviceArgs({ devices: ['piix-ide', 'ahci', 'virtio-blk'], diskImages: ['/tmp/a.img', '/tmp/b.img', '/tmp/c.img'] })).toEqual([
+      '-drive', 'file=/tmp/a.img,if=none,id=disk0,format=raw', '-device', 'ide-hd,drive=disk0,bus=ide.0,serial=shadowd-disk0',
+      '-drive', 'file=/tmp/b.img,if=none,id=disk1,format=raw', '-device', 'ich9-ahci,id=ahci1', '-device', 'ide-hd,drive=disk1,bus=ahci1.0,serial=shadowd-disk1',
+      '-drive', 'file=/tmp/c.img,if=none,id=disk2,format=raw', '-device', 'virtio-blk-pci,drive=disk2,serial=shadowd-disk2',
     ]);
+    expect(diskCount(['e1000', 'ahci', 'es1370', 'virtio-blk'])).toBe(2);
   });
 
   it('refuses bad ports and unusable disk paths', () => {
     expect(() => deviceArgs({ devices: ['e1000'], forwards: [{ guestPort: 0, hostPort: 1 }] })).toThrow('not a TCP port');
     expect(() => deviceArgs({ devices: ['e1000'], forwards: [{ guestPort: 80, hostPort: 70000 }] })).toThrow('not a TCP port');
     expect(() => deviceArgs({ devices: ['piix-ide'] })).toThrow('needs a scratch disk');
-    expect(() => deviceArgs({ devices: ['piix-ide'], diskImage: '/tmp/a,b' })).toThrow('comma');
+    expect(() => deviceArgs({ devices: ['ahci', 'virtio-blk'], diskImages: ['/tmp/a.img'] })).toThrow('disk 1');
+    expect(() => deviceArgs({ devices: ['piix-ide'], diskImages: ['/tmp/a,b'] })).toThrow('comma');
+    expect(() => deviceArgs({ devices: ['ahci', 'piix-ide'], diskImages: ['/tmp/a.img', '/tmp/b.img'] })).toThrow('before the other disks');
   });
 });

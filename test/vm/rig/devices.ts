@@ -18,10 +18,31 @@ export const SOUND_PRESETS = {
   ac97: 'AC97',
 } as const;
 
+/**
+ * Scratch disks, one raw image each, on the controllers of the disk class's
+ * drivers. Each disk's serial is shadowd-diskN (N counts the disks in the
+ * order given), which the guest sees as its identity.
+ */
+export const DISK_PRESETS = {
+  /** The PIIX3 IDE controller of QEMU's pc machine, driver ata_piix. */
+  'piix-ide': 'piix-ide',
+  /** An ICH9 AHCI controller of its own, driver ahci. */
+  ahci: 'ahci',
+  /** A virtio block device on PCI, driver virtio_blk. */
+  'virtio-blk': 'virtio-blk',
+} as const;
+
 export type NicPreset = keyof typeof NIC_PRESETS;
 export type SoundPreset = keyof typeof SOUND_PRESETS;
-/** piix-ide: a scratch disk on the PIIX3 IDE controller of QEMU's pc machine (driver ata_piix). */
-export type DevicePreset = NicPreset | SoundPreset | 'piix-ide';
+export type DiskPreset = keyof typeof DISK_PRESETS;
+export type DevicePreset = NicPreset | SoundPreset | DiskPreset;
+
+/** Every preset's name, for command lines. */
+export const ALL_PRESETS: readonly DevicePreset[] = [
+  ...(Object.keys(NIC_PRESETS) as NicPreset[]),
+  ...(Object.keys(SOUND_PRESETS) as SoundPreset[]),
+  ...(Object.keys(DISK_PRESETS) as DiskPreset[]),
+];
 
 /** The guest connects to GUEST_FWD_ADDR:guestPort and reaches 127.0.0.1:hostPort on the host. */
 export interface LoopbackForward {
@@ -33,8 +54,8 @@ export const GUEST_FWD_ADDR = '10.0.2.100';
 export interface DeviceArgOptions {
   devices: readonly DevicePreset[];
   forwards?: readonly LoopbackForward[];
-  /** Host path of the raw scratch image used by the piix-ide preset. */
-  diskImage?: string;
+  /** Host paths of the raw scratch images, one per disk preset in the order given. */
+  diskImages?: readonly string[];
 }
 
 function isNic(d: DevicePreset): d is NicPreset {
@@ -42,6 +63,30 @@ function isNic(d: DevicePreset): d is NicPreset {
 }
 function isSound(d: DevicePreset): d is SoundPreset {
   return d in SOUND_PRESETS;
+}
+export function isDisk(d: DevicePreset): d is DiskPreset {
+  return d in DISK_PRESETS;
+}
+
+/** The disk presets among the devices, in order: each needs one image. */
+export function diskCount(devices: readonly DevicePreset[]): number {
+  return devices.filter(isDisk).length;
+}
+
+function diskArgs(dev: DiskPreset, n: number, image: string | undefined): string[] {
+  if (!image) throw new Error(`the ${dev} preset needs a scratch disk image (disk ${n})`);
+  if (image.includes(',')) throw new Error(`disk image path must not contain a comma: ${image}`);
+  const drive = ['-drive', `file=${image},if=none,id=disk${n},format=raw`];
+  const serial = `serial=shadowd-disk${n}`;
+  switch (dev) {
+    case 'piix-ide':
+      if (n > 0) throw new Error('the piix-ide preset must come before the other disks (it takes the first IDE bus)');
+      return [...drive, '-device', `ide-hd,drive=disk${n},bus=ide.0,${serial}`];
+    case 'ahci':
+      return [...drive, '-device', `ich9-ahci,id=ahci${n}`, '-device', `ide-hd,drive=disk${n},bus=ahci${n}.0,${serial}`];
+    case 'virtio-blk':
+      return [...drive, '-device', `virtio-blk-pci,drive=disk${n},${serial}`];
+  }
 }
 
 function checkPort(port: number, what: string): void {
@@ -53,6 +98,7 @@ export function deviceArgs(opts: DeviceArgOptions): string[] {
   const args: string[] = [];
   let nics = 0;
   let sound = false;
+  let disks = 0;
   for (const dev of opts.devices) {
     if (isNic(dev)) {
       const id = `n${nics++}`;
@@ -71,9 +117,8 @@ export function deviceArgs(opts: DeviceArgOptions): string[] {
       sound = true;
       args.push('-device', `${SOUND_PRESETS[dev]},audiodev=snd0`);
     } else {
-      if (!opts.diskImage) throw new Error('the piix-ide preset needs a scratch disk image');
-      if (opts.diskImage.includes(',')) throw new Error(`disk image path must not contain a comma: ${opts.diskImage}`);
-      args.push('-drive', `file=${opts.diskImage},if=none,id=disk0,format=raw`, '-device', 'ide-hd,drive=disk0,bus=ide.0');
+      const n = disks++;
+      args.push(...diskArgs(dev, n, opts.diskImages?.[n]));
     }
   }
   return args;

@@ -3,10 +3,9 @@
 // Prints the command's output, the kernel problems if any, and exits with its status.
 import { parseArgs } from 'node:util';
 import { runInGuest, describeGuestRun, type GuestInit } from './guest.js';
-import type { DevicePreset } from './devices.js';
-import { NIC_PRESETS, SOUND_PRESETS } from './devices.js';
+import { ALL_PRESETS, type DevicePreset } from './devices.js';
 
-const PRESETS = [...Object.keys(NIC_PRESETS), ...Object.keys(SOUND_PRESETS), 'piix-ide'];
+const PRESETS: readonly string[] = ALL_PRESETS;
 
 const { values, positionals } = parseArgs({
   options: {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { currentKernelFile, kernelPaths, type KernelPaths } from './cache-paths.js';
-import { deviceArgs, type DevicePreset, type LoopbackForward } from './devices.js';
+import { deviceArgs, diskCount, type DevicePreset, type LoopbackForward } from './devices.js';
 import { EXIT_MARKER, INIT_FAILED_MARKER, SYSTEMD_RUNNER, ensureInitramfs } from './initramfs.js';
 import { consoleProblems, kernelProblems, parseKmsg, type KernelLogLine } from './kernel-log.js';
 
@@ -24,7 +24,7 @@ export interface GuestOptions {
   env?: Readonly<Record<string, string>>;
   devices?: readonly DevicePreset[];
   forwards?: readonly LoopbackForward[];
-  /** Size of the scratch disk for the piix-ide preset. */
+  /** Size of each scratch disk of the disk presets. */
   diskMiB?: number;
   memoryMiB?: number;
   /** Wall-clock limit for the whole guest; it is killed after this. */
@@ -132,11 +132,12 @@ export async function runInGuest(opts: GuestOptions): Promise<GuestResult> {
   const runDir = await mkdtemp(join(tmpdir(), 'shadowd-guest-'));
   try {
     await writeFile(join(runDir, 'cmd.sh'), commandScript(opts, runDir));
-    let diskImage: string | undefined;
-    if (opts.devices?.includes('piix-ide')) {
-      diskImage = join(runDir, 'disk0.img');
-      await writeFile(diskImage, '');
-      await truncate(diskImage, (opts.diskMiB ?? 64) * 1024 * 1024);
+    const diskImages: string[] = [];
+    for (let n = 0; n < diskCount(opts.devices ?? []); n++) {
+      const image = join(runDir, `disk${n}.img`);
+      await writeFile(image, '');
+      await truncate(image, (opts.diskMiB ?? 64) * 1024 * 1024);
+      diskImages.push(image);
     }
     const args = [
       '-machine', 'pc', '-accel', 'tcg,thread=multi', '-cpu', 'max',
@@ -152,7 +153,7 @@ export async function runInGuest(opts: GuestOptions): Promise<GuestResult> {
       '-device', 'virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot',
       '-fsdev', `local,id=run,path=${runDir},security_model=none,multidevs=remap`,
       '-device', 'virtio-9p-pci,fsdev=run,mount_tag=run',
-      ...deviceArgs({ devices: opts.devices ?? [], forwards: opts.forwards ?? [], diskImage }),
+      ...deviceArgs({ devices: opts.devices ?? [], forwards: opts.forwards ?? [], diskImages }),
     ];
     const started = performance.now();
     let consoleText = '';
