@@ -24,7 +24,7 @@ export class TapRecordError extends Error {}
 const DECIMAL = /^-?\d+$/;
 const HEX = /^0x[0-9a-fA-F]{1,16}$/;
 /** Fields that hold text even when it looks like a number: an interface may be named "42". */
-const TEXT_FIELDS = new Set(['name', 'newname', 'driver', 'bus', 'addr']);
+const TEXT_FIELDS = new Set(['name', 'newname', 'driver', 'bus', 'addr', 'attr', 'kobj', 'parent', 'grandparent']);
 const KEY = /^[a-z][a-z0-9_]*$/;
 
 export function parseTapRecord(text: string): TapEvent {

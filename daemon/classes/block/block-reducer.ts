@@ -1,0 +1,66 @@
+// What each disk class tap event (bpf/block-class.bt) means for the shadow.
+// The taps say which kernel object's attribute a process wrote; this names
+// the object, and the shadow (disk-shadow.ts) turns it into the disks whose
+// settings it re-reads, crediting the writer. Disks coming and going are
+// passed on as such.
+import type { TapEvent } from '../../core/tap-record.js';
+
+/** The kernel object an attribute write was about, as the disk shadow can match it to its disks. */
+export type WriteTarget =
+  /** The disk itself, its queue or its I/O scheduler: the disk's kernel name. */
+  | { kind: 'disk'; name: string }
+  /** A SCSI device (its timeout, queue depth) or its scsi_disk (cache type): the H:C:T:L address. */
+  | { kind: 'scsi'; address: string }
+  /** A SCSI host (its link power policy): hostN. */
+  | { kind: 'host'; name: string };
+
+export type BlockAction =
+  | { kind: 'write'; target: WriteTarget; attr: string }
+  | { kind: 'added'; name: string; devt: string }
+  | { kind: 'removed'; name: string; devt: string };
+
+const SCSI_ADDRESS = /^\d+:\d+:\d+:\d+$/;
+const SCSI_HOST = /^host\d+$/;
+
+/** The object a sysfs attribute write was about, when it is one a disk's settings live on; else null. */
+export function writeTarget(e: TapEvent): WriteTarget | null {
+  const kobj = e.strs['kobj'] ?? '';
+  const parent = e.strs['parent'] ?? '';
+  const grandparent = e.strs['grandparent'] ?? '';
+  if (kobj === 'queue' && parent !== '') return { kind: 'disk', name: parent };
+  if (kobj === 'iosched' && parent === 'queue' && grandparent !== '') return { kind: 'disk', name: grandparent };
+  if (parent === 'block' && kobj !== '') return { kind: 'disk', name: kobj };
+  if (SCSI_ADDRESS.test(kobj) && (parent === 'scsi_disk' || parent.startsWith('target'))) return { kind: 'scsi', address: kobj };
+  if (SCSI_HOST.test(kobj) && parent === 'scsi_host') return { kind: 'host', name: kobj };
+  return null;
+}
+
+const REDUCERS = new Map<string, (e: TapEvent) => BlockAction[]>([
+  [
+    'sysfs_write',
+    (e) => {
+      // A refused write changed nothing (the sync marker is one).
+      if ((e.nums['ret'] ?? -1) < 0) return [];
+      const target = writeTarget(e);
+      return target ? [{ kind: 'write', target, attr: e.strs['attr'] ?? '' }] : [];
+    },
+  ],
+  [
+    'disk_add',
+    (e) => ((e.nums['ret'] ?? -1) === 0 && e.strs['name'] ? [{ kind: 'added', name: e.strs['name'], devt: devt(e) }] : []),
+  ],
+  ['disk_del', (e) => (e.strs['name'] ? [{ kind: 'removed', name: e.strs['name'], devt: devt(e) }] : [])],
+]);
+
+function devt(e: TapEvent): string {
+  return `${e.nums['major'] ?? -1}:${e.nums['minor'] ?? -1}`;
+}
+
+/** Every event the taps print that the shadow takes something from. */
+export const REDUCED_EVENTS: ReadonlySet<string> = new Set(REDUCERS.keys());
+/** Events the taps print that the shadow leaves, with why: none today. */
+export const NOT_REDUCED: ReadonlyMap<string, { kind: 'ignored' | 'elsewhere'; why: string }> = new Map();
+
+export function reduceBlockEvent(e: TapEvent): BlockAction[] {
+  return REDUCERS.get(e.call)?.(e) ?? [];
+}

@@ -1,0 +1,285 @@
+// The disk class shadow in passive mode: one shadow for every disk driver.
+// It adopts each whole disk that a driver serves, keeps the settings a driver
+// restart loses (scheduler, queue, SCSI device and host attributes) with who
+// set them and when, and the disk's identity and protecting map. Tap events
+// say who wrote which attribute; the shadow re-reads the disk and credits
+// the writer with what changed. A disk is keyed by its identity (serial,
+// WWN), not its kernel name: after a restart sda may come back as sdb.
+import type { DeviceStatus, ShowResult } from '../../core/device-status.js';
+import { RequestError } from '../../core/request-error.js';
+import { SNAPSHOT_ACTOR, type Actor, type DeviceRecord, type ShadowStore } from '../../core/shadow-store.js';
+import type { TapEvent } from '../../core/tap-record.js';
+import type { Logger } from '../../service/log.js';
+import { reduceBlockEvent, type WriteTarget } from './block-reducer.js';
+
+/** What the shadow reads of one disk (block-sysfs.ts and dm-map.ts through block-class.ts). */
+export interface DiskFacts {
+  name: string;
+  /** MAJ:MIN */
+  devt: string;
+  serial: string | null;
+  wwid: string | null;
+  model: string | null;
+  /** Size in 512-byte sectors. */
+  sectors: number;
+  /** The restart unit: the bus device whose driver serves the disk (0000:00:01.1, virtio2). */
+  unit: string | null;
+  driver: string | null;
+  /** The SCSI device's H:C:T:L and its host (host0), for SCSI disks. */
+  scsiAddress: string | null;
+  scsiHost: string | null;
+  /** Setting key → value as the kernel shows it (queue/scheduler → mq-deadline). */
+  settings: Record<string, string>;
+  /** The map that protects the disk, if one does. */
+  map: string | null;
+  /** For people: "protected by map shadow-X" or "not protected: why". */
+  protection: string;
+}
+
+export interface DiskSource {
+  /** The whole disks a driver serves, by kernel name. */
+  listDisks(): Promise<string[]>;
+  readDisk(name: string): Promise<DiskFacts>;
+}
+
+export interface DiskShadowDeps {
+  source: DiskSource;
+  /** Whether shadowd is restarting this disk's driver: the disk is away and comes back through the replay. */
+  held?: (name: string) => boolean;
+  now?: () => number;
+}
+
+const CLS = 'block';
+
+/** A disk's stable identity: its serial or WWN where it has one, else its kernel name. */
+export function diskId(f: Pick<DiskFacts, 'serial' | 'wwid' | 'name'>): string {
+  if (f.wwid) return `wwid:${f.wwid}`;
+  if (f.serial) return `serial:${f.serial}`;
+  return `name:${f.name}`;
+}
+
+interface WatchedDisk {
+  id: string;
+  facts: DiskFacts;
+}
+
+export class DiskShadow {
+  private readonly watched = new Map<string, WatchedDisk>();
+  private refreshing: Promise<void> = Promise.resolve();
+  private readsInFlight = 0;
+  private resyncing: Promise<void> | null = null;
+  private resyncAgain: string | null = null;
+  private readonly source: DiskSource;
+  private readonly held: (name: string) => boolean;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly store: ShadowStore,
+    private readonly logger: Logger,
+    deps: DiskShadowDeps,
+  ) {
+    this.source = deps.source;
+    this.held = deps.held ?? (() => false);
+    this.now = deps.now ?? Date.now;
+  }
+
+  /** Adopts every disk a driver serves and reads it whole (start-up, after a gap in the taps). */
+  async resync(why: string): Promise<void> {
+    const names = await this.source.listDisks();
+    const seen = new Set<string>();
+    for (const name of names) {
+      if (this.held(name)) {
+        const known = this.watched.get(name);
+        if (known) seen.add(known.id);
+        continue;
+      }
+      const dev = await this.readInto(name, SNAPSHOT_ACTOR);
+      if (dev) seen.add(dev.id);
+    }
+    for (const known of this.store.devices(CLS)) {
+      if (known.present && !seen.has(known.id) && !this.held(known.name)) this.store.setPresent(known.id, false, this.now());
+    }
+    for (const [name, dev] of this.watched) if (!seen.has(dev.id)) this.watched.delete(name);
+    this.logger.log('info', `read the state of ${seen.size} disk(s) (${why})`, { SHADOWD_CLASS: CLS });
+  }
+
+  /** resync, with gaps that come while one runs folded into one more. */
+  requestResync(why: string): Promise<void> {
+    if (this.resyncing) {
+      this.resyncAgain = why;
+      return this.resyncing;
+    }
+    this.resyncing = (async () => {
+      let reason: string | null = why;
+      while (reason !== null) {
+        this.resyncAgain = null;
+        await this.resync(reason).catch((err: unknown) => this.logger.log('err', `re-reading the disks failed: ${messageOf(err)}`, { SHADOWD_CLASS: CLS }));
+        reason = this.resyncAgain;
+      }
+      this.resyncing = null;
+    })();
+    return this.resyncing;
+  }
+
+  applyBatch(events: readonly TapEvent[]): void {
+    for (const e of events) {
+      const actor: Actor = { pid: e.pid, comm: e.comm };
+      for (const action of reduceBlockEvent(e)) {
+        switch (action.kind) {
+          case 'write':
+            for (const name of this.disksOf(action.target)) this.schedule(name, actor);
+            break;
+          case 'added':
+            // A disk a restart brings back is linked to its shadow by the replay, not adopted here.
+            if (!this.held(action.name) && !this.watched.has(action.name)) this.schedule(action.name, SNAPSHOT_ACTOR);
+            break;
+          case 'removed':
+            this.removed(action.name);
+            break;
+        }
+      }
+    }
+  }
+
+  private disksOf(t: WriteTarget): string[] {
+    const all = [...this.watched.values()].map((d) => d.facts);
+    switch (t.kind) {
+      case 'disk':
+        return all.filter((f) => f.name === t.name).map((f) => f.name);
+      case 'scsi':
+        return all.filter((f) => f.scsiAddress === t.address).map((f) => f.name);
+      case 'host':
+        return all.filter((f) => f.scsiHost === t.name).map((f) => f.name);
+    }
+  }
+
+  private removed(name: string): void {
+    const dev = this.watched.get(name);
+    if (!dev) return;
+    if (this.held(name)) {
+      this.logger.log('debug', `${name}: its driver let go of it during shadowd's restart; the map holds its I/O`, this.fields(dev.facts));
+      return;
+    }
+    this.watched.delete(name);
+    this.store.setPresent(dev.id, false, this.now());
+    this.logger.log('notice', `${name} disappeared; its shadow is kept`, this.fields(dev.facts));
+  }
+
+  private schedule(name: string, actor: Actor): void {
+    this.readsInFlight++;
+    this.refreshing = this.refreshing.then(async () => {
+      try {
+        if (!this.held(name)) await this.readInto(name, actor);
+      } finally {
+        this.readsInFlight--;
+      }
+    });
+  }
+
+  /**
+   * Reads a disk and records what changed, credited to `actor`. A disk a
+   * driver does not serve (a dm map, a loop device) is not adopted.
+   */
+  private async readInto(name: string, actor: Actor): Promise<WatchedDisk | null> {
+    let facts: DiskFacts;
+    try {
+      facts = await this.source.readDisk(name);
+    } catch (err) {
+      this.logger.log('warning', `could not read disk ${name}: ${messageOf(err)}`, { SHADOWD_CLASS: CLS, SHADOWD_DEVICE: name });
+      return null;
+    }
+    if (facts.unit === null) return null;
+    return this.record(facts, actor);
+  }
+
+  /** Records a disk as read now: adopts it, and its settings with who changed them. Also used by the replay once a restart brought the disk back. */
+  record(facts: DiskFacts, actor: Actor): WatchedDisk {
+    const id = diskId(facts);
+    const at = this.now();
+    const known = this.store.devices(CLS).find((d) => d.id === id);
+    if (!known) this.logger.log('info', `watching disk ${facts.name} (${facts.driver ?? 'unknown driver'} at ${facts.unit ?? '?'}; ${facts.protection})`, this.fields(facts));
+    else if (known.name !== facts.name) this.logger.log('notice', `disk ${known.name} is now ${facts.name}`, this.fields(facts));
+    for (const [name, dev] of this.watched) if (dev.id === id && name !== facts.name) this.watched.delete(name);
+    const dev: WatchedDisk = { id, facts };
+    this.watched.set(facts.name, dev);
+    this.store.transaction(() => {
+      this.store.upsertDevice({ id, cls: CLS, name: facts.name, driver: facts.driver, bus: facts.unit, attrs: attrsOf(facts) }, at);
+      for (const [key, value] of Object.entries(facts.settings)) {
+        if (this.store.setEntry(id, key, value, actor, at, 'observe') && actor.pid !== null) {
+          this.logger.log('debug', `${facts.name}: ${key} = ${JSON.stringify(value)} by ${actor.comm}[${actor.pid}]`, this.fields(facts));
+        }
+      }
+    });
+    return dev;
+  }
+
+  /** Resolves once the re-reads asked for by the events applied so far are applied. */
+  async caughtUp(): Promise<void> {
+    await this.refreshing;
+    await this.resyncing;
+  }
+
+  async settled(): Promise<void> {
+    await this.caughtUp();
+  }
+
+  pendingReads(): number {
+    return this.readsInFlight;
+  }
+
+  /** What the shadow last read of a disk watched under that name. */
+  facts(name: string): DiskFacts | null {
+    return this.watched.get(name)?.facts ?? null;
+  }
+
+  /** The disk of that name: the present one, else the kept shadow of one that is gone. */
+  recordOf(name: string): DeviceRecord | undefined {
+    const all = this.store.devices(CLS).filter((d) => d.name === name);
+    return all.find((d) => d.present) ?? all[0];
+  }
+
+  status(): DeviceStatus[] {
+    return this.store.devices(CLS).map((d) => this.statusOf(d));
+  }
+
+  show(name: string): ShowResult {
+    const rec = this.recordOf(name);
+    if (!rec) throw new RequestError('ENODEV', `shadowd watches no disk named ${name}`);
+    return {
+      device: this.statusOf(rec),
+      entries: this.store.entries(rec.id).map((e) => ({ key: e.key, value: e.value, setBy: e.actor, at: e.at })),
+      holders: [],
+    };
+  }
+
+  private statusOf(d: DeviceRecord): DeviceStatus {
+    return {
+      id: d.id,
+      cls: CLS,
+      name: d.name,
+      driver: d.driver,
+      bus: d.bus,
+      mode: 'passive',
+      health: d.present ? 'ok' : 'absent',
+      keys: this.store.entryCount(d.id),
+      holders: 0,
+      attrs: d.attrs,
+    };
+  }
+
+  private fields(f: Pick<DiskFacts, 'name' | 'driver'>): Record<string, string> {
+    return { SHADOWD_DEVICE: f.name, SHADOWD_DRIVER: f.driver ?? '', SHADOWD_CLASS: CLS };
+  }
+}
+
+function attrsOf(f: DiskFacts): Record<string, string | number> {
+  const attrs: Record<string, string | number> = { devt: f.devt, sectors: f.sectors, protection: f.protection, map: f.map ?? '' };
+  if (f.serial) attrs['serial'] = f.serial;
+  if (f.wwid) attrs['wwid'] = f.wwid;
+  if (f.model) attrs['model'] = f.model;
+  return attrs;
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,131 @@
+// The disk class's own failure detector: polls the counters the kernel keeps
+// for each disk (/sys/block/X/inflight and the completions in
+// /sys/block/X/stat) and reports a disk with I/O in flight and no completion
+// for as long as the threshold; and reports a protecting map that failed its
+// disk's path (the driver failed an I/O, and the map now holds the disk's
+// I/O until a path comes back).
+//
+// Why no false alarms: an idle disk has nothing in flight. A saturated disk
+// completes requests all the time: every completion resets the clock. A slow
+// disk completes slowly, but completes: only a disk whose requests stop
+// coming back at all, for seconds, reaches the threshold. The counters are
+// the block layer's own, read only while the daemon polls (a read of two
+// small sysfs files per disk per period), so nothing is added to the I/O path.
+import type { FailureReport } from '../../core/failure-report.js';
+import type { Logger } from '../../service/log.js';
+
+/** One poll of a disk. */
+export interface DiskIo {
+  /** Requests in flight in the driver (reads + writes). */
+  inflight: number;
+  /** Requests completed since boot (reads + writes + discards + flushes). */
+  completed: number;
+  /** The protecting map has failed the disk's path (null: no map, or not known). */
+  pathFailed: boolean | null;
+}
+
+export interface IoStallDeps {
+  /** The disks to watch now: present, driver running. */
+  disks: () => readonly string[];
+  read: (disk: string) => Promise<DiskIo>;
+  thresholdMs: (disk: string) => number;
+  onReport: (r: FailureReport) => void;
+  logger: Logger;
+  /** Default 250 ms: a stall is seen within a quarter second of its threshold. */
+  intervalMs?: number;
+  now?: () => number;
+  /** The driver of a disk, for the report. */
+  driverOf?: (disk: string) => string | null;
+}
+
+interface Track {
+  completed: number;
+  /** When the disk last completed something or had nothing in flight. */
+  progressAt: number;
+  reported: boolean;
+  pathReported: boolean;
+}
+
+export class IoStallDetector {
+  private readonly tracks = new Map<string, Track>();
+  private timer: NodeJS.Timeout | null = null;
+  private polling: Promise<void> = Promise.resolve();
+  private stopped = false;
+  private readonly now: () => number;
+  private readonly intervalMs: number;
+
+  constructor(private readonly deps: IoStallDeps) {
+    this.now = deps.now ?? Date.now;
+    this.intervalMs = deps.intervalMs ?? 250;
+  }
+
+  start(): void {
+    const tick = (): void => {
+      if (this.stopped) return;
+      this.polling = this.poll().finally(() => {
+        if (!this.stopped) this.timer = setTimeout(tick, this.intervalMs);
+      });
+    };
+    this.timer = setTimeout(tick, this.intervalMs);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.polling;
+  }
+
+  /** One round over every disk (exported for tests through start()'s timer or called directly). */
+  async poll(): Promise<void> {
+    const disks = new Set(this.deps.disks());
+    for (const name of this.tracks.keys()) if (!disks.has(name)) this.tracks.delete(name);
+    for (const disk of disks) {
+      let io: DiskIo;
+      try {
+        io = await this.deps.read(disk);
+      } catch {
+        // Gone between the list and the read, or its driver is away: the next round sees.
+        this.tracks.delete(disk);
+        continue;
+      }
+      this.observe(disk, io);
+    }
+  }
+
+  private observe(disk: string, io: DiskIo): void {
+    const now = this.now();
+    const t = this.tracks.get(disk);
+    if (!t) {
+      this.tracks.set(disk, { completed: io.completed, progressAt: now, reported: false, pathReported: false });
+      return;
+    }
+    if (io.pathFailed === true && !t.pathReported) {
+      t.pathReported = true;
+      this.report(disk, 'path-failed', 'the protecting map failed the disk\'s path: the driver failed an I/O, and the map holds the disk\'s I/O', now, now);
+    } else if (io.pathFailed === false) {
+      t.pathReported = false;
+    }
+    if (io.inflight === 0 || io.completed !== t.completed) {
+      t.completed = io.completed;
+      t.progressAt = now;
+      t.reported = false;
+      return;
+    }
+    const stalled = now - t.progressAt;
+    const threshold = this.deps.thresholdMs(disk);
+    if (!t.reported && stalled >= threshold) {
+      t.reported = true;
+      this.report(disk, 'io-stall', `${io.inflight} request(s) in flight and none completed for ${stalled} ms (threshold ${threshold} ms)`, now, t.progressAt);
+    }
+  }
+
+  private report(disk: string, kind: string, detail: string, now: number, since: number): void {
+    this.deps.logger.log('warning', `${disk}: ${kind}: ${detail}`, { SHADOWD_CLASS: 'block', SHADOWD_DEVICE: disk, SHADOWD_COMPONENT: 'detector' });
+    const driver = this.deps.driverOf?.(disk) ?? undefined;
+    try {
+      this.deps.onReport({ cls: 'block', device: disk, kind, detail, detectedAt: now, since, ...(driver ? { driver } : {}) });
+    } catch (err) {
+      this.deps.logger.log('err', `handing on a ${kind} report failed: ${err instanceof Error ? err.message : String(err)}`, { SHADOWD_COMPONENT: 'detector' });
+    }
+  }
+}

@@ -1,0 +1,50 @@
+// The disk class's reducer on tap records printed by bpf/block-class.bt in
+// the guest (test/fixtures/block/taps-session.txt: ata_piix, ahci and
+// virtio_blk disks configured through sysfs, then ata_piix unbound and bound).
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { BLOCK_SYNC_MARKER } from '../../../../daemon/classes/block/block-declaration.js';
+import { reduceBlockEvent, writeTarget } from '../../../../daemon/classes/block/block-reducer.js';
+import { parseTapRecord } from '../../../../daemon/core/tap-record.js';
+
+const events = readFileSync(new URL('../../../fixtures/block/taps-session.txt', import.meta.url), 'utf8')
+  .split('\n')
+  .filter((l) => l !== '')
+  .map((l) => parseTapRecord(l));
+
+describe('disk class reducer', () => {
+  it('names the disk, SCSI device or host each attribute write was about', () => {
+    const writes = events.filter((e) => e.call === 'sysfs_write').map((e) => reduceBlockEvent(e));
+    expect(writes.flat()).toEqual([
+      { kind: 'write', target: { kind: 'disk', name: 'sda' }, attr: 'read_ahead_kb' },
+      { kind: 'write', target: { kind: 'disk', name: 'vda' }, attr: 'nr_requests' },
+      { kind: 'write', target: { kind: 'disk', name: 'sdb' }, attr: 'scheduler' },
+      { kind: 'write', target: { kind: 'disk', name: 'sdb' }, attr: 'fifo_batch' },
+      { kind: 'write', target: { kind: 'scsi', address: '0:0:0:0' }, attr: 'timeout' },
+      { kind: 'write', target: { kind: 'scsi', address: '0:0:0:0' }, attr: 'cache_type' },
+    ]);
+  });
+
+  it('passes disks coming and going on with their device numbers', () => {
+    const disks = events.filter((e) => e.call !== 'sysfs_write').flatMap((e) => reduceBlockEvent(e));
+    expect(disks).toEqual([
+      { kind: 'added', name: 'vda', devt: '254:0' },
+      { kind: 'added', name: 'sdb', devt: '8:16' },
+      { kind: 'added', name: 'sda', devt: '8:0' },
+      { kind: 'removed', name: 'sda', devt: '8:0' },
+      { kind: 'added', name: 'sda', devt: '8:0' },
+    ]);
+  });
+
+  it('takes nothing from refused writes, writes elsewhere in sysfs, or the sync marker', () => {
+    const marker = events.find((e) => BLOCK_SYNC_MARKER.isMarker(e));
+    expect(marker?.nums['ret']).toBe(-22);
+    expect(reduceBlockEvent(marker!)).toEqual([]);
+    const driverWrite = events.find((e) => e.strs['attr'] === 'bind')!;
+    expect(writeTarget(driverWrite)).toBeNull();
+    const failedAdd = parseTapRecord('ev=disk_add name=sdz major=8 minor=400 ret=-12 kthread=0 pid=1 ts=1 comm=x');
+    expect(reduceBlockEvent(failedAdd)).toEqual([]);
+    const hostWrite = parseTapRecord('ev=sysfs_write attr=link_power_management_policy kobj=host3 parent=scsi_host grandparent=host3 ret=15 kthread=0 pid=9 ts=1 comm=tlp');
+    expect(reduceBlockEvent(hostWrite)).toEqual([{ kind: 'write', target: { kind: 'host', name: 'host3' }, attr: 'link_power_management_policy' }]);
+  });
+});

@@ -1,0 +1,125 @@
+// The disk shadow with a disk source standing in for sysfs and dmsetup: this
+// isolates how tap events become shadow state (who set what), how a disk is
+// keyed by its identity across a rename, and what a held disk is spared.
+// The guest tests read the real sysfs.
+import { describe, expect, it } from 'vitest';
+import { DiskShadow, diskId, type DiskFacts, type DiskSource } from '../../../../daemon/classes/block/disk-shadow.js';
+import { ShadowStore } from '../../../../daemon/core/shadow-store.js';
+import { parseTapRecord } from '../../../../daemon/core/tap-record.js';
+import type { LogFields, Priority } from '../../../../daemon/service/log.js';
+
+function quietLogger() {
+  const lines: { priority: Priority; message: string; fields?: LogFields }[] = [];
+  return { lines, log: (priority: Priority, message: string, fields?: LogFields) => void lines.push({ priority, message, fields }) };
+}
+
+function disk(name: string, over: Partial<DiskFacts> = {}): DiskFacts {
+  return {
+    name,
+    devt: '8:0',
+    serial: `serial-${name}`,
+    wwid: null,
+    model: 'QEMU HARDDISK',
+    sectors: 131072,
+    unit: '0000:00:01.1',
+    driver: 'ata_piix',
+    scsiAddress: '0:0:0:0',
+    scsiHost: 'host0',
+    settings: { 'queue/scheduler': 'mq-deadline', 'queue/read_ahead_kb': '128', 'device/timeout': '30' },
+    map: null,
+    protection: 'not protected: Protect is off',
+    ...over,
+  };
+}
+
+/** A machine's disks, changeable by the test, counting reads. */
+function fakeSource(initial: DiskFacts[]) {
+  const disks = new Map(initial.map((d) => [d.name, d]));
+  const reads: string[] = [];
+  const source: DiskSource = {
+    listDisks: () => Promise.resolve([...disks.keys()]),
+    readDisk: (name) => {
+      reads.push(name);
+      const d = disks.get(name);
+      return d ? Promise.resolve(structuredClone(d)) : Promise.reject(new Error(`no disk ${name}`));
+    },
+  };
+  return { disks, reads, source };
+}
+
+const write = (attr: string, kobj: string, parent: string, grandparent: string, pid = 500, comm = 'udevadm') =>
+  parseTapRecord(`ev=sysfs_write attr=${attr} kobj=${kobj} parent=${parent} grandparent=${grandparent} ret=4 kthread=0 pid=${pid} ts=1 comm=${comm}`);
+
+describe('disk shadow', () => {
+  it('adopts the disks a driver serves, by identity, and credits a writer with what its write changed', async () => {
+    const store = new ShadowStore(':memory:');
+    const src = fakeSource([disk('sda'), disk('vda', { devt: '254:0', unit: 'virtio2', driver: 'virtio_blk', scsiAddress: null, scsiHost: null }), disk('dm-0', { unit: null })]);
+    const shadow = new DiskShadow(store, quietLogger(), { source: src.source });
+    await shadow.resync('start');
+    expect(shadow.status().map((d) => [d.name, d.id, d.bus])).toEqual([
+      ['sda', 'serial:serial-sda', '0000:00:01.1'],
+      ['vda', 'serial:serial-vda', 'virtio2'],
+    ]);
+    // The SCSI device's timeout, written through the device's own directory.
+    src.disks.get('sda')!.settings['device/timeout'] = '45';
+    shadow.applyBatch([write('timeout', '0:0:0:0', 'target0:0:0', 'host0', 42, 'tuned')]);
+    await shadow.caughtUp();
+    const entry = shadow.show('sda').entries.find((e) => e.key === 'device/timeout');
+    expect(entry).toMatchObject({ value: '45', setBy: { pid: 42, comm: 'tuned' } });
+    // What the write did not change keeps its setter (the snapshot).
+    expect(shadow.show('sda').entries.find((e) => e.key === 'queue/read_ahead_kb')?.setBy.pid).toBeNull();
+    // A write to another disk's queue reads only that disk.
+    src.reads.length = 0;
+    src.disks.get('vda')!.settings['queue/read_ahead_kb'] = '4096';
+    shadow.applyBatch([write('read_ahead_kb', 'queue', 'vda', 'block')]);
+    await shadow.caughtUp();
+    expect(src.reads).toEqual(['vda']);
+    expect(shadow.show('vda').entries.find((e) => e.key === 'queue/read_ahead_kb')).toMatchObject({ value: '4096', setBy: { comm: 'udevadm' } });
+  });
+
+  it('follows a disk that comes back under another name, and keeps what was set on it', async () => {
+    const store = new ShadowStore(':memory:');
+    const src = fakeSource([disk('sda', { settings: { 'queue/read_ahead_kb': '512' } })]);
+    const shadow = new DiskShadow(store, quietLogger(), { source: src.source });
+    await shadow.resync('start');
+    const sdb = disk('sdb', { serial: 'serial-sda', settings: { 'queue/read_ahead_kb': '512' } });
+    shadow.record(sdb, { pid: null, comm: '(replay)' });
+    expect(shadow.status().map((d) => d.name)).toEqual(['sdb']);
+    expect(shadow.show('sdb').entries).toHaveLength(1);
+    expect(diskId(sdb)).toBe('serial:serial-sda');
+  });
+
+  it('neither re-reads nor drops a disk shadowd is restarting, and drops one that goes away otherwise', async () => {
+    const store = new ShadowStore(':memory:');
+    const src = fakeSource([disk('sda'), disk('sdb', { devt: '8:16', scsiAddress: '1:0:0:0', scsiHost: 'host1' })]);
+    let held = 'sda';
+    const shadow = new DiskShadow(store, quietLogger(), { source: src.source, held: (n) => n === held });
+    await shadow.resync('start');
+    // sdb was not held at start, so it was read; sda was held and is not known yet.
+    expect(shadow.status().map((d) => d.name)).toEqual(['sdb']);
+    held = 'sdb';
+    src.reads.length = 0;
+    shadow.applyBatch([
+      parseTapRecord('ev=disk_del name=sdb major=8 minor=16 kthread=0 pid=1 ts=1 comm=sh'),
+      write('timeout', '1:0:0:0', 'target1:0:0', 'host1'),
+    ]);
+    await shadow.caughtUp();
+    expect(src.reads).toEqual([]);
+    expect(shadow.status().find((d) => d.name === 'sdb')?.health).toBe('ok');
+    held = '';
+    shadow.applyBatch([parseTapRecord('ev=disk_del name=sdb major=8 minor=16 kthread=0 pid=1 ts=1 comm=sh')]);
+    expect(shadow.status().find((d) => d.name === 'sdb')?.health).toBe('absent');
+    expect(() => shadow.show('nope')).toThrow('no disk named nope');
+  });
+
+  it('adopts a disk that appears, and keys a disk with no serial by its name', async () => {
+    const store = new ShadowStore(':memory:');
+    const src = fakeSource([]);
+    const shadow = new DiskShadow(store, quietLogger(), { source: src.source });
+    await shadow.resync('start');
+    src.disks.set('vdb', disk('vdb', { serial: null, devt: '254:16' }));
+    shadow.applyBatch([parseTapRecord('ev=disk_add name=vdb major=254 minor=16 ret=0 kthread=0 pid=7 ts=1 comm=modprobe')]);
+    await shadow.caughtUp();
+    expect(shadow.status().map((d) => d.id)).toEqual(['name:vdb']);
+  });
+});

@@ -1,0 +1,62 @@
+// The disk stall detector on counter sequences: a stall is I/O in flight
+// with no completion past the threshold; idle, slow and saturated disks
+// never reach it; a failed path is reported once.
+import { describe, expect, it } from 'vitest';
+import { IoStallDetector, type DiskIo } from '../../../../daemon/classes/block/io-stall-detector.js';
+import type { FailureReport } from '../../../../daemon/core/failure-report.js';
+
+function run(samples: DiskIo[], stepMs: number, thresholdMs = 5000) {
+  let now = 0;
+  let i = 0;
+  const reports: FailureReport[] = [];
+  const det = new IoStallDetector({
+    disks: () => ['sda'],
+    read: () => Promise.resolve(samples[Math.min(i, samples.length - 1)]!),
+    thresholdMs: () => thresholdMs,
+    onReport: (r) => reports.push(r),
+    logger: { log: () => undefined },
+    now: () => now,
+    driverOf: () => 'ata_piix',
+  });
+  return {
+    reports,
+    async go() {
+      for (i = 0; i < samples.length; i++, now += stepMs) await det.poll();
+    },
+  };
+}
+
+const io = (inflight: number, completed: number, pathFailed: boolean | null = null): DiskIo => ({ inflight, completed, pathFailed });
+
+describe('disk stall detector', () => {
+  it('reports I/O in flight with no completion once the threshold passes, once', async () => {
+    const r = run([io(0, 10), io(3, 12), ...Array.from({ length: 30 }, () => io(3, 12))], 250);
+    await r.go();
+    expect(r.reports).toHaveLength(1);
+    expect(r.reports[0]).toMatchObject({ cls: 'block', device: 'sda', kind: 'io-stall', driver: 'ata_piix', since: 250 });
+    expect(r.reports[0]!.detectedAt - r.reports[0]!.since!).toBe(5000);
+  });
+
+  it('never reports an idle, a slow or a saturated disk', async () => {
+    const idle = run(Array.from({ length: 100 }, () => io(0, 5)), 250);
+    // One completion every 4.5 s with requests always waiting.
+    const slow = run(Array.from({ length: 100 }, (_, k) => io(2, Math.floor(k / 18))), 250);
+    const busy = run(Array.from({ length: 100 }, (_, k) => io(32, k * 50)), 250);
+    for (const r of [idle, slow, busy]) {
+      await r.go();
+      expect(r.reports).toEqual([]);
+    }
+  });
+
+  it('reports a failed path at once and again only after the path came back', async () => {
+    const r = run([io(0, 1, false), io(0, 1, true), io(0, 1, true), io(0, 1, false), io(0, 1, true)], 250);
+    await r.go();
+    expect(r.reports.map((x) => x.kind)).toEqual(['path-failed', 'path-failed']);
+  });
+
+  it('starts counting afresh after the disk made progress', async () => {
+    const r = run([io(1, 1), ...Array.from({ length: 15 }, () => io(1, 1)), io(1, 2), ...Array.from({ length: 15 }, () => io(1, 2))], 250);
+    await r.go();
+    expect(r.reports).toEqual([]);
+  });
+});
