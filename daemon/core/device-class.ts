@@ -124,6 +124,13 @@ export interface ReplayStepReport {
 export interface ReplayReport {
   device: string;
   steps: ReplayStepReport[];
+  /**
+   * Set when the device is not back in service, whatever the steps did (a
+   * disk that did not come back, or came back a different disk): the
+   * recovery fails with this reason instead of ending recovered with
+   * problems, and may be retried within the policy.
+   */
+  notBack?: string;
 }
 
 export interface ClassReplay {

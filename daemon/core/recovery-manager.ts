@@ -983,13 +983,21 @@ export class RecoveryManager {
     const refused = rec.steps.filter((s) => s.source === 'module' && s.result === 'fail' && s.key !== RELOAD_STEP).map((s) => s.key);
     if (refused.length) notes.push(`the driver refused replay step${refused.length === 1 ? '' : 's'} ${refused.join(', ')}`);
     const replayer = this.port(refOf(rec)).replay;
+    let notBack: string | undefined;
     if (replayer) {
       try {
-        notes.push(...this.recordReplay(rec, await replayer.replay(rec.device, cur.restartMark)));
+        const report = await replayer.replay(rec.device, cur.restartMark);
+        notes.push(...this.recordReplay(rec, report));
+        notBack = typeof report.notBack === 'string' ? report.notBack : undefined;
       } catch (err) {
         notes.push(`replay from the shadow failed: ${messageOf(err)}`);
         this.log('warning', rec, 'check', `${rec.device}: replay from the shadow failed: ${messageOf(err)}`);
       }
+    }
+    // A report during the check that already failed it decides the record.
+    if (notBack !== undefined && rec.endedAt === null) {
+      rec.phases.check = this.now() - t0;
+      throw new AttemptFailure(`the device is not back in service after the restart: ${notBack}`, true);
     }
     const ms = this.now() - t0;
     // A recovery failed during its check keeps the check time up to the failure.

@@ -42,7 +42,7 @@ export const BLOCK_SYNC_MARKER: SyncMarker = {
   isMarker: (e: TapEvent) => e.call === 'sysfs_write' && e.strs['attr'] === 'events_dfl_poll_msecs' && e.strs['kobj'] === 'block' && e.strs['parent'] === 'module',
 };
 
-export const PROTECT_KEY = 'Protect';
+export const CREATE_MAP_KEY = 'CreateMap';
 export const IO_STALL_KEY = 'StallThresholdMs';
 
 export const BLOCK_DECLARATION: ClassDeclaration = {
@@ -61,7 +61,7 @@ export const BLOCK_DECLARATION: ClassDeclaration = {
   holderKinds: [],
   settings: [
     {
-      key: PROTECT_KEY,
+      key: CREATE_MAP_KEY,
       parse: booleanSetting,
       default: false,
       doc: 'shadowd puts the disk under a map of its own (/dev/mapper/shadow-SERIAL) when nothing uses it; a filesystem made on that map survives a restart of the disk\'s driver',

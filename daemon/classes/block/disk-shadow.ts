@@ -46,6 +46,8 @@ export interface DiskShadowDeps {
   source: DiskSource;
   /** Whether shadowd is restarting this disk's driver: the disk is away and comes back through the replay. */
   held?: (name: string) => boolean;
+  /** Whether shadowd is restarting the driver of this restart unit: a disk appearing under it is one coming back, linked by the replay. */
+  heldUnit?: (unit: string) => boolean;
   now?: () => number;
 }
 
@@ -71,6 +73,7 @@ export class DiskShadow {
   private resyncAgain: string | null = null;
   private readonly source: DiskSource;
   private readonly held: (name: string) => boolean;
+  private readonly heldUnit: (unit: string) => boolean;
   private readonly now: () => number;
 
   constructor(
@@ -80,6 +83,7 @@ export class DiskShadow {
   ) {
     this.source = deps.source;
     this.held = deps.held ?? (() => false);
+    this.heldUnit = deps.heldUnit ?? (() => false);
     this.now = deps.now ?? Date.now;
   }
 
@@ -189,11 +193,18 @@ export class DiskShadow {
       return null;
     }
     if (facts.unit === null) return null;
+    // A restarted driver's disk has its defaults: the replay links it, and puts the shadow's settings back.
+    if (this.heldUnit(facts.unit)) return null;
     return this.record(facts, actor);
   }
 
-  /** Records a disk as read now: adopts it, and its settings with who changed them. Also used by the replay once a restart brought the disk back. */
-  record(facts: DiskFacts, actor: Actor): WatchedDisk {
+  /**
+   * Records a disk as read now: adopts it, and (unless `linkOnly`) its
+   * settings with who changed them. The replay links a disk a restart
+   * brought back with `linkOnly`: its settings are the driver's defaults
+   * until the replay writes the shadow's back.
+   */
+  record(facts: DiskFacts, actor: Actor, linkOnly = false): WatchedDisk {
     const id = diskId(facts);
     const at = this.now();
     const known = this.store.devices(CLS).find((d) => d.id === id);
@@ -204,6 +215,7 @@ export class DiskShadow {
     this.watched.set(facts.name, dev);
     this.store.transaction(() => {
       this.store.upsertDevice({ id, cls: CLS, name: facts.name, driver: facts.driver, bus: facts.unit, attrs: attrsOf(facts) }, at);
+      if (linkOnly) return;
       for (const [key, value] of Object.entries(facts.settings)) {
         if (this.store.setEntry(id, key, value, actor, at, 'observe') && actor.pid !== null) {
           this.logger.log('debug', `${facts.name}: ${key} = ${JSON.stringify(value)} by ${actor.comm}[${actor.pid}]`, this.fields(facts));
@@ -230,6 +242,11 @@ export class DiskShadow {
   /** What the shadow last read of a disk watched under that name. */
   facts(name: string): DiskFacts | null {
     return this.watched.get(name)?.facts ?? null;
+  }
+
+  /** Every watched disk as last read. */
+  allFacts(): DiskFacts[] {
+    return [...this.watched.values()].map((d) => d.facts);
   }
 
   /** The disk of that name: the present one, else the kept shadow of one that is gone. */

@@ -623,6 +623,30 @@ describe('RecoveryManager', () => {
     });
   });
 
+  it('fails a recovery whose replay says the device is not back (a disk that did not return), and retries it within the policy', async () => {
+    let calls = 0;
+    const replay = (device: string): Promise<ReplayReport> => {
+      calls++;
+      return Promise.resolve({
+        device,
+        steps: [{ key: 'find', argv: [], ok: false, error: 'sda did not come back within 30000 ms' }],
+        notBack: 'sda did not come back within 30000 ms: map shadow-x keeps holding its I/O',
+      });
+    };
+    const m = make({ policy: { maxRecoveries: 2, backoffMs: 0 } }, { replay: replayer(replay) });
+    const out = m.report(failure());
+    if (out.action === 'ignored') throw new Error(out.reason);
+    const rec = await out.done;
+    expect(rec.result).toBe('failed');
+    expect(rec.error).toBe('the device is not back in service after the restart: sda did not come back within 30000 ms: map shadow-x keeps holding its I/O');
+    expect(rec.steps.find((s) => s.key === 'find')?.result).toBe('fail');
+    await vi.runAllTimersAsync();
+    await m.idle();
+    // The retry ran its own replay, then the policy gave up.
+    expect(calls).toBe(2);
+    expect(m.deviceState(net('eth0')).gaveUp).not.toBeNull();
+  });
+
   it('ignores malformed reports and devices it does not watch', () => {
     const m = make();
     expect(m.report(failure({ device: 'a/b' }))).toMatchObject({ action: 'ignored', reason: /device "a\/b" is not an interface name/ });

@@ -1,0 +1,183 @@
+// The disk (block) class: one shadow for every disk driver
+// (block-declaration.ts says what it is; this starts it). Built from the disk
+// shadow (disk-shadow.ts), the unit relink after a restart (unit-relink.ts),
+// the settings replay (disk-settings-replay.ts), the stall detector
+// (io-stall-detector.ts) and the machine's sysfs and device-mapper as
+// block-system.ts reads and drives them.
+//
+// A disk survives its driver only under a map: the daemon keeps each
+// protected disk on a single-path multipath map with queue_if_no_path, which
+// holds the disk's I/O while the helper restarts the controller's driver;
+// the replay then finds the disk again, checks it is the same one and points
+// the map at it, which lets the held I/O go.
+import type { ClassContext, ClassDetectors, ClassReplay, ClassRuntime, DeviceClass, DeviceInfo, ReplayReport } from '../../core/device-class.js';
+import { shadowReplay } from '../../core/shadow-replay.js';
+import type { ShadowEntry } from '../../core/shadow-store.js';
+import { BLOCK_DECLARATION, CREATE_MAP_KEY, IO_STALL_KEY } from './block-declaration.js';
+import { planRestartSettings, planSettings, type SettingStep } from './disk-settings-replay.js';
+import { DiskShadow, type DiskFacts, type DiskSource } from './disk-shadow.js';
+import { IoStallDetector, type DiskIo } from './io-stall-detector.js';
+import { relinkUnit } from './unit-relink.js';
+
+/** What the class needs of the machine (block-system.ts; a fake in unit tests). */
+export interface BlockSystem extends DiskSource {
+  /** Whole disks under a restart unit now. */
+  disksUnder(unit: string): Promise<string[]>;
+  readIo(name: string): Promise<DiskIo>;
+  /** Writes one setting (a key of DiskFacts.settings); rejects with the kernel's refusal. */
+  writeSetting(name: string, key: string, value: string): Promise<void>;
+  /** Points a map at a disk (reload, resume without flush); returns the commands run. */
+  switchMap(map: string, sectors: number, devt: string): Promise<string[][]>;
+  /** Puts a disk nothing uses under a map of shadowd's own; returns its name, or rejects saying why it cannot. */
+  createMap(disk: DiskFacts): Promise<string>;
+  /** The module a driver lives in. */
+  moduleOf(driver: string): Promise<string | null>;
+}
+
+/** How long a restarted controller may take to show its disks again (a SCSI scan spins disks up). */
+const RELINK_TIMEOUT_MS = 30_000;
+
+export function openBlock(ctx: ClassContext, sys: BlockSystem): ClassRuntime {
+  const fields = (device: string): Record<string, string> => ({ SHADOWD_DEVICE: device, SHADOWD_CLASS: 'block' });
+  let shadow: DiskShadow;
+  /** Units whose disks the replay is finding again: a disk appearing there is not new. */
+  const relinking = new Set<string>();
+  /** The names disks came back under in the last restart of their unit: old → new. */
+  const cameBackAs = new Map<string, string>();
+  const unitHeld = (unit: string): boolean => relinking.has(unit) || shadow.allFacts().some((f) => f.unit === unit && ctx.held(f.name));
+  shadow = new DiskShadow(ctx.store, ctx.logger, { source: sys, held: (name) => ctx.held(name), heldUnit: unitHeld });
+
+  const settings = shadowReplay<ShadowEntry, Record<string, string>, SettingStep>({
+    entries: (name) => ctx.store.entries(shadow.show(name).device.id),
+    changes: () => ctx.store.changes,
+    sync: async () => {
+      await ctx.syncTaps();
+      await shadow.caughtUp();
+    },
+    planner: {
+      read: async (name) => (await sys.readDisk(name)).settings,
+      planAll: (entries, current) => planSettings(entries, current),
+      planRestart: (entries, current, mark) => planRestartSettings(entries, current, mark),
+      run: async (name, steps) => {
+        const report: ReplayReport = { device: name, steps: [] };
+        for (const s of steps) {
+          const argv = ['write', s.key, s.value];
+          try {
+            await sys.writeSetting(name, s.key, s.value);
+            report.steps.push({ key: s.key, argv, ok: true });
+          } catch (err) {
+            report.steps.push({ key: s.key, argv, ok: false, error: messageOf(err) });
+          }
+        }
+        return report;
+      },
+    },
+    logger: ctx.logger,
+    fields,
+  });
+
+  const replay: ClassReplay = {
+    mark: (name) => settings.mark(name),
+    async replay(name, restartMark): Promise<ReplayReport> {
+      if (restartMark === undefined) return settings.replay(name);
+      const me = shadow.facts(name);
+      if (!me) throw new Error(`the shadow holds no disk ${name} to find again`);
+      // Every disk of the controller went with its driver: all are found and released together.
+      const mates = shadow.allFacts().filter((f) => f.unit !== null && f.unit === me.unit);
+      const unit = me.unit ?? '';
+      relinking.add(unit);
+      try {
+        const results = await relinkUnit(mates, sys, RELINK_TIMEOUT_MS);
+        const report: ReplayReport = { device: name, steps: [] };
+        const label = (disk: DiskFacts, key: string): string => (mates.length > 1 ? `${disk.name}:${key}` : key);
+        const missing: string[] = [];
+        for (const r of results) {
+          report.steps.push(...r.steps.map((s) => ({ ...s, key: label(r.before, s.key) })));
+          if (!r.after) {
+            missing.push(r.steps.find((s) => !s.ok)?.error ?? `${r.before.name} is not back`);
+            continue;
+          }
+          shadow.record(r.after, { pid: null, comm: '(restart)' }, true);
+          if (r.after.name !== r.before.name) {
+            cameBackAs.set(r.before.name, r.after.name);
+            ctx.logger.log('notice', `${r.before.name} came back as ${r.after.name}`, fields(r.after.name));
+          } else {
+            cameBackAs.delete(r.before.name);
+          }
+          const done = await settings.replay(r.after.name, restartMark);
+          report.steps.push(...done.steps.map((s) => ({ ...s, key: label(r.before, s.key) })));
+        }
+        if (missing.length > 0) report.notBack = missing.join('; ');
+        return report;
+      } finally {
+        relinking.delete(unit);
+      }
+    },
+  };
+
+  const ensureMaps = async (): Promise<void> => {
+    for (const f of shadow.allFacts()) {
+      if (f.map || ctx.held(f.name) || ctx.setting(f.name, f.driver, CREATE_MAP_KEY) !== true) continue;
+      try {
+        const map = await sys.createMap(f);
+        ctx.logger.log('notice', `${f.name}: put under map ${map}: a filesystem made on /dev/mapper/${map} survives a restart of driver ${f.driver ?? '(unknown)'}`, fields(f.name));
+      } catch (err) {
+        ctx.logger.log('warning', `${f.name}: CreateMap is on, but shadowd cannot put it under a map: ${messageOf(err)}`, fields(f.name));
+      }
+    }
+  };
+
+  const resync = async (why: string): Promise<void> => {
+    await shadow.resync(why);
+    const before = shadow.allFacts().filter((f) => f.map).length;
+    await ensureMaps();
+    if (shadow.allFacts().filter((f) => f.map).length === before) await shadow.resync(`${why}, after creating maps`);
+  };
+
+  return {
+    applyEvents: (batch) => shadow.applyBatch(batch),
+    resync,
+    requestResync: (why) => shadow.requestResync(why),
+    caughtUp: () => shadow.caughtUp(),
+    settled: () => shadow.settled(),
+    pendingReads: () => shadow.pendingReads(),
+    list: () => shadow.status(),
+    show: (name) => shadow.show(name),
+    lookup(name): DeviceInfo | null {
+      const d = shadow.recordOf(name);
+      return d?.present ? { name: d.name, driver: d.driver, bus: d.bus } : null;
+    },
+    replay,
+    afterRestart(name) {
+      const now = cameBackAs.get(name);
+      if (now) return [`the disk came back as ${now}: its map and shadow follow it, but anything that names ${name} must use ${now}`];
+      return shadow.recordOf(name)?.present ? [] : [`disk ${name} did not come back: see the recovery's steps`];
+    },
+    async moduleDevices() {
+      const out = [];
+      for (const f of shadow.allFacts()) out.push({ name: f.name, driver: f.driver, module: f.driver ? await sys.moduleOf(f.driver) : null });
+      return out;
+    },
+    startDetectors(): ClassDetectors {
+      const det = new IoStallDetector({
+        disks: () => shadow.allFacts().filter((f) => !ctx.held(f.name) && !(f.unit && unitHeld(f.unit))).map((f) => f.name),
+        read: (disk) => sys.readIo(disk),
+        thresholdMs: (disk) => Number(ctx.setting(disk, shadow.facts(disk)?.driver ?? null, IO_STALL_KEY)),
+        onReport: ctx.report,
+        logger: ctx.logger,
+        driverOf: (disk) => shadow.facts(disk)?.driver ?? null,
+      });
+      det.start();
+      return { stop: () => det.stop() };
+    },
+  };
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** The class, given the machine it runs on. */
+export function blockClassOn(sys: () => BlockSystem): DeviceClass {
+  return { ...BLOCK_DECLARATION, open: (ctx) => openBlock(ctx, sys()) };
+}
