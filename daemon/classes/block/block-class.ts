@@ -39,13 +39,12 @@ const RELINK_TIMEOUT_MS = 30_000;
 
 export function openBlock(ctx: ClassContext, sys: BlockSystem): ClassRuntime {
   const fields = (device: string): Record<string, string> => ({ SHADOWD_DEVICE: device, SHADOWD_CLASS: 'block' });
-  let shadow: DiskShadow;
   /** Units whose disks the replay is finding again: a disk appearing there is not new. */
   const relinking = new Set<string>();
   /** The names disks came back under in the last restart of their unit: old → new. */
   const cameBackAs = new Map<string, string>();
   const unitHeld = (unit: string): boolean => relinking.has(unit) || shadow.allFacts().some((f) => f.unit === unit && ctx.held(f.name));
-  shadow = new DiskShadow(ctx.store, ctx.logger, { source: sys, held: (name) => ctx.held(name), heldUnit: unitHeld });
+  const shadow: DiskShadow = new DiskShadow(ctx.store, ctx.logger, { source: sys, held: (name) => ctx.held(name), heldUnit: unitHeld });
 
   const settings = shadowReplay<ShadowEntry, Record<string, string>, SettingStep>({
     entries: (name) => ctx.store.entries(shadow.show(name).device.id),
