@@ -1,0 +1,341 @@
+// The disk class's userspace mechanism proven in the guest, with nothing but
+// its library (daemon/classes/block/): for each disk (ata_piix, ahci,
+// virtio_blk) a single-path multipath map with queue_if_no_path is created,
+// ext4 made and mounted on it, three writers started (block-writer.ts), and
+// the disk's driver restarted with a plain sysfs unbind + bind of its restart
+// unit; the disk is found again under the unit, checked to be the same disk,
+// the map reloaded onto it and resumed --noflush, and the settings changed
+// beforehand written back. Then every acknowledged write is checked on disk,
+// SQLite's integrity_check, e2fsck -fn, the kernel log and the mount's
+// read-write state. The control does the same restart under the same writers
+// with ext4 straight on a disk and must show the failure.
+// Prints `BLOCK_RESULT <json>` for test/vm/classes/block/dm-mechanism.test.ts.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { execa } from 'execa';
+import { Dmsetup, defaultMapName, protectedDisk, singlePathTable } from '../../../daemon/classes/block/dm-map.js';
+import {
+  applyDiskSettings,
+  bindUnit,
+  disksUnder,
+  listDiskNames,
+  parseMountinfo,
+  readDisk,
+  readDiskSettings,
+  restartUnitOf,
+  unbindUnit,
+  type DiskSettings,
+  type RestartUnit,
+  type SettingResult,
+} from '../../../daemon/classes/block/block-sysfs.js';
+import { readDiskIdentity, sameDisk, type DiskIdentity, type SameDiskVerdict } from '../../../daemon/classes/block/disk-identity.js';
+import { APPEND_RECORD, DIRECT_BLOCK, appendRecord, directBlock, type WriterSummary } from './block-writer.js';
+
+const RUN = process.env['SHADOWD_RUNDIR'] ?? '/tmp';
+const WRITER = new URL('./block-writer.js', import.meta.url).pathname;
+const WRITERS = ['sqlite', 'append', 'direct'] as const;
+const WRITE_BEFORE_MS = 2500;
+const WRITE_AFTER_MS = 2500;
+const UNBOUND_MS = 1000;
+const dm = new Dmsetup();
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const log = (msg: string): void => console.error(`[block ${((performance.now() / 1000) | 0).toString().padStart(4)}s] ${msg}`);
+
+async function dmesgLines(): Promise<string[]> {
+  return (await execa('dmesg', [])).stdout.split('\n');
+}
+
+/** Polls until the unit has a disk again whose size reads non-zero. */
+async function waitForDisk(unit: RestartUnit, timeoutMs: number): Promise<string> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    for (const d of await disksUnder(unit.sysfsPath)) {
+      const size = Number(readFileSync(`/sys/block/${d}/size`, 'utf8'));
+      if (size > 0 && existsSync(`/dev/${d}`)) return d;
+    }
+    if (Date.now() > until) throw new Error(`no disk came back under ${unit.sysfsPath} in ${timeoutMs} ms`);
+    await sleep(100);
+  }
+}
+
+interface Writers {
+  procs: { mode: string; proc: ChildProcess; ackLog: string; summary: string; exited: Promise<number | null> }[];
+}
+
+function startWriters(dir: string, tag: string): Writers {
+  return {
+    procs: WRITERS.map((mode) => {
+      const ackLog = join(RUN, `${tag}-${mode}.acks`);
+      const summary = join(RUN, `${tag}-${mode}.summary.json`);
+      const proc = spawn('node', [WRITER, mode, dir, ackLog, summary], { stdio: ['ignore', 'inherit', 'inherit'] });
+      const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
+      return { mode, proc, ackLog, summary, exited };
+    }),
+  };
+}
+
+async function stopWriters(w: Writers, timeoutMs = 90_000): Promise<Record<string, WriterSummary & { acks: number[]; hung: boolean }>> {
+  for (const p of w.procs) p.proc.kill('SIGTERM');
+  const out: Record<string, WriterSummary & { acks: number[]; hung: boolean }> = {};
+  for (const p of w.procs) {
+    const hung = (await Promise.race([p.exited.then(() => false), sleep(timeoutMs).then(() => true)])) as boolean;
+    if (hung) p.proc.kill('SIGKILL');
+    const acks = existsSync(p.ackLog)
+      ? readFileSync(p.ackLog, 'utf8').split('\n').filter((l) => l !== '').map(Number)
+      : [];
+    const summary = existsSync(p.summary)
+      ? (JSON.parse(readFileSync(p.summary, 'utf8')) as WriterSummary)
+      : { mode: p.mode, acked: acks.length, error: null, longestStallMs: -1, longestStallAt: 0 };
+    out[p.mode] = { ...summary, acks, hung };
+  }
+  return out;
+}
+
+/** Every acknowledged write, read back from the mounted filesystem: the ids missing or damaged. */
+function verifyData(dir: string, acks: Record<string, number[]>): { missing: Record<string, number[]>; integrity: string } {
+  const missing: Record<string, number[]> = {};
+  const db = new Database(join(dir, 'writer.sqlite'), { readonly: true });
+  const integrity = (db.pragma('integrity_check', { simple: true }) as string) ?? 'no answer';
+  const has = db.prepare('SELECT payload FROM t WHERE id = ?');
+  missing['sqlite'] = (acks['sqlite'] ?? []).filter((id) => (has.get(id) as { payload: string } | undefined)?.payload !== `row ${id} `.padEnd(200, 'x'));
+  db.close();
+  const append = readFileSync(join(dir, 'writer.append'));
+  missing['append'] = (acks['append'] ?? []).filter((id) => !append.subarray(id * APPEND_RECORD, (id + 1) * APPEND_RECORD).equals(appendRecord(id)));
+  const direct = readFileSync(join(dir, 'writer.direct'));
+  missing['direct'] = (acks['direct'] ?? []).filter((id) => !direct.subarray(id * DIRECT_BLOCK, (id + 1) * DIRECT_BLOCK).equals(directBlock(id)));
+  return { missing, integrity };
+}
+
+function mountOptions(mountPoint: string): string | null {
+  const m = parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8')).find((e) => e.mountPoint === mountPoint);
+  return m ? m.options : null;
+}
+
+/** Settings an administrator would have made, different from each disk's defaults. */
+async function customise(disk: string): Promise<void> {
+  const current = await readDiskSettings(disk);
+  const wanted: DiskSettings = { 'queue/read_ahead_kb': '512', 'queue/max_sectors_kb': '64', 'queue/rq_affinity': '2', 'queue/nomerges': '1' };
+  if (current['queue/scheduler'] === 'mq-deadline') {
+    wanted['queue/scheduler'] = 'kyber';
+    wanted['queue/iosched/write_lat_nsec'] = '7000000';
+  } else {
+    wanted['queue/scheduler'] = 'mq-deadline';
+    wanted['queue/iosched/fifo_batch'] = '8';
+  }
+  if ('device/timeout' in current) wanted['device/timeout'] = '45';
+  if ('device/eh_timeout' in current) wanted['device/eh_timeout'] = '7';
+  const results = await applyDiskSettings(disk, wanted);
+  const bad = results.filter((r) => r.outcome === 'failed' || r.outcome === 'skipped');
+  if (bad.length > 0) throw new Error(`could not customise ${disk}: ${JSON.stringify(bad)}`);
+}
+
+interface MappedRun {
+  disk: string;
+  driver: string;
+  unit: RestartUnit;
+  map: string;
+  identityBefore: DiskIdentity;
+  newDisk: string;
+  devtBefore: string;
+  devtAfter: string;
+  verdict: SameDiskVerdict;
+  unbindMs: number;
+  bindMs: number;
+  foundMs: number;
+  windowMs: number;
+  protectedBefore: string | null;
+  protectedAfter: string | null;
+  pathStateAfter: string;
+  settingsBefore: DiskSettings;
+  settingsFresh: DiskSettings;
+  settingsReplay: SettingResult[];
+  settingsAfter: DiskSettings;
+  writers: Record<string, { acked: number; longestStallMs: number; error: WriterSummary['error']; hung: boolean }>;
+  missing: Record<string, number[]>;
+  integrity: string;
+  mountOptionsDuring: string | null;
+  mountOptionsAfter: string | null;
+  fsck: { exitCode: number; output: string };
+  kernelErrors: string[];
+  pathMessages: string[];
+}
+
+/** Lines that mean an error reached the map or the filesystem on it (dmDev: dm-N). */
+function upperErrors(lines: string[], dmDev: string): string[] {
+  return lines.filter(
+    (l) =>
+      new RegExp(`(I/O error|error).*\\b${dmDev}\\b`).test(l) ||
+      /EXT4-fs (error|warning)|Remounting filesystem read-only|Aborting journal|Buffer I\/O error/.test(l),
+  );
+}
+
+async function mappedRun(disk: string): Promise<MappedRun> {
+  const unit = await restartUnitOf(disk);
+  const identityBefore = await readDiskIdentity(disk);
+  const name = defaultMapName(identityBefore);
+  const devtBefore = (await readDisk(disk)).devt;
+  log(`${unit.driver}: ${disk} (${devtBefore}) unit ${unit.bus}:${unit.device}, map ${name}`);
+  const info = await dm.create(name, singlePathTable(identityBefore.sectors, devtBefore));
+  const protectedBefore = protectedDisk({ table: await dm.table({ name }), multipath: (await dm.multipathTable({ name })).table });
+  const mnt = `/run/block-test/${name}`;
+  mkdirSync(mnt, { recursive: true });
+  await execa('mkfs.ext4', ['-q', '-F', `/dev/mapper/${name}`]);
+  await execa('mount', [`/dev/mapper/${name}`, mnt]);
+  await customise(disk);
+  const settingsBefore = await readDiskSettings(disk);
+  const logStart = (await dmesgLines()).length;
+
+  const writers = startWriters(mnt, name);
+  await sleep(WRITE_BEFORE_MS);
+  const t0 = performance.now();
+  await unbindUnit(unit);
+  const unbindMs = performance.now() - t0;
+  const mountOptionsDuring = mountOptions(mnt);
+  await sleep(UNBOUND_MS);
+  const tb = performance.now();
+  await bindUnit(unit);
+  const bindMs = performance.now() - tb;
+  const newDisk = await waitForDisk(unit, 60_000);
+  const foundMs = performance.now() - t0;
+  const identityAfter = await readDiskIdentity(newDisk);
+  const verdict = sameDisk(identityBefore, identityAfter);
+  if (!verdict.same) throw new Error(`${newDisk} is not ${disk}: ${verdict.notes.join('; ')}`);
+  const devtAfter = (await readDisk(newDisk)).devt;
+  await dm.repoint(name, identityAfter.sectors, devtAfter);
+  const windowMs = performance.now() - t0;
+  log(`${unit.driver}: ${newDisk} (${devtAfter}) back, map resumed after ${windowMs.toFixed(0)} ms`);
+  const settingsFresh = await readDiskSettings(newDisk);
+  const settingsReplay = await applyDiskSettings(newDisk, settingsBefore);
+  const settingsAfter = await readDiskSettings(newDisk);
+  const status = await dm.multipathStatus({ name });
+  const protectedAfter = protectedDisk({ table: await dm.table({ name }), multipath: (await dm.multipathTable({ name })).table });
+
+  await sleep(WRITE_AFTER_MS);
+  const summaries = await stopWriters(writers);
+  const acks = Object.fromEntries(Object.entries(summaries).map(([k, v]) => [k, v.acks]));
+  const { missing, integrity } = verifyData(mnt, acks);
+  const mountOptionsAfter = mountOptions(mnt);
+  await execa('umount', [mnt]);
+  const fsck = await execa('e2fsck', ['-fn', `/dev/mapper/${name}`], { reject: false, all: true });
+  const lines = (await dmesgLines()).slice(logStart);
+  await dm.remove(name);
+  return {
+    disk,
+    driver: unit.driver,
+    unit,
+    map: name,
+    identityBefore,
+    newDisk,
+    devtBefore,
+    devtAfter,
+    verdict,
+    unbindMs,
+    bindMs,
+    foundMs,
+    windowMs,
+    protectedBefore,
+    protectedAfter,
+    pathStateAfter: status.status.paths.map((p) => `${p.devt} ${p.state} ${p.failCount}`).join(','),
+    settingsBefore,
+    settingsFresh,
+    settingsReplay,
+    settingsAfter,
+    writers: Object.fromEntries(
+      Object.entries(summaries).map(([k, v]) => [k, { acked: v.acked, longestStallMs: v.longestStallMs, error: v.error, hung: v.hung }]),
+    ),
+    missing,
+    integrity,
+    mountOptionsDuring,
+    mountOptionsAfter,
+    fsck: { exitCode: fsck.exitCode ?? -1, output: fsck.all ?? '' },
+    kernelErrors: upperErrors(lines, info.blockDevice),
+    pathMessages: lines.filter((l) => /Failing path|queue_if_no_path|offline|I\/O error/.test(l)).slice(0, 20),
+  };
+}
+
+interface ControlRun {
+  disk: string;
+  driver: string;
+  newDisk: string;
+  windowMs: number;
+  writers: Record<string, { acked: number; error: WriterSummary['error']; hung: boolean }>;
+  mountOptionsAfter: string | null;
+  kernelErrors: string[];
+}
+
+/** The same restart with ext4 straight on the disk: must fail. */
+async function controlRun(disk: string): Promise<ControlRun> {
+  const unit = await restartUnitOf(disk);
+  const mnt = `/run/block-test/control-${disk}`;
+  mkdirSync(mnt, { recursive: true });
+  await execa('mkfs.ext4', ['-q', '-F', `/dev/${disk}`]);
+  await execa('mount', [`/dev/${disk}`, mnt]);
+  const logStart = (await dmesgLines()).length;
+  log(`control ${unit.driver}: ext4 straight on ${disk}`);
+  const writers = startWriters(mnt, `control-${disk}`);
+  await sleep(WRITE_BEFORE_MS);
+  const t0 = performance.now();
+  await unbindUnit(unit);
+  await sleep(UNBOUND_MS);
+  await bindUnit(unit);
+  const newDisk = await waitForDisk(unit, 60_000);
+  const windowMs = performance.now() - t0;
+  await sleep(WRITE_AFTER_MS);
+  const summaries = await stopWriters(writers, 30_000);
+  const mountOptionsAfter = mountOptions(mnt);
+  await execa('umount', ['-l', mnt], { reject: false });
+  const lines = (await dmesgLines()).slice(logStart);
+  return {
+    disk,
+    driver: unit.driver,
+    newDisk,
+    windowMs,
+    writers: Object.fromEntries(Object.entries(summaries).map(([k, v]) => [k, { acked: v.acked, error: v.error, hung: v.hung }])),
+    mountOptionsAfter,
+    kernelErrors: lines.filter((l) => /EXT4-fs|I\/O error|offline|read-only|Aborting journal/.test(l)).slice(0, 20),
+  };
+}
+
+for (const mod of ['ata_piix', 'ahci', 'virtio_blk', 'sd_mod', 'dm-multipath', 'kyber-iosched']) await execa('modprobe', [mod]);
+const until = Date.now() + 30_000;
+let disks: string[] = [];
+while ((disks = await listDiskNames()).length < 3 && Date.now() < until) await sleep(200);
+const byDriver = new Map<string, string>();
+for (const d of disks) byDriver.set((await restartUnitOf(d)).driver, d);
+log(`disks: ${[...byDriver].map(([k, v]) => `${v}=${k}`).join(' ')} (udev sync: ${dm.udevSync()})`);
+
+const only = process.argv.slice(2);
+const mapped: MappedRun[] = [];
+const failures: string[] = [];
+for (const driver of ['ata_piix', 'ahci', 'virtio_blk']) {
+  if (only.length > 0 && !only.includes(driver)) continue;
+  const disk = byDriver.get(driver);
+  if (disk === undefined) {
+    failures.push(`no ${driver} disk`);
+    continue;
+  }
+  try {
+    mapped.push(await mappedRun(disk));
+  } catch (err) {
+    failures.push(`${driver}: ${(err as Error).stack ?? String(err)}`);
+  }
+}
+const controls: ControlRun[] = [];
+for (const driver of ['ata_piix', 'virtio_blk']) {
+  if (only.length > 0 && !only.includes(driver)) continue;
+  // After its mapped run the disk has a new name: find it under the unit again.
+  const first = byDriver.get(driver);
+  if (first === undefined) continue;
+  try {
+    const unit = await restartUnitOf(mapped.find((m) => m.driver === driver)?.newDisk ?? first);
+    const [disk] = await disksUnder(unit.sysfsPath);
+    if (disk === undefined) throw new Error(`no disk under ${unit.sysfsPath}`);
+    controls.push(await controlRun(disk));
+  } catch (err) {
+    failures.push(`control ${driver}: ${(err as Error).stack ?? String(err)}`);
+  }
+}
+console.log(`BLOCK_RESULT ${JSON.stringify({ mapped, controls, failures })}`);
