@@ -3,8 +3,10 @@
 // (core/device-class.ts) and a line here; nothing else in the daemon
 // names a class.
 import type { DeviceClass } from '../core/device-class.js';
+import { blockClass } from './block/block-class.js';
 import { netClass } from './net/net-class.js';
 
 export const CLASSES: readonly DeviceClass[] = [
   netClass,
+  blockClass,
 ];

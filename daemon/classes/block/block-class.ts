@@ -17,6 +17,7 @@ import { BLOCK_DECLARATION, CREATE_MAP_KEY, IO_STALL_KEY } from './block-declara
 import { planRestartSettings, planSettings, type SettingStep } from './disk-settings-replay.js';
 import { DiskShadow, type DiskFacts, type DiskSource } from './disk-shadow.js';
 import { IoStallDetector, type DiskIo } from './io-stall-detector.js';
+import { SysfsBlockSystem } from './block-system.js';
 import { relinkUnit } from './unit-relink.js';
 
 /** What the class needs of the machine (block-system.ts; a fake in unit tests). */
@@ -176,7 +177,9 @@ function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-/** The class, given the machine it runs on. */
+/** The class, given the machine it runs on (a fake one in unit tests). */
 export function blockClassOn(sys: () => BlockSystem): DeviceClass {
   return { ...BLOCK_DECLARATION, open: (ctx) => openBlock(ctx, sys()) };
 }
+
+export const blockClass: DeviceClass = blockClassOn(() => new SysfsBlockSystem());

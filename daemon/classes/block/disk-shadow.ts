@@ -25,6 +25,8 @@ export interface DiskFacts {
   /** The restart unit: the bus device whose driver serves the disk (0000:00:01.1, virtio2). */
   unit: string | null;
   driver: string | null;
+  /** The module the driver lives in (null: built in, or unknown). */
+  module?: string | null;
   /** The SCSI device's H:C:T:L and its host (host0), for SCSI disks. */
   scsiAddress: string | null;
   scsiHost: string | null;

@@ -246,7 +246,7 @@ describe('shadowctl', () => {
     expect(JSON.parse(json.stdout)).toMatchObject({ code: 'EBADREQ', message: expect.stringContaining('is not a net device name') as string });
     const cls = await ctl('show', 'sound:card0');
     expect(cls.exitCode).toBe(1);
-    expect(cls.stderr).toBe('shadowctl: "device": unknown device class "sound" (classes: net)');
+    expect(cls.stderr).toBe('shadowctl: "device": unknown device class "sound" (classes: net, block)');
   }, 30_000);
 
   it('exits 3 with a one-line error when shadowd is not running', async () => {

@@ -1,0 +1,157 @@
+// The machine as the disk class sees it (block-class.ts's BlockSystem): the
+// disks from sysfs (block-sysfs.ts, disk-identity.ts) and their protecting
+// maps from device-mapper (dm-map.ts), put together into what the shadow
+// keeps of a disk, and the few writes the class makes: a setting, a map
+// pointed at a disk again, a new map over a disk nothing uses.
+import { basename } from 'node:path';
+import { realpath } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { BlockSystem } from './block-class.js';
+import { listDiskNames, readDisk as readBlockDisk, readDiskSettings, readIoCounters, restartUnitOf, disksUnder, writeDiskSetting, type RestartUnit } from './block-sysfs.js';
+import { readDiskIdentity } from './disk-identity.js';
+import type { DiskFacts } from './disk-shadow.js';
+import type { DiskIo } from './io-stall-detector.js';
+import { defaultMapName, Dmsetup, singlePathTable, type DmMap } from './dm-map.js';
+
+const SCSI_ADDRESS = /^\d+:\d+:\d+:\d+$/;
+const SCSI_HOST = /^host\d+$/;
+
+/** How long a listing of the maps, and a map's path status, are taken as current (the stall poller asks four times a second). */
+const MAPS_FRESH_MS = 1000;
+
+export interface SysfsBlockSystemOptions {
+  sysfs?: string;
+  mountinfo?: string;
+  dmsetup?: Dmsetup;
+  now?: () => number;
+}
+
+export class SysfsBlockSystem implements BlockSystem {
+  private readonly sysfs: string;
+  private readonly mountinfo: string | undefined;
+  private readonly dm: Dmsetup;
+  private readonly now: () => number;
+  private maps: { at: number; list: Promise<{ map: DmMap; disk: string }[]> } | null = null;
+  private readonly pathStatus = new Map<string, { at: number; failed: Promise<boolean | null> }>();
+  /** Restart units seen, by device name: disksUnder needs their sysfs path. */
+  private readonly units = new Map<string, RestartUnit>();
+  private readonly modules = new Map<string, string | null>();
+  /** Each disk's MAJ:MIN as last read: the stall poller matches it to a map without reading the disk whole. */
+  private readonly devts = new Map<string, string>();
+
+  constructor(opts: SysfsBlockSystemOptions = {}) {
+    this.sysfs = opts.sysfs ?? '/sys';
+    this.mountinfo = opts.mountinfo;
+    this.dm = opts.dmsetup ?? new Dmsetup();
+    this.now = opts.now ?? Date.now;
+  }
+
+  listDisks(): Promise<string[]> {
+    return listDiskNames(this.sysfs);
+  }
+
+  /** The protecting maps, listed at most once a second; a failed listing (no dm loaded) is no maps. */
+  private protecting(fresh = false): Promise<{ map: DmMap; disk: string }[]> {
+    if (fresh || !this.maps || this.now() - this.maps.at > MAPS_FRESH_MS) {
+      this.maps = { at: this.now(), list: this.dm.protectingMaps().catch(() => []) };
+    }
+    return this.maps.list;
+  }
+
+  async readDisk(name: string): Promise<DiskFacts> {
+    const disk = await readBlockDisk(name, { sysfs: this.sysfs, ...(this.mountinfo ? { mountinfo: this.mountinfo } : {}) });
+    const id = await readDiskIdentity(name, this.sysfs);
+    let unit: RestartUnit | null = null;
+    try {
+      unit = await restartUnitOf(name, this.sysfs);
+      this.units.set(unit.device, unit);
+      this.modules.set(unit.driver, unit.module);
+    } catch {
+      // no driver's device under it (a virtual disk): not the class's to restart
+    }
+    const devicePath = await realpath(join(this.sysfs, 'block', name, 'device')).catch(() => '');
+    const scsiAddress = SCSI_ADDRESS.test(basename(devicePath)) ? basename(devicePath) : null;
+    const scsiHost = devicePath.split('/').find((c) => SCSI_HOST.test(c)) ?? null;
+    this.devts.set(name, disk.devt);
+    const maps = (await this.protecting()).filter((m) => m.disk === disk.devt);
+    const map = maps[0]?.map.info.name ?? null;
+    let protection: string;
+    if (map) protection = `protected by map ${map}${maps.length > 1 ? ` (and ${maps.length - 1} more: only one map should sit on a disk)` : ''}`;
+    else if (disk.mapLive.possible && disk.holders.length === 0 && disk.partitions.every((p) => p.holders.length === 0)) protection = 'not protected: no map over it (CreateMap=yes, or docs/disks.md, puts one)';
+    else protection = `not protected: ${disk.mapLive.reason}`;
+    return {
+      name,
+      devt: disk.devt,
+      serial: id.serial,
+      wwid: id.wwn,
+      model: id.model,
+      sectors: disk.sectors,
+      unit: unit?.device ?? null,
+      driver: unit?.driver ?? null,
+      module: unit?.module ?? null,
+      scsiAddress,
+      scsiHost,
+      settings: await readDiskSettings(name, this.sysfs),
+      map,
+      protection,
+    };
+  }
+
+  async disksUnder(unit: string): Promise<string[]> {
+    const u = this.units.get(unit);
+    if (!u) throw new Error(`restart unit ${unit} was never seen`);
+    return disksUnder(u.sysfsPath, this.sysfs);
+  }
+
+  async readIo(name: string): Promise<DiskIo> {
+    const c = await readIoCounters(name, this.sysfs);
+    const devt = this.devts.get(name);
+    const map = devt === undefined ? null : ((await this.protecting()).find((m) => m.disk === devt)?.map.info.name ?? null);
+    return {
+      inflight: c.inflightReads + c.inflightWrites,
+      completed: c.readsCompleted + c.writesCompleted + c.discardsCompleted + c.flushesCompleted,
+      pathFailed: map ? await this.pathFailed(map) : null,
+    };
+  }
+
+  private pathFailed(map: string): Promise<boolean | null> {
+    const cached = this.pathStatus.get(map);
+    if (cached && this.now() - cached.at <= MAPS_FRESH_MS) return cached.failed;
+    const failed = this.dm
+      .multipathStatus({ name: map })
+      .then(({ status }) => status.paths.length === 0 || status.paths.every((p) => p.state === 'F'))
+      .catch(() => null);
+    this.pathStatus.set(map, { at: this.now(), failed });
+    return failed;
+  }
+
+  async writeSetting(name: string, key: string, value: string): Promise<void> {
+    const r = await writeDiskSetting(name, key, value, this.sysfs);
+    if (r.outcome === 'failed') throw new Error(r.reason ?? `${key} was refused`);
+  }
+
+  async switchMap(map: string, sectors: number, devt: string): Promise<string[][]> {
+    await this.dm.repoint(map, sectors, devt);
+    this.maps = null;
+    this.pathStatus.delete(map);
+    return [
+      ['dmsetup', 'reload', map, '--table', singlePathTable(sectors, devt)],
+      ['dmsetup', 'resume', '--noflush', map],
+    ];
+  }
+
+  async createMap(disk: DiskFacts): Promise<string> {
+    const now = await readBlockDisk(disk.name, { sysfs: this.sysfs, ...(this.mountinfo ? { mountinfo: this.mountinfo } : {}) });
+    if (!now.mapLive.possible) throw new Error(now.mapLive.reason);
+    const held = [...now.holders, ...now.partitions.flatMap((p) => p.holders)];
+    if (held.length > 0) throw new Error(`${now.mapLive.reason}; shadowd does not rebuild a stack by itself: docs/disks.md says how to put the map under it`);
+    const name = defaultMapName({ serial: disk.serial, wwn: disk.wwid });
+    await this.dm.create(name, singlePathTable(now.sectors, now.devt));
+    this.maps = null;
+    return name;
+  }
+
+  moduleOf(driver: string): Promise<string | null> {
+    return Promise.resolve(this.modules.get(driver) ?? null);
+  }
+}
