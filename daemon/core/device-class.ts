@@ -173,6 +173,13 @@ export interface ClassRuntime {
   /** The device of that name, present rather than absent, or null. */
   lookup(name: string): DeviceInfo | null;
   readonly replay: ClassReplay;
+  /**
+   * Asked before a restart touches anything: why restarting the device's
+   * driver would make things worse than the failure (a disk on the same
+   * controller in use and not under a map would lose its I/O), or null to go
+   * ahead. A reason refuses the recovery; nothing is restarted.
+   */
+  refuseRestart?(name: string): Promise<string | null>;
   /** After a successful restart: what the class finds wrong with the device (net: its ifindex changed). Empty when all is well. */
   afterRestart(name: string, reply: RestartReply): string[];
   /** Every device of the class with its driver and module, for blaming a kernel report. */

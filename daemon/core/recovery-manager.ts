@@ -66,6 +66,8 @@ export interface RecoveryPort {
   replay?: ClassReplay;
   /** After a successful restart: problems the class finds (a device that came back changed). */
   afterRestart?(name: string, reply: RestartReply): string[];
+  /** Before a restart: why it would make things worse, or null (ClassRuntime.refuseRestart). */
+  refuseRestart?(name: string): Promise<string | null>;
 }
 
 export interface RecoveryPolicy {
@@ -867,6 +869,19 @@ export class RecoveryManager {
       helper = await this.helperFor(ref);
     } catch (err) {
       throw new AttemptFailure(messageOf(err), false);
+    }
+    const port = this.port(ref);
+    if (port.refuseRestart) {
+      let why: string | null;
+      try {
+        why = await port.refuseRestart(dev);
+      } catch (err) {
+        why = `could not check that restarting it is safe: ${messageOf(err)}`;
+      }
+      if (why !== null) {
+        rec.steps.push({ source: 'daemon', key: 'refuse', result: 'fail', error: why });
+        throw new AttemptFailure(`refused before touching the device: ${why}`, false);
+      }
     }
     let method: RestartMethod = cur.reload ? 'reload' : 'reprobe';
     const what = method === 'reload' ? ' and reloading its module' : '';

@@ -161,7 +161,17 @@ export class ShadowdService {
       const ports = new Map<string, RecoveryPort>(
         this.classes.all.map((cls) => {
           const rt = this.runtime(cls.id);
-          return [cls.id, { decl: cls, lookup: (name) => rt.lookup(name), replay: rt.replay, afterRestart: (name, reply) => rt.afterRestart(name, reply) }];
+          const refuse = rt.refuseRestart;
+          return [
+            cls.id,
+            {
+              decl: cls,
+              lookup: (name) => rt.lookup(name),
+              replay: rt.replay,
+              afterRestart: (name, reply) => rt.afterRestart(name, reply),
+              ...(refuse ? { refuseRestart: (name: string) => refuse.call(rt, name) } : {}),
+            },
+          ];
         }),
       );
       this.recovery = new RecoveryManager({

@@ -33,6 +33,8 @@ export interface BlockSystem extends DiskSource {
   createMap(disk: DiskFacts): Promise<string>;
   /** The module a driver lives in. */
   moduleOf(driver: string): Promise<string | null>;
+  /** Who uses a disk other than a protecting map, for people (mounted at /srv, claimed by a holder), or null when nothing does. */
+  diskUse(name: string): Promise<string | null>;
 }
 
 /** How long a restarted controller may take to show its disks again (a SCSI scan spins disks up). */
@@ -148,6 +150,21 @@ export function openBlock(ctx: ClassContext, sys: BlockSystem): ClassRuntime {
       return d?.present ? { name: d.name, driver: d.driver, bus: d.bus } : null;
     },
     replay,
+    async refuseRestart(name) {
+      const me = shadow.facts(name);
+      if (!me?.unit) return null;
+      // Every disk on the controller goes with its driver, not only this one.
+      const names = await sys.disksUnder(me.unit);
+      const unsafe: string[] = [];
+      for (const disk of names) {
+        const f = await sys.readDisk(disk);
+        if (f.map) continue;
+        const use = await sys.diskUse(disk);
+        if (use) unsafe.push(`${disk} is in use (${use}) and not under a map`);
+      }
+      if (unsafe.length === 0) return null;
+      return `restarting ${me.driver ?? 'the driver'} of ${me.unit} would fail the I/O of every disk on it: ${unsafe.join('; ')} (docs/disks.md: protecting a disk)`;
+    },
     afterRestart(name) {
       const now = cameBackAs.get(name);
       if (now) return [`the disk came back as ${now}: its map and shadow follow it, but anything that names ${name} must use ${now}`];

@@ -7,7 +7,7 @@ import { basename } from 'node:path';
 import { realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BlockSystem } from './block-class.js';
-import { listDiskNames, readDisk as readBlockDisk, readDiskSettings, readIoCounters, restartUnitOf, disksUnder, writeDiskSetting, type RestartUnit } from './block-sysfs.js';
+import { claimedExclusively, listDiskNames, readDisk as readBlockDisk, readDiskSettings, readIoCounters, restartUnitOf, disksUnder, writeDiskSetting, type RestartUnit } from './block-sysfs.js';
 import { readDiskIdentity } from './disk-identity.js';
 import type { DiskFacts } from './disk-shadow.js';
 import type { DiskIo } from './io-stall-detector.js';
@@ -149,6 +149,22 @@ export class SysfsBlockSystem implements BlockSystem {
     await this.dm.create(name, singlePathTable(now.sectors, now.devt));
     this.maps = null;
     return name;
+  }
+
+  async diskUse(name: string): Promise<string | null> {
+    const disk = await readBlockDisk(name, { sysfs: this.sysfs, ...(this.mountinfo ? { mountinfo: this.mountinfo } : {}) });
+    const uses: string[] = [];
+    for (const m of disk.mounts) uses.push(`mounted at ${m.mountPoint}`);
+    for (const h of disk.holders) uses.push(`held by ${h.dmName ?? h.device}`);
+    for (const p of disk.partitions) {
+      for (const m of p.mounts) uses.push(`${p.name} mounted at ${m.mountPoint}`);
+      for (const h of p.holders) uses.push(`${p.name} held by ${h.dmName ?? h.device}`);
+    }
+    // Swap, an exclusive opener: what mounts and holders do not show.
+    for (const node of [name, ...disk.partitions.map((p) => p.name)]) {
+      if (uses.length === 0 && (await claimedExclusively(join('/dev', node))) === true) uses.push(`/dev/${node} is open exclusively`);
+    }
+    return uses.length > 0 ? uses.join(', ') : null;
   }
 
   moduleOf(driver: string): Promise<string | null> {

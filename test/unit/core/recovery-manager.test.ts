@@ -647,6 +647,19 @@ describe('RecoveryManager', () => {
     expect(m.deviceState(net('eth0')).gaveUp).not.toBeNull();
   });
 
+  it('refuses a restart the class says would make things worse, before sending anything, and does not retry it', async () => {
+    const m = make({}, { refuseRestart: (name) => Promise.resolve(name === 'eth0' ? 'sdb is in use (mounted at /srv) and not under a map' : null) });
+    const out = m.report(failure());
+    if (out.action === 'ignored') throw new Error(out.reason);
+    const rec = await out.done;
+    expect(rec.result).toBe('failed');
+    expect(rec.error).toBe('refused before touching the device: sdb is in use (mounted at /srv) and not under a map');
+    expect(rec.steps).toEqual([{ source: 'daemon', key: 'refuse', result: 'fail', error: 'sdb is in use (mounted at /srv) and not under a map' }]);
+    expect(helper.commands.filter((c) => c.startsWith('restart'))).toEqual([]);
+    await vi.runAllTimersAsync();
+    expect(helper.commands.filter((c) => c.startsWith('restart'))).toEqual([]);
+  });
+
   it('ignores malformed reports and devices it does not watch', () => {
     const m = make();
     expect(m.report(failure({ device: 'a/b' }))).toMatchObject({ action: 'ignored', reason: /device "a\/b" is not an interface name/ });

@@ -1,0 +1,116 @@
+// The disk class's runtime on a fake machine: a controller with two disks,
+// one protected by a map. Isolates what the class decides (refusing a
+// restart that would hurt an unprotected disk in use; the replay after a
+// restart finding both disks again and putting the settings back); the
+// guest tests run it on real drivers and device-mapper.
+import { describe, expect, it } from 'vitest';
+import { openBlock, type BlockSystem } from '../../../../daemon/classes/block/block-class.js';
+import type { DiskFacts } from '../../../../daemon/classes/block/disk-shadow.js';
+import type { ClassContext } from '../../../../daemon/core/device-class.js';
+import { ShadowStore } from '../../../../daemon/core/shadow-store.js';
+
+function disk(name: string, over: Partial<DiskFacts> = {}): DiskFacts {
+  return {
+    name, devt: '8:0', serial: `S-${name}`, wwid: null, model: 'QEMU HARDDISK', sectors: 131072, unit: '0000:00:1f.2', driver: 'ahci', module: 'ahci',
+    scsiAddress: '0:0:0:0', scsiHost: 'host0', settings: { 'queue/scheduler': 'mq-deadline', 'queue/read_ahead_kb': '128' }, map: null, protection: 'not protected', ...over,
+  };
+}
+
+function machine() {
+  const disks = new Map<string, DiskFacts>([
+    ['sda', disk('sda', { map: 'shadow-S-sda', protection: 'protected by map shadow-S-sda' })],
+    ['sdb', disk('sdb', { devt: '8:16', scsiAddress: '1:0:0:0', scsiHost: 'host1' })],
+  ]);
+  const uses = new Map<string, string>();
+  const writes: string[] = [];
+  const switched: string[] = [];
+  const sys: BlockSystem = {
+    listDisks: () => Promise.resolve([...disks.keys()]),
+    readDisk: (n) => (disks.has(n) ? Promise.resolve(structuredClone(disks.get(n)!)) : Promise.reject(new Error(`no ${n}`))),
+    disksUnder: (u) => Promise.resolve([...disks.values()].filter((d) => d.unit === u).map((d) => d.name)),
+    readIo: () => Promise.resolve({ inflight: 0, completed: 0, pathFailed: false }),
+    writeSetting: (n, k, v) => {
+      writes.push(`${n} ${k}=${v}`);
+      disks.get(n)!.settings[k] = v;
+      return Promise.resolve();
+    },
+    switchMap: (map, sectors, devt) => {
+      switched.push(`${map} ${devt}`);
+      return Promise.resolve([['dmsetup', 'resume', '--noflush', map]]);
+    },
+    createMap: () => Promise.reject(new Error('not here')),
+    moduleOf: () => Promise.resolve('ahci'),
+    diskUse: (n) => Promise.resolve(uses.get(n) ?? null),
+  };
+  return { disks, uses, writes, switched, sys };
+}
+
+function context(store: ShadowStore, held: Set<string>): ClassContext {
+  return {
+    logger: { log: () => undefined },
+    store,
+    helper: () => Promise.reject(new Error('no helper here')),
+    pollHelper: () => Promise.reject(new Error('no helper here')),
+    syncTaps: () => Promise.resolve(),
+    report: () => undefined,
+    held: (n) => held.has(n),
+    setting: (_n, _d, key) => (key === 'CreateMap' ? false : 5000),
+  };
+}
+
+describe('disk class runtime', () => {
+  it('refuses a restart while another disk on the controller is in use without a map; allows it once that disk is unused', async () => {
+    const m = machine();
+    const rt = openBlock(context(new ShadowStore(':memory:'), new Set()), m.sys);
+    await rt.resync('start');
+    m.uses.set('sdb', 'mounted at /srv');
+    const why = await rt.refuseRestart!('sda');
+    expect(why).toBe('restarting ahci of 0000:00:1f.2 would fail the I/O of every disk on it: sdb is in use (mounted at /srv) and not under a map (docs/disks.md: protecting a disk)');
+    m.uses.clear();
+    expect(await rt.refuseRestart!('sda')).toBeNull();
+  });
+
+  it('after a restart: finds both disks again under new names, switches the map, puts back what the restart lost', async () => {
+    const m = machine();
+    const store = new ShadowStore(':memory:');
+    const held = new Set<string>();
+    const rt = openBlock(context(store, held), m.sys);
+    await rt.resync('start');
+    // Someone tuned both disks before the failure; the shadow saw it.
+    m.disks.get('sda')!.settings['queue/read_ahead_kb'] = '2048';
+    m.disks.get('sdb')!.settings['queue/scheduler'] = 'none';
+    await rt.resync('tuned');
+    held.add('sda');
+    const mark = rt.replay.mark('sda');
+    // The controller's driver restarted: the disks are back with defaults, as sdc and sdd.
+    const sdc = disk('sdc', { serial: 'S-sda', devt: '8:32' });
+    const sdd = disk('sdd', { serial: 'S-sdb', devt: '8:48', scsiAddress: '1:0:0:0', scsiHost: 'host1' });
+    m.disks.clear();
+    m.disks.set('sdc', sdc).set('sdd', sdd);
+    const report = await rt.replay.replay('sda', mark);
+    expect(report.notBack).toBeUndefined();
+    expect(m.switched).toEqual(['shadow-S-sda 8:32']);
+    expect(m.writes.sort()).toEqual(['sdc queue/read_ahead_kb=2048', 'sdd queue/scheduler=none']);
+    expect(report.steps.map((s) => [s.key, s.ok])).toEqual([
+      ['sda:find', true], ['sda:identity', true], ['sda:map', true], ['sda:queue/read_ahead_kb', true],
+      ['sdb:find', true], ['sdb:identity', true], ['sdb:queue/scheduler', true],
+    ]);
+    expect(rt.list().map((d) => [d.name, d.attrs['map']])).toEqual([['sdc', 'shadow-S-sda'], ['sdd', '']]);
+    expect(rt.afterRestart('sda', { fields: {} } as never)).toEqual(['the disk came back as sdc: its map and shadow follow it, but anything that names sda must use sdc']);
+  });
+
+  it('says the disk is not back when it does not return: its map is never pointed elsewhere', async () => {
+    const m = machine();
+    const held = new Set<string>();
+    const rt = openBlock(context(new ShadowStore(':memory:'), held), m.sys);
+    await rt.resync('start');
+    held.add('sda');
+    m.disks.delete('sda');
+    m.disks.get('sdb')!.serial = 'S-sdb';
+    // A disk of another size where sda was.
+    m.disks.set('sde', disk('sde', { serial: 'S-sda', sectors: 4096 }));
+    const report = await rt.replay.replay('sda', Promise.resolve(0));
+    expect(report.notBack).toMatch(/sde is not sda: size 4096 sectors is not 131072; nothing is written to it/);
+    expect(m.switched).toEqual([]);
+  });
+});
