@@ -161,7 +161,7 @@ export class ShadowdService {
       const ports = new Map<string, RecoveryPort>(
         this.classes.all.map((cls) => {
           const rt = this.runtime(cls.id);
-          const refuse = rt.refuseRestart;
+          const canRefuse = rt.refuseRestart !== undefined;
           return [
             cls.id,
             {
@@ -169,7 +169,7 @@ export class ShadowdService {
               lookup: (name) => rt.lookup(name),
               replay: rt.replay,
               afterRestart: (name, reply) => rt.afterRestart(name, reply),
-              ...(refuse ? { refuseRestart: (name: string) => refuse.call(rt, name) } : {}),
+              ...(canRefuse ? { refuseRestart: (name: string) => rt.refuseRestart?.(name) ?? Promise.resolve(null) } : {}),
             },
           ];
         }),
