@@ -66,6 +66,8 @@ export interface ClassDeclaration {
   readonly restartSteps: readonly string[];
   /** Extra decimal fields the helper adds to this class's `restarted` reply, after id= (net: ifindex). */
   readonly restartFields: readonly string[];
+  /** Extra text fields of the `restarted` reply, each a kernel device name (block: unit, the restart unit's name). */
+  readonly restartNames?: readonly string[];
   /** Failure kinds only this class's detectors report (net: tx-timeout, tx-stall); the generic ones are in failure-report.ts. */
   readonly failureKinds: readonly string[];
   /** Kinds of reference a process can hold on a device, kept as holders in the shadow (net: promiscuity, allmulti). */

@@ -16,7 +16,7 @@ export const RELOAD_STEP = 'reload';
 export type RestartStepName = string;
 
 /** What of a class's declaration the helper protocol reads. */
-export type HelperClassTerms = Pick<ClassDeclaration, 'restartSteps' | 'restartFields'>;
+export type HelperClassTerms = Pick<ClassDeclaration, 'restartSteps' | 'restartFields' | 'restartNames'>;
 
 /** `restart net:eth0 r1 reload` */
 export function restartCommand(ref: DeviceRef, id: string, how: RestartMethod): string {
@@ -40,6 +40,8 @@ export interface RestartReply {
   id: string;
   /** The class's extra fields (HelperClassTerms.restartFields), one number per declared field. */
   fields: Record<string, number>;
+  /** The class's extra text fields (HelperClassTerms.restartNames), each a kernel device name. */
+  names: Record<string, string>;
   /** Which reply it was: a reload's has module, unload_ms, load_ms and a first step `reload`. */
   how: RestartMethod;
   /** The driver's module a reload unloaded and loaded again; null for a re-probe. */
@@ -60,29 +62,27 @@ export interface RestartStepResult {
  * With `reload`, the list must start with the reload step (and only there).
  */
 function parseSteps(text: string, known: readonly string[], fail: (why: string) => Error, reload = false): RestartStepResult[] {
+  // A reload's module step comes first unless the class places it (block: after its teardown).
+  const order = known.includes(RELOAD_STEP) ? known : [RELOAD_STEP, ...known];
   const steps: RestartStepResult[] = [];
   let last = -1;
-  const items = text.split(',');
-  if (reload) {
-    const first = /^([a-z]+):([a-z]+)$/.exec(items[0] ?? '');
-    if (first?.[1] !== RELOAD_STEP) throw fail(`the steps of a reload must start with ${RELOAD_STEP}, not ${JSON.stringify(items[0] ?? '')}`);
-    if (first[2] !== 'ok' && first[2] !== 'fail') throw fail(`step ${RELOAD_STEP} has result ${JSON.stringify(first[2])}, not ok or fail`);
-    steps.push({ name: RELOAD_STEP, result: first[2] });
-    items.shift();
-  }
-  for (const item of items) {
+  for (const item of text.split(',')) {
     const m = /^([a-z]+):([a-z]+)$/.exec(item);
     if (!m) throw fail(`step ${JSON.stringify(item)} is not name:result`);
     const name = m[1]!;
     const result = m[2]!;
-    if (name === RELOAD_STEP) throw fail(reload ? `step ${RELOAD_STEP} appears twice` : `step ${RELOAD_STEP} is only the first step of a reload`);
-    const at = known.indexOf(name);
+    if (name === RELOAD_STEP && !reload) throw fail(`step ${RELOAD_STEP} is only in a reload's steps`);
+    const at = order.indexOf(name);
     if (at < 0) throw fail(`unknown step ${JSON.stringify(name)} (known: ${known.join(', ')})`);
     if (steps.some((s) => s.name === name)) throw fail(`step ${name} appears twice`);
-    if (at < last) throw fail(`step ${name} is out of order (the helper replays ${known.join(', ')})`);
+    if (at < last) throw fail(`step ${name} is out of order (the helper replays ${order.join(', ')})`);
     last = at;
-    if (result !== 'ok' && result !== 'skip' && result !== 'fail') throw fail(`step ${name} has result ${JSON.stringify(result)}, not ok, skip or fail`);
-    steps.push({ name, result });
+    const results = name === RELOAD_STEP ? ['ok', 'fail'] : ['ok', 'skip', 'fail'];
+    if (!results.includes(result)) throw fail(`step ${name} has result ${JSON.stringify(result)}, not ${results.join(', ')}`);
+    steps.push({ name, result: result as RestartStepResult['result'] });
+  }
+  if (reload && !steps.some((s) => s.name === RELOAD_STEP)) {
+    throw fail(`the steps of a reload must have ${RELOAD_STEP}${order[0] === RELOAD_STEP ? ' first' : ''}`);
   }
   return steps;
 }
@@ -99,7 +99,10 @@ const RELOAD_TIMING_KEYS: Record<string, keyof ModuleTimings> = {
   unload_ms: 'unloadMs',
   load_ms: 'loadMs',
 };
-const restartKeys = (terms: HelperClassTerms): string[] => ['id', ...terms.restartFields, ...Object.keys(TIMING_KEYS), 'steps'];
+const restartKeys = (terms: HelperClassTerms): string[] => ['id', ...terms.restartFields, ...(terms.restartNames ?? []), ...Object.keys(TIMING_KEYS), 'steps'];
+
+/** A kernel device name as a reply may carry it: 0000:00:01.1, virtio2. */
+const DEVICE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
 /** A reload's reply has these as well, all of them; a re-probe's none. */
 const RELOAD_KEYS = ['module', ...Object.keys(RELOAD_TIMING_KEYS)];
 /** A module name as the kernel prints it (module_name()): no spaces, no '='. */
@@ -162,6 +165,12 @@ export function parseRestartReply(payload: string, expected: { ref: DeviceRef; i
     if (n === null || n < 1) throw fail(`${key} ${JSON.stringify(values.get(key))} is not a positive decimal number`);
     extra[key] = n;
   }
+  const names: Record<string, string> = {};
+  for (const key of terms.restartNames ?? []) {
+    const v = values.get(key)!;
+    if (!DEVICE_NAME.test(v)) throw fail(`${key} ${JSON.stringify(v)} is not a device name`);
+    names[key] = v;
+  }
   let module: string | null = null;
   if (how === 'reload') {
     module = values.get('module')!;
@@ -175,7 +184,7 @@ export function parseRestartReply(payload: string, expected: { ref: DeviceRef; i
   }
 
   const steps = parseSteps(values.get('steps')!, terms.restartSteps, fail, how === 'reload');
-  return { device, id, fields: extra, how, module, timings, steps };
+  return { device, id, fields: extra, names, how, module, timings, steps };
 }
 
 /** "stop 10, release 5, unload 120, load 300, probe 600, replay 30, open 205 ms": the helper's phases, a reload's when it has them. */
@@ -194,7 +203,7 @@ export function restartErrorSteps(message: string, terms: HelperClassTerms): Res
   const m = / steps=([a-z:,]+)$/.exec(message);
   if (!m?.[1] || m[1] === 'none') return [];
   try {
-    return parseSteps(m[1], terms.restartSteps, (why) => new Error(why), m[1].startsWith(`${RELOAD_STEP}:`));
+    return parseSteps(m[1], terms.restartSteps, (why) => new Error(why), m[1].split(',').some((s) => s.startsWith(`${RELOAD_STEP}:`)));
   } catch {
     return [];
   }

@@ -19,8 +19,14 @@ import { DISK_NAME } from './disk-name.js';
  */
 export const BLOCK_FAULTS = ['lost-irq', 'fail-stop', 'disk-error'] as const;
 
-/** The helper's steps in a disk controller restart: the fast teardown of a possibly hung driver, then the generic open. */
-export const BLOCK_RESTART_STEPS = ['teardown', 'open'] as const;
+/**
+ * The helper's steps in a disk controller restart: the fast teardown of a
+ * possibly hung driver (every SCSI disk of the unit offline, its cache write
+ * through in the kernel only, no START STOP: the unbind does not wait on the
+ * hung driver), then, in a reload, the module's unload and load, then the
+ * generic open (always skipped: a disk's users open it).
+ */
+export const BLOCK_RESTART_STEPS = ['teardown', 'reload', 'open'] as const;
 
 /**
  * Failures only the disk class reports: I/O in flight with no completion
@@ -56,7 +62,8 @@ export const BLOCK_DECLARATION: ClassDeclaration = {
   syncMarker: BLOCK_SYNC_MARKER,
   faults: BLOCK_FAULTS,
   restartSteps: BLOCK_RESTART_STEPS,
-  restartFields: [],
+  restartFields: ['disks'],
+  restartNames: ['unit'],
   failureKinds: BLOCK_FAILURE_KINDS,
   holderKinds: [],
   settings: [

@@ -192,7 +192,7 @@ describe('a second device class, fake, beside net', () => {
     ]);
     // Its after-restart check got the reply, with no extra fields: the class declares none.
     expect(afterRestart).toEqual([
-      { name: 'dev0', reply: { device: 'fake:dev0', id: recovered.id, fields: {}, how: 'reprobe', module: null, timings: recovered.phases.module, steps: [{ name: 'alpha', result: 'ok' }, { name: 'beta', result: 'skip' }] } },
+      { name: 'dev0', reply: { device: 'fake:dev0', id: recovered.id, fields: {}, names: {}, how: 'reprobe', module: null, timings: recovered.phases.module, steps: [{ name: 'alpha', result: 'ok' }, { name: 'beta', result: 'skip' }] } },
     ]);
 
     expect(gaveUp).toMatchObject({ cls: 'fake', device: 'dev0', result: 'gave-up', trigger: 'fake-jam' });

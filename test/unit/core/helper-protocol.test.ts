@@ -2,6 +2,7 @@
 // proto=3): composed for a device of any class, read strictly, with the
 // class's steps and fields from its declaration (the network class's here).
 import { describe, expect, it } from 'vitest';
+import { BLOCK_DECLARATION } from '../../../daemon/classes/block/block-declaration.js';
 import { NET_DECLARATION } from '../../../daemon/classes/net/net-declaration.js';
 import { HelperError } from '../../../daemon/core/helper-client.js';
 import {
@@ -32,6 +33,7 @@ describe('parseRestartReply', () => {
       device: 'net:eth0',
       id: 'rmiabc12-0',
       fields: { ifindex: 2 },
+      names: {},
       how: 'reprobe',
       module: null,
       timings: { stopMs: 12, releaseMs: 3, probeMs: 640, replayMs: 25, openMs: 180, totalMs: 860 },
@@ -64,6 +66,7 @@ describe('parseRestartReply', () => {
       device: 'net:eth0',
       id: 'rmiabc12-0',
       fields: { ifindex: 2 },
+      names: {},
       how: 'reload',
       module: 'e1000',
       timings: { stopMs: 12, releaseMs: 3, unloadMs: 140, loadMs: 310, probeMs: 640, replayMs: 25, openMs: 180, totalMs: 1310 },
@@ -100,14 +103,14 @@ describe('parseRestartReply', () => {
     [RELOAD.replace(' load_ms=310', ''), /it has module, unload_ms but not load_ms/],
     [RELOAD + ' module=e1000', /field module appears twice/],
     // A reload's steps start with reload, and only there.
-    [RELOAD.replace('reload:ok,', ''), /the steps of a reload must start with reload, not "name:skip"/],
-    [RELOAD.replace('reload:ok,name:skip', 'name:skip,reload:ok'), /the steps of a reload must start with reload/],
-    [RELOAD.replace('reload:ok', 'reload:skip'), /step reload has result "skip", not ok or fail/],
+    [RELOAD.replace('reload:ok,', ''), /the steps of a reload must have reload first/],
+    [RELOAD.replace('reload:ok,name:skip', 'name:skip,reload:ok'), /step reload is out of order \(the helper replays reload, name, /],
+    [RELOAD.replace('reload:ok', 'reload:skip'), /step reload has result "skip", not ok, fail$/],
     [RELOAD.replace('reload:ok', 'reload:maybe'), /step reload has result "maybe"/],
     [RELOAD.replace('reload:ok,', 'reload:ok,reload:ok,'), /step reload appears twice/],
-    [RELOAD.replace(/steps=.*$/, 'steps='), /the steps of a reload must start with reload, not ""/],
-    [GOOD.replace('steps=name:skip', 'steps=reload:ok,name:skip'), /step reload is only the first step of a reload/],
-    [GOOD.replace('mac:ok', 'reload:ok'), /step reload is only the first step of a reload/],
+    [RELOAD.replace(/steps=.*$/, 'steps='), /step "" is not name:result/],
+    [GOOD.replace('steps=name:skip', 'steps=reload:ok,name:skip'), /step reload is only in a reload's steps/],
+    [GOOD.replace('mac:ok', 'reload:ok'), /step reload is only in a reload's steps/],
     // The module's name, and its times, as the kernel prints them.
     [RELOAD.replace('module=e1000', 'module='), /module "" is not a module name/],
     [RELOAD.replace('module=e1000', 'module=e1000/x'), /module "e1000\/x" is not a module name/],
@@ -144,7 +147,7 @@ describe('parseRestartReply', () => {
     [GOOD.replace('probe_ms=640', 'probe_ms=1e3'), /probe_ms "1e3"/],
     [GOOD.replace('restarted net:eth0', 'restarted  net:eth0'), /single spaces/],
     [GOOD + ' ', /single spaces/],
-    [GOOD.replace('mac:ok', 'mac:maybe'), /step mac has result "maybe", not ok, skip or fail/],
+    [GOOD.replace('mac:ok', 'mac:maybe'), /step mac has result "maybe", not ok, skip, fail/],
     [GOOD.replace('mac:ok', 'macok'), /step "macok" is not name:result/],
     [GOOD.replace('mac:ok', 'wol:ok'), /unknown step "wol"/],
     [GOOD.replace('mtu:ok', 'mac:ok'), /step mac appears twice/],
@@ -155,6 +158,31 @@ describe('parseRestartReply', () => {
     expect(() => parse(payload, WANT)).toThrow(HelperError);
     expect(() => parse(payload, WANT)).toThrow(why);
     expect(() => parse(payload, WANT)).toThrow(/unreadable restart reply from shadow_helper/);
+  });
+});
+
+describe('parseRestartReply for the disk class', () => {
+  // kmod/PROTOCOL.md's examples, as the helper printed them in the guest.
+  it('reads the restart unit by name and the disk count', () => {
+    const r = parseRestartReply(
+      'restarted block:sda id=r1 unit=0000:00:01.1 disks=1 stop_ms=6 release_ms=161 probe_ms=18 replay_ms=0 open_ms=0 total_ms=189 steps=teardown:ok,open:skip',
+      { ref: { cls: 'block', name: 'sda' }, id: 'r1' },
+      BLOCK_DECLARATION,
+    );
+    expect(r).toMatchObject({ fields: { disks: 1 }, names: { unit: '0000:00:01.1' }, steps: [{ name: 'teardown', result: 'ok' }, { name: 'open', result: 'skip' }] });
+    const reload = parseRestartReply(
+      'restarted block:sdb id=r2 unit=0000:00:04.0 disks=1 module=ahci stop_ms=0 release_ms=748 unload_ms=20 load_ms=31 probe_ms=502 replay_ms=0 open_ms=0 total_ms=1302 steps=teardown:ok,reload:ok,open:skip',
+      { ref: { cls: 'block', name: 'sdb' }, id: 'r2', how: 'reload' },
+      BLOCK_DECLARATION,
+    );
+    expect(reload).toMatchObject({ how: 'reload', module: 'ahci', names: { unit: '0000:00:04.0' } });
+  });
+
+  it('refuses a unit that is no device name, and a reply without one', () => {
+    const want = { ref: { cls: 'block', name: 'vda' }, id: 'r3' };
+    const tail = 'disks=1 stop_ms=0 release_ms=62 probe_ms=28 replay_ms=0 open_ms=0 total_ms=91 steps=teardown:skip,open:skip';
+    expect(() => parseRestartReply(`restarted block:vda id=r3 unit=../x ${tail}`, want, BLOCK_DECLARATION)).toThrow('unit "../x" is not a device name');
+    expect(() => parseRestartReply(`restarted block:vda id=r3 ${tail}`, want, BLOCK_DECLARATION)).toThrow('missing unit');
   });
 });
 
