@@ -68,6 +68,13 @@ struct sh_class {
 	void (*unlock)(void);
 	void (*record_init)(struct sh_dev *sd);		/* under lock */
 
+	/*
+	 * The bus device a restart releases and probes (the restart unit),
+	 * referenced; NULL with @msg saying why when the device has none.
+	 * Without it, the class device's parent is the unit.
+	 */
+	struct device *(*bus_of)(struct device *cdev, char *msg, size_t len);
+
 	/* Fields after "id=ID" in a restart's reply, while @cdev is held. */
 	void (*reply_fields)(struct device *cdev, char *buf, size_t len);
 
@@ -101,6 +108,11 @@ struct sh_class {
 
 /* The classes in the table (sh_class.c). */
 extern const struct sh_class sh_net_class;
+extern const struct sh_class sh_block_class;
+
+/* sh_class.c: a class device's restart unit, referenced, or NULL and why. */
+struct device *sh_bus_get(const struct sh_class *cls, struct device *cdev,
+			  const char *ref, char *msg, size_t len);
 
 /* sh_class.c: a class's own commands, by verb. */
 const struct sh_class_cmd *sh_class_cmd(const struct sh_class *cls,

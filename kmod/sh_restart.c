@@ -242,10 +242,8 @@ int sh_restart(const struct sh_class *cls, const char *name, const char *ref,
 			  ref);
 		return -ENODEV;
 	}
-	run.bus = get_device(run.cdev->parent);
+	run.bus = sh_bus_get(cls, run.cdev, ref, res->msg, sizeof(res->msg));
 	if (!run.bus) {
-		scnprintf(res->msg, sizeof(res->msg),
-			  "%s has no bus device: not a driver's device", ref);
 		cls->put(run.cdev);
 		return -ENODEV;
 	}
