@@ -37,6 +37,8 @@ static SH_CLASS_CONST struct class *sh_block_cls;
 static const struct device_type *sh_disk_type;
 
 struct sh_run *sh_block_run_now;
+/* The disk the class interface is adding: not live yet, but usable. */
+static struct device *sh_block_adding;
 
 void sh_block_lock(void)
 {
@@ -46,6 +48,16 @@ void sh_block_lock(void)
 void sh_block_unlock(void)
 {
 	mutex_unlock(&sh_block_mutex);
+}
+
+/*
+ * Under the lock: a live disk, whose deletion will wait for the lock in
+ * sh_block_remove_dev(), or the one being added (live once added).
+ */
+bool sh_block_usable(struct device *dev)
+{
+	lockdep_assert_held(&sh_block_mutex);
+	return dev == sh_block_adding || disk_live(dev_to_disk(dev));
 }
 
 /* A whole disk, not a partition (both are in the block class). */
@@ -184,7 +196,7 @@ static void sh_block_record_init(struct sh_dev *sd)
 	bd->disk = dev_to_disk(sd->cdev);
 	bd->scsi = sh_block_parent_is_scsi(sd->cdev);
 	/* The unit, not the parent: what a fault silences and a restart frees. */
-	sd->bus = disk_live(bd->disk) ? sh_block_unit(sd->cdev) : NULL;
+	sd->bus = sh_block_usable(sd->cdev) ? sh_block_unit(sd->cdev) : NULL;
 }
 
 /* " unit=NAME disks=N": the unit restarted and the disks it had. */
@@ -237,7 +249,9 @@ static void sh_block_disk_added(struct device *dev)
 	if (!sh_block_is_disk(dev))
 		return;
 	sh_block_lock();
+	sh_block_adding = dev;
 	sh_block_pending_disk_added(dev);
+	sh_block_adding = NULL;
 	sh_block_unlock();
 }
 

@@ -82,6 +82,7 @@ extern struct sh_run *sh_block_run_now;	/* the restart running, locked */
 void sh_block_lock(void);
 void sh_block_unlock(void);
 bool sh_block_is_disk(struct device *dev);
+bool sh_block_usable(struct device *dev);
 struct device *sh_block_unit(struct device *disk_dev);
 bool sh_block_parent_is_scsi(struct device *disk_dev);
 /* Called for each disk of a unit; nonzero stops the walk. */

@@ -498,7 +498,7 @@ void sh_block_pending_disk_added(struct device *dev)
 	struct sh_pending *p;
 	struct device *unit;
 
-	if (list_empty(&sh_pending_list) || !disk_live(dev_to_disk(dev)))
+	if (list_empty(&sh_pending_list))
 		return;
 	unit = sh_block_unit(dev);
 	p = unit ? sh_pending_find(unit) : NULL;
@@ -558,7 +558,7 @@ void sh_block_fault_clear(struct sh_dev *sd)
 		sh_block_pending_drop(sd->bus);
 	sd->fault = SH_FAULT_NONE;
 	sd->fault_sticky = false;
-	if (!bd->detached && !disk_live(bd->disk))
+	if (!bd->detached && !sh_block_usable(sd->cdev))
 		sh_dev_forget(sd);
 }
 
@@ -577,7 +577,7 @@ int sh_block_fault_apply(struct sh_dev *sd, unsigned int fault, char *msg,
 	if (bd->detached)
 		return sh_fault_pend(sd, fault, msg, len);
 	name = dev_name(sd->cdev);
-	if (!disk_live(bd->disk)) {
+	if (!sh_block_usable(sd->cdev)) {
 		scnprintf(msg, len, "block:%s is being removed", name);
 		sh_dev_forget(sd);
 		return -ENODEV;
