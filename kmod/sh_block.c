@@ -333,6 +333,7 @@ const struct sh_class sh_block_class = {
 		"a whole disk's kernel name: 1-31 bytes, no '/', ':' or whitespace",
 	.priv_size = sizeof(struct sh_block_dev),
 	.run_size = sizeof(struct sh_block_run),
+	.cdev_goes = true,
 	.fault_list = "lost-irq, fail-stop, disk-error",
 	.init = sh_block_init,
 	.exit = sh_block_exit,

@@ -36,7 +36,7 @@ struct sh_class_cmd {
 /* One restart, as the skeleton (sh_restart.c) runs it. */
 struct sh_run {
 	const struct sh_class *cls;
-	struct device *cdev;	/* the class device, referenced */
+	struct device *cdev;	/* the class device, referenced; NULL once gone */
 	struct device *bus;	/* its bus device, referenced */
 	struct sh_dev *sd;	/* set once the device is stopped */
 	const char *ref;	/* CLASS:NAME, for messages */
@@ -53,6 +53,12 @@ struct sh_class {
 	const char *name_rule;	/* what a valid name looks like */
 	size_t priv_size;	/* of each record's priv[] */
 	size_t run_size;	/* of each restart's priv */
+	/*
+	 * The class device is deleted with its driver (a disk): a restart
+	 * lets go of it once the driver released the bus device, before a
+	 * module reload, so nothing it pins outlives the old module's code.
+	 */
+	bool cdev_goes;
 	const struct sh_class_cmd *cmds;
 	unsigned int n_cmds;
 	const char *fault_list;	/* its fault names, for messages */

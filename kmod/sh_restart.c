@@ -190,6 +190,10 @@ static int sh_restart_unit(struct sh_run *run)
 
 	err = sh_release(run);
 	res->release_ms = sh_ms_since(&mark);
+	if (!err && cls->cdev_goes) {
+		cls->put(run->cdev);
+		run->cdev = NULL;
+	}
 	if (err || run->how == SH_PARK) {
 		cls->lock();
 		goto parked;
@@ -273,6 +277,7 @@ int sh_restart(const struct sh_class *cls, const char *name, const char *ref,
 	kfree(run.priv);
 out:
 	put_device(run.bus);
-	cls->put(run.cdev);
+	if (run.cdev)
+		cls->put(run.cdev);
 	return err;
 }
