@@ -109,5 +109,5 @@ describe('shadow_helper block class', () => {
         `release (unbind) ms: ${releases}; dm run under lost-irq: ${JSON.stringify(res.dm)}; ` +
         `removal race replies ${JSON.stringify(res.removal?.replies)}`,
     );
-  });
+  }, 300_000);
 });
