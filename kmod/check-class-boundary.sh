@@ -1,25 +1,36 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
-# The helper's generic core must not know the network class: only the class's
-# own files (sh_net*) may name its kernel objects. Fails, listing the lines,
-# if a network identifier appears in any other kmod source or in the Makefile.
+# The helper's generic core must not know a device class: only a class's own
+# files may name its kernel objects (sh_net* the network's, sh_block* the
+# block layer's and SCSI's), and no class names another's. Fails, listing
+# the lines, if an identifier appears outside its class's files (the
+# Makefile included).
 #   kmod/check-class-boundary.sh [KMOD_DIR]
 set -eu
 dir=${1:-$(dirname "$0")}
-words='net_device|netdev|IFNAMSIZ|ethtool|rtnl|ifindex|dev_get_by_name|netif_|napi|ndo_|sk_buff|skb|init_net|dev_valid_name|linux/if_|net/|NETIF_F|IFF_|ETH_'
+net='net_device|netdev|IFNAMSIZ|ethtool|rtnl|ifindex|dev_get_by_name|netif_|napi|ndo_|sk_buff|skb|init_net|dev_valid_name|linux/if_|net/|NETIF_F|IFF_|ETH_'
+block='gendisk|request_queue|blk_|bdev|block_device|BLK_STS|disk_live|disk_to_dev|dev_to_disk|DISK_NAME_LEN|linux/blkdev|linux/blk-|scsi|sdev|bio_|sector_t'
 found=0
-for f in "$dir"/*.c "$dir"/*.h; do
-	[ -e "$f" ] || continue
-	case $(basename "$f") in
-	sh_net*|*.mod.c) continue ;;
-	esac
-	if grep -nEi "$words" "$f" >/dev/null; then
-		grep -nEiH "$words" "$f" >&2
+check() { # FILE WORDS WHAT
+	if grep -nEi "$2" "$1" >/dev/null; then
+		grep -nEiH "$2" "$1" | sed "s/\$/  <- $3/" >&2
 		found=1
 	fi
+}
+for f in "$dir"/*.c "$dir"/*.h "$dir"/Makefile; do
+	[ -e "$f" ] || continue
+	case $(basename "$f") in
+	*.mod.c) continue ;;
+	sh_net*) check "$f" "$block" "a block identifier in the network class" ;;
+	sh_block*) check "$f" "$net" "a network identifier in the block class" ;;
+	*)
+		check "$f" "$net" "a network identifier in the generic core"
+		check "$f" "$block" "a block identifier in the generic core"
+		;;
+	esac
 done
 if [ "$found" -ne 0 ]; then
-	echo "check-class-boundary: network identifiers outside the sh_net* files" >&2
+	echo "check-class-boundary: class identifiers outside their class's files" >&2
 	exit 1
 fi
-echo "check-class-boundary: the generic core names no network identifier"
+echo "check-class-boundary: each class's identifiers stay in its own files"

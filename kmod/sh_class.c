@@ -7,6 +7,7 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/device.h>
 #include <linux/kernel.h>
 #include <linux/string.h>
 
@@ -14,6 +15,7 @@
 
 static const struct sh_class *const sh_classes[] = {
 	&sh_net_class,
+	&sh_block_class,
 };
 
 const struct sh_class *sh_class_find(const char *id, size_t len)
@@ -25,6 +27,21 @@ const struct sh_class *sh_class_find(const char *id, size_t len)
 		    !memcmp(sh_classes[i]->id, id, len))
 			return sh_classes[i];
 	return NULL;
+}
+
+struct device *sh_bus_get(const struct sh_class *cls, struct device *cdev,
+			  const char *ref, char *msg, size_t len)
+{
+	struct device *bus;
+
+	msg[0] = '\0';
+	if (cls->bus_of)
+		return cls->bus_of(cdev, msg, len);
+	bus = get_device(cdev->parent);
+	if (!bus)
+		scnprintf(msg, len,
+			  "%s has no bus device: not a driver's device", ref);
+	return bus;
 }
 
 const struct sh_class_cmd *sh_class_cmd(const struct sh_class *cls,

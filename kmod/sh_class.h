@@ -36,7 +36,7 @@ struct sh_class_cmd {
 /* One restart, as the skeleton (sh_restart.c) runs it. */
 struct sh_run {
 	const struct sh_class *cls;
-	struct device *cdev;	/* the class device, referenced */
+	struct device *cdev;	/* the class device, referenced; NULL once gone */
 	struct device *bus;	/* its bus device, referenced */
 	struct sh_dev *sd;	/* set once the device is stopped */
 	const char *ref;	/* CLASS:NAME, for messages */
@@ -53,6 +53,12 @@ struct sh_class {
 	const char *name_rule;	/* what a valid name looks like */
 	size_t priv_size;	/* of each record's priv[] */
 	size_t run_size;	/* of each restart's priv */
+	/*
+	 * The class device is deleted with its driver (a disk): a restart
+	 * lets go of it once the driver released the bus device, before a
+	 * module reload, so nothing it pins outlives the old module's code.
+	 */
+	bool cdev_goes;
 	const struct sh_class_cmd *cmds;
 	unsigned int n_cmds;
 	const char *fault_list;	/* its fault names, for messages */
@@ -67,6 +73,13 @@ struct sh_class {
 	void (*lock)(void);
 	void (*unlock)(void);
 	void (*record_init)(struct sh_dev *sd);		/* under lock */
+
+	/*
+	 * The bus device a restart releases and probes (the restart unit),
+	 * referenced; NULL with @msg saying why when the device has none.
+	 * Without it, the class device's parent is the unit.
+	 */
+	struct device *(*bus_of)(struct device *cdev, char *msg, size_t len);
 
 	/* Fields after "id=ID" in a restart's reply, while @cdev is held. */
 	void (*reply_fields)(struct device *cdev, char *buf, size_t len);
@@ -101,6 +114,11 @@ struct sh_class {
 
 /* The classes in the table (sh_class.c). */
 extern const struct sh_class sh_net_class;
+extern const struct sh_class sh_block_class;
+
+/* sh_class.c: a class device's restart unit, referenced, or NULL and why. */
+struct device *sh_bus_get(const struct sh_class *cls, struct device *cdev,
+			  const char *ref, char *msg, size_t len);
 
 /* sh_class.c: a class's own commands, by verb. */
 const struct sh_class_cmd *sh_class_cmd(const struct sh_class *cls,

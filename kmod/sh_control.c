@@ -191,19 +191,23 @@ struct device *sh_lookup(struct sh_file *sf, const struct sh_ref *ref,
 			 bool need_bus)
 {
 	struct device *cdev = ref->cls->get(ref->name);
+	char msg[SH_MSG_MAX];
+	struct device *bus;
 
 	if (!cdev) {
 		sh_reply_err(sf, ENODEV, "no %s %s", ref->cls->noun,
 			     ref->text);
 		return NULL;
 	}
-	if (need_bus && !cdev->parent) {
-		sh_reply_err(sf, ENODEV,
-			     "%s has no bus device: not a driver's device",
-			     ref->text);
+	if (!need_bus)
+		return cdev;
+	bus = sh_bus_get(ref->cls, cdev, ref->text, msg, sizeof(msg));
+	if (!bus) {
+		sh_reply_err(sf, ENODEV, "%s", msg);
 		ref->cls->put(cdev);
 		return NULL;
 	}
+	put_device(bus);
 	return cdev;
 }
 

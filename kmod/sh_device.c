@@ -58,13 +58,28 @@ struct sh_dev *sh_dev_get(const struct sh_class *cls, struct device *cdev)
 	return sd;
 }
 
-/* Under the class's lock, once nothing of the class can call into it. */
-void sh_dev_forget(struct sh_dev *sd)
+/*
+ * Under the class's lock: the record is no longer found by its class device
+ * (which is going), but whoever unlisted it may still use it, and frees it.
+ */
+void sh_dev_unlist(struct sh_dev *sd)
 {
 	spin_lock(&sh_devs_lock);
 	list_del_rcu(&sd->node);
 	spin_unlock(&sh_devs_lock);
+}
+
+/* An unlisted record, once nothing of the class can call into it. */
+void sh_dev_free(struct sh_dev *sd)
+{
 	kfree_rcu(sd, rcu);
+}
+
+/* Under the class's lock, once nothing of the class can call into it. */
+void sh_dev_forget(struct sh_dev *sd)
+{
+	sh_dev_unlist(sd);
+	sh_dev_free(sd);
 }
 
 const char *sh_state_name(enum sh_state state)

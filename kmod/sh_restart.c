@@ -190,6 +190,10 @@ static int sh_restart_unit(struct sh_run *run)
 
 	err = sh_release(run);
 	res->release_ms = sh_ms_since(&mark);
+	if (!err && cls->cdev_goes) {
+		cls->put(run->cdev);
+		run->cdev = NULL;
+	}
 	if (err || run->how == SH_PARK) {
 		cls->lock();
 		goto parked;
@@ -242,10 +246,8 @@ int sh_restart(const struct sh_class *cls, const char *name, const char *ref,
 			  ref);
 		return -ENODEV;
 	}
-	run.bus = get_device(run.cdev->parent);
+	run.bus = sh_bus_get(cls, run.cdev, ref, res->msg, sizeof(res->msg));
 	if (!run.bus) {
-		scnprintf(res->msg, sizeof(res->msg),
-			  "%s has no bus device: not a driver's device", ref);
 		cls->put(run.cdev);
 		return -ENODEV;
 	}
@@ -275,6 +277,7 @@ int sh_restart(const struct sh_class *cls, const char *name, const char *ref,
 	kfree(run.priv);
 out:
 	put_device(run.bus);
-	cls->put(run.cdev);
+	if (run.cdev)
+		cls->put(run.cdev);
 	return err;
 }

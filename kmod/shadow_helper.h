@@ -19,6 +19,12 @@
  * sh_net_impersonate.c the ops that answer for a driver that is not there
  * sh_net_fault.c       its fault injection, for tests
  * sh_net.h             their shared declarations
+ *
+ * The block class (sh_block*, checked the same way):
+ * sh_block.c           the class: names, lookup, the restart unit, records
+ * sh_block_restart.c   its restart phases and the fast teardown
+ * sh_block_fault.c     its fault injection, for tests
+ * sh_block.h           their shared declarations
  */
 #ifndef SHADOW_HELPER_H
 #define SHADOW_HELPER_H
@@ -74,6 +80,8 @@ struct sh_dev {
 struct sh_dev *sh_dev_find(const struct device *cdev);	/* under RCU */
 struct sh_dev *sh_dev_get(const struct sh_class *cls, struct device *cdev);
 void sh_dev_forget(struct sh_dev *sd);
+void sh_dev_unlist(struct sh_dev *sd);
+void sh_dev_free(struct sh_dev *sd);
 const char *sh_state_name(enum sh_state state);
 void sh_devices_exit(void);
 

@@ -254,13 +254,18 @@ const STAGE_KEYS: Record<string, { count: number; max: number }> = {
   clear: { count: 0, max: 0 },
 };
 /** The module's class table: each class's own commands (kmod/sh_class.c). */
-const CLASS_COMMANDS: Record<string, readonly string[]> = { net: ['txstat', 'stage'] };
+const CLASS_COMMANDS: Record<string, readonly string[]> = { net: ['txstat', 'stage'], block: [] };
 const FAULTS = ['tx-hang', 'tx-hang-reset', 'fail-stop', 'lost-irq', 'fail-open', 'fail-mtu', 'fail-mac', 'fail-features', 'fail-rings', 'clear'];
+/** The block class's faults; this guest has no disk, so every block:NAME it may name is ENODEV. */
+const BLOCK_FAULTS = ['lost-irq', 'fail-stop', 'disk-error', 'clear'];
 const SH_ID_MAX = 32;
 
 /** A Linux interface name: 1-15 bytes, not "." or "..", no '/', ':' or whitespace. */
 const validIfname = (name: string): boolean =>
   name.length >= 1 && name.length <= 15 && name !== '.' && name !== '..' && !/[/:\s]/.test(name);
+/** A whole disk's kernel name: 1-31 bytes, not "." or "..", no '/', ':' or whitespace. */
+const validDiskName = (name: string): boolean =>
+  name.length >= 1 && name.length <= 31 && name !== '.' && name !== '..' && !/[/:\s]/.test(name);
 const validId = (id: string): boolean => id.length >= 1 && id.length <= SH_ID_MAX && /^[A-Za-z0-9_-]+$/.test(id);
 /** "Numbers are decimal": digits only, no sign, no base prefix. */
 const validNumber = (text: string, max: number): boolean => /^[0-9]+$/.test(text) && BigInt(text) <= BigInt(max);
@@ -274,13 +279,14 @@ function parseRef(ref: string): { cls: string; name: string } | null {
   if (colon < 0) return null;
   const cls = ref.slice(0, colon);
   const name = ref.slice(colon + 1);
-  return Object.hasOwn(CLASS_COMMANDS, cls) && validIfname(name) ? { cls, name } : null;
+  const valid = cls === 'block' ? validDiskName(name) : validIfname(name);
+  return Object.hasOwn(CLASS_COMMANDS, cls) && valid ? { cls, name } : null;
 }
 
 function refErrors(ref: string, needBus: boolean, env: ModelEnv): string[] {
   const parsed = parseRef(ref);
   if (!parsed) return ['EINVAL'];
-  const hasBus = env.ifaces.get(parsed.name);
+  const hasBus = parsed.cls === 'net' ? env.ifaces.get(parsed.name) : undefined;
   if (hasBus === undefined) return ['ENODEV'];
   return needBus && !hasBus ? ['ENODEV'] : [];
 }
@@ -315,7 +321,7 @@ function predictCommand(text: string, env: ModelEnv): Prediction {
     case 'inject': {
       const fault = arg(1);
       const option = args[2];
-      if (!FAULTS.includes(fault)) errs.add('EINVAL');
+      if (!(cls === 'block' ? BLOCK_FAULTS : FAULTS).includes(fault)) errs.add('EINVAL');
       if (option !== undefined && (option !== 'sticky' || fault === 'clear')) errs.add('EINVAL');
       for (const e of refErrors(arg(0), true, env)) errs.add(e);
       break;
@@ -540,7 +546,7 @@ function namedCases(env: ModelEnv): [string, string][] {
     [`park ${DEV} ${'b'.repeat(SH_ID_MAX + 1)}`, 'EINVAL'],
     [`park ${DEV}`, 'EINVAL'],
     [`park ${NIC} r1`, 'EINVAL'],
-    ['park block:sda r1', 'EINVAL'],
+    ['park block:sda r1', 'ENODEV'],
     [`park :${NIC} r1`, 'EINVAL'],
   ];
 }
@@ -799,7 +805,7 @@ const client = await openHelper();
 const version = await client.version();
 result.version = version;
 check(version.proto === 3 && HELPER_PROTO === 3, `proto ${version.proto} (client ${HELPER_PROTO})`);
-check(JSON.stringify(version.classes) === JSON.stringify(['net']), `version lists classes ${JSON.stringify(version.classes)}, want net`);
+check(JSON.stringify(version.classes) === JSON.stringify(['net', 'block']), `version lists classes ${JSON.stringify(version.classes)}, want net,block`);
 check(version.faults, 'loaded with allow_faults=1, version says faults=0');
 check(version.kernel === release(), `module reports kernel ${version.kernel}, the guest runs ${release()}`);
 const pong = await client.request('ping');
@@ -824,7 +830,7 @@ check(
 );
 await client.close();
 const versionLine = (faults: boolean): string =>
-  `ok shadow_helper proto=3 version=${version.version} kernel=${version.kernel} faults=${faults ? 1 : 0} classes=net\n`;
+  `ok shadow_helper proto=3 version=${version.version} kernel=${version.kernel} faults=${faults ? 1 : 0} classes=net,block\n`;
 
 // --- fuzz the raw device -----------------------------------------------------------------
 const ifaces = readIfaces();
@@ -883,7 +889,7 @@ result.partialRead = { bytes: bytewise.length };
   // Error messages name the device as the command did.
   expectReply('txstat net:nosuch', 'err ENODEV no interface net:nosuch');
   expectReply('stage net:lo clear', "err ENODEV net:lo has no bus device: not a driver's device");
-  expectReply(`txstat snd:${NIC}`, 'err EINVAL unknown device class "snd" (classes: net)');
+  expectReply(`txstat snd:${NIC}`, 'err EINVAL unknown device class "snd" (classes: net,block)');
   // The restart blocks its writer; meanwhile a second descriptor sees it run and is turned away.
   let restartDone = false;
   const restartWrite = new Promise<string>((resolve) => {

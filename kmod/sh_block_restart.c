@@ -1,0 +1,225 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The block class's phases of the restart skeleton (sh_restart.c). There is
+ * nothing to impersonate and nothing to replay: the daemon's dm-multipath
+ * map holds the I/O while the unit's driver restarts, and is switched to
+ * the disk the fresh driver adds (the daemon waits for it: ATA adds it
+ * asynchronously, after the probe returns).
+ *
+ *  stop     under the lock, for every disk under the unit: the injected
+ *           faults are lifted, and SCSI disks get the fast teardown
+ *           (disk-facts.md 3.2), so that unbinding a hung driver does not
+ *           wait for the final SYNCHRONIZE CACHE and START STOP UNIT to
+ *           time out through it: the sd cache type becomes "temporary
+ *           write through" (the kernel's flag only, no MODE SELECT), sd
+ *           stops managing start/stop, and the device goes offline (its
+ *           error handler stops retrying, new I/O fails at once as a path
+ *           error). Lost interrupts stay lost through the release when
+ *           every disk of the unit is SCSI, whose error handling fails the
+ *           commands they hold; other disks have no such handler, so the
+ *           lines are enabled before the unbind, or it would wait forever;
+ *  release  the driver lets go of the unit; its disks are deleted and their
+ *           records go with them (sh_block.c); the lines it freed are
+ *           forgotten, the others enabled again;
+ *  probe    the driver binds the unit again.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/moduleparam.h>
+
+#include "sh_block.h"
+
+static bool sh_fast_teardown = true;
+module_param_named(fast_teardown, sh_fast_teardown, bool, 0644);
+MODULE_PARM_DESC(fast_teardown,
+		 "offline SCSI disks and skip their final cache flush before unbinding their driver (default on)");
+
+static struct sh_block_run *sh_brun(struct sh_run *run)
+{
+	return run->priv;
+}
+
+int sh_block_arm(struct sh_run *run)
+{
+	struct sh_block_run *br = sh_brun(run);
+
+	sh_block_lock();
+	br->disks = sh_block_count_disks(run->bus);
+	/* This restart brings its own sticky fault back, if any. */
+	sh_block_pending_drop(run->bus);
+	sh_block_run_now = run;
+	sh_block_unlock();
+	return 0;
+}
+
+void sh_block_disarm(struct sh_run *run)
+{
+	struct sh_block_run *br = sh_brun(run);
+	struct sh_dev *sd = run->sd;
+
+	sh_block_lock();
+	/* Lines still silenced when the release did not happen. */
+	sh_block_irqs_lift(&br->irqs);
+	if (sd && sh_block(sd)->detached)
+		sh_dev_free(sd);
+	else if (sd && !disk_live(sh_block(sd)->disk))
+		sh_dev_forget(sd);
+	sh_block_run_now = NULL;
+	sh_block_unlock();
+}
+
+void sh_block_set_phase(struct sh_run *run, enum sh_phase phase)
+{
+	sh_brun(run)->phase = phase;
+}
+
+struct sh_stop {
+	struct sh_run *run;
+	bool all_scsi;
+	bool scsi;		/* a disk had the teardown */
+	int err;		/* its first failure */
+};
+
+static int sh_all_scsi(struct device *dev, void *data)
+{
+	struct sh_stop *st = data;
+
+	st->all_scsi &= sh_block_parent_is_scsi(dev);
+	return 0;
+}
+
+static void sh_teardown_note(struct sh_stop *st, struct device *dev,
+			     const char *what, int err)
+{
+	if (!err)
+		return;
+	pr_warn("recovery %s: teardown of block:%s: %s: error %d\n",
+		st->run->id, dev_name(dev), what, err);
+	if (!st->err)
+		st->err = err;
+}
+
+/* The fast teardown of one SCSI disk, through its sysfs attributes. */
+static void sh_teardown(struct sh_stop *st, struct device *dev, bool offline)
+{
+	static const char *const managed[] = {
+		"manage_system_start_stop", "manage_runtime_start_stop",
+		"manage_shutdown",
+	};
+	struct device *sdev_dev = dev->parent;
+	struct device *sdisk = sh_block_scsi_disk_dev(sdev_dev);
+	unsigned int found = 0;
+	unsigned int i;
+	int err;
+
+	st->scsi = true;
+	if (sdisk) {
+		sh_teardown_note(st, dev, "cache_type",
+				 sh_block_store(sdisk, "cache_type",
+						"temporary write through"));
+		for (i = 0; i < ARRAY_SIZE(managed); i++) {
+			err = sh_block_store(sdisk, managed[i], "0");
+			if (err == -ENOENT)
+				continue;
+			found++;
+			sh_teardown_note(st, dev, managed[i], err);
+		}
+		/* Kernels before the split had one writable attribute. */
+		if (!found)
+			sh_teardown_note(st, dev, "manage_start_stop",
+					 sh_block_store(sdisk,
+							"manage_start_stop",
+							"0"));
+		put_device(sdisk);
+	} else {
+		sh_teardown_note(st, dev, "no scsi_disk device", -ENOENT);
+	}
+	if (!offline)
+		sh_teardown_note(st, dev, "state",
+				 sh_block_store(sdev_dev, "state",
+						"offline\n"));
+}
+
+static int sh_stop_disk(struct device *dev, void *data)
+{
+	struct sh_stop *st = data;
+	struct sh_block_run *br = sh_brun(st->run);
+	unsigned int keep = st->all_scsi ? SH_LIFT_KEEP_IRQS : 0;
+	bool offline = false;
+	struct sh_dev *sd;
+
+	rcu_read_lock();
+	sd = sh_dev_find(dev);
+	rcu_read_unlock();
+	if (sd)
+		offline = sh_block(sd)->offlined;
+	if (sh_fast_teardown && sh_block_parent_is_scsi(dev)) {
+		sh_teardown(st, dev, offline);
+		keep |= SH_LIFT_KEEP_OFFLINE;
+	}
+	if (!sd)
+		return 0;
+	sh_block_fault_lift(sd, keep);
+	if (keep & SH_LIFT_KEEP_IRQS)
+		sh_block_irqs_move(&br->irqs, &sh_block(sd)->irqs);
+	return 0;
+}
+
+void sh_block_stop(struct sh_run *run)
+{
+	struct sh_stop st = { .run = run, .all_scsi = true };
+
+	sh_block_walk_disks(run->bus, sh_all_scsi, &st);
+	sh_block_walk_disks(run->bus, sh_stop_disk, &st);
+	sh_step(run, "teardown", st.err, st.scsi);
+}
+
+/* dm-multipath holds the I/O: there is nothing to answer for the driver. */
+void sh_block_impersonate(struct sh_run *run)
+{
+}
+
+void sh_block_unimpersonate(struct sh_run *run)
+{
+}
+
+/*
+ * The driver let go: the unit's disks were deleted (their records with
+ * them). Lines the driver freed while silenced are forgotten, the others
+ * enabled again.
+ */
+int sh_block_released(struct sh_run *run)
+{
+	sh_block_lock();
+	sh_block_irqs_lift(&sh_brun(run)->irqs);
+	sh_block_unlock();
+	return 0;
+}
+
+/* Bound again is enough: the disks come as the driver scans for them. */
+int sh_block_probed(struct sh_run *run, int attach_ret)
+{
+	sh_block_lock();
+	if (!READ_ONCE(run->bus->driver)) {
+		scnprintf(run->res->msg, sizeof(run->res->msg),
+			  "no driver bound %s again (attach returned %d)",
+			  dev_name(run->bus), attach_ret);
+		return -EIO;
+	}
+	return 0;
+}
+
+/* A fresh driver starts with the kernel's defaults: nothing to write back. */
+void sh_block_replay(struct sh_run *run)
+{
+}
+
+/* Disks are opened by their users (the dm map), not by the helper. */
+int sh_block_open(struct sh_run *run)
+{
+	return 0;
+}
+
+void sh_block_quiesce(struct sh_run *run)
+{
+}
