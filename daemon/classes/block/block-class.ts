@@ -89,25 +89,29 @@ export function openBlock(ctx: ClassContext, sys: BlockSystem): ClassRuntime {
       const unit = me.unit ?? '';
       relinking.add(unit);
       try {
-        const results = await relinkUnit(mates, sys, RELINK_TIMEOUT_MS);
-        const report: ReplayReport = { device: name, steps: [] };
         const label = (disk: DiskFacts, key: string): string => (mates.length > 1 ? `${disk.name}:${key}` : key);
+        // The settings go back before the map points at the disk (RelinkDeps.beforeSwitch says why).
+        const beforeSwitch = async (before: DiskFacts, after: DiskFacts): Promise<ReplayReport['steps']> => {
+          shadow.record({ ...after, map: before.map, protection: before.protection }, { pid: null, comm: '(restart)' }, true);
+          if (after.name !== before.name) {
+            cameBackAs.set(before.name, after.name);
+            ctx.logger.log('notice', `${before.name} came back as ${after.name}`, fields(after.name));
+          } else {
+            cameBackAs.delete(before.name);
+          }
+          try {
+            return (await settings.replay(after.name, restartMark)).steps;
+          } catch (err) {
+            // The map still goes to the disk: its I/O must not wait on the settings.
+            return [{ key: 'settings', argv: [], ok: false, error: messageOf(err) }];
+          }
+        };
+        const results = await relinkUnit(mates, { ...bind(sys), beforeSwitch }, RELINK_TIMEOUT_MS);
+        const report: ReplayReport = { device: name, steps: [] };
         const missing: string[] = [];
         for (const r of results) {
           report.steps.push(...r.steps.map((s) => ({ ...s, key: label(r.before, s.key) })));
-          if (!r.after) {
-            missing.push(r.steps.find((s) => !s.ok)?.error ?? `${r.before.name} is not back`);
-            continue;
-          }
-          shadow.record(r.after, { pid: null, comm: '(restart)' }, true);
-          if (r.after.name !== r.before.name) {
-            cameBackAs.set(r.before.name, r.after.name);
-            ctx.logger.log('notice', `${r.before.name} came back as ${r.after.name}`, fields(r.after.name));
-          } else {
-            cameBackAs.delete(r.before.name);
-          }
-          const done = await settings.replay(r.after.name, restartMark);
-          report.steps.push(...done.steps.map((s) => ({ ...s, key: label(r.before, s.key) })));
+          if (!r.after) missing.push(r.steps.find((s) => !s.ok)?.error ?? `${r.before.name} is not back`);
         }
         if (missing.length > 0) report.notBack = missing.join('; ');
         return report;
@@ -187,6 +191,15 @@ export function openBlock(ctx: ClassContext, sys: BlockSystem): ClassRuntime {
       det.start();
       return { stop: () => det.stop() };
     },
+  };
+}
+
+/** The machine's methods relinkUnit calls, bound to it. */
+function bind(sys: BlockSystem): Pick<BlockSystem, 'disksUnder' | 'readDisk' | 'switchMap'> {
+  return {
+    disksUnder: (unit) => sys.disksUnder(unit),
+    readDisk: (name) => sys.readDisk(name),
+    switchMap: (map, sectors, devt) => sys.switchMap(map, sectors, devt),
   };
 }
 

@@ -6,6 +6,7 @@
 // the restart began: a change made during the recovery stays.
 import type { CountedEntry } from '../../core/shadow-replay.js';
 import type { JsonValue } from '../../core/json-value.js';
+import { replayOrder } from './block-sysfs.js';
 
 export interface SettingStep {
   key: string;
@@ -23,15 +24,9 @@ export interface SettingEntry extends CountedEntry {
  */
 const NOT_REPLAYED = new Set(['scsi_disk/cache_type']);
 
-/** The scheduler first, its tunables next, the rest after, each group by key. */
-function rank(key: string): number {
-  if (key === 'queue/scheduler') return 0;
-  if (key.startsWith('queue/iosched/')) return 1;
-  return 2;
-}
-
-function byKernelOrder(a: SettingStep, b: SettingStep): number {
-  return rank(a.key) - rank(b.key) || a.key.localeCompare(b.key);
+/** In the order the kernel needs them (block-sysfs.ts replayOrder: queue depth, scheduler, its tunables, nr_requests, the rest). */
+function inKernelOrder(steps: SettingStep[]): SettingStep[] {
+  return replayOrder(Object.fromEntries(steps.map((s) => [s.key, s.value]))).map(([key, value]) => ({ key, value }));
 }
 
 /**
@@ -41,13 +36,16 @@ function byKernelOrder(a: SettingStep, b: SettingStep): number {
  */
 export function planSettings(entries: readonly SettingEntry[], current: Readonly<Record<string, string>>): SettingStep[] {
   const steps: SettingStep[] = [];
-  for (const e of entries) {
-    if (NOT_REPLAYED.has(e.key) || typeof e.value !== 'string') continue;
+  const wanted = entries.filter((e): e is SettingEntry & { value: string } => !NOT_REPLAYED.has(e.key) && typeof e.value === 'string');
+  // A scheduler switch resets nr_requests and brings fresh tunables: after one, they are written whatever they read now.
+  const switching = wanted.some((e) => e.key === 'queue/scheduler' && current[e.key] !== undefined && current[e.key] !== e.value);
+  for (const e of wanted) {
     const now = current[e.key];
+    const reset = switching && (e.key === 'queue/nr_requests' || e.key.startsWith('queue/iosched/'));
     if (now === undefined && !e.key.startsWith('queue/iosched/')) continue; // the disk has no such attribute
-    if (now !== e.value) steps.push({ key: e.key, value: e.value });
+    if (now !== e.value || reset) steps.push({ key: e.key, value: e.value });
   }
-  return steps.sort(byKernelOrder);
+  return inKernelOrder(steps);
 }
 
 /** planSettings for what a restart lost: keys changed in the shadow since `mark` are left as the disk has them. */

@@ -13,6 +13,14 @@ export interface RelinkDeps {
   readDisk(name: string): Promise<DiskFacts>;
   /** Points a map at a disk: a table reload, then a resume without flush. Returns the commands run. */
   switchMap(map: string, sectors: number, devt: string): Promise<string[][]>;
+  /**
+   * Called for a disk found again and checked, before its map is pointed at
+   * it: the settings replay. A queue limit (max_sectors_kb) lowered after the
+   * reload would leave the map sending requests the disk refuses, which the
+   * map requeues for ever; the reload reads the disk's limits as they are
+   * then. Its steps go in the result; it must not throw.
+   */
+  beforeSwitch?(before: DiskFacts, after: DiskFacts): Promise<RelinkResult['steps']>;
   sleep?: (ms: number) => Promise<void>;
   now?: () => number;
 }
@@ -73,6 +81,7 @@ export async function relinkUnit(before: readonly DiskFacts[], deps: RelinkDeps,
       continue;
     }
     steps.push({ key: 'identity', argv: [], ok: true });
+    if (deps.beforeSwitch) steps.push(...(await deps.beforeSwitch(b, after)));
     if (b.map) {
       try {
         const argvs = await deps.switchMap(b.map, after.sectors, after.devt);

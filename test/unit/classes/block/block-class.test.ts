@@ -70,7 +70,7 @@ describe('disk class runtime', () => {
     expect(await rt.refuseRestart!('sda')).toBeNull();
   });
 
-  it('after a restart: finds both disks again under new names, switches the map, puts back what the restart lost', async () => {
+  it('after a restart: finds both disks again under new names, puts back what the restart lost, then switches the map', async () => {
     const m = machine();
     const store = new ShadowStore(':memory:');
     const held = new Set<string>();
@@ -92,7 +92,7 @@ describe('disk class runtime', () => {
     expect(m.switched).toEqual(['shadow-S-sda 8:32']);
     expect(m.writes.sort()).toEqual(['sdc queue/read_ahead_kb=2048', 'sdd queue/scheduler=none']);
     expect(report.steps.map((s) => [s.key, s.ok])).toEqual([
-      ['sda:find', true], ['sda:identity', true], ['sda:map', true], ['sda:queue/read_ahead_kb', true],
+      ['sda:find', true], ['sda:identity', true], ['sda:queue/read_ahead_kb', true], ['sda:map', true],
       ['sdb:find', true], ['sdb:identity', true], ['sdb:queue/scheduler', true],
     ]);
     expect(rt.list().map((d) => [d.name, d.attrs['map']])).toEqual([['sdc', 'shadow-S-sda'], ['sdd', '']]);

@@ -16,14 +16,20 @@ describe('disk settings replay', () => {
     e('scsi_disk/cache_type', 'write back'),
   ];
 
-  it('sets the scheduler first, then its tunables, then the rest; leaves equal values and the cache type', () => {
+  it('sets the scheduler first, then its tunables and nr_requests (a switch resets them), then the rest; leaves the cache type', () => {
     const now = { 'queue/scheduler': 'none', 'queue/read_ahead_kb': '128', 'device/timeout': '30', 'queue/nr_requests': '64', 'scsi_disk/cache_type': 'write through' };
     expect(planSettings(shadow, now)).toEqual([
       { key: 'queue/scheduler', value: 'mq-deadline' },
       { key: 'queue/iosched/fifo_batch', value: '8' },
+      { key: 'queue/nr_requests', value: '64' },
       { key: 'device/timeout', value: '45' },
       { key: 'queue/read_ahead_kb', value: '1024' },
     ]);
+  });
+
+  it('leaves values the disk already has when the scheduler stays', () => {
+    const now = { 'queue/scheduler': 'mq-deadline', 'queue/iosched/fifo_batch': '8', 'queue/read_ahead_kb': '1024', 'device/timeout': '45', 'queue/nr_requests': '64' };
+    expect(planSettings(shadow, now)).toEqual([]);
   });
 
   it('skips attributes the disk does not have (a virtio disk has no SCSI device)', () => {

@@ -1,0 +1,143 @@
+// The disk class end to end, in the guest: shadowd puts each scratch disk
+// under a map of its own (CreateMap=yes), the disk applications (compiler,
+// encoder, database) run on ext4 made on that map, and mid-run the disk's
+// driver fails (a fault injected through shadowctl). shadowd must detect it,
+// restart the controller's driver, find the disk again, point the map at it
+// and put its settings back, with no application seeing an error.
+//   node block-recovery-scenario.js --inputs DIR --run SERIAL:FAULT [--run ...]
+// Prints `BLOCK_RECOVERY_RESULT <json>` per run for
+// test/vm/classes/block/recovery-apps.test.ts.
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { execa } from 'execa';
+import { computeDiskAppsReference, startDiskApps, verifyDiskApps, type DiskAppsFailure, type DiskAppsOutcome, type DiskAppsProgress } from './disk-apps/apps.js';
+import { waitForDisk, type DiskRef } from './disk-apps/disks.js';
+import { loadDiskAppsInputs } from './disk-apps/inputs.js';
+import { loadHelper } from './nic-setup.js';
+import { shadowdEnv, startShadowd } from './shadowd-process.js';
+import { repoPath } from '../rig/repo-path.js';
+
+const { values } = parseArgs({ options: { inputs: { type: 'string' }, run: { type: 'string', multiple: true, default: [] } } });
+const runDir = process.env['SHADOWD_RUNDIR'];
+const runs = values.run.map((r) => {
+  const [serial, fault] = r.split(':');
+  return { serial: serial ?? '', fault: fault ?? '' };
+});
+if (!values.inputs || runs.length === 0 || !runDir || runs.some((r) => !/^[\w-]+$/.test(r.serial) || !/^[a-z-]+$/.test(r.fault))) {
+  console.error('usage: block-recovery-scenario.js --inputs DIR --run SERIAL:FAULT [--run ...] (with $SHADOWD_RUNDIR set)');
+  process.exit(2);
+}
+
+const t0 = Date.now();
+const note = (text: string): void => console.log(`[${((Date.now() - t0) / 1000).toFixed(1)} s] ${text}`);
+
+for (const m of ['ata_piix', 'ahci', 'virtio_blk', 'sd_mod', 'ext4', 'dm-multipath']) await execa('modprobe', [m]);
+await loadHelper(true);
+const inputs = loadDiskAppsInputs(values.inputs);
+const refDir = mkdtempSync('/dev/shm/disk-apps-ref-');
+const reference = await computeDiskAppsReference(inputs, refDir);
+await execa('rm', ['-rf', refDir]);
+note(`reference on tmpfs: build ${reference.compiler.ms} ms, encode ${reference.encoder.ms} ms`);
+
+// Every disk of the runs gets CreateMap=yes in its own section.
+const disks = new Map<string, DiskRef>();
+for (const r of runs) disks.set(r.serial, await waitForDisk(r.serial, 30_000));
+const work = mkdtempSync('/tmp/block-recovery-');
+const config = join(work, 'shadowd.conf');
+writeFileSync(config, [...disks.values()].map((d) => `[Device block:${d.name}]\nCreateMap=yes\n`).join('\n'));
+let daemonLog = '';
+const started = await startShadowd(work, (t) => (daemonLog += t), ['--allow-faults', '--config', config, '--log-level', 'debug']);
+note(`shadowd ready in ${started.readyMs} ms`);
+const env = shadowdEnv(work);
+const ctl = async (...args: string[]): Promise<{ exitCode: number | undefined; stdout: string; stderr: string }> => {
+  const r = await execa('node', [repoPath('dist/cli/shadowctl.js'), ...args], { reject: false, env });
+  return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr };
+};
+
+interface StatusRow {
+  cls: string;
+  name: string;
+  driver: string | null;
+  attrs: Record<string, string | number>;
+}
+async function blockRows(): Promise<StatusRow[]> {
+  const r = await ctl('status', '--json');
+  if (r.exitCode !== 0) throw new Error(`shadowctl status failed: ${r.stderr}`);
+  return (JSON.parse(r.stdout) as { devices: StatusRow[] }).devices.filter((d) => d.cls === 'block');
+}
+async function mapOf(name: string, timeoutMs: number): Promise<string> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const row = (await blockRows()).find((d) => d.name === name);
+    const map = row?.attrs['map'];
+    if (typeof map === 'string' && map !== '') return map;
+    if (Date.now() > until) throw new Error(`shadowd put no map over ${name}: ${JSON.stringify(row)}\n${daemonLog.slice(-3000)}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+export interface BlockRecoveryResult {
+  serial: string;
+  fault: string;
+  driver: string;
+  diskBefore: string;
+  diskAfter: string | null;
+  map: string;
+  progressAtFault: DiskAppsProgress | null;
+  injectReply: string;
+  outcome: DiskAppsOutcome;
+  failures: DiskAppsFailure[];
+  history: unknown;
+  statusAfter: StatusRow | null;
+  settingsAfter: { readAheadKb: string; scheduler: string };
+  daemonLog: string;
+}
+
+for (const { serial, fault } of runs) {
+  const disk = disks.get(serial)!;
+  const map = await mapOf(disk.name, 60_000);
+  const dev = `/dev/mapper/${map}`;
+  // A setting an administrator made, which the restart loses and the replay puts back.
+  writeFileSync(`/sys/block/${disk.name}/queue/read_ahead_kb`, '1024');
+  const mnt = `/mnt/block-recovery-${serial}`;
+  mkdirSync(mnt, { recursive: true });
+  await execa('mkfs.ext4', ['-q', '-F', dev]);
+  await execa('mount', ['-t', 'ext4', dev, mnt]);
+  note(`${serial} (${disk.name}, ${disk.unit.driver}): ext4 on ${dev} mounted at ${mnt}`);
+  const logFrom = daemonLog.length;
+  const apps = await startDiskApps({ dir: mnt, runDir: join(runDir, 'block-recovery', serial), inputs, reference, log: note });
+  const progressAtFault = await apps.underWay();
+  note(`${serial}: injecting ${fault} at ${progressAtFault.elapsedMs} ms: ${JSON.stringify(progressAtFault)}`);
+  const inject = await ctl('inject', `block:${disk.name}`, fault);
+  const injectReply = `${inject.exitCode} ${inject.stdout}${inject.stderr}`.trim();
+  note(`${serial}: inject: ${injectReply}`);
+  const outcome = await apps.finish();
+  const history = await ctl('history', `block:${disk.name}`, '--json');
+  const rows = await blockRows();
+  const after = rows.find((d) => d.attrs['map'] === map) ?? null;
+  const failures = await verifyDiskApps({ outcome, inputs, reference, device: dev });
+  const afterName = after?.name ?? null;
+  const read = async (f: string): Promise<string> => (afterName ? (await execa('cat', [`/sys/block/${afterName}/queue/${f}`], { reject: false })).stdout.trim() : '');
+  const result: BlockRecoveryResult = {
+    serial,
+    fault,
+    driver: disk.unit.driver,
+    diskBefore: disk.name,
+    diskAfter: afterName,
+    map,
+    progressAtFault,
+    injectReply,
+    outcome,
+    failures,
+    history: history.exitCode === 0 ? (JSON.parse(history.stdout) as unknown) : history.stderr,
+    statusAfter: after,
+    settingsAfter: { readAheadKb: await read('read_ahead_kb'), scheduler: await read('scheduler') },
+    daemonLog: daemonLog.slice(logFrom),
+  };
+  note(`${serial} ${fault}: ${failures.length} failures; apps ${JSON.stringify(Object.values(outcome.apps).map((a) => [a.app, a.exitCode, a.durationMs, a.longestStallMs]))}`);
+  console.log(`BLOCK_RECOVERY_RESULT ${JSON.stringify(result)}`);
+}
+started.daemon.kill('SIGTERM');
+await started.daemon;
+note('done');
