@@ -65,7 +65,10 @@ export interface MountEntry {
   mountPoint: string;
   fsType: string;
   source: string;
+  /** Per-mount options (rw/ro of this mount). */
   options: string;
+  /** The filesystem's own options: `ro` here after ext4 remounts itself read-only on an error. */
+  superOptions: string;
 }
 
 /** `\040` and the like in mountinfo fields. */
@@ -90,6 +93,7 @@ export function parseMountinfo(text: string): MountEntry[] {
         options: f[5]!,
         fsType: f[sep + 1]!,
         source: unescapeMount(f[sep + 2]!),
+        superOptions: f[sep + 3] ?? '',
       };
     });
 }
