@@ -15,7 +15,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { execa } from 'execa';
-import { Dmsetup, defaultMapName, protectedDisk, singlePathTable } from '../../../daemon/classes/block/dm-map.js';
+import { Dmsetup, defaultMapName, singlePathTable } from '../../../daemon/classes/block/dm-map.js';
 import {
   applyDiskSettings,
   bindUnit,
@@ -142,6 +142,12 @@ async function customise(disk: string): Promise<void> {
   if (bad.length > 0) throw new Error(`could not customise ${disk}: ${JSON.stringify(bad)}`);
 }
 
+/** The disk the map NAME protects, as the listing of every map (addressed by device number) says; null if it protects none. */
+async function protectingDisk(name: string): Promise<string | null> {
+  const all = await dm.protectingMaps();
+  return all.find((p) => p.map.info.name === name)?.disk ?? null;
+}
+
 interface MappedRun {
   disk: string;
   driver: string;
@@ -192,7 +198,7 @@ async function mappedRun(disk: string): Promise<MappedRun> {
   // stacks the disk's queue limits (max_sectors_kb).
   await customise(disk);
   const info = await dm.create(name, singlePathTable(identityBefore.sectors, devtBefore));
-  const protectedBefore = protectedDisk({ table: await dm.table({ name }), multipath: (await dm.multipathTable({ name })).table });
+  const protectedBefore = await protectingDisk(name);
   const mnt = `/run/block-test/${name}`;
   mkdirSync(mnt, { recursive: true });
   await execa('mkfs.ext4', ['-q', '-F', `/dev/mapper/${name}`]);
@@ -228,7 +234,7 @@ async function mappedRun(disk: string): Promise<MappedRun> {
   const windowMs = performance.now() - t0;
   log(`${unit.driver}: ${newDisk} (${devtAfter}) back, map resumed after ${windowMs.toFixed(0)} ms`);
   const status = await dm.multipathStatus({ name });
-  const protectedAfter = protectedDisk({ table: await dm.table({ name }), multipath: (await dm.multipathTable({ name })).table });
+  const protectedAfter = await protectingDisk(name);
 
   await sleep(WRITE_AFTER_MS);
   const summaries = await stopWriters(writers, 45_000);

@@ -2,7 +2,7 @@
 // (test/fixtures/block/guest-6.1: sda on ata_piix under dm-0 shadow-capture,
 // sdb on ahci under dm-1 lin-capture, vda on virtio_blk mounted straight), on
 // a writable copy for the settings, and on hostile input.
-import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -174,5 +174,31 @@ describe('I/O counters', () => {
     expect(() => parseIoCounters('1', '0 0 0 0 0 0 0 0 0 0 0')).toThrow(/inflight/);
     expect(() => parseIoCounters('1 2', '0 0 0')).toThrow(/stat/);
     expect(() => parseIoCounters('1 -2', '0 0 0 0 0 0 0 0 0 0 0')).toThrow(/inflight/);
+  });
+});
+
+describe('a partition mounted straight from the disk', () => {
+  let root: string;
+  beforeEach(() => {
+    root = mkdtempSync(join(tmpdir(), 'block-part-'));
+    cpSync(SYSFS, root, { recursive: true, verbatimSymlinks: true });
+  });
+  afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+  it('says the disk cannot get a map live, naming the partition and mount point', async () => {
+    const part = join(root, 'devices/pci0000:00/0000:00:04.0/ata3/host2/target2:0:0/2:0:0:0/block/sdb/sdb1');
+    mkdirSync(join(part, 'holders'), { recursive: true });
+    writeFileSync(join(part, 'dev'), '8:17\n');
+    writeFileSync(join(part, 'partition'), '1\n');
+    rmSync(join(root, 'devices/pci0000:00/0000:00:04.0/ata3/host2/target2:0:0/2:0:0:0/block/sdb/holders/dm-1'));
+    const mountinfo = join(root, 'mountinfo');
+    writeFileSync(mountinfo, '40 29 8:17 / /boot rw,relatime shared:20 - ext4 /dev/sdb1 rw\n');
+    const sdb = (await listDisks({ sysfs: root, mountinfo }))[1]!;
+    expect(sdb.partitions).toEqual([{ name: 'sdb1', devt: '8:17', holders: [], mounts: [expect.objectContaining({ mountPoint: '/boot' })] }]);
+    expect(sdb.mapLive.possible).toBe(false);
+    expect(sdb.mapLive.reason).toMatch(/sdb1 on \/boot/);
+    // Nothing mounted and nothing held: free to map.
+    writeFileSync(mountinfo, '');
+    expect((await listDisks({ sysfs: root, mountinfo }))[1]!.mapLive).toEqual({ possible: true, reason: 'not mounted and not held' });
   });
 });
