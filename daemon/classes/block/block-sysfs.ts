@@ -65,7 +65,10 @@ export interface MountEntry {
   mountPoint: string;
   fsType: string;
   source: string;
+  /** Per-mount options (rw/ro of this mount). */
   options: string;
+  /** The filesystem's own options: `ro` here after ext4 remounts itself read-only on an error. */
+  superOptions: string;
 }
 
 /** `\040` and the like in mountinfo fields. */
@@ -90,6 +93,7 @@ export function parseMountinfo(text: string): MountEntry[] {
         options: f[5]!,
         fsType: f[sep + 1]!,
         source: unescapeMount(f[sep + 2]!),
+        superOptions: f[sep + 3] ?? '',
       };
     });
 }
@@ -378,7 +382,14 @@ function rank(key: string): number {
   return 4;
 }
 
-/** The settings in the order they must be written back. */
+/**
+ * The settings in the order they must be written back. Write them before the
+ * map is reloaded onto the disk: the reload stacks the disk's queue limits
+ * into the map, and a limit lowered on the path after it (max_sectors_kb)
+ * makes every larger request the map sends fail in blk_insert_cloned_request
+ * ("over max size limit"), a path error dm-mpath requeues for ever under
+ * queue_if_no_path: the filesystem hangs (seen in the guest).
+ */
 export function replayOrder(settings: DiskSettings): [string, string][] {
   return Object.entries(settings).sort(([a], [b]) => rank(a) - rank(b) || a.localeCompare(b));
 }

@@ -255,8 +255,12 @@ export interface MultipathPathStatus {
 
 export interface MultipathStatus {
   /**
-   * dm-mpath's MPATHF_QUEUE_IO: I/O is being held (no path chosen yet, or
-   * none valid). dm-mpath does not report how many requests it holds.
+   * dm-mpath's MPATHF_QUEUE_IO: set on a fresh table until a path is chosen.
+   * It does not tell whether I/O is held: a map whose only path failed holds
+   * I/O through queue_if_no_path with queue_io 0 (captured in the guest), and
+   * dm-mpath reports no count of held requests (nor does dm-N/inflight for
+   * request-based dm, which read 0 0 with a read held). A failed path (state
+   * F) on a map with queue_if_no_path is the sign that I/O would be held.
    */
   queueIo: boolean;
   pgInitCount: number;

@@ -15,7 +15,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { execa } from 'execa';
-import { Dmsetup, defaultMapName, protectedDisk, singlePathTable } from '../../../daemon/classes/block/dm-map.js';
+import { Dmsetup, defaultMapName, singlePathTable } from '../../../daemon/classes/block/dm-map.js';
 import {
   applyDiskSettings,
   bindUnit,
@@ -36,7 +36,7 @@ import { APPEND_RECORD, DIRECT_BLOCK, appendRecord, directBlock, type WriterSumm
 const RUN = process.env['SHADOWD_RUNDIR'] ?? '/tmp';
 const WRITER = new URL('./block-writer.js', import.meta.url).pathname;
 const WRITERS = ['sqlite', 'append', 'direct'] as const;
-const WRITE_BEFORE_MS = 2500;
+const WRITE_BEFORE_MS = 1000;
 const WRITE_AFTER_MS = 2500;
 const UNBOUND_MS = 1000;
 const dm = new Dmsetup();
@@ -77,11 +77,21 @@ function startWriters(dir: string, tag: string): Writers {
   };
 }
 
+/** Waits until every writer has had `n` writes acknowledged: node and better-sqlite3 take seconds to start under TCG. */
+async function warmUp(w: Writers, n: number, timeoutMs = 60_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  const acked = (p: Writers['procs'][number]): number => (existsSync(p.ackLog) ? readFileSync(p.ackLog, 'utf8').split('\n').length - 1 : 0);
+  while (w.procs.some((p) => acked(p) < n)) {
+    if (Date.now() > until) throw new Error(`writers did not start: ${w.procs.map((p) => `${p.mode}=${acked(p)}`).join(' ')}`);
+    await sleep(200);
+  }
+}
+
 async function stopWriters(w: Writers, timeoutMs = 90_000): Promise<Record<string, WriterSummary & { acks: number[]; hung: boolean }>> {
   for (const p of w.procs) p.proc.kill('SIGTERM');
   const out: Record<string, WriterSummary & { acks: number[]; hung: boolean }> = {};
   for (const p of w.procs) {
-    const hung = (await Promise.race([p.exited.then(() => false), sleep(timeoutMs).then(() => true)])) as boolean;
+    const hung = await Promise.race<boolean>([p.exited.then(() => false), sleep(timeoutMs).then(() => true)]);
     if (hung) p.proc.kill('SIGKILL');
     const acks = existsSync(p.ackLog)
       ? readFileSync(p.ackLog, 'utf8').split('\n').filter((l) => l !== '').map(Number)
@@ -111,7 +121,7 @@ function verifyData(dir: string, acks: Record<string, number[]>): { missing: Rec
 
 function mountOptions(mountPoint: string): string | null {
   const m = parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8')).find((e) => e.mountPoint === mountPoint);
-  return m ? m.options : null;
+  return m ? `${m.options} ${m.superOptions}` : null;
 }
 
 /** Settings an administrator would have made, different from each disk's defaults. */
@@ -130,6 +140,12 @@ async function customise(disk: string): Promise<void> {
   const results = await applyDiskSettings(disk, wanted);
   const bad = results.filter((r) => r.outcome === 'failed' || r.outcome === 'skipped');
   if (bad.length > 0) throw new Error(`could not customise ${disk}: ${JSON.stringify(bad)}`);
+}
+
+/** The disk the map NAME protects, as the listing of every map (addressed by device number) says; null if it protects none. */
+async function protectingDisk(name: string): Promise<string | null> {
+  const all = await dm.protectingMaps();
+  return all.find((p) => p.map.info.name === name)?.disk ?? null;
 }
 
 interface MappedRun {
@@ -178,17 +194,20 @@ async function mappedRun(disk: string): Promise<MappedRun> {
   const name = defaultMapName(identityBefore);
   const devtBefore = (await readDisk(disk)).devt;
   log(`${unit.driver}: ${disk} (${devtBefore}) unit ${unit.bus}:${unit.device}, map ${name}`);
+  // As udev rules or an administrator would have at boot, before the map
+  // stacks the disk's queue limits (max_sectors_kb).
+  await customise(disk);
   const info = await dm.create(name, singlePathTable(identityBefore.sectors, devtBefore));
-  const protectedBefore = protectedDisk({ table: await dm.table({ name }), multipath: (await dm.multipathTable({ name })).table });
+  const protectedBefore = await protectingDisk(name);
   const mnt = `/run/block-test/${name}`;
   mkdirSync(mnt, { recursive: true });
   await execa('mkfs.ext4', ['-q', '-F', `/dev/mapper/${name}`]);
   await execa('mount', [`/dev/mapper/${name}`, mnt]);
-  await customise(disk);
   const settingsBefore = await readDiskSettings(disk);
   const logStart = (await dmesgLines()).length;
 
   const writers = startWriters(mnt, name);
+  await warmUp(writers, 5);
   await sleep(WRITE_BEFORE_MS);
   const t0 = performance.now();
   await unbindUnit(unit);
@@ -204,17 +223,23 @@ async function mappedRun(disk: string): Promise<MappedRun> {
   const verdict = sameDisk(identityBefore, identityAfter);
   if (!verdict.same) throw new Error(`${newDisk} is not ${disk}: ${verdict.notes.join('; ')}`);
   const devtAfter = (await readDisk(newDisk)).devt;
-  await dm.repoint(name, identityAfter.sectors, devtAfter);
-  const windowMs = performance.now() - t0;
-  log(`${unit.driver}: ${newDisk} (${devtAfter}) back, map resumed after ${windowMs.toFixed(0)} ms`);
+  // The settings go back before the reload: the reload stacks the new path's
+  // queue limits into the map, and a path limit lowered after it (here
+  // max_sectors_kb) makes every larger clone fail in blk_insert_cloned_request
+  // ("over max size limit"), a path error that dm-mpath requeues forever.
   const settingsFresh = await readDiskSettings(newDisk);
   const settingsReplay = await applyDiskSettings(newDisk, settingsBefore);
   const settingsAfter = await readDiskSettings(newDisk);
+  await dm.repoint(name, identityAfter.sectors, devtAfter);
+  const windowMs = performance.now() - t0;
+  log(`${unit.driver}: ${newDisk} (${devtAfter}) back, map resumed after ${windowMs.toFixed(0)} ms`);
   const status = await dm.multipathStatus({ name });
-  const protectedAfter = protectedDisk({ table: await dm.table({ name }), multipath: (await dm.multipathTable({ name })).table });
+  const protectedAfter = await protectingDisk(name);
 
   await sleep(WRITE_AFTER_MS);
-  const summaries = await stopWriters(writers);
+  const summaries = await stopWriters(writers, 45_000);
+  const hung = Object.entries(summaries).filter(([, v]) => v.hung).map(([k]) => k);
+  if (hung.length > 0) throw new Error(`${unit.driver}: writers ${hung.join(', ')} still blocked 45 s after the map resumed; status ${JSON.stringify(status.status)}`);
   const acks = Object.fromEntries(Object.entries(summaries).map(([k, v]) => [k, v.acks]));
   const { missing, integrity } = verifyData(mnt, acks);
   const mountOptionsAfter = mountOptions(mnt);
@@ -276,6 +301,7 @@ async function controlRun(disk: string): Promise<ControlRun> {
   const logStart = (await dmesgLines()).length;
   log(`control ${unit.driver}: ext4 straight on ${disk}`);
   const writers = startWriters(mnt, `control-${disk}`);
+  await warmUp(writers, 5);
   await sleep(WRITE_BEFORE_MS);
   const t0 = performance.now();
   await unbindUnit(unit);
@@ -337,5 +363,12 @@ for (const driver of ['ata_piix', 'virtio_blk']) {
   } catch (err) {
     failures.push(`control ${driver}: ${(err as Error).stack ?? String(err)}`);
   }
+}
+for (const m of mapped) {
+  const stall = Math.max(...Object.values(m.writers).map((w) => w.longestStallMs));
+  log(`${m.driver}: window ${m.windowMs.toFixed(0)} ms (unbind ${m.unbindMs.toFixed(0)}, back after ${m.foundMs.toFixed(0)}), longest writer stall ${stall} ms`);
+}
+for (const c of controls) {
+  log(`control ${c.driver}: ${Object.entries(c.writers).map(([k, w]) => `${k} ${w.error ? w.error.message : 'no error'}`).join('; ')}; mount ${c.mountOptionsAfter}`);
 }
 console.log(`BLOCK_RESULT ${JSON.stringify({ mapped, controls, failures })}`);
