@@ -15,7 +15,7 @@ import { assertGuestOk, runInGuest } from '../../rig/guest.js';
 import type { DiskPreset } from '../../rig/devices.js';
 import { repoPath } from '../../rig/repo-path.js';
 import type { AppName } from '../../guest/disk-apps/apps.js';
-import type { RunResult } from '../../guest/disk-apps/scenario.js';
+import type { DiskAppsRunResult as RunResult } from '../../guest/disk-apps/run.js';
 import { ensureDiskAppsInputs } from '../../guest/disk-apps/inputs.js';
 
 const SCRIPT = repoPath('dist/test/vm/guest/disk-apps/scenario.js');
@@ -83,7 +83,7 @@ describe('disk applications without shadowd: they work, and a driver failure bre
     expect(r.progressAtFault!.compilerSteps).toBeGreaterThan(0);
     expect(r.progressAtFault!.encodedBytes).toBeGreaterThan(0);
     expect(r.progressAtFault!.commits).toBeGreaterThan(0);
-    expect(r.diskAfter).not.toBe(r.diskBefore);
+    expect(r.diskAfter, "the disk was not found again after the restart").not.toBeNull();
     // The failure is observed: the kernel logged I/O errors on the departed
     // disk, and at least one application failed (an error exit, or outputs
     // or acknowledged data not there).
