@@ -17,6 +17,8 @@ export interface DiskStack {
   device(disk: DiskRef): Promise<string>;
   /** The device to check with e2fsck afterwards; `after` is the disk as found once the fault is over (null without a fault). */
   deviceAfter(disk: DiskRef, after: DiskRef | null, device: string): Promise<string>;
+  /** Devices below the filesystem's whose failed requests are expected (a map's paths); see verifyDiskApps. */
+  requestErrorsExpectedOn?(disk: DiskRef, after: DiskRef | null): string[];
 }
 
 /** ext4 straight on the disk: after a driver restart the disk has a new node, and that is what e2fsck checks. */
@@ -83,7 +85,13 @@ export async function runDiskAppsOnDisk(opts: DiskAppsRunOptions): Promise<DiskA
   const outcome = await apps.finish();
   const v0 = Date.now();
   const checkDevice = await stack.deviceAfter(disk, after, device);
-  const failures = await verifyDiskApps({ outcome, inputs: opts.inputs, reference: opts.reference, device: checkDevice });
+  const failures = await verifyDiskApps({
+    outcome,
+    inputs: opts.inputs,
+    reference: opts.reference,
+    device: checkDevice,
+    requestErrorsExpectedOn: stack.requestErrorsExpectedOn?.(disk, after) ?? [],
+  });
   log(
     `${opts.serial} ${opts.label}: ${failures.length} failures; apps ` +
       JSON.stringify(Object.values(outcome.apps).map((a) => [a.app, a.exitCode, a.durationMs, a.longestStallMs])),
