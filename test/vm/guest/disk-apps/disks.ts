@@ -23,6 +23,8 @@ export interface DiskRef {
   /** major:minor */
   devno: string;
   sectors: number;
+  /** The kernel's sequence number of this gendisk (diskseq): a disk found again after a restart has a larger one, whatever its name. */
+  diskseq: number;
   /** The nearest ancestor of /sys/block/NAME/device bound to a driver and not on the scsi bus. */
   unit: RestartUnit;
 }
@@ -56,18 +58,20 @@ export function restartUnitOf(name: string): RestartUnit {
   throw new Error(`no driver-bound ancestor of /sys/block/${name}/device`);
 }
 
-/** The disk with this serial now, or null. Partitions and dm devices are skipped. */
-export function diskBySerial(serial: string): DiskRef | null {
+/** The disk with this serial now (with a diskseq above `minDiskseq`, if given), or null. Partitions and dm devices are skipped. */
+export function diskBySerial(serial: string, minDiskseq = -1): DiskRef | null {
   for (const name of readdirSync('/sys/block')) {
     if (!/^(sd[a-z]+|vd[a-z]+)$/.test(name)) continue;
     if (diskSerial(name) !== serial) continue;
     try {
+      if (Number(readFileSync(`/sys/block/${name}/diskseq`, 'utf8').trim()) <= minDiskseq) continue;
       return {
         serial,
         name,
         devPath: `/dev/${name}`,
         devno: readFileSync(`/sys/block/${name}/dev`, 'utf8').trim(),
         sectors: Number(readFileSync(`/sys/block/${name}/size`, 'utf8').trim()),
+        diskseq: Number(readFileSync(`/sys/block/${name}/diskseq`, 'utf8').trim()),
         unit: restartUnitOf(name),
       };
     } catch {
@@ -77,13 +81,13 @@ export function diskBySerial(serial: string): DiskRef | null {
   return null;
 }
 
-/** Waits for the disk with this serial (other than `notName`, the node it had before a restart) to appear. */
-export async function waitForDisk(serial: string, timeoutMs: number, notName?: string): Promise<DiskRef> {
+/** Waits for the disk with this serial to be there (and, given `newerThan`, to be a new instance of it: found again after a restart). */
+export async function waitForDisk(serial: string, timeoutMs: number, newerThan?: DiskRef): Promise<DiskRef> {
   const until = Date.now() + timeoutMs;
   for (;;) {
-    const d = diskBySerial(serial);
-    if (d && d.name !== notName && d.sectors > 0 && existsSync(d.devPath)) return d;
-    if (Date.now() > until) throw new Error(`no disk with serial ${serial}${notName ? ` other than ${notName}` : ''} after ${timeoutMs} ms`);
+    const d = diskBySerial(serial, newerThan?.diskseq);
+    if (d && d.sectors > 0 && existsSync(d.devPath)) return d;
+    if (Date.now() > until) throw new Error(`no disk with serial ${serial}${newerThan ? ` newer than ${newerThan.name} (diskseq ${newerThan.diskseq})` : ''} after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }

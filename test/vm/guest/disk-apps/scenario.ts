@@ -4,14 +4,15 @@
 // controller driver failing mid-run (a real departure: unbind then bind of
 // the restart unit), which must show the failure.
 //   node scenario.js --inputs DIR --serial shadowd-disk0 [--serial ...] [--runs nofault,control]
-// Prints `DISK_APPS_RESULT <json>` per run for test/vm/classes/block/apps-control.test.ts.
-import { mkdirSync, mkdtempSync } from 'node:fs';
-import { join } from 'node:path';
+// Prints `DISK_APPS_REFERENCE <json>` once and `DISK_APPS_RESULT <json>`
+// (a DiskAppsRunResult) per run for test/vm/classes/block/apps-control.test.ts.
+import { mkdtempSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { execa } from 'execa';
-import { computeDiskAppsReference, startDiskApps, verifyDiskApps, type DiskAppsFailure, type DiskAppsOutcome, type DiskAppsProgress } from './apps.js';
-import { unbindBindFault, waitForDisk, type DiskFault, type DiskRef, type FaultReport } from './disks.js';
+import { computeDiskAppsReference } from './apps.js';
+import { unbindBindFault } from './disks.js';
 import { loadDiskAppsInputs } from './inputs.js';
+import { runDiskAppsOnDisk } from './run.js';
 
 const { values } = parseArgs({
   options: {
@@ -27,25 +28,12 @@ if (!values.inputs || values.serial.length === 0 || !runDir || runs.some((r) => 
   process.exit(2);
 }
 
-export interface RunResult {
-  serial: string;
-  driver: string;
-  run: 'nofault' | 'control';
-  diskBefore: string;
-  diskAfter: string | null;
-  progressAtFault: DiskAppsProgress | null;
-  fault: FaultReport | null;
-  faultAtMs: number | null;
-  outcome: DiskAppsOutcome;
-  failures: DiskAppsFailure[];
-  verifyMs: number;
-}
-
 const t0 = Date.now();
 const note = (text: string): void => console.log(`[${((Date.now() - t0) / 1000).toFixed(1)} s] ${text}`);
 
 for (const m of ['ata_piix', 'ahci', 'virtio_blk', 'sd_mod', 'ext4']) await execa('modprobe', [m]);
 const inputs = loadDiskAppsInputs(values.inputs);
+// The reference, once per boot, on a tmpfs: what every run must reproduce.
 const refDir = mkdtempSync('/dev/shm/disk-apps-ref-');
 const reference = await computeDiskAppsReference(inputs, refDir);
 await execa('rm', ['-rf', refDir]);
@@ -53,53 +41,14 @@ note(
   `reference on tmpfs: build ${reference.compiler.ms} ms (${Object.keys(reference.compiler.outputs).length} outputs, ${reference.compiler.steps} steps), ` +
     `encode ${reference.encoder.ms} ms (${reference.encoder.bytes} bytes)`,
 );
-console.log(`DISK_APPS_REFERENCE ${JSON.stringify({ compilerMs: reference.compiler.ms, outputs: Object.keys(reference.compiler.outputs).length, steps: reference.compiler.steps, encoderMs: reference.encoder.ms, flacBytes: reference.encoder.bytes })}`);
-
-async function oneRun(serial: string, run: 'nofault' | 'control', fault: DiskFault | null): Promise<RunResult> {
-  const disk: DiskRef = await waitForDisk(serial, 30_000);
-  const mnt = `/mnt/disk-apps-${serial}-${run}`;
-  mkdirSync(mnt, { recursive: true });
-  await execa('mkfs.ext4', ['-q', '-F', disk.devPath]);
-  await execa('mount', ['-t', 'ext4', disk.devPath, mnt]);
-  note(`${serial} (${disk.name}, ${disk.unit.driver} on ${disk.unit.bus} ${disk.unit.id}) ${run}: ext4 mounted at ${mnt}`);
-  const apps = await startDiskApps({ dir: mnt, runDir: join(runDir!, 'disk-apps', `${serial}-${run}`), inputs, reference, log: note });
-  let progressAtFault: DiskAppsProgress | null = null;
-  let report: FaultReport | null = null;
-  let faultAtMs: number | null = null;
-  let after: DiskRef = disk;
-  if (fault) {
-    progressAtFault = await apps.underWay();
-    faultAtMs = progressAtFault.elapsedMs;
-    note(`${serial}: fault at ${faultAtMs} ms into the run: ${JSON.stringify(progressAtFault)}`);
-    report = await fault(disk);
-    note(`${serial}: fault done: ${JSON.stringify(report.steps)}`);
-    after = await waitForDisk(serial, 60_000, disk.name);
-    note(`${serial}: the disk is back as ${after.name}`);
-  }
-  const outcome = await apps.finish();
-  const v0 = Date.now();
-  const failures = await verifyDiskApps({ outcome, inputs, reference, device: after.devPath });
-  const result: RunResult = {
-    serial,
-    driver: disk.unit.driver,
-    run,
-    diskBefore: disk.name,
-    diskAfter: fault ? after.name : null,
-    progressAtFault,
-    fault: report,
-    faultAtMs,
-    outcome,
-    failures,
-    verifyMs: Date.now() - v0,
-  };
-  note(`${serial} ${run}: ${failures.length} failures; apps ${JSON.stringify(Object.values(outcome.apps).map((a) => [a.app, a.exitCode, a.durationMs, a.longestStallMs]))}`);
-  console.log(`DISK_APPS_RESULT ${JSON.stringify(result)}`);
-  return result;
-}
+console.log(
+  `DISK_APPS_REFERENCE ${JSON.stringify({ compilerMs: reference.compiler.ms, outputs: Object.keys(reference.compiler.outputs).length, steps: reference.compiler.steps, encoderMs: reference.encoder.ms, flacBytes: reference.encoder.bytes })}`,
+);
 
 for (const serial of values.serial) {
-  for (const run of runs as ('nofault' | 'control')[]) {
-    await oneRun(serial, run, run === 'control' ? unbindBindFault(1000) : null);
+  for (const run of runs) {
+    const result = await runDiskAppsOnDisk({ serial, label: run, inputs, reference, runDir, fault: run === 'control' ? unbindBindFault(1000) : null, log: note });
+    console.log(`DISK_APPS_RESULT ${JSON.stringify(result)}`);
   }
 }
 note('done');
