@@ -151,8 +151,7 @@ static blk_status_t sh_fail_queue_rq(struct blk_mq_hw_ctx *hctx,
 	blk_mq_cleanup_rq(rq);
 	/* A SCSI passthrough caller reads the command's result, not the status. */
 	if (bd->scsi && blk_rq_is_passthrough(rq))
-		((struct scsi_cmnd *)blk_mq_rq_to_pdu(rq))->result =
-			DID_NO_CONNECT << 16;
+		set_host_byte(blk_mq_rq_to_pdu(rq), DID_NO_CONNECT);
 	return READ_ONCE(bd->status);
 }
 

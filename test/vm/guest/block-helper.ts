@@ -64,6 +64,7 @@ interface Result {
   restarts: RestartRecord[];
   faults: Record<string, Record<string, string>>;
   badInput: Record<string, string>;
+  fuzz?: Record<string, number>;
   removal?: { replies: Record<string, number>; rebound: boolean };
   rmmod?: { rmmod: boolean; readsAfter: Record<string, boolean> };
   dm?: Record<string, unknown>;
@@ -297,6 +298,40 @@ function bad(key: string, command: string, expect: RegExp): void {
   check(expect.test(reply), `${command} answered ${reply}`);
 }
 
+/**
+ * Random block-class lines against the real disks, their partition and the
+ * dm device: every one gets a protocol reply (never a restart: the ids are
+ * malformed), and every disk is cleared afterwards.
+ */
+function fuzzBlock(names: readonly string[]): void {
+  let seed = 0x5eed;
+  // xorshift32: the same lines every run.
+  const rand = (n: number): number => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) % n;
+  };
+  const pick = <T>(list: readonly T[]): T => list[rand(list.length)] as T;
+  const noise = ['', '.', '..', 'a/b', 'sd', 'x'.repeat(31), 'x'.repeat(32), 'sda:1', 'SDA', '-', 'sticky', 'reload', 'clear'];
+  const counts: Record<string, number> = {};
+  for (let i = 0; i < 600; i++) {
+    const ref = rand(4) === 0 ? `block:${pick(noise)}` : `block:${pick(names)}`;
+    const line = pick([
+      () => `inject ${ref} ${pick(['lost-irq', 'fail-stop', 'disk-error', 'clear', 'bogus', 'tx-hang', 'LOST-IRQ'])}${pick(['', ' sticky', ' x', ' sticky sticky'])}`,
+      () => `restart ${ref} ${pick(['bad!id', 'a.b', 'x'.repeat(33), ''])}${pick(['', ' reload', ' x'])}`,
+      () => `park ${ref} ${pick(['r/1', '*'])}`,
+      () => `${pick(['txstat', 'stage'])} ${ref}${pick(['', ' clear', ' msglvl 1'])}`,
+    ])();
+    const reply = helper(line.trimEnd());
+    const key = reply.split(' ').slice(0, 2).join(' ');
+    counts[key] = (counts[key] ?? 0) + 1;
+    if (!/^(ok (injected|cleared) |err E[A-Z]+ )/.test(reply)) fail(`fuzz: ${line} answered ${reply}`);
+  }
+  for (const name of names) helper(`inject block:${name} clear`);
+  result.fuzz = counts;
+}
+
 /** An MBR with one partition at 2 MiB, so that the disk has a partition to refuse. */
 async function partition(disk: Disk): Promise<boolean> {
   const mbr = Buffer.alloc(512);
@@ -441,6 +476,7 @@ async function main(): Promise<void> {
   bad('txstat', `txstat block:${virtio.name}`, /^err EOPNOTSUPP block devices have no txstat command$/);
   bad('reloadVirtio', `restart block:${virtio.name} v1 reload`, /^err EOPNOTSUPP a reload needs a PCI device \(virtio\d+ is on virtio\)$/);
   bad('clearIdle', `inject block:${virtio.name} clear`, new RegExp(`^ok cleared block:${virtio.name}$`));
+  fuzzBlock(disks.map((d) => d.name).concat(`${virtio.name}1`, dmName));
   await dmsetup(['remove', 'shadowlin']);
 
   // Restarts: plain, reload, then with each fault active.

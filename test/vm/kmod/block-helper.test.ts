@@ -39,6 +39,7 @@ interface BlockResult {
   restarts: RestartRecord[];
   faults: Record<string, Record<string, string>>;
   badInput: Record<string, string>;
+  fuzz?: Record<string, number>;
   removal?: { replies: Record<string, number>; rebound: boolean };
   rmmod?: { rmmod: boolean; readsAfter: Record<string, boolean> };
   dm?: Record<string, unknown>;
@@ -96,6 +97,11 @@ describe('shadow_helper block class', () => {
     expect(res.badInput['partition']).toMatch(/^err ENODEV block:vd\w+1 is a partition: name its whole disk$/);
     expect(res.badInput['dm']).toMatch(/^err ENODEV block:dm-\d+ has no driver under it/);
     expect(res.badInput['fault']).toBe("err EINVAL unknown block fault 'bogus' (lost-irq, fail-stop, disk-error, clear)");
+    // The fuzz reached the disks (injects that took, and errors of every kind), and every line got a reply.
+    expect(Object.values(res.fuzz ?? {}).reduce((a, b) => a + b, 0)).toBe(600);
+    expect(res.fuzz?.['ok injected'] ?? 0).toBeGreaterThan(10);
+    expect(res.fuzz?.['err EINVAL'] ?? 0).toBeGreaterThan(100);
+    expect(res.fuzz?.['err ENODEV'] ?? 0).toBeGreaterThan(10);
     expect(res.removal?.rebound).toBe(true);
     expect(res.rmmod).toMatchObject({ rmmod: true });
     expect(res.dm?.['writerExit']).toBe(0);
@@ -107,7 +113,7 @@ describe('shadow_helper block class', () => {
     console.log(
       `block helper: guest boot ${Math.round(r.bootToCommandMs ?? -1)} ms, total ${Math.round(r.totalMs)} ms; ` +
         `release (unbind) ms: ${releases}; dm run under lost-irq: ${JSON.stringify(res.dm)}; ` +
-        `removal race replies ${JSON.stringify(res.removal?.replies)}`,
+        `removal race replies ${JSON.stringify(res.removal?.replies)}; fuzz ${JSON.stringify(res.fuzz)}`,
     );
   }, 300_000);
 });
