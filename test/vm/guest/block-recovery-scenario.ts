@@ -7,12 +7,13 @@
 //   node block-recovery-scenario.js --inputs DIR --run SERIAL:FAULT [--run ...]
 // Prints `BLOCK_RECOVERY_RESULT <json>` per run for
 // test/vm/classes/block/recovery-apps.test.ts.
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { execa } from 'execa';
-import { computeDiskAppsReference, startDiskApps, verifyDiskApps, type DiskAppsFailure, type DiskAppsOutcome, type DiskAppsProgress } from './disk-apps/apps.js';
-import { waitForDisk, type DiskRef } from './disk-apps/disks.js';
+import { computeDiskAppsReference } from './disk-apps/apps.js';
+import { waitForDisk, type DiskFault, type DiskRef, type FaultReport } from './disk-apps/disks.js';
+import { runDiskAppsOnDisk, type DiskAppsRunResult, type DiskStack } from './disk-apps/run.js';
 import { loadDiskAppsInputs } from './disk-apps/inputs.js';
 import { loadHelper } from './nic-setup.js';
 import { shadowdEnv, startShadowd } from './shadowd-process.js';
@@ -28,6 +29,9 @@ if (!values.inputs || runs.length === 0 || !runDir || runs.some((r) => !/^[\w-]+
   console.error('usage: block-recovery-scenario.js --inputs DIR --run SERIAL:FAULT [--run ...] (with $SHADOWD_RUNDIR set)');
   process.exit(2);
 }
+
+/** How long the scenario waits for shadowd's recovery to end after the fault. */
+const RECOVERY_WAIT_MS = 240_000;
 
 const t0 = Date.now();
 const note = (text: string): void => console.log(`[${((Date.now() - t0) / 1000).toFixed(1)} s] ${text}`);
@@ -77,65 +81,59 @@ async function mapOf(name: string, timeoutMs: number): Promise<string> {
   }
 }
 
-export interface BlockRecoveryResult {
-  serial: string;
-  fault: string;
-  driver: string;
-  diskBefore: string;
-  diskAfter: string | null;
+export interface BlockRecoveryResult extends DiskAppsRunResult {
+  fault: FaultReport | null;
   map: string;
-  progressAtFault: DiskAppsProgress | null;
-  injectReply: string;
-  outcome: DiskAppsOutcome;
-  failures: DiskAppsFailure[];
   history: unknown;
   statusAfter: StatusRow | null;
-  settingsAfter: { readAheadKb: string; scheduler: string };
+  /** read_ahead_kb set to 1024 before the run, as read on the disk after it. */
+  readAheadAfter: string;
   daemonLog: string;
 }
 
 for (const { serial, fault } of runs) {
   const disk = disks.get(serial)!;
   const map = await mapOf(disk.name, 60_000);
-  const dev = `/dev/mapper/${map}`;
   // A setting an administrator made, which the restart loses and the replay puts back.
   writeFileSync(`/sys/block/${disk.name}/queue/read_ahead_kb`, '1024');
-  const mnt = `/mnt/block-recovery-${serial}`;
-  mkdirSync(mnt, { recursive: true });
-  await execa('mkfs.ext4', ['-q', '-F', dev]);
-  await execa('mount', ['-t', 'ext4', dev, mnt]);
-  note(`${serial} (${disk.name}, ${disk.unit.driver}): ext4 on ${dev} mounted at ${mnt}`);
   const logFrom = daemonLog.length;
-  const apps = await startDiskApps({ dir: mnt, runDir: join(runDir, 'block-recovery', serial), inputs, reference, log: note });
-  const progressAtFault = await apps.underWay();
-  note(`${serial}: injecting ${fault} at ${progressAtFault.elapsedMs} ms: ${JSON.stringify(progressAtFault)}`);
-  const inject = await ctl('inject', `block:${disk.name}`, fault);
-  const injectReply = `${inject.exitCode} ${inject.stdout}${inject.stderr}`.trim();
-  note(`${serial}: inject: ${injectReply}`);
-  const outcome = await apps.finish();
+  const onMap: DiskStack = {
+    device: () => Promise.resolve(`/dev/mapper/${map}`),
+    deviceAfter: (_d, _a, device) => Promise.resolve(device),
+    // The failed driver's requests fail on the old disk: the map takes them as path errors and holds them.
+    requestErrorsExpectedOn: (d, after) => [d.name, ...(after ? [after.name] : [])],
+  };
+  const injectFault: DiskFault = async (d) => {
+    const t = Date.now();
+    const r = await ctl('inject', `block:${d.name}`, fault);
+    const reply = `${r.stdout}${r.stderr}`.trim();
+    if (r.exitCode !== 0) throw new Error(`shadowctl inject block:${d.name} ${fault} failed: ${reply}`);
+    const steps = [{ what: `shadowctl inject block:${d.name} ${fault}: ${reply}`, ms: Date.now() - t }];
+    // shadowd detects the failure and recovers on its own: wait for its recovery to end.
+    const w = Date.now();
+    for (;;) {
+      const h = await ctl('history', `block:${d.name}`, '--json');
+      const recs = h.exitCode === 0 ? (JSON.parse(h.stdout) as { recoveries: { result: string | null }[] }).recoveries : [];
+      const ended = recs.length > 0 && recs.every((x) => x.result !== null && x.result !== 'in-progress');
+      if (ended || Date.now() - w > RECOVERY_WAIT_MS) {
+        steps.push({ what: ended ? `shadowd's recoveries: ${recs.map((x) => x.result).join(', ')}` : `no recovery of shadowd ended within ${RECOVERY_WAIT_MS / 1000} s`, ms: Date.now() - w });
+        return { kind: `shadowd ${fault}`, steps };
+      }
+      await new Promise((res) => setTimeout(res, 500));
+    }
+  };
+  const run = await runDiskAppsOnDisk({ serial, label: `shadowd-${fault}`, inputs, reference, runDir, fault: injectFault, stack: onMap, log: note });
   const history = await ctl('history', `block:${disk.name}`, '--json');
-  const rows = await blockRows();
-  const after = rows.find((d) => d.attrs['map'] === map) ?? null;
-  const failures = await verifyDiskApps({ outcome, inputs, reference, device: dev });
-  const afterName = after?.name ?? null;
-  const read = async (f: string): Promise<string> => (afterName ? (await execa('cat', [`/sys/block/${afterName}/queue/${f}`], { reject: false })).stdout.trim() : '');
+  const after = (await blockRows()).find((d) => d.attrs['map'] === map) ?? null;
+  const readAheadAfter = after ? (await execa('cat', [`/sys/block/${after.name}/queue/read_ahead_kb`], { reject: false })).stdout.trim() : '';
   const result: BlockRecoveryResult = {
-    serial,
-    fault,
-    driver: disk.unit.driver,
-    diskBefore: disk.name,
-    diskAfter: afterName,
+    ...run,
     map,
-    progressAtFault,
-    injectReply,
-    outcome,
-    failures,
     history: history.exitCode === 0 ? (JSON.parse(history.stdout) as unknown) : history.stderr,
     statusAfter: after,
-    settingsAfter: { readAheadKb: await read('read_ahead_kb'), scheduler: await read('scheduler') },
+    readAheadAfter,
     daemonLog: daemonLog.slice(logFrom),
   };
-  note(`${serial} ${fault}: ${failures.length} failures; apps ${JSON.stringify(Object.values(outcome.apps).map((a) => [a.app, a.exitCode, a.durationMs, a.longestStallMs]))}`);
   console.log(`BLOCK_RECOVERY_RESULT ${JSON.stringify(result)}`);
 }
 started.daemon.kill('SIGTERM');
