@@ -14,7 +14,9 @@
  *           write through" (the kernel's flag only, no MODE SELECT), sd
  *           stops managing start/stop, and the device goes offline (its
  *           error handler stops retrying, new I/O fails at once as a path
- *           error). Lost interrupts stay lost through the release when
+ *           error); then the requests in flight on it time out at once
+ *           rather than after the SCSI timeout (sh_abort_inflight()).
+ *           Lost interrupts stay lost through the release when
  *           every disk of the unit is SCSI, whose error handling fails the
  *           commands they hold; other disks have no such handler, so the
  *           lines are enabled before the unbind, or it would wait forever;
@@ -26,6 +28,8 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/moduleparam.h>
+#include <scsi/scsi_device.h>
+#include <scsi/scsi_host.h>
 
 #include "sh_block.h"
 
@@ -99,6 +103,66 @@ static void sh_teardown_note(struct sh_stop *st, struct device *dev,
 		st->err = err;
 }
 
+struct sh_abort {
+	struct request_queue *q;
+	unsigned int n;
+};
+
+static bool sh_abort_one(struct request *rq, void *data)
+{
+	struct sh_abort *ab = data;
+
+	if (rq->q == ab->q && blk_mq_rq_state(rq) == MQ_RQ_IN_FLIGHT) {
+		blk_abort_request(rq);
+		ab->n++;
+	}
+	return true;
+}
+
+/*
+ * Make the requests in flight on an offline SCSI device time out now. A hung
+ * driver holds them until the SCSI timeout (30 s by default) runs the error
+ * handler, and its unbind waits for that; offline, the handler fails them at
+ * once as path errors, which dm-multipath requeues. Returns how many were
+ * aborted.
+ *
+ * Why this is safe (6.1):
+ *  - blk_mq_tagset_busy_iter() (block/blk-mq-tag.c, bt_tags_iter() and
+ *    blk_mq_find_and_get_req()) calls us only for started requests and
+ *    holds a reference on each across the call, so the request is neither
+ *    freed nor reused for another I/O while we look at it; it may still
+ *    complete concurrently.
+ *  - blk_abort_request() (block/blk-timeout.c) only sets the deadline to now
+ *    and schedules the queue's timeout work. That work
+ *    (blk_mq_timeout_work(), blk_mq_req_expired() in block/blk-mq.c) takes a
+ *    queue usage reference, walks the tags again with request references,
+ *    and times out only a request still MQ_RQ_IN_FLIGHT and not already
+ *    RQF_TIMED_OUT: one that completed meanwhile is skipped, none is timed
+ *    out twice. This is exactly the path the SCSI timer would take, only
+ *    sooner.
+ *  - scsi_timeout() (drivers/scsi/scsi_error.c) arbitrates with scsi_done()
+ *    by test_and_set_bit(SCMD_STATE_COMPLETE): only one of them finishes
+ *    the command. libata's handler (ata_scsi_cmd_error_handler() in
+ *    drivers/ata/libata-eh.c) completes normally a command whose qc
+ *    finished meanwhile, and fails the others; on an offline device
+ *    scsi_eh_flush_done_q() does not retry them.
+ *  - The tag set and the queue: __scsi_remove_device()
+ *    (drivers/scsi/scsi_sysfs.c) sets SDEV_DEL under state_mutex before it
+ *    destroys the queue and drops the device's hold on the host's tag set.
+ *    Under state_mutex, an offline device is not SDEV_DEL, so both stay.
+ */
+static unsigned int sh_abort_inflight(struct device *sdev_dev)
+{
+	struct scsi_device *sdev = to_scsi_device(sdev_dev);
+	struct sh_abort ab = { .q = sdev->request_queue };
+
+	mutex_lock(&sdev->state_mutex);
+	if (!scsi_device_online(sdev))
+		blk_mq_tagset_busy_iter(&sdev->host->tag_set, sh_abort_one, &ab);
+	mutex_unlock(&sdev->state_mutex);
+	return ab.n;
+}
+
 /* The fast teardown of one SCSI disk, through its sysfs attributes. */
 static void sh_teardown(struct sh_stop *st, struct device *dev, bool offline)
 {
@@ -140,6 +204,16 @@ static void sh_teardown(struct sh_stop *st, struct device *dev, bool offline)
 						"offline\n"));
 }
 
+/* After the fast teardown: what the disk still holds times out now. */
+static void sh_teardown_abort(struct sh_stop *st, struct device *dev)
+{
+	unsigned int n = sh_abort_inflight(dev->parent);
+
+	if (n)
+		pr_info("recovery %s: teardown of block:%s: %u requests in flight timed out now\n",
+			st->run->id, dev_name(dev), n);
+}
+
 static int sh_stop_disk(struct device *dev, void *data)
 {
 	struct sh_stop *st = data;
@@ -155,6 +229,7 @@ static int sh_stop_disk(struct device *dev, void *data)
 		offline = sh_block(sd)->offlined;
 	if (sh_fast_teardown && sh_block_parent_is_scsi(dev)) {
 		sh_teardown(st, dev, offline);
+		sh_teardown_abort(st, dev);
 		keep |= SH_LIFT_KEEP_OFFLINE;
 	}
 	if (!sd)

@@ -9,6 +9,7 @@
 // back after every restart. Prints one "BLOCK_RESULT <json>" line; exits 1
 // listing what went wrong.
 //   node dist/test/vm/guest/block-helper.js --ko PATH [--no-teardown-run]
+//     [--dm-only [--scsi-timeout S]]  (only the dm writer on each ATA disk, SCSI timeout S, default 30)
 import { Buffer } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, writeFileSync, writeSync } from 'node:fs';
@@ -69,6 +70,8 @@ interface Result {
   rmmod?: { rmmod: boolean; readsAfter: Record<string, boolean> };
   dm?: Record<string, unknown>;
   noTeardown?: Record<string, unknown>;
+  /** --dm-only: one dm run per ATA disk, keyed by driver. */
+  dmOnly?: Record<string, Record<string, unknown>>;
   failures: string[];
 }
 const result: Result = { disks: {}, restarts: [], faults: {}, badInput: {}, failures: [] };
@@ -357,15 +360,17 @@ function dmsetup(args: string[]): Promise<{ exitCode?: number; stderr: string; s
  * while interrupts are lost and the unit restarts; the map is switched to
  * the disk found again (reload + resume --noflush) and the data checked.
  */
-async function dmRun(disk: Disk, key: 'dm' | 'noTeardown'): Promise<Disk> {
+async function dmRun(disk: Disk, key: string, scsiTimeoutS = 5): Promise<Disk> {
   const out: Record<string, unknown> = {};
-  result[key] = out;
-  const map = `shadowmp${key === 'dm' ? '' : '2'}`;
+  if (key === 'dm' || key === 'noTeardown') result[key] = out;
+  else (result.dmOnly ??= {})[key] = out;
+  const map = `shadowmp-${key}`;
   const table = (devt: string): string => `0 ${disk.sectors} multipath 1 queue_if_no_path 0 1 1 round-robin 0 1 1 ${devt} 1`;
   const c = await dmsetup(['create', map, '--table', table(disk.devt)]);
   if (!check(c.exitCode === 0, `dmsetup create: ${c.stderr}`)) return disk;
   // The SCSI timeout bounds how long a command lost with its interrupt waits.
-  writeFileSync(`/sys/block/${disk.name}/device/timeout`, '5');
+  writeFileSync(`/sys/block/${disk.name}/device/timeout`, String(scsiTimeoutS));
+  out['scsiTimeoutS'] = scsiTimeoutS;
   const file = join(runDir(), `dm-pattern-${key}`);
   const WRITE_MIB = 8;
   writeFileSync(file, randomBytes(WRITE_MIB * MiB));
@@ -380,7 +385,7 @@ async function dmRun(disk: Disk, key: 'dm' | 'noTeardown'): Promise<Disk> {
   await sleep(1500);
   out['inflightBeforeRestart'] = inflight(disk.name);
   out['writerDoneBeforeRestart'] = writerDone;
-  const reply = helper(`restart block:${disk.name} dm${key === 'dm' ? 1 : 2}`);
+  const reply = helper(`restart block:${disk.name} dm-${key}`);
   out['reply'] = reply;
   out['releaseMs'] = Number(field(reply, 'release_ms'));
   check(reply.startsWith(`ok restarted block:${disk.name} `), `dm restart: ${reply}`);
@@ -432,7 +437,14 @@ async function removal(disk: Disk, unit: string, driver: string): Promise<void> 
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { ko: { type: 'string' }, 'no-teardown-run': { type: 'boolean', default: false } } });
+  const { values } = parseArgs({
+    options: {
+      ko: { type: 'string' },
+      'no-teardown-run': { type: 'boolean', default: false },
+      'dm-only': { type: 'boolean', default: false },
+      'scsi-timeout': { type: 'string', default: '30' },
+    },
+  });
   if (!values.ko) throw new Error('--ko PATH is required');
   for (const mod of ['ata_piix', 'ahci', 'virtio_blk', 'sd_mod', 'dm-multipath']) {
     await execa('modprobe', [mod]);
@@ -453,6 +465,11 @@ async function main(): Promise<void> {
   }
   const [piix, ahci, virtio] = disks as [Disk, Disk, Disk];
   const specOf = (d: Disk): DiskSpec => SPECS.find((s) => s.serial === d.serial) as DiskSpec;
+  if (values['dm-only']) {
+    // Only the dm writer under lost-irq, on each ATA disk, at the given SCSI timeout (measurements).
+    for (const d of [piix, ahci]) await dmRun(d, specOf(d).driver, Number(values['scsi-timeout']));
+    return;
+  }
 
   // Bad input first, while every disk runs its driver.
   await partition(virtio);

@@ -109,6 +109,8 @@ describe('shadow_helper block class', () => {
 
     const log = r.kernelLog.map((l) => l.text);
     expect(log.some((t) => /^shadow_helper: recovery b1: block:\w+ restarted in \d+ ms \(teardown:ok,open:skip\)$/.test(t))).toBe(true);
+    // The dm run's write, held by the lost interrupt, timed out at the teardown rather than after the SCSI timeout.
+    expect(log.some((t) => /^shadow_helper: recovery dm-dm: teardown of block:\w+: [1-9]\d* requests in flight timed out now$/.test(t))).toBe(true);
     const releases = res.restarts.map((x) => `${x.disk} ${x.what} ${x.releaseMs}`).join('; ');
     console.log(
       `block helper: guest boot ${Math.round(r.bootToCommandMs ?? -1)} ms, total ${Math.round(r.totalMs)} ms; ` +
