@@ -35,6 +35,8 @@ export interface BlockSystem extends DiskSource {
   moduleOf(driver: string): Promise<string | null>;
   /** Who uses a disk other than a protecting map, for people (mounted at /srv, claimed by a holder), or null when nothing does. */
   diskUse(name: string): Promise<string | null>;
+  /** The protecting map over a disk, found from sysfs and the map list alone (no I/O to a disk that may be hung), or null. */
+  mapOver(name: string): Promise<string | null>;
 }
 
 /** How long a restarted controller may take to show its disks again (a SCSI scan spins disks up). */
@@ -161,8 +163,8 @@ export function openBlock(ctx: ClassContext, sys: BlockSystem): ClassRuntime {
       const names = await sys.disksUnder(me.unit);
       const unsafe: string[] = [];
       for (const disk of names) {
-        const f = await sys.readDisk(disk);
-        if (f.map) continue;
+        // Nothing that could wait on the failed driver: sysfs attributes the kernel holds, and the map list.
+        if (await sys.mapOver(disk)) continue;
         const use = await sys.diskUse(disk);
         if (use) unsafe.push(`${disk} is in use (${use}) and not under a map`);
       }

@@ -4,11 +4,11 @@
 // keeps of a disk, and the few writes the class makes: a setting, a map
 // pointed at a disk again, a new map over a disk nothing uses.
 import { basename } from 'node:path';
-import { realpath } from 'node:fs/promises';
+import { readFile, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BlockSystem } from './block-class.js';
 import { claimedExclusively, listDiskNames, readDisk as readBlockDisk, readDiskSettings, readIoCounters, restartUnitOf, disksUnder, writeDiskSetting, type RestartUnit } from './block-sysfs.js';
-import { readDiskIdentity } from './disk-identity.js';
+import { readDiskIdentity, type DiskIdentity } from './disk-identity.js';
 import type { DiskFacts } from './disk-shadow.js';
 import type { DiskIo } from './io-stall-detector.js';
 import { defaultMapName, Dmsetup, singlePathTable, type DmMap } from './dm-map.js';
@@ -18,6 +18,21 @@ const SCSI_HOST = /^host\d+$/;
 
 /** How long a listing of the maps, and a map's path status, are taken as current (the stall poller asks four times a second). */
 const MAPS_FRESH_MS = 1000;
+
+/**
+ * How long reading a disk's identity may take. Some drivers answer it with
+ * I/O to the device (virtio_blk's serial is a GET_ID request): a hung
+ * driver never answers, and the read must not hold the daemon.
+ */
+const IDENTITY_TIMEOUT_MS = 5000;
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms (its driver may be hung)`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
 
 export interface SysfsBlockSystemOptions {
   sysfs?: string;
@@ -38,6 +53,12 @@ export class SysfsBlockSystem implements BlockSystem {
   private readonly modules = new Map<string, string | null>();
   /** Each disk's MAJ:MIN as last read: the stall poller matches it to a map without reading the disk whole. */
   private readonly devts = new Map<string, string>();
+  /**
+   * Identities read, by disk name and diskseq (a number the kernel gives
+   * each disk it adds, never reused): an identity is read once per disk,
+   * when its driver is known to answer, never again while it may be hung.
+   */
+  private readonly identities = new Map<string, { seq: string; id: DiskIdentity }>();
 
   constructor(opts: SysfsBlockSystemOptions = {}) {
     this.sysfs = opts.sysfs ?? '/sys';
@@ -60,7 +81,7 @@ export class SysfsBlockSystem implements BlockSystem {
 
   async readDisk(name: string): Promise<DiskFacts> {
     const disk = await readBlockDisk(name, { sysfs: this.sysfs, ...(this.mountinfo ? { mountinfo: this.mountinfo } : {}) });
-    const id = await readDiskIdentity(name, this.sysfs);
+    const id = await this.identity(name);
     let unit: RestartUnit | null = null;
     try {
       unit = await restartUnitOf(name, this.sysfs);
@@ -95,6 +116,21 @@ export class SysfsBlockSystem implements BlockSystem {
       map,
       protection,
     };
+  }
+
+  private async identity(name: string): Promise<DiskIdentity> {
+    const seq = (await readFile(join(this.sysfs, 'block', name, 'diskseq'), 'utf8').catch(() => '')).trim();
+    const known = this.identities.get(name);
+    if (seq !== '' && known?.seq === seq) return known.id;
+    const id = await withTimeout(readDiskIdentity(name, this.sysfs), IDENTITY_TIMEOUT_MS, `reading the identity of ${name}`);
+    if (seq !== '') this.identities.set(name, { seq, id });
+    return id;
+  }
+
+  /** The protecting map of a disk, by its MAJ:MIN from sysfs: no read of the disk itself. */
+  async mapOver(name: string): Promise<string | null> {
+    const devt = (await readFile(join(this.sysfs, 'block', name, 'dev'), 'utf8').catch(() => '')).trim();
+    return (await this.protecting()).find((m) => m.disk === devt)?.map.info.name ?? null;
   }
 
   async disksUnder(unit: string): Promise<string[]> {

@@ -41,6 +41,7 @@ function machine() {
     createMap: () => Promise.reject(new Error('not here')),
     moduleOf: () => Promise.resolve('ahci'),
     diskUse: (n) => Promise.resolve(uses.get(n) ?? null),
+    mapOver: (n) => Promise.resolve(disks.get(n)?.map ?? null),
   };
   return { disks, uses, writes, switched, sys };
 }
