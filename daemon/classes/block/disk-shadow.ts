@@ -6,7 +6,7 @@
 // the writer with what changed. A disk is keyed by its identity (serial,
 // WWN), not its kernel name: after a restart sda may come back as sdb.
 import type { DeviceStatus, ShowResult } from '../../core/device-status.js';
-import { RequestError } from '../../core/request-error.js';
+import { storedByName, storedShow, storedStatus } from '../../core/stored-device.js';
 import { SNAPSHOT_ACTOR, type Actor, type DeviceRecord, type ShadowStore } from '../../core/shadow-store.js';
 import type { TapEvent } from '../../core/tap-record.js';
 import type { Logger } from '../../service/log.js';
@@ -251,39 +251,17 @@ export class DiskShadow {
     return [...this.watched.values()].map((d) => d.facts);
   }
 
-  /** The disk of that name: the present one, else the kept shadow of one that is gone. */
+  /** The device of that name: the present one, else the kept shadow of one that is gone. */
   recordOf(name: string): DeviceRecord | undefined {
-    const all = this.store.devices(CLS).filter((d) => d.name === name);
-    return all.find((d) => d.present) ?? all[0];
+    return storedByName(this.store, CLS, name);
   }
 
   status(): DeviceStatus[] {
-    return this.store.devices(CLS).map((d) => this.statusOf(d));
+    return this.store.devices(CLS).map((d) => storedStatus(this.store, d));
   }
 
   show(name: string): ShowResult {
-    const rec = this.recordOf(name);
-    if (!rec) throw new RequestError('ENODEV', `shadowd watches no disk named ${name}`);
-    return {
-      device: this.statusOf(rec),
-      entries: this.store.entries(rec.id).map((e) => ({ key: e.key, value: e.value, setBy: e.actor, at: e.at })),
-      holders: [],
-    };
-  }
-
-  private statusOf(d: DeviceRecord): DeviceStatus {
-    return {
-      id: d.id,
-      cls: CLS,
-      name: d.name,
-      driver: d.driver,
-      bus: d.bus,
-      mode: 'passive',
-      health: d.present ? 'ok' : 'absent',
-      keys: this.store.entryCount(d.id),
-      holders: 0,
-      attrs: d.attrs,
-    };
+    return storedShow(this.store, CLS, 'disk', name);
   }
 
   private fields(f: Pick<DiskFacts, 'name' | 'driver'>): Record<string, string> {

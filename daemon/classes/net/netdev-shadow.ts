@@ -6,7 +6,7 @@ import { readdir, readlink } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { runProgram } from '../../core/run-program.js';
 import type { DeviceStatus, ShowResult } from '../../core/device-status.js';
-import { RequestError } from '../../core/request-error.js';
+import { storedByName, storedShow, storedStatus } from '../../core/stored-device.js';
 import type { Logger } from '../../service/log.js';
 import { reduceEvent } from './netdev-reducer.js';
 import { ALL_GROUPS, KEY_GROUPS, snapshotDevice, SnapshotError, type DeviceSnapshot, type KeyGroup } from './netdev-snapshot.js';
@@ -346,38 +346,16 @@ export class NetdevShadow {
     return { SHADOWD_DEVICE: dev.name, SHADOWD_DRIVER: dev.driver ?? '', SHADOWD_CLASS: CLS };
   }
 
-  /** The device of that name: the present one, else the kept shadow of one that is gone. One query, no counts (asked at every stall poll). */
+  /** The device of that name: the present one, else the kept shadow of one that is gone. */
   record(name: string): DeviceRecord | undefined {
-    const all = this.store.devices(CLS).filter((d) => d.name === name);
-    return all.find((d) => d.present) ?? all[0];
+    return storedByName(this.store, CLS, name);
   }
 
   status(): DeviceStatus[] {
-    return this.store.devices(CLS).map((d) => this.statusOf(d));
+    return this.store.devices(CLS).map((d) => storedStatus(this.store, d));
   }
 
   show(name: string): ShowResult {
-    const rec = this.record(name);
-    if (!rec) throw new RequestError('ENODEV', `shadowd watches no network device named ${name}`);
-    return {
-      device: this.statusOf(rec),
-      entries: this.store.entries(rec.id).map((e) => ({ key: e.key, value: e.value, setBy: e.actor, at: e.at })),
-      holders: this.store.holders(rec.id),
-    };
-  }
-
-  private statusOf(d: DeviceRecord): DeviceStatus {
-    return {
-      id: d.id,
-      cls: CLS,
-      name: d.name,
-      driver: d.driver,
-      bus: d.bus,
-      mode: 'passive',
-      health: d.present ? 'ok' : 'absent',
-      keys: this.store.entryCount(d.id),
-      holders: this.store.holders(d.id).length,
-      attrs: d.attrs,
-    };
+    return storedShow(this.store, CLS, 'network device', name);
   }
 }

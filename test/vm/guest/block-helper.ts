@@ -46,7 +46,7 @@ const SPECS: readonly DiskSpec[] = [
   { serial: 'shadowd-disk2', driver: 'virtio_blk', scsi: false, pci: false },
 ];
 
-interface RestartRecord {
+export interface RestartRecord {
   disk: string;
   what: string;
   reply: string;
@@ -59,7 +59,7 @@ interface RestartRecord {
   sameSize: boolean;
   dataOk: boolean;
 }
-interface Result {
+export interface Result {
   version?: string;
   disks: Record<string, { name: string; unit?: string; sectors: number }>;
   restarts: RestartRecord[];

@@ -16,35 +16,12 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { assertGuestOk, runInGuest } from '../rig/guest.js';
 import { buildHelperModule } from '../rig/kmod-build.js';
 import { repoPath } from '../rig/repo-path.js';
+import type { Result } from '../guest/block-helper.js';
 
 const SCRIPT = repoPath('dist/test/vm/guest/block-helper.js');
 const SOURCE = repoPath('test/vm/guest/block-helper.ts');
 
-interface RestartRecord {
-  disk: string;
-  what: string;
-  reply: string;
-  releaseMs: number;
-  totalMs: number;
-  steps: string;
-  unit: string;
-  reappearMs: number;
-  newName: string;
-  sameSize: boolean;
-  dataOk: boolean;
-}
-interface BlockResult {
-  version?: string;
-  disks: Record<string, { name: string; unit?: string; sectors: number }>;
-  restarts: RestartRecord[];
-  faults: Record<string, Record<string, string>>;
-  badInput: Record<string, string>;
-  fuzz?: Record<string, number>;
-  removal?: { replies: Record<string, number>; rebound: boolean };
-  rmmod?: { rmmod: boolean; readsAfter: Record<string, boolean> };
-  dm?: Record<string, unknown>;
-  failures: string[];
-}
+type BlockResult = Result;
 
 const DISKS = ['shadowd-disk0', 'shadowd-disk1', 'shadowd-disk2'] as const;
 
