@@ -15,29 +15,10 @@ import { shadowReplay } from '../../core/shadow-replay.js';
 import type { ShadowEntry } from '../../core/shadow-store.js';
 import { BLOCK_DECLARATION, CREATE_MAP_KEY, IO_STALL_KEY } from './block-declaration.js';
 import { planRestartSettings, planSettings, type SettingStep } from './disk-settings-replay.js';
-import { DiskShadow, type DiskFacts, type DiskSource } from './disk-shadow.js';
-import { IoStallDetector, type DiskIo } from './io-stall-detector.js';
-import { SysfsBlockSystem } from './block-system.js';
+import { DiskShadow, type DiskFacts } from './disk-shadow.js';
+import { IoStallDetector } from './io-stall-detector.js';
+import { SysfsBlockSystem, type BlockSystem } from './block-system.js';
 import { relinkUnit } from './unit-relink.js';
-
-/** What the class needs of the machine (block-system.ts; a fake in unit tests). */
-export interface BlockSystem extends DiskSource {
-  /** Whole disks under a restart unit now. */
-  disksUnder(unit: string): Promise<string[]>;
-  readIo(name: string): Promise<DiskIo>;
-  /** Writes one setting (a key of DiskFacts.settings); rejects with the kernel's refusal. */
-  writeSetting(name: string, key: string, value: string): Promise<void>;
-  /** Points a map at a disk (reload, resume without flush); returns the commands run. */
-  switchMap(map: string, sectors: number, devt: string): Promise<string[][]>;
-  /** Puts a disk nothing uses under a map of shadowd's own; returns its name, or rejects saying why it cannot. */
-  createMap(disk: DiskFacts): Promise<string>;
-  /** The module a driver lives in. */
-  moduleOf(driver: string): Promise<string | null>;
-  /** Who uses a disk other than a protecting map, for people (mounted at /srv, claimed by a holder), or null when nothing does. */
-  diskUse(name: string): Promise<string | null>;
-  /** The protecting map over a disk, found from sysfs and the map list alone (no I/O to a disk that may be hung), or null. */
-  mapOver(name: string): Promise<string | null>;
-}
 
 /** How long a restarted controller may take to show its disks again (a SCSI scan spins disks up). */
 const RELINK_TIMEOUT_MS = 30_000;

@@ -6,10 +6,9 @@
 import { basename } from 'node:path';
 import { readFile, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { BlockSystem } from './block-class.js';
 import { claimedExclusively, listDiskNames, readDisk as readBlockDisk, readDiskSettings, readIoCounters, restartUnitOf, disksUnder, writeDiskSetting, type RestartUnit } from './block-sysfs.js';
 import { readDiskIdentity, type DiskIdentity } from './disk-identity.js';
-import type { DiskFacts } from './disk-shadow.js';
+import type { DiskFacts, DiskSource } from './disk-shadow.js';
 import type { DiskIo } from './io-stall-detector.js';
 import { defaultMapName, Dmsetup, singlePathTable, type DmMap } from './dm-map.js';
 
@@ -32,6 +31,25 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
     timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms (its driver may be hung)`)), ms);
   });
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** What the class needs of the machine (SysfsBlockSystem below; a fake in unit tests). */
+export interface BlockSystem extends DiskSource {
+  /** Whole disks under a restart unit now. */
+  disksUnder(unit: string): Promise<string[]>;
+  readIo(name: string): Promise<DiskIo>;
+  /** Writes one setting (a key of DiskFacts.settings); rejects with the kernel's refusal. */
+  writeSetting(name: string, key: string, value: string): Promise<void>;
+  /** Points a map at a disk (reload, resume without flush); returns the commands run. */
+  switchMap(map: string, sectors: number, devt: string): Promise<string[][]>;
+  /** Puts a disk nothing uses under a map of shadowd's own; returns its name, or rejects saying why it cannot. */
+  createMap(disk: DiskFacts): Promise<string>;
+  /** The module a driver lives in. */
+  moduleOf(driver: string): Promise<string | null>;
+  /** Who uses a disk other than a protecting map, for people (mounted at /srv, claimed by a holder), or null when nothing does. */
+  diskUse(name: string): Promise<string | null>;
+  /** The protecting map over a disk, found from sysfs and the map list alone (no I/O to a disk that may be hung), or null. */
+  mapOver(name: string): Promise<string | null>;
 }
 
 export interface SysfsBlockSystemOptions {

@@ -4,7 +4,8 @@
 // restart finding both disks again and putting the settings back); the
 // guest tests run it on real drivers and device-mapper.
 import { describe, expect, it } from 'vitest';
-import { openBlock, type BlockSystem } from '../../../../daemon/classes/block/block-class.js';
+import { openBlock } from '../../../../daemon/classes/block/block-class.js';
+import type { BlockSystem } from '../../../../daemon/classes/block/block-system.js';
 import type { DiskFacts } from '../../../../daemon/classes/block/disk-shadow.js';
 import type { ClassContext } from '../../../../daemon/core/device-class.js';
 import { ShadowStore } from '../../../../daemon/core/shadow-store.js';
