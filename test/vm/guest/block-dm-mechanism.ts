@@ -148,7 +148,7 @@ async function protectingDisk(name: string): Promise<string | null> {
   return all.find((p) => p.map.info.name === name)?.disk ?? null;
 }
 
-interface MappedRun {
+export interface MappedRun {
   disk: string;
   driver: string;
   unit: RestartUnit;
@@ -281,7 +281,7 @@ async function mappedRun(disk: string): Promise<MappedRun> {
   };
 }
 
-interface ControlRun {
+export interface ControlRun {
   disk: string;
   driver: string;
   newDisk: string;

@@ -9,44 +9,12 @@ import { existsSync, statSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { assertGuestOk, runInGuest } from '../../rig/guest.js';
 import { repoPath } from '../../rig/repo-path.js';
+import type { ControlRun, MappedRun } from '../../guest/block-dm-mechanism.js';
 
 const SCRIPT = repoPath('dist/test/vm/guest/block-dm-mechanism.js');
 
-interface WriterResult {
-  acked: number;
-  longestStallMs: number;
-  error: { message: string } | null;
-  hung: boolean;
-}
-interface Mapped {
-  driver: string;
-  disk: string;
-  newDisk: string;
-  devtBefore: string;
-  devtAfter: string;
-  verdict: { same: boolean; basis: string[] };
-  windowMs: number;
-  protectedBefore: string | null;
-  protectedAfter: string | null;
-  pathStateAfter: string;
-  settingsBefore: Record<string, string>;
-  settingsFresh: Record<string, string>;
-  settingsAfter: Record<string, string>;
-  settingsReplay: { key: string; outcome: string; reason?: string }[];
-  writers: Record<string, WriterResult>;
-  missing: Record<string, number[]>;
-  integrity: string;
-  mountOptionsDuring: string | null;
-  mountOptionsAfter: string | null;
-  fsck: { exitCode: number; output: string };
-  kernelErrors: string[];
-}
-interface Control {
-  driver: string;
-  writers: Record<string, WriterResult>;
-  mountOptionsAfter: string | null;
-  kernelErrors: string[];
-}
+type Mapped = MappedRun;
+type Control = ControlRun;
 
 describe('disk class mechanism: dm-multipath over a driver restart', () => {
   beforeAll(() => {
