@@ -104,23 +104,26 @@ export function openBlock(ctx: ClassContext, sys: BlockSystem): ClassRuntime {
     },
   };
 
-  const ensureMaps = async (): Promise<void> => {
+  /** Puts each disk with CreateMap=yes and no map under one; returns how many it made. */
+  const ensureMaps = async (): Promise<number> => {
+    let made = 0;
     for (const f of shadow.allFacts()) {
       if (f.map || ctx.held(f.name) || ctx.setting(f.name, f.driver, CREATE_MAP_KEY) !== true) continue;
       try {
         const map = await sys.createMap(f);
+        made++;
         ctx.logger.log('notice', `${f.name}: put under map ${map}: a filesystem made on /dev/mapper/${map} survives a restart of driver ${f.driver ?? '(unknown)'}`, fields(f.name));
       } catch (err) {
         ctx.logger.log('warning', `${f.name}: CreateMap is on, but shadowd cannot put it under a map: ${messageOf(err)}`, fields(f.name));
       }
     }
+    return made;
   };
 
   const resync = async (why: string): Promise<void> => {
     await shadow.resync(why);
-    const before = shadow.allFacts().filter((f) => f.map).length;
-    await ensureMaps();
-    if (shadow.allFacts().filter((f) => f.map).length === before) await shadow.resync(`${why}, after creating maps`);
+    // A new map changes its disk's protection: read the disks again only then.
+    if ((await ensureMaps()) > 0) await shadow.resync(`${why}, after creating maps`);
   };
 
   return {
