@@ -12,6 +12,7 @@
 // the map at it, which lets the held I/O go.
 import type { ClassContext, ClassDetectors, ClassReplay, ClassRuntime, DeviceClass, DeviceInfo, ReplayReport } from '../../core/device-class.js';
 import { shadowReplay } from '../../core/shadow-replay.js';
+import { shadowRuntime } from '../../core/shadow-runtime.js';
 import type { ShadowEntry } from '../../core/shadow-store.js';
 import { BLOCK_DECLARATION, CREATE_MAP_KEY, IO_STALL_KEY } from './block-declaration.js';
 import { planRestartSettings, planSettings, type SettingStep } from './disk-settings-replay.js';
@@ -127,14 +128,9 @@ export function openBlock(ctx: ClassContext, sys: BlockSystem): ClassRuntime {
   };
 
   return {
-    applyEvents: (batch) => shadow.applyBatch(batch),
+    ...shadowRuntime(shadow),
+    // Its own resync: the shadow's, then the maps CreateMap asks for.
     resync,
-    requestResync: (why) => shadow.requestResync(why),
-    caughtUp: () => shadow.caughtUp(),
-    settled: () => shadow.settled(),
-    pendingReads: () => shadow.pendingReads(),
-    list: () => shadow.status(),
-    show: (name) => shadow.show(name),
     lookup(name): DeviceInfo | null {
       const d = shadow.recordOf(name);
       return d?.present ? { name: d.name, driver: d.driver, bus: d.bus } : null;

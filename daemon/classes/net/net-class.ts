@@ -6,6 +6,7 @@
 import type { ClassContext, ClassDetectors, ClassRuntime, DeviceClass, DeviceInfo } from '../../core/device-class.js';
 import type { RestartReply } from '../../core/helper-protocol.js';
 import { shadowReplay, type ReplayPlanner } from '../../core/shadow-replay.js';
+import { shadowRuntime } from '../../core/shadow-runtime.js';
 import type { ShadowEntry } from '../../core/shadow-store.js';
 import { NET_DECLARATION, STALL_THRESHOLD_KEY } from './net-declaration.js';
 import { readNetDevices } from './net-sysfs.js';
@@ -42,14 +43,7 @@ function openNet(ctx: ClassContext): ClassRuntime {
     fields,
   });
   return {
-    applyEvents: (batch) => shadow.applyBatch(batch),
-    resync: (why) => shadow.resync(why),
-    requestResync: (why) => shadow.requestResync(why),
-    caughtUp: () => shadow.caughtUp(),
-    settled: () => shadow.settled(),
-    pendingReads: () => shadow.pendingReads(),
-    list: () => shadow.status(),
-    show: (name) => shadow.show(name),
+    ...shadowRuntime(shadow),
 
     lookup(name): DeviceInfo | null {
       const d = shadow.record(name);
