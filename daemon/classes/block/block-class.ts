@@ -101,6 +101,7 @@ export function openBlock(ctx: ClassContext, sys: BlockSystem): ClassRuntime {
         return report;
       } finally {
         relinking.delete(unit);
+        shadow.unitReleased();
       }
     },
   };

@@ -73,6 +73,8 @@ export class DiskShadow {
   private readsInFlight = 0;
   private resyncing: Promise<void> | null = null;
   private resyncAgain: string | null = null;
+  /** How many holds on a restart unit have ended (unitReleased): a read that spans one may predate the map switch. */
+  private releases = 0;
   private readonly source: DiskSource;
   private readonly held: (name: string) => boolean;
   private readonly heldUnit: (unit: string) => boolean;
@@ -187,17 +189,30 @@ export class DiskShadow {
    * driver does not serve (a dm map, a loop device) is not adopted.
    */
   private async readInto(name: string, actor: Actor): Promise<WatchedDisk | null> {
-    let facts: DiskFacts;
-    try {
-      facts = await this.source.readDisk(name);
-    } catch (err) {
-      this.logger.log('warning', `could not read disk ${name}: ${messageOf(err)}`, { SHADOWD_CLASS: CLS, SHADOWD_DEVICE: name });
-      return null;
+    for (;;) {
+      const releases = this.releases;
+      let facts: DiskFacts;
+      try {
+        facts = await this.source.readDisk(name);
+      } catch (err) {
+        this.logger.log('warning', `could not read disk ${name}: ${messageOf(err)}`, { SHADOWD_CLASS: CLS, SHADOWD_DEVICE: name });
+        return null;
+      }
+      if (facts.unit === null) return null;
+      // A restarted driver's disk has its defaults: the replay links it, and puts the shadow's settings back.
+      if (this.heldUnit(facts.unit)) return null;
+      if (releases === this.releases) return this.record(facts, actor);
+      // A restart's hold ended while this read ran (a disk's identity can take seconds):
+      // what it read may predate the replay (its map still pointing at the old disk), so read again.
     }
-    if (facts.unit === null) return null;
-    // A restarted driver's disk has its defaults: the replay links it, and puts the shadow's settings back.
-    if (this.heldUnit(facts.unit)) return null;
-    return this.record(facts, actor);
+  }
+
+  /**
+   * Says that a restart unit is no longer held: reads that began while it was
+   * are read again rather than recorded over what the replay linked.
+   */
+  unitReleased(): void {
+    this.releases++;
   }
 
   /**

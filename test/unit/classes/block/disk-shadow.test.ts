@@ -122,4 +122,36 @@ describe('disk shadow', () => {
     await shadow.caughtUp();
     expect(shadow.status().map((d) => d.id)).toEqual(['name:vdb']);
   });
+
+  it('reads again a disk whose read began before a restart hold ended, so the map the replay linked is not recorded over', async () => {
+    const store = new ShadowStore(':memory:');
+    const src = fakeSource([disk('vda', { devt: '254:0', unit: 'virtio2', map: 'shadow-x', protection: 'protected by map shadow-x' })]);
+    let unitHeld = false;
+    const shadow = new DiskShadow(store, quietLogger(), { source: src.source, heldUnit: (u) => unitHeld && u === 'virtio2' });
+    await shadow.resync('start');
+    // The driver is restarted: vda goes, vdb comes back; the map still points at vda's MAJ:MIN, so a read now sees no map over vdb.
+    unitHeld = true;
+    src.disks.delete('vda');
+    src.disks.set('vdb', disk('vdb', { devt: '254:16', serial: 'serial-vda', unit: 'virtio2', map: null, protection: 'not protected: no map over it' }));
+    // A slow read (a virtio serial is device I/O) of the disk that appeared, begun while the unit is held.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const slow = src.source.readDisk;
+    src.source.readDisk = async (name) => {
+      const f = await slow(name);
+      await gate;
+      return f;
+    };
+    shadow.applyBatch([parseTapRecord('ev=disk_add name=vdb major=254 minor=16 ret=0 kthread=0 pid=7 ts=1 comm=kworker')]);
+    await new Promise((r) => setTimeout(r, 0));
+    // The replay links vdb to the map, switches it, and the hold ends while that read is still out.
+    src.disks.set('vdb', { ...src.disks.get('vdb')!, map: 'shadow-x', protection: 'protected by map shadow-x' });
+    shadow.record(src.disks.get('vdb')!, { pid: null, comm: '(restart)' }, true);
+    unitHeld = false;
+    shadow.unitReleased();
+    release();
+    await shadow.caughtUp();
+    const row = shadow.status().find((d) => d.name === 'vdb');
+    expect(row?.attrs['map']).toBe('shadow-x');
+  });
 });

@@ -89,7 +89,7 @@ describe('disk applications survive a disk driver failure with shadowd', () => {
     expect(last.steps.filter((s) => s.result === 'fail'), JSON.stringify(last.steps)).toEqual([]);
     expect(last.steps.map((s) => s.key)).toEqual(expect.arrayContaining(['find', 'identity', 'map']));
     // The map follows the disk, and what an administrator set on it is back.
-    expect(res.statusAfter?.attrs['map']).toBe(res.map);
+    expect(res.statusAfter?.attrs['map'], `no disk shows map ${res.map} in shadowctl status after the recovery:\n${res.daemonLog}`).toBe(res.map);
     expect(res.readAheadAfter).toBe('1024');
   });
 });
