@@ -14,10 +14,11 @@ import type { ClassContext, ClassDetectors, ClassReplay, ClassRuntime, DeviceCla
 import { shadowReplay } from '../../core/shadow-replay.js';
 import { shadowRuntime } from '../../core/shadow-runtime.js';
 import type { ShadowEntry } from '../../core/shadow-store.js';
-import { BLOCK_DECLARATION, CREATE_MAP_KEY, IO_STALL_KEY } from './block-declaration.js';
+import { BLOCK_DECLARATION, CREATE_MAP_KEY, IO_STALL_KEY, LOST_DISK_HOLD_KEY } from './block-declaration.js';
 import { planRestartSettings, planSettings, type SettingStep } from './disk-settings-replay.js';
 import { DiskShadow, type DiskFacts } from './disk-shadow.js';
 import { IoStallDetector } from './io-stall-detector.js';
+import { LostDiskHold } from './lost-disk-hold.js';
 import { SysfsBlockSystem, type BlockSystem } from './block-system.js';
 import { relinkUnit } from './unit-relink.js';
 
@@ -31,7 +32,20 @@ export function openBlock(ctx: ClassContext, sys: BlockSystem): ClassRuntime {
   /** The names disks came back under in the last restart of their unit: old → new. */
   const cameBackAs = new Map<string, string>();
   const unitHeld = (unit: string): boolean => relinking.has(unit) || shadow.allFacts().some((f) => f.unit === unit && ctx.held(f.name));
-  const shadow: DiskShadow = new DiskShadow(ctx.store, ctx.logger, { source: sys, held: (name) => ctx.held(name), heldUnit: unitHeld });
+  const shadow: DiskShadow = new DiskShadow(ctx.store, ctx.logger, {
+    source: sys,
+    held: (name) => ctx.held(name),
+    heldUnit: unitHeld,
+    // A disk that appears later (its driver loaded, a disk plugged in) gets its map then, not at the next gap in the taps.
+    appeared: () => void mapAppeared(),
+  });
+
+  const lostHold = new LostDiskHold({
+    holdMs: (d) => Number(ctx.setting(d.name, d.driver, LOST_DISK_HOLD_KEY)),
+    busy: (d) => ctx.held(d.name) || (d.unit !== null && unitHeld(d.unit)),
+    failHeldIo: (map) => sys.failHeldIo(map),
+    logger: ctx.logger,
+  });
 
   const settings = shadowReplay<ShadowEntry, Record<string, string>, SettingStep>({
     entries: (name) => ctx.store.entries(shadow.show(name).device.id),
@@ -63,7 +77,12 @@ export function openBlock(ctx: ClassContext, sys: BlockSystem): ClassRuntime {
   });
 
   const replay: ClassReplay = {
-    mark: (name) => settings.mark(name),
+    mark: (name) => {
+      // The restart begins: every mapped disk of the controller is held from now on, for LostDiskHoldMs at most.
+      const unit = shadow.facts(name)?.unit;
+      for (const f of shadow.allFacts()) if (f.name === name || (unit && f.unit === unit)) lostHold.begin(f);
+      return settings.mark(name);
+    },
     async replay(name, restartMark): Promise<ReplayReport> {
       if (restartMark === undefined) return settings.replay(name);
       const me = shadow.facts(name);
@@ -95,7 +114,13 @@ export function openBlock(ctx: ClassContext, sys: BlockSystem): ClassRuntime {
         const missing: string[] = [];
         for (const r of results) {
           report.steps.push(...r.steps.map((s) => ({ ...s, key: label(r.before, s.key) })));
-          if (!r.after) missing.push(r.steps.find((s) => !s.ok)?.error ?? `${r.before.name} is not back`);
+          if (r.after) {
+            lostHold.back(r.before);
+            continue;
+          }
+          const why = r.steps.find((s) => !s.ok)?.error ?? `${r.before.name} is not back`;
+          const hold = lostHold.says(r.before);
+          missing.push(hold ? `${why}; ${hold}` : why);
         }
         if (missing.length > 0) report.notBack = missing.join('; ');
         return report;
@@ -106,8 +131,19 @@ export function openBlock(ctx: ClassContext, sys: BlockSystem): ClassRuntime {
     },
   };
 
+  /** One ensureMaps at a time: two would both find a disk unmapped and both try to map it. */
+  let mapping: Promise<unknown> = Promise.resolve();
+  const ensureMaps = (): Promise<number> => {
+    const run = mapping.then(createMaps, createMaps);
+    mapping = run;
+    return run;
+  };
+  const mapAppeared = async (): Promise<void> => {
+    if ((await ensureMaps()) > 0) await shadow.requestResync('a disk that appeared was put under a map');
+  };
+
   /** Puts each disk with CreateMap=yes and no map under one; returns how many it made. */
-  const ensureMaps = async (): Promise<number> => {
+  const createMaps = async (): Promise<number> => {
     let made = 0;
     for (const f of shadow.allFacts()) {
       if (f.map || ctx.held(f.name) || ctx.setting(f.name, f.driver, CREATE_MAP_KEY) !== true) continue;

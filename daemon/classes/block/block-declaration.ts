@@ -50,6 +50,7 @@ export const BLOCK_SYNC_MARKER: SyncMarker = {
 
 export const CREATE_MAP_KEY = 'CreateMap';
 export const IO_STALL_KEY = 'StallThresholdMs';
+export const LOST_DISK_HOLD_KEY = 'LostDiskHoldMs';
 
 export const BLOCK_DECLARATION: ClassDeclaration = {
   id: 'block',
@@ -78,6 +79,12 @@ export const BLOCK_DECLARATION: ClassDeclaration = {
       parse: integerSetting(500, 600_000),
       default: 5000,
       doc: 'I/O in flight on the disk with no completion for this long counts as a failure',
+    },
+    {
+      key: LOST_DISK_HOLD_KEY,
+      parse: integerSetting(0, 86_400_000),
+      default: 60_000,
+      doc: 'when a disk does not come back after its driver\'s restart, its map holds its I/O at most this long from the restart\'s start (never while shadowd still recovers it), then fails it: applications see I/O errors, as without shadowd; 0 holds it until someone acts',
     },
   ],
   attrs: ['map', 'protection'],

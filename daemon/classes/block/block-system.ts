@@ -42,6 +42,8 @@ export interface BlockSystem extends DiskSource {
   writeSetting(name: string, key: string, value: string): Promise<void>;
   /** Points a map at a disk (reload, resume without flush); returns the commands run. */
   switchMap(map: string, sectors: number, devt: string): Promise<string[][]>;
+  /** Makes a map fail the I/O it holds, and what comes, while it has no path; returns the command run. */
+  failHeldIo(map: string): Promise<string[]>;
   /** Puts a disk nothing uses under a map of shadowd's own; returns its name, or rejects saying why it cannot. */
   createMap(disk: DiskFacts): Promise<string>;
   /** The module a driver lives in. */
@@ -192,6 +194,12 @@ export class SysfsBlockSystem implements BlockSystem {
       ['dmsetup', 'reload', map, '--table', singlePathTable(sectors, devt)],
       ['dmsetup', 'resume', '--noflush', map],
     ];
+  }
+
+  async failHeldIo(map: string): Promise<string[]> {
+    await this.dm.failIfNoPath(map);
+    this.maps = null;
+    return ['dmsetup', 'message', map, '0', 'fail_if_no_path'];
   }
 
   async createMap(disk: DiskFacts): Promise<string> {

@@ -50,6 +50,8 @@ export interface DiskShadowDeps {
   held?: (name: string) => boolean;
   /** Whether shadowd is restarting the driver of this restart unit: a disk appearing under it is one coming back, linked by the replay. */
   heldUnit?: (unit: string) => boolean;
+  /** A disk that appeared while shadowd runs (a driver loaded, a disk plugged in) was adopted. */
+  appeared?: (facts: DiskFacts) => void;
   now?: () => number;
 }
 
@@ -78,6 +80,7 @@ export class DiskShadow {
   private readonly source: DiskSource;
   private readonly held: (name: string) => boolean;
   private readonly heldUnit: (unit: string) => boolean;
+  private readonly appeared: (facts: DiskFacts) => void;
   private readonly now: () => number;
 
   constructor(
@@ -88,6 +91,7 @@ export class DiskShadow {
     this.source = deps.source;
     this.held = deps.held ?? (() => false);
     this.heldUnit = deps.heldUnit ?? (() => false);
+    this.appeared = deps.appeared ?? (() => undefined);
     this.now = deps.now ?? Date.now;
   }
 
@@ -139,7 +143,7 @@ export class DiskShadow {
             break;
           case 'added':
             // A disk a restart brings back is linked to its shadow by the replay, not adopted here.
-            if (!this.held(action.name) && !this.watched.has(action.name)) this.schedule(action.name, SNAPSHOT_ACTOR);
+            if (!this.held(action.name) && !this.watched.has(action.name)) this.schedule(action.name, SNAPSHOT_ACTOR, true);
             break;
           case 'removed':
             this.removed(action.name);
@@ -173,11 +177,12 @@ export class DiskShadow {
     this.logger.log('notice', `${name} disappeared; its shadow is kept`, this.fields(dev.facts));
   }
 
-  private schedule(name: string, actor: Actor): void {
+  private schedule(name: string, actor: Actor, appeared = false): void {
     this.readsInFlight++;
     this.refreshing = this.refreshing.then(async () => {
       try {
-        if (!this.held(name)) await this.readInto(name, actor);
+        const dev = this.held(name) ? null : await this.readInto(name, actor);
+        if (dev && appeared) this.appeared(dev.facts);
       } finally {
         this.readsInFlight--;
       }

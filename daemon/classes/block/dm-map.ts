@@ -548,6 +548,15 @@ export class Dmsetup {
     await this.resumeNoFlush(name);
   }
 
+  /**
+   * Stops NAME holding I/O while it has no path: what it holds and what comes
+   * fails at once with an I/O error (queue_if_no_path off). A table reload
+   * with singlePathTable turns holding on again.
+   */
+  async failIfNoPath(name: string): Promise<void> {
+    await this.run(['message', validateMapName(name), '0', 'fail_if_no_path']);
+  }
+
   /** Removes NAME. Fails (DmsetupError) while it is open. */
   async remove(name: string): Promise<void> {
     await this.run(['remove', validateMapName(name)]);

@@ -3,7 +3,8 @@
 // checks that it is the same disk (identity and size) before anything is
 // written to it, and points its protecting map at it, which releases the I/O
 // the map held. A disk that does not come back, or comes back different, is
-// never written to: its map keeps holding its I/O, and the report says why.
+// never written to: its map keeps holding its I/O (for how long is the
+// class's policy, lost-disk-hold.ts), and the report says why.
 import type { DiskFacts } from './disk-shadow.js';
 import { diskId } from './disk-shadow.js';
 
@@ -71,7 +72,7 @@ export async function relinkUnit(before: readonly DiskFacts[], deps: RelinkDeps,
     const result: RelinkResult = { before: b, after: null, steps };
     results.push(result);
     if (!after) {
-      steps.push({ key: 'find', argv: [], ok: false, error: `${b.name} did not come back under ${b.unit ?? '?'} within ${timeoutMs} ms${b.map ? `: map ${b.map} keeps holding its I/O` : ''}` });
+      steps.push({ key: 'find', argv: [], ok: false, error: `${b.name} did not come back under ${b.unit ?? '?'} within ${timeoutMs} ms` });
       continue;
     }
     steps.push({ key: 'find', argv: [], ok: true });

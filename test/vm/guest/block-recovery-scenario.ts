@@ -4,7 +4,15 @@
 // driver fails (a fault injected through shadowctl). shadowd must detect it,
 // restart the controller's driver, find the disk again, point the map at it
 // and put its settings back, with no application seeing an error.
-//   node block-recovery-scenario.js --inputs DIR --run SERIAL:FAULT [--run ...]
+// A driver named with --late-driver is loaded only once shadowd is ready: its
+// disks (their serials given with --late) appear while shadowd runs, and
+// CreateMap=yes in the driver's section must put them under a map then.
+// With --lost SERIAL, last: that disk's PCI controller is kept from binding
+// again (driver_override), a manual recovery restarts its driver, and a
+// direct write to its map, held meanwhile, must fail once LostDiskHoldMs
+// (set to LOST_HOLD_MS here) has run out, with the journal saying why:
+// shadowd never holds a lost disk's I/O for ever.
+//   node block-recovery-scenario.js --inputs DIR --run SERIAL:FAULT [--run ...] [--late-driver MODULE --late SERIAL ...] [--lost SERIAL]
 // Prints `BLOCK_RECOVERY_RESULT <json>` per run for
 // test/vm/classes/block/recovery-apps.test.ts.
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -19,24 +27,27 @@ import { loadHelper } from './nic-setup.js';
 import { shadowdEnv, startShadowd } from './shadowd-process.js';
 import { repoPath } from '../rig/repo-path.js';
 
-const { values } = parseArgs({ options: { inputs: { type: 'string' }, run: { type: 'string', multiple: true, default: [] } } });
+const { values } = parseArgs({ options: { inputs: { type: 'string' }, run: { type: 'string', multiple: true, default: [] }, 'late-driver': { type: 'string' }, late: { type: 'string', multiple: true, default: [] }, lost: { type: 'string' } } });
+const late = values['late-driver'];
 const runDir = process.env['SHADOWD_RUNDIR'];
 const runs = values.run.map((r) => {
   const [serial, fault] = r.split(':');
   return { serial: serial ?? '', fault: fault ?? '' };
 });
-if (!values.inputs || runs.length === 0 || !runDir || runs.some((r) => !/^[\w-]+$/.test(r.serial) || !/^[a-z-]+$/.test(r.fault))) {
-  console.error('usage: block-recovery-scenario.js --inputs DIR --run SERIAL:FAULT [--run ...] (with $SHADOWD_RUNDIR set)');
+if (!values.inputs || runs.length === 0 || !runDir || runs.some((r) => !/^[\w-]+$/.test(r.serial) || !/^[a-z-]+$/.test(r.fault)) || (late !== undefined && !/^\w+$/.test(late)) || (late === undefined) !== (values.late.length === 0) || (values.lost !== undefined && !runs.some((r) => r.serial === values.lost))) {
+  console.error('usage: block-recovery-scenario.js --inputs DIR --run SERIAL:FAULT [--run ...] [--late-driver MODULE --late SERIAL ...] [--lost SERIAL] (with $SHADOWD_RUNDIR set; --lost names a disk of a --run)');
   process.exit(2);
 }
 
 /** How long the scenario waits for shadowd's recovery to end after the fault. */
 const RECOVERY_WAIT_MS = 240_000;
+/** LostDiskHoldMs for every disk: longer than a healthy restart here would be a weaker test of "never while shadowd still recovers it". */
+const LOST_HOLD_MS = 5000;
 
 const t0 = Date.now();
 const note = (text: string): void => console.log(`[${((Date.now() - t0) / 1000).toFixed(1)} s] ${text}`);
 
-for (const m of ['ata_piix', 'ahci', 'virtio_blk', 'sd_mod', 'ext4', 'dm-multipath']) await execa('modprobe', [m]);
+for (const m of ['ata_piix', 'ahci', 'virtio_blk', 'sd_mod', 'ext4', 'dm-multipath']) if (m !== late) await execa('modprobe', [m]);
 await loadHelper(true);
 const inputs = loadDiskAppsInputs(values.inputs);
 const refDir = mkdtempSync('/dev/shm/disk-apps-ref-');
@@ -44,15 +55,22 @@ const reference = await computeDiskAppsReference(inputs, refDir);
 await execa('rm', ['-rf', refDir]);
 note(`reference on tmpfs: build ${reference.compiler.ms} ms, encode ${reference.encoder.ms} ms`);
 
-// Every disk of the runs gets CreateMap=yes in its own section.
+// Every disk of the runs there now gets CreateMap=yes in its own section; the late driver's, in the driver's.
 const disks = new Map<string, DiskRef>();
-for (const r of runs) disks.set(r.serial, await waitForDisk(r.serial, 30_000));
+for (const r of runs) if (!values.late.includes(r.serial)) disks.set(r.serial, await waitForDisk(r.serial, 30_000));
 const work = mkdtempSync('/tmp/block-recovery-');
 const config = join(work, 'shadowd.conf');
-writeFileSync(config, [...disks.values()].map((d) => `[Device block:${d.name}]\nCreateMap=yes\n`).join('\n'));
+const sections = [`[Class block]\nLostDiskHoldMs=${LOST_HOLD_MS}\n`, ...[...disks.values()].map((d) => `[Device block:${d.name}]\nCreateMap=yes\n`)];
+if (late) sections.push(`[Driver ${late}]\nCreateMap=yes\n`);
+writeFileSync(config, sections.join('\n'));
 let daemonLog = '';
 const started = await startShadowd(work, (t) => (daemonLog += t), ['--allow-faults', '--config', config, '--log-level', 'debug']);
 note(`shadowd ready in ${started.readyMs} ms`);
+if (late) {
+  await execa('modprobe', [late]);
+  note(`loaded ${late} after shadowd started`);
+  for (const r of runs) if (!disks.has(r.serial)) disks.set(r.serial, await waitForDisk(r.serial, 30_000));
+}
 const env = shadowdEnv(work);
 const ctl = async (...args: string[]): Promise<{ exitCode: number | undefined; stdout: string; stderr: string }> => {
   const r = await execa('node', [repoPath('dist/cli/shadowctl.js'), ...args], { reject: false, env });
@@ -63,6 +81,7 @@ interface StatusRow {
   cls: string;
   name: string;
   driver: string | null;
+  bus: string | null;
   attrs: Record<string, string | number>;
 }
 async function blockRows(): Promise<StatusRow[]> {
@@ -81,6 +100,18 @@ async function mapOf(name: string, timeoutMs: number): Promise<string> {
   }
 }
 
+export interface LostDiskResult {
+  disk: string;
+  map: string;
+  holdMs: number;
+  recover: { exitCode: number | undefined; output: string };
+  /** The direct write issued during the restart: held, then failed. endedAfterMs counts from the recovery's request. */
+  write: { exitCode: number | undefined; stderr: string; endedAfterMs: number };
+  /** dmsetup table of the map afterwards. */
+  table: string;
+  daemonLog: string;
+}
+
 export interface BlockRecoveryResult extends DiskAppsRunResult {
   fault: FaultReport | null;
   map: string;
@@ -91,9 +122,12 @@ export interface BlockRecoveryResult extends DiskAppsRunResult {
   daemonLog: string;
 }
 
+/** Each run's map, by serial. */
+const maps = new Map<string, string>();
 for (const { serial, fault } of runs) {
   const disk = disks.get(serial)!;
   const map = await mapOf(disk.name, 60_000);
+  maps.set(serial, map);
   // A setting an administrator made, which the restart loses and the replay puts back.
   writeFileSync(`/sys/block/${disk.name}/queue/read_ahead_kb`, '1024');
   const logFrom = daemonLog.length;
@@ -135,6 +169,33 @@ for (const { serial, fault } of runs) {
     daemonLog: daemonLog.slice(logFrom),
   };
   console.log(`BLOCK_RECOVERY_RESULT ${JSON.stringify(result)}`);
+}
+if (values.lost) {
+  const map = maps.get(values.lost)!;
+  const row = (await blockRows()).find((d) => d.attrs['map'] === map);
+  if (!row?.bus || !/^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/.test(row.bus)) throw new Error(`--lost ${values.lost}: no disk on a PCI controller shows map ${map}: ${JSON.stringify(row)}`);
+  const logFrom = daemonLog.length;
+  // The controller's driver will not bind again: the disk does not come back.
+  writeFileSync(`/sys/bus/pci/devices/${row.bus}/driver_override`, 'none');
+  const t = Date.now();
+  const recover = ctl('recover', `block:${row.name}`);
+  // A write issued while the restart runs: the map holds it, then must fail it.
+  await new Promise((r) => setTimeout(r, 1000));
+  const write = execa('dd', ['if=/dev/zero', `of=/dev/mapper/${map}`, 'bs=4096', 'count=1', 'seek=64', 'oflag=direct'], { reject: false });
+  const w = await write;
+  const writeMs = Date.now() - t;
+  const rec = await recover;
+  const table = await execa('dmsetup', ['table', map], { reject: false });
+  const result: LostDiskResult = {
+    disk: row.name,
+    map,
+    holdMs: LOST_HOLD_MS,
+    recover: { exitCode: rec.exitCode, output: `${rec.stdout}${rec.stderr}`.trim() },
+    write: { exitCode: w.exitCode, stderr: w.stderr.trim(), endedAfterMs: writeMs },
+    table: table.stdout.trim(),
+    daemonLog: daemonLog.slice(logFrom),
+  };
+  console.log(`LOST_DISK_RESULT ${JSON.stringify(result)}`);
 }
 started.daemon.kill('SIGTERM');
 await started.daemon;

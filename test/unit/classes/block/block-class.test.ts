@@ -9,6 +9,7 @@ import type { BlockSystem } from '../../../../daemon/classes/block/block-system.
 import type { DiskFacts } from '../../../../daemon/classes/block/disk-shadow.js';
 import type { ClassContext } from '../../../../daemon/core/device-class.js';
 import { ShadowStore } from '../../../../daemon/core/shadow-store.js';
+import { parseTapRecord } from '../../../../daemon/core/tap-record.js';
 
 function disk(name: string, over: Partial<DiskFacts> = {}): DiskFacts {
   return {
@@ -25,6 +26,7 @@ function machine() {
   const uses = new Map<string, string>();
   const writes: string[] = [];
   const switched: string[] = [];
+  const failed: string[] = [];
   const sys: BlockSystem = {
     listDisks: () => Promise.resolve([...disks.keys()]),
     readDisk: (n) => (disks.has(n) ? Promise.resolve(structuredClone(disks.get(n)!)) : Promise.reject(new Error(`no ${n}`))),
@@ -39,12 +41,16 @@ function machine() {
       switched.push(`${map} ${devt}`);
       return Promise.resolve([['dmsetup', 'resume', '--noflush', map]]);
     },
+    failHeldIo: (map) => {
+      failed.push(map);
+      return Promise.resolve(['dmsetup', 'message', map, '0', 'fail_if_no_path']);
+    },
     createMap: () => Promise.reject(new Error('not here')),
     moduleOf: () => Promise.resolve('ahci'),
     diskUse: (n) => Promise.resolve(uses.get(n) ?? null),
     mapOver: (n) => Promise.resolve(disks.get(n)?.map ?? null),
   };
-  return { disks, uses, writes, switched, sys };
+  return { disks, uses, writes, switched, failed, sys };
 }
 
 function context(store: ShadowStore, held: Set<string>): ClassContext {
@@ -56,7 +62,7 @@ function context(store: ShadowStore, held: Set<string>): ClassContext {
     syncTaps: () => Promise.resolve(),
     report: () => undefined,
     held: (n) => held.has(n),
-    setting: (_n, _d, key) => (key === 'CreateMap' ? false : 5000),
+    setting: (_n, _d, key) => (key === 'CreateMap' ? false : key === 'LostDiskHoldMs' ? 50 : 5000),
   };
 }
 
@@ -107,12 +113,48 @@ describe('disk class runtime', () => {
     const rt = openBlock(context(new ShadowStore(':memory:'), held), m.sys);
     await rt.resync('start');
     held.add('sda');
+    const mark = rt.replay.mark('sda');
     m.disks.delete('sda');
     m.disks.get('sdb')!.serial = 'S-sdb';
     // A disk of another size where sda was.
     m.disks.set('sde', disk('sde', { serial: 'S-sda', sectors: 4096 }));
-    const report = await rt.replay.replay('sda', Promise.resolve(0));
-    expect(report.notBack).toMatch(/sde is not sda: size 4096 sectors is not 131072; nothing is written to it/);
+    const report = await rt.replay.replay('sda', mark);
+    expect(report.notBack).toMatch(/sde is not sda: size 4096 sectors is not 131072; nothing is written to it; map shadow-S-sda holds sda's I\/O until 50 ms after the restart began \(LostDiskHoldMs\), then fails it unless the disk is back/);
     expect(m.switched).toEqual([]);
+    // Once the recovery is over, the hold runs out and the map fails what it held.
+    expect(m.failed).toEqual([]);
+    held.clear();
+    await expect.poll(() => m.failed, { timeout: 3000 }).toEqual(['shadow-S-sda']);
+  });
+
+  it('puts a disk that appears later under a map when CreateMap asks for it, but not one coming back from a restart', async () => {
+    const m = machine();
+    const made: string[] = [];
+    m.sys.createMap = (f) => {
+      made.push(f.name);
+      const d = m.disks.get(f.name)!;
+      d.map = `shadow-${f.serial ?? f.name}`;
+      d.protection = `protected by map ${d.map}`;
+      return Promise.resolve(d.map);
+    };
+    const store = new ShadowStore(':memory:');
+    const held = new Set<string>();
+    const ctx: ClassContext = { ...context(store, held), setting: (n, _d, key) => (key === 'CreateMap' ? n !== 'sdb' : 5000) };
+    const rt = openBlock(ctx, m.sys);
+    await rt.resync('start');
+    expect(made).toEqual([]);
+    // A driver loaded after start shows a new disk.
+    m.disks.set('vda', disk('vda', { devt: '254:0', unit: 'virtio2', driver: 'virtio_blk', scsiAddress: null, scsiHost: null }));
+    rt.applyEvents([parseTapRecord('ev=disk_add name=vda major=254 minor=0 ret=0 kthread=0 pid=9 ts=1 comm=modprobe')]);
+    await rt.caughtUp();
+    await expect.poll(() => rt.list().find((d) => d.name === 'vda')?.attrs['map']).toBe('shadow-S-vda');
+    expect(made).toEqual(['vda']);
+    // A disk a restart brings back is the replay's to link, never mapped anew.
+    held.add('sda');
+    m.disks.delete('sda');
+    m.disks.set('sdc', disk('sdc', { serial: 'S-sda', devt: '8:32' }));
+    rt.applyEvents([parseTapRecord('ev=disk_add name=sdc major=8 minor=32 ret=0 kthread=0 pid=9 ts=1 comm=kworker')]);
+    await rt.caughtUp();
+    expect(made).toEqual(['vda']);
   });
 });

@@ -136,7 +136,7 @@ describe('disk shadow', () => {
     // A slow read (a virtio serial is device I/O) of the disk that appeared, begun while the unit is held.
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
-    const slow = src.source.readDisk;
+    const slow = src.source.readDisk.bind(src.source);
     src.source.readDisk = async (name) => {
       const f = await slow(name);
       await gate;

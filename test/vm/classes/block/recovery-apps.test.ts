@@ -4,7 +4,8 @@
 // run on ext4 made on the map, and mid-run a fault is injected into the
 // disk's driver: a fail-stop (every command fails in the driver) on
 // ata_piix, a disk-side error (the SCSI device offline) on ahci, lost
-// interrupts on virtio_blk; one fault per driver keeps the run short while
+// interrupts on virtio_blk (whose module is loaded only after shadowd
+// started, so its disk's map is made when the disk appears); one fault per driver keeps the run short while
 // every fault meets every application. Lost interrupts on an ATA disk are
 // left out: with a cache flush in flight, libata's own error handler
 // retries the flush (15 + 15 + 30 s) before the unbind can finish, longer
@@ -23,7 +24,7 @@ import { buildHelperModule } from '../../rig/kmod-build.js';
 import { repoPath } from '../../rig/repo-path.js';
 import type { AppName } from '../../guest/disk-apps/apps.js';
 import { ensureDiskAppsInputs } from '../../guest/disk-apps/inputs.js';
-import type { BlockRecoveryResult } from '../../guest/block-recovery-scenario.js';
+import type { BlockRecoveryResult, LostDiskResult } from '../../guest/block-recovery-scenario.js';
 
 const SCRIPT = repoPath('dist/test/vm/guest/block-recovery-scenario.js');
 /** In preset order (serials shadowd-disk0..), each with the fault it gets. */
@@ -46,20 +47,23 @@ interface HistoryRecord {
 
 describe('disk applications survive a disk driver failure with shadowd', () => {
   const results = new Map<string, BlockRecoveryResult>();
+  let lost: LostDiskResult | null = null;
   let stdout = '';
   beforeAll(async () => {
     await buildHelperModule((line) => console.log(`kmod: ${line}`));
     const inputs = await ensureDiskAppsInputs((l) => console.log(`inputs: ${l}`));
     const r = await runInGuest({
-      command: ['node', SCRIPT, '--inputs', inputs.dir, ...DISKS.flatMap(([, , fault], n) => ['--run', `shadowd-disk${n}:${fault}`])],
+      // virtio_blk is loaded once shadowd runs: its disk must get its map when it appears.
+      command: ['node', SCRIPT, '--inputs', inputs.dir, ...DISKS.flatMap(([, , fault], n) => ['--run', `shadowd-disk${n}:${fault}`]), '--late-driver', 'virtio_blk', '--late', 'shadowd-disk2', '--lost', 'shadowd-disk0'],
       devices: DISKS.map(([p]) => p),
       diskMiB: 128,
       timeoutMs: GUEST_TIMEOUT_MS,
     });
     stdout = r.stdout;
-    console.log(`guest: ${(r.totalMs / 1000).toFixed(0)} s in all\n${r.stdout.split('\n').filter((l) => !l.startsWith('BLOCK_RECOVERY_RESULT ')).join('\n')}`);
+    console.log(`guest: ${(r.totalMs / 1000).toFixed(0)} s in all\n${r.stdout.split('\n').filter((l) => !l.startsWith('BLOCK_RECOVERY_RESULT ') && !l.startsWith('LOST_DISK_RESULT ')).join('\n')}`);
     assertGuestOk(r, 'disk recovery scenario');
     for (const line of r.stdout.split('\n')) {
+      if (line.startsWith('LOST_DISK_RESULT ')) lost = JSON.parse(line.slice('LOST_DISK_RESULT '.length)) as LostDiskResult;
       if (!line.startsWith('BLOCK_RECOVERY_RESULT ')) continue;
       const res = JSON.parse(line.slice('BLOCK_RECOVERY_RESULT '.length)) as BlockRecoveryResult;
       results.set(res.driver, res);
@@ -91,5 +95,21 @@ describe('disk applications survive a disk driver failure with shadowd', () => {
     // The map follows the disk, and what an administrator set on it is back.
     expect(res.statusAfter?.attrs['map'], `no disk shows map ${res.map} in shadowctl status after the recovery:\n${res.daemonLog}`).toBe(res.map);
     expect(res.readAheadAfter).toBe('1024');
+  });
+
+  it('fails the held I/O of a disk that does not come back once LostDiskHoldMs has run out, and says why', () => {
+    expect(lost, `no lost-disk result in:\n${stdout}`).not.toBeNull();
+    const l = lost!;
+    console.log(`lost disk ${l.disk}: recover exit ${l.recover.exitCode}: ${l.recover.output}; held write ended after ${l.write.endedAfterMs} ms (exit ${l.write.exitCode}: ${l.write.stderr}); table ${l.table}`);
+    // The recovery failed (the driver did not come back), and said so.
+    expect(l.recover.exitCode, l.recover.output).toBe(1);
+    // The write issued during the restart was held, then failed: not before the hold ran out, not much after.
+    expect(l.write.exitCode, l.write.stderr).not.toBe(0);
+    expect(l.write.stderr).toMatch(/Input\/output error/);
+    expect(l.write.endedAfterMs).toBeGreaterThanOrEqual(l.holdMs);
+    expect(l.write.endedAfterMs, l.daemonLog).toBeLessThan(l.holdMs + 60_000);
+    expect(l.daemonLog).toMatch(new RegExp(`not back ${l.holdMs} ms after its driver's restart began: map ${l.map} now fails the I/O it held`));
+    // The map no longer holds: queue_if_no_path is off.
+    expect(l.table).toMatch(/ multipath 0 /);
   });
 });
