@@ -235,7 +235,8 @@ describe('shadowctl', () => {
       expect(r.stderr).toMatch(/^shadowctl: /m);
       expect(r.stderr).toContain('Options:');
     }
-  });
+    // Four node processes, one after the other: slow on a loaded machine.
+  }, 30_000);
 
   it('exits 1 when the daemon refuses a malformed interface name, or a class it does not have', async () => {
     const r = await ctl('show', 'net:a/b');
