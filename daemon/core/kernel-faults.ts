@@ -58,7 +58,13 @@ export type KernelFaultKind = string;
 
 /** What a class rule reads off one kernel log line that names a device. */
 export interface RuleMatch {
-  device: string;
+  /**
+   * The class's device the report is about. null when the kernel named
+   * something the rule could not resolve to a device of its class (a disk's
+   * SCSI address with no disk on it now, say): the report is logged, not
+   * recovered, and `detail` must say what the kernel named.
+   */
+  device: string | null;
   /** The driver the kernel named, when it did: a driver name, which may differ from its module's. */
   driverName: string | null;
   /** How long before the line the failure began, when the kernel says so; else 0. */
@@ -269,7 +275,7 @@ export class KernelFaultParser {
     rec: KmsgRecord,
     kind: KernelFaultKind,
     opener: Open['opener'],
-    init: { head: string; cls?: string; module?: string | null; device?: string; driverName?: string | null; startedMsBefore?: number },
+    init: { head: string; cls?: string; module?: string | null; device?: string | null; driverName?: string | null; startedMsBefore?: number },
   ): void {
     this.open = {
       kind,

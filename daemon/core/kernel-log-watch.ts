@@ -60,6 +60,9 @@ export function attributeFault(fault: KernelFault, devices: readonly ClassDevice
     since,
   });
 
+  if (fault.cls !== null && fault.device === null) {
+    return { kind: 'ignored', why: `kernel ${fault.kind} report (${fault.cls} class) names no ${fault.cls} device that exists now` };
+  }
   if (fault.cls !== null && fault.device !== null) {
     const cls = fault.cls;
     const mine = devices.filter((d) => d.cls === cls);

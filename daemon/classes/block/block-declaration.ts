@@ -11,6 +11,7 @@ import type { ClassDeclaration, SyncMarker } from '../../core/device-class.js';
 import { booleanSetting, integerSetting } from '../../core/setting-values.js';
 import type { TapEvent } from '../../core/tap-record.js';
 import { DISK_NAME } from './disk-name.js';
+import { EH_GAVE_UP, EH_GAVE_UP_LOG } from './eh-gave-up-log.js';
 
 /**
  * The helper's disk faults (kmod/PROTOCOL.md `inject`): lost-irq silences
@@ -30,10 +31,12 @@ export const BLOCK_RESTART_STEPS = ['teardown', 'reload', 'open'] as const;
 
 /**
  * Failures only the disk class reports: I/O in flight with no completion
- * past the threshold (io-stall), and the protecting map failing the disk's
- * path because the driver failed an I/O (path-failed).
+ * past the threshold (io-stall), the protecting map failing the disk's
+ * path because the driver failed an I/O (path-failed), and the kernel's
+ * libata or SCSI error handling giving up on the disk (eh-gave-up, from the
+ * kernel log: eh-gave-up-log.ts).
  */
-export const BLOCK_FAILURE_KINDS = ['io-stall', 'path-failed'] as const;
+export const BLOCK_FAILURE_KINDS = ['io-stall', 'path-failed', EH_GAVE_UP] as const;
 
 /** Every ev= that bpf/block-class.bt prints (test/unit/classes/tap-contract.test.ts holds the two to each other). */
 export const BLOCK_TAP_EVENTS = ['sysfs_write', 'disk_add', 'disk_del'] as const;
@@ -88,5 +91,5 @@ export const BLOCK_DECLARATION: ClassDeclaration = {
     },
   ],
   attrs: ['map', 'protection'],
-  kernelLogRules: [],
+  kernelLogRules: [EH_GAVE_UP_LOG],
 };
