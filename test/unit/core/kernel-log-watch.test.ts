@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { FailureReport } from '../../../daemon/core/failure-report.js';
 import { NET_DECLARATION } from '../../../daemon/classes/net/net-declaration.js';
-import { parseKernelFaults, splitKmsgText } from '../../../daemon/core/kernel-faults.js';
+import { parseKernelFaults, splitKmsgText, type KernelLogRule } from '../../../daemon/core/kernel-faults.js';
 import { attributeFault, KernelLogWatch, KMSG_OVERRUN, type ClassDevice, type KmsgSource, type SelfFault } from '../../../daemon/core/kernel-log-watch.js';
 import type { LogFields, Priority } from '../../../daemon/service/log.js';
 
@@ -81,6 +81,16 @@ describe('attributing a kernel report', () => {
       why: 'kernel warn in module fault_fixture, which drives no device shadowd watches',
     });
     expect(attributeFault({ ...fault('ring-warn'), module: null }, DEVICES, opts)).toMatchObject({ kind: 'ignored', why: expect.stringMatching(/core kernel code/) as string });
+  });
+
+  it("a class rule's report that names no device it could resolve is logged, never recovered", () => {
+    const rules: KernelLogRule[] = [{ cls: 'fake', kind: 'gave-up', line: (t) => (t.startsWith('port7: ') ? { device: null, driverName: null, startedMsBefore: 0, detail: `port7 (no device on it now): ${t}` } : null) }];
+    const [f] = parseKernelFaults(['4,10,5000000,-;port7: gave up'], rules);
+    expect(f).toMatchObject({ cls: 'fake', kind: 'gave-up', device: null });
+    expect(attributeFault(f!, [...DEVICES, { cls: 'fake', name: 'f0', driver: 'fk', module: 'fk' }], opts)).toEqual({
+      kind: 'ignored',
+      why: 'kernel gave-up report (fake class) names no fake device that exists now',
+    });
   });
 
   it('a report blamed on our own module is a self fault, never a device failure', () => {
