@@ -6,8 +6,11 @@
 // sticky fault coming back, bad input, a fault on a disk being removed, and
 // rmmod with faults active; then a dm-multipath map over the PIIX disk keeps
 // a writer going across a restart under lost-irq. Data written before is read
-// back after every restart. Prints one "BLOCK_RESULT <json>" line; exits 1
-// listing what went wrong.
+// back after every restart. Then the disk class's kernel log rule on a real
+// give-up of libata's error handler (the AHCI disk under lost-irq), and on
+// a restart, whose unload prints the same "disable device" for a disk
+// already gone. Prints one "BLOCK_RESULT <json>" line; exits 1 listing what
+// went wrong.
 //   node dist/test/vm/guest/block-helper.js --ko PATH [--no-teardown-run]
 //     [--dm-only [--scsi-timeout S]]  (only the dm writer on each ATA disk, SCSI timeout S, default 30)
 import { Buffer } from 'node:buffer';
@@ -20,6 +23,9 @@ import process from 'node:process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { execa, type ResultPromise } from 'execa';
+import { BLOCK_DECLARATION } from '../../../daemon/classes/block/block-declaration.js';
+import type { FailureReport } from '../../../daemon/core/failure-report.js';
+import { KernelLogWatch } from '../../../daemon/core/kernel-log-watch.js';
 
 const HELPER = '/dev/shadow_helper';
 const MiB = 1024 * 1024;
@@ -70,9 +76,23 @@ export interface Result {
   rmmod?: { rmmod: boolean; readsAfter: Record<string, boolean> };
   dm?: Record<string, unknown>;
   noTeardown?: Record<string, unknown>;
+  /** The kernel log rule (eh-gave-up-log.ts) over a restart of the PIIX unit, then over libata giving up on the AHCI disk. */
+  ehGaveUp?: EhGaveUpRecord;
   /** --dm-only: one dm run per ATA disk, keyed by driver. */
   dmOnly?: Record<string, Record<string, unknown>>;
   failures: string[];
+}
+export interface EhGaveUpRecord {
+  /** What the watch reported during a plain restart of the PIIX unit (nothing), and the notices it logged instead. */
+  restartReports: FailureReport[];
+  restartNotices: string[];
+  ahci: string;
+  scsiTimeoutS: number;
+  /** From the read's start to the first report; -1 if none came. */
+  reportAfterMs: number;
+  reports: FailureReport[];
+  readExit: number | undefined;
+  readStderr: string;
 }
 const result: Result = { disks: {}, restarts: [], faults: {}, badInput: {}, failures: [] };
 
@@ -436,6 +456,57 @@ async function removal(disk: Disk, unit: string, driver: string): Promise<void> 
   check(/^err ENODEV /.test(afterGone), `inject on a removed disk answered ${afterGone}`);
 }
 
+/**
+ * The disk class's kernel log rule (eh-gave-up-log.ts) on the real kernel, in
+ * a KernelLogWatch as shadowd runs it. First a plain restart of the PIIX
+ * unit: its unload prints "ataN.00: disable device" once the disk is gone,
+ * which must be logged, not reported. Then lost interrupts on the AHCI disk
+ * with a read in flight: after the SCSI timeout libata's error handler
+ * resets the link and times out IDENTIFY (5 + 10 + 30 s), then gives up:
+ * "ataN.00: disable device", which must be reported for that disk. Its
+ * unit is restarted after, which brings the disk back.
+ */
+async function ehGaveUp(piixDisk: Disk, ahciDisk: Disk): Promise<[Disk, Disk]> {
+  const scsiTimeoutS = 5;
+  const rec: EhGaveUpRecord = { restartReports: [], restartNotices: [], ahci: ahciDisk.name, scsiTimeoutS, reportAfterMs: -1, reports: [], readExit: undefined, readStderr: '' };
+  result.ehGaveUp = rec;
+  let reports = rec.restartReports;
+  let notices = rec.restartNotices;
+  const watch = new KernelLogWatch({
+    logger: { log: (_prio, message) => (message.includes('names no block device') ? notices.push(message) : undefined) },
+    onReport: (r) => reports.push(r),
+    onSelfFault: (f) => fail(`kernel log: a fault in the helper: ${f.detail}`),
+    devices: () => Promise.resolve(listDisks().map((d) => ({ cls: 'block', name: d.name, driver: null, module: null }))),
+    rules: BLOCK_DECLARATION.kernelLogRules,
+  });
+  watch.start();
+  try {
+    const piix = await restart(piixDisk, 'under the kernel log watch');
+    await sleep(1000);
+    await watch.settled();
+    check(rec.restartReports.length === 0, `a restart was reported as a failure: ${JSON.stringify(rec.restartReports)}`);
+    check(rec.restartNotices.some((n) => /ata\d+\.00 \(no disk on it now\): ata\d+\.00: disable device/.test(n)), `no notice of the unload's "disable device": ${JSON.stringify(rec.restartNotices)}`);
+    reports = rec.reports;
+    notices = [];
+    writeFileSync(`/sys/block/${ahciDisk.name}/device/timeout`, String(scsiTimeoutS));
+    const inject = helper(`inject block:${ahciDisk.name} lost-irq`);
+    if (!check(inject === `ok injected block:${ahciDisk.name} lost-irq`, `lost-irq on ${ahciDisk.name}: ${inject}`)) return [piix, ahciDisk];
+    const t0 = performance.now();
+    const reader = execa('dd', [`if=/dev/${ahciDisk.name}`, 'of=/dev/null', 'bs=4k', 'count=1', `skip=${4 * 256}`, 'iflag=direct'], { reject: false });
+    while (rec.reports.length === 0 && performance.now() - t0 < 180_000) await sleep(200);
+    if (rec.reports.length > 0) rec.reportAfterMs = Math.round(performance.now() - t0);
+    const r = await Promise.race([reader, sleep(30_000).then(() => undefined)]);
+    rec.readExit = r?.exitCode;
+    rec.readStderr = r?.stderr.split('\n')[0] ?? 'still running';
+    await watch.settled();
+    check(rec.reports.length > 0 && rec.reports.every((x) => x.device === ahciDisk.name && x.kind === 'eh-gave-up'), `libata's give-up on ${ahciDisk.name}: ${JSON.stringify(rec.reports)}`);
+    const ahci = await restart(ahciDisk, 'after libata gave up');
+    return [piix, ahci];
+  } finally {
+    watch.stop();
+  }
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -580,6 +651,11 @@ async function main(): Promise<void> {
     current.set(piix.serial, await dmRun(current.get(piix.serial) as Disk, 'noTeardown'));
     writeFileSync('/sys/module/shadow_helper/parameters/fast_teardown', 'Y');
   }
+
+  // The kernel log rule over a restart, then over libata giving up on a disk.
+  const [piixAfter, ahciAfter] = await ehGaveUp(current.get(piix.serial) as Disk, current.get(ahci.serial) as Disk);
+  current.set(piix.serial, piixAfter);
+  current.set(ahci.serial, ahciAfter);
 
   // rmmod with faults active: they are lifted on the way out.
   const v = current.get(virtio.serial) as Disk;

@@ -39,7 +39,7 @@ describe('shadow_helper block class', () => {
     const r = await runInGuest({
       command: [process.execPath, SCRIPT, '--ko', ko],
       devices: ['piix-ide', 'ahci', 'virtio-blk'],
-      timeoutMs: 280_000,
+      timeoutMs: 460_000,
     });
     const line = r.stdout.split('\n').find((l) => l.startsWith('BLOCK_RESULT '));
     expect(line, `no BLOCK_RESULT line in:\n${r.stdout}\n${r.stderr}`).toBeDefined();
@@ -88,11 +88,26 @@ describe('shadow_helper block class', () => {
     expect(log.some((t) => /^shadow_helper: recovery b1: block:\w+ restarted in \d+ ms \(teardown:ok,open:skip\)$/.test(t))).toBe(true);
     // The dm run's write, held by the lost interrupt, timed out at the teardown rather than after the SCSI timeout.
     expect(log.some((t) => /^shadow_helper: recovery dm-dm: teardown of block:\w+: [1-9]\d* requests in flight timed out now$/.test(t))).toBe(true);
+    // The disk class's kernel log rule: a restart's unload ("disable device" for a disk
+    // already removed) is logged, not reported; libata giving up on the AHCI disk is.
+    const eh = res.ehGaveUp;
+    expect(eh?.restartReports).toEqual([]);
+    expect(eh?.restartNotices.length).toBeGreaterThan(0);
+    expect(eh?.reports.length).toBeGreaterThan(0);
+    for (const x of eh?.reports ?? []) {
+      expect(x).toMatchObject({ cls: 'block', device: eh?.ahci, kind: 'eh-gave-up' });
+      expect(x.detail).toMatch(/^the kernel's error handling gave up on ata\d+\.00 \(disk \w+\): ata\d+\.00: disable device$/);
+    }
+    // After the give-up, the read in flight failed (DID_BAD_TARGET), as a lost interrupt alone never makes it.
+    expect(eh?.readExit).toBe(1);
+    expect(log.some((t) => /^ata\d+\.00: revalidation failed \(errno=-5\)$/.test(t))).toBe(true);
     const releases = res.restarts.map((x) => `${x.disk} ${x.what} ${x.releaseMs}`).join('; ');
     console.log(
       `block helper: guest boot ${Math.round(r.bootToCommandMs ?? -1)} ms, total ${Math.round(r.totalMs)} ms; ` +
         `release (unbind) ms: ${releases}; dm run under lost-irq: ${JSON.stringify(res.dm)}; ` +
-        `removal race replies ${JSON.stringify(res.removal?.replies)}; fuzz ${JSON.stringify(res.fuzz)}`,
+        `removal race replies ${JSON.stringify(res.removal?.replies)}; fuzz ${JSON.stringify(res.fuzz)}; ` +
+        `libata gave up on ${eh?.ahci ?? '?'} ${eh?.reportAfterMs ?? -1} ms after the read began (SCSI timeout ${eh?.scsiTimeoutS ?? '?'} s), ` +
+        `restart notices ${JSON.stringify(eh?.restartNotices)}`,
     );
-  }, 300_000);
+  }, 480_000);
 });
