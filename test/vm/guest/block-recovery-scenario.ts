@@ -9,13 +9,13 @@
 // CreateMap=yes in the driver's section must put them under a map then.
 // With --lost SERIAL, last: that disk's PCI controller is kept from binding
 // again (driver_override), a manual recovery restarts its driver, and a
-// direct write to its map, held meanwhile, must fail once LostDiskHoldMs
-// (set to LOST_HOLD_MS here) has run out, with the journal saying why:
+// direct write to its map once the disk is gone must be held, then fail once
+// LostDiskHoldMs (LOST_HOLD_MS here) has run out, with the journal saying why:
 // shadowd never holds a lost disk's I/O for ever.
 //   node block-recovery-scenario.js --inputs DIR --run SERIAL:FAULT [--run ...] [--late-driver MODULE --late SERIAL ...] [--lost SERIAL]
 // Prints `BLOCK_RECOVERY_RESULT <json>` per run for
 // test/vm/classes/block/recovery-apps.test.ts.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { execa } from 'execa';
@@ -42,7 +42,7 @@ if (!values.inputs || runs.length === 0 || !runDir || runs.some((r) => !/^[\w-]+
 /** How long the scenario waits for shadowd's recovery to end after the fault. */
 const RECOVERY_WAIT_MS = 240_000;
 /** LostDiskHoldMs for every disk: longer than a healthy restart here would be a weaker test of "never while shadowd still recovers it". */
-const LOST_HOLD_MS = 5000;
+const LOST_HOLD_MS = 10_000;
 
 const t0 = Date.now();
 const note = (text: string): void => console.log(`[${((Date.now() - t0) / 1000).toFixed(1)} s] ${text}`);
@@ -105,8 +105,8 @@ export interface LostDiskResult {
   map: string;
   holdMs: number;
   recover: { exitCode: number | undefined; output: string };
-  /** The direct write issued during the restart: held, then failed. endedAfterMs counts from the recovery's request. */
-  write: { exitCode: number | undefined; stderr: string; endedAfterMs: number };
+  /** The direct write issued once the disk was gone: still running (held) 500 ms later, then failed; endedAfterMs counts from its start. */
+  write: { exitCode: number | undefined; stderr: string; heldAt500Ms: boolean; endedAfterMs: number };
   /** dmsetup table of the map afterwards. */
   table: string;
   daemonLog: string;
@@ -177,11 +177,15 @@ if (values.lost) {
   const logFrom = daemonLog.length;
   // The controller's driver will not bind again: the disk does not come back.
   writeFileSync(`/sys/bus/pci/devices/${row.bus}/driver_override`, 'none');
-  const t = Date.now();
   const recover = ctl('recover', `block:${row.name}`);
-  // A write issued while the restart runs: the map holds it, then must fail it.
-  await new Promise((r) => setTimeout(r, 1000));
+  // A write issued once the driver has let go of the disk: the map must hold it, then fail it.
+  const gone = Date.now() + 120_000;
+  while (existsSync(`/sys/block/${row.name}`) && Date.now() < gone) await new Promise((r) => setTimeout(r, 50));
+  const t = Date.now();
   const write = execa('dd', ['if=/dev/zero', `of=/dev/mapper/${map}`, 'bs=4096', 'count=1', 'seek=64', 'oflag=direct'], { reject: false });
+  // A path that is gone fails a write in milliseconds unless the map holds it.
+  await new Promise((r) => setTimeout(r, 500));
+  const heldAt500Ms = write.exitCode === null;
   const w = await write;
   const writeMs = Date.now() - t;
   const rec = await recover;
@@ -191,7 +195,7 @@ if (values.lost) {
     map,
     holdMs: LOST_HOLD_MS,
     recover: { exitCode: rec.exitCode, output: `${rec.stdout}${rec.stderr}`.trim() },
-    write: { exitCode: w.exitCode, stderr: w.stderr.trim(), endedAfterMs: writeMs },
+    write: { exitCode: w.exitCode, stderr: w.stderr.trim(), heldAt500Ms, endedAfterMs: writeMs },
     table: table.stdout.trim(),
     daemonLog: daemonLog.slice(logFrom),
   };
