@@ -4,6 +4,7 @@
 // restart of its controller's driver; its map's does not, so scripts follow
 // a disk by its map. Shared by block-recovery-scenario.ts and block-restarts.ts.
 import { execa } from 'execa';
+import { request } from '../../../daemon/control/control-client.js';
 import { shadowdEnv } from './shadowd-process.js';
 import { repoPath } from '../rig/repo-path.js';
 
@@ -20,6 +21,36 @@ export function shadowctlFor(work: string): Ctl {
   return async (...args) => {
     const r = await execa('node', [repoPath('dist/cli/shadowctl.js'), ...args], { reject: false, env });
     return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr };
+  };
+}
+
+/**
+ * The two read-only commands a benchmark polls with, `status --json` and
+ * `history [CLASS:NAME] --json [--limit N]`, sent on the control socket from
+ * this process: the requests and JSON shadowctl sends and prints, without
+ * starting node for each poll (seconds under TCG on a loaded host).
+ */
+export function controlFor(work: string): Ctl {
+  const socket = shadowdEnv(work)['SHADOWD_SOCKET']!;
+  return async (...args) => {
+    const words = args.filter((a) => a !== '--json');
+    const [cmd, ...rest] = words;
+    let params: Record<string, unknown> | undefined;
+    if (cmd === 'history') {
+      const at = rest.indexOf('--limit');
+      const limit = at >= 0 ? Number(rest[at + 1]) : 50;
+      const device = rest.find((w, i) => !w.startsWith('--') && (at < 0 || i !== at + 1));
+      const [cls, name] = device ? (device.split(':') as [string, string]) : [];
+      params = { limit, ...(cls && name ? { device: { cls, name } } : {}) };
+    } else if (cmd !== 'status' || rest.length > 0) {
+      throw new Error(`controlFor: only status and history, not ${args.join(' ')}`);
+    }
+    try {
+      const reply = await request<unknown>(socket, cmd, params, 30_000);
+      return reply.ok ? { exitCode: 0, stdout: JSON.stringify(reply.result), stderr: '' } : { exitCode: 1, stdout: JSON.stringify(reply.error), stderr: reply.error.message };
+    } catch (err) {
+      return { exitCode: 3, stdout: '', stderr: (err as Error).message };
+    }
   };
 }
 
