@@ -156,7 +156,7 @@ let daemonTail = '';
 const started = await startShadowd(work, (t) => {
   appendFileSync(daemonLogFile, t);
   daemonTail = (daemonTail + t).slice(-20_000);
-}, ['--config', config, '--log-level', 'debug']);
+}, ['--config', config, '--log-level', 'debug'], 600_000);
 note(`shadowd ready in ${started.readyMs} ms`);
 // shadowctl itself asks for each recovery; the polls around it go on the socket from here (a node start each is seconds under TCG).
 const ctl = shadowctlFor(work);
