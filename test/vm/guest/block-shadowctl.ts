@@ -40,8 +40,7 @@ export function controlFor(work: string): Ctl {
       const at = rest.indexOf('--limit');
       const limit = at >= 0 ? Number(rest[at + 1]) : 50;
       const device = rest.find((w, i) => !w.startsWith('--') && (at < 0 || i !== at + 1));
-      const [cls, name] = device ? (device.split(':') as [string, string]) : [];
-      params = { limit, ...(cls && name ? { device: { cls, name } } : {}) };
+      params = { limit, ...(device ? { device } : {}) };
     } else if (cmd !== 'status' || rest.length > 0) {
       throw new Error(`controlFor: only status and history, not ${args.join(' ')}`);
     }
