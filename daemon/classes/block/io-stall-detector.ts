@@ -88,6 +88,14 @@ export class IoStallDetector {
         this.tracks.delete(disk);
         continue;
       }
+      // A round reads the disks one after the other, and a read may run
+      // dmsetup: a disk whose restart began meanwhile has left the list, and
+      // what the read saw (the map failing the path of the disk its driver
+      // let go of) is the restart, not a failure.
+      if (!this.deps.disks().includes(disk)) {
+        this.tracks.delete(disk);
+        continue;
+      }
       this.observe(disk, io);
     }
   }

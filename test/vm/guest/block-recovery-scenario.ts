@@ -24,8 +24,8 @@ import { waitForDisk, type DiskFault, type DiskRef, type FaultReport } from './d
 import { runDiskAppsOnDisk, type DiskAppsRunResult, type DiskStack } from './disk-apps/run.js';
 import { loadDiskAppsInputs } from './disk-apps/inputs.js';
 import { loadHelper } from './nic-setup.js';
-import { shadowdEnv, startShadowd } from './shadowd-process.js';
-import { repoPath } from '../rig/repo-path.js';
+import { startShadowd } from './shadowd-process.js';
+import { mapOf as mapOfDisk, rowOfMap, shadowctlFor, type StatusRow } from './block-shadowctl.js';
 
 const { values } = parseArgs({ options: { inputs: { type: 'string' }, run: { type: 'string', multiple: true, default: [] }, 'late-driver': { type: 'string' }, late: { type: 'string', multiple: true, default: [] }, lost: { type: 'string' } } });
 const late = values['late-driver'];
@@ -71,34 +71,8 @@ if (late) {
   note(`loaded ${late} after shadowd started`);
   for (const r of runs) if (!disks.has(r.serial)) disks.set(r.serial, await waitForDisk(r.serial, 30_000));
 }
-const env = shadowdEnv(work);
-const ctl = async (...args: string[]): Promise<{ exitCode: number | undefined; stdout: string; stderr: string }> => {
-  const r = await execa('node', [repoPath('dist/cli/shadowctl.js'), ...args], { reject: false, env });
-  return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr };
-};
-
-interface StatusRow {
-  cls: string;
-  name: string;
-  driver: string | null;
-  bus: string | null;
-  attrs: Record<string, string | number>;
-}
-async function blockRows(): Promise<StatusRow[]> {
-  const r = await ctl('status', '--json');
-  if (r.exitCode !== 0) throw new Error(`shadowctl status failed: ${r.stderr}`);
-  return (JSON.parse(r.stdout) as { devices: StatusRow[] }).devices.filter((d) => d.cls === 'block');
-}
-async function mapOf(name: string, timeoutMs: number): Promise<string> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const row = (await blockRows()).find((d) => d.name === name);
-    const map = row?.attrs['map'];
-    if (typeof map === 'string' && map !== '') return map;
-    if (Date.now() > until) throw new Error(`shadowd put no map over ${name}: ${JSON.stringify(row)}\n${daemonLog.slice(-3000)}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
+const ctl = shadowctlFor(work);
+const mapOf = (name: string, timeoutMs: number): Promise<string> => mapOfDisk(ctl, name, timeoutMs, () => daemonLog.slice(-3000));
 
 export interface LostDiskResult {
   disk: string;
@@ -158,7 +132,7 @@ for (const { serial, fault } of runs) {
   };
   const run = await runDiskAppsOnDisk({ serial, label: `shadowd-${fault}`, inputs, reference, runDir, fault: injectFault, stack: onMap, log: note });
   const history = await ctl('history', `block:${disk.name}`, '--json');
-  const after = (await blockRows()).find((d) => d.attrs['map'] === map) ?? null;
+  const after = await rowOfMap(ctl, map);
   const readAheadAfter = after ? (await execa('cat', [`/sys/block/${after.name}/queue/read_ahead_kb`], { reject: false })).stdout.trim() : '';
   const result: BlockRecoveryResult = {
     ...run,
@@ -172,7 +146,7 @@ for (const { serial, fault } of runs) {
 }
 if (values.lost) {
   const map = maps.get(values.lost)!;
-  const row = (await blockRows()).find((d) => d.attrs['map'] === map);
+  const row = await rowOfMap(ctl, map);
   if (!row?.bus || !/^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/.test(row.bus)) throw new Error(`--lost ${values.lost}: no disk on a PCI controller shows map ${map}: ${JSON.stringify(row)}`);
   const logFrom = daemonLog.length;
   // The controller's driver will not bind again: the disk does not come back.

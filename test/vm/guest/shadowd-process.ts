@@ -19,10 +19,12 @@ export interface StartedShadowd {
 }
 
 /**
- * Starts shadowd and resolves once `shadowctl status` answers. onLog gets its
- * stderr. Wrapped in an object: a returned subprocess would be awaited to its end.
+ * Starts shadowd and resolves once `shadowctl status` answers (within
+ * readyTimeoutMs: attaching the taps under TCG on a loaded host can take
+ * minutes). onLog gets its stderr. Wrapped in an object: a returned
+ * subprocess would be awaited to its end.
  */
-export async function startShadowd(work: string, onLog: (text: string) => void, extraArgs: string[] = []): Promise<StartedShadowd> {
+export async function startShadowd(work: string, onLog: (text: string) => void, extraArgs: string[] = [], readyTimeoutMs = READY_TIMEOUT_MS): Promise<StartedShadowd> {
   const env = shadowdEnv(work);
   const started = Date.now();
   let log = '';
@@ -39,7 +41,7 @@ export async function startShadowd(work: string, onLog: (text: string) => void, 
       return { daemon, readyMs: Date.now() - started };
     }
     if (daemon.exitCode !== null) throw new Error(`shadowd exited during start-up:\n${log}`);
-    if (Date.now() - started > READY_TIMEOUT_MS) throw new Error(`shadowd not ready after ${READY_TIMEOUT_MS / 1000} s:\n${log}`);
+    if (Date.now() - started > readyTimeoutMs) throw new Error(`shadowd not ready after ${readyTimeoutMs / 1000} s:\n${log}`);
     await new Promise((r) => setTimeout(r, 300));
   }
 }
