@@ -12,29 +12,21 @@
 // usage: node dist/bench/block-restarts.js [--count N] [ata_piix|ahci|virtio_blk ...]
 import { parseArgs } from 'node:util';
 import { describeGuestRun, runInGuest } from '../test/vm/rig/guest.js';
-import type { DiskPreset } from '../test/vm/rig/devices.js';
 import { repoPath } from '../test/vm/rig/repo-path.js';
+import { DISK_DRIVER_CHOICES, DISK_PRESETS, diskDriversFrom } from './disk-drivers.js';
 import type { DriverRestarts, RestartsResult } from '../test/vm/guest/block-restarts.js';
 
 /** The guest's progress lines on the console (block-restarts.ts's RESTARTS_PROGRESS; importing it would run the guest script). */
 const PROGRESS = '[restarts';
 
-/** Preset order fixes the serials: the Nth disk preset is shadowd-diskN. */
-const PRESETS: [string, DiskPreset][] = [
-  ['ata_piix', 'piix-ide'],
-  ['ahci', 'ahci'],
-  ['virtio_blk', 'virtio-blk'],
-];
 
 const { values, positionals } = parseArgs({ options: { count: { type: 'string', default: '50' } }, allowPositionals: true });
 const count = Number(values.count);
-const drivers = positionals.length > 0 ? positionals : PRESETS.map(([d]) => d);
-const unknown = drivers.filter((d) => !PRESETS.some(([p]) => p === d));
+const { unknown, serials } = diskDriversFrom(positionals);
 if (!Number.isInteger(count) || count < 1 || unknown.length > 0) {
-  console.error(`usage: block-restarts.js [--count N (>= 1, default 50)] [${PRESETS.map(([d]) => d).join('|')} ...]`);
+  console.error(`usage: block-restarts.js [--count N (>= 1, default 50)] [${DISK_DRIVER_CHOICES} ...]`);
   process.exit(2);
 }
-const serials = drivers.map((d) => `shadowd-disk${PRESETS.findIndex(([p]) => p === d)}`);
 
 console.log(`disk class: ${count} consecutive shadowctl recover per driver, three writers on ext4 on the map, one guest (${new Date().toISOString()})`);
 console.log('Under TCG (QEMU software emulation, 2 vCPUs, no KVM) the times are emulation times, and other guests may share this machine: rough figures.');
@@ -43,7 +35,7 @@ const timeoutMs = (serials.length * count * 60 + 600) * 1000;
 let partial = '';
 const r = await runInGuest({
   command: ['node', repoPath('dist/test/vm/guest/block-restarts.js'), '--count', String(count), ...serials],
-  devices: PRESETS.map(([, p]) => p),
+  devices: DISK_PRESETS,
   diskMiB: 128,
   memoryMiB: 1536,
   timeoutMs,

@@ -11,28 +11,19 @@
 // usage: node dist/bench/block-throughput.js [--runtime SECONDS] [ata_piix|ahci|virtio_blk ...]
 import { parseArgs } from 'node:util';
 import { describeGuestRun, runInGuest } from '../test/vm/rig/guest.js';
-import type { DiskPreset } from '../test/vm/rig/devices.js';
 import { repoPath } from '../test/vm/rig/repo-path.js';
+import { DISK_DRIVER_CHOICES, DISK_PRESETS, diskDriversFrom } from './disk-drivers.js';
 import type { Figures, ThroughputResult } from '../test/vm/guest/block-throughput.js';
 
-/** Preset order fixes the serials: the Nth disk preset is shadowd-diskN. */
-const PRESETS: [string, DiskPreset][] = [
-  ['ata_piix', 'piix-ide'],
-  ['ahci', 'ahci'],
-  ['virtio_blk', 'virtio-blk'],
-];
 const GOAL = 0.95;
 
 const { values, positionals } = parseArgs({ options: { runtime: { type: 'string', default: '10' } }, allowPositionals: true });
 const runtimeS = Number(values.runtime);
-const drivers = positionals.length > 0 ? positionals : PRESETS.map(([d]) => d);
-const unknown = drivers.filter((d) => !PRESETS.some(([p]) => p === d));
+const { unknown, serials } = diskDriversFrom(positionals);
 if (!Number.isInteger(runtimeS) || runtimeS < 2 || unknown.length > 0) {
-  console.error(`usage: block-throughput.js [--runtime SECONDS (>= 2, default 10)] [${PRESETS.map(([d]) => d).join('|')} ...]`);
+  console.error(`usage: block-throughput.js [--runtime SECONDS (>= 2, default 10)] [${DISK_DRIVER_CHOICES} ...]`);
   process.exit(2);
 }
-// piix-ide must be the first disk preset (it takes the first IDE bus); all three are always attached.
-const serials = drivers.map((d) => `shadowd-disk${PRESETS.findIndex(([p]) => p === d)}`);
 
 console.log(`disk throughput, map vs raw disk (fio ${runtimeS} s per job and target, libaio, O_DIRECT, queue depth 16; raw, map, bio, bio, map, raw)`);
 console.log('Under TCG (QEMU software emulation, 2 vCPUs, no KVM) the absolute figures are emulation figures; only the ratios mean something.');
@@ -40,7 +31,7 @@ console.log('Other guests may share this machine: each job alternates raw and ma
 const jobs = 4;
 const r = await runInGuest({
   command: ['node', repoPath('dist/test/vm/guest/block-throughput.js'), '--runtime', String(runtimeS), ...serials],
-  devices: PRESETS.map(([, p]) => p),
+  devices: DISK_PRESETS,
   diskMiB: 256,
   timeoutMs: (serials.length * (jobs * (3 * runtimeS + 6 * 5) + 60) + 180) * 1000,
 });
