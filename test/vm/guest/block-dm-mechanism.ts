@@ -10,7 +10,7 @@
 // read-write state. The control does the same restart under the same writers
 // with ext4 straight on a disk and must show the failure.
 // Prints `BLOCK_RESULT <json>` for test/vm/classes/block/dm-mechanism.test.ts.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { execa } from 'execa';
 import { Dmsetup, defaultMapName, singlePathTable } from '../../../daemon/classes/block/dm-map.js';
 import {
@@ -135,6 +135,73 @@ async function mappedRun(disk: string): Promise<MappedRun> {
   const logStart = (await dmesgLines()).length;
 
   const writers = startWriters(mnt, name);
+  try {
+    return await restartUnderWriters(disk, unit, name, mnt, writers, identityBefore, devtBefore, info.blockDevice, protectedBefore, settingsBefore, logStart);
+  } catch (err) {
+    // Say where the disk's I/O stands, then let go of everything this run
+    // holds: the map fails what it queues, so the writers end and the guest
+    // reports the failure instead of hanging until the rig kills it.
+    const state = await ioState(disk, name);
+    await releaseRun(name, mnt, writers);
+    throw new Error(`${(err as Error).message}\n${state}`, { cause: err });
+  }
+}
+
+/** The block layer's view of DISK and its map NAME, for a failure's message. */
+async function ioState(disk: string, name: string): Promise<string> {
+  const read = (path: string): string => {
+    try {
+      return readFileSync(path, 'utf8').trim();
+    } catch (err) {
+      return `(${(err as Error).message})`;
+    }
+  };
+  const out: string[] = [`${disk} inflight (read write): ${read(`/sys/block/${disk}/inflight`)}`, `${disk} stat: ${read(`/sys/block/${disk}/stat`)}`];
+  const status = await execa('dmsetup', ['status', name], { reject: false, all: true });
+  out.push(`dmsetup status ${name}: ${status.all ?? ''}`);
+  await execa('mount', ['-t', 'debugfs', 'none', '/sys/kernel/debug'], { reject: false });
+  const dmName = (await execa('dmsetup', ['info', '-c', '--noheadings', '-o', 'blkdevname', name], { reject: false })).stdout.trim();
+  for (const dev of [disk, dmName]) {
+    const dbg = `/sys/kernel/debug/block/${dev}`;
+    if (dev === '' || !existsSync(dbg)) continue;
+    out.push(`${dev} inflight: ${read(`/sys/block/${dev}/inflight`)}`);
+    const files = (await execa('find', [dbg, '-maxdepth', '2', '-type', 'f'], { reject: false })).stdout.split('\n');
+    for (const f of files.filter((f) => /\/(state|requeue_list|busy|dispatch|dispatch_busy|flags|tags|sched_tags|run|active|async_depth|\w+_tokens|cur_domain|batching|kcq\d*)$/.test(f))) {
+      out.push(`${f.slice(dbg.length - dev.length)}: ${read(f).split('\n').slice(0, 8).join(' | ')}`);
+    }
+  }
+  // Where the blocked tasks wait: their stacks into the kernel log.
+  try {
+    writeFileSync('/proc/sys/kernel/sysrq', '1');
+    writeFileSync('/proc/sysrq-trigger', 'w');
+  } catch {
+    out.push('(no sysrq: blocked tasks not dumped)');
+  }
+  await sleep(500);
+  out.push('kernel log, last 120 lines:', ...(await dmesgLines()).slice(-120));
+  return out.join('\n');
+}
+
+/** Fails the map's queued I/O, kills the writers and unmounts: the end of a failed run. */
+async function releaseRun(name: string, mnt: string, writers: ReturnType<typeof startWriters>): Promise<void> {
+  await dm.failIfNoPath(name).catch(() => undefined);
+  await stopWriters(writers, 10_000);
+  await execa('umount', ['-l', mnt], { reject: false });
+}
+
+async function restartUnderWriters(
+  disk: string,
+  unit: RestartUnit,
+  name: string,
+  mnt: string,
+  writers: ReturnType<typeof startWriters>,
+  identityBefore: DiskIdentity,
+  devtBefore: string,
+  mapDevice: string,
+  protectedBefore: string | null,
+  settingsBefore: DiskSettings,
+  logStart: number,
+): Promise<MappedRun> {
   await warmUp(writers, 5);
   await sleep(WRITE_BEFORE_MS);
   const t0 = performance.now();
@@ -204,7 +271,7 @@ async function mappedRun(disk: string): Promise<MappedRun> {
     mountOptionsDuring,
     mountOptionsAfter,
     fsck: { exitCode: fsck.exitCode ?? -1, output: fsck.all ?? '' },
-    kernelErrors: upperErrors(lines, info.blockDevice),
+    kernelErrors: upperErrors(lines, mapDevice),
     pathMessages: lines.filter((l) => /Failing path|queue_if_no_path|offline|I\/O error/.test(l)).slice(0, 20),
   };
 }
