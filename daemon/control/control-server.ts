@@ -2,7 +2,8 @@
 // Requests are read a line at a time with a size cap; a malformed or oversized
 // request gets an error reply and never reaches the handler or crashes the daemon.
 // The socket is root's and, when there is one, the shadowd group's
-// (control-access.ts): the group may ask, only root may change anything.
+// (control-access.ts): the group may ask, only a process holding
+// CAP_NET_ADMIN may change anything (peer-privilege.ts).
 //
 // Members of the group are not trusted with the daemon's memory (a 32 MB
 // heap): connections are capped, each connection reads no more input than a
@@ -16,10 +17,11 @@ import { CONTROL_GROUP, SOCKET_MODE_GROUP, SOCKET_MODE_ROOT_ONLY } from './contr
 import type { ClassSet } from '../core/class-set.js';
 import type { LogFields, Logger, Priority } from '../service/log.js';
 import { peerCredentials, type PeerCredentials } from './peer-credentials.js';
+import { peerPrivilege, type Privilege } from './peer-privilege.js';
 
 /**
  * `peer` is who connected, for mutating methods (which reach the handler only
- * from root); read-only methods get null unless it
+ * from a process holding CAP_NET_ADMIN); read-only methods get null unless it
  * is already known: learning it loads koffi, which they do not need.
  */
 export type Handler = (req: Request, peer: PeerCredentials | null) => Promise<unknown>;
@@ -95,6 +97,8 @@ export interface ControlServer {
 export interface ControlServerOptions {
   /** How the server learns who connected; tests pretend to be another user with it. */
   peerCredentials?: (socket: Socket) => PeerCredentials;
+  /** Whether that peer may change the system (default: it holds CAP_NET_ADMIN, peer-privilege.ts); asked at each mutating request. */
+  peerPrivilege?: (peer: PeerCredentials) => Privilege;
   /**
    * The group that may connect (the shadowd group's id, control-access.ts
    * lookupGroup): the socket gets mode 0660 and that group. null or absent:
@@ -125,6 +129,7 @@ function limitedLog(logger: Logger): LimitedLog {
 
 export async function startControlServer(path: string, handler: Handler, logger: Logger, classes: ClassSet, options: ControlServerOptions = {}): Promise<ControlServer> {
   const credentialsOf = options.peerCredentials ?? peerCredentials;
+  const privilegeOf = options.peerPrivilege ?? ((peer: PeerCredentials) => peerPrivilege(peer));
   const limits: ControlLimits = { ...DEFAULT_LIMITS, ...options.limits };
   const cutOffLog = limitedLog(logger);
   // A socket file left by a killed daemon would make listen() fail.
@@ -162,6 +167,7 @@ export async function startControlServer(path: string, handler: Handler, logger:
       limits,
       peerOf,
       knownPeer: () => peer ?? null,
+      privilegeOf,
     });
     served.set(socket, pendingChars);
     socket.on('close', () => served.delete(socket));
@@ -222,6 +228,7 @@ interface ConnectionContext {
   limits: ControlLimits;
   peerOf: () => PeerCredentials | null;
   knownPeer: () => PeerCredentials | null;
+  privilegeOf: (peer: PeerCredentials) => Privilege;
 }
 
 /**
@@ -231,7 +238,7 @@ interface ConnectionContext {
  * it holds.
  */
 function serveConnection(socket: Socket, ctx: ConnectionContext): () => number {
-  const { handler, logger, cutOffLog, classes, limits, peerOf, knownPeer } = ctx;
+  const { handler, logger, cutOffLog, classes, limits, peerOf, knownPeer, privilegeOf } = ctx;
   /** Input read and not yet answered: complete lines (`lines` of them), then the start of the next. */
   let buffered = '';
   let lines = 0;
@@ -336,14 +343,18 @@ function serveConnection(socket: Socket, ctx: ConnectionContext): () => number {
     }
     const mutating = MUTATING_METHODS.has(req.method);
     const peer = mutating ? peerOf() : knownPeer();
-    if (mutating && peer?.uid !== 0) {
-      const who = peer ? `uid ${peer.uid}` : 'a caller shadowd cannot identify';
-      logger.log('notice', `refused ${req.method} from ${who}${peer ? ` (pid ${peer.pid})` : ''}: it needs root`, {
-        SHADOWD_REQUEST: req.method,
-        SHADOWD_PEER_UID: peer?.uid,
-        SHADOWD_PEER_PID: peer?.pid,
-      });
-      return send(errorReply(new RequestError('EPERM', `${req.method} changes the system and needs root (asked by ${who}): run it with sudo`, req.id)));
+    if (mutating) {
+      const privilege: Privilege = peer ? privilegeOf(peer) : { granted: false, reason: 'shadowd cannot tell who it is' };
+      if (!privilege.granted) {
+        const who = peer ? `uid ${peer.uid}, pid ${peer.pid}` : 'a caller shadowd cannot identify';
+        logger.log('notice', `refused ${req.method} (it needs CAP_NET_ADMIN) from ${who}${peer ? `: ${privilege.reason}` : ''}`, {
+          SHADOWD_REQUEST: req.method,
+          SHADOWD_PEER_UID: peer?.uid,
+          SHADOWD_PEER_PID: peer?.pid,
+        });
+        const because = peer ? `; ${privilege.reason}` : '';
+        return send(errorReply(new RequestError('EPERM', `${req.method} changes the system and needs CAP_NET_ADMIN (asked by ${who}${because}): run it with sudo`, req.id)));
+      }
     }
     try {
       send({ id: req.id, ok: true, result: await handler(req, peer) });
