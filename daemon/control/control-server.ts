@@ -250,7 +250,8 @@ function serveConnection(socket: Socket, ctx: ConnectionContext): () => number {
 
   const cutOff = (priority: Priority, why: string): void => {
     if (socket.destroyed) return;
-    cutOffLog('cutoff', priority, `control socket: closed a connection: ${why}`, { SHADOWD_CONTROL_UNSENT: socket.writableLength });
+    // The peer's uid when a mutating request made it known (learning it only for this would load koffi).
+    cutOffLog('cutoff', priority, `control socket: closed a connection: ${why}`, { SHADOWD_CONTROL_UNSENT: socket.writableLength, SHADOWD_PEER_UID: knownPeer()?.uid });
     socket.destroy();
   };
 
