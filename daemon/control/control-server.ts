@@ -46,13 +46,15 @@ export const MAX_PENDING_REQUESTS = 16;
  */
 export const MAX_PENDING_CHARS = 64 * 1024;
 /**
- * Replies written but not yet taken by the kernel, per connection. Replies
- * are written one at a time and the next request waits for the last reply to
- * drain, so this is reached only by a single huge reply to a client that
- * does not read; the largest real reply (history of 1000 recoveries) is well
- * under 1 MB.
+ * Replies written but not yet taken by the kernel, per connection, when the
+ * next reply is to be written: a client holding more is closed instead. The
+ * next request already waits for the replies to drain once they pass Node's
+ * high-water mark (16 KiB), so this is a backstop, never reached by a client
+ * that reads. The reply being written is not counted: one reply can be large
+ * (history --limit 1000 with long replay steps runs to MBs), and its size is
+ * the daemon's doing, not the client's.
  */
-export const MAX_UNSENT_BYTES = 4 * 1024 * 1024;
+export const MAX_UNSENT_BYTES = 1024 * 1024;
 /**
  * A connection with no traffic either way for this long is closed, unless a
  * request is being answered (a recovery can take long) and its output has
@@ -266,8 +268,8 @@ function serveConnection(socket: Socket, ctx: ConnectionContext): () => number {
 
   const send = (reply: Reply): void => {
     if (socket.destroyed) return;
+    if (socket.writableLength > limits.maxUnsentBytes) return cutOff('notice', `${socket.writableLength} bytes of replies it has not read, over ${limits.maxUnsentBytes}`);
     socket.write(JSON.stringify(reply) + '\n');
-    if (socket.writableLength > limits.maxUnsentBytes) cutOff('notice', `${socket.writableLength} bytes of replies it has not read, over ${limits.maxUnsentBytes}`);
   };
 
   /** Answers the next complete line, if any and if the last reply has drained. */
