@@ -248,6 +248,7 @@ function serveConnection(socket: Socket, ctx: ConnectionContext): () => number {
   let busy = false;
   /** The line being read is over MAX_REQUEST_BYTES: no more is read, and once the lines before it are answered the connection ends. */
   let overlong = false;
+  /** ETOOBIG has been sent and our end closed: input is read and dropped until the client closes its end. */
   let ended = false;
 
   const cutOff = (priority: Priority, why: string): void => {
