@@ -351,13 +351,13 @@ function serveConnection(socket: Socket, ctx: ConnectionContext): () => number {
       const privilege: Privilege = peer ? privilegeOf(peer) : { granted: false, reason: 'shadowd cannot tell who it is' };
       if (!privilege.granted) {
         const who = peer ? `uid ${peer.uid}, pid ${peer.pid}` : 'a caller shadowd cannot identify';
-        logger.log('notice', `refused ${req.method} (it needs CAP_NET_ADMIN) from ${who}${peer ? `: ${privilege.reason}` : ''}`, {
+        logger.log('notice', `refused ${req.method} (it needs root with CAP_NET_ADMIN) from ${who}${peer ? `: ${privilege.reason}` : ''}`, {
           SHADOWD_REQUEST: req.method,
           SHADOWD_PEER_UID: peer?.uid,
           SHADOWD_PEER_PID: peer?.pid,
         });
         const because = peer ? `; ${privilege.reason}` : '';
-        return send(errorReply(new RequestError('EPERM', `${req.method} changes the system and needs CAP_NET_ADMIN (asked by ${who}${because}): run it with sudo`, req.id)));
+        return send(errorReply(new RequestError('EPERM', `${req.method} changes the system and needs root with CAP_NET_ADMIN (asked by ${who}${because}): run it with sudo`, req.id)));
       }
     }
     try {

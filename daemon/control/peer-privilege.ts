@@ -1,6 +1,7 @@
 // Whether the process at the other end of the control socket may change the
-// system: it must hold CAP_NET_ADMIN in its effective set, not merely be
-// uid 0 (a root process that dropped its capabilities is refused). The
+// system: it must run as root (uid 0) and hold CAP_NET_ADMIN in its effective
+// set (a root process that dropped its capabilities is refused, and so is a
+// user whose process gained the capability from a file capability). The
 // kernel's SO_PEERCRED (peer-credentials.ts) gives the pid and uid as of
 // connect(); /proc/PID/status says what that pid holds now.
 //
@@ -79,6 +80,10 @@ export function judgePeer(peer: PeerCredentials, files: PeerProcFiles): Privileg
   if (files.uidMap === null || files.ownUidMap === null || !sameMap(files.uidMap, files.ownUidMap)) {
     return { granted: false, reason: `it runs in another user namespace, where its capabilities are not the host's` };
   }
+  // Root as well as the capability: a group member could otherwise connect,
+  // then exec a binary with cap_net_admin as a file capability in the same
+  // process and pass the check made at request time.
+  if (peer.uid !== 0) return { granted: false, reason: 'it does not run as root (uid 0)' };
   if (!hasCapability(status.capEff, CAP_NET_ADMIN)) return { granted: false, reason: 'it does not hold CAP_NET_ADMIN' };
   return { granted: true };
 }

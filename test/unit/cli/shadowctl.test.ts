@@ -460,7 +460,7 @@ describe('shadowctl', () => {
       for (const args of [['recover', 'eth0'], ['replay', 'net:eth0'], ['inject', 'eth0', 'tx-hang'], ['reload']]) {
         const r = await as(...args);
         expect(r.exitCode, args.join(' ')).toBe(4);
-        expect(r.stderr).toBe(`shadowctl: ${args[0]} changes the system and needs CAP_NET_ADMIN (asked by uid 1000, pid 999; it does not hold CAP_NET_ADMIN): run it with sudo`);
+        expect(r.stderr).toBe(`shadowctl: ${args[0]} changes the system and needs root with CAP_NET_ADMIN (asked by uid 1000, pid 999; it does not hold CAP_NET_ADMIN): run it with sudo`);
       }
       for (const args of [['recover', 'net:eth0', '--json'], ['reload', '--json']]) {
         const json = await as(...args);

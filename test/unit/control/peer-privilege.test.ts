@@ -83,15 +83,16 @@ describe('CapEff parsing', () => {
 });
 
 describe('who may change the system', () => {
-  it('grants a process holding CAP_NET_ADMIN, root or not', () => {
+  it('grants root holding CAP_NET_ADMIN, and refuses a user even with it (a file capability could lend it)', () => {
     expect(judgePeer(ROOT, host(status(0, ALL)))).toEqual({ granted: true });
-    expect(judgePeer(USER, host(status(1000, NET_ADMIN_ONLY)))).toEqual({ granted: true });
+    expect(judgePeer(ROOT, host(status(0, NET_ADMIN_ONLY)))).toEqual({ granted: true });
+    expect(judgePeer(USER, host(status(1000, NET_ADMIN_ONLY)))).toEqual({ granted: false, reason: 'it does not run as root (uid 0)' });
   });
 
   it('refuses root without CAP_NET_ADMIN, and a user without it', () => {
     expect(judgePeer(ROOT, host(status(0, ALL_BUT_NET_ADMIN)))).toEqual({ granted: false, reason: 'it does not hold CAP_NET_ADMIN' });
     expect(judgePeer(ROOT, host(status(0, '0000000000000000')))).toEqual({ granted: false, reason: 'it does not hold CAP_NET_ADMIN' });
-    expect(judgePeer(USER, host(status(1000, '0000000000000000')))).toEqual({ granted: false, reason: 'it does not hold CAP_NET_ADMIN' });
+    expect(judgePeer(USER, host(status(1000, '0000000000000000')))).toEqual({ granted: false, reason: 'it does not run as root (uid 0)' });
   });
 
   it('refuses a process that has gone, or whose status cannot be read', () => {
@@ -103,7 +104,7 @@ describe('who may change the system', () => {
     // A user connected and exited; root's process got its pid.
     expect(judgePeer(USER, host(status(0, ALL)))).toEqual({ granted: false, reason: 'it now runs as uid 0, not as the uid 1000 that connected (a reused pid?)' });
     // Real uid 0, effective 1000: SO_PEERCRED said 1000, and so does the effective uid.
-    expect(judgePeer(USER, host(status(0, NET_ADMIN_ONLY, { euid: 1000 })))).toEqual({ granted: true });
+    expect(judgePeer(USER, host(status(0, NET_ADMIN_ONLY, { euid: 1000 })))).toEqual({ granted: false, reason: 'it does not run as root (uid 0)' });
     expect(judgePeer(ROOT, host(status(0, ALL, { euid: 1000 })))).toMatchObject({ granted: false, reason: expect.stringContaining('now runs as uid 1000') as string });
   });
 
@@ -132,7 +133,7 @@ describe('who may change the system', () => {
   it('judges this process from the real /proc as its CapEff says', () => {
     const own = parseProcStatus(readFileSync('/proc/self/status', 'utf8'))!;
     const me = { pid: process.pid, uid: process.geteuid!(), gid: process.getegid!() };
-    expect(peerPrivilege(me).granted).toBe(hasCapability(own.capEff, CAP_NET_ADMIN));
+    expect(peerPrivilege(me).granted).toBe(me.uid === 0 && hasCapability(own.capEff, CAP_NET_ADMIN));
     // A pid no process has (beyond pid_max's largest, 2^22).
     expect(peerPrivilege({ ...me, pid: 2 ** 22 + 1 })).toMatchObject({ granted: false, reason: expect.stringContaining('has exited') as string });
   });
