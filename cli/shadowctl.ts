@@ -35,7 +35,7 @@ class UsageError extends Error {}
 
 const EXIT_CODES =
   'Exit codes: 0 ok, 1 refused by shadowd, 2 bad usage, 3 shadowd not running, 4 permission denied. ' +
-  'recover and replay exit 1 also when they ran and failed, reload when the configuration has errors; recover, replay, inject and reload need root (4 otherwise).';
+  'recover and replay exit 1 also when they ran and failed, reload when the configuration has errors; recover, replay, inject and reload need CAP_NET_ADMIN, which sudo gives (4 otherwise).';
 
 /** A recovery waits for the driver to come back (probe, firmware): longer than a query. */
 const RECOVERY_TIMEOUT_MS = 120_000;

@@ -1,7 +1,8 @@
 // Who may talk to the daemon: the control socket lives in the runtime
 // directory; both belong to root and the `shadowd` group when that group
 // exists (members run read-only shadowctl commands; control-server.ts checks
-// that mutating ones come from root), else to root alone.
+// that mutating ones come from a process holding CAP_NET_ADMIN,
+// peer-privilege.ts), else to root alone.
 import { chmodSync, chownSync, mkdirSync, readFileSync } from 'node:fs';
 
 /** The group whose members may run read-only shadowctl commands. */

@@ -31,7 +31,7 @@ export type Request =
   | { id: number; method: 'history'; params: { device?: DeviceRef; cls?: string; limit: number } }
   | { id: number; method: 'reload' };
 
-/** Methods that change the system: only root may call them. */
+/** Methods that change the system: only a caller holding CAP_NET_ADMIN may call them (peer-privilege.ts). */
 export const MUTATING_METHODS: ReadonlySet<string> = new Set(['recover', 'replay', 'inject', 'reload']);
 
 /** Removes an injected fault (every class): the helper's `inject CLASS:NAME clear`. */

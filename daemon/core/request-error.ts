@@ -5,7 +5,8 @@
 // turns it into its error reply.
 
 /**
- * EBUSY: the device is being recovered; EHELPER: the kernel helper is missing
+ * EBUSY: the device is being recovered, or the control socket has as many
+ * connections as it takes (try again); EHELPER: the kernel helper is missing
  * or refused; EUNAVAIL: this daemon cannot do that (a part is not built in).
  */
 export type ErrorCode = 'EBADREQ' | 'ETOOBIG' | 'ENOMETHOD' | 'ENODEV' | 'EPERM' | 'EBUSY' | 'EHELPER' | 'EUNAVAIL' | 'EINTERNAL';

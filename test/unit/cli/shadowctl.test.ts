@@ -179,8 +179,8 @@ describe('shadowctl', () => {
       },
       { log: () => undefined },
       DAEMON_CLASSES,
-      // As root, whoever runs the tests.
-      { peerCredentials: () => ({ pid: 1, uid: 0, gid: 0 }) },
+      // As root holding CAP_NET_ADMIN, whoever runs the tests.
+      { peerCredentials: () => ({ pid: 1, uid: 0, gid: 0 }), peerPrivilege: () => ({ granted: true }) },
     );
   });
   afterAll(async () => {
@@ -442,17 +442,17 @@ describe('shadowctl', () => {
     expect(r.stdout).toContain('Examples:');
     expect(flat).toContain('Apply the edited configuration, or print its errors with file, line and key');
     expect(flat).toContain('It exits 1 when the file has errors');
-    expect(flat).toContain('recover, replay, inject and reload need root (4 otherwise)');
+    expect(flat).toContain('recover, replay, inject and reload need CAP_NET_ADMIN, which sudo gives (4 otherwise)');
   }, 30_000);
 
-  it('exits 4 when a user who is not root asks to recover, replay, inject or reload; history stays open', async () => {
+  it('exits 4 when a process without CAP_NET_ADMIN asks to recover, replay, inject or reload; history stays open', async () => {
     const userSocket = join(dir, 'user.sock');
     const userServer = await startControlServer(
       userSocket,
       (req) => Promise.resolve(req.method === 'status' ? STATUS : HISTORY),
       { log: () => undefined },
       DAEMON_CLASSES,
-      { peerCredentials: () => ({ pid: 999, uid: 1000, gid: 1000 }) },
+      { peerCredentials: () => ({ pid: 999, uid: 1000, gid: 1000 }), peerPrivilege: () => ({ granted: false, reason: 'it does not hold CAP_NET_ADMIN' }) },
     );
     try {
       const as = (...args: string[]) => execa('node', [SHADOWCTL, '--socket', userSocket, ...args], { reject: false });
@@ -460,7 +460,7 @@ describe('shadowctl', () => {
       for (const args of [['recover', 'eth0'], ['replay', 'net:eth0'], ['inject', 'eth0', 'tx-hang'], ['reload']]) {
         const r = await as(...args);
         expect(r.exitCode, args.join(' ')).toBe(4);
-        expect(r.stderr).toBe(`shadowctl: ${args[0]} changes the system and needs root (asked by uid 1000): run it with sudo`);
+        expect(r.stderr).toBe(`shadowctl: ${args[0]} changes the system and needs root with CAP_NET_ADMIN (asked by uid 1000, pid 999; it does not hold CAP_NET_ADMIN): run it with sudo`);
       }
       for (const args of [['recover', 'net:eth0', '--json'], ['reload', '--json']]) {
         const json = await as(...args);

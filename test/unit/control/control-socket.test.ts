@@ -4,7 +4,7 @@
 // which the server still answers. test/unit/control/control-grammar.test.ts
 // fuzzes the protocol's grammar field by field.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +17,7 @@ import { formatRef } from '../../../daemon/core/device-ref.js';
 import { NET_DECLARATION } from '../../../daemon/classes/net/net-declaration.js';
 import type { Logger } from '../../../daemon/service/log.js';
 import type { PeerCredentials } from '../../../daemon/control/peer-credentials.js';
+import { CAP_NET_ADMIN, hasCapability, judgePeer, parseProcStatus, type Privilege } from '../../../daemon/control/peer-privilege.js';
 import { TEST_BLOCK, TEST_CLASSES } from './test-classes.js';
 
 const quiet: Logger = { log: () => undefined };
@@ -387,7 +388,14 @@ describe('control server: who may change the system', () => {
   let dir: string;
   const servers: ControlServer[] = [];
   const seen: { method: string; peer: PeerCredentials | null }[] = [];
-  const start = async (name: string, peerCredentials?: () => PeerCredentials): Promise<string> => {
+  /** Grants whatever is asked: tests of who is asked, not of the capability. */
+  const granted = (): Privilege => ({ granted: true });
+  /** The decision on a /proc/PID/status of the peer's uid, with CapEff `capEff`, in the host's user namespace. */
+  const withCaps =
+    (capEff: string) =>
+    (peer: PeerCredentials): Privilege =>
+      judgePeer(peer, { status: `Uid:\t${peer.uid}\t${peer.uid}\t${peer.uid}\t${peer.uid}\nCapEff:\t${capEff}\n`, uidMap: '0 0 4294967295', ownUidMap: '0 0 4294967295' });
+  const start = async (name: string, peerCredentials?: () => PeerCredentials, peerPrivilege?: (peer: PeerCredentials) => Privilege): Promise<string> => {
     const path = join(dir, name);
     servers.push(
       await startControlServer(
@@ -398,7 +406,7 @@ describe('control server: who may change the system', () => {
         },
         quiet,
         TEST_CLASSES,
-        peerCredentials ? { peerCredentials } : {},
+        { ...(peerCredentials ? { peerCredentials } : {}), ...(peerPrivilege ? { peerPrivilege } : {}) },
       ),
     );
     return path;
@@ -411,8 +419,8 @@ describe('control server: who may change the system', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('refuses recover, replay, inject and reload to a user that is not root, and answers the rest', async () => {
-    const path = await start('user.sock', () => ({ pid: 4321, uid: 1000, gid: 1000 }));
+  it('refuses recover, replay, inject and reload to a process without CAP_NET_ADMIN, and answers the rest', async () => {
+    const path = await start('user.sock', () => ({ pid: 4321, uid: 1000, gid: 1000 }), withCaps('0000000000000000'));
     seen.length = 0;
     for (const [method, params] of [
       ['recover', { device: 'net:eth0' }],
@@ -423,7 +431,7 @@ describe('control server: who may change the system', () => {
       expect(await request(path, method, params)).toEqual({
         id: 1,
         ok: false,
-        error: { code: 'EPERM', message: `${method} changes the system and needs root (asked by uid 1000): run it with sudo` },
+        error: { code: 'EPERM', message: `${method} changes the system and needs root with CAP_NET_ADMIN (asked by uid 1000, pid 4321; it does not run as root (uid 0)): run it with sudo` },
       });
     }
     expect(seen).toEqual([]);
@@ -436,12 +444,56 @@ describe('control server: who may change the system', () => {
     ]);
   });
 
+  it('refuses root without CAP_NET_ADMIN, and a user that holds it', async () => {
+    const lines: string[] = [];
+    const path = join(dir, 'caps.sock');
+    servers.push(
+      await startControlServer(path, (req) => Promise.resolve({ method: req.method }), { log: (p, m) => void lines.push(`${p} ${m}`) }, TEST_CLASSES, {
+        peerCredentials: () => ({ pid: 77, uid: 0, gid: 0 }),
+        peerPrivilege: withCaps('000001ffffffefff'),
+      }),
+    );
+    expect(await request(path, 'reload')).toEqual({
+      id: 1,
+      ok: false,
+      error: { code: 'EPERM', message: 'reload changes the system and needs root with CAP_NET_ADMIN (asked by uid 0, pid 77; it does not hold CAP_NET_ADMIN): run it with sudo' },
+    });
+    expect(lines).toEqual(['notice refused reload (it needs root with CAP_NET_ADMIN) from uid 0, pid 77: it does not hold CAP_NET_ADMIN']);
+    expect(await request(path, 'status')).toMatchObject({ ok: true });
+    const user = await start('netadmin.sock', () => ({ pid: 78, uid: 1000, gid: 1000 }), withCaps('0000000000001000'));
+    expect(await request(user, 'replay', { device: 'net:eth0' })).toMatchObject({ id: 1, ok: false, error: { code: 'EPERM', message: expect.stringContaining('it does not run as root (uid 0)') as string } });
+  });
+
+  it('asks whether the peer holds CAP_NET_ADMIN at each mutating request: a dropped capability counts from then on', async () => {
+    let caps = '0000000000001000';
+    const path = await start('drop.sock', () => ({ pid: 79, uid: 0, gid: 0 }), (peer) => withCaps(caps)(peer));
+    const s = connect(path);
+    s.setEncoding('utf8');
+    let data = '';
+    s.on('data', (d: string) => (data += d));
+    await new Promise((resolve) => s.on('connect', resolve));
+    const next = async (line: object): Promise<Reply> => {
+      const before = data.split('\n').length;
+      s.write(JSON.stringify(line) + '\n');
+      while (data.split('\n').length === before) await new Promise((r) => setTimeout(r, 5));
+      return JSON.parse(data.split('\n').at(-2)!) as Reply;
+    };
+    expect(await next({ id: 1, method: 'reload' })).toMatchObject({ id: 1, ok: true });
+    caps = '0000000000000000';
+    expect(await next({ id: 2, method: 'reload' })).toMatchObject({ id: 2, ok: false, error: { code: 'EPERM' } });
+    s.destroy();
+  });
+
   it('asks who is calling only at the first mutating request of a connection', async () => {
     let asked = 0;
-    const path = await start('lazy.sock', () => {
-      asked++;
-      return { pid: 1, uid: 0, gid: 0 };
-    });
+    const path = await start(
+      'lazy.sock',
+      () => {
+        asked++;
+        return { pid: 1, uid: 0, gid: 0 };
+      },
+      granted,
+    );
     seen.length = 0;
     const replies = await exchange(path, [
       { id: 1, method: 'status' },
@@ -468,17 +520,21 @@ describe('control server: who may change the system', () => {
     ]);
   });
 
-  it("passes root's requests to the handler with its credentials", async () => {
-    const path = await start('root.sock', () => ({ pid: 1, uid: 0, gid: 0 }));
+  it("passes a privileged caller's requests to the handler with its credentials", async () => {
+    const path = await start('root.sock', () => ({ pid: 1, uid: 0, gid: 0 }), granted);
     seen.length = 0;
     expect(await request(path, 'recover', { device: 'net:eth0' })).toEqual({ id: 1, ok: true, result: { method: 'recover' } });
     expect(seen).toEqual([{ method: 'recover', peer: { pid: 1, uid: 0, gid: 0 } }]);
   });
 
   it('refuses changes when it cannot tell who asks', async () => {
-    const path = await start('unknown.sock', () => {
-      throw new Error('getsockopt(SO_PEERCRED) failed: errno 95');
-    });
+    const path = await start(
+      'unknown.sock',
+      () => {
+        throw new Error('getsockopt(SO_PEERCRED) failed: errno 95');
+      },
+      granted,
+    );
     expect(await request(path, 'inject', { device: 'net:eth0', fault: 'clear' })).toMatchObject({
       ok: false,
       error: { code: 'EPERM', message: /asked by a caller shadowd cannot identify/ },
@@ -486,15 +542,16 @@ describe('control server: who may change the system', () => {
     expect(await request(path, 'version')).toMatchObject({ ok: true });
   });
 
-  it('learns the real peer by default', async () => {
+  it('learns the real peer, and whether it holds CAP_NET_ADMIN, by default', async () => {
     const path = await start('real.sock');
     seen.length = 0;
     const reply = await request(path, 'reload');
-    if (process.getuid!() === 0) {
+    // This process is the peer: it may reload if it is root holding CAP_NET_ADMIN (as in this sandbox).
+    if (process.geteuid!() === 0 && hasCapability(parseProcStatus(readFileSync('/proc/self/status', 'utf8'))!.capEff, CAP_NET_ADMIN)) {
       expect(reply).toMatchObject({ ok: true });
-      expect(seen).toEqual([{ method: 'reload', peer: { pid: process.pid, uid: 0, gid: process.getgid!() } }]);
+      expect(seen).toEqual([{ method: 'reload', peer: { pid: process.pid, uid: process.geteuid!(), gid: process.getegid!() } }]);
     } else {
-      expect(reply).toMatchObject({ ok: false, error: { code: 'EPERM', message: new RegExp(`asked by uid ${process.getuid!()}\\)`) } });
+      expect(reply).toMatchObject({ ok: false, error: { code: 'EPERM', message: expect.stringContaining(`reload changes the system and needs root with CAP_NET_ADMIN (asked by uid ${process.geteuid!()}, pid ${process.pid}; `) as string } });
     }
   });
 });

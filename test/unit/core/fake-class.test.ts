@@ -314,7 +314,10 @@ describe('a second device class, fake, beside net', () => {
             throw new RequestError('ENOMETHOD', `not in this test: ${req.method}`, req.id);
         }
       };
-      server = await startControlServer(socket, handler, logger, CLASSES, { peerCredentials: () => ({ pid: 4242, uid: 0, gid: 0 }) });
+      server = await startControlServer(socket, handler, logger, CLASSES, {
+        peerCredentials: () => ({ pid: 4242, uid: 0, gid: 0 }),
+        peerPrivilege: () => ({ granted: true }),
+      });
     });
     afterEach(async () => {
       await server.close();
