@@ -18,6 +18,7 @@ import { BLOCK_DECLARATION, CREATE_MAP_KEY, IO_STALL_KEY, LOST_DISK_HOLD_KEY } f
 import { planRestartSettings, planSettings, type SettingStep } from './disk-settings-replay.js';
 import { DiskShadow, type DiskFacts } from './disk-shadow.js';
 import { IoStallDetector } from './io-stall-detector.js';
+import { releaseBlockedDisk } from './blocked-device-release.js';
 import { LostDiskHold } from './lost-disk-hold.js';
 import { SysfsBlockSystem, type BlockSystem } from './block-system.js';
 import { relinkUnit } from './unit-relink.js';
@@ -206,6 +207,10 @@ export function openBlock(ctx: ClassContext, sys: BlockSystem): ClassRuntime {
         onReport: ctx.report,
         logger: ctx.logger,
         driverOf: (disk) => shadow.facts(disk)?.driver ?? null,
+        releaseBlocked: async (disk) => {
+          const r = await releaseBlockedDisk(disk);
+          if (r.exitCode !== 0) throw new Error(`dd exited ${r.exitCode ?? 'by a signal'}: ${r.stderr.trim()}`);
+        },
       });
       det.start();
       return { stop: () => det.stop() };

@@ -491,6 +491,16 @@ export function parseIoCounters(inflight: string, statText: string): IoCounters 
   };
 }
 
+/**
+ * The SCSI device_blocked count of DISK (blocked-device-release.ts says why it
+ * matters), or null for a disk that is not SCSI or whose count cannot be read.
+ */
+export async function readDeviceBlocked(disk: string, sysfs = '/sys'): Promise<number | null> {
+  const text = await readText(join(sysfs, 'block', validateDiskName(disk), 'device', 'device_blocked'));
+  if (text === null || !/^\d{1,10}$/.test(text.trim())) return null;
+  return Number(text.trim());
+}
+
 /** DISK's I/O counters now. */
 export async function readIoCounters(disk: string, sysfs = '/sys'): Promise<IoCounters> {
   const dir = join(sysfs, 'block', validateDiskName(disk));

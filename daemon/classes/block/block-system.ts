@@ -6,7 +6,7 @@
 import { basename } from 'node:path';
 import { readFile, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
-import { claimedExclusively, listDiskNames, readDisk as readBlockDisk, readDiskSettings, readIoCounters, restartUnitOf, disksUnder, writeDiskSetting, type RestartUnit } from './block-sysfs.js';
+import { claimedExclusively, listDiskNames, readDisk as readBlockDisk, readDeviceBlocked, readDiskSettings, readIoCounters, restartUnitOf, disksUnder, writeDiskSetting, type RestartUnit } from './block-sysfs.js';
 import { readDiskIdentity, type DiskIdentity } from './disk-identity.js';
 import type { DiskFacts, DiskSource } from './disk-shadow.js';
 import type { DiskIo } from './io-stall-detector.js';
@@ -167,6 +167,7 @@ export class SysfsBlockSystem implements BlockSystem {
       inflight: c.inflightReads + c.inflightWrites,
       completed: c.readsCompleted + c.writesCompleted + c.discardsCompleted + c.flushesCompleted,
       pathFailed: map ? await this.pathFailed(map) : null,
+      deviceBlocked: map ? await readDeviceBlocked(name, this.sysfs) : null,
     };
   }
 

@@ -11,8 +11,13 @@
 // coming back at all, for seconds, reaches the threshold. The counters are
 // the block layer's own, read only while the daemon polls (a read of two
 // small sysfs files per disk per period), so nothing is added to the I/O path.
+//
+// It also watches for the one hang that is no driver's failure: a map waiting
+// on a SCSI disk's device_blocked count with nothing in flight, which a read
+// of the disk ends (blocked-device-release.ts).
 import type { FailureReport } from '../../core/failure-report.js';
 import type { Logger } from '../../service/log.js';
+import { BLOCKED_IDLE_MS, BlockedIdleWatch } from './blocked-device-release.js';
 
 /** One poll of a disk. */
 export interface DiskIo {
@@ -22,6 +27,8 @@ export interface DiskIo {
   completed: number;
   /** The protecting map has failed the disk's path (null: no map, or not known). */
   pathFailed: boolean | null;
+  /** The SCSI device_blocked count, read for a disk under a map (null or absent: none). */
+  deviceBlocked?: number | null;
 }
 
 export interface IoStallDeps {
@@ -36,6 +43,8 @@ export interface IoStallDeps {
   now?: () => number;
   /** The driver of a disk, for the report. */
   driverOf?: (disk: string) => string | null;
+  /** Sends a disk the read that ends a map's wait on its device_blocked (blocked-device-release.ts); absent: never. */
+  releaseBlocked?: (disk: string) => Promise<void>;
 }
 
 interface Track {
@@ -44,6 +53,7 @@ interface Track {
   progressAt: number;
   reported: boolean;
   pathReported: boolean;
+  blocked: BlockedIdleWatch;
 }
 
 export class IoStallDetector {
@@ -104,9 +114,10 @@ export class IoStallDetector {
     const now = this.now();
     const t = this.tracks.get(disk);
     if (!t) {
-      this.tracks.set(disk, { completed: io.completed, progressAt: now, reported: false, pathReported: false });
+      this.tracks.set(disk, { completed: io.completed, progressAt: now, reported: false, pathReported: false, blocked: new BlockedIdleWatch() });
       return;
     }
+    if (t.blocked.observe({ deviceBlocked: io.deviceBlocked ?? null, inflight: io.inflight, mappedLive: io.pathFailed === false }, now)) this.release(disk, io.deviceBlocked ?? 0);
     if (io.pathFailed === true && !t.pathReported) {
       t.pathReported = true;
       this.report(disk, 'path-failed', 'the protecting map failed the disk\'s path: the driver failed an I/O, and the map holds the disk\'s I/O', now, now);
@@ -125,6 +136,20 @@ export class IoStallDetector {
       t.reported = true;
       this.report(disk, 'io-stall', `${io.inflight} request(s) in flight and none completed for ${stalled} ms (threshold ${threshold} ms)`, now, t.progressAt);
     }
+  }
+
+  /** Not a driver failure: the map waits on a count only the disk's own dispatches lower (blocked-device-release.ts). */
+  private release(disk: string, count: number): void {
+    const release = this.deps.releaseBlocked;
+    if (!release) return;
+    this.deps.logger.log('notice', `${disk}: its map's I/O has waited ${BLOCKED_IDLE_MS} ms on the SCSI device_blocked count (${count}) with nothing in flight; one read of the disk releases it`, {
+      SHADOWD_CLASS: 'block',
+      SHADOWD_DEVICE: disk,
+      SHADOWD_COMPONENT: 'detector',
+    });
+    release(disk).catch((err: unknown) => {
+      this.deps.logger.log('err', `${disk}: the release read failed: ${err instanceof Error ? err.message : String(err)}`, { SHADOWD_CLASS: 'block', SHADOWD_DEVICE: disk });
+    });
   }
 
   private report(disk: string, kind: string, detail: string, now: number, since: number): void {

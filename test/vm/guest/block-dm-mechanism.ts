@@ -20,13 +20,17 @@ import {
   listDiskNames,
   parseMountinfo,
   readDisk,
+  readDeviceBlocked,
   readDiskSettings,
+  readIoCounters,
   restartUnitOf,
   unbindUnit,
   type DiskSettings,
   type RestartUnit,
   type SettingResult,
 } from '../../../daemon/classes/block/block-sysfs.js';
+import { releaseBlockedDisk } from '../../../daemon/classes/block/blocked-device-release.js';
+import { IoStallDetector } from '../../../daemon/classes/block/io-stall-detector.js';
 import { readDiskIdentity, sameDisk, type DiskIdentity, type SameDiskVerdict } from '../../../daemon/classes/block/disk-identity.js';
 import type { WriterSummary } from './block-writer.js';
 import { startWriters, stopWriters, upperErrors, verifyData, warmUp } from './block-writer-run.js';
@@ -41,6 +45,40 @@ const log = (msg: string): void => console.error(`[block ${((performance.now() /
 
 async function dmesgLines(): Promise<string[]> {
   return (await execa('dmesg', [])).stdout.split('\n');
+}
+
+/**
+ * The library's watch for a map waiting on its idle SCSI disk's device_blocked
+ * count (blocked-device-release.ts), run as the daemon's detector runs it:
+ * a kernel deadlock, not the restart, that would hang the writers.
+ */
+function startReleaseWatch(map: string, disk: string): { follow: (d: string | null) => void; releases: () => number; stop: () => Promise<void> } {
+  let watched: string[] = [disk];
+  let releases = 0;
+  const det = new IoStallDetector({
+    disks: () => watched,
+    read: async (d) => {
+      const c = await readIoCounters(d);
+      const { status } = await dm.multipathStatus({ name: map });
+      return {
+        inflight: c.inflightReads + c.inflightWrites,
+        completed: c.readsCompleted + c.writesCompleted + c.discardsCompleted + c.flushesCompleted,
+        pathFailed: status.paths.length === 0 || status.paths.every((p) => p.state === 'F'),
+        deviceBlocked: await readDeviceBlocked(d),
+      };
+    },
+    // Stalls are not this script's business: the restart is its own.
+    thresholdMs: () => Number.MAX_SAFE_INTEGER,
+    onReport: () => undefined,
+    logger: { log: (_p, m) => log(`release watch: ${m}`) },
+    releaseBlocked: async (d) => {
+      releases++;
+      const r = await releaseBlockedDisk(d);
+      if (r.exitCode !== 0) throw new Error(`dd exited ${r.exitCode}: ${r.stderr}`);
+    },
+  });
+  det.start();
+  return { follow: (d) => void (watched = d === null ? [] : [d]), releases: () => releases, stop: () => det.stop() };
 }
 
 /** Polls until the unit has a disk again whose size reads non-zero. */
@@ -114,6 +152,8 @@ export interface MappedRun {
   fsck: { exitCode: number; output: string };
   kernelErrors: string[];
   pathMessages: string[];
+  /** Times the release watch freed the disk from a map waiting on its device_blocked count. */
+  releases: number;
 }
 
 async function mappedRun(disk: string): Promise<MappedRun> {
@@ -135,15 +175,24 @@ async function mappedRun(disk: string): Promise<MappedRun> {
   const logStart = (await dmesgLines()).length;
 
   const writers = startWriters(mnt, name);
+  const watch = startReleaseWatch(name, disk);
   try {
-    return await restartUnderWriters(disk, unit, name, mnt, writers, identityBefore, devtBefore, info.blockDevice, protectedBefore, settingsBefore, logStart);
+    return await restartUnderWriters(disk, unit, name, mnt, writers, watch, identityBefore, devtBefore, info.blockDevice, protectedBefore, settingsBefore, logStart);
   } catch (err) {
+    await watch.stop();
     // Say where the disk's I/O stands, then let go of everything this run
     // holds: the map fails what it queues, so the writers end and the guest
     // reports the failure instead of hanging until the rig kills it.
     const state = await ioState(disk, name);
+    // One read straight to the disk: if the map waits on a SCSI device_blocked
+    // count that only the disk's own dispatches bring down, this frees it.
+    const acked = (): string => writers.procs.map((p) => `${p.mode}=${existsSync(p.ackLog) ? readFileSync(p.ackLog, 'utf8').split('\n').length - 1 : 0}`).join(' ');
+    const before = acked();
+    await execa('dd', [`if=/dev/${disk}`, 'of=/dev/null', 'bs=4096', 'count=1', 'iflag=direct'], { reject: false, timeout: 10_000 });
+    await sleep(3000);
+    const kick = `after one direct read of ${disk}: device_blocked ${existsSync(`/sys/block/${disk}/device/device_blocked`) ? readFileSync(`/sys/block/${disk}/device/device_blocked`, 'utf8').trim() : 'none'}, acks ${before} -> ${acked()}`;
     await releaseRun(name, mnt, writers);
-    throw new Error(`${(err as Error).message}\n${state}`, { cause: err });
+    throw new Error(`${(err as Error).message}\n${kick}\n${state}`, { cause: err });
   }
 }
 
@@ -156,7 +205,11 @@ async function ioState(disk: string, name: string): Promise<string> {
       return `(${(err as Error).message})`;
     }
   };
-  const out: string[] = [`${disk} inflight (read write): ${read(`/sys/block/${disk}/inflight`)}`, `${disk} stat: ${read(`/sys/block/${disk}/stat`)}`];
+  const out: string[] = [
+    `${disk} inflight (read write): ${read(`/sys/block/${disk}/inflight`)}`,
+    `${disk} stat: ${read(`/sys/block/${disk}/stat`)}`,
+    `${disk} device_blocked: ${read(`/sys/block/${disk}/device/device_blocked`)}`,
+  ];
   const status = await execa('dmsetup', ['status', name], { reject: false, all: true });
   out.push(`dmsetup status ${name}: ${status.all ?? ''}`);
   await execa('mount', ['-t', 'debugfs', 'none', '/sys/kernel/debug'], { reject: false });
@@ -195,6 +248,7 @@ async function restartUnderWriters(
   name: string,
   mnt: string,
   writers: ReturnType<typeof startWriters>,
+  watch: ReturnType<typeof startReleaseWatch>,
   identityBefore: DiskIdentity,
   devtBefore: string,
   mapDevice: string,
@@ -205,6 +259,7 @@ async function restartUnderWriters(
   await warmUp(writers, 5);
   await sleep(WRITE_BEFORE_MS);
   const t0 = performance.now();
+  watch.follow(null);
   await unbindUnit(unit);
   const unbindMs = performance.now() - t0;
   const mountOptionsDuring = mountOptions(mnt);
@@ -226,6 +281,7 @@ async function restartUnderWriters(
   const settingsReplay = await applyDiskSettings(newDisk, settingsBefore);
   const settingsAfter = await readDiskSettings(newDisk);
   await dm.repoint(name, identityAfter.sectors, devtAfter);
+  watch.follow(newDisk);
   const windowMs = performance.now() - t0;
   log(`${unit.driver}: ${newDisk} (${devtAfter}) back, map resumed after ${windowMs.toFixed(0)} ms`);
   const status = await dm.multipathStatus({ name });
@@ -233,6 +289,7 @@ async function restartUnderWriters(
 
   await sleep(WRITE_AFTER_MS);
   const summaries = await stopWriters(writers, 45_000);
+  await watch.stop();
   const hung = Object.entries(summaries).filter(([, v]) => v.hung).map(([k]) => k);
   if (hung.length > 0) throw new Error(`${unit.driver}: writers ${hung.join(', ')} still blocked 45 s after the map resumed; status ${JSON.stringify(status.status)}`);
   const acks = Object.fromEntries(Object.entries(summaries).map(([k, v]) => [k, v.acks]));
@@ -273,6 +330,7 @@ async function restartUnderWriters(
     fsck: { exitCode: fsck.exitCode ?? -1, output: fsck.all ?? '' },
     kernelErrors: upperErrors(lines, mapDevice),
     pathMessages: lines.filter((l) => /Failing path|queue_if_no_path|offline|I\/O error/.test(l)).slice(0, 20),
+    releases: watch.releases(),
   };
 }
 
@@ -361,7 +419,7 @@ for (const driver of ['ata_piix', 'virtio_blk']) {
 }
 for (const m of mapped) {
   const stall = Math.max(...Object.values(m.writers).map((w) => w.longestStallMs));
-  log(`${m.driver}: window ${m.windowMs.toFixed(0)} ms (unbind ${m.unbindMs.toFixed(0)}, back after ${m.foundMs.toFixed(0)}), longest writer stall ${stall} ms`);
+  log(`${m.driver}: window ${m.windowMs.toFixed(0)} ms (unbind ${m.unbindMs.toFixed(0)}, back after ${m.foundMs.toFixed(0)}), longest writer stall ${stall} ms, device_blocked releases ${m.releases}`);
 }
 for (const c of controls) {
   log(`control ${c.driver}: ${Object.entries(c.writers).map(([k, w]) => `${k} ${w.error ? w.error.message : 'no error'}`).join('; ')}; mount ${c.mountOptionsAfter}`);

@@ -91,3 +91,55 @@ describe('disk stall detector', () => {
     expect(reports.map((r) => r.kind)).toEqual(['path-failed']);
   });
 });
+
+describe('a map waiting on a blocked, idle SCSI disk', () => {
+  function runBlocked(samples: DiskIo[], stepMs: number) {
+    let now = 0;
+    let i = 0;
+    const released: number[] = [];
+    const logs: string[] = [];
+    const reports: FailureReport[] = [];
+    const det = new IoStallDetector({
+      disks: () => ['sdb'],
+      read: () => Promise.resolve(samples[Math.min(i, samples.length - 1)]!),
+      thresholdMs: () => 5000,
+      onReport: (r) => reports.push(r),
+      logger: { log: (p, m) => void logs.push(`${p} ${m}`) },
+      now: () => now,
+      releaseBlocked: () => {
+        released.push(now);
+        return Promise.resolve();
+      },
+    });
+    return {
+      released,
+      logs,
+      reports,
+      async go() {
+        for (i = 0; i < samples.length; i++, now += stepMs) await det.poll();
+      },
+    };
+  }
+  const blocked = (count: number, inflight = 0, pathFailed: boolean | null = false): DiskIo => ({ inflight, completed: 7, pathFailed, deviceBlocked: count });
+
+  it('is released once it has stayed so for a second, then once a second while it lasts, and is no failure', async () => {
+    const r = runBlocked([io(0, 7, false), ...Array.from({ length: 12 }, () => blocked(3))], 250);
+    await r.go();
+    // Seen blocked first at 250 ms; released at 1250 and 2250 ms.
+    expect(r.released).toEqual([1250, 2250]);
+    expect(r.reports).toEqual([]);
+    expect(r.logs[0]).toMatch(/^notice sdb: its map's I\/O has waited 1000 ms on the SCSI device_blocked count \(3\) with nothing in flight/);
+  });
+
+  it('leaves alone a disk blocked while it has requests in flight, one without a live map, and one blocked only briefly', async () => {
+    const busy = runBlocked(Array.from({ length: 12 }, () => blocked(2, 1)), 250);
+    const failedPath = runBlocked(Array.from({ length: 12 }, () => blocked(2, 0, true)), 250);
+    const noMap = runBlocked(Array.from({ length: 12 }, () => blocked(2, 0, null)), 250);
+    const brief = runBlocked([blocked(3), blocked(3), blocked(0), blocked(3), blocked(3), blocked(3), io(0, 7, false), blocked(3)], 250);
+    const notScsi = runBlocked(Array.from({ length: 12 }, () => io(0, 7, false)), 250);
+    for (const r of [busy, failedPath, noMap, brief, notScsi]) {
+      await r.go();
+      expect(r.released).toEqual([]);
+    }
+  });
+});
