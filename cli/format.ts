@@ -5,6 +5,30 @@ import type { DeviceStatus, HistoryResult, InjectResult, ReloadResult, ShowResul
 import type { PhaseTimings, RecoveryRecord } from '../daemon/core/recovery-history.js';
 import { modulePhases } from '../daemon/core/helper-protocol.js';
 
+/** C0 controls (ESC among them), DEL and C1 controls: what a terminal may act on rather than print. */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
+
+/**
+ * A string from the system (a process's comm, a device, driver or module
+ * name, a setting's value, a daemon message) as a terminal can show it: every
+ * control character as \xHH, so a process named "\x1b]0;owned\x07" cannot
+ * drive the terminal. Newlines and tabs too: a value stays on its line.
+ */
+export function visible(text: string): string {
+  return text.replace(CONTROL, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+/** A daemon answer with every string in it, object keys too, passed through visible(): what the human views are given. */
+export function visibleDeep<T>(value: T): T {
+  if (typeof value === 'string') return visible(value) as T;
+  if (Array.isArray(value)) return value.map((v: unknown) => visibleDeep(v)) as T;
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [visible(k), visibleDeep(v)])) as T;
+  }
+  return value;
+}
+
 export function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();

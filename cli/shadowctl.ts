@@ -21,7 +21,7 @@ import {
   type ShowResult,
   type StatusResult,
 } from '../daemon/control/control-protocol.js';
-import { formatHistory, formatInject, formatRecovery, formatReload, formatShow, formatStatus } from './format.js';
+import { formatHistory, formatInject, formatRecovery, formatReload, formatShow, formatStatus, visible, visibleDeep } from './format.js';
 
 export const EXIT = { ok: 0, refused: 1, usage: 2, unreachable: 3, denied: 4 } as const;
 
@@ -46,22 +46,28 @@ async function call<T>(argv: Common, method: string, params?: Record<string, unk
     reply = await request<T>(argv.socket, method, params, timeoutMs);
   } catch (err) {
     if (err instanceof ControlError) {
-      console.error(`shadowctl: ${err.message}`);
+      console.error(`shadowctl: ${visible(err.message)}`);
       process.exit(err.kind === 'denied' ? EXIT.denied : EXIT.unreachable);
     }
     throw err;
   }
   if (!reply.ok) {
     if (argv.json) console.log(JSON.stringify(reply.error));
-    else console.error(`shadowctl: ${reply.error.message}`);
+    else console.error(`shadowctl: ${visible(String(reply.error.message))}`);
     process.exit(reply.error.code === 'EPERM' ? EXIT.denied : EXIT.refused);
   }
   return reply.result;
 }
 
-const print = (argv: Common, result: unknown, human: () => string): void => {
-  console.log(argv.json ? JSON.stringify(result, null, 2) : human());
-};
+/**
+ * Every answer is printed here: --json exactly as the daemon sent it (JSON
+ * escapes what a terminal would act on), else the human view of the answer
+ * with each of its strings made visible() (names and values come from the
+ * kernel and from other processes, which choose them).
+ */
+function print<T>(argv: Common, result: T, human: (shown: T) => string): void {
+  console.log(argv.json ? JSON.stringify(result, null, 2) : human(visibleDeep(result)));
+}
 
 /** Every class's faults, and clear; the daemon checks that the fault is the device's class's. */
 const FAULT_CHOICES = [...new Set([...CLASSES.flatMap((c) => c.faults), CLEAR_FAULT])];
@@ -85,7 +91,7 @@ async function deviceRef(argv: Common, text: string): Promise<string> {
       : `${classes.length} classes have a device named ${text}: name one, as ${classes.map((c) => `${c}:${text}`).join(' or ')}`;
   // As call() reports the daemon's refusals: JSON on stdout with --json, else a line on stderr.
   if (argv.json) console.log(JSON.stringify({ code: classes.length === 0 ? 'ENODEV' : 'EBADREQ', message }));
-  else console.error(`shadowctl: ${message}`);
+  else console.error(`shadowctl: ${visible(message)}`);
   process.exit(EXIT.refused);
 }
 
@@ -104,7 +110,7 @@ await yargs(hideBin(process.argv))
     (y) => y.example('$0 status', 'Every watched device, one line each').example('$0 status --json', 'The same, as JSON'),
     async (argv) => {
       const result = await call<StatusResult>(argv, 'status');
-      print(argv, result, () => formatStatus(result));
+      print(argv, result, (shown) => formatStatus(shown));
     },
   )
   .command(
@@ -118,7 +124,7 @@ await yargs(hideBin(process.argv))
         .example('$0 show eth0 --json', 'The same, as JSON'),
     async (argv) => {
       const result = await call<ShowResult>(argv, 'show', { device: await deviceRef(argv, argv.device) });
-      print(argv, result, () => formatShow(result));
+      print(argv, result, (shown) => formatShow(shown));
     },
   )
   .command(
@@ -145,7 +151,7 @@ await yargs(hideBin(process.argv))
       const device = await deviceRef(argv, argv.device);
       const params = argv.reload ? { device, reload: true } : { device };
       const result = await call<RecoverResult>(argv, 'recover', params, RECOVERY_TIMEOUT_MS);
-      print(argv, result, () => formatRecovery(result));
+      print(argv, result, (shown) => formatRecovery(shown));
       if (result.result !== 'recovered') process.exitCode = EXIT.refused;
     },
   )
@@ -160,7 +166,7 @@ await yargs(hideBin(process.argv))
         .epilogue(`It exits 1 when a step failed (the steps are printed).\n\n${EXIT_CODES}`),
     async (argv) => {
       const result = await call<RecoverResult>(argv, 'replay', { device: await deviceRef(argv, argv.device) }, RECOVERY_TIMEOUT_MS);
-      print(argv, result, () => formatRecovery(result));
+      print(argv, result, (shown) => formatRecovery(shown));
       if (result.result !== 'replayed') process.exitCode = EXIT.refused;
     },
   )
@@ -183,7 +189,7 @@ await yargs(hideBin(process.argv))
         .epilogue(EXIT_CODES),
     async (argv) => {
       const result = await call<InjectResult>(argv, 'inject', { device: await deviceRef(argv, argv.device), fault: argv.fault, sticky: argv.sticky });
-      print(argv, result, () => formatInject(result));
+      print(argv, result, (shown) => formatInject(shown));
     },
   )
   .command(
@@ -204,7 +210,7 @@ await yargs(hideBin(process.argv))
     async (argv) => {
       const params = argv.device === undefined ? { limit: argv.limit } : { device: await deviceRef(argv, argv.device), limit: argv.limit };
       const result = await call<HistoryResult>(argv, 'history', params);
-      print(argv, result, () => formatHistory(result, argv.device));
+      print(argv, result, (shown) => formatHistory(shown, argv.device === undefined ? undefined : visible(argv.device)));
     },
   )
   .command(
@@ -217,7 +223,7 @@ await yargs(hideBin(process.argv))
         .epilogue(`It exits 1 when the file has errors: shadowd then keeps the configuration it was running with.\n\n${EXIT_CODES}`),
     async (argv) => {
       const result = await call<ReloadResult>(argv, 'reload');
-      print(argv, result, () => formatReload(result));
+      print(argv, result, (shown) => formatReload(shown));
       if (!result.ok) process.exitCode = EXIT.refused;
     },
   )
@@ -228,7 +234,7 @@ await yargs(hideBin(process.argv))
   .fail((msg, err, y) => {
     if (err && !(err instanceof UsageError)) throw err;
     y.showHelp();
-    console.error(`\nshadowctl: ${msg}`);
+    console.error(`\nshadowctl: ${visible(msg)}`);
     process.exit(EXIT.usage);
   })
   .help()

@@ -133,9 +133,27 @@ static void sh_net_txstat(struct sh_file *sf, const struct sh_ref *ref,
 		 * the device completed: completions that stop while bytes are
 		 * in flight show lost interrupts before the ring fills.
 		 */
-		inflight += READ_ONCE(txq->dql.num_queued) -
-			    READ_ONCE(txq->dql.num_completed);
-		completed += READ_ONCE(txq->dql.num_completed);
+		/*
+		 * Both are 32-bit counters that wrap: their difference is
+		 * taken in 32 bits, so a num_queued that has wrapped and a
+		 * num_completed that has not yet still give the bytes in
+		 * flight. num_completed is read first (it never passes
+		 * num_queued); a completion between the reads, seen the other
+		 * way round on a weakly ordered CPU, would make the difference
+		 * negative: that queue counts as nothing in flight.
+		 */
+		{
+			unsigned int done = READ_ONCE(txq->dql.num_completed);
+			unsigned int queued;
+			int diff;
+
+			smp_rmb();
+			queued = READ_ONCE(txq->dql.num_queued);
+			diff = (int)(queued - done);
+			if (diff > 0)
+				inflight += diff;
+			completed += done;
+		}
 #endif
 		if (!netif_xmit_stopped(txq))
 			continue;

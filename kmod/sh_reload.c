@@ -21,6 +21,8 @@
 #include <linux/ktime.h>
 #include <linux/module.h>
 #include <linux/moduleparam.h>
+#include <linux/namei.h>
+#include <linux/path.h>
 #include <linux/pci.h>
 #include <linux/slab.h>
 #include <linux/string.h>
@@ -107,15 +109,51 @@ static int sh_run_modprobe(bool remove, const char *module)
 	return ret;
 }
 
-static void sh_modprobe_failed(struct sh_result *res, const char *what,
-			       const char *module, int ret)
+/* Whether @module is loaded, or could not be told. */
+enum sh_presence { SH_MOD_GONE, SH_MOD_LOADED, SH_MOD_UNKNOWN };
+
+/*
+ * Whether @module is loaded now: a loadable module has its /sys/module
+ * directory from its load until its unload is complete. modprobe's exit
+ * status says what modprobe thinks, not what happened (it fails on a
+ * dependency or a removal hook after the module itself went, or when the
+ * module was already gone), so the reload decides from this.
+ */
+static enum sh_presence sh_module_presence(const char *module)
+{
+	struct path path;
+	char *name;
+	int err;
+
+	name = kasprintf(GFP_KERNEL, "/sys/module/%s", module);
+	if (!name)
+		return SH_MOD_UNKNOWN;
+	err = kern_path(name, 0, &path);
+	kfree(name);
+	if (!err) {
+		path_put(&path);
+		return SH_MOD_LOADED;
+	}
+	return err == -ENOENT ? SH_MOD_GONE : SH_MOD_UNKNOWN;
+}
+
+static const char *sh_presence_name(enum sh_presence p)
+{
+	return p == SH_MOD_LOADED ? "is loaded" :
+	       p == SH_MOD_GONE ? "is not loaded" : "may or may not be loaded";
+}
+
+/* @what (modprobe [-r]) ended with @ret and left @module as @p: says both. */
+static void sh_modprobe_report(char *buf, size_t len, const char *what,
+			       const char *module, int ret,
+			       enum sh_presence p)
 {
 	if (ret < 0)
-		scnprintf(res->msg, sizeof(res->msg), "cannot run %s: error %d",
-			  sh_modprobe, ret);
+		scnprintf(buf, len, "cannot run %s: error %d; module %s %s",
+			  sh_modprobe, ret, module, sh_presence_name(p));
 	else
-		scnprintf(res->msg, sizeof(res->msg),
-			  "%s %s failed with exit status %d", what, module, ret);
+		scnprintf(buf, len, "%s %s exited with status %d; module %s %s",
+			  what, module, ret, module, sh_presence_name(p));
 }
 
 /* Sets, or with @s NULL clears, @pdev's driver_override. */
@@ -129,15 +167,19 @@ static int sh_set_override(struct pci_dev *pdev, const char *s)
 
 /*
  * With the device released: unloads @module and loads it again. -EBUSY if
- * the module was left as it was (it would not unload, or the device could
- * not be held back), so the caller may go on with a plain probe; -EIO if it
- * is not loaded now.
+ * the module was left as it was (it is still loaded after modprobe -r, or the
+ * device could not be held back), so the caller may go on with a plain probe;
+ * -EIO if it is not loaded now. Whether it unloaded and loaded is read from
+ * /sys/module after each modprobe, not from modprobe's exit status; a failure
+ * message gives both.
  */
 int sh_reload_module(struct device *parent, const char *module,
 		     struct sh_result *res)
 {
 	struct pci_dev *pdev = to_pci_dev(parent);
 	ktime_t mark = ktime_get();
+	enum sh_presence presence;
+	char note[SH_MSG_MAX];
 	char *saved = NULL;
 	bool had;
 	int ret, err = 0;
@@ -157,17 +199,36 @@ int sh_reload_module(struct device *parent, const char *module,
 	}
 	ret = sh_run_modprobe(true, module);
 	res->unload_ms = ktime_ms_delta(ktime_get(), mark);
-	if (ret) {
-		sh_modprobe_failed(res, "modprobe -r", module, ret);
+	/*
+	 * Unloaded is decided from the module's presence; the exit status
+	 * only when presence cannot be told.
+	 */
+	presence = sh_module_presence(module);
+	if (presence == SH_MOD_LOADED ||
+	    (presence == SH_MOD_UNKNOWN && ret)) {
+		sh_modprobe_report(res->msg, sizeof(res->msg), "modprobe -r",
+				   module, ret, presence);
 		err = -EBUSY;
 		goto restore;
+	}
+	if (ret) {
+		sh_modprobe_report(note, sizeof(note), "modprobe -r", module,
+				   ret, presence);
+		pr_warn("%s: %s: unloaded all the same\n", dev_name(parent),
+			note);
 	}
 	mark = ktime_get();
 	ret = sh_run_modprobe(false, module);
 	res->load_ms = ktime_ms_delta(ktime_get(), mark);
-	if (ret) {
-		sh_modprobe_failed(res, "modprobe", module, ret);
+	presence = sh_module_presence(module);
+	if (presence == SH_MOD_GONE || (presence == SH_MOD_UNKNOWN && ret)) {
+		sh_modprobe_report(res->msg, sizeof(res->msg), "modprobe",
+				   module, ret, presence);
 		err = -EIO;
+	} else if (ret) {
+		sh_modprobe_report(note, sizeof(note), "modprobe", module, ret,
+				   presence);
+		pr_warn("%s: %s: loaded all the same\n", dev_name(parent), note);
 	}
 restore:
 	/* The administrator's own override, if any, is put back. */

@@ -24,6 +24,70 @@ export interface BpftraceRun {
   stop(): void;
 }
 
+/** What is kept of bpftrace's stderr for error reports: its last 64 KiB, in whole lines. */
+export const STDERR_TAIL_CHARS = 64 * 1024;
+/** A stderr line longer than this is cut (and the rest of it dropped): a line is buffered until its newline. */
+export const STDERR_LINE_CHARS = 4096;
+
+/**
+ * The tail of a stream's text, in whole lines, at most `limit` characters
+ * (and a first line saying how many were dropped): bpftrace may print
+ * warnings for as long as it runs, and the daemon keeps only what an error
+ * report needs. The newest line is always kept, however long.
+ */
+export class TextTail {
+  private readonly lines: string[] = [];
+  private size = 0;
+  private dropped = 0;
+
+  constructor(private readonly limit: number) {}
+
+  /** Adds one line (without its newline). */
+  push(line: string): void {
+    this.lines.push(`${line}\n`);
+    this.size += line.length + 1;
+    while (this.size > this.limit && this.lines.length > 1) {
+      this.size -= this.lines.shift()!.length;
+      this.dropped++;
+    }
+  }
+
+  text(): string {
+    return (this.dropped > 0 ? `[${this.dropped} earlier line${this.dropped === 1 ? '' : 's'} dropped]\n` : '') + this.lines.join('');
+  }
+}
+
+/**
+ * Splits a stream into lines as readline does, but holds at most `max`
+ * characters of a line that has not ended: the rest of an overlong line is
+ * dropped and the line is given cut, with "…" at the end.
+ */
+function boundedLines(input: NodeJS.ReadableStream, max: number, onLine: (line: string) => void): void {
+  let pending = '';
+  let cut = false;
+  input.setEncoding('utf8');
+  input.on('data', (chunk: string) => {
+    let start = 0;
+    for (;;) {
+      const nl = chunk.indexOf('\n', start);
+      if (!cut) {
+        const piece = chunk.slice(start, nl === -1 ? chunk.length : nl);
+        const room = max - pending.length;
+        cut = piece.length > room;
+        pending += cut ? piece.slice(0, room) : piece;
+      }
+      if (nl === -1) break;
+      onLine(cut ? `${pending}…` : pending.replace(/\r$/, ''));
+      pending = '';
+      cut = false;
+      start = nl + 1;
+    }
+  });
+  input.on('end', () => {
+    if (pending !== '' || cut) onLine(cut ? `${pending}…` : pending);
+  });
+}
+
 const LINK_POLL_MS = 100;
 /** Attach points stay unchanged this long once bpftrace is done (longer while there are none yet). */
 const LINK_STABLE_POLLS = 10;
@@ -60,7 +124,7 @@ async function probesLive(pid: number): Promise<void> {
 
 export function startBpftrace(opts: BpftraceOptions): BpftraceRun {
   const child = startProgram(opts.bpftrace ?? 'bpftrace', ['-f', 'json', opts.program]);
-  let stderrText = '';
+  const stderrTail = new TextTail(STDERR_TAIL_CHARS);
   let resolveAttached!: (n: number) => void;
   let rejectAttached!: (e: Error) => void;
   const attached = new Promise<number>((res, rej) => {
@@ -79,8 +143,8 @@ export function startBpftrace(opts: BpftraceOptions): BpftraceRun {
     }
     opts.onMessage(msg);
   });
-  createInterface({ input: child.stderr! }).on('line', (line) => {
-    stderrText += line + '\n';
+  boundedLines(child.stderr!, STDERR_LINE_CHARS, (line) => {
+    stderrTail.push(line);
     opts.onStderr?.(line);
   });
   const exited = new Promise<{ exitCode: number | null; signal: string | null; stderr: string }>((resolve) => {
@@ -88,7 +152,7 @@ export function startBpftrace(opts: BpftraceOptions): BpftraceRun {
     child.on('error', (err) => (spawnError = `cannot run ${opts.bpftrace ?? 'bpftrace'}: ${err.message}\n`));
     // 'close' comes after the output streams ended, so every line has been read by then.
     child.on('close', (exitCode, signal) => {
-      stderrText = spawnError + stderrText;
+      const stderrText = spawnError + stderrTail.text();
       rejectAttached(new Error(`bpftrace exited before attaching (status ${String(exitCode ?? signal)}): ${stderrText.trim()}`));
       resolve({ exitCode, signal, stderr: stderrText });
     });

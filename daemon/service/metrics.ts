@@ -1,7 +1,9 @@
 // Metrics for fleets, in Prometheus's text exposition format (version 0.0.4),
 // written to a file for node_exporter's textfile collector: no listening
 // socket in the daemon, and node_exporter, already on the machine, serves it.
-import { chmod, rename, unlink, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { constants as fsConstants } from 'node:fs';
+import { open, rename, unlink } from 'node:fs/promises';
 import type { Logger } from './log.js';
 import type { RecoveryRecord } from '../core/recovery-history.js';
 
@@ -141,19 +143,36 @@ export class Metrics {
   }
 }
 
+/** O_EXCL|O_NOFOLLOW: a temporary file is always one this call made, never a file or symlink found at its name. */
+const TEMP_FLAGS = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW;
+
+/** 16 random hex digits: the part of a temporary name nobody can guess ahead. */
+const randomSuffix = (): string => randomBytes(8).toString('hex');
+
 /**
  * Replaces path with text atomically (a temporary file in the same directory,
  * then rename), so node_exporter never reads half a file. The temporary name
  * does not end in .prom, which the collector skips. World-readable: the
  * collector runs as its own user.
+ *
+ * The directory may be writable by others (a textfile directory shared with
+ * other exporters): the temporary name has a random part and is created with
+ * O_EXCL|O_NOFOLLOW, so a file or symlink planted at it makes the write fail
+ * rather than be written through, and only a file this call created is ever
+ * removed. `suffix` is for tests.
  */
-let writes = 0;
-export async function writeTextfile(path: string, text: string): Promise<void> {
-  // Unique per call, so two overlapping writes never share a temporary file.
-  const tmp = `${path}.${process.pid}.${++writes}.tmp`;
+export async function writeTextfile(path: string, text: string, suffix: () => string = randomSuffix): Promise<void> {
+  const tmp = `${path}.${suffix()}.tmp`;
+  // Opening throws before anything is ours to remove (EEXIST, ELOOP, ENOENT).
+  const file = await open(tmp, TEMP_FLAGS, 0o644);
   try {
-    await writeFile(tmp, text, { mode: 0o644 });
-    await chmod(tmp, 0o644);
+    try {
+      await file.writeFile(text);
+      // The umask may have taken bits off the mode open gave.
+      await file.chmod(0o644);
+    } finally {
+      await file.close();
+    }
     await rename(tmp, path);
   } catch (err) {
     await unlink(tmp).catch(() => undefined);

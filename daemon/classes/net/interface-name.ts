@@ -12,3 +12,16 @@ export const INTERFACE_NAME: NameRule = {
   valid: isInterfaceName,
   describe: 'an interface name (1-15 bytes, no "/", ":" or spaces)',
 };
+
+/**
+ * The name as an argument to the programs the class runs (ip, ethtool, tc,
+ * bridge), or null with why it cannot be one. The kernel accepts a name that
+ * starts with '-', but `ethtool NAME` would read it as an option (and ethtool
+ * has no "--" to end its options): the class does not run a program with such
+ * a name, or with one the kernel would not have given.
+ */
+export function interfaceArgProblem(name: string): string | null {
+  if (!isInterfaceName(name)) return `${JSON.stringify(name)} is not an interface name`;
+  if (name.startsWith('-')) return `interface name ${JSON.stringify(name)} starts with '-': ethtool would read it as an option`;
+  return null;
+}

@@ -6,6 +6,7 @@
 // differ, in dependency order; planRestartReplay does so only for keys nobody
 // changed since the restart began; runReplay runs them once each and reports.
 import { runProgram, type ProgramResult } from '../../core/run-program.js';
+import { interfaceArgProblem } from './interface-name.js';
 import { isEui64LinkLocal, type ConfigKey, type DeviceSnapshot, type JsonValue } from './netdev-snapshot.js';
 
 export interface ReplayStep {
@@ -64,7 +65,7 @@ const addr4s = (v: JsonValue | undefined): Addr4[] | null =>
   listOf(v, (o) => (typeof o['address'] === 'string' ? { address: o['address'], label: str(o['label']) } : null));
 type Vlan = { name: string; protocol: string; id: number };
 const vlanList = (v: JsonValue | undefined): Vlan[] | null =>
-  listOf(v, (o) => (typeof o['name'] === 'string' && typeof o['protocol'] === 'string' && isCount(o['id']) ? { name: o['name'], protocol: o['protocol'], id: o['id'] } : null));
+  listOf(v, (o) => (typeof o['name'] === 'string' && interfaceArgProblem(o['name']) === null && typeof o['protocol'] === 'string' && isCount(o['id']) ? { name: o['name'], protocol: o['protocol'], id: o['id'] } : null));
 type Neighbour = { dst: string; lladdr: string | null };
 const neighbourList = (v: JsonValue | undefined): Neighbour[] | null =>
   listOf(v, (o) => (typeof o['dst'] === 'string' ? { dst: o['dst'], lladdr: str(o['lladdr']) } : null));
@@ -485,10 +486,13 @@ function stepError(argv: readonly string[], r: ProgramResult): string | null {
  */
 export async function runReplay(device: string, plan: readonly ReplayStep[], run: RunProgram = runProgram): Promise<ReplayReport> {
   const steps: ReplayReport['steps'] = [];
+  // Every step names the device: none runs with a name a program could read as an option.
+  const badName = interfaceArgProblem(device);
   for (const { key, argv } of plan) {
     const [file, ...args] = argv;
     let error: string | null;
     if (file === undefined) error = 'empty command';
+    else if (badName) error = `not run: ${badName}`;
     else {
       try {
         error = stepError(argv, await run(file, args));

@@ -4,6 +4,7 @@
 // interface would lose. Used when shadowd starts on a configured machine, and
 // after a tap reports a change whose new value the event does not carry.
 import { runProgram } from '../../core/run-program.js';
+import { interfaceArgProblem } from './interface-name.js';
 import { parseChannels, parseCoalesce, parseLinkSettings, parsePrivFlags, parseRings } from './ethtool-text.js';
 
 export type { JsonValue } from '../../core/json-value.js';
@@ -234,6 +235,8 @@ export interface DeviceSnapshot {
  * does not support are set to null; any other tool failure throws.
  */
 export async function snapshotDevice(name: string, groups: readonly KeyGroup[] = ALL_GROUPS, run: RunTool = runTool): Promise<DeviceSnapshot> {
+  const badName = interfaceArgProblem(name);
+  if (badName) throw new SnapshotError(`cannot read ${JSON.stringify(name)}: ${badName}`);
   const query = async (what: string, file: string, args: string[]): Promise<string | null> => {
     const r = await run(file, args);
     if (r.exitCode === 0) return r.stdout;

@@ -110,6 +110,22 @@ export function parseTxstat(payload: string): TxStat {
   return stat;
 }
 
+/**
+ * Bytes in flight this many or more are no bytes in flight: the helper sums
+ * each queue's num_queued - num_completed, two 32-bit counters that wrap, and
+ * a helper before the fix (kmod/sh_net.c) let a completion read between the
+ * two make a queue's difference negative, which came out as about 2^32. The
+ * byte queue limit keeps what is really in flight far below this (a queue's
+ * limit is at most 2^28 bytes).
+ */
+export const INFLIGHT_IMPLAUSIBLE = 2 ** 31;
+
+/** stat's bytes in flight, 0 when it reports none or a wrapped difference (INFLIGHT_IMPLAUSIBLE). */
+export function bytesInFlight(stat: Pick<TxStat, 'inflight'>): number {
+  const n = stat.inflight ?? 0;
+  return n < INFLIGHT_IMPLAUSIBLE ? n : 0;
+}
+
 /** The stall threshold for a device: never later than half its kernel watchdog period (0 = the driver has no watchdog). */
 export function stallThreshold(configuredMs: number, watchdogMs: number): number {
   return watchdogMs > 0 ? Math.min(configuredMs, Math.floor(watchdogMs / 2)) : configuredMs;
@@ -141,7 +157,7 @@ export function stepTxTrack(
   // A new ifindex or a state change means the device was re-created, restarted or parked: start over.
   const fresh = !prev || prev.ifindex !== stat.ifindex || prev.state !== stat.state;
   const completing = !fresh && stat.completed !== prev.completed;
-  const inflight = stat.inflight ?? 0;
+  const inflight = bytesInFlight(stat);
   // Bytes in flight and the count unchanged since the last poll: waiting since the first such poll.
   // Without carrier or when down the device completes nothing: the wait starts again after.
   const idle = inflight === 0 || stat.completed === undefined || !stat.running || !stat.carrier;

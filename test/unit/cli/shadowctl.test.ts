@@ -57,6 +57,15 @@ const SHOW: ShowResult = {
   ],
   holders: [{ kind: 'promiscuity', pid: 501, comm: 'tcpdump', count: 1, since: Date.now() }],
 };
+/** Names and values chosen by whoever named the process or the device: terminal escapes in each. */
+const ESC_SHOW: ShowResult = {
+  device: { ...DEVICE, name: 'evil', driver: 'e1000\x1b[2J', bus: '0000:00:04.0\x07', attrs: { ifindex: 2 } },
+  entries: [
+    { key: 'ifalias', value: 'up\x1b]0;owned\x07', setBy: { pid: 300, comm: 'ip\x1b[31m' }, at: Date.now() },
+    { key: 'features', value: { 'rx\x9bgro': true }, setBy: { pid: 301, comm: 'tab\there\x7f' }, at: Date.now() },
+  ],
+  holders: [{ kind: 'promiscuity', pid: 501, comm: 'line\nbreak\u009b', count: 1, since: Date.now() }],
+};
 
 const STARTED = new Date(2025, 10, 27, 15, 0, 1).getTime();
 const RECOVERED: RecoveryRecord = {
@@ -154,6 +163,8 @@ describe('shadowctl', () => {
       (req) => {
         if (req.method === 'status') return Promise.resolve(STATUS);
         if (req.method === 'show' && formatRef(req.params.device) === 'net:eth0') return Promise.resolve(SHOW);
+        if (req.method === 'show' && formatRef(req.params.device) === 'net:evil') return Promise.resolve(ESC_SHOW);
+        if (req.method === 'show' && formatRef(req.params.device) === 'net:evil2') return Promise.reject(new RequestError('EHELPER', 'driver \x1b[2Jsaid no'));
         if (req.method === 'show') return Promise.reject(new RequestError('ENODEV', `shadowd watches no network device named ${req.params.device.name}`));
         if (req.method === 'recover') recoverParams.push(req.params);
         if (req.method === 'recover' && formatRef(req.params.device) === 'net:eth0') return Promise.resolve(req.params.reload ? RELOADED_REC : RECOVERED);
@@ -218,6 +229,26 @@ describe('shadowctl', () => {
     expect(human.stdout).toMatch(/^features\s+\{"generic-receive-offload":false,.*…\s+\(snapshot\)/m);
     expect(human.stdout).toMatch(/^promiscuity\s+tcpdump\[501\]\s+1\s+/m);
    }, 30_000);
+
+  it('shows control characters in names and values escaped, and --json exact', async () => {
+    const human = await ctl('show', 'net:evil');
+    expect(human.exitCode).toBe(0);
+    // Nothing a terminal would act on: no C0 but the newlines between lines, no DEL, no C1.
+    // eslint-disable-next-line no-control-regex -- looking for control characters is the point
+    expect(human.stdout).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+    expect(human.stdout.split('\n')[0]).toBe('net:evil (ifindex 2, class net, driver e1000\\x1b[2J at 0000:00:04.0\\x07): passive, healthy');
+    expect(human.stdout).toMatch(/^ifalias\s+up\\x1b\]0;owned\\x07\s+ip\\x1b\[31m\[300\]/m);
+    expect(human.stdout).toContain('tab\\x09here\\x7f[301]');
+    // A structured value is shown as JSON of the escaped strings (its backslash escaped in turn).
+    expect(human.stdout).toContain('{"rx\\\\x9bgro":true}');
+    expect(human.stdout).toMatch(/^promiscuity\s+line\\x0abreak\\x9b\[501\]\s+1\s+/m);
+    const json = await ctl('show', 'net:evil', '--json');
+    expect(json.exitCode).toBe(0);
+    expect(JSON.parse(json.stdout)).toEqual(ESC_SHOW);
+    const refused = await ctl('show', 'net:evil2');
+    expect(refused.exitCode).toBe(1);
+    expect(refused.stderr).toBe('shadowctl: driver \\x1b[2Jsaid no');
+  }, 30_000);
 
   it('exits 1 with the daemon\'s reason for an unknown device', async () => {
     const r = await ctl('show', 'net:eth9');

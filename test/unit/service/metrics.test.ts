@@ -1,4 +1,5 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
@@ -164,6 +165,39 @@ describe('writeTextfile', () => {
   it('fails, leaving nothing behind, when the directory does not exist', async () => {
     await expect(writeTextfile(join(dir, 'none', 'shadowd.prom'), 'x')).rejects.toThrow(/ENOENT/);
     expect(readdirSync(dir)).toEqual(['shadowd.prom']);
+  });
+
+  it('never writes through a symlink planted at a temporary name, nor guessable ones', async () => {
+    const sub = mkdtempSync(join(dir, 'planted-'));
+    const path = join(sub, 'shadowd.prom');
+    const victim = join(sub, 'victim');
+    writeFileSync(victim, 'precious\n');
+    // The names a pid-and-counter scheme would use next.
+    for (let n = 1; n <= 50; n++) symlinkSync(victim, `${path}.${process.pid}.${n}.tmp`);
+    await writeTextfile(path, 'shadowd_up 1\n');
+    expect(readFileSync(path, 'utf8')).toBe('shadowd_up 1\n');
+    expect(readFileSync(victim, 'utf8')).toBe('precious\n');
+    expect(lstatSync(path).isSymbolicLink()).toBe(false);
+    // Even a name guessed right: the write fails (O_EXCL) and the link and its target stay as they were.
+    symlinkSync(victim, `${path}.guessed.tmp`);
+    await expect(writeTextfile(path, 'shadowd_up 0\n', () => 'guessed')).rejects.toThrow(/EEXIST/);
+    expect(readFileSync(victim, 'utf8')).toBe('precious\n');
+    expect(lstatSync(`${path}.guessed.tmp`).isSymbolicLink()).toBe(true);
+    expect(readFileSync(path, 'utf8')).toBe('shadowd_up 1\n');
+  });
+
+  it('gives each write its own unguessable temporary name', async () => {
+    const sub = mkdtempSync(join(dir, 'names-'));
+    const path = join(sub, 'shadowd.prom');
+    const names: string[] = [];
+    const spy = (): string => {
+      const s = randomBytes(8).toString('hex');
+      names.push(s);
+      return s;
+    };
+    await Promise.all([writeTextfile(path, 'a\n', spy), writeTextfile(path, 'b\n', spy)]);
+    expect(new Set(names).size).toBe(2);
+    expect(readdirSync(sub)).toEqual(['shadowd.prom']);
   });
 });
 

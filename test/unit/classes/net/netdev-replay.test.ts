@@ -438,6 +438,17 @@ describe('runReplay', () => {
     });
   });
 
+  it('runs no step for a device whose name a program could read as an option', async () => {
+    const calls: string[][] = [];
+    const run: RunProgram = (file, args) => {
+      calls.push([file, ...args]);
+      return Promise.resolve({ stdout: '', stderr: '', exitCode: 0 });
+    };
+    const report = await runReplay('-h', [{ key: 'coalesce', argv: ['ethtool', '-C', '-h', 'rx-usecs', '10'] }], run);
+    expect(calls).toEqual([]);
+    expect(report.steps).toEqual([{ key: 'coalesce', argv: ['ethtool', '-C', '-h', 'rx-usecs', '10'], ok: false, error: expect.stringMatching(/^not run: .*starts with '-'/) as unknown }]);
+  });
+
   it('runs real programs by default, argv only', async () => {
     const report = await runReplay('eth0', [
       { key: 'a', argv: ['true'] },
@@ -451,5 +462,14 @@ describe('runReplay', () => {
       [false, expect.stringMatching(/^\/nonexistent\/shadowd-tool did not run to completion: .*ENOENT/) as unknown],
       [false, 'empty command'],
     ]);
+  });
+});
+
+describe('replay with names from the shadow', () => {
+  it('plans no VLAN whose name ip could not take as a name', async () => {
+    const fresh = await snapshot('e1000-fresh');
+    const { steps, gaps } = planReplayWithGaps({ vlans: [{ name: '-h', protocol: '802.1Q', id: 5 }] }, fresh);
+    expect(steps).toEqual([]);
+    expect(gaps.map((g) => g.key)).toEqual(['vlans']);
   });
 });

@@ -34,6 +34,18 @@ function recorded(driver: string): RunTool {
 }
 
 describe('device snapshot', () => {
+  it('runs no tool with a name that ethtool would read as an option, or that is no interface name', async () => {
+    for (const name of ['-h', '--help', '-s', '..', 'a/b', 'x'.repeat(16)]) {
+      const calls: string[][] = [];
+      const run: RunTool = (file, args) => {
+        calls.push([file, ...args]);
+        return Promise.resolve({ stdout: '', stderr: 'not reached', exitCode: 1 });
+      };
+      await expect(snapshotDevice(name, ALL_GROUPS, run), name).rejects.toThrow(SnapshotError);
+      expect(calls, name).toEqual([]);
+    }
+  });
+
   it('reads an e1000 configured in the guest, key by key', async () => {
     const snap = await snapshotDevice('eth0', ALL_GROUPS, recorded('e1000'));
     expect(snap.identity).toEqual({ ifindex: 2, name: 'eth0', bus: '0000:00:04.0' });

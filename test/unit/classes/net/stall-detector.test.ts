@@ -179,6 +179,20 @@ describe('stall detector', () => {
       expect(reports).toHaveLength(2);
     });
 
+    it('takes a wrapped (negative) in-flight difference for nothing in flight', async () => {
+      // A completion between the helper's two reads: num_queued - num_completed = -60 in 32 bits.
+      const wrapped = 2 ** 32 - 60;
+      await run(Array.from({ length: 12 }, () => tx({ inflight: wrapped, completed: 500 })));
+      expect(reports).toEqual([]);
+      // Summed over queues in an unsigned long: one wrapped queue beside a real 100 bytes.
+      await run(Array.from({ length: 12 }, () => tx({ queues: 2, inflight: wrapped + 100, completed: 500 })));
+      expect(reports).toEqual([]);
+      // Real bytes in flight with no completion are still a stall.
+      await run(Array.from({ length: 8 }, () => tx({ inflight: 2 ** 28, completed: 500 })));
+      expect(reports).toHaveLength(1);
+      expect(reports[0]!.detail).toMatch(/^transmit completions stopped: 268435456 byte\(s\)/);
+    });
+
     it('counts a wrapped completion count as progress', async () => {
       await run([tx({ inflight: 100, completed: 4294967200 }), ...Array.from({ length: 8 }, (_, i) => tx({ inflight: 100, completed: (4294967200 + 100 * (i + 1)) % 2 ** 32 }))]);
       expect(reports).toEqual([]);
