@@ -43,6 +43,8 @@ export interface StoreHealthOptions {
   retryMs?: number;
   maxRetryMs?: number;
   now?: () => number;
+  /** The store went degraded or recovered (the service updates systemd's STATUS=). */
+  onChange?: () => void;
 }
 
 /** The first retry after 5 s, then 10, 20, and every 30 s. */
@@ -88,6 +90,7 @@ export class StoreHealth {
   private readonly retryMs: number;
   private readonly maxRetryMs: number;
   private readonly now: () => number;
+  private readonly onChange: () => void;
   private timer: NodeJS.Timeout | null = null;
   private delayMs: number;
   private code: string | null = null;
@@ -107,6 +110,7 @@ export class StoreHealth {
     this.retryMs = opts.retryMs ?? DEFAULT_RETRY_MS;
     this.maxRetryMs = opts.maxRetryMs ?? DEFAULT_MAX_RETRY_MS;
     this.now = opts.now ?? Date.now;
+    this.onChange = opts.onChange ?? (() => undefined);
     this.delayMs = this.retryMs;
   }
 
@@ -131,6 +135,7 @@ export class StoreHealth {
       { SHADOWD_COMPONENT: 'store', SHADOWD_STATE_DB: this.path, SHADOWD_SQLITE_CODE: this.code ?? '' },
     );
     this.schedule();
+    this.onChange();
   }
 
   /** No file could be opened at start: the shadow runs in memory only, until shadowd is restarted. */
@@ -190,6 +195,7 @@ export class StoreHealth {
     this.error = null;
     this.retries = 0;
     this.delayMs = this.retryMs;
+    this.onChange();
     return true;
   }
 
