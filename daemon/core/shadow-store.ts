@@ -17,7 +17,7 @@
 // (net's ifindex) are JSON the store keeps but never reads. A file written
 // before classes existed (schema 1: network devices with an ifindex column)
 // is migrated in place when it is opened.
-import { existsSync, renameSync } from 'node:fs';
+import { copyFileSync, existsSync, renameSync, rmSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Logger } from '../service/log.js';
 import { isCorruption, isSqliteError, isUnavailable, StoreHealth, type StoreHealthOptions } from './store-health.js';
@@ -243,16 +243,28 @@ export class ShadowStore {
   ) {
     this.health = new StoreHealth(path, opts);
     const logger = opts.logger;
+    // Opening a file checkpoints its WAL, and closing a bad one may drop it:
+    // a copy keeps the log as it was, to go with the file if it is moved aside.
+    const walCopy = `${path}-wal.check`;
     try {
       try {
+        if (existsSync(`${path}-wal`)) copyFileSync(`${path}-wal`, walCopy);
         this.openFile();
+        rmSync(walCopy, { force: true });
       } catch (err) {
-        if (!isCorruption(err)) throw err;
-        const aside = corruptPath(path, (opts.clock ?? (() => new Date()))());
-        // The WAL and shared-memory files go with it: a new file must not pick up the old one's log.
-        for (const suffix of ['', '-wal', '-shm']) {
-          if (existsSync(path + suffix)) renameSync(path + suffix, aside + suffix);
+        if (!isCorruption(err)) {
+          rmSync(walCopy, { force: true });
+          throw err;
         }
+        const aside = corruptPath(path, (opts.clock ?? (() => new Date()))());
+        // The logs go with it (nothing is deleted): a new file must not pick up the old one's WAL.
+        const moves: [string, string][] = [
+          [path, aside],
+          [walCopy, `${aside}-wal`],
+          [`${path}-wal`, existsSync(walCopy) ? `${aside}-wal.after-check` : `${aside}-wal`],
+          [`${path}-shm`, `${aside}-shm`],
+        ];
+        for (const [from, to] of moves) if (existsSync(from)) renameSync(from, to);
         this.health.movedAside = aside;
         logger?.log('err', `${path} is corrupt (${(err as Error).message}): moved it aside to ${aside} and started a new, empty state; the shadow is read again from the devices`, {
           SHADOWD_COMPONENT: 'store',
