@@ -232,6 +232,7 @@ export class ShadowdService {
       logger,
       refresh: () => {
         this.metrics.setTapEventsLost(this.taps.stats().lost);
+        this.metrics.setStatePersisted(!this.store.health.degraded);
         for (const [cls, rt] of this.runtimes) this.metrics.setShadowEntries(cls, shadowEntriesByDevice(rt.list()));
       },
     });
