@@ -248,7 +248,14 @@ export class ShadowStore {
     const walCopy = `${path}-wal.check`;
     try {
       try {
-        if (existsSync(`${path}-wal`)) copyFileSync(`${path}-wal`, walCopy);
+        if (existsSync(`${path}-wal`)) {
+          try {
+            copyFileSync(`${path}-wal`, walCopy);
+          } catch {
+            // No room for the copy (a full disk): the file is opened all the same.
+            rmSync(walCopy, { force: true });
+          }
+        }
         this.openFile();
         rmSync(walCopy, { force: true });
       } catch (err) {
