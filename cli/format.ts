@@ -67,6 +67,19 @@ function deviceLine(d: DeviceStatus): string {
   return `${d.cls}:${d.name} (${attrs ? `${attrs}, ` : ''}class ${d.cls}, driver ${d.driver ?? 'unknown'}${at}): ${d.mode}, ${d.health === 'ok' ? 'healthy' : 'device absent'}`;
 }
 
+/** A line when the shadow does not reach its file, or a corrupt file was moved aside; null when all is well. */
+export function persistenceLine(p: NonNullable<StatusResult['persistence']>, now = Date.now()): string | null {
+  const aside = p.movedAside ? `${p.path} was corrupt at start and is kept as ${p.movedAside}` : null;
+  if (p.state === 'ok') return aside ? `state: ${aside}` : null;
+  const since = p.since === null ? '' : ` for ${duration(now - p.since)}`;
+  const retry = p.nextRetryAt === null ? 'no retry (restart shadowd once the file can be opened)' : `next retry in ${duration(Math.max(0, p.nextRetryAt - now))}`;
+  const lines = [
+    `state: DEGRADED${since}: not persisted to ${p.path} (${p.code ?? 'error'}: ${p.error ?? 'unknown'}); the shadow is kept in memory, ${p.pending} change(s) wait; ${retry}`,
+  ];
+  if (aside) lines.push(`state: ${aside}`);
+  return lines.join('\n');
+}
+
 export function formatStatus(s: StatusResult, now = Date.now()): string {
   const t = s.taps;
   const taps =
@@ -74,7 +87,8 @@ export function formatStatus(s: StatusResult, now = Date.now()): string {
       ? `taps attached (${t.probes} probes)`
       : `taps ${t.state}${t.lastError ? `: ${t.lastError}` : ''}`;
   const catchingUp = s.pendingReads > 0 ? `; re-reading ${s.pendingReads} device(s)` : '';
-  const head = `shadowd ${s.version} (pid ${s.pid}), up ${duration(now - s.startedAt)}; ${taps}; ${t.events} events, ${t.lost} lost, ${t.malformed} unreadable${catchingUp}`;
+  const persistence = s.persistence ? persistenceLine(s.persistence, now) : null;
+  const head = `shadowd ${s.version} (pid ${s.pid}), up ${duration(now - s.startedAt)}; ${taps}; ${t.events} events, ${t.lost} lost, ${t.malformed} unreadable${catchingUp}${persistence ? `\n${persistence}` : ''}`;
   if (s.devices.length === 0) return `${head}\nNo devices watched yet.`;
   const rows = s.devices.map((d) => [d.name, d.cls, d.driver ?? '-', d.bus ?? '-', d.mode, d.health, String(d.keys), String(d.holders)]);
   return `${head}\n\n${table(['DEVICE', 'CLASS', 'DRIVER', 'BUS', 'MODE', 'HEALTH', 'KEYS', 'HOLDERS'], rows)}`;

@@ -12,6 +12,7 @@ import { DeviceRefError, type DeviceRef } from '../core/device-ref.js';
 import type { DeviceStatus } from '../core/device-status.js';
 import type { IngestStats } from '../core/ingest.js';
 import type { RecoveryRecord } from '../core/recovery-history.js';
+import type { PersistenceStatus } from '../core/store-health.js';
 import { RequestError, type ErrorCode } from '../core/request-error.js';
 
 export { RequestError, type ErrorCode };
@@ -171,6 +172,8 @@ export interface StatusResult {
   /** Devices whose state is being re-read after a change: 0 when the shadow has caught up. */
   pendingReads: number;
   devices: DeviceStatus[];
+  /** Whether the shadow reaches its file (absent from a shadowd older than this field). */
+  persistence?: PersistenceStatus;
 }
 
 export interface VersionResult {

@@ -7,9 +7,14 @@
 // disk called eth0 are two devices). Rows written before classes existed
 // (schema 1) were all network devices: opening such a file migrates them
 // in place to class 'net'.
+//
+// Given the store's health (the daemon's history is), a row the file refuses
+// (full, I/O error ...) waits in memory with the shadow's changes, and is
+// written by the store's retry; list() and get() answer with it meanwhile.
 import Database from 'better-sqlite3';
 import { CLASS_ID } from './device-ref.js';
 import type { FailureKind } from './failure-report.js';
+import { isSqliteError, type StoreHealth } from './store-health.js';
 
 export type RecoveryResult = 'recovered' | 'failed' | 'gave-up' | 'replayed' | 'in-progress' | 'interrupted';
 export const RECOVERY_RESULTS: readonly RecoveryResult[] = ['recovered', 'failed', 'gave-up', 'replayed', 'in-progress', 'interrupted'];
@@ -219,14 +224,20 @@ export class RecoveryHistory {
   private readonly insertStmt: Database.Statement<Record<string, unknown>>;
   private readonly updateStmt: Database.Statement<Record<string, unknown>>;
   private readonly pruneStmt: Database.Statement<[number]>;
+  private readonly upsertStmt: Database.Statement<Record<string, unknown>>;
+  /** Rows the file refused, by id, in the order they came: written by the store's retry. */
+  private readonly pending = new Map<string, RecoveryRecord>();
 
   /**
    * `db` is the shadow store's connection (ShadowStore.database); the history
    * adds its table beside the shadow's. `keep` bounds the rows kept.
+   * `health` (ShadowStore.health): a write the file refuses waits for the
+   * store's retry instead of throwing.
    */
   constructor(
     private readonly db: Database.Database,
     private readonly keep = DEFAULT_KEEP,
+    private readonly health?: StoreHealth,
   ) {
     db.transaction(() => this.openSchema()).immediate();
     this.insertStmt = db.prepare(
@@ -238,6 +249,44 @@ export class RecoveryHistory {
          phases = @phases, steps = @steps, error = @error, merged = @merged, method = @method, module = @module WHERE id = @id`,
     );
     this.pruneStmt = db.prepare('DELETE FROM recoveries WHERE rowid <= (SELECT max(rowid) FROM recoveries) - ?');
+    this.upsertStmt = db.prepare(
+      `INSERT INTO recoveries (id, cls, device, driver, trigger_kind, detail, started_at, ended_at, result, phases, steps, error, merged, method, module)
+       VALUES (@id, @cls, @device, @driver, @trigger_kind, @detail, @started_at, @ended_at, @result, @phases, @steps, @error, @merged, @method, @module)
+       ON CONFLICT (id) DO UPDATE SET driver = @driver, detail = @detail, ended_at = @ended_at, result = @result,
+         phases = @phases, steps = @steps, error = @error, merged = @merged, method = @method, module = @module`,
+    );
+    health?.addWriter({ flush: () => this.writePending(), pending: () => this.pending.size });
+  }
+
+  /** Writes the rows that wait, in one transaction; throws (and keeps them) when the file refuses. */
+  private writePending(): void {
+    if (this.pending.size === 0) return;
+    this.db.transaction(() => {
+      for (const r of this.pending.values()) this.upsertStmt.run(this.params(r));
+      this.pruneStmt.run(this.keep);
+    })();
+    this.pending.clear();
+  }
+
+  /**
+   * Runs a write; with the store's health, one the file refuses (or any while
+   * the store is degraded) leaves the row waiting for the retry. Returns
+   * whether the write was done now.
+   */
+  private write(r: RecoveryRecord, fn: () => void): boolean {
+    if (this.health?.degraded) {
+      this.pending.set(r.id, structuredClone(r));
+      return false;
+    }
+    try {
+      fn();
+      return true;
+    } catch (err) {
+      if (!this.health || !isSqliteError(err)) throw err;
+      this.pending.set(r.id, structuredClone(r));
+      this.health.failed(err, `recording recovery ${r.id}`);
+      return false;
+    }
   }
 
   /** Creates the table in a new file, or brings an older file's up to SCHEMA_VERSION; refuses a newer one. */
@@ -306,18 +355,30 @@ export class RecoveryHistory {
     if (typeof r.trigger !== 'string' || !TRIGGER_KIND.test(r.trigger)) {
       throw new HistoryError(`recovery ${r.id}: trigger ${JSON.stringify(r.trigger)} is not a failure kind (${String(TRIGGER_KIND)}) or 'replay'`);
     }
-    this.db.transaction(() => {
-      this.insertStmt.run(this.params(r));
-      this.pruneStmt.run(this.keep);
-    })();
+    this.write(r, () =>
+      this.db.transaction(() => {
+        this.insertStmt.run(this.params(r));
+        this.pruneStmt.run(this.keep);
+      })(),
+    );
   }
 
   /** Rewrites a recovery's row (its result, timings, steps, error, method); its id, class, device, trigger and start stay. */
   update(r: RecoveryRecord): void {
-    if (this.updateStmt.run(this.params(r)).changes !== 1) throw new HistoryError(`no recovery ${r.id} in the history`);
+    const waiting = this.pending.get(r.id);
+    if (waiting) {
+      // Its row waits to be written: it is written as it is now.
+      this.pending.set(r.id, { ...structuredClone(r), cls: waiting.cls, device: waiting.device, trigger: waiting.trigger, startedAt: waiting.startedAt });
+      return;
+    }
+    this.write(r, () => {
+      if (this.updateStmt.run(this.params(r)).changes !== 1) throw new HistoryError(`no recovery ${r.id} in the history`);
+    });
   }
 
   get(id: string): RecoveryRecord | null {
+    const waiting = this.pending.get(id);
+    if (waiting) return structuredClone(waiting);
     const row = this.db.prepare<[string], Row>('SELECT * FROM recoveries WHERE id = ?').get(id);
     return row ? fromRow(row) : null;
   }
@@ -342,7 +403,16 @@ export class RecoveryHistory {
     if (!Number.isSafeInteger(limit) || limit < 1) throw new HistoryError(`history limit must be a positive integer, not ${String(limit)}`);
     args.push(limit);
     const sql = `SELECT * FROM recoveries ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY started_at DESC, rowid DESC LIMIT ?`;
-    return this.db.prepare<(string | number)[], Row>(sql).all(...args).map(fromRow);
+    const rows = this.db.prepare<(string | number)[], Row>(sql).all(...args).map(fromRow);
+    if (this.pending.size === 0) return rows;
+    // Rows waiting to be written are newer than the file's (the later the newer among the same start time).
+    const waiting = [...this.pending.values()]
+      .filter((r) => (q.cls === undefined || r.cls === q.cls) && (q.device === undefined || r.device === q.device) && (q.since === undefined || r.startedAt >= q.since))
+      .reverse()
+      .map((r) => structuredClone(r));
+    const merged = [...waiting, ...rows.filter((r) => !this.pending.has(r.id))];
+    // A stable sort: among equal start times the waiting rows stay first.
+    return merged.sort((a, b) => b.startedAt - a.startedAt).slice(0, limit);
   }
 
   /**

@@ -25,6 +25,8 @@ export interface MetricsSnapshot {
   /** The daemon's start, seconds since the epoch. */
   startTimeSeconds: number;
   tapEventsLost: number;
+  /** Whether every change to the shadow is in its state file (false: the store is degraded, store-health.ts). */
+  statePersisted: boolean;
   /** Shadow log size (entries) per device, by class then device name. */
   shadowEntries: ReadonlyMap<string, ReadonlyMap<string, number>>;
   recoveries: readonly RecoveryCount[];
@@ -94,6 +96,9 @@ export function formatMetrics(s: MetricsSnapshot): string {
     family('shadowd_tap_events_lost_total', 'counter', 'Tap events the kernel dropped before shadowd read them.', [
       `shadowd_tap_events_lost_total ${formatValue(s.tapEventsLost)}`,
     ]),
+    family('shadowd_state_persisted', 'gauge', 'Whether the shadow reaches its state file (0: degraded, changes wait in memory).', [
+      `shadowd_state_persisted ${s.statePersisted ? 1 : 0}`,
+    ]),
   ];
   return families.join('\n') + '\n';
 }
@@ -105,6 +110,7 @@ export class Metrics {
   private durationSum = 0;
   private readonly entries = new Map<string, Map<string, number>>();
   private lost = 0;
+  private persisted = true;
 
   constructor(private readonly startTimeMs: number) {}
 
@@ -130,11 +136,16 @@ export class Metrics {
     this.lost = total;
   }
 
+  setStatePersisted(ok: boolean): void {
+    this.persisted = ok;
+  }
+
   snapshot(up = true): MetricsSnapshot {
     return {
       up,
       startTimeSeconds: this.startTimeMs / 1000,
       tapEventsLost: this.lost,
+      statePersisted: this.persisted,
       shadowEntries: new Map([...this.entries].map(([cls, m]) => [cls, new Map(m)])),
       recoveries: [...this.recoveries.values()].map((r) => ({ ...r })),
       durationBuckets: [...this.buckets],

@@ -103,6 +103,11 @@ export class ShadowdService {
     if (group === null) logger.log('notice', `there is no ${CONTROL_GROUP} group: only root can use shadowctl (groupadd --system ${CONTROL_GROUP}, then restart shadowd, lets its members run read-only commands)`);
     try {
       mkdirSync(this.opts.stateDir, { recursive: true, mode: 0o750 });
+    } catch (err) {
+      // The store says what that means (it runs without persistence).
+      logger.log('err', `cannot create the state directory ${this.opts.stateDir}: ${messageOf(err)}`);
+    }
+    try {
       // systemd made $RUNTIME_DIRECTORY for us; a directory given with --runtime-dir that was already there is not ours to change.
       const adopt = this.opts.runtimeDir === process.env['RUNTIME_DIRECTORY'];
       try {
@@ -113,7 +118,17 @@ export class ShadowdService {
         group = null;
         prepareRuntimeDir(this.opts.runtimeDir, null, adopt);
       }
-      this.store = new ShadowStore(join(this.opts.stateDir, 'state.db'));
+    } catch (err) {
+      throw this.fatal(`cannot prepare ${this.opts.runtimeDir}`, err);
+    }
+    try {
+      // A corrupt file is moved aside, one that cannot be opened leaves the shadow in memory only (both logged).
+      this.store = new ShadowStore(join(this.opts.stateDir, 'state.db'), {
+        logger,
+        onChange: () => {
+          if (this.started && !this.stopping) notify.status(this.runningStatus());
+        },
+      });
     } catch (err) {
       throw this.fatal(`cannot open the state in ${this.opts.stateDir}`, err);
     }
@@ -157,7 +172,7 @@ export class ShadowdService {
 
     notify.status('loading the recovery history');
     try {
-      this.history = new RecoveryHistory(this.store.database);
+      this.history = new RecoveryHistory(this.store.database, undefined, this.store.health);
       const ports = new Map<string, RecoveryPort>(
         this.classes.all.map((cls) => {
           const rt = this.runtime(cls.id);
@@ -217,6 +232,7 @@ export class ShadowdService {
       logger,
       refresh: () => {
         this.metrics.setTapEventsLost(this.taps.stats().lost);
+        this.metrics.setStatePersisted(!this.store.health.degraded);
         for (const [cls, rt] of this.runtimes) this.metrics.setShadowEntries(cls, shadowEntriesByDevice(rt.list()));
       },
     });
@@ -296,6 +312,7 @@ export class ShadowdService {
           taps: this.taps.stats(),
           pendingReads,
           devices: this.devices(),
+          persistence: this.store.health.status(),
         });
       }
       case 'show': {
@@ -324,7 +341,8 @@ export class ShadowdService {
   /** The STATUS= line while running. */
   private runningStatus(): string {
     const n = this.devices().filter((d) => d.health === 'ok').length;
-    return `watching ${n} device${n === 1 ? '' : 's'} (${this.classes.ids.join(', ')}); ${this.taps.stats().probes} taps attached`;
+    const degraded = this.store.health.degraded ? `; state not persisted (${this.store.health.status().code ?? 'error'})` : '';
+    return `watching ${n} device${n === 1 ? '' : 's'} (${this.classes.ids.join(', ')}); ${this.taps.stats().probes} taps attached${degraded}`;
   }
 
   /** SIGHUP and shadowctl reload: re-reads the configuration; one with errors is refused and the running one stays. */

@@ -8,7 +8,7 @@
 // reload (an erroneous file keeps the running configuration); the metrics
 // textfile; STOPPING=1 and shadowd_up 0 at SIGTERM.
 import { execa, type ResultPromise } from 'execa';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -206,4 +206,74 @@ exec sleep 3600
     const path = isRoot ? join(dir, 'b.prom') : join(dir, 'a.prom');
     expect(readFileSync(path, 'utf8')).toContain('\nshadowd_up 0\n');
   }, 30_000);
+});
+
+describe('shadowd with a state file it cannot use', () => {
+  /** Starts the daemon in the foreground on `stateDir` with a fake bpftrace, waits for its status, stops it. */
+  async function runOnce(dir: string, stateDir: string): Promise<{ status: StatusResult; stderr: string; exitCode: number | undefined }> {
+    const fake = join(dir, 'bpftrace');
+    writeFileSync(fake, `#!/bin/sh\necho '{"type": "attached_probes", "data": {"probes": 48}}'\nexec sleep 3600\n`);
+    chmodSync(fake, 0o755);
+    const conf = join(dir, 'shadowd.conf');
+    writeFileSync(conf, '[Class net]\nProtect=no\n');
+    const socket = join(dir, 'run', 'control.sock');
+    const daemon = execa('node', [MAIN, '--config', conf, '--state-dir', stateDir, '--runtime-dir', join(dir, 'run'), '--bpftrace', fake], {
+      reject: false,
+      env: plainEnv(),
+      extendEnv: false,
+    });
+    try {
+      const end = Date.now() + 60_000;
+      for (;;) {
+        if (daemon.exitCode !== null && daemon.exitCode !== undefined) throw new Error(`shadowd exited ${daemon.exitCode}: ${String((await daemon).stderr)}`);
+        if (existsSync(socket)) {
+          const reply = await request<StatusResult>(socket, 'status').catch(() => null);
+          if (reply?.ok) {
+            daemon.kill('SIGTERM');
+            const r = await daemon;
+            return { status: reply.result, stderr: String(r.stderr), exitCode: r.exitCode };
+          }
+        }
+        if (Date.now() > end) throw new Error('shadowd did not answer within 60 s');
+        await sleep(100);
+      }
+    } finally {
+      if (daemon.exitCode === null || daemon.exitCode === undefined) daemon.kill('SIGKILL');
+      await daemon;
+    }
+  }
+
+  it('moves a corrupt state file aside, says so at err with both paths, and runs on a new one', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'shadowd-corrupt-'));
+    try {
+      const stateDir = join(dir, 'state');
+      mkdirSync(stateDir);
+      const garbage = Buffer.alloc(32 * 1024, 0x5a);
+      writeFileSync(join(stateDir, 'state.db'), garbage);
+      const { status, stderr, exitCode } = await runOnce(dir, stateDir);
+      expect(exitCode).toBe(0);
+      const aside = status.persistence?.movedAside ?? '';
+      expect(aside).toMatch(new RegExp(`^${join(stateDir, 'state.db')}\\.corrupt-\\d{8}T\\d{6}Z$`));
+      expect(status.persistence).toMatchObject({ state: 'ok', path: join(stateDir, 'state.db') });
+      expect(readFileSync(aside).equals(garbage)).toBe(true);
+      expect(stderr).toContain(`<3>${join(stateDir, 'state.db')} is corrupt (file is not a database): moved it aside to ${aside}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 90_000);
+
+  it('runs without persistence, degraded, when the state file cannot be opened', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'shadowd-nostate-'));
+    try {
+      // A regular file where the state directory should be: neither it nor the file in it can be made.
+      const stateDir = join(dir, 'state');
+      writeFileSync(stateDir, '');
+      const { status, stderr, exitCode } = await runOnce(dir, stateDir);
+      expect(exitCode).toBe(0);
+      expect(status.persistence).toMatchObject({ state: 'degraded', path: join(stateDir, 'state.db'), nextRetryAt: null });
+      expect(stderr).toMatch(/^<3>cannot open .*state\.db: .*; running without persistence/m);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 90_000);
 });

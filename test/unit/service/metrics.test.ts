@@ -20,6 +20,7 @@ const EMPTY: MetricsSnapshot = {
   up: true,
   startTimeSeconds: 1764258000.5,
   tapEventsLost: 0,
+  statePersisted: true,
   shadowEntries: new Map(),
   recoveries: [],
   durationBuckets: [0, 0, 0, 0, 0, 0, 0, 0],
@@ -53,6 +54,9 @@ shadowd_recovery_duration_seconds_count 0
 # HELP shadowd_tap_events_lost_total Tap events the kernel dropped before shadowd read them.
 # TYPE shadowd_tap_events_lost_total counter
 shadowd_tap_events_lost_total 0
+# HELP shadowd_state_persisted Whether the shadow reaches its state file (0: degraded, changes wait in memory).
+# TYPE shadowd_state_persisted gauge
+shadowd_state_persisted 1
 `);
   });
 
@@ -61,6 +65,7 @@ shadowd_tap_events_lost_total 0
       ...EMPTY,
       up: false,
       tapEventsLost: 17,
+      statePersisted: false,
       shadowEntries: new Map([
         [
           'net',
@@ -100,6 +105,7 @@ shadowd_tap_events_lost_total 0
       'shadowd_shadow_entries{class="net",device="eth0"} 40',
       'shadowd_shadow_entries{class="net",device="eth1"} 12',
       'shadowd_tap_events_lost_total 17',
+      'shadowd_state_persisted 0',
     ]);
   });
 
@@ -141,6 +147,10 @@ describe('Metrics', () => {
     expect(s.durationSum).toBe(103.25);
     expect([...(s.shadowEntries.get('net') ?? [])]).toEqual([['eth0', 33]]);
     expect(s.tapEventsLost).toBe(5);
+    expect(s.statePersisted).toBe(true);
+    m.setStatePersisted(false);
+    expect(m.snapshot().statePersisted).toBe(false);
+    expect(formatMetrics(m.snapshot())).toContain('\nshadowd_state_persisted 0\n');
     // Snapshots are copies.
     m.recordRecovery('net', 'eth0', 'e1000', 'recovered', 1);
     expect(s.recoveries[0]!.count).toBe(2);
