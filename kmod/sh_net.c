@@ -147,6 +147,7 @@ static void sh_net_txstat(struct sh_file *sf, const struct sh_ref *ref,
 			unsigned int queued;
 			int diff;
 
+			/* Pairs with the completion path: num_completed first. */
 			smp_rmb();
 			queued = READ_ONCE(txq->dql.num_queued);
 			diff = (int)(queued - done);
