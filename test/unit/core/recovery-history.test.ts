@@ -7,29 +7,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { HistoryError, RecoveryHistory, type RecoveryRecord } from '../../../daemon/core/recovery-history.js';
+import { HistoryError, RecoveryHistory } from '../../../daemon/core/recovery-history.js';
 import { ShadowStore } from '../../../daemon/core/shadow-store.js';
+import { recoveryRecord as record } from '../../fixtures/recovery-record.js';
 
-function record(id: string, over: Partial<RecoveryRecord> = {}): RecoveryRecord {
-  return {
-    id,
-    cls: 'net',
-    device: 'eth0',
-    driver: 'e1000',
-    trigger: 'tx-timeout',
-    detail: 'transmit queue 0 timed out',
-    startedAt: 1000,
-    endedAt: null,
-    result: 'in-progress',
-    phases: {},
-    steps: [],
-    error: null,
-    merged: 0,
-    method: null,
-    module: null,
-    ...over,
-  };
-}
 
 /** The recoveries table as the first released shadowd made it: no method, no module. */
 const FIRST_SCHEMA = `

@@ -10,9 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { RecoveryHistory, type RecoveryRecord } from '../../../daemon/core/recovery-history.js';
+import { RecoveryHistory } from '../../../daemon/core/recovery-history.js';
 import { corruptPath, ShadowStore } from '../../../daemon/core/shadow-store.js';
 import type { LogFields, Priority } from '../../../daemon/service/log.js';
+import { recoveryRecord as record } from '../../fixtures/recovery-record.js';
 
 const DEV = { id: 'bus:0000:00:03.0', cls: 'net', name: 'eth0', driver: 'e1000', bus: '0000:00:03.0', attrs: { ifindex: 2 } };
 const IP = { pid: 42, comm: 'ip' };
@@ -29,26 +30,6 @@ function failWrites(db: Database.Database, code = 'SQLITE_FULL', message = 'data
   }) as unknown as Database.Database['transaction']);
 }
 
-function record(id: string, over: Partial<RecoveryRecord> = {}): RecoveryRecord {
-  return {
-    id,
-    cls: 'net',
-    device: 'eth0',
-    driver: 'e1000',
-    trigger: 'tx-timeout',
-    detail: 'transmit queue 0 timed out',
-    startedAt: 1000,
-    endedAt: null,
-    result: 'in-progress',
-    phases: {},
-    steps: [],
-    error: null,
-    merged: 0,
-    method: null,
-    module: null,
-    ...over,
-  };
-}
 
 describe('shadow store: a write the file refuses', () => {
   let dir: string;
