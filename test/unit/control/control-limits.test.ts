@@ -76,6 +76,17 @@ async function until(cond: () => boolean, ms = 5000, what = 'condition'): Promis
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const status = (id: number) => JSON.stringify({ id, method: 'status' }) + '\n';
 
+/** A client that sends 5000 requests and reads nothing, once the server has dropped it. */
+async function floodUnread(path: string, server: ControlServer): Promise<Awaited<ReturnType<typeof client>>> {
+  const hog = await client(path);
+  hog.socket.pause();
+  let requests = '';
+  for (let i = 1; i <= 5000; i++) requests += status(i);
+  hog.socket.write(requests);
+  await until(() => server.stats().connections === 0, 3000, 'the server to drop it');
+  return hog;
+}
+
 describe('control server: connection cap', () => {
   it(`serves ${MAX_CONNECTIONS} connections at once, tells the ones beyond that it is full, and serves again once one closes`, async () => {
     const { path, server } = await serve(echo);
@@ -154,12 +165,7 @@ describe('control server: a client that does not read its replies', () => {
   it('closes it once it has not read for the idle timeout, and says so', async () => {
     const big = 'y'.repeat(4000);
     const { path, server } = await serve((req) => Promise.resolve({ method: req.method, big }), { limits: { idleTimeoutMs: 300 } });
-    const hog = await client(path);
-    hog.socket.pause();
-    let requests = '';
-    for (let i = 1; i <= 5000; i++) requests += status(i);
-    hog.socket.write(requests);
-    await until(() => server.stats().connections === 0, 3000, 'the server to drop it');
+    const hog = await floodUnread(path, server);
     // It learns so once it reads.
     hog.socket.resume();
     await hog.closed;
@@ -173,12 +179,7 @@ describe('control server: a client that does not read its replies', () => {
     const { path, server } = await serve((req) => Promise.resolve({ method: req.method, big: req.method === 'history' ? big.repeat(256) : big }), {
       limits: { maxUnsentBytes: 1024 },
     });
-    const hog = await client(path);
-    hog.socket.pause();
-    let requests = '';
-    for (let i = 1; i <= 5000; i++) requests += status(i);
-    hog.socket.write(requests);
-    await until(() => server.stats().connections === 0, 3000, 'the server to drop it');
+    await floodUnread(path, server);
     expect(logged).toEqual([expect.stringMatching(/^notice control socket: closed a connection: \d+ bytes of replies it has not read, over 1024$/)]);
     // One reply of 1 MB is not cut off by a bound of 1 kB: it is one reply, and the client reads it.
     const reply = await request<{ big: string }>(path, 'history', {});
