@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { claimedExclusively, listDiskNames, readDisk as readBlockDisk, readDeviceBlocked, readDiskSettings, readIoCounters, restartUnitOf, disksUnder, writeDiskSetting, type RestartUnit } from './block-sysfs.js';
 import { readDiskIdentity, type DiskIdentity } from './disk-identity.js';
 import type { DiskFacts, DiskSource } from './disk-shadow.js';
-import type { DiskIo } from './io-stall-detector.js';
-import { defaultMapName, Dmsetup, singlePathTable, type DmMap } from './dm-map.js';
+import { diskIoOf, type DiskIo } from './io-stall-detector.js';
+import { defaultMapName, Dmsetup, noLivePath, singlePathTable, type DmMap } from './dm-map.js';
 
 const SCSI_ADDRESS = /^\d+:\d+:\d+:\d+$/;
 const SCSI_HOST = /^host\d+$/;
@@ -163,12 +163,7 @@ export class SysfsBlockSystem implements BlockSystem {
     const c = await readIoCounters(name, this.sysfs);
     const devt = this.devts.get(name);
     const map = devt === undefined ? null : ((await this.protecting()).find((m) => m.disk === devt)?.map.info.name ?? null);
-    return {
-      inflight: c.inflightReads + c.inflightWrites,
-      completed: c.readsCompleted + c.writesCompleted + c.discardsCompleted + c.flushesCompleted,
-      pathFailed: map ? await this.pathFailed(map) : null,
-      deviceBlocked: map ? await readDeviceBlocked(name, this.sysfs) : null,
-    };
+    return diskIoOf(c, map ? await this.pathFailed(map) : null, map ? await readDeviceBlocked(name, this.sysfs) : null);
   }
 
   private pathFailed(map: string): Promise<boolean | null> {
@@ -176,7 +171,7 @@ export class SysfsBlockSystem implements BlockSystem {
     if (cached && this.now() - cached.at <= MAPS_FRESH_MS) return cached.failed;
     const failed = this.dm
       .multipathStatus({ name: map })
-      .then(({ status }) => status.paths.length === 0 || status.paths.every((p) => p.state === 'F'))
+      .then(({ status }) => noLivePath(status))
       .catch(() => null);
     this.pathStatus.set(map, { at: this.now(), failed });
     return failed;

@@ -68,7 +68,8 @@ export function releaseReadArgv(disk: string): string[] {
   return [`if=/dev/${validateDiskName(disk)}`, 'of=/dev/null', 'bs=4096', 'count=1', 'iflag=direct', 'status=none'];
 }
 
-/** Sends DISK the release read; resolves with dd's result (never rejects on dd's failure). */
-export function releaseBlockedDisk(disk: string, run: (file: string, args: readonly string[], timeoutMs?: number) => Promise<ProgramResult> = runProgram): Promise<ProgramResult> {
-  return run('dd', releaseReadArgv(disk), 10_000);
+/** Sends DISK the release read; rejects when dd fails, saying how. */
+export async function releaseBlockedDisk(disk: string, run: (file: string, args: readonly string[], timeoutMs?: number) => Promise<ProgramResult> = runProgram): Promise<void> {
+  const r = await run('dd', releaseReadArgv(disk), 10_000);
+  if (r.exitCode !== 0) throw new Error(`dd exited ${r.exitCode ?? 'by a signal'}: ${r.stderr.trim()}`);
 }

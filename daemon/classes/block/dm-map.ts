@@ -268,6 +268,11 @@ export interface MultipathStatus {
   paths: MultipathPathStatus[];
 }
 
+/** Whether the map has no usable path: none at all, or every one failed (I/O is held or failed, not sent). */
+export function noLivePath(status: MultipathStatus): boolean {
+  return status.paths.length === 0 || status.paths.every((p) => p.state === 'F');
+}
+
 /**
  * Parses a multipath target's status arguments (STATUSTYPE_INFO, the words
  * after `multipath`): `2 QUEUE_IO PG_INIT_COUNT 0 NR_PGS NEXT_PG` then per

@@ -18,6 +18,7 @@
 import type { FailureReport } from '../../core/failure-report.js';
 import type { Logger } from '../../service/log.js';
 import { BLOCKED_IDLE_MS, BlockedIdleWatch } from './blocked-device-release.js';
+import type { IoCounters } from './block-sysfs.js';
 
 /** One poll of a disk. */
 export interface DiskIo {
@@ -29,6 +30,16 @@ export interface DiskIo {
   pathFailed: boolean | null;
   /** The SCSI device_blocked count, read for a disk under a map (null or absent: none). */
   deviceBlocked?: number | null;
+}
+
+/** One poll of a disk from its block-layer counters, its map's path state and its SCSI device_blocked count. */
+export function diskIoOf(c: IoCounters, pathFailed: boolean | null, deviceBlocked: number | null): DiskIo {
+  return {
+    inflight: c.inflightReads + c.inflightWrites,
+    completed: c.readsCompleted + c.writesCompleted + c.discardsCompleted + c.flushesCompleted,
+    pathFailed,
+    deviceBlocked,
+  };
 }
 
 export interface IoStallDeps {

@@ -12,7 +12,7 @@
 // Prints `BLOCK_RESULT <json>` for test/vm/classes/block/dm-mechanism.test.ts.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { execa } from 'execa';
-import { Dmsetup, defaultMapName, singlePathTable } from '../../../daemon/classes/block/dm-map.js';
+import { Dmsetup, defaultMapName, noLivePath, singlePathTable } from '../../../daemon/classes/block/dm-map.js';
 import {
   applyDiskSettings,
   bindUnit,
@@ -30,7 +30,7 @@ import {
   type SettingResult,
 } from '../../../daemon/classes/block/block-sysfs.js';
 import { releaseBlockedDisk } from '../../../daemon/classes/block/blocked-device-release.js';
-import { IoStallDetector } from '../../../daemon/classes/block/io-stall-detector.js';
+import { IoStallDetector, diskIoOf } from '../../../daemon/classes/block/io-stall-detector.js';
 import { readDiskIdentity, sameDisk, type DiskIdentity, type SameDiskVerdict } from '../../../daemon/classes/block/disk-identity.js';
 import type { WriterSummary } from './block-writer.js';
 import { startWriters, stopWriters, upperErrors, verifyData, warmUp } from './block-writer-run.js';
@@ -60,21 +60,15 @@ function startReleaseWatch(map: string, disk: string): { follow: (d: string | nu
     read: async (d) => {
       const c = await readIoCounters(d);
       const { status } = await dm.multipathStatus({ name: map });
-      return {
-        inflight: c.inflightReads + c.inflightWrites,
-        completed: c.readsCompleted + c.writesCompleted + c.discardsCompleted + c.flushesCompleted,
-        pathFailed: status.paths.length === 0 || status.paths.every((p) => p.state === 'F'),
-        deviceBlocked: await readDeviceBlocked(d),
-      };
+      return diskIoOf(c, noLivePath(status), await readDeviceBlocked(d));
     },
     // Stalls are not this script's business: the restart is its own.
     thresholdMs: () => Number.MAX_SAFE_INTEGER,
     onReport: () => undefined,
     logger: { log: (_p, m) => log(`release watch: ${m}`) },
-    releaseBlocked: async (d) => {
+    releaseBlocked: (d) => {
       releases++;
-      const r = await releaseBlockedDisk(d);
-      if (r.exitCode !== 0) throw new Error(`dd exited ${r.exitCode}: ${r.stderr}`);
+      return releaseBlockedDisk(d);
     },
   });
   det.start();

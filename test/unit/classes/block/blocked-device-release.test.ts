@@ -36,12 +36,12 @@ describe('release read', () => {
   it('reads 4 KiB of the disk with O_DIRECT, through dd with an argv', async () => {
     expect(releaseReadArgv('sdb')).toEqual(['if=/dev/sdb', 'of=/dev/null', 'bs=4096', 'count=1', 'iflag=direct', 'status=none']);
     const calls: { file: string; args: readonly string[] }[] = [];
-    const r = await releaseBlockedDisk('sdc', (file, args) => {
+    await releaseBlockedDisk('sdc', (file, args) => {
       calls.push({ file, args });
       return Promise.resolve({ stdout: '', stderr: '', exitCode: 0 });
     });
-    expect(r.exitCode).toBe(0);
     expect(calls).toEqual([{ file: 'dd', args: releaseReadArgv('sdc') }]);
+    await expect(releaseBlockedDisk('sdc', () => Promise.resolve({ stdout: '', stderr: 'dd: Permission denied\n', exitCode: 1 }))).rejects.toThrow('dd exited 1: dd: Permission denied');
   });
 
   it.each(['../sda', 'sda/../../etc/passwd', '', 'sd a', '-sda', 'of=/dev/sda'])('refuses the disk name %j', (name) => {
