@@ -16,6 +16,9 @@
 static const struct sh_class *const sh_classes[] = {
 	&sh_net_class,
 	&sh_block_class,
+#if IS_ENABLED(CONFIG_SND_PCM)
+	&sh_sound_class,
+#endif
 };
 
 const struct sh_class *sh_class_find(const char *id, size_t len)

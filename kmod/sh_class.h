@@ -99,6 +99,13 @@ struct sh_class {
 	void (*impersonate)(struct sh_run *run);	/* the shadow answers */
 	int (*released)(struct sh_run *run);
 	int (*probed)(struct sh_run *run, int attach_ret);
+	/*
+	 * A class whose devices cannot be carried across a release (a sound
+	 * card: the unbind waits for every application to close it) restarts
+	 * the driver in place instead of releasing and probing it, without
+	 * its lock; released() and probed() are then not called.
+	 */
+	int (*reset)(struct sh_run *run);
 	void (*unimpersonate)(struct sh_run *run);	/* the new driver's */
 	void (*replay)(struct sh_run *run);
 	int (*open)(struct sh_run *run);
@@ -115,6 +122,7 @@ struct sh_class {
 /* The classes in the table (sh_class.c). */
 extern const struct sh_class sh_net_class;
 extern const struct sh_class sh_block_class;
+extern const struct sh_class sh_sound_class;
 
 /* sh_class.c: a class device's restart unit, referenced, or NULL and why. */
 struct device *sh_bus_get(const struct sh_class *cls, struct device *cdev,

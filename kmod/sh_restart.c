@@ -134,6 +134,23 @@ static int sh_reload(struct sh_run *run)
 	return 0;
 }
 
+/*
+ * A class that restarts its driver in place; returns with the class's lock
+ * held. Parking does not reset: the device is parked as it is.
+ */
+static int sh_reset(struct sh_run *run)
+{
+	int err = 0;
+
+	if (run->how != SH_PARK)
+		err = run->cls->reset(run);
+	run->cls->lock();
+	if (err && !run->res->msg[0])
+		scnprintf(run->res->msg, sizeof(run->res->msg),
+			  "the driver's reset failed: error %d", err);
+	return err;
+}
+
 /* Under the class's lock, the fresh driver bound. */
 static int sh_replay_open(struct sh_run *run, ktime_t *mark)
 {
@@ -188,6 +205,13 @@ static int sh_restart_unit(struct sh_run *run)
 	cls->unlock();
 	res->stop_ms = sh_ms_since(&mark);
 
+	if (cls->reset) {
+		err = sh_reset(run);
+		res->probe_ms = sh_ms_since(&mark);
+		if (err || run->how == SH_PARK)
+			goto parked;
+		goto replay;
+	}
 	err = sh_release(run);
 	res->release_ms = sh_ms_since(&mark);
 	if (!err && cls->cdev_goes) {
@@ -213,6 +237,7 @@ static int sh_restart_unit(struct sh_run *run)
 		sh_unbind_failed(run);
 		goto parked;
 	}
+replay:
 	err = sh_replay_open(run, &mark);
 	if (err)
 		goto parked;

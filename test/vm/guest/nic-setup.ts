@@ -40,14 +40,19 @@ function common(dev: string): string[][] {
 }
 
 /**
- * Loads the helper module built by `npm run kmod`, unless it is loaded. Its
- * module reloads run modprobe from init's root, which in this rig is the
- * initramfs: it is told the kernel's own modprobe helper, which is valid there.
+ * Loads the helper module built by `npm run kmod`, unless it is loaded, after
+ * the modules it links against (the sound core, for its sound class): insmod
+ * does not load them, as modprobe does for an installed module. Its module
+ * reloads run modprobe from init's root, which in this rig is the initramfs:
+ * it is told the kernel's own modprobe helper, which is valid there.
  */
 export async function loadHelper(allowFaults: boolean): Promise<void> {
   if (existsSync('/sys/module/shadow_helper')) return;
+  const ko = repoPath('kmod/shadow_helper.ko');
+  const { stdout } = await execa('modinfo', ['-F', 'depends', ko]);
+  for (const dep of stdout.split(',').map((d) => d.trim()).filter(Boolean)) await execa('modprobe', [dep]);
   const modprobe = readFileSync('/proc/sys/kernel/modprobe', 'utf8').trim();
-  await execa('insmod', [repoPath('kmod/shadow_helper.ko'), `modprobe=${modprobe}`, ...(allowFaults ? ['allow_faults=1'] : [])]);
+  await execa('insmod', [ko, `modprobe=${modprobe}`, ...(allowFaults ? ['allow_faults=1'] : [])]);
 }
 
 /** One helper command; returns the reply line as the module wrote it. */

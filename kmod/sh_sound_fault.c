@@ -1,0 +1,216 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Fault injection for the sound class, for tests (allow_faults=1):
+ *
+ *  lost-irq      the card's interrupts are silenced (sh_irq.c): its running
+ *                streams stop advancing;
+ *  fail-stop     the driver stops answering: every stream's position stays
+ *                where it was, and starting, preparing or configuring a
+ *                stream fails with -EIO;
+ *  fail-prepare  one entry point fails: preparing a stream fails with -EIO.
+ *
+ * The PCM entry points are replaced per substream by a copy of the driver's
+ * ops with the faulty ones swapped in, so that every entry point the driver
+ * left out stays absent (the core behaves differently without them). A
+ * fault is lifted under the class's lock; the replacements look the
+ * driver's ops up under RCU, and fall back to the driver's own copy of the
+ * substream's ops if the record is already gone.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/rcupdate.h>
+#include <linux/string.h>
+
+#include "sh_sound.h"
+
+static const char *const sh_sound_faults[SH_SOUND_FAULT_COUNT] = {
+	[SH_SOUND_FAULT_NONE] = "clear",
+	[SH_SOUND_FAULT_LOST_IRQ] = "lost-irq",
+	[SH_SOUND_FAULT_FAIL_STOP] = "fail-stop",
+	[SH_SOUND_FAULT_FAIL_PREPARE] = "fail-prepare",
+};
+
+int sh_sound_fault_parse(const char *name, unsigned int *fault)
+{
+	int i = match_string(sh_sound_faults, SH_SOUND_FAULT_COUNT, name);
+
+	if (i < 0)
+		return -EINVAL;
+	*fault = i;
+	return 0;
+}
+
+const char *sh_sound_fault_name(unsigned int fault)
+{
+	return fault < SH_SOUND_FAULT_COUNT ? sh_sound_faults[fault] : "?";
+}
+
+/* Under RCU: the substream's entry in its card's record, or NULL. */
+static struct sh_sound_sub *sh_sub_find(struct snd_pcm_substream *ss)
+{
+	struct sh_dev *sd = sh_dev_find(&ss->pcm->card->card_dev);
+	struct sh_sound_dev *snd;
+	unsigned int i;
+
+	if (!sd)
+		return NULL;
+	snd = sh_sound(sd);
+	for (i = 0; i < READ_ONCE(snd->n_subs); i++)
+		if (snd->subs[i].ss == ss)
+			return &snd->subs[i];
+	return NULL;
+}
+
+static snd_pcm_uframes_t sh_frozen_pointer(struct snd_pcm_substream *ss)
+{
+	struct snd_pcm_runtime *runtime = ss->runtime;
+
+	if (!runtime || !runtime->buffer_size)
+		return 0;
+	return runtime->status->hw_ptr % runtime->buffer_size;
+}
+
+static int sh_failing_prepare(struct snd_pcm_substream *ss)
+{
+	return -EIO;
+}
+
+static int sh_failing_hw_params(struct snd_pcm_substream *ss,
+				struct snd_pcm_hw_params *params)
+{
+	return -EIO;
+}
+
+/* A stopped driver does not start; stopping it still reaches the driver. */
+static int sh_failing_trigger(struct snd_pcm_substream *ss, int cmd)
+{
+	struct sh_sound_sub *sub;
+	int ret = -EIO;
+
+	switch (cmd) {
+	case SNDRV_PCM_TRIGGER_START:
+	case SNDRV_PCM_TRIGGER_PAUSE_RELEASE:
+	case SNDRV_PCM_TRIGGER_RESUME:
+		return -EIO;
+	}
+	rcu_read_lock();
+	sub = sh_sub_find(ss);
+	if (sub && sub->real->trigger)
+		ret = sub->real->trigger(ss, cmd);
+	rcu_read_unlock();
+	return ret;
+}
+
+static void sh_fault_ops(struct sh_sound_sub *sub, unsigned int fault)
+{
+	sub->fault_ops.rw = *sub->real;
+	sub->fault_ops.rw.prepare = sh_failing_prepare;
+	if (fault != SH_SOUND_FAULT_FAIL_STOP)
+		return;
+	sub->fault_ops.rw.hw_params = sh_failing_hw_params;
+	sub->fault_ops.rw.trigger = sh_failing_trigger;
+	sub->fault_ops.rw.pointer = sh_frozen_pointer;
+}
+
+struct sh_ops_swap {
+	struct sh_sound_dev *snd;
+	unsigned int fault;
+};
+
+static int sh_swap_one(struct snd_pcm_substream *ss, void *data)
+{
+	struct sh_ops_swap *swap = data;
+	struct sh_sound_dev *snd = swap->snd;
+	struct sh_sound_sub *sub;
+
+	if (!ss->ops)
+		return 0;
+	if (snd->n_subs == SH_SOUND_SUBS)
+		return -E2BIG;
+	sub = &snd->subs[snd->n_subs];
+	sub->ss = ss;
+	sub->real = ss->ops;
+	sh_fault_ops(sub, swap->fault);
+	/* Readers find the entry before the core calls through it. */
+	smp_store_release(&snd->n_subs, snd->n_subs + 1);
+	WRITE_ONCE(ss->ops, &sub->fault_ops.ro);
+	return 0;
+}
+
+static void sh_ops_restore(struct sh_sound_dev *snd)
+{
+	unsigned int i;
+
+	for (i = 0; i < snd->n_subs; i++)
+		WRITE_ONCE(snd->subs[i].ss->ops, snd->subs[i].real);
+	if (!snd->n_subs)
+		return;
+	/* Calls that read the copies finish before they can change. */
+	synchronize_rcu();
+	WRITE_ONCE(snd->n_subs, 0);
+	synchronize_rcu();
+}
+
+/* Under the lock: the fault's effect undone (a sticky fault stays recorded). */
+void sh_sound_fault_lift(struct sh_dev *sd)
+{
+	struct sh_sound_dev *snd = sh_sound(sd);
+
+	sh_ops_restore(snd);
+	sh_irq_restore(&snd->irq);
+}
+
+void sh_sound_fault_clear(struct sh_dev *sd)
+{
+	sh_sound_fault_lift(sd);
+	sd->fault = SH_FAULT_NONE;
+	sd->fault_sticky = false;
+}
+
+/*
+ * Under the lock: every substream's entry points fail as under @fault
+ * (fail-stop or fail-prepare); -E2BIG, with nothing replaced, when the
+ * card has more substreams than a record holds.
+ */
+int sh_sound_ops_fail(struct sh_sound_dev *snd, unsigned int fault)
+{
+	struct sh_ops_swap swap = { .snd = snd, .fault = fault };
+	int err;
+
+	sh_ops_restore(snd);
+	err = sh_sound_walk_substreams(snd->card, sh_swap_one, &swap);
+	if (err)
+		sh_ops_restore(snd);
+	return err;
+}
+
+int sh_sound_fault_apply(struct sh_dev *sd, unsigned int fault, char *msg,
+			 size_t len)
+{
+	struct sh_sound_dev *snd = sh_sound(sd);
+	int err;
+
+	if (sd->state != SH_PASSIVE) {
+		scnprintf(msg, len, "sound:%s is %s: no fault until it is back",
+			  dev_name(sd->cdev), sh_state_name(sd->state));
+		return -EBUSY;
+	}
+	sh_sound_fault_lift(sd);
+	if (fault == SH_SOUND_FAULT_LOST_IRQ) {
+		err = sh_irq_silence(sd->bus, &snd->irq, msg, len);
+	} else {
+		err = sh_sound_ops_fail(snd, fault);
+		if (err)
+			scnprintf(msg, len, "sound:%s has more than %d substreams",
+				  dev_name(sd->cdev), SH_SOUND_SUBS);
+	}
+	if (err) {
+		sd->fault = SH_FAULT_NONE;
+		sd->fault_sticky = false;
+		return err;
+	}
+	sd->fault = fault;
+	pr_info("sound:%s: fault %s injected\n", dev_name(sd->cdev),
+		sh_sound_fault_name(fault));
+	return 0;
+}

