@@ -22,10 +22,25 @@ const { values: opts } = parseArgs({
   options: {
     seconds: { type: 'string', default: '8' },
     faults: { type: 'string', default: 'lost-irq,fail-stop' },
+    apps: { type: 'string', default: 'aplay-hw,aplay-dmix,arecord-hw' },
   },
 });
 const SECONDS = Number(opts.seconds);
 const FAULTS = opts.faults.split(',').filter(Boolean);
+
+/** An application on one card: its argv, and the stream it runs (status file under /proc/asound/cardN). */
+interface App {
+  argv(card: Card, wav: string): string[];
+  stream: 'pcm0p' | 'pcm0c';
+}
+const APPS: Record<string, App> = {
+  'aplay-hw': { argv: (c, wav) => ['aplay', '-q', '-D', `hw:${c.number},0`, wav], stream: 'pcm0p' },
+  // Debian's default device for these cards: plug over dmix.
+  'aplay-dmix': { argv: (c, wav) => ['aplay', '-q', '-D', `default:CARD=${c.number}`, wav], stream: 'pcm0p' },
+  'arecord-hw': { argv: (c) => ['arecord', '-q', '-D', `hw:${c.number},0`, '-f', 'S16_LE', '-c', '2', '-r', '48000', '-d', String(SECONDS), '/tmp/sound-helper-rec.wav'], stream: 'pcm0c' },
+};
+const APP_NAMES = opts.apps.split(',').filter(Boolean);
+for (const a of APP_NAMES) if (!APPS[a]) throw new Error(`unknown app ${a} (${Object.keys(APPS).join(', ')})`);
 
 interface Card {
   name: string;
@@ -37,6 +52,7 @@ interface Card {
 interface PlayRun {
   card: string;
   driver: string;
+  app: string;
   fault: string;
   /** hw_ptr of the stream over the 600 ms after the fault: unchanged when the fault took. */
   stalled: boolean;
@@ -64,19 +80,19 @@ function cards(): Card[] {
   return out.sort((a, b) => a.number - b.number);
 }
 
-/** The playback stream's hw_ptr, or null when it is not running. */
-function hwPtr(card: Card): number | null {
-  const f = `/proc/asound/card${card.number}/pcm0p/sub0/status`;
+/** The stream's hw_ptr, or null when it is not running. */
+function hwPtr(card: Card, stream: string): number | null {
+  const f = `/proc/asound/card${card.number}/${stream}/sub0/status`;
   const text = existsSync(f) ? readFileSync(f, 'utf8') : '';
   if (!/state: RUNNING/.test(text)) return null;
   const m = /hw_ptr\s*:\s*(\d+)/.exec(text);
   return m ? Number(m[1]) : null;
 }
 
-async function waitRunning(card: Card, ms: number): Promise<boolean> {
+async function waitRunning(card: Card, stream: string, ms: number): Promise<boolean> {
   const until = Date.now() + ms;
   while (Date.now() < until) {
-    if (hwPtr(card) !== null) return true;
+    if (hwPtr(card, stream) !== null) return true;
     await sleep(50);
   }
   return false;
@@ -87,31 +103,33 @@ async function source(path: string): Promise<void> {
   await execa('sox', ['-n', '-r', '48000', '-c', '2', '-b', '16', path, 'synth', String(SECONDS), 'sine', '200-2000', 'vol', '0.5']);
 }
 
-async function playWithFault(card: Card, fault: string, wav: string, id: string): Promise<PlayRun> {
+async function playWithFault(card: Card, appName: string, fault: string, wav: string, id: string): Promise<PlayRun> {
+  const app = APPS[appName]!;
   const started = performance.now();
-  const player = execa('aplay', ['-q', '-D', `hw:${card.number},0`, wav], { reject: false });
-  if (!(await waitRunning(card, 5000))) problem(`${card.name}: aplay's stream never ran`);
+  const argv = app.argv(card, wav);
+  const player = execa(argv[0]!, argv.slice(1), { reject: false });
+  if (!(await waitRunning(card, app.stream, 5000))) problem(`${card.name}: ${appName}'s stream never ran`);
   await sleep(1500);
   const inj = await helperCommand(`inject sound:${card.name} ${fault}`);
   if (!inj.startsWith('ok injected')) problem(`${card.name}: inject ${fault}: ${inj}`);
   await sleep(300);
-  const before = hwPtr(card);
+  const before = hwPtr(card, app.stream);
   await sleep(600);
-  const after = hwPtr(card);
+  const after = hwPtr(card, app.stream);
   const stalled = before !== null && before === after;
   // Under lost-irq the DMA goes on and reading the status moves hw_ptr: only
   // fail-stop must freeze it.
-  if (!stalled && fault === 'fail-stop') problem(`${card.name} ${fault}: the stream went on advancing (${before} → ${after})`);
+  if (!stalled && fault === 'fail-stop') problem(`${card.name} ${appName} ${fault}: the stream went on advancing (${before} → ${after})`);
   const t0 = performance.now();
   const restart = await helperCommand(`restart sound:${card.name} ${id}`);
   const restartMs = Math.round(performance.now() - t0);
   if (!restart.startsWith(`ok restarted sound:${card.name} id=${id} card=${card.number} `)) problem(`${card.name} ${fault}: restart: ${restart}`);
   const r = await player;
   const run: PlayRun = {
-    card: card.name, driver: card.driver, fault, stalled, restart, restartMs,
+    card: card.name, driver: card.driver, app: appName, fault, stalled, restart, restartMs,
     exitCode: r.exitCode, stderr: String(r.stderr).slice(-400), playedMs: Math.round(performance.now() - started),
   };
-  if (r.exitCode !== 0) problem(`${card.name} ${fault}: aplay exited ${r.exitCode}: ${run.stderr}`);
+  if (r.exitCode !== 0) problem(`${card.name} ${appName} ${fault}: ${argv[0]} exited ${r.exitCode}: ${run.stderr}`);
   return run;
 }
 
@@ -129,7 +147,7 @@ async function main(): Promise<void> {
   for (const card of found) {
     const held = await helperCommand(`hold sound:${card.name} 5000`);
     if (!/^ok held sound:card\d+ ms=5000 substreams=[1-9]/.test(held)) problem(`${card.name}: hold: ${held}`);
-    for (const fault of FAULTS) runs.push(await playWithFault(card, fault, wav, `snd-${++n}`));
+    for (const app of APP_NAMES) for (const fault of FAULTS) runs.push(await playWithFault(card, app, fault, wav, `snd-${++n}`));
   }
   const bad: Record<string, string> = {};
   for (const cmd of ['restart sound:card99 x1', 'restart sound:cardx x2', 'restart sound:card00 x3', 'inject sound:card0 bogus', `restart sound:${found[0]?.name ?? 'card0'} x4 reload`]) {
