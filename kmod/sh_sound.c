@@ -157,6 +157,7 @@ void sh_sound_hold_lift(struct sh_sound_dev *snd)
 		return;
 	sh_sound_walk_substreams(snd->card, sh_hold_one, &hold);
 	snd->hold_ms = 0;
+	sh_sound_ops_set(snd, snd->ops_fault, false);
 }
 
 /*
@@ -166,7 +167,9 @@ void sh_sound_hold_lift(struct sh_sound_dev *snd)
  * (half a second for most players). A stalled stream is then still there
  * when the daemon has detected the stall and restarted the driver, which
  * ends the wait. 0 gives the kernel's default back. A substream whose
- * driver chose its own wait is left alone.
+ * driver chose its own wait is left alone. A held card's prepares are
+ * guarded as well (sh_sound_ops.c): one the driver fails waits up to MS
+ * for a restart instead of failing the application.
  */
 static void sh_sound_cmd_hold(struct sh_file *sf, const struct sh_ref *ref,
 			      unsigned int argc, char **argv)
@@ -175,6 +178,7 @@ static void sh_sound_cmd_hold(struct sh_file *sf, const struct sh_ref *ref,
 	struct sh_sound_dev *snd;
 	struct device *cdev;
 	struct sh_dev *sd;
+	int err;
 	u32 ms;
 
 	if (!sh_parse_numbers(sf, 1, argv, SH_SOUND_HOLD_MAX_MS, &ms))
@@ -194,8 +198,16 @@ static void sh_sound_cmd_hold(struct sh_file *sf, const struct sh_ref *ref,
 	hold = (struct sh_hold){ .from = snd->hold_ms, .to = ms };
 	sh_sound_walk_substreams(snd->card, sh_hold_one, &hold);
 	snd->hold_ms = ms;
+	/* A parked card's entry points stay failing until it restarts. */
+	err = sd->state == SH_PARKED ? 0 :
+		sh_sound_ops_set(snd, snd->ops_fault, ms > 0);
 	sh_sound_unlock();
-	sh_reply_ok(sf, "held %s ms=%u substreams=%u", ref->text, ms, hold.n);
+	if (err)
+		sh_reply_err(sf, E2BIG, "%s has more than %d substreams",
+			     ref->text, SH_SOUND_SUBS);
+	else
+		sh_reply_ok(sf, "held %s ms=%u substreams=%u", ref->text, ms,
+			    hold.n);
 	put_device(cdev);
 }
 

@@ -42,18 +42,21 @@ enum sh_sound_fault {
  */
 union sh_pcm_ops_copy { const struct snd_pcm_ops ro; struct snd_pcm_ops rw; };
 
-/* One substream under a fault: the driver's ops, and the copy used instead. */
+/* One substream's layers over the driver's ops (sh_sound_ops.c). */
 struct sh_sound_sub {
 	struct snd_pcm_substream *ss;
 	const struct snd_pcm_ops *real;
 	union sh_pcm_ops_copy fault_ops;
+	union sh_pcm_ops_copy guard_ops;
 };
 
 /* The class's part of a record (sh_dev_priv()); written under the lock. */
 struct sh_sound_dev {
 	struct snd_card *card;
-	unsigned int n_subs;		/* with fault_ops in place */
+	unsigned int n_subs;		/* with layers in place */
 	struct sh_sound_sub subs[SH_SOUND_SUBS];
+	unsigned int ops_fault;		/* the fault layer's, or none */
+	bool ops_guard;			/* the guard layer is in */
 	struct sh_irq_mask irq;		/* lost-irq */
 	unsigned int hold_ms;		/* set as every substream's wait_time */
 };
@@ -91,7 +94,14 @@ int sh_sound_fault_apply(struct sh_dev *sd, unsigned int fault, char *msg,
 			 size_t len);
 void sh_sound_fault_clear(struct sh_dev *sd);
 void sh_sound_fault_lift(struct sh_dev *sd);
-int sh_sound_ops_fail(struct sh_sound_dev *snd, unsigned int fault);
+void sh_sound_fault_fill(struct sh_sound_sub *sub, unsigned int fault);
+
+/* sh_sound_ops.c */
+int sh_sound_ops_set(struct sh_sound_dev *snd, unsigned int fault,
+		     bool guard);
+struct sh_sound_sub *sh_sound_sub_find(struct snd_pcm_substream *ss);
+bool sh_sound_guard_holds(struct snd_pcm_substream *ss);
+void sh_sound_restarted(struct snd_card *card);
 
 /* sh_sound_restart.c: the class's restart phases (struct sh_class). */
 int sh_sound_arm(struct sh_run *run);

@@ -45,22 +45,6 @@ const char *sh_sound_fault_name(unsigned int fault)
 	return fault < SH_SOUND_FAULT_COUNT ? sh_sound_faults[fault] : "?";
 }
 
-/* Under RCU: the substream's entry in its card's record, or NULL. */
-static struct sh_sound_sub *sh_sub_find(struct snd_pcm_substream *ss)
-{
-	struct sh_dev *sd = sh_dev_find(&ss->pcm->card->card_dev);
-	struct sh_sound_dev *snd;
-	unsigned int i;
-
-	if (!sd)
-		return NULL;
-	snd = sh_sound(sd);
-	for (i = 0; i < READ_ONCE(snd->n_subs); i++)
-		if (snd->subs[i].ss == ss)
-			return &snd->subs[i];
-	return NULL;
-}
-
 static snd_pcm_uframes_t sh_frozen_pointer(struct snd_pcm_substream *ss)
 {
 	struct snd_pcm_runtime *runtime = ss->runtime;
@@ -94,14 +78,15 @@ static int sh_failing_trigger(struct snd_pcm_substream *ss, int cmd)
 		return -EIO;
 	}
 	rcu_read_lock();
-	sub = sh_sub_find(ss);
+	sub = sh_sound_sub_find(ss);
 	if (sub && sub->real->trigger)
 		ret = sub->real->trigger(ss, cmd);
 	rcu_read_unlock();
 	return ret;
 }
 
-static void sh_fault_ops(struct sh_sound_sub *sub, unsigned int fault)
+/* The fault layer of @sub: the driver's ops with the faulty ones in. */
+void sh_sound_fault_fill(struct sh_sound_sub *sub, unsigned int fault)
 {
 	sub->fault_ops.rw = *sub->real;
 	sub->fault_ops.rw.prepare = sh_failing_prepare;
@@ -112,51 +97,12 @@ static void sh_fault_ops(struct sh_sound_sub *sub, unsigned int fault)
 	sub->fault_ops.rw.pointer = sh_frozen_pointer;
 }
 
-struct sh_ops_swap {
-	struct sh_sound_dev *snd;
-	unsigned int fault;
-};
-
-static int sh_swap_one(struct snd_pcm_substream *ss, void *data)
-{
-	struct sh_ops_swap *swap = data;
-	struct sh_sound_dev *snd = swap->snd;
-	struct sh_sound_sub *sub;
-
-	if (!ss->ops)
-		return 0;
-	if (snd->n_subs == SH_SOUND_SUBS)
-		return -E2BIG;
-	sub = &snd->subs[snd->n_subs];
-	sub->ss = ss;
-	sub->real = ss->ops;
-	sh_fault_ops(sub, swap->fault);
-	/* Readers find the entry before the core calls through it. */
-	smp_store_release(&snd->n_subs, snd->n_subs + 1);
-	WRITE_ONCE(ss->ops, &sub->fault_ops.ro);
-	return 0;
-}
-
-static void sh_ops_restore(struct sh_sound_dev *snd)
-{
-	unsigned int i;
-
-	for (i = 0; i < snd->n_subs; i++)
-		WRITE_ONCE(snd->subs[i].ss->ops, snd->subs[i].real);
-	if (!snd->n_subs)
-		return;
-	/* Calls that read the copies finish before they can change. */
-	synchronize_rcu();
-	WRITE_ONCE(snd->n_subs, 0);
-	synchronize_rcu();
-}
-
 /* Under the lock: the fault's effect undone (a sticky fault stays recorded). */
 void sh_sound_fault_lift(struct sh_dev *sd)
 {
 	struct sh_sound_dev *snd = sh_sound(sd);
 
-	sh_ops_restore(snd);
+	sh_sound_ops_set(snd, SH_FAULT_NONE, snd->hold_ms > 0);
 	sh_irq_restore(&snd->irq);
 }
 
@@ -165,23 +111,6 @@ void sh_sound_fault_clear(struct sh_dev *sd)
 	sh_sound_fault_lift(sd);
 	sd->fault = SH_FAULT_NONE;
 	sd->fault_sticky = false;
-}
-
-/*
- * Under the lock: every substream's entry points fail as under @fault
- * (fail-stop or fail-prepare); -E2BIG, with nothing replaced, when the
- * card has more substreams than a record holds.
- */
-int sh_sound_ops_fail(struct sh_sound_dev *snd, unsigned int fault)
-{
-	struct sh_ops_swap swap = { .snd = snd, .fault = fault };
-	int err;
-
-	sh_ops_restore(snd);
-	err = sh_sound_walk_substreams(snd->card, sh_swap_one, &swap);
-	if (err)
-		sh_ops_restore(snd);
-	return err;
 }
 
 int sh_sound_fault_apply(struct sh_dev *sd, unsigned int fault, char *msg,
@@ -199,7 +128,7 @@ int sh_sound_fault_apply(struct sh_dev *sd, unsigned int fault, char *msg,
 	if (fault == SH_SOUND_FAULT_LOST_IRQ) {
 		err = sh_irq_silence(sd->bus, &snd->irq, msg, len);
 	} else {
-		err = sh_sound_ops_fail(snd, fault);
+		err = sh_sound_ops_set(snd, fault, snd->hold_ms > 0);
 		if (err)
 			scnprintf(msg, len, "sound:%s has more than %d substreams",
 				  dev_name(sd->cdev), SH_SOUND_SUBS);

@@ -33,6 +33,7 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/delay.h>
 #include <linux/pm.h>
 #include <linux/pm_runtime.h>
 
@@ -116,7 +117,12 @@ static int sh_stop_one(struct snd_pcm_substream *ss, void *data)
 	runtime = ss->runtime;
 	if (!runtime)
 		goto out;
-	mutex_lock(&runtime->buffer_mutex);
+	/* A caller the guard holds keeps the mutex until the restart ends. */
+	while (!mutex_trylock(&runtime->buffer_mutex)) {
+		if (sh_sound_guard_holds(ss))
+			goto out;
+		usleep_range(1000, 2000);
+	}
 	snd_pcm_stream_lock_irq(ss);
 	switch (runtime->state) {
 	case SNDRV_PCM_STATE_RUNNING:
@@ -272,6 +278,7 @@ void sh_sound_replay(struct sh_run *run)
 
 	sh_step(run, "mixer", 0, false);
 	sh_step(run, "streams", 0, sr->streams > 0);
+	sh_sound_restarted(sh_sound(run->sd)->card);
 }
 
 int sh_sound_open(struct sh_run *run)
@@ -290,6 +297,6 @@ void sh_sound_quiesce(struct sh_run *run)
 	struct snd_card *card = sh_sound(run->sd)->card;
 
 	sh_streams_stop(card);
-	sh_sound_ops_fail(sh_sound(run->sd), SH_SOUND_FAULT_FAIL_STOP);
+	sh_sound_ops_set(sh_sound(run->sd), SH_SOUND_FAULT_FAIL_STOP, false);
 	snd_power_change_state(card, SNDRV_CTL_POWER_D0);
 }

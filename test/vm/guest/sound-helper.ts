@@ -21,7 +21,7 @@ import { helperCommand, loadHelper } from './nic-setup.js';
 const { values: opts } = parseArgs({
   options: {
     seconds: { type: 'string', default: '8' },
-    faults: { type: 'string', default: 'lost-irq,fail-stop' },
+    faults: { type: 'string', default: 'lost-irq,fail-stop,fail-prepare' },
     apps: { type: 'string', default: 'aplay-hw,aplay-dmix,arecord-hw' },
   },
 });
@@ -112,14 +112,31 @@ async function playWithFault(card: Card, appName: string, fault: string, wav: st
   await sleep(1500);
   const inj = await helperCommand(`inject sound:${card.name} ${fault}`);
   if (!inj.startsWith('ok injected')) problem(`${card.name}: inject ${fault}: ${inj}`);
-  await sleep(300);
-  const before = hwPtr(card, app.stream);
-  await sleep(600);
-  const after = hwPtr(card, app.stream);
-  const stalled = before !== null && before === after;
-  // Under lost-irq the DMA goes on and reading the status moves hw_ptr: only
-  // fail-stop must freeze it.
-  if (!stalled && fault === 'fail-stop') problem(`${card.name} ${appName} ${fault}: the stream went on advancing (${before} → ${after})`);
+  let stalled: boolean;
+  if (fault === 'fail-prepare') {
+    // A prepare comes after an underrun: the player is stopped until its
+    // buffer runs dry; its prepare then fails, and the guard holds it and
+    // says so in the kernel log, the daemon's cue.
+    const mark = (await execa('dmesg')).stdout.split('\n').length;
+    player.kill('SIGSTOP');
+    await sleep(1200);
+    player.kill('SIGCONT');
+    stalled = false;
+    for (let i = 0; i < 40 && !stalled; i++) {
+      await sleep(100);
+      stalled = (await execa('dmesg')).stdout.split('\n').slice(mark).some((l) => new RegExp(`sound:${card.name}: prepare of pcmC${card.number}D0. failed: error -5; the caller waits`).test(l));
+    }
+    if (!stalled) problem(`${card.name} ${appName} fail-prepare: no held prepare in the kernel log`);
+  } else {
+    await sleep(300);
+    const before = hwPtr(card, app.stream);
+    await sleep(600);
+    const after = hwPtr(card, app.stream);
+    stalled = before !== null && before === after;
+    // Under lost-irq the DMA goes on and reading the status moves hw_ptr:
+    // only fail-stop must freeze it.
+    if (!stalled && fault === 'fail-stop') problem(`${card.name} ${appName} ${fault}: the stream went on advancing (${before} → ${after})`);
+  }
   const t0 = performance.now();
   const restart = await helperCommand(`restart sound:${card.name} ${id}`);
   const restartMs = Math.round(performance.now() - t0);

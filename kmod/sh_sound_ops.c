@@ -1,0 +1,222 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The PCM entry points the helper puts between the sound core and a card's
+ * driver, per substream, in two layers over the driver's own ops:
+ *
+ *  fault  (tests) a copy of the driver's ops with the faulty entry points
+ *         swapped in (sh_sound_fault.c);
+ *  guard  while the daemon holds the card (`hold`): a copy of the layer
+ *         below with prepare() wrapped. A prepare the driver fails with
+ *         EIO or ETIMEDOUT is reported in the kernel log (the daemon's
+ *         cue to restart the card) and its caller waits, up to the hold,
+ *         for the restart to end; then the prepare is made again, into the
+ *         restarted driver, and the application never sees the failure.
+ *
+ * Copies keep every entry point the driver left out absent (the core
+ * behaves differently without them). Layers change under the class's lock;
+ * the wrappers find their substream's entry under RCU and call the driver
+ * outside it (its code stays: the sound core pins the module while the
+ * substream is open). A caller waiting in the guard sleeps on state of its
+ * own (its stack, the card's number), never on the record, which goes with
+ * its card.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/jiffies.h>
+#include <linux/list.h>
+#include <linux/rcupdate.h>
+#include <linux/spinlock.h>
+#include <linux/wait.h>
+
+#include "sh_sound.h"
+
+/* Restarts ended, per card number: what a waiting guard watches. */
+static atomic_t sh_card_restarts[SNDRV_CARDS];
+static DECLARE_WAIT_QUEUE_HEAD(sh_restart_wait);
+
+/* Callers waiting in the guard, for the restart's stop to pass them by. */
+struct sh_held_call {
+	struct list_head node;
+	struct snd_pcm_substream *ss;
+};
+
+static LIST_HEAD(sh_held_calls);
+static DEFINE_SPINLOCK(sh_held_lock);
+
+/* Under RCU: the substream's entry in its card's record, or NULL. */
+struct sh_sound_sub *sh_sound_sub_find(struct snd_pcm_substream *ss)
+{
+	struct sh_dev *sd = sh_dev_find(&ss->pcm->card->card_dev);
+	struct sh_sound_dev *snd;
+	unsigned int i, n;
+
+	if (!sd)
+		return NULL;
+	snd = sh_sound(sd);
+	/* Pairs with the release in sh_sub_add(): the entries are filled in. */
+	n = smp_load_acquire(&snd->n_subs);
+	for (i = 0; i < n; i++)
+		if (snd->subs[i].ss == ss)
+			return &snd->subs[i];
+	return NULL;
+}
+
+static const struct snd_pcm_ops *sh_below_guard(struct sh_sound_dev *snd,
+						struct sh_sound_sub *sub)
+{
+	return snd->ops_fault != SH_FAULT_NONE ? &sub->fault_ops.ro : sub->real;
+}
+
+/* A prepare's failure the driver may get over by a restart. */
+static bool sh_prepare_failed(int err)
+{
+	return err == -EIO || err == -ETIMEDOUT;
+}
+
+static int sh_guard_prepare(struct snd_pcm_substream *ss);
+
+/* Calls the layer under the guard; @hold_ms is the card's hold, 0 if none. */
+static int sh_guard_call_prepare(struct snd_pcm_substream *ss,
+				 unsigned int *hold_ms)
+{
+	int (*prepare)(struct snd_pcm_substream *ss);
+	struct sh_sound_sub *sub;
+	struct sh_dev *sd;
+
+	*hold_ms = 0;
+	rcu_read_lock();
+	sd = sh_dev_find(&ss->pcm->card->card_dev);
+	sub = sd ? sh_sound_sub_find(ss) : NULL;
+	if (sub) {
+		prepare = sh_below_guard(sh_sound(sd), sub)->prepare;
+		*hold_ms = READ_ONCE(sh_sound(sd)->hold_ms);
+	} else {
+		/* The guard is gone: the substream's ops are the driver's. */
+		prepare = READ_ONCE(ss->ops)->prepare;
+	}
+	rcu_read_unlock();
+	if (!prepare || prepare == sh_guard_prepare)
+		return 0;
+	return prepare(ss);
+}
+
+static int sh_guard_prepare(struct snd_pcm_substream *ss)
+{
+	int card = ss->pcm->card->number;
+	struct sh_held_call call = { .ss = ss };
+	unsigned int hold_ms;
+	long left;
+	int gen, err;
+
+	gen = atomic_read(&sh_card_restarts[card]);
+	err = sh_guard_call_prepare(ss, &hold_ms);
+	if (!sh_prepare_failed(err) || !hold_ms)
+		return err;
+	pr_warn_ratelimited("sound:card%d: prepare of pcmC%dD%d%c failed: error %d; the caller waits up to %u ms for a restart\n",
+			    card, card, ss->pcm->device,
+			    ss->stream == SNDRV_PCM_STREAM_PLAYBACK ? 'p' : 'c',
+			    err, hold_ms);
+	spin_lock(&sh_held_lock);
+	list_add(&call.node, &sh_held_calls);
+	spin_unlock(&sh_held_lock);
+	left = wait_event_interruptible_timeout(sh_restart_wait,
+						atomic_read(&sh_card_restarts[card]) != gen,
+						msecs_to_jiffies(hold_ms));
+	spin_lock(&sh_held_lock);
+	list_del(&call.node);
+	spin_unlock(&sh_held_lock);
+	if (left <= 0)
+		return err;
+	return sh_guard_call_prepare(ss, &hold_ms);
+}
+
+/* Whether a caller of @ss waits in the guard (holding the stream's mutexes). */
+bool sh_sound_guard_holds(struct snd_pcm_substream *ss)
+{
+	struct sh_held_call *call;
+	bool held = false;
+
+	spin_lock(&sh_held_lock);
+	list_for_each_entry(call, &sh_held_calls, node)
+		held |= call->ss == ss;
+	spin_unlock(&sh_held_lock);
+	return held;
+}
+
+/* A restart of @card ended: its waiting callers prepare again. */
+void sh_sound_restarted(struct snd_card *card)
+{
+	atomic_inc(&sh_card_restarts[card->number]);
+	wake_up_all(&sh_restart_wait);
+}
+
+static int sh_sub_add(struct snd_pcm_substream *ss, void *data)
+{
+	struct sh_sound_dev *snd = data;
+	struct sh_sound_sub *sub;
+
+	if (!ss->ops)
+		return 0;
+	if (snd->n_subs == SH_SOUND_SUBS)
+		return -E2BIG;
+	sub = &snd->subs[snd->n_subs];
+	sub->ss = ss;
+	sub->real = ss->ops;
+	/* Readers find the entry before the core calls through it. */
+	smp_store_release(&snd->n_subs, snd->n_subs + 1);
+	return 0;
+}
+
+/* Every substream back on the driver's ops; the table emptied. */
+static void sh_ops_restore(struct sh_sound_dev *snd)
+{
+	unsigned int i;
+
+	if (!snd->n_subs)
+		return;
+	for (i = 0; i < snd->n_subs; i++)
+		WRITE_ONCE(snd->subs[i].ss->ops, snd->subs[i].real);
+	/* Wrappers that read the table finish before it changes. */
+	synchronize_rcu();
+	/* Pairs with the acquire in sh_sound_sub_find(). */
+	smp_store_release(&snd->n_subs, 0);
+	synchronize_rcu();
+}
+
+/*
+ * Under the lock: the card's substreams get the layers asked for (fault
+ * SH_FAULT_NONE and no guard: the driver's own ops). -E2BIG, with the
+ * driver's ops back, when the card has more substreams than a record holds.
+ */
+int sh_sound_ops_set(struct sh_sound_dev *snd, unsigned int fault,
+		     bool guard)
+{
+	struct sh_sound_sub *sub;
+	unsigned int i;
+	int err;
+
+	sh_ops_restore(snd);
+	snd->ops_fault = SH_FAULT_NONE;
+	snd->ops_guard = false;
+	if (fault == SH_FAULT_NONE && !guard)
+		return 0;
+	err = sh_sound_walk_substreams(snd->card, sh_sub_add, snd);
+	if (err) {
+		sh_ops_restore(snd);
+		return err;
+	}
+	snd->ops_fault = fault;
+	snd->ops_guard = guard;
+	for (i = 0; i < snd->n_subs; i++) {
+		sub = &snd->subs[i];
+		if (fault != SH_FAULT_NONE)
+			sh_sound_fault_fill(sub, fault);
+		if (guard) {
+			sub->guard_ops.rw = *sh_below_guard(snd, sub);
+			sub->guard_ops.rw.prepare = sh_guard_prepare;
+		}
+		WRITE_ONCE(sub->ss->ops, guard ? &sub->guard_ops.ro :
+			   sh_below_guard(snd, sub));
+	}
+	return 0;
+}
