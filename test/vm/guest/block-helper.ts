@@ -22,6 +22,7 @@ import { performance } from 'node:perf_hooks';
 import process from 'node:process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
+import { loadHelperDeps } from './helper-deps.js';
 import { execa, type ResultPromise } from 'execa';
 import { BLOCK_DECLARATION } from '../../../daemon/classes/block/block-declaration.js';
 import type { FailureReport } from '../../../daemon/core/failure-report.js';
@@ -522,9 +523,10 @@ async function main(): Promise<void> {
   }
   // A reload runs modprobe from init's root, the rig's initramfs: give it the kernel's own helper.
   const modprobe = readFileSync('/proc/sys/kernel/modprobe', 'utf8').trim();
+  loadHelperDeps(values.ko);
   await execa('insmod', [values.ko, 'allow_faults=1', `modprobe=${modprobe}`]);
   result.version = helper('version');
-  check(/ classes=net,block$/.test(result.version), `version: ${result.version}`);
+  check(/ classes=net,block,sound$/.test(result.version), `version: ${result.version}`);
 
   const disks: Disk[] = [];
   for (const spec of SPECS) {
@@ -557,7 +559,7 @@ async function main(): Promise<void> {
   bad('slash', 'inject block:a/b fail-stop', /^err EINVAL .*not a valid disk name/);
   bad('long', `inject block:${'a'.repeat(32)} fail-stop`, /^err EINVAL /);
   bad('colon', 'inject block:sd:a fail-stop', /^err EINVAL .*not a valid disk name/);
-  bad('class', `restart blk:${virtio.name} c1`, /^err EINVAL unknown device class "blk" \(classes: net,block\)$/);
+  bad('class', `restart blk:${virtio.name} c1`, /^err EINVAL unknown device class "blk" \(classes: net,block,sound\)$/);
   bad('fault', `inject block:${virtio.name} bogus`, /^err EINVAL unknown block fault 'bogus' \(lost-irq, fail-stop, disk-error, clear\)$/);
   bad('option', `inject block:${virtio.name} fail-stop forever`, /^err EINVAL the only option is 'sticky'/);
   bad('clearSticky', `inject block:${virtio.name} clear sticky`, /^err EINVAL /);

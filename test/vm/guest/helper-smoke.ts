@@ -30,6 +30,7 @@ import { performance } from 'node:perf_hooks';
 import process from 'node:process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { loadHelperDeps } from './helper-deps.js';
 import {
   HELPER_COMMAND_MAX,
   HELPER_DEVICE,
@@ -243,6 +244,7 @@ const VERB_ARGS: Record<string, readonly [number, number]> = {
   inject: [2, 3],
   restart: [2, 3],
   park: [2, 2],
+  hold: [2, 2],
 };
 const RING_MAX = 2 ** 20;
 const U32_MAX = 2 ** 32 - 1;
@@ -254,10 +256,14 @@ const STAGE_KEYS: Record<string, { count: number; max: number }> = {
   clear: { count: 0, max: 0 },
 };
 /** The module's class table: each class's own commands (kmod/sh_class.c). */
-const CLASS_COMMANDS: Record<string, readonly string[]> = { net: ['txstat', 'stage'], block: [] };
+const CLASS_COMMANDS: Record<string, readonly string[]> = { net: ['txstat', 'stage'], block: [], sound: ['hold'] };
 const FAULTS = ['tx-hang', 'tx-hang-reset', 'fail-stop', 'lost-irq', 'fail-open', 'fail-mtu', 'fail-mac', 'fail-features', 'fail-rings', 'clear'];
 /** The block class's faults; this guest has no disk, so every block:NAME it may name is ENODEV. */
 const BLOCK_FAULTS = ['lost-irq', 'fail-stop', 'disk-error', 'clear'];
+/** The sound class's faults; this guest has no sound card, so every sound:NAME it may name is ENODEV. */
+const SOUND_FAULTS = ['lost-irq', 'fail-stop', 'fail-prepare', 'clear'];
+/** The longest `hold` (kmod/sh_sound.h). */
+const HOLD_MAX_MS = 60000;
 const SH_ID_MAX = 32;
 
 /** A Linux interface name: 1-15 bytes, not "." or "..", no '/', ':' or whitespace. */
@@ -266,6 +272,8 @@ const validIfname = (name: string): boolean =>
 /** A whole disk's kernel name: 1-31 bytes, not "." or "..", no '/', ':' or whitespace. */
 const validDiskName = (name: string): boolean =>
   name.length >= 1 && name.length <= 31 && name !== '.' && name !== '..' && !/[/:\s]/.test(name);
+/** A sound card's name: card0 to card31, no leading zero. */
+const validCardName = (name: string): boolean => /^card([0-9]|[12][0-9]|3[01])$/.test(name);
 const validId = (id: string): boolean => id.length >= 1 && id.length <= SH_ID_MAX && /^[A-Za-z0-9_-]+$/.test(id);
 /** "Numbers are decimal": digits only, no sign, no base prefix. */
 const validNumber = (text: string, max: number): boolean => /^[0-9]+$/.test(text) && BigInt(text) <= BigInt(max);
@@ -279,7 +287,7 @@ function parseRef(ref: string): { cls: string; name: string } | null {
   if (colon < 0) return null;
   const cls = ref.slice(0, colon);
   const name = ref.slice(colon + 1);
-  const valid = cls === 'block' ? validDiskName(name) : validIfname(name);
+  const valid = cls === 'block' ? validDiskName(name) : cls === 'sound' ? validCardName(name) : validIfname(name);
   return Object.hasOwn(CLASS_COMMANDS, cls) && valid ? { cls, name } : null;
 }
 
@@ -306,7 +314,7 @@ function predictCommand(text: string, env: ModelEnv): Prediction {
   const arg = (i: number): string => itemAt(args, i);
   // A class's own command for a device of a class without it.
   const cls = parseRef(arg(0))?.cls;
-  if ((verb === 'txstat' || verb === 'stage') && cls !== undefined && !CLASS_COMMANDS[cls]?.includes(verb)) return { err: ['EOPNOTSUPP'] };
+  if ((verb === 'txstat' || verb === 'stage' || verb === 'hold') && cls !== undefined && !CLASS_COMMANDS[cls]?.includes(verb)) return { err: ['EOPNOTSUPP'] };
   switch (verb) {
     case 'txstat':
       for (const e of refErrors(arg(0), false, env)) errs.add(e);
@@ -321,11 +329,15 @@ function predictCommand(text: string, env: ModelEnv): Prediction {
     case 'inject': {
       const fault = arg(1);
       const option = args[2];
-      if (!(cls === 'block' ? BLOCK_FAULTS : FAULTS).includes(fault)) errs.add('EINVAL');
+      if (!(cls === 'block' ? BLOCK_FAULTS : cls === 'sound' ? SOUND_FAULTS : FAULTS).includes(fault)) errs.add('EINVAL');
       if (option !== undefined && (option !== 'sticky' || fault === 'clear')) errs.add('EINVAL');
       for (const e of refErrors(arg(0), true, env)) errs.add(e);
       break;
     }
+    case 'hold':
+      if (!validNumber(arg(1), HOLD_MAX_MS)) errs.add('EINVAL');
+      for (const e of refErrors(arg(0), true, env)) errs.add(e);
+      break;
     case 'restart':
     case 'park':
       if (!validId(arg(1))) errs.add('EINVAL');
@@ -491,7 +503,11 @@ function namedCases(env: ModelEnv): [string, string][] {
     ['stage net:lo clear', 'ENODEV'],
     ['stage net:../x msglvl 1', 'EINVAL'],
     [`stage ${NIC} msglvl 1`, 'EINVAL'],
-    ['stage sound:card0 clear', 'EINVAL'],
+    ['stage sound:card0 clear', 'EOPNOTSUPP'],
+    ['hold sound:card0 1000', 'ENODEV'],
+    ['hold sound:card00 1000', 'EINVAL'],
+    [`hold ${DEV} 1000`, 'EOPNOTSUPP'],
+    ['inject sound:card0 fail-prepare', 'ENODEV'],
     ['stage net: clear', 'EINVAL'],
     [`inject ${DEV} nosuch`, 'EINVAL'],
     [`inject ${DEV} TX-HANG`, 'EINVAL'],
@@ -521,7 +537,8 @@ function namedCases(env: ModelEnv): [string, string][] {
     ['restart net:../x r1', 'EINVAL'],
     [`restart net:${'y'.repeat(16)} r1`, 'EINVAL'],
     [`restart ${NIC} r1`, 'EINVAL'],
-    ['restart sound:card0 r1', 'EINVAL'],
+    ['restart sound:card0 r1', 'ENODEV'],
+    ['restart sound:card32 r1', 'EINVAL'],
     ['restart net: r1', 'EINVAL'],
     [`restart ${'c'.repeat(60)}:${NIC} r1`, 'EINVAL'],
     ['park net:nosuch r1', 'ENODEV'],
@@ -658,7 +675,7 @@ const GENERATORS = {
   },
   verbNoise(env) {
     return failing(env, () => {
-      const verb = pick(['txstat', 'stage', 'inject', 'restart', 'park']);
+      const verb = pick(['txstat', 'stage', 'inject', 'restart', 'park', 'hold']);
       const tokens = Array.from({ length: int(0, 7) }, noiseToken);
       // Often the real NIC first, so the lines reach past the name check.
       if (rand() < 0.5 && tokens.length > 0) tokens[0] = DEV;
@@ -792,6 +809,7 @@ try {
 
 // --- load --------------------------------------------------------------------------------
 if (!values.ko) throw new Error('--ko PATH is required');
+loadHelperDeps(values.ko);
 const insmod = run('insmod', [values.ko, 'allow_faults=1']);
 if (insmod.status !== 0) {
   console.error(`insmod ${values.ko} allow_faults=1 failed: ${insmod.out}`);
@@ -806,7 +824,7 @@ const client = await openHelper();
 const version = await client.version();
 result.version = version;
 check(version.proto === 3 && HELPER_PROTO === 3, `proto ${version.proto} (client ${HELPER_PROTO})`);
-check(JSON.stringify(version.classes) === JSON.stringify(['net', 'block']), `version lists classes ${JSON.stringify(version.classes)}, want net,block`);
+check(JSON.stringify(version.classes) === JSON.stringify(['net', 'block', 'sound']), `version lists classes ${JSON.stringify(version.classes)}, want net,block,sound`);
 check(version.faults, 'loaded with allow_faults=1, version says faults=0');
 check(version.kernel === release(), `module reports kernel ${version.kernel}, the guest runs ${release()}`);
 const pong = await client.request('ping');
@@ -831,7 +849,7 @@ check(
 );
 await client.close();
 const versionLine = (faults: boolean): string =>
-  `ok shadow_helper proto=3 version=${version.version} kernel=${version.kernel} faults=${faults ? 1 : 0} classes=net,block\n`;
+  `ok shadow_helper proto=3 version=${version.version} kernel=${version.kernel} faults=${faults ? 1 : 0} classes=net,block,sound\n`;
 
 // --- fuzz the raw device -----------------------------------------------------------------
 const ifaces = readIfaces();
@@ -890,7 +908,7 @@ result.partialRead = { bytes: bytewise.length };
   // Error messages name the device as the command did.
   expectReply('txstat net:nosuch', 'err ENODEV no interface net:nosuch');
   expectReply('stage net:lo clear', "err ENODEV net:lo has no bus device: not a driver's device");
-  expectReply(`txstat snd:${NIC}`, 'err EINVAL unknown device class "snd" (classes: net,block)');
+  expectReply(`txstat snd:${NIC}`, 'err EINVAL unknown device class "snd" (classes: net,block,sound)');
   // The restart blocks its writer; meanwhile a second descriptor sees it run and is turned away.
   let restartDone = false;
   const restartWrite = new Promise<string>((resolve) => {

@@ -4,6 +4,7 @@
 // matters), and waiting for its link.
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { basename } from 'node:path';
+import { loadHelperDeps } from './helper-deps.js';
 import { execa } from 'execa';
 import { openHelper } from '../../../daemon/core/helper-client.js';
 import { repoPath } from '../rig/repo-path.js';
@@ -41,16 +42,14 @@ function common(dev: string): string[][] {
 
 /**
  * Loads the helper module built by `npm run kmod`, unless it is loaded, after
- * the modules it links against (the sound core, for its sound class): insmod
- * does not load them, as modprobe does for an installed module. Its module
+ * the modules it links against (helper-deps.ts). Its module
  * reloads run modprobe from init's root, which in this rig is the initramfs:
  * it is told the kernel's own modprobe helper, which is valid there.
  */
 export async function loadHelper(allowFaults: boolean): Promise<void> {
   if (existsSync('/sys/module/shadow_helper')) return;
   const ko = repoPath('kmod/shadow_helper.ko');
-  const { stdout } = await execa('modinfo', ['-F', 'depends', ko]);
-  for (const dep of stdout.split(',').map((d) => d.trim()).filter(Boolean)) await execa('modprobe', [dep]);
+  loadHelperDeps(ko);
   const modprobe = readFileSync('/proc/sys/kernel/modprobe', 'utf8').trim();
   await execa('insmod', [ko, `modprobe=${modprobe}`, ...(allowFaults ? ['allow_faults=1'] : [])]);
 }

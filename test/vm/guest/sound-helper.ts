@@ -150,6 +150,40 @@ async function playWithFault(card: Card, appName: string, fault: string, wav: st
   return run;
 }
 
+/** A short play on the card, to see it works: the player's exit status. */
+async function playsFine(card: Card, wav: string): Promise<number | undefined> {
+  const r = await execa('aplay', ['-q', '-D', `hw:${card.number},0`, '-d', '2', wav], { reject: false, timeout: 20_000 });
+  return r.exitCode;
+}
+
+/**
+ * A park ends the player with an error instead of leaving it waiting; a
+ * restart brings the card back. Then the module unloads with a fault active
+ * and the card plays on its driver's own entry points.
+ */
+async function parkAndUnload(found: Card[], wav: string): Promise<Record<string, unknown>> {
+  const card = found[0]!;
+  const player = execa('aplay', ['-q', '-D', `hw:${card.number},0`, wav], { reject: false, timeout: 30_000 });
+  if (!(await waitRunning(card, 'pcm0p', 5000))) problem(`${card.name}: aplay's stream never ran before the park`);
+  const t0 = performance.now();
+  const park = await helperCommand(`park sound:${card.name} p1`);
+  if (park !== `ok parked sound:${card.name} id=p1`) problem(`park: ${park}`);
+  const parked = await player;
+  const parkedExitMs = Math.round(performance.now() - t0);
+  if (parked.exitCode === 0 || parked.timedOut) problem(`a player on a parked card did not fail: exit ${parked.exitCode}, timed out ${parked.timedOut}`);
+  const back = await helperCommand(`restart sound:${card.name} p2`);
+  if (!back.startsWith(`ok restarted sound:${card.name} id=p2 `)) problem(`restart after park: ${back}`);
+  const afterPark = await playsFine(card, wav);
+  if (afterPark !== 0) problem(`${card.name} does not play after the park and restart: exit ${afterPark}`);
+  const last = found[found.length - 1]!;
+  const inj = await helperCommand(`inject sound:${last.name} fail-stop`);
+  const rmmod = await execa('rmmod', ['shadow_helper'], { reject: false });
+  if (rmmod.exitCode !== 0) problem(`rmmod with a fault active: ${rmmod.stderr}`);
+  const afterUnload = await playsFine(last, wav);
+  if (afterUnload !== 0) problem(`${last.name} does not play after the module went with fail-stop active: exit ${afterUnload}`);
+  return { park: { reply: park, exitCode: parked.exitCode, stderr: String(parked.stderr).slice(-200), exitMs: parkedExitMs, back, afterPark }, unload: { inject: inj, rmmod: rmmod.exitCode, afterUnload } };
+}
+
 async function main(): Promise<void> {
   for (const m of ['snd-ens1370', 'snd-intel8x0', 'snd-hda-intel']) await execa('modprobe', [m], { reject: false });
   await sleep(1500);
@@ -170,9 +204,10 @@ async function main(): Promise<void> {
   for (const cmd of ['restart sound:card99 x1', 'restart sound:cardx x2', 'restart sound:card00 x3', 'inject sound:card0 bogus', `restart sound:${found[0]?.name ?? 'card0'} x4 reload`]) {
     bad[cmd] = await helperCommand(cmd);
   }
+  const extra = found.length ? await parkAndUnload(found, wav) : {};
   const dmesg = (await execa('dmesg')).stdout.split('\n').filter((l) => /shadow_helper|snd|ALSA|WARNING|BUG|Oops|ens1370|intel8x0/i.test(l)).slice(-60);
   if (dmesg.some((l) => /WARNING:|BUG:|Oops/.test(l))) problem('the kernel log has a WARNING, BUG or Oops');
-  console.log(`SOUND_RESULT ${JSON.stringify({ version, cards: found, runs, bad, dmesg, problems })}`);
+  console.log(`SOUND_RESULT ${JSON.stringify({ version, cards: found, runs, bad, ...extra, dmesg, problems })}`);
   process.exitCode = problems.length ? 1 : 0;
 }
 

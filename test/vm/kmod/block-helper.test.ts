@@ -47,7 +47,7 @@ describe('shadow_helper block class', () => {
     expect(res.failures).toEqual([]);
     assertGuestOk(r, 'block helper test');
 
-    expect(res.version).toMatch(/ classes=net,block$/);
+    expect(res.version).toMatch(/ classes=net,block,sound$/);
     // The units: the PCI functions of the ATA controllers, the virtio device of the virtio disk.
     expect(res.disks['shadowd-disk0']?.unit).toMatch(/^0000:00:01\.1$/);
     expect(res.disks['shadowd-disk1']?.unit).toMatch(/^0000:00:0[0-9a-f]\.0$/);

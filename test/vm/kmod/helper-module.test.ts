@@ -82,7 +82,7 @@ describe('shadow_helper module', () => {
 
     expect(smoke.failures).toBe(0);
     expect(smoke.version.proto).toBe(3);
-    expect(smoke.version.classes).toEqual(['net', 'block']);
+    expect(smoke.version.classes).toEqual(['net', 'block', 'sound']);
     expect(smoke.version.faults).toBe(true);
     expect(smoke.version.kernel).toBe(kernel.kver);
     expect(smoke.guestKernel).toBe(kernel.kver);
