@@ -66,9 +66,18 @@ static inline struct sh_sound_dev *sh_sound(struct sh_dev *sd)
 	return sh_dev_priv(sd);
 }
 
+/* A stream a restart holds paused, to prepare again into the reset driver. */
+struct sh_held_stream {
+	struct snd_pcm_substream *ss;
+	struct snd_pcm_runtime *runtime;	/* the open it belongs to */
+};
+
 /* The class's part of a restart (run->priv). */
 struct sh_sound_run {
-	unsigned int streams;	/* held in an underrun for the application */
+	unsigned int underruns;	/* streams left in an underrun for the application */
+	unsigned int n_held;	/* streams held paused */
+	struct sh_held_stream held[SH_SOUND_SUBS];
+	unsigned int resumed;	/* held streams prepared again */
 	bool runtime_pm;	/* a runtime PM reference taken on the unit */
 };
 

@@ -13,17 +13,20 @@
  *             card's power gate closes (its state goes to D3hot, so every
  *             PCM ioctl and close now waits at the gate, as during a
  *             system sleep); calls already past the gate are waited for;
- *             every stream that was running, draining, paused or prepared
- *             is stopped in an underrun (XRUN). Every ALSA application
- *             recovers from an underrun by preparing the stream again
- *             (EPIPE), which reaches the re-initialised driver once the gate
- *             opens; the audio queued when the driver failed is lost;
+ *             a stream read or written with read()/write() that was running
+ *             or prepared is paused (its reader or writer waits on in the
+ *             kernel), any other live stream is stopped in an underrun
+ *             (XRUN), which every ALSA application recovers from by
+ *             preparing the stream again once the gate opens;
  *  reset      the driver's prepare/suspend of the unit and of every device
  *             under it (an HDA controller's codecs) in the order a system
  *             sleep takes, then resume/complete in the reverse order: the
  *             driver re-initialises its hardware and restores its mixer
  *             from its own register cache;
- *  replay     the gate opens (D0) if the driver did not open it.
+ *  replay     the gate opens (D0) if the driver did not open it; each paused
+ *             stream is prepared again into the reset driver and its reader
+ *             or writer woken, so its application sees only a gap (the
+ *             audio queued when the driver failed).
  *
  * A driver without suspend and resume is refused before anything is
  * touched. A module reload is refused: the sound core pins a card's driver
@@ -103,15 +106,21 @@ void sh_sound_set_phase(struct sh_run *run, enum sh_phase phase)
 {
 }
 
-struct sh_stream_stop {
-	unsigned int stopped;
-};
-
-/* Stops a stream in an underrun once calls on it already past the gate end. */
-static int sh_stop_one(struct snd_pcm_substream *ss, void *data)
+/*
+ * Holds one stream for the reset, once calls on it already past the gate
+ * end. A stream read or written with read()/write() that was running or
+ * prepared is paused: its reader or writer goes on waiting in the kernel
+ * (a paused stream never times out) and is prepared again after the reset,
+ * as if nothing happened but a gap. Any other live stream (mmap access, an
+ * application's own pause, draining) is stopped in an underrun, which the
+ * application recovers from by preparing it again.
+ */
+static int sh_hold_stream(struct snd_pcm_substream *ss, void *data)
 {
-	struct sh_stream_stop *stop = data;
+	struct sh_sound_run *sr = data;
 	struct snd_pcm_runtime *runtime;
+	snd_pcm_state_t state;
+	bool rw;
 
 	mutex_lock(&ss->pcm->open_mutex);
 	runtime = ss->runtime;
@@ -123,17 +132,24 @@ static int sh_stop_one(struct snd_pcm_substream *ss, void *data)
 			goto out;
 		usleep_range(1000, 2000);
 	}
+	rw = runtime->access == SNDRV_PCM_ACCESS_RW_INTERLEAVED ||
+	     runtime->access == SNDRV_PCM_ACCESS_RW_NONINTERLEAVED;
 	snd_pcm_stream_lock_irq(ss);
-	switch (runtime->state) {
-	case SNDRV_PCM_STATE_RUNNING:
-	case SNDRV_PCM_STATE_DRAINING:
-	case SNDRV_PCM_STATE_PAUSED:
-	case SNDRV_PCM_STATE_PREPARED:
+	state = runtime->state;
+	if (rw && sr->n_held < SH_SOUND_SUBS &&
+	    (state == SNDRV_PCM_STATE_RUNNING ||
+	     state == SNDRV_PCM_STATE_PREPARED)) {
+		if (!snd_pcm_stop(ss, SNDRV_PCM_STATE_PAUSED)) {
+			sr->held[sr->n_held].ss = ss;
+			sr->held[sr->n_held].runtime = runtime;
+			sr->n_held++;
+		}
+	} else if (state == SNDRV_PCM_STATE_RUNNING ||
+		   state == SNDRV_PCM_STATE_DRAINING ||
+		   state == SNDRV_PCM_STATE_PAUSED ||
+		   state == SNDRV_PCM_STATE_PREPARED) {
 		if (!snd_pcm_stop(ss, SNDRV_PCM_STATE_XRUN))
-			stop->stopped++;
-		break;
-	default:
-		break;
+			sr->underruns++;
 	}
 	snd_pcm_stream_unlock_irq(ss);
 	mutex_unlock(&runtime->buffer_mutex);
@@ -142,12 +158,29 @@ out:
 	return 0;
 }
 
-static unsigned int sh_streams_stop(struct snd_card *card)
+/* Every live stream of the card in an underrun (parking: nothing resumes). */
+static int sh_underrun_stream(struct snd_pcm_substream *ss, void *data)
 {
-	struct sh_stream_stop stop = { 0 };
+	struct snd_pcm_runtime *runtime;
 
-	sh_sound_walk_substreams(card, sh_stop_one, &stop);
-	return stop.stopped;
+	mutex_lock(&ss->pcm->open_mutex);
+	runtime = ss->runtime;
+	if (runtime) {
+		snd_pcm_stream_lock_irq(ss);
+		switch (runtime->state) {
+		case SNDRV_PCM_STATE_RUNNING:
+		case SNDRV_PCM_STATE_DRAINING:
+		case SNDRV_PCM_STATE_PAUSED:
+		case SNDRV_PCM_STATE_PREPARED:
+			snd_pcm_stop(ss, SNDRV_PCM_STATE_XRUN);
+			break;
+		default:
+			break;
+		}
+		snd_pcm_stream_unlock_irq(ss);
+	}
+	mutex_unlock(&ss->pcm->open_mutex);
+	return 0;
 }
 
 void sh_sound_stop(struct sh_run *run)
@@ -159,7 +192,7 @@ void sh_sound_stop(struct sh_run *run)
 	snd_power_change_state(card, SNDRV_CTL_POWER_D3hot);
 	/* Control calls in the driver hold a power reference. */
 	snd_power_sync_ref(card);
-	sr->streams = sh_streams_stop(card);
+	sh_sound_walk_substreams(card, sh_hold_stream, sr);
 }
 
 /* The closed gate answers for the driver: nothing more to put in place. */
@@ -269,15 +302,67 @@ void sh_sound_unimpersonate(struct sh_run *run)
 }
 
 /*
- * The driver's resume restored its mixer from its own cache; the streams
- * held in an underrun are prepared again by their applications.
+ * A held stream is prepared again into the reset driver, as its
+ * application would after an underrun, and its reader or writer is woken:
+ * a writer fills the buffer and the stream starts itself; a capture stream
+ * is started here (a reader waiting in the kernel does not start it).
+ * Under the stream's open mutex: its application may close it meanwhile.
+ * A stream that cannot be prepared is left in an underrun for its
+ * application to recover from.
+ */
+static int sh_resume_stream(struct sh_held_stream *h)
+{
+	struct snd_pcm_substream *ss = h->ss;
+	struct snd_pcm_runtime *runtime;
+	int err = 0;
+
+	mutex_lock(&ss->pcm->open_mutex);
+	runtime = ss->runtime;
+	if (runtime != h->runtime)
+		goto out;
+	snd_pcm_stream_lock_irq(ss);
+	if (runtime->state != SNDRV_PCM_STATE_PAUSED) {
+		snd_pcm_stream_unlock_irq(ss);
+		goto out;
+	}
+	/* Unseen by the waiting reader or writer, which is not woken. */
+	__snd_pcm_set_state(runtime, SNDRV_PCM_STATE_SETUP);
+	snd_pcm_stream_unlock_irq(ss);
+	err = snd_pcm_kernel_ioctl(ss, SNDRV_PCM_IOCTL_PREPARE, NULL);
+	if (!err && ss->stream == SNDRV_PCM_STREAM_CAPTURE)
+		err = snd_pcm_kernel_ioctl(ss, SNDRV_PCM_IOCTL_START, NULL);
+	if (err) {
+		snd_pcm_stream_lock_irq(ss);
+		snd_pcm_stop(ss, SNDRV_PCM_STATE_XRUN);
+		snd_pcm_stream_unlock_irq(ss);
+	}
+	wake_up(&runtime->tsleep);
+	wake_up(&runtime->sleep);
+out:
+	mutex_unlock(&ss->pcm->open_mutex);
+	return err;
+}
+
+/*
+ * The driver's resume restored its mixer from its own cache. Held streams
+ * are prepared again; those left in an underrun are prepared again by
+ * their applications.
  */
 void sh_sound_replay(struct sh_run *run)
 {
 	struct sh_sound_run *sr = run->priv;
+	unsigned int i;
+	int err, first = 0;
 
+	for (i = 0; i < sr->n_held; i++) {
+		err = sh_resume_stream(&sr->held[i]);
+		if (err && !first)
+			first = err;
+		if (!err)
+			sr->resumed++;
+	}
 	sh_step(run, "mixer", 0, false);
-	sh_step(run, "streams", 0, sr->streams > 0);
+	sh_step(run, "streams", first, sr->n_held + sr->underruns > 0);
 	sh_sound_restarted(sh_sound(run->sd)->card);
 }
 
@@ -296,7 +381,7 @@ void sh_sound_quiesce(struct sh_run *run)
 {
 	struct snd_card *card = sh_sound(run->sd)->card;
 
-	sh_streams_stop(card);
+	sh_sound_walk_substreams(card, sh_underrun_stream, NULL);
 	sh_sound_ops_set(sh_sound(run->sd), SH_SOUND_FAULT_FAIL_STOP, false);
 	snd_power_change_state(card, SNDRV_CTL_POWER_D0);
 }

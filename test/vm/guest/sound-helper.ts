@@ -15,7 +15,7 @@ import { performance } from 'node:perf_hooks';
 import process from 'node:process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { execa } from 'execa';
+import { execa, type ResultPromise } from 'execa';
 import { helperCommand, loadHelper } from './nic-setup.js';
 
 const { values: opts } = parseArgs({
@@ -28,15 +28,20 @@ const { values: opts } = parseArgs({
 const SECONDS = Number(opts.seconds);
 const FAULTS = opts.faults.split(',').filter(Boolean);
 
-/** An application on one card: its argv, and the stream it runs (status file under /proc/asound/cardN). */
+/** An application on one card: its argv and environment, and the stream it runs (status file under /proc/asound/cardN). */
 interface App {
   argv(card: Card, wav: string): string[];
+  env?(card: Card): Record<string, string>;
   stream: 'pcm0p' | 'pcm0c';
 }
+const SPEECH = 'The shadow driver watches the calls between the kernel and the driver. When the driver fails, the shadow stands in for it, restarts it, and puts back what the applications had set. The music keeps playing, and the speech goes on to the end of the paragraph.';
 const APPS: Record<string, App> = {
   'aplay-hw': { argv: (c, wav) => ['aplay', '-q', '-D', `hw:${c.number},0`, wav], stream: 'pcm0p' },
   // Debian's default device for these cards: plug over dmix.
   'aplay-dmix': { argv: (c, wav) => ['aplay', '-q', '-D', `default:CARD=${c.number}`, wav], stream: 'pcm0p' },
+  'mpg123-hw': { argv: (c, wav) => ['mpg123', '-q', '-a', `hw:${c.number},0`, wav.replace(/\.wav$/, '.mp3')], stream: 'pcm0p' },
+  // espeak-ng speaks to the default device; ALSA_CARD picks the card.
+  espeak: { argv: () => ['espeak-ng', '-s', '120', SPEECH], env: (c) => ({ ALSA_CARD: String(c.number) }), stream: 'pcm0p' },
   'arecord-hw': { argv: (c) => ['arecord', '-q', '-D', `hw:${c.number},0`, '-f', 'S16_LE', '-c', '2', '-r', '48000', '-d', String(SECONDS), '/tmp/sound-helper-rec.wav'], stream: 'pcm0c' },
 };
 const APP_NAMES = opts.apps.split(',').filter(Boolean);
@@ -101,33 +106,35 @@ async function waitRunning(card: Card, stream: string, ms: number): Promise<bool
 async function source(path: string): Promise<void> {
   // A sweep: unambiguous to align against what the card played.
   await execa('sox', ['-n', '-r', '48000', '-c', '2', '-b', '16', path, 'synth', String(SECONDS), 'sine', '200-2000', 'vol', '0.5']);
+  if (APP_NAMES.includes('mpg123-hw')) await execa('lame', ['--quiet', path, path.replace(/\.wav$/, '.mp3')]);
 }
 
 async function playWithFault(card: Card, appName: string, fault: string, wav: string, id: string): Promise<PlayRun> {
   const app = APPS[appName]!;
   const started = performance.now();
   const argv = app.argv(card, wav);
-  const player = execa(argv[0]!, argv.slice(1), { reject: false });
-  if (!(await waitRunning(card, app.stream, 5000))) problem(`${card.name}: ${appName}'s stream never ran`);
-  await sleep(1500);
-  const inj = await helperCommand(`inject sound:${card.name} ${fault}`);
-  if (!inj.startsWith('ok injected')) problem(`${card.name}: inject ${fault}: ${inj}`);
   let stalled: boolean;
+  let player: ResultPromise<{ reject: false }>;
   if (fault === 'fail-prepare') {
-    // A prepare comes after an underrun: the player is stopped until its
-    // buffer runs dry; its prepare then fails, and the guard holds it and
-    // says so in the kernel log, the daemon's cue.
+    // A stream is prepared as it starts (and after an underrun): the fault
+    // is in before the application starts, its first prepare fails, and
+    // the guard holds it and says so in the kernel log, the daemon's cue.
     const mark = (await execa('dmesg')).stdout.split('\n').length;
-    player.kill('SIGSTOP');
-    await sleep(1200);
-    player.kill('SIGCONT');
+    const inj = await helperCommand(`inject sound:${card.name} ${fault}`);
+    if (!inj.startsWith('ok injected')) problem(`${card.name}: inject ${fault}: ${inj}`);
+    player = execa(argv[0]!, argv.slice(1), { reject: false, env: app.env?.(card) });
     stalled = false;
-    for (let i = 0; i < 40 && !stalled; i++) {
+    for (let i = 0; i < 50 && !stalled; i++) {
       await sleep(100);
       stalled = (await execa('dmesg')).stdout.split('\n').slice(mark).some((l) => new RegExp(`sound:${card.name}: prepare of pcmC${card.number}D0. failed: error -5; the caller waits`).test(l));
     }
     if (!stalled) problem(`${card.name} ${appName} fail-prepare: no held prepare in the kernel log`);
   } else {
+    player = execa(argv[0]!, argv.slice(1), { reject: false, env: app.env?.(card) });
+    if (!(await waitRunning(card, app.stream, 5000))) problem(`${card.name}: ${appName}'s stream never ran`);
+    await sleep(1500);
+    const inj = await helperCommand(`inject sound:${card.name} ${fault}`);
+    if (!inj.startsWith('ok injected')) problem(`${card.name}: inject ${fault}: ${inj}`);
     await sleep(300);
     const before = hwPtr(card, app.stream);
     await sleep(600);
