@@ -27,6 +27,15 @@ export function es1370(number = 0): FakeCard {
   };
 }
 
+/** f's result as a promise: rejected with what f throws. */
+function promised<T>(f: () => T): Promise<T> {
+  try {
+    return Promise.resolve(f());
+  } catch (err) {
+    return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+  }
+}
+
 export function fakeSoundSystem(initial: FakeCard[]) {
   const cards = new Map(initial.map((c) => [c.identity.number, c]));
   const sets: string[] = [];
@@ -41,22 +50,25 @@ export function fakeSoundSystem(initial: FakeCard[]) {
   };
   const sys: SoundSystem = {
     listCards: () => Promise.resolve([...cards.keys()].sort((a, b) => a - b)),
-    readIdentity: async (n) => structuredClone(need(n).identity),
-    readMixer: async (n) => {
-      reads.push(`mixer ${n}`);
-      return { controls: structuredClone(need(n).controls), problems: [] };
-    },
-    readControl: async (n, numid) => {
-      reads.push(`control ${n} ${numid}`);
-      return structuredClone(need(n).controls.find((c) => c.numid === numid) ?? null);
-    },
-    setControl: async (n, numid, values) => {
-      sets.push(`card${n} numid=${numid} ${values.join(',')}`);
-      const c = need(n).controls.find((x) => x.numid === numid);
-      if (!c) throw new Error(`Cannot find the given element numid=${numid}`);
-      c.values = [...values];
-    },
-    readSubstreams: async (n) => structuredClone(need(n).streams),
+    readIdentity: (n) => promised(() => structuredClone(need(n).identity)),
+    readMixer: (n) =>
+      promised(() => {
+        reads.push(`mixer ${n}`);
+        return { controls: structuredClone(need(n).controls), problems: [] };
+      }),
+    readControl: (n, numid) =>
+      promised(() => {
+        reads.push(`control ${n} ${numid}`);
+        return structuredClone(need(n).controls.find((c) => c.numid === numid) ?? null);
+      }),
+    setControl: (n, numid, values) =>
+      promised(() => {
+        sets.push(`card${n} numid=${numid} ${values.join(',')}`);
+        const c = need(n).controls.find((x) => x.numid === numid);
+        if (!c) throw new Error(`Cannot find the given element numid=${numid}`);
+        c.values = [...values];
+      }),
+    readSubstreams: (n) => promised(() => structuredClone(need(n).streams)),
     readStatus: (n, key) => {
       const s = statuses.get(`card${n}/${key}`);
       if (!s) return Promise.reject(new Error(`card${n}/${key}: closed`));
