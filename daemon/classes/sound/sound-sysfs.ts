@@ -86,7 +86,7 @@ export function isKeptFile(file: string): boolean {
 export async function soundFileHolders(proc = '/proc', dev = '/dev/snd'): Promise<SoundFileHolder[]> {
   let pids: string[];
   try {
-    pids = (await readdir(proc)).filter((p) => /^\d+$/.test(p));
+    pids = (await readdir(proc)).filter((p) => /^\d+$/.test(p)).sort((a, b) => Number(a) - Number(b));
   } catch {
     return [];
   }
@@ -95,7 +95,7 @@ export async function soundFileHolders(proc = '/proc', dev = '/dev/snd'): Promis
   for (const p of pids) {
     let fds: string[];
     try {
-      fds = await readdir(join(proc, p, 'fd'));
+      fds = (await readdir(join(proc, p, 'fd'))).sort((a, b) => Number(a) - Number(b));
     } catch {
       continue;
     }
