@@ -69,6 +69,12 @@ export function singleBit(m: bigint): number | null {
 
 const ok = (e: TapEvent): boolean => e.nums['ret'] === 0;
 
+function stateOf(e: TapEvent): PcmState {
+  const state = pcmStateName(num(e, 'state'));
+  if (state === null) throw new SoundEventError(`${e.call}: state=${num(e, 'state')} is no PCM state`);
+  return state;
+}
+
 function pcm(e: TapEvent, change: PcmChange): SoundAction[] {
   return [{ kind: 'pcm', at: address(e), change }];
 }
@@ -98,7 +104,7 @@ const REDUCERS = new Map<string, (e: TapEvent) => SoundAction[]>([
       });
     },
   ],
-  ['pcm_hw_free', (e) => (ok(e) ? pcm(e, { op: 'hw_free' }) : [])],
+  ['pcm_hw_free', (e) => pcm(e, { op: 'hw_free' })],
   [
     'pcm_sw_params',
     (e) =>
@@ -116,18 +122,12 @@ const REDUCERS = new Map<string, (e: TapEvent) => SoundAction[]>([
           })
         : [],
   ],
-  ['pcm_prepare', (e) => (ok(e) ? pcm(e, { op: 'state', state: 'PREPARED' }) : [])],
-  ['pcm_start', (e) => (ok(e) ? pcm(e, { op: 'state', state: 'RUNNING' }) : [])],
-  [
-    'pcm_stop',
-    (e) => {
-      const state = pcmStateName(num(e, 'state'));
-      if (state === null) throw new SoundEventError(`pcm_stop: state=${num(e, 'state')} is no PCM state`);
-      return pcm(e, { op: 'state', state });
-    },
-  ],
+  // The core's post-action functions run only when the action succeeded: these carry no ret=.
+  ['pcm_prepare', (e) => pcm(e, { op: 'state', state: 'PREPARED' })],
+  ['pcm_start', (e) => pcm(e, { op: 'state', state: stateOf(e) })],
+  ['pcm_stop', (e) => pcm(e, { op: 'state', state: stateOf(e) })],
   ['pcm_drain', (e) => pcm(e, { op: 'drain' })],
-  ['pcm_pause', (e) => (ok(e) ? pcm(e, { op: 'state', state: num(e, 'push') !== 0 ? 'PAUSED' : 'RUNNING' }) : [])],
+  ['pcm_pause', (e) => pcm(e, { op: 'state', state: num(e, 'push') !== 0 ? 'PAUSED' : 'RUNNING' })],
   ['ctl_write', (e) => (ok(e) && num(e, 'numid') > 0 ? [{ kind: 'control', card: card(e), numid: num(e, 'numid'), how: 'set' }] : [])],
   ['ctl_notify', (e) => (num(e, 'numid') > 0 ? [{ kind: 'control', card: card(e), numid: num(e, 'numid'), how: 'changed' }] : [])],
   ['card_register', (e) => (ok(e) ? [{ kind: 'card', card: card(e), op: 'registered' }] : [])],

@@ -117,7 +117,7 @@ describe('sound class runtime', () => {
     rt.applyEvents([
       parseTapRecord(`ev=pcm_open ${S} ret=0 ${tail}`),
       parseTapRecord(`ev=pcm_hw_params ${S} access=0x8 format0=0x4 format1=0x0 channels=2 rate=48000 period_size=480 periods=4 buffer_size=1920 ret=0 ${tail}`),
-      parseTapRecord(`ev=pcm_start ${S} ret=0 ${tail}`),
+      parseTapRecord(`ev=pcm_start ${S} state=3 ${tail}`),
     ]);
     m.statuses.set('card0/pcm0p/sub0', { state: 'RUNNING', ownerPid: 300, hwPtr: 1000n });
     const det = rt.startDetectors();

@@ -59,7 +59,7 @@ describe('sound shadow', () => {
     const { store, shadow } = setup();
     await shadow.resync('start-up');
     const id = 'snd:0000:00:04.0';
-    shadow.applyBatch([ev(`ev=pcm_open ${S} ret=0`), ev(`ev=pcm_hw_params ${S} ${HW}`), ev(`ev=pcm_prepare ${S} ret=0`), ev(`ev=pcm_start ${S} ret=0`)]);
+    shadow.applyBatch([ev(`ev=pcm_open ${S} ret=0`), ev(`ev=pcm_hw_params ${S} ${HW}`), ev(`ev=pcm_prepare ${S}`), ev(`ev=pcm_start ${S} state=3`)]);
     const entry = () => shadow.show('card0').entries.find((e) => e.key === 'pcm0p/sub0');
     expect(entry()).toMatchObject({
       value: { state: 'RUNNING', owner: { pid: 300, comm: 'aplay' }, hw_params: { format: 'S16_LE', rate: 48000, period_size: 4800 }, sw_params: null },
@@ -70,7 +70,7 @@ describe('sound shadow', () => {
     // An XRUN stop from an interrupt that happened to run on another task is the kernel's, not that task's.
     shadow.applyBatch([ev(`ev=pcm_stop ${S} state=4`, 77, 'bash')]);
     expect(entry()).toMatchObject({ value: { state: 'XRUN' }, setBy: { pid: null, comm: '(kernel)' } });
-    shadow.applyBatch([ev(`ev=pcm_prepare ${S} ret=0`), ev(`ev=pcm_start ${S} ret=0`), ev(`ev=pcm_drain ${S}`)]);
+    shadow.applyBatch([ev(`ev=pcm_prepare ${S}`), ev(`ev=pcm_start ${S} state=3`), ev(`ev=pcm_drain ${S}`)]);
     expect(entry()?.value).toMatchObject({ state: 'DRAINING' });
     shadow.applyBatch([ev(`ev=pcm_stop ${S} state=1`), ev(`ev=pcm_close ${S}`)]);
     expect(entry()?.value).toBeNull();
@@ -94,7 +94,7 @@ describe('sound shadow', () => {
     expect(shadow.card(0)?.streams.get('pcm0p/sub0')).toMatchObject({ state: 'RUNNING', owner: { pid: 278, comm: 'speaker-test' } });
     // A state change of a substream the shadow never saw opened: read /proc.
     m.cards.get(0)!.streams.push({ key: 'pcm0c/sub0', status: { state: 'PREPARED', ownerPid: 279, hwPtr: 0n }, hwParams: null, swParams: null });
-    shadow.applyBatch([ev('ev=pcm_prepare card=0 dev=0 stream=1 sub=0 ret=0', 279, 'arecord')]);
+    shadow.applyBatch([ev('ev=pcm_prepare card=0 dev=0 stream=1 sub=0', 279, 'arecord')]);
     await shadow.caughtUp();
     expect(shadow.card(0)?.streams.get('pcm0c/sub0')).toMatchObject({ state: 'PREPARED', owner: { pid: 279, comm: '?' } });
     m.cards.get(0)!.streams = [];
