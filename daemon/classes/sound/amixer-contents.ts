@@ -118,8 +118,12 @@ export function isReplayable(c: Pick<MixerControl, 'type' | 'access'>): boolean 
   return SETTABLE_TYPES.has(c.type) && a[1] === 'w' && a[2] !== 'i' && a[3] !== 'v';
 }
 
-/** The argv that sets an element's values: `amixer -c N cset numid=X v1,v2`. */
+/**
+ * The argv that sets an element's values: `amixer -q -c N -- cset numid=X
+ * v1,v2`. The `--` ends amixer's options: without it a negative value
+ * (-5,-5) is taken for options and the set fails.
+ */
 export function csetArgv(card: number, numid: number, values: readonly string[]): string[] {
   for (const v of values) if (!/^[A-Za-z0-9_.+-]+$/.test(v)) throw new Error(`mixer value ${JSON.stringify(v)} is not one amixer can set back`);
-  return ['amixer', '-q', '-c', String(card), 'cset', `numid=${numid}`, values.join(',')];
+  return ['amixer', '-q', '-c', String(card), '--', 'cset', `numid=${numid}`, values.join(',')];
 }

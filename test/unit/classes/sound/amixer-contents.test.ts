@@ -62,7 +62,9 @@ describe('amixer contents', () => {
   });
 
   it('builds an argv for cset and refuses a value that is not one amixer printed', () => {
-    expect(csetArgv(1, 2, ['20', '20'])).toEqual(['amixer', '-q', '-c', '1', 'cset', 'numid=2', '20,20']);
+    expect(csetArgv(1, 2, ['20', '20'])).toEqual(['amixer', '-q', '-c', '1', '--', 'cset', 'numid=2', '20,20']);
+    // A negative value stays a value: amixer's options end at --.
+    expect(csetArgv(0, 3, ['-5', '-5'])).toEqual(['amixer', '-q', '-c', '0', '--', 'cset', 'numid=3', '-5,-5']);
     expect(() => csetArgv(0, 2, ['1;reboot'])).toThrow(/not one amixer can set back/);
     expect(() => csetArgv(0, 2, ['a b'])).toThrow(/not one amixer can set back/);
     expect(controlKey({ iface: 'PCM', name: 'IEC958 Playback PCM Stream', index: 0, device: 1, subdevice: 2 })).toBe("PCM:'IEC958 Playback PCM Stream',device=1,subdevice=2");

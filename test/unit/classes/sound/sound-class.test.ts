@@ -80,8 +80,8 @@ describe('sound class runtime', () => {
     m.cards.get(0)!.controls[0]!.values = ['off', 'off'];
     const whole = await rt.replay.replay('card0');
     expect(whole.steps).toEqual([
-      { key: "mixer/MIXER:'Master Playback Switch'", argv: ['amixer', '-q', '-c', '0', 'cset', 'numid=1', 'on,on'], ok: true },
-      { key: "mixer/MIXER:'Master Playback Volume'", argv: ['amixer', '-q', '-c', '0', 'cset', 'numid=2', '20,20'], ok: true },
+      { key: "mixer/MIXER:'Master Playback Switch'", argv: ['amixer', '-q', '-c', '0', '--', 'cset', 'numid=1', 'on,on'], ok: true },
+      { key: "mixer/MIXER:'Master Playback Volume'", argv: ['amixer', '-q', '-c', '0', '--', 'cset', 'numid=2', '20,20'], ok: true },
     ]);
     expect(m.sets).toEqual(['card0 numid=1 on,on', 'card0 numid=2 20,20']);
     // A restart: the volume is lost; someone set the switch off during the recovery, which stays.
@@ -103,7 +103,7 @@ describe('sound class runtime', () => {
     m.cards.get(0)!.controls[1]!.values = ['0', '0'];
     m.sys.setControl = () => Promise.reject(new Error('amixer: Invalid argument'));
     const r = await rt.replay.replay('card0');
-    expect(r.steps).toEqual([{ key: "mixer/MIXER:'Master Playback Volume'", argv: ['amixer', '-q', '-c', '0', 'cset', 'numid=2', '20,20'], ok: false, error: 'amixer: Invalid argument' }]);
+    expect(r.steps).toEqual([{ key: "mixer/MIXER:'Master Playback Volume'", argv: ['amixer', '-q', '-c', '0', '--', 'cset', 'numid=2', '20,20'], ok: false, error: 'amixer: Invalid argument' }]);
   });
 
   it('watches the running streams of cards it does not hold for a stall', async () => {
