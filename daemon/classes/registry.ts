@@ -5,8 +5,10 @@
 import type { DeviceClass } from '../core/device-class.js';
 import { blockClass } from './block/block-class.js';
 import { netClass } from './net/net-class.js';
+import { soundClass } from './sound/sound-class.js';
 
 export const CLASSES: readonly DeviceClass[] = [
   netClass,
   blockClass,
+  soundClass,
 ];

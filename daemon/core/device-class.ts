@@ -56,6 +56,13 @@ export interface ClassDeclaration {
   readonly names: NameRule;
   /** The bpftrace program of the class's taps (absolute path). */
   readonly tapProgram: string;
+  /**
+   * Kernel modules the taps probe that need not be loaded on every machine
+   * (sound: snd, snd-pcm): the class layer's own, never a driver's. The taps
+   * runner loads them (modprobe) before attaching, so the taps attach on a
+   * machine with no such device yet; loading them creates no device.
+   */
+  readonly tapModules?: readonly string[];
   /** Every `ev=` the program prints; the taps runner hands the class exactly these. */
   readonly tapEvents: readonly string[];
   /** The sync barrier's marker for this class's taps. */

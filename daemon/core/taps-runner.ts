@@ -5,6 +5,7 @@
 // they would find no adopted device.
 import type { ClassDeclaration, ClassRuntime } from './device-class.js';
 import { Ingest, IngestSyncError, type IngestOptions, type IngestStats } from './ingest.js';
+import { runProgram } from './run-program.js';
 import type { TapEvent } from './tap-record.js';
 import type { Logger } from '../service/log.js';
 
@@ -12,6 +13,8 @@ export interface TapsRunnerOptions {
   logger: Logger;
   /** The bpftrace binary. */
   bpftrace?: string;
+  /** Loads a class's tapModules before its taps attach; the default runs `modprobe -a`. For tests. */
+  loadModules?: (modules: readonly string[]) => Promise<void>;
   /** For tests: the Ingest options beyond what the runner sets. */
   ingest?: Partial<Omit<IngestOptions, 'program' | 'logger' | 'onEvents' | 'onGap' | 'onEvent' | 'marker' | 'cls'>>;
 }
@@ -54,12 +57,20 @@ export class TapsRunner {
 
   /** Attaches every class's taps; rejects, naming the class, if one cannot attach. */
   async start(): Promise<void> {
+    const load = this.opts.loadModules ?? modprobe;
     await Promise.all(
-      [...this.taps.values()].map((t) =>
-        t.ingest.start().catch((err: unknown) => {
+      [...this.taps.values()].map(async (t) => {
+        const modules = t.decl.tapModules ?? [];
+        if (modules.length > 0) {
+          // Not fatal here: bpftrace says which probe has no function if a module is still missing.
+          await load(modules).catch((err: unknown) =>
+            this.opts.logger.log('warning', `the ${t.decl.id} class's taps need ${modules.join(', ')}: ${err instanceof Error ? err.message : String(err)}`, { SHADOWD_CLASS: t.decl.id }),
+          );
+        }
+        await t.ingest.start().catch((err: unknown) => {
           throw new Error(`the ${t.decl.id} class's taps (${t.decl.tapProgram}): ${err instanceof Error ? err.message : String(err)}`);
-        }),
-      ),
+        });
+      }),
     );
   }
 
@@ -113,4 +124,10 @@ export class TapsRunner {
     if (!t) throw new Error(`no taps for class ${cls}`);
     return t;
   }
+}
+
+/** Loads kernel modules by name (a no-op for those loaded); rejects with modprobe's message. */
+async function modprobe(modules: readonly string[]): Promise<void> {
+  const r = await runProgram('modprobe', ['-a', ...modules]);
+  if (r.exitCode !== 0) throw new Error(`modprobe -a ${modules.join(' ')}: ${r.stderr.trim() || `exit status ${String(r.exitCode)}`}`);
 }

@@ -13,6 +13,7 @@ import { describe, expect, it } from 'vitest';
 import { CLASSES } from '../../../daemon/classes/registry.js';
 import { NOT_REDUCED, reduceEvent, REDUCED_EVENTS } from '../../../daemon/classes/net/netdev-reducer.js';
 import { NOT_REDUCED as BLOCK_NOT_REDUCED, reduceBlockEvent, REDUCED_EVENTS as BLOCK_REDUCED } from '../../../daemon/classes/block/block-reducer.js';
+import { NOT_REDUCED as SOUND_NOT_REDUCED, reduceSoundEvent, REDUCED_EVENTS as SOUND_REDUCED } from '../../../daemon/classes/sound/sound-reducer.js';
 import type { DeviceClass } from '../../../daemon/core/device-class.js';
 import { parseTapRecord, type TapEvent } from '../../../daemon/core/tap-record.js';
 
@@ -32,6 +33,7 @@ export interface ReducerTable {
 const REDUCER_TABLES: Readonly<Record<string, ReducerTable>> = {
   net: { reduced: REDUCED_EVENTS, notReduced: NOT_REDUCED, reduce: reduceEvent },
   block: { reduced: BLOCK_REDUCED, notReduced: BLOCK_NOT_REDUCED, reduce: reduceBlockEvent },
+  sound: { reduced: SOUND_REDUCED, notReduced: SOUND_NOT_REDUCED, reduce: reduceSoundEvent },
 };
 
 /** One printf of a bpftrace program. */

@@ -276,9 +276,9 @@ describe('shadowctl', () => {
     const json = await ctl('recover', 'net:a/b', '--json');
     expect(json.exitCode).toBe(1);
     expect(JSON.parse(json.stdout)).toMatchObject({ code: 'EBADREQ', message: expect.stringContaining('is not a net device name') as string });
-    const cls = await ctl('show', 'sound:card0');
+    const cls = await ctl('show', 'input:event0');
     expect(cls.exitCode).toBe(1);
-    expect(cls.stderr).toBe('shadowctl: "device": unknown device class "sound" (classes: net, block)');
+    expect(cls.stderr).toBe('shadowctl: "device": unknown device class "input" (classes: net, block, sound)');
   }, 30_000);
 
   it('exits 3 with a one-line error when shadowd is not running', async () => {

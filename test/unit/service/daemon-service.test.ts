@@ -62,7 +62,7 @@ describe('shadowd start-up with a bad configuration', () => {
         { reject: false, env: plainEnv(), extendEnv: false },
       );
       expect(r.exitCode).toBe(1);
-      expect(r.stderr).toContain(`<6>no configuration file at ${join(dir, 'absent.conf')}: every device of every class (net, block) is protected with the default policy`);
+      expect(r.stderr).toContain(`<6>no configuration file at ${join(dir, 'absent.conf')}: every device of every class (net, block, sound) is protected with the default policy`);
       expect(r.stderr).toMatch(/^<3>cannot attach the taps: /m);
       // The run directory it created: 0750.
       expect(statSync(join(dir, 'run')).mode & 0o777).toBe(0o750);
@@ -128,17 +128,18 @@ exec sleep 3600
   it('says what it does in STATUS=, and READY=1 only once the taps are attached and the socket answers', async () => {
     const ready = await waitForDatagram((t) => t.startsWith('READY=1'));
     // One fake bpftrace per class, each saying 48 probes.
-    expect(ready).toMatch(/^READY=1\nSTATUS=watching \d+ devices? \(net, block\); 96 taps attached$/);
+    expect(ready).toMatch(/^READY=1\nSTATUS=watching \d+ devices? \(net, block, sound\); 144 taps attached$/);
     const all = texts();
     const before = all.slice(0, all.indexOf(ready));
     expect(before).toEqual([
-      'STATUS=attaching the taps of net, block (bpftrace compiles them)',
-      'STATUS=96 taps attached; reading the network devices',
-      'STATUS=96 taps attached; reading the disk devices',
+      'STATUS=attaching the taps of net, block, sound (bpftrace compiles them)',
+      'STATUS=144 taps attached; reading the network devices',
+      'STATUS=144 taps attached; reading the disk devices',
+      'STATUS=144 taps attached; reading the sound devices',
       'STATUS=loading the recovery history',
     ]);
     const status = await request<StatusResult>(socket, 'status');
-    expect(status).toMatchObject({ ok: true, result: { taps: { state: 'attached', probes: 96 } } });
+    expect(status).toMatchObject({ ok: true, result: { taps: { state: 'attached', probes: 144 } } });
     // The runtime directory and the socket: root's (and the shadowd group's, when there is one), nobody else's.
     expect(statSync(join(dir, 'run')).mode & 0o007).toBe(0);
     expect(statSync(socket).mode & 0o007).toBe(0);
@@ -153,11 +154,11 @@ exec sleep 3600
 
   it('writes the metrics textfile, with the lost tap events', async () => {
     const path = join(dir, 'a.prom');
-    // Each class's fake bpftrace lost 7.
-    for (let i = 0; i < 100 && !(existsSync(path) && readFileSync(path, 'utf8').includes('lost_total 14')); i++) await sleep(100);
+    // Each class's fake bpftrace lost 7: three classes.
+    for (let i = 0; i < 100 && !(existsSync(path) && readFileSync(path, 'utf8').includes('lost_total 21')); i++) await sleep(100);
     const text = readFileSync(path, 'utf8');
     expect(text).toContain('\nshadowd_up 1\n');
-    expect(text).toContain('\nshadowd_tap_events_lost_total 14\n');
+    expect(text).toContain('\nshadowd_tap_events_lost_total 21\n');
     expect(statSync(path).mode & 0o777).toBe(0o644);
   });
 

@@ -1,0 +1,137 @@
+// The sound class: one shadow for every ALSA card driver
+// (sound-declaration.ts says what it is; this starts it). Built from the
+// sound shadow (sound-shadow.ts), the mixer replay (mixer-replay.ts), the
+// stream stall detector (stream-stall-detector.ts), the refusal of a restart
+// that would hang (unkept-file-refusal.ts) and the machine as
+// sound-system.ts reads and drives it.
+//
+// The helper keeps the card, its PCMs, its controls and the applications'
+// open files across the driver's restart, and replays mixer values and
+// stream parameters itself. The daemon's replay then compares the card's
+// mixer with the shadow and sets back what the restart still lost.
+import type { ClassContext, ClassDetectors, ClassRuntime, DeviceClass, DeviceInfo, ModuleDevice, ReplayReport } from '../../core/device-class.js';
+import { shadowReplay } from '../../core/shadow-replay.js';
+import { shadowRuntime } from '../../core/shadow-runtime.js';
+import type { ShadowEntry } from '../../core/shadow-store.js';
+import type { MixerControl } from './amixer-contents.js';
+import { csetArgv } from './amixer-contents.js';
+import { cardName, cardNumber } from './card-name.js';
+import { planMixer, planRestartMixer, type MixerStep } from './mixer-replay.js';
+import { SOUND_DECLARATION, STALL_THRESHOLD_KEY } from './sound-declaration.js';
+import { SoundShadow } from './sound-shadow.js';
+import { AlsaSoundSystem, type SoundSystem } from './sound-system.js';
+import { StreamStallDetector, type WatchedStream } from './stream-stall-detector.js';
+import { unkeptFileRefusal } from './unkept-file-refusal.js';
+
+export function openSound(ctx: ClassContext, sys: SoundSystem): ClassRuntime {
+  const fields = (device: string): Record<string, string> => ({ SHADOWD_DEVICE: device, SHADOWD_CLASS: 'sound' });
+  const shadow = new SoundShadow(ctx.store, ctx.logger, { sys, held: (name) => ctx.held(name) });
+
+  const replay = shadowReplay<ShadowEntry, MixerControl[], MixerStep>({
+    entries: (name) => ctx.store.entries(shadow.show(name).device.id),
+    changes: () => ctx.store.changes,
+    sync: async () => {
+      await ctx.syncTaps();
+      await shadow.caughtUp();
+    },
+    planner: {
+      read: async (name) => {
+        const n = cardNumber(name);
+        const mixer = await sys.readMixer(n);
+        if (mixer.problems.length > 0) ctx.logger.log('warning', `${name}: mixer elements that did not read are not replayed: ${mixer.problems.join('; ')}`, fields(name));
+        return mixer.controls;
+      },
+      planAll: (entries, current) => planMixer(entries, current),
+      planRestart: (entries, current, mark) => planRestartMixer(entries, current, mark),
+      run: async (name, steps) => {
+        const n = cardNumber(name);
+        const report: ReplayReport = { device: name, steps: [] };
+        for (const s of steps) {
+          let argv: string[] = [];
+          try {
+            argv = csetArgv(n, s.numid, s.values);
+            await sys.setControl(n, s.numid, s.values);
+            report.steps.push({ key: s.key, argv, ok: true });
+          } catch (err) {
+            report.steps.push({ key: s.key, argv, ok: false, error: messageOf(err) });
+          }
+        }
+        // The card as it is now, values and streams, credited to the replay's snapshot.
+        await shadow.readCard(n);
+        return report;
+      },
+    },
+    logger: ctx.logger,
+    fields,
+  });
+
+  const runningStreams = (): WatchedStream[] => {
+    const out: WatchedStream[] = [];
+    for (const card of shadow.allCards()) {
+      const name = cardName(card.identity.number);
+      if (ctx.held(name)) continue;
+      for (const [key, s] of card.streams) {
+        if (s.state !== 'RUNNING') continue;
+        const hw = s.hw_params;
+        out.push({ card: name, key, periodMs: hw && hw.rate > 0 ? (hw.period_size * 1000) / hw.rate : null });
+      }
+    }
+    return out;
+  };
+
+  return {
+    ...shadowRuntime(shadow),
+    lookup(name): DeviceInfo | null {
+      const d = shadow.recordOf(name);
+      return d?.present ? { name: d.name, driver: d.driver, bus: d.bus } : null;
+    },
+    replay,
+    async refuseRestart(name) {
+      const n = cardNumber(name);
+      return unkeptFileRefusal(n, shadow.card(n)?.identity.driver ?? null, await sys.soundFileHolders());
+    },
+    afterRestart(name, reply) {
+      const before = cardNumber(name);
+      const now = reply.fields['card'];
+      if (now !== undefined && now !== before) {
+        return [`the card came back as card${now}, not ${name}: applications and configuration that name card ${before} (hw:${before}) lose it`];
+      }
+      return [];
+    },
+    async moduleDevices(): Promise<ModuleDevice[]> {
+      const out: ModuleDevice[] = [];
+      for (const n of await sys.listCards()) {
+        try {
+          const id = await sys.readIdentity(n);
+          out.push({ name: cardName(n), driver: id.driver, module: id.module });
+        } catch {
+          // Gone since the list: nothing to blame on it.
+        }
+      }
+      return out;
+    },
+    startDetectors(): ClassDetectors {
+      const det = new StreamStallDetector({
+        streams: runningStreams,
+        read: (card, key) => sys.readStatus(cardNumber(card), key),
+        thresholdMs: (card) => Number(ctx.setting(card, shadow.card(cardNumber(card))?.identity.driver ?? null, STALL_THRESHOLD_KEY)),
+        onReport: ctx.report,
+        logger: ctx.logger,
+        driverOf: (card) => shadow.card(cardNumber(card))?.identity.driver ?? null,
+      });
+      det.start();
+      return { stop: () => det.stop() };
+    },
+  };
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** The class, given the machine it runs on (a fake one in unit tests). */
+export function soundClassOn(sys: () => SoundSystem): DeviceClass {
+  return { ...SOUND_DECLARATION, open: (ctx) => openSound(ctx, sys()) };
+}
+
+export const soundClass: DeviceClass = soundClassOn(() => new AlsaSoundSystem());

@@ -1,0 +1,133 @@
+// The sound class's own failure detector: a RUNNING stream whose hardware
+// position (hw_ptr in /proc/asound/cardN/pcmXY/subZ/status) stops
+// advancing. A card's driver that lost its interrupt or stopped answering
+// leaves its streams RUNNING with the position frozen; the application then
+// hangs in a write for about ten seconds before it sees -EIO.
+//
+// Cheap: the detector reads nothing unless the shadow has a stream RUNNING
+// (from the taps and the re-reads), then one small file per running stream
+// per poll (100 ms). Reading status makes the core ask the driver for its
+// position (snd_pcm_update_hw_ptr), so a stream that plays advances at every
+// read, interrupt or not.
+//
+// No false alarms: the state in the same read decides. A PAUSED, DRAINING,
+// PREPARED, SETUP or SUSPENDED stream is not expected to move; an XRUN is
+// the application's (it did not keep up), not the driver's; and a card
+// shadowd holds (restarting its driver) is not polled. A stall must last the
+// threshold and at least two of the stream's periods (a long period moves
+// the position only at its end on some hardware).
+import type { FailureReport } from '../../core/failure-report.js';
+import type { Logger } from '../../service/log.js';
+import type { PcmStatus } from './proc-asound.js';
+import { STREAM_STALL } from './sound-declaration.js';
+
+/** A stream the shadow believes RUNNING. */
+export interface WatchedStream {
+  card: string;
+  /** pcm0p/sub0 */
+  key: string;
+  /** One period in ms (period_size / rate), null when not known. */
+  periodMs: number | null;
+}
+
+export interface StreamStallDeps {
+  /** Streams to watch now: RUNNING in the shadow, on cards shadowd does not hold. */
+  streams: () => readonly WatchedStream[];
+  read: (card: string, key: string) => Promise<PcmStatus>;
+  thresholdMs: (card: string) => number;
+  onReport: (r: FailureReport) => void;
+  logger: Logger;
+  driverOf?: (card: string) => string | null;
+  /** Default 100 ms: a stall is seen within a tenth of a second of its threshold. */
+  intervalMs?: number;
+  now?: () => number;
+}
+
+interface Track {
+  hwPtr: bigint;
+  progressAt: number;
+  reported: boolean;
+}
+
+export class StreamStallDetector {
+  private readonly tracks = new Map<string, Track>();
+  private timer: NodeJS.Timeout | null = null;
+  private polling: Promise<void> = Promise.resolve();
+  private stopped = false;
+  private readonly now: () => number;
+  private readonly intervalMs: number;
+
+  constructor(private readonly deps: StreamStallDeps) {
+    this.now = deps.now ?? Date.now;
+    this.intervalMs = deps.intervalMs ?? 100;
+  }
+
+  start(): void {
+    const tick = (): void => {
+      if (this.stopped) return;
+      this.polling = this.poll().finally(() => {
+        if (!this.stopped) this.timer = setTimeout(tick, this.intervalMs);
+      });
+    };
+    this.timer = setTimeout(tick, this.intervalMs);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.polling;
+  }
+
+  /** One round over the running streams. */
+  async poll(): Promise<void> {
+    const streams = this.deps.streams();
+    const ids = new Set(streams.map(id));
+    for (const k of this.tracks.keys()) if (!ids.has(k)) this.tracks.delete(k);
+    for (const s of streams) {
+      let status: PcmStatus;
+      try {
+        status = await this.deps.read(s.card, s.key);
+      } catch {
+        // Closed or gone between the list and the read: the next round sees.
+        this.tracks.delete(id(s));
+        continue;
+      }
+      // A card whose restart began during this round is the helper's now.
+      if (!this.deps.streams().some((w) => id(w) === id(s))) {
+        this.tracks.delete(id(s));
+        continue;
+      }
+      this.observe(s, status);
+    }
+  }
+
+  private observe(s: WatchedStream, status: PcmStatus): void {
+    const k = id(s);
+    const now = this.now();
+    const t = this.tracks.get(k);
+    if (status.state !== 'RUNNING' || status.hwPtr === null) {
+      this.tracks.delete(k);
+      return;
+    }
+    if (!t || status.hwPtr !== t.hwPtr) {
+      this.tracks.set(k, { hwPtr: status.hwPtr, progressAt: now, reported: false });
+      return;
+    }
+    const stalled = now - t.progressAt;
+    const threshold = Math.max(this.deps.thresholdMs(s.card), 2 * (s.periodMs ?? 0));
+    if (t.reported || stalled < threshold) return;
+    t.reported = true;
+    const detail = `${s.key} is RUNNING and its hardware position stayed at ${status.hwPtr} for ${stalled} ms (threshold ${threshold} ms)`;
+    this.deps.logger.log('warning', `${s.card}: ${STREAM_STALL}: ${detail}`, { SHADOWD_CLASS: 'sound', SHADOWD_DEVICE: s.card, SHADOWD_COMPONENT: 'detector' });
+    const driver = this.deps.driverOf?.(s.card) ?? undefined;
+    try {
+      this.deps.onReport({ cls: 'sound', device: s.card, kind: STREAM_STALL, detail, detectedAt: now, since: t.progressAt, ...(driver ? { driver } : {}) });
+    } catch (err) {
+      this.deps.logger.log('err', `handing on a ${STREAM_STALL} report failed: ${err instanceof Error ? err.message : String(err)}`, { SHADOWD_COMPONENT: 'detector' });
+    }
+  }
+}
+
+function id(s: Pick<WatchedStream, 'card' | 'key'>): string {
+  return `${s.card}/${s.key}`;
+}
