@@ -17,7 +17,9 @@ import type { MixerControl } from './amixer-contents.js';
 import { csetArgv } from './amixer-contents.js';
 import { cardName, cardNumber } from './card-name.js';
 import { planMixer, planRestartMixer, type MixerStep } from './mixer-replay.js';
-import { SOUND_DECLARATION, STALL_THRESHOLD_KEY } from './sound-declaration.js';
+import { CardHold } from './card-hold.js';
+import { readCardInterrupts } from './card-interrupts.js';
+import { HOLD_KEY, SOUND_DECLARATION, STALL_THRESHOLD_KEY } from './sound-declaration.js';
 import { SoundShadow } from './sound-shadow.js';
 import { AlsaSoundSystem, type SoundSystem } from './sound-system.js';
 import { StreamStallDetector, type WatchedStream } from './stream-stall-detector.js';
@@ -111,16 +113,42 @@ export function openSound(ctx: ClassContext, sys: SoundSystem): ClassRuntime {
       return out;
     },
     startDetectors(): ClassDetectors {
+      const driverOf = (card: string): string | null => shadow.card(cardNumber(card))?.identity.driver ?? null;
+      const hold = new CardHold({
+        command: async (line) => {
+          const r = await (await ctx.helper()).request(line);
+          if (!r.ok) throw new Error(`${r.errno} ${r.message}`);
+          return r.payload;
+        },
+        holdMs: (card) => Number(ctx.setting(card, driverOf(card), HOLD_KEY)),
+        logger: ctx.logger,
+      });
+      const holding = sys.listCards().then((cards) => hold.holdAll(cards.map(cardName)), (err: unknown) => {
+        ctx.logger.log('warning', `cannot list the sound cards to hold them: ${messageOf(err)}`, { SHADOWD_CLASS: 'sound' });
+      });
       const det = new StreamStallDetector({
         streams: runningStreams,
         read: (card, key) => sys.readStatus(cardNumber(card), key),
+        interrupts: async (card) => {
+          const bus = shadow.card(cardNumber(card))?.identity.bus;
+          return bus ? readCardInterrupts(`/sys/bus/pci/devices/${bus}`) : null;
+        },
         thresholdMs: (card) => Number(ctx.setting(card, shadow.card(cardNumber(card))?.identity.driver ?? null, STALL_THRESHOLD_KEY)),
         onReport: ctx.report,
         logger: ctx.logger,
-        driverOf: (card) => shadow.card(cardNumber(card))?.identity.driver ?? null,
+        driverOf,
       });
       det.start();
-      return { stop: () => det.stop() };
+      return {
+        onTapEvent(e) {
+          // A card its driver registered (a new card, or one rebound): held too.
+          if (e.call === 'card_register' && e.nums['ret'] === 0 && typeof e.nums['card'] === 'number') void hold.hold(cardName(e.nums['card']));
+        },
+        stop: async () => {
+          await holding;
+          await det.stop();
+        },
+      };
     },
   };
 }

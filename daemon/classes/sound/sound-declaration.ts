@@ -13,6 +13,7 @@ import type { ClassDeclaration, SyncMarker } from '../../core/device-class.js';
 import { integerSetting } from '../../core/setting-values.js';
 import type { TapEvent } from '../../core/tap-record.js';
 import { CARD_NAME_RULE } from './card-name.js';
+import { PREPARE_FAILED, PREPARE_HELD_RULE } from './prepare-held-log.js';
 
 /**
  * The helper's sound faults (`inject sound:cardN FAULT`): lost-irq silences
@@ -25,9 +26,14 @@ export const SOUND_FAULTS = ['lost-irq', 'fail-stop', 'fail-prepare'] as const;
 /** The helper's replay steps after a card's restart, in its order: the mixer values, each open stream's parameters, the opens held meanwhile. */
 export const SOUND_RESTART_STEPS = ['mixer', 'streams', 'open'] as const;
 
-/** Failures only the sound class reports: a RUNNING stream whose hardware position stopped advancing (stream-stall-detector.ts). */
+/**
+ * Failures only the sound class reports: a RUNNING stream whose hardware
+ * position or whose card's interrupts stopped (stream-stall-detector.ts),
+ * and a prepare the driver failed, which the helper holds for a restart
+ * (prepare-held-log.ts).
+ */
 export const STREAM_STALL = 'stream-stall';
-export const SOUND_FAILURE_KINDS = [STREAM_STALL] as const;
+export const SOUND_FAILURE_KINDS = [STREAM_STALL, PREPARE_FAILED] as const;
 
 /** Every ev= that bpf/sound-class.bt prints (test/unit/classes/tap-contract.test.ts holds the two to each other). */
 export const SOUND_TAP_EVENTS = [
@@ -62,6 +68,7 @@ export const SOUND_SYNC_MARKER: SyncMarker = {
 };
 
 export const STALL_THRESHOLD_KEY = 'StallThresholdMs';
+export const HOLD_KEY = 'HoldMs';
 
 export const SOUND_DECLARATION: ClassDeclaration = {
   id: 'sound',
@@ -85,10 +92,18 @@ export const SOUND_DECLARATION: ClassDeclaration = {
       key: STALL_THRESHOLD_KEY,
       parse: integerSetting(200, 600_000),
       default: 500,
-      doc: 'a RUNNING stream whose hardware position has not moved for this long (and for at least two of its periods) counts as a failure',
+      doc: 'a RUNNING stream whose hardware position, or whose card\'s interrupt count, has not moved for this long (and for at least two of its periods) counts as a failure',
+    },
+    {
+      key: HOLD_KEY,
+      parse: integerSetting(0, 60_000),
+      default: 5000,
+      doc: 'how long a stalled stream\'s reader or writer, or a prepare the driver failed, waits for the card\'s restart before the kernel fails the call (the kernel\'s own wait is about half a second); 0 leaves the kernel\'s',
     },
   ],
   attrs: ['card', 'id'],
-  // The sound core prints nothing about a failing card worth a rule of its own: an oops, BUG or WARN is blamed through moduleDevices().
-  kernelLogRules: [],
+  // The helper's guard holding a failed prepare. The sound core itself prints
+  // nothing about a failing card worth a rule: an oops, BUG or WARN is blamed
+  // through moduleDevices().
+  kernelLogRules: [PREPARE_HELD_RULE],
 };

@@ -1,8 +1,13 @@
 // The sound class's own failure detector: a RUNNING stream whose hardware
 // position (hw_ptr in /proc/asound/cardN/pcmXY/subZ/status) stops
-// advancing. A card's driver that lost its interrupt or stopped answering
-// leaves its streams RUNNING with the position frozen; the application then
-// hangs in a write for about ten seconds before it sees -EIO.
+// advancing, or whose card stops interrupting. A driver that stopped
+// answering leaves its streams RUNNING with the position frozen. A card that
+// lost its interrupt often still moves the position when asked (the DMA
+// goes on), but its readers and writers, woken by period interrupts, stop:
+// its interrupt count (card-interrupts.ts), when no other device shares the
+// line, is what shows it. Either way the application hangs in a read or
+// write until the kernel fails it with EIO (the card's hold, card-hold.ts,
+// makes that wait longer than detection and restart take).
 //
 // Cheap: the detector reads nothing unless the shadow has a stream RUNNING
 // (from the taps and the re-reads), then one small file per running stream
@@ -18,6 +23,7 @@
 // the position only at its end on some hardware).
 import type { FailureReport } from '../../core/failure-report.js';
 import type { Logger } from '../../service/log.js';
+import type { CardInterrupts } from './card-interrupts.js';
 import type { PcmStatus } from './proc-asound.js';
 import { STREAM_STALL } from './sound-declaration.js';
 
@@ -34,6 +40,8 @@ export interface StreamStallDeps {
   /** Streams to watch now: RUNNING in the shadow, on cards shadowd does not hold. */
   streams: () => readonly WatchedStream[];
   read: (card: string, key: string) => Promise<PcmStatus>;
+  /** The card's interrupt count, or null when it cannot be told (no PCI lines, gone). */
+  interrupts?: (card: string) => Promise<CardInterrupts | null>;
   thresholdMs: (card: string) => number;
   onReport: (r: FailureReport) => void;
   logger: Logger;
@@ -49,8 +57,20 @@ interface Track {
   reported: boolean;
 }
 
+/**
+ * A card's interrupts as last seen moving. A stream set up without period
+ * interrupts (a sound server's timer scheduling) never moves the count: the
+ * count says something only once it has been seen moving.
+ */
+interface IrqTrack {
+  count: bigint;
+  movedAt: number;
+  moves: number;
+}
+
 export class StreamStallDetector {
   private readonly tracks = new Map<string, Track>();
+  private readonly irqs = new Map<string, IrqTrack>();
   private timer: NodeJS.Timeout | null = null;
   private polling: Promise<void> = Promise.resolve();
   private stopped = false;
@@ -83,6 +103,13 @@ export class StreamStallDetector {
     const streams = this.deps.streams();
     const ids = new Set(streams.map(id));
     for (const k of this.tracks.keys()) if (!ids.has(k)) this.tracks.delete(k);
+    const cards = new Set(streams.map((s) => s.card));
+    for (const c of this.irqs.keys()) if (!cards.has(c)) this.irqs.delete(c);
+    const irqAge = new Map<string, number>();
+    for (const c of cards) {
+      const age = await this.irqAge(c);
+      if (age !== null) irqAge.set(c, age);
+    }
     for (const s of streams) {
       let status: PcmStatus;
       try {
@@ -97,11 +124,38 @@ export class StreamStallDetector {
         this.tracks.delete(id(s));
         continue;
       }
-      this.observe(s, status);
+      this.observe(s, status, irqAge.get(s.card) ?? null);
     }
   }
 
-  private observe(s: WatchedStream, status: PcmStatus): void {
+  /** How long the card's interrupt count has not moved (ms), or null when it cannot be told. */
+  private async irqAge(card: string): Promise<number | null> {
+    let now: CardInterrupts | null = null;
+    try {
+      now = (await this.deps.interrupts?.(card)) ?? null;
+    } catch {
+      now = null;
+    }
+    if (!now || now.shared) {
+      this.irqs.delete(card);
+      return null;
+    }
+    const at = this.now();
+    const t = this.irqs.get(card);
+    if (!t) {
+      this.irqs.set(card, { count: now.count, movedAt: at, moves: 0 });
+      return 0;
+    }
+    if (now.count !== t.count) {
+      t.count = now.count;
+      t.movedAt = at;
+      t.moves++;
+      return 0;
+    }
+    return t.moves >= 2 ? at - t.movedAt : 0;
+  }
+
+  private observe(s: WatchedStream, status: PcmStatus, irqAgeMs: number | null): void {
     const k = id(s);
     const now = this.now();
     const t = this.tracks.get(k);
@@ -109,19 +163,38 @@ export class StreamStallDetector {
       this.tracks.delete(k);
       return;
     }
-    if (!t || status.hwPtr !== t.hwPtr) {
+    if (!t) {
       this.tracks.set(k, { hwPtr: status.hwPtr, progressAt: now, reported: false });
       return;
     }
-    const stalled = now - t.progressAt;
+    if (status.hwPtr !== t.hwPtr) {
+      t.hwPtr = status.hwPtr;
+      t.progressAt = now;
+    }
+    const positionStalled = now - t.progressAt;
+    const irqStalled = irqAgeMs ?? 0;
+    if (positionStalled === 0 && irqStalled === 0) {
+      t.reported = false;
+      return;
+    }
+    const why = positionStalled >= irqStalled
+      ? `its hardware position stayed at ${status.hwPtr}`
+      : `its card raised no interrupt while the position moved to ${status.hwPtr}`;
+    this.report(s, now, why, Math.max(positionStalled, irqStalled));
+  }
+
+  /** Reports the stream once it has been stalled (@stalled ms, for the reason given) past its threshold. */
+  private report(s: WatchedStream, now: number, why: string, stalled: number): void {
+    const t = this.tracks.get(id(s));
+    if (!t) return;
     const threshold = Math.max(this.deps.thresholdMs(s.card), 2 * (s.periodMs ?? 0));
     if (t.reported || stalled < threshold) return;
     t.reported = true;
-    const detail = `${s.key} is RUNNING and its hardware position stayed at ${status.hwPtr} for ${stalled} ms (threshold ${threshold} ms)`;
+    const detail = `${s.key} is RUNNING and ${why} for ${stalled} ms (threshold ${threshold} ms)`;
     this.deps.logger.log('warning', `${s.card}: ${STREAM_STALL}: ${detail}`, { SHADOWD_CLASS: 'sound', SHADOWD_DEVICE: s.card, SHADOWD_COMPONENT: 'detector' });
     const driver = this.deps.driverOf?.(s.card) ?? undefined;
     try {
-      this.deps.onReport({ cls: 'sound', device: s.card, kind: STREAM_STALL, detail, detectedAt: now, since: t.progressAt, ...(driver ? { driver } : {}) });
+      this.deps.onReport({ cls: 'sound', device: s.card, kind: STREAM_STALL, detail, detectedAt: now, since: now - stalled, ...(driver ? { driver } : {}) });
     } catch (err) {
       this.deps.logger.log('err', `handing on a ${STREAM_STALL} report failed: ${err instanceof Error ? err.message : String(err)}`, { SHADOWD_COMPONENT: 'detector' });
     }

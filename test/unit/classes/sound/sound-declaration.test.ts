@@ -15,7 +15,7 @@ describe('the sound class declaration', () => {
       faults: ['lost-irq', 'fail-stop', 'fail-prepare'],
       restartSteps: ['mixer', 'streams', 'open'],
       restartFields: ['card'],
-      failureKinds: ['stream-stall'],
+      failureKinds: ['stream-stall', 'prepare-failed'],
       tapModules: ['snd', 'snd-pcm'],
     });
   });
@@ -35,6 +35,13 @@ describe('the sound class declaration', () => {
     expect(SOUND_SYNC_MARKER.isMarker(rec('ev=info_write attr=version parent=asound ret=-5'))).toBe(true);
     expect(SOUND_SYNC_MARKER.isMarker(rec('ev=info_write attr=prealloc parent=sub0 ret=-22'))).toBe(false);
     expect(SOUND_SYNC_MARKER.isMarker(rec('ev=card_disconnect card=0'))).toBe(false);
+  });
+
+  it('holds a card 5 s by default, up to the helper\'s 60 s, 0 for the kernel\'s own wait', () => {
+    const s = SOUND_DECLARATION.settings.find((x) => x.key === 'HoldMs')!;
+    expect(s.default).toBe(5000);
+    expect(s.parse('0')).toEqual({ value: 0 });
+    expect(s.parse('60001')).toMatchObject({ error: expect.stringContaining('from 0 to 60000') as string });
   });
 
   it('takes a stall threshold from 200 ms, 500 ms by default: detection under a second', () => {

@@ -7,9 +7,10 @@ import type { PcmStatus } from '../../../../daemon/classes/sound/proc-asound.js'
 import { StreamStallDetector, type WatchedStream } from '../../../../daemon/classes/sound/stream-stall-detector.js';
 import type { FailureReport } from '../../../../daemon/core/failure-report.js';
 
-function rig(periodMs: number | null = 100) {
+function rig(periodMs: number | null = 100, irq: { count: bigint; shared: boolean } | null = null) {
   let now = 0;
   let status: PcmStatus = { state: 'RUNNING', ownerPid: 300, hwPtr: 0n };
+  let interrupts = irq;
   let watched: WatchedStream[] = [{ card: 'card0', key: 'pcm0p/sub0', periodMs }];
   const reports: FailureReport[] = [];
   let reads = 0;
@@ -19,18 +20,20 @@ function rig(periodMs: number | null = 100) {
       reads++;
       return Promise.resolve({ ...status });
     },
+    interrupts: () => Promise.resolve(interrupts ? { ...interrupts, lines: [10] } : null),
     thresholdMs: () => 500,
     onReport: (r) => reports.push(r),
     logger: { log: () => undefined },
     driverOf: () => 'snd_ens1370',
     now: () => now,
   });
-  /** Polls every 100 ms for `ms`, the position moving by `step` frames each poll. */
-  const run = async (ms: number, step = 0n): Promise<void> => {
+  /** Polls every 100 ms for `ms`, the position moving by `step` frames and the card's interrupts by `irqs` each poll. */
+  const run = async (ms: number, step = 0n, irqs = 0n): Promise<void> => {
     for (let t = 0; t < ms; t += 100) {
       await det.poll();
       now += 100;
       if (status.hwPtr !== null) status = { ...status, hwPtr: status.hwPtr + step };
+      if (interrupts) interrupts = { ...interrupts, count: interrupts.count + irqs };
     }
   };
   return {
@@ -39,6 +42,7 @@ function rig(periodMs: number | null = 100) {
     run,
     reads: () => reads,
     set: (s: Partial<PcmStatus>) => (status = { ...status, ...s }),
+    setShared: (shared: boolean) => (interrupts = interrupts ? { ...interrupts, shared } : null),
     watch: (w: WatchedStream[]) => (watched = w),
   };
 }
@@ -107,5 +111,32 @@ describe('stream stall detector', () => {
     r.watch([]);
     await r.run(2000);
     expect(r.reports).toEqual([]);
+  });
+
+  it('reports a stream whose position moves but whose card stopped interrupting (lost interrupts), once', async () => {
+    const r = rig(100, { count: 1000n, shared: false });
+    await r.run(1000, 4800n, 2n);
+    expect(r.reports).toEqual([]);
+    await r.run(400, 4800n);
+    expect(r.reports).toEqual([]);
+    await r.run(300, 4800n);
+    expect(r.reports).toHaveLength(1);
+    expect(r.reports[0]!.detail).toMatch(/^pcm0p\/sub0 is RUNNING and its card raised no interrupt while the position moved to \d+ for 500 ms \(threshold 500 ms\)$/);
+    await r.run(1000, 4800n);
+    expect(r.reports).toHaveLength(1);
+    // Interrupting again, then silent again: a second report.
+    await r.run(300, 4800n, 2n);
+    await r.run(700, 4800n);
+    expect(r.reports).toHaveLength(2);
+  });
+
+  it('does not judge by interrupts a card whose line another device shares, or that never interrupted (no period wakeups)', async () => {
+    const shared = rig(100, { count: 1000n, shared: true });
+    await shared.run(500, 4800n, 2n);
+    await shared.run(3000, 4800n);
+    expect(shared.reports).toEqual([]);
+    const quiet = rig(100, { count: 1000n, shared: false });
+    await quiet.run(3000, 4800n);
+    expect(quiet.reports).toEqual([]);
   });
 });
