@@ -73,6 +73,8 @@ export interface ClassDeclaration {
   readonly restartSteps: readonly string[];
   /** Extra decimal fields the helper adds to this class's `restarted` reply, after id= (net: ifindex). */
   readonly restartFields: readonly string[];
+  /** Fields of restartFields that may be 0 (a card number); the others must be positive (an ifindex). */
+  readonly restartFieldsFromZero?: readonly string[];
   /** Extra text fields of the `restarted` reply, each a kernel device name (block: unit, the restart unit's name). */
   readonly restartNames?: readonly string[];
   /** Failure kinds only this class's detectors report (net: tx-timeout, tx-stall); the generic ones are in failure-report.ts. */

@@ -16,7 +16,7 @@ export const RELOAD_STEP = 'reload';
 export type RestartStepName = string;
 
 /** What of a class's declaration the helper protocol reads. */
-export type HelperClassTerms = Pick<ClassDeclaration, 'restartSteps' | 'restartFields' | 'restartNames'>;
+export type HelperClassTerms = Pick<ClassDeclaration, 'restartSteps' | 'restartFields' | 'restartFieldsFromZero' | 'restartNames'>;
 
 /** `restart net:eth0 r1 reload` */
 export function restartCommand(ref: DeviceRef, id: string, how: RestartMethod): string {
@@ -125,7 +125,8 @@ function decimal(text: string): number | null {
  * nothing else (the reload fields all or none); the reply must be about the
  * device and recovery id that were asked for. `expected.how`, when given, is
  * the reply shape the command asked for. The class's terms say which extra
- * fields (each a positive decimal) and which steps, in which order, it has.
+ * fields (each a positive decimal, or from 0 when the class says so) and
+ * which steps, in which order, it has.
  */
 export function parseRestartReply(payload: string, expected: { ref: DeviceRef; id: string; how?: RestartMethod }, terms: HelperClassTerms): RestartReply {
   const fail = (why: string): HelperError => bad('restart', payload, why);
@@ -162,7 +163,8 @@ export function parseRestartReply(payload: string, expected: { ref: DeviceRef; i
   const extra: Record<string, number> = {};
   for (const key of terms.restartFields) {
     const n = decimal(values.get(key)!);
-    if (n === null || n < 1) throw fail(`${key} ${JSON.stringify(values.get(key))} is not a positive decimal number`);
+    const fromZero = terms.restartFieldsFromZero?.includes(key) === true;
+    if (n === null || n < (fromZero ? 0 : 1)) throw fail(`${key} ${JSON.stringify(values.get(key))} is not a ${fromZero ? 'decimal number' : 'positive decimal number'}`);
     extra[key] = n;
   }
   const names: Record<string, string> = {};

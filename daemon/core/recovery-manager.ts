@@ -55,7 +55,7 @@ const CLEAR = 'clear';
 
 /** What the manager needs of a device class (the class's runtime, core/device-class.ts, and its declaration). */
 export interface RecoveryPort {
-  decl: Pick<ClassDeclaration, 'id' | 'noun' | 'names' | 'faults' | 'failureKinds' | 'restartSteps' | 'restartFields' | 'restartNames'>;
+  decl: Pick<ClassDeclaration, 'id' | 'noun' | 'names' | 'faults' | 'failureKinds' | 'restartSteps' | 'restartFields' | 'restartFieldsFromZero' | 'restartNames'>;
   /** The device of that name the class's shadow holds (present rather than absent), or null. */
   lookup(name: string): DeviceInfo | null;
   /**

@@ -84,6 +84,8 @@ export const SOUND_DECLARATION: ClassDeclaration = {
   faults: SOUND_FAULTS,
   restartSteps: SOUND_RESTART_STEPS,
   restartFields: ['card'],
+  // card0 is the first card.
+  restartFieldsFromZero: ['card'],
   failureKinds: SOUND_FAILURE_KINDS,
   // A process with a substream open: what the helper keeps open across a restart.
   holderKinds: ['pcm'],

@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { BLOCK_DECLARATION } from '../../../daemon/classes/block/block-declaration.js';
 import { NET_DECLARATION } from '../../../daemon/classes/net/net-declaration.js';
+import { SOUND_DECLARATION } from '../../../daemon/classes/sound/sound-declaration.js';
 import { HelperError } from '../../../daemon/core/helper-client.js';
 import {
   expectPayload,
@@ -28,6 +29,14 @@ const RELOAD =
   'steps=reload:ok,name:skip,mac:ok,mtu:ok,open:ok';
 
 describe('parseRestartReply', () => {
+  it('takes a field the class counts from 0 (card0), and still no negative or non-decimal one', () => {
+    const snd = 'restarted sound:card0 id=r1 card=0 stop_ms=48 release_ms=0 probe_ms=3 replay_ms=0 open_ms=0 total_ms=49 steps=mixer:skip,streams:ok,open:skip';
+    const want = { ref: { cls: 'sound', name: 'card0' }, id: 'r1' };
+    expect(parseRestartReply(snd, want, SOUND_DECLARATION).fields).toEqual({ card: 0 });
+    expect(() => parseRestartReply(snd.replace('card=0', 'card=-1'), want, SOUND_DECLARATION)).toThrow(/card "-1" is not a decimal number/);
+    expect(() => parseRestartReply(snd.replace('card=0', 'card=00'), want, SOUND_DECLARATION)).toThrow(/card "00"/);
+  });
+
   it('reads the ifindex, the timings and the steps', () => {
     expect(parse(GOOD, WANT)).toEqual({
       device: 'net:eth0',

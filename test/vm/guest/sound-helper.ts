@@ -9,14 +9,13 @@
 // with a fault active. Prints one "SOUND_RESULT <json>" line; exits 1
 // listing what went wrong.
 //   node dist/test/vm/guest/sound-helper.js [--seconds S] [--faults a,b]
-import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
-import { basename, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import process from 'node:process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { execa, type ResultPromise } from 'execa';
 import { helperCommand, loadHelper } from './nic-setup.js';
+import { checkAppNames, hwPtr, loadSoundDrivers, SOUND_APPS, soundCards, soundSource, waitRunning, type Card } from './sound-apps.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -28,31 +27,9 @@ const { values: opts } = parseArgs({
 const SECONDS = Number(opts.seconds);
 const FAULTS = opts.faults.split(',').filter(Boolean);
 
-/** An application on one card: its argv and environment, and the stream it runs (status file under /proc/asound/cardN). */
-interface App {
-  argv(card: Card, wav: string): string[];
-  env?(card: Card): Record<string, string>;
-  stream: 'pcm0p' | 'pcm0c';
-}
-const SPEECH = 'The shadow driver watches the calls between the kernel and the driver. When the driver fails, the shadow stands in for it, restarts it, and puts back what the applications had set. The music keeps playing, and the speech goes on to the end of the paragraph.';
-const APPS: Record<string, App> = {
-  'aplay-hw': { argv: (c, wav) => ['aplay', '-q', '-D', `hw:${c.number},0`, wav], stream: 'pcm0p' },
-  // Debian's default device for these cards: plug over dmix.
-  'aplay-dmix': { argv: (c, wav) => ['aplay', '-q', '-D', `default:CARD=${c.number}`, wav], stream: 'pcm0p' },
-  'mpg123-hw': { argv: (c, wav) => ['mpg123', '-q', '-a', `hw:${c.number},0`, wav.replace(/\.wav$/, '.mp3')], stream: 'pcm0p' },
-  // espeak-ng speaks to the default device; ALSA_CARD picks the card.
-  espeak: { argv: () => ['espeak-ng', '-s', '120', SPEECH], env: (c) => ({ ALSA_CARD: String(c.number) }), stream: 'pcm0p' },
-  'arecord-hw': { argv: (c) => ['arecord', '-q', '-D', `hw:${c.number},0`, '-f', 'S16_LE', '-c', '2', '-r', '48000', '-d', String(SECONDS), '/tmp/sound-helper-rec.wav'], stream: 'pcm0c' },
-};
+const APPS = SOUND_APPS;
 const APP_NAMES = opts.apps.split(',').filter(Boolean);
-for (const a of APP_NAMES) if (!APPS[a]) throw new Error(`unknown app ${a} (${Object.keys(APPS).join(', ')})`);
-
-interface Card {
-  name: string;
-  number: number;
-  driver: string;
-  bus: string;
-}
+checkAppNames(APP_NAMES);
 
 interface PlayRun {
   card: string;
@@ -74,45 +51,10 @@ const problem = (s: string): void => {
   console.error(`PROBLEM: ${s}`);
 };
 
-function cards(): Card[] {
-  const out: Card[] = [];
-  for (const name of readdirSync('/sys/class/sound')) {
-    const m = /^card(\d+)$/.exec(name);
-    if (!m) continue;
-    const dev = join('/sys/class/sound', name, 'device');
-    out.push({ name, number: Number(m[1]), driver: basename(readlinkSync(join(dev, 'driver'))), bus: basename(readlinkSync(dev)) });
-  }
-  return out.sort((a, b) => a.number - b.number);
-}
-
-/** The stream's hw_ptr, or null when it is not running. */
-function hwPtr(card: Card, stream: string): number | null {
-  const f = `/proc/asound/card${card.number}/${stream}/sub0/status`;
-  const text = existsSync(f) ? readFileSync(f, 'utf8') : '';
-  if (!/state: RUNNING/.test(text)) return null;
-  const m = /hw_ptr\s*:\s*(\d+)/.exec(text);
-  return m ? Number(m[1]) : null;
-}
-
-async function waitRunning(card: Card, stream: string, ms: number): Promise<boolean> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (hwPtr(card, stream) !== null) return true;
-    await sleep(50);
-  }
-  return false;
-}
-
-async function source(path: string): Promise<void> {
-  // A sweep: unambiguous to align against what the card played.
-  await execa('sox', ['-n', '-r', '48000', '-c', '2', '-b', '16', path, 'synth', String(SECONDS), 'sine', '200-2000', 'vol', '0.5']);
-  if (APP_NAMES.includes('mpg123-hw')) await execa('lame', ['--quiet', path, path.replace(/\.wav$/, '.mp3')]);
-}
-
 async function playWithFault(card: Card, appName: string, fault: string, wav: string, id: string): Promise<PlayRun> {
   const app = APPS[appName]!;
   const started = performance.now();
-  const argv = app.argv(card, wav);
+  const argv = app.argv(card, wav, SECONDS);
   let stalled: boolean;
   let player: ResultPromise<{ reject: false }>;
   if (fault === 'fail-prepare') {
@@ -192,15 +134,14 @@ async function parkAndUnload(found: Card[], wav: string): Promise<Record<string,
 }
 
 async function main(): Promise<void> {
-  for (const m of ['snd-ens1370', 'snd-intel8x0', 'snd-hda-intel']) await execa('modprobe', [m], { reject: false });
-  await sleep(1500);
+  await loadSoundDrivers();
   await loadHelper(true);
   const version = await helperCommand('version');
   if (!/classes=[a-z,]*sound/.test(version)) problem(`the helper has no sound class: ${version}`);
   const wav = '/tmp/sound-helper-source.wav';
-  await source(wav);
+  await soundSource(wav, SECONDS);
   const runs: PlayRun[] = [];
-  const found = cards();
+  const found = soundCards();
   let n = 0;
   for (const card of found) {
     const held = await helperCommand(`hold sound:${card.name} 5000`);
