@@ -3,16 +3,18 @@
 // global by FFT).
 
 /**
- * Resamples `x` (at `fromRate`) to `toRate` with a Hann-windowed sinc whose
- * cutoff is 0.45 of the lower rate, evaluated at each output instant: no
- * aliasing of what lies above the new Nyquist frequency.
+ * Resamples `x` (at `fromRate`) to `toRate` with a Hann-windowed sinc
+ * low-pass, evaluated at each output instant: no aliasing of what lies above
+ * the new Nyquist frequency. The cutoff is `cutoffHz`, at most 0.45 of the
+ * lower rate (the default).
  */
-export function resample(x: Float32Array, fromRate: number, toRate: number): Float32Array {
-  if (fromRate === toRate) return Float32Array.from(x);
+export function resample(x: Float32Array, fromRate: number, toRate: number, cutoffHz?: number): Float32Array {
   const ratio = fromRate / toRate;
+  const maxCutoff = 0.45 * Math.min(fromRate, toRate);
+  if (fromRate === toRate && (cutoffHz === undefined || cutoffHz >= maxCutoff)) return Float32Array.from(x);
   const n = Math.floor((x.length * toRate) / fromRate);
   const out = new Float32Array(n);
-  const cutoff = 0.45 * Math.min(1, 1 / ratio); // in cycles per input sample
+  const cutoff = Math.min(maxCutoff, cutoffHz ?? maxCutoff) / fromRate; // in cycles per input sample
   const half = Math.ceil(8 / (2 * cutoff)); // 8 zero crossings each side
   for (let k = 0; k < n; k++) {
     const t = k * ratio;
