@@ -36,6 +36,10 @@ describe('QEMU device presets', () => {
     expect(deviceArgs({ devices: ['ac97'], soundCaptures: ['/tmp/x.wav'], soundCaptureRate: 48000 })).toEqual([
       '-audiodev', 'wav,id=snd0,path=/tmp/x.wav,out.frequency=48000', '-device', 'AC97,audiodev=snd0',
     ]);
+    expect(deviceArgs({ devices: ['es1370', 'es1370'], soundCaptures: ['/tmp/x.wav', null] })).toEqual([
+      '-audiodev', 'wav,id=snd0,path=/tmp/x.wav', '-device', 'ES1370,audiodev=snd0',
+      '-audiodev', 'none,id=snd1', '-device', 'ES1370,audiodev=snd1',
+    ]);
     expect(soundCount(['es1370', 'e1000', 'ac97', 'hda', 'ahci'])).toBe(3);
     expect(soundCapturePaths('/tmp/c', ['es1370', 'e1000', 'ac97', 'hda'])).toEqual(files);
     expect(() => deviceArgs({ devices: ['es1370', 'ac97'], soundCaptures: ['/tmp/a.wav'] })).toThrow('sound card 1 has no wav file');

@@ -62,10 +62,12 @@ export interface DeviceArgOptions {
    * Host paths of WAV files, one per sound preset in the order given: sound
    * card N then plays into its own `-audiodev wav,id=sndN` backend, which
    * records everything the card outputs (44.1 kHz stereo S16 by default,
-   * from QEMU's start; QEMU writes the RIFF sizes only when it exits). Without
-   * it all sound cards share one silent `none` backend.
+   * from the card's first output; QEMU writes the RIFF sizes only when it
+   * exits). A null entry gives that card its own `none` backend instead:
+   * QEMU's wav backend has no input, so a card that must record (arecord)
+   * needs one. Without the option all sound cards share one `none` backend.
    */
-  soundCaptures?: readonly string[];
+  soundCaptures?: readonly (string | null)[];
   /** Sample rate QEMU's wav backend records at (its default 44100). */
   soundCaptureRate?: number;
 }
@@ -115,7 +117,8 @@ function soundArgs(dev: SoundPreset, n: number, audiodev: string): string[] {
   return ['-device', `${SOUND_PRESETS[dev]},audiodev=${audiodev}`];
 }
 
-function captureBackend(n: number, path: string | undefined, rate: number | undefined): string {
+function captureBackend(n: number, path: string | null | undefined, rate: number | undefined): string {
+  if (path === null) return `none,id=snd${n}`;
   if (!path) throw new Error(`sound capture was asked for but sound card ${n} has no wav file`);
   if (path.includes(',')) throw new Error(`sound capture path must not contain a comma: ${path}`);
   let backend = `wav,id=snd${n},path=${path}`;

@@ -43,5 +43,5 @@ if (result.exitCode === null || result.timedOut || result.kernelProblems.length 
   console.error(describeGuestRun(result, 'guest run'));
   process.exit(result.exitCode === null || result.exitCode === 0 ? 1 : result.exitCode);
 }
-console.error(`guest: exit ${result.exitCode}, boot to command ${result.bootToCommandMs?.toFixed(0)} ms, total ${result.totalMs.toFixed(0)} ms` + (result.runDir ? `, run folder ${result.runDir}` : '') + (result.soundCaptures.length > 0 ? `, sound recorded to ${result.soundCaptures.join(' ')}` : ''));
+console.error(`guest: exit ${result.exitCode}, boot to command ${result.bootToCommandMs?.toFixed(0)} ms, total ${result.totalMs.toFixed(0)} ms` + (result.runDir ? `, run folder ${result.runDir}` : '') + (result.soundCaptures.length > 0 ? `, sound recorded to ${result.soundCaptures.map((p) => p ?? 'none').join(' ')}` : ''));
 process.exit(result.exitCode);

@@ -33,6 +33,8 @@ export interface GuestOptions {
    * `none` backend.
    */
   soundCaptureDir?: string;
+  /** With soundCaptureDir: the sound cards (indices among the sound presets) that get a silent `none` backend instead, for recording in the guest (the wav backend has no input). */
+  soundSilentCards?: readonly number[];
   /** Sample rate of the recordings (QEMU's default 44100). */
   soundCaptureRate?: number;
   memoryMiB?: number;
@@ -70,8 +72,8 @@ export interface GuestResult {
   totalMs: number;
   /** The run folder, if kept. */
   runDir: string | null;
-  /** The sound cards' recordings in card order (empty without soundCaptureDir). */
-  soundCaptures: string[];
+  /** The sound cards' recordings in card order, null for a silent card (empty without soundCaptureDir). */
+  soundCaptures: (string | null)[];
 }
 
 /**
@@ -159,7 +161,9 @@ export async function runInGuest(opts: GuestOptions): Promise<GuestResult> {
       await truncate(image, (opts.diskMiB ?? 64) * 1024 * 1024);
       diskImages.push(image);
     }
-    const soundCaptures = opts.soundCaptureDir ? soundCapturePaths(opts.soundCaptureDir, opts.devices ?? []) : [];
+    const soundCaptures = opts.soundCaptureDir
+      ? soundCapturePaths(opts.soundCaptureDir, opts.devices ?? []).map((p, n) => (opts.soundSilentCards?.includes(n) ? null : p))
+      : [];
     if (opts.soundCaptureDir) await mkdir(opts.soundCaptureDir, { recursive: true });
     const args = [
       '-machine', 'pc', '-accel', 'tcg,thread=multi', '-cpu', 'max',
