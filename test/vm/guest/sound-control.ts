@@ -99,7 +99,8 @@ async function findCards(specs: string[]): Promise<Card[]> {
   const want = specs.map((s) => {
     const [driver, role] = s.split(':');
     if (!driver || (role !== 'play' && role !== 'record')) throw new Error(`bad --card ${s}: want DRIVER:play|record`);
-    return { driver, role: role as 'play' | 'record' };
+    const r: Card['role'] = role;
+    return { driver, role: r };
   });
   // HDA probes on a workqueue: wait for every card.
   const deadline = Date.now() + 30_000;
