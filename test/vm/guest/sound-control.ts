@@ -89,6 +89,20 @@ function sysfsWrite(path: string, value: string): ResultPromise {
   return execa('tee', [path], { input: value, stdout: 'ignore', reject: false });
 }
 
+/**
+ * Sets the card's playback volumes to 100 % and unmutes them, as a real
+ * system's `alsactl restore` would. Needed: the drivers load with Master
+ * (and AC97's PCM) at 0 and muted, which QEMU's AC97 and HDA models ignore
+ * until the first mixer write, which then silences the card (measured: the
+ * game's volume change made the rest of its stream digital silence).
+ */
+async function initMixer(alsa: number): Promise<void> {
+  const { stdout } = await execa('amixer', ['-c', String(alsa), 'scontrols']);
+  for (const name of ['Master', 'PCM', 'Front', 'Headphone', 'Speaker']) {
+    if (stdout.includes(`'${name}',0`)) await execa('amixer', ['-c', String(alsa), '-q', 'sset', name, '100%', 'unmute']);
+  }
+}
+
 async function pickMixerElement(alsa: number): Promise<string> {
   const { stdout } = await execa('amixer', ['-c', String(alsa), 'scontrols']);
   for (const name of ['PCM', 'Master']) if (stdout.includes(`'${name}',0`)) return name;
@@ -171,6 +185,8 @@ async function runApp(card: Card, app: SoundApp, run: SoundRun, inputsDir: strin
       // The card number may have changed (another card took the slot).
       const back = alsaCardsByPci().get(card.pci);
       if (back) card.alsa = back.alsa;
+      // The new driver instance starts with the driver's mixer defaults: restore ours for the next app.
+      if (cardBackMs !== null) await initMixer(card.alsa).catch(() => undefined);
     }
   }
   const r = await child;
@@ -219,6 +235,7 @@ async function main(): Promise<void> {
   for (const m of ['snd-ens1370', 'snd-intel8x0', 'snd-hda-intel']) await execa('modprobe', [m]);
   const cards = await findCards(values.card);
   console.log(`cards: ${cards.map((c) => `#${c.index} ${c.driver} ${c.pci} card${c.alsa} ${c.role}`).join('; ')}`);
+  for (const card of cards) await initMixer(card.alsa);
   const outDir = join(runDir, 'sound');
   mkdirSync(outDir, { recursive: true });
   for (const run of runs) {

@@ -7,11 +7,7 @@ export const PLAY_APPS: readonly SoundApp[] = ['aplay', 'mpg123', 'espeak', 'gam
 export const RECORD_SECONDS = 6;
 export const FAULT_AFTER_MS = 2500;
 export const GAME_MIXER_AT_MS = 1500;
-/**
- * Measured at 50 %: on AC97 (PCM 15 of 0..31) and HDA (Master) QEMU's
- * recording went digitally silent for the rest of the stream (ES1370's model
- * ignores the mixer); 80 % is a step the proof can follow.
- */
+/** From the scenario's 100 %: about -2 dB on AC97 and HDA (QEMU's ES1370 model ignores the mixer). */
 export const GAME_MIXER_PERCENT = 80;
 
 export interface SoundFault {
