@@ -1,5 +1,5 @@
 // Shell entry to the guest runner:
-//   node dist/test/vm/rig/guest-main.js [--device e1000 ...] [--init systemd] [--timeout 120] [--keep] [--sound-capture DIR] -- CMD [ARG...]
+//   node dist/test/vm/rig/guest-main.js [--device e1000 ...] [--init systemd] [--timeout 120] [--keep] [--sound-capture DIR [--sound-silent N ...]] -- CMD [ARG...]
 // Prints the command's output, the kernel problems if any, and exits with its status.
 import { parseArgs } from 'node:util';
 import { runInGuest, describeGuestRun, type GuestInit } from './guest.js';
@@ -15,6 +15,7 @@ const { values, positionals } = parseArgs({
     console: { type: 'boolean', default: false },
     init: { type: 'string', default: 'busybox' },
     'sound-capture': { type: 'string' },
+    'sound-silent': { type: 'string', multiple: true, default: [] },
   },
   allowPositionals: true,
 });
@@ -25,7 +26,7 @@ if (positionals.length === 0 || bad.length > 0 || !(timeoutS > 0) || badInit) {
   if (bad.length > 0) console.error(`guest: unknown device preset ${bad.join(', ')} (known: ${PRESETS.join(', ')})`);
   if (!(timeoutS > 0)) console.error(`guest: --timeout must be a positive number of seconds`);
   if (badInit) console.error(`guest: --init must be busybox or systemd`);
-  console.error('usage: guest-main.js [--device PRESET ...] [--init busybox|systemd] [--timeout SECONDS] [--keep] [--console] [--sound-capture DIR] -- CMD [ARG...]');
+  console.error('usage: guest-main.js [--device PRESET ...] [--init busybox|systemd] [--timeout SECONDS] [--keep] [--console] [--sound-capture DIR [--sound-silent N ...]] -- CMD [ARG...]');
   process.exit(2);
 }
 const result = await runInGuest({
@@ -35,6 +36,7 @@ const result = await runInGuest({
   keepRunDir: values.keep,
   init: values.init as GuestInit,
   soundCaptureDir: values['sound-capture'],
+  soundSilentCards: values['sound-silent'].map(Number),
   onConsole: values.console ? (t) => process.stderr.write(t) : undefined,
 });
 process.stdout.write(result.stdout);
