@@ -10,10 +10,10 @@
 // and bound again; the failure must show: in the audio (the source stops),
 // and in the applications.
 import { readFileSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeProof, proofFailures, proveSound, type ProofCriteria, type ProofReport } from '../../audio/proof.js';
 import { parseWav, type Wav } from '../../audio/wav.js';
 import { assertGuestOk, runInGuest } from '../../rig/guest.js';
@@ -52,12 +52,13 @@ const SOURCE_OF: Record<Exclude<SoundApp, 'arecord'>, keyof RunInputs> = {
 describe('sound applications without shadowd: they play, and a driver restart breaks them (the control)', () => {
   const results = new Map<string, SoundAppResult>();
   const captures: Wav[] = [];
-  let inputs: SoundInputs;
+  let inputs: SoundInputs | undefined;
+  let captureDir: string | undefined;
   let stdout = '';
 
   beforeAll(async () => {
     inputs = await makeSoundInputs();
-    const captureDir = await mkdtemp(join(tmpdir(), 'shadowd-sound-capture-'));
+    captureDir = await mkdtemp(join(tmpdir(), 'shadowd-sound-capture-'));
     const r = await runInGuest({
       command: [
         'node', SCRIPT, '--inputs', inputs.dir,
@@ -70,7 +71,7 @@ describe('sound applications without shadowd: they play, and a driver restart br
       timeoutMs: GUEST_TIMEOUT_MS,
     });
     stdout = r.stdout;
-    console.log(`guest: ${(r.totalMs / 1000).toFixed(0)} s in all; recordings in ${captureDir}\n${r.stdout.split('\n').filter((l) => !l.startsWith('SOUND_APP_RESULT ')).join('\n')}`);
+    console.log(`guest: ${(r.totalMs / 1000).toFixed(0)} s in all; recordings in ${captureDir} (kept with SHADOWD_KEEP_SOUND=1)\n${r.stdout.split('\n').filter((l) => !l.startsWith('SOUND_APP_RESULT ')).join('\n')}`);
     assertGuestOk(r, 'sound control scenario');
     for (const line of r.stdout.split('\n')) {
       if (!line.startsWith('SOUND_APP_RESULT ')) continue;
@@ -80,6 +81,12 @@ describe('sound applications without shadowd: they play, and a driver restart br
     for (const path of r.soundCaptures.slice(0, DRIVERS.length)) captures.push(parseWav(readFileSync(path!)));
   }, GUEST_TIMEOUT_MS + 120_000);
 
+  // SHADOWD_KEEP_SOUND=1 keeps the inputs and QEMU's recordings (about 40 MB) for a look.
+  afterAll(async () => {
+    if (process.env['SHADOWD_KEEP_SOUND'] === '1') return;
+    for (const dir of [inputs?.dir, captureDir]) if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
   function result(card: number, app: SoundApp, run: SoundRun): SoundAppResult {
     const r = results.get(`${card}/${app}/${run}`);
     expect(r, `no ${run} result for ${app} on card ${card} in:\n${stdout}`).toBeDefined();
@@ -88,7 +95,7 @@ describe('sound applications without shadowd: they play, and a driver restart br
 
   /** Where the app's source is in its card's recording (other apps played before and after it). */
   function proof(card: number, app: Exclude<SoundApp, 'arecord'>, run: SoundRun): ProofReport {
-    const source = parseWav(readFileSync(inputs.runs[run][SOURCE_OF[app]]));
+    const source = parseWav(readFileSync(inputs!.runs[run][SOURCE_OF[app]]));
     return proveSound(source, captures[card]!, { window: 'span' });
   }
 
