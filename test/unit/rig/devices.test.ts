@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { deviceArgs, diskCount } from '../../vm/rig/devices.js';
+import { deviceArgs, diskCount, soundCount } from '../../vm/rig/devices.js';
+import { soundCapturePaths } from '../../vm/rig/guest.js';
 
 describe('QEMU device presets', () => {
   it('gives each NIC its own restricted user network with loopback forwards only', () => {
@@ -16,6 +17,34 @@ describe('QEMU device presets', () => {
     expect(deviceArgs({ devices: ['es1370', 'ac97'] })).toEqual([
       '-audiodev', 'none,id=snd0', '-device', 'ES1370,audiodev=snd0', '-device', 'AC97,audiodev=snd0',
     ]);
+  });
+
+  it('puts the HDA controller on the silent backend through its duplex codec', () => {
+    expect(deviceArgs({ devices: ['hda'] })).toEqual([
+      '-audiodev', 'none,id=snd0', '-device', 'intel-hda,id=hda0', '-device', 'hda-duplex,bus=hda0.0,audiodev=snd0',
+    ]);
+  });
+
+  it('gives each sound card its own wav recording when capture is asked for', () => {
+    const files = ['/tmp/c/snd0.wav', '/tmp/c/snd1.wav', '/tmp/c/snd2.wav'];
+    expect(deviceArgs({ devices: ['es1370', 'e1000', 'ac97', 'hda'], soundCaptures: files })).toEqual([
+      '-audiodev', 'wav,id=snd0,path=/tmp/c/snd0.wav', '-device', 'ES1370,audiodev=snd0',
+      '-netdev', 'user,id=n0,restrict=on', '-device', 'e1000,netdev=n0,romfile=',
+      '-audiodev', 'wav,id=snd1,path=/tmp/c/snd1.wav', '-device', 'AC97,audiodev=snd1',
+      '-audiodev', 'wav,id=snd2,path=/tmp/c/snd2.wav', '-device', 'intel-hda,id=hda2', '-device', 'hda-duplex,bus=hda2.0,audiodev=snd2',
+    ]);
+    expect(deviceArgs({ devices: ['ac97'], soundCaptures: ['/tmp/x.wav'], soundCaptureRate: 48000 })).toEqual([
+      '-audiodev', 'wav,id=snd0,path=/tmp/x.wav,out.frequency=48000', '-device', 'AC97,audiodev=snd0',
+    ]);
+    expect(deviceArgs({ devices: ['es1370', 'es1370'], soundCaptures: ['/tmp/x.wav', null] })).toEqual([
+      '-audiodev', 'wav,id=snd0,path=/tmp/x.wav', '-device', 'ES1370,audiodev=snd0',
+      '-audiodev', 'none,id=snd1', '-device', 'ES1370,audiodev=snd1',
+    ]);
+    expect(soundCount(['es1370', 'e1000', 'ac97', 'hda', 'ahci'])).toBe(3);
+    expect(soundCapturePaths('/tmp/c', ['es1370', 'e1000', 'ac97', 'hda'])).toEqual(files);
+    expect(() => deviceArgs({ devices: ['es1370', 'ac97'], soundCaptures: ['/tmp/a.wav'] })).toThrow('sound card 1 has no wav file');
+    expect(() => deviceArgs({ devices: ['es1370'], soundCaptures: ['/tmp/a,b.wav'] })).toThrow('comma');
+    expect(() => deviceArgs({ devices: ['es1370'], soundCaptures: ['/tmp/a.wav'], soundCaptureRate: 44.1 })).toThrow('not a sample rate');
   });
 
   it('puts each scratch disk on its own controller, with a serial that names it', () => {

@@ -16,6 +16,8 @@ export const SOUND_PRESETS = {
   es1370: 'ES1370',
   /** Intel 82801AA AC'97, driver snd-intel8x0. */
   ac97: 'AC97',
+  /** Intel HD Audio controller (ICH6) with a duplex codec (line out, line in), driver snd-hda-intel. */
+  hda: 'intel-hda',
 } as const;
 
 /**
@@ -56,6 +58,18 @@ export interface DeviceArgOptions {
   forwards?: readonly LoopbackForward[];
   /** Host paths of the raw scratch images, one per disk preset in the order given. */
   diskImages?: readonly string[];
+  /**
+   * Host paths of WAV files, one per sound preset in the order given: sound
+   * card N then plays into its own `-audiodev wav,id=sndN` backend, which
+   * records everything the card outputs (44.1 kHz stereo S16 by default,
+   * from the card's first output; QEMU writes the RIFF sizes only when it
+   * exits). A null entry gives that card its own `none` backend instead:
+   * QEMU's wav backend has no input, so a card that must record (arecord)
+   * needs one. Without the option all sound cards share one `none` backend.
+   */
+  soundCaptures?: readonly (string | null)[];
+  /** Sample rate QEMU's wav backend records at (its default 44100). */
+  soundCaptureRate?: number;
 }
 
 function isNic(d: DevicePreset): d is NicPreset {
@@ -66,6 +80,11 @@ function isSound(d: DevicePreset): d is SoundPreset {
 }
 export function isDisk(d: DevicePreset): d is DiskPreset {
   return d in DISK_PRESETS;
+}
+
+/** The sound presets among the devices, in order: each gets one capture file when capture is asked for. */
+export function soundCount(devices: readonly DevicePreset[]): number {
+  return devices.filter(isSound).length;
 }
 
 /** The disk presets among the devices, in order: each needs one image. */
@@ -89,6 +108,27 @@ function diskArgs(dev: DiskPreset, n: number, image: string | undefined): string
   }
 }
 
+/** The -audiodev and -device arguments of sound card N on backend `audiodev`. */
+function soundArgs(dev: SoundPreset, n: number, audiodev: string): string[] {
+  if (dev === 'hda') {
+    // The codec sits on the controller's HDA bus; the codec, not the controller, owns the audiodev.
+    return ['-device', `${SOUND_PRESETS[dev]},id=hda${n}`, '-device', `hda-duplex,bus=hda${n}.0,audiodev=${audiodev}`];
+  }
+  return ['-device', `${SOUND_PRESETS[dev]},audiodev=${audiodev}`];
+}
+
+function captureBackend(n: number, path: string | null | undefined, rate: number | undefined): string {
+  if (path === null) return `none,id=snd${n}`;
+  if (!path) throw new Error(`sound capture was asked for but sound card ${n} has no wav file`);
+  if (path.includes(',')) throw new Error(`sound capture path must not contain a comma: ${path}`);
+  let backend = `wav,id=snd${n},path=${path}`;
+  if (rate !== undefined) {
+    if (!Number.isInteger(rate) || rate < 8000 || rate > 192000) throw new Error(`sound capture rate ${rate} is not a sample rate`);
+    backend += `,out.frequency=${rate}`;
+  }
+  return backend;
+}
+
 function checkPort(port: number, what: string): void {
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`${what} ${port} is not a TCP port`);
 }
@@ -97,7 +137,7 @@ function checkPort(port: number, what: string): void {
 export function deviceArgs(opts: DeviceArgOptions): string[] {
   const args: string[] = [];
   let nics = 0;
-  let sound = false;
+  let sound = 0;
   let disks = 0;
   for (const dev of opts.devices) {
     if (isNic(dev)) {
@@ -113,9 +153,13 @@ export function deviceArgs(opts: DeviceArgOptions): string[] {
       // romfile= skips loading the option ROM, which the guest never boots from.
       args.push('-netdev', netdev, '-device', `${NIC_PRESETS[dev]},netdev=${id},romfile=`);
     } else if (isSound(dev)) {
-      if (!sound) args.push('-audiodev', 'none,id=snd0');
-      sound = true;
-      args.push('-device', `${SOUND_PRESETS[dev]},audiodev=snd0`);
+      const n = sound++;
+      if (opts.soundCaptures) {
+        args.push('-audiodev', captureBackend(n, opts.soundCaptures[n], opts.soundCaptureRate), ...soundArgs(dev, n, `snd${n}`));
+      } else {
+        if (n === 0) args.push('-audiodev', 'none,id=snd0');
+        args.push(...soundArgs(dev, n, 'snd0'));
+      }
     } else {
       const n = disks++;
       args.push(...diskArgs(dev, n, opts.diskImages?.[n]));

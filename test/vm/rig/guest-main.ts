@@ -1,5 +1,5 @@
 // Shell entry to the guest runner:
-//   node dist/test/vm/rig/guest-main.js [--device e1000 ...] [--init systemd] [--timeout 120] [--keep] -- CMD [ARG...]
+//   node dist/test/vm/rig/guest-main.js [--device e1000 ...] [--init systemd] [--timeout 120] [--keep] [--sound-capture DIR [--sound-silent N ...]] -- CMD [ARG...]
 // Prints the command's output, the kernel problems if any, and exits with its status.
 import { parseArgs } from 'node:util';
 import { runInGuest, describeGuestRun, type GuestInit } from './guest.js';
@@ -14,6 +14,8 @@ const { values, positionals } = parseArgs({
     keep: { type: 'boolean', default: false },
     console: { type: 'boolean', default: false },
     init: { type: 'string', default: 'busybox' },
+    'sound-capture': { type: 'string' },
+    'sound-silent': { type: 'string', multiple: true, default: [] },
   },
   allowPositionals: true,
 });
@@ -24,7 +26,7 @@ if (positionals.length === 0 || bad.length > 0 || !(timeoutS > 0) || badInit) {
   if (bad.length > 0) console.error(`guest: unknown device preset ${bad.join(', ')} (known: ${PRESETS.join(', ')})`);
   if (!(timeoutS > 0)) console.error(`guest: --timeout must be a positive number of seconds`);
   if (badInit) console.error(`guest: --init must be busybox or systemd`);
-  console.error('usage: guest-main.js [--device PRESET ...] [--init busybox|systemd] [--timeout SECONDS] [--keep] [--console] -- CMD [ARG...]');
+  console.error('usage: guest-main.js [--device PRESET ...] [--init busybox|systemd] [--timeout SECONDS] [--keep] [--console] [--sound-capture DIR [--sound-silent N ...]] -- CMD [ARG...]');
   process.exit(2);
 }
 const result = await runInGuest({
@@ -33,6 +35,8 @@ const result = await runInGuest({
   timeoutMs: timeoutS * 1000,
   keepRunDir: values.keep,
   init: values.init as GuestInit,
+  soundCaptureDir: values['sound-capture'],
+  soundSilentCards: values['sound-silent'].map(Number),
   onConsole: values.console ? (t) => process.stderr.write(t) : undefined,
 });
 process.stdout.write(result.stdout);
@@ -41,5 +45,5 @@ if (result.exitCode === null || result.timedOut || result.kernelProblems.length 
   console.error(describeGuestRun(result, 'guest run'));
   process.exit(result.exitCode === null || result.exitCode === 0 ? 1 : result.exitCode);
 }
-console.error(`guest: exit ${result.exitCode}, boot to command ${result.bootToCommandMs?.toFixed(0)} ms, total ${result.totalMs.toFixed(0)} ms` + (result.runDir ? `, run folder ${result.runDir}` : ''));
+console.error(`guest: exit ${result.exitCode}, boot to command ${result.bootToCommandMs?.toFixed(0)} ms, total ${result.totalMs.toFixed(0)} ms` + (result.runDir ? `, run folder ${result.runDir}` : '') + (result.soundCaptures.length > 0 ? `, sound recorded to ${result.soundCaptures.map((p) => p ?? 'none').join(' ')}` : ''));
 process.exit(result.exitCode);

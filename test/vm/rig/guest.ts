@@ -4,12 +4,12 @@
 // status, output and the guest kernel log. Usable from vitest and from the
 // shell (guest-main.ts).
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { currentKernelFile, kernelPaths, type KernelPaths } from './cache-paths.js';
-import { deviceArgs, diskCount, type DevicePreset, type LoopbackForward } from './devices.js';
+import { deviceArgs, diskCount, soundCount, type DevicePreset, type LoopbackForward } from './devices.js';
 import { EXIT_MARKER, INIT_FAILED_MARKER, SYSTEMD_RUNNER, ensureInitramfs } from './initramfs.js';
 import { consoleProblems, kernelProblems, parseKmsg, type KernelLogLine } from './kernel-log.js';
 
@@ -26,6 +26,17 @@ export interface GuestOptions {
   forwards?: readonly LoopbackForward[];
   /** Size of each scratch disk of the disk presets. */
   diskMiB?: number;
+  /**
+   * A host folder (created if missing) in which each sound card N records
+   * what it plays to sndN.wav (QEMU's wav backend; see soundCapturePaths).
+   * The files stay after the run. Without it the cards play into a silent
+   * `none` backend.
+   */
+  soundCaptureDir?: string;
+  /** With soundCaptureDir: the sound cards (indices among the sound presets) that get a silent `none` backend instead, for recording in the guest (the wav backend has no input). */
+  soundSilentCards?: readonly number[];
+  /** Sample rate of the recordings (QEMU's default 44100). */
+  soundCaptureRate?: number;
   memoryMiB?: number;
   /** Wall-clock limit for the whole guest; it is killed after this. */
   timeoutMs?: number;
@@ -61,6 +72,17 @@ export interface GuestResult {
   totalMs: number;
   /** The run folder, if kept. */
   runDir: string | null;
+  /** The sound cards' recordings in card order, null for a silent card (empty without soundCaptureDir). */
+  soundCaptures: (string | null)[];
+}
+
+/**
+ * Where the sound cards' recordings go, in the order of the sound presets
+ * among `devices`. The files exist from QEMU's start, so a test may read
+ * them while the guest runs; their RIFF size fields are 0 until QEMU exits.
+ */
+export function soundCapturePaths(dir: string, devices: readonly DevicePreset[]): string[] {
+  return Array.from({ length: soundCount(devices) }, (_, n) => join(dir, `snd${n}.wav`));
 }
 
 const DEFAULT_TIMEOUT_MS = 120_000;
@@ -139,6 +161,10 @@ export async function runInGuest(opts: GuestOptions): Promise<GuestResult> {
       await truncate(image, (opts.diskMiB ?? 64) * 1024 * 1024);
       diskImages.push(image);
     }
+    const soundCaptures = opts.soundCaptureDir
+      ? soundCapturePaths(opts.soundCaptureDir, opts.devices ?? []).map((p, n) => (opts.soundSilentCards?.includes(n) ? null : p))
+      : [];
+    if (opts.soundCaptureDir) await mkdir(opts.soundCaptureDir, { recursive: true });
     const args = [
       '-machine', 'pc', '-accel', 'tcg,thread=multi', '-cpu', 'max',
       '-m', `${opts.memoryMiB ?? 1024}M`, '-smp', '2',
@@ -153,7 +179,12 @@ export async function runInGuest(opts: GuestOptions): Promise<GuestResult> {
       '-device', 'virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot',
       '-fsdev', `local,id=run,path=${runDir},security_model=none,multidevs=remap`,
       '-device', 'virtio-9p-pci,fsdev=run,mount_tag=run',
-      ...deviceArgs({ devices: opts.devices ?? [], forwards: opts.forwards ?? [], diskImages }),
+      ...deviceArgs({
+        devices: opts.devices ?? [],
+        forwards: opts.forwards ?? [],
+        diskImages,
+        ...(opts.soundCaptureDir ? { soundCaptures, soundCaptureRate: opts.soundCaptureRate } : {}),
+      }),
     ];
     const started = performance.now();
     let consoleText = '';
@@ -203,6 +234,7 @@ export async function runInGuest(opts: GuestOptions): Promise<GuestResult> {
       bootToCommandMs,
       totalMs,
       runDir: opts.keepRunDir ? runDir : null,
+      soundCaptures,
     };
   } finally {
     if (!opts.keepRunDir) await rm(runDir, { recursive: true, force: true });
