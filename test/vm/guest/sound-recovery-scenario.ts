@@ -8,7 +8,7 @@
 // "SOUND_RECOVERY <json>" line; exits 1 listing what went wrong.
 //   node dist/test/vm/guest/sound-recovery-scenario.js [--seconds S]
 //     [--faults a,b] [--apps a,b]
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import process from 'node:process';
@@ -44,7 +44,7 @@ const problem = (s: string): void => {
 interface Recovery {
   id: string;
   result: string | null;
-  trigger?: { kind?: string; detail?: string };
+  trigger?: string;
   [k: string]: unknown;
 }
 
@@ -67,7 +67,11 @@ const cards = soundCards();
 note(`cards: ${cards.map((c) => `${c.name} (${c.driver})`).join(', ')}`);
 const work = mkdtempSync('/tmp/sound-recovery-');
 let daemonLog = '';
-const started = await startShadowd(work, (t) => (daemonLog += t), ['--allow-faults', '--log-level', 'debug']);
+// Many faults on one card in a few minutes: more than the default policy
+// allows before it gives up (that give-up is the recovery-policy test's).
+const config = join(work, 'shadowd.conf');
+writeFileSync(config, '[Class sound]\nMaxRecoveries=100\nBackoffSec=0\n');
+const started = await startShadowd(work, (t) => (daemonLog += t), ['--allow-faults', '--config', config, '--log-level', 'debug']);
 note(`shadowd ready in ${started.readyMs} ms`);
 const ctl = shadowctlFor(work);
 const wav = join(work, 'source.wav');
@@ -92,6 +96,16 @@ async function awaitRecovery(card: Card, before: Set<string>): Promise<Recovery[
   }
 }
 
+async function shadowSeesRunning(card: Card): Promise<boolean> {
+  const until = Date.now() + 10_000;
+  while (Date.now() < until) {
+    const r = await ctl('show', `sound:${card.name}`, '--json');
+    if (r.exitCode === 0 && r.stdout.includes('"RUNNING"')) return true;
+    await sleep(200);
+  }
+  return false;
+}
+
 async function runWithFault(card: Card, appName: string, fault: string): Promise<SoundRecoveryRun> {
   const app = SOUND_APPS[appName]!;
   const argv = app.argv(card, wav, SECONDS);
@@ -110,7 +124,10 @@ async function runWithFault(card: Card, appName: string, fault: string): Promise
   } else {
     player = execa(argv[0]!, argv.slice(1), { reject: false, env: app.env?.(card) });
     if (!(await waitRunning(card, app.stream, 5000))) problem(`${card.name}: ${appName}'s stream never ran`);
-    await sleep(1500);
+    // The shadow has seen the stream start (its taps), as on a machine where
+    // the application has been playing for a while.
+    if (!(await shadowSeesRunning(card))) problem(`${card.name}: the shadow never showed ${appName}'s stream RUNNING`);
+    await sleep(1000);
     injectedAt = performance.now();
     await inject();
   }
