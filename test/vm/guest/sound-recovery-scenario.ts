@@ -123,7 +123,7 @@ async function runWithFault(card: Card, appName: string, fault: string): Promise
     player = execa(argv[0]!, argv.slice(1), { reject: false, env: app.env?.(card) });
   } else {
     player = execa(argv[0]!, argv.slice(1), { reject: false, env: app.env?.(card) });
-    if (!(await waitRunning(card, app.stream, 5000))) problem(`${card.name}: ${appName}'s stream never ran`);
+    if (!(await waitRunning(card, app.stream, 15_000))) problem(`${card.name}: ${appName}'s stream never ran`);
     // The shadow has seen the stream start (its taps), as on a machine where
     // the application has been playing for a while.
     if (!(await shadowSeesRunning(card))) problem(`${card.name}: the shadow never showed ${appName}'s stream RUNNING`);
