@@ -5,8 +5,9 @@
 // reads. Everything takes the sysfs root as a parameter so unit tests run on
 // fixture trees captured from the guest (test/fixtures/block/).
 import { constants } from 'node:fs';
-import { open, readFile, readdir, readlink, realpath, stat, writeFile } from 'node:fs/promises';
+import { open, readdir, realpath, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { linkBase, readText } from '../../core/sysfs-text.js';
 
 // ---------------------------------------------------------------- names and small readers
 
@@ -21,22 +22,6 @@ export function validateDiskName(disk: string): string {
 
 /** /sys/block entries that are no disk of a driver this class restarts. */
 const NOT_A_DRIVER_DISK = /^(dm-|loop|ram|zram|md)/;
-
-async function readText(path: string): Promise<string | null> {
-  try {
-    return (await readFile(path, 'utf8')).trim();
-  } catch {
-    return null;
-  }
-}
-
-async function linkBase(path: string): Promise<string | null> {
-  try {
-    return basename(await readlink(path));
-  } catch {
-    return null;
-  }
-}
 
 async function listDir(path: string): Promise<string[]> {
   try {

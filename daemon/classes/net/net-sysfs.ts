@@ -1,16 +1,9 @@
 // The network devices with the driver and module behind each, from sysfs:
 // what the kernel log detector blames an oops, BUG or WARN in a module on.
-import { readdir, readlink } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { ModuleDevice } from '../../core/device-class.js';
-
-async function linkBase(path: string): Promise<string | null> {
-  try {
-    return basename(await readlink(path));
-  } catch {
-    return null;
-  }
-}
+import { linkBase } from '../../core/sysfs-text.js';
 
 /** Every interface in /sys/class/net; driver null for one without a bus device (lo, veth, bridge). */
 export async function readNetDevices(sysfs = '/sys'): Promise<ModuleDevice[]> {

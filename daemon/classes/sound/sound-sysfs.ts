@@ -3,9 +3,10 @@
 // device, the driver bound to that and the driver's module), and which
 // processes hold which of a card's device files open (/proc/PID/fd links
 // into /dev/snd). Roots are parameters so unit tests run on fixture trees.
-import { readFile, readdir, readlink } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { readdir, readlink } from 'node:fs/promises';
+import { join } from 'node:path';
 import { isCardName } from './card-name.js';
+import { linkBase, readText } from '../../core/sysfs-text.js';
 
 export interface CardIdentity {
   number: number;
@@ -16,22 +17,6 @@ export interface CardIdentity {
   driver: string | null;
   /** The module the driver lives in (null: built in, or unknown). */
   module: string | null;
-}
-
-async function readText(path: string): Promise<string | null> {
-  try {
-    return (await readFile(path, 'utf8')).trim();
-  } catch {
-    return null;
-  }
-}
-
-async function linkBase(path: string): Promise<string | null> {
-  try {
-    return basename(await readlink(path));
-  } catch {
-    return null;
-  }
 }
 
 /** The numbers of the cards in /sys/class/sound, ascending; none when the sound core is not loaded. */
