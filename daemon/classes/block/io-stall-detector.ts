@@ -19,6 +19,7 @@ import type { FailureReport } from '../../core/failure-report.js';
 import type { Logger } from '../../service/log.js';
 import { BLOCKED_IDLE_MS, BlockedIdleWatch } from './blocked-device-release.js';
 import type { IoCounters } from './block-sysfs.js';
+import { PollLoop } from '../../core/poll-loop.js';
 
 /** One poll of a disk. */
 export interface DiskIo {
@@ -69,31 +70,20 @@ interface Track {
 
 export class IoStallDetector {
   private readonly tracks = new Map<string, Track>();
-  private timer: NodeJS.Timeout | null = null;
-  private polling: Promise<void> = Promise.resolve();
-  private stopped = false;
+  private readonly loop: PollLoop;
   private readonly now: () => number;
-  private readonly intervalMs: number;
 
   constructor(private readonly deps: IoStallDeps) {
     this.now = deps.now ?? Date.now;
-    this.intervalMs = deps.intervalMs ?? 250;
+    this.loop = new PollLoop(() => this.poll(), deps.intervalMs ?? 250);
   }
 
   start(): void {
-    const tick = (): void => {
-      if (this.stopped) return;
-      this.polling = this.poll().finally(() => {
-        if (!this.stopped) this.timer = setTimeout(tick, this.intervalMs);
-      });
-    };
-    this.timer = setTimeout(tick, this.intervalMs);
+    this.loop.start();
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    await this.polling;
+  stop(): Promise<void> {
+    return this.loop.stop();
   }
 
   /** One round over every disk (exported for tests through start()'s timer or called directly). */

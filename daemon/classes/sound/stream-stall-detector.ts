@@ -26,6 +26,7 @@ import type { Logger } from '../../service/log.js';
 import type { CardInterrupts } from './card-interrupts.js';
 import type { PcmStatus } from './proc-asound.js';
 import { STREAM_STALL } from './sound-declaration.js';
+import { PollLoop } from '../../core/poll-loop.js';
 
 /** A stream the shadow believes RUNNING. */
 export interface WatchedStream {
@@ -71,31 +72,20 @@ interface IrqTrack {
 export class StreamStallDetector {
   private readonly tracks = new Map<string, Track>();
   private readonly irqs = new Map<string, IrqTrack>();
-  private timer: NodeJS.Timeout | null = null;
-  private polling: Promise<void> = Promise.resolve();
-  private stopped = false;
+  private readonly loop: PollLoop;
   private readonly now: () => number;
-  private readonly intervalMs: number;
 
   constructor(private readonly deps: StreamStallDeps) {
     this.now = deps.now ?? Date.now;
-    this.intervalMs = deps.intervalMs ?? 100;
+    this.loop = new PollLoop(() => this.poll(), deps.intervalMs ?? 100);
   }
 
   start(): void {
-    const tick = (): void => {
-      if (this.stopped) return;
-      this.polling = this.poll().finally(() => {
-        if (!this.stopped) this.timer = setTimeout(tick, this.intervalMs);
-      });
-    };
-    this.timer = setTimeout(tick, this.intervalMs);
+    this.loop.start();
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    await this.polling;
+  stop(): Promise<void> {
+    return this.loop.stop();
   }
 
   /** One round over the running streams. */
