@@ -43,22 +43,26 @@ struct sh_held_call {
 static LIST_HEAD(sh_held_calls);
 static DEFINE_SPINLOCK(sh_held_lock);
 
-/* Under RCU: the substream's entry in its card's record, or NULL. */
-struct sh_sound_sub *sh_sound_sub_find(struct snd_pcm_substream *ss)
+/* Under RCU: the substream's entry in @snd's table, or NULL. */
+static struct sh_sound_sub *sh_sub_of(struct sh_sound_dev *snd,
+				      struct snd_pcm_substream *ss)
 {
-	struct sh_dev *sd = sh_dev_find(&ss->pcm->card->card_dev);
-	struct sh_sound_dev *snd;
 	unsigned int i, n;
 
-	if (!sd)
-		return NULL;
-	snd = sh_sound(sd);
 	/* Pairs with the release in sh_sub_add(): the entries are filled in. */
 	n = smp_load_acquire(&snd->n_subs);
 	for (i = 0; i < n; i++)
 		if (snd->subs[i].ss == ss)
 			return &snd->subs[i];
 	return NULL;
+}
+
+/* Under RCU: the substream's entry in its card's record, or NULL. */
+struct sh_sound_sub *sh_sound_sub_find(struct snd_pcm_substream *ss)
+{
+	struct sh_dev *sd = sh_dev_find(&ss->pcm->card->card_dev);
+
+	return sd ? sh_sub_of(sh_sound(sd), ss) : NULL;
 }
 
 static const struct snd_pcm_ops *sh_below_guard(struct sh_sound_dev *snd,
@@ -86,7 +90,7 @@ static int sh_guard_call_prepare(struct snd_pcm_substream *ss,
 	*hold_ms = 0;
 	rcu_read_lock();
 	sd = sh_dev_find(&ss->pcm->card->card_dev);
-	sub = sd ? sh_sound_sub_find(ss) : NULL;
+	sub = sd ? sh_sub_of(sh_sound(sd), ss) : NULL;
 	if (sub) {
 		prepare = sh_below_guard(sh_sound(sd), sub)->prepare;
 		*hold_ms = READ_ONCE(sh_sound(sd)->hold_ms);
@@ -178,7 +182,7 @@ static void sh_ops_restore(struct sh_sound_dev *snd)
 		WRITE_ONCE(snd->subs[i].ss->ops, snd->subs[i].real);
 	/* Wrappers that read the table finish before it changes. */
 	synchronize_rcu();
-	/* Pairs with the acquire in sh_sound_sub_find(). */
+	/* Pairs with the acquire in sh_sub_of(). */
 	smp_store_release(&snd->n_subs, 0);
 	synchronize_rcu();
 }
