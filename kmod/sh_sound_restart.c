@@ -24,9 +24,10 @@
  *             driver re-initialises its hardware and restores its mixer
  *             from its own register cache;
  *  replay     the gate opens (D0) if the driver did not open it; each paused
- *             stream is prepared again into the reset driver and its reader
- *             or writer woken, so its application sees only a gap (the
- *             audio queued when the driver failed).
+ *             stream is prepared again into the reset driver, reading as
+ *             paused to its users until it is PREPARED, and its reader or
+ *             writer woken, so its application sees only a gap (the audio
+ *             queued when the driver failed).
  *
  * A driver without suspend and resume is refused before anything is
  * touched. A module reload is refused: the sound core pins a card's driver
@@ -37,6 +38,7 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/delay.h>
+#include <linux/interrupt.h>
 #include <linux/pm.h>
 #include <linux/pm_runtime.h>
 
@@ -302,13 +304,64 @@ void sh_sound_unimpersonate(struct sh_run *run)
 }
 
 /*
+ * The sound core's own prepare takes a paused stream through SETUP while
+ * the driver prepares, and a reader or writer that wakes or enters then
+ * (the gate is open again) fails with EBADFD. So the helper prepares the
+ * driver while the stream still reads as paused to its users, then, in one
+ * step under the stream lock and with no copy to or from the buffer under
+ * way, empties the buffer and makes the stream PREPARED, as the core's
+ * prepare leaves it. -EAGAIN: the application acted on the stream
+ * meanwhile (dropped or prepared it), which is left to it.
+ */
+static int sh_prepare_paused(struct snd_pcm_substream *ss)
+{
+	struct snd_pcm_runtime *runtime = ss->runtime;
+	const struct snd_pcm_ops *ops = READ_ONCE(ss->ops);
+	int err;
+
+	if (runtime->stop_operating) {
+		runtime->stop_operating = false;
+		if (ops->sync_stop)
+			ops->sync_stop(ss);
+		else if (ss->pcm->card->sync_irq > 0)
+			synchronize_irq(ss->pcm->card->sync_irq);
+	}
+	err = ops->prepare ? ops->prepare(ss) : 0;
+	if (!err && ops->ioctl)
+		err = ops->ioctl(ss, SNDRV_PCM_IOCTL1_RESET, NULL);
+	if (err)
+		return err;
+	for (;;) {
+		snd_pcm_stream_lock_irq(ss);
+		if (runtime->state != SNDRV_PCM_STATE_PAUSED) {
+			snd_pcm_stream_unlock_irq(ss);
+			return -EAGAIN;
+		}
+		if (!atomic_read(&runtime->buffer_accessing))
+			break;
+		snd_pcm_stream_unlock_irq(ss);
+		usleep_range(200, 500);
+	}
+	runtime->status->hw_ptr = 0;
+	runtime->hw_ptr_wrap = 0;
+	runtime->hw_ptr_base = 0;
+	runtime->hw_ptr_interrupt = 0;
+	runtime->silence_start = 0;
+	runtime->silence_filled = 0;
+	runtime->control->appl_ptr = 0;
+	__snd_pcm_set_state(runtime, SNDRV_PCM_STATE_PREPARED);
+	snd_pcm_stream_unlock_irq(ss);
+	return 0;
+}
+
+/*
  * A held stream is prepared again into the reset driver, as its
  * application would after an underrun, and its reader or writer is woken:
  * a writer fills the buffer and the stream starts itself; a capture stream
- * is started here (a reader waiting in the kernel does not start it).
- * Under the stream's open mutex: its application may close it meanwhile.
- * A stream that cannot be prepared is left in an underrun for its
- * application to recover from.
+ * is started here unless its reader started it first (a reader waiting in
+ * the kernel does not). Under the stream's open mutex: its application may
+ * close it meanwhile. A stream that cannot be prepared is left in an
+ * underrun for its application to recover from.
  */
 static int sh_resume_stream(struct sh_held_stream *h)
 {
@@ -320,17 +373,16 @@ static int sh_resume_stream(struct sh_held_stream *h)
 	runtime = ss->runtime;
 	if (runtime != h->runtime)
 		goto out;
-	snd_pcm_stream_lock_irq(ss);
-	if (runtime->state != SNDRV_PCM_STATE_PAUSED) {
-		snd_pcm_stream_unlock_irq(ss);
+	err = sh_prepare_paused(ss);
+	if (err == -EAGAIN) {
+		err = 0;
 		goto out;
 	}
-	/* Unseen by the waiting reader or writer, which is not woken. */
-	__snd_pcm_set_state(runtime, SNDRV_PCM_STATE_SETUP);
-	snd_pcm_stream_unlock_irq(ss);
-	err = snd_pcm_kernel_ioctl(ss, SNDRV_PCM_IOCTL_PREPARE, NULL);
-	if (!err && ss->stream == SNDRV_PCM_STREAM_CAPTURE)
+	if (!err && ss->stream == SNDRV_PCM_STREAM_CAPTURE) {
 		err = snd_pcm_kernel_ioctl(ss, SNDRV_PCM_IOCTL_START, NULL);
+		if (err && READ_ONCE(runtime->state) == SNDRV_PCM_STATE_RUNNING)
+			err = 0;
+	}
 	if (err) {
 		snd_pcm_stream_lock_irq(ss);
 		snd_pcm_stop(ss, SNDRV_PCM_STATE_XRUN);
