@@ -211,8 +211,90 @@ static void sh_sound_cmd_hold(struct sh_file *sf, const struct sh_ref *ref,
 	put_device(cdev);
 }
 
+/* The running streams' interrupt positions, as text for the reply. */
+struct sh_periods {
+	char *buf;
+	size_t len, size;
+	unsigned int n;
+	bool cut;
+};
+
+static int sh_periods_one(struct snd_pcm_substream *ss, void *data)
+{
+	struct sh_periods *p = data;
+	struct snd_pcm_runtime *runtime;
+	snd_pcm_uframes_t irq = 0;
+	bool running = false;
+	size_t len;
+
+	mutex_lock(&ss->pcm->open_mutex);
+	runtime = ss->runtime;
+	if (runtime) {
+		snd_pcm_stream_lock_irq(ss);
+		/* A stream set up without period interrupts has none to watch. */
+		running = runtime->state == SNDRV_PCM_STATE_RUNNING &&
+			  !runtime->no_period_wakeup;
+		irq = runtime->hw_ptr_interrupt;
+		snd_pcm_stream_unlock_irq(ss);
+	}
+	mutex_unlock(&ss->pcm->open_mutex);
+	if (!running)
+		return 0;
+	len = scnprintf(p->buf + p->len, p->size - p->len, " pcm%d%c/sub%d=%lu",
+			ss->pcm->device,
+			ss->stream == SNDRV_PCM_STREAM_PLAYBACK ? 'p' : 'c',
+			ss->number, irq);
+	/* A field cut short is dropped whole: the reply says so. */
+	if (p->len + len + 1 >= p->size) {
+		p->buf[p->len] = '\0';
+		p->cut = true;
+		return 1;
+	}
+	p->len += len;
+	p->n++;
+	return 0;
+}
+
+/*
+ * periods sound:cardN: where each running stream of the card that wakes its
+ * reader or writer by period interrupts was at its last one (the sound
+ * core's hw_ptr_interrupt, which only the driver's interrupt moves). The
+ * daemon watches it to tell a card that lost
+ * its interrupts from one that plays: reading a stream's status makes the
+ * core ask the driver for its position, which goes on moving under a lost
+ * interrupt, and the interrupt line may be shared with other devices.
+ */
+static void sh_sound_cmd_periods(struct sh_file *sf, const struct sh_ref *ref,
+				 unsigned int argc, char **argv)
+{
+	char buf[SH_SOUND_PERIODS_LEN];
+	struct sh_periods p = { .buf = buf, .size = sizeof(buf) };
+	struct snd_card *card;
+	struct device *cdev;
+
+	buf[0] = '\0';
+	cdev = sh_lookup(sf, ref, false);
+	if (!cdev)
+		return;
+	card = sh_sound_card(cdev);
+	/* A card's device is deleted under this lock before its PCMs go. */
+	sh_sound_lock();
+	if (READ_ONCE(card->shutdown)) {
+		sh_sound_unlock();
+		put_device(cdev);
+		sh_reply_err(sf, ENODEV, "%s is being removed", ref->text);
+		return;
+	}
+	sh_sound_walk_substreams(card, sh_periods_one, &p);
+	sh_sound_unlock();
+	put_device(cdev);
+	sh_reply_ok(sf, "periods %s running=%u%s%s", ref->text, p.n,
+		    p.cut ? " cut=1" : "", buf);
+}
+
 static const struct sh_class_cmd sh_sound_cmds[] = {
 	{ "hold", 2, 2, sh_sound_cmd_hold },
+	{ "periods", 1, 1, sh_sound_cmd_periods },
 };
 
 /* A card going away takes its record along, its faults lifted first. */

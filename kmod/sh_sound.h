@@ -90,6 +90,9 @@ typedef int (*sh_substream_fn)(struct snd_pcm_substream *ss, void *data);
 int sh_sound_walk_substreams(struct snd_card *card, sh_substream_fn fn,
 			     void *data);
 
+/* Room in a `periods` reply for the running streams' fields. */
+#define SH_SOUND_PERIODS_LEN	384
+
 /* Longest wait a `hold` may give a stalled stream's reader or writer. */
 #define SH_SOUND_HOLD_MAX_MS	60000
 

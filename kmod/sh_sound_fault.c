@@ -2,8 +2,12 @@
 /*
  * Fault injection for the sound class, for tests (allow_faults=1):
  *
- *  lost-irq      the card's interrupts are silenced (sh_irq.c): its running
- *                streams stop advancing;
+ *  lost-irq      the card's interrupts are silenced (sh_irq.c), and its
+ *                streams' positions, asked from an interrupt, do not move:
+ *                on a line other devices share the driver's handler still
+ *                runs on their interrupts and would find the card's period
+ *                done; read from a task (a status read) they move as the
+ *                DMA goes on, as on hardware that lost its interrupt;
  *  fail-stop     the driver stops answering: every stream's position stays
  *                where it was, and starting, preparing or configuring a
  *                stream fails with -EIO;
@@ -18,6 +22,7 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/preempt.h>
 #include <linux/rcupdate.h>
 #include <linux/string.h>
 
@@ -52,6 +57,22 @@ static snd_pcm_uframes_t sh_frozen_pointer(struct snd_pcm_substream *ss)
 	if (!runtime || !runtime->buffer_size)
 		return 0;
 	return runtime->status->hw_ptr % runtime->buffer_size;
+}
+
+/* The position as the interrupt path sees it under lost-irq: unchanged. */
+static snd_pcm_uframes_t sh_unheard_pointer(struct snd_pcm_substream *ss)
+{
+	snd_pcm_uframes_t (*pointer)(struct snd_pcm_substream *ss) = NULL;
+	struct sh_sound_sub *sub;
+
+	if (in_hardirq() || in_serving_softirq())
+		return sh_frozen_pointer(ss);
+	rcu_read_lock();
+	sub = sh_sound_sub_find(ss);
+	if (sub)
+		pointer = sub->real->pointer;
+	rcu_read_unlock();
+	return pointer ? pointer(ss) : sh_frozen_pointer(ss);
 }
 
 static int sh_failing_prepare(struct snd_pcm_substream *ss)
@@ -89,6 +110,11 @@ static int sh_failing_trigger(struct snd_pcm_substream *ss, int cmd)
 void sh_sound_fault_fill(struct sh_sound_sub *sub, unsigned int fault)
 {
 	sub->fault_ops.rw = *sub->real;
+	if (fault == SH_SOUND_FAULT_LOST_IRQ) {
+		if (sub->real->pointer)
+			sub->fault_ops.rw.pointer = sh_unheard_pointer;
+		return;
+	}
 	sub->fault_ops.rw.prepare = sh_failing_prepare;
 	if (fault != SH_SOUND_FAULT_FAIL_STOP)
 		return;
@@ -125,13 +151,15 @@ int sh_sound_fault_apply(struct sh_dev *sd, unsigned int fault, char *msg,
 		return -EBUSY;
 	}
 	sh_sound_fault_lift(sd);
-	if (fault == SH_SOUND_FAULT_LOST_IRQ) {
-		err = sh_irq_silence(sd->bus, &snd->irq, msg, len);
-	} else {
+	err = fault == SH_SOUND_FAULT_LOST_IRQ ?
+		sh_irq_silence(sd->bus, &snd->irq, msg, len) : 0;
+	if (!err) {
 		err = sh_sound_ops_set(snd, fault, snd->hold_ms > 0);
-		if (err)
+		if (err) {
+			sh_irq_restore(&snd->irq);
 			scnprintf(msg, len, "sound:%s has more than %d substreams",
 				  dev_name(sd->cdev), SH_SOUND_SUBS);
+		}
 	}
 	if (err) {
 		sd->fault = SH_FAULT_NONE;

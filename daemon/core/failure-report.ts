@@ -24,4 +24,11 @@ export interface FailureReport {
   driver?: string;
   /** When the failure began, if the evidence says (e.g. the stall's start): detection latency = detectedAt - since. */
   since?: number;
+  /**
+   * A kernel log report only: the helper's recent restarts (their recovery
+   * ids) that the kernel log showed before the report's line. A report read
+   * during a recovery's check whose line came before that recovery's
+   * restart is late evidence of the failure being recovered, not a new one.
+   */
+  restartsBefore?: readonly string[];
 }

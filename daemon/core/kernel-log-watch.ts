@@ -39,6 +39,8 @@ export interface AttributeOptions {
   /** Wall-clock time (ms) of kernel time 0, to date the failure from its kmsg timestamp. */
   bootWallMs: number;
   selfModule?: string;
+  /** The helper's restarts the kernel log showed before the report (FailureReport.restartsBefore). */
+  restartsBefore?: readonly string[];
 }
 
 /** Who a kernel report is about: pure, so it is tested on recorded reports and a given device list. */
@@ -58,6 +60,7 @@ export function attributeFault(fault: KernelFault, devices: readonly ClassDevice
     detectedAt: opts.detectedAt,
     ...(driver ? { driver } : {}),
     since,
+    ...(opts.restartsBefore ? { restartsBefore: opts.restartsBefore } : {}),
   });
 
   if (fault.cls !== null && fault.device === null) {
@@ -78,6 +81,15 @@ export function attributeFault(fault: KernelFault, devices: readonly ClassDevice
   if (affected.length === 0) return { kind: 'ignored', why: `kernel ${fault.kind} in module ${fault.module}, which drives no device shadowd watches` };
   return { kind: 'reports', reports: affected.map((d) => report(d.cls, d.name, fault.module)) };
 }
+
+/**
+ * The helper's line as a restart begins (kmod/sh_restart.c): "shadow_helper:
+ * recovery ID: restarting CLASS:NAME" (or reloading, parking). Where it falls
+ * among the records tells a report written before a restart from one after.
+ */
+const HELPER_RESTART = /^shadow_helper: recovery (\S{1,64}): (?:restarting|reloading the driver of|parking) /;
+/** Restarts remembered: more than can be under way or in their check at once. */
+const HELPER_RESTARTS_KEPT = 64;
 
 /** What KmsgSource.read returns when the kernel overwrote records before they were read. */
 export const KMSG_OVERRUN: unique symbol = Symbol('kmsg overrun');
@@ -185,6 +197,8 @@ export class KernelLogWatch {
    * record read, which was at most a poll interval old when read.
    */
   private anchor = { usec: 0, wall: 0 };
+  /** The helper's latest restarts in the log: recovery id and record sequence number. */
+  private readonly helperRestarts: { id: string; seq: number }[] = [];
   /** Deliveries in order: each may wait for sysfs. */
   private delivering: Promise<void> = Promise.resolve();
   private readonly lastReported = new Map<string, { at: number; folded: number }>();
@@ -275,6 +289,11 @@ export class KernelLogWatch {
     this.overran = false;
     this.lastSeq = rec.seq;
     this.anchor = { usec: rec.usec, wall: this.now() };
+    const restart = rec.facility === 0 ? HELPER_RESTART.exec(rec.text) : null;
+    if (restart) {
+      this.helperRestarts.push({ id: restart[1]!, seq: rec.seq });
+      if (this.helperRestarts.length > HELPER_RESTARTS_KEPT) this.helperRestarts.shift();
+    }
     const wasPending = this.parser.pending;
     const faults = this.parser.push(rec);
     if (this.parser.pending && (!wasPending || faults.length > 0)) this.openedAt = this.monotonicMs();
@@ -286,6 +305,8 @@ export class KernelLogWatch {
     this.stats.faults += faults.length;
     const detectedAt = this.now();
     const bootWallMs = this.anchor.wall - this.anchor.usec / 1000;
+    const seen = [...this.helperRestarts];
+    const restartsBefore = (fault: KernelFault): string[] => seen.filter((r) => r.seq < fault.seq).map((r) => r.id);
     this.delivering = this.delivering.then(async () => {
       let devices: ClassDevice[] = [];
       try {
@@ -297,7 +318,7 @@ export class KernelLogWatch {
       }
       for (const fault of faults) {
         try {
-          this.dispatch(fault, attributeFault(fault, devices, { detectedAt, bootWallMs, selfModule: this.opts.selfModule }));
+          this.dispatch(fault, attributeFault(fault, devices, { detectedAt, bootWallMs, selfModule: this.opts.selfModule, restartsBefore: restartsBefore(fault) }));
         } catch (err) {
           // A failing consumer must not stop the reports after this one.
           this.opts.logger.log('err', `handing on a kernel ${fault.kind} report failed: ${err instanceof Error ? err.message : String(err)}`, {

@@ -232,6 +232,7 @@ export function checkFailureReport(f: FailureReport, classes: ReadonlyMap<string
   if (typeof f.detectedAt !== 'number' || !Number.isFinite(f.detectedAt)) return 'detectedAt is not a time';
   if (f.since !== undefined && (typeof f.since !== 'number' || !Number.isFinite(f.since))) return 'since is not a time';
   if (f.driver !== undefined && typeof f.driver !== 'string') return 'driver is not a string';
+  if (f.restartsBefore !== undefined && (!Array.isArray(f.restartsBefore) || f.restartsBefore.some((id) => typeof id !== 'string'))) return 'restartsBefore is not a list of recovery ids';
   return null;
 }
 
@@ -325,7 +326,9 @@ export class RecoveryManager {
     // An ended recovery only waits to let go of the device: a report now is a fresh failure.
     const cur = st.current?.record.endedAt === null ? st.current : null;
     let failedAgain: string | null = null;
-    if (cur?.phase === 'check') {
+    // A kernel log line written before this recovery's restart, read during its check, is the failure being recovered.
+    const stale = cur !== null && f.restartsBefore !== undefined && !f.restartsBefore.includes(cur.record.id);
+    if (cur?.phase === 'check' && !stale) {
       // The driver was restarted and its configuration replayed: the failure is back, so the restart did not cure it.
       this.failAgain(st, cur, f.kind, detail);
       failedAgain = cur.record.id;

@@ -18,7 +18,7 @@ import { csetArgv } from './amixer-contents.js';
 import { cardName, cardNumber } from './card-name.js';
 import { planMixer, planRestartMixer, type MixerStep } from './mixer-replay.js';
 import { CardHold } from './card-hold.js';
-import { readCardInterrupts } from './card-interrupts.js';
+import { parsePeriods } from './period-positions.js';
 import { HOLD_KEY, SOUND_DECLARATION, STALL_THRESHOLD_KEY } from './sound-declaration.js';
 import { SoundShadow } from './sound-shadow.js';
 import { AlsaSoundSystem, type SoundSystem } from './sound-system.js';
@@ -129,9 +129,10 @@ export function openSound(ctx: ClassContext, sys: SoundSystem): ClassRuntime {
       const det = new StreamStallDetector({
         streams: runningStreams,
         read: (card, key) => sys.readStatus(cardNumber(card), key),
-        interrupts: async (card) => {
-          const bus = shadow.card(cardNumber(card))?.identity.bus;
-          return bus ? readCardInterrupts(`/sys/bus/pci/devices/${bus}`) : null;
+        periods: async (card) => {
+          const r = await (await ctx.helper()).request(`periods sound:${card}`);
+          if (!r.ok) throw new Error(`${r.errno} ${r.message}`);
+          return parsePeriods(r.payload, card);
         },
         thresholdMs: (card) => Number(ctx.setting(card, shadow.card(cardNumber(card))?.identity.driver ?? null, STALL_THRESHOLD_KEY)),
         onReport: ctx.report,

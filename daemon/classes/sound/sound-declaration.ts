@@ -28,7 +28,7 @@ export const SOUND_RESTART_STEPS = ['mixer', 'streams', 'open'] as const;
 
 /**
  * Failures only the sound class reports: a RUNNING stream whose hardware
- * position or whose card's interrupts stopped (stream-stall-detector.ts),
+ * position or whose period interrupts stopped (stream-stall-detector.ts),
  * and a prepare the driver failed, which the helper holds for a restart
  * (prepare-held-log.ts).
  */

@@ -1,13 +1,14 @@
 // The sound class's own failure detector: a RUNNING stream whose hardware
 // position (hw_ptr in /proc/asound/cardN/pcmXY/subZ/status) stops
-// advancing, or whose card stops interrupting. A driver that stopped
+// advancing, or whose period interrupts stop. A driver that stopped
 // answering leaves its streams RUNNING with the position frozen. A card that
 // lost its interrupt often still moves the position when asked (the DMA
 // goes on), but its readers and writers, woken by period interrupts, stop:
-// its interrupt count (card-interrupts.ts), when no other device shares the
-// line, is what shows it. Either way the application hangs in a read or
-// write until the kernel fails it with EIO (the card's hold, card-hold.ts,
-// makes that wait longer than detection and restart take).
+// the stream's position at its last period interrupt, which the helper
+// reports (period-positions.ts), is what shows it. Either way the
+// application hangs in a read or write until the kernel fails it with EIO
+// (the card's hold, card-hold.ts, makes that wait longer than detection and
+// restart take).
 //
 // Cheap: the detector reads nothing unless the shadow has a stream RUNNING
 // (from the taps and the re-reads), then one small file per running stream
@@ -23,7 +24,7 @@
 // the position only at its end on some hardware).
 import type { FailureReport } from '../../core/failure-report.js';
 import type { Logger } from '../../service/log.js';
-import type { CardInterrupts } from './card-interrupts.js';
+import type { PeriodPositions } from './period-positions.js';
 import type { PcmStatus } from './proc-asound.js';
 import { STREAM_STALL } from './sound-declaration.js';
 import { PollLoop } from '../../core/poll-loop.js';
@@ -41,8 +42,8 @@ export interface StreamStallDeps {
   /** Streams to watch now: RUNNING in the shadow, on cards shadowd does not hold. */
   streams: () => readonly WatchedStream[];
   read: (card: string, key: string) => Promise<PcmStatus>;
-  /** The card's interrupt count, or null when it cannot be told (no PCI lines, gone). */
-  interrupts?: (card: string) => Promise<CardInterrupts | null>;
+  /** Each running stream's position at its last period interrupt, or null when it cannot be told. */
+  periods?: (card: string) => Promise<PeriodPositions | null>;
   thresholdMs: (card: string) => number;
   onReport: (r: FailureReport) => void;
   logger: Logger;
@@ -52,26 +53,26 @@ export interface StreamStallDeps {
   now?: () => number;
 }
 
+/**
+ * A stream as last seen. The helper lists only streams set up with period
+ * interrupts (a sound server's timer-scheduled stream has none), each of
+ * which must raise one every period from its start.
+ */
 interface Track {
   hwPtr: bigint;
   progressAt: number;
   reported: boolean;
+  irqPos: bigint | null;
+  irqMovedAt: number;
 }
 
-/**
- * A card's interrupts as last seen moving. A stream set up without period
- * interrupts (a sound server's timer scheduling) never moves the count: the
- * count says something only once it has been seen moving.
- */
-interface IrqTrack {
-  count: bigint;
-  movedAt: number;
-  moves: number;
-}
+/** A round longer than this delays detection noticeably: said in the debug log. */
+const SLOW_ROUND_MS = 1000;
 
 export class StreamStallDetector {
   private readonly tracks = new Map<string, Track>();
-  private readonly irqs = new Map<string, IrqTrack>();
+  /** The last error reading a card's interrupt positions, logged once. */
+  private readonly periodsError = new Map<string, string>();
   private readonly loop: PollLoop;
   private readonly now: () => number;
 
@@ -93,13 +94,10 @@ export class StreamStallDetector {
     const streams = this.deps.streams();
     const ids = new Set(streams.map(id));
     for (const k of this.tracks.keys()) if (!ids.has(k)) this.tracks.delete(k);
-    const cards = new Set(streams.map((s) => s.card));
-    for (const c of this.irqs.keys()) if (!cards.has(c)) this.irqs.delete(c);
-    const irqAge = new Map<string, number>();
-    for (const c of cards) {
-      const age = await this.irqAge(c);
-      if (age !== null) irqAge.set(c, age);
-    }
+    const periods = new Map<string, PeriodPositions | null>();
+    const began = this.now();
+    for (const c of new Set(streams.map((s) => s.card))) periods.set(c, await this.periodsOf(c));
+    const periodsMs = this.now() - began;
     for (const s of streams) {
       let status: PcmStatus;
       try {
@@ -114,38 +112,31 @@ export class StreamStallDetector {
         this.tracks.delete(id(s));
         continue;
       }
-      this.observe(s, status, irqAge.get(s.card) ?? null);
+      this.observe(s, status, periods.get(s.card)?.get(s.key) ?? null);
+    }
+    const roundMs = this.now() - began;
+    if (roundMs > SLOW_ROUND_MS) {
+      this.deps.logger.log('debug', `a stall detection round took ${roundMs} ms (${periodsMs} ms for the interrupt positions): stalls are seen that much later`, { SHADOWD_CLASS: 'sound', SHADOWD_COMPONENT: 'detector' });
     }
   }
 
-  /** How long the card's interrupt count has not moved (ms), or null when it cannot be told. */
-  private async irqAge(card: string): Promise<number | null> {
-    let now: CardInterrupts | null = null;
+  /** The card's interrupt positions; null when the helper cannot tell (then the position alone judges). */
+  private async periodsOf(card: string): Promise<PeriodPositions | null> {
     try {
-      now = (await this.deps.interrupts?.(card)) ?? null;
-    } catch {
-      now = null;
-    }
-    if (!now || now.shared) {
-      this.irqs.delete(card);
+      const got = (await this.deps.periods?.(card)) ?? null;
+      this.periodsError.delete(card);
+      return got;
+    } catch (err) {
+      const msg = err instanceof Error ? err.message : String(err);
+      if (this.periodsError.get(card) !== msg) {
+        this.periodsError.set(card, msg);
+        this.deps.logger.log('info', `${card}: cannot read its streams' interrupt positions (${msg}); lost interrupts are told by the position alone meanwhile`, { SHADOWD_CLASS: 'sound', SHADOWD_DEVICE: card, SHADOWD_COMPONENT: 'detector' });
+      }
       return null;
     }
-    const at = this.now();
-    const t = this.irqs.get(card);
-    if (!t) {
-      this.irqs.set(card, { count: now.count, movedAt: at, moves: 0 });
-      return 0;
-    }
-    if (now.count !== t.count) {
-      t.count = now.count;
-      t.movedAt = at;
-      t.moves++;
-      return 0;
-    }
-    return t.moves >= 2 ? at - t.movedAt : 0;
   }
 
-  private observe(s: WatchedStream, status: PcmStatus, irqAgeMs: number | null): void {
+  private observe(s: WatchedStream, status: PcmStatus, irqPos: bigint | null): void {
     const k = id(s);
     const now = this.now();
     const t = this.tracks.get(k);
@@ -154,22 +145,30 @@ export class StreamStallDetector {
       return;
     }
     if (!t) {
-      this.tracks.set(k, { hwPtr: status.hwPtr, progressAt: now, reported: false });
+      this.tracks.set(k, { hwPtr: status.hwPtr, progressAt: now, reported: false, irqPos, irqMovedAt: now });
+      this.deps.logger.log('debug', `${s.card}: watching ${s.key}, RUNNING at position ${status.hwPtr}, interrupt position ${irqPos ?? 'unknown'}`, { SHADOWD_CLASS: 'sound', SHADOWD_DEVICE: s.card, SHADOWD_COMPONENT: 'detector' });
       return;
     }
     if (status.hwPtr !== t.hwPtr) {
       t.hwPtr = status.hwPtr;
       t.progressAt = now;
     }
+    if (irqPos === null) {
+      // Unknown this round (the helper did not answer, or lists no period interrupts for it): not judged by it.
+      t.irqPos = null;
+    } else if (irqPos !== t.irqPos) {
+      t.irqPos = irqPos;
+      t.irqMovedAt = now;
+    }
     const positionStalled = now - t.progressAt;
-    const irqStalled = irqAgeMs ?? 0;
+    const irqStalled = irqPos !== null ? now - t.irqMovedAt : 0;
     if (positionStalled === 0 && irqStalled === 0) {
       t.reported = false;
       return;
     }
     const why = positionStalled >= irqStalled
       ? `its hardware position stayed at ${status.hwPtr}`
-      : `its card raised no interrupt while the position moved to ${status.hwPtr}`;
+      : `its period interrupts stopped (the last at position ${t.irqPos}) while the position moved to ${status.hwPtr}`;
     this.report(s, now, why, Math.max(positionStalled, irqStalled));
   }
 

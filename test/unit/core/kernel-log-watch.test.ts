@@ -181,6 +181,7 @@ describe('the kernel log watch', () => {
         detail: 'NETDEV WATCHDOG: eth0 (e1000): transmit queue 0 timed out 8244 ms',
         detectedAt: clock,
         since: clock - 8244,
+        restartsBefore: [],
       },
     ]);
     expect(logs.slice(1)).toMatchObject([{ priority: 'warning', message: 'eth0: kernel tx-timeout: NETDEV WATCHDOG: eth0 (e1000): transmit queue 0 timed out 8244 ms' }]);
@@ -248,6 +249,19 @@ describe('the kernel log watch', () => {
     await tick();
     expect(reports).toHaveLength(2);
     expect(logs.some((l) => l.message === 'eth1: 2 more kernel warn report(s) folded into the previous one')).toBe(true);
+  });
+
+  it("tells each report which of the helper's restarts the log showed before its line (late evidence of a failure being recovered)", async () => {
+    startWatch();
+    const watchdog = fixture('tx-timeout')[1]!;
+    const helper = (seq: number, text: string): string => `6,${seq},52900000,-;${text}`;
+    // A watchdog line, then the helper's restart (as when the log is read after the restart began).
+    kmsg.queue.push(watchdog.replace(/^(\d+),\d+,/, '$1,2000,'), helper(2001, 'shadow_helper: recovery r1: restarting net:eth0'));
+    await tick(2000);
+    // The restart's line, then a watchdog line: after it. A user's line (facility 1) that mimics the helper is not one.
+    kmsg.queue.push(helper(2002, 'shadow_helper: recovery r2: restarting net:eth0'), `14,2003,52900000,-;shadow_helper: recovery r3: restarting net:eth0`, watchdog.replace(/^(\d+),\d+,\d+,/, '$1,2004,52990000,'));
+    await tick(2000);
+    expect(reports.map((r) => r.restartsBefore)).toEqual([[], ['r1', 'r2']]);
   });
 
   it('stops watching, with an err line, when the log cannot be read', async () => {

@@ -326,6 +326,27 @@ describe('RecoveryManager', () => {
     expect(lines.some((l) => /tx-stall failure report merged into recovery/.test(l.message))).toBe(true);
   });
 
+  it('merges a kernel log report read during the check whose line came before the restart, and fails the recovery on one after it', async () => {
+    const replay = async (device: string): Promise<ReplayReport> => {
+      await new Promise((r) => setTimeout(r, 500));
+      return { device, steps: [] };
+    };
+    const m = make({}, { replay: replayer(replay) });
+    const first = m.report(failure());
+    if (first.action === 'ignored') throw new Error(first.reason);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(m.deviceState(ETH0)).toMatchObject({ recoveryId: first.id, phase: 'check' });
+    // Written before the helper's restart line: the failure being recovered, read late.
+    const late = m.report(failure({ kind: 'tx-timeout', detail: 'transmit queue 0 timed out 8244 ms', restartsBefore: ['older'] }));
+    expect(late).toMatchObject({ action: 'merged', id: first.id });
+    expect(m.deviceState(ETH0)).toMatchObject({ recoveryId: first.id, phase: 'check' });
+    // Written after it: the restart did not cure the device.
+    const after = m.report(failure({ kind: 'tx-timeout', detail: 'transmit queue 0 timed out 300 ms', restartsBefore: ['older', first.id] }));
+    expect(after.action).toBe('started');
+    await vi.advanceTimersByTimeAsync(300);
+    expect(await first.done).toMatchObject({ result: 'failed', merged: 1, error: 'the device failed again during the check (tx-timeout): transmit queue 0 timed out 300 ms' });
+  });
+
   it('fails a recovery whose device fails again during its check, and recovers the new failure within the policy, after the back-off', async () => {
     // The replay (the check phase) takes 500 ms; the stall detector reports again 200 ms into it.
     const replay = async (device: string): Promise<ReplayReport> => {

@@ -25,8 +25,9 @@ export function shadowctlFor(work: string): Ctl {
 }
 
 /**
- * The two read-only commands a benchmark polls with, `status --json` and
- * `history [CLASS:NAME] --json [--limit N]`, sent on the control socket from
+ * The read-only commands a benchmark or a scenario polls with, `status
+ * --json`, `show CLASS:NAME --json` and `history [CLASS:NAME] --json
+ * [--limit N]`, sent on the control socket from
  * this process: the requests and JSON shadowctl sends and prints, without
  * starting node for each poll (seconds under TCG on a loaded host).
  */
@@ -41,8 +42,10 @@ export function controlFor(work: string): Ctl {
       const limit = at >= 0 ? Number(rest[at + 1]) : 50;
       const device = rest.find((w, i) => !w.startsWith('--') && (at < 0 || i !== at + 1));
       params = { limit, ...(device ? { device } : {}) };
+    } else if (cmd === 'show' && rest.length === 1) {
+      params = { device: rest[0] };
     } else if (cmd !== 'status' || rest.length > 0) {
-      throw new Error(`controlFor: only status and history, not ${args.join(' ')}`);
+      throw new Error(`controlFor: only status, show and history, not ${args.join(' ')}`);
     }
     try {
       const reply = await request<unknown>(socket, cmd, params, 30_000);

@@ -245,6 +245,7 @@ const VERB_ARGS: Record<string, readonly [number, number]> = {
   restart: [2, 3],
   park: [2, 2],
   hold: [2, 2],
+  periods: [1, 1],
 };
 const RING_MAX = 2 ** 20;
 const U32_MAX = 2 ** 32 - 1;
@@ -256,7 +257,7 @@ const STAGE_KEYS: Record<string, { count: number; max: number }> = {
   clear: { count: 0, max: 0 },
 };
 /** The module's class table: each class's own commands (kmod/sh_class.c). */
-const CLASS_COMMANDS: Record<string, readonly string[]> = { net: ['txstat', 'stage'], block: [], sound: ['hold'] };
+const CLASS_COMMANDS: Record<string, readonly string[]> = { net: ['txstat', 'stage'], block: [], sound: ['hold', 'periods'] };
 const FAULTS = ['tx-hang', 'tx-hang-reset', 'fail-stop', 'lost-irq', 'fail-open', 'fail-mtu', 'fail-mac', 'fail-features', 'fail-rings', 'clear'];
 /** The block class's faults; this guest has no disk, so every block:NAME it may name is ENODEV. */
 const BLOCK_FAULTS = ['lost-irq', 'fail-stop', 'disk-error', 'clear'];
@@ -314,7 +315,7 @@ function predictCommand(text: string, env: ModelEnv): Prediction {
   const arg = (i: number): string => itemAt(args, i);
   // A class's own command for a device of a class without it.
   const cls = parseRef(arg(0))?.cls;
-  if ((verb === 'txstat' || verb === 'stage' || verb === 'hold') && cls !== undefined && !CLASS_COMMANDS[cls]?.includes(verb)) return { err: ['EOPNOTSUPP'] };
+  if ((verb === 'txstat' || verb === 'stage' || verb === 'hold' || verb === 'periods') && cls !== undefined && !CLASS_COMMANDS[cls]?.includes(verb)) return { err: ['EOPNOTSUPP'] };
   switch (verb) {
     case 'txstat':
       for (const e of refErrors(arg(0), false, env)) errs.add(e);
@@ -334,6 +335,9 @@ function predictCommand(text: string, env: ModelEnv): Prediction {
       for (const e of refErrors(arg(0), true, env)) errs.add(e);
       break;
     }
+    case 'periods':
+      for (const e of refErrors(arg(0), false, env)) errs.add(e);
+      break;
     case 'hold':
       if (!validNumber(arg(1), HOLD_MAX_MS)) errs.add('EINVAL');
       for (const e of refErrors(arg(0), true, env)) errs.add(e);
@@ -507,6 +511,10 @@ function namedCases(env: ModelEnv): [string, string][] {
     ['hold sound:card0 1000', 'ENODEV'],
     ['hold sound:card00 1000', 'EINVAL'],
     [`hold ${DEV} 1000`, 'EOPNOTSUPP'],
+    ['periods sound:card0', 'ENODEV'],
+    ['periods sound:card32', 'EINVAL'],
+    ['periods sound:card0 1', 'EINVAL'],
+    [`periods ${DEV}`, 'EOPNOTSUPP'],
     ['inject sound:card0 fail-prepare', 'ENODEV'],
     ['stage net: clear', 'EINVAL'],
     [`inject ${DEV} nosuch`, 'EINVAL'],
@@ -675,7 +683,7 @@ const GENERATORS = {
   },
   verbNoise(env) {
     return failing(env, () => {
-      const verb = pick(['txstat', 'stage', 'inject', 'restart', 'park', 'hold']);
+      const verb = pick(['txstat', 'stage', 'inject', 'restart', 'park', 'hold', 'periods']);
       const tokens = Array.from({ length: int(0, 7) }, noiseToken);
       // Often the real NIC first, so the lines reach past the name check.
       if (rand() < 0.5 && tokens.length > 0) tokens[0] = DEV;

@@ -74,17 +74,25 @@ async function playWithFault(card: Card, appName: string, fault: string, wav: st
   } else {
     player = execa(argv[0]!, argv.slice(1), { reject: false, env: app.env?.(card) });
     if (!(await waitRunning(card, app.stream, 5000))) problem(`${card.name}: ${appName}'s stream never ran`);
-    await sleep(1500);
+    await sleep(1000);
+    // The interrupt position (the helper's `periods`) moves while the card interrupts.
+    const irqBefore = await periodPosition(card, app.stream);
+    await sleep(500);
+    const irqPlaying = await periodPosition(card, app.stream);
+    if (irqBefore === null || irqBefore === irqPlaying) problem(`${card.name} ${appName}: the interrupt position did not move while playing (${irqBefore} → ${irqPlaying})`);
     const inj = await helperCommand(`inject sound:${card.name} ${fault}`);
     if (!inj.startsWith('ok injected')) problem(`${card.name}: inject ${fault}: ${inj}`);
     await sleep(300);
     const before = hwPtr(card, app.stream);
+    const irqFault = await periodPosition(card, app.stream);
     await sleep(600);
     const after = hwPtr(card, app.stream);
+    const irqAfter = await periodPosition(card, app.stream);
     stalled = before !== null && before === after;
     // Under lost-irq the DMA goes on and reading the status moves hw_ptr:
-    // only fail-stop must freeze it.
+    // only fail-stop must freeze it. Lost interrupts freeze the interrupt position.
     if (!stalled && fault === 'fail-stop') problem(`${card.name} ${appName} ${fault}: the stream went on advancing (${before} → ${after})`);
+    if (fault === 'lost-irq' && (irqFault === null || irqFault !== irqAfter)) problem(`${card.name} ${appName} lost-irq: the interrupt position moved (${irqFault} → ${irqAfter})`);
   }
   const t0 = performance.now();
   const restart = await helperCommand(`restart sound:${card.name} ${id}`);
@@ -97,6 +105,13 @@ async function playWithFault(card: Card, appName: string, fault: string, wav: st
   };
   if (r.exitCode !== 0) problem(`${card.name} ${appName} ${fault}: ${argv[0]} exited ${r.exitCode}: ${run.stderr}`);
   return run;
+}
+
+/** The helper's interrupt position of the card's first substream of `stream` (pcm0p), null when not running. */
+async function periodPosition(card: Card, stream: string): Promise<string | null> {
+  const reply = await helperCommand(`periods sound:${card.name}`);
+  if (!reply.startsWith(`ok periods sound:${card.name} running=`)) problem(`${card.name}: periods: ${reply}`);
+  return new RegExp(`\\s${stream}/sub0=(\\d+)`).exec(reply)?.[1] ?? null;
 }
 
 /** A short play on the card, to see it works: the player's exit status. */

@@ -8,17 +8,17 @@
 // "SOUND_RECOVERY <json>" line; exits 1 listing what went wrong.
 //   node dist/test/vm/guest/sound-recovery-scenario.js [--seconds S]
 //     [--faults a,b] [--apps a,b]
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import process from 'node:process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { execa, type ResultPromise } from 'execa';
-import { shadowctlFor } from './block-shadowctl.js';
+import { controlFor, shadowctlFor } from './block-shadowctl.js';
 import { loadHelper } from './nic-setup.js';
 import { startShadowd } from './shadowd-process.js';
-import { checkAppNames, loadSoundDrivers, SOUND_APPS, soundCards, soundSource, waitRunning, type Card } from './sound-apps.js';
+import { checkAppNames, hwPtr, loadSoundDrivers, SOUND_APPS, soundCards, soundSource, waitRunning, type Card } from './sound-apps.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -71,15 +71,17 @@ let daemonLog = '';
 // allows before it gives up (that give-up is the recovery-policy test's).
 const config = join(work, 'shadowd.conf');
 writeFileSync(config, '[Class sound]\nMaxRecoveries=100\nBackoffSec=0\n');
-const started = await startShadowd(work, (t) => (daemonLog += t), ['--allow-faults', '--config', config, '--log-level', 'debug']);
+const started = await startShadowd(work, (t) => (daemonLog += t.replace(/^(?=.)/gm, `[${((Date.now() - t0) / 1000).toFixed(1)} s] `)), ['--allow-faults', '--config', config, '--log-level', 'debug']);
 note(`shadowd ready in ${started.readyMs} ms`);
 const ctl = shadowctlFor(work);
+// Polls go on the control socket: starting shadowctl takes seconds under TCG, longer than a stream plays.
+const poll = controlFor(work);
 const wav = join(work, 'source.wav');
 await soundSource(wav, SECONDS);
 
 let historyError = '';
 async function recoveriesOf(card: Card): Promise<Recovery[]> {
-  const h = await ctl('history', `sound:${card.name}`, '--json');
+  const h = await poll('history', `sound:${card.name}`, '--json');
   if (h.exitCode === 0) return (JSON.parse(h.stdout) as { recoveries: Recovery[] }).recoveries;
   historyError = `${h.exitCode}: ${h.stdout}${h.stderr}`.slice(0, 300);
   return [];
@@ -99,7 +101,7 @@ async function awaitRecovery(card: Card, before: Set<string>): Promise<Recovery[
 async function shadowSeesRunning(card: Card): Promise<boolean> {
   const until = Date.now() + 10_000;
   while (Date.now() < until) {
-    const r = await ctl('show', `sound:${card.name}`, '--json');
+    const r = await poll('show', `sound:${card.name}`);
     if (r.exitCode === 0 && r.stdout.includes('"RUNNING"')) return true;
     await sleep(200);
   }
@@ -128,8 +130,16 @@ async function runWithFault(card: Card, appName: string, fault: string): Promise
     // the application has been playing for a while.
     if (!(await shadowSeesRunning(card))) problem(`${card.name}: the shadow never showed ${appName}'s stream RUNNING`);
     await sleep(1000);
+    if (hwPtr(card, app.stream) === null) problem(`${card.name} ${appName}: the stream no longer ran when the fault was to go in (the test's timing)`);
     injectedAt = performance.now();
     await inject();
+    // What the kernel and the shadow say of the stream a moment later (printed, for a run that goes wrong).
+    await sleep(300);
+    const proc = `/proc/asound/card${card.number}/${app.stream}/sub0/status`;
+    const kernel = existsSync(proc) ? readFileSync(proc, 'utf8').split('\n').filter((l) => /state|hw_ptr|appl_ptr|avail/.test(l)).join('; ') : 'closed';
+    const shadow = await poll('show', `sound:${card.name}`);
+    const streamState = /"state":\s*"([A-Z]+)"/.exec(shadow.stdout)?.[1] ?? 'none';
+    note(`${card.name} 300 ms after the fault: kernel ${kernel}; shadow ${streamState}`);
   }
   const recoveries = await awaitRecovery(card, before);
   const recoveredAfterMs = recoveries.length ? Math.round(performance.now() - injectedAt) : null;
@@ -180,7 +190,7 @@ console.log(`SOUND_RECOVERY ${JSON.stringify({
   show: show && show.exitCode === 0 ? JSON.parse(show.stdout) as unknown : show?.stderr,
   history: history.exitCode === 0 ? JSON.parse(history.stdout) as unknown : history.stderr,
   dmesg: dmesg.filter((l) => /shadow_helper|WARNING|BUG|Oops/.test(l)).slice(-40),
-  daemonLog: daemonLog.split('\n').filter((l) => /sound|card\d|error|warning/i.test(l)).slice(-80),
+  daemonLog: daemonLog.split('\n').filter((l) => /sound|card\d|error|warning/i.test(l)).slice(-150),
   problems,
 })}`);
 process.exitCode = problems.length ? 1 : 0;

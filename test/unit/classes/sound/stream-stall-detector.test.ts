@@ -7,10 +7,11 @@ import type { PcmStatus } from '../../../../daemon/classes/sound/proc-asound.js'
 import { StreamStallDetector, type WatchedStream } from '../../../../daemon/classes/sound/stream-stall-detector.js';
 import type { FailureReport } from '../../../../daemon/core/failure-report.js';
 
-function rig(periodMs: number | null = 100, irq: { count: bigint; shared: boolean } | null = null) {
+/** `irq`: the stream's position at its last period interrupt, as the helper reports it (null: no helper answer). */
+function rig(periodMs: number | null = 100, irq: bigint | null = null) {
   let now = 0;
   let status: PcmStatus = { state: 'RUNNING', ownerPid: 300, hwPtr: 0n };
-  let interrupts = irq;
+  let irqPos = irq;
   let watched: WatchedStream[] = [{ card: 'card0', key: 'pcm0p/sub0', periodMs }];
   const reports: FailureReport[] = [];
   let reads = 0;
@@ -20,20 +21,20 @@ function rig(periodMs: number | null = 100, irq: { count: bigint; shared: boolea
       reads++;
       return Promise.resolve({ ...status });
     },
-    interrupts: () => Promise.resolve(interrupts ? { ...interrupts, lines: [10] } : null),
+    periods: () => Promise.resolve(irqPos === null ? null : new Map([['pcm0p/sub0', irqPos]])),
     thresholdMs: () => 500,
     onReport: (r) => reports.push(r),
     logger: { log: () => undefined },
     driverOf: () => 'snd_ens1370',
     now: () => now,
   });
-  /** Polls every 100 ms for `ms`, the position moving by `step` frames and the card's interrupts by `irqs` each poll. */
+  /** Polls every 100 ms for `ms`, the position moving by `step` frames and the interrupt position by `irqs` each poll. */
   const run = async (ms: number, step = 0n, irqs = 0n): Promise<void> => {
     for (let t = 0; t < ms; t += 100) {
       await det.poll();
       now += 100;
       if (status.hwPtr !== null) status = { ...status, hwPtr: status.hwPtr + step };
-      if (interrupts) interrupts = { ...interrupts, count: interrupts.count + irqs };
+      if (irqPos !== null) irqPos += irqs;
     }
   };
   return {
@@ -42,7 +43,7 @@ function rig(periodMs: number | null = 100, irq: { count: bigint; shared: boolea
     run,
     reads: () => reads,
     set: (s: Partial<PcmStatus>) => (status = { ...status, ...s }),
-    setShared: (shared: boolean) => (interrupts = interrupts ? { ...interrupts, shared } : null),
+    setIrq: (v: bigint | null) => (irqPos = v),
     watch: (w: WatchedStream[]) => (watched = w),
   };
 }
@@ -113,30 +114,40 @@ describe('stream stall detector', () => {
     expect(r.reports).toEqual([]);
   });
 
-  it('reports a stream whose position moves but whose card stopped interrupting (lost interrupts), once', async () => {
-    const r = rig(100, { count: 1000n, shared: false });
-    await r.run(1000, 4800n, 2n);
+  it('reports a stream whose position moves but whose period interrupts stopped (lost interrupts), once', async () => {
+    const r = rig(100, 0n);
+    await r.run(1000, 4800n, 4800n);
     expect(r.reports).toEqual([]);
     await r.run(400, 4800n);
     expect(r.reports).toEqual([]);
     await r.run(300, 4800n);
     expect(r.reports).toHaveLength(1);
-    expect(r.reports[0]!.detail).toMatch(/^pcm0p\/sub0 is RUNNING and its card raised no interrupt while the position moved to \d+ for 500 ms \(threshold 500 ms\)$/);
+    expect(r.reports[0]!.detail).toMatch(/^pcm0p\/sub0 is RUNNING and its period interrupts stopped \(the last at position \d+\) while the position moved to \d+ for 500 ms \(threshold 500 ms\)$/);
     await r.run(1000, 4800n);
     expect(r.reports).toHaveLength(1);
     // Interrupting again, then silent again: a second report.
-    await r.run(300, 4800n, 2n);
+    await r.run(300, 4800n, 4800n);
     await r.run(700, 4800n);
     expect(r.reports).toHaveLength(2);
   });
 
-  it('does not judge by interrupts a card whose line another device shares, or that never interrupted (no period wakeups)', async () => {
-    const shared = rig(100, { count: 1000n, shared: true });
-    await shared.run(500, 4800n, 2n);
-    await shared.run(3000, 4800n);
-    expect(shared.reports).toEqual([]);
-    const quiet = rig(100, { count: 1000n, shared: false });
-    await quiet.run(3000, 4800n);
+  it('judges by interrupts from the start a stream the helper lists (one started after the card lost them), but not one it leaves out or a round it did not answer', async () => {
+    const quiet = rig(100, 0n);
+    await quiet.run(400, 4800n);
     expect(quiet.reports).toEqual([]);
+    await quiet.run(300, 4800n);
+    expect(quiet.reports).toHaveLength(1);
+    // Not listed: set up without period interrupts (a sound server's timer-scheduled stream).
+    const timer = rig(100, null);
+    await timer.run(3000, 4800n);
+    expect(timer.reports).toEqual([]);
+    const unanswered = rig(100, 0n);
+    await unanswered.run(300, 4800n, 4800n);
+    unanswered.setIrq(null);
+    await unanswered.run(3000, 4800n);
+    expect(unanswered.reports).toEqual([]);
+    // Without any helper answer the position alone judges.
+    await timer.run(1000);
+    expect(timer.reports).toHaveLength(1);
   });
 });
