@@ -130,7 +130,7 @@ export function openSound(ctx: ClassContext, sys: SoundSystem): ClassRuntime {
         streams: runningStreams,
         read: (card, key) => sys.readStatus(cardNumber(card), key),
         periods: async (card) => {
-          const r = await (await ctx.helper()).request(`periods sound:${card}`);
+          const r = await (await ctx.pollHelper()).request(`periods sound:${card}`);
           if (!r.ok) throw new Error(`${r.errno} ${r.message}`);
           return parsePeriods(r.payload, card);
         },
