@@ -87,6 +87,8 @@ export interface ClassDeclaration {
   readonly attrs: readonly string[];
   /** Failure reports the class's kernel code prints about a device, for the kernel log detector (net: the TX watchdog). */
   readonly kernelLogRules: readonly KernelLogRule[];
+  /** What a parked device is left as, for the give-up message (net: "down; nothing calls into its driver"). */
+  readonly parkedAs?: string;
 }
 
 /** What the daemon gives a class when it opens it. */

@@ -55,7 +55,7 @@ const CLEAR = 'clear';
 
 /** What the manager needs of a device class (the class's runtime, core/device-class.ts, and its declaration). */
 export interface RecoveryPort {
-  decl: Pick<ClassDeclaration, 'id' | 'noun' | 'names' | 'faults' | 'failureKinds' | 'restartSteps' | 'restartFields' | 'restartFieldsFromZero' | 'restartNames'>;
+  decl: Pick<ClassDeclaration, 'id' | 'noun' | 'names' | 'faults' | 'failureKinds' | 'restartSteps' | 'restartFields' | 'restartFieldsFromZero' | 'restartNames' | 'parkedAs'>;
   /** The device of that name the class's shadow holds (present rather than absent), or null. */
   lookup(name: string): DeviceInfo | null;
   /**
@@ -1060,7 +1060,7 @@ export class RecoveryManager {
       const reply = await (await this.helperFor(refOf(rec))).request(command);
       if (reply.ok) {
         expectPayload(command, reply.payload, expect);
-        parked = 'the device is parked (down; nothing calls into its driver)';
+        parked = `the device is parked (${this.port(refOf(rec)).decl.parkedAs ?? 'nothing calls into its driver'})`;
       } else {
         parked = `shadow_helper could not park it (${reply.errno} ${reply.message})`;
       }

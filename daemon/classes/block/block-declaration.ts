@@ -92,4 +92,5 @@ export const BLOCK_DECLARATION: ClassDeclaration = {
   ],
   attrs: ['map', 'protection'],
   kernelLogRules: [EH_GAVE_UP_LOG],
+  parkedAs: 'released, with no driver bound to its controller',
 };

@@ -108,4 +108,5 @@ export const SOUND_DECLARATION: ClassDeclaration = {
   // nothing about a failing card worth a rule: an oops, BUG or WARN is blamed
   // through moduleDevices().
   kernelLogRules: [PREPARE_HELD_RULE],
+  parkedAs: 'its streams stopped and their calls failing, so applications get an error instead of waiting',
 };

@@ -506,7 +506,8 @@ describe('RecoveryManager', () => {
     expect(helper.commands.at(-1)).toBe(`park net:eth0 ${gaveUp.id}`);
     expect(gaveUp.result).toBe('gave-up');
     expect(gaveUp.error).toMatch(new RegExp(`^3 recoveries of eth0 in the last 10 min \\(${done[0]!.id}, ${done[1]!.id}, ${done[2]!.id}\\) did not keep its driver running`));
-    expect(gaveUp.error).toMatch(/the device is parked .*; run "shadowctl recover net:eth0" once the cause is fixed$/);
+    // Parked as the class says it leaves a parked device.
+    expect(gaveUp.error).toMatch(/; the device is parked \(down; nothing calls into its driver\); run "shadowctl recover net:eth0" once the cause is fixed$/);
     expect(byId(MESSAGE_GAVE_UP)).toHaveLength(1);
     expect(byId(MESSAGE_GAVE_UP)[0]).toMatchObject({ priority: 'err', fields: { SHADOWD_PHASE: 'gave-up', SHADOWD_RECOVERY_ID: gaveUp.id } });
     expect(m.deviceState(ETH0)).toMatchObject({ gaveUp: gaveUp.id, phase: null });
