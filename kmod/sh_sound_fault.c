@@ -59,20 +59,32 @@ static snd_pcm_uframes_t sh_frozen_pointer(struct snd_pcm_substream *ss)
 	return runtime->status->hw_ptr % runtime->buffer_size;
 }
 
-/* The position as the interrupt path sees it under lost-irq: unchanged. */
-static snd_pcm_uframes_t sh_unheard_pointer(struct snd_pcm_substream *ss)
+/*
+ * The driver's own ops of @ss, or NULL once its record is gone: they stay
+ * valid outside RCU, as the sound core pins the driver while @ss is open.
+ */
+static const struct snd_pcm_ops *sh_real_ops(struct snd_pcm_substream *ss)
 {
-	snd_pcm_uframes_t (*pointer)(struct snd_pcm_substream *ss) = NULL;
+	const struct snd_pcm_ops *real = NULL;
 	struct sh_sound_sub *sub;
 
-	if (in_hardirq() || in_serving_softirq())
-		return sh_frozen_pointer(ss);
 	rcu_read_lock();
 	sub = sh_sound_sub_find(ss);
 	if (sub)
-		pointer = sub->real->pointer;
+		real = sub->real;
 	rcu_read_unlock();
-	return pointer ? pointer(ss) : sh_frozen_pointer(ss);
+	return real;
+}
+
+/* The position as the interrupt path sees it under lost-irq: unchanged. */
+static snd_pcm_uframes_t sh_unheard_pointer(struct snd_pcm_substream *ss)
+{
+	const struct snd_pcm_ops *real;
+
+	if (in_hardirq() || in_serving_softirq())
+		return sh_frozen_pointer(ss);
+	real = sh_real_ops(ss);
+	return real && real->pointer ? real->pointer(ss) : sh_frozen_pointer(ss);
 }
 
 static int sh_failing_prepare(struct snd_pcm_substream *ss)
@@ -89,8 +101,7 @@ static int sh_failing_hw_params(struct snd_pcm_substream *ss,
 /* A stopped driver does not start; stopping it still reaches the driver. */
 static int sh_failing_trigger(struct snd_pcm_substream *ss, int cmd)
 {
-	struct sh_sound_sub *sub;
-	int ret = -EIO;
+	const struct snd_pcm_ops *real;
 
 	switch (cmd) {
 	case SNDRV_PCM_TRIGGER_START:
@@ -98,12 +109,8 @@ static int sh_failing_trigger(struct snd_pcm_substream *ss, int cmd)
 	case SNDRV_PCM_TRIGGER_RESUME:
 		return -EIO;
 	}
-	rcu_read_lock();
-	sub = sh_sound_sub_find(ss);
-	if (sub && sub->real->trigger)
-		ret = sub->real->trigger(ss, cmd);
-	rcu_read_unlock();
-	return ret;
+	real = sh_real_ops(ss);
+	return real && real->trigger ? real->trigger(ss, cmd) : -EIO;
 }
 
 /* The fault layer of @sub: the driver's ops with the faulty ones in. */
