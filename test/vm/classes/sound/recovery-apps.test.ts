@@ -1,9 +1,9 @@
 // The sound class end to end with shadowd, in a real 6.1 guest with two of
 // the class's drivers (snd-ens1370, snd-intel8x0), in one boot: shadowd runs
-// as a user would run it (taps, shadow, detectors, the helper); a player, the
-// mp3 player and the speech synthesizer each play on each card while a fault
-// is injected (lost-irq, fail-stop, fail-prepare). shadowd must detect each
-// failure on its own (a stalled stream; a prepare the helper holds) and
+// as a user would run it (taps, shadow, detectors, the helper); a player and
+// the speech synthesizer each play on each card while a fault is injected
+// (lost-irq, fail-stop, fail-prepare). shadowd must detect each failure on
+// its own (a stalled stream; a prepare the helper holds) and
 // recover the card, and every application must exit 0. A manual
 // `shadowctl recover` under a playing player, and status/show/history of the
 // cards. The guest side is guest/sound-recovery-scenario.ts. The control
