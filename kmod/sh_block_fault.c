@@ -128,17 +128,32 @@ struct device *sh_block_scsi_disk_dev(struct device *sdev_dev)
 	return device_find_child(sdev_dev, NULL, sh_is_scsi_disk);
 }
 
-/* fail-stop: requests end at the queue, never reaching the driver. */
+/*
+ * fail-stop: requests end at the queue, never reaching the driver.
+ *
+ * The operations are swapped without quiescing the queue. On 6.1, a
+ * request-based dm map's clone that meets a quiesced path queue is put into
+ * the path's I/O scheduler (__blk_mq_try_issue_directly() drops its
+ * bypass_insert), and a clone of a flush was allocated without the
+ * scheduler's private data: mq-deadline counts it in but never out, and
+ * WARNs when the disk is removed (dd_exit_sched(), "i 4 m 0 d 4 c 3").
+ * Without the quiesce a dispatch under way may still run the operations it
+ * loaded: the swap waits for it (blk_mq_wait_quiesce_done()), and our
+ * queue_rq hands a request on to the driver's own when the fault was lifted
+ * after the request's dispatch loaded the copy.
+ */
 
 static blk_status_t sh_fail_queue_rq(struct blk_mq_hw_ctx *hctx,
 				     const struct blk_mq_queue_data *qd)
 {
 	struct request *rq = qd->rq;
 	struct request_queue *q = rq->q;
-	const struct blk_mq_ops *ops = q->mq_ops;
-	struct sh_block_dev *bd = container_of(ops, struct sh_block_dev,
-					       fault_ops.ro);
+	const struct blk_mq_ops *ops = READ_ONCE(q->mq_ops);
+	struct sh_block_dev *bd;
 
+	if (ops->queue_rq != sh_fail_queue_rq)
+		return ops->queue_rq(hctx, qd);
+	bd = container_of(ops, struct sh_block_dev, fault_ops.ro);
 	/*
 	 * blk-mq took a dispatch budget for the request; once queue_rq is
 	 * called it is the driver's to give back, as SCSI does when it
@@ -155,12 +170,22 @@ static blk_status_t sh_fail_queue_rq(struct blk_mq_hw_ctx *hctx,
 	return READ_ONCE(bd->status);
 }
 
+/* Until this returns, a dispatch may still run the operations it loaded. */
+static void sh_ops_wait(struct request_queue *q)
+{
+#if SH_KERNEL >= 602
+	blk_mq_wait_quiesce_done(q->tag_set);
+#else
+	blk_mq_wait_quiesce_done(q);
+#endif
+}
+
 static void sh_ops_fail(struct sh_dev *sd, blk_status_t status)
 {
 	struct sh_block_dev *bd = sh_block(sd);
 	struct request_queue *q = bd->disk->queue;
 
-	bd->status = status;
+	WRITE_ONCE(bd->status, status);
 	if (bd->ops_ours)
 		return;
 	bd->real_ops = q->mq_ops;
@@ -168,16 +193,15 @@ static void sh_ops_fail(struct sh_dev *sd, blk_status_t status)
 	bd->fault_ops.rw.queue_rq = sh_fail_queue_rq;
 	/* A batch would go to the driver's own queue_rqs(). */
 	bd->fault_ops.rw.queue_rqs = NULL;
-	blk_mq_quiesce_queue(q);
 	WRITE_ONCE(q->mq_ops, &bd->fault_ops.ro);
 	bd->ops_ours = true;
-	blk_mq_unquiesce_queue(q);
+	sh_ops_wait(q);
 }
 
 /*
- * Once the queue is quiesced no dispatch runs in our queue_rq; other
- * readers of the copy only load the driver's own functions from it, and the
- * record is freed after an RCU grace period.
+ * Once the wait returns no dispatch runs in our queue_rq; other readers of
+ * the copy only load the driver's own functions from it, and the record is
+ * freed after an RCU grace period.
  */
 static void sh_ops_restore(struct sh_dev *sd)
 {
@@ -187,10 +211,9 @@ static void sh_ops_restore(struct sh_dev *sd)
 	if (!bd->ops_ours)
 		return;
 	q = bd->disk->queue;
-	blk_mq_quiesce_queue(q);
 	WRITE_ONCE(q->mq_ops, bd->real_ops);
 	bd->ops_ours = false;
-	blk_mq_unquiesce_queue(q);
+	sh_ops_wait(q);
 	blk_mq_run_hw_queues(q, true);
 }
 
