@@ -8,15 +8,26 @@ import { modulePhases } from '../daemon/core/helper-protocol.js';
 /** C0 controls (ESC among them), DEL and C1 controls: what a terminal may act on rather than print. */
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
+/**
+ * Unicode's format characters that reorder or break what follows them
+ * rather than print: the bidirectional marks, embeddings, overrides and
+ * isolates (a device alias "\u202eexe.txt" reads as "txt.exe"), and the line
+ * and paragraph separators.
+ */
+const REORDERING = /[\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g;
 
 /**
  * A string from the system (a process's comm, a device, driver or module
  * name, a setting's value, a daemon message) as a terminal can show it: every
  * control character as \xHH, so a process named "\x1b]0;owned\x07" cannot
- * drive the terminal. Newlines and tabs too: a value stays on its line.
+ * drive the terminal, and every reordering character as \uHHHH, so a name
+ * cannot make the text around it read otherwise. Newlines and tabs too: a
+ * value stays on its line.
  */
 export function visible(text: string): string {
-  return text.replace(CONTROL, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return text
+    .replace(CONTROL, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)
+    .replace(REORDERING, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /** A daemon answer with every string in it, object keys too, passed through visible(): what the human views are given. */
