@@ -5,8 +5,12 @@
 // restarts, each fault's effect and a restart with each fault active, a
 // sticky fault coming back, bad input, a fault on a disk being removed, and
 // rmmod with faults active; then a dm-multipath map over the PIIX disk keeps
-// a writer going across a restart under lost-irq. Data written before is read
-// back after every restart. Then the disk class's kernel log rule on a real
+// a writer going across a restart under lost-irq, after fail-stop was cycled
+// on that disk under a map with ext4 and fsync writers (a helper that
+// quiesced the queue for the swap left mq-deadline counting flush clones it
+// never completed: the dd_exit_sched WARN at the disk's removal,
+// fail-stop-flush-cycles.ts). Data written before is read back after every
+// restart. Then the disk class's kernel log rule on a real
 // give-up of libata's error handler (the AHCI disk under lost-irq), and on
 // a restart, whose unload prints the same "disable device" for a disk
 // already gone. Prints one "BLOCK_RESULT <json>" line; exits 1 listing what
@@ -23,6 +27,7 @@ import process from 'node:process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { loadHelperDeps } from './helper-deps.js';
+import { failStopFlushCycles, type FlushCycleRecord } from './fail-stop-flush-cycles.js';
 import { execa, type ResultPromise } from 'execa';
 import { BLOCK_DECLARATION } from '../../../daemon/classes/block/block-declaration.js';
 import type { FailureReport } from '../../../daemon/core/failure-report.js';
@@ -33,6 +38,8 @@ const MiB = 1024 * 1024;
 /** Where each disk's pattern lives (MiB), clear of the partition table the test writes at sector 0. */
 const DATA_AT_MIB = 1;
 const DATA_MIB = 1;
+/** fail-stop cycles on the PIIX disk under a map (about 0.6 s each): a helper that quiesced the queue leaked a count every 2 to 5 of them (10 to 12 in 25 to 60). */
+const FLUSH_CYCLES = 25;
 
 interface Disk {
   name: string;
@@ -76,6 +83,8 @@ export interface Result {
   removal?: { replies: Record<string, number>; rebound: boolean };
   rmmod?: { rmmod: boolean; readsAfter: Record<string, boolean> };
   dm?: Record<string, unknown>;
+  /** fail-stop cycled on the PIIX disk under a map with ext4 and fsync writers, before the dm run. */
+  flushCycles?: FlushCycleRecord;
   noTeardown?: Record<string, unknown>;
   /** The kernel log rule (eh-gave-up-log.ts) over a restart of the PIIX unit, then over libata giving up on the AHCI disk. */
   ehGaveUp?: EhGaveUpRecord;
@@ -645,8 +654,17 @@ async function main(): Promise<void> {
   const ahciBack = await waitDisk(ahci.serial, 30_000);
   if (ahciBack) current.set(ahci.serial, ahciBack);
 
-  // dm-multipath across a restart under lost-irq.
+  // fail-stop cycles with flushes through a map: mq-deadline must count every
+  // request it took in as completed (else dmRun's restart WARNs removing the disk).
   const piixNow = current.get(piix.serial) as Disk;
+  const cycles = await failStopFlushCycles({ disk: piixNow, cycles: FLUSH_CYCLES, helper, workDir: runDir() });
+  result.flushCycles = cycles;
+  for (const f of cycles.failures) fail(`fail-stop flush cycles: ${f}`);
+  check(cycles.queuedAfter === '0 0 0', `fail-stop flush cycles: mq-deadline on ${piixNow.name} still counts requests queued with no I/O left (rt be idle: ${cycles.queuedAfter}): requests went into its scheduler without its data`);
+  // ext4 went over the disk's pattern.
+  await writePattern(piixNow);
+
+  // dm-multipath across a restart under lost-irq.
   current.set(piix.serial, await dmRun(piixNow, 'dm'));
   if (values['no-teardown-run']) {
     writeFileSync('/sys/module/shadow_helper/parameters/fast_teardown', 'N');

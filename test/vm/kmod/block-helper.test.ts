@@ -7,8 +7,13 @@
 // a restart with each fault active ends with a working disk; a sticky fault
 // comes back on the fresh disk; bad names, partitions, dm devices and
 // unknown faults get clear errors; a fault injected while the disk is being
-// removed and rmmod with faults active leave no trace; and a writer through
-// a dm-multipath map survives a restart under lost-irq with its data intact.
+// removed and rmmod with faults active leave no trace; fail-stop cycled on the
+// PIIX disk under a dm-multipath map with ext4 and fsync writers leaves
+// mq-deadline counting nothing queued (a helper that quiesced the queue for
+// the swap made it count flush clones in and never out, and WARN in
+// dd_exit_sched() when the disk went: the intermittent WARN of block
+// recovery-apps); and a writer through a dm-multipath map survives a restart
+// under lost-irq with its data intact.
 // The guest side is guest/block-helper.ts, run compiled from
 // dist/test/vm/guest/block-helper.js.
 import { existsSync, statSync } from 'node:fs';
@@ -81,6 +86,12 @@ describe('shadow_helper block class', () => {
     expect(res.fuzz?.['err ENODEV'] ?? 0).toBeGreaterThan(10);
     expect(res.removal?.rebound).toBe(true);
     expect(res.rmmod).toMatchObject({ rmmod: true });
+    // Every cycle failed the path and flushes went through it; mq-deadline counted every request out.
+    const fc = res.flushCycles;
+    expect(fc).toMatchObject({ scheduler: 'mq-deadline', queuedAfter: '0 0 0', writerErrors: [], failures: [] });
+    expect(fc?.pathFailed).toBe(fc?.cycles);
+    expect(fc?.cycles).toBeGreaterThanOrEqual(20);
+    expect(fc?.syncedWrites).toBeGreaterThanOrEqual(3 * (fc?.cycles ?? 0));
     expect(res.dm?.['writerExit']).toBe(0);
     expect(res.dm?.['dataOk']).toBe(true);
 
@@ -106,6 +117,7 @@ describe('shadow_helper block class', () => {
       `block helper: guest boot ${Math.round(r.bootToCommandMs ?? -1)} ms, total ${Math.round(r.totalMs)} ms; ` +
         `release (unbind) ms: ${releases}; dm run under lost-irq: ${JSON.stringify(res.dm)}; ` +
         `removal race replies ${JSON.stringify(res.removal?.replies)}; fuzz ${JSON.stringify(res.fuzz)}; ` +
+        `fail-stop flush cycles ${JSON.stringify(fc)}; ` +
         `libata gave up on ${eh?.ahci ?? '?'} ${eh?.reportAfterMs ?? -1} ms after the read began (SCSI timeout ${eh?.scsiTimeoutS ?? '?'} s), ` +
         `restart notices ${JSON.stringify(eh?.restartNotices)}`,
     );
