@@ -124,6 +124,8 @@ export interface ModuleDevice {
   driver: string | null;
   /** The module that driver lives in; can differ from the driver's name. */
   module: string | null;
+  /** The bus device it sits on ('' for none), where a kernel report may name it (RuleMatch.busName). */
+  bus?: string;
 }
 
 export interface ReplayStepReport {

@@ -67,6 +67,13 @@ export interface RuleMatch {
   device: string | null;
   /** The driver the kernel named, when it did: a driver name, which may differ from its module's. */
   driverName: string | null;
+  /**
+   * The bus device the kernel named beside the device ("0000:00:04.0"), when
+   * the rule reads one; '' when the kernel said the device has none. A name
+   * is unique only in its network namespace: the bus tells the host's eth0
+   * from a container's.
+   */
+  busName?: string;
   /** How long before the line the failure began, when the kernel says so; else 0. */
   startedMsBefore: number;
   /** One line for the logs and the history. */
@@ -101,6 +108,8 @@ export interface KernelFault {
   device: string | null;
   /** The driver the kernel named (a class rule's reports only): a driver name, which may differ from its module's. */
   driverName: string | null;
+  /** The bus device the kernel named beside the device (RuleMatch.busName), when it did. */
+  busName?: string;
   /** One line for the logs and the history. */
   detail: string;
   /** Kernel time (µs since boot) and sequence number of the report's first record. */
@@ -178,6 +187,7 @@ export class KernelFaultParser {
         module: null,
         device: m.device,
         driverName: m.driverName,
+        ...(m.busName !== undefined ? { busName: m.busName } : {}),
         detail: m.detail,
         usec: rec.usec,
         seq: rec.seq,

@@ -70,6 +70,11 @@ export function attributeFault(fault: KernelFault, devices: readonly ClassDevice
     const cls = fault.cls;
     const mine = devices.filter((d) => d.cls === cls);
     const named = mine.find((d) => d.name === fault.device);
+    if (fault.busName !== undefined && named?.bus !== undefined && named.bus !== fault.busName) {
+      const kernelSaid = fault.busName === '' ? 'with no bus device' : `at ${fault.busName}`;
+      const ours = named.bus === '' ? 'has no bus device' : `is at ${named.bus}`;
+      return { kind: 'ignored', why: `kernel ${fault.kind} report names ${fault.device} ${kernelSaid}, but the ${fault.device} shadowd watches ${ours}: another namespace's device of that name` };
+    }
     const byDriver = mine.find((d) => d.driver !== null && d.driver === fault.driverName);
     const driver = (named && moduleOf(named)) ?? (byDriver && moduleOf(byDriver)) ?? fault.driverName;
     if (driver === selfModule) return self(driver);

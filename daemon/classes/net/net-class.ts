@@ -70,8 +70,13 @@ function openNet(ctx: ClassContext): ClassRuntime {
       stall.start();
       return {
         onTapEvent(e) {
-          const r = txTimeoutFromTap(e, Date.now());
-          if (!r) return;
+          const outcome = txTimeoutFromTap(e, Date.now(), (name) => (shadow.record(name) ? driverOf(name) : undefined));
+          if (!outcome) return;
+          if (outcome.kind === 'ignored') {
+            ctx.logger.log('notice', `${outcome.device}: not recovering: ${outcome.why}`, { SHADOWD_COMPONENT: 'taps', SHADOWD_CLASS: 'net' });
+            return;
+          }
+          const r = outcome.report;
           ctx.logger.log('warning', `${r.device}: tx-timeout: ${r.detail}`, { SHADOWD_COMPONENT: 'taps', ...fields(r.device) });
           try {
             ctx.report(r);

@@ -1,7 +1,11 @@
 // The network class shadow in passive mode: one shadow for every NIC driver.
 // It adopts each network device that has a driver (a bus parent), applies tap
 // events to the reduced log, re-reads key groups the events do not carry the
-// values of, and re-reads everything after a gap in the event stream.
+// values of, and re-reads everything after a gap in the event stream. It
+// watches the daemon's own network namespace: an ifindex and a name are
+// unique only within one, and any user may make a namespace with an ifindex
+// 2 or an eth0 of its own, so every other namespace's event is left alone.
+import { statSync } from 'node:fs';
 import { readdir, readlink } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { runProgram } from '../../core/run-program.js';
@@ -33,6 +37,13 @@ export interface NetdevShadowDeps {
    * net_device, but the taps still see the driver let go of it and take it back.
    */
   restarting?: (name: string) => boolean;
+  /** The network namespace watched (its inode number, the taps' netns=); the daemon's own by default. */
+  netns?: number;
+}
+
+/** The inode number of this process's network namespace: what the taps print as netns= for its devices. */
+export function ownNetns(): number {
+  return statSync('/proc/self/ns/net').ino;
 }
 
 /** The network class's id (its sysfs class name). */
@@ -101,6 +112,7 @@ export class NetdevShadow {
   private readonly refreshDelayMs: number;
 
   private readonly restarting: (name: string) => boolean;
+  private readonly netns: number;
 
   constructor(
     private readonly store: ShadowStore,
@@ -113,6 +125,7 @@ export class NetdevShadow {
     this.driverOf = deps.driverOf ?? driverOfDevice;
     this.now = deps.now ?? Date.now;
     this.refreshDelayMs = deps.refreshDelayMs ?? 20;
+    this.netns = deps.netns ?? ownNetns();
   }
 
   /**
@@ -179,6 +192,8 @@ export class NetdevShadow {
   }
 
   private applyEvent(e: TapEvent): void {
+    // Another namespace's device (or hint): its ifindex and name may be those of one of ours.
+    if (e.nums['netns'] !== this.netns) return;
     const at = this.now();
     const actor: Credit = { pid: e.pid, comm: e.comm, kthread: e.nums['kthread'] === 1, seen: at };
     const ifindex = e.nums['ifindex'] ?? 0;

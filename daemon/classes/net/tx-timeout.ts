@@ -1,20 +1,41 @@
 // The kernel's TX watchdog as the taps see it: bpf/netdev-class.bt prints
 // ev=xmit_timeout from the net:net_dev_xmit_timeout tracepoint the moment
 // dev_watchdog() gives up on a queue, before the driver's own reset runs.
+// The tracepoint names the device and its driver but not its network
+// namespace, and a name is unique only within one: any user can make an eth0
+// of their own (`unshare -rn`). A timeout is ours only when the driver it
+// names is the driver of the device shadowd watches under that name; a
+// user's namespace holds only virtual devices, which have no driver to name.
 import type { FailureReport } from '../../core/failure-report.js';
 import type { TapEvent } from '../../core/tap-record.js';
 
-/** The failure an ev=xmit_timeout tap event stands for, or null for any other event. */
-export function txTimeoutFromTap(e: TapEvent, now: number): FailureReport | null {
+/** What an ev=xmit_timeout tap event means to shadowd. */
+export type TxTimeoutOutcome = { kind: 'report'; report: FailureReport } | { kind: 'ignored'; device: string; why: string };
+
+/**
+ * The failure an ev=xmit_timeout tap event stands for, or why it is not one
+ * of ours; null for any other event. `driverOf` gives the driver of the
+ * device shadowd watches by that name (undefined when it watches none).
+ */
+export function txTimeoutFromTap(e: TapEvent, now: number, driverOf: (name: string) => string | null | undefined): TxTimeoutOutcome | null {
   const device = e.strs['name'];
   if (e.call !== 'xmit_timeout' || !device) return null;
-  const driver = e.strs['driver'];
+  const driver = e.strs['driver'] ?? '';
+  const ours = driverOf(device);
+  if (ours === undefined) return { kind: 'ignored', device, why: `the kernel's TX watchdog timed out on ${device}, which shadowd does not watch` };
+  if (ours === null || driver !== ours) {
+    const named = driver === '' ? 'with no driver' : `of driver ${driver}`;
+    return { kind: 'ignored', device, why: `the kernel's TX watchdog timed out on a ${device} ${named}, but the ${device} shadowd watches has ${ours === null ? 'no driver' : `driver ${ours}`}: another namespace's device of that name` };
+  }
   return {
-    cls: 'net',
-    device,
-    kind: 'tx-timeout',
-    // The tracepoint names the driver, not its module: left to the detail, the manager knows the module.
-    detail: `kernel TX watchdog: transmit queue ${e.nums['queue'] ?? '?'} timed out${driver ? ` (driver ${driver})` : ''}`,
-    detectedAt: now,
+    kind: 'report',
+    report: {
+      cls: 'net',
+      device,
+      kind: 'tx-timeout',
+      // The tracepoint names the driver, not its module: left to the detail, the manager knows the module.
+      detail: `kernel TX watchdog: transmit queue ${e.nums['queue'] ?? '?'} timed out (driver ${driver})`,
+      detectedAt: now,
+    },
   };
 }

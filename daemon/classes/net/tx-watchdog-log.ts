@@ -1,7 +1,8 @@
 // The kernel's TX watchdog in the kernel log: the network class's rule for
 // core/kernel-faults.ts. dev_watchdog() reports a transmit queue that has
 // been stopped too long; the report names the interface, so it is blamed on
-// that device directly.
+// that device directly, and its bus device, which tells the host's eth0 from
+// an eth0 of another network namespace.
 import type { KernelLogRule, RuleMatch } from '../../core/kernel-faults.js';
 
 // Debian's 6.1.192 (and upstream since 6.9): netdev_crit() from dev_watchdog(),
@@ -21,6 +22,7 @@ export const TX_WATCHDOG_LOG: KernelLogRule = {
     return {
       device: m[3]!,
       driverName: m[1] ?? null,
+      busName: m[2] ?? '',
       startedMsBefore: Number(m[5]),
       detail: `NETDEV WATCHDOG: ${m[3]!}${m[1] ? ` (${m[1]})` : ''}: transmit queue ${m[4]!} timed out ${m[5]!} ms`,
     };

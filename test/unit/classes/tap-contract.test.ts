@@ -335,12 +335,12 @@ describe('the tap contract check', () => {
   });
 
   it('fails when a field the reducer reads is renamed in the program, or a field would not parse', () => {
-    const renamed = real.program.replace('ev=txqueuelen ifindex=%d name=%s qlen=%lu', 'ev=txqueuelen ifindex=%d name=%s len=%lu');
+    const renamed = real.program.replace('ev=txqueuelen ifindex=%d netns=%u name=%s qlen=%lu', 'ev=txqueuelen ifindex=%d netns=%u name=%s len=%lu');
     expect(renamed).not.toBe(real.program);
     expect(checkTapContract({ ...real, program: renamed })).toEqual([
       'net: the reducer reads qlen= of ev=txqueuelen, which no printf of ev=txqueuelen prints',
     ]);
-    const bareHex = real.program.replace('ev=txqueuelen ifindex=%d name=%s qlen=%lu', 'ev=txqueuelen ifindex=%d name=%s qlen=%lx');
+    const bareHex = real.program.replace('ev=txqueuelen ifindex=%d netns=%u name=%s qlen=%lu', 'ev=txqueuelen ifindex=%d netns=%u name=%s qlen=%lx');
     const line = lineOf(bareHex, 'printf("ev=txqueuelen ');
     expect(checkTapContract({ ...real, program: bareHex })).toEqual([
       `net: bpf/netdev-class.bt:${line}: ev=txqueuelen: a record it prints does not parse: field qlen="a" is not a number`,

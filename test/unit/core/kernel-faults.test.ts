@@ -85,6 +85,7 @@ describe('kernel failure reports', () => {
         module: null,
         device: 'eth0',
         driverName: 'e1000',
+        busName: '0000:00:04.0',
         detail: 'NETDEV WATCHDOG: eth0 (e1000): transmit queue 0 timed out 8244 ms',
         usec: 52927966,
         seq: 448,
@@ -96,6 +97,7 @@ describe('kernel failure reports', () => {
     expect(parseKernelFaults(['2,1,5,-;veth0 (unregistering): NETDEV WATCHDOG: CPU: 1: transmit queue 3 timed out 5004 ms'])[0]).toMatchObject({
       device: 'veth0',
       driverName: null,
+      busName: '',
       startedMsBefore: 5004,
     });
   });

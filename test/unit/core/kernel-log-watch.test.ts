@@ -61,6 +61,21 @@ describe('attributing a kernel report', () => {
     expect(attributeFault(fault('tx-timeout'), [], opts)).toMatchObject({ kind: 'reports', reports: [{ device: 'eth0', driver: 'e1000' }] });
   });
 
+  it("leaves alone a watchdog report about another namespace's device of the same name: the bus it names is not ours", () => {
+    const atBus = (bus: string): ClassDevice[] => DEVICES.map((d) => (d.name === 'eth0' ? { ...d, bus } : d));
+    // The kernel names eth0 at 0000:00:04.0: ours is there.
+    expect(attributeFault(fault('tx-timeout'), atBus('0000:00:04.0'), opts)).toMatchObject({ kind: 'reports', reports: [{ device: 'eth0' }] });
+    // A container's eth0 is another NIC (moved into its namespace) or a virtual device with no bus at all.
+    expect(attributeFault(fault('tx-timeout'), atBus('0000:00:09.0'), opts)).toEqual({
+      kind: 'ignored',
+      why: "kernel tx-timeout report names eth0 at 0000:00:04.0, but the eth0 shadowd watches is at 0000:00:09.0: another namespace's device of that name",
+    });
+    const veth = parseKernelFaults(['2,1,5,-;eth0: NETDEV WATCHDOG: CPU: 1: transmit queue 0 timed out 5004 ms'], RULES)[0]!;
+    expect(attributeFault(veth, atBus('0000:00:04.0'), opts)).toMatchObject({ kind: 'ignored', why: expect.stringContaining('names eth0 with no bus device') as unknown });
+    // A class that does not say where its devices are keeps the name's word.
+    expect(attributeFault(veth, DEVICES, opts)).toMatchObject({ kind: 'reports', reports: [{ device: 'eth0' }] });
+  });
+
   it("blames a module on the devices of every class it drives, each named with its class", () => {
     const mixed: ClassDevice[] = [...DEVICES, { cls: 'sound', name: 'card0', driver: 'pcnet32', module: 'pcnet32' }];
     expect(attributeFault(fault('ring-warn'), mixed, opts)).toMatchObject({

@@ -13,6 +13,7 @@ import { KEY_GROUPS, type DeviceSnapshot, type JsonValue, type KeyGroup } from '
 import { shadowReplay } from '../../../daemon/core/shadow-replay.js';
 import { ShadowStore } from '../../../daemon/core/shadow-store.js';
 import type { TapEvent } from '../../../daemon/core/tap-record.js';
+import { RECORDED_NETNS } from '../../fixtures/netns.js';
 
 const BUS = '0000:00:03.0';
 const ID = `bus:${BUS}`;
@@ -37,6 +38,7 @@ function rig() {
     return Promise.resolve({ identity: { ifindex: 2, name, bus: BUS }, keys });
   };
   const shadow = new NetdevShadow(store, logger, {
+    netns: RECORDED_NETNS,
     snapshot: read,
     listDevices: () => Promise.resolve([{ ifindex: 2, name: 'eth0', bus: BUS }]),
     driverOf: () => Promise.resolve('e1000'),
@@ -45,7 +47,7 @@ function rig() {
   let pid = 500;
   const event = (call: string, nums: Record<string, number>, comm: string): TapEvent => ({
     call,
-    nums: { ifindex: 2, ret: 0, ...nums },
+    nums: { ifindex: 2, netns: RECORDED_NETNS, ret: 0, ...nums },
     masks: {},
     strs: { name: 'eth0' },
     pid: pid++,

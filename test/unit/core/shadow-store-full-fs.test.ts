@@ -14,6 +14,7 @@ import { NetdevShadow } from '../../../daemon/classes/net/netdev-shadow.js';
 import type { DeviceSnapshot } from '../../../daemon/classes/net/netdev-snapshot.js';
 import { ShadowStore } from '../../../daemon/core/shadow-store.js';
 import type { TapEvent } from '../../../daemon/core/tap-record.js';
+import { RECORDED_NETNS } from '../../fixtures/netns.js';
 import type { LogFields, Priority } from '../../../daemon/service/log.js';
 
 const mountPoint = mkdtempSync(join(tmpdir(), 'store-full-fs-'));
@@ -73,7 +74,7 @@ describe.skipIf(mountError !== null)(`shadow store on a full filesystem (a tmpfs
     // Every read finds a new ring size, with a long value, so the file must grow.
     const snapshot = (name: string): Promise<DeviceSnapshot> =>
       Promise.resolve({ identity: { ifindex: 2, name, bus }, keys: { rings: { rx: ++reads, rx_mini: null, rx_jumbo: null, tx: 256 }, ifalias: 'x'.repeat(3000) + String(reads) } });
-    const shadow = new NetdevShadow(store, logger, { snapshot, listDevices: () => Promise.resolve([]), refreshDelayMs: 1 });
+    const shadow = new NetdevShadow(store, logger, { netns: RECORDED_NETNS, snapshot, listDevices: () => Promise.resolve([]), refreshDelayMs: 1 });
 
     const half = Math.floor(events.length / 2);
     shadow.applyBatch(events.slice(0, half));

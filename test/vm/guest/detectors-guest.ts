@@ -38,6 +38,8 @@ async function waitFor(what: string, ok: () => boolean, ms: number): Promise<voi
 await execa('modprobe', ['e1000']);
 await execa('modprobe', ['pcnet32']);
 const before = await readNetDevices();
+/** The devices of this namespace by name, with their drivers: what the class's shadow knows. */
+const watchedDrivers = new Map(before.map((d) => [d.name, d.driver]));
 const eth = before.find((d) => d.driver === 'e1000')?.name;
 const pcnet = before.find((d) => d.driver === 'pcnet32')?.name;
 if (!eth || !pcnet) throw new Error(`no e1000 or pcnet32 interface: ${JSON.stringify(before)}`);
@@ -63,10 +65,10 @@ const ingest = new Ingest({
   onGap: () => undefined,
   // The network class's tap detector, as net-class.ts runs it.
   onEvent: (e) => {
-    const r = txTimeoutFromTap(e, Date.now());
-    if (!r) return;
+    const r = txTimeoutFromTap(e, Date.now(), (name) => watchedDrivers.get(name));
+    if (r?.kind !== 'report') return;
     tapTs.push(Number(e.tsNs / 1000n) / 1000);
-    report(r);
+    report(r.report);
   },
 });
 const probes = await ingest.start();

@@ -4,6 +4,9 @@
 // daemon in the middle), and prints one JSON object with what shadowd holds
 // and what the tools report, for the host to compare key by key.
 // All the drivers' devices are configured side by side, watched by one shadowd.
+// Then another network namespace (what any user makes with `unshare -rn` on
+// Debian) holds devices with the NICs' very ifindexes and names, which are
+// configured, renamed and deleted: shadowd must leave its NICs' shadows alone.
 // usage: node dist/test/vm/guest/shadow-session.js DRIVER...
 import { mkdtempSync } from 'node:fs';
 import { execa, type ResultPromise } from 'execa';
@@ -147,6 +150,36 @@ const whileSniffing = await showAll();
 for (const p of tcpdumps) p.kill('SIGTERM');
 await Promise.all(tcpdumps);
 await settle();
+const beforeNamespace = await showAll();
+
+// Another namespace: a dummy device for each NIC,
+// with its ifindex and name, configured with values used nowhere else, renamed
+// and deleted. One shell runs it all inside the namespace.
+await sh(['modprobe', 'dummy', 'numdummies=0']);
+const links = JSON.parse(await sh(['ip', '-json', 'link', 'show'])) as { ifindex: number; ifname: string }[];
+const twins = links.filter((l) => devs.has(l.ifname)).map((l) => ({ name: l.ifname, ifindex: l.ifindex }));
+const NS_MTU = 1280;
+const NS_ALIAS = 'container';
+const NS_QLEN = 77;
+const inNamespace = twins.flatMap(({ name, ifindex }) => [
+  `ip link add ${name} index ${ifindex} type dummy`,
+  `ip -json link show ${name}`,
+  `ip link set ${name} mtu ${NS_MTU} address 02:00:00:00:0e:0${ifindex} txqueuelen ${NS_QLEN} alias ${NS_ALIAS}`,
+  `ip link set ${name} up promisc on allmulticast on`,
+  `ip addr add 10.99.${ifindex}.1/24 dev ${name}`,
+  `ip route add 198.51.100.0/24 via 10.99.${ifindex}.2 dev ${name}`,
+  `ip neigh add 10.99.${ifindex}.9 lladdr 02:00:00:00:00:99 dev ${name} nud permanent`,
+  `ip link set ${name} down`,
+  `ip link set ${name} name ns${ifindex}`,
+  `ip link del ns${ifindex}`,
+]);
+// An unprivileged user would run `unshare -rn`; the guest runs its command in a
+// chroot, where the kernel refuses a new user namespace (EPERM), so root makes
+// the network namespace: what the taps and shadowd see of it is the same.
+const nsOut = await sh(['unshare', '--net', 'sh', '-ec', inNamespace.join('\n')]);
+/** What the namespace's devices were: the proof the ifindexes and names collided. */
+const nsTwins = nsOut.split('\n').filter((l) => l.startsWith('[')).flatMap((l) => JSON.parse(l) as { ifindex: number; ifname: string }[]).map((l) => ({ name: l.ifname, ifindex: l.ifindex }));
+await settle();
 const final = await showAll();
 const status = await ctl<StatusResult>('status');
 const truth: Record<string, unknown> = {};
@@ -176,6 +209,7 @@ console.log(
     status,
     truth,
     ipLink,
+    namespace: { twins, nsTwins, values: { mtu: NS_MTU, alias: NS_ALIAS, txqueuelen: NS_QLEN }, before: beforeNamespace },
     steps,
     daemonLog,
   }),

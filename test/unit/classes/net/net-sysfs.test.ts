@@ -1,4 +1,4 @@
-// The network devices with their driver and module, read from a
+// The network devices with their bus device, driver and module, read from a
 // sysfs-shaped tree as the kernel lays it out (net-sysfs.ts): what the kernel
 // log detector blames a module's oops, BUG or WARN on.
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
@@ -42,11 +42,12 @@ describe('reading the network devices from sysfs', () => {
     ln('../../devices/virtual/net/lo', 'class/net/lo');
     return readNetDevices(root).then((devices) =>
       expect(devices).toEqual([
-        { name: 'eth0', driver: 'e1000', module: 'e1000' },
-        { name: 'eth1', driver: 'foo-net', module: 'snd_foo' },
-        { name: 'eth2', driver: 'builtin', module: null },
-        { name: 'eth3', driver: null, module: null },
-        { name: 'lo', driver: null, module: null },
+        { name: 'eth0', driver: 'e1000', module: 'e1000', bus: '0000:00:04.0' },
+        { name: 'eth1', driver: 'foo-net', module: 'snd_foo', bus: '0000:00:05.0' },
+        { name: 'eth2', driver: 'builtin', module: null, bus: '0000:00:06.0' },
+        { name: 'eth3', driver: null, module: null, bus: '0000:00:07.0' },
+        // No bus device: the kernel's reports name none either.
+        { name: 'lo', driver: null, module: null, bus: '' },
       ]),
     );
   });

@@ -11,6 +11,7 @@ import { NetdevShadow } from '../../../../daemon/classes/net/netdev-shadow.js';
 import type { DeviceSnapshot, JsonValue, KeyGroup } from '../../../../daemon/classes/net/netdev-snapshot.js';
 import { ShadowStore } from '../../../../daemon/core/shadow-store.js';
 import { parseTapRecord, type TapEvent } from '../../../../daemon/core/tap-record.js';
+import { RECORDED_NETNS } from '../../../fixtures/netns.js';
 
 function recordedEvents(driver: string): TapEvent[] {
   const text = readFileSync(new URL(`../../../fixtures/netdev/${driver}-session.jsonl`, import.meta.url), 'utf8');
@@ -50,7 +51,7 @@ describe('network shadow on recorded e1000, pcnet32 and e100 sessions', () => {
     const store = new ShadowStore(':memory:');
     const logger = quietLogger();
     const dev = fakeDevice(bus);
-    const shadow = new NetdevShadow(store, logger, { snapshot: dev.snapshot, listDevices: () => Promise.resolve([]), refreshDelayMs: 1 });
+    const shadow = new NetdevShadow(store, logger, { netns: RECORDED_NETNS, snapshot: dev.snapshot, listDevices: () => Promise.resolve([]), refreshDelayMs: 1 });
     // Fed in bursts, as bpftrace output arrives, with time for the re-reads in between.
     for (let i = 0; i < events.length; i += 16) {
       shadow.applyBatch(events.slice(i, i + 16));
@@ -103,7 +104,7 @@ describe('network shadow on recorded e1000, pcnet32 and e100 sessions', () => {
       asked.push(name);
       return true;
     };
-    const shadow = new NetdevShadow(store, logger, { snapshot: dev.snapshot, listDevices: () => Promise.resolve([]), refreshDelayMs: 1, restarting });
+    const shadow = new NetdevShadow(store, logger, { netns: RECORDED_NETNS, snapshot: dev.snapshot, listDevices: () => Promise.resolve([]), refreshDelayMs: 1, restarting });
     shadow.applyBatch(events);
     await shadow.settled();
     const messages = logger.lines.map((l) => `${l.priority} ${l.message}`);
@@ -116,10 +117,10 @@ describe('network shadow on recorded e1000, pcnet32 and e100 sessions', () => {
 
   it('stays bounded under 100,000 MTU changes', async () => {
     const store = new ShadowStore(':memory:');
-    const shadow = new NetdevShadow(store, quietLogger(), { snapshot: fakeDevice('0000:00:04.0').snapshot, listDevices: () => Promise.resolve([]) });
-    shadow.applyBatch([parseTapRecord('ev=register ifindex=2 name=eth0 addr=52:54:00:12:34:56 driver=e1000 bus=0000:00:04.0 ret=0 pid=1 ts=1 comm=modprobe')]);
+    const shadow = new NetdevShadow(store, quietLogger(), { netns: RECORDED_NETNS, snapshot: fakeDevice('0000:00:04.0').snapshot, listDevices: () => Promise.resolve([]) });
+    shadow.applyBatch([parseTapRecord('ev=register ifindex=2 netns=4026531840 name=eth0 addr=52:54:00:12:34:56 driver=e1000 bus=0000:00:04.0 ret=0 pid=1 ts=1 comm=modprobe')]);
     const batch: TapEvent[] = [];
-    for (let i = 0; i < 100_000; i++) batch.push(parseTapRecord(`ev=mtu ifindex=2 name=eth0 mtu=${i % 2 ? 1400 : 1500} ret=0 kthread=0 pid=9 ts=${i + 2} comm=ip`));
+    for (let i = 0; i < 100_000; i++) batch.push(parseTapRecord(`ev=mtu ifindex=2 netns=4026531840 name=eth0 mtu=${i % 2 ? 1400 : 1500} ret=0 kthread=0 pid=9 ts=${i + 2} comm=ip`));
     for (let i = 0; i < batch.length; i += 1000) shadow.applyBatch(batch.slice(i, i + 1000));
     expect(store.entries('bus:0000:00:04.0').filter((e) => e.key === 'mtu')).toEqual([expect.objectContaining({ value: 1400 })]);
     expect(store.entries('bus:0000:00:04.0').map((e) => e.key)).toContain('mtu');
@@ -131,10 +132,10 @@ describe('network shadow on recorded e1000, pcnet32 and e100 sessions', () => {
 describe('reduceEvent', () => {
   const r = (line: string) => reduceEvent(parseTapRecord(`${line} kthread=0 pid=5 ts=1 comm=x`));
   it('takes values the event carries, only from calls that succeeded', () => {
-    expect(r('ev=mtu ifindex=2 name=eth0 mtu=9000 ret=0')).toEqual([{ kind: 'set', key: 'mtu', value: 9000 }]);
-    expect(r('ev=mtu ifindex=2 name=eth0 mtu=9000 ret=-22')).toEqual([]);
-    expect(r('ev=mac ifindex=2 name=eth0 addr=02:00:00:00:00:01 ret=0')).toEqual([{ kind: 'set', key: 'mac', value: '02:00:00:00:00:01' }]);
-    expect(r('ev=flags ifindex=2 name=eth0 flags=0x1103 devflags=0x1103 gflags=0x100 ret=0')).toEqual([
+    expect(r('ev=mtu ifindex=2 netns=4026531840 name=eth0 mtu=9000 ret=0')).toEqual([{ kind: 'set', key: 'mtu', value: 9000 }]);
+    expect(r('ev=mtu ifindex=2 netns=4026531840 name=eth0 mtu=9000 ret=-22')).toEqual([]);
+    expect(r('ev=mac ifindex=2 netns=4026531840 name=eth0 addr=02:00:00:00:00:01 ret=0')).toEqual([{ kind: 'set', key: 'mac', value: '02:00:00:00:00:01' }]);
+    expect(r('ev=flags ifindex=2 netns=4026531840 name=eth0 flags=0x1103 devflags=0x1103 gflags=0x100 ret=0')).toEqual([
       { kind: 'set', key: 'admin_up', value: true },
       { kind: 'set', key: 'promisc_flag', value: true },
       { kind: 'set', key: 'allmulti_flag', value: false },
@@ -143,39 +144,79 @@ describe('reduceEvent', () => {
   });
 
   it('counts promiscuity and allmulti holders', () => {
-    expect(r('ev=promisc ifindex=2 name=eth0 inc=1 promisc=2 flags=0x1103 ret=0')).toEqual([
+    expect(r('ev=promisc ifindex=2 netns=4026531840 name=eth0 inc=1 promisc=2 flags=0x1103 ret=0')).toEqual([
       { kind: 'holder', holder: 'promiscuity', delta: 1 },
       { kind: 'set', key: 'promiscuity', value: 2 },
     ]);
-    expect(r('ev=allmulti ifindex=2 name=eth0 inc=-1 allmulti=0 flags=0x1003 ret=0')).toEqual([
+    expect(r('ev=allmulti ifindex=2 netns=4026531840 name=eth0 inc=-1 allmulti=0 flags=0x1003 ret=0')).toEqual([
       { kind: 'holder', holder: 'allmulti', delta: -1 },
       { kind: 'set', key: 'allmulti', value: 0 },
     ]);
-    expect(r('ev=promisc ifindex=2 name=eth0 inc=1 promisc=0 flags=0x1003 ret=-75')).toEqual([]);
+    expect(r('ev=promisc ifindex=2 netns=4026531840 name=eth0 inc=1 promisc=0 flags=0x1003 ret=-75')).toEqual([]);
   });
 
   it('asks for the re-reads that ethtool, features, address lists and rtnetlink call for', () => {
-    expect(r('ev=ethtool_notify ifindex=2 name=eth0 msg=17')).toEqual([{ kind: 'refresh', groups: ['rings'] }]);
-    expect(r('ev=ethtool_notify ifindex=2 name=eth0 msg=99')).toEqual([]);
-    expect(r('ev=features ifindex=2 name=eth0 features=0x1 wanted=0x1 hw=0x1 ret=1')).toEqual([{ kind: 'refresh', groups: ['features'] }]);
-    expect(r('ev=features ifindex=2 name=eth0 features=0x1 wanted=0x1 hw=0x1 ret=0')).toEqual([]);
-    expect(r('ev=mc_add_global ifindex=2 name=eth0 addr=01:00:5e:00:00:42 count=3 ret=0')).toEqual([{ kind: 'refresh', groups: ['maddr'] }]);
-    expect(r('ev=uc_add_excl ifindex=2 name=eth0 addr=02:00:00:00:11:22 count=1 ret=0')).toEqual([{ kind: 'refresh', groups: ['uc'] }]);
-    expect(r('ev=vlan_add ifindex=2 name=eth0 proto=0x8100 vid=5 ret=0')).toEqual([{ kind: 'refresh', groups: ['vlan'] }]);
-    expect(r('ev=vlan_add ifindex=2 name=eth0 proto=0x8100 vid=0 ret=0')).toEqual([]);
-    expect(r('ev=rtnl_hint group=7 type=24')).toEqual([{ kind: 'refresh-all', groups: ['route'] }]);
-    expect(r('ev=rtnl_hint group=4 type=36')).toEqual([{ kind: 'refresh-all', groups: ['qdisc'] }]);
-    expect(r('ev=ethtool_ioctl ifindex=2 name=eth0 cmd=4 ret=0')[0]).toMatchObject({ kind: 'refresh' });
-    expect(r('ev=ethtool_ioctl ifindex=0 name= cmd=4 ret=-19')).toEqual([]);
+    expect(r('ev=ethtool_notify ifindex=2 netns=4026531840 name=eth0 msg=17')).toEqual([{ kind: 'refresh', groups: ['rings'] }]);
+    expect(r('ev=ethtool_notify ifindex=2 netns=4026531840 name=eth0 msg=99')).toEqual([]);
+    expect(r('ev=features ifindex=2 netns=4026531840 name=eth0 features=0x1 wanted=0x1 hw=0x1 ret=1')).toEqual([{ kind: 'refresh', groups: ['features'] }]);
+    expect(r('ev=features ifindex=2 netns=4026531840 name=eth0 features=0x1 wanted=0x1 hw=0x1 ret=0')).toEqual([]);
+    expect(r('ev=mc_add_global ifindex=2 netns=4026531840 name=eth0 addr=01:00:5e:00:00:42 count=3 ret=0')).toEqual([{ kind: 'refresh', groups: ['maddr'] }]);
+    expect(r('ev=uc_add_excl ifindex=2 netns=4026531840 name=eth0 addr=02:00:00:00:11:22 count=1 ret=0')).toEqual([{ kind: 'refresh', groups: ['uc'] }]);
+    expect(r('ev=vlan_add ifindex=2 netns=4026531840 name=eth0 proto=0x8100 vid=5 ret=0')).toEqual([{ kind: 'refresh', groups: ['vlan'] }]);
+    expect(r('ev=vlan_add ifindex=2 netns=4026531840 name=eth0 proto=0x8100 vid=0 ret=0')).toEqual([]);
+    expect(r('ev=rtnl_hint netns=4026531840 group=7 type=24')).toEqual([{ kind: 'refresh-all', groups: ['route'] }]);
+    expect(r('ev=rtnl_hint netns=4026531840 group=4 type=36')).toEqual([{ kind: 'refresh-all', groups: ['qdisc'] }]);
+    expect(r('ev=ethtool_ioctl ifindex=2 netns=4026531840 name=eth0 cmd=4 ret=0')[0]).toMatchObject({ kind: 'refresh' });
+    expect(r('ev=ethtool_ioctl ifindex=0 netns=4026531840 name= cmd=4 ret=-19')).toEqual([]);
   });
 
   it('follows devices appearing, disappearing and being renamed', () => {
-    expect(r('ev=register ifindex=4 name=eth0 addr=52:54:00:12:34:56 driver=e1000 bus=0000:00:04.0 ret=0')).toEqual([
+    expect(r('ev=register ifindex=4 netns=4026531840 name=eth0 addr=52:54:00:12:34:56 driver=e1000 bus=0000:00:04.0 ret=0')).toEqual([
       { kind: 'registered', driver: 'e1000', bus: '0000:00:04.0' },
     ]);
-    expect(r('ev=unregister ifindex=4 name=eth0 queued=0')).toEqual([{ kind: 'unregistered' }]);
-    expect(r('ev=rename ifindex=4 name=eth0 newname=wan0 ret=0')).toEqual([{ kind: 'renamed', newName: 'wan0' }]);
-    expect(r('ev=rename ifindex=4 name=eth0 newname=eth0 ret=-17')).toEqual([]);
+    expect(r('ev=unregister ifindex=4 netns=4026531840 name=eth0 queued=0')).toEqual([{ kind: 'unregistered' }]);
+    expect(r('ev=rename ifindex=4 netns=4026531840 name=eth0 newname=wan0 ret=0')).toEqual([{ kind: 'renamed', newName: 'wan0' }]);
+    expect(r('ev=rename ifindex=4 netns=4026531840 name=eth0 newname=eth0 ret=-17')).toEqual([]);
+  });
+});
+
+describe('other network namespaces', () => {
+  it("leaves another namespace's devices alone, though their ifindex and name are those of ours", async () => {
+    const store = new ShadowStore(':memory:');
+    const logger = quietLogger();
+    const dev = fakeDevice('0000:00:04.0');
+    const shadow = new NetdevShadow(store, logger, { netns: RECORDED_NETNS, snapshot: dev.snapshot, listDevices: () => Promise.resolve([]), refreshDelayMs: 1 });
+    const ours = (rest: string): TapEvent => parseTapRecord(`${rest} kthread=0 pid=10 ts=1 comm=ip`);
+    shadow.applyBatch([ours('ev=register ifindex=2 netns=4026531840 name=eth0 addr=52:54:00:12:34:56 driver=e1000 bus=0000:00:04.0 ret=0')]);
+    shadow.applyBatch([ours('ev=mtu ifindex=2 netns=4026531840 name=eth0 mtu=1400 ret=0')]);
+    await shadow.settled();
+    const readsBefore = dev.reads.length;
+
+    // `unshare -rn` by any user: a namespace with its own ifindex 2, named eth0 too.
+    const theirs = (rest: string): TapEvent => parseTapRecord(`${rest} kthread=0 pid=666 ts=2 comm=unshare`);
+    shadow.applyBatch([
+      theirs('ev=register ifindex=2 netns=4026532210 name=eth0 addr=02:00:00:00:00:66 driver=e1000 bus=0000:00:09.0 ret=0'),
+      theirs('ev=mtu ifindex=2 netns=4026532210 name=eth0 mtu=9000 ret=0'),
+      theirs('ev=mac ifindex=2 netns=4026532210 name=eth0 addr=02:00:00:00:00:66 ret=0'),
+      theirs('ev=promisc ifindex=2 netns=4026532210 name=eth0 inc=1 promisc=1 flags=0x1103 ret=0'),
+      theirs('ev=ethtool_notify ifindex=2 netns=4026532210 name=eth0 msg=17'),
+      theirs('ev=rtnl_hint netns=4026532210 group=3 type=28'),
+      theirs('ev=rename ifindex=2 netns=4026532210 name=eth0 newname=evil ret=0'),
+      theirs('ev=unregister ifindex=2 netns=4026532210 name=evil queued=0'),
+      theirs('ev=notifier ifindex=2 netns=4026532210 name=evil event=6 ret=0'),
+    ]);
+    await shadow.settled();
+    expect(shadow.status().map((d) => [d.name, d.health])).toEqual([['eth0', 'ok']]);
+    expect(store.devices('net').map((d) => [d.name, d.present])).toEqual([['eth0', true]]);
+    const entries = store.entries('bus:0000:00:04.0');
+    expect(entries.find((e) => e.key === 'mtu')).toMatchObject({ value: 1400, actor: { pid: 10 } });
+    expect(entries.some((e) => e.actor.pid === 666)).toBe(false);
+    expect(store.holders('bus:0000:00:04.0')).toEqual([]);
+    expect(store.devices('net').map((d) => d.id)).toEqual(['bus:0000:00:04.0']);
+    // Their hints and notifications re-read nothing of ours.
+    expect(dev.reads.length).toBe(readsBefore);
+    expect(logger.lines.map((l) => l.message).filter((m) => /evil|disappeared|renamed/.test(m))).toEqual([]);
+    store.close();
   });
 });
 
@@ -185,6 +226,7 @@ describe('re-reading after gaps', () => {
     let lists = 0;
     let release: () => void = () => undefined;
     const shadow = new NetdevShadow(store, quietLogger(), {
+      netns: RECORDED_NETNS,
       snapshot: fakeDevice('0000:00:04.0').snapshot,
       // The first read of the device list waits until released; later ones answer at once.
       listDevices: () => {
@@ -209,24 +251,25 @@ describe('who gets the credit', () => {
     const store = new ShadowStore(':memory:');
     let routes: JsonValue[] = [];
     const shadow = new NetdevShadow(store, quietLogger(), {
+      netns: RECORDED_NETNS,
       snapshot: (name, groups): Promise<DeviceSnapshot> =>
         Promise.resolve({ identity: { ifindex: 2, name, bus: '0000:00:04.0' }, keys: groups.includes('route') ? { routes } : {} }),
       listDevices: () => Promise.resolve([]),
       refreshDelayMs: 1,
     });
     const ev = (line: string): TapEvent => parseTapRecord(line);
-    shadow.applyBatch([ev('ev=register ifindex=2 name=eth0 addr=52:54:00:12:34:56 driver=e1000 bus=0000:00:04.0 ret=0 kthread=0 pid=1 ts=1 comm=modprobe')]);
+    shadow.applyBatch([ev('ev=register ifindex=2 netns=4026531840 name=eth0 addr=52:54:00:12:34:56 driver=e1000 bus=0000:00:04.0 ret=0 kthread=0 pid=1 ts=1 comm=modprobe')]);
     await shadow.settled();
     // ip adds a route; a kworker's unrelated route message is read first and finds it.
     routes = [{ dst: '192.0.2.0/24', gateway: '10.0.2.2' }];
-    shadow.applyBatch([ev('ev=rtnl_hint group=11 type=24 kthread=1 pid=25 ts=2 comm=kworker/u4:1')]);
+    shadow.applyBatch([ev('ev=rtnl_hint netns=4026531840 group=11 type=24 kthread=1 pid=25 ts=2 comm=kworker/u4:1')]);
     await shadow.settled();
     expect(shadow.show('eth0').entries.find((e) => e.key === 'routes')?.setBy.comm).toBe('kworker/u4:1');
-    shadow.applyBatch([ev('ev=rtnl_hint group=7 type=24 kthread=0 pid=300 ts=3 comm=ip')]);
+    shadow.applyBatch([ev('ev=rtnl_hint netns=4026531840 group=7 type=24 kthread=0 pid=300 ts=3 comm=ip')]);
     await shadow.settled();
     expect(shadow.show('eth0').entries.find((e) => e.key === 'routes')?.setBy).toEqual({ pid: 300, comm: 'ip' });
     // A later process that changes nothing takes no credit.
-    shadow.applyBatch([ev('ev=rtnl_hint group=7 type=24 kthread=0 pid=301 ts=4 comm=ip')]);
+    shadow.applyBatch([ev('ev=rtnl_hint netns=4026531840 group=7 type=24 kthread=0 pid=301 ts=4 comm=ip')]);
     await shadow.settled();
     expect(shadow.show('eth0').entries.find((e) => e.key === 'routes')?.setBy.pid).toBe(300);
     store.close();
@@ -239,6 +282,7 @@ describe('catching up', () => {
     let msglvl = 7;
     const reads: number[] = [];
     const shadow = new NetdevShadow(store, quietLogger(), {
+      netns: RECORDED_NETNS,
       // Each read takes 30 ms and finds the message level as the device has it when the read begins.
       snapshot: async (name, groups): Promise<DeviceSnapshot> => {
         const found = msglvl;
@@ -251,8 +295,8 @@ describe('catching up', () => {
       refreshDelayMs: 60_000,
     });
     const ev = (line: string): TapEvent => parseTapRecord(line);
-    const debugSet = (pid: number): TapEvent => ev(`ev=ethtool_notify ifindex=2 name=eth0 msg=8 kthread=0 pid=${pid} ts=${pid} comm=ethtool`);
-    shadow.applyBatch([ev('ev=register ifindex=2 name=eth0 addr=52:54:00:12:34:56 driver=e1000 bus=0000:00:04.0 ret=0 kthread=0 pid=1 ts=1 comm=modprobe')]);
+    const debugSet = (pid: number): TapEvent => ev(`ev=ethtool_notify ifindex=2 netns=4026531840 name=eth0 msg=8 kthread=0 pid=${pid} ts=${pid} comm=ethtool`);
+    shadow.applyBatch([ev('ev=register ifindex=2 netns=4026531840 name=eth0 addr=52:54:00:12:34:56 driver=e1000 bus=0000:00:04.0 ret=0 kthread=0 pid=1 ts=1 comm=modprobe')]);
     await shadow.caughtUp();
     const msglvlEntry = () => store.entries('bus:0000:00:04.0').find((e) => e.key === 'msglvl');
     expect(msglvlEntry()?.value).toBe(7);

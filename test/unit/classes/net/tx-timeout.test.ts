@@ -37,15 +37,31 @@ describe('the TX watchdog tap', () => {
 
   it('changes nothing in the shadow and is a tx-timeout failure of the device it names', () => {
     expect(reduceEvent(recordedEvent())).toEqual([]);
-    expect(txTimeoutFromTap(recordedEvent(), 1234)).toEqual({
-      cls: 'net',
-      device: 'eth0',
-      kind: 'tx-timeout',
-      detail: 'kernel TX watchdog: transmit queue 0 timed out (driver e1000)',
-      detectedAt: 1234,
+    expect(txTimeoutFromTap(recordedEvent(), 1234, (name) => (name === 'eth0' ? 'e1000' : undefined))).toEqual({
+      kind: 'report',
+      report: {
+        cls: 'net',
+        device: 'eth0',
+        kind: 'tx-timeout',
+        detail: 'kernel TX watchdog: transmit queue 0 timed out (driver e1000)',
+        detectedAt: 1234,
+      },
     });
     const mtu: TapEvent = { call: 'mtu', nums: { ifindex: 2, mtu: 1400, ret: 0 }, masks: {}, strs: { name: 'eth0' }, pid: 1, tsNs: 1n, comm: 'ip' };
-    expect(txTimeoutFromTap(mtu, 1)).toBeNull();
+    expect(txTimeoutFromTap(mtu, 1, () => 'e1000')).toBeNull();
+  });
+
+  it("leaves another namespace's device of the same name alone: the driver it names is not our device's", () => {
+    const timeout = (driver: string): TapEvent => ({ ...recordedEvent(), strs: { name: 'eth0', driver } });
+    const ours = (name: string): string | null | undefined => (name === 'eth0' ? 'e1000' : undefined);
+    // A container's veth or dummy named eth0 has no bus device, so no driver.
+    const veth = txTimeoutFromTap(timeout(''), 1, ours);
+    expect(veth).toMatchObject({ kind: 'ignored', device: 'eth0' });
+    expect(veth?.kind === 'ignored' && veth.why).toMatch(/eth0 with no driver, but the eth0 shadowd watches has driver e1000: another namespace/);
+    expect(txTimeoutFromTap(timeout('virtio_net'), 1, ours)).toMatchObject({ kind: 'ignored' });
+    // A device shadowd does not watch, or one of ours with no driver bound.
+    expect(txTimeoutFromTap(timeout('e1000'), 1, () => undefined)).toMatchObject({ kind: 'ignored', why: expect.stringContaining('does not watch') as unknown });
+    expect(txTimeoutFromTap(timeout('e1000'), 1, () => null)).toMatchObject({ kind: 'ignored' });
   });
 
   it('is handed on by the ingest at once, and still goes into the batch', async () => {

@@ -26,6 +26,13 @@ interface Session {
   status: StatusResult;
   truth: Record<string, Record<string, unknown>>;
   ipLink: Record<string, { mtu: number; address: string; txqlen: number; ifalias?: string; flags: string[] }[]>;
+  /** Another network namespace with devices of the NICs' ifindexes and names (shadow-session.ts). */
+  namespace: {
+    twins: { name: string; ifindex: number }[];
+    nsTwins: { name: string; ifindex: number }[];
+    values: { mtu: number; alias: string; txqueuelen: number };
+    before: Record<string, ShowResult>;
+  };
   steps: { argv: string[]; exitCode: number }[];
   daemonLog: string;
 }
@@ -121,6 +128,22 @@ describe('passive network shadow', () => {
     // already promiscuous for the secondary unicast address, by the kernel's own count.
     expect(value(s.whileSniffing[dev]!, 'promiscuity')).toBe((value(s.final[dev]!, 'promiscuity') as number) + 1);
     expect(s.final[dev]!.holders).toEqual([]);
+  });
+
+  it("leaves the NICs' shadows alone while another namespace makes, configures, renames and deletes devices of their ifindexes and names", () => {
+    const ns = s.namespace;
+    // The collision happened: each NIC's ifindex and name existed in the user's namespace too.
+    expect(ns.twins).toHaveLength(DRIVERS.length);
+    expect(ns.nsTwins).toEqual(ns.twins);
+    for (const dev of Object.keys(s.devices)) {
+      // Nothing the namespace did reached a shadow: every entry as before, same value, setter and time.
+      expect(s.final[dev]!.entries, `${dev}${context}`).toEqual(ns.before[dev]!.entries);
+      expect(s.final[dev]!.device.name).toBe(dev);
+      expect(value(s.final[dev]!, 'mtu')).not.toBe(ns.values.mtu);
+      expect(value(s.final[dev]!, 'alias')).not.toBe(ns.values.alias);
+    }
+    expect(s.status.devices.filter((d) => d.cls === 'net').map((d) => [d.name, d.health]).sort()).toEqual(Object.keys(s.devices).map((d) => [d, 'ok']).sort());
+    expect(s.daemonLog).not.toMatch(/disappeared|\bns\d+\b/);
   });
 
   it.each(DRIVERS)('%s: kill -9 of the daemon mid-run loses nothing it had seen', (driver) => {
