@@ -1,6 +1,7 @@
 // Runs one bpftrace program (an argv array, no shell) and turns its JSON
 // output into messages. Restart and back-off policy belong to the caller.
-import { readdir, readlink } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readdir, readFile, readlink } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { startProgram } from './run-program.js';
 import { parseBpftraceLine, type BpftraceMessage } from './bpftrace-output.js';
@@ -105,10 +106,22 @@ async function bpfLinks(pid: number): Promise<number | null> {
   return targets.filter((t) => t === 'anon_inode:bpf_link' || t === 'anon_inode:[perf_event]').length;
 }
 
+/** Whether process pid's main thread waits in epoll_wait: bpftrace reading its output buffers, which it does once every probe is attached. */
+async function pollingOutput(pid: number): Promise<boolean> {
+  try {
+    return (await readFile(`/proc/${pid}/wchan`, 'utf8')).includes('epoll_wait');
+  } catch {
+    return false;
+  }
+}
+
 /**
  * bpftrace 0.17 prints attached_probes *before* it attaches them, then attaches
- * them one by one (seconds under emulation). The probes are live once its
- * attachments stop growing: wait for that, so no event after "attached" is missed.
+ * them one by one (seconds under emulation), and then waits for output in
+ * epoll_wait. The probes are live once it waits there with its attachments
+ * unchanged since the last look (or, where the wait cannot be seen, once the
+ * attachments stop growing for a while): wait for that, so no event after
+ * "attached" is missed.
  */
 async function probesLive(pid: number): Promise<void> {
   let last = -1;
@@ -119,11 +132,26 @@ async function probesLive(pid: number): Promise<void> {
     if (n === null) return; // exited: `exited` reports it
     stable = n === last ? stable + 1 : 0;
     last = n;
+    if (stable > 0 && n > 0 && (await pollingOutput(pid))) return;
   }
 }
 
+/** util-linux's setpriv, which can give its program a parent-death signal; null where there is none. */
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p)) ?? null;
+
+/**
+ * bpftrace's argv. Under setpriv --pdeathsig, bpftrace is killed as soon as
+ * the daemon dies (a kill -9, a crash outside systemd, whose cgroup would end
+ * it too): its probes do not stay attached with nobody reading them, and do
+ * not slow the next daemon's start, which attaches the same points again.
+ */
+export function bpftraceArgv(bpftrace: string, program: string, setpriv: string | null = SETPRIV): [string, string[]] {
+  const args = ['-f', 'json', program];
+  return setpriv ? [setpriv, ['--pdeathsig', 'KILL', '--', bpftrace, ...args]] : [bpftrace, args];
+}
+
 export function startBpftrace(opts: BpftraceOptions): BpftraceRun {
-  const child = startProgram(opts.bpftrace ?? 'bpftrace', ['-f', 'json', opts.program]);
+  const child = startProgram(...bpftraceArgv(opts.bpftrace ?? 'bpftrace', opts.program));
   const stderrTail = new TextTail(STDERR_TAIL_CHARS);
   let resolveAttached!: (n: number) => void;
   let rejectAttached!: (e: Error) => void;

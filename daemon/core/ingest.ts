@@ -7,6 +7,7 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
+import { performance } from 'node:perf_hooks';
 import { startBpftrace, type BpftraceRun } from './bpftrace-process.js';
 import type { SyncMarker } from './device-class.js';
 import type { Logger } from '../service/log.js';
@@ -220,6 +221,7 @@ export class Ingest {
   private launch(): Promise<number> {
     const { logger } = this.opts;
     this.stats.state = this.stats.restarts > 0 ? 'restarting' : 'starting';
+    logger.log('debug', `starting bpftrace ${this.opts.program} at ${Math.round(performance.now())} ms`, { SHADOWD_COMPONENT: 'ingest', SHADOWD_CLASS: this.opts.cls });
     const run = startBpftrace({
       program: this.opts.program,
       bpftrace: this.opts.bpftrace,
@@ -250,6 +252,8 @@ export class Ingest {
             this.opts.onGap(`${msg.count} tap events lost`);
             break;
           case 'attached':
+            logger.log('debug', `bpftrace compiled the taps (${msg.probes} probes) at ${Math.round(performance.now())} ms; waiting until they are live`, { SHADOWD_COMPONENT: 'ingest', SHADOWD_CLASS: this.opts.cls });
+            break;
           case 'other':
             break;
         }
@@ -259,7 +263,7 @@ export class Ingest {
     const attachedAt = run.attached.then((probes) => {
       this.stats.state = 'attached';
       this.stats.probes = probes;
-      logger.log('info', `taps attached: ${probes} probes`, { SHADOWD_COMPONENT: 'ingest', SHADOWD_CLASS: this.opts.cls });
+      logger.log('info', `taps attached: ${probes} probes (at ${Math.round(performance.now())} ms)`, { SHADOWD_COMPONENT: 'ingest', SHADOWD_CLASS: this.opts.cls });
       this.opts.onAttached?.(probes);
       return { probes, at: Date.now() };
     });

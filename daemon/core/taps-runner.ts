@@ -57,9 +57,20 @@ export class TapsRunner {
 
   /** Attaches every class's taps; rejects, naming the class, if one cannot attach. */
   async start(): Promise<void> {
+    await Promise.all(this.startEach().values());
+  }
+
+  /**
+   * Starts every class's taps at once and gives, by class, what resolves once
+   * that class's taps are attached and live (or rejects, naming the class):
+   * a class may read its devices as soon as its own taps are live, while the
+   * others still attach.
+   */
+  startEach(): Map<string, Promise<void>> {
     const load = this.opts.loadModules ?? modprobe;
-    await Promise.all(
-      [...this.taps.values()].map(async (t) => {
+    const started = new Map<string, Promise<void>>();
+    for (const t of this.taps.values()) {
+      const attached = (async () => {
         const modules = t.decl.tapModules ?? [];
         if (modules.length > 0) {
           // Not fatal here: bpftrace says which probe has no function if a module is still missing.
@@ -70,8 +81,12 @@ export class TapsRunner {
         await t.ingest.start().catch((err: unknown) => {
           throw new Error(`the ${t.decl.id} class's taps (${t.decl.tapProgram}): ${err instanceof Error ? err.message : String(err)}`);
         });
-      }),
-    );
+      })();
+      // Whoever stops waiting on one (another class failed first) must not leave it unhandled.
+      attached.catch(() => undefined);
+      started.set(t.decl.id, attached);
+    }
+    return started;
   }
 
   /** Hands the class's events to its runtime from now on, after those that waited for its first read. */

@@ -5,6 +5,7 @@
 // reloads the configuration). main.ts parses the arguments and starts it.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { ClassSet } from '../core/class-set.js';
 import type { ClassRuntime, DeviceClass } from '../core/device-class.js';
 import type { DeviceRef } from '../core/device-ref.js';
@@ -82,6 +83,7 @@ export class ShadowdService {
   /** Starts everything; throws StartError (already logged) when it cannot. Resolves once ready. */
   async start(): Promise<void> {
     const { logger, notify } = this.opts;
+    this.phase('modules loaded');
     const configured = RunningConfig.start({
       path: this.opts.configPath,
       classes: this.classes,
@@ -132,14 +134,10 @@ export class ShadowdService {
     } catch (err) {
       throw this.fatal(`cannot open the state in ${this.opts.stateDir}`, err);
     }
+    this.phase('state opened');
 
     this.taps = new TapsRunner(this.classes.all, { logger, bpftrace: this.opts.bpftrace });
     notify.status(`attaching the taps of ${this.classes.ids.join(', ')} (bpftrace compiles them)`);
-    try {
-      await this.taps.start();
-    } catch (err) {
-      throw this.fatal('cannot attach the taps', err);
-    }
     // The recovery manager exists once the shadows are ready; until then nothing restarts.
     let held: (ref: DeviceRef) => boolean = () => false;
     const report = (f: Parameters<RecoveryManager['report']>[0]): void => void this.recovery.report(f);
@@ -148,7 +146,25 @@ export class ShadowdService {
       driverOf: (ref) => this.runtimes.get(ref.cls)?.lookup(ref.name)?.driver ?? null,
       logger,
     });
-    for (const cls of this.classes.all) {
+    // Every class's bpftrace starts at once (compiling and attaching take seconds each
+    // under emulation); a class reads its devices as soon as its own taps are live,
+    // beside the others still attaching: what changes after its taps are live is seen
+    // by them, and held until its first read is done (TapsRunner.attach).
+    const tapsLive = this.taps.startEach();
+    // The first failure stops the start and is logged; another class's after it is not.
+    let failed = false;
+    const fail = (what: string, err: unknown): StartError => {
+      const e = failed ? new StartError(`${what}: ${messageOf(err)}`) : this.fatal(what, err);
+      failed = true;
+      return e;
+    };
+    const openClass = async (cls: DeviceClass): Promise<void> => {
+      try {
+        await tapsLive.get(cls.id);
+      } catch (err) {
+        throw fail('cannot attach the taps', err);
+      }
+      this.phase(`${cls.id} taps attached`);
       notify.status(`${this.taps.stats().probes} taps attached; reading the ${cls.title} devices`);
       const runtime = cls.open({
         logger,
@@ -164,11 +180,17 @@ export class ShadowdService {
       try {
         await runtime.resync('start-up');
       } catch (err) {
-        throw this.fatal(`cannot read the ${cls.title} devices`, err);
+        throw fail(`cannot read the ${cls.title} devices`, err);
       }
+      this.phase(`${cls.id} devices read`);
       this.runtimes.set(cls.id, runtime);
       this.taps.attach(cls.id, runtime);
-    }
+    };
+    await Promise.all(this.classes.all.map(openClass));
+    // In the classes' order, whichever read its devices first: status lists them so.
+    const opened = new Map(this.runtimes);
+    this.runtimes.clear();
+    for (const cls of this.classes.all) this.runtimes.set(cls.id, opened.get(cls.id)!);
 
     notify.status('loading the recovery history');
     try {
@@ -209,6 +231,7 @@ export class ShadowdService {
     } catch (err) {
       throw this.fatal('cannot open the recovery history', err);
     }
+    this.phase('recovery history loaded');
 
     this.detectors = startDetectors({
       logger,
@@ -218,6 +241,7 @@ export class ShadowdService {
       classes: new Map(this.classes.all.map((c) => [c.id, () => this.runtime(c.id).startDetectors()])),
     });
     for (const [cls, d] of this.detectors.classes) this.taps.onTapEvent(cls, d.onTapEvent ? (e) => d.onTapEvent?.(e) : null);
+    this.phase('detectors started');
 
     const socketPath = join(this.opts.runtimeDir, 'control.sock');
     try {
@@ -238,8 +262,10 @@ export class ShadowdService {
     });
     this.metricsWriter.configure(this.running.config.daemon.metricsTextfile, this.running.config.daemon.metricsIntervalSec);
 
+    this.phase('control socket listening');
     // Ready: taps attached, state loaded, socket listening. Units ordered after shadowd start now.
     notify.ready(this.runningStatus());
+    this.phase('ready');
     notify.startWatchdog();
     this.started = true;
     logger.log('notice', `shadowd ${this.opts.version} ready: ${this.taps.stats().probes} probes attached, ${this.devices().length} device(s) of ${this.classes.ids.join(', ')}, control socket ${socketPath}`);
@@ -364,6 +390,11 @@ export class ShadowdService {
       this.opts.logger.log('err', `reloading the configuration failed: ${messageOf(err)}`);
       this.opts.notify.ready(`${this.runningStatus()}; the last reload failed`);
     }
+  }
+
+  /** A debug line per start-up phase, with the time since the process started: where a slow start goes. */
+  private phase(what: string): void {
+    this.opts.logger.log('debug', `start-up: ${what} at ${Math.round(performance.now())} ms`, { SHADOWD_COMPONENT: 'start-up' });
   }
 
   private fatal(what: string, err: unknown): StartError {
