@@ -1,0 +1,64 @@
+// Start-up time and footprint: boots the guest with a device of every class
+// (e1000, ES1370, a disk on PIIX IDE), starts shadowd ROUNDS times and once
+// more right after a `kill -9` of a ready daemon, and prints for each start
+// the time to ready with the daemon's phases and each class's bpftrace
+// (spawned, compiled, probes live), and the peak resident memory of the
+// daemon and of its bpftrace processes. Goals (issue 15): ready in under 5 s
+// in the guest with every class's taps; the whole service within 180 MB.
+// usage: node dist/bench/startup.js [--rounds N]
+import { parseArgs } from 'node:util';
+import { describeGuestRun, runInGuest } from '../test/vm/rig/guest.js';
+import { repoPath } from '../test/vm/rig/repo-path.js';
+import type { StartFigures } from '../test/vm/guest/startup-bench.js';
+
+const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' } } });
+const rounds = Number(values.rounds);
+if (!Number.isInteger(rounds) || rounds < 1) {
+  console.error('usage: startup.js [--rounds N]  (N: a positive integer, default 3)');
+  process.exit(2);
+}
+const READY_GOAL_MS = 5_000;
+const RSS_GOAL_MB = 180;
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+const sec = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
+
+const r = await runInGuest({
+  command: ['node', repoPath('dist/test/vm/guest/startup-bench.js'), String(rounds), 'e1000', 'snd-ens1370', 'ata_piix'],
+  devices: ['e1000', 'es1370', 'piix-ide'],
+  timeoutMs: 300_000 + rounds * 240_000,
+});
+const line = r.stdout.split('\n').find((l) => l.startsWith('STARTUP_RESULT '));
+if (r.exitCode !== 0 || r.kernelProblems.length > 0 || !line) {
+  console.error(describeGuestRun(r, 'start-up bench'));
+  process.exit(1);
+}
+process.stdout.write(r.stdout.split('\n').filter((l) => !l.startsWith('STARTUP_RESULT ')).join('\n'));
+const { starts } = JSON.parse(line.slice('STARTUP_RESULT '.length)) as { starts: StartFigures[] };
+const fresh = starts.filter((s) => s.kind === 'fresh');
+const killed = starts.find((s) => s.kind === 'after-kill-9');
+const phaseNames = [...new Set(fresh.flatMap((s) => Object.keys(s.phases)))];
+console.log(`\nshadowd start-up in the guest (${rounds} starts; e1000, ES1370, PIIX disk), ms since the daemon's process started, median:`);
+for (const p of phaseNames) console.log(`  ${p.padEnd(28)} ${sec(median(fresh.map((s) => s.phases[p] ?? NaN)))}`);
+for (const cls of [...new Set(fresh.flatMap((s) => s.bpftrace.map((b) => b.cls)))]) {
+  const of = fresh.map((s) => s.bpftrace.find((b) => b.cls === cls)).filter((b) => b !== undefined);
+  const m = (f: (b: (typeof of)[number]) => number | null): string => sec(median(of.map((b) => f(b) ?? NaN)));
+  console.log(`  bpftrace ${cls.padEnd(6)} spawned ${m((b) => b.spawnedMs)}, compiled ${m((b) => b.compiledMs)}, probes live ${m((b) => b.liveMs)} (${String(of[0]?.probes)} probes), peak RSS ${(Math.max(...of.map((b) => b.peakRssKb)) / 1024).toFixed(0)} MB`);
+}
+const ready = median(fresh.map((s) => s.readyMs));
+const rss = Math.max(...starts.map((s) => s.totalPeakRssKb)) / 1024;
+console.log(`ready (the daemon's ready line, from spawn): median ${sec(ready)} (min ${sec(Math.min(...fresh.map((s) => s.readyMs)))}, max ${sec(Math.max(...fresh.map((s) => s.readyMs)))}); goal < ${sec(READY_GOAL_MS)}: ${ready < READY_GOAL_MS ? 'met' : 'MISSED'}`);
+console.log(`shadowctl status answering, from spawn: median ${sec(median(fresh.map((s) => s.statusMs)))}`);
+if (killed) {
+  console.log(`after kill -9: ready ${sec(killed.readyMs)}; ${String(killed.leftoverBpftrace)} bpftrace of the killed daemon still running at the start${killed.leftoverGoneMs === null ? ', still running when it was ready' : `, gone ${sec(killed.leftoverGoneMs ?? 0)} after the kill`}`);
+}
+const nowSums = fresh.map((f) => {
+  const all = [f.daemonNow, ...f.bpftrace.map((b) => b.now)].filter((m) => m !== undefined);
+  return { rss: all.reduce((n, m) => n + m.rssKb, 0) / 1024, pss: all.reduce((n, m) => n + m.pssKb, 0) / 1024 };
+});
+console.log(`once ready, daemon + bpftrace: RSS ${median(nowSums.map((x) => x.rss)).toFixed(0)} MB, PSS ${median(nowSums.map((x) => x.pss)).toFixed(0)} MB (shared libraries counted once), median`);
+console.log(`peak RSS: daemon ${(Math.max(...starts.map((s) => s.daemonPeakRssKb)) / 1024).toFixed(0)} MB, daemon + bpftrace ${rss.toFixed(0)} MB at most; goal <= ${RSS_GOAL_MB} MB: ${rss <= RSS_GOAL_MB ? 'met' : 'MISSED'}`);
