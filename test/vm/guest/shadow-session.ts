@@ -21,6 +21,9 @@ if (drivers.length === 0) throw new Error('usage: shadow-session.js DRIVER...');
 const work = mkdtempSync('/tmp/shadowd-session-');
 const env = shadowdEnv(work);
 const steps: { argv: string[]; exitCode: number | undefined; stderr: string }[] = [];
+const sessionStart = Date.now();
+/** Where the session is, on stderr: the guest's story if it hangs or times out. */
+const phase = (what: string): void => void process.stderr.write(`[${((Date.now() - sessionStart) / 1000).toFixed(1)} s] ${what}\n`);
 /** perl -e MTU_TOGGLER DEV N: N SIOCSIFMTU ioctls alternating 1500 and 1400. */
 const MTU_TOGGLER = `use Socket;
 socket(my $s, AF_INET, SOCK_DGRAM, 0) or die "socket: $!";
@@ -89,7 +92,9 @@ const showAll = async (): Promise<Record<string, ShowResult>> => {
 
 // Configured before shadowd starts: the start-up snapshot must pick this up.
 await each((dev) => sh(['ip', 'link', 'set', dev, 'mtu', '1400']));
+phase('starting shadowd');
 const readyMs = await startDaemon();
+phase(`shadowd ready in ${readyMs} ms`);
 
 // A burst of MTU changes on one device (down, so the driver does not reset the
 // NIC each time), through the ioctl an old tool would use: the shadow must end
@@ -102,6 +107,7 @@ const burstStarted = Date.now();
 await sh(['perl', '-e', MTU_TOGGLER, burstDev!, String(TOGGLES)]);
 await settle();
 const burstMs = Date.now() - burstStarted;
+phase(`MTU burst applied in ${burstMs} ms`);
 const burstEvents = (await ctl<StatusResult>('status')).taps.events;
 
 await each(async (dev, i) => {
@@ -126,12 +132,14 @@ await each(async (dev, i) => {
 // The daemon dies mid-run: what it saw must survive, what happens while it is down must be caught up.
 await settle();
 const beforeKill = await showAll();
+phase('configured; kill -9 of shadowd');
 await killDaemon('SIGKILL');
 await each(async (dev) => {
   await sh(['ip', 'link', 'set', dev, 'txqueuelen', '500']);
   await sh(['ip', 'link', 'set', dev, 'alias', 'uplink']);
 });
 const restartMs = await startDaemon();
+phase(`shadowd back in ${restartMs} ms`);
 const afterRestart = await showAll();
 
 await each(async (dev) => {
@@ -176,11 +184,13 @@ const inNamespace = twins.flatMap(({ name, ifindex }) => [
 // An unprivileged user would run `unshare -rn`; the guest runs its command in a
 // chroot, where the kernel refuses a new user namespace (EPERM), so root makes
 // the network namespace: what the taps and shadowd see of it is the same.
+phase('another network namespace');
 const nsOut = await sh(['unshare', '--net', 'sh', '-ec', inNamespace.join('\n')]);
 /** What the namespace's devices were: the proof the ifindexes and names collided. */
 const nsTwins = nsOut.split('\n').filter((l) => l.startsWith('[')).flatMap((l) => JSON.parse(l) as { ifindex: number; ifname: string }[]).map((l) => ({ name: l.ifname, ifindex: l.ifindex }));
 await settle();
 const final = await showAll();
+phase('final reads');
 const status = await ctl<StatusResult>('status');
 const truth: Record<string, unknown> = {};
 const ipLink: Record<string, unknown> = {};
