@@ -37,7 +37,7 @@ export interface IngestOptions {
   onAttached?: (probes: number) => void;
   /** Every event as it arrives, before batching, for the class's detectors (it also goes into the batch). */
   onEvent?: (event: TapEvent) => void;
-  /** The class's marker for sync(). */
+  /** The marker sync() uses unless it is given another (a class's, where the program has several classes' taps). */
   marker: SyncMarker;
   initialBackoffMs?: number;
   maxBackoffMs?: number;
@@ -105,6 +105,8 @@ function startMarker(argv: readonly string[], cpu: number): MarkerProcess {
 interface Barrier {
   /** pid → CPU of the markers whose event has not come yet. */
   waiting: Map<number, number>;
+  /** Whether an event is this barrier's kind of marker (the class's, where one program has several classes' taps). */
+  isMarker: (e: TapEvent) => boolean;
   settle: (err?: Error) => void;
 }
 
@@ -144,15 +146,16 @@ export class Ingest {
    * a marker cannot run on its CPU, bpftrace exits, or the markers take longer
    * than timeoutMs (the kernel dropped one, say).
    */
-  sync(timeoutMs = SYNC_TIMEOUT_MS): Promise<void> {
+  sync(timeoutMs = SYNC_TIMEOUT_MS, marker: SyncMarker = this.opts.marker): Promise<void> {
     if (this.stats.state !== 'attached' || this.run === null) return Promise.reject(new IngestSyncError(`the taps are not attached (${this.stats.state})`));
     const cpuList = (this.opts.cpus ?? onlineCpus)();
-    const argv = this.opts.marker.argv;
+    const argv = marker.argv;
     const start = this.opts.startMarker ?? ((cpu: number) => startMarker(argv, cpu));
     return new Promise<void>((resolve, reject) => {
       const waiting = new Map<number, number>();
       const barrier: Barrier = {
         waiting,
+        isMarker: (e) => marker.isMarker(e),
         settle: (err) => {
           if (!this.barriers.delete(barrier)) return;
           clearTimeout(timer);
@@ -189,8 +192,8 @@ export class Ingest {
 
   /** A marker event of a pending sync(): everything before it is handed on first. Returns whether it was one. */
   private marker(e: TapEvent): boolean {
-    if (this.barriers.size === 0 || !this.opts.marker.isMarker(e)) return false;
-    const mine = [...this.barriers].filter((b) => b.waiting.has(e.pid));
+    if (this.barriers.size === 0) return false;
+    const mine = [...this.barriers].filter((b) => b.waiting.has(e.pid) && b.isMarker(e));
     if (mine.length === 0) return false;
     this.flush();
     for (const b of mine) {

@@ -136,7 +136,7 @@ export class ShadowdService {
     }
     this.phase('state opened');
 
-    this.taps = new TapsRunner(this.classes.all, { logger, bpftrace: this.opts.bpftrace });
+    this.taps = new TapsRunner(this.classes.all, { logger, bpftrace: this.opts.bpftrace, programDir: this.opts.runtimeDir });
     notify.status(`attaching the taps of ${this.classes.ids.join(', ')} (bpftrace compiles them)`);
     // The recovery manager exists once the shadows are ready; until then nothing restarts.
     let held: (ref: DeviceRef) => boolean = () => false;
@@ -146,10 +146,9 @@ export class ShadowdService {
       driverOf: (ref) => this.runtimes.get(ref.cls)?.lookup(ref.name)?.driver ?? null,
       logger,
     });
-    // Every class's bpftrace starts at once (compiling and attaching take seconds each
-    // under emulation); a class reads its devices as soon as its own taps are live,
-    // beside the others still attaching: what changes after its taps are live is seen
-    // by them, and held until its first read is done (TapsRunner.attach).
+    // The classes read their devices side by side, each as soon as its taps are live
+    // (one bpftrace runs them all): what changes after the taps are live is seen by
+    // them, and held until the class's first read is done (TapsRunner.attach).
     const tapsLive = this.taps.startEach();
     // The first failure stops the start and is logged; another class's after it is not.
     let failed = false;

@@ -1,12 +1,16 @@
 // The taps runner's loading of a class's tapModules (the sound class's
 // snd and snd-pcm) before its bpftrace attaches, with a stand-in for
 // bpftrace (test/unit/fake/bpftrace.sh) that prints a recorded attach.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { NET_DECLARATION } from '../../../daemon/classes/net/net-declaration.js';
-import type { ClassDeclaration } from '../../../daemon/core/device-class.js';
+import type { ClassDeclaration, ClassRuntime } from '../../../daemon/core/device-class.js';
+import type { TapEvent } from '../../../daemon/core/tap-record.js';
+import { eventClasses, mergePrograms } from '../../../daemon/core/tap-program.js';
+import { BLOCK_DECLARATION } from '../../../daemon/classes/block/block-declaration.js';
+import { SOUND_DECLARATION } from '../../../daemon/classes/sound/sound-declaration.js';
 import { TapsRunner } from '../../../daemon/core/taps-runner.js';
 import type { LogFields, Priority } from '../../../daemon/service/log.js';
 
@@ -22,18 +26,19 @@ describe('taps runner: a class\'s tap modules', () => {
     logs = [];
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  const opts = () => ({ logger, bpftrace: FAKE, programDir: dir });
 
+  // A class program whose first line the fake bpftrace prints as bpftrace's attach (the merged program keeps it: definitions come first).
   function decl(id: string, tapModules?: string[]): ClassDeclaration {
-    const program = join(dir, `${id}.jsonl`);
-    writeFileSync(program, ATTACHED + '\n');
-    return { ...NET_DECLARATION, id, tapProgram: program, ...(tapModules ? { tapModules } : {}) };
+    const program = join(dir, `${id}.bt`);
+    writeFileSync(program, `${ATTACHED}\nkprobe:${id}_fn { printf("ev=${id}_ev pid=%d\\n", pid); }\n`);
+    return { ...NET_DECLARATION, id, tapProgram: program, tapEvents: [`${id}_ev`], ...(tapModules ? { tapModules } : {}) };
   }
 
   it('loads them before the class attaches, and only for classes that have some', async () => {
     const order: string[] = [];
     const runner = new TapsRunner([decl('sound', ['snd', 'snd-pcm']), decl('net')], {
-      logger,
-      bpftrace: FAKE,
+      ...opts(),
       loadModules: (m) => {
         order.push(`load ${m.join(' ')}`);
         return Promise.resolve();
@@ -48,8 +53,7 @@ describe('taps runner: a class\'s tap modules', () => {
 
   it('still attaches when loading fails, and says which modules the taps need', async () => {
     const runner = new TapsRunner([decl('sound', ['snd', 'snd-pcm'])], {
-      logger,
-      bpftrace: FAKE,
+      ...opts(),
       loadModules: () => Promise.reject(new Error('modprobe -a snd snd-pcm: Module snd not found')),
       ingest: { probesLive: () => Promise.resolve() },
     });
@@ -61,5 +65,60 @@ describe('taps runner: a class\'s tap modules', () => {
       fields: { SHADOWD_CLASS: 'sound' },
     });
     await runner.stop();
+  });
+
+  it('runs every class in one bpftrace, from one merged program, and gives each class its own events', async () => {
+    const runner = new TapsRunner([decl('sound'), decl('net')], { ...opts(), loadModules: () => Promise.resolve(), ingest: { probesLive: () => Promise.resolve() } });
+    await runner.start();
+    const merged = readFileSync(join(dir, `taps-${process.pid}.bt`), 'utf8');
+    expect(merged.match(/^kprobe:/gm)).toHaveLength(2);
+    expect(runner.stats()).toMatchObject({ state: 'attached', probes: 2, byClass: { sound: { state: 'attached' }, net: { state: 'attached' } } });
+    await runner.stop();
+    expect(existsSync(join(dir, `taps-${process.pid}.bt`))).toBe(false);
+  });
+
+  it('hands each class the events its program prints, and only those', async () => {
+    const withEvent = (id: string) => {
+      const d = decl(id);
+      const event = JSON.stringify({ type: 'printf', data: `ev=${id}_ev kthread=0 pid=7 ts=1 comm=t\n` });
+      writeFileSync(d.tapProgram, `${ATTACHED}\n${event}\nkprobe:${id}_fn { printf("ev=${id}_ev pid=%d\\n", pid); }\n`);
+      return d;
+    };
+    const runner = new TapsRunner([withEvent('sound'), withEvent('net')], { ...opts(), loadModules: () => Promise.resolve(), ingest: { probesLive: () => Promise.resolve() } });
+    const got: Record<string, string[]> = { sound: [], net: [] };
+    const runtime = (cls: string) => ({ applyEvents: (batch: TapEvent[]) => got[cls]!.push(...batch.map((e) => e.call)) }) as unknown as ClassRuntime;
+    await runner.start();
+    for (let i = 0; i < 50 && runner.stats().events < 2; i++) await new Promise((r) => setTimeout(r, 20));
+    runner.attach('sound', runtime('sound'));
+    runner.attach('net', runtime('net'));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(got).toEqual({ sound: ['sound_ev'], net: ['net_ev'] });
+    await runner.stop();
+  });
+});
+
+describe('merged tap program', () => {
+  const programs = ['net:netdev-class.bt', 'block:block-class.bt', 'sound:sound-class.bt'].map((x) => {
+    const [cls, file] = x.split(':') as [string, string];
+    const path = new URL(`../../../bpf/${file}`, import.meta.url).pathname;
+    return { cls, path, text: readFileSync(path, 'utf8') };
+  });
+
+  it('keeps every class\'s definitions before the probes, every probe, and one END with every class\'s', () => {
+    const text = mergePrograms(programs);
+    const probeLines = (t: string) => t.split('\n').filter((l) => /^(kfunc|kretfunc|kprobe|kretprobe|tracepoint):/.test(l));
+    expect(probeLines(text)).toEqual(programs.flatMap((p) => probeLines(p.text)));
+    expect(text.match(/^END\b/gm)).toHaveLength(1);
+    const firstProbe = text.search(/^(kfunc|kretfunc|kprobe|kretprobe|tracepoint):/m);
+    for (const def of text.matchAll(/^struct \w+ \{/gm)) expect(def.index).toBeLessThan(firstProbe);
+    for (const p of programs) for (const clear of p.text.matchAll(/clear\(@\w+\);/g)) expect(text.slice(text.search(/^END\b/m))).toContain(clear[0]);
+  });
+
+  it('names the class of every event from the declarations, and refuses an event two classes print', () => {
+    const classOfEvent = eventClasses([NET_DECLARATION, BLOCK_DECLARATION, SOUND_DECLARATION]);
+    expect(classOfEvent.get('open')).toBe('net');
+    expect(classOfEvent.get('disk_add')).toBe('block');
+    expect(classOfEvent.get('pcm_open')).toBe('sound');
+    expect(() => eventClasses([NET_DECLARATION, { id: 'other', tapEvents: ['open'] }])).toThrow('the other and net classes both print event open');
   });
 });

@@ -157,7 +157,8 @@ function bpftracePids(): number[] {
 }
 
 const CLASS_OF_PROGRAM: Record<string, string> = { 'netdev-class.bt': 'net', 'block-class.bt': 'block', 'sound-class.bt': 'sound' };
-const classOfProgram = (program: string): string => CLASS_OF_PROGRAM[program.split('/').at(-1) ?? ''] ?? program;
+/** The class of a bpftrace's program; `all` for the daemon's merged program of every class. */
+const classOfProgram = (program: string): string => CLASS_OF_PROGRAM[program.split('/').at(-1) ?? ''] ?? (/taps-\d+\.bt$/.test(program) ? 'all' : program);
 
 interface Running {
   child: ChildProcess;
@@ -200,7 +201,7 @@ async function startOnce(work: string, kind: StartFigures['kind'], killedAt?: nu
     const lines = pending.split('\n');
     pending = lines.pop()!;
     for (const line of lines) {
-      const cls = /SHADOWD_CLASS=(\w+)/.exec(line)?.[1];
+      const cls = /SHADOWD_CLASS=(\w+)/.exec(line)?.[1] ?? (/SHADOWD_COMPONENT=ingest/.test(line) ? 'all' : undefined);
       let m;
       if ((m = /start-up: (.+) at (\d+) ms/.exec(line))) {
         figures.phases[m[1]!] = Number(m[2]);
@@ -260,13 +261,13 @@ async function stop(r: Running): Promise<void> {
 }
 
 function describe(f: StartFigures): string {
+  const mem = (m: MemoryNow | undefined): string => (m ? `now RSS ${(m.rssKb / 1024).toFixed(0)} MB (anon ${(m.anonKb / 1024).toFixed(0)}, file ${(m.fileKb / 1024).toFixed(0)}, PSS ${(m.pssKb / 1024).toFixed(0)})` : '');
   const s = (ms: number | null | undefined): string => (ms === null || ms === undefined ? '-' : `${(ms / 1000).toFixed(2)}`);
   const phases = Object.entries(f.phases)
     .map(([k, v]) => `${k} ${s(v)}`)
     .join(', ');
   const bts = f.bpftrace.map((b) => `${b.cls}: spawned ${s(b.spawnedMs)} compiled ${s(b.compiledMs)} live ${s(b.liveMs)} (${String(b.probes)} probes, ${b.links.at(-1)?.[1] ?? 0} links, first link ${s(b.links.find((l) => l[1] > 0)?.[0])}, last ${s(b.links.at(-1)?.[0])}, polling ${s(b.pollingMs)}) peak RSS ${(b.peakRssKb / 1024).toFixed(0)} MB, ${mem(b.now)}`);
   const extra = f.kind === 'after-kill-9' ? ` leftover bpftrace ${String(f.leftoverBpftrace)}, gone ${s(f.leftoverGoneMs)} s after the kill;` : '';
-  const mem = (m: MemoryNow | undefined): string => (m ? `now RSS ${(m.rssKb / 1024).toFixed(0)} MB (anon ${(m.anonKb / 1024).toFixed(0)}, file ${(m.fileKb / 1024).toFixed(0)}, PSS ${(m.pssKb / 1024).toFixed(0)})` : '');
   return `${f.kind}: ready ${s(f.readyMs)} s, status ${s(f.statusMs)} s;${extra} phases (s since the process started): ${phases}\n  ${bts.join('\n  ')}\n  peak RSS daemon ${(f.daemonPeakRssKb / 1024).toFixed(0)} MB (${mem(f.daemonNow)}), total ${(f.totalPeakRssKb / 1024).toFixed(0)} MB${f.stopMs !== undefined ? `; stop ${s(f.stopMs)} s` : ''}`;
 }
 
