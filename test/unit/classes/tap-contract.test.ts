@@ -289,6 +289,42 @@ describe('the tap contract', () => {
   }
 });
 
+/** The names a program defines that live in one namespace once the programs run merged (core/tap-program.ts): its maps and its structs. */
+export function programNames(program: string): { maps: Set<string>; structs: Set<string> } {
+  const code = program.replace(/\/\/[^\n]*/g, '').replace(/\/\*[\s\S]*?\*\//g, '').replace(/"(?:[^"\\]|\\.)*"/g, '""');
+  return {
+    maps: new Set([...code.matchAll(/@([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1]!)),
+    structs: new Set([...code.matchAll(/^struct\s+([A-Za-z_][A-Za-z0-9_]*)\s*\{/gm)].map((m) => m[1]!)),
+  };
+}
+
+describe('the class programs run merged into one bpftrace', () => {
+  it('share no map and no struct definition: one class cannot write into another\'s state', () => {
+    const seen = new Map<string, string>();
+    const clashes: string[] = [];
+    for (const cls of CLASSES) {
+      const { maps, structs } = programNames(readFileSync(programOf(cls), 'utf8'));
+      for (const name of [...[...maps].map((m) => `map @${m}`), ...[...structs].map((st) => `struct ${st}`)]) {
+        const other = seen.get(name);
+        if (other !== undefined && other !== cls.id) clashes.push(`${name} is in the ${other} and ${cls.id} programs`);
+        seen.set(name, cls.id);
+      }
+    }
+    expect(clashes).toEqual([]);
+    // Not vacuous: the programs have maps and structs to compare.
+    expect([...seen.keys()].filter((n) => n.startsWith('map ')).length).toBeGreaterThan(3);
+    expect([...seen.keys()].filter((n) => n.startsWith('struct ')).length).toBeGreaterThan(3);
+  });
+
+  it('finds a clash when two programs name one map', () => {
+    const a = programNames('kfunc:vmlinux:x { @shared[tid] = 1; } // @commented\n');
+    const b = programNames('struct s { int x; }\nkfunc:vmlinux:y { @shared[tid] = 2; printf("@notamap\\n"); }\n');
+    expect([...a.maps].filter((m) => b.maps.has(m))).toEqual(['shared']);
+    expect([...b.maps]).toEqual(['shared']);
+    expect([...b.structs]).toEqual(['s']);
+  });
+});
+
 describe('the tap contract check', () => {
   const net = CLASSES.find((c) => c.id === 'net');
   if (!net) throw new Error('the registry has no network class');
