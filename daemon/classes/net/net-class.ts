@@ -70,7 +70,7 @@ function openNet(ctx: ClassContext): ClassRuntime {
       stall.start();
       return {
         onTapEvent(e) {
-          const outcome = txTimeoutFromTap(e, Date.now(), (name) => (shadow.record(name) ? driverOf(name) : undefined));
+          const outcome = txTimeoutFromTap(e, Date.now(), (name) => shadow.record(name)?.driver);
           if (!outcome) return;
           if (outcome.kind === 'ignored') {
             ctx.logger.log('notice', `${outcome.device}: not recovering: ${outcome.why}`, { SHADOWD_COMPONENT: 'taps', SHADOWD_CLASS: 'net' });

@@ -42,7 +42,7 @@ export interface NetdevShadowDeps {
 }
 
 /** The inode number of this process's network namespace: what the taps print as netns= for its devices. */
-export function ownNetns(): number {
+function ownNetns(): number {
   return statSync('/proc/self/ns/net').ino;
 }
 

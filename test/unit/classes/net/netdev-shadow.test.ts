@@ -118,9 +118,9 @@ describe('network shadow on recorded e1000, pcnet32 and e100 sessions', () => {
   it('stays bounded under 100,000 MTU changes', async () => {
     const store = new ShadowStore(':memory:');
     const shadow = new NetdevShadow(store, quietLogger(), { netns: RECORDED_NETNS, snapshot: fakeDevice('0000:00:04.0').snapshot, listDevices: () => Promise.resolve([]) });
-    shadow.applyBatch([parseTapRecord('ev=register ifindex=2 netns=4026531840 name=eth0 addr=52:54:00:12:34:56 driver=e1000 bus=0000:00:04.0 ret=0 pid=1 ts=1 comm=modprobe')]);
+    shadow.applyBatch([parseTapRecord(`ev=register ifindex=2 netns=${RECORDED_NETNS} name=eth0 addr=52:54:00:12:34:56 driver=e1000 bus=0000:00:04.0 ret=0 pid=1 ts=1 comm=modprobe`)]);
     const batch: TapEvent[] = [];
-    for (let i = 0; i < 100_000; i++) batch.push(parseTapRecord(`ev=mtu ifindex=2 netns=4026531840 name=eth0 mtu=${i % 2 ? 1400 : 1500} ret=0 kthread=0 pid=9 ts=${i + 2} comm=ip`));
+    for (let i = 0; i < 100_000; i++) batch.push(parseTapRecord(`ev=mtu ifindex=2 netns=${RECORDED_NETNS} name=eth0 mtu=${i % 2 ? 1400 : 1500} ret=0 kthread=0 pid=9 ts=${i + 2} comm=ip`));
     for (let i = 0; i < batch.length; i += 1000) shadow.applyBatch(batch.slice(i, i + 1000));
     expect(store.entries('bus:0000:00:04.0').filter((e) => e.key === 'mtu')).toEqual([expect.objectContaining({ value: 1400 })]);
     expect(store.entries('bus:0000:00:04.0').map((e) => e.key)).toContain('mtu');
@@ -132,10 +132,10 @@ describe('network shadow on recorded e1000, pcnet32 and e100 sessions', () => {
 describe('reduceEvent', () => {
   const r = (line: string) => reduceEvent(parseTapRecord(`${line} kthread=0 pid=5 ts=1 comm=x`));
   it('takes values the event carries, only from calls that succeeded', () => {
-    expect(r('ev=mtu ifindex=2 netns=4026531840 name=eth0 mtu=9000 ret=0')).toEqual([{ kind: 'set', key: 'mtu', value: 9000 }]);
-    expect(r('ev=mtu ifindex=2 netns=4026531840 name=eth0 mtu=9000 ret=-22')).toEqual([]);
-    expect(r('ev=mac ifindex=2 netns=4026531840 name=eth0 addr=02:00:00:00:00:01 ret=0')).toEqual([{ kind: 'set', key: 'mac', value: '02:00:00:00:00:01' }]);
-    expect(r('ev=flags ifindex=2 netns=4026531840 name=eth0 flags=0x1103 devflags=0x1103 gflags=0x100 ret=0')).toEqual([
+    expect(r(`ev=mtu ifindex=2 netns=${RECORDED_NETNS} name=eth0 mtu=9000 ret=0`)).toEqual([{ kind: 'set', key: 'mtu', value: 9000 }]);
+    expect(r(`ev=mtu ifindex=2 netns=${RECORDED_NETNS} name=eth0 mtu=9000 ret=-22`)).toEqual([]);
+    expect(r(`ev=mac ifindex=2 netns=${RECORDED_NETNS} name=eth0 addr=02:00:00:00:00:01 ret=0`)).toEqual([{ kind: 'set', key: 'mac', value: '02:00:00:00:00:01' }]);
+    expect(r(`ev=flags ifindex=2 netns=${RECORDED_NETNS} name=eth0 flags=0x1103 devflags=0x1103 gflags=0x100 ret=0`)).toEqual([
       { kind: 'set', key: 'admin_up', value: true },
       { kind: 'set', key: 'promisc_flag', value: true },
       { kind: 'set', key: 'allmulti_flag', value: false },
@@ -144,39 +144,39 @@ describe('reduceEvent', () => {
   });
 
   it('counts promiscuity and allmulti holders', () => {
-    expect(r('ev=promisc ifindex=2 netns=4026531840 name=eth0 inc=1 promisc=2 flags=0x1103 ret=0')).toEqual([
+    expect(r(`ev=promisc ifindex=2 netns=${RECORDED_NETNS} name=eth0 inc=1 promisc=2 flags=0x1103 ret=0`)).toEqual([
       { kind: 'holder', holder: 'promiscuity', delta: 1 },
       { kind: 'set', key: 'promiscuity', value: 2 },
     ]);
-    expect(r('ev=allmulti ifindex=2 netns=4026531840 name=eth0 inc=-1 allmulti=0 flags=0x1003 ret=0')).toEqual([
+    expect(r(`ev=allmulti ifindex=2 netns=${RECORDED_NETNS} name=eth0 inc=-1 allmulti=0 flags=0x1003 ret=0`)).toEqual([
       { kind: 'holder', holder: 'allmulti', delta: -1 },
       { kind: 'set', key: 'allmulti', value: 0 },
     ]);
-    expect(r('ev=promisc ifindex=2 netns=4026531840 name=eth0 inc=1 promisc=0 flags=0x1003 ret=-75')).toEqual([]);
+    expect(r(`ev=promisc ifindex=2 netns=${RECORDED_NETNS} name=eth0 inc=1 promisc=0 flags=0x1003 ret=-75`)).toEqual([]);
   });
 
   it('asks for the re-reads that ethtool, features, address lists and rtnetlink call for', () => {
-    expect(r('ev=ethtool_notify ifindex=2 netns=4026531840 name=eth0 msg=17')).toEqual([{ kind: 'refresh', groups: ['rings'] }]);
-    expect(r('ev=ethtool_notify ifindex=2 netns=4026531840 name=eth0 msg=99')).toEqual([]);
-    expect(r('ev=features ifindex=2 netns=4026531840 name=eth0 features=0x1 wanted=0x1 hw=0x1 ret=1')).toEqual([{ kind: 'refresh', groups: ['features'] }]);
-    expect(r('ev=features ifindex=2 netns=4026531840 name=eth0 features=0x1 wanted=0x1 hw=0x1 ret=0')).toEqual([]);
-    expect(r('ev=mc_add_global ifindex=2 netns=4026531840 name=eth0 addr=01:00:5e:00:00:42 count=3 ret=0')).toEqual([{ kind: 'refresh', groups: ['maddr'] }]);
-    expect(r('ev=uc_add_excl ifindex=2 netns=4026531840 name=eth0 addr=02:00:00:00:11:22 count=1 ret=0')).toEqual([{ kind: 'refresh', groups: ['uc'] }]);
-    expect(r('ev=vlan_add ifindex=2 netns=4026531840 name=eth0 proto=0x8100 vid=5 ret=0')).toEqual([{ kind: 'refresh', groups: ['vlan'] }]);
-    expect(r('ev=vlan_add ifindex=2 netns=4026531840 name=eth0 proto=0x8100 vid=0 ret=0')).toEqual([]);
-    expect(r('ev=rtnl_hint netns=4026531840 group=7 type=24')).toEqual([{ kind: 'refresh-all', groups: ['route'] }]);
-    expect(r('ev=rtnl_hint netns=4026531840 group=4 type=36')).toEqual([{ kind: 'refresh-all', groups: ['qdisc'] }]);
-    expect(r('ev=ethtool_ioctl ifindex=2 netns=4026531840 name=eth0 cmd=4 ret=0')[0]).toMatchObject({ kind: 'refresh' });
-    expect(r('ev=ethtool_ioctl ifindex=0 netns=4026531840 name= cmd=4 ret=-19')).toEqual([]);
+    expect(r(`ev=ethtool_notify ifindex=2 netns=${RECORDED_NETNS} name=eth0 msg=17`)).toEqual([{ kind: 'refresh', groups: ['rings'] }]);
+    expect(r(`ev=ethtool_notify ifindex=2 netns=${RECORDED_NETNS} name=eth0 msg=99`)).toEqual([]);
+    expect(r(`ev=features ifindex=2 netns=${RECORDED_NETNS} name=eth0 features=0x1 wanted=0x1 hw=0x1 ret=1`)).toEqual([{ kind: 'refresh', groups: ['features'] }]);
+    expect(r(`ev=features ifindex=2 netns=${RECORDED_NETNS} name=eth0 features=0x1 wanted=0x1 hw=0x1 ret=0`)).toEqual([]);
+    expect(r(`ev=mc_add_global ifindex=2 netns=${RECORDED_NETNS} name=eth0 addr=01:00:5e:00:00:42 count=3 ret=0`)).toEqual([{ kind: 'refresh', groups: ['maddr'] }]);
+    expect(r(`ev=uc_add_excl ifindex=2 netns=${RECORDED_NETNS} name=eth0 addr=02:00:00:00:11:22 count=1 ret=0`)).toEqual([{ kind: 'refresh', groups: ['uc'] }]);
+    expect(r(`ev=vlan_add ifindex=2 netns=${RECORDED_NETNS} name=eth0 proto=0x8100 vid=5 ret=0`)).toEqual([{ kind: 'refresh', groups: ['vlan'] }]);
+    expect(r(`ev=vlan_add ifindex=2 netns=${RECORDED_NETNS} name=eth0 proto=0x8100 vid=0 ret=0`)).toEqual([]);
+    expect(r(`ev=rtnl_hint netns=${RECORDED_NETNS} group=7 type=24`)).toEqual([{ kind: 'refresh-all', groups: ['route'] }]);
+    expect(r(`ev=rtnl_hint netns=${RECORDED_NETNS} group=4 type=36`)).toEqual([{ kind: 'refresh-all', groups: ['qdisc'] }]);
+    expect(r(`ev=ethtool_ioctl ifindex=2 netns=${RECORDED_NETNS} name=eth0 cmd=4 ret=0`)[0]).toMatchObject({ kind: 'refresh' });
+    expect(r(`ev=ethtool_ioctl ifindex=0 netns=${RECORDED_NETNS} name= cmd=4 ret=-19`)).toEqual([]);
   });
 
   it('follows devices appearing, disappearing and being renamed', () => {
-    expect(r('ev=register ifindex=4 netns=4026531840 name=eth0 addr=52:54:00:12:34:56 driver=e1000 bus=0000:00:04.0 ret=0')).toEqual([
+    expect(r(`ev=register ifindex=4 netns=${RECORDED_NETNS} name=eth0 addr=52:54:00:12:34:56 driver=e1000 bus=0000:00:04.0 ret=0`)).toEqual([
       { kind: 'registered', driver: 'e1000', bus: '0000:00:04.0' },
     ]);
-    expect(r('ev=unregister ifindex=4 netns=4026531840 name=eth0 queued=0')).toEqual([{ kind: 'unregistered' }]);
-    expect(r('ev=rename ifindex=4 netns=4026531840 name=eth0 newname=wan0 ret=0')).toEqual([{ kind: 'renamed', newName: 'wan0' }]);
-    expect(r('ev=rename ifindex=4 netns=4026531840 name=eth0 newname=eth0 ret=-17')).toEqual([]);
+    expect(r(`ev=unregister ifindex=4 netns=${RECORDED_NETNS} name=eth0 queued=0`)).toEqual([{ kind: 'unregistered' }]);
+    expect(r(`ev=rename ifindex=4 netns=${RECORDED_NETNS} name=eth0 newname=wan0 ret=0`)).toEqual([{ kind: 'renamed', newName: 'wan0' }]);
+    expect(r(`ev=rename ifindex=4 netns=${RECORDED_NETNS} name=eth0 newname=eth0 ret=-17`)).toEqual([]);
   });
 });
 
@@ -187,8 +187,8 @@ describe('other network namespaces', () => {
     const dev = fakeDevice('0000:00:04.0');
     const shadow = new NetdevShadow(store, logger, { netns: RECORDED_NETNS, snapshot: dev.snapshot, listDevices: () => Promise.resolve([]), refreshDelayMs: 1 });
     const ours = (rest: string): TapEvent => parseTapRecord(`${rest} kthread=0 pid=10 ts=1 comm=ip`);
-    shadow.applyBatch([ours('ev=register ifindex=2 netns=4026531840 name=eth0 addr=52:54:00:12:34:56 driver=e1000 bus=0000:00:04.0 ret=0')]);
-    shadow.applyBatch([ours('ev=mtu ifindex=2 netns=4026531840 name=eth0 mtu=1400 ret=0')]);
+    shadow.applyBatch([ours(`ev=register ifindex=2 netns=${RECORDED_NETNS} name=eth0 addr=52:54:00:12:34:56 driver=e1000 bus=0000:00:04.0 ret=0`)]);
+    shadow.applyBatch([ours(`ev=mtu ifindex=2 netns=${RECORDED_NETNS} name=eth0 mtu=1400 ret=0`)]);
     await shadow.settled();
     const readsBefore = dev.reads.length;
 
@@ -258,18 +258,18 @@ describe('who gets the credit', () => {
       refreshDelayMs: 1,
     });
     const ev = (line: string): TapEvent => parseTapRecord(line);
-    shadow.applyBatch([ev('ev=register ifindex=2 netns=4026531840 name=eth0 addr=52:54:00:12:34:56 driver=e1000 bus=0000:00:04.0 ret=0 kthread=0 pid=1 ts=1 comm=modprobe')]);
+    shadow.applyBatch([ev(`ev=register ifindex=2 netns=${RECORDED_NETNS} name=eth0 addr=52:54:00:12:34:56 driver=e1000 bus=0000:00:04.0 ret=0 kthread=0 pid=1 ts=1 comm=modprobe`)]);
     await shadow.settled();
     // ip adds a route; a kworker's unrelated route message is read first and finds it.
     routes = [{ dst: '192.0.2.0/24', gateway: '10.0.2.2' }];
-    shadow.applyBatch([ev('ev=rtnl_hint netns=4026531840 group=11 type=24 kthread=1 pid=25 ts=2 comm=kworker/u4:1')]);
+    shadow.applyBatch([ev(`ev=rtnl_hint netns=${RECORDED_NETNS} group=11 type=24 kthread=1 pid=25 ts=2 comm=kworker/u4:1`)]);
     await shadow.settled();
     expect(shadow.show('eth0').entries.find((e) => e.key === 'routes')?.setBy.comm).toBe('kworker/u4:1');
-    shadow.applyBatch([ev('ev=rtnl_hint netns=4026531840 group=7 type=24 kthread=0 pid=300 ts=3 comm=ip')]);
+    shadow.applyBatch([ev(`ev=rtnl_hint netns=${RECORDED_NETNS} group=7 type=24 kthread=0 pid=300 ts=3 comm=ip`)]);
     await shadow.settled();
     expect(shadow.show('eth0').entries.find((e) => e.key === 'routes')?.setBy).toEqual({ pid: 300, comm: 'ip' });
     // A later process that changes nothing takes no credit.
-    shadow.applyBatch([ev('ev=rtnl_hint netns=4026531840 group=7 type=24 kthread=0 pid=301 ts=4 comm=ip')]);
+    shadow.applyBatch([ev(`ev=rtnl_hint netns=${RECORDED_NETNS} group=7 type=24 kthread=0 pid=301 ts=4 comm=ip`)]);
     await shadow.settled();
     expect(shadow.show('eth0').entries.find((e) => e.key === 'routes')?.setBy.pid).toBe(300);
     store.close();
@@ -295,8 +295,8 @@ describe('catching up', () => {
       refreshDelayMs: 60_000,
     });
     const ev = (line: string): TapEvent => parseTapRecord(line);
-    const debugSet = (pid: number): TapEvent => ev(`ev=ethtool_notify ifindex=2 netns=4026531840 name=eth0 msg=8 kthread=0 pid=${pid} ts=${pid} comm=ethtool`);
-    shadow.applyBatch([ev('ev=register ifindex=2 netns=4026531840 name=eth0 addr=52:54:00:12:34:56 driver=e1000 bus=0000:00:04.0 ret=0 kthread=0 pid=1 ts=1 comm=modprobe')]);
+    const debugSet = (pid: number): TapEvent => ev(`ev=ethtool_notify ifindex=2 netns=${RECORDED_NETNS} name=eth0 msg=8 kthread=0 pid=${pid} ts=${pid} comm=ethtool`);
+    shadow.applyBatch([ev(`ev=register ifindex=2 netns=${RECORDED_NETNS} name=eth0 addr=52:54:00:12:34:56 driver=e1000 bus=0000:00:04.0 ret=0 kthread=0 pid=1 ts=1 comm=modprobe`)]);
     await shadow.caughtUp();
     const msglvlEntry = () => store.entries('bus:0000:00:04.0').find((e) => e.key === 'msglvl');
     expect(msglvlEntry()?.value).toBe(7);
