@@ -8,8 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(
-  qemu-system-x86 busybox-static cpio kmod xz-utils util-linux socat  # the guest rig
-  gcc make libelf-dev linux-source-6.1                                # building kmod/, checkpatch
+  qemu-system-x86 busybox-static cpio kmod xz-utils zstd util-linux socat  # the guest rig (zstd: 6.12's kernel)
+  gcc make libelf-dev linux-source-6.1 dwarves                        # building kmod/ (pahole: 6.12's module BTF), checkpatch
   dkms                                                                # scripts/install.sh in the service test
   bpftrace iproute2 ethtool tcpdump curl iputils-ping               # what the guest tests run
   dmsetup e2fsprogs sqlite3 sox fio                                 # the disk class: its maps and its applications

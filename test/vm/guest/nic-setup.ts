@@ -3,10 +3,12 @@
 // administrator would (settings that live in the driver, so that replay
 // matters), and waiting for its link.
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { basename } from 'node:path';
+import { release } from 'node:os';
+import { basename, join } from 'node:path';
 import { loadHelperDeps } from './helper-deps.js';
 import { execa } from 'execa';
 import { openHelper } from '../../../daemon/core/helper-client.js';
+import { moduleBuildDir } from '../rig/cache-paths.js';
 import { repoPath } from '../rig/repo-path.js';
 
 /**
@@ -48,7 +50,8 @@ function common(dev: string): string[][] {
  */
 export async function loadHelper(allowFaults: boolean): Promise<void> {
   if (existsSync('/sys/module/shadow_helper')) return;
-  const ko = repoPath('kmod/shadow_helper.ko');
+  // Built in kmod/ for 6.1, in the cache for 6.12 (the rig passes the cache's path in).
+  const ko = join(moduleBuildDir(repoPath('kmod'), release()), 'shadow_helper.ko');
   loadHelperDeps(ko);
   const modprobe = readFileSync('/proc/sys/kernel/modprobe', 'utf8').trim();
   await execa('insmod', [ko, `modprobe=${modprobe}`, ...(allowFaults ? ['allow_faults=1'] : [])]);

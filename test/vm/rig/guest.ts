@@ -1,4 +1,4 @@
-// Boots Debian's 6.1 kernel under QEMU (TCG) with the host root read-only over
+// Boots Debian's 6.1 kernel (or 6.12 with SHADOWD_GUEST_KERNEL=6.12) under QEMU (TCG) with the host root read-only over
 // 9p plus a tmpfs overlay, runs one command in it (from the initramfs's busybox
 // init, or as a unit of systemd running as PID 1), and returns its exit
 // status, output and the guest kernel log. Usable from vitest and from the
@@ -8,7 +8,15 @@ import { mkdir, mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promi
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { currentKernelFile, kernelPaths, type KernelPaths } from './cache-paths.js';
+import {
+  cacheRoot,
+  currentKernelFile,
+  KERNEL_SERIES_ENV,
+  kernelPaths,
+  selectedKernelSeries,
+  type KernelPaths,
+  type KernelSeries,
+} from './cache-paths.js';
 import { deviceArgs, diskCount, soundCount, type DevicePreset, type LoopbackForward } from './devices.js';
 import { EXIT_MARKER, INIT_FAILED_MARKER, SYSTEMD_RUNNER, ensureInitramfs } from './initramfs.js';
 import { consoleProblems, kernelProblems, parseKmsg, type KernelLogLine } from './kernel-log.js';
@@ -52,6 +60,8 @@ export interface GuestOptions {
    * 6.4 s against 2.4 s (`npm run bench:boot -- --init systemd`).
    */
   init?: GuestInit;
+  /** The kernel series to boot. Default: SHADOWD_GUEST_KERNEL, else 6.1. */
+  kernel?: KernelSeries;
 }
 
 export type GuestInit = 'busybox' | 'systemd';
@@ -126,9 +136,10 @@ function shellQuote(word: string): string {
   return `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
-function commandScript(opts: GuestOptions, runDir: string): string {
+function commandScript(opts: GuestOptions, runDir: string, kernel: KernelPaths): string {
   if (opts.command.length === 0) throw new Error('guest command is empty');
-  const env = { SHADOWD_RUNDIR: runDir, ...opts.env };
+  // The guest's own code finds what was built for its kernel in the host's cache (moduleBuildDir).
+  const env = { SHADOWD_RUNDIR: runDir, SHADOWD_GUEST_CACHE: cacheRoot(), [KERNEL_SERIES_ENV]: kernel.series, ...opts.env };
   const lines = [`echo ${COMMAND_START_MARKER} > /dev/console`, `cd ${shellQuote(opts.cwd ?? process.cwd())} || exit 125`];
   for (const [k, v] of Object.entries(env)) {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new Error(`bad environment variable name: ${k}`);
@@ -138,22 +149,23 @@ function commandScript(opts: GuestOptions, runDir: string): string {
   return lines.join('\n') + '\n';
 }
 
-export async function currentKernel(): Promise<KernelPaths> {
-  const file = currentKernelFile();
-  if (!existsSync(file)) throw new Error('no guest kernel is cached: run `npm run kernel` first');
+/** The cached kernel of a series (default: the one SHADOWD_GUEST_KERNEL selects, else 6.1). */
+export async function currentKernel(series: KernelSeries = selectedKernelSeries()): Promise<KernelPaths> {
+  const file = currentKernelFile(cacheRoot(), series);
+  if (!existsSync(file)) throw new Error(`no guest kernel ${series} is cached: run \`npm run kernel\` first`);
   const paths = kernelPaths((await readFile(file, 'utf8')).trim());
   if (!existsSync(paths.vmlinux)) throw new Error(`${paths.vmlinux} is missing: run \`npm run kernel\` again`);
   return paths;
 }
 
 export async function runInGuest(opts: GuestOptions): Promise<GuestResult> {
-  const kernel = await currentKernel();
+  const kernel = await currentKernel(opts.kernel);
   const initrd = await ensureInitramfs(kernel);
   // Under the host's /tmp, which the guest sees through the root share too: the
   // second, writable share is mounted over the same path.
   const runDir = await mkdtemp(join(tmpdir(), 'shadowd-guest-'));
   try {
-    await writeFile(join(runDir, 'cmd.sh'), commandScript(opts, runDir));
+    await writeFile(join(runDir, 'cmd.sh'), commandScript(opts, runDir, kernel));
     const diskImages: string[] = [];
     for (let n = 0; n < diskCount(opts.devices ?? []); n++) {
       const image = join(runDir, `disk${n}.img`);

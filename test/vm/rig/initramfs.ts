@@ -115,7 +115,7 @@ if [ "$init" = systemd ]; then
   linkcache ${kernel.modules} /lib/modules/${kernel.kver}
   linkcache ${kernel.headers} /usr/src/linux-headers-${kernel.kver}
   linkcache ${headersCommon} /usr/src/${basename(headersCommon)}
-  linkcache ${join(kernel.root, 'usr/lib/linux-kbuild-6.1')} /usr/lib/linux-kbuild-6.1
+  linkcache ${kernel.kbuild} /usr/lib/${basename(kernel.kbuild)}
   # Generators that only look for what a test guest lacks (SysV scripts,
   # encrypted or GPT-discovered disks, a database's clusters) and cost seconds
   # of 9p lookups before the first unit starts.
@@ -142,7 +142,7 @@ bindcache() { mkdir -p "$r$2" && mount -o bind "$r$1" "$r$2" || fail "bind $1"; 
 bindcache ${kernel.modules} /lib/modules/${kernel.kver}
 bindcache ${kernel.headers} /usr/src/linux-headers-${kernel.kver}
 bindcache ${headersCommon} /usr/src/${basename(headersCommon)}
-bindcache ${join(kernel.root, 'usr/lib/linux-kbuild-6.1')} /usr/lib/linux-kbuild-6.1
+bindcache ${kernel.kbuild} /usr/lib/${basename(kernel.kbuild)}
 mkdir -p "$r$rundir"
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 run "$r$rundir" || fail "mount run share"
 hostname shadowd-guest
@@ -200,9 +200,16 @@ export async function ensureInitramfs(kernel: KernelPaths): Promise<string> {
     for (const d of ['bin', 'modules', 'proc', 'sys', 'dev']) await mkdir(join(stage, d));
     await copyFile(BUSYBOX, join(stage, 'bin', 'busybox'));
     await chmod(join(stage, 'bin', 'busybox'), 0o755);
-    // Numbered so the init's glob loads them in dependency order.
+    // Numbered so the init's glob loads them in dependency order. 6.12's
+    // modules come xz-compressed: they are stored plain, for busybox's insmod.
     for (const [i, file] of modules.entries()) {
-      await copyFile(file, join(stage, 'modules', `${String(i).padStart(2, '0')}-${basename(file)}`));
+      const name = `${String(i).padStart(2, '0')}-${basename(file).replace(/\.xz$/, '')}`;
+      if (file.endsWith('.ko.xz')) {
+        const { stdout } = await execa('xz', ['-dc', file], { encoding: 'buffer', maxBuffer: 64 * 1024 * 1024 });
+        await writeFile(join(stage, 'modules', name), stdout);
+      } else {
+        await copyFile(file, join(stage, 'modules', name));
+      }
     }
     await writeFile(join(stage, 'init'), init, { mode: 0o755 });
     await writeFile(join(stage, 'systemd-runner'), runner, { mode: 0o755 });

@@ -1,11 +1,14 @@
 // Builds out-of-tree modules on the host against the cached headers of the
 // guest kernel (the host kernel cannot load modules; the guest loads what is
 // built here), holds kmod/ to the kernel's own checkpatch.pl --strict, and
-// keeps the helper's generic core free of network identifiers.
+// keeps the helper's generic core free of network identifiers. Modules for
+// the default 6.1 kernel are built in place; for 6.12 in a copy of their
+// sources in the kernel's cache folder (moduleBuildDir).
 import { existsSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { moduleBuildDir, type KernelPaths, type KernelSeries } from './cache-paths.js';
 import { currentKernel } from './guest.js';
 import { repoPath } from './repo-path.js';
 
@@ -20,14 +23,50 @@ export function kmodDir(): string {
 export interface BuildOptions {
   /** Build with W=1 (the kernel's extra warnings; they are errors under -Werror). */
   extraWarnings?: boolean;
+  /** The kernel series to build for. Default: SHADOWD_GUEST_KERNEL, else 6.1. */
+  kernel?: KernelSeries;
 }
 
-/** Builds the out-of-tree module `name` in `dir` for the cached guest kernel; returns the .ko path. */
+/** The module's sources: what its Makefile builds from (not modpost's *.mod.c). */
+function isModuleSource(file: string): boolean {
+  return (/\.[ch]$/.test(file) && !file.endsWith('.mod.c')) || file === 'Makefile' || file === 'Kbuild';
+}
+
+/**
+ * Brings the sources of `src` into the build copy `dest`: files whose
+ * contents changed are copied (the others keep their times, so make rebuilds
+ * only what changed), sources gone from `src` are removed.
+ */
+async function syncSources(src: string, dest: string): Promise<void> {
+  await mkdir(dest, { recursive: true });
+  const wanted = (await readdir(src)).filter(isModuleSource);
+  for (const f of wanted) {
+    const from = join(src, f);
+    const to = join(dest, f);
+    if (existsSync(to) && (await readFile(from)).equals(await readFile(to))) continue;
+    await copyFile(from, to);
+  }
+  for (const f of (await readdir(dest)).filter(isModuleSource)) {
+    if (!wanted.includes(f)) await rm(join(dest, f));
+  }
+}
+
+/**
+ * Builds the out-of-tree module `name` from the sources in `dir` for the
+ * cached guest kernel (in `dir` itself for 6.1, in a copy under the kernel's
+ * cache folder for 6.12); returns the .ko path.
+ */
 export async function buildModule(dir: string, name: string, log: Log, opts: BuildOptions = {}): Promise<string> {
-  const kernel = await currentKernel();
+  const kernel = await currentKernel(opts.kernel);
   if (!existsSync(join(kernel.headers, 'Makefile'))) {
     throw new Error(`${kernel.headers} has no Makefile: run \`npm run kernel\` to fill the guest kernel cache`);
   }
+  const buildDir = moduleBuildDir(dir, kernel.kver);
+  if (buildDir !== dir) await syncSources(dir, buildDir);
+  return makeModule(buildDir, name, kernel, log, opts);
+}
+
+async function makeModule(dir: string, name: string, kernel: KernelPaths, log: Log, opts: BuildOptions): Promise<string> {
   const ko = join(dir, `${name}.ko`);
   log(`building ${dir} against the ${kernel.kver} headers`);
   const started = performance.now();
@@ -60,9 +99,9 @@ export async function checkClassBoundary(): Promise<string> {
 }
 
 /** Checks kmod/'s class boundary, then builds it (W=1, warnings are errors) for the cached guest kernel; returns the .ko path. */
-export async function buildHelperModule(log: Log): Promise<string> {
+export async function buildHelperModule(log: Log, kernel?: KernelSeries): Promise<string> {
   log(await checkClassBoundary());
-  return buildModule(kmodDir(), HELPER_MODULE, log, { extraWarnings: true });
+  return buildModule(kmodDir(), HELPER_MODULE, log, { extraWarnings: true, kernel });
 }
 
 export interface CheckpatchResult {
@@ -75,7 +114,8 @@ export const KERNEL_C_DIRS = ['kmod', 'test/vm/fault-fixture'];
 
 /** Runs checkpatch.pl --strict --no-tree on DIR's *.c and *.h; throws with its output on any finding. */
 export async function checkpatchDir(dir: string): Promise<CheckpatchResult> {
-  const kernel = await currentKernel();
+  // checkpatch.pl comes from the 6.1 source whichever kernel is built for.
+  const kernel = await currentKernel('6.1');
   if (!existsSync(kernel.checkpatch)) {
     throw new Error(`${kernel.checkpatch} is missing: run \`npm run kernel\` to extract it`);
   }
