@@ -624,7 +624,6 @@ static const struct file_operations sh_fops = {
 	.release = sh_release,
 	.read = sh_read,
 	.write = sh_write,
-	.llseek = no_llseek,
 };
 
 static struct miscdevice sh_miscdev = {

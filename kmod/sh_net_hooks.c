@@ -100,14 +100,21 @@ static struct net_device *sh_alloc_netdev_mqs(int sizeof_priv,
 {
 	struct sh_window *win = sh_win;
 	struct net_device *dev = win->dev;
+#if SH_KERNEL >= 611
+	/* Since 6.11 the private area is priv[], counted by priv_len. */
+	size_t room = dev->priv_len;
+#else
 	size_t room = 0;
 	void *mem = (char *)dev - dev->padded;
+#endif
 
 	win->handed = true;
 	/* The driver must get the private area it asks for, and no less. */
+#if SH_KERNEL < 611
 	if (!is_vmalloc_addr(mem))
 		room = ksize(mem) - dev->padded -
 			ALIGN(sizeof(struct net_device), NETDEV_ALIGN);
+#endif
 	if (sizeof_priv < 0 || (size_t)sizeof_priv > room) {
 		scnprintf(win->why, sizeof(win->why),
 			  "probe asked for a %d-byte private area, the device has %zu",
@@ -262,6 +269,13 @@ static const struct sh_hook *sh_hook_at(unsigned long ip)
 	return NULL;
 }
 
+/* The ftrace_regs accessor was renamed (6.1 has the old name, 6.12 the new). */
+#ifdef ftrace_regs_set_instruction_pointer
+#define sh_set_ip(fregs, ip)	ftrace_regs_set_instruction_pointer(fregs, ip)
+#else
+#define sh_set_ip(fregs, ip)	ftrace_instruction_pointer_set(fregs, ip)
+#endif
+
 static void notrace sh_ftrace_handler(unsigned long ip,
 				      unsigned long parent_ip,
 				      struct ftrace_ops *ops,
@@ -278,8 +292,7 @@ static void notrace sh_ftrace_handler(unsigned long ip,
 	win = READ_ONCE(sh_win);
 	hook = win ? sh_hook_at(ip) : NULL;
 	if (hook && hook->match(win, regs_get_kernel_argument(regs, 0)))
-		ftrace_instruction_pointer_set(fregs,
-					       (unsigned long)hook->replacement);
+		sh_set_ip(fregs, (unsigned long)hook->replacement);
 	preempt_enable_notrace();
 }
 

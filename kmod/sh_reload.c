@@ -25,6 +25,7 @@
 #include <linux/path.h>
 #include <linux/pci.h>
 #include <linux/slab.h>
+#include <linux/spinlock.h>
 #include <linux/string.h>
 #include <linux/umh.h>
 
@@ -156,6 +157,42 @@ static void sh_modprobe_report(char *buf, size_t len, const char *what,
 			  what, module, ret, module, sh_presence_name(p));
 }
 
+#ifdef SH_DEVICE_DRIVER_OVERRIDE
+/*
+ * The driver core keeps every device's driver_override (6.12.91 and later;
+ * the Makefile looks for it in the headers): a copy of @pdev's into *@saved,
+ * NULL if it has none.
+ */
+static int sh_get_override(struct pci_dev *pdev, char **saved)
+{
+	struct device *dev = &pdev->dev;
+	bool had;
+
+	spin_lock(&dev->driver_override.lock);
+	had = dev->driver_override.name;
+	*saved = had ? kstrdup(dev->driver_override.name, GFP_ATOMIC) : NULL;
+	spin_unlock(&dev->driver_override.lock);
+	return had && !*saved ? -ENOMEM : 0;
+}
+
+/* Sets, or with @s NULL clears, @pdev's driver_override. */
+static int sh_set_override(struct pci_dev *pdev, const char *s)
+{
+	return device_set_driver_override(&pdev->dev, s ? s : "");
+}
+#else
+/* A copy of @pdev's driver_override into *@saved, NULL if it has none. */
+static int sh_get_override(struct pci_dev *pdev, char **saved)
+{
+	bool had;
+
+	device_lock(&pdev->dev);
+	had = pdev->driver_override;
+	*saved = had ? kstrdup(pdev->driver_override, GFP_KERNEL) : NULL;
+	device_unlock(&pdev->dev);
+	return had && !*saved ? -ENOMEM : 0;
+}
+
 /* Sets, or with @s NULL clears, @pdev's driver_override. */
 static int sh_set_override(struct pci_dev *pdev, const char *s)
 {
@@ -164,6 +201,7 @@ static int sh_set_override(struct pci_dev *pdev, const char *s)
 	return driver_set_override(&pdev->dev, &pdev->driver_override, s,
 				   strlen(s));
 }
+#endif
 
 /*
  * With the device released: unloads @module and loads it again. -EBUSY if
@@ -180,16 +218,12 @@ int sh_reload_module(struct device *parent, const char *module,
 	ktime_t mark = ktime_get();
 	enum sh_presence presence;
 	char note[SH_MSG_MAX];
-	char *saved = NULL;
-	bool had;
+	char *saved;
 	int ret, err = 0;
 
-	device_lock(parent);
-	had = pdev->driver_override;
-	if (had)
-		saved = kstrdup(pdev->driver_override, GFP_KERNEL);
-	device_unlock(parent);
-	ret = had && !saved ? -ENOMEM : sh_set_override(pdev, SH_HOLD_OVERRIDE);
+	ret = sh_get_override(pdev, &saved);
+	if (!ret)
+		ret = sh_set_override(pdev, SH_HOLD_OVERRIDE);
 	if (ret) {
 		scnprintf(res->msg, sizeof(res->msg),
 			  "cannot hold %s back from its driver: error %d",
