@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CLASSES } from './classes/registry.js';
+import { bootModules } from './core/kernel-modules.js';
 import { PRIORITY, serviceLogger, type Priority } from './service/log.js';
 import { defaultConfigPath } from './service/running-config.js';
 import { ShadowdService, StartError } from './service/shadowd-service.js';
@@ -41,6 +42,10 @@ Options:
                       loaded with allow_faults=1 too
   --log-level LEVEL   least important messages to log: ${Object.keys(PRIORITY).join(', ')};
                       overrides LogLevel= [default: LogLevel=, else info]
+  --boot-modules      print the kernel modules shadowd needs loaded, one a
+                      line: the helper and every class's tap modules
+                      (install.sh writes them to /etc/modules-load.d: the
+                      service cannot load modules itself)
   --version           print the version
   --help              print this help
 
@@ -61,6 +66,7 @@ try {
       'log-level': { type: 'string' },
       'allow-faults': { type: 'boolean', default: false },
       version: { type: 'boolean', default: false },
+      'boot-modules': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -76,6 +82,10 @@ if (parsed.help) {
 }
 if (parsed.version) {
   console.log(VERSION);
+  process.exit(0);
+}
+if (parsed['boot-modules']) {
+  console.log(bootModules(CLASSES).join('\n'));
   process.exit(0);
 }
 if (parsed['log-level'] !== undefined && !(parsed['log-level'] in PRIORITY)) {

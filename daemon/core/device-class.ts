@@ -58,9 +58,12 @@ export interface ClassDeclaration {
   readonly tapProgram: string;
   /**
    * Kernel modules the taps probe that need not be loaded on every machine
-   * (sound: snd, snd-pcm): the class layer's own, never a driver's. The taps
-   * runner loads them (modprobe) before attaching, so the taps attach on a
-   * machine with no such device yet; loading them creates no device.
+   * (sound: snd, snd-pcm): the class layer's own, never a driver's. They are
+   * loaded at boot (scripts/install.sh lists them, from `shadowd
+   * --boot-modules`, in /etc/modules-load.d/shadowd.conf: the service may not
+   * load modules), so the taps attach on a machine with no such device yet;
+   * loading them creates no device. The taps runner checks /sys/module and
+   * runs modprobe only for a missing one (core/kernel-modules.ts).
    */
   readonly tapModules?: readonly string[];
   /** Every `ev=` the program prints; the taps runner hands the class exactly these. */

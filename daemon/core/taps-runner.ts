@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ClassDeclaration, ClassRuntime } from './device-class.js';
 import { Ingest, IngestSyncError, type IngestOptions, type IngestStats } from './ingest.js';
-import { runProgram } from './run-program.js';
+import { ensureModules } from './kernel-modules.js';
 import { eventClasses, mergePrograms } from './tap-program.js';
 import type { TapEvent } from './tap-record.js';
 import type { Logger } from '../service/log.js';
@@ -21,7 +21,11 @@ export interface TapsRunnerOptions {
   bpftrace?: string;
   /** Where the merged program is written (the runtime directory); default: the temporary directory. */
   programDir?: string;
-  /** Loads a class's tapModules before its taps attach; the default runs `modprobe -a`. For tests. */
+  /**
+   * Makes sure a class's tapModules are loaded before its taps attach; the
+   * default checks /sys/module and runs `modprobe -a` for the missing ones
+   * only (core/kernel-modules.ts). For tests.
+   */
   loadModules?: (modules: readonly string[]) => Promise<void>;
   /** For tests: the Ingest options beyond what the runner sets. */
   ingest?: Partial<Omit<IngestOptions, 'program' | 'logger' | 'onEvents' | 'onGap' | 'onEvent' | 'marker' | 'cls'>>;
@@ -69,7 +73,7 @@ export class TapsRunner {
   }
 
   private async launch(): Promise<void> {
-    const load = this.opts.loadModules ?? modprobe;
+    const load = this.opts.loadModules ?? ((m: readonly string[]) => ensureModules(m));
     const all = [...this.taps.values()];
     await Promise.all(
       all.map(async (t) => {
@@ -77,7 +81,9 @@ export class TapsRunner {
         if (modules.length === 0) return;
         // Not fatal here: bpftrace says which probe has no function if a module is still missing.
         await load(modules).catch((err: unknown) =>
-          this.opts.logger.log('warning', `the ${t.decl.id} class's taps need ${modules.join(', ')}: ${err instanceof Error ? err.message : String(err)}`, { SHADOWD_CLASS: t.decl.id }),
+          this.opts.logger.log('warning', `the ${t.decl.id} class's taps need ${modules.join(', ')}: ${err instanceof Error ? err.message : String(err)}`, {
+            SHADOWD_CLASS: t.decl.id,
+          }),
         );
       }),
     );
@@ -185,10 +191,4 @@ export class TapsRunner {
     if (!t) throw new Error(`no taps for class ${cls}`);
     return t;
   }
-}
-
-/** Loads kernel modules by name (a no-op for those loaded); rejects with modprobe's message. */
-async function modprobe(modules: readonly string[]): Promise<void> {
-  const r = await runProgram('modprobe', ['-a', ...modules]);
-  if (r.exitCode !== 0) throw new Error(`modprobe -a ${modules.join(' ')}: ${r.stderr.trim() || `exit status ${String(r.exitCode)}`}`);
 }
