@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Removes what scripts/install.sh installed, as its manifest
-# (/var/lib/shadowd/install-manifest) lists it:
+# (/usr/lib/shadowd/install-manifest, in the release tree; installs before
+# release trees kept it in /var/lib/shadowd/install-manifest) lists it:
 #
 #   sudo scripts/uninstall.sh            # or sudo /usr/lib/shadowd/uninstall.sh
 #   sudo scripts/uninstall.sh --purge    # also /etc/shadowd/shadowd.conf and the state
@@ -14,7 +15,10 @@ set -euo pipefail
 
 CONFDIR=/etc/shadowd
 STATEDIR=/var/lib/shadowd
-MANIFEST=$STATEDIR/install-manifest
+LIBDIR=/usr/lib/shadowd
+MANIFEST=$LIBDIR/install-manifest
+# Where installs before release trees kept it (the daemon's state directory).
+LEGACY_MANIFEST=$STATEDIR/install-manifest
 UNIT_NAME=shadowd.service
 MODULE=shadow_helper
 
@@ -23,7 +27,7 @@ usage() {
 Usage: sudo uninstall.sh [--purge] [--dry-run] [--root DIR --files-only]
 
 Removes shadowd as scripts/install.sh installed it, following its manifest
-$MANIFEST.
+$MANIFEST (or $LEGACY_MANIFEST, where older installs kept it).
 
 Options:
   --purge        also remove $CONFDIR (shadowd.conf) and $STATEDIR (the shadow state)
@@ -83,7 +87,16 @@ dirs=()
 group=
 dkms_versions=()
 enabled=
+# The manifest's own file, found before the symlink to its release tree is removed.
+manifest_file=
 if [ -f "$R$MANIFEST" ]; then
+  manifest_file=$(readlink -f "$R$MANIFEST")
+  case "$manifest_file" in "$R"/*) ;; *) die "$MANIFEST resolves to $manifest_file, outside ${R:-/}" ;; esac
+elif [ -f "$R$LEGACY_MANIFEST" ]; then
+  manifest_file=$R$LEGACY_MANIFEST
+  MANIFEST=$LEGACY_MANIFEST
+fi
+if [ -n "$manifest_file" ]; then
   while IFS= read -r line; do
     case "$line" in
       'file '*) check_path "${line#file }"; files+=("${line#file }") ;;
@@ -93,9 +106,9 @@ if [ -f "$R$MANIFEST" ]; then
       'enabled '*) enabled=${line#enabled } ;;
       'version '*) note "removing shadowd ${line#version } as recorded in $MANIFEST" ;;
     esac
-  done < "$R$MANIFEST"
+  done < "$manifest_file"
 else
-  note "no manifest at $R$MANIFEST: shadowd is not installed there (or was removed already)"
+  note "no manifest at $R$MANIFEST (nor $R$LEGACY_MANIFEST): shadowd is not installed there (or was removed already)"
 fi
 
 # ---------------------------------------------------------------------------
@@ -146,7 +159,8 @@ if [ "$PURGE" -eq 1 ]; then
 elif [ -f "$R$CONFDIR/shadowd.conf" ]; then
   note "keeping $CONFDIR/shadowd.conf (--purge removes it)"
 fi
-remove "$MANIFEST"
+if [ -n "$manifest_file" ] && [ "$DRY_RUN" -eq 0 ]; then rm -f "$manifest_file"; fi
+remove "$LEGACY_MANIFEST"
 # Directories the install created, deepest first, if nothing else is in them.
 if [ "$PURGE" -eq 1 ]; then dirs+=("$CONFDIR" "$STATEDIR"); fi
 mapfile -t sorted < <(printf '%s\n' "${dirs[@]}" | grep . | LC_ALL=C sort -u -r || true)
