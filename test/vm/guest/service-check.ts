@@ -11,11 +11,17 @@
 //              outside it may not even read;
 //   watchdog   with WatchdogSec=5 (a drop-in) the daemon keeps feeding it; once
 //              stopped with SIGSTOP, systemd restarts it;
+//   privilege  the running daemon's bounding set lacks CAP_SYS_MODULE, and a
+//              process in its cgroup may open /dev/kmsg but no misc device
+//              other than the helper's and device-mapper's;
+//   upgrade    install.sh again with the service running: a new release tree,
+//              the service restarted onto it, the old tree gone, the helper
+//              not rebuilt (same sources);
 //   uninstall  the installed uninstall.sh removes everything the manifest
 //              lists and keeps shadowd.conf; --purge removes that too.
 // Prints `SERVICE_RESULT <json>`, also after a failure (with `error`), for
 // test/vm/service/service.test.ts.
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { execa, type Options } from 'execa';
 import { MESSAGE_FAILURE_DETECTED, MESSAGE_RECOVERED, MESSAGE_RECOVERY_STARTED } from '../../../daemon/service/message-ids.js';
 import { repoPath } from '../rig/repo-path.js';
@@ -23,7 +29,12 @@ import { DRIVER_SETTINGS, interfaceOf, settle } from './nic-setup.js';
 
 const UNIT = 'shadowd.service';
 const SHADOWCTL = '/usr/bin/shadowctl';
-const MANIFEST = '/var/lib/shadowd/install-manifest';
+const MANIFEST = '/usr/lib/shadowd/install-manifest';
+const LIBDIR = '/usr/lib/shadowd';
+const MODULES_LOAD = '/etc/modules-load.d/shadowd.conf';
+/** A misc device every kernel has, that the unit must not let the daemon open. */
+const OTHER_MISC = '/dev/cpu_dma_latency';
+const CAP_SYS_MODULE = 16;
 const CONFIG = '/etc/shadowd/shadowd.conf';
 const DROP_IN_DIR = '/etc/systemd/system/shadowd.service.d';
 const WATCHDOG_SEC = 5;
@@ -105,6 +116,10 @@ async function installPhase(): Promise<void> {
     catalog: (await run('journalctl', ['--list-catalog', ...CATALOGUED])).stdout.trim(),
     manifestRecords: manifest.split('\n').filter((l) => /^(group|dkms|enabled|version) /.test(l)),
     manifestFiles: manifest.split('\n').filter((l) => l.startsWith('file ')).length,
+    release: existsSync(LIBDIR) ? readlinkSync(LIBDIR) : null,
+    modulesLoad: existsSync(MODULES_LOAD) ? readFileSync(MODULES_LOAD, 'utf8').split('\n').filter((l) => l && !l.startsWith('#')) : [],
+    loadedModules: ['shadow_helper', 'snd', 'snd_pcm'].filter((m) => existsSync(`/sys/module/${m}`)),
+    legacyManifest: existsSync('/var/lib/shadowd/install-manifest'),
   };
   if (r.exitCode !== 0) throw new Error(`install.sh failed:\n${r.all}`);
   log(`installed in ${Date.now() - started} ms`);
@@ -199,6 +214,66 @@ async function accessPhase(dev: string): Promise<void> {
   };
 }
 
+/** What the unit lets the running daemon do: its bounding set, and the devices its cgroup may open. */
+async function privilegePhase(): Promise<void> {
+  const pid = (await show())['MainPID']!;
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const capBnd = /^CapBnd:\s*([0-9a-f]+)$/m.exec(status)?.[1] ?? '';
+  const cgroup = /^0::(\/.*)$/m.exec(readFileSync(`/proc/${pid}/cgroup`, 'utf8'))?.[1] ?? '';
+  // A process that joins the service's cgroup gets its device policy; it opens each node and says how that went.
+  const probe = `
+    const fs = require('node:fs');
+    fs.writeFileSync(process.argv[1], String(process.pid));
+    const out = {};
+    for (const dev of process.argv.slice(2)) {
+      try { fs.closeSync(fs.openSync(dev, 'r')); out[dev] = 'ok'; } catch (e) { out[dev] = e.code; }
+    }
+    console.log(JSON.stringify(out));`;
+  const devices = [OTHER_MISC, '/dev/kmsg'];
+  const inside = await run(process.execPath, ['-e', probe, `/sys/fs/cgroup${cgroup}/cgroup.procs`, ...devices]);
+  const outside = await run(process.execPath, ['-e', probe, '/sys/fs/cgroup/cgroup.procs', ...devices]);
+  const parse = (r: { stdout: string; all: string }): Record<string, string> | string => {
+    try {
+      return JSON.parse(r.stdout) as Record<string, string>;
+    } catch {
+      return r.all;
+    }
+  };
+  result['privilege'] = {
+    capBnd,
+    sysModule: capBnd === '' ? null : Number((BigInt(`0x${capBnd}`) >> BigInt(CAP_SYS_MODULE)) & 1n),
+    cgroup,
+    inside: parse(inside),
+    outside: parse(outside),
+    deviceAllow: (await run('systemctl', ['show', UNIT, '-p', 'DeviceAllow', '--value'])).stdout.trim(),
+  };
+  log(`privilege ${JSON.stringify(result['privilege'])}`);
+}
+
+/** install.sh again, with the service running. */
+async function upgradePhase(): Promise<void> {
+  const before = { unit: await show(), release: readlinkSync(LIBDIR) };
+  const started = Date.now();
+  const r = await run(repoPath('scripts/install.sh'), []);
+  const ms = Date.now() - started;
+  const after = { unit: await show(), release: readlinkSync(LIBDIR) };
+  const oldTree = `/usr/lib/${before.release}`;
+  result['upgrade'] = {
+    exitCode: r.exitCode,
+    ms,
+    output: r.all.split('\n').slice(-60).join('\n'),
+    before,
+    after,
+    oldTreeGone: !existsSync(oldTree),
+    newMain: existsSync(`${LIBDIR}/dist/daemon/main.js`),
+    // The release trees of the files the running daemon maps (its native modules): the new one's only.
+    mapped: [...new Set([...readFileSync(`/proc/${after.unit['MainPID']}/maps`, 'utf8').matchAll(/\/usr\/lib\/(shadowd-releases\/[^/\s]+)\//g)].map((m) => m[1]))],
+    dkms: (await run('dkms', ['status', '-m', 'shadow_helper'])).stdout.trim(),
+  };
+  log(`upgraded in ${ms} ms: ${before.release} -> ${after.release}`);
+  if (r.exitCode !== 0) throw new Error(`install.sh (upgrade) failed:\n${r.all}`);
+}
+
 async function watchdogPhase(): Promise<void> {
   mkdirSync(DROP_IN_DIR, { recursive: true });
   writeFileSync(`${DROP_IN_DIR}/watchdog-test.conf`, `[Service]\nWatchdogSec=${WATCHDOG_SEC}\n`);
@@ -256,7 +331,9 @@ try {
   await startPhase();
   await recoveryPhase(dev);
   await kill9Phase(dev);
+  await privilegePhase();
   await accessPhase(dev);
+  await upgradePhase();
   await watchdogPhase();
   await uninstallPhase();
 } catch (err) {

@@ -1,7 +1,8 @@
 // shadowd as a systemd service, in a guest booted with systemd as PID 1 over
 // the host root: installed with scripts/install.sh (the helper module through
-// DKMS), started, made to recover a real e1000 fault, killed -9, starved of
-// its watchdog, used by a non-root user, and uninstalled with uninstall.sh
+// DKMS), started, made to recover a real e1000 fault, killed -9, checked for
+// the privileges its unit leaves it, used by a non-root user, upgraded while
+// running, starved of its watchdog, and uninstalled with uninstall.sh
 // (guest/service-check.ts does the work; each check below reads its result).
 import { existsSync, statSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -11,8 +12,8 @@ import { buildHelperModule } from '../rig/kmod-build.js';
 import { repoPath } from '../rig/repo-path.js';
 
 const SCRIPT = repoPath('dist/test/vm/guest/service-check.js');
-/** Boot, DKMS build and depmod under emulation dominate: minutes, not seconds. */
-const GUEST_TIMEOUT_MS = 1_080_000;
+/** Boot, DKMS build and depmod, and two installs (the second an upgrade), under emulation dominate: minutes, not seconds (about 930 s in all). */
+const GUEST_TIMEOUT_MS = 1_500_000;
 
 interface Run {
   exitCode: number | null;
@@ -45,6 +46,22 @@ interface ServiceResult {
     catalog: string;
     manifestRecords: string[];
     manifestFiles: number;
+    release: string | null;
+    modulesLoad: string[];
+    loadedModules: string[];
+    legacyManifest: boolean;
+  };
+  privilege?: { capBnd: string; sysModule: number | null; cgroup: string; inside: Record<string, string> | string; outside: Record<string, string> | string; deviceAllow: string };
+  upgrade?: {
+    exitCode: number | null;
+    ms: number;
+    output: string;
+    before: { unit: Show; release: string };
+    after: { unit: Show; release: string };
+    oldTreeGone: boolean;
+    newMain: boolean;
+    mapped: string[];
+    dkms: string;
   };
   device?: { dev: string; allowFaults: string };
   start?: { exitCode: number | null; output: string; ms: number; show: Show };
@@ -109,14 +126,21 @@ describe('shadowd under systemd (PID 1) in the guest', () => {
     expect(i.exitCode, i.output).toBe(0);
     expect(i.enabled).toBe('enabled');
     expect(i.group).toMatch(/^shadowd:x:\d+:$/);
-    expect(i.dkms).toMatch(/^shadow_helper\/[\d.]+, 6\.1\.\d+-\d+-amd64, x86_64: installed/);
+    // The DKMS version names the sources (VERSION-HASH): a rebuild goes beside the installed one.
+    expect(i.dkms).toMatch(/^shadow_helper\/[\d.]+-[0-9a-f]{8}, 6\.1\.\d+-\d+-amd64, x86_64: installed/);
     expect(i.moduleFile).toMatch(/^\/lib\/modules\/6\.1\.\d+-\d+-amd64\/updates\/dkms\/shadow_helper\.ko(\.xz)?$/);
     expect(i.loaded).toBe(true);
     for (const id of [MESSAGE_FAILURE_DETECTED, MESSAGE_RECOVERY_STARTED, MESSAGE_RECOVERED]) {
       expect(i.catalog).toMatch(new RegExp(`^${id} shadowd: `, 'm'));
     }
-    expect(i.manifestRecords).toEqual(expect.arrayContaining(['group shadowd', 'enabled shadowd.service', expect.stringMatching(/^dkms shadow_helper [\d.]+$/)]));
+    expect(i.manifestRecords).toEqual(expect.arrayContaining(['group shadowd', 'enabled shadowd.service', expect.stringMatching(/^dkms shadow_helper [\d.]+-[0-9a-f]{8}$/)]));
     expect(i.manifestFiles).toBeGreaterThan(100);
+    // The manifest in the release tree (root's), none in the daemon's state directory.
+    expect(i.release).toMatch(/^shadowd-releases\/[\d.]+-\d{8}T\d{6}Z-\d+$/);
+    expect(i.legacyManifest).toBe(false);
+    // The helper and the sound class's tap modules load at boot, and were loaded by the install.
+    expect(i.modulesLoad).toEqual(['shadow_helper', 'snd', 'snd-pcm']);
+    expect(i.loadedModules).toEqual(['shadow_helper', 'snd', 'snd_pcm']);
     expect(r.device?.allowFaults).toBe('Y');
   });
 
@@ -166,6 +190,31 @@ describe('shadowd under systemd (PID 1) in the guest', () => {
     // Key by key, with who set each and when: nothing lost, nothing re-attributed.
     expect(after.entries.length).toBeGreaterThan(10);
     expect(after.entries).toEqual(before.entries);
+  });
+
+  it('runs without CAP_SYS_MODULE, and may open no misc device but the helper\'s and device-mapper\'s', () => {
+    const p = r.privilege!;
+    expect(p.capBnd).toMatch(/^[0-9a-f]{16}$/);
+    expect(p.sysModule, `CapBnd ${p.capBnd}`).toBe(0);
+    expect(p.cgroup).toBe('/system.slice/shadowd.service');
+    // Outside the service's cgroup both open: the refusal inside is the unit's device policy.
+    expect(p.outside).toEqual({ '/dev/cpu_dma_latency': 'ok', '/dev/kmsg': 'ok' });
+    expect(p.inside).toEqual({ '/dev/cpu_dma_latency': 'EPERM', '/dev/kmsg': 'ok' });
+    expect(p.deviceAllow).toContain('/dev/shadow_helper rw');
+    expect(p.deviceAllow).not.toContain('char-misc');
+  });
+
+  it('upgrades a running service: a new release tree, the service restarted onto it, the old tree removed, the helper not rebuilt', () => {
+    const u = r.upgrade!;
+    expect(u.exitCode, u.output).toBe(0);
+    expect(u.after.release).not.toBe(u.before.release);
+    expect(u.after.unit).toMatchObject({ ActiveState: 'active', SubState: 'running' });
+    expect(u.after.unit['MainPID']).not.toBe(u.before.unit['MainPID']);
+    expect(u.mapped).toEqual([u.after.release]);
+    expect(u.oldTreeGone).toBe(true);
+    expect(u.newMain).toBe(true);
+    expect(u.output).toMatch(/shadow_helper [\d.]+-[0-9a-f]{8} \(these sources\) is built and installed already/);
+    expect(u.dkms).toBe(r.install!.dkms);
   });
 
   it('lets a shadowd group member read but not recover, and an outsider not even read', () => {
