@@ -27,9 +27,12 @@ export interface BuildOptions {
   kernel?: KernelSeries;
 }
 
-/** The module's sources: what its Makefile builds from (not modpost's *.mod.c). */
-function isModuleSource(file: string): boolean {
-  return (/\.[ch]$/.test(file) && !file.endsWith('.mod.c')) || file === 'Makefile' || file === 'Kbuild';
+/** What kbuild writes into a module's folder (objects, modpost's output, hidden .cmd files). */
+const BUILD_OUTPUT = /^\.|\.(o|ko|mod|mod\.c|a|cmd|symvers|order|dwo)$|^Module\.symvers$|^modules\.order$/;
+
+/** The module's sources: every file of its folder that the build does not write (C, headers, Makefile and its fragments). */
+async function moduleSources(dir: string): Promise<string[]> {
+  return (await readdir(dir, { withFileTypes: true })).filter((e) => e.isFile() && !BUILD_OUTPUT.test(e.name)).map((e) => e.name);
 }
 
 /**
@@ -39,14 +42,14 @@ function isModuleSource(file: string): boolean {
  */
 async function syncSources(src: string, dest: string): Promise<void> {
   await mkdir(dest, { recursive: true });
-  const wanted = (await readdir(src)).filter(isModuleSource);
+  const wanted = await moduleSources(src);
   for (const f of wanted) {
     const from = join(src, f);
     const to = join(dest, f);
     if (existsSync(to) && (await readFile(from)).equals(await readFile(to))) continue;
     await copyFile(from, to);
   }
-  for (const f of (await readdir(dest)).filter(isModuleSource)) {
+  for (const f of await moduleSources(dest)) {
     if (!wanted.includes(f)) await rm(join(dest, f));
   }
 }
