@@ -35,6 +35,11 @@ const PROBE_START = /^(?:kfunc|kretfunc|fentry|fexit|kprobe|kretprobe|tracepoint
 /** An END block as the class programs write it: `END` alone on its line, its body in braces at the start of lines. */
 const END_BLOCK = /^END[ \t]*\n?\{[ \t]*\n([\s\S]*?)^\}[ \t]*$/m;
 
+/** Whether a program has a probe (the attach points a kernel lacks may have taken them all). */
+export function hasProbe(text: string): boolean {
+  return PROBE_START.test(text.replace(/^(?:BEGIN|END)\b/gm, ''));
+}
+
 /** Merges the class programs into one program's text; throws if one cannot be split. */
 export function mergePrograms(programs: readonly ClassProgram[]): string {
   const preambles: string[] = [];

@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import type { ClassDeclaration, ClassRuntime } from './device-class.js';
 import { Ingest, IngestSyncError, type IngestOptions, type IngestStats } from './ingest.js';
 import { ensureModules } from './kernel-modules.js';
-import { eventClasses, mergePrograms } from './tap-program.js';
+import { filterProbes, readKernelProbeIndex, type KernelProbeIndex } from './probe-filter.js';
+import { eventClasses, hasProbe, mergePrograms } from './tap-program.js';
 import type { TapEvent } from './tap-record.js';
 import type { Logger } from '../service/log.js';
 
@@ -27,6 +28,11 @@ export interface TapsRunnerOptions {
    * only (core/kernel-modules.ts). For tests.
    */
   loadModules?: (modules: readonly string[]) => Promise<void>;
+  /**
+   * What the kernel can attach to; the default reads tracefs (null: it cannot
+   * be read, and every probe is left to bpftrace). For tests.
+   */
+  probeIndex?: () => Promise<KernelProbeIndex | null>;
   /** For tests: the Ingest options beyond what the runner sets. */
   ingest?: Partial<Omit<IngestOptions, 'program' | 'logger' | 'onEvents' | 'onGap' | 'onEvent' | 'marker' | 'cls'>>;
 }
@@ -47,6 +53,8 @@ export class TapsRunner {
   private readonly unrouted = new Set<string>();
   /** The merged program's file, removed at stop. */
   private mergedFile: string | null = null;
+  /** Whether a probe was taken out of a program because the kernel lacks it. */
+  private probesDropped = false;
 
   constructor(
     classes: readonly ClassDeclaration[],
@@ -72,6 +80,24 @@ export class TapsRunner {
     return new Map([...this.taps.keys()].map((cls) => [cls, attached]));
   }
 
+  /**
+   * A class's program without the attach points this kernel lacks, each
+   * reported once (at every start: a kernel does not change while it runs).
+   */
+  private attachable(decl: ClassDeclaration, text: string, index: KernelProbeIndex | null): string {
+    if (index === null) return text;
+    const { text: kept, dropped } = filterProbes(text, index);
+    for (const d of dropped) {
+      this.probesDropped = true;
+      const lost = d.blockDropped ? `the ${decl.id} shadow gets no ${d.events.map((e) => `ev=${e}`).join(', ') || 'records'} from it` : `the ${decl.id} shadow misses the calls of that function (${d.events.map((e) => `ev=${e}`).join(', ')} still come from the others)`;
+      this.opts.logger.log('warning', `the ${decl.id} taps: ${d.point} is not in this kernel; attached without it: ${lost}`, {
+        SHADOWD_CLASS: decl.id,
+        SHADOWD_PROBE: d.point,
+      });
+    }
+    return kept;
+  }
+
   private async launch(): Promise<void> {
     const load = this.opts.loadModules ?? ((m: readonly string[]) => ensureModules(m));
     const all = [...this.taps.values()];
@@ -90,10 +116,18 @@ export class TapsRunner {
     const programs = all.map((t) => t.decl.tapProgram).join(', ');
     let program: string;
     try {
-      if (all.length === 1) program = all[0]!.decl.tapProgram;
+      const index = await (this.opts.probeIndex ?? readKernelProbeIndex)();
+      const texts = await Promise.all(all.map(async (t) => ({ cls: t.decl.id, path: t.decl.tapProgram, text: this.attachable(t.decl, await readFile(t.decl.tapProgram, 'utf8'), index) })));
+      if (all.length === 1 && !this.probesDropped) program = all[0]!.decl.tapProgram;
       else {
-        this.classOfEvent = eventClasses(all.map((t) => t.decl));
-        const merged = mergePrograms(await Promise.all(all.map(async (t) => ({ cls: t.decl.id, path: t.decl.tapProgram, text: await readFile(t.decl.tapProgram, 'utf8') }))));
+        if (all.length > 1) this.classOfEvent = eventClasses(all.map((t) => t.decl));
+        // A class whose every probe went has nothing to attach: the others run.
+        const runnable = texts.filter((t) => hasProbe(t.text));
+        for (const t of texts.filter((x) => !runnable.includes(x))) {
+          this.opts.logger.log('err', `the ${t.cls} taps: none of ${t.path}'s probes is in this kernel: the ${t.cls} shadow sees no change made to its devices`, { SHADOWD_CLASS: t.cls });
+        }
+        if (runnable.length === 0) throw new Error('none of their probes is in this kernel');
+        const merged = runnable.length === 1 ? runnable[0]!.text : mergePrograms(runnable);
         program = join(this.opts.programDir ?? tmpdir(), `taps-${process.pid}.bt`);
         await writeFile(program, merged, { mode: 0o600 });
         this.mergedFile = program;

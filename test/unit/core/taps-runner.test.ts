@@ -77,6 +77,26 @@ describe('taps runner: a class\'s tap modules', () => {
     expect(existsSync(join(dir, `taps-${process.pid}.bt`))).toBe(false);
   });
 
+  it('attaches without a probe the kernel lacks, saying once what the class loses', async () => {
+    const missing = { hasFunction: (name: string) => name !== 'sound_fn', hasTracepoint: () => true };
+    const sound = decl('sound');
+    writeFileSync(sound.tapProgram, `${readFileSync(sound.tapProgram, 'utf8')}kprobe:sound_other { printf("ev=sound_ev pid=%d\\n", pid); }\n`);
+    const runner = new TapsRunner([sound, decl('net')], { ...opts(), loadModules: () => Promise.resolve(), probeIndex: () => Promise.resolve(missing), ingest: { probesLive: () => Promise.resolve() } });
+    await runner.start();
+    const merged = readFileSync(join(dir, `taps-${process.pid}.bt`), 'utf8');
+    expect(merged.match(/^kprobe:\w+/gm)).toEqual(['kprobe:sound_other', 'kprobe:net_fn']);
+    // The fake bpftrace echoes the program, whose lines after the first are not tap output: only the probe's line is looked at.
+    expect(logs.filter((l) => l.fields?.['SHADOWD_PROBE'] !== undefined)).toEqual([
+      {
+        priority: 'warning',
+        message: 'the sound taps: kprobe:sound_fn is not in this kernel; attached without it: the sound shadow gets no ev=sound_ev from it',
+        fields: { SHADOWD_CLASS: 'sound', SHADOWD_PROBE: 'kprobe:sound_fn' },
+      },
+    ]);
+    expect(runner.stats()).toMatchObject({ state: 'attached', byClass: { sound: { state: 'attached' }, net: { state: 'attached' } } });
+    await runner.stop();
+  });
+
   it('hands each class the events its program prints, and only those', async () => {
     const withEvent = (id: string) => {
       const d = decl(id);
