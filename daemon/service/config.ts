@@ -36,6 +36,13 @@ export interface Policy {
   /** Wait before a retry after a failed recovery, doubling each time up to backoffMaxSec. */
   backoffSec: number;
   backoffMaxSec: number;
+  /**
+   * Whether a driver WARN (a kernel warning blamed on the driver's module)
+   * starts a recovery. Off by default: a WARN says the driver noticed
+   * something odd, most drivers go on working after one, and a restart has
+   * its own risks; an oops, a BUG and a stall always recover.
+   */
+  recoverWarnings: boolean;
 }
 
 /** A class's setting value: what ClassSetting.parse gives. */
@@ -80,6 +87,7 @@ export const DEFAULT_POLICY: Readonly<Policy> = {
   recoveryWindowSec: 600,
   backoffSec: 2,
   backoffMaxSec: 60,
+  recoverWarnings: false,
 };
 
 export const DEFAULT_DAEMON: Readonly<DaemonSettings> = {
@@ -128,6 +136,7 @@ export const POLICY_KEYS: { readonly [name: string]: KeySpec<keyof Policy, Setti
   RecoveryWindowSec: { field: 'recoveryWindowSec', parse: integerSetting(1, 86400) },
   BackoffSec: { field: 'backoffSec', parse: integerSetting(0, 3600) },
   BackoffMaxSec: { field: 'backoffMaxSec', parse: integerSetting(0, 3600) },
+  RecoverWarnings: { field: 'recoverWarnings', parse: booleanSetting },
 };
 
 const DAEMON_KEYS: { [name: string]: KeySpec<keyof DaemonSettings, DaemonSettings[keyof DaemonSettings]> } = {
@@ -434,6 +443,7 @@ export function policyFor(config: Config, ref: DeviceRef, driver: string | null 
     recoveryWindowSec: pick('recoveryWindowSec'),
     backoffSec,
     backoffMaxSec: Math.max(backoffSec, pick('backoffMaxSec')),
+    recoverWarnings: pick('recoverWarnings'),
   };
 }
 

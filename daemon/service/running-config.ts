@@ -155,6 +155,11 @@ export class RunningConfig {
     return this.policy(ref, driver).protect;
   }
 
+  /** Whether a driver WARN recovers the device (RecoverWarnings=). */
+  recoversWarnings(ref: DeviceRef, driver: string | null | undefined): boolean {
+    return this.policy(ref, driver).recoverWarnings;
+  }
+
   /** One of the device's class's settings (ClassContext.setting); throws for a key its class does not declare. */
   setting(ref: DeviceRef, driver: string | null | undefined, key: string): SettingValue {
     return settingFor(this.current, this.opts.classes, ref, driver, key);
@@ -198,6 +203,8 @@ function configErrorFields(e: ConfigError): LogFields {
 export interface ProtectFilterOptions {
   /** RunningConfig.protects. */
   protects: (ref: DeviceRef, driver: string | null | undefined) => boolean;
+  /** RunningConfig.recoversWarnings. */
+  recoversWarnings: (ref: DeviceRef, driver: string | null | undefined) => boolean;
   /** The device's driver when the report does not name it. */
   driverOf: (ref: DeviceRef) => string | null;
   logger: Logger;
@@ -207,8 +214,9 @@ export interface ProtectFilterOptions {
 }
 
 /**
- * Wraps the recovery manager's report(): failures of devices with Protect=no
- * are logged (as a detected failure, without a recovery) and go no further.
+ * Wraps the recovery manager's report(): failures of devices with Protect=no,
+ * and driver WARNs of devices without RecoverWarnings=yes, are logged (as a
+ * detected failure, without a recovery) and go no further.
  */
 export function protectFilter(report: (f: FailureReport) => void, opts: ProtectFilterOptions): (f: FailureReport) => void {
   const now = opts.now ?? Date.now;
@@ -218,7 +226,10 @@ export function protectFilter(report: (f: FailureReport) => void, opts: ProtectF
     // A malformed report (no class or no device) is the manager's to refuse and log.
     const ref: DeviceRef | null = typeof f?.cls === 'string' && typeof f.device === 'string' ? { cls: f.cls, name: f.device } : null;
     const driver = ref === null ? null : (f.driver ?? opts.driverOf(ref));
-    if (ref === null || opts.protects(ref, driver)) {
+    let why: string | null = null;
+    if (ref !== null && !opts.protects(ref, driver)) why = 'the device has Protect=no';
+    else if (ref !== null && f.kind === 'warn' && !opts.recoversWarnings(ref, driver)) why = 'a driver warning recovers only with RecoverWarnings=yes';
+    if (ref === null || why === null) {
       report(f);
       return;
     }
@@ -228,7 +239,7 @@ export function protectFilter(report: (f: FailureReport) => void, opts: ProtectF
     const loud = last === undefined || t - last >= quietMs;
     if (loud) lastLogged.set(id, t);
     const detail = typeof f.detail === 'string' && f.detail.length > 500 ? `${f.detail.slice(0, 500)}...` : f.detail;
-    opts.logger.log(loud ? 'warning' : 'debug', `${id}: driver ${driver ?? '(unknown)'} failed (${f.kind}): ${detail}; not recovered: the device has Protect=no`, {
+    opts.logger.log(loud ? 'warning' : 'debug', `${id}: driver ${driver ?? '(unknown)'} failed (${f.kind}): ${detail}; not recovered: ${why}`, {
       MESSAGE_ID: MESSAGE_FAILURE_DETECTED,
       SHADOWD_DEVICE: ref.name,
       SHADOWD_DRIVER: driver ?? undefined,

@@ -143,6 +143,7 @@ export class ShadowdService {
     const report = (f: Parameters<RecoveryManager['report']>[0]): void => void this.recovery.report(f);
     const protectedReport = protectFilter(report, {
       protects: (ref, driver) => this.running.protects(ref, driver),
+      recoversWarnings: (ref, driver) => this.running.recoversWarnings(ref, driver),
       driverOf: (ref) => this.runtimes.get(ref.cls)?.lookup(ref.name)?.driver ?? null,
       logger,
     });

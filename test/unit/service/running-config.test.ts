@@ -85,7 +85,7 @@ describe('defaultConfigPath', () => {
 
 describe('recoveryPolicy', () => {
   it("converts the file's seconds to the manager's ms; the defaults agree", () => {
-    expect(recoveryPolicy({ protect: true, maxRecoveries: 5, recoveryWindowSec: 3600, backoffSec: 1, backoffMaxSec: 30 })).toEqual({
+    expect(recoveryPolicy({ protect: true, maxRecoveries: 5, recoveryWindowSec: 3600, backoffSec: 1, backoffMaxSec: 30, recoverWarnings: false })).toEqual({
       maxRecoveries: 5,
       windowMs: 3_600_000,
       backoffMs: 1000,
@@ -332,6 +332,7 @@ describe('protectFilter', () => {
     const unprotected = new Set(['net:eth1', 'sound:card0']);
     const report = protectFilter((f) => passed.push(f), {
       protects: (ref, driver) => !unprotected.has(`${ref.cls}:${ref.name}`) && driver !== 'pcnet32',
+      recoversWarnings: () => true,
       driverOf: (ref) => (ref.name === 'eth2' ? 'pcnet32' : ref.cls === 'sound' ? 'snd_hda_intel' : 'e1000'),
       logger,
       now: () => now,
@@ -369,9 +370,28 @@ describe('protectFilter', () => {
     expect(passed.map((f) => `${f.cls}:${f.device}`)).toEqual(['net:eth0', 'sound:eth1', 'net:eth1']);
   });
 
+  it('recovers a driver WARN only where RecoverWarnings=yes; an oops or a stall always', () => {
+    const passed: string[] = [];
+    const logger = recordingLogger();
+    const report = protectFilter((f) => passed.push(`${f.device} ${f.kind}`), {
+      protects: () => true,
+      recoversWarnings: (ref) => ref.name === 'eth1',
+      driverOf: () => 'e1000',
+      logger,
+    });
+    report(failure({ device: 'eth0', kind: 'warn', detail: 'WARNING: CPU: 0 PID: 1 at e1000_main.c:42' }));
+    report(failure({ device: 'eth1', kind: 'warn', detail: 'WARNING: CPU: 0 PID: 1 at e1000_main.c:42' }));
+    report(failure({ device: 'eth0', kind: 'oops' }));
+    report(failure({ device: 'eth0', kind: 'tx-stall', detail: 'queue stuck' }));
+    expect(passed).toEqual(['eth1 warn', 'eth0 oops', 'eth0 tx-stall']);
+    expect(logger.lines.map((l) => `${l.priority} ${l.message}`)).toEqual([
+      'warning net:eth0: driver e1000 failed (warn): WARNING: CPU: 0 PID: 1 at e1000_main.c:42; not recovered: a driver warning recovers only with RecoverWarnings=yes',
+    ]);
+  });
+
   it('leaves a malformed report to the manager, which refuses and logs it', () => {
     const passed: unknown[] = [];
-    const report = protectFilter((f) => passed.push(f), { protects: () => false, driverOf: () => null, logger: recordingLogger() });
+    const report = protectFilter((f) => passed.push(f), { protects: () => false, recoversWarnings: () => false, driverOf: () => null, logger: recordingLogger() });
     const bad = { cls: 'net', device: 42 } as unknown as FailureReport;
     const classless = { device: 'eth0' } as unknown as FailureReport;
     report(bad);
