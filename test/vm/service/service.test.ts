@@ -12,7 +12,7 @@ import { buildHelperModule } from '../rig/kmod-build.js';
 import { repoPath } from '../rig/repo-path.js';
 
 const SCRIPT = repoPath('dist/test/vm/guest/service-check.js');
-/** Boot, DKMS build and depmod, and two installs (the second an upgrade), under emulation dominate: minutes, not seconds (about 930 s in all). */
+/** Boot, DKMS build and depmod, and two installs (the second an upgrade), under emulation dominate: minutes, not seconds (700-930 s in all). */
 const GUEST_TIMEOUT_MS = 1_500_000;
 
 interface Run {
