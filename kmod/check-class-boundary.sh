@@ -9,7 +9,7 @@
 set -eu
 dir=${1:-$(dirname "$0")}
 net='net_device|netdev|IFNAMSIZ|ethtool|rtnl|ifindex|dev_get_by_name|netif_|napi|ndo_|sk_buff|skb|init_net|dev_valid_name|linux/if_|net/|NETIF_F|IFF_|ETH_'
-block='gendisk|request_queue|blk_|bdev|block_device|BLK_STS|disk_live|disk_to_dev|dev_to_disk|DISK_NAME_LEN|linux/blkdev|linux/blk-|scsi|sdev|bio_|sector_t'
+block='gendisk|request_queue|blk_|bdev|block_device|BLK_STS|disk_live|disk_to_dev|dev_to_disk|DISK_NAME_LEN|linux/blkdev|linux/blk-|scsi|(^|[^a-z])sdev|bio_|sector_t'
 sound='(^|[^_a-z])snd_|SNDRV_|<sound/|[^_]sound_class|substream'
 found=0
 check() { # FILE WORDS WHAT
@@ -18,7 +18,7 @@ check() { # FILE WORDS WHAT
 		found=1
 	fi
 }
-for f in "$dir"/*.c "$dir"/*.h "$dir"/Makefile; do
+for f in "$dir"/*.c "$dir"/*.h "$dir"/*.mk "$dir"/Makefile; do
 	[ -e "$f" ] || continue
 	case $(basename "$f") in
 	*.mod.c) continue ;;

@@ -93,6 +93,12 @@ struct sh_class {
 	 * when it opened the device and 0 when there was nothing to open.
 	 */
 	int (*arm)(struct sh_run *run);
+	/*
+	 * Optional, under the class's lock, before stop(): the last chance
+	 * to refuse (res->msg says why) with nothing touched, checked in the
+	 * same lock hold as the stop that follows.
+	 */
+	int (*check)(struct sh_run *run);
 	void (*disarm)(struct sh_run *run);
 	void (*set_phase)(struct sh_run *run, enum sh_phase phase);
 	void (*stop)(struct sh_run *run);	/* quiesce, lift faults */

@@ -75,6 +75,67 @@ void sh_net_restore_ops(struct sh_dev *sd)
 	module_put(THIS_MODULE);
 }
 
+/*
+ * A device the shadow holds (restarting or parked) must not change network
+ * namespace: the move unregisters it from the old namespace, which would
+ * drop the record the restart is using, and would hand the shadow's ops to
+ * a namespace that never asked for a restart. The kernel's own flag for
+ * devices that may not move makes the move fail with -EINVAL (kmod/Makefile
+ * says which spelling the kernel has).
+ */
+static bool sh_netns_local(const struct net_device *dev)
+{
+#if defined(SH_NETNS_IMMUTABLE)
+	return dev->netns_immutable;
+#elif defined(SH_NETNS_LOCAL_BIT)
+	return dev->netns_local;
+#else
+	return dev->features & NETIF_F_NETNS_LOCAL;
+#endif
+}
+
+static void sh_set_netns_local(struct net_device *dev, bool on)
+{
+#if defined(SH_NETNS_IMMUTABLE)
+	dev->netns_immutable = on;
+#elif defined(SH_NETNS_LOCAL_BIT)
+	dev->netns_local = on;
+#else
+	if (on)
+		dev->features |= NETIF_F_NETNS_LOCAL;
+	else
+		dev->features &= ~NETIF_F_NETNS_LOCAL;
+#endif
+}
+
+void sh_net_pin_netns(struct sh_dev *sd)
+{
+	struct sh_net_dev *nd = sh_net(sd);
+
+	ASSERT_RTNL();
+	if (!nd->netns_pinned) {
+		nd->netns_local_was = sh_netns_local(nd->dev);
+		nd->netns_pinned = true;
+	}
+	/* Again after a probe, which may have rewritten the feature word. */
+	sh_set_netns_local(nd->dev, true);
+}
+
+/*
+ * The fresh driver's probe may have rewritten the features: the device gets
+ * back what its driver had said before the restart.
+ */
+void sh_net_unpin_netns(struct sh_dev *sd)
+{
+	struct sh_net_dev *nd = sh_net(sd);
+
+	ASSERT_RTNL();
+	if (!nd->netns_pinned)
+		return;
+	sh_set_netns_local(nd->dev, nd->netns_local_was);
+	nd->netns_pinned = false;
+}
+
 /* 1-15 bytes, not "." or "..", no '/', ':' or whitespace. */
 static bool sh_net_valid_name(const char *name)
 {
@@ -264,6 +325,10 @@ static const struct sh_class_cmd sh_net_cmds[] = {
  * A device that really goes away (its driver unloaded without us, or it was
  * deleted) takes its record with it. A parked device has no driver ops to
  * give back: ours stay until it is freed, which needs no more calls into us.
+ * A restart's record is the worker's: the device cannot leave its namespace
+ * meanwhile (sh_net_pin_netns()) and its driver's unregister is skipped, so
+ * this is only a warning that something else unregistered it; the record
+ * stays with the worker, which holds a reference to the device.
  */
 static int sh_net_event(struct notifier_block *nb, unsigned long event,
 			void *ptr)
@@ -276,6 +341,11 @@ static int sh_net_event(struct notifier_block *nb, unsigned long event,
 	sd = sh_net_find_rtnl(dev);
 	if (!sd)
 		return NOTIFY_DONE;
+	if (sd->state == SH_RESTARTING) {
+		pr_warn("%s unregistered during a restart; its record stays with the restart\n",
+			dev->name);
+		return NOTIFY_DONE;
+	}
 	if (sd->state == SH_PASSIVE)
 		sh_net_restore_ops(sd);
 	sh_net_fault_unmask_irq(sd);
@@ -319,6 +389,7 @@ const struct sh_class sh_net_class = {
 	.record_init = sh_net_record_init,
 	.reply_fields = sh_net_reply_fields,
 	.arm = sh_net_arm,
+	.check = sh_net_check,
 	.disarm = sh_net_disarm,
 	.set_phase = sh_net_set_phase,
 	.stop = sh_net_stop,

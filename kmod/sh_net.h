@@ -63,6 +63,9 @@ struct sh_net_dev {
 	const struct net_device_ops *real_ops;
 	const struct ethtool_ops *real_ethtool;
 	bool ops_ours;			/* dev's ops are ours; module pinned */
+	bool netns_pinned;		/* we keep the device in its namespace */
+	bool netns_local_was;		/* ... and what the driver had said */
+	bool carrier_parked;		/* parking took the carrier away */
 
 	bool hang_active;		/* tx-hang-reset: until the driver resets */
 	bool irq_masked;		/* lost-irq: INTx masked at the device */
@@ -81,6 +84,8 @@ struct sh_dev *sh_net_find_rtnl(const struct net_device *dev);
 void sh_net_put_ops(struct sh_dev *sd, const struct net_device_ops *ops,
 		    const struct ethtool_ops *ethtool);
 void sh_net_restore_ops(struct sh_dev *sd);
+void sh_net_pin_netns(struct sh_dev *sd);
+void sh_net_unpin_netns(struct sh_dev *sd);
 
 /* sh_net_impersonate.c */
 void sh_impersonate(struct sh_dev *sd);
@@ -106,6 +111,7 @@ struct sh_window {
 	bool registered;	/* probe() registered it */
 	bool rtnl_held;		/* taken when probe() was given the device */
 	bool name_pinned;	/* lookups use name[] while probe runs */
+	bool *carrier_parked;	/* the record's: give the carrier back at alloc */
 	const struct net_device_ops *probed_ops;
 	const struct ethtool_ops *probed_ethtool;
 	char why[SH_MSG_MAX];	/* why probe() did not get the device */
@@ -126,6 +132,7 @@ struct sh_net_run {
 };
 
 int sh_net_arm(struct sh_run *run);
+int sh_net_check(struct sh_run *run);
 void sh_net_disarm(struct sh_run *run);
 void sh_net_set_phase(struct sh_run *run, enum sh_phase phase);
 void sh_net_stop(struct sh_run *run);

@@ -130,6 +130,14 @@ static struct net_device *sh_alloc_netdev_mqs(int sizeof_priv,
 	rtnl_lock();
 	win->rtnl_held = true;
 	sh_pin_name(win);
+	/*
+	 * A parked device lost its carrier; the probe gets it as a fresh
+	 * device has it, and RTNL keeps linkwatch off the device until open.
+	 */
+	if (win->carrier_parked && *win->carrier_parked) {
+		netif_carrier_on(dev);
+		*win->carrier_parked = false;
+	}
 	/* Drivers assume a zeroed private area. */
 	memset(netdev_priv(dev), 0, sizeof_priv);
 	return dev;

@@ -21,6 +21,7 @@
 
 #include <linux/etherdevice.h>
 #include <linux/if_vlan.h>
+#include <linux/module.h>
 #include <linux/netdevice.h>
 #include <linux/rtnetlink.h>
 #include <linux/socket.h>
@@ -144,9 +145,9 @@ static int sh_replay_rings(struct sh_replay *rp)
 	struct kernel_ethtool_ringparam kring = {};
 	struct ethtool_ringparam ring = {};
 
-	if (!st->has_rings)
+	if (!st->has_rings || !eth || !eth->set_ringparam)
 		return 0;
-	if (!eth || !eth->get_ringparam || !eth->set_ringparam)
+	if (!eth->get_ringparam)
 		return -EOPNOTSUPP;
 	eth->get_ringparam(dev, &ring, &kring, NULL);
 	if (ring.rx_pending == st->rx && ring.rx_mini_pending == st->rx_mini &&
@@ -170,9 +171,9 @@ static int sh_replay_msglvl(struct sh_replay *rp)
 	const struct ethtool_ops *eth = dev->ethtool_ops;
 	const struct sh_staged *st = &rp->nd->staged;
 
-	if (!st->has_msglvl)
+	if (!st->has_msglvl || !eth || !eth->set_msglevel)
 		return 0;
-	if (!eth || !eth->get_msglevel || !eth->set_msglevel)
+	if (!eth->get_msglevel)
 		return -EOPNOTSUPP;
 	if (eth->get_msglevel(dev) == st->msglvl)
 		return 0;
@@ -187,9 +188,9 @@ static int sh_replay_pause(struct sh_replay *rp)
 	const struct sh_staged *st = &rp->nd->staged;
 	struct ethtool_pauseparam pause = {};
 
-	if (!st->has_pause)
+	if (!st->has_pause || !eth || !eth->set_pauseparam)
 		return 0;
-	if (!eth || !eth->get_pauseparam || !eth->set_pauseparam)
+	if (!eth->get_pauseparam)
 		return -EOPNOTSUPP;
 	eth->get_pauseparam(dev, &pause);
 	if (pause.autoneg == st->pause_autoneg &&
@@ -207,16 +208,20 @@ static int sh_replay_privflags(struct sh_replay *rp)
 	const struct ethtool_ops *eth = dev->ethtool_ops;
 	const struct sh_staged *st = &rp->nd->staged;
 
-	if (!st->has_privflags)
+	if (!st->has_privflags || !eth || !eth->set_priv_flags)
 		return 0;
-	if (!eth || !eth->get_priv_flags || !eth->set_priv_flags)
+	if (!eth->get_priv_flags)
 		return -EOPNOTSUPP;
 	if (eth->get_priv_flags(dev) == st->privflags)
 		return 0;
 	return eth->set_priv_flags(dev, st->privflags) ?: 1;
 }
 
-/* In dependency order: what the driver reads when it opens comes first. */
+/*
+ * In dependency order: what the driver reads when it opens comes first. An
+ * ethtool setting the fresh driver cannot set is skipped, not failed: no one
+ * can have changed it, so the driver's default is what it was.
+ */
 static const struct {
 	const char *key;
 	int (*run)(struct sh_replay *rp);
@@ -255,6 +260,22 @@ static void sh_reprobe_neighbours(struct net_device *dev)
 #endif
 }
 
+/*
+ * The fresh driver's receive filters are empty: the unicast and multicast
+ * lists the stack kept, and promiscuous and all-multicast mode, go back to
+ * the hardware as __dev_set_rx_mode() sends them (it is not exported). A
+ * driver that programs them in its own open just does it twice.
+ */
+static void sh_set_rx_mode(struct net_device *dev)
+{
+	const struct net_device_ops *ops = dev->netdev_ops;
+
+	netif_addr_lock_bh(dev);
+	if (netif_device_present(dev) && ops->ndo_set_rx_mode)
+		ops->ndo_set_rx_mode(dev);
+	netif_addr_unlock_bh(dev);
+}
+
 /* As __dev_open() does, minus the notifications: the stack saw no close. */
 int sh_net_open(struct sh_run *run)
 {
@@ -270,6 +291,7 @@ int sh_net_open(struct sh_run *run)
 		clear_bit(__LINK_STATE_START, &dev->state);
 		return err;
 	}
+	sh_set_rx_mode(dev);
 	dev_activate(dev);
 	sh_reprobe_neighbours(dev);
 	return 1;
@@ -307,9 +329,21 @@ static void sh_stage_from_answers(struct sh_net_dev *nd)
 	}
 }
 
+/*
+ * Parking: the device is closed as for a restart, and loses its carrier:
+ * it is operationally down (routes over it are marked linkdown, a bond
+ * fails over, NetworkManager sees the link go), while it keeps its
+ * addresses and routes for the restart that brings it back.
+ */
 void sh_net_quiesce(struct sh_run *run)
 {
-	sh_quiesce(sh_net(run->sd)->dev);
+	struct sh_net_dev *nd = sh_net(run->sd);
+
+	sh_quiesce(nd->dev);
+	if (netif_carrier_ok(nd->dev)) {
+		netif_carrier_off(nd->dev);
+		nd->carrier_parked = true;
+	}
 }
 
 /*
@@ -328,6 +362,8 @@ void sh_net_stop(struct sh_run *run)
 					     sizeof(nr->mac)));
 	nr->wanted = dev->wanted_features;
 	nr->features = dev->features;
+	/* Leaving the park: the probe gives the carrier back (sh_net_hooks.c). */
+	nr->win.carrier_parked = &nd->carrier_parked;
 	sh_quiesce(dev);
 	if (sd->state == SH_PASSIVE && nd->ops_ours)
 		sh_net_restore_ops(sd);
@@ -338,9 +374,108 @@ void sh_net_impersonate(struct sh_run *run)
 {
 	struct sh_net_dev *nd = sh_net(run->sd);
 
+	sh_net_pin_netns(run->sd);
 	if (!sh_is_impersonating(nd->dev))
 		sh_impersonate(run->sd);
 	sh_stage_from_answers(nd);
+}
+
+/*
+ * State that lives in the driver instance, outside what the restart keeps
+ * and replays: the fresh instance would silently run without it (a
+ * firewall in XDP bypassed, IPsec or TLS sessions dropped, DCB priorities
+ * reset, tunnel ports no longer offloaded), or the kernel would keep
+ * pointers into the old one. NULL when a restart carries the device whole.
+ * Under RTNL.
+ */
+static const char *sh_uncarried(const struct net_device *dev)
+{
+#if IS_ENABLED(CONFIG_CFG80211)
+	if (dev->ieee80211_ptr)
+		return "a wireless device (cfg80211 and mac80211 keep its state outside it)";
+#endif
+	if (dev->xdp_state[XDP_MODE_DRV].prog || dev->xdp_state[XDP_MODE_DRV].link)
+		return "a driver-mode XDP program is attached (the fresh driver would not run it)";
+	if (dev->xdp_state[XDP_MODE_HW].prog || dev->xdp_state[XDP_MODE_HW].link)
+		return "an offloaded XDP program is attached (the fresh driver would not run it)";
+	if (dev->features & NETIF_F_HW_TC)
+		return "TC offload is on (hw-tc-offload: its flow rules live in the driver)";
+	if (dev->udp_tunnel_nic_info &&
+	    (dev->features & NETIF_F_RX_UDP_TUNNEL_PORT))
+		return "UDP tunnel port offload is on (rx-udp_tunnel-port-offload)";
+#if IS_ENABLED(CONFIG_XFRM_OFFLOAD)
+	if (dev->xfrmdev_ops && (dev->features & NETIF_F_HW_ESP))
+		return "IPsec offload is on (esp-hw-offload: its SAs live in the driver)";
+#endif
+#if IS_ENABLED(CONFIG_TLS_DEVICE)
+	if (dev->tlsdev_ops &&
+	    (dev->features & (NETIF_F_HW_TLS_TX | NETIF_F_HW_TLS_RX)))
+		return "TLS offload is on (tls-hw-tx/rx-offload: its sessions live in the driver)";
+#endif
+#if IS_ENABLED(CONFIG_DCB)
+	if (dev->dcbnl_ops)
+		return "it has Data Center Bridging (its DCB settings live in the driver)";
+#endif
+	return NULL;
+}
+
+/*
+ * A reload also unloads the driver's module, while the stack may still
+ * call what these point into (a neighbour's header, a UDP tunnel's port)
+ * before the fresh driver's probe points them at its own: a plain restart
+ * keeps the module, and with it the pointers' targets.
+ */
+static const char *sh_unreloadable(const struct net_device *dev,
+				   const struct module *mod)
+{
+	if (!mod)
+		return NULL;
+	if (within_module((unsigned long)dev->header_ops, mod))
+		return "the driver builds the device's link-layer headers itself";
+	if (within_module((unsigned long)dev->udp_tunnel_nic_info, mod))
+		return "the driver offloads UDP tunnel ports";
+	return NULL;
+}
+
+/*
+ * Under RTNL, in the hold that stops the device: refuses, before anything
+ * is touched, a restart that would lose state, or of a device that left
+ * the initial namespace or is being unregistered since it was looked up.
+ * A parked device has lost its driver's state already: it may come back.
+ * The bus device's driver cannot go meanwhile: its remove needs RTNL.
+ */
+int sh_net_check(struct sh_run *run)
+{
+	struct net_device *dev = to_net_dev(run->cdev);
+	struct device_driver *drv = READ_ONCE(run->bus->driver);
+	struct sh_dev *sd = sh_net_find_rtnl(dev);
+	const char *why;
+
+	if (!net_eq(dev_net(dev), &init_net) ||
+	    dev->reg_state != NETREG_REGISTERED) {
+		scnprintf(run->res->msg, sizeof(run->res->msg),
+			  "%s left the initial network namespace or is going away",
+			  run->ref);
+		return -ENODEV;
+	}
+	if (run->how == SH_PARK || (sd && sd->state == SH_PARKED))
+		return 0;
+	why = sh_uncarried(dev);
+	if (why) {
+		scnprintf(run->res->msg, sizeof(run->res->msg),
+			  "a restart would lose what the driver holds: %s",
+			  why);
+		return -EOPNOTSUPP;
+	}
+	why = run->how == SH_RELOAD ?
+		sh_unreloadable(dev, drv ? drv->owner : NULL) : NULL;
+	if (why) {
+		scnprintf(run->res->msg, sizeof(run->res->msg),
+			  "a reload would unload code the kernel points into: %s",
+			  why);
+		return -EOPNOTSUPP;
+	}
+	return 0;
 }
 
 int sh_net_arm(struct sh_run *run)
@@ -390,8 +525,10 @@ int sh_net_probed(struct sh_run *run, int attach_ret)
 		rtnl_lock();
 	if (attach_ret > 0 && win->registered)
 		return 0;
-	/* A probe that failed half way may have renamed the device. */
+	/* A probe that failed half way may have renamed the device... */
 	sh_restore_name(win);
+	/* ...or rewritten its features, the namespace pin with them. */
+	sh_net_pin_netns(run->sd);
 	if (win->why[0])
 		scnprintf(res->msg, sizeof(res->msg), "probe failed: %s",
 			  win->why);
@@ -416,6 +553,7 @@ void sh_net_unimpersonate(struct sh_run *run)
 	nd->real_ops = nr->win.probed_ops;
 	nd->real_ethtool = nr->win.probed_ethtool;
 	sh_net_restore_ops(run->sd);
+	sh_net_unpin_netns(run->sd);
 }
 
 void sh_net_replay(struct sh_run *run)

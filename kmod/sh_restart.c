@@ -193,6 +193,12 @@ static int sh_restart_unit(struct sh_run *run)
 	if (err)
 		return err;
 	cls->lock();
+	err = cls->check ? cls->check(run) : 0;
+	if (err) {
+		cls->unlock();
+		cls->disarm(run);
+		return err;
+	}
 	run->sd = sh_dev_get(cls, run->cdev);
 	if (!run->sd) {
 		cls->unlock();

@@ -281,7 +281,7 @@ if [ ${#problems[@]} -gt 0 ]; then
 fi
 # The helper's sources, and the DKMS version that names them: a new build goes
 # beside the installed one, and the same sources are not built again.
-mapfile -t KMOD_FILES < <(find "$SRC/kmod" -maxdepth 1 -type f \( -name '*.c' -o -name '*.h' -o -name Makefile -o -name dkms.conf \) ! -name '*.mod.c' | LC_ALL=C sort)
+mapfile -t KMOD_FILES < <(find "$SRC/kmod" -maxdepth 1 -type f \( -name '*.c' -o -name '*.h' -o -name '*.mk' -o -name Makefile -o -name dkms.conf \) ! -name '*.mod.c' | LC_ALL=C sort)
 KMOD_HASH=$(for f in "${KMOD_FILES[@]}"; do printf '%s\n' "${f##*/}"; cat "$f"; done | sha256sum | cut -c1-8)
 DKMS_VERSION=$VERSION-$KMOD_HASH
 DKMS_SRC=/usr/src/$MODULE-$DKMS_VERSION

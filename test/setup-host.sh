@@ -12,6 +12,7 @@ packages=(
   gcc make libelf-dev linux-source-6.1 dwarves                        # building kmod/ (pahole: 6.12's module BTF), checkpatch
   dkms                                                                # scripts/install.sh in the service test
   bpftrace iproute2 ethtool tcpdump curl iputils-ping               # what the guest tests run
+  llvm                                                              # llc: the XDP program of the uncarried-state test
   dmsetup e2fsprogs sqlite3 sox fio                                 # the disk class: its maps and its applications
   alsa-utils mpg123 espeak-ng lame libasound2-dev                   # the sound class: its applications (lame makes the mp3), the mmap client
 )

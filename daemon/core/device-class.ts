@@ -90,7 +90,7 @@ export interface ClassDeclaration {
   readonly attrs: readonly string[];
   /** Failure reports the class's kernel code prints about a device, for the kernel log detector (net: the TX watchdog). */
   readonly kernelLogRules: readonly KernelLogRule[];
-  /** What a parked device is left as, for the give-up message (net: "down; nothing calls into its driver"). */
+  /** What a parked device is left as, for the give-up message (net: "no carrier (operationally down, ...); nothing calls into its driver"). */
   readonly parkedAs?: string;
 }
 

@@ -933,6 +933,12 @@ export class RecoveryManager {
       reply = await send(method);
     }
     rec.phases.restart = this.now() - t0;
+    if (!reply.ok && reply.errno === 'EOPNOTSUPP') {
+      // The helper refused before it touched the device (state it cannot carry, a driver it cannot restart):
+      // the driver runs as it did, and trying again cannot change the answer.
+      rec.steps.push({ source: 'module', key: 'refuse', result: 'fail', error: reply.message });
+      throw new AttemptFailure(`refused before touching the device: shadow_helper: ${reply.message}`, false);
+    }
     if (!reply.ok) {
       this.moduleSteps(rec, restartErrorSteps(reply.message, terms), false);
       // EIO: the driver did not come back (the helper parked it); EBUSY: another restart ran. Both may pass.

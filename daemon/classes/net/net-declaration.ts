@@ -71,5 +71,5 @@ export const NET_DECLARATION: ClassDeclaration = {
   ],
   attrs: ['ifindex'],
   kernelLogRules: [TX_WATCHDOG_LOG],
-  parkedAs: 'down; nothing calls into its driver',
+  parkedAs: 'no carrier (operationally down, its addresses and routes kept); nothing calls into its driver',
 };

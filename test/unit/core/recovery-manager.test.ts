@@ -507,7 +507,7 @@ describe('RecoveryManager', () => {
     expect(gaveUp.result).toBe('gave-up');
     expect(gaveUp.error).toMatch(new RegExp(`^3 recoveries of eth0 in the last 10 min \\(${done[0]!.id}, ${done[1]!.id}, ${done[2]!.id}\\) did not keep its driver running`));
     // Parked as the class says it leaves a parked device.
-    expect(gaveUp.error).toMatch(/; the device is parked \(down; nothing calls into its driver\); run "shadowctl recover net:eth0" once the cause is fixed$/);
+    expect(gaveUp.error).toMatch(/; the device is parked \(no carrier \(operationally down, its addresses and routes kept\); nothing calls into its driver\); run "shadowctl recover net:eth0" once the cause is fixed$/);
     expect(byId(MESSAGE_GAVE_UP)).toHaveLength(1);
     expect(byId(MESSAGE_GAVE_UP)[0]).toMatchObject({ priority: 'err', fields: { SHADOWD_PHASE: 'gave-up', SHADOWD_RECOVERY_ID: gaveUp.id } });
     expect(m.deviceState(ETH0)).toMatchObject({ gaveUp: gaveUp.id, phase: null });
@@ -680,6 +680,22 @@ describe('RecoveryManager', () => {
     expect(helper.commands.filter((c) => c.startsWith('restart'))).toEqual([]);
     await vi.runAllTimersAsync();
     expect(helper.commands.filter((c) => c.startsWith('restart'))).toEqual([]);
+  });
+
+  it("takes the helper's refusal (EOPNOTSUPP) as final: the device is left as it was, not retried, not parked", async () => {
+    const why = 'a restart would lose what the driver holds: a driver-mode XDP program is attached (the fresh driver would not run it)';
+    helper.answer = (c) => (c.startsWith('restart') ? { ok: false, errno: 'EOPNOTSUPP', message: why } : healthy(c));
+    const m = make({ policy: { maxRecoveries: 1, backoffMs: 0 } });
+    const out = m.report(failure());
+    if (out.action === 'ignored') throw new Error(out.reason);
+    const rec = await out.done;
+    expect(rec.result).toBe('failed');
+    expect(rec.error).toBe(`refused before touching the device: shadow_helper: ${why}`);
+    expect(rec.steps).toContainEqual({ source: 'module', key: 'refuse', result: 'fail', error: why });
+    await vi.runAllTimersAsync();
+    await m.idle();
+    expect(helper.commands.filter((c) => c.startsWith('restart'))).toHaveLength(1);
+    expect(helper.commands.filter((c) => c.startsWith('park'))).toEqual([]);
   });
 
   it('ignores malformed reports and devices it does not watch', () => {

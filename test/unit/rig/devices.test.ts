@@ -13,6 +13,18 @@ describe('QEMU device presets', () => {
     ]);
   });
 
+  it('puts every NIC on one hub with one restricted user network when asked', () => {
+    const args = deviceArgs({ devices: ['e1000', 'pcnet'], forwards: [{ guestPort: 8080, hostPort: 40000 }], nicHub: true });
+    expect(args).toEqual([
+      '-netdev', 'user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:8080-cmd:socat STDIO TCP:127.0.0.1:40000',
+      '-netdev', 'hubport,id=hub0,hubid=0,netdev=n0',
+      '-netdev', 'hubport,id=hub1,hubid=0',
+      '-device', 'e1000,netdev=hub1,romfile=',
+      '-netdev', 'hubport,id=hub2,hubid=0',
+      '-device', 'pcnet,netdev=hub2,romfile=',
+    ]);
+  });
+
   it('shares one silent audio backend between sound cards', () => {
     expect(deviceArgs({ devices: ['es1370', 'ac97'] })).toEqual([
       '-audiodev', 'none,id=snd0', '-device', 'ES1370,audiodev=snd0', '-device', 'AC97,audiodev=snd0',

@@ -150,6 +150,7 @@ describe('install.sh and uninstall.sh (files only, into a temporary root)', () =
       '/etc/modules-load.d/shadowd.conf',
       `${dkmsDir}/dkms.conf`,
       `${dkmsDir}/Makefile`,
+      `${dkmsDir}/sh_net.mk`,
       `${dkmsDir}/shadow_helper.h`,
       `${dkmsDir}/sh_control.c`,
     ]) {
@@ -159,7 +160,7 @@ describe('install.sh and uninstall.sh (files only, into a temporary root)', () =
     expect(existsSync(join(root, 'etc/shadowd/shadowd.conf'))).toBe(false);
     // The module's sources only, none of the checkout's build output.
     const dkmsFiles = m.files.filter((f) => f.startsWith(`${dkmsDir}/`));
-    expect(dkmsFiles.filter((f) => !/\.(c|h)$|\/(Makefile|dkms\.conf)$/.test(f))).toEqual([]);
+    expect(dkmsFiles.filter((f) => !/\.(c|h|mk)$|\/(Makefile|dkms\.conf)$/.test(f))).toEqual([]);
     // Not the tests, benchmarks or development dependencies.
     expect(m.files.filter((f) => f.startsWith(`${m.rel}/dist/test/`) || f.startsWith(`${m.rel}/dist/bench/`))).toEqual([]);
     for (const dev of ['typescript', 'vitest', 'eslint', '@types']) {

@@ -9,6 +9,8 @@ export const NIC_PRESETS = {
   pcnet: 'pcnet',
   /** Intel 82559ER, driver e100. */
   i82559er: 'i82559er',
+  /** virtio network device on PCI, driver virtio_net: every cloud VM's NIC, with native XDP. */
+  'virtio-net': 'virtio-net-pci',
 } as const;
 
 export const SOUND_PRESETS = {
@@ -70,6 +72,13 @@ export interface DeviceArgOptions {
   soundCaptures?: readonly (string | null)[];
   /** Sample rate QEMU's wav backend records at (its default 44100). */
   soundCaptureRate?: number;
+  /**
+   * All NICs on one Ethernet segment (a QEMU hub) with one user network,
+   * instead of one user network each: a frame one NIC sends reaches every
+   * other NIC, whatever its address, so a test can check a NIC's receive
+   * filters (multicast, promiscuous mode) from another NIC of the guest.
+   */
+  nicHub?: boolean;
 }
 
 function isNic(d: DevicePreset): d is NicPreset {
@@ -133,25 +142,32 @@ function checkPort(port: number, what: string): void {
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`${what} ${port} is not a TCP port`);
 }
 
-/** QEMU arguments for the given presets. Every NIC gets its own restricted user network. */
+/** A restricted user network with the loopback forwards. */
+function userNetdev(id: string, forwards: readonly LoopbackForward[]): string {
+  let netdev = `user,id=${id},restrict=on`;
+  for (const f of forwards) {
+    checkPort(f.guestPort, 'guest port');
+    checkPort(f.hostPort, 'host port');
+    // A tcp: chardev serves one connection for the guest's whole life; socat,
+    // started by QEMU per connection, serves any number in turn.
+    netdev += `,guestfwd=tcp:${GUEST_FWD_ADDR}:${f.guestPort}-cmd:socat STDIO TCP:127.0.0.1:${f.hostPort}`;
+  }
+  return netdev;
+}
+
+/** QEMU arguments for the given presets. Every NIC gets its own restricted user network, or all share one (nicHub). */
 export function deviceArgs(opts: DeviceArgOptions): string[] {
   const args: string[] = [];
   let nics = 0;
   let sound = 0;
   let disks = 0;
+  if (opts.nicHub) args.push('-netdev', userNetdev('n0', opts.forwards ?? []), '-netdev', 'hubport,id=hub0,hubid=0,netdev=n0');
   for (const dev of opts.devices) {
     if (isNic(dev)) {
-      const id = `n${nics++}`;
-      let netdev = `user,id=${id},restrict=on`;
-      for (const f of opts.forwards ?? []) {
-        checkPort(f.guestPort, 'guest port');
-        checkPort(f.hostPort, 'host port');
-        // A tcp: chardev serves one connection for the guest's whole life; socat,
-        // started by QEMU per connection, serves any number in turn.
-        netdev += `,guestfwd=tcp:${GUEST_FWD_ADDR}:${f.guestPort}-cmd:socat STDIO TCP:127.0.0.1:${f.hostPort}`;
-      }
+      const id = opts.nicHub ? `hub${++nics}` : `n${nics++}`;
+      args.push('-netdev', opts.nicHub ? `hubport,id=${id},hubid=0` : userNetdev(id, opts.forwards ?? []));
       // romfile= skips loading the option ROM, which the guest never boots from.
-      args.push('-netdev', netdev, '-device', `${NIC_PRESETS[dev]},netdev=${id},romfile=`);
+      args.push('-device', `${NIC_PRESETS[dev]},netdev=${id},romfile=`);
     } else if (isSound(dev)) {
       const n = sound++;
       if (opts.soundCaptures) {

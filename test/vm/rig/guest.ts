@@ -32,6 +32,8 @@ export interface GuestOptions {
   env?: Readonly<Record<string, string>>;
   devices?: readonly DevicePreset[];
   forwards?: readonly LoopbackForward[];
+  /** All NICs on one segment with one user network (devices.ts's nicHub). */
+  nicHub?: boolean;
   /** Size of each scratch disk of the disk presets. */
   diskMiB?: number;
   /**
@@ -194,6 +196,7 @@ export async function runInGuest(opts: GuestOptions): Promise<GuestResult> {
       ...deviceArgs({
         devices: opts.devices ?? [],
         forwards: opts.forwards ?? [],
+        nicHub: opts.nicHub ?? false,
         diskImages,
         ...(opts.soundCaptureDir ? { soundCaptures, soundCaptureRate: opts.soundCaptureRate } : {}),
       }),

@@ -1,0 +1,73 @@
+// A restart must never make things worse than the failure: state that lives
+// in the driver instance and that the helper does not carry across a restart
+// makes it refuse before it touches the device. Shown in a real 6.1 guest with
+// a real XDP program on virtio_net (guest/uncarried-state.ts): in driver mode
+// the restart is refused and the device keeps program, ifindex and traffic; in
+// generic mode (run by the core, not the driver) the restart goes through and
+// the program stays attached.
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { execa } from 'execa';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { assertGuestOk, runInGuest } from '../../rig/guest.js';
+import { buildHelperModule } from '../../rig/kmod-build.js';
+import { repoPath } from '../../rig/repo-path.js';
+
+const SCRIPT = repoPath('dist/test/vm/guest/uncarried-state.js');
+// Built into dist/, which the guest sees through the host root.
+const XDP_SOURCE = repoPath('test/fixtures/xdp/xdp-pass.ll');
+const XDP_OBJECT = repoPath('dist/test/fixtures/xdp/xdp-pass.o');
+
+interface XdpState {
+  mode: number;
+  progId: number | null;
+}
+interface UncarriedResult {
+  dev: string;
+  ifindexBefore: number;
+  pingBefore: string;
+  driver: { attach: { exitCode: number; stderr: string }; before: XdpState; reply: string; after: XdpState; ifindex: number; ping: string; log: string[] };
+  generic: { attach: { exitCode: number; stderr: string }; before: XdpState; reply: string; after: XdpState; ifindex: number; ping: string };
+}
+
+describe('state the helper cannot carry makes a restart refuse', () => {
+  beforeAll(async () => {
+    if (!existsSync(SCRIPT) || statSync(SCRIPT).mtimeMs < statSync(repoPath('test/vm/guest/uncarried-state.ts')).mtimeMs) {
+      throw new Error(`${SCRIPT} is missing or stale: run \`npx tsc -p tsconfig.json\` first`);
+    }
+    mkdirSync(repoPath('dist/test/fixtures/xdp'), { recursive: true });
+    await execa('llc', ['-march=bpf', '-filetype=obj', XDP_SOURCE, '-o', XDP_OBJECT]);
+    await buildHelperModule((line) => console.log(`kmod: ${line}`));
+  });
+
+  it('virtio_net: a driver-mode XDP program is refused, a generic one is carried', async () => {
+    const r = await runInGuest({ command: ['node', SCRIPT, XDP_OBJECT], devices: ['virtio-net'], timeoutMs: 120_000 });
+    assertGuestOk(r, 'uncarried-state');
+    const line = r.stdout.split('\n').find((l) => l.startsWith('UNCARRIED_RESULT '));
+    expect(line, `no UNCARRIED_RESULT in:\n${r.stdout}`).toBeDefined();
+    const res = JSON.parse(line!.slice('UNCARRIED_RESULT '.length)) as UncarriedResult;
+    const ok = '3 packets transmitted, 3 packets received';
+    expect(res.pingBefore).toContain(ok);
+
+    // Driver mode: refused with the reason, nothing touched.
+    expect(res.driver.attach).toEqual({ exitCode: 0, stderr: '' });
+    expect(res.driver.before.mode).toBe(1);
+    expect(res.driver.before.progId).not.toBeNull();
+    expect(res.driver.reply).toBe(
+      `err EOPNOTSUPP a restart would lose what the driver holds: a driver-mode XDP program is attached (the fresh driver would not run it)`,
+    );
+    expect(res.driver.after).toEqual(res.driver.before);
+    expect(res.driver.ifindex).toBe(res.ifindexBefore);
+    expect(res.driver.ping).toContain(ok);
+    expect(res.driver.log.join('\n')).toMatch(/recovery xdp1: net:\S+ left as it was: a restart would lose what the driver holds/);
+
+    // Generic mode: restarted, the program still attached and traffic flowing.
+    expect(res.generic.attach).toEqual({ exitCode: 0, stderr: '' });
+    expect(res.generic.before.mode).toBe(2);
+    expect(res.generic.reply).toMatch(new RegExp(`^ok restarted net:${res.dev} id=xdp2 ifindex=${res.ifindexBefore} .* steps=\\S+$`));
+    expect(res.generic.reply).not.toContain(':fail');
+    expect(res.generic.after).toEqual(res.generic.before);
+    expect(res.generic.ifindex).toBe(res.ifindexBefore);
+    expect(res.generic.ping).toContain(ok);
+    console.log(`virtio_net: driver-mode XDP (prog ${res.driver.before.progId}) refused and kept; generic XDP (prog ${res.generic.before.progId}) carried: ${res.generic.reply}`);
+  });
+});
