@@ -11,28 +11,39 @@
 //      the last one must be in force at the end, and nothing may deadlock;
 //   3. park: a fault that makes the driver's open fail on every restart
 //      leaves the device parked (same ifindex, nothing calls the driver),
-//      and a restart once the fault is gone brings it back.
+//      the parked device cannot be moved to another network namespace, and
+//      a restart once the fault is gone brings it back;
+//   4. filters: a peer NIC of another driver on the same segment, in its own
+//      namespace (receive-filters.ts), sends to a joined and an unjoined
+//      multicast group and to a foreign MAC, and resolves the device's IPv6
+//      address, before and after restarts, promiscuous and not; then the
+//      device, passive again, can move namespace.
 // Prints `RESTART_RESULT <json>` for test/vm/classes/net/helper-restart.test.ts.
-import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { execa } from 'execa';
 import { snapshotDevice } from '../../../daemon/classes/net/netdev-snapshot.js';
+import { PEER_NS, PROBE_COUNT, probe, setupPeer, type FilterProbe } from './receive-filters.js';
 import { DRIVER_SETTINGS, helperCommand, interfaceOf, loadHelper, settle, startConfigLoop, waitForCarrier } from './nic-setup.js';
 
 const driver = process.argv[2] ?? '';
-if (!(driver in DRIVER_SETTINGS)) {
-  console.error('usage: restart-check.js e1000|pcnet32|e100');
+const peerDriver = process.argv[3] ?? '';
+if (!(driver in DRIVER_SETTINGS) || !(peerDriver in DRIVER_SETTINGS) || peerDriver === driver) {
+  console.error('usage: restart-check.js DRIVER PEER_DRIVER (two of e1000, pcnet32, e100)');
   process.exit(2);
 }
 const RESTARTS_UNDER_LOAD = 6;
 
 await execa('modprobe', [driver]);
+await execa('modprobe', [peerDriver]);
 await loadHelper(true);
 const dev = await interfaceOf(driver);
+const peer = await interfaceOf(peerDriver);
 const ifindex = (): number => Number(readFileSync(`/sys/class/net/${dev}/ifindex`, 'utf8'));
 const ifindexBefore = ifindex();
 for (const argv of DRIVER_SETTINGS[driver]!(dev)) await execa(argv[0]!, argv.slice(1));
 await execa('ip', ['addr', 'add', '2001:db8::15/64', 'dev', dev]);
 await execa('ip', ['neigh', 'add', '10.0.2.99', 'lladdr', '02:00:00:00:00:99', 'dev', dev, 'nud', 'permanent']);
+const segment = await setupPeer(dev, peer);
 await settle(dev);
 
 // 1. preserve
@@ -84,10 +95,34 @@ const inject = await helperCommand(`inject net:${dev} fail-open sticky`);
 const parkedReply = await helperCommand(`restart net:${dev} sticky1`);
 const parkedStat = await helperCommand(`txstat net:${dev}`);
 const ifindexParked = ifindex();
+const parkedMove = await execa('ip', ['link', 'set', dev, 'netns', PEER_NS], { reject: false });
+const parkedStayed = existsSync(`/sys/class/net/${dev}`);
 const clear = await helperCommand(`inject net:${dev} clear`);
 const backReply = await helperCommand(`restart net:${dev} back1`);
 await settle(dev);
 const pingBack = await execa('busybox', ['ping', '-c', '3', '-W', '2', '10.0.2.2'], { reject: false });
+
+// 4. receive filters across restarts, then a namespace move once passive
+const filters: { label: string; reply: string | null; probe: FilterProbe }[] = [];
+filters.push({ label: 'before', reply: null, probe: await probe(dev, peer, segment) });
+const filterReply = await helperCommand(`restart net:${dev} filters1`);
+await settle(dev);
+filters.push({ label: 'restarted', reply: filterReply, probe: await probe(dev, peer, segment) });
+await execa('ip', ['link', 'set', dev, 'promisc', 'on']);
+await settle(dev);
+filters.push({ label: 'promisc', reply: null, probe: await probe(dev, peer, segment) });
+const promiscReply = await helperCommand(`restart net:${dev} filters2`);
+await settle(dev);
+filters.push({ label: 'promisc restarted', reply: promiscReply, probe: await probe(dev, peer, segment) });
+await execa('ip', ['link', 'set', dev, 'promisc', 'off']);
+await settle(dev);
+filters.push({ label: 'promisc off', reply: null, probe: await probe(dev, peer, segment) });
+segment.listener.close();
+await segment.sender.close();
+await segment.capture?.stop();
+const ifindexEnd = ifindex();
+const passiveMove = await execa('ip', ['link', 'set', dev, 'netns', PEER_NS], { reject: false });
+const movedAway = !existsSync(`/sys/class/net/${dev}`);
 
 console.log(
   `RESTART_RESULT ${JSON.stringify({
@@ -96,7 +131,7 @@ console.log(
     preserve: {
       reply,
       ifindexBefore,
-      ifindexAfter: ifindex(),
+      ifindexAfter: ifindexEnd,
       before: before.keys,
       after: after.keys,
       ping: ping.stdout.split('\n').find((l) => l.includes('packets transmitted')) ?? ping.stderr,
@@ -106,7 +141,7 @@ console.log(
       reply: reloadReply,
       moduleNodeBefore: reloadNodeBefore,
       moduleNodeAfter: reloadNodeAfter,
-      ifindex: ifindex(),
+      ifindex: ifindexEnd,
       before: reloadBefore.keys,
       after: reloadAfter.keys,
       ping: reloadPing.stdout.split('\n').find((l) => l.includes('packets transmitted')) ?? reloadPing.stderr,
@@ -125,12 +160,14 @@ console.log(
       last: concurrent.last,
       final: { mtu: final.keys.mtu, txqueuelen: final.keys.txqueuelen, msglvl: final.keys.msglvl, rings: final.keys.rings },
     },
+    filters: { runs: filters, sent: PROBE_COUNT, passiveMove: { exitCode: passiveMove.exitCode, stderr: passiveMove.stderr.trim(), movedAway } },
     park: {
       inject,
       reply: parkedReply,
       txstat: parkedStat,
       ifindex: ifindexParked,
       clear,
+      move: { exitCode: parkedMove.exitCode, stderr: parkedMove.stderr.trim(), stayed: parkedStayed },
       back: backReply,
       ping: pingBack.stdout.split('\n').find((l) => l.includes('packets transmitted')) ?? pingBack.stderr,
     },

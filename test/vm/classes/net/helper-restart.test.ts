@@ -3,20 +3,25 @@
 // keeps its ifindex and every configuration key, a sniffer on it survives,
 // configuration made by another process while the driver restarts again and
 // again is accepted and in force afterwards, a restart that reloads the
-// driver's whole module keeps the device just the same, and a driver whose open keeps
-// failing leaves the device parked rather than gone.
+// driver's whole module keeps the device just the same, a driver whose open keeps
+// failing leaves the device parked rather than gone (and in its namespace), and
+// the receive filters (multicast groups, promiscuous mode, IPv6 neighbour
+// discovery) work after a restart as before, seen from a peer NIC of another
+// driver on the same segment.
 import { existsSync, statSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { assertGuestOk, runInGuest } from '../../rig/guest.js';
 import type { NicPreset } from '../../rig/devices.js';
 import { buildHelperModule } from '../../rig/kmod-build.js';
 import { repoPath } from '../../rig/repo-path.js';
+import type { FilterProbe } from '../../guest/receive-filters.js';
 
 const SCRIPT = repoPath('dist/test/vm/guest/restart-check.js');
-const NICS: [NicPreset, string][] = [
-  ['e1000', 'e1000'],
-  ['pcnet', 'pcnet32'],
-  ['i82559er', 'e100'],
+/** The NIC under test, its driver, and a peer NIC of another driver on its segment. */
+const NICS: [NicPreset, string, NicPreset, string][] = [
+  ['e1000', 'e1000', 'pcnet', 'pcnet32'],
+  ['pcnet', 'pcnet32', 'e1000', 'e1000'],
+  ['i82559er', 'e100', 'e1000', 'e1000'],
 ];
 const STEPS = ['name', 'mac', 'mtu', 'features', 'vlan', 'rings', 'msglvl', 'pause', 'privflags', 'open'];
 
@@ -49,7 +54,21 @@ interface RestartResult {
     last: Record<string, number>;
     final: { mtu: number; txqueuelen: number; msglvl: number; rings: { rx: number } | null };
   };
-  park: { inject: string; reply: string; txstat: string; ifindex: number; clear: string; back: string; ping: string };
+  park: {
+    inject: string;
+    reply: string;
+    txstat: string;
+    ifindex: number;
+    clear: string;
+    move: { exitCode: number; stderr: string; stayed: boolean };
+    back: string;
+    ping: string;
+  };
+  filters: {
+    runs: { label: string; reply: string | null; probe: FilterProbe }[];
+    sent: number;
+    passiveMove: { exitCode: number; stderr: string; movedAway: boolean };
+  };
 }
 
 /** The key=value fields of an `ok restarted net:IFACE ...` reply. */
@@ -79,8 +98,8 @@ describe('helper module restart keeps the net_device', () => {
     await buildHelperModule((line) => console.log(`kmod: ${line}`));
   });
 
-  it.each(NICS)('%s (driver %s)', async (preset, driver) => {
-    const r = await runInGuest({ command: ['node', SCRIPT, driver], devices: [preset], timeoutMs: 170_000 });
+  it.each(NICS)('%s (driver %s, peer %s %s)', async (preset, driver, peerPreset, peerDriver) => {
+    const r = await runInGuest({ command: ['node', SCRIPT, driver, peerDriver], devices: [preset, peerPreset], nicHub: true, timeoutMs: 200_000 });
     assertGuestOk(r, `${driver} restart check`);
     const line = r.stdout.split('\n').find((l) => l.startsWith('RESTART_RESULT '));
     expect(line, `no RESTART_RESULT in:\n${r.stdout}`).toBeDefined();
@@ -127,11 +146,41 @@ describe('helper module restart keeps the net_device', () => {
     // 3. a driver that cannot open is parked, the device kept, and comes back.
     expect(res.park.inject).toBe(`ok injected net:${res.dev} fail-open`);
     expect(res.park.reply).toMatch(new RegExp(`^err EIO net:${res.dev} id=sticky1 parked after \\d+ ms: the driver's open failed: error -5 steps=.*open:fail$`));
-    expect(res.park.txstat).toMatch(/ state=parked running=0 /);
+    // Parked, it is operationally down: no carrier (its addresses and routes kept).
+    expect(res.park.txstat).toMatch(/ state=parked running=0 carrier=0 /);
     expect(res.park.ifindex).toBe(res.preserve.ifindexBefore);
     expect(res.park.clear).toBe(`ok cleared net:${res.dev}`);
+    // Parked, the device may not leave its namespace (the move would drop the shadow's record).
+    expect(res.park.move.exitCode).not.toBe(0);
+    expect(res.park.move.stderr).toMatch(/Invalid argument/);
+    expect(res.park.move.stayed).toBe(true);
     restarted(res.park.back);
     expect(res.park.ping).toContain('3 packets transmitted, 3 packets received');
+
+    // 4. receive filters: what was let in before a restart is let in after, and what was kept out stays out.
+    const sent = res.filters.sent;
+    for (const { label, reply, probe } of res.filters.runs) {
+      const what = `${driver} ${label}: ${JSON.stringify(probe)}`;
+      if (reply) expect(restarted(reply)['steps'], what).not.toContain(':fail');
+      expect(probe.joined, what).toBeGreaterThanOrEqual(sent * 0.8);
+      expect(probe.ndOk, what).toBe(true);
+      if (probe.promisc) {
+        expect(probe.foreign, what).toBeGreaterThanOrEqual(sent * 0.8);
+        expect(probe.unjoined, what).toBeGreaterThanOrEqual(sent * 0.8);
+      } else {
+        expect(probe.foreign, what).toBeLessThan(sent / 2);
+        expect(probe.unjoined, what).toBeLessThan(sent / 2);
+      }
+    }
+    expect(res.filters.runs.map((f) => [f.label, f.probe.promisc])).toEqual([
+      ['before', false],
+      ['restarted', false],
+      ['promisc', true],
+      ['promisc restarted', true],
+      ['promisc off', false],
+    ]);
+    // Passive again, the device is free to move: the restart gave back what its driver had said.
+    expect(res.filters.passiveMove).toEqual({ exitCode: 0, stderr: '', movedAway: true });
 
     const ms = (reply: string): string => {
       const f = replyFields(reply);
@@ -139,7 +188,8 @@ describe('helper module restart keeps the net_device', () => {
     };
     console.log(
       `${driver}: restart ${ms(res.preserve.reply)}; reload ${ms(res.reload.reply)} (unload ${reload['unload_ms']} load ${reload['load_ms']} ms); ${res.concurrent.replies.length} restarts under a config loop ` +
-        `(${res.concurrent.iterations} iterations, last ${JSON.stringify(res.concurrent.last)}); parked and back`,
+        `(${res.concurrent.iterations} iterations, last ${JSON.stringify(res.concurrent.last)}); parked and back; ` +
+        `filters (joined/unjoined/foreign of ${sent}): ${res.filters.runs.map((f) => `${f.label} ${f.probe.joined}/${f.probe.unjoined}/${f.probe.foreign}`).join(', ')}`,
     );
   });
 });
