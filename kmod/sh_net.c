@@ -80,7 +80,7 @@ void sh_net_restore_ops(struct sh_dev *sd)
  * namespace: the move unregisters it from the old namespace, which would
  * drop the record the restart is using, and would hand the shadow's ops to
  * a namespace that never asked for a restart. The kernel's own flag for
- * devices that may not move makes the move fail with -EINVAL (kmod/Makefile
+ * devices that may not move makes the move fail with -EINVAL (kmod/sh_net.mk
  * says which spelling the kernel has).
  */
 static bool sh_netns_local(const struct net_device *dev)

@@ -10,9 +10,10 @@
 // The program's style is what the class programs use: a probe block starts at
 // the beginning of a line with its attach points (a list continued by lines
 // ending in a comma), and its body ends with `}` alone at the start of a line.
-import { accessSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { PROBE_START } from './tap-program.js';
 
 /** What the running kernel can attach to. */
 export interface KernelProbeIndex {
@@ -30,7 +31,6 @@ export interface DroppedProbe {
   blockDropped: boolean;
 }
 
-const BLOCK_START = /^(?:kfunc|kretfunc|fentry|fexit|kprobe|kretprobe|tracepoint|rawtracepoint|uprobe|uretprobe|usdt|software|hardware|profile|interval|watchpoint|asyncwatchpoint|BEGIN|END)\b/;
 const FUNCTION_POINT = /^(?:kfunc|kretfunc|fentry|fexit|kprobe|kretprobe):(?:[^:\s]+:)?([A-Za-z_][A-Za-z0-9_.]*)$/;
 const TRACEPOINT = /^tracepoint:([A-Za-z0-9_]+):([A-Za-z0-9_]+)$/;
 
@@ -49,7 +49,7 @@ export function filterProbes(text: string, index: KernelProbeIndex): { text: str
   const out: string[] = [];
   const dropped: DroppedProbe[] = [];
   for (let i = 0; i < lines.length; ) {
-    if (!BLOCK_START.test(lines[i]!)) {
+    if (!PROBE_START.test(lines[i]!)) {
       out.push(lines[i++]!);
       continue;
     }
@@ -108,7 +108,7 @@ export async function readKernelProbeIndex(roots = ['/sys/kernel/tracing', '/sys
         const key = `${category}/${name}`;
         let found = tracepoints.get(key);
         if (found === undefined) {
-          found = existsSyncSafe(join(events, category, name, 'format'));
+          found = existsSync(join(events, category, name, 'format'));
           tracepoints.set(key, found);
         }
         return found;
@@ -118,11 +118,3 @@ export async function readKernelProbeIndex(roots = ['/sys/kernel/tracing', '/sys
   return null;
 }
 
-function existsSyncSafe(path: string): boolean {
-  try {
-    accessSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}

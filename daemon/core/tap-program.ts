@@ -31,7 +31,8 @@ export function eventClasses(classes: readonly { id: string; tapEvents: readonly
   return out;
 }
 
-const PROBE_START = /^(?:kfunc|kretfunc|fentry|fexit|kprobe|kretprobe|tracepoint|rawtracepoint|uprobe|uretprobe|usdt|software|hardware|profile|interval|watchpoint|asyncwatchpoint|BEGIN|END)\b/m;
+/** A line that starts a probe block (its first attach point, or BEGIN/END). */
+export const PROBE_START = /^(?:kfunc|kretfunc|fentry|fexit|kprobe|kretprobe|tracepoint|rawtracepoint|uprobe|uretprobe|usdt|software|hardware|profile|interval|watchpoint|asyncwatchpoint|BEGIN|END)\b/m;
 /** An END block as the class programs write it: `END` alone on its line, its body in braces at the start of lines. */
 const END_BLOCK = /^END[ \t]*\n?\{[ \t]*\n([\s\S]*?)^\}[ \t]*$/m;
 

@@ -104,19 +104,19 @@ const pingBack = await execa('busybox', ['ping', '-c', '3', '-W', '2', '10.0.2.2
 
 // 4. receive filters across restarts, then a namespace move once passive
 const filters: { label: string; reply: string | null; probe: FilterProbe }[] = [];
-filters.push({ label: 'before', reply: null, probe: await probe(dev, peer, segment) });
-const filterReply = await helperCommand(`restart net:${dev} filters1`);
-await settle(dev);
-filters.push({ label: 'restarted', reply: filterReply, probe: await probe(dev, peer, segment) });
-await execa('ip', ['link', 'set', dev, 'promisc', 'on']);
-await settle(dev);
-filters.push({ label: 'promisc', reply: null, probe: await probe(dev, peer, segment) });
-const promiscReply = await helperCommand(`restart net:${dev} filters2`);
-await settle(dev);
-filters.push({ label: 'promisc restarted', reply: promiscReply, probe: await probe(dev, peer, segment) });
-await execa('ip', ['link', 'set', dev, 'promisc', 'off']);
-await settle(dev);
-filters.push({ label: 'promisc off', reply: null, probe: await probe(dev, peer, segment) });
+/** Probes the filters after a restart (ID) or a promiscuity change (on/off), or as they are. */
+const look = async (label: string, change: { restart: string } | { promisc: 'on' | 'off' } | null): Promise<void> => {
+  let reply: string | null = null;
+  if (change && 'restart' in change) reply = await helperCommand(`restart net:${dev} ${change.restart}`);
+  if (change && 'promisc' in change) await execa('ip', ['link', 'set', dev, 'promisc', change.promisc]);
+  if (change) await settle(dev);
+  filters.push({ label, reply, probe: await probe(dev, peer, segment) });
+};
+await look('before', null);
+await look('restarted', { restart: 'filters1' });
+await look('promisc', { promisc: 'on' });
+await look('promisc restarted', { restart: 'filters2' });
+await look('promisc off', { promisc: 'off' });
 segment.listener.close();
 await segment.sender.close();
 await segment.capture?.stop();
