@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { deviceArgs, diskCount, soundCount } from '../../vm/rig/devices.js';
+import { deviceArgs, diskCount, nicSubnet, soundCount } from '../../vm/rig/devices.js';
 import { soundCapturePaths } from '../../vm/rig/guest.js';
 
 describe('QEMU device presets', () => {
@@ -23,6 +23,20 @@ describe('QEMU device presets', () => {
       '-netdev', 'hubport,id=hub2,hubid=0',
       '-device', 'pcnet,netdev=hub2,romfile=',
     ]);
+  });
+
+  it('puts each NIC on a subnet of its own when asked, its forwards at .100 there', () => {
+    const args = deviceArgs({ devices: ['e1000', 'es1370', 'pcnet'], forwards: [{ guestPort: 8080, hostPort: 40000 }], nicSubnets: true });
+    expect(args).toEqual([
+      '-netdev', 'user,id=n0,restrict=on,net=10.0.2.0/24,host=10.0.2.2,dns=10.0.2.3,dhcpstart=10.0.2.15,guestfwd=tcp:10.0.2.100:8080-cmd:socat STDIO TCP:127.0.0.1:40000',
+      '-device', 'e1000,netdev=n0,romfile=',
+      '-audiodev', 'none,id=snd0', '-device', 'ES1370,audiodev=snd0',
+      '-netdev', 'user,id=n1,restrict=on,net=10.0.3.0/24,host=10.0.3.2,dns=10.0.3.3,dhcpstart=10.0.3.15,guestfwd=tcp:10.0.3.100:8080-cmd:socat STDIO TCP:127.0.0.1:40000',
+      '-device', 'pcnet,netdev=n1,romfile=',
+    ]);
+    expect(nicSubnet(0)).toEqual({ prefix: '10.0.2', gateway: '10.0.2.2', forwardAddr: '10.0.2.100' });
+    expect(nicSubnet(2)).toEqual({ prefix: '10.0.4', gateway: '10.0.4.2', forwardAddr: '10.0.4.100' });
+    expect(() => deviceArgs({ devices: ['e1000'], nicHub: true, nicSubnets: true })).toThrow('nicSubnets');
   });
 
   it('shares one silent audio backend between sound cards', () => {

@@ -55,6 +55,23 @@ export interface LoopbackForward {
 }
 export const GUEST_FWD_ADDR = '10.0.2.100';
 
+/** The addresses of one NIC's user network: QEMU's defaults (10.0.2.0/24) for the first NIC, or the NIC's own with nicSubnets. */
+export interface NicSubnet {
+  /** The first three octets, e.g. 10.0.3. */
+  prefix: string;
+  /** QEMU's gateway (the host side), prefix.2. */
+  gateway: string;
+  /** Where the loopback forwards listen, prefix.100 (GUEST_FWD_ADDR on the first). */
+  forwardAddr: string;
+}
+
+/** The user network of NIC n (counting NICs only, from 0) under nicSubnets: 10.0.(2+n).0/24. */
+export function nicSubnet(n: number): NicSubnet {
+  if (!Number.isInteger(n) || n < 0 || n > 200) throw new Error(`NIC ${n} has no subnet`);
+  const prefix = `10.0.${2 + n}`;
+  return { prefix, gateway: `${prefix}.2`, forwardAddr: `${prefix}.100` };
+}
+
 export interface DeviceArgOptions {
   devices: readonly DevicePreset[];
   forwards?: readonly LoopbackForward[];
@@ -79,6 +96,13 @@ export interface DeviceArgOptions {
    * filters (multicast, promiscuous mode) from another NIC of the guest.
    */
   nicHub?: boolean;
+  /**
+   * Each NIC's user network on a subnet of its own (nicSubnet: NIC n on
+   * 10.0.(2+n).0/24, its forwards at 10.0.(2+n).100) instead of QEMU's
+   * 10.0.2.0/24 for all: one guest can then configure and use several NICs
+   * side by side, each with its own addresses and routes.
+   */
+  nicSubnets?: boolean;
 }
 
 function isNic(d: DevicePreset): d is NicPreset {
@@ -142,21 +166,24 @@ function checkPort(port: number, what: string): void {
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`${what} ${port} is not a TCP port`);
 }
 
-/** A restricted user network with the loopback forwards. */
-function userNetdev(id: string, forwards: readonly LoopbackForward[]): string {
+/** A restricted user network with the loopback forwards, on QEMU's default subnet or the one given. */
+function userNetdev(id: string, forwards: readonly LoopbackForward[], subnet?: NicSubnet): string {
   let netdev = `user,id=${id},restrict=on`;
+  if (subnet) netdev += `,net=${subnet.prefix}.0/24,host=${subnet.gateway},dns=${subnet.prefix}.3,dhcpstart=${subnet.prefix}.15`;
+  const forwardAddr = subnet?.forwardAddr ?? GUEST_FWD_ADDR;
   for (const f of forwards) {
     checkPort(f.guestPort, 'guest port');
     checkPort(f.hostPort, 'host port');
     // A tcp: chardev serves one connection for the guest's whole life; socat,
     // started by QEMU per connection, serves any number in turn.
-    netdev += `,guestfwd=tcp:${GUEST_FWD_ADDR}:${f.guestPort}-cmd:socat STDIO TCP:127.0.0.1:${f.hostPort}`;
+    netdev += `,guestfwd=tcp:${forwardAddr}:${f.guestPort}-cmd:socat STDIO TCP:127.0.0.1:${f.hostPort}`;
   }
   return netdev;
 }
 
-/** QEMU arguments for the given presets. Every NIC gets its own restricted user network, or all share one (nicHub). */
+/** QEMU arguments for the given presets. Every NIC gets its own restricted user network (on its own subnet with nicSubnets), or all share one (nicHub). */
 export function deviceArgs(opts: DeviceArgOptions): string[] {
+  if (opts.nicHub && opts.nicSubnets) throw new Error('nicHub puts every NIC on one network: nicSubnets does not go with it');
   const args: string[] = [];
   let nics = 0;
   let sound = 0;
@@ -165,7 +192,8 @@ export function deviceArgs(opts: DeviceArgOptions): string[] {
   for (const dev of opts.devices) {
     if (isNic(dev)) {
       const id = opts.nicHub ? `hub${++nics}` : `n${nics++}`;
-      args.push('-netdev', opts.nicHub ? `hubport,id=${id},hubid=0` : userNetdev(id, opts.forwards ?? []));
+      const subnet = opts.nicSubnets ? nicSubnet(nics - 1) : undefined;
+      args.push('-netdev', opts.nicHub ? `hubport,id=${id},hubid=0` : userNetdev(id, opts.forwards ?? [], subnet));
       // romfile= skips loading the option ROM, which the guest never boots from.
       args.push('-device', `${NIC_PRESETS[dev]},netdev=${id},romfile=`);
     } else if (isSound(dev)) {

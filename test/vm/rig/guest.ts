@@ -22,6 +22,11 @@ import { EXIT_MARKER, INIT_FAILED_MARKER, SYSTEMD_RUNNER, ensureInitramfs } from
 import { consoleProblems, kernelProblems, parseKmsg, type KernelLogLine } from './kernel-log.js';
 
 export const COMMAND_START_MARKER = 'SHADOWD_GUEST_COMMAND_START';
+/**
+ * Set (to anything but 0 or empty), every guest run prints one line on stderr
+ * with its boot and command times: where a guest test's wall time goes.
+ */
+export const GUEST_TIMING_ENV = 'SHADOWD_GUEST_TIMING';
 
 export interface GuestOptions {
   /** argv of the command to run in the guest, as root. */
@@ -34,6 +39,8 @@ export interface GuestOptions {
   forwards?: readonly LoopbackForward[];
   /** All NICs on one segment with one user network (devices.ts's nicHub). */
   nicHub?: boolean;
+  /** Each NIC's user network on its own subnet (devices.ts's nicSubnets and nicSubnet). */
+  nicSubnets?: boolean;
   /** Size of each scratch disk of the disk presets. */
   diskMiB?: number;
   /**
@@ -197,6 +204,7 @@ export async function runInGuest(opts: GuestOptions): Promise<GuestResult> {
         devices: opts.devices ?? [],
         forwards: opts.forwards ?? [],
         nicHub: opts.nicHub ?? false,
+        nicSubnets: opts.nicSubnets ?? false,
         diskImages,
         ...(opts.soundCaptureDir ? { soundCaptures, soundCaptureRate: opts.soundCaptureRate } : {}),
       }),
@@ -224,6 +232,8 @@ export async function runInGuest(opts: GuestOptions): Promise<GuestResult> {
     const qemuResult = await qemu;
     clearTimeout(timer);
     const totalMs = performance.now() - started;
+    const timing = process.env[GUEST_TIMING_ENV];
+    if (timing && timing !== '0') process.stderr.write(`${timingLine(opts, bootToCommandMs, totalMs)}\n`);
     if (qemuStderr.trim()) consoleText += `\n[qemu stderr]\n${qemuStderr}`;
     if (!timedOut && qemuResult.exitCode !== 0) {
       consoleText += `\n[qemu exited with status ${String(qemuResult.exitCode ?? qemuResult.signal)}]`;
@@ -254,6 +264,14 @@ export async function runInGuest(opts: GuestOptions): Promise<GuestResult> {
   } finally {
     if (!opts.keepRunDir) await rm(runDir, { recursive: true, force: true });
   }
+}
+
+/** The SHADOWD_GUEST_TIMING line of one run: what ran on which devices, its boot, command and total seconds. */
+export function timingLine(opts: Pick<GuestOptions, 'command' | 'devices'>, bootToCommandMs: number | null, totalMs: number): string {
+  const s = (ms: number): string => (ms / 1000).toFixed(1);
+  const what = [...opts.command.slice(0, 5).map((w) => w.split('/').pop()), ...(opts.command.length > 5 ? ['...'] : [])].join(' ');
+  const boot = bootToCommandMs === null ? 'no command start' : `boot ${s(bootToCommandMs)} s, command ${s(totalMs - bootToCommandMs)} s`;
+  return `guest timing: ${what} [${(opts.devices ?? []).join(',')}]: ${boot}, total ${s(totalMs)} s`;
 }
 
 /** Describes a guest run for a failure message: why it failed, then everything it printed. */
