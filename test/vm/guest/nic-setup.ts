@@ -9,36 +9,41 @@ import { loadHelperDeps } from './helper-deps.js';
 import { execa } from 'execa';
 import { openHelper } from '../../../daemon/core/helper-client.js';
 import { moduleBuildDir } from '../rig/cache-paths.js';
+import { nicSubnet, type NicSubnet } from '../rig/devices.js';
 import { repoPath } from '../rig/repo-path.js';
 
 /**
  * Per driver, the configuration the scenarios apply before the fault. Each
  * includes something only replay can restore: MTU, features, ring sizes or
  * the message level live in the driver's private area. pcnet32's rings stay
- * untouched: resizing them WARNs in dma_free_attrs on 6.1.
+ * untouched: resizing them WARNs in dma_free_attrs on 6.1. The addresses are
+ * those of the NIC's user network: QEMU's 10.0.2.0/24, or the NIC's own
+ * subnet when the guest runs with nicSubnets (devices.ts).
  */
-export const DRIVER_SETTINGS: Record<string, (dev: string) => string[][]> = {
-  e1000: (dev) => [
+export const DRIVER_SETTINGS: Record<string, (dev: string, subnet?: NicSubnet) => string[][]> = {
+  e1000: (dev, subnet) => [
     ['ip', 'link', 'set', dev, 'mtu', '1400'],
     ['ethtool', '-K', dev, 'tso', 'off'],
     ['ethtool', '-G', dev, 'rx', '512', 'tx', '512'],
     ['ethtool', '-s', dev, 'msglvl', '0x3'],
-    ...common(dev),
+    ...common(dev, subnet),
   ],
-  pcnet32: (dev) => [['ip', 'link', 'set', dev, 'mtu', '1400'], ['ethtool', '-s', dev, 'msglvl', '0x3'], ...common(dev)],
-  e100: (dev) => [
+  pcnet32: (dev, subnet) => [['ip', 'link', 'set', dev, 'mtu', '1400'], ['ethtool', '-s', dev, 'msglvl', '0x3'], ...common(dev, subnet)],
+  e100: (dev, subnet) => [
     ['ip', 'link', 'set', dev, 'mtu', '1400'],
     ['ethtool', '-G', dev, 'rx', '128', 'tx', '64'],
     ['ethtool', '-s', dev, 'msglvl', '0x3'],
-    ...common(dev),
+    ...common(dev, subnet),
   ],
 };
 
-function common(dev: string): string[][] {
+/** Up, the guest's address on the NIC's network, and a route through its gateway (10.9.0.0/16 on 10.0.2.0/24, 10.10.0.0/16 on 10.0.3.0/24, ...: one of its own per NIC). */
+function common(dev: string, subnet: NicSubnet = nicSubnet(0)): string[][] {
+  const routed = `10.${7 + Number(subnet.prefix.split('.')[2])}.0.0/16`;
   return [
     ['ip', 'link', 'set', dev, 'up'],
-    ['ip', 'addr', 'add', '10.0.2.15/24', 'dev', dev],
-    ['ip', 'route', 'add', '10.9.0.0/16', 'via', '10.0.2.2', 'dev', dev],
+    ['ip', 'addr', 'add', `${subnet.prefix}.15/24`, 'dev', dev],
+    ['ip', 'route', 'add', routed, 'via', subnet.gateway, 'dev', dev],
   ];
 }
 
