@@ -4,17 +4,22 @@
 # ethtool, perl issuing raw SIOCETHTOOL ioctls, tcpdump, modprobe, and the
 # kernel's own workers).
 #
-#   usage: record-netdev.sh DRIVER      (e1000 | pcnet32 | e100)
+#   usage: record-netdev.sh DRIVER...   (e1000 | pcnet32 | e100, each once)
+#
+# One bpftrace run records the sessions of all the drivers given, one after
+# another (attaching the taps takes most of a minute under TCG: once per
+# guest, not per driver). Each driver's NIC is alone while its session runs:
+# the session loads its driver, and its end unloads it again.
 #
 # Writes into $SHADOWD_RUNDIR:
-#   DRIVER.jsonl       bpftrace's raw `-f json` output, one JSON object a line
+#   taps.jsonl         bpftrace's raw `-f json` output, one JSON object a line
 #   DRIVER-final.json  {"link","addr","maddr","route","ethtool":{...}}: the
 #                      device's state at the end of the session, before the
 #                      reload (ethtool 6.1 has --json for -k and -a only; the
 #                      others are kept as {"text": ...})
 #   DRIVER-marks.txt   "phase=NAME marker=N" lines, see below
-# and prints "links=", "attach_s=", "dev=", "probes=", "lines=", "malformed="
-# summary lines.
+# and prints "links=", "attach_s=", "dev_DRIVER=", "probes=", "lines=",
+# "malformed=" summary lines.
 #
 # The taps are attached *before* the driver is loaded, so the log starts with
 # the device's registration. Phases are marked in-band: `ip link set lo
@@ -25,31 +30,24 @@
 # The session ends by unloading and reloading the driver (unregister, then a
 # fresh register of the same device).
 set -eu
-driver=${1:?usage: record-netdev.sh DRIVER}
+[ $# -gt 0 ] || { echo "usage: record-netdev.sh DRIVER..." >&2; exit 2; }
 : "${SHADOWD_RUNDIR:?SHADOWD_RUNDIR is not set}"
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../../.." && pwd)
 program=$repo/bpf/netdev-class.bt
-out=$SHADOWD_RUNDIR/$driver.jsonl
-final=$SHADOWD_RUNDIR/$driver-final.json
-marks=$SHADOWD_RUNDIR/$driver-marks.txt
-: > "$marks"
-
-case $driver in
-  # rx ring sizes: one set through netlink (ethtool -G), one through the ioctl.
-  e1000) ring_nl=512 ring_ioctl=256 mtu_big=9000 ;;
-  e100) ring_nl=128 ring_ioctl=64 mtu_big=9000 ;;
-  # pcnet32_set_ringparam (6.1) reallocates the rings under a spinlock with
-  # IRQs off, and dma_free_attrs() WARNs on every real size change: write the
-  # current size back instead (the driver is still called on the ioctl path).
-  pcnet32) ring_nl=current ring_ioctl=current mtu_big=9000 ;;
-  *) echo "unknown driver $driver" >&2; exit 2 ;;
-esac
+out=$SHADOWD_RUNDIR/taps.jsonl
+for driver in "$@"; do
+  case $driver in
+    e1000 | e100 | pcnet32) ;;
+    *) echo "unknown driver $driver" >&2; exit 2 ;;
+  esac
+done
 
 log() { echo "record-netdev: $*" >&2; }
 # Commands whose failure is part of the recording (unsupported by a driver).
 may_fail() { "$@" >/dev/null 2>&1 || log "(expected to fail on some drivers) $* -> $?"; }
 
+# Markers count on across the drivers' sessions: each is used once.
 mark_n=1000
 mark() {
   mark_n=$((mark_n + 1))
@@ -92,7 +90,7 @@ wait_carrier() {
 
 # --- taps ---
 t0=$(cut -d' ' -f1 /proc/uptime)
-bpftrace -f json "$program" > "$out" 2> "$SHADOWD_RUNDIR/$driver-bpftrace.err" &
+bpftrace -f json "$program" > "$out" 2> "$SHADOWD_RUNDIR/bpftrace.err" &
 bt=$!
 stop_bpftrace() {
   # A background job of a non-interactive shell ignores SIGINT: use SIGTERM,
@@ -108,7 +106,7 @@ trap stop_bpftrace EXIT
 # attach point.
 i=0
 until grep -q '"attached_probes"' "$out" 2>/dev/null; do
-  kill -0 "$bt" 2>/dev/null || { cat "$SHADOWD_RUNDIR/$driver-bpftrace.err" >&2; echo "bpftrace exited before attaching" >&2; exit 1; }
+  kill -0 "$bt" 2>/dev/null || { cat "$SHADOWD_RUNDIR/bpftrace.err" >&2; echo "bpftrace exited before attaching" >&2; exit 1; }
   i=$((i + 1))
   [ "$i" -le 600 ] || { echo "bpftrace did not start in 60 s" >&2; exit 1; }
   sleep 0.1
@@ -116,7 +114,7 @@ done
 probes=$(sed -n 's/.*"attached_probes", "data": {"probes": \([0-9]*\)}.*/\1/p' "$out")
 links=$((probes - $(grep -cE '^(BEGIN|END)([[:space:]]|$)' "$program") - $(grep -cE '^tracepoint:' "$program")))
 until [ "$(ls -l "/proc/$bt/fd" 2>/dev/null | grep -c 'anon_inode:bpf_link')" -ge "$links" ]; do
-  kill -0 "$bt" 2>/dev/null || { cat "$SHADOWD_RUNDIR/$driver-bpftrace.err" >&2; echo "bpftrace exited while attaching" >&2; exit 1; }
+  kill -0 "$bt" 2>/dev/null || { cat "$SHADOWD_RUNDIR/bpftrace.err" >&2; echo "bpftrace exited while attaching" >&2; exit 1; }
   i=$((i + 1))
   [ "$i" -le 900 ] || { echo "bpftrace did not attach its $links probes in 90 s" >&2; exit 1; }
   sleep 0.1
@@ -124,12 +122,28 @@ done
 echo "links=$links"
 echo "attach_s=$(awk -v a="$t0" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { print b - a }')"
 
+# One driver's session, on its NIC.
+session() {
+driver=$1
+final=$SHADOWD_RUNDIR/$driver-final.json
+marks=$SHADOWD_RUNDIR/$driver-marks.txt
+: > "$marks"
+case $driver in
+  # rx ring sizes: one set through netlink (ethtool -G), one through the ioctl.
+  e1000) ring_nl=512 ring_ioctl=256 mtu_big=9000 ;;
+  e100) ring_nl=128 ring_ioctl=64 mtu_big=9000 ;;
+  # pcnet32_set_ringparam (6.1) reallocates the rings under a spinlock with
+  # IRQs off, and dma_free_attrs() WARNs on every real size change: write the
+  # current size back instead (the driver is still called on the ioctl path).
+  pcnet32) ring_nl=current ring_ioctl=current mtu_big=9000 ;;
+esac
+
 # --- driver load: register ---
 mark load
 modprobe "$driver"
 dev=$(ls /sys/class/net | grep -v '^lo$' | head -n 1)
 [ -n "$dev" ] || { echo "no interface after modprobe $driver" >&2; exit 1; }
-echo "dev=$dev"
+echo "dev_$driver=$dev"
 
 # --- configuration while down ---
 mark down-config
@@ -265,6 +279,14 @@ mark reload
 modprobe -r "$driver"
 modprobe "$driver"
 mark end
+# The next driver's session has the guest to itself.
+modprobe -r "$driver"
+}
+
+
+for driver in "$@"; do
+  session "$driver"
+done
 sleep 0.3
 
 trap - EXIT
