@@ -29,20 +29,25 @@ export type NetHolderKind = (typeof NET_HOLDER_KINDS)[number];
 export const NET_TAP_EVENTS = [
   'open', 'notifier', 'mtu', 'mac', 'flags', 'promisc', 'allmulti', 'rx_mode', 'txqueuelen',
   'uc_add', 'uc_add_excl', 'uc_del', 'mc_add', 'mc_add_excl', 'mc_add_global', 'mc_del', 'mc_del_global',
-  'features', 'ethtool_notify', 'ethtool_nl_set', 'ethtool_ioctl', 'register', 'unregister', 'rename',
+  'features', 'ethtool_notify', 'ethtool_nl_set', 'ethtool_nl_nodev', 'ethtool_ioctl', 'register', 'unregister', 'rename',
   'carrier_on', 'carrier_off', 'vlan_add', 'vlan_del', 'rtnl_hint', 'xmit_timeout',
 ] as const;
 
 /**
  * An interface name no device can have (the kernel refuses ':' in names). An
- * ethtool netlink set request naming it fails with ENODEV, and the taps print
- * it anyway, with ifindex=0 (ev=ethtool_nl_set in bpf/netdev-class.bt): the
- * marker the taps runner's sync barrier waits for.
+ * ethtool netlink request naming it fails in ethnl_parse_header_dev_get()
+ * with ENODEV, which the taps print as ev=ethtool_nl_nodev
+ * (bpf/netdev-class.bt): the marker the taps runner's sync barrier waits for.
+ * That function parses every request's header, whatever the kernel does next:
+ * 6.1's ethnl_set_debug() calls it first thing, 6.12's generic
+ * ethnl_default_set_doit() calls it and never reaches ethnl_set_debug() for a
+ * missing device. An ethtool without netlink sends the ioctl instead, printed
+ * as ev=ethtool_ioctl with ifindex=0 (ret=-19).
  */
 export const SYNC_MARKER_DEVICE = 'shadowd:sync';
 export const NET_SYNC_MARKER: SyncMarker = {
   argv: ['ethtool', '-s', SYNC_MARKER_DEVICE, 'msglvl', '0'],
-  isMarker: (e: TapEvent) => (e.call === 'ethtool_nl_set' || e.call === 'ethtool_ioctl') && e.nums['ifindex'] === 0,
+  isMarker: (e: TapEvent) => e.call === 'ethtool_nl_nodev' || (e.call === 'ethtool_ioctl' && e.nums['ifindex'] === 0),
 };
 
 export const STALL_THRESHOLD_KEY = 'StallThresholdMs';

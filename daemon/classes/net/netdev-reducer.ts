@@ -167,7 +167,8 @@ export const NOT_REDUCED: ReadonlyMap<string, NotReduced> = new Map<string, NotR
   ['rx_mode', { kind: 'ignored', why: 'derived state: the driver applying address lists and filter flags that uc_*, mc_*, flags, promisc and allmulti already report' }],
   ['carrier_on', { kind: 'ignored', why: 'link state, not configuration: nothing replays a carrier' }],
   ['carrier_off', { kind: 'ignored', why: 'link state, not configuration: nothing replays a carrier' }],
-  ['ethtool_nl_set', { kind: 'elsewhere', why: "the taps runner's sync barrier (NET_SYNC_MARKER); a set that changed something also prints ethtool_notify, which is reduced" }],
+  ['ethtool_nl_set', { kind: 'ignored', why: 'a set that changed something also prints ethtool_notify, which is reduced' }],
+  ['ethtool_nl_nodev', { kind: 'elsewhere', why: "a request that named no device: the taps runner's sync barrier (NET_SYNC_MARKER)" }],
   ['xmit_timeout', { kind: 'elsewhere', why: 'a failure, not configuration: the TX timeout detector (tx-timeout.ts) takes it' }],
 ]);
 

@@ -119,9 +119,9 @@ describe('ingest.sync: a barrier through the per-CPU output buffers', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  /** What the marker request for SYNC_MARKER_DEVICE looks like in bpftrace's output (ethtool_nl_set of no device). */
+  /** What the marker request for SYNC_MARKER_DEVICE looks like in bpftrace's output (an ethtool request that named no device). */
   const marker = (pid: number, ts: number): string =>
-    JSON.stringify({ type: 'printf', data: `ev=ethtool_nl_set ifindex=0 name= msg=8 ret=-19 kthread=0 pid=${pid} ts=${ts} comm=ethtool\n` });
+    JSON.stringify({ type: 'printf', data: `ev=ethtool_nl_nodev netns=4026531840 ret=-19 kthread=0 pid=${pid} ts=${ts} comm=ethtool\n` });
   const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
   /** bpftrace's output as a file the fake follows; markers are "run" by the test, which writes their events when it likes. */
@@ -152,7 +152,7 @@ describe('ingest.sync: a barrier through the per-CPU output buffers', () => {
     await sync;
     // Everything before the last marker, and nothing of the markers themselves.
     expect(r.handed.map((e) => e.nums['mtu'])).toEqual(expect.arrayContaining([1401, 1402, 1403]));
-    expect(r.handed.some((e) => e.call === 'ethtool_nl_set')).toBe(false);
+    expect(r.handed.some((e) => e.call === 'ethtool_nl_nodev')).toBe(false);
     await sleep(200);
     await r.ingest.stop();
     expect(r.handed.map((e) => e.nums['mtu'])).toEqual([1401, 1402, 1403, 1404]);
@@ -178,7 +178,7 @@ describe('ingest.sync: a barrier through the per-CPU output buffers', () => {
     done = [];
     r.print(marker(9100, 33));
     await sleep(300);
-    expect(r.handed.filter((e) => e.call === 'ethtool_nl_set').map((e) => e.pid)).toEqual([4242, 9100]);
+    expect(r.handed.filter((e) => e.call === 'ethtool_nl_nodev').map((e) => e.pid)).toEqual([4242, 9100]);
     await r.ingest.stop();
   });
 

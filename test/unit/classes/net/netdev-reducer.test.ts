@@ -18,6 +18,7 @@ describe('the reducer tables', () => {
   it('take nothing from the events they leave, nor from events they do not know', () => {
     expect(r('ev=xmit_timeout name=eth0 driver=e1000 queue=0')).toEqual([]);
     expect(r('ev=ethtool_nl_set ifindex=2 name=eth0 msg=16 ret=0')).toEqual([]);
+    expect(r('ev=ethtool_nl_nodev netns=4026531840 ret=-19')).toEqual([]);
     expect(r('ev=carrier_on ifindex=2 name=eth0')).toEqual([]);
     expect(r('ev=rx_mode ifindex=2 name=eth0 flags=0x1103 promisc=1 allmulti=0 uc=0 mc=3 uc_promisc=0')).toEqual([]);
     expect(r('ev=no_such_event ifindex=2 name=eth0 ret=0')).toEqual([]);
