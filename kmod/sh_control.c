@@ -319,9 +319,15 @@ struct sh_job {
 
 static atomic_t sh_busy = ATOMIC_INIT(0);
 
+/*
+ * A job pins the module from the request to its end, so the module cannot
+ * begin unloading while a restart is queued or running, even once its
+ * requester is gone. The last put may run on sh_wq: module exit drains it.
+ */
 static void sh_job_free(struct kref *ref)
 {
 	kfree(container_of(ref, struct sh_job, ref));
+	module_put(THIS_MODULE);
 }
 
 static void sh_job_run(struct work_struct *work)
@@ -393,6 +399,8 @@ static void sh_start_job(struct sh_file *sf, char **argv, enum sh_how how)
 		sh_reply_err(sf, ENOMEM, "out of memory");
 		return;
 	}
+	/* The requester's open file holds the module: it is not going. */
+	__module_get(THIS_MODULE);
 	kref_init(&job->ref);
 	init_completion(&job->done);
 	INIT_WORK(&job->work, sh_job_run);

@@ -50,6 +50,7 @@ void sh_net_put_ops(struct sh_dev *sd, const struct net_device_ops *ops,
 
 	ASSERT_RTNL();
 	if (!nd->ops_ours) {
+		/* A restart job or an inject request holds the module here. */
 		__module_get(THIS_MODULE);
 		nd->real_ops = dev->netdev_ops;
 		nd->real_ethtool = dev->ethtool_ops;

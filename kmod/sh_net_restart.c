@@ -21,6 +21,7 @@
 
 #include <linux/etherdevice.h>
 #include <linux/if_vlan.h>
+#include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/netdevice.h>
 #include <linux/rtnetlink.h>
@@ -415,6 +416,14 @@ static const char *sh_uncarried(const struct net_device *dev)
 #if IS_ENABLED(CONFIG_DCB)
 	if (dev->dcbnl_ops)
 		return "it has Data Center Bridging (its DCB settings live in the driver)";
+#endif
+#if SH_KERNEL < 611
+	/*
+	 * Before 6.11 a vmalloc'd device's private area has no size to read:
+	 * the probe could not be handed the device, and the NIC would park.
+	 */
+	if (is_vmalloc_addr((char *)dev - dev->padded))
+		return "a vmalloc'd net_device (its private area cannot be sized)";
 #endif
 	return NULL;
 }

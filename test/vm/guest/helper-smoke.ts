@@ -9,7 +9,7 @@
 //   node dist/test/vm/guest/helper-smoke.js --ko PATH [--nic DRIVER] [--fuzz N] [--seed N]
 //   node dist/test/vm/guest/helper-smoke.js --try-open   (child mode: report how opening fails)
 import { Buffer } from 'node:buffer';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import console from 'node:console';
 import {
   closeSync,
@@ -92,6 +92,7 @@ interface SmokeResult {
   };
   nonRoot?: { nobody: string | undefined; rootWithoutCapSysAdmin: string | undefined };
   unload?: { refusedWhileOpen: boolean; rmmod: boolean };
+  leftRequester?: { rmmodRefused: boolean; rmmodMs: number; restartEnded: boolean };
   noFaults?: { version: HelperVersion; injectTxHang: string; fuzz: FuzzStats; rmmod: boolean };
   ms?: number;
   failures?: number;
@@ -130,8 +131,18 @@ const { values } = parseArgs({
     fuzz: { type: 'string', default: '5000' },
     seed: { type: 'string' },
     'try-open': { type: 'boolean', default: false },
+    'restart-and-wait': { type: 'string' },
   },
 });
+
+// Child mode: asks for a restart of the given device and waits in the write
+// for it to finish, until killed (the parent kills it while it waits).
+if (values['restart-and-wait']) {
+  const fd = openSync(HELPER_DEVICE, 'r+');
+  console.log('asking');
+  writeSync(fd, `restart ${values['restart-and-wait']} leaver1\n`);
+  process.exit(0);
+}
 
 if (values['try-open']) {
   try {
@@ -1063,6 +1074,37 @@ check(asNobody?.opened === false && asNobody.code === 'EACCES' && asNobody.messa
 const noCap = tryOpenAs('root without CAP_SYS_ADMIN', ['--bounding-set=-sys_admin', '--inh-caps=-sys_admin']);
 check(noCap?.opened === false && noCap.code === 'EPERM' && noCap.message === NO_ROOT, `open as root without CAP_SYS_ADMIN: ${JSON.stringify(noCap)}`);
 result.nonRoot = { nobody: asNobody?.code, rootWithoutCapSysAdmin: noCap?.code };
+
+// --- a restart whose requester left pins the module until it ends --------------------------
+// The requester is killed while its restart waits on the module's workqueue:
+// its file is closed, yet the module must not begin to unload under the
+// restart. (From the impersonation on, the device's ops pin the module too;
+// the job's own reference covers the queue, the check and the stop before
+// it, a window this test cannot aim at.)
+{
+  const leaver = spawn(process.execPath, [SCRIPT, '--restart-and-wait', DEV], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve) => leaver.stdout.once('data', () => resolve()));
+  // The write is on its way: the restart is queued or running (it takes hundreds of ms).
+  await new Promise((r) => setTimeout(r, 20));
+  leaver.kill('SIGKILL');
+  await new Promise((r) => leaver.once('exit', r));
+  const t0 = performance.now();
+  const during = run('rmmod', [MODULE]);
+  const duringMs = Math.round(performance.now() - t0);
+  check(during.status !== 0 && /in use/i.test(during.out), `rmmod while a left requester's restart ran: exit ${String(during.status)} after ${duringMs} ms: ${during.out}`);
+  // The restart goes on to its end; then nothing holds the module.
+  let ended = false;
+  for (let i = 0; i < 300 && !ended; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    ended = /recovery leaver1: \S+ restarted in \d+ ms/.test(run('dmesg', []).out);
+  }
+  check(ended, "the left requester's restart (recovery leaver1) did not end restarted within 30 s");
+  const after = await openHelper();
+  const state = await after.request(`txstat ${DEV}`);
+  await after.close();
+  check(state.ok && state.payload.includes('state=passive'), `after the left requester's restart, txstat ${DEV} gave ${JSON.stringify(state)}`);
+  result.leftRequester = { rmmodRefused: during.status !== 0, rmmodMs: duringMs, restartEnded: ended };
+}
 
 // --- unload ------------------------------------------------------------------------------
 const holder = openSync(HELPER_DEVICE, 'r+');

@@ -4,7 +4,8 @@
 // protocol's errors without a
 // kernel complaint, runs txstat, stage, inject and one restart of the NIC for
 // real, refuses unprivileged opens, unloads, and without allow_faults refuses
-// inject. The guest side is guest/helper-smoke.ts, run compiled from
+// inject, and that a restart whose requester was killed keeps the module from
+// unloading until it ends. The guest side is guest/helper-smoke.ts, run compiled from
 // dist/test/vm/guest/helper-smoke.js.
 import { existsSync, statSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -46,6 +47,7 @@ interface SmokeResult {
   concurrency: { oneFd: { ops: number; ms: number }; fourClients: { requests: number; correct: number } };
   nonRoot: { nobody?: string; rootWithoutCapSysAdmin?: string };
   unload: { refusedWhileOpen: boolean; rmmod: boolean };
+  leftRequester: { rmmodRefused: boolean; rmmodMs: number; restartEnded: boolean };
   noFaults: { version: { proto: number; faults: boolean }; injectTxHang: string; fuzz: FuzzStats; rmmod: boolean };
   failures: number;
 }
@@ -105,6 +107,8 @@ describe('shadow_helper module', () => {
     expect(smoke.concurrency.fourClients.correct).toBe(smoke.concurrency.fourClients.requests);
     expect(smoke.nonRoot).toEqual({ nobody: 'EACCES', rootWithoutCapSysAdmin: 'EPERM' });
     expect(smoke.unload).toEqual({ refusedWhileOpen: true, rmmod: true });
+    // A restart whose requester was killed while it waited held the module: rmmod was refused, the restart ended.
+    expect(smoke.leftRequester).toMatchObject({ rmmodRefused: true, restartEnded: true });
     expect(smoke.noFaults.version).toMatchObject({ proto: 3, faults: false });
     expect(smoke.noFaults.injectTxHang).toBe('err EPERM');
     expect(smoke.noFaults.fuzz.errnames.EPERM ?? 0).toBeGreaterThan(100);
@@ -117,8 +121,11 @@ describe('shadow_helper module', () => {
     expect(log.some((t) => t === `shadow_helper: fault tx-hang injected into net:${smoke.nic.name}`)).toBe(true);
     expect(log.some((t) => t === `shadow_helper: recovery fuzz1: restarting net:${smoke.nic.name}`)).toBe(true);
     expect(log.some((t) => t.startsWith(`shadow_helper: recovery fuzz1: net:${smoke.nic.name} restarted in `))).toBe(true);
-    // Only the one restart: no fuzz case got as far as restarting or parking anything.
-    expect(log.filter((t) => /shadow_helper: recovery .*: (restarting|parking) /.test(t))).toHaveLength(1);
+    // Only the two restarts asked for (fuzz1, and leaver1 whose requester left): no fuzz case got as far as restarting or parking anything.
+    expect(log.filter((t) => /shadow_helper: recovery .*: (restarting|parking) /.test(t))).toEqual([
+      `shadow_helper: recovery fuzz1: restarting net:${smoke.nic.name}`,
+      `shadow_helper: recovery leaver1: restarting net:${smoke.nic.name}`,
+    ]);
 
     console.log(
       `helper module: guest boot ${Math.round(r.bootToCommandMs ?? -1)} ms, total ${Math.round(r.totalMs)} ms; ` +
@@ -129,7 +136,8 @@ describe('shadow_helper module', () => {
         `meanwhile txstat ${JSON.stringify(smoke.valid.during)} and ${JSON.stringify(smoke.valid.busy)}; ` +
         `without allow_faults: ${smoke.noFaults.fuzz.total} cases ${JSON.stringify(smoke.noFaults.fuzz.errnames)}; ` +
         `${smoke.concurrency.oneFd.ops} concurrent ops on one fd in ${smoke.concurrency.oneFd.ms} ms; ` +
-        `non-root open: nobody ${smoke.nonRoot.nobody}, root without CAP_SYS_ADMIN ${smoke.nonRoot.rootWithoutCapSysAdmin}`,
+        `non-root open: nobody ${smoke.nonRoot.nobody}, root without CAP_SYS_ADMIN ${smoke.nonRoot.rootWithoutCapSysAdmin}; ` +
+        `rmmod during a left requester's restart: refused=${String(smoke.leftRequester.rmmodRefused)} in ${smoke.leftRequester.rmmodMs} ms`,
     );
   });
 });
