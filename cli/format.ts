@@ -100,9 +100,17 @@ export function formatStatus(s: StatusResult, now = Date.now()): string {
   const catchingUp = s.pendingReads > 0 ? `; re-reading ${s.pendingReads} device(s)` : '';
   const persistence = s.persistence ? persistenceLine(s.persistence, now) : null;
   const head = `shadowd ${s.version} (pid ${s.pid}), up ${duration(now - s.startedAt)}; ${taps}; ${t.events} events, ${t.lost} lost, ${t.malformed} unreadable${catchingUp}${persistence ? `\n${persistence}` : ''}`;
-  if (s.devices.length === 0) return `${head}\nNo devices watched yet.`;
+  const unrecovered = unrecoveredLines(s.unrecovered ?? []);
+  if (s.devices.length === 0) return `${head}\nNo devices watched yet.${unrecovered}`;
   const rows = s.devices.map((d) => [d.name, d.cls, d.driver ?? '-', d.bus ?? '-', d.mode, d.health, String(d.keys), String(d.holders)]);
-  return `${head}\n\n${table(['DEVICE', 'CLASS', 'DRIVER', 'BUS', 'MODE', 'HEALTH', 'KEYS', 'HOLDERS'], rows)}`;
+  return `${head}\n\n${table(['DEVICE', 'CLASS', 'DRIVER', 'BUS', 'MODE', 'HEALTH', 'KEYS', 'HOLDERS'], rows)}${unrecovered}`;
+}
+
+/** The devices whose latest recovery did not bring them back, each with why (a refused restart says what it would have lost). */
+function unrecoveredLines(list: NonNullable<StatusResult['unrecovered']>): string {
+  if (list.length === 0) return '';
+  const lines = list.map((u) => `  ${u.cls}:${u.device}: ${u.result} at ${localTime(u.at)} (recovery ${u.id}): ${u.error ?? 'no reason recorded'}`);
+  return `\n\nLatest recovery did not bring the device back:\n${lines.join('\n')}`;
 }
 
 export function formatShow(r: ShowResult): string {

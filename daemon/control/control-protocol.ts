@@ -11,7 +11,7 @@ import type { ClassSet } from '../core/class-set.js';
 import { DeviceRefError, type DeviceRef } from '../core/device-ref.js';
 import type { DeviceStatus } from '../core/device-status.js';
 import type { IngestStats } from '../core/ingest.js';
-import type { RecoveryRecord } from '../core/recovery-history.js';
+import type { RecoveryHistory, RecoveryRecord } from '../core/recovery-history.js';
 import type { PersistenceStatus } from '../core/store-health.js';
 import { RequestError, type ErrorCode } from '../core/request-error.js';
 
@@ -174,7 +174,17 @@ export interface StatusResult {
   devices: DeviceStatus[];
   /** Whether the shadow reaches its file (absent from a shadowd older than this field). */
   persistence?: PersistenceStatus;
+  /**
+   * Devices whose latest recovery did not bring them back (failed, gave up,
+   * interrupted), with why: a restart refused because it would lose what the
+   * driver holds shows here until a later recovery succeeds. Absent from a
+   * shadowd older than this field.
+   */
+  unrecovered?: UnrecoveredDevice[];
 }
+
+/** at: ms since the epoch, when the recovery ended (or started, if it never ended); id: see shadowctl history. */
+export type UnrecoveredDevice = ReturnType<RecoveryHistory['unrecovered']>[number];
 
 export interface VersionResult {
   version: string;

@@ -430,6 +430,17 @@ export class RecoveryHistory {
   }
 
   /**
+   * The devices whose latest recovery (replays left out) did not bring them
+   * back: failed (a restart refused before touching the device among them),
+   * gave up, or interrupted. A later successful recovery clears the entry.
+   */
+  unrecovered(): { cls: string; device: string; id: string; result: RecoveryResult; at: number; error: string | null }[] {
+    return this.latestRecoveries()
+      .filter((r) => r.result === 'failed' || r.result === 'gave-up' || r.result === 'interrupted')
+      .map((r) => ({ cls: r.cls, device: r.device, id: r.id, result: r.result, at: r.endedAt ?? r.startedAt, error: r.error }));
+  }
+
+  /**
    * Closes the rows of recoveries a previous daemon left 'in-progress' (it was
    * killed or crashed during them) as 'interrupted', and returns them.
    */

@@ -339,6 +339,7 @@ export class ShadowdService {
           pendingReads,
           devices: this.devices(),
           persistence: this.store.health.status(),
+          unrecovered: this.history.unrecovered(),
         });
       }
       case 'show': {

@@ -187,6 +187,21 @@ describe('recovery history', () => {
     ]);
   });
 
+  it('names the devices whose latest recovery did not bring them back, with why; a later success clears one', () => {
+    const refusal = 'refused before touching the device: shadow_helper: a restart would lose what the driver holds: an XDP program in driver mode';
+    history.insert(record('r1', { result: 'failed', endedAt: 1500, error: refusal }));
+    history.insert(record('r2', { device: 'eth1', result: 'gave-up', endedAt: 2500, error: '3 failures in 60 s' }));
+    history.insert(record('r3', { device: 'eth2', result: 'failed', endedAt: 2600, error: 'probe failed' }));
+    history.insert(record('r4', { device: 'eth2', result: 'recovered', endedAt: 2700 }));
+    history.insert(record('r5', { cls: 'block', device: 'sda', trigger: 'io-timeout', result: 'in-progress' }));
+    history.insert(record('r6', { device: 'eth3', result: 'interrupted', endedAt: null, startedAt: 3000, error: null }));
+    expect(history.unrecovered()).toEqual([
+      { cls: 'net', device: 'eth0', id: 'r1', result: 'failed', at: 1500, error: refusal },
+      { cls: 'net', device: 'eth1', id: 'r2', result: 'gave-up', at: 2500, error: '3 failures in 60 s' },
+      { cls: 'net', device: 'eth3', id: 'r6', result: 'interrupted', at: 3000, error: null },
+    ]);
+  });
+
   it('refuses a bad id, an unknown result, and updating a row that is not there', () => {
     expect(() => history.insert(record('not valid!'))).toThrow(/recovery id "not valid!" is not 1-32 of/);
     expect(() => history.insert(record('x'.repeat(33)))).toThrow(HistoryError);
