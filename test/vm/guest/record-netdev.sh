@@ -191,6 +191,12 @@ ethtool_ioctl "$dev" nway
 sleep 0.5
 wait_carrier "$dev"
 
+# The network class's sync marker (NET_SYNC_MARKER in
+# daemon/classes/net/net-declaration.ts): a request for a name no interface
+# can have, which ethtool reports failing.
+mark sync-marker
+may_fail ethtool -s shadowd:sync msglvl 0
+
 mark tcpdump
 tcpdump -i "$dev" -n -q -w /dev/null 2>/dev/null &
 td=$!
