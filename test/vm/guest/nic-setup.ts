@@ -35,6 +35,10 @@ export const DRIVER_SETTINGS: Record<string, (dev: string, subnet?: NicSubnet) =
     ['ethtool', '-s', dev, 'msglvl', '0x3'],
     ...common(dev, subnet),
   ],
+  // No ring or feature settings of their own: the MTU (in the stack for
+  // ne2k-pci, in the driver for 8139cp) and the message level.
+  'ne2k-pci': (dev, subnet) => [['ip', 'link', 'set', dev, 'mtu', '1400'], ['ethtool', '-s', dev, 'msglvl', '0x3'], ...common(dev, subnet)],
+  '8139cp': (dev, subnet) => [['ip', 'link', 'set', dev, 'mtu', '1400'], ['ethtool', '-s', dev, 'msglvl', '0x3'], ...common(dev, subnet)],
 };
 
 /** Up, the guest's address on the NIC's network, and a route through its gateway (10.9.0.0/16 on 10.0.2.0/24, 10.10.0.0/16 on 10.0.3.0/24, ...: one of its own per NIC). */

@@ -51,7 +51,7 @@ if (
   !values['blob-port'] ||
   !values['echo-port']
 ) {
-  console.error('usage: recovery-scenario.js --mode control|shadowd [--parallel] --blob-port P --echo-port P --nic DRIVER:FAULT... (drivers e1000, pcnet32, e100, each once, in the order of the guest\'s NICs)');
+  console.error('usage: recovery-scenario.js --mode control|shadowd [--parallel] --blob-port P --echo-port P --nic DRIVER:FAULT... (drivers of nic-setup.ts DRIVER_SETTINGS, each once, in the order of the guest\'s NICs)');
   process.exit(2);
 }
 const work = mkdtempSync('/tmp/shadowd-scenario-');
@@ -106,6 +106,7 @@ async function scenario({ driver, fault, dev, subnet, ifindexBefore }: (typeof d
   // programs start slowly and unevenly under emulation.
   const hash = createHash('sha256');
   let copiedBytes = 0;
+  const copyStart = Date.now();
   const copy = execa('curl', ['-sS', '--limit-rate', '2M', '--speed-limit', '1000', '--speed-time', '20', `http://${subnet.forwardAddr}:${values['blob-port']}/blob`], {
     reject: false,
     buffer: { stdout: false },
@@ -120,6 +121,11 @@ async function scenario({ driver, fault, dev, subnet, ifindexBefore }: (typeof d
     await new Promise((r) => setTimeout(r, 100));
   }
   const faultAt = Date.now();
+  const bytesAtFault = copiedBytes;
+  // The copy's progress after the fault, every 5 s: a slow device is told
+  // from a recovery that left it slower than before (rate before the fault).
+  const progress: [number, number][] = [];
+  const tick = setInterval(() => progress.push([Date.now() - faultAt, copiedBytes]), 5000);
   note(`injecting ${fault} into ${driver} ${dev}`);
   const inject =
     mode === 'shadowd'
@@ -128,6 +134,7 @@ async function scenario({ driver, fault, dev, subnet, ifindexBefore }: (typeof d
   note(`${dev} inject: ${inject}`);
 
   const copied = await copy;
+  clearInterval(tick);
   const copiedSha256 = hash.digest('hex');
   note(`${dev} copy ended: ${copiedBytes} bytes, exit ${copied.exitCode}, sha256 ${copiedSha256} ${Buffer.from(copied.stderr).toString().trim()}`);
   await new Promise((r) => setTimeout(r, 2000));
@@ -160,7 +167,7 @@ async function scenario({ driver, fault, dev, subnet, ifindexBefore }: (typeof d
       fault,
       ifindexBefore,
       ifindexAfter: Number(readFileSync(`/sys/class/net/${dev}/ifindex`, 'utf8')),
-      copy: { exitCode: copied.exitCode, bytes: copiedBytes, sha256: copiedSha256, stderr: Buffer.from(copied.stderr).toString().trim(), ms: Date.now() - faultAt },
+      copy: { exitCode: copied.exitCode, bytes: copiedBytes, sha256: copiedSha256, stderr: Buffer.from(copied.stderr).toString().trim(), ms: Date.now() - faultAt, bytesAtFault, msToFault: faultAt - copyStart, progress },
       window: windowResult.stdout.trim() ? (JSON.parse(windowResult.stdout.trim().split('\n').at(-1)!) as unknown) : { error: windowResult.stderr },
       sniffer: { aliveAfter: snifferAlive, capturedAfterFault: capturedAfter },
       txstat,

@@ -11,6 +11,12 @@ export const NIC_PRESETS = {
   i82559er: 'i82559er',
   /** virtio network device on PCI, driver virtio_net: every cloud VM's NIC, with native XDP. */
   'virtio-net': 'virtio-net-pci',
+  /** Intel 82574L (PCIe, MSI-X), driver e1000e. */
+  e1000e: 'e1000e',
+  /** Realtek RTL8139C+, driver 8139cp (8139too refuses this revision, 0x20: "use 8139cp"). */
+  rtl8139: 'rtl8139',
+  /** NE2000 on PCI (Realtek RTL8029), driver ne2k-pci (module ne2k_pci): INTx, no ethtool settings but the message level. */
+  'ne2k-pci': 'ne2k_pci',
 } as const;
 
 export const SOUND_PRESETS = {

@@ -1,31 +1,43 @@
 // The paper's network applications survive a driver failure (guest/recovery-scenario.ts):
 // a remote copy (24 MB from the host's loopback, checksummed), a remote window
-// (an interactive TCP session) and a packet sniffer run on e1000, pcnet32 and
-// e100 while a fault is injected mid-transfer: lost interrupts on e1000, a
-// fail-stop (the driver stops responding) on pcnet32, a transmit hang on e100;
+// (an interactive TCP session) and a packet sniffer run on e1000, pcnet32,
+// e100 and 8139cp while a fault is injected mid-transfer: lost interrupts on
+// e1000 and 8139cp, a fail-stop (the driver stops responding) on pcnet32, a
+// transmit hang on e100;
 // one fault per driver keeps the run short while every fault meets every
 // application. Without shadowd (the control) the copy fails and the session
 // goes silent; with shadowd the fault is detected, the driver restarted with
 // its net_device kept, the device comes back configured as before and every
-// application finishes correctly. One guest per mode holds all three NICs,
+// application finishes correctly. One guest per mode holds all the NICs,
 // each on its own user network (nicSubnets): the control's NICs fail at once,
 // shadowd's one after another under one daemon; each NIC is still its own test.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertGuestOk, runInGuest } from '../../rig/guest.js';
 import type { NicPreset } from '../../rig/devices.js';
 import { buildHelperModule } from '../../rig/kmod-build.js';
+import { nicList } from './nic-list.js';
 import { serveEcho, serveRandomBlob, type LoopbackServer } from '../../rig/loopback-server.js';
 import { repoPath } from '../../rig/repo-path.js';
 
 const SCRIPT = repoPath('dist/test/vm/guest/recovery-scenario.js');
 const BLOB_PORT = 8080;
 const ECHO_PORT = 7007;
-/** In the guest's NIC order: NIC i is on nicSubnet(i). */
-const NICS: [NicPreset, string, string][] = [
-  ['e1000', 'e1000', 'lost-irq'],
-  ['pcnet', 'pcnet32', 'fail-stop'],
-  ['i82559er', 'e100', 'tx-hang'],
-];
+/**
+ * In the guest's NIC order: NIC i is on nicSubnet(i). SHADOWD_NET_NICS runs
+ * others (PRESET:DRIVER:FAULT,...; nic-list.ts), e.g. ne2k-pci, which CI has
+ * no time for (about 140 KB/s under TCG: its copy alone takes 3 minutes):
+ * SHADOWD_NET_NICS=ne2k-pci:ne2k-pci:tx-hang.
+ */
+const NICS = nicList<[NicPreset, string, string]>(
+  [
+    ['e1000', 'e1000', 'lost-irq'],
+    ['pcnet', 'pcnet32', 'fail-stop'],
+    ['i82559er', 'e100', 'tx-hang'],
+    ['rtl8139', '8139cp', 'lost-irq'],
+  ],
+  3,
+  [0],
+);
 
 /** Boot, the scenarios and, with shadowd, the daemon's start (its taps attach in about 40 s under TCG). */
 const GUEST_TIMEOUT_MS = { control: 240_000, shadowd: 420_000 };
@@ -37,7 +49,8 @@ interface ScenarioResult {
   dev: string;
   ifindexBefore: number;
   ifindexAfter: number;
-  copy: { exitCode: number; bytes: number; sha256: string; stderr: string; ms: number };
+  /** ms: from the fault to the copy's end; msToFault: from its start to the fault, for bytesAtFault; progress: [ms after the fault, bytes] every 5 s. */
+  copy: { exitCode: number; bytes: number; sha256: string; stderr: string; ms: number; bytesAtFault: number; msToFault: number; progress: [number, number][] };
   window: { why: string; sent: number; answered: number; unanswered: number; maxWaitMs: number; silentMs: number; error: string | null };
   sniffer: { aliveAfter: boolean; capturedAfterFault: number };
   txstat: string;
@@ -46,6 +59,8 @@ interface ScenarioResult {
   history: { recoveries: { id: string; trigger: string; result: string; phases: Record<string, unknown>; steps: { key: string; result: string }[]; error: string | null }[] } | string | null;
   daemonLog: string;
 }
+
+const kbps = (bytes: number, ms: number): string => (ms > 0 ? (bytes / 1024 / (ms / 1000)).toFixed(0) : '?');
 
 describe('applications survive a network driver failure', () => {
   let blob: LoopbackServer;
@@ -94,7 +109,10 @@ describe('applications survive a network driver failure', () => {
     expect(res.copy.sha256).not.toBe(blob.sha256);
     expect(res.copy.exitCode).not.toBe(0);
     expect(res.window.silentMs).toBeGreaterThan(10_000);
-    expect(res.txstat).toMatch(/ stopped=1 /);
+    // Its transmit path still broken, with all traffic over: the queue stopped, or bytes handed to
+    // the device never completed (8139cp's own TX-timeout reset wakes its queue, and the
+    // interrupts it would complete them with are still lost).
+    expect(res.txstat).toMatch(/ stopped=1 | inflight=[1-9]/);
     console.log(`${driver} ${fault} control: copy failed after ${res.copy.bytes} bytes (${res.copy.stderr}); session silent for ${res.window.silentMs} ms at the end, ${res.window.unanswered} lines unanswered`);
   }, GUEST_TIMEOUT_MS.control + 30_000);
 
@@ -110,15 +128,27 @@ describe('applications survive a network driver failure', () => {
     expect(res.sniffer.capturedAfterFault).toBeGreaterThan(100);
     expect(res.ifindexAfter).toBe(res.ifindexBefore);
     expect(res.after).toEqual(res.before);
-    // Detected by shadowd's stall detector before the kernel's TX watchdog.
-    expect(res.txstat).toMatch(/ state=passive running=1 carrier=1 .* timeouts=0$/);
+    expect(res.txstat).toMatch(/ state=passive running=1 carrier=1 /);
     expect(typeof res.history, context).toBe('object');
     const recoveries = typeof res.history === 'object' && res.history ? res.history.recoveries : [];
-    expect(recoveries.map((r) => [r.trigger, r.result]), context).toEqual([['tx-stall', 'recovered']]);
+    // Detected by shadowd's stall detector before the kernel's TX watchdog,
+    // when the watchdog gives it time: the detector polls every 250 ms and
+    // waits up to half the period. A shorter watchdog (ne2k-pci's 200 ms) may
+    // fire first and have the driver reset itself beside the recovery: one
+    // recovery all the same, and the applications finish.
+    const watchdogMs = Number(/ watchdog_ms=(\d+) /.exec(res.txstat)?.[1]);
+    if (watchdogMs >= 1000) {
+      expect(res.txstat).toMatch(/ timeouts=0$/);
+      expect(recoveries.map((r) => [r.trigger, r.result]), context).toEqual([['tx-stall', 'recovered']]);
+    } else {
+      expect(recoveries.map((r) => r.result), context).toEqual(['recovered']);
+      expect(['tx-stall', 'tx-timeout'], context).toContain(recoveries[0]!.trigger);
+    }
     const rec = recoveries[0]!;
     expect(rec.steps.filter((s) => s.result === 'fail')).toEqual([]);
     console.log(
-      `${driver} ${fault} with shadowd: ${rec.id} phases ${JSON.stringify(rec.phases)}; copy done ${res.copy.ms} ms after the fault; ` +
+      `${driver} ${fault} with shadowd: ${rec.id} (${rec.trigger}) phases ${JSON.stringify(rec.phases)}; copy done ${res.copy.ms} ms after the fault ` +
+        `(${kbps(res.copy.bytes - res.copy.bytesAtFault, res.copy.ms)} KB/s after it, ${kbps(res.copy.bytesAtFault, res.copy.msToFault)} KB/s before); ` +
         `session longest wait ${res.window.maxWaitMs} ms (${res.window.answered}/${res.window.sent} answered); ` +
         `${res.sniffer.capturedAfterFault} packets captured after the fault`,
     );
