@@ -3,25 +3,12 @@
 // persistence object (daemon/core/store-health.ts).
 import { describe, expect, it } from 'vitest';
 import { formatStatus } from '../../../cli/format.js';
-import type { StatusResult } from '../../../daemon/control/control-protocol.js';
 import type { PersistenceStatus } from '../../../daemon/core/store-health.js';
+import { STATUS_NOW as NOW, statusResult } from '../../fixtures/status-result.js';
 
-const NOW = 1_800_000_000_000;
-const TAPS = { state: 'attached' as const, probes: 48, restarts: 0, events: 10, malformed: 0, lost: 0, lastError: null };
 const OK: PersistenceStatus = { state: 'ok', path: '/var/lib/shadowd/state.db', code: null, error: null, since: null, pending: 0, retries: 0, nextRetryAt: null, movedAside: null };
 
-function status(persistence?: PersistenceStatus): StatusResult {
-  return {
-    version: '0.1.0',
-    pid: 4242,
-    startedAt: NOW - 600_000,
-    classes: [{ id: 'net', title: 'network', attrs: ['ifindex'] }],
-    taps: { ...TAPS, byClass: { net: TAPS } },
-    pendingReads: 0,
-    devices: [],
-    ...(persistence ? { persistence } : {}),
-  };
-}
+const status = (persistence?: PersistenceStatus) => statusResult(persistence ? { persistence } : {});
 
 describe('shadowctl status: persistence', () => {
   it('says nothing when every change is in the file, or the daemon does not report it', () => {

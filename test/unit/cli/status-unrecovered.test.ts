@@ -5,22 +5,13 @@
 import { describe, expect, it } from 'vitest';
 import { formatStatus, localTime, visibleDeep } from '../../../cli/format.js';
 import type { StatusResult } from '../../../daemon/control/control-protocol.js';
+import { STATUS_NOW as NOW, statusResult } from '../../fixtures/status-result.js';
 
-const NOW = 1_800_000_000_000;
-const TAPS = { state: 'attached' as const, probes: 48, restarts: 0, events: 10, malformed: 0, lost: 0, lastError: null };
-
-function status(unrecovered?: StatusResult['unrecovered']): StatusResult {
-  return {
-    version: '0.1.0',
-    pid: 4242,
-    startedAt: NOW - 600_000,
-    classes: [{ id: 'net', title: 'network', attrs: ['ifindex'] }],
-    taps: { ...TAPS, byClass: { net: TAPS } },
-    pendingReads: 0,
+const status = (unrecovered?: StatusResult['unrecovered']): StatusResult =>
+  statusResult({
     devices: [{ id: 'bus:0000:00:04.0', cls: 'net', name: 'eth0', driver: 'virtio_net', bus: '0000:00:04.0', mode: 'passive', health: 'ok', keys: 12, holders: 0, attrs: { ifindex: 2 } }],
     ...(unrecovered ? { unrecovered } : {}),
-  };
-}
+  });
 
 describe('shadowctl status: devices a recovery did not bring back', () => {
   it('says nothing when every latest recovery succeeded, or the daemon does not report it', () => {
