@@ -13,20 +13,28 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { assertGuestOk, runInGuest } from '../../rig/guest.js';
 import type { NicPreset } from '../../rig/devices.js';
 import { buildHelperModule } from '../../rig/kmod-build.js';
+import { nicList } from './nic-list.js';
 import { repoPath } from '../../rig/repo-path.js';
 import type { FilterProbe } from '../../guest/receive-filters.js';
 
 const SCRIPT = repoPath('dist/test/vm/guest/restart-check.js');
 /** The NIC under test, its driver, and a peer NIC of another driver on its segment. */
-const NICS: [NicPreset, string, NicPreset, string][] = [
-  ['e1000', 'e1000', 'pcnet', 'pcnet32'],
-  ['pcnet', 'pcnet32', 'e1000', 'e1000'],
-  ['i82559er', 'e100', 'e1000', 'e1000'],
-];
+/** SHADOWD_NET_NICS runs others (PRESET:DRIVER:PEER_PRESET:PEER_DRIVER,...; nic-list.ts). */
+const NICS = nicList<[NicPreset, string, NicPreset, string]>(
+  [
+    ['e1000', 'e1000', 'pcnet', 'pcnet32'],
+    ['pcnet', 'pcnet32', 'e1000', 'e1000'],
+    ['i82559er', 'e100', 'e1000', 'e1000'],
+  ],
+  4,
+  [0, 2],
+);
 const STEPS = ['name', 'mac', 'mtu', 'features', 'vlan', 'rings', 'msglvl', 'pause', 'privflags', 'open'];
 
 interface RestartResult {
   dev: string;
+  /** The driver's module (ne2k_pci for the driver ne2k-pci). */
+  module: string;
   preserve: {
     reply: string;
     ifindexBefore: number;
@@ -46,6 +54,7 @@ interface RestartResult {
     ping: string;
     refused: { reply: string; sameModule: boolean; log: string[]; ping: string };
   };
+  hang: { inject: string; watchdogMs: number; timeoutsBefore: number; timeoutsAtRestart: number; timeoutsAfter: number; reply: string; ping: string };
   concurrent: {
     replies: string[];
     iterations: number;
@@ -118,7 +127,7 @@ describe('helper module restart keeps the net_device', () => {
     expect(res.preserve.sniffer.capturedAfter).toBeGreaterThan(0);
 
     // 1b. the same through a reload of the driver's module: a new module, the same device.
-    const reload = reloaded(res.reload.reply, driver);
+    const reload = reloaded(res.reload.reply, res.module);
     expect(reload['steps']!.split(',').map((s) => s.split(':')[0])).toEqual(['reload', ...STEPS]);
     expect(reload['steps']).not.toContain(':fail');
     expect(res.reload.moduleNodeAfter).not.toBe(res.reload.moduleNodeBefore);
@@ -126,12 +135,19 @@ describe('helper module restart keeps the net_device', () => {
     expect(res.reload.after).toEqual(res.reload.before);
     expect(res.reload.ping).toContain('3 packets transmitted, 3 packets received');
     // A module that will not unload: a plain restart, the module as it was, and the reason in the kernel log.
-    const refused = reloaded(res.reload.refused.reply, driver);
+    const refused = reloaded(res.reload.refused.reply, res.module);
     expect(refused['steps']!.split(',').map((s) => s.split(':')[0])).toEqual(['reload', ...STEPS]);
     expect(refused['steps']!.split(',').filter((s) => s.endsWith(':fail'))).toEqual(['reload:fail']);
     expect(res.reload.refused.sameModule).toBe(true);
-    expect(res.reload.refused.log.join('\n')).toMatch(new RegExp(`modprobe -r ${driver} exited with status 1; module ${driver} is loaded; probing it again with the module as it is`));
+    expect(res.reload.refused.log.join('\n')).toMatch(new RegExp(`modprobe -r ${res.module} exited with status 1; module ${res.module} is loaded; probing it again with the module as it is`));
     expect(res.reload.refused.ping).toContain('3 packets transmitted, 3 packets received');
+
+    // 1c. the driver's own TX-timeout reset ran before the restart (and may run beside its stop): the restart
+    // ends, the fault is lifted, traffic passes, and no timeout follows it.
+    expect(res.hang.inject).toBe(`ok injected net:${res.dev} tx-hang`);
+    expect(res.hang.timeoutsAtRestart).toBeGreaterThan(res.hang.timeoutsBefore);
+    expect(restarted(res.hang.reply)['steps']).not.toContain(':fail');
+    expect(res.hang.ping).toContain('3 packets transmitted, 3 packets received');
 
     // 2. configuration in a loop during repeated restarts: accepted, last one wins.
     for (const reply of res.concurrent.replies) expect(restarted(reply)['steps']).not.toContain(':fail');
@@ -188,7 +204,8 @@ describe('helper module restart keeps the net_device', () => {
       return `stop ${f['stop_ms']} release ${f['release_ms']} probe ${f['probe_ms']} replay ${f['replay_ms']} open ${f['open_ms']} total ${f['total_ms']} ms`;
     };
     console.log(
-      `${driver}: restart ${ms(res.preserve.reply)}; reload ${ms(res.reload.reply)} (unload ${reload['unload_ms']} load ${reload['load_ms']} ms); ${res.concurrent.replies.length} restarts under a config loop ` +
+      `${driver}: restart ${ms(res.preserve.reply)}; after the driver's own reset (watchdog ${res.hang.watchdogMs} ms, ` +
+        `${res.hang.timeoutsAtRestart - res.hang.timeoutsBefore} timeouts, ${res.hang.timeoutsAfter - res.hang.timeoutsAtRestart} more) ${ms(res.hang.reply)}; reload ${ms(res.reload.reply)} (unload ${reload['unload_ms']} load ${reload['load_ms']} ms); ${res.concurrent.replies.length} restarts under a config loop ` +
         `(${res.concurrent.iterations} iterations, last ${JSON.stringify(res.concurrent.last)}); parked and back; ` +
         `filters (joined/unjoined/foreign of ${sent}): ${res.filters.runs.map((f) => `${f.label} ${f.probe.joined}/${f.probe.unjoined}/${f.probe.foreign}`).join(', ')}`,
     );
