@@ -137,6 +137,10 @@ export const REDUCERS: ReadonlyMap<string, EventReducer> = new Map<string, Event
     if (event === NETDEV_REGISTER) return [{ kind: 'registered', driver: null, bus: null }];
     if (event === NETDEV_UNREGISTER) return [{ kind: 'unregistered' }];
     if (event === NETDEV_FEAT_CHANGE) return [{ kind: 'refresh', groups: ['features'] }];
+    // Taking a device down or changing its address flushes its neighbours,
+    // permanent ones too, and only the kernel's own neighbour notifications say
+    // so: those the taps leave out (bpf/netdev-class.bt, rtnl_hint).
+    if (event === NETDEV_DOWN || event === NETDEV_CHANGEADDR) return [{ kind: 'refresh', groups: ['link', 'neigh'] }];
     return LINK_NOTIFIER_EVENTS.has(event) ? [{ kind: 'refresh', groups: ['link'] }] : [];
   }],
   ['register', (e) => (ok(e) ? [{ kind: 'registered', driver: e.strs['driver'] ?? null, bus: e.strs['bus'] ?? null }] : [])],

@@ -332,6 +332,8 @@ const PLANNERS: Record<ConfigKey, Planner> = {
     for (const a of wanted) if (!present.includes(a) && !kernels(a)) out.step(['ip', '-6', 'addr', 'add', a, 'dev', ctx.dev]);
   },
   routes: (want, have, ctx, out) => {
+    // null: the table was too large to keep (TOOL_OUTPUT_LIMIT); whoever made it re-installs it.
+    if (want === null) return out.gap('the routing table was too large for the shadow to keep; its routes are left as they are');
     const wanted = routeList(want);
     if (!wanted) return unexpected(out, want);
     const present = routeList(have) ?? [];

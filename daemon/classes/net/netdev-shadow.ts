@@ -13,7 +13,7 @@ import type { DeviceStatus, ShowResult } from '../../core/device-status.js';
 import { storedByName, storedShow, storedStatus } from '../../core/stored-device.js';
 import type { Logger } from '../../service/log.js';
 import { reduceEvent } from './netdev-reducer.js';
-import { ALL_GROUPS, KEY_GROUPS, snapshotDevice, SnapshotError, type DeviceSnapshot, type KeyGroup } from './netdev-snapshot.js';
+import { ALL_GROUPS, KEY_GROUPS, snapshotDevice, SnapshotError, TOOL_OUTPUT_LIMIT, type DeviceSnapshot, type KeyGroup, type OversizedGroup } from './netdev-snapshot.js';
 import { SNAPSHOT_ACTOR, type Actor, type DeviceRecord, type ShadowStore } from '../../core/shadow-store.js';
 import type { TapEvent } from '../../core/tap-record.js';
 
@@ -32,6 +32,12 @@ export interface NetdevShadowDeps {
   now?: () => number;
   /** How long tap events may gather before their re-reads run (they often come in bursts). */
   refreshDelayMs?: number;
+  /** How much reading rtnetlink broadcasts may ask for at once, in ms of reading (HINT_BURST_MS). */
+  hintBurstMs?: number;
+  /** Hinted re-reads take at most 1/hintCostFactor of the time beyond the burst (HINT_COST_FACTOR). */
+  hintCostFactor?: number;
+  /** How long hints must pause before a hinted re-read (HINT_QUIET_MS). */
+  hintQuietMs?: number;
   /**
    * Whether shadowd is restarting this device's driver: the helper keeps the
    * net_device, but the taps still see the driver let go of it and take it back.
@@ -95,14 +101,56 @@ async function driverOfDevice(name: string): Promise<string | null> {
   }
 }
 
+/**
+ * Hinted re-reads (NetdevShadow.hint) draw on a budget of reading time: it
+ * holds at most HINT_BURST_MS and refills at 1 ms per HINT_COST_FACTOR ms, so
+ * an administrator's changes are read at once while a storm of broadcasts
+ * (a routing daemon loading a table) costs about a tenth of the time...
+ */
+const HINT_COST_FACTOR = 10;
+export const HINT_BURST_MS = 3000;
+/** ...and a change is in the shadow within this long of its broadcast. */
+const HINT_MAX_GAP_MS = 30_000;
+/**
+ * The taps leave out a process's hints that follow its printed one of the
+ * same group within 50 ms (bpf/netdev-class.bt, rtnl_hint): a hinted read
+ * waits until hints have paused this long (HINT_MAX_DEFER_MS at most), and
+ * one that starts sooner after the last hint is followed by one more.
+ */
+export const HINT_QUIET_MS = 60;
+/** The taps' own window (bpf/netdev-class.bt): within it after a hint, changes may be unannounced. */
+const TAPS_HINT_WINDOW_MS = 50;
+/** A hinted read waits for a pause in the hints no longer than this. */
+const HINT_MAX_DEFER_MS = 1000;
+
 export class NetdevShadow {
   private readonly watched = new Map<number, WatchedDevice>();
   /** ifindex → group → who gets the credit for what the re-read finds. */
   private pending = new Map<number, Map<KeyGroup, Credit>>();
   private timer: NodeJS.Timeout | null = null;
+  /** Groups rtnetlink broadcasts asked to re-read on every device, not yet scheduled. */
+  private hinted = new Map<KeyGroup, Credit>();
+  private hintTimer: NodeJS.Timeout | null = null;
+  /** The hinted groups in the next batch of re-reads (its cost is drawn from the budget). */
+  private hintsInNextBatch = new Map<KeyGroup, Credit>();
+  /** performance.now() of the last hint, and of the first of those waiting. */
+  private lastHintAt = -Infinity;
+  private firstHintAt = -Infinity;
+  /** A read once more (of changes the taps may have left unannounced) starts no sooner than this. */
+  private againAfter = -Infinity;
+  private readonly hintQuietMs: number;
+  /** A batch holding hinted re-reads is queued or running. */
+  private hintBatchRunning = false;
+  /** Reading time (ms) hinted re-reads may still take at once, as of budgetAt (performance.now()). */
+  private budgetMs: number;
+  private budgetAt = 0;
+  private readonly hintBurstMs: number;
+  private readonly hintCostFactor: number;
   private refreshing: Promise<void> = Promise.resolve();
   /** Devices whose re-read is queued or running. */
   private readsInFlight = 0;
+  /** device\0group of the groups last found too large to keep (TOOL_OUTPUT_LIMIT). */
+  private readonly oversized = new Set<string>();
   /** device\0key → when a re-read found its value and could credit only a kernel thread. */
   private readonly provisional = new Map<string, number>();
   private readonly snapshot: NonNullable<NetdevShadowDeps['snapshot']>;
@@ -125,6 +173,10 @@ export class NetdevShadow {
     this.driverOf = deps.driverOf ?? driverOfDevice;
     this.now = deps.now ?? Date.now;
     this.refreshDelayMs = deps.refreshDelayMs ?? 20;
+    this.hintBurstMs = deps.hintBurstMs ?? HINT_BURST_MS;
+    this.hintCostFactor = deps.hintCostFactor ?? HINT_COST_FACTOR;
+    this.budgetMs = this.hintBurstMs;
+    this.hintQuietMs = deps.hintQuietMs ?? HINT_QUIET_MS;
     this.netns = deps.netns ?? ownNetns();
   }
 
@@ -199,7 +251,7 @@ export class NetdevShadow {
     const ifindex = e.nums['ifindex'] ?? 0;
     for (const action of reduceEvent(e)) {
       if (action.kind === 'refresh-all') {
-        for (const idx of this.watched.keys()) this.schedule(idx, action.groups, actor);
+        this.hint(action.groups, actor);
         continue;
       }
       if (action.kind === 'registered') {
@@ -278,17 +330,89 @@ export class NetdevShadow {
     }, this.refreshDelayMs);
   }
 
+  /**
+   * An rtnetlink broadcast (a route, neighbour, address or qdisc changed
+   * somewhere) names no device: the groups are re-read on every device. A
+   * storm of them (ARP from the LAN, a routing daemon loading a table) must
+   * not keep the daemon spawning `ip`: the reads they ask for spend a budget
+   * of reading time (hintBurstMs at most, refilled at 1/hintCostFactor of
+   * the time); once it is spent, the next read waits until it is refilled.
+   * Hints are read once they have paused hintQuietMs.
+   */
+  private hint(groups: readonly KeyGroup[], actor: Credit): void {
+    this.lastHintAt = performance.now();
+    if (this.hinted.size === 0) this.firstHintAt = this.lastHintAt;
+    for (const g of groups) {
+      const held = this.hinted.get(g);
+      if (!held || outranks(actor, held)) this.hinted.set(g, actor);
+    }
+    // While a hinted batch runs its cost is not known yet: its end arms the timer.
+    if (!this.hintBatchRunning) this.armHintTimer();
+  }
+
+  /** The reading budget as of now (ms). */
+  private budgetNow(now: number): number {
+    return Math.min(this.hintBurstMs, this.budgetMs + (now - this.budgetAt) / this.hintCostFactor);
+  }
+
+  /** When the waiting hints may be read: once the budget is not overdrawn and they paused (or have waited long enough). */
+  private hintsDueAt(): number {
+    const refilledAt = this.budgetMs >= 0 ? 0 : this.budgetAt - this.budgetMs * this.hintCostFactor;
+    return Math.max(refilledAt, this.againAfter, Math.min(this.lastHintAt + this.hintQuietMs, this.firstHintAt + HINT_MAX_DEFER_MS));
+  }
+
+  private armHintTimer(): void {
+    this.hintTimer ??= setTimeout(() => {
+      this.hintTimer = null;
+      // More hints came meanwhile: wait for their pause too.
+      if (this.hintsDueAt() - performance.now() > 1) this.armHintTimer();
+      else this.releaseHints();
+    }, Math.max(this.refreshDelayMs, this.hintsDueAt() - performance.now()));
+  }
+
+  /** Schedules the hinted groups on every device and starts the reads. */
+  private releaseHints(): void {
+    const hinted = this.hinted;
+    this.hinted = new Map();
+    for (const idx of this.watched.keys()) for (const [g, actor] of hinted) this.schedule(idx, [g], actor);
+    for (const [g, actor] of hinted) this.hintsInNextBatch.set(g, actor);
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+      this.startPending();
+    }
+  }
+
   /** Queues the re-reads asked for so far behind those already running. */
   private startPending(): void {
     const work = this.pending;
+    const hinted = this.hintsInNextBatch;
     this.pending = new Map();
+    this.hintsInNextBatch = new Map();
     this.readsInFlight += work.size;
+    if (hinted.size > 0) this.hintBatchRunning = true;
     this.refreshing = this.refreshing.then(async () => {
+      const started = performance.now();
+      // The taps print one hint per namespace, group and process per 50 ms:
+      // changes may follow the last hint by that long, unannounced. Read once
+      // more after the gap.
+      const again = started - this.lastHintAt < TAPS_HINT_WINDOW_MS;
       for (const [idx, groups] of work) {
         const dev = this.watched.get(idx);
         if (dev) await this.refreshNow(dev, groups);
         this.readsInFlight--;
       }
+      const ended = performance.now();
+      if (hinted.size === 0) return;
+      this.budgetMs = Math.max(-HINT_MAX_GAP_MS / this.hintCostFactor, this.budgetNow(ended) - (ended - started));
+      this.budgetAt = ended;
+      this.hintBatchRunning = false;
+      if (again) {
+        // (A timer may fire a millisecond early: the margin keeps this one the last.)
+        this.againAfter = this.lastHintAt + TAPS_HINT_WINDOW_MS + 2;
+        for (const [g, actor] of hinted) if (!this.hinted.has(g)) this.hinted.set(g, actor);
+      }
+      if (this.hinted.size > 0) this.armHintTimer();
     });
   }
 
@@ -301,6 +425,11 @@ export class NetdevShadow {
    * until the sync began.
    */
   async caughtUp(): Promise<void> {
+    if (this.hinted.size > 0) {
+      if (this.hintTimer !== null) clearTimeout(this.hintTimer);
+      this.hintTimer = null;
+      this.releaseHints();
+    }
     if (this.timer !== null) {
       clearTimeout(this.timer);
       this.timer = null;
@@ -314,12 +443,12 @@ export class NetdevShadow {
 
   /** Devices with a re-read waiting or running: the shadow is catching up with them. */
   pendingReads(): number {
-    return this.pending.size + this.readsInFlight;
+    return this.pending.size + this.readsInFlight + (this.hinted.size > 0 ? this.watched.size : 0);
   }
 
   /** Resolves once every re-read scheduled so far has been applied (for tests and orderly shutdown). */
   async settled(): Promise<void> {
-    while (this.timer !== null || this.pending.size > 0) await new Promise((r) => setTimeout(r, this.refreshDelayMs));
+    while (this.timer !== null || this.hinted.size > 0 || this.pending.size > 0) await new Promise((r) => setTimeout(r, this.refreshDelayMs));
     await this.refreshing;
   }
 
@@ -333,6 +462,7 @@ export class NetdevShadow {
       this.logger.log(err instanceof SnapshotError ? 'warning' : 'err', `could not read ${dev.name}: ${message}`, this.fields(dev));
       return;
     }
+    this.noteOversized(dev, groups, snap.oversized ?? []);
     const at = this.now();
     // A change that arrived while the read ran may be what the read found.
     const arrived = this.pending.get(dev.ifindex);
@@ -355,6 +485,26 @@ export class NetdevShadow {
         }
       }
     });
+  }
+
+  /** Says once when a group of a device becomes too large to keep, and once when it fits again. */
+  private noteOversized(dev: WatchedDevice, read: ReadonlyMap<KeyGroup, Credit>, oversized: readonly OversizedGroup[]): void {
+    for (const o of oversized) {
+      const slot = `${dev.id}\0${o.group}`;
+      if (this.oversized.has(slot)) continue;
+      this.oversized.add(slot);
+      this.logger.log(
+        'warning',
+        `${dev.name}: \`${o.what}\` printed more than ${String(TOOL_OUTPUT_LIMIT >> 20)} MiB: its ${KEY_GROUPS[o.group].join(', ')} are too many to keep; the shadow holds none and a restart leaves them as they are`,
+        this.fields(dev),
+      );
+    }
+    for (const group of read.keys()) {
+      const slot = `${dev.id}\0${group}`;
+      if (!this.oversized.has(slot) || oversized.some((o) => o.group === group)) continue;
+      this.oversized.delete(slot);
+      this.logger.log('notice', `${dev.name}: its ${KEY_GROUPS[group].join(', ')} fit the shadow again`, this.fields(dev));
+    }
   }
 
   private fields(dev: WatchedDevice): Record<string, string> {

@@ -220,14 +220,39 @@ interface ToolResult {
   stdout: string;
   stderr: string;
   exitCode: number | null;
+  /** The tool printed more than TOOL_OUTPUT_LIMIT and was stopped. */
+  overflow?: true;
 }
 export type RunTool = (file: string, args: string[]) => Promise<ToolResult>;
 
-const runTool: RunTool = (file, args) => runProgram(file, args);
+/**
+ * The most one query of one device may print. What an administrator configures
+ * by hand fits many times over (1 MiB of `ip -json route` is about 15,000
+ * routes); a table larger than that is a routing daemon's or a script's, which
+ * re-installs it itself, and parsing it would not fit the daemon's 32 MB heap.
+ */
+export const TOOL_OUTPUT_LIMIT = 1024 * 1024;
+
+const runTool: RunTool = (file, args) => runProgram(file, args, 10_000, TOOL_OUTPUT_LIMIT);
+
+/** A group whose query printed more than TOOL_OUTPUT_LIMIT: its keys are null (not kept, not replayed). */
+export interface OversizedGroup {
+  group: KeyGroup;
+  /** The query, e.g. `ip route`. */
+  what: string;
+}
 
 export interface DeviceSnapshot {
   identity: LinkIdentity;
   keys: Partial<Record<ConfigKey, JsonValue>>;
+  /** Groups too large to keep (TOOL_OUTPUT_LIMIT); absent when none. */
+  oversized?: OversizedGroup[];
+}
+
+class OutputTooLarge extends Error {
+  constructor(readonly what: string) {
+    super(`${what} printed more than ${String(TOOL_OUTPUT_LIMIT)} bytes`);
+  }
 }
 
 /**
@@ -239,11 +264,14 @@ export async function snapshotDevice(name: string, groups: readonly KeyGroup[] =
   if (badName) throw new SnapshotError(`cannot read ${JSON.stringify(name)}: ${badName}`);
   const query = async (what: string, file: string, args: string[]): Promise<string | null> => {
     const r = await run(file, args);
+    if (r.overflow) throw new OutputTooLarge(what);
     if (r.exitCode === 0) return r.stdout;
     if (UNSUPPORTED.test(r.stderr) || UNSUPPORTED.test(r.stdout)) return null;
     throw new SnapshotError(`${what} for ${name} failed (exit ${String(r.exitCode)}): ${(r.stderr || r.stdout).trim()}`);
   };
-  const linkText = await query('ip link', 'ip', ['-json', '-details', 'link', 'show', 'dev', name]);
+  const linkText = await query('ip link', 'ip', ['-json', '-details', 'link', 'show', 'dev', name]).catch((err: unknown) => {
+    throw err instanceof OutputTooLarge ? new SnapshotError(`cannot read ${name}: ${err.message}`) : err;
+  });
   if (linkText === null) throw new SnapshotError(`ip link cannot read ${name}`);
   const link = linkKeys(linkText);
   const mac = typeof link.keys['mac'] === 'string' ? link.keys['mac'] : null;
@@ -309,6 +337,16 @@ export async function snapshotDevice(name: string, groups: readonly KeyGroup[] =
     }
     return keys;
   };
-  const keys = Object.assign({}, ...(await Promise.all(groups.map(readGroup)))) as Record<string, JsonValue>;
-  return { identity: link.identity, keys };
+  const oversized: OversizedGroup[] = [];
+  const readBounded = async (group: KeyGroup): Promise<Record<string, JsonValue>> => {
+    try {
+      return await readGroup(group);
+    } catch (err) {
+      if (!(err instanceof OutputTooLarge)) throw err;
+      oversized.push({ group, what: err.what });
+      return Object.fromEntries(KEY_GROUPS[group].map((k) => [k, null]));
+    }
+  };
+  const keys = Object.assign({}, ...(await Promise.all(groups.map(readBounded)))) as Record<string, JsonValue>;
+  return { identity: link.identity, keys, oversized };
 }

@@ -24,11 +24,18 @@ export interface StartedShadowd {
  * minutes). onLog gets its stderr. Wrapped in an object: a returned
  * subprocess would be awaited to its end.
  */
-export async function startShadowd(work: string, onLog: (text: string) => void, extraArgs: string[] = [], readyTimeoutMs = READY_TIMEOUT_MS): Promise<StartedShadowd> {
+export async function startShadowd(
+  work: string,
+  onLog: (text: string) => void,
+  extraArgs: string[] = [],
+  readyTimeoutMs = READY_TIMEOUT_MS,
+  /** More Node options (e.g. --cpu-prof), after the service's own. */
+  nodeArgs: string[] = [],
+): Promise<StartedShadowd> {
   const env = shadowdEnv(work);
   const started = Date.now();
   let log = '';
-  const daemon = execa('node', [...DAEMON_NODE_OPTIONS, repoPath('dist/daemon/main.js'), '--state-dir', join(work, 'state'), '--runtime-dir', join(work, 'run'), ...extraArgs], {
+  const daemon = execa('node', [...DAEMON_NODE_OPTIONS, ...nodeArgs, repoPath('dist/daemon/main.js'), '--state-dir', join(work, 'state'), '--runtime-dir', join(work, 'run'), ...extraArgs], {
     reject: false,
     env,
   });

@@ -1,5 +1,5 @@
 // Shell entry to the guest runner:
-//   node dist/test/vm/rig/guest-main.js [--kernel 6.1|6.12] [--device e1000 ...] [--init systemd] [--timeout 120] [--keep] [--sound-capture DIR [--sound-silent N ...]] -- CMD [ARG...]
+//   node dist/test/vm/rig/guest-main.js [--kernel 6.1|6.12] [--device e1000 ...] [--nic-hub] [--init systemd] [--timeout 120] [--keep] [--sound-capture DIR [--sound-silent N ...]] -- CMD [ARG...]
 // --kernel defaults to SHADOWD_GUEST_KERNEL, else 6.1.
 // Prints the command's output, the kernel problems if any, and exits with its status.
 import { parseArgs } from 'node:util';
@@ -12,6 +12,7 @@ const PRESETS: readonly string[] = ALL_PRESETS;
 const { values, positionals } = parseArgs({
   options: {
     device: { type: 'string', multiple: true, default: [] },
+    'nic-hub': { type: 'boolean', default: false },
     timeout: { type: 'string', default: '120' },
     keep: { type: 'boolean', default: false },
     console: { type: 'boolean', default: false },
@@ -32,12 +33,13 @@ if (positionals.length === 0 || bad.length > 0 || !(timeoutS > 0) || badInit || 
   if (!(timeoutS > 0)) console.error(`guest: --timeout must be a positive number of seconds`);
   if (badInit) console.error(`guest: --init must be busybox or systemd`);
   if (badKernel) console.error(`guest: --kernel (or ${KERNEL_SERIES_ENV}) must be one of ${KERNEL_SERIES.join(', ')}`);
-  console.error('usage: guest-main.js [--kernel 6.1|6.12] [--device PRESET ...] [--init busybox|systemd] [--timeout SECONDS] [--keep] [--console] [--sound-capture DIR [--sound-silent N ...]] -- CMD [ARG...]');
+  console.error('usage: guest-main.js [--kernel 6.1|6.12] [--device PRESET ...] [--nic-hub] [--init busybox|systemd] [--timeout SECONDS] [--keep] [--console] [--sound-capture DIR [--sound-silent N ...]] -- CMD [ARG...]');
   process.exit(2);
 }
 const result = await runInGuest({
   command: positionals,
   devices: values.device as DevicePreset[],
+  nicHub: values['nic-hub'],
   timeoutMs: timeoutS * 1000,
   keepRunDir: values.keep,
   init: values.init as GuestInit,

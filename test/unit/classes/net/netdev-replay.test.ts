@@ -269,6 +269,13 @@ describe('planReplay, key by key', () => {
     expect(gaps).toEqual([{ key: 'neighbours', reason: 'permanent neighbour 10.0.2.78 has no link-layer address' }]);
   });
 
+  it('routes too many to keep (null): left as they are, with the reason', async () => {
+    const current = await now({ routes: [{ dst: '10.99.0.0/16', gateway: '10.0.2.2' }] });
+    const { steps, gaps } = planReplayWithGaps({ routes: null }, current);
+    expect(argvs(steps)).toEqual([]);
+    expect(gaps).toEqual([{ key: 'routes', reason: 'the routing table was too large for the shadow to keep; its routes are left as they are' }]);
+  });
+
   it('master, and the promiscuity counts no tool sets', async () => {
     expect(argvs(planReplay({ master: 'br0', promiscuity: 3, allmulti: 2 }, await now({})))).toEqual([['ip', 'link', 'set', 'dev', 'eth0', 'master', 'br0']]);
     expect(argvs(planReplay({ master: null }, await now({ master: 'br0' })))).toEqual([['ip', 'link', 'set', 'dev', 'eth0', 'nomaster']]);

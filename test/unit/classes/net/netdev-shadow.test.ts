@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { parseBpftraceLine } from '../../../../daemon/core/bpftrace-output.js';
 import type { LogFields, Priority } from '../../../../daemon/service/log.js';
 import { reduceEvent } from '../../../../daemon/classes/net/netdev-reducer.js';
-import { NetdevShadow } from '../../../../daemon/classes/net/netdev-shadow.js';
+import { HINT_QUIET_MS, NetdevShadow } from '../../../../daemon/classes/net/netdev-shadow.js';
 import type { DeviceSnapshot, JsonValue, KeyGroup } from '../../../../daemon/classes/net/netdev-snapshot.js';
 import { ShadowStore } from '../../../../daemon/core/shadow-store.js';
 import { parseTapRecord, type TapEvent } from '../../../../daemon/core/tap-record.js';
@@ -166,6 +166,10 @@ describe('reduceEvent', () => {
     expect(r(`ev=vlan_add ifindex=2 netns=${RECORDED_NETNS} name=eth0 proto=0x8100 vid=0 ret=0`)).toEqual([]);
     expect(r(`ev=rtnl_hint netns=${RECORDED_NETNS} group=7 type=24`)).toEqual([{ kind: 'refresh-all', groups: ['route'] }]);
     expect(r(`ev=rtnl_hint netns=${RECORDED_NETNS} group=4 type=36`)).toEqual([{ kind: 'refresh-all', groups: ['qdisc'] }]);
+    // Down and a new address flush the device's neighbours; only the kernel's own notifications (not tapped) say so.
+    expect(r(`ev=notifier ifindex=2 netns=${RECORDED_NETNS} name=eth0 event=2 ret=0`)).toEqual([{ kind: 'refresh', groups: ['link', 'neigh'] }]);
+    expect(r(`ev=notifier ifindex=2 netns=${RECORDED_NETNS} name=eth0 event=8 ret=0`)).toEqual([{ kind: 'refresh', groups: ['link', 'neigh'] }]);
+    expect(r(`ev=notifier ifindex=2 netns=${RECORDED_NETNS} name=eth0 event=1 ret=0`)).toEqual([{ kind: 'refresh', groups: ['link'] }]);
     expect(r(`ev=ethtool_ioctl ifindex=2 netns=${RECORDED_NETNS} name=eth0 cmd=4 ret=0`)[0]).toMatchObject({ kind: 'refresh' });
     expect(r(`ev=ethtool_ioctl ifindex=0 netns=${RECORDED_NETNS} name= cmd=4 ret=-19`)).toEqual([]);
   });
@@ -317,6 +321,216 @@ describe('catching up', () => {
     await shadow.caughtUp();
     expect(msglvlEntry()).toMatchObject({ value: 5, actor: { pid: 401, comm: 'ethtool' } });
     expect(reads).toEqual([7, 3, 5]);
+    store.close();
+  });
+});
+
+describe('a storm of rtnetlink broadcasts', () => {
+  const register = (ifindex: number, bus: string): TapEvent =>
+    parseTapRecord(`ev=register ifindex=${ifindex} netns=${RECORDED_NETNS} name=eth${ifindex - 2} addr=52:54:00:12:34:5${ifindex} driver=e1000 bus=${bus} ret=0 kthread=0 pid=1 ts=1 comm=modprobe`);
+  const routeHint = (pid: number): TapEvent => parseTapRecord(`ev=rtnl_hint netns=${RECORDED_NETNS} group=7 type=24 kthread=0 pid=${pid} ts=${pid} comm=bird`);
+
+  it('re-reads at most about a tenth of the time while hints keep coming, and ends with what the devices have', async () => {
+    const store = new ShadowStore(':memory:');
+    let table = 0;
+    let readingMs = 0;
+    let routeReads = 0;
+    const shadow = new NetdevShadow(store, quietLogger(), {
+      netns: RECORDED_NETNS,
+      // Each route read takes 10 ms and finds the table as it is when it begins.
+      snapshot: async (name, groups): Promise<DeviceSnapshot> => {
+        const found = table;
+        if (groups.includes('route')) routeReads++;
+        const t0 = performance.now();
+        await new Promise((r) => setTimeout(r, 10));
+        readingMs += performance.now() - t0;
+        return { identity: { ifindex: 2, name, bus: '0000:00:04.0' }, keys: groups.includes('route') ? { routes: [{ dst: `10.${found >> 8}.${found & 255}.0/24` }] } : {} };
+      },
+      listDevices: () => Promise.resolve([]),
+      refreshDelayMs: 1,
+      // No burst: from the first read on, reading may take a tenth of the time.
+      hintBurstMs: 0,
+    });
+    shadow.applyBatch([register(2, '0000:00:04.0'), register(3, '0000:00:05.0')]);
+    await shadow.settled();
+    routeReads = 0;
+    readingMs = 0;
+    // A routing daemon adds a route every millisecond for 600 ms.
+    const t0 = performance.now();
+    while (performance.now() - t0 < 600) {
+      table++;
+      shadow.applyBatch([routeHint(1000 + table)]);
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    const stormMs = performance.now() - t0;
+    await shadow.settled();
+    // Without the bound: a read of both devices back to back the whole time (about 30 rounds).
+    expect(routeReads).toBeLessThanOrEqual(2 * Math.ceil(stormMs / 50) + 2);
+    expect(routeReads).toBeGreaterThanOrEqual(2);
+    expect(readingMs / stormMs).toBeLessThan(0.35);
+    // The last read came after the last hint: the shadow holds the final table.
+    const routes = (id: string) => store.entries(id).find((e) => e.key === 'routes')?.value;
+    const last = [{ dst: `10.${table >> 8}.${table & 255}.0/24` }];
+    expect(routes('bus:0000:00:04.0')).toEqual(last);
+    expect(routes('bus:0000:00:05.0')).toEqual(last);
+    store.close();
+  });
+
+  it('reads changes that come a moment apart each at once, each credited to its own process, while the burst lasts', async () => {
+    const store = new ShadowStore(':memory:');
+    let table = 0;
+    let reads = 0;
+    const shadow = new NetdevShadow(store, quietLogger(), {
+      netns: RECORDED_NETNS,
+      // Each read takes 20 ms: without a burst, the next would wait 200 ms.
+      snapshot: async (name, groups): Promise<DeviceSnapshot> => {
+        const found = table;
+        if (groups.includes('route')) reads++;
+        await new Promise((r) => setTimeout(r, 20));
+        return { identity: { ifindex: 2, name, bus: '0000:00:04.0' }, keys: groups.includes('route') ? { routes: [{ dst: `10.0.${found}.0/24` }] } : {} };
+      },
+      listDevices: () => Promise.resolve([]),
+      refreshDelayMs: 1,
+    });
+    shadow.applyBatch([register(2, '0000:00:04.0')]);
+    await shadow.settled();
+    reads = 0;
+    const setters: (number | null | undefined)[] = [];
+    for (let i = 1; i <= 5; i++) {
+      table = i;
+      shadow.applyBatch([routeHint(300 + i)]);
+      // An administrator's next command, 150 ms later: the read of the last one
+      // (after hints paused HINT_QUIET_MS, 20 ms long) is done by then.
+      await new Promise((r) => setTimeout(r, 150));
+      setters.push(store.entries('bus:0000:00:04.0').find((e) => e.key === 'routes')?.actor.pid);
+    }
+    expect(setters).toEqual([301, 302, 303, 304, 305]);
+    expect(reads).toBe(5);
+    await shadow.settled();
+    store.close();
+  });
+
+  it('waits for hints to pause before reading (the taps leave out those that follow one within 50 ms)', async () => {
+    const store = new ShadowStore(':memory:');
+    let reads = 0;
+    const shadow = new NetdevShadow(store, quietLogger(), {
+      netns: RECORDED_NETNS,
+      snapshot: (name, groups): Promise<DeviceSnapshot> => {
+        if (groups.includes('route')) reads++;
+        return Promise.resolve({ identity: { ifindex: 2, name, bus: '0000:00:04.0' }, keys: groups.includes('route') ? { routes: [] } : {} });
+      },
+      listDevices: () => Promise.resolve([]),
+      refreshDelayMs: 1,
+    });
+    shadow.applyBatch([register(2, '0000:00:04.0')]);
+    await shadow.settled();
+    reads = 0;
+    // A hint every 20 ms for 300 ms: no read while they come (each is within HINT_QUIET_MS of the last).
+    for (let i = 0; i < 15; i++) {
+      shadow.applyBatch([routeHint(900 + i)]);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(reads).toBe(0);
+    await new Promise((r) => setTimeout(r, HINT_QUIET_MS + 60));
+    expect(reads).toBe(1);
+    await shadow.settled();
+    store.close();
+  });
+
+  it('reads the first hint after a quiet spell at once, and catching up does not wait for the gap', async () => {
+    const store = new ShadowStore(':memory:');
+    let reads = 0;
+    const shadow = new NetdevShadow(store, quietLogger(), {
+      netns: RECORDED_NETNS,
+      snapshot: (name, groups): Promise<DeviceSnapshot> => {
+        if (groups.includes('route')) reads++;
+        return Promise.resolve({ identity: { ifindex: 2, name, bus: '0000:00:04.0' }, keys: groups.includes('route') ? { routes: [{ dst: `10.0.${reads}.0/24` }] } : {} });
+      },
+      listDevices: () => Promise.resolve([]),
+      refreshDelayMs: 1,
+      // No burst, and a budget that refills very slowly: after one read, the next waits.
+      hintBurstMs: 0,
+      hintCostFactor: 1_000_000,
+      hintQuietMs: 5,
+    });
+    shadow.applyBatch([register(2, '0000:00:04.0')]);
+    await shadow.settled();
+    reads = 0;
+    shadow.applyBatch([routeHint(500)]);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(reads).toBe(1);
+    // The next hint waits out the (long) gap, unless someone needs the shadow now.
+    shadow.applyBatch([routeHint(501)]);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(reads).toBe(1);
+    expect(shadow.pendingReads()).toBe(1);
+    const t0 = Date.now();
+    await shadow.caughtUp();
+    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(reads).toBe(2);
+    expect(store.entries('bus:0000:00:04.0').find((e) => e.key === 'routes')?.actor.pid).toBe(501);
+    store.close();
+  });
+
+  it('reads once more when a read began within 50 ms of the last hint (the taps leave out hints 50 ms after one)', async () => {
+    const store = new ShadowStore(':memory:');
+    let reads = 0;
+    let table = 1;
+    const shadow = new NetdevShadow(store, quietLogger(), {
+      netns: RECORDED_NETNS,
+      snapshot: (name, groups): Promise<DeviceSnapshot> => {
+        if (groups.includes('route')) reads++;
+        return Promise.resolve({ identity: { ifindex: 2, name, bus: '0000:00:04.0' }, keys: groups.includes('route') ? { routes: [{ dst: `10.0.${table}.0/24` }] } : {} });
+      },
+      listDevices: () => Promise.resolve([]),
+      refreshDelayMs: 1,
+      // Read without waiting for a pause, as a read forced by catching up does.
+      hintQuietMs: 1,
+    });
+    shadow.applyBatch([register(2, '0000:00:04.0')]);
+    await shadow.settled();
+    reads = 0;
+    // A hint; the read begins a millisecond later; an unannounced change follows it.
+    shadow.applyBatch([routeHint(800)]);
+    await new Promise((r) => setTimeout(r, 5));
+    table = 2;
+    await new Promise((r) => setTimeout(r, 200));
+    await shadow.settled();
+    expect(reads).toBe(2);
+    expect(store.entries('bus:0000:00:04.0').find((e) => e.key === 'routes')?.value).toEqual([{ dst: '10.0.2.0/24' }]);
+    store.close();
+  });
+
+  it('says once that a table is too large to keep, holds none of it, and says when it fits again', async () => {
+    const store = new ShadowStore(':memory:');
+    const logged: string[] = [];
+    const logger = { log: (_p: Priority, message: string, _f?: LogFields) => void logged.push(message) };
+    let huge = true;
+    const shadow = new NetdevShadow(store, logger, {
+      netns: RECORDED_NETNS,
+      snapshot: (name, groups): Promise<DeviceSnapshot> =>
+        Promise.resolve({
+          identity: { ifindex: 2, name, bus: '0000:00:04.0' },
+          keys: groups.includes('route') ? { routes: huge ? null : [{ dst: '10.0.0.0/8' }] } : {},
+          ...(huge && groups.includes('route') ? { oversized: [{ group: 'route' as const, what: 'ip route' }] } : {}),
+        }),
+      listDevices: () => Promise.resolve([]),
+      refreshDelayMs: 1,
+    });
+    shadow.applyBatch([register(2, '0000:00:04.0')]);
+    await shadow.settled();
+    for (let i = 0; i < 3; i++) {
+      shadow.applyBatch([routeHint(600 + i)]);
+      await shadow.settled();
+    }
+    const warnings = logged.filter((m) => m.includes('too many to keep'));
+    expect(warnings).toEqual(['eth0: `ip route` printed more than 1 MiB: its routes are too many to keep; the shadow holds none and a restart leaves them as they are']);
+    expect(store.entries('bus:0000:00:04.0').find((e) => e.key === 'routes')?.value).toBeNull();
+    huge = false;
+    shadow.applyBatch([routeHint(700)]);
+    await shadow.settled();
+    expect(logged.filter((m) => m.includes('fit the shadow again'))).toEqual(['eth0: its routes fit the shadow again']);
+    expect(store.entries('bus:0000:00:04.0').find((e) => e.key === 'routes')?.value).toEqual([{ dst: '10.0.0.0/8' }]);
     store.close();
   });
 });

@@ -46,6 +46,18 @@ describe('device snapshot', () => {
     }
   });
 
+  it('keeps no group whose query prints more than TOOL_OUTPUT_LIMIT, and says which', async () => {
+    const base = recorded('e1000');
+    const run: RunTool = (file, args) => (file === 'ip' && args.includes('route') ? Promise.resolve({ stdout: '', stderr: '', exitCode: null, overflow: true }) : base(file, args));
+    const snap = await snapshotDevice('eth0', ALL_GROUPS, run);
+    expect(snap.keys.routes).toBeNull();
+    expect(snap.oversized).toEqual([{ group: 'route', what: 'ip route' }]);
+    expect(snap.keys.mtu).toBe((await snapshotDevice('eth0', ALL_GROUPS, base)).keys.mtu);
+    // Without the link itself there is no snapshot.
+    const noLink: RunTool = (file, args) => (file === 'ip' && args.includes('link') && !args.includes('type') ? Promise.resolve({ stdout: '', stderr: '', exitCode: null, overflow: true }) : base(file, args));
+    await expect(snapshotDevice('eth0', ALL_GROUPS, noLink)).rejects.toThrow(/cannot read eth0: ip link printed more than/);
+  });
+
   it('reads an e1000 configured in the guest, key by key', async () => {
     const snap = await snapshotDevice('eth0', ALL_GROUPS, recorded('e1000'));
     expect(snap.identity).toEqual({ ifindex: 2, name: 'eth0', bus: '0000:00:04.0' });
