@@ -105,6 +105,15 @@ undo:
 	return err;
 }
 
+void sh_classes_bus_gone(struct device *bus)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(sh_classes); i++)
+		if (sh_classes[i]->bus_gone)
+			sh_classes[i]->bus_gone(bus);
+}
+
 void sh_classes_exit(void)
 {
 	size_t i = ARRAY_SIZE(sh_classes);

@@ -116,6 +116,11 @@ struct sh_class {
 	void (*replay)(struct sh_run *run);
 	int (*open)(struct sh_run *run);
 	void (*quiesce)(struct sh_run *run);	/* before parking */
+	/*
+	 * Optional: @bus is being deleted; a parked device of the class on it
+	 * is finished off as its driver's remove() would have (no lock held).
+	 */
+	void (*bus_gone)(struct device *bus);
 
 	/* Faults, numbered by the class; "clear" parses as SH_FAULT_NONE. */
 	int (*fault_parse)(const char *name, unsigned int *fault);
@@ -133,6 +138,13 @@ extern const struct sh_class sh_sound_class;
 /* sh_class.c: a class device's restart unit, referenced, or NULL and why. */
 struct device *sh_bus_get(const struct sh_class *cls, struct device *cdev,
 			  const char *ref, char *msg, size_t len);
+
+/* sh_class.c: every class's bus_gone (sh_unplug.c). */
+void sh_classes_bus_gone(struct device *bus);
+
+/* sh_unplug.c */
+void sh_unplug_watch(struct device *bus);
+void sh_unplug_exit(void);
 
 /* sh_class.c: a class's own commands, by verb. */
 const struct sh_class_cmd *sh_class_cmd(const struct sh_class *cls,

@@ -674,6 +674,7 @@ static void __exit sh_exit(void)
 	misc_deregister(&sh_miscdev);
 	/* A restart whose requester died finishes before the code goes. */
 	destroy_workqueue(sh_wq);
+	sh_unplug_exit();
 	sh_classes_exit();
 	sh_devices_exit();
 	pr_info("unloaded\n");

@@ -32,6 +32,23 @@ struct sh_dev *sh_dev_find(const struct device *cdev)
 	return NULL;
 }
 
+/* Under the class's lock: its parked record on @bus, if any. */
+struct sh_dev *sh_dev_find_parked(const struct sh_class *cls,
+				  const struct device *bus)
+{
+	struct sh_dev *sd, *found = NULL;
+
+	rcu_read_lock();
+	list_for_each_entry_rcu(sd, &sh_devs, node)
+		if (sd->cls == cls && sd->bus == bus &&
+		    sd->state == SH_PARKED) {
+			found = sd;
+			break;
+		}
+	rcu_read_unlock();
+	return found;
+}
+
 /* Under the class's lock; NULL when out of memory. */
 struct sh_dev *sh_dev_get(const struct sh_class *cls, struct device *cdev)
 {

@@ -354,6 +354,45 @@ static int sh_net_event(struct notifier_block *nb, unsigned long event,
 	return NOTIFY_DONE;
 }
 
+/*
+ * The bus device of a parked interface is being deleted: no driver will
+ * probe it again. Its driver's remove() ran when it was released, but left
+ * the net_device to the shadow: it is unregistered now (NETDEV_UNREGISTER
+ * forgets the record) and freed, and the module is no longer pinned by it.
+ * A device with a destructor of its own is left as it is.
+ */
+static void sh_net_bus_gone(struct device *bus)
+{
+	struct net_device *dev = NULL;
+	struct sh_net_dev *nd;
+	struct sh_dev *sd;
+	bool pinned = false;
+
+	rtnl_lock();
+	sd = sh_dev_find_parked(&sh_net_class, bus);
+	if (sd) {
+		nd = sh_net(sd);
+		dev = nd->dev;
+		pinned = nd->ops_ours;
+		if (dev->priv_destructor || dev->needs_free_netdev) {
+			pr_warn("%s: %s was removed; the parked interface has a destructor of its driver's and stays\n",
+				dev->name, dev_name(bus));
+			dev = NULL;
+		} else {
+			pr_info("%s: %s was removed: the parked interface goes with it\n",
+				dev->name, dev_name(bus));
+			unregister_netdevice(dev);
+		}
+	}
+	rtnl_unlock();
+	if (!dev)
+		return;
+	free_netdev(dev);
+	/* Our ops were the last code it could call: sh_net_put_ops()'s pin. */
+	if (pinned)
+		module_put(THIS_MODULE);
+}
+
 static struct notifier_block sh_net_nb = {
 	.notifier_call = sh_net_event,
 };
@@ -401,6 +440,7 @@ const struct sh_class sh_net_class = {
 	.replay = sh_net_replay,
 	.open = sh_net_open,
 	.quiesce = sh_net_quiesce,
+	.bus_gone = sh_net_bus_gone,
 	.fault_parse = sh_net_fault_parse,
 	.fault_name = sh_net_fault_name,
 	.fault_apply = sh_net_fault_apply,

@@ -282,6 +282,7 @@ int sh_restart(const struct sh_class *cls, const char *name, const char *ref,
 		cls->put(run.cdev);
 		return -ENODEV;
 	}
+	sh_unplug_watch(run.bus);
 	run.priv = kzalloc(cls->run_size, GFP_KERNEL);
 	if (!run.priv) {
 		scnprintf(res->msg, sizeof(res->msg), "out of memory");
@@ -293,6 +294,9 @@ int sh_restart(const struct sh_class *cls, const char *name, const char *ref,
 	mutex_lock(&sh_restart_lock);
 	err = sh_restart_unit(&run);
 	mutex_unlock(&sh_restart_lock);
+	/* Deleted while it restarted: its deletion found it not parked yet. */
+	if (err && res->touched && !device_is_registered(run.bus))
+		sh_classes_bus_gone(run.bus);
 	res->total_ms = ktime_ms_delta(ktime_get(), start);
 	if (err && !res->touched)
 		pr_warn("recovery %s: %s left as it was: %s\n", id, ref,

@@ -79,6 +79,8 @@ struct sh_dev {
 /* sh_device.c */
 struct sh_dev *sh_dev_find(const struct device *cdev);	/* under RCU */
 struct sh_dev *sh_dev_get(const struct sh_class *cls, struct device *cdev);
+struct sh_dev *sh_dev_find_parked(const struct sh_class *cls,
+				  const struct device *bus);
 void sh_dev_forget(struct sh_dev *sd);
 void sh_dev_unlist(struct sh_dev *sd);
 void sh_dev_free(struct sh_dev *sd);

@@ -22,6 +22,7 @@ import {
   readSync,
   statSync,
   write as writeCb,
+  writeFileSync,
   writeSync,
 } from 'node:fs';
 import { release } from 'node:os';
@@ -94,6 +95,7 @@ interface SmokeResult {
   unload?: { refusedWhileOpen: boolean; rmmod: boolean };
   leftRequester?: { rmmodRefused: boolean; rmmodMs: number; restartEnded: boolean };
   noFaults?: { version: HelperVersion; injectTxHang: string; fuzz: FuzzStats; rmmod: boolean };
+  unplugged?: { parked: string; goneMs: number | null; log: string[]; rmmod: boolean };
   ms?: number;
   failures?: number;
 }
@@ -1147,6 +1149,37 @@ if (insmodPlain.status !== 0) {
     fuzz: noFaultsFuzz,
     rmmod: plainRmmod.status === 0,
   };
+}
+
+// --- a parked NIC whose PCI device is removed goes with it and no longer pins the module ---
+// Last: the NIC is gone afterwards. Before the helper watched bus devices, the interface
+// stayed (parked, with nothing behind it) and rmmod was refused for good.
+{
+  const bdf = basename(readlinkSync(`/sys/class/net/${NIC}/device`));
+  const insmod = run('insmod', [values.ko]);
+  if (check(insmod.status === 0, `insmod ${values.ko} for the unplug phase failed: ${insmod.out}`)) {
+    const client = await openHelper();
+    const parked = await client.request(`park ${DEV} unplug1`);
+    await client.close();
+    check(parked.ok && parked.payload === `parked ${DEV} id=unplug1`, `park ${DEV} unplug1 gave ${JSON.stringify(parked)}`);
+    writeFileSync(`/sys/bus/pci/devices/${bdf}/remove`, '1');
+    const removedAt = performance.now();
+    let goneMs: number | null = null;
+    while (performance.now() - removedAt < 10_000) {
+      // Not sysfs: the parent's directory goes with it even when the interface stays registered.
+      if (run('ip', ['link', 'show', 'dev', NIC]).status !== 0) {
+        goneMs = Math.round(performance.now() - removedAt);
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    check(goneMs !== null, `${NIC} is still registered (ip link show) 10 s after its PCI device ${bdf} was removed while parked`);
+    const log = run('dmesg', []).out.split('\n').filter((l) => l.includes('was removed'));
+    check(log.some((l) => l.includes(`${NIC}: ${bdf} was removed: the parked interface goes with it`)), `no kernel log line for the removal: ${JSON.stringify(log)}`);
+    const rmmodAfter = run('rmmod', [MODULE]);
+    check(rmmodAfter.status === 0, `rmmod after the parked NIC's device was removed failed (still pinned?): ${rmmodAfter.out}`);
+    result.unplugged = { parked: parked.ok ? parked.payload : `err ${parked.errno}`, goneMs, log, rmmod: rmmodAfter.status === 0 };
+  }
 }
 
 result.ms = Math.round(performance.now() - started);

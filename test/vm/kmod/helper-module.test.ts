@@ -49,6 +49,7 @@ interface SmokeResult {
   unload: { refusedWhileOpen: boolean; rmmod: boolean };
   leftRequester: { rmmodRefused: boolean; rmmodMs: number; restartEnded: boolean };
   noFaults: { version: { proto: number; faults: boolean }; injectTxHang: string; fuzz: FuzzStats; rmmod: boolean };
+  unplugged: { parked: string; goneMs: number | null; log: string[]; rmmod: boolean };
   failures: number;
 }
 
@@ -115,16 +116,26 @@ describe('shadow_helper module', () => {
     expect(smoke.noFaults.rmmod).toBe(true);
     const log = r.kernelLog.map((l) => l.text);
     const loaded = log.filter((t) => t.startsWith('shadow_helper: loaded, protocol 3'));
-    expect(loaded).toEqual([expect.stringMatching(/, fault injection allowed$/), expect.not.stringMatching(/fault injection/)]);
-    expect(log.filter((t) => t.startsWith('shadow_helper: unloaded'))).toHaveLength(2);
+    expect(loaded).toEqual([
+      expect.stringMatching(/, fault injection allowed$/),
+      expect.not.stringMatching(/fault injection/),
+      expect.not.stringMatching(/fault injection/),
+    ]);
+    expect(log.filter((t) => t.startsWith('shadow_helper: unloaded'))).toHaveLength(3);
+    // A parked NIC whose PCI device was removed went with it, and the module was free to unload.
+    expect(smoke.unplugged.parked).toBe(`parked net:${smoke.nic.name} id=unplug1`);
+    expect(smoke.unplugged.goneMs).not.toBeNull();
+    expect(smoke.unplugged.rmmod).toBe(true);
     // The kernel log names the device as the protocol does.
     expect(log.some((t) => t === `shadow_helper: fault tx-hang injected into net:${smoke.nic.name}`)).toBe(true);
     expect(log.some((t) => t === `shadow_helper: recovery fuzz1: restarting net:${smoke.nic.name}`)).toBe(true);
     expect(log.some((t) => t.startsWith(`shadow_helper: recovery fuzz1: net:${smoke.nic.name} restarted in `))).toBe(true);
-    // Only the two restarts asked for (fuzz1, and leaver1 whose requester left): no fuzz case got as far as restarting or parking anything.
+    // Only the restarts asked for (fuzz1, leaver1 whose requester left, and the park before the
+    // unplug): no fuzz case got as far as restarting or parking anything.
     expect(log.filter((t) => /shadow_helper: recovery .*: (restarting|parking) /.test(t))).toEqual([
       `shadow_helper: recovery fuzz1: restarting net:${smoke.nic.name}`,
       `shadow_helper: recovery leaver1: restarting net:${smoke.nic.name}`,
+      `shadow_helper: recovery unplug1: parking net:${smoke.nic.name}`,
     ]);
 
     console.log(
@@ -137,7 +148,8 @@ describe('shadow_helper module', () => {
         `without allow_faults: ${smoke.noFaults.fuzz.total} cases ${JSON.stringify(smoke.noFaults.fuzz.errnames)}; ` +
         `${smoke.concurrency.oneFd.ops} concurrent ops on one fd in ${smoke.concurrency.oneFd.ms} ms; ` +
         `non-root open: nobody ${smoke.nonRoot.nobody}, root without CAP_SYS_ADMIN ${smoke.nonRoot.rootWithoutCapSysAdmin}; ` +
-        `rmmod during a left requester's restart: refused=${String(smoke.leftRequester.rmmodRefused)} in ${smoke.leftRequester.rmmodMs} ms`,
+        `rmmod during a left requester's restart: refused=${String(smoke.leftRequester.rmmodRefused)} in ${smoke.leftRequester.rmmodMs} ms; ` +
+        `parked and unplugged: interface gone in ${String(smoke.unplugged.goneMs)} ms, rmmod ${smoke.unplugged.rmmod ? 'ok' : 'refused'}`,
     );
   });
 });
