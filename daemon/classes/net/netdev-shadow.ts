@@ -71,6 +71,11 @@ const SNAPSHOT_CREDIT: Credit = { ...SNAPSHOT_ACTOR, kthread: false, seen: 0 };
  * process seen by a tap beats the snapshot, a user process beats a kernel
  * thread, and otherwise the later one wins.
  */
+/** For the journal: `ip (pid 812)`, `kworker/u8:2 (pid 40, kernel)`. */
+function creditName(c: Credit): string {
+  return c.pid === null ? c.comm : `${c.comm} (pid ${String(c.pid)}${c.kthread ? ', kernel' : ''})`;
+}
+
 function outranks(a: Credit, b: Credit): boolean {
   if (a.pid === null) return b.pid === null;
   if (b.pid === null) return true;
@@ -340,6 +345,7 @@ export class NetdevShadow {
    * Hints are read once they have paused hintQuietMs.
    */
   private hint(groups: readonly KeyGroup[], actor: Credit): void {
+    this.logger.log('debug', `rtnl_hint: ${groups.join(',')} changed, said ${creditName(actor)}`, { SHADOWD_CLASS: CLS });
     this.lastHintAt = performance.now();
     if (this.hinted.size === 0) this.firstHintAt = this.lastHintAt;
     for (const g of groups) {
@@ -475,11 +481,13 @@ export class NetdevShadow {
         const actor = late && outranks(late, asked) ? late : asked;
         const slot = `${dev.id}\0${key}`;
         if (this.store.setEntry(dev.id, key, value, actor, at, 'observe')) {
+          this.logger.log('debug', `${dev.name}: ${key} changed, credited to ${creditName(actor)}`, this.fields(dev));
           // Credited to a kernel thread for now: the process that asked for the
           // change may be reported a moment later (the taps lag the reads).
           if (actor.kthread) this.provisional.set(slot, at);
           else this.provisional.delete(slot);
         } else if (!actor.kthread && actor.pid !== null && actor.seen - (this.provisional.get(slot) ?? -Infinity) <= PROVISIONAL_MS) {
+          this.logger.log('debug', `${dev.name}: ${key} credited to ${creditName(actor)} instead of the kernel thread that read it first`, this.fields(dev));
           this.store.setEntry(dev.id, key, value, actor, at, 'set');
           this.provisional.delete(slot);
         }

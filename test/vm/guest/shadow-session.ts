@@ -101,7 +101,7 @@ phase(`shadowd ready in ${readyMs} ms`);
 // with the last value in its one MTU entry. Even count: ends on 1400. Each
 // change costs the emulated kernel about 40 ms with or without shadowd, so the
 // 100,000-change check runs on the host (test/unit/netdev-shadow.test.ts).
-const TOGGLES = 500;
+const TOGGLES = 200;
 const [burstDev] = devs.keys();
 const burstStarted = Date.now();
 await sh(['perl', '-e', MTU_TOGGLER, burstDev!, String(TOGGLES)]);

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { parseBpftraceLine } from '../../../../daemon/core/bpftrace-output.js';
 import type { LogFields, Priority } from '../../../../daemon/service/log.js';
 import { reduceEvent } from '../../../../daemon/classes/net/netdev-reducer.js';
-import { HINT_QUIET_MS, NetdevShadow } from '../../../../daemon/classes/net/netdev-shadow.js';
+import { HINT_QUIET_MS, NetdevShadow, type NetdevShadowDeps } from '../../../../daemon/classes/net/netdev-shadow.js';
 import type { DeviceSnapshot, JsonValue, KeyGroup } from '../../../../daemon/classes/net/netdev-snapshot.js';
 import { ShadowStore } from '../../../../daemon/core/shadow-store.js';
 import { parseTapRecord, type TapEvent } from '../../../../daemon/core/tap-record.js';
@@ -330,6 +330,32 @@ describe('a storm of rtnetlink broadcasts', () => {
     parseTapRecord(`ev=register ifindex=${ifindex} netns=${RECORDED_NETNS} name=eth${ifindex - 2} addr=52:54:00:12:34:5${ifindex} driver=e1000 bus=${bus} ret=0 kthread=0 pid=1 ts=1 comm=modprobe`);
   const routeHint = (pid: number): TapEvent => parseTapRecord(`ev=rtnl_hint netns=${RECORDED_NETNS} group=7 type=24 kthread=0 pid=${pid} ts=${pid} comm=bird`);
 
+  /**
+   * One watched NIC whose route reads find `table()` as it is when they begin
+   * and take `readMs`; `counter.reads` counts them from when it is returned.
+   */
+  async function oneNic(table: () => number, deps: Partial<NetdevShadowDeps> = {}, readMs = 0) {
+    const store = new ShadowStore(':memory:');
+    const counter = { reads: 0 };
+    const shadow = new NetdevShadow(store, quietLogger(), {
+      netns: RECORDED_NETNS,
+      snapshot: async (name, groups): Promise<DeviceSnapshot> => {
+        const found = table();
+        if (groups.includes('route')) counter.reads++;
+        if (readMs > 0) await new Promise((r) => setTimeout(r, readMs));
+        return { identity: { ifindex: 2, name, bus: '0000:00:04.0' }, keys: groups.includes('route') ? { routes: [{ dst: `10.0.${found}.0/24` }] } : {} };
+      },
+      listDevices: () => Promise.resolve([]),
+      refreshDelayMs: 1,
+      ...deps,
+    });
+    shadow.applyBatch([register(2, '0000:00:04.0')]);
+    await shadow.settled();
+    counter.reads = 0;
+    const routes = () => store.entries('bus:0000:00:04.0').find((e) => e.key === 'routes');
+    return { store, shadow, counter, routes };
+  }
+
   it('re-reads at most about a tenth of the time while hints keep coming, and ends with what the devices have', async () => {
     const store = new ShadowStore(':memory:');
     let table = 0;
@@ -377,24 +403,9 @@ describe('a storm of rtnetlink broadcasts', () => {
   });
 
   it('reads changes that come a moment apart each at once, each credited to its own process, while the burst lasts', async () => {
-    const store = new ShadowStore(':memory:');
     let table = 0;
-    let reads = 0;
-    const shadow = new NetdevShadow(store, quietLogger(), {
-      netns: RECORDED_NETNS,
-      // Each read takes 20 ms: without a burst, the next would wait 200 ms.
-      snapshot: async (name, groups): Promise<DeviceSnapshot> => {
-        const found = table;
-        if (groups.includes('route')) reads++;
-        await new Promise((r) => setTimeout(r, 20));
-        return { identity: { ifindex: 2, name, bus: '0000:00:04.0' }, keys: groups.includes('route') ? { routes: [{ dst: `10.0.${found}.0/24` }] } : {} };
-      },
-      listDevices: () => Promise.resolve([]),
-      refreshDelayMs: 1,
-    });
-    shadow.applyBatch([register(2, '0000:00:04.0')]);
-    await shadow.settled();
-    reads = 0;
+    // Each read takes 20 ms: without a burst, the next would wait 200 ms.
+    const { store, shadow, counter, routes } = await oneNic(() => table, {}, 20);
     const setters: (number | null | undefined)[] = [];
     for (let i = 1; i <= 5; i++) {
       table = i;
@@ -402,102 +413,60 @@ describe('a storm of rtnetlink broadcasts', () => {
       // An administrator's next command, 150 ms later: the read of the last one
       // (after hints paused HINT_QUIET_MS, 20 ms long) is done by then.
       await new Promise((r) => setTimeout(r, 150));
-      setters.push(store.entries('bus:0000:00:04.0').find((e) => e.key === 'routes')?.actor.pid);
+      setters.push(routes()?.actor.pid);
     }
     expect(setters).toEqual([301, 302, 303, 304, 305]);
-    expect(reads).toBe(5);
+    expect(counter.reads).toBe(5);
     await shadow.settled();
     store.close();
   });
 
   it('waits for hints to pause before reading (the taps leave out those that follow one within 50 ms)', async () => {
-    const store = new ShadowStore(':memory:');
-    let reads = 0;
-    const shadow = new NetdevShadow(store, quietLogger(), {
-      netns: RECORDED_NETNS,
-      snapshot: (name, groups): Promise<DeviceSnapshot> => {
-        if (groups.includes('route')) reads++;
-        return Promise.resolve({ identity: { ifindex: 2, name, bus: '0000:00:04.0' }, keys: groups.includes('route') ? { routes: [] } : {} });
-      },
-      listDevices: () => Promise.resolve([]),
-      refreshDelayMs: 1,
-    });
-    shadow.applyBatch([register(2, '0000:00:04.0')]);
-    await shadow.settled();
-    reads = 0;
+    const { store, shadow, counter } = await oneNic(() => 0);
     // A hint every 20 ms for 300 ms: no read while they come (each is within HINT_QUIET_MS of the last).
     for (let i = 0; i < 15; i++) {
       shadow.applyBatch([routeHint(900 + i)]);
       await new Promise((r) => setTimeout(r, 20));
     }
-    expect(reads).toBe(0);
+    expect(counter.reads).toBe(0);
     await new Promise((r) => setTimeout(r, HINT_QUIET_MS + 60));
-    expect(reads).toBe(1);
+    expect(counter.reads).toBe(1);
     await shadow.settled();
     store.close();
   });
 
   it('reads the first hint after a quiet spell at once, and catching up does not wait for the gap', async () => {
-    const store = new ShadowStore(':memory:');
-    let reads = 0;
-    const shadow = new NetdevShadow(store, quietLogger(), {
-      netns: RECORDED_NETNS,
-      snapshot: (name, groups): Promise<DeviceSnapshot> => {
-        if (groups.includes('route')) reads++;
-        return Promise.resolve({ identity: { ifindex: 2, name, bus: '0000:00:04.0' }, keys: groups.includes('route') ? { routes: [{ dst: `10.0.${reads}.0/24` }] } : {} });
-      },
-      listDevices: () => Promise.resolve([]),
-      refreshDelayMs: 1,
-      // No burst, and a budget that refills very slowly: after one read, the next waits.
-      hintBurstMs: 0,
-      hintCostFactor: 1_000_000,
-      hintQuietMs: 5,
-    });
-    shadow.applyBatch([register(2, '0000:00:04.0')]);
-    await shadow.settled();
-    reads = 0;
+    let table = 0;
+    // No burst, and a budget that refills very slowly: after one read, the next waits.
+    const { store, shadow, counter, routes } = await oneNic(() => ++table, { hintBurstMs: 0, hintCostFactor: 1_000_000, hintQuietMs: 5 });
     shadow.applyBatch([routeHint(500)]);
     await new Promise((r) => setTimeout(r, 50));
-    expect(reads).toBe(1);
+    expect(counter.reads).toBe(1);
     // The next hint waits out the (long) gap, unless someone needs the shadow now.
     shadow.applyBatch([routeHint(501)]);
     await new Promise((r) => setTimeout(r, 50));
-    expect(reads).toBe(1);
+    expect(counter.reads).toBe(1);
     expect(shadow.pendingReads()).toBe(1);
     const t0 = Date.now();
     await shadow.caughtUp();
     expect(Date.now() - t0).toBeLessThan(1000);
-    expect(reads).toBe(2);
-    expect(store.entries('bus:0000:00:04.0').find((e) => e.key === 'routes')?.actor.pid).toBe(501);
+    expect(counter.reads).toBe(2);
+    expect(routes()?.actor.pid).toBe(501);
     store.close();
   });
 
   it('reads once more when a read began within 50 ms of the last hint (the taps leave out hints 50 ms after one)', async () => {
-    const store = new ShadowStore(':memory:');
-    let reads = 0;
     let table = 1;
-    const shadow = new NetdevShadow(store, quietLogger(), {
-      netns: RECORDED_NETNS,
-      snapshot: (name, groups): Promise<DeviceSnapshot> => {
-        if (groups.includes('route')) reads++;
-        return Promise.resolve({ identity: { ifindex: 2, name, bus: '0000:00:04.0' }, keys: groups.includes('route') ? { routes: [{ dst: `10.0.${table}.0/24` }] } : {} });
-      },
-      listDevices: () => Promise.resolve([]),
-      refreshDelayMs: 1,
-      // Read without waiting for a pause, as a read forced by catching up does.
-      hintQuietMs: 1,
-    });
-    shadow.applyBatch([register(2, '0000:00:04.0')]);
-    await shadow.settled();
-    reads = 0;
+    // Read without waiting for a pause, as a read forced by catching up does.
+    const { store, shadow, counter, routes } = await oneNic(() => table, { hintQuietMs: 1 });
     // A hint; the read begins a millisecond later; an unannounced change follows it.
     shadow.applyBatch([routeHint(800)]);
     await new Promise((r) => setTimeout(r, 5));
     table = 2;
     await new Promise((r) => setTimeout(r, 200));
     await shadow.settled();
-    expect(reads).toBe(2);
-    expect(store.entries('bus:0000:00:04.0').find((e) => e.key === 'routes')?.value).toEqual([{ dst: '10.0.2.0/24' }]);
+    expect(counter.reads).toBe(2);
+    expect(routes()?.value).toEqual([{ dst: '10.0.2.0/24' }]);
     store.close();
   });
 
