@@ -8,14 +8,17 @@
 // application. Without shadowd (the control) the copy fails and the session
 // goes silent; with shadowd the fault is detected, the driver restarted with
 // its net_device kept, the device comes back configured as before and every
-// application finishes correctly. One guest per mode holds all the NICs,
-// each on its own user network (nicSubnets): the control's NICs fail at once,
+// application finishes correctly, on Debian's 6.1 and 6.12 kernels (the
+// control on 6.1). One guest per mode and kernel holds all the NICs, each on
+// its own user network (nicSubnets): the control's NICs fail at once,
 // shadowd's one after another under one daemon; each NIC is still its own test.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertGuestOk, runInGuest } from '../../rig/guest.js';
 import type { NicPreset } from '../../rig/devices.js';
 import { buildHelperModule } from '../../rig/kmod-build.js';
 import { nicList } from './nic-list.js';
+import { kernelRows } from '../../rig/kernel-rows.js';
+import type { KernelSeries } from '../../rig/cache-paths.js';
 import { serveEcho, serveRandomBlob, type LoopbackServer } from '../../rig/loopback-server.js';
 import { repoPath } from '../../rig/repo-path.js';
 
@@ -38,6 +41,15 @@ const NICS = nicList<[NicPreset, string, string]>(
   3,
   [0],
 );
+
+/**
+ * With shadowd, every NIC on 6.1 and on 6.12 too (SHADOWD_GUEST_KERNEL runs
+ * them on one kernel); the control, which shows that the faults break the
+ * applications, on the first kernel.
+ */
+const ROWS = kernelRows(NICS, () => true);
+const CONTROL_ROWS = ROWS.filter(([k]) => k === ROWS[0]![0]);
+const nicsOn = (kernel: KernelSeries): typeof NICS => ROWS.filter(([k]) => k === kernel).map(([, ...nic]) => nic);
 
 /** Boot, the scenarios and, with shadowd, the daemon's start (its taps attach in about 40 s under TCG). */
 const GUEST_TIMEOUT_MS = { control: 240_000, shadowd: 420_000 };
@@ -66,7 +78,7 @@ describe('applications survive a network driver failure', () => {
   let blob: LoopbackServer;
   let echo: { port: number; close(): Promise<void> };
   beforeAll(async () => {
-    await buildHelperModule((line) => console.log(`kmod: ${line}`));
+    for (const kernel of new Set(ROWS.map(([k]) => k))) await buildHelperModule((line) => console.log(`kmod: ${line}`), kernel);
     blob = await serveRandomBlob(24 * 1024 * 1024);
     echo = await serveEcho();
   });
@@ -75,16 +87,18 @@ describe('applications survive a network driver failure', () => {
     await echo.close();
   });
 
-  /** One guest per mode, started by the first test that asks for it; its results by driver. */
-  const runs = new Map<'control' | 'shadowd', Promise<Map<string, ScenarioResult>>>();
-  async function guestRun(mode: 'control' | 'shadowd'): Promise<Map<string, ScenarioResult>> {
+  /** One guest per mode and kernel, started by the first test that asks for it; its results by driver. */
+  const runs = new Map<string, Promise<Map<string, ScenarioResult>>>();
+  async function guestRun(mode: 'control' | 'shadowd', kernel: KernelSeries): Promise<Map<string, ScenarioResult>> {
+    const nics = nicsOn(kernel);
     const r = await runInGuest({
+      kernel,
       command: [
         'node', SCRIPT, '--mode', mode, ...(mode === 'control' ? ['--parallel'] : []),
         '--blob-port', String(BLOB_PORT), '--echo-port', String(ECHO_PORT),
-        ...NICS.flatMap(([, driver, fault]) => ['--nic', `${driver}:${fault}`]),
+        ...nics.flatMap(([, driver, fault]) => ['--nic', `${driver}:${fault}`]),
       ],
-      devices: NICS.map(([preset]) => preset),
+      devices: nics.map(([preset]) => preset),
       nicSubnets: true,
       forwards: [
         { guestPort: BLOB_PORT, hostPort: blob.port },
@@ -92,20 +106,21 @@ describe('applications survive a network driver failure', () => {
       ],
       timeoutMs: GUEST_TIMEOUT_MS[mode],
     });
-    assertGuestOk(r, `${mode} scenarios`);
+    assertGuestOk(r, `${mode} scenarios on ${kernel}`);
     const results = r.stdout.split('\n').filter((l) => l.startsWith('SCENARIO_RESULT ')).map((l) => JSON.parse(l.slice('SCENARIO_RESULT '.length)) as ScenarioResult);
     return new Map(results.map((res) => [res.driver, res]));
   }
-  async function scenario(driver: string, mode: 'control' | 'shadowd'): Promise<ScenarioResult> {
-    if (!runs.has(mode)) runs.set(mode, guestRun(mode));
-    const res = (await runs.get(mode)!).get(driver);
-    expect(res, `no SCENARIO_RESULT for ${driver} in the ${mode} guest`).toBeDefined();
+  async function scenario(driver: string, mode: 'control' | 'shadowd', kernel: KernelSeries): Promise<ScenarioResult> {
+    const key = `${mode} ${kernel}`;
+    if (!runs.has(key)) runs.set(key, guestRun(mode, kernel));
+    const res = (await runs.get(key)!).get(driver);
+    expect(res, `no SCENARIO_RESULT for ${driver} in the ${mode} guest on ${kernel}`).toBeDefined();
     expect(res!.error, `${driver} ${mode} run:\n${res!.daemonLog}`).toBeUndefined();
     return res!;
   }
 
-  it.each(NICS)('control, without shadowd: %s (driver %s), %s, stays broken', async (_preset, driver, fault) => {
-    const res = await scenario(driver, 'control');
+  it.each(CONTROL_ROWS)('control, without shadowd, on %s: %s (driver %s), %s, stays broken', async (kernel, _preset, driver, fault) => {
+    const res = await scenario(driver, 'control', kernel);
     expect(res.copy.sha256).not.toBe(blob.sha256);
     expect(res.copy.exitCode).not.toBe(0);
     expect(res.window.silentMs).toBeGreaterThan(10_000);
@@ -116,8 +131,8 @@ describe('applications survive a network driver failure', () => {
     console.log(`${driver} ${fault} control: copy failed after ${res.copy.bytes} bytes (${res.copy.stderr}); session silent for ${res.window.silentMs} ms at the end, ${res.window.unanswered} lines unanswered`);
   }, GUEST_TIMEOUT_MS.control + 30_000);
 
-  it.each(NICS)('with shadowd: %s (driver %s), %s, recovers and the applications finish', async (_preset, driver, fault) => {
-    const res = await scenario(driver, 'shadowd');
+  it.each(ROWS)('with shadowd, on %s: %s (driver %s), %s, recovers and the applications finish', async (kernel, _preset, driver, fault) => {
+    const res = await scenario(driver, 'shadowd', kernel);
     const context = `\n${res.daemonLog}`;
     expect(res.copy.sha256, `copy failed: ${res.copy.stderr}${context}`).toBe(blob.sha256);
     expect(res.copy.exitCode).toBe(0);
@@ -147,7 +162,7 @@ describe('applications survive a network driver failure', () => {
     const rec = recoveries[0]!;
     expect(rec.steps.filter((s) => s.result === 'fail')).toEqual([]);
     console.log(
-      `${driver} ${fault} with shadowd: ${rec.id} (${rec.trigger}) phases ${JSON.stringify(rec.phases)}; copy done ${res.copy.ms} ms after the fault ` +
+      `${driver} ${fault} with shadowd on ${kernel}: ${rec.id} (${rec.trigger}) phases ${JSON.stringify(rec.phases)}; copy done ${res.copy.ms} ms after the fault ` +
         `(${kbps(res.copy.bytes - res.copy.bytesAtFault, res.copy.ms)} KB/s after it, ${kbps(res.copy.bytesAtFault, res.copy.msToFault)} KB/s before); ` +
         `session longest wait ${res.window.maxWaitMs} ms (${res.window.answered}/${res.window.sent} answered); ` +
         `${res.sniffer.capturedAfterFault} packets captured after the fault`,
