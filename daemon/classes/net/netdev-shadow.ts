@@ -82,6 +82,20 @@ function outranks(a: Credit, b: Credit): boolean {
   return !a.kthread || b.kthread;
 }
 
+/**
+ * The credit for a group once another event asks for its re-read: the
+ * higher-ranked one (outranks), dated by the earliest process event it stands
+ * for. A read credited to a kernel thread gives the credit to a process seen
+ * within PROVISIONAL_MS of it; when several processes' hints wait for one
+ * read, the first of them may be the one that made the change.
+ */
+function mergeCredit(held: Credit | undefined, actor: Credit): Credit {
+  if (!held) return actor;
+  if (!outranks(actor, held)) return held;
+  const processes = !held.kthread && held.pid !== null && !actor.kthread && actor.pid !== null;
+  return processes && held.seen < actor.seen ? { ...actor, seen: held.seen } : actor;
+}
+
 const GROUP_OF_KEY = new Map<string, KeyGroup>(
   Object.entries(KEY_GROUPS).flatMap(([group, keys]) => keys.map((k): [string, KeyGroup] => [k, group as KeyGroup])),
 );
@@ -325,10 +339,7 @@ export class NetdevShadow {
   private schedule(ifindex: number, groups: readonly KeyGroup[], actor: Credit): void {
     let byGroup = this.pending.get(ifindex);
     if (!byGroup) this.pending.set(ifindex, (byGroup = new Map<KeyGroup, Credit>()));
-    for (const g of groups) {
-      const held = byGroup.get(g);
-      if (!held || outranks(actor, held)) byGroup.set(g, actor);
-    }
+    for (const g of groups) byGroup.set(g, mergeCredit(byGroup.get(g), actor));
     this.timer ??= setTimeout(() => {
       this.timer = null;
       this.startPending();
@@ -348,10 +359,7 @@ export class NetdevShadow {
     this.logger.log('debug', `rtnl_hint: ${groups.join(',')} changed, said ${creditName(actor)}`, { SHADOWD_CLASS: CLS });
     this.lastHintAt = performance.now();
     if (this.hinted.size === 0) this.firstHintAt = this.lastHintAt;
-    for (const g of groups) {
-      const held = this.hinted.get(g);
-      if (!held || outranks(actor, held)) this.hinted.set(g, actor);
-    }
+    for (const g of groups) this.hinted.set(g, mergeCredit(this.hinted.get(g), actor));
     // While a hinted batch runs its cost is not known yet: its end arms the timer.
     if (!this.hintBatchRunning) this.armHintTimer();
   }

@@ -278,6 +278,36 @@ describe('who gets the credit', () => {
     expect(shadow.show('eth0').entries.find((e) => e.key === 'routes')?.setBy.pid).toBe(300);
     store.close();
   });
+
+  it('gives that credit to the first of several processes whose hints one read stands for, however late the last came', async () => {
+    const store = new ShadowStore(':memory:');
+    let clock = 1_000_000;
+    let routes: JsonValue[] = [];
+    const shadow = new NetdevShadow(store, quietLogger(), {
+      netns: RECORDED_NETNS,
+      snapshot: (name, groups): Promise<DeviceSnapshot> =>
+        Promise.resolve({ identity: { ifindex: 2, name, bus: '0000:00:04.0' }, keys: groups.includes('route') ? { routes } : {} }),
+      listDevices: () => Promise.resolve([]),
+      refreshDelayMs: 1,
+      now: () => clock,
+    });
+    const ev = (line: string): TapEvent => parseTapRecord(line);
+    shadow.applyBatch([ev(`ev=register ifindex=2 netns=${RECORDED_NETNS} name=eth0 addr=52:54:00:12:34:56 driver=e1000 bus=0000:00:04.0 ret=0 kthread=0 pid=1 ts=1 comm=modprobe`)]);
+    await shadow.settled();
+    // A kworker's read finds the route ip added...
+    routes = [{ dst: '192.0.2.0/24', gateway: '10.0.2.2' }];
+    shadow.applyBatch([ev(`ev=rtnl_hint netns=${RECORDED_NETNS} group=11 type=24 kthread=1 pid=25 ts=2 comm=kworker/u4:1`)]);
+    await shadow.settled();
+    expect(shadow.show('eth0').entries.find((e) => e.key === 'routes')?.setBy.comm).toBe('kworker/u4:1');
+    // ...and ip's hint, a moment later, waits for one read with another process's, seen 5 s after it.
+    clock += 100;
+    shadow.applyBatch([ev(`ev=rtnl_hint netns=${RECORDED_NETNS} group=7 type=24 kthread=0 pid=300 ts=3 comm=ip`)]);
+    clock += 5000;
+    shadow.applyBatch([ev(`ev=rtnl_hint netns=${RECORDED_NETNS} group=7 type=24 kthread=0 pid=301 ts=4 comm=ip`)]);
+    await shadow.settled();
+    expect(shadow.show('eth0').entries.find((e) => e.key === 'routes')?.setBy.comm).toBe('ip');
+    store.close();
+  });
 });
 
 describe('catching up', () => {
