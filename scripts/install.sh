@@ -256,7 +256,9 @@ if [ -z "$R" ]; then
   need_tool ethtool ethtool
   need_tool taskset util-linux
   need_tool modprobe kmod
-  ldconfig -p 2>/dev/null | grep -q 'libsystemd\.so\.0 ' || { problems+=("libsystemd.so.0 is missing"); packages+=(libsystemd0); }
+  # Not grep -q: it stops reading at the first match, ldconfig then dies of
+  # SIGPIPE and, under pipefail, the library would read as missing.
+  ldconfig -p 2>/dev/null | grep 'libsystemd\.so\.0 ' >/dev/null || { problems+=("libsystemd.so.0 is missing"); packages+=(libsystemd0); }
   if [ "$FILES_ONLY" -eq 0 ]; then
     [ "$DRY_RUN" -eq 1 ] || [ "$(id -u)" -eq 0 ] || die "run it as root: sudo $0"
     need_tool dkms dkms
@@ -388,7 +390,7 @@ cp "${KMOD_FILES[@]}" "$S$DKMS_SRC/"
 sed -i "s/^PACKAGE_VERSION=.*/PACKAGE_VERSION=\"$DKMS_VERSION\"/" "$S$DKMS_SRC/dkms.conf"
 chmod -R u+rwX,go+rX,go-w "$S" "$TREE"
 if find "$S" "$TREE" -name '*
-*' | grep -q .; then die "a staged file name contains a newline"; fi
+*' | grep . >/dev/null; then die "a staged file name contains a newline"; fi
 # Every path of the new install: the release tree's, the others, the symlink.
 mapfile -t tree_files < <(cd "$TREE" && find . ! -type d | sed "s|^\.|$REL|" | LC_ALL=C sort)
 mapfile -t tree_dirs < <(cd "$TREE" && find . -type d | sed "s|^\.|$REL|" | LC_ALL=C sort)

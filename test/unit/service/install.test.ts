@@ -379,6 +379,17 @@ describe('install.sh and uninstall.sh (files only, into a temporary root)', () =
     expect(walk(root).files).toEqual([`${rel}/notes.txt`]);
   });
 
+  it('finds libsystemd in a long ldconfig listing (a check that stops reading early would see it missing, under pipefail)', { timeout: 60_000 }, async () => {
+    // An ldconfig whose listing names libsystemd first, then goes on for 1.3 MB.
+    const bin = mkdtempSync(join(tmpdir(), 'shadowd-fake-ldconfig-'));
+    writeFileSync(join(bin, 'ldconfig'), "#!/bin/sh\necho '\tlibsystemd.so.0 (libc6,x86-64) => /lib/x86_64-linux-gnu/libsystemd.so.0'\nexec seq 1 200000\n", { mode: 0o755 });
+    // The machine checks run for a real install only (no --root): a dry run, which may stop on
+    // another check of this machine (the running kernel's headers), but not on this one.
+    const dry = await execa(INSTALL, ['--dry-run'], { reject: false, all: true, env: { PATH: `${bin}:${process.env['PATH'] ?? ''}` } });
+    expect(dry.all).toContain('checking this checkout and the system');
+    expect(dry.all).not.toContain('libsystemd.so.0 is missing');
+  });
+
   it('refuses --root without --files-only, changes nothing with --dry-run, and rejects a manifest path outside the root', { timeout: 60_000 }, async () => {
     const root = freshRoot();
     const noFilesOnly = await execa(INSTALL, ['--root', root], { reject: false, all: true });
