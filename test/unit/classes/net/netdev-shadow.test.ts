@@ -251,7 +251,8 @@ describe('re-reading after gaps', () => {
 });
 
 describe('who gets the credit', () => {
-  it('moves a change first credited to a kernel thread to the process the taps report a moment later', async () => {
+  /** eth0, whose route ip added a kworker's read found first (credited to the kworker for now). */
+  async function routeFoundByKworker(now?: () => number) {
     const store = new ShadowStore(':memory:');
     let routes: JsonValue[] = [];
     const shadow = new NetdevShadow(store, quietLogger(), {
@@ -260,15 +261,21 @@ describe('who gets the credit', () => {
         Promise.resolve({ identity: { ifindex: 2, name, bus: '0000:00:04.0' }, keys: groups.includes('route') ? { routes } : {} }),
       listDevices: () => Promise.resolve([]),
       refreshDelayMs: 1,
+      ...(now ? { now } : {}),
     });
     const ev = (line: string): TapEvent => parseTapRecord(line);
     shadow.applyBatch([ev(`ev=register ifindex=2 netns=${RECORDED_NETNS} name=eth0 addr=52:54:00:12:34:56 driver=e1000 bus=0000:00:04.0 ret=0 kthread=0 pid=1 ts=1 comm=modprobe`)]);
     await shadow.settled();
-    // ip adds a route; a kworker's unrelated route message is read first and finds it.
     routes = [{ dst: '192.0.2.0/24', gateway: '10.0.2.2' }];
     shadow.applyBatch([ev(`ev=rtnl_hint netns=${RECORDED_NETNS} group=11 type=24 kthread=1 pid=25 ts=2 comm=kworker/u4:1`)]);
     await shadow.settled();
     expect(shadow.show('eth0').entries.find((e) => e.key === 'routes')?.setBy.comm).toBe('kworker/u4:1');
+    return { store, shadow, ev };
+  }
+
+  it('moves a change first credited to a kernel thread to the process the taps report a moment later', async () => {
+    // ip adds a route; a kworker's unrelated route message is read first and finds it.
+    const { store, shadow, ev } = await routeFoundByKworker();
     shadow.applyBatch([ev(`ev=rtnl_hint netns=${RECORDED_NETNS} group=7 type=24 kthread=0 pid=300 ts=3 comm=ip`)]);
     await shadow.settled();
     expect(shadow.show('eth0').entries.find((e) => e.key === 'routes')?.setBy).toEqual({ pid: 300, comm: 'ip' });
@@ -280,25 +287,9 @@ describe('who gets the credit', () => {
   });
 
   it('gives that credit to the first of several processes whose hints one read stands for, however late the last came', async () => {
-    const store = new ShadowStore(':memory:');
     let clock = 1_000_000;
-    let routes: JsonValue[] = [];
-    const shadow = new NetdevShadow(store, quietLogger(), {
-      netns: RECORDED_NETNS,
-      snapshot: (name, groups): Promise<DeviceSnapshot> =>
-        Promise.resolve({ identity: { ifindex: 2, name, bus: '0000:00:04.0' }, keys: groups.includes('route') ? { routes } : {} }),
-      listDevices: () => Promise.resolve([]),
-      refreshDelayMs: 1,
-      now: () => clock,
-    });
-    const ev = (line: string): TapEvent => parseTapRecord(line);
-    shadow.applyBatch([ev(`ev=register ifindex=2 netns=${RECORDED_NETNS} name=eth0 addr=52:54:00:12:34:56 driver=e1000 bus=0000:00:04.0 ret=0 kthread=0 pid=1 ts=1 comm=modprobe`)]);
-    await shadow.settled();
     // A kworker's read finds the route ip added...
-    routes = [{ dst: '192.0.2.0/24', gateway: '10.0.2.2' }];
-    shadow.applyBatch([ev(`ev=rtnl_hint netns=${RECORDED_NETNS} group=11 type=24 kthread=1 pid=25 ts=2 comm=kworker/u4:1`)]);
-    await shadow.settled();
-    expect(shadow.show('eth0').entries.find((e) => e.key === 'routes')?.setBy.comm).toBe('kworker/u4:1');
+    const { store, shadow, ev } = await routeFoundByKworker(() => clock);
     // ...and ip's hint, a moment later, waits for one read with another process's, seen 5 s after it.
     clock += 100;
     shadow.applyBatch([ev(`ev=rtnl_hint netns=${RECORDED_NETNS} group=7 type=24 kthread=0 pid=300 ts=3 comm=ip`)]);
