@@ -142,8 +142,8 @@ describe('recovery policy on e1000: a clean give-up, recoveries under a configur
     await buildHelperModule((line) => console.log(`kmod: ${line}`));
   });
 
-  it('gives up once on a fault that recurs, recovers under a configuration loop, then survives its own SIGKILL mid-restart', { timeout: 310_000 }, async () => {
-    const run = await runInGuest({ command: ['node', SCRIPT], devices: ['e1000'], timeoutMs: 300_000 });
+  it('gives up once on a fault that recurs, recovers under a configuration loop, then survives its own SIGKILL mid-restart', { timeout: 430_000 }, async () => {
+    const run = await runInGuest({ command: ['node', SCRIPT], devices: ['e1000'], timeoutMs: 420_000 });
     assertGuestOk(run, 'recovery policy scenario');
     const line = run.stdout.split('\n').find((l) => l.startsWith('POLICY_RESULT '));
     expect(line, `no POLICY_RESULT in:\n${run.stdout}\n${run.stderr}`).toBeDefined();
