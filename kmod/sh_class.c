@@ -109,8 +109,10 @@ void sh_classes_bus_gone(struct device *bus)
 {
 	size_t i;
 
+	/* Most deletions are of devices never parked: no class lock for them. */
 	for (i = 0; i < ARRAY_SIZE(sh_classes); i++)
-		if (sh_classes[i]->bus_gone)
+		if (sh_classes[i]->bus_gone &&
+		    sh_dev_find_parked(sh_classes[i], bus))
 			sh_classes[i]->bus_gone(bus);
 }
 

@@ -32,7 +32,11 @@ struct sh_dev *sh_dev_find(const struct device *cdev)
 	return NULL;
 }
 
-/* Under the class's lock: its parked record on @bus, if any. */
+/*
+ * Under the class's lock: its parked record on @bus, if any. Without the
+ * lock the answer is only a hint (the record may go meanwhile): look again
+ * under it before using the record.
+ */
 struct sh_dev *sh_dev_find_parked(const struct sh_class *cls,
 				  const struct device *bus)
 {
