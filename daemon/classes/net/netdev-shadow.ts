@@ -66,16 +66,16 @@ interface Credit extends Actor {
 }
 const SNAPSHOT_CREDIT: Credit = { ...SNAPSHOT_ACTOR, kthread: false, seen: 0 };
 
-/**
- * Whether `a` rather than `b` gets the credit for a group's next value: a
- * process seen by a tap beats the snapshot, a user process beats a kernel
- * thread, and otherwise the later one wins.
- */
 /** For the journal: `ip (pid 812)`, `kworker/u8:2 (pid 40, kernel)`. */
 function creditName(c: Credit): string {
   return c.pid === null ? c.comm : `${c.comm} (pid ${String(c.pid)}${c.kthread ? ', kernel' : ''})`;
 }
 
+/**
+ * Whether `a` rather than `b` gets the credit for a group's next value: a
+ * process seen by a tap beats the snapshot, a user process beats a kernel
+ * thread, and otherwise the later one wins.
+ */
 function outranks(a: Credit, b: Credit): boolean {
   if (a.pid === null) return b.pid === null;
   if (b.pid === null) return true;
