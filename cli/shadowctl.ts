@@ -8,7 +8,8 @@
 // reload, or no access to the socket).
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { CLASSES } from '../daemon/classes/registry.js';
+// The declarations are all it needs (device help, fault choices): the classes' runtimes (registry.ts) are the daemon's, and would more than double what every command loads.
+import { DECLARATIONS as CLASSES } from '../daemon/classes/declarations.js';
 import { ControlError, DEFAULT_SOCKET, request } from '../daemon/control/control-client.js';
 import {
   CLEAR_FAULT,

@@ -3,11 +3,13 @@
 // in the state directory, and answers shadowctl on the control socket. Runs
 // as the systemd service of systemd/shadowd.service, and just as well in the
 // foreground. This file reads the command line; service/shadowd-service.ts
-// is the service.
+// is the service. Only what the start needs before bpftrace is spawned is
+// imported here: the classes' runtimes (classes/registry.ts) and the rest of
+// the service are loaded while bpftrace compiles.
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { CLASSES } from './classes/registry.js';
+import { DECLARATIONS } from './classes/declarations.js';
 import { bootModules } from './core/kernel-modules.js';
 import { PRIORITY, serviceLogger, type Priority } from './service/log.js';
 import { defaultConfigPath } from './service/running-config.js';
@@ -18,7 +20,7 @@ const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.me
 
 const HELP = `Usage: shadowd [options]
 
-Keeps a shadow of the state of every device of its classes (${CLASSES.map((c) => c.id).join(', ')}),
+Keeps a shadow of the state of every device of its classes (${DECLARATIONS.map((c) => c.id).join(', ')}),
 from eBPF taps on the kernel's class interfaces, recovers a device whose driver
 fails, and answers shadowctl on its control socket.
 Runs as root (it loads eBPF programs). Under systemd (systemd/shadowd.service)
@@ -85,7 +87,7 @@ if (parsed.version) {
   process.exit(0);
 }
 if (parsed['boot-modules']) {
-  console.log(bootModules(CLASSES).join('\n'));
+  console.log(bootModules(DECLARATIONS).join('\n'));
   process.exit(0);
 }
 if (parsed['log-level'] !== undefined && !(parsed['log-level'] in PRIORITY)) {
@@ -99,7 +101,8 @@ const logger = serviceLogger(cliLogLevel ?? 'info');
 const notify = notifier();
 const service = new ShadowdService({
   version: VERSION,
-  classes: CLASSES,
+  classes: DECLARATIONS,
+  runtimes: async () => (await import('./classes/registry.js')).CLASSES,
   // Absolute, so every message names the file unambiguously.
   configPath: resolve(argv.config),
   stateDir: argv['state-dir'],

@@ -22,7 +22,8 @@ export interface BpftraceRun {
   attached: Promise<number>;
   /** Resolves when bpftrace has exited, with its exit code (null when killed by a signal). */
   exited: Promise<{ exitCode: number | null; signal: string | null; stderr: string }>;
-  stop(): void;
+  /** Ends bpftrace: SIGINT (it detaches and prints its maps), or the signal given. */
+  stop(signal?: NodeJS.Signals): void;
 }
 
 /** What is kept of bpftrace's stderr for error reports: its last 64 KiB, in whole lines. */
@@ -185,5 +186,5 @@ export function startBpftrace(opts: BpftraceOptions): BpftraceRun {
       resolve({ exitCode, signal, stderr: stderrText });
     });
   });
-  return { attached, exited, stop: () => void child.kill('SIGINT') };
+  return { attached, exited, stop: (signal = 'SIGINT') => void child.kill(signal) };
 }

@@ -207,7 +207,8 @@ export class Ingest {
     for (const b of [...this.barriers]) b.settle(new IngestSyncError(why));
   }
 
-  async stop(): Promise<void> {
+  /** Ends the taps: SIGINT lets bpftrace detach and exit; SIGKILL ends one that has nothing to say (a start that failed elsewhere). */
+  async stop(signal: NodeJS.Signals = 'SIGINT'): Promise<void> {
     this.stopping = true;
     this.failBarriers('the taps are stopping');
     if (this.timer) clearTimeout(this.timer);
@@ -215,7 +216,7 @@ export class Ingest {
     this.run = null;
     this.stats.state = 'stopped';
     if (run) {
-      run.stop();
+      run.stop(signal);
       await run.exited;
     }
     this.flush();

@@ -5,6 +5,7 @@
 // class's own sync barrier. Events that arrive while a class's first read of
 // its devices runs wait for it: applied before it, they would find no
 // adopted device.
+import { rmSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,6 +36,8 @@ export interface TapsRunnerOptions {
   probeIndex?: () => Promise<KernelProbeIndex | null>;
   /** For tests: the Ingest options beyond what the runner sets. */
   ingest?: Partial<Omit<IngestOptions, 'program' | 'logger' | 'onEvents' | 'onGap' | 'onEvent' | 'marker' | 'cls'>>;
+  /** Called as each step before bpftrace's spawn is done (the daemon's start-up phases). */
+  phase?: (what: string) => void;
 }
 
 interface ClassTaps {
@@ -55,6 +58,15 @@ export class TapsRunner {
   private mergedFile: string | null = null;
   /** Whether a probe was taken out of a program because the kernel lacks it. */
   private probesDropped = false;
+  /** Stopped (or aborted): a launch still under way spawns nothing. */
+  private stopped = false;
+  private spawnedResolve!: () => void;
+  /**
+   * Resolves once bpftrace has been spawned, or once the start failed or
+   * was stopped before it was: what the daemon waits for before it loads the
+   * rest of itself, so that nothing holds up the spawn. Never rejects.
+   */
+  readonly spawned = new Promise<void>((resolve) => (this.spawnedResolve = resolve));
 
   constructor(
     classes: readonly ClassDeclaration[],
@@ -75,8 +87,8 @@ export class TapsRunner {
    */
   startEach(): Map<string, Promise<void>> {
     const attached = this.launch();
-    // Whoever stops waiting on it (another class failed first) must not leave it unhandled.
-    attached.catch(() => undefined);
+    // Whoever stops waiting on it (another class failed first) must not leave it unhandled; a launch that failed before the spawn ends the wait for it.
+    void attached.catch(() => undefined).finally(() => this.spawnedResolve());
     return new Map([...this.taps.keys()].map((cls) => [cls, attached]));
   }
 
@@ -113,10 +125,12 @@ export class TapsRunner {
         );
       }),
     );
+    this.opts.phase?.('tap modules checked');
     const programs = all.map((t) => t.decl.tapProgram).join(', ');
     let program: string;
     try {
       const index = await (this.opts.probeIndex ?? readKernelProbeIndex)();
+      this.opts.phase?.('probe index read');
       const texts = await Promise.all(all.map(async (t) => ({ cls: t.decl.id, path: t.decl.tapProgram, text: this.attachable(t.decl, await readFile(t.decl.tapProgram, 'utf8'), index) })));
       if (all.length === 1 && !this.probesDropped) program = all[0]!.decl.tapProgram;
       else {
@@ -129,8 +143,12 @@ export class TapsRunner {
         if (runnable.length === 0) throw new Error('none of their probes is in this kernel');
         const merged = runnable.length === 1 ? runnable[0]!.text : mergePrograms(runnable);
         program = join(this.opts.programDir ?? tmpdir(), `taps-${process.pid}.bt`);
-        await writeFile(program, merged, { mode: 0o600 });
         this.mergedFile = program;
+        await writeFile(program, merged, { mode: 0o600 });
+      }
+      if (this.stopped) {
+        if (this.mergedFile) await rm(this.mergedFile, { force: true });
+        throw new Error('stopped before bpftrace started');
       }
     } catch (err) {
       throw new Error(`the taps (${programs}): ${err instanceof Error ? err.message : String(err)}`);
@@ -150,7 +168,9 @@ export class TapsRunner {
         for (const t of this.taps.values()) void t.runtime?.requestResync(why);
       },
     });
-    await this.ingest.start().catch((err: unknown) => {
+    const live = this.ingest.start();
+    this.spawnedResolve();
+    await live.catch((err: unknown) => {
       throw new Error(`the taps (${programs}): ${err instanceof Error ? err.message : String(err)}`);
     });
   }
@@ -216,8 +236,20 @@ export class TapsRunner {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     await this.ingest?.stop();
     if (this.mergedFile) await rm(this.mergedFile, { force: true });
+  }
+
+  /**
+   * A start that failed elsewhere while the taps were starting: bpftrace is
+   * killed at once (it may be compiling, and has nothing to print), nothing
+   * is spawned after this, and the merged program is removed. The daemon exits next.
+   */
+  abort(): void {
+    this.stopped = true;
+    void this.ingest?.stop('SIGKILL');
+    if (this.mergedFile) rmSync(this.mergedFile, { force: true });
   }
 
   private require(cls: string): ClassTaps {

@@ -3,33 +3,47 @@
 // the configuration and the control socket, and runs them as systemd expects
 // (Type=notify: READY=1 once taps, state and socket are up; watchdog; SIGHUP
 // reloads the configuration). main.ts parses the arguments and starts it.
+//
+// The start is ordered around bpftrace, which compiles the taps for most of it
+// (about 18 s of 25 in the guest): the configuration, the folders and the
+// taps' program come first, bpftrace is spawned, and only then are the rest
+// of the daemon's modules loaded (service-parts.ts, the classes' runtimes), the
+// state opened and the recovery history read, while it compiles. What needs
+// the taps live waits for them as before: each class reads its devices once
+// its taps are live (TapsRunner.attach holds what they print meanwhile), and
+// the daemon is ready once every class has, with the socket listening.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { ClassSet } from '../core/class-set.js';
-import type { ClassRuntime, DeviceClass } from '../core/device-class.js';
+import type { ClassDeclaration, ClassRuntime, DeviceClass } from '../core/device-class.js';
 import type { DeviceRef } from '../core/device-ref.js';
 import type { DeviceStatus } from '../core/device-status.js';
-import { startDetectors, type Detectors } from '../core/detectors.js';
-import { helperConnection } from '../core/helper-connection.js';
+import type { Detectors } from '../core/detectors.js';
+import type { HelperConnection } from '../core/helper-connection.js';
 import type { ClassDevice } from '../core/kernel-log-watch.js';
-import { RecoveryHistory } from '../core/recovery-history.js';
-import { RecoveryManager, type RecoveryPort } from '../core/recovery-manager.js';
+import type { RecoveryHistory } from '../core/recovery-history.js';
+import type { RecoveryManager, RecoveryPort } from '../core/recovery-manager.js';
 import { RequestError } from '../core/request-error.js';
-import { ShadowStore } from '../core/shadow-store.js';
+import type { ShadowStore } from '../core/shadow-store.js';
 import { TapsRunner } from '../core/taps-runner.js';
 import { CONTROL_GROUP, lookupGroup, prepareRuntimeDir } from '../control/control-access.js';
 import { PROTOCOL_VERSION, type HistoryResult, type ReloadResult, type Request, type StatusResult, type VersionResult } from '../control/control-protocol.js';
-import { startControlServer, type ControlServer } from '../control/control-server.js';
+import type { ControlServer } from '../control/control-server.js';
 import type { PeerCredentials } from '../control/peer-credentials.js';
 import type { Priority, ServiceLogger } from './log.js';
-import { Metrics, MetricsWriter, recordFinished, shadowEntriesByDevice } from './metrics.js';
+import type { Metrics, MetricsWriter } from './metrics.js';
 import { protectFilter, RunningConfig } from './running-config.js';
 import type { Notifier } from './systemd-notify.js';
 
+type ServiceParts = typeof import('./service-parts.js');
+
 export interface ServiceOptions {
   version: string;
-  classes: readonly DeviceClass[];
+  /** The classes, as declared: all the start needs before bpftrace is spawned. */
+  classes: readonly ClassDeclaration[];
+  /** The classes with their runtimes, one per declaration (classes/registry.ts, loaded while bpftrace compiles). */
+  runtimes: () => Promise<readonly DeviceClass[]>;
   configPath: string;
   stateDir: string;
   runtimeDir: string;
@@ -55,7 +69,7 @@ export class StartError extends Error {
 const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 export class ShadowdService {
-  private readonly classes: ClassSet<DeviceClass>;
+  private readonly classes: ClassSet;
   private readonly startedAt = Date.now();
   private started = false;
   private reloadWanted = false;
@@ -69,15 +83,14 @@ export class ShadowdService {
   private detectors: Detectors | null = null;
   private server!: ControlServer;
   private metricsWriter: MetricsWriter | null = null;
-  private readonly metrics: Metrics;
+  private metrics!: Metrics;
   // The helper module is opened at the first recovery, so passive mode runs without it.
-  private readonly helper = helperConnection();
+  private helper: HelperConnection | null = null;
   // The classes' polls (a stall detector's) have their own connection: one must not queue behind a restart that holds the other.
-  private readonly pollHelper = helperConnection();
+  private pollHelper: HelperConnection | null = null;
 
   constructor(private readonly opts: ServiceOptions) {
     this.classes = new ClassSet(opts.classes);
-    this.metrics = new Metrics(this.startedAt);
   }
 
   /** Starts everything; throws StartError (already logged) when it cannot. Resolves once ready. */
@@ -123,9 +136,46 @@ export class ShadowdService {
     } catch (err) {
       throw this.fatal(`cannot prepare ${this.opts.runtimeDir}`, err);
     }
+
+    // The taps now (their program goes to the runtime directory): the rest of the start happens while bpftrace compiles them.
+    this.taps = new TapsRunner(this.classes.all, { logger, bpftrace: this.opts.bpftrace, programDir: this.opts.runtimeDir, phase: (what) => this.phase(what) });
+    notify.status(`attaching the taps of ${this.classes.ids.join(', ')} (bpftrace compiles them)`);
+    // The classes read their devices side by side, each as soon as its taps are live
+    // (one bpftrace runs them all): what changes after the taps are live is seen by
+    // them, and held until the class's first read is done (TapsRunner.attach).
+    const tapsLive = this.taps.startEach();
+    try {
+      await this.startBesideTaps(tapsLive, group);
+    } catch (err) {
+      // bpftrace may still be compiling: it must not outlive a start that failed, nor be restarted.
+      this.taps.abort();
+      throw err;
+    }
+  }
+
+  /** The start once the taps are starting: what it does before their attach overlaps bpftrace's compile. */
+  private async startBesideTaps(tapsLive: Map<string, Promise<void>>, group: number | null): Promise<void> {
+    const { logger, notify } = this.opts;
+    // Nothing Node does here may hold up the spawn: the modules are loaded after it.
+    await this.taps.spawned;
+    let parts: ServiceParts;
+    let runtimes: Map<string, DeviceClass>;
+    try {
+      const [loaded, classes] = await Promise.all([import('./service-parts.js'), this.opts.runtimes()]);
+      parts = loaded;
+      runtimes = new Map(classes.map((c) => [c.id, c]));
+      const missing = this.classes.ids.filter((id) => !runtimes.has(id));
+      if (missing.length > 0) throw new Error(`no runtime for the class${missing.length === 1 ? '' : 'es'} ${missing.join(', ')}`);
+    } catch (err) {
+      throw this.fatal('cannot load the daemon', err);
+    }
+    this.phase('service modules loaded');
+    this.metrics = new parts.Metrics(this.startedAt);
+    this.helper = parts.helperConnection();
+    this.pollHelper = parts.helperConnection();
     try {
       // A corrupt file is moved aside, one that cannot be opened leaves the shadow in memory only (both logged).
-      this.store = new ShadowStore(join(this.opts.stateDir, 'state.db'), {
+      this.store = new parts.ShadowStore(join(this.opts.stateDir, 'state.db'), {
         logger,
         onChange: () => {
           if (this.started && !this.stopping) notify.status(this.runningStatus());
@@ -135,9 +185,13 @@ export class ShadowdService {
       throw this.fatal(`cannot open the state in ${this.opts.stateDir}`, err);
     }
     this.phase('state opened');
+    try {
+      this.history = new parts.RecoveryHistory(this.store.database, undefined, this.store.health);
+    } catch (err) {
+      throw this.fatal('cannot open the recovery history', err);
+    }
+    this.phase('recovery history opened');
 
-    this.taps = new TapsRunner(this.classes.all, { logger, bpftrace: this.opts.bpftrace, programDir: this.opts.runtimeDir });
-    notify.status(`attaching the taps of ${this.classes.ids.join(', ')} (bpftrace compiles them)`);
     // The recovery manager exists once the shadows are ready; until then nothing restarts.
     let held: (ref: DeviceRef) => boolean = () => false;
     const report = (f: Parameters<RecoveryManager['report']>[0]): void => void this.recovery.report(f);
@@ -147,10 +201,6 @@ export class ShadowdService {
       driverOf: (ref) => this.runtimes.get(ref.cls)?.lookup(ref.name)?.driver ?? null,
       logger,
     });
-    // The classes read their devices side by side, each as soon as its taps are live
-    // (one bpftrace runs them all): what changes after the taps are live is seen by
-    // them, and held until the class's first read is done (TapsRunner.attach).
-    const tapsLive = this.taps.startEach();
     // The first failure stops the start and is logged; another class's after it is not.
     let failed = false;
     const fail = (what: string, err: unknown): StartError => {
@@ -158,7 +208,7 @@ export class ShadowdService {
       failed = true;
       return e;
     };
-    const openClass = async (cls: DeviceClass): Promise<void> => {
+    const openClass = async (cls: ClassDeclaration): Promise<void> => {
       try {
         await tapsLive.get(cls.id);
       } catch (err) {
@@ -166,11 +216,11 @@ export class ShadowdService {
       }
       this.phase(`${cls.id} taps attached`);
       notify.status(`${this.taps.stats().probes} taps attached; reading the ${cls.title} devices`);
-      const runtime = cls.open({
+      const runtime = runtimes.get(cls.id)!.open({
         logger,
         store: this.store,
-        helper: () => this.helper.get(),
-        pollHelper: () => this.pollHelper.get(),
+        helper: () => this.helper!.get(),
+        pollHelper: () => this.pollHelper!.get(),
         syncTaps: () => this.taps.sync(cls.id),
         // Protect=no: the failure is logged, and no recovery starts.
         report: (f) => protectedReport(f),
@@ -194,7 +244,6 @@ export class ShadowdService {
 
     notify.status('loading the recovery history');
     try {
-      this.history = new RecoveryHistory(this.store.database, undefined, this.store.health);
       const ports = new Map<string, RecoveryPort>(
         this.classes.all.map((cls) => {
           const rt = this.runtime(cls.id);
@@ -211,15 +260,15 @@ export class ShadowdService {
           ];
         }),
       );
-      this.recovery = new RecoveryManager({
+      this.recovery = new parts.RecoveryManager({
         history: this.history,
         logger,
-        helper: () => this.helper.get(),
+        helper: () => this.helper!.get(),
         classes: ports,
         // Asked at each decision, so a reload takes effect at once.
         policy: (ref, driver) => this.running.recoveryPolicy(ref, driver),
         faultInjection: () => this.running.faultInjection(),
-        onFinished: (rec) => recordFinished(this.metrics, rec),
+        onFinished: (rec) => parts.recordFinished(this.metrics, rec),
       });
       this.recovery.start();
       // The helper keeps the device through a restart and a park: the taps
@@ -233,7 +282,7 @@ export class ShadowdService {
     }
     this.phase('recovery history loaded');
 
-    this.detectors = startDetectors({
+    this.detectors = parts.startDetectors({
       logger,
       report: protectedReport,
       devices: () => this.moduleDevices(),
@@ -245,19 +294,19 @@ export class ShadowdService {
 
     const socketPath = join(this.opts.runtimeDir, 'control.sock');
     try {
-      this.server = await startControlServer(socketPath, (req, peer) => this.handle(req, peer), logger, this.classes, { group });
+      this.server = await parts.startControlServer(socketPath, (req, peer) => this.handle(req, peer), logger, this.classes, { group });
     } catch (err) {
       throw this.fatal(`cannot listen on ${socketPath}`, err);
     }
 
     // Metrics, when MetricsTextfile= is set: the gauges are read at each write.
-    this.metricsWriter = new MetricsWriter({
+    this.metricsWriter = new parts.MetricsWriter({
       metrics: this.metrics,
       logger,
       refresh: () => {
         this.metrics.setTapEventsLost(this.taps.stats().lost);
         this.metrics.setStatePersisted(!this.store.health.degraded);
-        for (const [cls, rt] of this.runtimes) this.metrics.setShadowEntries(cls, shadowEntriesByDevice(rt.list()));
+        for (const [cls, rt] of this.runtimes) this.metrics.setShadowEntries(cls, parts.shadowEntriesByDevice(rt.list()));
       },
     });
     this.metricsWriter.configure(this.running.config.daemon.metricsTextfile, this.running.config.daemon.metricsIntervalSec);
@@ -289,8 +338,8 @@ export class ShadowdService {
     await this.recovery?.stop();
     // Last, with the recoveries that ended while stopping, and shadowd_up 0.
     await this.metricsWriter?.stop();
-    await this.helper.close();
-    await this.pollHelper.close();
+    await this.helper?.close();
+    await this.pollHelper?.close();
     await this.server?.close();
     this.store?.close();
   }

@@ -11,6 +11,7 @@
 //   classes/X/ → core/, its own folder; service/ and control/ for types only;
 //              never another class, never the registry
 //   classes/registry.ts → the classes; imported only by main.ts and service/
+//   (and so classes/declarations.ts, the classes' declarations alone)
 //
 // Comments do not count: they are stripped before identifiers are matched, so
 // core/device-class.ts may say "(net: ifindex)" in an example. String
@@ -180,8 +181,9 @@ export function importViolation(file: string, imp: Import): string | null {
   const to = layer(target);
   const say = (why: string): string => `${file}:${imp.line}: imports ${imp.spec} (${why})`;
   if (file === 'daemon/main.ts') return null;
+  const registries = ['daemon/classes/registry.ts', 'daemon/classes/declarations.ts'];
   if (to === 'classes') {
-    if (target === 'daemon/classes/registry.ts') {
+    if (registries.includes(target)) {
       return from === 'service' ? null : say('only main.ts and service/ import the registry');
     }
     if (from !== 'classes') return say('outside the classes, only the registry is imported');
@@ -195,7 +197,7 @@ export function importViolation(file: string, imp: Import): string | null {
   }
   if (from === 'classes') {
     const own = file.split('/').slice(0, 3).join('/');
-    if (file === 'daemon/classes/registry.ts') return to === 'core' || to === 'classes' ? null : say('the registry imports core/ and the classes');
+    if (registries.includes(file)) return to === 'core' || to === 'classes' ? null : say('the registry imports core/ and the classes');
     if (to === 'classes') return target.startsWith(`${own}/`) ? null : say('a class imports no other class, nor the registry');
     if (to === 'service' || to === 'control') return imp.typeOnly ? null : say(`a class imports ${to}/ for types only`);
   }

@@ -1,7 +1,9 @@
 // The taps runner's loading of a class's tapModules (the sound class's
 // snd and snd-pcm) before its bpftrace attaches, with a stand-in for
-// bpftrace (test/unit/fake/bpftrace.sh) that prints a recorded attach.
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// bpftrace (test/unit/fake/bpftrace.sh) that prints a recorded attach; and
+// the start around bpftrace's spawn (spawned, abort), with one that compiles
+// for as long as a test wants.
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -13,6 +15,7 @@ import { BLOCK_DECLARATION } from '../../../daemon/classes/block/block-declarati
 import { SOUND_DECLARATION } from '../../../daemon/classes/sound/sound-declaration.js';
 import { TapsRunner } from '../../../daemon/core/taps-runner.js';
 import type { LogFields, Priority } from '../../../daemon/service/log.js';
+import { processRunning } from '../fake/process-running.js';
 
 const FAKE = new URL('../fake/bpftrace.sh', import.meta.url).pathname;
 const ATTACHED = '{"type": "attached_probes", "data": {"probes": 2}}';
@@ -114,6 +117,98 @@ describe('taps runner: a class\'s tap modules', () => {
     await new Promise((r) => setTimeout(r, 50));
     expect(got).toEqual({ sound: ['sound_ev'], net: ['net_ev'] });
     await runner.stop();
+  });
+});
+
+describe('taps runner: the start around bpftrace\'s spawn', () => {
+  let dir: string;
+  const logger = { log: () => undefined };
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'taps-runner-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** A bpftrace that writes its pid, and prints its attach after `attachAfter` seconds (never: it stays compiling). */
+  function slowBpftrace(attachAfter: number | null): string {
+    const path = join(dir, 'bpftrace');
+    writeFileSync(path, `#!/bin/sh\necho $$ > ${dir}/pid\n${attachAfter === null ? '' : `sleep ${attachAfter}\necho '${ATTACHED}'\n`}exec sleep 1000\n`);
+    chmodSync(path, 0o755);
+    return path;
+  }
+  function decl(id: string): ClassDeclaration {
+    const program = join(dir, `${id}.bt`);
+    writeFileSync(program, `kprobe:${id}_fn { printf("ev=${id}_ev pid=%d\\n", pid); }\n`);
+    return { ...NET_DECLARATION, id, tapProgram: program, tapEvents: [`${id}_ev`] };
+  }
+  const pidOf = (): number | null => (existsSync(join(dir, 'pid')) ? Number(readFileSync(join(dir, 'pid'), 'utf8')) : null);
+  async function until(what: () => boolean, ms = 3000): Promise<void> {
+    for (const end = Date.now() + ms; !what(); ) {
+      if (Date.now() > end) throw new Error('timed out');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  it('says when bpftrace is spawned, before its taps are live, after each step before it', async () => {
+    const phases: string[] = [];
+    const runner = new TapsRunner([decl('sound'), decl('net')], {
+      logger,
+      bpftrace: slowBpftrace(0.3),
+      programDir: dir,
+      loadModules: () => Promise.resolve(),
+      probeIndex: () => Promise.resolve(null),
+      phase: (what) => phases.push(what),
+      ingest: { probesLive: () => Promise.resolve() },
+    });
+    const live = runner.startEach();
+    await runner.spawned;
+    expect(phases).toEqual(['tap modules checked', 'probe index read']);
+    expect(runner.stats().state).toBe('starting');
+    await live.get('net');
+    expect(runner.stats().state).toBe('attached');
+    await runner.stop();
+  });
+
+  it('spawns nothing once aborted before the spawn, and leaves no program behind', async () => {
+    let index!: () => void;
+    const runner = new TapsRunner([decl('sound'), decl('net')], {
+      logger,
+      bpftrace: slowBpftrace(0),
+      programDir: dir,
+      loadModules: () => Promise.resolve(),
+      probeIndex: () => new Promise((resolve) => (index = () => resolve(null))),
+    });
+    const live = runner.startEach();
+    await until(() => index !== undefined);
+    runner.abort();
+    index();
+    await expect(live.get('net')).rejects.toThrow(/stopped before bpftrace started/);
+    await runner.spawned;
+    await new Promise((r) => setTimeout(r, 200));
+    expect(pidOf()).toBeNull();
+    expect(existsSync(join(dir, `taps-${process.pid}.bt`))).toBe(false);
+  });
+
+  it('kills a bpftrace still compiling when aborted, and does not restart it', async () => {
+    const runner = new TapsRunner([decl('sound'), decl('net')], {
+      logger,
+      bpftrace: slowBpftrace(null),
+      programDir: dir,
+      loadModules: () => Promise.resolve(),
+      probeIndex: () => Promise.resolve(null),
+      ingest: { initialBackoffMs: 10 },
+    });
+    const live = runner.startEach();
+    await runner.spawned;
+    await until(() => pidOf() !== null);
+    const pid = pidOf()!;
+    runner.abort();
+    await expect(live.get('net')).rejects.toThrow(/exited before attaching/);
+    await until(() => !processRunning(pid));
+    expect(existsSync(join(dir, `taps-${process.pid}.bt`))).toBe(false);
+    rmSync(join(dir, 'pid'));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(pidOf()).toBeNull();
+    expect(runner.stats()).toMatchObject({ state: 'stopped', restarts: 0 });
   });
 });
 

@@ -6,19 +6,25 @@
 // checked: a configuration with errors stops the start; STATUS= lines, then
 // READY=1 once the socket answers; watchdog pings; SIGHUP and shadowctl
 // reload (an erroneous file keeps the running configuration); the metrics
-// textfile; STOPPING=1 and shadowd_up 0 at SIGTERM.
+// textfile; STOPPING=1 and shadowd_up 0 at SIGTERM; bpftrace started before
+// the daemon loads the rest of itself and opens its state, and killed when
+// the start fails after that.
 import { execa, type ResultPromise } from 'execa';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from '../../../daemon/control/control-client.js';
 import type { ReloadResult, StatusResult } from '../../../daemon/control/control-protocol.js';
+import { ShadowStore } from '../../../daemon/core/shadow-store.js';
 import { startDatagramSink, type DatagramSink } from '../fake/datagram-sink.js';
+import { processRunning } from '../fake/process-running.js';
 
 const MAIN = new URL('../../../dist/daemon/main.js', import.meta.url).pathname;
 const isRoot = process.getuid?.() === 0;
+
 
 /** The environment of a foreground run: no journal, no service manager (whatever runs the tests). */
 function plainEnv(): NodeJS.ProcessEnv {
@@ -259,6 +265,43 @@ describe('shadowd with a state file it cannot use', () => {
       expect(status.persistence).toMatchObject({ state: 'ok', path: join(stateDir, 'state.db') });
       expect(readFileSync(aside).equals(garbage)).toBe(true);
       expect(stderr).toContain(`<3>${join(stateDir, 'state.db')} is corrupt (file is not a database): moved it aside to ${aside}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 90_000);
+
+  it('refuses a newer shadowd\'s state file, having started bpftrace first, and leaves no bpftrace nor program behind', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'shadowd-newer-'));
+    try {
+      const stateDir = join(dir, 'state');
+      mkdirSync(stateDir);
+      const path = join(stateDir, 'state.db');
+      new ShadowStore(path).close();
+      const db = new Database(path);
+      db.prepare("UPDATE meta SET v = '99' WHERE k = 'schema'").run();
+      db.close();
+      // A bpftrace that compiles for as long as it is let: its pid says whether it outlives the start.
+      const fake = join(dir, 'bpftrace');
+      writeFileSync(fake, `#!/bin/sh\necho $$ > ${join(dir, 'pid')}\nexec sleep 3600\n`);
+      chmodSync(fake, 0o755);
+      const r = await execa('node', [MAIN, '--config', join(dir, 'absent.conf'), '--log-level', 'debug', '--state-dir', stateDir, '--runtime-dir', join(dir, 'run'), '--bpftrace', fake], {
+        reject: false,
+        env: plainEnv(),
+        extendEnv: false,
+      });
+      expect(r.exitCode).toBe(1);
+      const lines = r.stderr.split('\n');
+      const at = (re: RegExp): number => lines.findIndex((l) => re.test(l));
+      const refused = at(new RegExp(`^<3>cannot open the state in ${stateDir}: ${path}: state schema 99 is not the supported \\d+ \\(a newer shadowd wrote it`));
+      expect(refused).toBeGreaterThan(-1);
+      // bpftrace first, then the rest of the daemon's modules and the state, while it compiles.
+      expect(at(/^<7>starting bpftrace /)).toBeGreaterThan(-1);
+      expect(at(/^<7>starting bpftrace /)).toBeLessThan(at(/^<7>start-up: service modules loaded /));
+      expect(at(/^<7>start-up: service modules loaded /)).toBeLessThan(refused);
+      const pid = Number(readFileSync(join(dir, 'pid'), 'utf8'));
+      for (let i = 0; i < 50 && processRunning(pid); i++) await sleep(100);
+      expect(processRunning(pid)).toBe(false);
+      expect(readdirSync(join(dir, 'run'))).toEqual([]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
