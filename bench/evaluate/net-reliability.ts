@@ -7,13 +7,15 @@ import type { KernelSeries } from '../../test/vm/rig/cache-paths.js';
 import { serveEcho, serveRandomBlob } from '../../test/vm/rig/loopback-server.js';
 import { runRecoveryScenario, scenarioNics, type ScenarioMode } from '../../test/vm/classes/net/recovery-scenario-run.js';
 import { netOutcomes } from './net-outcomes.js';
-import { systemCrash, type AppOutcome } from './outcome.js';
+import { systemCrash } from './outcome.js';
+import { timingsFromHistory } from './recovery-times.js';
+import type { ClassRuns } from './class-runs.js';
 
-export async function netReliability(kernels: readonly KernelSeries[], log: (line: string) => void): Promise<AppOutcome[]> {
+export async function netReliability(kernels: readonly KernelSeries[], log: (line: string) => void): Promise<ClassRuns> {
   const nics = scenarioNics();
   const blob = await serveRandomBlob(24 * 1024 * 1024);
   const echo = await serveEcho();
-  const out: AppOutcome[] = [];
+  const out: ClassRuns = { outcomes: [], recoveries: [] };
   try {
     // The control injects its faults through the helper too.
     for (const k of kernels) await buildHelperModule((l) => log(`kmod: ${l}`), k);
@@ -23,7 +25,9 @@ export async function netReliability(kernels: readonly KernelSeries[], log: (lin
       const { guest, results } = await runRecoveryScenario({ mode, kernel, nics, blob, echo });
       const crash = systemCrash(guest);
       for (const [, driver, fault] of nics) {
-        out.push(...netOutcomes(results.get(driver), { driver, kernel, fault, mode: mode === 'control' ? 'without shadowd' : 'with shadowd', sha256: blob.sha256, crash }));
+        const res = results.get(driver);
+        out.outcomes.push(...netOutcomes(res, { driver, kernel, fault, mode: mode === 'control' ? 'without shadowd' : 'with shadowd', sha256: blob.sha256, crash }));
+        if (mode === 'shadowd') out.recoveries.push(...timingsFromHistory(res?.history, { cls: 'net', driver, kernel, fault }));
       }
       log(`  guest ${(guest.totalMs / 1000).toFixed(0)} s${crash ? `; ${crash}` : ''}`);
     }
