@@ -7,7 +7,7 @@
 // - code size: each class's shadow and the generic parts in this repository,
 //   and the drivers each class runs in Debian's 6.1 and 6.12 kernel sources.
 // usage: node dist/bench/evaluate/main.js [--out-dir DIR] [--only code-size] [--kernels 6.1,6.12]
-import { writeFileSync, mkdirSync } from 'node:fs';
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { execa } from 'execa';
@@ -16,7 +16,7 @@ import { cacheRoot, isKernelSeries, KERNEL_SERIES, type KernelSeries } from '../
 import { ensureKernelCache } from '../../test/vm/rig/kernel-cache.js';
 import { repoPath } from '../../test/vm/rig/repo-path.js';
 import { driverSizes, shadowdSizes } from './code-size.js';
-import { outcomeCounts, renderEvaluation, type EvaluationData } from './report.js';
+import { outcomeCounts, renderEvaluation, withReadmeTable, type EvaluationData } from './report.js';
 import { SEED_RELIABILITY } from './seed-figures.js';
 import { netReliability } from './net-reliability.js';
 import { blockReliability } from './block-reliability.js';
@@ -107,6 +107,11 @@ mkdirSync(outDir, { recursive: true });
 writeFileSync(join(outDir, 'evaluation.json'), `${JSON.stringify(data, null, 2)}\n`);
 writeFileSync(join(outDir, 'evaluation.md'), renderEvaluation(data, RECOVERY_CHART));
 if (recoveries.length > 0) writeFileSync(join(outDir, RECOVERY_CHART), recoveryChart(recoveries));
+// The README's front page shows the table, when this run wrote the repository's docs and ran applications.
+if (outDir === repoPath('docs') && reliability.outcomes.length > 0) {
+  const readme = repoPath('README.md');
+  writeFileSync(readme, withReadmeTable(readFileSync(readme, 'utf8'), data));
+}
 log(`wrote ${join(outDir, 'evaluation.md')} and evaluation.json`);
 for (const c of data.codeSize.classes) log(`${c.cls}: shadow ${c.daemon.code + c.taps.code + c.helper.code} lines (daemon ${c.daemon.code}, taps ${c.taps.code}, helper ${c.helper.code}), fault injection ${c.faults.code}`);
 for (const a of SEED_RELIABILITY) {

@@ -79,6 +79,38 @@ export function outcomeCounts(runs: AppOutcome[], notRun: string | undefined): s
   return seen.map((o) => `${o} ${runs.filter((r) => r.outcome === o).length}`).join(', ');
 }
 
+/** The seed's reliability table with our two columns beside it. */
+export function reliabilityTable(r: EvaluationData['reliability']): string[] {
+  const out = ['| application | class | seed: native | seed: Nooks | seed: shadow drivers | ours: without shadowd | ours: with shadowd |', '|---|---|---|---|---|---|---|'];
+  for (const a of SEED_RELIABILITY) {
+    const runs = (mode: AppOutcome['mode']): AppOutcome[] => r.outcomes.filter((o) => o.app === a.app && o.mode === mode);
+    out.push(`| ${a.app} | ${a.cls} | ${a.native} | ${a.nooks} | ${a.shadow} | ${outcomeCounts(runs('without shadowd'), r.notRun[a.cls])} | ${outcomeCounts(runs('with shadowd'), r.notRun[a.cls])} |`);
+  }
+  return out;
+}
+
+/**
+ * The README with its block between the reliability markers replaced by the
+ * table and the command that made it; the README unchanged when it has no
+ * markers.
+ */
+export function withReadmeTable(readme: string, d: EvaluationData): string {
+  const begin = '<!-- evaluation:reliability:begin -->';
+  const end = '<!-- evaluation:reliability:end -->';
+  const a = readme.indexOf(begin);
+  const b = readme.indexOf(end);
+  if (a < 0 || b < a) return readme;
+  const block = [
+    begin,
+    '',
+    ...reliabilityTable(d.reliability),
+    '',
+    `Made by \`npm run evaluate\` at ${d.generatedAt.slice(0, 16).replace('T', ' ')} UTC (commit ${d.commit}); each cell counts the runs of each outcome over the class's drivers and kernels; every run, with its evidence, in [docs/evaluation.md](docs/evaluation.md).`,
+    '',
+  ].join('\n');
+  return readme.slice(0, a) + block + readme.slice(b);
+}
+
 function reliabilitySection(r: EvaluationData['reliability']): string[] {
   const out: string[] = [];
   out.push('## Reliability');
@@ -87,12 +119,7 @@ function reliabilitySection(r: EvaluationData['reliability']): string[] {
   out.push('');
   for (const [cls, why] of Object.entries(r.notRun)) out.push(`- ${cls}: not run: ${why}`);
   if (Object.keys(r.notRun).length > 0) out.push('');
-  out.push('| application | class | seed: native | seed: Nooks | seed: shadow drivers | ours: without shadowd | ours: with shadowd |');
-  out.push('|---|---|---|---|---|---|---|');
-  for (const a of SEED_RELIABILITY) {
-    const runs = (mode: AppOutcome['mode']): AppOutcome[] => r.outcomes.filter((o) => o.app === a.app && o.mode === mode);
-    out.push(`| ${a.app} | ${a.cls} | ${a.native} | ${a.nooks} | ${a.shadow} | ${outcomeCounts(runs('without shadowd'), r.notRun[a.cls])} | ${outcomeCounts(runs('with shadowd'), r.notRun[a.cls])} |`);
-  }
+  out.push(...reliabilityTable(r));
   out.push('');
   if (r.outcomes.length > 0) {
     out.push('### Drivers and kernels run');
