@@ -7,9 +7,9 @@
 // - code size: each class's shadow and the generic parts in this repository,
 //   and the drivers each class runs in Debian's 6.1 and 6.12 kernel sources.
 // usage: node dist/bench/evaluate/main.js [--out-dir DIR] [--only code-size] [--kernels 6.1,6.12]
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { execa } from 'execa';
 import { CLASSES } from '../../daemon/classes/registry.js';
 import { cacheRoot, isKernelSeries, KERNEL_SERIES, type KernelSeries } from '../../test/vm/rig/cache-paths.js';
@@ -47,15 +47,52 @@ const NOT_YET_WHY: Record<string, string> = {
 /** The chart's file, beside evaluation.md. */
 const RECOVERY_CHART = 'evaluation-recoveries.svg';
 
-const USAGE = 'usage: evaluate [--out-dir DIR] [--only code-size] [--kernels 6.1,6.12]';
-const { values } = parseArgs({
+const log = (line: string): void => console.log(`evaluate: ${line}`);
+
+/** evaluation.json, .md and the chart in outDir; the README's table too when outDir is the repository's docs and applications ran. */
+function writeOutputs(data: EvaluationData): void {
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(join(outDir, 'evaluation.json'), `${JSON.stringify(data, null, 2)}\n`);
+  writeFileSync(join(outDir, 'evaluation.md'), renderEvaluation(data, RECOVERY_CHART));
+  if (data.recoveries.length > 0) writeFileSync(join(outDir, RECOVERY_CHART), recoveryChart(data.recoveries));
+  if (outDir === repoPath('docs') && data.reliability.outcomes.length > 0) {
+    const readme = repoPath('README.md');
+    writeFileSync(readme, withReadmeTable(readFileSync(readme, 'utf8'), data));
+  }
+  log(`wrote ${join(outDir, 'evaluation.md')} and evaluation.json`);
+}
+
+const USAGE = 'usage: evaluate [--out-dir DIR] [--only code-size] [--kernels 6.1,6.12] | evaluate --render [--out-dir DIR]';
+
+/** parseArgs, with a clear message and exit 2 for an option it does not know or a missing value. */
+function parseOrExit<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
+  try {
+    return parseArgs(config);
+  } catch (err) {
+    console.error(`evaluate: ${err instanceof Error ? err.message : String(err)}\n${USAGE}`);
+    process.exit(2);
+  }
+}
+const { values } = parseOrExit({
   options: {
     'out-dir': { type: 'string', default: repoPath('docs') },
     only: { type: 'string' },
     kernels: { type: 'string', default: KERNEL_SERIES.join(',') },
+    render: { type: 'boolean', default: false },
   },
 });
 const outDir = values['out-dir'];
+// --render: writes the report, its chart and the README's table again from the last run's JSON, running nothing.
+if (values.render) {
+  const json = join(outDir, 'evaluation.json');
+  if (!existsSync(json)) {
+    console.error(`evaluate --render: ${json} does not exist: run \`npm run evaluate\` first`);
+    process.exit(2);
+  }
+  const last = JSON.parse(readFileSync(json, 'utf8')) as EvaluationData;
+  writeOutputs(last);
+  process.exit(0);
+}
 if (values.only !== undefined && values.only !== 'code-size') {
   console.error(`--only ${values.only}: only code-size can be asked for alone\n${USAGE}`);
   process.exit(2);
@@ -75,7 +112,6 @@ async function commitOf(repo: string): Promise<string> {
 }
 
 const repo = repoPath('.');
-const log = (line: string): void => console.log(`evaluate: ${line}`);
 const drivers: EvaluationData['codeSize']['drivers'] = [];
 for (const series of KERNEL_SERIES) {
   const kernel = await ensureKernelCache(log, series);
@@ -103,16 +139,7 @@ const data: EvaluationData = {
   reliability,
   recoveries,
 };
-mkdirSync(outDir, { recursive: true });
-writeFileSync(join(outDir, 'evaluation.json'), `${JSON.stringify(data, null, 2)}\n`);
-writeFileSync(join(outDir, 'evaluation.md'), renderEvaluation(data, RECOVERY_CHART));
-if (recoveries.length > 0) writeFileSync(join(outDir, RECOVERY_CHART), recoveryChart(recoveries));
-// The README's front page shows the table, when this run wrote the repository's docs and ran applications.
-if (outDir === repoPath('docs') && reliability.outcomes.length > 0) {
-  const readme = repoPath('README.md');
-  writeFileSync(readme, withReadmeTable(readFileSync(readme, 'utf8'), data));
-}
-log(`wrote ${join(outDir, 'evaluation.md')} and evaluation.json`);
+writeOutputs(data);
 for (const c of data.codeSize.classes) log(`${c.cls}: shadow ${c.daemon.code + c.taps.code + c.helper.code} lines (daemon ${c.daemon.code}, taps ${c.taps.code}, helper ${c.helper.code}), fault injection ${c.faults.code}`);
 for (const a of SEED_RELIABILITY) {
   const runs = (mode: AppOutcome['mode']): string => outcomeCounts(reliability.outcomes.filter((o) => o.app === a.app && o.mode === mode), reliability.notRun[a.cls]);

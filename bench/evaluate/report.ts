@@ -105,6 +105,7 @@ export function withReadmeTable(readme: string, d: EvaluationData): string {
     '',
     ...reliabilityTable(d.reliability),
     '',
+    ...Object.keys(d.reliability.notRun).flatMap((cls) => [`${cls}: not run by this command yet (why: [docs/evaluation.md](docs/evaluation.md#reliability)).`, '']),
     `Made by \`npm run evaluate\` at ${d.generatedAt.slice(0, 16).replace('T', ' ')} UTC (commit ${d.commit}); each cell counts the runs of each outcome over the class's drivers and kernels; every run, with its evidence, in [docs/evaluation.md](docs/evaluation.md).`,
     '',
   ].join('\n');
