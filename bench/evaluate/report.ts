@@ -2,6 +2,8 @@
 // the seed's. Every figure comes from the data passed in: a section this
 // command did not measure says so instead of showing a number.
 import type { ClassShadowSize, DriverSize, GenericSize, PartSize } from './code-size.js';
+import { OUTCOMES, type AppOutcome } from './outcome.js';
+import { PHASES, type RecoveryTiming } from './recovery-times.js';
 import { SEED_CODE_SIZE, SEED_GENERIC, SEED_RELIABILITY } from './seed-figures.js';
 
 export interface CodeSizeData {
@@ -16,8 +18,14 @@ export interface EvaluationData {
   generatedAt: string;
   commit: string;
   codeSize: CodeSizeData;
-  /** Why the reliability runs are not in this report (they are not run by this command yet). */
-  reliabilityNotRun: string;
+  reliability: {
+    /** Every application run, classified. */
+    outcomes: AppOutcome[];
+    /** Per class id, why its applications were not run (absent: they were). */
+    notRun: Record<string, string>;
+  };
+  /** Each recovery shadowd made in the reliability runs. */
+  recoveries: RecoveryTiming[];
 }
 
 const n = (x: number): string => x.toLocaleString('en-US');
@@ -63,26 +71,103 @@ function codeSizeSection(d: CodeSizeData): string[] {
   return out;
 }
 
-function reliabilitySection(why: string): string[] {
+/** One cell: each outcome seen with its count, worst first ("app crash 3, works 1"); or why there is none. */
+export function outcomeCounts(runs: AppOutcome[], notRun: string | undefined): string {
+  if (runs.length === 0) return notRun !== undefined ? 'not run' : 'no run';
+  const order = [...OUTCOMES].reverse();
+  const seen = [...new Set(runs.map((r) => r.outcome))].sort((a, b) => (a === 'no result' ? -1 : b === 'no result' ? 1 : order.indexOf(a) - order.indexOf(b)));
+  return seen.map((o) => `${o} ${runs.filter((r) => r.outcome === o).length}`).join(', ');
+}
+
+/** The seed's reliability table with our two columns beside it. */
+export function reliabilityTable(r: EvaluationData['reliability']): string[] {
+  const out = ['| application | class | seed: native | seed: Nooks | seed: shadow drivers | ours: without shadowd | ours: with shadowd |', '|---|---|---|---|---|---|---|'];
+  for (const a of SEED_RELIABILITY) {
+    const runs = (mode: AppOutcome['mode']): AppOutcome[] => r.outcomes.filter((o) => o.app === a.app && o.mode === mode);
+    out.push(`| ${a.app} | ${a.cls} | ${a.native} | ${a.nooks} | ${a.shadow} | ${outcomeCounts(runs('without shadowd'), r.notRun[a.cls])} | ${outcomeCounts(runs('with shadowd'), r.notRun[a.cls])} |`);
+  }
+  return out;
+}
+
+/**
+ * The README with its block between the reliability markers replaced by the
+ * table and the command that made it; the README unchanged when it has no
+ * markers.
+ */
+export function withReadmeTable(readme: string, d: EvaluationData): string {
+  const begin = '<!-- evaluation:reliability:begin -->';
+  const end = '<!-- evaluation:reliability:end -->';
+  const a = readme.indexOf(begin);
+  const b = readme.indexOf(end);
+  if (a < 0 || b < a) return readme;
+  const block = [
+    begin,
+    '',
+    ...reliabilityTable(d.reliability),
+    '',
+    ...Object.keys(d.reliability.notRun).flatMap((cls) => [`${cls}: not run by this command yet (why: [docs/evaluation.md](docs/evaluation.md#reliability)).`, '']),
+    `Made by \`npm run evaluate\` at ${d.generatedAt.slice(0, 16).replace('T', ' ')} UTC (commit ${d.commit}); each cell counts the runs of each outcome over the class's drivers and kernels; every run, with its evidence, in [docs/evaluation.md](docs/evaluation.md).`,
+    '',
+  ].join('\n');
+  return readme.slice(0, a) + block + readme.slice(b);
+}
+
+function reliabilitySection(r: EvaluationData['reliability']): string[] {
   const out: string[] = [];
   out.push('## Reliability');
   out.push('');
-  out.push(`Our columns are not filled: ${why}`);
+  out.push('Each application ran with a fault injected mid-run on each driver of its class, without shadowd and with it; each run is classified from what it did (below, with the evidence): *works* (finished correctly, its data checked), *app break* (kept running but lost data or function), *app crash* (exited with an error), *system crash* (kernel crash or hang). A cell counts the runs of each outcome.');
   out.push('');
-  out.push('| application | class | seed: native | seed: Nooks | seed: shadow drivers | ours: without shadowd | ours: with shadowd |');
-  out.push('|---|---|---|---|---|---|---|');
-  for (const a of SEED_RELIABILITY) out.push(`| ${a.app} | ${a.cls} | ${a.native} | ${a.nooks} | ${a.shadow} | not run | not run |`);
+  for (const [cls, why] of Object.entries(r.notRun)) out.push(`- ${cls}: not run: ${why}`);
+  if (Object.keys(r.notRun).length > 0) out.push('');
+  out.push(...reliabilityTable(r));
+  out.push('');
+  if (r.outcomes.length > 0) {
+    out.push('### Drivers and kernels run');
+    out.push('');
+    out.push('| class | driver | kernel | fault | without shadowd | with shadowd |');
+    out.push('|---|---|---|---|---|---|');
+    const keys = [...new Set(r.outcomes.map((o) => `${o.cls}\t${o.driver}\t${o.kernel}\t${o.fault}`))];
+    for (const k of keys) {
+      const [cls, driver, kernel, fault] = k.split('\t') as [string, string, string, string];
+      const of = (mode: AppOutcome['mode']): string => outcomeCounts(r.outcomes.filter((o) => o.cls === cls && o.driver === driver && o.kernel === kernel && o.fault === fault && o.mode === mode), undefined);
+      out.push(`| ${cls} | ${driver} | ${kernel} | ${fault} | ${of('without shadowd')} | ${of('with shadowd')} |`);
+    }
+    out.push('');
+    out.push('### Every run');
+    out.push('');
+    out.push('| application | program | driver | kernel | fault | mode | outcome | evidence |');
+    out.push('|---|---|---|---|---|---|---|---|');
+    for (const o of r.outcomes) out.push(`| ${o.app} | ${o.program} | ${o.driver} | ${o.kernel} | ${o.fault} | ${o.mode} | ${o.outcome} | ${o.evidence.replace(/\|/g, '\\|').replace(/\n/g, ' ')} |`);
+    out.push('');
+  }
+  return out;
+}
+
+function recoverySection(recs: RecoveryTiming[], chart: string): string[] {
+  const out: string[] = ['## Recovery time', ''];
+  if (recs.length === 0) return [...out, 'No recovery ran (no reliability run with shadowd).', ''];
+  out.push(`Each recovery of the reliability runs with shadowd, as shadowd's history recorded it: detection (the failure's start to its report), then each phase of the recovery (ms). Under TCG (software emulation) on a 2-CPU machine: emulation times.`);
+  out.push('');
+  out.push(`![recovery phases](${chart})`);
+  out.push('');
+  out.push(`| class | driver | kernel | fault | recovery | trigger | result | ${PHASES.join(' | ')} | failure to recovered |`);
+  out.push(`|---|---|---|---|---|---|---|${PHASES.map(() => '---:|').join('')}---:|`);
+  for (const r of recs) out.push(`| ${r.cls} | ${r.driver} | ${r.kernel} | ${r.fault} | ${r.id} | ${r.trigger} | ${r.result} | ${PHASES.map((p) => (r.phases[p] === undefined ? '' : n(Math.round(r.phases[p])))).join(' | ')} | ${n(Math.round(r.totalMs))} |`);
+  out.push('');
+  out.push('Not yet beside a bare unbind + bind and the drivers\' own resets here: `npm run bench:recovery` measures those for NICs.');
   out.push('');
   return out;
 }
 
-export function renderEvaluation(d: EvaluationData): string {
+export function renderEvaluation(d: EvaluationData, chart: string): string {
   return [
     '# Evaluation',
     '',
     `Written by \`npm run evaluate\` at ${d.generatedAt} (commit ${d.commit}); the same data is in \`docs/evaluation.json\`. Do not edit by hand.`,
     '',
-    ...reliabilitySection(d.reliabilityNotRun),
+    ...reliabilitySection(d.reliability),
+    ...recoverySection(d.recoveries, chart),
     ...codeSizeSection(d.codeSize),
   ].join('\n');
 }

@@ -11,22 +11,12 @@
 // the PCI function or the virtio device) and the checker must see the
 // failure.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { assertGuestOk, runInGuest } from '../../rig/guest.js';
-import type { DiskPreset } from '../../rig/devices.js';
-import { repoPath } from '../../rig/repo-path.js';
+import { assertGuestOk } from '../../rig/guest.js';
 import type { AppName } from '../../guest/disk-apps/apps.js';
 import type { DiskAppsRunResult as RunResult } from '../../guest/disk-apps/run.js';
-import { ensureDiskAppsInputs } from '../../guest/disk-apps/inputs.js';
+import { CONTROL_DISKS as DISKS, CONTROL_TIMEOUT_MS as GUEST_TIMEOUT_MS, runDiskAppsControl } from './disk-apps-runs.js';
 
-const SCRIPT = repoPath('dist/test/vm/guest/disk-apps/scenario.js');
-/** In preset order: the disks' serials are shadowd-disk0.. in this order. */
-const DISKS: [DiskPreset, string][] = [
-  ['piix-ide', 'ata_piix'],
-  ['ahci', 'ahci'],
-  ['virtio-blk', 'virtio_blk'],
-];
 const APPS: AppName[] = ['compiler', 'encoder', 'database'];
-const GUEST_TIMEOUT_MS = 780_000;
 
 function summary(r: RunResult): string {
   const apps = APPS.map((n) => {
@@ -40,21 +30,11 @@ describe('disk applications without shadowd: they work, and a driver failure bre
   const results = new Map<string, RunResult>();
   let stdout = '';
   beforeAll(async () => {
-    const inputs = await ensureDiskAppsInputs((l) => console.log(`inputs: ${l}`));
-    const r = await runInGuest({
-      command: ['node', SCRIPT, '--inputs', inputs.dir, ...DISKS.flatMap((_, n) => ['--serial', `shadowd-disk${n}`])],
-      devices: DISKS.map(([p]) => p),
-      diskMiB: 128,
-      timeoutMs: GUEST_TIMEOUT_MS,
-    });
+    const { guest: r, results: found } = await runDiskAppsControl((l) => console.log(l));
     stdout = r.stdout;
     console.log(`guest: ${(r.totalMs / 1000).toFixed(0)} s in all\n${r.stdout.split('\n').filter((l) => !l.startsWith('DISK_APPS_RESULT ')).join('\n')}`);
     assertGuestOk(r, 'disk applications scenario');
-    for (const line of r.stdout.split('\n')) {
-      if (!line.startsWith('DISK_APPS_RESULT ')) continue;
-      const res = JSON.parse(line.slice('DISK_APPS_RESULT '.length)) as RunResult;
-      results.set(`${res.driver}/${res.run}`, res);
-    }
+    for (const [key, res] of found) results.set(key, res);
   }, GUEST_TIMEOUT_MS + 60_000);
 
   function result(driver: string, run: string): RunResult {

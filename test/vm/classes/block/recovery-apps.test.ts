@@ -18,23 +18,13 @@
 // never read-only, every app exits 0). The control, the same applications
 // without shadowd and with the driver failing, is apps-control.test.ts.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { assertGuestOk, runInGuest } from '../../rig/guest.js';
-import type { DiskPreset } from '../../rig/devices.js';
+import { assertGuestOk } from '../../rig/guest.js';
 import { buildHelperModule } from '../../rig/kmod-build.js';
-import { repoPath } from '../../rig/repo-path.js';
 import type { AppName } from '../../guest/disk-apps/apps.js';
-import { ensureDiskAppsInputs } from '../../guest/disk-apps/inputs.js';
 import type { BlockRecoveryResult, LostDiskResult } from '../../guest/block-recovery-scenario.js';
+import { RECOVERY_DISKS as DISKS, RECOVERY_TIMEOUT_MS as GUEST_TIMEOUT_MS, runDiskAppsRecovery } from './disk-apps-runs.js';
 
-const SCRIPT = repoPath('dist/test/vm/guest/block-recovery-scenario.js');
-/** In preset order (serials shadowd-disk0..), each with the fault it gets. */
-const DISKS: [DiskPreset, string, string][] = [
-  ['piix-ide', 'ata_piix', 'fail-stop'],
-  ['ahci', 'ahci', 'disk-error'],
-  ['virtio-blk', 'virtio_blk', 'lost-irq'],
-];
 const APPS: AppName[] = ['compiler', 'encoder', 'database'];
-const GUEST_TIMEOUT_MS = 900_000;
 
 interface HistoryRecord {
   id: string;
@@ -51,23 +41,13 @@ describe('disk applications survive a disk driver failure with shadowd', () => {
   let stdout = '';
   beforeAll(async () => {
     await buildHelperModule((line) => console.log(`kmod: ${line}`));
-    const inputs = await ensureDiskAppsInputs((l) => console.log(`inputs: ${l}`));
-    const r = await runInGuest({
-      // virtio_blk is loaded once shadowd runs: its disk must get its map when it appears.
-      command: ['node', SCRIPT, '--inputs', inputs.dir, ...DISKS.flatMap(([, , fault], n) => ['--run', `shadowd-disk${n}:${fault}`]), '--late-driver', 'virtio_blk', '--late', 'shadowd-disk2', '--lost', 'shadowd-disk0'],
-      devices: DISKS.map(([p]) => p),
-      diskMiB: 128,
-      timeoutMs: GUEST_TIMEOUT_MS,
-    });
+    const run = await runDiskAppsRecovery((l) => console.log(l));
+    const r = run.guest;
     stdout = r.stdout;
     console.log(`guest: ${(r.totalMs / 1000).toFixed(0)} s in all\n${r.stdout.split('\n').filter((l) => !l.startsWith('BLOCK_RECOVERY_RESULT ') && !l.startsWith('LOST_DISK_RESULT ')).join('\n')}`);
     assertGuestOk(r, 'disk recovery scenario');
-    for (const line of r.stdout.split('\n')) {
-      if (line.startsWith('LOST_DISK_RESULT ')) lost = JSON.parse(line.slice('LOST_DISK_RESULT '.length)) as LostDiskResult;
-      if (!line.startsWith('BLOCK_RECOVERY_RESULT ')) continue;
-      const res = JSON.parse(line.slice('BLOCK_RECOVERY_RESULT '.length)) as BlockRecoveryResult;
-      results.set(res.driver, res);
-    }
+    lost = run.lost;
+    for (const [driver, res] of run.results) results.set(driver, res);
   }, GUEST_TIMEOUT_MS + 120_000);
 
   it.each(DISKS)('%s (driver %s), %s: detected, recovered, and the applications finish with their data intact', (_preset, driver, fault) => {

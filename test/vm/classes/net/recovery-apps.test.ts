@@ -13,34 +13,14 @@
 // its own user network (nicSubnets): the control's NICs fail at once,
 // shadowd's one after another under one daemon; each NIC is still its own test.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assertGuestOk, runInGuest } from '../../rig/guest.js';
-import type { NicPreset } from '../../rig/devices.js';
+import { assertGuestOk } from '../../rig/guest.js';
 import { buildHelperModule } from '../../rig/kmod-build.js';
-import { nicList } from './nic-list.js';
 import { kernelRows } from '../../rig/kernel-rows.js';
 import type { KernelSeries } from '../../rig/cache-paths.js';
 import { serveEcho, serveRandomBlob, type LoopbackServer } from '../../rig/loopback-server.js';
-import { repoPath } from '../../rig/repo-path.js';
+import { runRecoveryScenario, scenarioNics, SCENARIO_TIMEOUT_MS as GUEST_TIMEOUT_MS, type ScenarioMode, type ScenarioResult } from './recovery-scenario-run.js';
 
-const SCRIPT = repoPath('dist/test/vm/guest/recovery-scenario.js');
-const BLOB_PORT = 8080;
-const ECHO_PORT = 7007;
-/**
- * In the guest's NIC order: NIC i is on nicSubnet(i). SHADOWD_NET_NICS runs
- * others (PRESET:DRIVER:FAULT,...; nic-list.ts), e.g. ne2k-pci, which CI has
- * no time for (about 140 KB/s under TCG: its copy alone takes 3 minutes):
- * SHADOWD_NET_NICS=ne2k-pci:ne2k-pci:tx-hang.
- */
-const NICS = nicList<[NicPreset, string, string]>(
-  [
-    ['e1000', 'e1000', 'lost-irq'],
-    ['pcnet', 'pcnet32', 'fail-stop'],
-    ['i82559er', 'e100', 'tx-hang'],
-    ['rtl8139', '8139cp', 'lost-irq'],
-  ],
-  3,
-  [0],
-);
+const NICS = scenarioNics();
 
 /**
  * With shadowd, every NIC on 6.1 and on 6.12 too (SHADOWD_GUEST_KERNEL runs
@@ -50,27 +30,6 @@ const NICS = nicList<[NicPreset, string, string]>(
 const ROWS = kernelRows(NICS, () => true);
 const CONTROL_ROWS = ROWS.filter(([k]) => k === ROWS[0]![0]);
 const nicsOn = (kernel: KernelSeries): typeof NICS => ROWS.filter(([k]) => k === kernel).map(([, ...nic]) => nic);
-
-/** Boot, the scenarios and, with shadowd, the daemon's start (its taps attach in about 40 s under TCG). */
-const GUEST_TIMEOUT_MS = { control: 240_000, shadowd: 420_000 };
-
-interface ScenarioResult {
-  driver: string;
-  /** Set when the NIC's run threw (its other fields are then missing). */
-  error?: string;
-  dev: string;
-  ifindexBefore: number;
-  ifindexAfter: number;
-  /** ms: from the fault to the copy's end; msToFault: from its start to the fault, for bytesAtFault; progress: [ms after the fault, bytes] every 5 s. */
-  copy: { exitCode: number; bytes: number; sha256: string; stderr: string; ms: number; bytesAtFault: number; msToFault: number; progress: [number, number][] };
-  window: { why: string; sent: number; answered: number; unanswered: number; maxWaitMs: number; silentMs: number; error: string | null };
-  sniffer: { aliveAfter: boolean; capturedAfterFault: number };
-  txstat: string;
-  before: Record<string, unknown>;
-  after: Record<string, unknown> | null;
-  history: { recoveries: { id: string; trigger: string; result: string; phases: Record<string, unknown>; steps: { key: string; result: string }[]; error: string | null }[] } | string | null;
-  daemonLog: string;
-}
 
 const kbps = (bytes: number, ms: number): string => (ms > 0 ? (bytes / 1024 / (ms / 1000)).toFixed(0) : '?');
 
@@ -89,28 +48,12 @@ describe('applications survive a network driver failure', () => {
 
   /** One guest per mode and kernel, started by the first test that asks for it; its results by driver. */
   const runs = new Map<string, Promise<Map<string, ScenarioResult>>>();
-  async function guestRun(mode: 'control' | 'shadowd', kernel: KernelSeries): Promise<Map<string, ScenarioResult>> {
-    const nics = nicsOn(kernel);
-    const r = await runInGuest({
-      kernel,
-      command: [
-        'node', SCRIPT, '--mode', mode, ...(mode === 'control' ? ['--parallel'] : []),
-        '--blob-port', String(BLOB_PORT), '--echo-port', String(ECHO_PORT),
-        ...nics.flatMap(([, driver, fault]) => ['--nic', `${driver}:${fault}`]),
-      ],
-      devices: nics.map(([preset]) => preset),
-      nicSubnets: true,
-      forwards: [
-        { guestPort: BLOB_PORT, hostPort: blob.port },
-        { guestPort: ECHO_PORT, hostPort: echo.port },
-      ],
-      timeoutMs: GUEST_TIMEOUT_MS[mode],
-    });
-    assertGuestOk(r, `${mode} scenarios on ${kernel}`);
-    const results = r.stdout.split('\n').filter((l) => l.startsWith('SCENARIO_RESULT ')).map((l) => JSON.parse(l.slice('SCENARIO_RESULT '.length)) as ScenarioResult);
-    return new Map(results.map((res) => [res.driver, res]));
+  async function guestRun(mode: ScenarioMode, kernel: KernelSeries): Promise<Map<string, ScenarioResult>> {
+    const { guest, results } = await runRecoveryScenario({ mode, kernel, nics: nicsOn(kernel), blob, echo });
+    assertGuestOk(guest, `${mode} scenarios on ${kernel}`);
+    return results;
   }
-  async function scenario(driver: string, mode: 'control' | 'shadowd', kernel: KernelSeries): Promise<ScenarioResult> {
+  async function scenario(driver: string, mode: ScenarioMode, kernel: KernelSeries): Promise<ScenarioResult> {
     const key = `${mode} ${kernel}`;
     if (!runs.has(key)) runs.set(key, guestRun(mode, kernel));
     const res = (await runs.get(key)!).get(driver);

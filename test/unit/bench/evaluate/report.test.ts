@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest';
+import { renderEvaluation, withReadmeTable, type EvaluationData } from '../../../../bench/evaluate/report.js';
+import type { AppOutcome } from '../../../../bench/evaluate/outcome.js';
+
+const part = { files: [], code: 0, lines: 0 };
+function data(outcomes: AppOutcome[], notRun: Record<string, string> = {}): EvaluationData {
+  return {
+    generatedAt: '2026-12-05T23:00:00.000Z',
+    commit: 'abc1234',
+    codeSize: { classes: [], generic: { core: part, service: part, helper: part }, drivers: [] },
+    reliability: { outcomes, notRun },
+    recoveries: [],
+  };
+}
+const run = (app: string, mode: AppOutcome['mode'], outcome: AppOutcome['outcome']): AppOutcome => ({ app, program: 'p', cls: 'net', driver: 'e1000', kernel: '6.1', fault: 'lost-irq', mode, outcome, evidence: 'seen | here' });
+
+describe('the reliability table', () => {
+  const d = data([run('remote copy', 'without shadowd', 'app crash'), run('remote copy', 'with shadowd', 'works')], { sound: 'not yet', block: 'not yet' });
+  it('puts our counts beside the seed\'s row, and "not run" for a class that was not', () => {
+    const md = renderEvaluation(d, 'chart.svg');
+    expect(md).toContain('| remote copy | net | system crash | works | works | app crash 1 | works 1 |');
+    expect(md).toContain('| mp3 player | sound | app crash | app break | works | not run | not run |');
+    expect(md).toContain('- sound: not run: not yet');
+    // Evidence with a pipe stays in its cell.
+    expect(md).toContain('seen \\| here');
+  });
+  it('replaces only the README block between the markers, and leaves a README without them alone', () => {
+    const readme = 'intro\n<!-- evaluation:reliability:begin -->\nold table\n<!-- evaluation:reliability:end -->\nrest\n';
+    const out = withReadmeTable(readme, d);
+    expect(out.startsWith('intro\n<!-- evaluation:reliability:begin -->\n')).toBe(true);
+    expect(out).not.toContain('old table');
+    expect(out).toContain('| remote copy | net | system crash | works | works | app crash 1 | works 1 |');
+    expect(out).toContain('npm run evaluate` at 2026-12-05 23:00 UTC (commit abc1234)');
+    expect(out.endsWith('<!-- evaluation:reliability:end -->\nrest\n')).toBe(true);
+    expect(withReadmeTable('no markers\n', d)).toBe('no markers\n');
+  });
+});
