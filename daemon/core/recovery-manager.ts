@@ -10,6 +10,10 @@
 // answers for the driver) → check (the helper's replay steps, then what
 // userspace replays) → passive. Each attempt is its own recovery with its own
 // id; one that cannot run within the limit gives up and parks the device.
+// A device given up on is tried once more after a cool-down (retryMs, doubling
+// while the retries give up again within the window, up to retryMaxMs): a
+// cause that went away (a peer's PAUSE flood, a transient hardware state)
+// then no longer leaves the device out of service until someone acts.
 // A failure reported before the restart completed is the same failure and is
 // merged; one reported during the check means the restart did not cure it:
 // that recovery fails and the report is a fresh failure, under the policy.
@@ -77,9 +81,20 @@ export interface RecoveryPolicy {
   /** Wait before a device's second recovery in the window; doubles for each further one. */
   backoffMs: number;
   backoffMaxMs: number;
+  /** After a give-up, try the device again this long after (0: never on its own); doubles while retries give up again... */
+  retryMs: number;
+  /** ...up to this. */
+  retryMaxMs: number;
 }
 
-export const DEFAULT_POLICY: Readonly<RecoveryPolicy> = { maxRecoveries: 3, windowMs: 10 * 60_000, backoffMs: 2_000, backoffMaxMs: 60_000 };
+export const DEFAULT_POLICY: Readonly<RecoveryPolicy> = {
+  maxRecoveries: 3,
+  windowMs: 10 * 60_000,
+  backoffMs: 2_000,
+  backoffMaxMs: 60_000,
+  retryMs: 15 * 60_000,
+  retryMaxMs: 6 * 3_600_000,
+};
 
 /** Throws a RangeError naming the bad value (the policy comes from a configuration file). */
 export function checkPolicy(p: RecoveryPolicy): RecoveryPolicy {
@@ -91,7 +106,10 @@ export function checkPolicy(p: RecoveryPolicy): RecoveryPolicy {
   int('windowMs', 1);
   int('backoffMs', 0);
   int('backoffMaxMs', 0);
+  int('retryMs', 0);
+  int('retryMaxMs', 0);
   if (p.backoffMaxMs < p.backoffMs) throw new RangeError(`recovery policy: backoffMaxMs (${p.backoffMaxMs}) is less than backoffMs (${p.backoffMs})`);
+  if (p.retryMaxMs < p.retryMs) throw new RangeError(`recovery policy: retryMaxMs (${p.retryMaxMs}) is less than retryMs (${p.retryMs})`);
   return p;
 }
 
@@ -158,6 +176,12 @@ interface DeviceState {
   /** When the last attempt ended: the back-off counts from there. */
   lastEndedAt: number | null;
   gaveUp: { id: string; at: number } | null;
+  /** The try again after the give-up, while one is due. */
+  retryTimer: NodeJS.Timeout | null;
+  /** Retries in a row that gave up again within the window (the cool-down doubles with each). */
+  retries: number;
+  /** When the last retry began, or null. */
+  retryStartedAt: number | null;
   /** Failure reports ignored since giving up (only the first is logged above debug). */
   ignored: number;
   current: Running | null;
@@ -282,8 +306,8 @@ export class RecoveryManager {
     for (const r of recent) {
       if (r.trigger === 'replay' || r.result === 'gave-up') continue;
       const st = this.state(refOf(r));
-      // A manual recovery reset the device's count and back-off (recover()): what came before it no longer counts.
-      if (r.trigger === 'manual') {
+      // A manual recovery or a retry reset the device's count and back-off: what came before it no longer counts.
+      if (r.trigger === 'manual' || r.trigger === RETRY_TRIGGER) {
         st.attempts = [];
         st.lastEndedAt = null;
       }
@@ -292,7 +316,10 @@ export class RecoveryManager {
       st.lastEndedAt = Math.max(st.lastEndedAt ?? 0, r.endedAt ?? r.startedAt);
     }
     for (const r of this.history.latestRecoveries()) {
-      if (r.result === 'gave-up') this.state(refOf(r)).gaveUp = { id: r.id, at: r.endedAt ?? r.startedAt };
+      if (r.result !== 'gave-up') continue;
+      const st = this.state(refOf(r));
+      st.gaveUp = { id: r.id, at: r.endedAt ?? r.startedAt };
+      this.scheduleRetry(st, refOf(r), r.driver);
     }
   }
 
@@ -315,7 +342,7 @@ export class RecoveryManager {
     }
     const st = this.state(ref);
     if (st.gaveUp) {
-      const reason = `shadowd gave up on ${f.device} (${st.gaveUp.id}); it recovers it again only on "shadowctl recover ${formatRef(ref)}"`;
+      const reason = `shadowd gave up on ${f.device} (${st.gaveUp.id}); it recovers it again on "shadowctl recover ${formatRef(ref)}"${this.retryNote(st)}`;
       this.logger.log(st.ignored++ === 0 ? 'notice' : 'debug', `${f.device}: ${f.kind} failure report ignored: ${reason}`, {
         ...base,
         SHADOWD_RECOVERY_ID: st.gaveUp.id,
@@ -386,6 +413,9 @@ export class RecoveryManager {
     st.lastEndedAt = null;
     st.gaveUp = null;
     st.ignored = 0;
+    this.cancelRetry(st);
+    st.retries = 0;
+    st.retryStartedAt = null;
     const cur = st.current;
     if (cur) {
       cur.manual = true;
@@ -529,6 +559,7 @@ export class RecoveryManager {
   async stop(timeoutMs = 15_000): Promise<void> {
     this.stopping = true;
     const states = [...this.devices.values()];
+    for (const st of states) this.cancelRetry(st);
     for (const st of states) st.current?.wake?.();
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
@@ -588,7 +619,7 @@ export class RecoveryManager {
     let st = this.devices.get(key);
     if (!st) {
       const bus = (): string | null => this.classes.get(ref.cls)?.lookup(ref.name)?.bus ?? null;
-      st = { attempts: [], lastEndedAt: null, gaveUp: null, ignored: 0, current: null, replaying: false, lock: Promise.resolve(), unit: bus };
+      st = { attempts: [], lastEndedAt: null, gaveUp: null, retryTimer: null, retries: 0, retryStartedAt: null, ignored: 0, current: null, replaying: false, lock: Promise.resolve(), unit: bus };
       this.devices.set(key, st);
     }
     return st;
@@ -1073,11 +1104,69 @@ export class RecoveryManager {
     } catch (err) {
       parked = `it could not be parked: ${messageOf(err)}`;
     }
-    this.finish(rec, 'gave-up', `${reason}; ${parked}; run "shadowctl recover ${formatRef(refOf(rec))}" once the cause is fixed`);
+    // A retry that gave up again within the window: the next waits twice as long.
+    st.retries = st.retryStartedAt !== null && this.now() - st.retryStartedAt <= policy.windowMs ? st.retries + 1 : 0;
+    st.retryStartedAt = null;
+    const retryMs = retryDelay(policy, st.retries);
+    const retry = retryMs > 0 ? `; shadowd tries it again in ${span(retryMs)}` : '';
+    this.finish(rec, 'gave-up', `${reason}; ${parked}; run "shadowctl recover ${formatRef(refOf(rec))}" once the cause is fixed${retry}`);
     st.gaveUp = { id: rec.id, at: rec.endedAt ?? this.now() };
     st.ignored = 0;
     this.log('err', rec, 'gave-up', `${dev}: gave up recovering driver ${rec.driver ?? '(unknown)'}: ${rec.error}`, { MESSAGE_ID: MESSAGE_GAVE_UP });
+    this.scheduleRetry(st, refOf(rec), rec.driver);
   }
+
+  /** Arms the try again after a give-up, as the device's policy says (none when its retryMs is 0). */
+  private scheduleRetry(st: DeviceState, ref: DeviceRef, driver: string | null): void {
+    this.cancelRetry(st);
+    const gaveUp = st.gaveUp;
+    const delay = retryDelay(this.policyFor(ref, driver), st.retries);
+    if (!gaveUp || delay === 0 || this.stopping) return;
+    st.retryTimer = setTimeout(() => {
+      st.retryTimer = null;
+      if (st.gaveUp !== gaveUp || st.current || this.stopping) return;
+      const known = this.classes.get(ref.cls)?.lookup(ref.name);
+      if (!known) {
+        this.logger.log('notice', `${ref.name}: not tried again after the give-up (${gaveUp.id}): shadowd no longer watches it`, { SHADOWD_DEVICE: ref.name, SHADOWD_CLASS: ref.cls });
+        return;
+      }
+      st.attempts = [];
+      st.lastEndedAt = null;
+      st.gaveUp = null;
+      st.ignored = 0;
+      st.retryStartedAt = this.now();
+      const after = span(delay);
+      this.begin(st, {
+        ref,
+        driver: known.driver,
+        trigger: RETRY_TRIGGER,
+        detail: `tried again ${after} after shadowd gave up (${gaveUp.id})`,
+        manual: false,
+        announce: (rec) => this.log('notice', rec, 'detected', `${ref.name}: trying again ${after} after giving up (${gaveUp.id}); the give-up is lifted`),
+      });
+    }, Math.max(0, gaveUp.at + delay - this.now()));
+    st.retryTimer.unref();
+  }
+
+  private cancelRetry(st: DeviceState): void {
+    if (st.retryTimer) clearTimeout(st.retryTimer);
+    st.retryTimer = null;
+  }
+
+  /** What a failure report ignored after a give-up is told of the retry, while one is due. */
+  private retryNote(st: DeviceState): string {
+    if (!st.retryTimer || !st.gaveUp) return '';
+    return `, and tries it again on its own`;
+  }
+}
+
+/** The trigger of a recovery that tries a device given up on again. */
+export const RETRY_TRIGGER = 'retry';
+
+/** The cool-down before the next retry after a give-up: retryMs, doubled for each retry in a row that gave up again. */
+export function retryDelay(policy: Pick<RecoveryPolicy, 'retryMs' | 'retryMaxMs'>, retries: number): number {
+  if (policy.retryMs === 0) return 0;
+  return Math.min(policy.retryMs * 2 ** Math.min(retries, 30), policy.retryMaxMs);
 }
 
 /** A record's device as a reference. */

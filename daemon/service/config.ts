@@ -36,6 +36,9 @@ export interface Policy {
   /** Wait before a retry after a failed recovery, doubling each time up to backoffMaxSec. */
   backoffSec: number;
   backoffMaxSec: number;
+  /** After a give-up, try the device again this long after (0: only on request), doubling up to giveUpRetryMaxSec. */
+  giveUpRetrySec: number;
+  giveUpRetryMaxSec: number;
   /**
    * Whether a driver WARN (a kernel warning blamed on the driver's module)
    * starts a recovery. Off by default: a WARN says the driver noticed
@@ -87,6 +90,8 @@ export const DEFAULT_POLICY: Readonly<Policy> = {
   recoveryWindowSec: 600,
   backoffSec: 2,
   backoffMaxSec: 60,
+  giveUpRetrySec: 900,
+  giveUpRetryMaxSec: 21600,
   recoverWarnings: false,
 };
 
@@ -136,6 +141,8 @@ export const POLICY_KEYS: { readonly [name: string]: KeySpec<keyof Policy, Setti
   RecoveryWindowSec: { field: 'recoveryWindowSec', parse: integerSetting(1, 86400) },
   BackoffSec: { field: 'backoffSec', parse: integerSetting(0, 3600) },
   BackoffMaxSec: { field: 'backoffMaxSec', parse: integerSetting(0, 3600) },
+  GiveUpRetrySec: { field: 'giveUpRetrySec', parse: integerSetting(0, 604800) },
+  GiveUpRetryMaxSec: { field: 'giveUpRetryMaxSec', parse: integerSetting(0, 604800) },
   RecoverWarnings: { field: 'recoverWarnings', parse: booleanSetting },
 };
 
@@ -296,7 +303,7 @@ export function parseConfig(text: string, file: string, classes: ClassSet): Conf
   // What the current section fills; null for [Daemon], or a section that was in error.
   let values: { policy: Partial<Policy>; settings: Map<string, SettingValue> } | null = null;
   let accepted = new Map<string, { cls: ClassDeclaration; setting: ClassSetting }[]>();
-  let policyLines: { backoffSec?: number; backoffMaxSec?: number } = {};
+  let policyLines: { backoffSec?: number; backoffMaxSec?: number; giveUpRetrySec?: number; giveUpRetryMaxSec?: number } = {};
   // After a bad section header its keys are skipped: one error, not one per line.
   let skipping = false;
 
@@ -304,6 +311,9 @@ export function parseConfig(text: string, file: string, classes: ClassSet): Conf
     const policy = values?.policy;
     if (policy && policy.backoffSec !== undefined && policy.backoffMaxSec !== undefined && policy.backoffMaxSec < policy.backoffSec) {
       err(policyLines.backoffMaxSec ?? 0, 'BackoffMaxSec', `must not be less than BackoffSec (${policy.backoffSec}), got ${policy.backoffMaxSec}`);
+    }
+    if (policy && policy.giveUpRetrySec !== undefined && policy.giveUpRetryMaxSec !== undefined && policy.giveUpRetryMaxSec < policy.giveUpRetrySec) {
+      err(policyLines.giveUpRetryMaxSec ?? 0, 'GiveUpRetryMaxSec', `must not be less than GiveUpRetrySec (${policy.giveUpRetrySec}), got ${policy.giveUpRetryMaxSec}`);
     }
   };
 
@@ -387,7 +397,8 @@ export function parseConfig(text: string, file: string, classes: ClassSet): Conf
       (daemon as unknown as Record<string, unknown>)[daemonSpec.field] = parsed.value;
     } else if (values && policySpec) {
       (values.policy as Record<string, unknown>)[policySpec.field] = parsed.value;
-      if (policySpec.field === 'backoffSec' || policySpec.field === 'backoffMaxSec') policyLines[policySpec.field] = lineNo;
+      const f = policySpec.field;
+      if (f === 'backoffSec' || f === 'backoffMaxSec' || f === 'giveUpRetrySec' || f === 'giveUpRetryMaxSec') policyLines[f] = lineNo;
     } else if (values) {
       values.settings.set(key, parsed.value as SettingValue);
     }
@@ -437,12 +448,15 @@ export function policyFor(config: Config, ref: DeviceRef, driver: string | null 
     return DEFAULT_POLICY[k];
   };
   const backoffSec = pick('backoffSec');
+  const giveUpRetrySec = pick('giveUpRetrySec');
   return {
     protect: pick('protect'),
     maxRecoveries: pick('maxRecoveries'),
     recoveryWindowSec: pick('recoveryWindowSec'),
     backoffSec,
     backoffMaxSec: Math.max(backoffSec, pick('backoffMaxSec')),
+    giveUpRetrySec,
+    giveUpRetryMaxSec: Math.max(giveUpRetrySec, pick('giveUpRetryMaxSec')),
     recoverWarnings: pick('recoverWarnings'),
   };
 }

@@ -23,7 +23,14 @@ export function defaultConfigPath(env: NodeJS.ProcessEnv = process.env): string 
 
 /** The recovery manager's policy from a device's configured one: the file counts in seconds, the manager in ms. */
 export function recoveryPolicy(p: Policy): RecoveryPolicy {
-  return { maxRecoveries: p.maxRecoveries, windowMs: p.recoveryWindowSec * 1000, backoffMs: p.backoffSec * 1000, backoffMaxMs: p.backoffMaxSec * 1000 };
+  return {
+    maxRecoveries: p.maxRecoveries,
+    windowMs: p.recoveryWindowSec * 1000,
+    backoffMs: p.backoffSec * 1000,
+    backoffMaxMs: p.backoffMaxSec * 1000,
+    retryMs: p.giveUpRetrySec * 1000,
+    retryMaxMs: p.giveUpRetryMaxSec * 1000,
+  };
 }
 
 const DAEMON_KEY_NAMES: { [K in keyof Config['daemon']]: string } = {

@@ -197,11 +197,11 @@ describe('a second device class, fake, beside net', () => {
 
     expect(gaveUp).toMatchObject({ cls: 'fake', device: 'dev0', result: 'gave-up', trigger: 'fake-jam' });
     expect(gaveUp.error).toMatch(new RegExp(`^1 recovery of dev0 in the last 10 min \\(${recovered.id}\\) did not keep its driver running`));
-    expect(gaveUp.error).toMatch(/the device is parked .*; run "shadowctl recover fake:dev0" once the cause is fixed$/);
+    expect(gaveUp.error).toMatch(/the device is parked .*; run "shadowctl recover fake:dev0" once the cause is fixed; shadowd tries it again in 15 min$/);
     expect(m.deviceState(DEV0)).toMatchObject({ gaveUp: gaveUp.id, recoveryId: null });
     // The give-up is fake:dev0's alone.
     expect(m.deviceState({ cls: 'net', name: 'dev0' })).toEqual({ recoveryId: null, phase: null, gaveUp: null, recent: 0 });
-    expect(m.report(fakeJam())).toMatchObject({ action: 'ignored', reason: /^shadowd gave up on dev0 .* only on "shadowctl recover fake:dev0"$/ });
+    expect(m.report(fakeJam())).toMatchObject({ action: 'ignored', reason: /^shadowd gave up on dev0 .* on "shadowctl recover fake:dev0", and tries it again on its own$/ });
 
     // Every line about the recoveries names the class.
     const about = lines.filter((l) => l.fields['SHADOWD_RECOVERY_ID'] !== undefined);

@@ -437,7 +437,7 @@ describe('RecoveryManager', () => {
     expect(history.list().map((r) => r.result)).toEqual(['recovered', 'recovered']);
   });
 
-  it('gives up on a failure that comes back in every check, after the limit, and never loops', async () => {
+  it('gives up on a failure that comes back in every check, after the limit; tries again 15 min later, then 30 min, and never loops', async () => {
     let m: RecoveryManager | null = null;
     const outcomes: string[] = [];
     // A sticky fault: 100 ms into each check the stall detector reports the queue stopped again.
@@ -465,14 +465,35 @@ describe('RecoveryManager', () => {
     expect(byId(MESSAGE_RECOVERY_FAILED).map((l) => l.fields['SHADOWD_PHASE'])).toEqual(['check', 'check', 'check']);
     expect(byId(MESSAGE_GAVE_UP)).toHaveLength(1);
     expect(m.deviceState(ETH0)).toMatchObject({ recoveryId: null, gaveUp: gaveUp.id });
-    // Parked: later reports are ignored and nothing more is sent.
-    expect(m.report(failure()).action).toBe('ignored');
-    await vi.advanceTimersByTimeAsync(3_600_000);
+    expect(gaveUp.error).toMatch(/once the cause is fixed; shadowd tries it again in 15 min$/);
+    // Parked: later reports are ignored and nothing more is sent until the cool-down has passed.
+    const ignored = m.report(failure());
+    expect(ignored).toMatchObject({ action: 'ignored', reason: expect.stringMatching(/, and tries it again on its own$/) as unknown });
+    await vi.advanceTimersByTimeAsync(gaveUp.endedAt! + 15 * 60_000 - Date.now() - 1);
     expect(helper.verbs()).toHaveLength(4);
+    await vi.advanceTimersByTimeAsync(60_000);
+    await m.idle();
+    // The retry is a recovery of its own; the fault is still there: three more restarts and a give-up, with a longer cool-down.
+    const again = history.list().reverse().slice(4);
+    expect(again.map((r) => [r.trigger, r.result])).toEqual([
+      ['retry', 'failed'],
+      ['tx-stall', 'failed'],
+      ['tx-stall', 'failed'],
+      ['tx-stall', 'gave-up'],
+    ]);
+    expect(again[0]!.detail).toBe(`tried again 15 min after shadowd gave up (${gaveUp.id})`);
+    expect(again[3]!.error).toMatch(/; shadowd tries it again in 30 min$/);
+    expect(helper.verbs()).toHaveLength(8);
+    await vi.advanceTimersByTimeAsync(30 * 60_000 - 60_000);
+    expect(helper.verbs()).toHaveLength(8);
+    await vi.advanceTimersByTimeAsync(60_000);
+    await m.idle();
+    expect(helper.verbs()).toHaveLength(12);
+    expect(history.list()[0]!.error).toMatch(/; shadowd tries it again in 1 h$/);
   });
 
-  it('backs off between recoveries (2 s, doubling), gives up after 3 in the window, and never loops', async () => {
-    const m = make();
+  it('backs off between recoveries (2 s, doubling), gives up after 3 in the window, and with retries off never loops', async () => {
+    const m = make({ policy: { retryMs: 0, retryMaxMs: 0 } });
     const done: RecoveryRecord[] = [];
     const run = async (): Promise<void> => {
       const out = m.report(failure());
@@ -548,7 +569,7 @@ describe('RecoveryManager', () => {
       c.startsWith('restart')
         ? { ok: false, errno: 'EIO', message: `net:eth0 id=${c.split(' ')[2]} parked after 700 ms: the driver's open failed: error -5 steps=name:skip,mac:ok,mtu:fail` }
         : healthy(c);
-    const m = make();
+    const m = make({ policy: { retryMs: 0, retryMaxMs: 0 } });
     const out = m.report(failure({ kind: 'oops', detail: 'BUG in e1000_clean' }));
     if (out.action === 'ignored') throw new Error(out.reason);
     const first = await out.done;
@@ -655,7 +676,8 @@ describe('RecoveryManager', () => {
         notBack: 'sda did not come back within 30000 ms: map shadow-x keeps holding its I/O',
       });
     };
-    const m = make({ policy: { maxRecoveries: 2, backoffMs: 0 } }, { replay: replayer(replay) });
+    // (No retry after the give-up: runAllTimers would run it too.)
+    const m = make({ policy: { maxRecoveries: 2, backoffMs: 0, retryMs: 0, retryMaxMs: 0 } }, { replay: replayer(replay) });
     const out = m.report(failure());
     if (out.action === 'ignored') throw new Error(out.reason);
     const rec = await out.done;
@@ -821,6 +843,13 @@ describe('RecoveryManager', () => {
     expect(helper.commands).toEqual([]);
     await vi.advanceTimersByTimeAsync(1);
     expect((await out.done).result).toBe('recovered');
+    // eth0's give-up ended 59 s before the start: its retry is due 15 min after it, not after the start.
+    await vi.advanceTimersByTimeAsync(15 * 60_000 - 59_000 - 2000 - 1000);
+    expect(helper.commands.filter((c) => c.includes('net:eth0'))).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1000);
+    await m.idle();
+    expect(history.list()[0]).toMatchObject({ device: 'eth0', trigger: 'retry', result: 'recovered', detail: 'tried again 15 min after shadowd gave up (g1)' });
+    expect(m.deviceState(ETH0).gaveUp).toBeNull();
   });
 
   it('counts no recovery from before a manual recover when it starts again', () => {
@@ -856,7 +885,8 @@ describe('RecoveryManager', () => {
     expect(() => make({ policy: { backoffMs: 5000, backoffMaxMs: 1000 } })).toThrow(/backoffMaxMs \(1000\) is less than backoffMs \(5000\)/);
     expect(() => make({ policy: { windowMs: 1.5 } })).toThrow(RangeError);
     const m = make({ policy: { maxRecoveries: 1, backoffMs: 100 } });
-    expect(m.policy).toEqual({ maxRecoveries: 1, windowMs: 600_000, backoffMs: 100, backoffMaxMs: 60_000 });
+    expect(() => make({ policy: { retryMs: 60_000, retryMaxMs: 1000 } })).toThrow(/retryMaxMs \(1000\) is less than retryMs \(60000\)/);
+    expect(m.policy).toEqual({ maxRecoveries: 1, windowMs: 600_000, backoffMs: 100, backoffMaxMs: 60_000, retryMs: 900_000, retryMaxMs: 21_600_000 });
     const a = m.report(failure());
     if (a.action === 'ignored') throw new Error(a.reason);
     await a.done;
@@ -875,7 +905,7 @@ describe('RecoveryManager', () => {
       },
     });
     expect(m.policyFor(ETH1, 'e1000')).toMatchObject({ maxRecoveries: 1, backoffMs: 2000 });
-    expect(m.policyFor(ETH0, 'e1000')).toEqual({ maxRecoveries: 3, windowMs: 600_000, backoffMs: 2000, backoffMaxMs: 60_000 });
+    expect(m.policyFor(ETH0, 'e1000')).toEqual({ maxRecoveries: 3, windowMs: 600_000, backoffMs: 2000, backoffMaxMs: 60_000, retryMs: 900_000, retryMaxMs: 21_600_000 });
     expect(asked).toEqual(['net:eth1', 'net:eth0']);
     expect(lines.some((l) => l.priority === 'err' && /eth0: unusable recovery policy, using the default: .*backoffMs/.test(l.message))).toBe(true);
     for (const expected of ['recovered', 'gave-up']) {

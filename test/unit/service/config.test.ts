@@ -145,7 +145,7 @@ Protect=no
         '[Daemon]\nMetricsTextfile=/var/lib/x/shadowd.txt\n',
         ':2: MetricsTextfile: must be an absolute path ending in .prom, or empty for none, got "/var/lib/x/shadowd.txt"',
       ],
-      ['an unknown key', '[Device eth0]\nFrobnicate=1\n', ':2: Frobnicate: unknown key in [Device eth0] (keys: Protect, MaxRecoveries, RecoveryWindowSec, BackoffSec, BackoffMaxSec, RecoverWarnings, StallThresholdMs)'],
+      ['an unknown key', '[Device eth0]\nFrobnicate=1\n', ':2: Frobnicate: unknown key in [Device eth0] (keys: Protect, MaxRecoveries, RecoveryWindowSec, BackoffSec, BackoffMaxSec, GiveUpRetrySec, GiveUpRetryMaxSec, RecoverWarnings, StallThresholdMs)'],
       ['a class setting in [Daemon]', '[Daemon]\nStallThresholdMs=2000\n', ':2: StallThresholdMs: belongs in a [Class], [Driver] or [Device] section, not [Daemon]'],
       ['a class setting in the wrong case', '[Driver e1000]\nstallthresholdms=2000\n', ':2: stallthresholdms: unknown key in [Driver e1000] (did you mean StallThresholdMs?)'],
       ['a key in the wrong case', '[Class net]\nprotect=no\n', ':2: protect: unknown key in [Class net] (did you mean Protect?)'],
@@ -153,6 +153,8 @@ Protect=no
       ['a daemon key in a device section', '[Device eth0]\nLogLevel=debug\n', ':2: LogLevel: belongs in [Daemon], not [Device eth0]'],
       ['a key set twice', '[Driver e1000]\nBackoffSec=1\n\nBackoffSec=2\n', ':4: BackoffSec: set twice in [Driver e1000] (first at line 2)'],
       ['a back-off cap below the back-off', '[Class net]\nBackoffMaxSec=5\nBackoffSec=10\n', ':2: BackoffMaxSec: must not be less than BackoffSec (10), got 5'],
+      ['a retry cap below the retry', '[Class net]\nGiveUpRetryMaxSec=60\nGiveUpRetrySec=600\n', ':2: GiveUpRetryMaxSec: must not be less than GiveUpRetrySec (600), got 60'],
+      ['a retry beyond a week', '[Class net]\nGiveUpRetrySec=700000\n', ':2: GiveUpRetrySec: must be an integer from 0 to 604800, got "700000"'],
       ['a key before any section', 'Protect=no\n', ':1: Protect: comes before any section; start the file with [Daemon], [Class NAME], [Driver NAME], [Device CLASS:NAME] or [Device NAME]'],
       ['a line that is not a key', '[Daemon]\nLogLevel\n', ':2: expected "Key=Value", a "[Section]" or a "#" comment, got "LogLevel"'],
       ['a line with no key', '[Daemon]\n=info\n', ':2: no key before "=" in "=info"'],
@@ -351,7 +353,7 @@ StallThresholdMs=2000
       `${FILE}:2: StallThresholdMs: is a setting of class net, and "longsoundcardname0" is not a device name there: a net device name must be an interface name (1-15 bytes, no "/", ":" or spaces)`,
     ]);
     expect(errors('[Device sound:card0]\nFrobnicate=1\n', NET_SOUND)).toEqual([
-      `${FILE}:2: Frobnicate: unknown key in [Device sound:card0] (keys: Protect, MaxRecoveries, RecoveryWindowSec, BackoffSec, BackoffMaxSec, RecoverWarnings, PeriodTimeoutMs, MuteOnRecovery)`,
+      `${FILE}:2: Frobnicate: unknown key in [Device sound:card0] (keys: Protect, MaxRecoveries, RecoveryWindowSec, BackoffSec, BackoffMaxSec, GiveUpRetrySec, GiveUpRetryMaxSec, RecoverWarnings, PeriodTimeoutMs, MuteOnRecovery)`,
     ]);
   });
 });
@@ -379,7 +381,7 @@ describe('class settings come from the class declarations', () => {
     expect(settingFor(c, NET_SOUND, sound('card0'), 'other', 'PeriodTimeoutMs')).toBe(500);
     // Without the class registered, its key is unknown.
     expect(errors('[Driver snd-hda-intel]\nPeriodTimeoutMs=80\n')).toEqual([
-      `${FILE}:2: PeriodTimeoutMs: unknown key in [Driver snd-hda-intel] (keys: Protect, MaxRecoveries, RecoveryWindowSec, BackoffSec, BackoffMaxSec, RecoverWarnings, StallThresholdMs)`,
+      `${FILE}:2: PeriodTimeoutMs: unknown key in [Driver snd-hda-intel] (keys: Protect, MaxRecoveries, RecoveryWindowSec, BackoffSec, BackoffMaxSec, GiveUpRetrySec, GiveUpRetryMaxSec, RecoverWarnings, StallThresholdMs)`,
     ]);
   });
 

@@ -85,11 +85,15 @@ describe('defaultConfigPath', () => {
 
 describe('recoveryPolicy', () => {
   it("converts the file's seconds to the manager's ms; the defaults agree", () => {
-    expect(recoveryPolicy({ protect: true, maxRecoveries: 5, recoveryWindowSec: 3600, backoffSec: 1, backoffMaxSec: 30, recoverWarnings: false })).toEqual({
+    expect(
+      recoveryPolicy({ protect: true, maxRecoveries: 5, recoveryWindowSec: 3600, backoffSec: 1, backoffMaxSec: 30, giveUpRetrySec: 60, giveUpRetryMaxSec: 600, recoverWarnings: false }),
+    ).toEqual({
       maxRecoveries: 5,
       windowMs: 3_600_000,
       backoffMs: 1000,
       backoffMaxMs: 30_000,
+      retryMs: 60_000,
+      retryMaxMs: 600_000,
     });
     // The file's defaults and the manager's are the same policy.
     const c = defaultConfig();
@@ -236,7 +240,7 @@ describe('RunningConfig', () => {
     expect(running.faultInjection()).toBe(true);
     expect(running.protects(net('eth1'), 'e1000')).toBe(false);
     expect(running.protects(net('eth0'), 'e1000')).toBe(true);
-    expect(running.recoveryPolicy(net('eth0'), 'e1000')).toEqual({ maxRecoveries: 1, windowMs: 600_000, backoffMs: 10_000, backoffMaxMs: 60_000 });
+    expect(running.recoveryPolicy(net('eth0'), 'e1000')).toEqual({ maxRecoveries: 1, windowMs: 600_000, backoffMs: 10_000, backoffMaxMs: 60_000, retryMs: 900_000, retryMaxMs: 21_600_000 });
     expect(running.recoveryPolicy(net('eth0'), 'pcnet32')).toEqual(DEFAULT_RECOVERY_POLICY);
     expect(running.setting(net('eth0'), 'e1000', 'StallThresholdMs')).toBe(1000);
     expect(applied).toHaveLength(2);

@@ -5,8 +5,10 @@
 //             restart: shadowd recovers the device as often as its policy
 //             (a [Device] section of a configuration file) allows, waiting
 //             its back-off between attempts, then gives up once, parks the
-//             device and stays quiet while the traffic goes on; a manual
-//             clear + recover brings the device back;
+//             device and stays quiet while the traffic goes on (the fault
+//             is cleared at the give-up); shadowd's own retry
+//             (GiveUpRetrySec after the give-up) brings the device back,
+//             and so does a manual recover;
 //   loop      another process sets the MTU, queue length, message level and
 //             RX ring and queries the device in a loop (nic-setup.ts's
 //             startConfigLoop: restart-check.ts's loop, there run against the
@@ -40,9 +42,11 @@ const DRIVER = 'e1000';
 /**
  * The policy under test, from a configuration file. It differs from the
  * default (2 s doubling up to 60 s) so that the file visibly applies: the
- * back-offs are 2 s then 3 s (4 s capped).
+ * back-offs are 2 s then 3 s (4 s capped). The retry after the give-up
+ * comes once the quiet time and the snapshot of the parked device are over
+ * (about 25 s on an idle host, 31 s seen on a busy one).
  */
-const POLICY = { maxRecoveries: 3, backoffSec: 2, backoffMaxSec: 3 };
+const POLICY = { maxRecoveries: 3, backoffSec: 2, backoffMaxSec: 3, giveUpRetrySec: 45 };
 /** How long the traffic goes on after the give-up while nothing may happen. */
 const QUIET_AFTER_GIVE_UP_MS = 15_000;
 /** How long the second shadowd is watched for a loop. */
@@ -70,7 +74,10 @@ const work = mkdtempSync('/tmp/shadowd-policy-');
 const env = shadowdEnv(work);
 const socket = join(work, 'run', 'control.sock');
 const config = join(work, 'shadowd.conf');
-writeFileSync(config, `[Device ${dev}]\nMaxRecoveries=${POLICY.maxRecoveries}\nBackoffSec=${POLICY.backoffSec}\nBackoffMaxSec=${POLICY.backoffMaxSec}\n`);
+writeFileSync(
+  config,
+  `[Device ${dev}]\nMaxRecoveries=${POLICY.maxRecoveries}\nBackoffSec=${POLICY.backoffSec}\nBackoffMaxSec=${POLICY.backoffMaxSec}\nGiveUpRetrySec=${POLICY.giveUpRetrySec}\n`,
+);
 
 /** A control request straight on the socket: polling through shadowctl would start a Node per poll. */
 async function ctl<T>(method: string, params?: Record<string, unknown>): Promise<T> {
@@ -172,7 +179,10 @@ for (const until = Date.now() + 90_000; Date.now() < until; await sleep(200)) {
 const txstatAtGiveUp = await txstat();
 note(`give-up seen ${giveUpSeenAt === null ? 'never' : `${giveUpSeenAt - faultAt} ms after the fault`}: ${brief(atGiveUp)}; ${txstatAtGiveUp}`);
 
-// The traffic goes on; nothing may change.
+// The cause goes away at once (shadowd's retry must find it gone, however slow this guest is);
+// the traffic goes on, and nothing may change until the retry is due.
+const clear = await shadowctl('inject', dev, 'clear');
+const clearedAt = Date.now();
 const quietFrom = Date.now();
 const quiet = await watchQuiet(QUIET_AFTER_GIVE_UP_MS, atGiveUp);
 const quietEnd = Date.now();
@@ -188,8 +198,22 @@ const parked = {
 };
 note(`${quiet.samples} samples in ${quietEnd - quietFrom} ms of traffic after the give-up: ${quiet.historyChanged.length} history changes, states ${quiet.states.join(', ')}`);
 
-// A person fixes the cause and asks for a recovery.
-const clear = await shadowctl('inject', dev, 'clear');
+// Shadowd tries the device again on its own, GiveUpRetrySec after the give-up.
+const gaveUpRecord = atGiveUp.find((r) => r.result === 'gave-up');
+let retried: RecoveryRecord | null = null;
+for (const until = Date.now() + (POLICY.giveUpRetrySec + 30) * 1000; Date.now() < until && retried === null; await sleep(500)) {
+  retried = (await history()).find((r) => r.trigger === 'retry' && r.endedAt !== null) ?? null;
+}
+const retry = {
+  record: retried,
+  afterGiveUpMs: retried && gaveUpRecord?.endedAt ? retried.startedAt - gaveUpRecord.endedAt : null,
+  clearedAfterGiveUpMs: gaveUpRecord?.endedAt ? clearedAt - gaveUpRecord.endedAt : null,
+  pingMs: retried?.endedAt ? await replyAfter(retried.endedAt, 20_000) : null,
+  txstat: await txstat(),
+};
+note(`retry: ${retried ? `${retried.id} ${retried.result} ${retry.afterGiveUpMs} ms after the give-up, ping ${retry.pingMs} ms after it` : 'none'}; ${retry.txstat}`);
+
+// A person asks for a recovery too.
 const recoverAt = Date.now();
 const recover = await shadowctl('recover', dev, '--json');
 const recoverEnd = Date.now();
@@ -390,6 +414,7 @@ console.log(
     policy: POLICY,
     ifindexBefore,
     giveUp: { inject, faultAt, injectMs, seenAfterMs: giveUpSeenAt === null ? null : giveUpSeenAt - faultAt, history: atGiveUp, txstat: txstatAtGiveUp, quiet, parked },
+    retry,
     manual,
     underLoop,
     killed,

@@ -4,7 +4,8 @@
 //   after its back-off (each recovered, or failed when the hang was reported
 //   again during its check); the device is parked with its ifindex, nothing more
 //   happens while traffic goes on, the kernel log stays free of warnings, and
-//   a manual clear + recover brings the device back;
+//   with the fault cleared shadowd's own retry (GiveUpRetrySec after the
+//   give-up) brings the device back, and a manual recover works too;
 // - another process setting the MTU, queue length, message level and RX ring
 //   and querying the device in a loop while `shadowctl recover` runs 5 times
 //   back to back: every recovery ends recovered with no failed replay step,
@@ -39,7 +40,7 @@ interface Status {
 }
 interface PolicyResult {
   dev: string;
-  policy: { maxRecoveries: number; backoffSec: number; backoffMaxSec: number };
+  policy: { maxRecoveries: number; backoffSec: number; backoffMaxSec: number; giveUpRetrySec: number };
   ifindexBefore: number;
   giveUp: {
     inject: Cli;
@@ -60,6 +61,7 @@ interface PolicyResult {
       daemonAlive: boolean;
     };
   };
+  retry: { record: RecoveryRecord | null; afterGiveUpMs: number | null; clearedAfterGiveUpMs: number | null; pingMs: number | null; txstat: string };
   manual: {
     clear: Cli;
     recover: { exitCode: number | undefined; stderr: string; record: RecoveryRecord | string; ms: number };
@@ -140,8 +142,8 @@ describe('recovery policy on e1000: a clean give-up, recoveries under a configur
     await buildHelperModule((line) => console.log(`kmod: ${line}`));
   });
 
-  it('gives up once on a fault that recurs, recovers under a configuration loop, then survives its own SIGKILL mid-restart', { timeout: 430_000 }, async () => {
-    const run = await runInGuest({ command: ['node', SCRIPT], devices: ['e1000'], timeoutMs: 420_000 });
+  it('gives up once on a fault that recurs, recovers under a configuration loop, then survives its own SIGKILL mid-restart', { timeout: 490_000 }, async () => {
+    const run = await runInGuest({ command: ['node', SCRIPT], devices: ['e1000'], timeoutMs: 480_000 });
     assertGuestOk(run, 'recovery policy scenario');
     const line = run.stdout.split('\n').find((l) => l.startsWith('POLICY_RESULT '));
     expect(line, `no POLICY_RESULT in:\n${run.stdout}\n${run.stderr}`).toBeDefined();
@@ -210,7 +212,15 @@ describe('recovery policy on e1000: a clean give-up, recoveries under a configur
     // Listed once, with its ifindex, present (the helper keeps it) and parked.
     const parkedStatus = p.status.devices.filter((d) => d.name === dev);
     expect(parkedStatus.map((d) => [d.attrs['ifindex'], d.health, d.mode]), JSON.stringify(p.status)).toEqual([[ifindexBefore, 'ok', 'parked']]);
-    // A person clears the fault and recovers the device.
+    // The fault cleared, shadowd's own retry brings the device back, GiveUpRetrySec after the give-up.
+    const t = res.retry;
+    expect(t.clearedAfterGiveUpMs!, `the test cleared the fault after the retry was due (guest too slow), not a shadowd failure${ctx}`).toBeLessThan(res.policy.giveUpRetrySec * 1000);
+    expect(t.record && [t.record.trigger, t.record.result, t.record.error], ctx).toEqual(['retry', 'recovered', null]);
+    expect(t.afterGiveUpMs!).toBeGreaterThanOrEqual(res.policy.giveUpRetrySec * 1000);
+    expect(t.afterGiveUpMs!).toBeLessThan(res.policy.giveUpRetrySec * 1000 + 5000);
+    expect(t.pingMs, `no ping reply after the retry${ctx}`).not.toBeNull();
+    expect(t.txstat).toMatch(new RegExp(`^ok ifindex=${ifindexBefore} state=passive running=1 carrier=1 `));
+    // A person recovers the device too.
     const m = res.manual;
     expect(m.clear.exitCode, m.clear.stderr).toBe(0);
     expect(m.recover.exitCode, `${m.recover.stderr}${ctx}`).toBe(0);
@@ -298,6 +308,7 @@ describe('recovery policy on e1000: a clean give-up, recoveries under a configur
     const h = r.history;
     expect(sig(h), ctx).toEqual([
       ...sig(g.history),
+      `${t.record!.id}:retry:recovered`,
       `${(m.recover.record as RecoveryRecord).id}:manual:recovered`,
       ...u.recoveries.map((rec) => `${(rec.record as RecoveryRecord).id}:manual:recovered`),
       `${killedId}:${k.recoveryAtKill!.trigger}:interrupted`,
@@ -327,7 +338,8 @@ describe('recovery policy on e1000: a clean give-up, recoveries under a configur
         ...timeline.map((t) => `  ${t}`),
         `  gave up (${gaveUp.trigger}) at +${gaveUp.startedAt - g.faultAt} ms, ${gaveUp.phases.total} ms to park; seen by the guest ${g.seenAfterMs} ms after the fault`,
         `  then ${g.quiet.samples} samples over 15 s of traffic: no change, parked throughout, 0 ping replies; ifindex ${ifindexBefore} kept; driver bound while parked: ${p.hasDriver}`,
-        `  manual clear + recover: ${m.recover.ms} ms, first ping reply ${m.pingMs} ms after it`,
+        `  fault cleared ${String(t.clearedAfterGiveUpMs)} ms after the give-up; shadowd's own retry ${String(t.afterGiveUpMs)} ms after the give-up: ${t.record?.result ?? 'none'}, first ping reply ${String(t.pingMs)} ms after it`,
+        `  manual recover: ${m.recover.ms} ms, first ping reply ${m.pingMs} ms after it`,
         `loop: ${u.loop.iterations} passes in ${u.loop.ms} ms (last ${JSON.stringify(u.loop.last)}), ${undone.length} of its writes undone, under ${u.recoveries.length} shadowctl recover: ${u.recoveries
           .map((rec) => (typeof rec.record === 'object' ? `${rec.ms} ms (restart ${rec.record.phases.restart}, check ${rec.record.phases.check}, total ${rec.record.phases.total})` : `${rec.ms} ms`))
           .join(', ')}`,
