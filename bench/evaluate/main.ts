@@ -16,11 +16,10 @@ import { cacheRoot, isKernelSeries, KERNEL_SERIES, type KernelSeries } from '../
 import { ensureKernelCache } from '../../test/vm/rig/kernel-cache.js';
 import { repoPath } from '../../test/vm/rig/repo-path.js';
 import { driverSizes, shadowdSizes } from './code-size.js';
-import { outcomeCounts, renderEvaluation, withReadmeTable, type EvaluationData } from './report.js';
+import { appCell, renderEvaluation, shadowTotal, withReadmeTable, type EvaluationData } from './report.js';
 import { SEED_RELIABILITY } from './seed-figures.js';
 import { netReliability } from './net-reliability.js';
 import { blockReliability } from './block-reliability.js';
-import type { AppOutcome } from './outcome.js';
 import type { ClassRunner } from './class-runs.js';
 import { recoveryChart } from './recovery-times.js';
 
@@ -140,8 +139,5 @@ const data: EvaluationData = {
   recoveries,
 };
 writeOutputs(data);
-for (const c of data.codeSize.classes) log(`${c.cls}: shadow ${c.daemon.code + c.taps.code + c.helper.code} lines (daemon ${c.daemon.code}, taps ${c.taps.code}, helper ${c.helper.code}), fault injection ${c.faults.code}`);
-for (const a of SEED_RELIABILITY) {
-  const runs = (mode: AppOutcome['mode']): string => outcomeCounts(reliability.outcomes.filter((o) => o.app === a.app && o.mode === mode), reliability.notRun[a.cls]);
-  log(`${a.app}: without shadowd ${runs('without shadowd')}; with shadowd ${runs('with shadowd')}`);
-}
+for (const c of data.codeSize.classes) log(`${c.cls}: shadow ${shadowTotal(c)} lines (daemon ${c.daemon.code}, taps ${c.taps.code}, helper ${c.helper.code}), fault injection ${c.faults.code}`);
+for (const a of SEED_RELIABILITY) log(`${a.app}: without shadowd ${appCell(reliability, a, 'without shadowd')}; with shadowd ${appCell(reliability, a, 'with shadowd')}`);

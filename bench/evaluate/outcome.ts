@@ -26,11 +26,6 @@ export interface AppOutcome {
   evidence: string;
 }
 
-/** The worse of two outcomes. */
-export function worse(a: Outcome, b: Outcome): Outcome {
-  return OUTCOMES.indexOf(a) >= OUTCOMES.indexOf(b) ? a : b;
-}
-
 /** A kernel report that is a crash or a hang (a WARN is not: the kernel goes on). */
 const CRASH = /\bOops\b|\bBUG:|kernel BUG at|Kernel panic|general protection fault|soft lockup|hard LOCKUP|blocked for more than \d+ seconds|rcu_(sched|preempt) detected stalls/;
 

@@ -29,7 +29,8 @@ export interface EvaluationData {
 }
 
 const n = (x: number): string => x.toLocaleString('en-US');
-const shadowTotal = (c: ClassShadowSize): number => c.daemon.code + c.taps.code + c.helper.code;
+/** A class's shadow: its daemon folder, its taps and its helper files (fault injection apart). */
+export const shadowTotal = (c: ClassShadowSize): number => c.daemon.code + c.taps.code + c.helper.code;
 const filesOf = (p: PartSize): string => p.files.map((f) => `\`${f}\``).join(', ');
 
 function codeSizeSection(d: CodeSizeData): string[] {
@@ -71,22 +72,26 @@ function codeSizeSection(d: CodeSizeData): string[] {
   return out;
 }
 
+/** A missing result first, then the outcomes worst first. */
+const CELL_ORDER: readonly AppOutcome['outcome'][] = ['no result', ...[...OUTCOMES].reverse()];
+
 /** One cell: each outcome seen with its count, worst first ("app crash 3, works 1"); or why there is none. */
 export function outcomeCounts(runs: AppOutcome[], notRun: string | undefined): string {
   if (runs.length === 0) return notRun !== undefined ? 'not run' : 'no run';
-  const order = [...OUTCOMES].reverse();
-  const seen = [...new Set(runs.map((r) => r.outcome))].sort((a, b) => (a === 'no result' ? -1 : b === 'no result' ? 1 : order.indexOf(a) - order.indexOf(b)));
+  const seen = [...new Set(runs.map((r) => r.outcome))].sort((a, b) => CELL_ORDER.indexOf(a) - CELL_ORDER.indexOf(b));
   return seen.map((o) => `${o} ${runs.filter((r) => r.outcome === o).length}`).join(', ');
 }
 
 /** The seed's reliability table with our two columns beside it. */
 export function reliabilityTable(r: EvaluationData['reliability']): string[] {
   const out = ['| application | class | seed: native | seed: Nooks | seed: shadow drivers | ours: without shadowd | ours: with shadowd |', '|---|---|---|---|---|---|---|'];
-  for (const a of SEED_RELIABILITY) {
-    const runs = (mode: AppOutcome['mode']): AppOutcome[] => r.outcomes.filter((o) => o.app === a.app && o.mode === mode);
-    out.push(`| ${a.app} | ${a.cls} | ${a.native} | ${a.nooks} | ${a.shadow} | ${outcomeCounts(runs('without shadowd'), r.notRun[a.cls])} | ${outcomeCounts(runs('with shadowd'), r.notRun[a.cls])} |`);
-  }
+  for (const a of SEED_RELIABILITY) out.push(`| ${a.app} | ${a.cls} | ${a.native} | ${a.nooks} | ${a.shadow} | ${appCell(r, a, 'without shadowd')} | ${appCell(r, a, 'with shadowd')} |`);
   return out;
+}
+
+/** The counts of one of the seed's applications in one mode, over every driver and kernel it ran on. */
+export function appCell(r: EvaluationData['reliability'], a: { app: string; cls: string }, mode: AppOutcome['mode']): string {
+  return outcomeCounts(r.outcomes.filter((o) => o.app === a.app && o.mode === mode), r.notRun[a.cls]);
 }
 
 /**

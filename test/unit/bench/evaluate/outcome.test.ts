@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { systemCrash, worse } from '../../../../bench/evaluate/outcome.js';
+import { systemCrash } from '../../../../bench/evaluate/outcome.js';
 import { outcomeCounts } from '../../../../bench/evaluate/report.js';
 import type { AppOutcome } from '../../../../bench/evaluate/outcome.js';
 
@@ -17,12 +17,8 @@ describe('systemCrash', () => {
   });
 });
 
-describe('worse and outcomeCounts', () => {
+describe('outcomeCounts', () => {
   const run = (outcome: AppOutcome['outcome']): AppOutcome => ({ app: 'a', program: 'p', cls: 'net', driver: 'd', kernel: '6.1', fault: 'f', mode: 'with shadowd', outcome, evidence: '' });
-  it('orders works < app break < app crash < system crash', () => {
-    expect(worse('works', 'app break')).toBe('app break');
-    expect(worse('system crash', 'app crash')).toBe('system crash');
-  });
   it('counts each outcome, worst first, and says when nothing ran', () => {
     expect(outcomeCounts([run('works'), run('app crash'), run('works'), run('no result')], undefined)).toBe('no result 1, app crash 1, works 2');
     expect(outcomeCounts([], 'not yet')).toBe('not run');
