@@ -231,8 +231,13 @@ static int sh_periods_one(struct snd_pcm_substream *ss, void *data)
 	runtime = ss->runtime;
 	if (runtime) {
 		snd_pcm_stream_lock_irq(ss);
-		/* A stream set up without period interrupts has none to watch. */
-		running = runtime->state == SNDRV_PCM_STATE_RUNNING &&
+		/*
+		 * A stream set up without period interrupts has none to watch.
+		 * A draining playback stream interrupts on until it is empty.
+		 */
+		running = (runtime->state == SNDRV_PCM_STATE_RUNNING ||
+			   (runtime->state == SNDRV_PCM_STATE_DRAINING &&
+			    ss->stream == SNDRV_PCM_STREAM_PLAYBACK)) &&
 			  !runtime->no_period_wakeup;
 		irq = runtime->hw_ptr_interrupt;
 		snd_pcm_stream_unlock_irq(ss);
@@ -256,12 +261,12 @@ static int sh_periods_one(struct snd_pcm_substream *ss, void *data)
 }
 
 /*
- * periods sound:cardN: where each running stream of the card that wakes its
- * reader or writer by period interrupts was at its last one (the sound
- * core's hw_ptr_interrupt, which only the driver's interrupt moves). The
- * daemon watches it to tell a card that lost
- * its interrupts from one that plays: reading a stream's status makes the
- * core ask the driver for its position, which goes on moving under a lost
+ * periods sound:cardN: where each running (or draining playback) stream of
+ * the card that wakes its reader or writer by period interrupts was at its
+ * last one (the sound core's hw_ptr_interrupt, which only the driver's
+ * interrupt moves). The daemon watches it to tell a card that lost its
+ * interrupts from one that plays: reading a stream's status makes the core
+ * ask the driver for its position, which goes on moving under a lost
  * interrupt, and the interrupt line may be shared with other devices.
  */
 static void sh_sound_cmd_periods(struct sh_file *sf, const struct sh_ref *ref,

@@ -22,7 +22,7 @@ import { parsePeriods } from './period-positions.js';
 import { HOLD_KEY, SOUND_DECLARATION, STALL_THRESHOLD_KEY } from './sound-declaration.js';
 import { SoundShadow } from './sound-shadow.js';
 import { AlsaSoundSystem, type SoundSystem } from './sound-system.js';
-import { StreamStallDetector, type WatchedStream } from './stream-stall-detector.js';
+import { isWatchedState, StreamStallDetector, type WatchedStream } from './stream-stall-detector.js';
 import { unkeptFileRefusal } from './unkept-file-refusal.js';
 
 export function openSound(ctx: ClassContext, sys: SoundSystem): ClassRuntime {
@@ -73,7 +73,7 @@ export function openSound(ctx: ClassContext, sys: SoundSystem): ClassRuntime {
       const name = cardName(card.identity.number);
       if (ctx.held(name)) continue;
       for (const [key, s] of card.streams) {
-        if (s.state !== 'RUNNING') continue;
+        if (!isWatchedState(key, s.state)) continue;
         const hw = s.hw_params;
         out.push({ card: name, key, periodMs: hw && hw.rate > 0 ? (hw.period_size * 1000) / hw.rate : null });
       }

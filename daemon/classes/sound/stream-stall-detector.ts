@@ -1,4 +1,5 @@
-// The sound class's own failure detector: a RUNNING stream whose hardware
+// The sound class's own failure detector: a RUNNING stream, or a playback
+// stream DRAINING the end of what its application wrote, whose hardware
 // position (hw_ptr in /proc/asound/cardN/pcmXY/subZ/status) stops
 // advancing, or whose period interrupts stop. A driver that stopped
 // answering leaves its streams RUNNING with the position frozen. A card that
@@ -11,13 +12,21 @@
 // restart take).
 //
 // Cheap: the detector reads nothing unless the shadow has a stream RUNNING
-// (from the taps and the re-reads), then one small file per running stream
-// per poll (100 ms). Reading status makes the core ask the driver for its
+// or DRAINING (from the taps and the re-reads), then one small file per
+// such stream per poll (100 ms). Reading status makes the core ask the driver for its
 // position (snd_pcm_update_hw_ptr), so a stream that plays advances at every
 // read, interrupt or not.
 //
-// No false alarms: the state in the same read decides. A PAUSED, DRAINING,
-// PREPARED, SETUP or SUSPENDED stream is not expected to move; an XRUN is
+// A draining playback stream is judged as a running one: the DMA plays on
+// until the buffer is empty, its position and its period interrupts move
+// all along, and the core ends the drain (the stream leaves DRAINING) when
+// the position reaches the end. A fault that lands during the drain would
+// otherwise leave the application in its drain until the kernel's wait
+// fails it (the card's hold). A capture stream's drain stops the DMA at
+// once: it is not expected to move.
+//
+// No false alarms: the state in the same read decides. A PAUSED, PREPARED,
+// SETUP or SUSPENDED stream, or a DRAINING capture, is not expected to move; an XRUN is
 // the application's (it did not keep up), not the driver's; and a card
 // shadowd holds (restarting its driver) is not polled. A stall must last the
 // threshold and at least two of the stream's periods (a long period moves
@@ -28,8 +37,9 @@ import type { PeriodPositions } from './period-positions.js';
 import type { PcmStatus } from './proc-asound.js';
 import { STREAM_STALL } from './sound-declaration.js';
 import { PollLoop } from '../../core/poll-loop.js';
+import { parseSubstreamKey } from './substream-address.js';
 
-/** A stream the shadow believes RUNNING. */
+/** A stream the shadow believes RUNNING, or DRAINING (playback). */
 export interface WatchedStream {
   card: string;
   /** pcm0p/sub0 */
@@ -39,7 +49,7 @@ export interface WatchedStream {
 }
 
 export interface StreamStallDeps {
-  /** Streams to watch now: RUNNING in the shadow, on cards shadowd does not hold. */
+  /** Streams to watch now: RUNNING (or DRAINING playback, isWatchedState) in the shadow, on cards shadowd does not hold. */
   streams: () => readonly WatchedStream[];
   read: (card: string, key: string) => Promise<PcmStatus>;
   /** Each running stream's position at its last period interrupt, or null when it cannot be told. */
@@ -59,6 +69,7 @@ export interface StreamStallDeps {
  * which must raise one every period from its start.
  */
 interface Track {
+  state: string;
   hwPtr: bigint;
   progressAt: number;
   reported: boolean;
@@ -140,15 +151,17 @@ export class StreamStallDetector {
     const k = id(s);
     const now = this.now();
     const t = this.tracks.get(k);
-    if (status.state !== 'RUNNING' || status.hwPtr === null) {
+    if (!isWatchedState(s.key, status.state) || status.hwPtr === null) {
       this.tracks.delete(k);
       return;
     }
     if (!t) {
-      this.tracks.set(k, { hwPtr: status.hwPtr, progressAt: now, reported: false, irqPos, irqMovedAt: now });
-      this.deps.logger.log('debug', `${s.card}: watching ${s.key}, RUNNING at position ${status.hwPtr}, interrupt position ${irqPos ?? 'unknown'}`, { SHADOWD_CLASS: 'sound', SHADOWD_DEVICE: s.card, SHADOWD_COMPONENT: 'detector' });
+      this.tracks.set(k, { state: status.state, hwPtr: status.hwPtr, progressAt: now, reported: false, irqPos, irqMovedAt: now });
+      this.deps.logger.log('debug', `${s.card}: watching ${s.key}, ${status.state} at position ${status.hwPtr}, interrupt position ${irqPos ?? 'unknown'}`, { SHADOWD_CLASS: 'sound', SHADOWD_DEVICE: s.card, SHADOWD_COMPONENT: 'detector' });
       return;
     }
+    // RUNNING into DRAINING: the same stream playing on (its stall, if any, goes on counting).
+    t.state = status.state;
     if (status.hwPtr !== t.hwPtr) {
       t.hwPtr = status.hwPtr;
       t.progressAt = now;
@@ -179,7 +192,7 @@ export class StreamStallDetector {
     const threshold = Math.max(this.deps.thresholdMs(s.card), 2 * (s.periodMs ?? 0));
     if (t.reported || stalled < threshold) return;
     t.reported = true;
-    const detail = `${s.key} is RUNNING and ${why} for ${stalled} ms (threshold ${threshold} ms)`;
+    const detail = `${s.key} is ${t.state} and ${why} for ${stalled} ms (threshold ${threshold} ms)`;
     this.deps.logger.log('warning', `${s.card}: ${STREAM_STALL}: ${detail}`, { SHADOWD_CLASS: 'sound', SHADOWD_DEVICE: s.card, SHADOWD_COMPONENT: 'detector' });
     const driver = this.deps.driverOf?.(s.card) ?? undefined;
     try {
@@ -188,6 +201,16 @@ export class StreamStallDetector {
       this.deps.logger.log('err', `handing on a ${STREAM_STALL} report failed: ${err instanceof Error ? err.message : String(err)}`, { SHADOWD_COMPONENT: 'detector' });
     }
   }
+}
+
+/**
+ * Whether a stream in @state is expected to move: RUNNING, or DRAINING
+ * playback (the end of what was written still plays). A capture stream's
+ * drain has stopped its DMA.
+ */
+export function isWatchedState(key: string, state: string | null): state is 'RUNNING' | 'DRAINING' {
+  if (state === 'RUNNING') return true;
+  return state === 'DRAINING' && parseSubstreamKey(0, key)?.stream === 0;
 }
 
 function id(s: Pick<WatchedStream, 'card' | 'key'>): string {

@@ -1,18 +1,19 @@
 // The stream stall detector on injected status reads and a fake clock: a
 // RUNNING stream whose position freezes is reported once after the
-// threshold (and never before two periods); a paused, draining, idle or
-// XRUN stream, and a card shadowd holds, are not.
+// threshold (and never before two periods), and so is a playback stream
+// whose drain stops moving; a paused, idle or XRUN stream, a capture's
+// drain, a drain that plays to its end, and a card shadowd holds, are not.
 import { describe, expect, it } from 'vitest';
 import type { PcmStatus } from '../../../../daemon/classes/sound/proc-asound.js';
-import { StreamStallDetector, type WatchedStream } from '../../../../daemon/classes/sound/stream-stall-detector.js';
+import { isWatchedState, StreamStallDetector, type WatchedStream } from '../../../../daemon/classes/sound/stream-stall-detector.js';
 import type { FailureReport } from '../../../../daemon/core/failure-report.js';
 
 /** `irq`: the stream's position at its last period interrupt, as the helper reports it (null: no helper answer). */
-function rig(periodMs: number | null = 100, irq: bigint | null = null) {
+function rig(periodMs: number | null = 100, irq: bigint | null = null, key = 'pcm0p/sub0') {
   let now = 0;
   let status: PcmStatus = { state: 'RUNNING', ownerPid: 300, hwPtr: 0n };
   let irqPos = irq;
-  let watched: WatchedStream[] = [{ card: 'card0', key: 'pcm0p/sub0', periodMs }];
+  let watched: WatchedStream[] = [{ card: 'card0', key, periodMs }];
   const reports: FailureReport[] = [];
   let reads = 0;
   const det = new StreamStallDetector({
@@ -21,7 +22,7 @@ function rig(periodMs: number | null = 100, irq: bigint | null = null) {
       reads++;
       return Promise.resolve({ ...status });
     },
-    periods: () => Promise.resolve(irqPos === null ? null : new Map([['pcm0p/sub0', irqPos]])),
+    periods: () => Promise.resolve(irqPos === null ? null : new Map([[key, irqPos]])),
     thresholdMs: () => 500,
     onReport: (r) => reports.push(r),
     logger: { log: () => undefined },
@@ -76,8 +77,8 @@ describe('stream stall detector', () => {
     expect(r.reports[0]!.detail).toContain('(threshold 800 ms)');
   });
 
-  it('never reports a paused, draining, prepared, suspended or XRUN stream, nor a closed one', async () => {
-    for (const state of ['PAUSED', 'DRAINING', 'PREPARED', 'SUSPENDED', 'XRUN', 'SETUP'] as const) {
+  it('never reports a paused, prepared, suspended or XRUN stream, nor a closed one', async () => {
+    for (const state of ['PAUSED', 'PREPARED', 'SUSPENDED', 'XRUN', 'SETUP'] as const) {
       const r = rig();
       r.set({ state });
       await r.run(3000);
@@ -149,5 +150,79 @@ describe('stream stall detector', () => {
     // Without any helper answer the position alone judges.
     await timer.run(1000);
     expect(timer.reports).toHaveLength(1);
+  });
+
+  it('reports a playback stream whose drain stopped moving, as a running one, with when it began', async () => {
+    const r = rig();
+    await r.run(1000, 4800n);
+    // The application drains the end of its stream; the fault lands in the drain.
+    r.set({ state: 'DRAINING' });
+    await r.run(300, 4800n);
+    expect(r.reports).toEqual([]);
+    await r.run(400);
+    expect(r.reports).toEqual([]);
+    await r.run(200);
+    expect(r.reports).toHaveLength(1);
+    expect(r.reports[0]).toMatchObject({ cls: 'sound', device: 'card0', kind: 'stream-stall', since: 1300 });
+    expect(r.reports[0]!.detail).toMatch(/^pcm0p\/sub0 is DRAINING and its hardware position stayed at \d+ for 500 ms \(threshold 500 ms\)$/);
+  });
+
+  it('reports a draining stream that stalled while it still ran, from when it stalled', async () => {
+    const r = rig();
+    await r.run(1000, 4800n);
+    await r.run(300);
+    r.set({ state: 'DRAINING' });
+    await r.run(200);
+    expect(r.reports).toEqual([]);
+    await r.run(100);
+    expect(r.reports).toHaveLength(1);
+    expect(r.reports[0]!.since).toBe(1000);
+    expect(r.reports[0]!.detail).toMatch(/^pcm0p\/sub0 is DRAINING /);
+  });
+
+  it('reports a draining stream whose period interrupts stopped while its position moves', async () => {
+    const r = rig(100, 0n);
+    await r.run(1000, 4800n, 4800n);
+    r.set({ state: 'DRAINING' });
+    await r.run(400, 4800n);
+    expect(r.reports).toEqual([]);
+    await r.run(200, 4800n);
+    expect(r.reports).toHaveLength(1);
+    expect(r.reports[0]!.detail).toMatch(/^pcm0p\/sub0 is DRAINING and its period interrupts stopped/);
+  });
+
+  it('never reports a drain that plays to its end, nor one started from a prepared stream that plays', async () => {
+    const r = rig(100, 0n);
+    await r.run(1000, 4800n, 4800n);
+    r.set({ state: 'DRAINING' });
+    // A healthy drain moves, position and interrupts, until the core ends it.
+    await r.run(500, 4800n, 4800n);
+    r.set({ state: 'SETUP' });
+    await r.run(3000);
+    expect(r.reports).toEqual([]);
+    const fromPrepared = rig();
+    fromPrepared.set({ state: 'DRAINING' });
+    await fromPrepared.run(400, 4800n);
+    fromPrepared.set({ state: 'SETUP' });
+    await fromPrepared.run(3000);
+    expect(fromPrepared.reports).toEqual([]);
+  });
+
+  it('never reports a capture stream that drains (its drain stopped the DMA)', async () => {
+    const r = rig(100, 0n, 'pcm0c/sub0');
+    await r.run(1000, 4800n, 4800n);
+    expect(r.reports).toEqual([]);
+    r.set({ state: 'DRAINING' });
+    await r.run(3000);
+    expect(r.reports).toEqual([]);
+  });
+
+  it('watches RUNNING streams and DRAINING playback streams, nothing else', () => {
+    expect(isWatchedState('pcm0p/sub0', 'RUNNING')).toBe(true);
+    expect(isWatchedState('pcm0c/sub0', 'RUNNING')).toBe(true);
+    expect(isWatchedState('pcm0p/sub0', 'DRAINING')).toBe(true);
+    expect(isWatchedState('pcm0c/sub0', 'DRAINING')).toBe(false);
+    for (const state of ['PAUSED', 'PREPARED', 'SETUP', 'OPEN', 'XRUN', 'SUSPENDED', null]) expect(isWatchedState('pcm0p/sub0', state), String(state)).toBe(false);
+    expect(isWatchedState('bogus', 'DRAINING')).toBe(false);
   });
 });
