@@ -6,9 +6,14 @@
 // Then a manual `shadowctl recover` under a playing player, and what
 // `status`, `show` and `history` say of the cards. Prints one
 // "SOUND_RECOVERY <json>" line; exits 1 listing what went wrong.
+// With --inputs (a folder made by sound-apps/recovery-inputs.ts on the
+// host) each run plays a source of its own (a player its own WAV, the
+// speech synthesizer its own paragraph in its own voice), which the host
+// then finds in QEMU's recording of the card: the audio is proven, not
+// only the exit codes. Without it every run plays one sweep made here.
 //   node dist/test/vm/guest/sound-recovery-scenario.js [--seconds S]
-//     [--faults a,b] [--apps a,b]
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+//     [--faults a,b] [--apps a,b] [--inputs DIR]
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import process from 'node:process';
@@ -19,12 +24,14 @@ import { controlFor, shadowctlFor } from './block-shadowctl.js';
 import { loadHelper } from './nic-setup.js';
 import { startShadowd } from './shadowd-process.js';
 import { checkAppNames, hwPtr, loadSoundDrivers, SOUND_APPS, soundCards, soundSource, waitRunning, type Card } from './sound-apps.js';
+import { loadRecoveryInputs, recoveryRunKey, type RecoveryInputs } from '../sound-apps/recovery-inputs.js';
 
 const { values: opts } = parseArgs({
   options: {
     seconds: { type: 'string', default: '9' },
     faults: { type: 'string', default: 'lost-irq,fail-stop,fail-prepare' },
     apps: { type: 'string', default: 'aplay-hw' },
+    inputs: { type: 'string' },
   },
 });
 const SECONDS = Number(opts.seconds);
@@ -59,6 +66,13 @@ export interface SoundRecoveryRun {
   recoveries: Recovery[];
   /** From the fault's injection to the recovery's end. */
   recoveredAfterMs: number | null;
+  /** Its source's key in the inputs (--inputs), null without. */
+  source: string | null;
+  /** The stream as the kernel had it 300 ms after the fault went in (fail-prepare: not read). */
+  afterFault: string | null;
+  /** From the application's start to its exit, and to the fault (ms). */
+  appMs: number;
+  faultAtMs: number;
 }
 
 await loadSoundDrivers();
@@ -77,7 +91,24 @@ const ctl = shadowctlFor(work);
 // Polls go on the control socket: starting shadowctl takes seconds under TCG, longer than a stream plays.
 const poll = controlFor(work);
 const wav = join(work, 'source.wav');
-await soundSource(wav, SECONDS);
+const inputs: RecoveryInputs | null = opts.inputs ? loadRecoveryInputs(opts.inputs) : null;
+if (!inputs) await soundSource(wav, SECONDS);
+
+/** argv and environment of @appName on @card for run @key: its own source with --inputs. */
+function appRun(card: Card, appName: string, key: string): { argv: string[]; env?: Record<string, string> } {
+  const app = SOUND_APPS[appName]!;
+  if (!inputs) return { argv: app.argv(card, wav, SECONDS), env: app.env?.(card) };
+  const src = inputs.sources[key];
+  if (!src) throw new Error(`no source for ${key} in ${opts.inputs}`);
+  if (src.kind === 'wav') return { argv: app.argv(card, src.wav, SECONDS), env: app.env?.(card) };
+  // espeak-ng on Debian's default device of the card (plug over dmix), with
+  // dmix at 44.1 kHz instead of its 48 kHz: QEMU's ES1370 model plays
+  // garbage at 48 kHz (without any fault).
+  const home = join(work, `home-${card.name}`);
+  mkdirSync(home, { recursive: true });
+  writeFileSync(join(home, '.asoundrc'), 'defaults.pcm.dmix.rate 44100\n');
+  return { argv: ['espeak-ng', ...src.args, src.text], env: { ...app.env?.(card), HOME: home } };
+}
 
 let historyError = '';
 async function recoveriesOf(card: Card): Promise<Recovery[]> {
@@ -110,10 +141,13 @@ async function shadowSeesRunning(card: Card): Promise<boolean> {
 
 async function runWithFault(card: Card, appName: string, fault: string): Promise<SoundRecoveryRun> {
   const app = SOUND_APPS[appName]!;
-  const argv = app.argv(card, wav, SECONDS);
+  const key = recoveryRunKey(card.driver, appName, fault);
+  const { argv, env } = appRun(card, appName, key);
   const before = new Set((await recoveriesOf(card)).map((r) => r.id));
   let player: ResultPromise<{ reject: false }>;
   let injectedAt: number;
+  let afterFault: string | null = null;
+  const appStart = performance.now();
   const inject = async (): Promise<void> => {
     const r = await ctl('inject', `sound:${card.name}`, fault);
     if (r.exitCode !== 0) problem(`shadowctl inject sound:${card.name} ${fault}: ${r.stdout}${r.stderr}`);
@@ -122,9 +156,9 @@ async function runWithFault(card: Card, appName: string, fault: string): Promise
     // The stream's first prepare fails: the fault goes in before it starts.
     injectedAt = performance.now();
     await inject();
-    player = execa(argv[0]!, argv.slice(1), { reject: false, env: app.env?.(card) });
+    player = execa(argv[0]!, argv.slice(1), { reject: false, env });
   } else {
-    player = execa(argv[0]!, argv.slice(1), { reject: false, env: app.env?.(card) });
+    player = execa(argv[0]!, argv.slice(1), { reject: false, env });
     if (!(await waitRunning(card, app.stream, 15_000))) problem(`${card.name}: ${appName}'s stream never ran`);
     // The shadow has seen the stream start (its taps), as on a machine where
     // the application has been playing for a while.
@@ -139,6 +173,7 @@ async function runWithFault(card: Card, appName: string, fault: string): Promise
     const kernel = existsSync(proc) ? readFileSync(proc, 'utf8').split('\n').filter((l) => /state|hw_ptr|appl_ptr|avail/.test(l)).join('; ') : 'closed';
     const shadow = await poll('show', `sound:${card.name}`);
     const streamState = /"state":\s*"([A-Z]+)"/.exec(shadow.stdout)?.[1] ?? 'none';
+    afterFault = kernel;
     note(`${card.name} 300 ms after the fault: kernel ${kernel}; shadow ${streamState}`);
   }
   const recoveries = await awaitRecovery(card, before);
@@ -146,9 +181,15 @@ async function runWithFault(card: Card, appName: string, fault: string): Promise
   if (recoveries.length === 0) problem(`${card.name} ${appName} ${fault}: shadowd did not recover the card within ${RECOVERY_WAIT_MS / 1000} s (history: ${historyError || 'no new recovery'})`);
   for (const r of recoveries) if (r.result !== 'recovered') problem(`${card.name} ${appName} ${fault}: recovery ${r.id} ended ${r.result}`);
   const p = await player;
+  const appMs = Math.round(performance.now() - appStart);
   if (p.exitCode !== 0) problem(`${card.name} ${appName} ${fault}: ${argv[0]} exited ${p.exitCode}: ${String(p.stderr).slice(-300)}`);
   // The fault is lifted by the restart; a sticky one was not asked for.
-  return { card: card.name, driver: card.driver, app: appName, fault, exitCode: p.exitCode, stderr: String(p.stderr).slice(-300), recoveries, recoveredAfterMs };
+  // A pause between runs: each run's audio apart from the next in the card's recording.
+  await sleep(500);
+  return {
+    card: card.name, driver: card.driver, app: appName, fault, exitCode: p.exitCode, stderr: String(p.stderr).slice(-300), recoveries, recoveredAfterMs,
+    source: inputs ? key : null, afterFault, appMs, faultAtMs: Math.round(injectedAt - appStart),
+  };
 }
 
 const runs: SoundRecoveryRun[] = [];
@@ -163,7 +204,10 @@ for (const card of cards) {
 const manual: Record<string, unknown> = {};
 if (cards.length > 0) {
   const card = cards[0]!;
-  const player = execa('aplay', ['-q', '-D', `hw:${card.number},0`, wav], { reject: false });
+  const key = recoveryRunKey(card.driver, 'aplay-hw', 'manual');
+  manual['source'] = inputs ? key : null;
+  const { argv } = appRun(card, 'aplay-hw', key);
+  const player = execa(argv[0]!, argv.slice(1), { reject: false });
   await waitRunning(card, 'pcm0p', 5000);
   await sleep(1000);
   const r = await ctl('recover', `sound:${card.name}`);
