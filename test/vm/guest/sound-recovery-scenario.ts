@@ -11,8 +11,12 @@
 // speech synthesizer its own paragraph in its own voice), which the host
 // then finds in QEMU's recording of the card: the audio is proven, not
 // only the exit codes. Without it every run plays one sweep made here.
+// --drain-faults runs aplay on each card once more per fault given, with
+// the fault injected (on the control socket, without starting shadowctl)
+// as soon as the stream is DRAINING: the player has written its whole file
+// and waits in its drain for the end of its buffer to play.
 //   node dist/test/vm/guest/sound-recovery-scenario.js [--seconds S]
-//     [--faults a,b] [--apps a,b] [--inputs DIR]
+//     [--faults a,b] [--apps a,b] [--inputs DIR] [--drain-faults a,b]
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -20,9 +24,10 @@ import process from 'node:process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { execa, type ResultPromise } from 'execa';
+import { request } from '../../../daemon/control/control-client.js';
 import { controlFor, shadowctlFor } from './block-shadowctl.js';
 import { loadHelper } from './nic-setup.js';
-import { startShadowd } from './shadowd-process.js';
+import { shadowdEnv, startShadowd } from './shadowd-process.js';
 import { checkAppNames, hwPtr, loadSoundDrivers, SOUND_APPS, soundCards, soundSource, waitRunning, type Card } from './sound-apps.js';
 import { loadRecoveryInputs, recoveryRunKey, type RecoveryInputs } from '../sound-apps/recovery-inputs.js';
 
@@ -32,11 +37,15 @@ const { values: opts } = parseArgs({
     faults: { type: 'string', default: 'lost-irq,fail-stop,fail-prepare' },
     apps: { type: 'string', default: 'aplay-hw' },
     inputs: { type: 'string' },
+    'drain-faults': { type: 'string', default: '' },
   },
 });
 const SECONDS = Number(opts.seconds);
 const FAULTS = opts.faults.split(',').filter(Boolean);
 const APP_NAMES = opts.apps.split(',').filter(Boolean);
+const DRAIN_FAULTS = opts['drain-faults'].split(',').filter(Boolean);
+/** How long a fault in a drain is given to be detected: lost-irq's drain may end before (the position moves when read). */
+const DRAIN_RECOVERY_WAIT_MS = 8000;
 checkAppNames(APP_NAMES);
 const RECOVERY_WAIT_MS = 30_000;
 
@@ -73,6 +82,10 @@ export interface SoundRecoveryRun {
   /** From the application's start to its exit, and to the fault (ms). */
   appMs: number;
   faultAtMs: number;
+  /** 'drain': the fault went in while the stream was DRAINING. */
+  when: 'mid' | 'drain';
+  /** A drain run whose fault no recovery followed: the card recovered by hand afterwards (its fault was still in). */
+  clearedByHand: boolean;
 }
 
 await loadSoundDrivers();
@@ -119,8 +132,8 @@ async function recoveriesOf(card: Card): Promise<Recovery[]> {
 }
 
 /** Waits for a recovery of the card not in @before to end; returns the new ones. */
-async function awaitRecovery(card: Card, before: Set<string>): Promise<Recovery[]> {
-  const until = Date.now() + RECOVERY_WAIT_MS;
+async function awaitRecovery(card: Card, before: Set<string>, waitMs = RECOVERY_WAIT_MS): Promise<Recovery[]> {
+  const until = Date.now() + waitMs;
   for (;;) {
     const fresh = (await recoveriesOf(card)).filter((r) => !before.has(r.id));
     if (fresh.length > 0 && fresh.every((r) => r.result !== null && r.result !== 'in-progress')) return fresh;
@@ -137,6 +150,74 @@ async function shadowSeesRunning(card: Card): Promise<boolean> {
     await sleep(200);
   }
   return false;
+}
+
+function streamState(card: Card, stream: string): string | null {
+  const f = `/proc/asound/card${card.number}/${stream}/sub0/status`;
+  const text = existsSync(f) ? readFileSync(f, 'utf8') : '';
+  return /state: ([A-Z]+)/.exec(text)?.[1] ?? null;
+}
+
+/** The application's stream as the kernel has it (a few fields), for the run's record. */
+function kernelStream(card: Card, stream: string): string {
+  const proc = `/proc/asound/card${card.number}/${stream}/sub0/status`;
+  return existsSync(proc) ? readFileSync(proc, 'utf8').split('\n').filter((l) => /state|hw_ptr|appl_ptr|avail/.test(l)).join('; ') : 'closed';
+}
+
+/** Injects on the control socket: no node to start, the fault goes in within milliseconds. */
+async function injectNow(card: Card, fault: string): Promise<void> {
+  const reply = await request<unknown>(shadowdEnv(work)['SHADOWD_SOCKET']!, 'inject', { device: `sound:${card.name}`, fault, sticky: false }, 30_000);
+  if (!reply.ok) problem(`inject sound:${card.name} ${fault} on the control socket: ${reply.error.message}`);
+}
+
+/** aplay with @fault injected while its stream drains. */
+async function runWithDrainFault(card: Card, fault: string): Promise<SoundRecoveryRun> {
+  const appName = 'aplay-hw';
+  const app = SOUND_APPS[appName]!;
+  const key = recoveryRunKey(card.driver, appName, `${fault}@drain`);
+  const { argv, env } = appRun(card, appName, key);
+  const before = new Set((await recoveriesOf(card)).map((r) => r.id));
+  const appStart = performance.now();
+  const player = execa(argv[0]!, argv.slice(1), { reject: false, env });
+  let exited = false;
+  void player.finally(() => (exited = true));
+  let injectedAt: number | null = null;
+  let afterFault: string | null = null;
+  while (!exited && performance.now() - appStart < 30_000) {
+    if (streamState(card, app.stream) === 'DRAINING') {
+      injectedAt = performance.now();
+      await injectNow(card, fault);
+      afterFault = `at the fault: ${kernelStream(card, app.stream)}`;
+      await sleep(300);
+      afterFault += `; 300 ms later: ${kernelStream(card, app.stream)}`;
+      note(`${card.name} ${fault} in the drain, ${afterFault}`);
+      break;
+    }
+    await sleep(5);
+  }
+  if (injectedAt === null) problem(`${card.name} aplay ${fault}@drain: the stream was never seen DRAINING: no fault went in`);
+  const p = await player;
+  const appMs = Math.round(performance.now() - appStart);
+  let recoveries = injectedAt === null ? [] : await awaitRecovery(card, before, DRAIN_RECOVERY_WAIT_MS);
+  const recoveredAfterMs = recoveries.length && injectedAt !== null ? Math.round(performance.now() - injectedAt) : null;
+  for (const r of recoveries) if (r.result !== 'recovered') problem(`${card.name} aplay ${fault}@drain: recovery ${r.id} ended ${r.result}`);
+  let clearedByHand = false;
+  if (injectedAt !== null && recoveries.length === 0) {
+    // The drain ended without a recovery (the fault went in too late to
+    // stall it): the card still has the fault; recover it by hand for the
+    // runs after this one.
+    note(`${card.name} ${fault}@drain: no recovery followed (the drain ended first); recovering the card by hand`);
+    const r = await ctl('recover', `sound:${card.name}`);
+    if (r.exitCode !== 0) problem(`shadowctl recover sound:${card.name} after ${fault}@drain: ${r.stdout}${r.stderr}`);
+    clearedByHand = true;
+    recoveries = [];
+  }
+  if (p.exitCode !== 0) problem(`${card.name} aplay ${fault}@drain: exited ${p.exitCode}: ${String(p.stderr).slice(-300)}`);
+  await sleep(500);
+  return {
+    card: card.name, driver: card.driver, app: appName, fault: `${fault}@drain`, exitCode: p.exitCode, stderr: String(p.stderr).slice(-300), recoveries, recoveredAfterMs,
+    source: inputs ? key : null, afterFault, appMs, faultAtMs: injectedAt === null ? -1 : Math.round(injectedAt - appStart), when: 'drain', clearedByHand,
+  };
 }
 
 async function runWithFault(card: Card, appName: string, fault: string): Promise<SoundRecoveryRun> {
@@ -188,7 +269,7 @@ async function runWithFault(card: Card, appName: string, fault: string): Promise
   await sleep(500);
   return {
     card: card.name, driver: card.driver, app: appName, fault, exitCode: p.exitCode, stderr: String(p.stderr).slice(-300), recoveries, recoveredAfterMs,
-    source: inputs ? key : null, afterFault, appMs, faultAtMs: Math.round(injectedAt - appStart),
+    source: inputs ? key : null, afterFault, appMs, faultAtMs: Math.round(injectedAt - appStart), when: 'mid', clearedByHand: false,
   };
 }
 
@@ -197,6 +278,10 @@ for (const card of cards) {
   for (const app of APP_NAMES) for (const fault of FAULTS) {
     note(`${card.name} ${app} ${fault}`);
     runs.push(await runWithFault(card, app, fault));
+  }
+  for (const fault of DRAIN_FAULTS) {
+    note(`${card.name} aplay-hw ${fault} in the drain`);
+    runs.push(await runWithDrainFault(card, fault));
   }
 }
 
