@@ -169,6 +169,17 @@ describe('audio proof', () => {
     const r = proveSound(source, c, { window: 'span' });
     expect(proofFailures(r)).toEqual([]);
   });
+
+  it('judges the capture in an explicit window: what plays after the source up to its end is a repeat', () => {
+    // The source, then its last 0.3 s once more (a stale ring looping on after the end), then silence and other sound.
+    const c = capture([{ silence: 0.5 }, { src: [0, SECONDS] }, { src: [SECONDS - 0.3, SECONDS] }, { silence: 0.5 }, { noise: 1, level: 0.2 }]);
+    expect(proofFailures(proveSound(source, c, { window: 'span' }))).toEqual([]);
+    const r = proveSound(source, c, { windowMs: [500, 500 + SECONDS * 1000 + 800] });
+    expect(r.windowMs[0]).toBeCloseTo(500, 0);
+    const f = proofFailures(r);
+    expect(f.join('\n')).toContain('repeated');
+    expect(f.join('\n')).not.toContain('garbage');
+  });
 });
 
 describe('test signal', () => {

@@ -49,6 +49,14 @@ export interface ProofOptions {
    * applications played before and after it on the same card).
    */
   window?: 'all' | 'span';
+  /**
+   * The capture analysed for repeats and garbage, [start, end) in ms:
+   * overrides `window`. For a source that other sources follow on the same
+   * recording: from its first segment to where the next one's begins, so
+   * that what the card played after the source's end (a stale ring looping
+   * on) is judged too, which 'span' leaves out.
+   */
+  windowMs?: [number, number];
 }
 
 export interface Segment {
@@ -120,7 +128,7 @@ export interface ProofReport {
   windowMs: [number, number];
 }
 
-const DEFAULTS: Required<ProofOptions> = {
+const DEFAULTS: Required<Omit<ProofOptions, 'windowMs'>> = {
   analysisRate: 8000,
   bandHz: 1600,
   blockMs: 100,
@@ -306,8 +314,12 @@ export function proveSound(source: Wav, capture: Wav, options: ProofOptions = {}
 
   // 6. Capture not covered by a segment and not silent: a repeat of the source, or garbage.
   const capCovered = (pos: number): boolean => segs.some((g) => pos >= g.cap && pos < g.cap + g.srcEnd - g.src);
-  const window: [number, number] =
-    o.window === 'span' && firstSeg && lastSeg ? [Math.min(...segs.map((g) => g.cap)), Math.max(...segs.map((g) => g.cap + g.srcEnd - g.src))] : [0, c.length];
+  const at = (t: number): number => Math.max(0, Math.min(c.length, Math.round((t / 1000) * rate)));
+  const window: [number, number] = options.windowMs
+    ? [at(options.windowMs[0]), at(options.windowMs[1])]
+    : o.window === 'span' && firstSeg && lastSeg
+      ? [Math.min(...segs.map((g) => g.cap)), Math.max(...segs.map((g) => g.cap + g.srcEnd - g.src))]
+      : [0, c.length];
   const runs: [number, number][] = [];
   for (let p = window[0]; p + step <= window[1]; p += step) {
     if (silent(c, p, step) || capCovered(p + (step >> 1))) continue;
