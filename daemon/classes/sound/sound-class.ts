@@ -19,7 +19,10 @@ import { cardName, cardNumber } from './card-name.js';
 import { planMixer, planRestartMixer, type MixerStep } from './mixer-replay.js';
 import { CardHold } from './card-hold.js';
 import { parsePeriods } from './period-positions.js';
-import { HOLD_KEY, SOUND_DECLARATION, STALL_THRESHOLD_KEY } from './sound-declaration.js';
+import { HOLD_KEY, SOUND_DECLARATION, STALL_THRESHOLD_KEY, STREAM_STALL } from './sound-declaration.js';
+import { substreamKey } from './substream-address.js';
+import type { FailureReport } from '../../core/failure-report.js';
+import type { TapEvent } from '../../core/tap-record.js';
 import { SoundShadow } from './sound-shadow.js';
 import { AlsaSoundSystem, type SoundSystem } from './sound-system.js';
 import { isWatchedState, StreamStallDetector, type WatchedStream } from './stream-stall-detector.js';
@@ -144,6 +147,11 @@ export function openSound(ctx: ClassContext, sys: SoundSystem): ClassRuntime {
         onTapEvent(e) {
           // A card its driver registered (a new card, or one rebound): held too.
           if (e.call === 'card_register' && e.nums['ret'] === 0 && typeof e.nums['card'] === 'number') void hold.hold(cardName(e.nums['card']));
+          const failed = drainFailure(e, Date.now(), driverOf);
+          if (failed && !ctx.held(failed.device)) {
+            ctx.logger.log('warning', `${failed.device}: ${STREAM_STALL}: ${failed.detail}`, { ...fields(failed.device), SHADOWD_COMPONENT: 'detector' });
+            ctx.report(failed);
+          }
         },
         stop: async () => {
           await holding;
@@ -151,6 +159,31 @@ export function openSound(ctx: ClassContext, sys: SoundSystem): ClassRuntime {
         },
       };
     },
+  };
+}
+
+/**
+ * A drain the kernel failed (the taps' pcm_drain_failed): it waited 1.1
+ * buffer lengths for a period interrupt of the draining stream and gave up
+ * ("DMA or IRQ trouble?"). That is a stalled stream, and the only sign of
+ * one that stalls in a player's drain: the kernel gives up sooner than the
+ * stall detector's threshold, and the player may ignore the error. Null for
+ * any other event.
+ */
+export function drainFailure(e: TapEvent, now: number, driverOf: (card: string) => string | null): FailureReport | null {
+  if (e.call !== 'pcm_drain_failed') return null;
+  const { card, dev, stream, sub } = e.nums;
+  if (typeof card !== 'number' || typeof dev !== 'number' || typeof sub !== 'number' || (stream !== 0 && stream !== 1)) return null;
+  const device = cardName(card);
+  const key = substreamKey({ dev, stream, sub });
+  const driver = driverOf(device);
+  return {
+    cls: 'sound',
+    device,
+    kind: STREAM_STALL,
+    detail: `${key} stopped advancing in its drain: the kernel gave up waiting for its period interrupt and failed the drain with EIO (DMA or IRQ trouble)`,
+    detectedAt: now,
+    ...(driver ? { driver } : {}),
   };
 }
 

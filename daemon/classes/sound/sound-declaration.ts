@@ -45,6 +45,7 @@ export const SOUND_TAP_EVENTS = [
   'pcm_start',
   'pcm_stop',
   'pcm_drain',
+  'pcm_drain_failed',
   'pcm_pause',
   'pcm_hw_free',
   'ctl_write',

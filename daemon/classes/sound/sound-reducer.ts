@@ -139,6 +139,7 @@ export const REDUCED_EVENTS: ReadonlySet<string> = new Set(REDUCERS.keys());
 /** Events the taps print that the shadow leaves, with why. */
 export const NOT_REDUCED: ReadonlyMap<string, { kind: 'ignored' | 'elsewhere'; why: string }> = new Map([
   ['info_write', { kind: 'elsewhere', why: 'the sync marker (sound-declaration.ts): the taps runner takes it; nothing changed' }],
+  ['pcm_drain_failed', { kind: 'elsewhere', why: 'a failure, reported by the class (sound-class.ts, drainFailure); the stream\'s stop into SETUP comes as its own pcm_stop' }],
 ]);
 
 /** What an event means; throws a SoundEventError, naming the event, when its fields are not what the taps print. */

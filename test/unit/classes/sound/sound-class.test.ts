@@ -1,9 +1,10 @@
 // The sound class runtime on a fake machine: lookup, the refusal of a
 // restart another file of the card would hang, the card-number check after
 // a restart, module blame, the mixer replay (whole and after a restart's
-// mark), and the stall detector wired to the shadow's running streams.
+// mark), and the stall detector wired to the shadow's running and
+// draining streams, and a drain the kernel failed reported as a stall.
 import { describe, expect, it } from 'vitest';
-import { openSound } from '../../../../daemon/classes/sound/sound-class.js';
+import { drainFailure, openSound } from '../../../../daemon/classes/sound/sound-class.js';
 import type { ClassContext } from '../../../../daemon/core/device-class.js';
 import type { FailureReport } from '../../../../daemon/core/failure-report.js';
 import type { RestartReply } from '../../../../daemon/core/helper-protocol.js';
@@ -129,6 +130,59 @@ describe('sound class runtime', () => {
       reports.length = 0;
       await new Promise((r) => setTimeout(r, 600));
       expect(reports).toEqual([]);
+    } finally {
+      await det.stop();
+    }
+  });
+
+  it('watches a draining playback stream as a running one', async () => {
+    const reports: FailureReport[] = [];
+    const m = fakeSoundSystem([es1370(0)]);
+    const rt = openSound(context(new ShadowStore(':memory:'), new Set(), reports), m.sys);
+    await rt.resync('start-up');
+    const S = 'card=0 dev=0 stream=0 sub=0';
+    const tail = 'kthread=0 pid=300 ts=1 comm=aplay';
+    rt.applyEvents([
+      parseTapRecord(`ev=pcm_open ${S} ret=0 ${tail}`),
+      parseTapRecord(`ev=pcm_hw_params ${S} access=0x8 format0=0x4 format1=0x0 channels=2 rate=48000 period_size=480 periods=4 buffer_size=1920 ret=0 ${tail}`),
+      parseTapRecord(`ev=pcm_start ${S} state=3 ${tail}`),
+      parseTapRecord(`ev=pcm_drain ${S} ${tail}`),
+    ]);
+    m.statuses.set('card0/pcm0p/sub0', { state: 'DRAINING', ownerPid: 300, hwPtr: 1000n });
+    const det = rt.startDetectors();
+    try {
+      for (let i = 0; i < 100 && reports.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(reports).toMatchObject([{ cls: 'sound', device: 'card0', kind: 'stream-stall', driver: 'snd_ens1370' }]);
+      expect(reports[0]!.detail).toMatch(/^pcm0p\/sub0 is DRAINING and its hardware position stayed at 1000/);
+    } finally {
+      await det.stop();
+    }
+  });
+
+  it('reports a drain the kernel failed (its period interrupt never came) as a stall of the card, not while shadowd holds the card', async () => {
+    const failed = parseTapRecord('ev=pcm_drain_failed card=1 dev=0 stream=0 sub=0 ret=-5 kthread=0 pid=300 ts=1 comm=aplay');
+    expect(drainFailure(failed, 1234, () => 'snd_intel8x0')).toEqual({
+      cls: 'sound',
+      device: 'card1',
+      kind: 'stream-stall',
+      detail: 'pcm0p/sub0 stopped advancing in its drain: the kernel gave up waiting for its period interrupt and failed the drain with EIO (DMA or IRQ trouble)',
+      detectedAt: 1234,
+      driver: 'snd_intel8x0',
+    });
+    expect(drainFailure(parseTapRecord('ev=pcm_drain card=1 dev=0 stream=0 sub=0 kthread=0 pid=300 ts=1 comm=aplay'), 1, () => null)).toBeNull();
+    const reports: FailureReport[] = [];
+    const held = new Set<string>();
+    const m = fakeSoundSystem([es1370(0)]);
+    const rt = openSound(context(new ShadowStore(':memory:'), held, reports), m.sys);
+    await rt.resync('start-up');
+    const det = rt.startDetectors();
+    try {
+      const ev = parseTapRecord('ev=pcm_drain_failed card=0 dev=0 stream=0 sub=0 ret=-5 kthread=0 pid=300 ts=1 comm=aplay');
+      det.onTapEvent?.(ev);
+      expect(reports).toMatchObject([{ cls: 'sound', device: 'card0', kind: 'stream-stall', driver: 'snd_ens1370' }]);
+      held.add('card0');
+      det.onTapEvent?.(ev);
+      expect(reports).toHaveLength(1);
     } finally {
       await det.stop();
     }

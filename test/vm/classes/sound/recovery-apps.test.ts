@@ -48,11 +48,12 @@ const APPS = ['aplay-hw', 'espeak'];
 const FAULTS = ['lost-irq', 'fail-stop', 'fail-prepare'];
 /**
  * Faults injected while aplay drains the end of its stream (it has written
- * its whole file): fail-stop freezes the position, which the stall
- * detector must see in a DRAINING stream as in a RUNNING one; lost-irq
- * leaves the position moving when read, so the drain may end before the
- * interrupts' silence reaches the threshold (the scenario then recovers
- * the card by hand, and says so).
+ * its whole file): fail-stop freezes the position; the kernel fails the
+ * drain after 1.1 buffer lengths (sooner than the stall threshold), which
+ * the taps report and the class takes for a stall. lost-irq leaves the
+ * position moving when read, so the drain may end before the interrupts'
+ * silence reaches the threshold (the scenario then recovers the card by
+ * hand, and says so).
  */
 const DRAIN_FAULTS = ['fail-stop', 'lost-irq'];
 const GUEST_TIMEOUT_MS = 900_000;
