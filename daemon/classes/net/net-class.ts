@@ -77,13 +77,21 @@ function openNet(ctx: ClassContext): ClassRuntime {
             return;
           }
           const r = outcome.report;
-          ctx.logger.log('warning', `${r.device}: tx-timeout: ${r.detail}`, { SHADOWD_COMPONENT: 'taps', ...fields(r.device) });
-          try {
-            ctx.report(r);
-          } catch (err) {
-            // Called from the taps' output reader: a failing consumer must not take the taps down.
-            ctx.logger.log('err', `handing on a tx-timeout report failed: ${err instanceof Error ? err.message : String(err)}`, { SHADOWD_COMPONENT: 'taps' });
-          }
+          // The record names no namespace: the helper's count of the watched device's timeouts decides.
+          void stall.tapTimeout(r.device).then((verdict) => {
+            if (verdict.kind === 'seen') return;
+            if (verdict.kind === 'not-ours') {
+              ctx.logger.log('notice', `${r.device}: not recovering on the taps' TX watchdog record: ${verdict.why}`, { SHADOWD_COMPONENT: 'taps', SHADOWD_CLASS: 'net' });
+              return;
+            }
+            ctx.logger.log('warning', `${r.device}: tx-timeout: ${r.detail}`, { SHADOWD_COMPONENT: 'taps', ...fields(r.device) });
+            try {
+              ctx.report(r);
+            } catch (err) {
+              // A failing consumer must not take the taps down.
+              ctx.logger.log('err', `handing on a tx-timeout report failed: ${err instanceof Error ? err.message : String(err)}`, { SHADOWD_COMPONENT: 'taps' });
+            }
+          });
         },
         stop: () => stall.stop(),
       };

@@ -143,6 +143,8 @@ export interface TxTrack {
   waitingSince: number | null;
   /** False after a stall was reported, until the queue makes progress or the device is restarted. */
   armed: boolean;
+  /** When a poll last saw the timeout count grow (absent: never). */
+  timeoutAt?: number;
 }
 
 /** One poll's outcome for one device: pure, so every sequence can be scripted in tests. */
@@ -171,6 +173,8 @@ export function stepTxTrack(
     waitingSince,
     armed: fresh || prev.armed || stalledMs < prev.stalledMs || completing,
   };
+  const timeoutAt = fresh ? undefined : stat.timeouts > prev.timeouts ? now : prev.timeoutAt;
+  if (timeoutAt !== undefined) track.timeoutAt = timeoutAt;
   const reports: FailureReport[] = [];
   if (stat.state !== 'passive') return { track, reports };
   if (!fresh && stat.timeouts > prev.timeouts) {
@@ -213,6 +217,15 @@ export function stepTxTrack(
   }
   return { track, reports };
 }
+
+/** What the helper's count says of a TX timeout the taps saw under a device's name (StallDetector.tapTimeout). */
+export type TapTimeoutVerdict =
+  | { kind: 'new' }
+  | { kind: 'seen' }
+  | { kind: 'not-ours'; why: string };
+
+/** A poll that saw the count grow this recently has reported the timeout the taps saw. */
+const SEEN_TIMEOUT_MS = 5000;
 
 export interface StallDetectorOptions {
   /** Asks the helper `txstat DEVICE`; resolves with the payload after "ok ", rejects on an `err` reply with a TxstatRefusedError (see helperTxstat). */
@@ -324,6 +337,37 @@ export class StallDetector {
       this.opts.logger.log('warning', `${device}: ${r.kind}: ${r.detail}`, fields);
       this.opts.onReport(r);
     }
+  }
+
+  /**
+   * Whether a TX timeout the taps saw under this name is the watched
+   * device's. The tap's record (the net_dev_xmit_timeout tracepoint) names a
+   * device and its driver but not its namespace, and another namespace may
+   * hold a device of the same name and driver (a VF given to a container);
+   * the helper's count is the watched device's own. 'new': it counted a
+   * timeout no poll has seen (taken as seen now, so the next poll does not
+   * report it again); 'seen': a poll just reported it; else why it is not
+   * the watched device's, or cannot be told (then the polls decide).
+   */
+  async tapTimeout(device: string): Promise<TapTimeoutVerdict> {
+    const before = this.tracks.get(device);
+    if (!before) return { kind: 'not-ours', why: `the stall detector has not read ${device}'s TX status yet; its polls count the device's own timeouts` };
+    let stat: TxStat;
+    try {
+      stat = parseTxstat(await this.opts.txstat(device));
+    } catch (err) {
+      return { kind: 'not-ours', why: `${device}'s TX status could not be read (${err instanceof Error ? err.message : String(err)}); the stall detector's polls count the device's own timeouts` };
+    }
+    const now = this.tracks.get(device);
+    if (now && now.ifindex === stat.ifindex && now.timeoutAt !== undefined && this.now() - now.timeoutAt <= SEEN_TIMEOUT_MS) return { kind: 'seen' };
+    if (stat.ifindex !== before.ifindex || stat.timeouts <= before.timeouts) {
+      return { kind: 'not-ours', why: `the ${device} shadowd watches counted no TX timeout (${stat.timeouts} in all): another namespace's device of that name and driver` };
+    }
+    if (now && now.ifindex === stat.ifindex && stat.timeouts > now.timeouts) {
+      now.timeouts = stat.timeouts;
+      now.timeoutAt = this.now();
+    }
+    return { kind: 'new' };
   }
 
   private problem(device: string, key: string, priority: 'info' | 'warning', message: string, fields: Record<string, string>): void {

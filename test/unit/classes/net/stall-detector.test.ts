@@ -238,6 +238,46 @@ describe('stall detector', () => {
     ]);
   });
 
+  describe("the taps' TX watchdog record, which names no namespace", () => {
+    it("is the watched device's when its own count grew since the last poll; the next poll does not report it again", async () => {
+      await run([tx({ timeouts: 3 })]);
+      replies.set('eth0', [tx({ timeouts: 4 })]);
+      expect(await detector.tapTimeout('eth0')).toEqual({ kind: 'new' });
+      await run([tx({ timeouts: 4 })]);
+      expect(reports).toEqual([]);
+    });
+
+    it("is another namespace's when the watched device counted none: a same-named device of the same driver elsewhere", async () => {
+      await run([tx({ timeouts: 3 })]);
+      replies.set('eth0', [tx({ timeouts: 3 })]);
+      const verdict = await detector.tapTimeout('eth0');
+      expect(verdict).toEqual({ kind: 'not-ours', why: "the eth0 shadowd watches counted no TX timeout (3 in all): another namespace's device of that name and driver" });
+      expect(reports).toEqual([]);
+    });
+
+    it('is already reported when a poll saw the count grow moments before the record came', async () => {
+      await run([tx({ timeouts: 3 }), tx({ timeouts: 4 })]);
+      expect(reports).toHaveLength(1);
+      replies.set('eth0', [tx({ timeouts: 4 })]);
+      expect(await detector.tapTimeout('eth0')).toEqual({ kind: 'seen' });
+      // Long after, the same count is no longer a fresh report: a new record with no new count is not ours.
+      now += 10_000;
+      replies.set('eth0', [tx({ timeouts: 4 })]);
+      expect((await detector.tapTimeout('eth0')).kind).toBe('not-ours');
+    });
+
+    it('cannot be told before the first poll, after a restart (new ifindex) or when the helper does not answer: the polls decide', async () => {
+      const first = await detector.tapTimeout('eth0');
+      expect(first.kind === 'not-ours' && first.why).toMatch(/has not read eth0's TX status yet/);
+      await run([tx({ timeouts: 3 })]);
+      replies.set('eth0', [tx({ ifindex: 9, timeouts: 4 })]);
+      expect((await detector.tapTimeout('eth0')).kind).toBe('not-ours');
+      replies.set('eth0', [new TxstatRefusedError('ENODEV', 'gone')]);
+      const unread = await detector.tapTimeout('eth0');
+      expect(unread.kind === 'not-ours' && unread.why).toMatch(/could not be read \(gone\)/);
+    });
+  });
+
   it('starts over when the device was restarted (new ifindex or state), re-armed and with a new timeout count', async () => {
     await run([tx({ stopped: 1, stalled_ms: 1500, timeouts: 5 })]);
     expect(reports).toHaveLength(1);
