@@ -238,6 +238,87 @@ describe('stall detector', () => {
     ]);
   });
 
+  describe("a link partner's PAUSE frames", () => {
+    let pause: (bigint | null | Error)[];
+    let asked: number;
+    let paused: StallDetector;
+    beforeEach(() => {
+      pause = [];
+      asked = 0;
+      paused = new StallDetector({
+        txstat: (device) => {
+          const next = replies.get(device)?.shift();
+          return next === undefined ? Promise.reject(new Error('no reply')) : next instanceof Error ? Promise.reject(next) : Promise.resolve(next);
+        },
+        pauseFrames: () => {
+          asked++;
+          const next = pause.shift();
+          return next instanceof Error ? Promise.reject(next) : Promise.resolve(next ?? null);
+        },
+        devices: () => watched,
+        onReport: (r) => reports.push(r),
+        logger: { log: (priority, message, fields) => void logs.push({ priority, message, fields }) },
+        now: () => now,
+      });
+    });
+    async function polls(seq: string[]): Promise<void> {
+      for (const reply of seq) {
+        replies.set('eth0', [reply]);
+        await paused.pollOnce();
+        now += 250;
+      }
+    }
+    const stalledFor = (ms: number): string => tx({ stopped: 1, stalled_ms: ms });
+
+    it('are not a driver stall: no report while their count grows, however long; said once, and when the hold ends', async () => {
+      // A flood: the partner pauses the link for 10 s; the stopped queue is past the threshold from 1 s on.
+      pause = Array.from({ length: 40 }, (_, i) => BigInt(100 + 50 * i));
+      await polls(Array.from({ length: 40 }, (_, i) => stalledFor(250 * i)));
+      expect(reports).toEqual([]);
+      expect(asked).toBeGreaterThan(30);
+      const notices = logs.filter((l) => l.priority === 'notice');
+      expect(notices.map((l) => l.message)).toEqual(['eth0: its TX queue is stopped, but the link partner is pausing it: 50 PAUSE frame(s) received in 250 ms. Not a driver failure: not restarting while they come']);
+      // The flood ends and the queue drains.
+      await polls([tx(), tx()]);
+      expect(reports).toEqual([]);
+      expect(logs.at(-1)?.message).toMatch(/^eth0: no longer held by PAUSE frames \(held \d+ ms\)$/);
+    });
+
+    it('do not hide a stall once they stop coming: reported one poll after the threshold', async () => {
+      pause = [500n, 500n];
+      await polls([0, 250, 500, 750, 1000, 1250].map(stalledFor));
+      expect(reports).toMatchObject([{ kind: 'tx-stall' }]);
+      // At 1000 ms the first look (500 frames), at 1250 ms the same count: reported then.
+      expect(asked).toBe(2);
+    });
+
+    it('a flood that ends while the queue stays stopped is then a stall', async () => {
+      pause = [10n, 20n, 30n, 30n];
+      await polls([1000, 1250, 1500, 1750].map(stalledFor));
+      expect(reports).toHaveLength(1);
+      expect(logs.map((l) => l.message)).toEqual([
+        'eth0: its TX queue is stopped, but the link partner is pausing it: 10 PAUSE frame(s) received in 250 ms. Not a driver failure: not restarting while they come',
+        expect.stringMatching(/^eth0: no longer held by PAUSE frames \(held 500 ms\)$/),
+        expect.stringMatching(/^eth0: tx-stall: /),
+      ]);
+    });
+
+    it('change nothing for a driver that does not count them, or whose count cannot be read (said once)', async () => {
+      pause = [null];
+      await polls([1000].map(stalledFor));
+      expect(reports).toHaveLength(1);
+      reports.length = 0;
+      watched = ['eth1'];
+      pause = [new Error('ethtool: timed out'), new Error('ethtool: timed out')];
+      for (const ms of [1000, 1250, 1500]) {
+        replies.set('eth1', [tx({ ifindex: 3 + ms, stopped: 1, stalled_ms: ms })]);
+        await paused.pollOnce();
+      }
+      expect(reports).toHaveLength(3);
+      expect(logs.filter((l) => l.message.includes('cannot read its PAUSE frame count'))).toHaveLength(1);
+    });
+  });
+
   describe("the taps' TX watchdog record, which names no namespace", () => {
     it("is the watched device's when its own count grew since the last poll; the next poll does not report it again", async () => {
       await run([tx({ timeouts: 3 })]);
