@@ -15,6 +15,7 @@ import { NetdevShadow } from './netdev-shadow.js';
 import { snapshotDevice, type DeviceSnapshot } from './netdev-snapshot.js';
 import { helperTxstat, StallDetector } from './stall-detector.js';
 import { txTimeoutFromTap } from './tx-timeout.js';
+import { readRxPauseFrames } from './pause-frames.js';
 
 /** Replaying a NIC's shadow: read with ip/ethtool/tc, plan in dependency order, run as argv. */
 export const NET_REPLAY_PLANNER: ReplayPlanner<ShadowEntry, DeviceSnapshot, ReplayStep> = {
@@ -62,6 +63,7 @@ function openNet(ctx: ClassContext): ClassRuntime {
     startDetectors(): ClassDetectors {
       const stall = new StallDetector({
         txstat: helperTxstat(ctx.pollHelper),
+        pauseFrames: readRxPauseFrames,
         devices: () => shadow.status().filter((d) => d.health === 'ok').map((d) => d.name),
         onReport: ctx.report,
         logger: ctx.logger,
@@ -77,13 +79,21 @@ function openNet(ctx: ClassContext): ClassRuntime {
             return;
           }
           const r = outcome.report;
-          ctx.logger.log('warning', `${r.device}: tx-timeout: ${r.detail}`, { SHADOWD_COMPONENT: 'taps', ...fields(r.device) });
-          try {
-            ctx.report(r);
-          } catch (err) {
-            // Called from the taps' output reader: a failing consumer must not take the taps down.
-            ctx.logger.log('err', `handing on a tx-timeout report failed: ${err instanceof Error ? err.message : String(err)}`, { SHADOWD_COMPONENT: 'taps' });
-          }
+          // The record names no namespace: the helper's count of the watched device's timeouts decides.
+          void stall.tapTimeout(r.device).then((verdict) => {
+            if (verdict.kind === 'seen') return;
+            if (verdict.kind === 'not-ours') {
+              ctx.logger.log('notice', `${r.device}: not recovering on the taps' TX watchdog record: ${verdict.why}`, { SHADOWD_COMPONENT: 'taps', SHADOWD_CLASS: 'net' });
+              return;
+            }
+            ctx.logger.log('warning', `${r.device}: tx-timeout: ${r.detail}`, { SHADOWD_COMPONENT: 'taps', ...fields(r.device) });
+            try {
+              ctx.report(r);
+            } catch (err) {
+              // A failing consumer must not take the taps down.
+              ctx.logger.log('err', `handing on a tx-timeout report failed: ${err instanceof Error ? err.message : String(err)}`, { SHADOWD_COMPONENT: 'taps' });
+            }
+          });
         },
         stop: () => stall.stop(),
       };

@@ -3,9 +3,13 @@
 // dev_watchdog() gives up on a queue, before the driver's own reset runs.
 // The tracepoint names the device and its driver but not its network
 // namespace, and a name is unique only within one: any user can make an eth0
-// of their own (`unshare -rn`). A timeout is ours only when the driver it
-// names is the driver of the device shadowd watches under that name; a
-// user's namespace holds only virtual devices, which have no driver to name.
+// of their own (`unshare -rn`). A timeout is a candidate only when the
+// driver it names is the driver of the device shadowd watches under that
+// name (a user's namespace holds only virtual devices, which have no driver
+// to name); and it is ours only when the helper's count of that device's own
+// timeouts grew (StallDetector.tapTimeout, asked by net-class.ts), since
+// root may give another namespace a device of the same driver and name (a
+// VF handed to a container).
 import type { FailureReport } from '../../core/failure-report.js';
 import type { TapEvent } from '../../core/tap-record.js';
 
