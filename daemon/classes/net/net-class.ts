@@ -14,7 +14,7 @@ import { planReplay, planRestartReplay, runReplay, type ReplayStep } from './net
 import { NetdevShadow } from './netdev-shadow.js';
 import { snapshotDevice, type DeviceSnapshot } from './netdev-snapshot.js';
 import { helperTxstat, StallDetector } from './stall-detector.js';
-import { txTimeoutFromTap } from './tx-timeout.js';
+import { handleTapTimeout } from './tx-timeout.js';
 import { readRxPauseFrames } from './pause-frames.js';
 
 /** Replaying a NIC's shadow: read with ip/ethtool/tc, plan in dependency order, run as argv. */
@@ -72,28 +72,7 @@ function openNet(ctx: ClassContext): ClassRuntime {
       stall.start();
       return {
         onTapEvent(e) {
-          const outcome = txTimeoutFromTap(e, Date.now(), (name) => shadow.record(name)?.driver);
-          if (!outcome) return;
-          if (outcome.kind === 'ignored') {
-            ctx.logger.log('notice', `${outcome.device}: not recovering: ${outcome.why}`, { SHADOWD_COMPONENT: 'taps', SHADOWD_CLASS: 'net' });
-            return;
-          }
-          const r = outcome.report;
-          // The record names no namespace: the helper's count of the watched device's timeouts decides.
-          void stall.tapTimeout(r.device).then((verdict) => {
-            if (verdict.kind === 'seen') return;
-            if (verdict.kind === 'not-ours') {
-              ctx.logger.log('notice', `${r.device}: not recovering on the taps' TX watchdog record: ${verdict.why}`, { SHADOWD_COMPONENT: 'taps', SHADOWD_CLASS: 'net' });
-              return;
-            }
-            ctx.logger.log('warning', `${r.device}: tx-timeout: ${r.detail}`, { SHADOWD_COMPONENT: 'taps', ...fields(r.device) });
-            try {
-              ctx.report(r);
-            } catch (err) {
-              // A failing consumer must not take the taps down.
-              ctx.logger.log('err', `handing on a tx-timeout report failed: ${err instanceof Error ? err.message : String(err)}`, { SHADOWD_COMPONENT: 'taps' });
-            }
-          });
+          void handleTapTimeout(e, { driverOf: (name) => shadow.record(name)?.driver, verdict: (device) => stall.tapTimeout(device), report: ctx.report, logger: ctx.logger });
         },
         stop: () => stall.stop(),
       };
