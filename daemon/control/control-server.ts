@@ -34,6 +34,14 @@ export type Handler = (req: Request, peer: PeerCredentials | null) => Promise<un
  */
 export const MAX_CONNECTIONS = 16;
 /**
+ * Of MAX_CONNECTIONS, the last ones are served only for root: a group
+ * member who holds every other connection open (a request every few
+ * seconds defeats the idle timeout) still cannot keep the administrator's
+ * shadowctl out. The caller is identified only once the connections reach
+ * them (identifying loads koffi, which a read-only request does not need).
+ */
+export const ROOT_RESERVED_CONNECTIONS = 2;
+/**
  * Complete requests read ahead of the one being answered, per connection.
  * shadowctl sends one; a client that pipelines more is simply read more
  * slowly (the kernel's socket buffer then fills and its writes block).
@@ -67,6 +75,7 @@ export const CUTOFF_LOG_INTERVAL_MS = 60_000;
 
 export interface ControlLimits {
   maxConnections: number;
+  rootReservedConnections: number;
   maxPendingRequests: number;
   maxPendingChars: number;
   maxUnsentBytes: number;
@@ -75,6 +84,7 @@ export interface ControlLimits {
 
 export const DEFAULT_LIMITS: Readonly<ControlLimits> = {
   maxConnections: MAX_CONNECTIONS,
+  rootReservedConnections: ROOT_RESERVED_CONNECTIONS,
   maxPendingRequests: MAX_PENDING_REQUESTS,
   maxPendingChars: MAX_PENDING_CHARS,
   maxUnsentBytes: MAX_UNSENT_BYTES,
@@ -145,10 +155,10 @@ export async function startControlServer(path: string, handler: Handler, logger:
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => socket.destroy());
     if (served.size >= limits.maxConnections) {
-      refuseConnection(socket, limits, cutOffLog);
+      refuseConnection(socket, 'full', `shadowd is serving ${limits.maxConnections} control connections already, the most it takes; try again`, cutOffLog, `refused a connection, ${limits.maxConnections} are open already (the cap)`, served.size);
       return;
     }
-    // Asked once per connection, at its first mutating request (SO_PEERCRED is as of connect()).
+    // Asked once per connection, at its first mutating request or when only root's connections are left (SO_PEERCRED is as of connect()).
     let peer: PeerCredentials | null | undefined;
     const peerOf = (): PeerCredentials | null => {
       if (peer !== undefined) return peer;
@@ -161,6 +171,19 @@ export async function startControlServer(path: string, handler: Handler, logger:
       }
       return peer;
     };
+    const forAll = limits.maxConnections - limits.rootReservedConnections;
+    if (served.size >= forAll && peerOf()?.uid !== 0) {
+      const who = peer ? `uid ${peer.uid}` : 'a caller shadowd cannot identify';
+      refuseConnection(
+        socket,
+        'reserved',
+        `shadowd is serving ${served.size} control connections; the last ${limits.rootReservedConnections} of ${limits.maxConnections} are kept for root; try again`,
+        cutOffLog,
+        `refused a connection from ${who}: ${served.size} are open, the last ${limits.rootReservedConnections} of ${limits.maxConnections} are kept for root`,
+        served.size,
+      );
+      return;
+    }
     const pendingChars = serveConnection(socket, {
       handler,
       logger,
@@ -197,10 +220,10 @@ export async function startControlServer(path: string, handler: Handler, logger:
   };
 }
 
-/** A client is told it is one too many, in the protocol's error shape, and closed. */
-function refuseConnection(socket: Socket, limits: ControlLimits, cutOffLog: LimitedLog): void {
-  cutOffLog('full', 'warning', `control socket: refused a connection, ${limits.maxConnections} are open already (the cap)`, { SHADOWD_CONTROL_CONNECTIONS: limits.maxConnections });
-  const reply = errorReply(new RequestError('EBUSY', `shadowd is serving ${limits.maxConnections} control connections already, the most it takes; try again`));
+/** A client is told it is one too many (why: `message`), in the protocol's error shape, and closed; the journal hears of it at most once a minute per kind. */
+function refuseConnection(socket: Socket, kind: 'full' | 'reserved', message: string, cutOffLog: LimitedLog, logged: string, connections: number): void {
+  cutOffLog(kind, 'warning', `control socket: ${logged}`, { SHADOWD_CONTROL_CONNECTIONS: connections });
+  const reply = errorReply(new RequestError('EBUSY', message));
   // Its requests are read and dropped: closing on unread input would reset the connection before it reads the reply.
   socket.resume();
   socket.end(JSON.stringify(reply) + '\n');
@@ -351,7 +374,8 @@ function serveConnection(socket: Socket, ctx: ConnectionContext): () => number {
       const privilege: Privilege = peer ? privilegeOf(peer) : { granted: false, reason: 'shadowd cannot tell who it is' };
       if (!privilege.granted) {
         const who = peer ? `uid ${peer.uid}, pid ${peer.pid}` : 'a caller shadowd cannot identify';
-        logger.log('notice', `refused ${req.method} (it needs root with CAP_NET_ADMIN) from ${who}${peer ? `: ${privilege.reason}` : ''}`, {
+        // At most once a minute per caller: a group member cannot fill the journal with refusals.
+        cutOffLog(`refused:${peer?.uid ?? 'unknown'}`, 'notice', `refused ${req.method} (it needs root with CAP_NET_ADMIN) from ${who}${peer ? `: ${privilege.reason}` : ''}`, {
           SHADOWD_REQUEST: req.method,
           SHADOWD_PEER_UID: peer?.uid,
           SHADOWD_PEER_PID: peer?.pid,

@@ -14,7 +14,8 @@ import { planReplay, planRestartReplay, runReplay, type ReplayStep } from './net
 import { NetdevShadow } from './netdev-shadow.js';
 import { snapshotDevice, type DeviceSnapshot } from './netdev-snapshot.js';
 import { helperTxstat, StallDetector } from './stall-detector.js';
-import { txTimeoutFromTap } from './tx-timeout.js';
+import { handleTapTimeout } from './tx-timeout.js';
+import { readRxPauseFrames } from './pause-frames.js';
 
 /** Replaying a NIC's shadow: read with ip/ethtool/tc, plan in dependency order, run as argv. */
 export const NET_REPLAY_PLANNER: ReplayPlanner<ShadowEntry, DeviceSnapshot, ReplayStep> = {
@@ -62,6 +63,7 @@ function openNet(ctx: ClassContext): ClassRuntime {
     startDetectors(): ClassDetectors {
       const stall = new StallDetector({
         txstat: helperTxstat(ctx.pollHelper),
+        pauseFrames: readRxPauseFrames,
         devices: () => shadow.status().filter((d) => d.health === 'ok').map((d) => d.name),
         onReport: ctx.report,
         logger: ctx.logger,
@@ -70,20 +72,7 @@ function openNet(ctx: ClassContext): ClassRuntime {
       stall.start();
       return {
         onTapEvent(e) {
-          const outcome = txTimeoutFromTap(e, Date.now(), (name) => shadow.record(name)?.driver);
-          if (!outcome) return;
-          if (outcome.kind === 'ignored') {
-            ctx.logger.log('notice', `${outcome.device}: not recovering: ${outcome.why}`, { SHADOWD_COMPONENT: 'taps', SHADOWD_CLASS: 'net' });
-            return;
-          }
-          const r = outcome.report;
-          ctx.logger.log('warning', `${r.device}: tx-timeout: ${r.detail}`, { SHADOWD_COMPONENT: 'taps', ...fields(r.device) });
-          try {
-            ctx.report(r);
-          } catch (err) {
-            // Called from the taps' output reader: a failing consumer must not take the taps down.
-            ctx.logger.log('err', `handing on a tx-timeout report failed: ${err instanceof Error ? err.message : String(err)}`, { SHADOWD_COMPONENT: 'taps' });
-          }
+          void handleTapTimeout(e, { driverOf: (name) => shadow.record(name)?.driver, verdict: (device) => stall.tapTimeout(device), report: ctx.report, logger: ctx.logger });
         },
         stop: () => stall.stop(),
       };

@@ -19,6 +19,13 @@
 // bytes are in flight and how many the device completed; in flight with no
 // completion for as long as the threshold is a stall too. A healthy device
 // completes within milliseconds, and an idle one has nothing in flight.
+//
+// A link partner sending PAUSE frames (802.3x flow control) stops the
+// transmitter too, for as long as it keeps sending them. For a device whose
+// driver counts the PAUSE frames it receives (pause-frames.ts), a stall is
+// reported only once the count stood still across a poll: while it grows
+// the link is held by the partner, which a restart would not cure. Such a
+// device's stalls are reported one poll later; others' as before.
 import type { FailureReport } from '../../core/failure-report.js';
 import type { HelperClient } from '../../core/helper-client.js';
 import type { Logger } from '../../service/log.js';
@@ -143,6 +150,8 @@ export interface TxTrack {
   waitingSince: number | null;
   /** False after a stall was reported, until the queue makes progress or the device is restarted. */
   armed: boolean;
+  /** When a poll last saw the timeout count grow (absent: never). */
+  timeoutAt?: number;
 }
 
 /** One poll's outcome for one device: pure, so every sequence can be scripted in tests. */
@@ -171,6 +180,8 @@ export function stepTxTrack(
     waitingSince,
     armed: fresh || prev.armed || stalledMs < prev.stalledMs || completing,
   };
+  const timeoutAt = fresh ? undefined : stat.timeouts > prev.timeouts ? now : prev.timeoutAt;
+  if (timeoutAt !== undefined) track.timeoutAt = timeoutAt;
   const reports: FailureReport[] = [];
   if (stat.state !== 'passive') return { track, reports };
   if (!fresh && stat.timeouts > prev.timeouts) {
@@ -214,6 +225,18 @@ export function stepTxTrack(
   return { track, reports };
 }
 
+/** What the helper's count says of a TX timeout the taps saw under a device's name (StallDetector.tapTimeout). */
+export type TapTimeoutVerdict =
+  | { kind: 'new' }
+  | { kind: 'seen' }
+  | { kind: 'not-ours'; why: string };
+
+/** A PAUSE frame count older than this is not compared with: the next poll takes a fresh one. */
+const PAUSE_SAMPLE_MAX_AGE_MS = 2000;
+
+/** A poll that saw the count grow this recently has reported the timeout the taps saw. */
+const SEEN_TIMEOUT_MS = 5000;
+
 export interface StallDetectorOptions {
   /** Asks the helper `txstat DEVICE`; resolves with the payload after "ok ", rejects on an `err` reply with a TxstatRefusedError (see helperTxstat). */
   txstat: (device: string) => Promise<string>;
@@ -223,6 +246,12 @@ export interface StallDetectorOptions {
   logger: Logger;
   /** Default 250 ms. */
   pollMs?: number;
+  /**
+   * The PAUSE frames the device has received (pause-frames.ts), null when
+   * its driver does not count them; asked only when a stall is about to be
+   * reported. Absent: stalls are reported without asking.
+   */
+  pauseFrames?: (device: string) => Promise<bigint | null>;
   /** Default 1000 ms; capped per device at half its kernel watchdog period. A function is asked at each poll (per-device configuration, reloadable). */
   thresholdMs?: number | ((device: string) => number);
   now?: () => number;
@@ -256,6 +285,18 @@ export class StallDetector {
   private readonly tracks = new Map<string, TxTrack>();
   /** The last problem logged per device, so a lasting one is logged once, not four times a second. */
   private readonly problems = new Map<string, string>();
+  /** Per device, its PAUSE frame count when a stall was last about to be reported. */
+  private readonly pauseSamples = new Map<string, { count: bigint; at: number }>();
+  /** Devices whose stall is held by their link partner's PAUSE frames, since when. */
+  private readonly heldSince = new Map<string, number>();
+  /** Devices whose PAUSE frame count could not be read (said once). */
+  private readonly pauseUnread = new Set<string>();
+  /**
+   * Per device (and ifindex), whether its driver counts PAUSE frames, asked
+   * once when the detector first sees it, so that a stall on a NIC that
+   * does not count them is reported without waiting for ethtool.
+   */
+  private readonly countsPause = new Map<string, { ifindex: number; counts: boolean | null }>();
   private timer: NodeJS.Timeout | null = null;
   private running = false;
   private inFlight: Promise<void> = Promise.resolve();
@@ -295,6 +336,9 @@ export class StallDetector {
     const devices = new Set(this.opts.devices());
     for (const name of this.tracks.keys()) if (!devices.has(name)) this.tracks.delete(name);
     for (const name of this.problems.keys()) if (!devices.has(name)) this.problems.delete(name);
+    for (const name of this.pauseSamples.keys()) if (!devices.has(name)) this.pauseSamples.delete(name);
+    for (const name of this.heldSince.keys()) if (!devices.has(name)) this.heldSince.delete(name);
+    for (const name of this.countsPause.keys()) if (!devices.has(name)) this.countsPause.delete(name);
     await Promise.all([...devices].map((d) => this.pollDevice(d)));
   }
 
@@ -320,10 +364,105 @@ export class StallDetector {
     const threshold = this.opts.thresholdMs;
     const { track, reports } = stepTxTrack(this.tracks.get(device), stat, device, this.now(), typeof threshold === 'function' ? threshold(device) : (threshold ?? 1000));
     this.tracks.set(device, track);
+    this.learnPauseCounting(device, stat.ifindex);
+    const stalled = reports.some((r) => r.kind === 'tx-stall');
+    const held = stalled && (await this.heldByPartner(device, track, fields));
+    if (!held) this.holdEnded(device, fields);
     for (const r of reports) {
+      if (held && r.kind === 'tx-stall') continue;
       this.opts.logger.log('warning', `${device}: ${r.kind}: ${r.detail}`, fields);
       this.opts.onReport(r);
     }
+  }
+
+  /**
+   * Whether the stall about to be reported is the link partner's PAUSE
+   * frames holding the transmitter: the count grew since the last look, or
+   * this is the first look (the next poll tells). Then the track is armed
+   * again, so the next poll asks again.
+   */
+  private async heldByPartner(device: string, track: TxTrack, fields: Record<string, string>): Promise<boolean> {
+    const read = this.opts.pauseFrames;
+    if (!read || this.countsPause.get(device)?.counts === false) return false;
+    let count: bigint | null;
+    try {
+      count = await read(device);
+    } catch (err) {
+      if (!this.pauseUnread.has(device)) {
+        this.pauseUnread.add(device);
+        this.opts.logger.log('warning', `${device}: cannot read its PAUSE frame count (${err instanceof Error ? err.message : String(err)}); its stalls are reported without it`, fields);
+      }
+      return false;
+    }
+    this.pauseUnread.delete(device);
+    if (count === null) return false;
+    const now = this.now();
+    const before = this.pauseSamples.get(device);
+    this.pauseSamples.set(device, { count, at: now });
+    const fresh = before !== undefined && now - before.at <= PAUSE_SAMPLE_MAX_AGE_MS;
+    if (fresh && count <= before.count) return false;
+    track.armed = true;
+    if (fresh && !this.heldSince.has(device)) {
+      this.heldSince.set(device, now);
+      this.opts.logger.log(
+        'notice',
+        `${device}: its TX queue is stopped, but the link partner is pausing it: ${count - before.count} PAUSE frame(s) received in ${now - before.at} ms. Not a driver failure: not restarting while they come`,
+        fields,
+      );
+    }
+    return true;
+  }
+
+  /** Asks, once per device and ifindex, in the background, whether the driver counts PAUSE frames. */
+  private learnPauseCounting(device: string, ifindex: number): void {
+    const read = this.opts.pauseFrames;
+    if (!read || this.countsPause.get(device)?.ifindex === ifindex) return;
+    const entry: { ifindex: number; counts: boolean | null } = { ifindex, counts: null };
+    this.countsPause.set(device, entry);
+    read(device).then(
+      (count) => void (entry.counts = count !== null),
+      // Unknown: asked again at a stall (which says why, once).
+      () => undefined,
+    );
+  }
+
+  /** The device is no longer held by PAUSE frames (or never was): said once when a hold ends. */
+  private holdEnded(device: string, fields: Record<string, string>): void {
+    const since = this.heldSince.get(device);
+    if (since === undefined) return;
+    this.heldSince.delete(device);
+    this.opts.logger.log('info', `${device}: no longer held by PAUSE frames (held ${this.now() - since} ms)`, fields);
+  }
+
+  /**
+   * Whether a TX timeout the taps saw under this name is the watched
+   * device's. The tap's record (the net_dev_xmit_timeout tracepoint) names a
+   * device and its driver but not its namespace, and another namespace may
+   * hold a device of the same name and driver (a VF given to a container);
+   * the helper's count is the watched device's own. 'new': it counted a
+   * timeout no poll has seen (taken as seen now, so the next poll does not
+   * report it again); 'seen': a poll just reported it; else why it is not
+   * the watched device's, or cannot be told (then the polls decide).
+   */
+  async tapTimeout(device: string): Promise<TapTimeoutVerdict> {
+    const before = this.tracks.get(device);
+    if (!before) return { kind: 'not-ours', why: `the stall detector has not read ${device}'s TX status yet; its polls count the device's own timeouts` };
+    let stat: TxStat;
+    try {
+      stat = parseTxstat(await this.opts.txstat(device));
+    } catch (err) {
+      return { kind: 'not-ours', why: `${device}'s TX status could not be read (${err instanceof Error ? err.message : String(err)}); the stall detector's polls count the device's own timeouts` };
+    }
+    const now = this.tracks.get(device);
+    if (now && now.ifindex === stat.ifindex && now.timeoutAt !== undefined && this.now() - now.timeoutAt <= SEEN_TIMEOUT_MS) return { kind: 'seen' };
+    if (stat.ifindex !== before.ifindex || stat.timeouts <= before.timeouts) {
+      return { kind: 'not-ours', why: `the ${device} shadowd watches counted no TX timeout (${stat.timeouts} in all): another namespace's device of that name and driver` };
+    }
+    if (now && now.ifindex === stat.ifindex && stat.timeouts > now.timeouts) {
+      now.timeouts = stat.timeouts;
+      now.timeoutAt = this.now();
+    }
+    return { kind: 'new' };
   }
 
   private problem(device: string, key: string, priority: 'info' | 'warning', message: string, fields: Record<string, string>): void {

@@ -3,11 +3,17 @@
 // dev_watchdog() gives up on a queue, before the driver's own reset runs.
 // The tracepoint names the device and its driver but not its network
 // namespace, and a name is unique only within one: any user can make an eth0
-// of their own (`unshare -rn`). A timeout is ours only when the driver it
-// names is the driver of the device shadowd watches under that name; a
-// user's namespace holds only virtual devices, which have no driver to name.
+// of their own (`unshare -rn`). A timeout is a candidate only when the
+// driver it names is the driver of the device shadowd watches under that
+// name (a user's namespace holds only virtual devices, which have no driver
+// to name); and it is ours only when the helper's count of that device's own
+// timeouts grew (StallDetector.tapTimeout, asked by net-class.ts), since
+// root may give another namespace a device of the same driver and name (a
+// VF handed to a container).
 import type { FailureReport } from '../../core/failure-report.js';
 import type { TapEvent } from '../../core/tap-record.js';
+import type { Logger } from '../../service/log.js';
+import type { TapTimeoutVerdict } from './stall-detector.js';
 
 /** What an ev=xmit_timeout tap event means to shadowd. */
 export type TxTimeoutOutcome = { kind: 'report'; report: FailureReport } | { kind: 'ignored'; device: string; why: string };
@@ -38,4 +44,44 @@ export function txTimeoutFromTap(e: TapEvent, now: number, driverOf: (name: stri
       detectedAt: now,
     },
   };
+}
+
+export interface TapTimeoutDeps {
+  /** The driver of the device shadowd watches by that name (undefined: it watches none). */
+  driverOf: (name: string) => string | null | undefined;
+  /** The helper's count of the watched device's own timeouts (StallDetector.tapTimeout). */
+  verdict: (device: string) => Promise<TapTimeoutVerdict>;
+  report: (r: FailureReport) => void;
+  logger: Logger;
+  now?: () => number;
+}
+
+/**
+ * What the network class does with a tap event: an ev=xmit_timeout of a
+ * watched device's name and driver is reported once the helper's count
+ * says it is that device's (a poll that saw it first has reported it); any
+ * other is logged with why not. Resolves once handled (the taps' reader
+ * does not wait for it).
+ */
+export async function handleTapTimeout(e: TapEvent, deps: TapTimeoutDeps): Promise<void> {
+  const outcome = txTimeoutFromTap(e, (deps.now ?? Date.now)(), deps.driverOf);
+  if (!outcome) return;
+  if (outcome.kind === 'ignored') {
+    deps.logger.log('notice', `${outcome.device}: not recovering: ${outcome.why}`, { SHADOWD_COMPONENT: 'taps', SHADOWD_CLASS: 'net' });
+    return;
+  }
+  const r = outcome.report;
+  const verdict = await deps.verdict(r.device);
+  if (verdict.kind === 'seen') return;
+  if (verdict.kind === 'not-ours') {
+    deps.logger.log('notice', `${r.device}: not recovering on the taps' TX watchdog record: ${verdict.why}`, { SHADOWD_COMPONENT: 'taps', SHADOWD_CLASS: 'net' });
+    return;
+  }
+  deps.logger.log('warning', `${r.device}: tx-timeout: ${r.detail}`, { SHADOWD_COMPONENT: 'taps', SHADOWD_DEVICE: r.device, SHADOWD_CLASS: 'net' });
+  try {
+    deps.report(r);
+  } catch (err) {
+    // A failing consumer must not take the taps down.
+    deps.logger.log('err', `handing on a tx-timeout report failed: ${err instanceof Error ? err.message : String(err)}`, { SHADOWD_COMPONENT: 'taps' });
+  }
 }

@@ -14,6 +14,7 @@ import {
   MAX_CONNECTIONS,
   MAX_PENDING_CHARS,
   MAX_UNSENT_BYTES,
+  ROOT_RESERVED_CONNECTIONS,
   startControlServer,
   type ControlServer,
   type ControlServerOptions,
@@ -89,7 +90,8 @@ async function floodUnread(path: string, server: ControlServer): Promise<Awaited
 
 describe('control server: connection cap', () => {
   it(`serves ${MAX_CONNECTIONS} connections at once, tells the ones beyond that it is full, and serves again once one closes`, async () => {
-    const { path, server } = await serve(echo);
+    // Root's (the last connections are kept for root: below), whoever runs the test.
+    const { path, server } = await serve(echo, { peerCredentials: () => ({ pid: 500, uid: 0, gid: 0 }) });
     const held: Awaited<ReturnType<typeof client>>[] = [];
     for (let i = 0; i < MAX_CONNECTIONS; i++) held.push(await client(path));
     await until(() => server.stats().connections === MAX_CONNECTIONS, 5000, 'the connections to be accepted');
@@ -116,6 +118,58 @@ describe('control server: connection cap', () => {
     held.pop()!.socket.end();
     await until(() => server.stats().connections === MAX_CONNECTIONS - 1, 5000, 'a connection to close');
     expect(await request(path, 'status')).toEqual({ id: 1, ok: true, result: { method: 'status' } });
+  });
+});
+
+describe('control server: connections kept for root', () => {
+  it(`serves a group member at most ${MAX_CONNECTIONS - ROOT_RESERVED_CONNECTIONS} connections, kept alive with requests; root still gets the last ${ROOT_RESERVED_CONNECTIONS}`, async () => {
+    // Who connects next: the test decides, per connection, in order.
+    const next: number[] = [];
+    const { path, server } = await serve(echo, { peerCredentials: () => ({ pid: 500, uid: next.shift() ?? 1000, gid: 1000 }), limits: { idleTimeoutMs: 400 } });
+    const forAll = MAX_CONNECTIONS - ROOT_RESERVED_CONNECTIONS;
+    const held: Awaited<ReturnType<typeof client>>[] = [];
+    for (let i = 0; i < forAll; i++) held.push(await client(path));
+    await until(() => server.stats().connections === forAll, 5000, 'the group member\'s connections to be accepted');
+    // It keeps them past the idle timeout by asking something now and then.
+    for (let round = 0; round < 3; round++) {
+      for (const [i, h] of held.entries()) h.socket.write(status(100 * round + i));
+      await sleep(250);
+    }
+    expect(server.stats().connections).toBe(forAll);
+    // One more from the group member: refused, in the protocol's shape.
+    const more = await client(path);
+    await more.closed;
+    expect(JSON.parse(more.text())).toEqual({
+      id: null,
+      ok: false,
+      error: { code: 'EBUSY', message: `shadowd is serving ${forAll} control connections; the last ${ROOT_RESERVED_CONNECTIONS} of ${MAX_CONNECTIONS} are kept for root; try again` },
+    });
+    // Root's shadowctl is served, on each of the reserved connections.
+    next.push(0);
+    expect(await request(path, 'status')).toEqual({ id: 1, ok: true, result: { method: 'status' } });
+    next.push(0, 0);
+    const rootHeld = [await client(path), await client(path)];
+    await until(() => server.stats().connections === MAX_CONNECTIONS, 5000, 'root\'s connections to be accepted');
+    // Past the cap, root too is told it is full.
+    next.push(0);
+    expect(await request(path, 'status')).toMatchObject({ ok: false, error: { code: 'EBUSY', message: expect.stringContaining('the most it takes') as string } });
+    expect(logged).toEqual([
+      `warning control socket: refused a connection from uid 1000: ${forAll} are open, the last ${ROOT_RESERVED_CONNECTIONS} of ${MAX_CONNECTIONS} are kept for root`,
+      `warning control socket: refused a connection, ${MAX_CONNECTIONS} are open already (the cap)`,
+    ]);
+    for (const c of rootHeld) c.socket.destroy();
+  });
+
+  it('does not ask who connects while connections are free for all: a read-only request never loads koffi', async () => {
+    let asked = 0;
+    const { path } = await serve(echo, {
+      peerCredentials: () => {
+        asked++;
+        return { pid: 500, uid: 1000, gid: 1000 };
+      },
+    });
+    for (let i = 0; i < 5; i++) expect(await request(path, 'status')).toMatchObject({ ok: true });
+    expect(asked).toBe(0);
   });
 });
 

@@ -459,6 +459,9 @@ describe('control server: who may change the system', () => {
       error: { code: 'EPERM', message: 'reload changes the system and needs root with CAP_NET_ADMIN (asked by uid 0, pid 77; it does not hold CAP_NET_ADMIN): run it with sudo' },
     });
     expect(lines).toEqual(['notice refused reload (it needs root with CAP_NET_ADMIN) from uid 0, pid 77: it does not hold CAP_NET_ADMIN']);
+    // Refused again and again: every request gets its reply, the journal one line a minute.
+    for (let i = 0; i < 20; i++) expect(await request(path, 'reload')).toMatchObject({ ok: false, error: { code: 'EPERM' } });
+    expect(lines).toHaveLength(1);
     expect(await request(path, 'status')).toMatchObject({ ok: true });
     const user = await start('netadmin.sock', () => ({ pid: 78, uid: 1000, gid: 1000 }), withCaps('0000000000001000'));
     expect(await request(user, 'replay', { device: 'net:eth0' })).toMatchObject({ id: 1, ok: false, error: { code: 'EPERM', message: expect.stringContaining('it does not run as root (uid 0)') as string } });

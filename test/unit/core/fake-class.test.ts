@@ -157,7 +157,9 @@ describe('a second device class, fake, beside net', () => {
 
   /** A recovery of fake:dev0 from a detector's report, then a second report that gives up and parks it. */
   async function recoverThenGiveUp(m: RecoveryManager): Promise<{ recovered: RecoveryRecord; gaveUp: RecoveryRecord }> {
-    const out = m.report(fakeJam({ since: Date.now() - 40 }));
+    // One reading of the clock for both ends, so that detect is 40 ms exactly.
+    const detectedAt = Date.now();
+    const out = m.report(fakeJam({ detectedAt, since: detectedAt - 40 }));
     if (out.action === 'ignored') throw new Error(out.reason);
     const recovered = await out.done;
     const again = m.report(fakeJam({ detail: 'jammed again' }));

@@ -34,6 +34,19 @@ describe('systemd/shadowd.service', () => {
     expect(values('After').join(' ').split(/\s+/)).toContain('systemd-modules-load.service');
   });
 
+  it('stops restarting a daemon that cannot start: at most 5 starts in 10 minutes, in [Unit] where systemd reads them', () => {
+    // systemd's default (5 in 10 s) never trips with RestartSec=2 and a start that fails after a second or two.
+    const unitSection = UNIT.slice(UNIT.indexOf('[Unit]'), UNIT.indexOf('[Service]'));
+    expect(unitSection).toMatch(/^StartLimitIntervalSec=600$/m);
+    expect(unitSection).toMatch(/^StartLimitBurst=5$/m);
+    expect(values('Restart')).toEqual(['on-failure']);
+    const interval = Number(values('StartLimitIntervalSec')[0]);
+    const burst = Number(values('StartLimitBurst')[0]);
+    const restartSec = Number(values('RestartSec')[0]);
+    // A daemon failing at once is stopped: its burst of restarts fits in the interval many times over.
+    expect(burst * restartSec).toBeLessThan(interval / 10);
+  });
+
   it('documents every capability it keeps, and none it dropped', () => {
     for (const cap of values('CapabilityBoundingSet').join(' ').split(/\s+/)) expect(UNIT).toMatch(new RegExp(`^#\\s+${cap}\\s`, 'm'));
     expect(UNIT).not.toMatch(/^#\s+CAP_SYS_MODULE\s/m);

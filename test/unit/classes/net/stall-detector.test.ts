@@ -238,6 +238,130 @@ describe('stall detector', () => {
     ]);
   });
 
+  describe("a link partner's PAUSE frames", () => {
+    let pause: (bigint | null | Error)[];
+    let asked: number;
+    let paused: StallDetector;
+    beforeEach(() => {
+      pause = [];
+      asked = 0;
+      paused = new StallDetector({
+        txstat: (device) => {
+          const next = replies.get(device)?.shift();
+          return next === undefined ? Promise.reject(new Error('no reply')) : next instanceof Error ? Promise.reject(next) : Promise.resolve(next);
+        },
+        pauseFrames: () => {
+          asked++;
+          const next = pause.shift();
+          return next instanceof Error ? Promise.reject(next) : Promise.resolve(next ?? null);
+        },
+        devices: () => watched,
+        onReport: (r) => reports.push(r),
+        logger: { log: (priority, message, fields) => void logs.push({ priority, message, fields }) },
+        now: () => now,
+      });
+    });
+    async function polls(seq: string[]): Promise<void> {
+      for (const reply of seq) {
+        replies.set('eth0', [reply]);
+        await paused.pollOnce();
+        now += 250;
+      }
+    }
+    const stalledFor = (ms: number): string => tx({ stopped: 1, stalled_ms: ms });
+
+    it('are not a driver stall: no report while their count grows, however long; said once, and when the hold ends', async () => {
+      // A flood: the partner pauses the link for 10 s; the stopped queue is past the threshold from 1 s on.
+      pause = Array.from({ length: 40 }, (_, i) => BigInt(100 + 50 * i));
+      await polls(Array.from({ length: 40 }, (_, i) => stalledFor(250 * i)));
+      expect(reports).toEqual([]);
+      expect(asked).toBeGreaterThan(30);
+      const notices = logs.filter((l) => l.priority === 'notice');
+      expect(notices.map((l) => l.message)).toEqual(['eth0: its TX queue is stopped, but the link partner is pausing it: 50 PAUSE frame(s) received in 250 ms. Not a driver failure: not restarting while they come']);
+      // The flood ends and the queue drains.
+      await polls([tx(), tx()]);
+      expect(reports).toEqual([]);
+      expect(logs.at(-1)?.message).toMatch(/^eth0: no longer held by PAUSE frames \(held \d+ ms\)$/);
+    });
+
+    it('do not hide a stall once they stop coming: reported one poll after the threshold', async () => {
+      // Asked once when first seen (it counts them), then at 1000 ms the first look, at 1250 ms the same count: reported then.
+      pause = [0n, 500n, 500n];
+      await polls([0, 250, 500, 750, 1000, 1250].map(stalledFor));
+      expect(reports).toMatchObject([{ kind: 'tx-stall' }]);
+      expect(asked).toBe(3);
+    });
+
+    it('a flood that ends while the queue stays stopped is then a stall', async () => {
+      pause = [0n, 10n, 20n, 30n, 30n];
+      await polls([1000, 1250, 1500, 1750].map(stalledFor));
+      expect(reports).toHaveLength(1);
+      expect(logs.map((l) => l.message)).toEqual([
+        'eth0: its TX queue is stopped, but the link partner is pausing it: 10 PAUSE frame(s) received in 250 ms. Not a driver failure: not restarting while they come',
+        expect.stringMatching(/^eth0: no longer held by PAUSE frames \(held 500 ms\)$/),
+        expect.stringMatching(/^eth0: tx-stall: /),
+      ]);
+    });
+
+    it('change nothing for a driver that does not count them (asked once, not at the stall), or whose count cannot be read (said once)', async () => {
+      pause = [null];
+      await polls([tx()]);
+      expect(asked).toBe(1);
+      await polls([1000].map(stalledFor));
+      expect(reports).toHaveLength(1);
+      expect(asked).toBe(1);
+      reports.length = 0;
+      watched = ['eth1'];
+      pause = [new Error('ethtool: timed out'), new Error('ethtool: timed out')];
+      for (const ms of [1000, 1250, 1500]) {
+        replies.set('eth1', [tx({ ifindex: 3 + ms, stopped: 1, stalled_ms: ms })]);
+        await paused.pollOnce();
+      }
+      expect(reports).toHaveLength(3);
+      expect(logs.filter((l) => l.message.includes('cannot read its PAUSE frame count'))).toHaveLength(1);
+    });
+  });
+
+  describe("the taps' TX watchdog record, which names no namespace", () => {
+    it("is the watched device's when its own count grew since the last poll; the next poll does not report it again", async () => {
+      await run([tx({ timeouts: 3 })]);
+      replies.set('eth0', [tx({ timeouts: 4 })]);
+      expect(await detector.tapTimeout('eth0')).toEqual({ kind: 'new' });
+      await run([tx({ timeouts: 4 })]);
+      expect(reports).toEqual([]);
+    });
+
+    it("is another namespace's when the watched device counted none: a same-named device of the same driver elsewhere", async () => {
+      await run([tx({ timeouts: 3 })]);
+      replies.set('eth0', [tx({ timeouts: 3 })]);
+      const verdict = await detector.tapTimeout('eth0');
+      expect(verdict).toEqual({ kind: 'not-ours', why: "the eth0 shadowd watches counted no TX timeout (3 in all): another namespace's device of that name and driver" });
+      expect(reports).toEqual([]);
+    });
+
+    it('is already reported when a poll saw the count grow moments before the record came', async () => {
+      await run([tx({ timeouts: 3 }), tx({ timeouts: 4 })]);
+      expect(reports).toHaveLength(1);
+      replies.set('eth0', [tx({ timeouts: 4 })]);
+      expect(await detector.tapTimeout('eth0')).toEqual({ kind: 'seen' });
+      // Long after, the same count is no longer a fresh report: a new record with no new count is not ours.
+      now += 10_000;
+      replies.set('eth0', [tx({ timeouts: 4 })]);
+      expect((await detector.tapTimeout('eth0')).kind).toBe('not-ours');
+    });
+
+    it('cannot be told before the first poll, after a restart (new ifindex) or when the helper does not answer: the polls decide', async () => {
+      const first = await detector.tapTimeout('eth0');
+      expect(first.kind === 'not-ours' && first.why).toMatch(/has not read eth0's TX status yet/);
+      await run([tx({ timeouts: 3 })]);
+      replies.set('eth0', [tx({ ifindex: 9, timeouts: 4 })]);
+      expect((await detector.tapTimeout('eth0')).kind).toBe('not-ours');
+      replies.set('eth0', [new TxstatRefusedError('ENODEV', 'gone')]);
+      const unread = await detector.tapTimeout('eth0');
+      expect(unread.kind === 'not-ours' && unread.why).toMatch(/could not be read \(gone\)/);
+    });
+  });
+
   it('starts over when the device was restarted (new ifindex or state), re-armed and with a new timeout count', async () => {
     await run([tx({ stopped: 1, stalled_ms: 1500, timeouts: 5 })]);
     expect(reports).toHaveLength(1);

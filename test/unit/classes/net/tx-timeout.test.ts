@@ -9,7 +9,9 @@ import { parseBpftraceLine } from '../../../../daemon/core/bpftrace-output.js';
 import { Ingest } from '../../../../daemon/core/ingest.js';
 import { NET_SYNC_MARKER } from '../../../../daemon/classes/net/net-declaration.js';
 import { reduceEvent } from '../../../../daemon/classes/net/netdev-reducer.js';
-import { txTimeoutFromTap } from '../../../../daemon/classes/net/tx-timeout.js';
+import { handleTapTimeout, txTimeoutFromTap } from '../../../../daemon/classes/net/tx-timeout.js';
+import type { TapTimeoutVerdict } from '../../../../daemon/classes/net/stall-detector.js';
+import type { FailureReport } from '../../../../daemon/core/failure-report.js';
 import type { TapEvent } from '../../../../daemon/core/tap-record.js';
 
 const TAP_FIXTURE = new URL('../../../fixtures/kmsg/xmit-timeout-tap.jsonl', import.meta.url).pathname;
@@ -21,6 +23,48 @@ function recordedEvent(): TapEvent {
   if (m.kind !== 'event') throw new Error(`fixture did not parse: ${JSON.stringify(m)}`);
   return m.event;
 }
+
+describe('the TX watchdog tap as the network class handles it', () => {
+  async function handled(verdict: TapTimeoutVerdict, driverOf: (name: string) => string | null | undefined = () => 'e1000'): Promise<{ reports: FailureReport[]; logs: string[]; asked: string[] }> {
+    const reports: FailureReport[] = [];
+    const logs: string[] = [];
+    const asked: string[] = [];
+    await handleTapTimeout(recordedEvent(), {
+      driverOf,
+      verdict: (device) => {
+        asked.push(device);
+        return Promise.resolve(verdict);
+      },
+      report: (r) => void reports.push(r),
+      logger: { log: (p, m) => void logs.push(`${p} ${m}`) },
+      now: () => 5,
+    });
+    return { reports, logs, asked };
+  }
+
+  it("reports it when the helper's count of the watched device grew", async () => {
+    const r = await handled({ kind: 'new' });
+    expect(r.reports).toMatchObject([{ device: 'eth0', kind: 'tx-timeout', detectedAt: 5 }]);
+    expect(r.logs).toEqual(['warning eth0: tx-timeout: kernel TX watchdog: transmit queue 0 timed out (driver e1000)']);
+  });
+
+  it('does nothing more when a poll reported it already', async () => {
+    expect(await handled({ kind: 'seen' })).toEqual({ reports: [], logs: [], asked: ['eth0'] });
+  });
+
+  it("logs why not when the count says it was another namespace's device", async () => {
+    const r = await handled({ kind: 'not-ours', why: 'because' });
+    expect(r.reports).toEqual([]);
+    expect(r.logs).toEqual(["notice eth0: not recovering on the taps' TX watchdog record: because"]);
+  });
+
+  it('does not ask the helper when the name or driver is not the watched device\'s', async () => {
+    const r = await handled({ kind: 'new' }, () => undefined);
+    expect(r.asked).toEqual([]);
+    expect(r.reports).toEqual([]);
+    expect(r.logs).toEqual(["notice eth0: not recovering: the kernel's TX watchdog timed out on eth0, which shadowd does not watch"]);
+  });
+});
 
 describe('the TX watchdog tap', () => {
   it('reads the recorded ev=xmit_timeout record: a name and driver, no ifindex', () => {

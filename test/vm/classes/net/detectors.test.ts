@@ -1,9 +1,11 @@
 // The failure detectors on the guest's real kernel (test/vm/guest/detectors-guest.ts):
-// what the kernel log and the TX watchdog tracepoint report, and what they leave alone.
+// what the kernel log and the TX watchdog tracepoint report (the latter once
+// the helper's count of the interface's own timeouts confirms it), and what
+// they leave alone.
 import { describe, expect, it } from 'vitest';
 import type { FailureReport } from '../../../../daemon/core/failure-report.js';
 import { runInGuest } from '../../rig/guest.js';
-import { buildModule } from '../../rig/kmod-build.js';
+import { buildHelperModule, buildModule } from '../../rig/kmod-build.js';
 import { repoPath } from '../../rig/repo-path.js';
 
 interface Output {
@@ -12,6 +14,7 @@ interface Output {
   startedAt: number;
   txstopAt: number;
   tapTs: number[];
+  verdicts: { kind: string; why?: string }[];
   reports: (FailureReport & { mono: number })[];
   selfFaults: unknown[];
   stats: { records: number; lost: number; faults: number; reports: number };
@@ -21,8 +24,9 @@ interface Output {
 describe('failure detectors in the guest', () => {
   it('report a TX timeout twice (kernel log, tracepoint) and a driver WARN, and leave the rest alone', async () => {
     const fixture = await buildModule(repoPath('test/vm/fault-fixture'), 'fault_fixture', () => undefined);
+    const helper = await buildHelperModule(() => undefined);
     const r = await runInGuest({
-      command: ['node', repoPath('dist/test/vm/guest/detectors-guest.js'), fixture],
+      command: ['node', repoPath('dist/test/vm/guest/detectors-guest.js'), fixture, helper],
       devices: ['e1000', 'pcnet'],
       timeoutMs: 170_000,
     });
@@ -51,6 +55,8 @@ describe('failure detectors in the guest', () => {
     expect(out.logs.filter((l) => l.message.startsWith('the kernel log overran'))).toHaveLength(1);
     expect(out.stats.lost).toBeGreaterThan(0);
 
+    // The tap's record was the watched interface's by the helper's count: it had grown by the time the record came.
+    expect(out.verdicts).toEqual([{ kind: 'new' }]);
     const kmsg = out.reports.find((x) => x.kind === 'tx-timeout' && x.driver)!;
     const tap = out.reports.find((x) => x.kind === 'tx-timeout' && !x.driver)!;
     const fired = out.tapTs[0]!; // the tracepoint, on CLOCK_MONOTONIC, just before the kernel logs the timeout
