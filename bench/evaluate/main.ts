@@ -40,7 +40,7 @@ const NOT_YET = 'this command does not run them yet (issue 14); the guest tests 
 /** Where a class's runs exist but cannot yet prove every outcome, why. */
 const NOT_YET_WHY: Record<string, string> = {
   sound:
-    'this command does not run them yet (issue 14): the run without shadowd proves its outcome by the audio QEMU recorded (test/vm/classes/sound/apps-control.test.ts), but the run with shadowd (recovery-apps.test.ts) checks exit codes and recoveries only, not the audio, and has no game; an outcome "works" needs the audio (issue 11).',
+    'this command does not run them yet (issue 14). Both guest tests prove their outcome by the audio QEMU recorded: without shadowd (test/vm/classes/sound/apps-control.test.ts) and with it (recovery-apps.test.ts), where the whole source plays in order under fail-prepare and a manual recover, but under a stall (lost-irq, fail-stop) the card repeats 0.1-1.3 s of stale audio before detection, which the issue\'s "works" does not allow (issue 11); and there is no game with shadowd yet.',
 };
 
 /** The chart's file, beside evaluation.md. */
