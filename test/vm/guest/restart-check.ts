@@ -20,7 +20,14 @@
 //      namespace (receive-filters.ts), sends to a joined and an unjoined
 //      multicast group and to a foreign MAC, and resolves the device's IPv6
 //      address, before and after restarts, promiscuous and not; then the
-//      device, passive again, can move namespace.
+//      device, passive again, can move namespace;
+//   5. netns: back in the initial namespace and up, the device is restarted
+//      again and again while another task tries to move it to another
+//      namespace whenever the helper says it is restarting: each try made
+//      while the device is held fails (EINVAL), one that lands once the
+//      restart is over (passive) moves it and it is moved back, every
+//      restart succeeds, and the kernel never reports the device
+//      unregistered under a restart.
 // Prints `RESTART_RESULT <json>` for test/vm/classes/net/helper-restart.test.ts.
 import { existsSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
@@ -156,6 +163,43 @@ const ifindexEnd = ifindex();
 const passiveMove = await execa('ip', ['link', 'set', dev, 'netns', PEER_NS], { reject: false });
 const movedAway = !existsSync(`/sys/class/net/${dev}`);
 
+// 5. namespace moves tried while restarts run
+await execa('ip', ['-n', PEER_NS, 'link', 'set', dev, 'netns', '1']);
+await execa('ip', ['link', 'set', dev, 'up']);
+writeFileSync('/dev/kmsg', 'restart-check: namespace moves under restarts\n');
+const present = (): boolean => existsSync(`/sys/class/net/${dev}`);
+const netnsRuns: { reply: string; polls: number; tries: { exitCode: number; stderr: string; moved: boolean; back: boolean }[] }[] = [];
+for (let i = 0; i < RESTARTS_UNDER_LOAD; i++) {
+  let done = false;
+  const restart = helperCommand(`restart net:${dev} netns${i}`).finally(() => {
+    done = true;
+  });
+  const run = { reply: '', polls: 0, tries: [] as (typeof netnsRuns)[number]['tries'] };
+  while (!done) {
+    // Tried only while the helper holds the device: one between restarts would
+    // move it before the next restart looks it up (which then finds no device).
+    run.polls++;
+    if (!/ state=restarting /.test(await helperCommand(`txstat net:${dev}`))) {
+      await new Promise((r) => setTimeout(r, 2));
+      continue;
+    }
+    const move = await execa('ip', ['link', 'set', dev, 'netns', PEER_NS], { reject: false });
+    const moved = !present();
+    let back = false;
+    if (moved) {
+      back = (await execa('ip', ['-n', PEER_NS, 'link', 'set', dev, 'netns', '1'], { reject: false })).exitCode === 0 && present();
+      await execa('ip', ['link', 'set', dev, 'up'], { reject: false });
+    }
+    run.tries.push({ exitCode: move.exitCode ?? -1, stderr: move.stderr.trim(), moved, back });
+  }
+  run.reply = await restart;
+  netnsRuns.push(run);
+}
+const kernelLog = (await execa('dmesg')).stdout.split('\n');
+const netnsLog = kernelLog
+  .slice(kernelLog.findLastIndex((l) => l.includes('restart-check: namespace moves under restarts')))
+  .filter((l) => /unregistered during a restart|\bBUG\b|WARNING:|\bOops\b|KASAN|general protection/.test(l));
+
 console.log(
   `RESTART_RESULT ${JSON.stringify({
     driver,
@@ -203,6 +247,7 @@ console.log(
       final: { mtu: final.keys.mtu, txqueuelen: final.keys.txqueuelen, msglvl: final.keys.msglvl, rings: final.keys.rings },
     },
     filters: { runs: filters, sent: PROBE_COUNT, passiveMove: { exitCode: passiveMove.exitCode, stderr: passiveMove.stderr.trim(), movedAway } },
+    netns: { runs: netnsRuns, ifindex: ifindex(), log: netnsLog },
     park: {
       inject,
       reply: parkedReply,

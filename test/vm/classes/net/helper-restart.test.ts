@@ -7,7 +7,9 @@
 // failing leaves the device parked rather than gone (and in its namespace), and
 // the receive filters (multicast groups, promiscuous mode, IPv6 neighbour
 // discovery) work after a restart as before, seen from a peer NIC of another
-// driver on the same segment.
+// driver on the same segment, and a NIC being restarted again and again cannot
+// be moved to another namespace while the helper holds it (issue 13, item 4:
+// the move would unregister it under the restart).
 import { existsSync, statSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { assertGuestOk, runInGuest } from '../../rig/guest.js';
@@ -80,6 +82,11 @@ interface RestartResult {
     runs: { label: string; reply: string | null; probe: FilterProbe }[];
     sent: number;
     passiveMove: { exitCode: number; stderr: string; movedAway: boolean };
+  };
+  netns: {
+    runs: { reply: string; polls: number; tries: { exitCode: number; stderr: string; moved: boolean; back: boolean }[] }[];
+    ifindex: number;
+    log: string[];
   };
 }
 
@@ -202,6 +209,25 @@ describe('helper module restart keeps the net_device', () => {
     // Passive again, the device is free to move: the restart gave back what its driver had said.
     expect(res.filters.passiveMove).toEqual({ exitCode: 0, stderr: '', movedAway: true });
 
+    // 5. namespace moves tried while restarts run: refused while the device is held, every restart through.
+    const tries = res.netns.runs.flatMap((run) => run.tries);
+    for (const run of res.netns.runs) expect(restarted(run.reply)['steps']).not.toContain(':fail');
+    for (const t of tries) {
+      const what = JSON.stringify(t);
+      if (t.exitCode === 0) {
+        // Landed once the restart was over: moved, and moved back.
+        expect({ moved: t.moved, back: t.back }, what).toEqual({ moved: true, back: true });
+      } else {
+        expect(t.stderr, what).toMatch(/Invalid argument|The interface netns is immutable/);
+        expect(t.moved, what).toBe(false);
+      }
+    }
+    const refusedMoves = tries.filter((t) => t.exitCode !== 0).length;
+    // Some tries must have met a held device, or this proved nothing.
+    expect(refusedMoves, JSON.stringify(res.netns.runs)).toBeGreaterThan(0);
+    expect(res.netns.ifindex).toBe(res.preserve.ifindexBefore);
+    expect(res.netns.log).toEqual([]);
+
     const ms = (reply: string): string => {
       const f = replyFields(reply);
       return `stop ${f['stop_ms']} release ${f['release_ms']} probe ${f['probe_ms']} replay ${f['replay_ms']} open ${f['open_ms']} total ${f['total_ms']} ms`;
@@ -210,7 +236,8 @@ describe('helper module restart keeps the net_device', () => {
       `${driver} on ${kernel}: restart ${ms(res.preserve.reply)}; after the driver's own reset (watchdog ${res.hang.watchdogMs} ms, ` +
         `${res.hang.timeoutsAtRestart - res.hang.timeoutsBefore} timeouts, ${res.hang.timeoutsAfter - res.hang.timeoutsAtRestart} more) ${ms(res.hang.reply)}; reload ${ms(res.reload.reply)} (unload ${reload['unload_ms']} load ${reload['load_ms']} ms); ${res.concurrent.replies.length} restarts under a config loop ` +
         `(${res.concurrent.iterations} iterations, last ${JSON.stringify(res.concurrent.last)}); parked and back; ` +
-        `filters (joined/unjoined/foreign of ${sent}): ${res.filters.runs.map((f) => `${f.label} ${f.probe.joined}/${f.probe.unjoined}/${f.probe.foreign}`).join(', ')}`,
+        `filters (joined/unjoined/foreign of ${sent}): ${res.filters.runs.map((f) => `${f.label} ${f.probe.joined}/${f.probe.unjoined}/${f.probe.foreign}`).join(', ')}; ` +
+        `${res.netns.runs.length} restarts under namespace moves: ${refusedMoves} of ${tries.length} tries refused (EINVAL), ${tries.length - refusedMoves} landed once passive and were moved back`,
     );
   });
 });
