@@ -39,6 +39,9 @@ export const DRIVER_SETTINGS: Record<string, (dev: string, subnet?: NicSubnet) =
   // ne2k-pci, in the driver for 8139cp) and the message level.
   'ne2k-pci': (dev, subnet) => [['ip', 'link', 'set', dev, 'mtu', '1400'], ['ethtool', '-s', dev, 'msglvl', '0x3'], ...common(dev, subnet)],
   '8139cp': (dev, subnet) => [['ip', 'link', 'set', dev, 'mtu', '1400'], ['ethtool', '-s', dev, 'msglvl', '0x3'], ...common(dev, subnet)],
+  // No message level (its ethtool has none) and no ring resize on 6.1: the
+  // MTU, which virtio_net checks against the device's limit.
+  virtio_net: (dev, subnet) => [['ip', 'link', 'set', dev, 'mtu', '1400'], ...common(dev, subnet)],
 };
 
 /** Up, the guest's address on the NIC's network, and a route through its gateway (10.9.0.0/16 on 10.0.2.0/24, 10.10.0.0/16 on 10.0.3.0/24, ...: one of its own per NIC). */
@@ -134,17 +137,23 @@ export interface ConfigLoopResult {
   stuck: string | null;
 }
 
+/** Whether the driver of `dev` has a message level, found by asking it (`ethtool` prints it only with get_msglevel). */
+export async function hasMsglvl(dev: string): Promise<boolean> {
+  return /Current message level/.test((await execa('ethtool', [dev], { reject: false })).stdout);
+}
+
 /**
  * Another process configuring and querying `dev` again and again while it is
  * being restarted or recovered: each pass sets the MTU, the queue length, the
- * message level and (with `rings`) the RX ring, each to a new value, then
+ * message level (unless `msglvl` is false: a driver without one) and (with
+ * `rings`) the RX ring, each to a new value, then
  * queries rings (unless `ringQuery` is false: a driver without
  * get_ringparam), features and statistics. Every command must succeed and the
  * last value set of each key must be in force once the loop has stopped.
  * stop() ends it after the pass under way, or gives up waiting after
  * `timeoutMs` and names the command it hangs in.
  */
-export function startConfigLoop(dev: string, options: { rings: boolean; ringQuery?: boolean }): { stop: (timeoutMs?: number) => Promise<ConfigLoopResult> } {
+export function startConfigLoop(dev: string, options: { rings: boolean; ringQuery?: boolean; msglvl?: boolean }): { stop: (timeoutMs?: number) => Promise<ConfigLoopResult> } {
   let stopping = false;
   let current: string | null = null;
   const last: Record<string, number> = {};
@@ -155,7 +164,7 @@ export function startConfigLoop(dev: string, options: { rings: boolean; ringQuer
       const steps: [string, number, string[]][] = [
         ['mtu', 1300 + (i % 100), ['ip', 'link', 'set', dev, 'mtu', String(1300 + (i % 100))]],
         ['txqueuelen', 500 + i, ['ip', 'link', 'set', dev, 'txqueuelen', String(500 + i)]],
-        ['msglvl', i % 16, ['ethtool', '-s', dev, 'msglvl', String(i % 16)]],
+        ...(options.msglvl !== false ? [['msglvl', i % 16, ['ethtool', '-s', dev, 'msglvl', String(i % 16)]] as [string, number, string[]]] : []),
         ...(options.rings ? [['rx', 128 + 32 * (i % 4), ['ethtool', '-G', dev, 'rx', String(128 + 32 * (i % 4))]] as [string, number, string[]]] : []),
         ...(options.ringQuery !== false ? [['query', 0, ['ethtool', '-g', dev]] as [string, number, string[]]] : []),
         ['query', 0, ['ethtool', '-k', dev]],

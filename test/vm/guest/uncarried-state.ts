@@ -5,10 +5,15 @@
 //      restart (EOPNOTSUPP, and why); the device keeps its ifindex, its
 //      program and its traffic, and the kernel log says it was left as it was;
 //   2. the same program attached in generic mode (the core runs it, not the
-//      driver): the restart goes through and the program is still attached.
+//      driver): the restart goes through and the program is still attached;
+//   3. a wireless device (mac80211_hwsim's simulated radio, up): the helper
+//      refuses the restart (cfg80211 and mac80211 keep its state outside the
+//      net_device); the device keeps its ifindex, its driver and its wiphy,
+//      and stays up.
 // Prints `UNCARRIED_RESULT <json>`.
 //   node dist/test/vm/guest/uncarried-state.js XDP_OBJECT
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { basename } from 'node:path';
 import { execa } from 'execa';
 import { helperCommand, interfaceOf, loadHelper, settle, waitForCarrier } from './nic-setup.js';
 
@@ -64,6 +69,26 @@ await settle(dev);
 const genericAfter = await xdpOf(dev);
 const restartedPing = await ping();
 
+// 3. a wireless device: mac80211_hwsim's radio, its interface up (no
+// network to join: up is enough for mac80211 to hold its state)
+await execa('modprobe', ['mac80211_hwsim', 'radios=1']);
+const wirelessOf = (): string => readdirSync('/sys/class/net').find((n) => existsSync(`/sys/class/net/${n}/phy80211`)) ?? '';
+let wlan = wirelessOf();
+for (const until = Date.now() + 5000; !wlan && Date.now() < until; wlan = wirelessOf()) await new Promise((r) => setTimeout(r, 100));
+if (!wlan) throw new Error('mac80211_hwsim made no wireless interface');
+/** What a restart would change: its ifindex, the driver bound to its device, its wiphy, its flags. */
+const wireless = (): { ifindex: number; driver: string; phy: string; up: boolean } => ({
+  ifindex: Number(readFileSync(`/sys/class/net/${wlan}/ifindex`, 'utf8')),
+  driver: basename(readlinkSync(`/sys/class/net/${wlan}/device/driver`)),
+  phy: basename(readlinkSync(`/sys/class/net/${wlan}/phy80211`)),
+  up: (Number(readFileSync(`/sys/class/net/${wlan}/flags`, 'utf8')) & 1) !== 0,
+});
+await execa('ip', ['link', 'set', wlan, 'up']);
+const wirelessBefore = wireless();
+const wirelessReply = await helperCommand(`restart net:${wlan} wifi1`);
+const wirelessAfter = wireless();
+const wirelessLog = (await execa('dmesg')).stdout.split('\n').filter((l) => l.includes('recovery wifi1:'));
+
 console.log(
   `UNCARRIED_RESULT ${JSON.stringify({
     dev,
@@ -86,5 +111,6 @@ console.log(
       ifindex: ifindex(),
       ping: restartedPing,
     },
+    wireless: { dev: wlan, before: wirelessBefore, reply: wirelessReply, after: wirelessAfter, log: wirelessLog },
   })}`,
 );

@@ -7,7 +7,20 @@
 // failing leaves the device parked rather than gone (and in its namespace), and
 // the receive filters (multicast groups, promiscuous mode, IPv6 neighbour
 // discovery) work after a restart as before, seen from a peer NIC of another
-// driver on the same segment.
+// driver on the same segment, and a NIC being restarted again and again cannot
+// be moved to another namespace while the helper holds it (issue 13, item 4:
+// the move would unregister it under the restart).
+//
+// virtio_net is in the list for the receive filters (issue 13, item 9): its
+// open does not program them (the stack's dev_open would, through
+// dev_set_rx_mode, but the helper calls ndo_open itself), and QEMU's
+// virtio-net comes out of the device reset of a restart promiscuous, so
+// without the helper's own ndo_set_rx_mode after the open the NIC takes
+// other stations' frames and unjoined groups' after a restart: the
+// 'restarted' probe fails (shown with that call disabled). e1000, pcnet32
+// and e100 program their filters in their own open and would pass either
+// way. Its device is on the virtio bus, whose drivers the helper does not
+// reload (it says so first, and the test checks that refusal).
 import { existsSync, statSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { assertGuestOk, runInGuest } from '../../rig/guest.js';
@@ -26,6 +39,7 @@ const NICS = nicList<[NicPreset, string, NicPreset, string]>(
     ['e1000', 'e1000', 'pcnet', 'pcnet32'],
     ['pcnet', 'pcnet32', 'e1000', 'e1000'],
     ['i82559er', 'e100', 'e1000', 'e1000'],
+    ['virtio-net', 'virtio_net', 'e1000', 'e1000'],
   ],
   4,
   [0, 2],
@@ -38,6 +52,8 @@ interface RestartResult {
   dev: string;
   /** The driver's module (ne2k_pci for the driver ne2k-pci). */
   module: string;
+  /** Whether the driver has a message level (virtio_net has none). */
+  msglvl: boolean;
   preserve: {
     reply: string;
     ifindexBefore: number;
@@ -48,6 +64,9 @@ interface RestartResult {
     sniffer: { alive: boolean; capturedAfter: number };
   };
   reload: {
+    /** The device's bus: the helper reloads only a PCI device's driver, and refuses any other's before touching it. */
+    bus: string;
+    device?: string;
     reply: string;
     moduleNodeBefore: number;
     moduleNodeAfter: number;
@@ -80,6 +99,11 @@ interface RestartResult {
     runs: { label: string; reply: string | null; probe: FilterProbe }[];
     sent: number;
     passiveMove: { exitCode: number; stderr: string; movedAway: boolean };
+  };
+  netns: {
+    runs: { reply: string; polls: number; tries: { exitCode: number; stderr: string; moved: boolean; back: boolean }[] }[];
+    ifindex: number;
+    log: string[];
   };
 }
 
@@ -124,26 +148,31 @@ describe('helper module restart keeps the net_device', () => {
     expect(res.preserve.ifindexAfter).toBe(res.preserve.ifindexBefore);
     expect(res.preserve.after).toEqual(res.preserve.before);
     expect(res.preserve.before['mtu']).toBe(1400);
-    expect(res.preserve.before['msglvl']).toBe(3);
+    expect(res.preserve.before['msglvl']).toBe(res.msglvl ? 3 : null);
     expect(res.preserve.ping).toContain('3 packets transmitted, 3 packets received');
     expect(res.preserve.sniffer.alive).toBe(true);
     expect(res.preserve.sniffer.capturedAfter).toBeGreaterThan(0);
 
     // 1b. the same through a reload of the driver's module: a new module, the same device.
-    const reload = reloaded(res.reload.reply, res.module);
-    expect(reload['steps']!.split(',').map((s) => s.split(':')[0])).toEqual(['reload', ...STEPS]);
-    expect(reload['steps']).not.toContain(':fail');
-    expect(res.reload.moduleNodeAfter).not.toBe(res.reload.moduleNodeBefore);
-    expect(res.reload.ifindex).toBe(res.preserve.ifindexBefore);
-    expect(res.reload.after).toEqual(res.reload.before);
-    expect(res.reload.ping).toContain('3 packets transmitted, 3 packets received');
-    // A module that will not unload: a plain restart, the module as it was, and the reason in the kernel log.
-    const refused = reloaded(res.reload.refused.reply, res.module);
-    expect(refused['steps']!.split(',').map((s) => s.split(':')[0])).toEqual(['reload', ...STEPS]);
-    expect(refused['steps']!.split(',').filter((s) => s.endsWith(':fail'))).toEqual(['reload:fail']);
-    expect(res.reload.refused.sameModule).toBe(true);
-    expect(res.reload.refused.log.join('\n')).toMatch(new RegExp(`modprobe -r ${res.module} exited with status 1; module ${res.module} is loaded; probing it again with the module as it is`));
-    expect(res.reload.refused.ping).toContain('3 packets transmitted, 3 packets received');
+    let reload: Record<string, string> = {};
+    if (res.reload.bus !== 'pci') {
+      expect(res.reload.reply).toBe(`err EOPNOTSUPP a reload needs a PCI device (${res.reload.device} is on ${res.reload.bus})`);
+    } else {
+      reload = reloaded(res.reload.reply, res.module);
+      expect(reload['steps']!.split(',').map((s) => s.split(':')[0])).toEqual(['reload', ...STEPS]);
+      expect(reload['steps']).not.toContain(':fail');
+      expect(res.reload.moduleNodeAfter).not.toBe(res.reload.moduleNodeBefore);
+      expect(res.reload.ifindex).toBe(res.preserve.ifindexBefore);
+      expect(res.reload.after).toEqual(res.reload.before);
+      expect(res.reload.ping).toContain('3 packets transmitted, 3 packets received');
+      // A module that will not unload: a plain restart, the module as it was, and the reason in the kernel log.
+      const refused = reloaded(res.reload.refused.reply, res.module);
+      expect(refused['steps']!.split(',').map((s) => s.split(':')[0])).toEqual(['reload', ...STEPS]);
+      expect(refused['steps']!.split(',').filter((s) => s.endsWith(':fail'))).toEqual(['reload:fail']);
+      expect(res.reload.refused.sameModule).toBe(true);
+      expect(res.reload.refused.log.join('\n')).toMatch(new RegExp(`modprobe -r ${res.module} exited with status 1; module ${res.module} is loaded; probing it again with the module as it is`));
+      expect(res.reload.refused.ping).toContain('3 packets transmitted, 3 packets received');
+    }
 
     // 1c. the driver's own TX-timeout reset ran before the restart (and may run beside its stop): the restart
     // ends, the fault is lifted, traffic passes, and no timeout follows it.
@@ -159,7 +188,7 @@ describe('helper module restart keeps the net_device', () => {
     expect(res.concurrent.iterations).toBeGreaterThan(0);
     expect(res.concurrent.final.mtu).toBe(res.concurrent.last['mtu']);
     expect(res.concurrent.final.txqueuelen).toBe(res.concurrent.last['txqueuelen']);
-    expect(res.concurrent.final.msglvl).toBe(res.concurrent.last['msglvl']);
+    expect(res.concurrent.final.msglvl).toBe(res.msglvl ? res.concurrent.last['msglvl'] : null);
     if (res.concurrent.last['rx'] !== undefined) expect(res.concurrent.final.rings?.rx).toBe(res.concurrent.last['rx']);
 
     // 3. a driver that cannot open is parked, the device kept, and comes back.
@@ -199,8 +228,28 @@ describe('helper module restart keeps the net_device', () => {
       ['promisc restarted', true],
       ['promisc off', false],
     ]);
+    console.log(`${driver} filters (joined/unjoined/foreign of ${sent}): ${res.filters.runs.map((f) => `${f.label} ${f.probe.joined}/${f.probe.unjoined}/${f.probe.foreign}`).join(', ')}`);
     // Passive again, the device is free to move: the restart gave back what its driver had said.
     expect(res.filters.passiveMove).toEqual({ exitCode: 0, stderr: '', movedAway: true });
+
+    // 5. namespace moves tried while restarts run: refused while the device is held, every restart through.
+    const tries = res.netns.runs.flatMap((run) => run.tries);
+    for (const run of res.netns.runs) expect(restarted(run.reply)['steps']).not.toContain(':fail');
+    for (const t of tries) {
+      const what = JSON.stringify(t);
+      if (t.exitCode === 0) {
+        // Landed once the restart was over: moved, and moved back.
+        expect({ moved: t.moved, back: t.back }, what).toEqual({ moved: true, back: true });
+      } else {
+        expect(t.stderr, what).toMatch(/Invalid argument|The interface netns is immutable/);
+        expect(t.moved, what).toBe(false);
+      }
+    }
+    const refusedMoves = tries.filter((t) => t.exitCode !== 0).length;
+    // Some tries must have met a held device, or this proved nothing.
+    expect(refusedMoves, JSON.stringify(res.netns.runs)).toBeGreaterThan(0);
+    expect(res.netns.ifindex).toBe(res.preserve.ifindexBefore);
+    expect(res.netns.log).toEqual([]);
 
     const ms = (reply: string): string => {
       const f = replyFields(reply);
@@ -208,9 +257,10 @@ describe('helper module restart keeps the net_device', () => {
     };
     console.log(
       `${driver} on ${kernel}: restart ${ms(res.preserve.reply)}; after the driver's own reset (watchdog ${res.hang.watchdogMs} ms, ` +
-        `${res.hang.timeoutsAtRestart - res.hang.timeoutsBefore} timeouts, ${res.hang.timeoutsAfter - res.hang.timeoutsAtRestart} more) ${ms(res.hang.reply)}; reload ${ms(res.reload.reply)} (unload ${reload['unload_ms']} load ${reload['load_ms']} ms); ${res.concurrent.replies.length} restarts under a config loop ` +
+        `${res.hang.timeoutsAtRestart - res.hang.timeoutsBefore} timeouts, ${res.hang.timeoutsAfter - res.hang.timeoutsAtRestart} more) ${ms(res.hang.reply)}; reload ${res.reload.bus === 'pci' ? `${ms(res.reload.reply)} (unload ${reload['unload_ms']} load ${reload['load_ms']} ms)` : `refused (${res.reload.bus})`}; ${res.concurrent.replies.length} restarts under a config loop ` +
         `(${res.concurrent.iterations} iterations, last ${JSON.stringify(res.concurrent.last)}); parked and back; ` +
-        `filters (joined/unjoined/foreign of ${sent}): ${res.filters.runs.map((f) => `${f.label} ${f.probe.joined}/${f.probe.unjoined}/${f.probe.foreign}`).join(', ')}`,
+        `filters (joined/unjoined/foreign of ${sent}): ${res.filters.runs.map((f) => `${f.label} ${f.probe.joined}/${f.probe.unjoined}/${f.probe.foreign}`).join(', ')}; ` +
+        `${res.netns.runs.length} restarts under namespace moves: ${refusedMoves} of ${tries.length} tries refused (EINVAL), ${tries.length - refusedMoves} landed once passive and were moved back`,
     );
   });
 });
