@@ -23,7 +23,8 @@ import { createHash } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { execa, type ResultPromise } from 'execa';
+import { execa } from 'execa';
+import { request } from '../../../daemon/control/control-client.js';
 import type { RecoveryRecord } from '../../../daemon/core/recovery-history.js';
 import { CAMPAIGN_DEVICES, CAMPAIGN_POLICY, type PlannedFault } from '../../../bench/campaign/plan.js';
 import { nicSubnet } from '../rig/devices.js';
@@ -32,7 +33,6 @@ import { startWriters, stopWriters, verifyData, warmUp } from './block-writer-ru
 import { kmsgMark, kmsgSince, waitForDisk } from './disk-apps/disks.js';
 import { DRIVER_SETTINGS, interfaceOf, loadHelper, waitForCarrier } from './nic-setup.js';
 import { shadowdEnv, startShadowd } from './shadowd-process.js';
-import { repoPath } from '../rig/repo-path.js';
 import { hwPtr, loadSoundDrivers, soundCards, soundSource, type Card } from './sound-apps.js';
 
 export const CAMPAIGN_PROGRESS = '[campaign';
@@ -154,7 +154,8 @@ for (const d of disksUsed) {
   await execa('mount', [`/dev/mapper/${map}`, mnt]);
   maps.set(d.i, map);
 }
-const SOUND_SECONDS = 6;
+/** Long enough that the concurrent moment's other recovery starts while it plays. */
+const SOUND_SECONDS = 10;
 const wav = join(work, 'source.wav');
 if (sounds.length > 0) await soundSource(wav, SOUND_SECONDS);
 note('set up');
@@ -191,6 +192,7 @@ async function settleRecoveries(f: PlannedFault, seen: Set<string>, since: numbe
     const done = recs.length > 0 && !running && (!f.sticky || recs.some((r) => r.result === 'gave-up'));
     // A failed recovery is retried after its back-off: wait a little for it before calling the device settled.
     if (done && !f.sticky && recs.at(-1)!.result !== 'recovered') quietSince = quietSince || Date.now();
+    else quietSince = 0;
     if ((done && (f.sticky || recs.at(-1)!.result === 'recovered')) || (quietSince && Date.now() - quietSince > 8000) || Date.now() > until) return recs;
     await sleep(500);
   }
@@ -386,7 +388,7 @@ async function runFault(f: PlannedFault): Promise<CampaignFaultResult> {
   };
   let app: RunningApp;
   let injectedAt: number;
-  let otherRun: ResultPromise<{ reject: false }> | null = null;
+  let otherRun: Promise<{ exitCode: number; output: string }> | null = null;
   let configRead: (() => Promise<string>) | null = null;
   if (f.moment === 'idle') {
     injectedAt = await inject();
@@ -397,9 +399,14 @@ async function runFault(f: PlannedFault): Promise<CampaignFaultResult> {
     if (f.moment === 'concurrent' && f.other !== null) {
       const otherName = await nameNow(f.other);
       const since = Date.now() - 500;
-      otherRun = execa('node', [repoPath('dist/cli/shadowctl.js'), 'recover', ref(f.other, otherName)], { reject: false, env: shadowdEnv(work) });
+      // Asked on the control socket from here, as shadowctl recover asks: starting node for it takes seconds under TCG.
+      let otherDone = false;
+      otherRun = request<{ result?: string }>(shadowdEnv(work)['SHADOWD_SOCKET']!, 'recover', { device: ref(f.other, otherName) }, 180_000).then(
+        (r) => ({ exitCode: r.ok && r.result.result === 'recovered' ? 0 : 1, output: JSON.stringify(r.ok ? r.result.result : r.error) }),
+        (err: Error) => ({ exitCode: 3, output: err.message }),
+      ).finally(() => (otherDone = true));
       let saw = false;
-      for (const until = Date.now() + 30_000; Date.now() < until && otherRun.exitCode === null; await sleep(100)) {
+      for (const until = Date.now() + 30_000; Date.now() < until && !otherDone; await sleep(100)) {
         if ((await historySince(CAMPAIGN_DEVICES[f.other]!.cls, new Set([otherName]), since)).some((r) => r.result === 'in-progress')) {
           saw = true;
           break;
@@ -438,15 +445,15 @@ async function runFault(f: PlannedFault): Promise<CampaignFaultResult> {
   if (otherRun && out.other) {
     const r = await otherRun;
     out.other.exitCode = r.exitCode;
-    out.other.output = `${r.stdout}${r.stderr}`.trim().slice(-300);
+    out.other.output = r.output.slice(-300);
   }
   if (out.config && configRead) {
     out.config.after = await configRead();
     const lastOk = [...out.config.set].reverse().find((s) => s.ok);
     out.config.kept = lastOk !== undefined && lastOk.value === out.config.after;
   }
-  if (f.sticky) {
-    // Bring the device back for the next faults: lift the fault, then a manual recovery.
+  if (f.sticky || out.recoveries.at(-1)?.result !== 'recovered') {
+    // Bring the device back for the next faults: lift the fault (a fault no recovery lifted stays), then a manual recovery.
     const name = await nameNow(f.device);
     const clear = await ctl('inject', ref(f.device, name), 'clear');
     const rec = await ctl('recover', ref(f.device, name));
