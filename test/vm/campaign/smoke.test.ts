@@ -14,7 +14,8 @@ import { renderCampaign } from '../../../bench/campaign/report.js';
 const SCRIPT = repoPath('dist/test/vm/guest/campaign-run.js');
 const SOURCE = repoPath('test/vm/guest/campaign-run.ts');
 export const SMOKE_FAULTS = 10;
-export const SMOKE_SEED = 7;
+/** Seed 14's first 10 faults touch 9 of the 9 drivers, all four moments and a sticky fault (pcnet32 lost-irq, idle). */
+export const SMOKE_SEED = 14;
 
 describe('fault campaign, smoke run', () => {
   beforeAll(async () => {
