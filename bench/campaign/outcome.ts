@@ -57,7 +57,8 @@ export function classifyFault(plan: PlannedFault, res: CampaignFaultResult | und
   }
   const last = recs.at(-1);
   if (!last || last.result !== 'recovered') {
-    return { ...base, outcome: 'not recovered', why: last ? `recoveries: ${summary}${last.error ? ` (${last.error})` : ''}` : 'shadowd started no recovery of the device', gapMs: null };
+    const app = `; ${res.app.program || 'the application'} ${res.app.ok ? 'worked' : 'failed'}: ${res.app.evidence}`;
+    return { ...base, outcome: 'not recovered', why: `${last ? `recoveries: ${summary}${last.error ? ` (${last.error})` : ''}` : 'shadowd started no recovery of the device'}${app}`, gapMs: null };
   }
   const gapMs = plan.sticky ? null : res.app.gapMs;
   if (!res.app.ok) return { ...base, outcome: 'recovered, app broken', why: `${res.app.program}: ${res.app.evidence}`, gapMs };

@@ -181,9 +181,13 @@ async function historySince(cls: string, devices: Set<string>, since: number): P
     .sort((a, b) => a.startedAt - b.startedAt);
 }
 
+/** Detection takes about a second (net, sound) to 5 s (a disk's stall): with no recovery this long after the application's end, none is coming. */
+const NO_RECOVERY_MS = 15_000;
+
 /** Waits for the device's recoveries since `since` to end: for a sticky fault until one gives up. */
 async function settleRecoveries(f: PlannedFault, seen: Set<string>, since: number, timeoutMs: number): Promise<CampaignFaultResult['recoveries']> {
   const until = Date.now() + timeoutMs;
+  const began = Date.now();
   let quietSince = 0;
   for (;;) {
     seen.add(await nameNow(f.device));
@@ -193,7 +197,9 @@ async function settleRecoveries(f: PlannedFault, seen: Set<string>, since: numbe
     // A failed recovery is retried after its back-off: wait a little for it before calling the device settled.
     if (done && !f.sticky && recs.at(-1)!.result !== 'recovered') quietSince = quietSince || Date.now();
     else quietSince = 0;
-    if ((done && (f.sticky || recs.at(-1)!.result === 'recovered')) || (quietSince && Date.now() - quietSince > 8000) || Date.now() > until) return recs;
+    // No recovery at all NO_RECOVERY_MS after the application's end: none is coming (a sticky fault's give-up is waited for once one started).
+    const none = recs.length === 0 && Date.now() - began > NO_RECOVERY_MS;
+    if ((done && (f.sticky || recs.at(-1)!.result === 'recovered')) || (quietSince && Date.now() - quietSince > 8000) || none || Date.now() > until) return recs;
     await sleep(500);
   }
 }
@@ -439,7 +445,7 @@ async function runFault(f: PlannedFault): Promise<CampaignFaultResult> {
     const killer = setTimeout(() => app.stop(), timeout);
     await app.done;
     clearTimeout(killer);
-    out.recoveries = await settleRecoveries(f, seen, injectedAt - 500, f.sticky ? timeout : 30_000);
+    out.recoveries = await settleRecoveries(f, seen, injectedAt - 500, f.sticky ? timeout : 60_000);
   }
   out.app = await app.done;
   if (otherRun && out.other) {
