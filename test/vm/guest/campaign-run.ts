@@ -28,7 +28,7 @@ import { request } from '../../../daemon/control/control-client.js';
 import type { RecoveryRecord } from '../../../daemon/core/recovery-history.js';
 import { CAMPAIGN_DEVICES, CAMPAIGN_POLICY, type PlannedFault } from '../../../bench/campaign/plan.js';
 import { nicSubnet } from '../rig/devices.js';
-import { controlFor, mapOf, rowOfMap, shadowctlFor } from './block-shadowctl.js';
+import { controlFor, mapOf, rowOfMap } from './block-shadowctl.js';
 import { startWriters, stopWriters, verifyData, warmUp } from './block-writer-run.js';
 import { kmsgMark, kmsgSince, waitForDisk } from './disk-apps/disks.js';
 import { DRIVER_SETTINGS, interfaceOf, loadHelper, waitForCarrier } from './nic-setup.js';
@@ -144,8 +144,22 @@ writeFileSync(
 let daemonLog = '';
 const started = await startShadowd(work, (t) => (daemonLog = (daemonLog + t).slice(-200_000)), ['--allow-faults', '--config', config], 600_000);
 note(`shadowd ready in ${started.readyMs} ms`);
-const ctl = shadowctlFor(work);
 const poll = controlFor(work);
+/**
+ * shadowctl's inject and recover, sent on the control socket from here with
+ * the parameters shadowctl sends (cli/shadowctl.ts): starting node for each
+ * takes seconds under TCG, which ten faults' worth of would spend in a CI run.
+ * Answers as shadowctl's exit status (0, else 1) and its JSON.
+ */
+async function control(method: 'inject' | 'recover', params: Record<string, unknown>, timeoutMs = 180_000): Promise<{ exitCode: number; output: string }> {
+  try {
+    const r = await request<{ result?: string }>(shadowdEnv(work)['SHADOWD_SOCKET']!, method, params, timeoutMs);
+    const failed = !r.ok || (method === 'recover' && r.result.result !== 'recovered');
+    return { exitCode: failed ? 1 : 0, output: JSON.stringify(r.ok ? r.result : r.error) };
+  } catch (err) {
+    return { exitCode: 3, output: (err as Error).message };
+  }
+}
 for (const d of disksUsed) {
   const map = await mapOf(poll, names.get(d.i)!, 60_000, () => daemonLog.slice(-3000));
   const mnt = `/run/campaign/${map}`;
@@ -387,8 +401,8 @@ async function runFault(f: PlannedFault): Promise<CampaignFaultResult> {
   const out: CampaignFaultResult = { plan: f, target, inject: '', recoveries: [], other: null, app: { program: '', ok: false, evidence: 'not started', gapMs: null }, config: null, cleanup: null, kernel: [], daemonLog: '', ms: 0 };
   const inject = async (): Promise<number> => {
     const at = Date.now();
-    const r = await ctl('inject', ref(f.device, await nameNow(f.device)), f.fault, ...(f.sticky ? ['--sticky'] : []));
-    out.inject = `${r.stdout}${r.stderr}`.trim();
+    const r = await control('inject', { device: ref(f.device, await nameNow(f.device)), fault: f.fault, sticky: f.sticky });
+    out.inject = r.output;
     if (r.exitCode !== 0) throw new Error(`shadowctl inject failed (${r.exitCode}): ${out.inject}`);
     return at;
   };
@@ -407,10 +421,7 @@ async function runFault(f: PlannedFault): Promise<CampaignFaultResult> {
       const since = Date.now() - 500;
       // Asked on the control socket from here, as shadowctl recover asks: starting node for it takes seconds under TCG.
       let otherDone = false;
-      otherRun = request<{ result?: string }>(shadowdEnv(work)['SHADOWD_SOCKET']!, 'recover', { device: ref(f.other, otherName) }, 180_000).then(
-        (r) => ({ exitCode: r.ok && r.result.result === 'recovered' ? 0 : 1, output: JSON.stringify(r.ok ? r.result.result : r.error) }),
-        (err: Error) => ({ exitCode: 3, output: err.message }),
-      ).finally(() => (otherDone = true));
+      otherRun = control('recover', { device: ref(f.other, otherName) }).finally(() => (otherDone = true));
       let saw = false;
       for (const until = Date.now() + 30_000; Date.now() < until && !otherDone; await sleep(100)) {
         if ((await historySince(CAMPAIGN_DEVICES[f.other]!.cls, new Set([otherName]), since)).some((r) => r.result === 'in-progress')) {
@@ -461,9 +472,9 @@ async function runFault(f: PlannedFault): Promise<CampaignFaultResult> {
   if (f.sticky || out.recoveries.at(-1)?.result !== 'recovered') {
     // Bring the device back for the next faults: lift the fault (a fault no recovery lifted stays), then a manual recovery.
     const name = await nameNow(f.device);
-    const clear = await ctl('inject', ref(f.device, name), 'clear');
-    const rec = await ctl('recover', ref(f.device, name));
-    out.cleanup = `inject clear: ${`${clear.stdout}${clear.stderr}`.trim().slice(0, 200)}; recover: exit ${rec.exitCode} ${`${rec.stdout}${rec.stderr}`.trim().slice(-200)}`;
+    const clear = await control('inject', { device: ref(f.device, name), fault: 'clear', sticky: false });
+    const rec = await control('recover', { device: ref(f.device, name) });
+    out.cleanup = `inject clear: ${clear.output.slice(0, 200)}; recover: exit ${rec.exitCode} ${rec.output.slice(0, 300)}`;
   }
   out.kernel = kmsgSince(mark).filter((r) => KERNEL_TROUBLE.test(r.text)).map((r) => `[${(r.usec / 1e6).toFixed(3)}] ${r.text}`).slice(0, 40);
   out.daemonLog = daemonLog.slice(logFrom).split('\n').slice(-40).join('\n');
