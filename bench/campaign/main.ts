@@ -11,6 +11,12 @@
 // guest that dies ends its slice (its fault is "machine hung or crashed",
 // the rest of the slice "not run") and the next slice boots afresh.
 //
+// The seed fixes the plan, not the timing: under TCG on a shared host the
+// same plan can end differently (of seed 14's first 10, 8139cp lost-irq at
+// load and e1000 lost-irq at idle ended "not recovered" and "app broken" in
+// one run, "recovered, app working" in the next). A fault costs 10-40 s of
+// guest time, a boot's set-up about 45 s with all nine devices.
+//
 // Moments: idle, under load, during another device's recovery, during a
 // configuration change. Not yet:
 // - "daemon restarting" (a fault while shadowd starts again: its taps take
