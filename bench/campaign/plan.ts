@@ -4,18 +4,10 @@
 // can be run again fault for fault (`npm run campaign -- --faults N --seed S`).
 // The guest half (test/vm/guest/campaign-run.ts) carries it out; the host half
 // (main.ts) splits it into boots.
+import { mulberry32 } from '../../test/vm/rig/seeded-random.js';
 
-/** A small seeded PRNG (mulberry32): 32-bit state, uniform floats in [0, 1). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The campaign's seeded PRNG (test/vm/rig/seeded-random.ts). */
+export const prng = mulberry32;
 
 export type CampaignClass = 'net' | 'block' | 'sound';
 

@@ -6,6 +6,7 @@
 // unlike every other and every seed unlike every other, so alignment is
 // unambiguous (a pure sine is not) and two sources on one recording are told
 // apart.
+import { mulberry32 } from '../rig/seeded-random.js';
 
 export interface TestSignalOptions {
   seconds: number;
@@ -17,17 +18,7 @@ export interface TestSignalOptions {
   seed?: number;
 }
 
-/** A deterministic pseudo-random sequence (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = mulberry32;
 
 /** Noise as a function of time: values at a fixed 1 kHz lattice, cosine-interpolated (band-limited to about 500 Hz). */
 function noiseFn(seconds: number, seed: number): (t: number) => number {

@@ -41,6 +41,7 @@ import {
   type HelperReply,
   type HelperVersion,
 } from '../../../daemon/core/helper-client.js';
+import { mulberry32 } from '../rig/seeded-random.js';
 
 /**
  * What the module must do with one write, by the protocol (kmod/PROTOCOL.md):
@@ -175,16 +176,6 @@ function run(cmd: string, args: string[]): { status: number | null; out: string 
 }
 
 // Seeded so a failing case can be replayed with --seed.
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const seed = values.seed !== undefined ? Number(values.seed) : Math.floor(Math.random() * 2 ** 31);
 const rand = mulberry32(seed);
 const int = (lo: number, hi: number): number => lo + Math.floor(rand() * (hi - lo + 1));
