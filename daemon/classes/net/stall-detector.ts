@@ -291,12 +291,6 @@ export class StallDetector {
   private readonly heldSince = new Map<string, number>();
   /** Devices whose PAUSE frame count could not be read (said once). */
   private readonly pauseUnread = new Set<string>();
-  /**
-   * Per device (and ifindex), whether its driver counts PAUSE frames, asked
-   * once when the detector first sees it, so that a stall on a NIC that
-   * does not count them is reported without waiting for ethtool.
-   */
-  private readonly countsPause = new Map<string, { ifindex: number; counts: boolean | null }>();
   private timer: NodeJS.Timeout | null = null;
   private running = false;
   private inFlight: Promise<void> = Promise.resolve();
@@ -338,7 +332,6 @@ export class StallDetector {
     for (const name of this.problems.keys()) if (!devices.has(name)) this.problems.delete(name);
     for (const name of this.pauseSamples.keys()) if (!devices.has(name)) this.pauseSamples.delete(name);
     for (const name of this.heldSince.keys()) if (!devices.has(name)) this.heldSince.delete(name);
-    for (const name of this.countsPause.keys()) if (!devices.has(name)) this.countsPause.delete(name);
     await Promise.all([...devices].map((d) => this.pollDevice(d)));
   }
 
@@ -364,7 +357,6 @@ export class StallDetector {
     const threshold = this.opts.thresholdMs;
     const { track, reports } = stepTxTrack(this.tracks.get(device), stat, device, this.now(), typeof threshold === 'function' ? threshold(device) : (threshold ?? 1000));
     this.tracks.set(device, track);
-    this.learnPauseCounting(device, stat.ifindex);
     const stalled = reports.some((r) => r.kind === 'tx-stall');
     const held = stalled && (await this.heldByPartner(device, track, fields));
     if (!held) this.holdEnded(device, fields);
@@ -383,7 +375,7 @@ export class StallDetector {
    */
   private async heldByPartner(device: string, track: TxTrack, fields: Record<string, string>): Promise<boolean> {
     const read = this.opts.pauseFrames;
-    if (!read || this.countsPause.get(device)?.counts === false) return false;
+    if (!read) return false;
     let count: bigint | null;
     try {
       count = await read(device);
@@ -411,19 +403,6 @@ export class StallDetector {
       );
     }
     return true;
-  }
-
-  /** Asks, once per device and ifindex, in the background, whether the driver counts PAUSE frames. */
-  private learnPauseCounting(device: string, ifindex: number): void {
-    const read = this.opts.pauseFrames;
-    if (!read || this.countsPause.get(device)?.ifindex === ifindex) return;
-    const entry: { ifindex: number; counts: boolean | null } = { ifindex, counts: null };
-    this.countsPause.set(device, entry);
-    read(device).then(
-      (count) => void (entry.counts = count !== null),
-      // Unknown: asked again at a stall (which says why, once).
-      () => undefined,
-    );
   }
 
   /** The device is no longer held by PAUSE frames (or never was): said once when a hold ends. */
