@@ -15,7 +15,6 @@ import { NetdevShadow } from './netdev-shadow.js';
 import { snapshotDevice, type DeviceSnapshot } from './netdev-snapshot.js';
 import { helperTxstat, StallDetector } from './stall-detector.js';
 import { handleTapTimeout } from './tx-timeout.js';
-import { readRxPauseFrames } from './pause-frames.js';
 
 /** Replaying a NIC's shadow: read with ip/ethtool/tc, plan in dependency order, run as argv. */
 export const NET_REPLAY_PLANNER: ReplayPlanner<ShadowEntry, DeviceSnapshot, ReplayStep> = {
@@ -63,7 +62,6 @@ function openNet(ctx: ClassContext): ClassRuntime {
     startDetectors(): ClassDetectors {
       const stall = new StallDetector({
         txstat: helperTxstat(ctx.pollHelper),
-        pauseFrames: readRxPauseFrames,
         devices: () => shadow.status().filter((d) => d.health === 'ok').map((d) => d.name),
         onReport: ctx.report,
         logger: ctx.logger,

@@ -19,13 +19,6 @@
 // bytes are in flight and how many the device completed; in flight with no
 // completion for as long as the threshold is a stall too. A healthy device
 // completes within milliseconds, and an idle one has nothing in flight.
-//
-// A link partner sending PAUSE frames (802.3x flow control) stops the
-// transmitter too, for as long as it keeps sending them. For a device whose
-// driver counts the PAUSE frames it receives (pause-frames.ts), a stall is
-// reported only once the count stood still across a poll: while it grows
-// the link is held by the partner, which a restart would not cure. Such a
-// device's stalls are reported one poll later; others' as before.
 import type { FailureReport } from '../../core/failure-report.js';
 import type { HelperClient } from '../../core/helper-client.js';
 import type { Logger } from '../../service/log.js';
@@ -231,9 +224,6 @@ export type TapTimeoutVerdict =
   | { kind: 'seen' }
   | { kind: 'not-ours'; why: string };
 
-/** A PAUSE frame count older than this is not compared with: the next poll takes a fresh one. */
-const PAUSE_SAMPLE_MAX_AGE_MS = 2000;
-
 /** A poll that saw the count grow this recently has reported the timeout the taps saw. */
 const SEEN_TIMEOUT_MS = 5000;
 
@@ -246,12 +236,6 @@ export interface StallDetectorOptions {
   logger: Logger;
   /** Default 250 ms. */
   pollMs?: number;
-  /**
-   * The PAUSE frames the device has received (pause-frames.ts), null when
-   * its driver does not count them; asked only when a stall is about to be
-   * reported. Absent: stalls are reported without asking.
-   */
-  pauseFrames?: (device: string) => Promise<bigint | null>;
   /** Default 1000 ms; capped per device at half its kernel watchdog period. A function is asked at each poll (per-device configuration, reloadable). */
   thresholdMs?: number | ((device: string) => number);
   now?: () => number;
@@ -285,12 +269,6 @@ export class StallDetector {
   private readonly tracks = new Map<string, TxTrack>();
   /** The last problem logged per device, so a lasting one is logged once, not four times a second. */
   private readonly problems = new Map<string, string>();
-  /** Per device, its PAUSE frame count when a stall was last about to be reported. */
-  private readonly pauseSamples = new Map<string, { count: bigint; at: number }>();
-  /** Devices whose stall is held by their link partner's PAUSE frames, since when. */
-  private readonly heldSince = new Map<string, number>();
-  /** Devices whose PAUSE frame count could not be read (said once). */
-  private readonly pauseUnread = new Set<string>();
   private timer: NodeJS.Timeout | null = null;
   private running = false;
   private inFlight: Promise<void> = Promise.resolve();
@@ -330,8 +308,6 @@ export class StallDetector {
     const devices = new Set(this.opts.devices());
     for (const name of this.tracks.keys()) if (!devices.has(name)) this.tracks.delete(name);
     for (const name of this.problems.keys()) if (!devices.has(name)) this.problems.delete(name);
-    for (const name of this.pauseSamples.keys()) if (!devices.has(name)) this.pauseSamples.delete(name);
-    for (const name of this.heldSince.keys()) if (!devices.has(name)) this.heldSince.delete(name);
     await Promise.all([...devices].map((d) => this.pollDevice(d)));
   }
 
@@ -357,60 +333,10 @@ export class StallDetector {
     const threshold = this.opts.thresholdMs;
     const { track, reports } = stepTxTrack(this.tracks.get(device), stat, device, this.now(), typeof threshold === 'function' ? threshold(device) : (threshold ?? 1000));
     this.tracks.set(device, track);
-    const stalled = reports.some((r) => r.kind === 'tx-stall');
-    const held = stalled && (await this.heldByPartner(device, track, fields));
-    if (!held) this.holdEnded(device, fields);
     for (const r of reports) {
-      if (held && r.kind === 'tx-stall') continue;
       this.opts.logger.log('warning', `${device}: ${r.kind}: ${r.detail}`, fields);
       this.opts.onReport(r);
     }
-  }
-
-  /**
-   * Whether the stall about to be reported is the link partner's PAUSE
-   * frames holding the transmitter: the count grew since the last look, or
-   * this is the first look (the next poll tells). Then the track is armed
-   * again, so the next poll asks again.
-   */
-  private async heldByPartner(device: string, track: TxTrack, fields: Record<string, string>): Promise<boolean> {
-    const read = this.opts.pauseFrames;
-    if (!read) return false;
-    let count: bigint | null;
-    try {
-      count = await read(device);
-    } catch (err) {
-      if (!this.pauseUnread.has(device)) {
-        this.pauseUnread.add(device);
-        this.opts.logger.log('warning', `${device}: cannot read its PAUSE frame count (${err instanceof Error ? err.message : String(err)}); its stalls are reported without it`, fields);
-      }
-      return false;
-    }
-    this.pauseUnread.delete(device);
-    if (count === null) return false;
-    const now = this.now();
-    const before = this.pauseSamples.get(device);
-    this.pauseSamples.set(device, { count, at: now });
-    const fresh = before !== undefined && now - before.at <= PAUSE_SAMPLE_MAX_AGE_MS;
-    if (fresh && count <= before.count) return false;
-    track.armed = true;
-    if (fresh && !this.heldSince.has(device)) {
-      this.heldSince.set(device, now);
-      this.opts.logger.log(
-        'notice',
-        `${device}: its TX queue is stopped, but the link partner is pausing it: ${count - before.count} PAUSE frame(s) received in ${now - before.at} ms. Not a driver failure: not restarting while they come`,
-        fields,
-      );
-    }
-    return true;
-  }
-
-  /** The device is no longer held by PAUSE frames (or never was): said once when a hold ends. */
-  private holdEnded(device: string, fields: Record<string, string>): void {
-    const since = this.heldSince.get(device);
-    if (since === undefined) return;
-    this.heldSince.delete(device);
-    this.opts.logger.log('info', `${device}: no longer held by PAUSE frames (held ${this.now() - since} ms)`, fields);
   }
 
   /**
