@@ -167,7 +167,8 @@ export async function startControlServer(path: string, handler: Handler, logger:
       } catch (err) {
         // Mutating requests are refused (serveConnection); read-only ones need no identity.
         peer = null;
-        logger.log('warning', `cannot tell who connected to the control socket: ${err instanceof Error ? err.message : String(err)}`);
+        // At most once a minute: near the cap every connection is asked.
+        cutOffLog('identify', 'warning', `cannot tell who connected to the control socket: ${err instanceof Error ? err.message : String(err)}`);
       }
       return peer;
     };

@@ -360,7 +360,9 @@ export class StallDetector {
     }
     const now = this.tracks.get(device);
     if (now && now.ifindex === stat.ifindex && now.timeoutAt !== undefined && this.now() - now.timeoutAt <= SEEN_TIMEOUT_MS) return { kind: 'seen' };
-    if (stat.ifindex !== before.ifindex || stat.timeouts <= before.timeouts) {
+    // Made anew since the last poll (another ifindex): the helper's count is the new device's own, from zero.
+    const since = stat.ifindex === before.ifindex ? before.timeouts : 0;
+    if (stat.timeouts <= since) {
       return { kind: 'not-ours', why: `the ${device} shadowd watches counted no TX timeout (${stat.timeouts} in all): another namespace's device of that name and driver` };
     }
     if (now && now.ifindex === stat.ifindex && stat.timeouts > now.timeouts) {

@@ -150,7 +150,12 @@ export function openSound(ctx: ClassContext, sys: SoundSystem): ClassRuntime {
           const failed = drainFailure(e, Date.now(), driverOf);
           if (failed && !ctx.held(failed.device)) {
             ctx.logger.log('warning', `${failed.device}: ${STREAM_STALL}: ${failed.detail}`, { ...fields(failed.device), SHADOWD_COMPONENT: 'detector' });
-            ctx.report(failed);
+            try {
+              ctx.report(failed);
+            } catch (err) {
+              // Called from the taps' output reader: a failing consumer must not take the taps down.
+              ctx.logger.log('err', `handing on a ${STREAM_STALL} report failed: ${err instanceof Error ? err.message : String(err)}`, { SHADOWD_COMPONENT: 'taps' });
+            }
           }
         },
         stop: async () => {

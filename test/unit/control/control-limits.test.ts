@@ -160,6 +160,21 @@ describe('control server: connections kept for root', () => {
     for (const c of rootHeld) c.socket.destroy();
   });
 
+  it('refuses the reserved connections to a caller it cannot identify, and says so once, not once per connection', async () => {
+    const { path, server } = await serve(echo, {
+      peerCredentials: () => {
+        throw new Error('SO_PEERCRED failed');
+      },
+      limits: { maxConnections: 4, rootReservedConnections: 2 },
+    });
+    const held = [await client(path), await client(path)];
+    await until(() => server.stats().connections === 2, 5000, 'two connections');
+    for (let i = 0; i < 5; i++) expect(await request(path, 'status')).toMatchObject({ ok: false, error: { code: 'EBUSY', message: expect.stringContaining('kept for root') as string } });
+    expect(logged.filter((l) => l.includes('cannot tell who connected'))).toHaveLength(1);
+    expect(logged.filter((l) => l.includes('a caller shadowd cannot identify'))).toHaveLength(1);
+    for (const c of held) c.socket.destroy();
+  });
+
   it('does not ask who connects while connections are free for all: a read-only request never loads koffi', async () => {
     let asked = 0;
     const { path } = await serve(echo, {

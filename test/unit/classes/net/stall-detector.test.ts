@@ -266,11 +266,15 @@ describe('stall detector', () => {
       expect((await detector.tapTimeout('eth0')).kind).toBe('not-ours');
     });
 
-    it('cannot be told before the first poll, after a restart (new ifindex) or when the helper does not answer: the polls decide', async () => {
+    it('cannot be told before the first poll or when the helper does not answer (the polls decide); a device made anew counts from zero', async () => {
       const first = await detector.tapTimeout('eth0');
       expect(first.kind === 'not-ours' && first.why).toMatch(/has not read eth0's TX status yet/);
       await run([tx({ timeouts: 3 })]);
-      replies.set('eth0', [tx({ ifindex: 9, timeouts: 4 })]);
+      // Made anew since (another ifindex): its own count is from zero, so a timeout on it is ours, none is not.
+      replies.set('eth0', [tx({ ifindex: 9, timeouts: 1 })]);
+      expect((await detector.tapTimeout('eth0')).kind).toBe('new');
+      await run([tx({ timeouts: 3 })]);
+      replies.set('eth0', [tx({ ifindex: 9, timeouts: 0 })]);
       expect((await detector.tapTimeout('eth0')).kind).toBe('not-ours');
       replies.set('eth0', [new TxstatRefusedError('ENODEV', 'gone')]);
       const unread = await detector.tapTimeout('eth0');
