@@ -69,7 +69,6 @@ export interface StreamStallDeps {
  * which must raise one every period from its start.
  */
 interface Track {
-  state: string;
   hwPtr: bigint;
   progressAt: number;
   reported: boolean;
@@ -156,12 +155,11 @@ export class StreamStallDetector {
       return;
     }
     if (!t) {
-      this.tracks.set(k, { state: status.state, hwPtr: status.hwPtr, progressAt: now, reported: false, irqPos, irqMovedAt: now });
+      this.tracks.set(k, { hwPtr: status.hwPtr, progressAt: now, reported: false, irqPos, irqMovedAt: now });
       this.deps.logger.log('debug', `${s.card}: watching ${s.key}, ${status.state} at position ${status.hwPtr}, interrupt position ${irqPos ?? 'unknown'}`, { SHADOWD_CLASS: 'sound', SHADOWD_DEVICE: s.card, SHADOWD_COMPONENT: 'detector' });
       return;
     }
-    // RUNNING into DRAINING: the same stream playing on (its stall, if any, goes on counting).
-    t.state = status.state;
+    // RUNNING into DRAINING is the same stream playing on: its stall, if any, goes on counting.
     if (status.hwPtr !== t.hwPtr) {
       t.hwPtr = status.hwPtr;
       t.progressAt = now;
@@ -182,17 +180,17 @@ export class StreamStallDetector {
     const why = positionStalled >= irqStalled
       ? `its hardware position stayed at ${status.hwPtr}`
       : `its period interrupts stopped (the last at position ${t.irqPos}) while the position moved to ${status.hwPtr}`;
-    this.report(s, now, why, Math.max(positionStalled, irqStalled));
+    this.report(s, status.state, now, why, Math.max(positionStalled, irqStalled));
   }
 
-  /** Reports the stream once it has been stalled (@stalled ms, for the reason given) past its threshold. */
-  private report(s: WatchedStream, now: number, why: string, stalled: number): void {
+  /** Reports the stream, in @state as last read, once it has been stalled (@stalled ms, for the reason given) past its threshold. */
+  private report(s: WatchedStream, state: string, now: number, why: string, stalled: number): void {
     const t = this.tracks.get(id(s));
     if (!t) return;
     const threshold = Math.max(this.deps.thresholdMs(s.card), 2 * (s.periodMs ?? 0));
     if (t.reported || stalled < threshold) return;
     t.reported = true;
-    const detail = `${s.key} is ${t.state} and ${why} for ${stalled} ms (threshold ${threshold} ms)`;
+    const detail = `${s.key} is ${state} and ${why} for ${stalled} ms (threshold ${threshold} ms)`;
     this.deps.logger.log('warning', `${s.card}: ${STREAM_STALL}: ${detail}`, { SHADOWD_CLASS: 'sound', SHADOWD_DEVICE: s.card, SHADOWD_COMPONENT: 'detector' });
     const driver = this.deps.driverOf?.(s.card) ?? undefined;
     try {
