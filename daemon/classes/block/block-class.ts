@@ -58,7 +58,7 @@ export function openBlock(ctx: ClassContext, sys: BlockSystem): ClassRuntime {
     planner: {
       read: async (name) => (await sys.readDisk(name)).settings,
       planAll: (entries, current) => planSettings(entries, current),
-      planRestart: (entries, current, mark) => planRestartSettings(entries, current, mark),
+      planRestart: (entries, current, mark) => planRestartSettings(entries, current, mark, (seq) => shadow.carriedOver(seq)),
       run: async (name, steps) => {
         const report: ReplayReport = { device: name, steps: [] };
         for (const s of steps) {

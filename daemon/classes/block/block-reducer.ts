@@ -4,6 +4,7 @@
 // settings it re-reads, crediting the writer. Disks coming and going are
 // passed on as such.
 import type { TapEvent } from '../../core/tap-record.js';
+import { isSettingKey } from './block-sysfs.js';
 
 /** The kernel object an attribute write was about, as the disk shadow can match it to its disks. */
 export type WriteTarget =
@@ -15,7 +16,8 @@ export type WriteTarget =
   | { kind: 'host'; name: string };
 
 export type BlockAction =
-  | { kind: 'write'; target: WriteTarget; attr: string }
+  /** key: the disk setting the write changed (block-sysfs.ts isSettingKey), or null for another attribute. */
+  | { kind: 'write'; target: WriteTarget; attr: string; key: string | null }
   | { kind: 'added'; name: string; devt: string }
   | { kind: 'removed'; name: string; devt: string };
 
@@ -35,6 +37,19 @@ export function writeTarget(e: TapEvent): WriteTarget | null {
   return null;
 }
 
+/** The disk setting key a sysfs attribute write names (queue/read_ahead_kb, device/timeout), or null. */
+export function settingKeyOf(e: TapEvent, target: WriteTarget): string | null {
+  const attr = e.strs['attr'] ?? '';
+  const kobj = e.strs['kobj'] ?? '';
+  const parent = e.strs['parent'] ?? '';
+  let key: string | null = null;
+  if (target.kind === 'disk' && kobj === 'queue') key = `queue/${attr}`;
+  else if (target.kind === 'disk' && kobj === 'iosched') key = `queue/iosched/${attr}`;
+  else if (target.kind === 'scsi') key = parent === 'scsi_disk' ? `scsi_disk/${attr}` : `device/${attr}`;
+  else if (target.kind === 'host') key = `host/${attr}`;
+  return key !== null && isSettingKey(key) ? key : null;
+}
+
 const REDUCERS = new Map<string, (e: TapEvent) => BlockAction[]>([
   [
     'sysfs_write',
@@ -42,7 +57,7 @@ const REDUCERS = new Map<string, (e: TapEvent) => BlockAction[]>([
       // A refused write changed nothing (the sync marker is one).
       if ((e.nums['ret'] ?? -1) < 0) return [];
       const target = writeTarget(e);
-      return target ? [{ kind: 'write', target, attr: e.strs['attr'] ?? '' }] : [];
+      return target ? [{ kind: 'write', target, attr: e.strs['attr'] ?? '', key: settingKeyOf(e, target) }] : [];
     },
   ],
   [

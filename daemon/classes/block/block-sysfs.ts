@@ -358,6 +358,24 @@ export async function readDiskSettings(disk: string, sysfs = '/sys'): Promise<Di
   return out;
 }
 
+/**
+ * One setting of DISK and the disk's diskseq read before and after it (a
+ * number the kernel gives each disk it adds, never reused): the value is the
+ * one of the disk that diskseq names. diskseq is null when the two reads
+ * differ or the disk has none; value is null when it has no such key. Reads
+ * sysfs only, never the disk: safe on a hung disk.
+ */
+export async function readDiskSetting(disk: string, key: string, sysfs = '/sys'): Promise<{ diskseq: string | null; value: string | null }> {
+  if (!isSettingKey(key)) throw new Error(`${JSON.stringify(key)} is not a disk setting`);
+  const seqPath = join(sysfs, 'block', validateDiskName(disk), 'diskseq');
+  const before = await readText(seqPath);
+  const path = (await settingPaths(disk, sysfs)).get(key);
+  const text = path === undefined ? null : await readText(path);
+  const after = await readText(seqPath);
+  const value = text === null ? null : key === 'queue/scheduler' ? parseScheduler(text) : text;
+  return { diskseq: before !== null && before === after ? before : null, value };
+}
+
 /** Replay order: the queue depth bounds nr_requests; a scheduler switch resets nr_requests and brings its own iosched/ directory. */
 function rank(key: string): number {
   if (key === 'device/queue_depth') return 0;

@@ -6,7 +6,7 @@
 import { basename } from 'node:path';
 import { readFile, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
-import { claimedExclusively, listDiskNames, readDisk as readBlockDisk, readDeviceBlocked, readDiskSettings, readIoCounters, restartUnitOf, disksUnder, writeDiskSetting, type RestartUnit } from './block-sysfs.js';
+import { claimedExclusively, listDiskNames, readDisk as readBlockDisk, readDeviceBlocked, readDiskSetting, readDiskSettings, readIoCounters, restartUnitOf, disksUnder, writeDiskSetting, type RestartUnit } from './block-sysfs.js';
 import { readDiskIdentity, type DiskIdentity } from './disk-identity.js';
 import type { DiskFacts, DiskSource } from './disk-shadow.js';
 import { diskIoOf, type DiskIo } from './io-stall-detector.js';
@@ -101,7 +101,7 @@ export class SysfsBlockSystem implements BlockSystem {
 
   async readDisk(name: string): Promise<DiskFacts> {
     const disk = await readBlockDisk(name, { sysfs: this.sysfs, ...(this.mountinfo ? { mountinfo: this.mountinfo } : {}) });
-    const id = await this.identity(name);
+    const { seq, id } = await this.identity(name);
     let unit: RestartUnit | null = null;
     try {
       unit = await restartUnitOf(name, this.sysfs);
@@ -123,6 +123,7 @@ export class SysfsBlockSystem implements BlockSystem {
     return {
       name,
       devt: disk.devt,
+      diskseq: seq === '' ? null : seq,
       serial: id.serial,
       wwid: id.wwn,
       model: id.model,
@@ -138,13 +139,17 @@ export class SysfsBlockSystem implements BlockSystem {
     };
   }
 
-  private async identity(name: string): Promise<DiskIdentity> {
+  private async identity(name: string): Promise<{ seq: string; id: DiskIdentity }> {
     const seq = (await readFile(join(this.sysfs, 'block', name, 'diskseq'), 'utf8').catch(() => '')).trim();
     const known = this.identities.get(name);
-    if (seq !== '' && known?.seq === seq) return known.id;
+    if (seq !== '' && known?.seq === seq) return known;
     const id = await withTimeout(readDiskIdentity(name, this.sysfs), IDENTITY_TIMEOUT_MS, `reading the identity of ${name}`);
     if (seq !== '') this.identities.set(name, { seq, id });
-    return id;
+    return { seq, id };
+  }
+
+  readSetting(name: string, key: string): Promise<{ diskseq: string | null; value: string | null }> {
+    return readDiskSetting(name, key, this.sysfs);
   }
 
   /** The protecting map of a disk, by its MAJ:MIN from sysfs: no read of the disk itself. */

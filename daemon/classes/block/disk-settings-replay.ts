@@ -48,9 +48,19 @@ export function planSettings(entries: readonly SettingEntry[], current: Readonly
   return inKernelOrder(steps);
 }
 
-/** planSettings for what a restart lost: keys changed in the shadow since `mark` are left as the disk has them. */
-export function planRestartSettings(entries: readonly SettingEntry[], current: Readonly<Record<string, string>>, mark: number): { steps: SettingStep[]; left: string[] } {
-  const changed = new Set(entries.filter((e) => e.seq > mark).map((e) => e.key));
+/**
+ * planSettings for what a restart lost: keys changed in the shadow since
+ * `mark` are left as the disk has them, except those `carriedOver` (read
+ * from the failed disk during the restart, DiskShadow.carriedOver): those
+ * were set on the disk before it went, and go to the one that came back.
+ */
+export function planRestartSettings(
+  entries: readonly SettingEntry[],
+  current: Readonly<Record<string, string>>,
+  mark: number,
+  carriedOver: (seq: number) => boolean = () => false,
+): { steps: SettingStep[]; left: string[] } {
+  const changed = new Set(entries.filter((e) => e.seq > mark && !carriedOver(e.seq)).map((e) => e.key));
   const all = planSettings(entries, current);
   return { steps: all.filter((s) => !changed.has(s.key)), left: all.filter((s) => changed.has(s.key)).map((s) => s.key) };
 }

@@ -17,6 +17,8 @@ export interface DiskFacts {
   name: string;
   /** MAJ:MIN */
   devt: string;
+  /** The kernel's number for this disk, never reused (a disk that comes back under the same name has another); null if unread. */
+  diskseq?: string | null;
   serial: string | null;
   wwid: string | null;
   model: string | null;
@@ -42,6 +44,8 @@ export interface DiskSource {
   /** The whole disks a driver serves, by kernel name. */
   listDisks(): Promise<string[]>;
   readDisk(name: string): Promise<DiskFacts>;
+  /** One setting and the diskseq of the disk it was read from (block-sysfs.ts readDiskSetting): sysfs only, safe on a hung disk. */
+  readSetting(name: string, key: string): Promise<{ diskseq: string | null; value: string | null }>;
 }
 
 export interface DiskShadowDeps {
@@ -77,6 +81,8 @@ export class DiskShadow {
   private resyncAgain: string | null = null;
   /** How many holds on a restart unit have ended (unitReleased): a read that spans one may predate the map switch. */
   private releases = 0;
+  /** Seqs of entries read from a failed disk while shadowd restarts its driver: set before the restart, whenever recorded (carriedOver). */
+  private readonly fromFailedDisk = new Set<number>();
   private readonly source: DiskSource;
   private readonly held: (name: string) => boolean;
   private readonly heldUnit: (unit: string) => boolean;
@@ -139,7 +145,7 @@ export class DiskShadow {
       for (const action of reduceBlockEvent(e)) {
         switch (action.kind) {
           case 'write':
-            for (const name of this.disksOf(action.target)) this.schedule(name, actor);
+            for (const name of this.disksOf(action.target)) this.schedule(name, actor, false, action.key);
             break;
           case 'added':
             // A disk a restart brings back is linked to its shadow by the replay, not adopted here.
@@ -177,11 +183,15 @@ export class DiskShadow {
     this.logger.log('notice', `${name} disappeared; its shadow is kept`, this.fields(dev.facts));
   }
 
-  private schedule(name: string, actor: Actor, appeared = false): void {
+  private schedule(name: string, actor: Actor, appeared = false, key: string | null = null): void {
     this.readsInFlight++;
     this.refreshing = this.refreshing.then(async () => {
       try {
-        const dev = this.held(name) ? null : await this.readInto(name, actor);
+        if (this.held(name)) {
+          if (key !== null) await this.heldWrite(name, key, actor);
+          return;
+        }
+        const dev = await this.readInto(name, actor);
         if (dev && appeared) this.appeared(dev.facts);
       } finally {
         this.readsInFlight--;
@@ -210,6 +220,57 @@ export class DiskShadow {
       // A restart's hold ended while this read ran (a disk's identity can take seconds):
       // what it read may predate the replay (its map still pointing at the old disk), so read again.
     }
+  }
+
+  /**
+   * A setting written to a disk shadowd is restarting the driver of. The disk
+   * is not read whole (its identity can be device I/O on a hung disk): only
+   * the key written, with the disk's diskseq to tell which disk answered.
+   * - The failed disk, before its driver let go of it: the value is what
+   *   the writer wants on the disk, so it is recorded and counts as set
+   *   before the restart (carriedOver): the replay writes it to the disk
+   *   that comes back.
+   * - The disk that came back under the same name: a change made during the
+   *   recovery, recorded as such; the replay leaves it.
+   * - Neither (gone, or not telling): the value is lost with the failed
+   *   disk; said so, the shadow keeps what it had.
+   */
+  private async heldWrite(name: string, key: string, actor: Actor): Promise<void> {
+    const dev = this.watched.get(name);
+    if (!dev) return;
+    const who = actor.pid === null ? actor.comm : `${actor.comm}[${actor.pid}]`;
+    let read: { diskseq: string | null; value: string | null };
+    try {
+      read = await this.source.readSetting(name, key);
+    } catch (err) {
+      read = { diskseq: null, value: null };
+      this.logger.log('debug', `${name}: reading ${key} failed: ${messageOf(err)}`, this.fields(dev.facts));
+    }
+    const failed = dev.facts.diskseq ?? null;
+    if (read.value === null || read.diskseq === null || failed === null) {
+      this.logger.log(
+        'warning',
+        `${name}: ${who} wrote ${key} while shadowd restarts the disk's driver, and the value could not be read back from the disk it went to: ` +
+          `the replay puts back ${key} as the shadow had it; set it again if that is not what you want`,
+        this.fields(dev.facts),
+      );
+      return;
+    }
+    const at = this.now();
+    if (!this.store.setEntry(dev.id, key, read.value, actor, at, 'observe')) return;
+    if (read.diskseq === failed) {
+      this.fromFailedDisk.add(this.store.changes);
+      // A few per restart at most; kept bounded all the same.
+      if (this.fromFailedDisk.size > 1024) this.fromFailedDisk.delete(this.fromFailedDisk.values().next().value as number);
+      this.logger.log('info', `${name}: ${key} = ${JSON.stringify(read.value)} by ${who} on the failed disk: the replay carries it to the disk that comes back`, this.fields(dev.facts));
+    } else {
+      this.logger.log('info', `${name}: ${key} = ${JSON.stringify(read.value)} by ${who} on the disk that came back, during the recovery: the replay leaves it`, this.fields(dev.facts));
+    }
+  }
+
+  /** Whether a shadow entry (by its seq) was read from a failed disk during its driver's restart: it counts as set before the restart began. */
+  carriedOver(seq: number): boolean {
+    return this.fromFailedDisk.has(seq);
   }
 
   /**

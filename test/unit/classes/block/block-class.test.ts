@@ -30,6 +30,7 @@ function machine() {
   const sys: BlockSystem = {
     listDisks: () => Promise.resolve([...disks.keys()]),
     readDisk: (n) => (disks.has(n) ? Promise.resolve(structuredClone(disks.get(n)!)) : Promise.reject(new Error(`no ${n}`))),
+    readSetting: (n, k) => Promise.resolve({ diskseq: disks.get(n)?.diskseq ?? null, value: disks.get(n)?.settings[k] ?? null }),
     disksUnder: (u) => Promise.resolve([...disks.values()].filter((d) => d.unit === u).map((d) => d.name)),
     readIo: () => Promise.resolve({ inflight: 0, completed: 0, pathFailed: false }),
     writeSetting: (n, k, v) => {
@@ -105,6 +106,34 @@ describe('disk class runtime', () => {
     ]);
     expect(rt.list().map((d) => [d.name, d.attrs['map']])).toEqual([['sdc', 'shadow-S-sda'], ['sdd', '']]);
     expect(rt.afterRestart('sda', { fields: {} } as never)).toEqual(['the disk came back as sdc: its map and shadow follow it, but anything that names sda must use sdc']);
+  });
+
+  it('carries a setting written on the failed disk during the restart to the disk that comes back, and leaves one written on the disk that came back', async () => {
+    const m = machine();
+    m.disks.get('sda')!.diskseq = '7';
+    m.disks.get('sdb')!.diskseq = '8';
+    const store = new ShadowStore(':memory:');
+    const held = new Set<string>();
+    const rt = openBlock(context(store, held), m.sys);
+    await rt.resync('start');
+    held.add('sda').add('sdb');
+    const mark = rt.replay.mark('sda');
+    // After the restart began, an administrator tunes the failed sda (still there, hung)...
+    m.disks.get('sda')!.settings['queue/read_ahead_kb'] = '4096';
+    rt.applyEvents([parseTapRecord('ev=sysfs_write attr=read_ahead_kb kobj=queue parent=sda grandparent=block ret=5 kthread=0 pid=77 ts=1 comm=tuned')]);
+    await rt.caughtUp();
+    // ...then the driver lets go: sdb comes back under its own name (another diskseq) and udev sets its scheduler there.
+    m.disks.clear();
+    const sdc = disk('sdc', { serial: 'S-sda', devt: '8:32', diskseq: '9' });
+    const sdb = disk('sdb', { devt: '8:16', scsiAddress: '1:0:0:0', scsiHost: 'host1', diskseq: '10', settings: { 'queue/scheduler': 'bfq', 'queue/read_ahead_kb': '128' } });
+    m.disks.set('sdc', sdc).set('sdb', sdb);
+    rt.applyEvents([parseTapRecord('ev=sysfs_write attr=scheduler kobj=queue parent=sdb grandparent=block ret=4 kthread=0 pid=88 ts=2 comm=systemd-udevd')]);
+    await rt.caughtUp();
+    const report = await rt.replay.replay('sda', mark);
+    // sda's new read-ahead goes to sdc; sdb keeps the scheduler set on it during the recovery.
+    expect(m.writes).toEqual(['sdc queue/read_ahead_kb=4096']);
+    expect(report.steps.map((s) => s.key)).toContain('sda:queue/read_ahead_kb');
+    expect(store.entries('serial:S-sdb').find((e) => e.key === 'queue/scheduler')).toMatchObject({ value: 'bfq', actor: { comm: 'systemd-udevd' } });
   });
 
   it('says the disk is not back when it does not return: its map is never pointed elsewhere', async () => {

@@ -16,13 +16,20 @@ describe('disk class reducer', () => {
   it('names the disk, SCSI device or host each attribute write was about', () => {
     const writes = events.filter((e) => e.call === 'sysfs_write').map((e) => reduceBlockEvent(e));
     expect(writes.flat()).toEqual([
-      { kind: 'write', target: { kind: 'disk', name: 'sda' }, attr: 'read_ahead_kb' },
-      { kind: 'write', target: { kind: 'disk', name: 'vda' }, attr: 'nr_requests' },
-      { kind: 'write', target: { kind: 'disk', name: 'sdb' }, attr: 'scheduler' },
-      { kind: 'write', target: { kind: 'disk', name: 'sdb' }, attr: 'fifo_batch' },
-      { kind: 'write', target: { kind: 'scsi', address: '0:0:0:0' }, attr: 'timeout' },
-      { kind: 'write', target: { kind: 'scsi', address: '0:0:0:0' }, attr: 'cache_type' },
+      { kind: 'write', target: { kind: 'disk', name: 'sda' }, attr: 'read_ahead_kb', key: 'queue/read_ahead_kb' },
+      { kind: 'write', target: { kind: 'disk', name: 'vda' }, attr: 'nr_requests', key: 'queue/nr_requests' },
+      { kind: 'write', target: { kind: 'disk', name: 'sdb' }, attr: 'scheduler', key: 'queue/scheduler' },
+      { kind: 'write', target: { kind: 'disk', name: 'sdb' }, attr: 'fifo_batch', key: 'queue/iosched/fifo_batch' },
+      { kind: 'write', target: { kind: 'scsi', address: '0:0:0:0' }, attr: 'timeout', key: 'device/timeout' },
+      { kind: 'write', target: { kind: 'scsi', address: '0:0:0:0' }, attr: 'cache_type', key: 'scsi_disk/cache_type' },
     ]);
+  });
+
+  it('names no setting for a write to an attribute the shadow does not keep', () => {
+    const rescan = parseTapRecord('ev=sysfs_write attr=rescan kobj=0:0:0:0 parent=target0:0:0 grandparent=host0 ret=1 kthread=0 pid=9 ts=1 comm=sh');
+    expect(reduceBlockEvent(rescan)).toEqual([{ kind: 'write', target: { kind: 'scsi', address: '0:0:0:0' }, attr: 'rescan', key: null }]);
+    const ro = parseTapRecord('ev=sysfs_write attr=events_poll_msecs kobj=sda parent=block grandparent= ret=2 kthread=0 pid=9 ts=1 comm=sh');
+    expect(reduceBlockEvent(ro)).toEqual([{ kind: 'write', target: { kind: 'disk', name: 'sda' }, attr: 'events_poll_msecs', key: null }]);
   });
 
   it('passes disks coming and going on with their device numbers', () => {
@@ -45,6 +52,6 @@ describe('disk class reducer', () => {
     const failedAdd = parseTapRecord('ev=disk_add name=sdz major=8 minor=400 ret=-12 kthread=0 pid=1 ts=1 comm=x');
     expect(reduceBlockEvent(failedAdd)).toEqual([]);
     const hostWrite = parseTapRecord('ev=sysfs_write attr=link_power_management_policy kobj=host3 parent=scsi_host grandparent=host3 ret=15 kthread=0 pid=9 ts=1 comm=tlp');
-    expect(reduceBlockEvent(hostWrite)).toEqual([{ kind: 'write', target: { kind: 'host', name: 'host3' }, attr: 'link_power_management_policy' }]);
+    expect(reduceBlockEvent(hostWrite)).toEqual([{ kind: 'write', target: { kind: 'host', name: 'host3' }, attr: 'link_power_management_policy', key: 'host/link_power_management_policy' }]);
   });
 });

@@ -15,6 +15,7 @@ import {
   parseIoCounters,
   parseMountinfo,
   parseScheduler,
+  readDiskSetting,
   readDiskSettings,
   readIoCounters,
   replayOrder,
@@ -112,6 +113,13 @@ describe('settings', () => {
     cpSync(SYSFS, root, { recursive: true, verbatimSymlinks: true });
   });
   afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+  it('reads one setting with the diskseq of the disk it came from, and none where the disk tells none', async () => {
+    writeFileSync(join(root, 'block', 'sda', 'diskseq'), '12\n');
+    expect(await readDiskSetting('sda', 'queue/scheduler', root)).toEqual({ diskseq: '12', value: 'mq-deadline' });
+    expect(await readDiskSetting('vda', 'device/timeout', root)).toEqual({ diskseq: null, value: null });
+    await expect(readDiskSetting('sda', 'uevent', root)).rejects.toThrow(/not a disk setting/);
+  });
 
   it('reads every setting that exists, scheduler parsed', async () => {
     const sda = await readDiskSettings('sda', SYSFS);

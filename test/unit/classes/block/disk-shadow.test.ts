@@ -43,6 +43,11 @@ function fakeSource(initial: DiskFacts[]) {
       const d = disks.get(name);
       return d ? Promise.resolve(structuredClone(d)) : Promise.reject(new Error(`no disk ${name}`));
     },
+    readSetting: (name, key) => {
+      reads.push(`${name} ${key}`);
+      const d = disks.get(name);
+      return Promise.resolve({ diskseq: d?.diskseq ?? null, value: d?.settings[key] ?? null });
+    },
   };
   return { disks, reads, source };
 }
@@ -89,7 +94,7 @@ describe('disk shadow', () => {
     expect(diskId(sdb)).toBe('serial:serial-sda');
   });
 
-  it('neither re-reads nor drops a disk shadowd is restarting, and drops one that goes away otherwise', async () => {
+  it('neither re-reads whole nor drops a disk shadowd is restarting, and drops one that goes away otherwise', async () => {
     const store = new ShadowStore(':memory:');
     const src = fakeSource([disk('sda'), disk('sdb', { devt: '8:16', scsiAddress: '1:0:0:0', scsiHost: 'host1' })]);
     let held = 'sda';
@@ -104,12 +109,38 @@ describe('disk shadow', () => {
       write('timeout', '1:0:0:0', 'target1:0:0', 'host1'),
     ]);
     await shadow.caughtUp();
-    expect(src.reads).toEqual([]);
+    // The write's one key, never the whole disk.
+    expect(src.reads).toEqual(['sdb device/timeout']);
     expect(shadow.status().find((d) => d.name === 'sdb')?.health).toBe('ok');
     held = '';
     shadow.applyBatch([parseTapRecord('ev=disk_del name=sdb major=8 minor=16 kthread=0 pid=1 ts=1 comm=sh')]);
     expect(shadow.status().find((d) => d.name === 'sdb')?.health).toBe('absent');
     expect(() => shadow.show('nope')).toThrow('no disk named nope');
+  });
+
+  it('reads only the key written to a held disk, and says when the value cannot be told apart from another disk', async () => {
+    const store = new ShadowStore(':memory:');
+    const logger = quietLogger();
+    const src = fakeSource([disk('sda', { diskseq: '3' }), disk('sdb', { devt: '8:16', scsiAddress: '1:0:0:0', scsiHost: 'host1', diskseq: null })]);
+    const held = new Set<string>();
+    const heldShadow = new DiskShadow(store, logger, { source: src.source, held: (n) => held.has(n) });
+    await heldShadow.resync('start');
+    const mark = store.changes;
+    held.add('sda').add('sdb');
+    src.reads.length = 0;
+    src.disks.get('sda')!.settings['device/timeout'] = '60';
+    src.disks.get('sdb')!.settings['device/timeout'] = '90';
+    heldShadow.applyBatch([write('timeout', '0:0:0:0', 'target0:0:0', 'host0', 5, 'admin'), write('timeout', '1:0:0:0', 'target1:0:0', 'host1', 6, 'admin'), write('rescan', '0:0:0:0', 'target0:0:0', 'host0')]);
+    await heldShadow.caughtUp();
+    // One key each, no whole-disk read (its identity could be I/O to a hung disk); a rescan names no setting.
+    expect(src.reads).toEqual(['sda device/timeout', 'sdb device/timeout']);
+    const sda = store.entries('serial:serial-sda').find((e) => e.key === 'device/timeout')!;
+    expect(sda).toMatchObject({ value: '60', actor: { pid: 5, comm: 'admin' } });
+    expect(sda.seq).toBeGreaterThan(mark);
+    expect(heldShadow.carriedOver(sda.seq)).toBe(true);
+    // sdb tells no diskseq: its value could be another disk's, so the shadow keeps what it had, and says so.
+    expect(store.entries('serial:serial-sdb').find((e) => e.key === 'device/timeout')?.value).toBe('30');
+    expect(logger.lines.some((l) => l.priority === 'warning' && /sdb: admin\[6\] wrote device\/timeout/.test(l.message))).toBe(true);
   });
 
   it('adopts a disk that appears, and keys a disk with no serial by its name', async () => {
