@@ -45,7 +45,8 @@ function prove(c: Wav): ProofReport {
   return r;
 }
 
-describe('audio proof', () => {
+// Correlating seconds of audio is CPU work: on a loaded machine (a guest beside it) a test takes several seconds.
+describe('audio proof', { timeout: 30_000 }, () => {
   it('proves a clean copy played late, between silences', () => {
     // 0.73006 s: the copy lies a fraction of an analysis sample off the source's grid.
     const r = prove(capture([{ silence: 0.73006 }, { src: [0, SECONDS] }, { silence: 0.5 }]));
