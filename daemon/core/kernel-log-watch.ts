@@ -7,6 +7,7 @@ import { closeSync, constants, openSync, readSync } from 'node:fs';
 import type { ModuleDevice } from './device-class.js';
 import type { FailureReport } from './failure-report.js';
 import { KernelFaultParser, parseKmsgRecord, type KernelFault, type KernelFaultKind, type KernelLogRule } from './kernel-faults.js';
+import { handOnReport } from './report-handoff.js';
 import type { Logger } from '../service/log.js';
 
 export const SELF_MODULE = 'shadow_helper';
@@ -322,14 +323,12 @@ export class KernelLogWatch {
         });
       }
       for (const fault of faults) {
-        try {
-          this.dispatch(fault, attributeFault(fault, devices, { detectedAt, bootWallMs, selfModule: this.opts.selfModule, restartsBefore: restartsBefore(fault) }));
-        } catch (err) {
-          // A failing consumer must not stop the reports after this one.
-          this.opts.logger.log('err', `handing on a kernel ${fault.kind} report failed: ${err instanceof Error ? err.message : String(err)}`, {
-            SHADOWD_COMPONENT: 'kernel-log',
-          });
-        }
+        // A failing consumer must not stop the reports after this one.
+        await handOnReport(() => this.dispatch(fault, attributeFault(fault, devices, { detectedAt, bootWallMs, selfModule: this.opts.selfModule, restartsBefore: restartsBefore(fault) })), {
+          logger: this.opts.logger,
+          what: `kernel ${fault.kind}`,
+          fields: { SHADOWD_COMPONENT: 'kernel-log' },
+        });
       }
     });
   }

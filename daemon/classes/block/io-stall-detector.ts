@@ -16,6 +16,7 @@
 // on a SCSI disk's device_blocked count with nothing in flight, which a read
 // of the disk ends (blocked-device-release.ts).
 import type { FailureReport } from '../../core/failure-report.js';
+import { handOnReport } from '../../core/report-handoff.js';
 import type { Logger } from '../../service/log.js';
 import { BLOCKED_IDLE_MS, BlockedIdleWatch } from './blocked-device-release.js';
 import type { IoCounters } from './block-sysfs.js';
@@ -156,10 +157,7 @@ export class IoStallDetector {
   private report(disk: string, kind: string, detail: string, now: number, since: number): void {
     this.deps.logger.log('warning', `${disk}: ${kind}: ${detail}`, { SHADOWD_CLASS: 'block', SHADOWD_DEVICE: disk, SHADOWD_COMPONENT: 'detector' });
     const driver = this.deps.driverOf?.(disk) ?? undefined;
-    try {
-      this.deps.onReport({ cls: 'block', device: disk, kind, detail, detectedAt: now, since, ...(driver ? { driver } : {}) });
-    } catch (err) {
-      this.deps.logger.log('err', `handing on a ${kind} report failed: ${err instanceof Error ? err.message : String(err)}`, { SHADOWD_COMPONENT: 'detector' });
-    }
+    const report: FailureReport = { cls: 'block', device: disk, kind, detail, detectedAt: now, since, ...(driver ? { driver } : {}) };
+    void handOnReport(() => this.deps.onReport(report), { logger: this.deps.logger, what: kind, fields: { SHADOWD_COMPONENT: 'detector' } });
   }
 }

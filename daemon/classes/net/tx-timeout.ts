@@ -11,6 +11,7 @@
 // root may give another namespace a device of the same driver and name (a
 // VF handed to a container).
 import type { FailureReport } from '../../core/failure-report.js';
+import { handOnReport } from '../../core/report-handoff.js';
 import type { TapEvent } from '../../core/tap-record.js';
 import type { Logger } from '../../service/log.js';
 import type { TapTimeoutVerdict } from './stall-detector.js';
@@ -78,10 +79,6 @@ export async function handleTapTimeout(e: TapEvent, deps: TapTimeoutDeps): Promi
     return;
   }
   deps.logger.log('warning', `${r.device}: tx-timeout: ${r.detail}`, { SHADOWD_COMPONENT: 'taps', SHADOWD_DEVICE: r.device, SHADOWD_CLASS: 'net' });
-  try {
-    deps.report(r);
-  } catch (err) {
-    // A failing consumer must not take the taps down.
-    deps.logger.log('err', `handing on a tx-timeout report failed: ${err instanceof Error ? err.message : String(err)}`, { SHADOWD_COMPONENT: 'taps' });
-  }
+  // A failing consumer must not take the taps down.
+  await handOnReport(() => deps.report(r), { logger: deps.logger, what: 'tx-timeout', fields: { SHADOWD_COMPONENT: 'taps' } });
 }

@@ -10,6 +10,7 @@
 // stream parameters itself. The daemon's replay then compares the card's
 // mixer with the shadow and sets back what the restart still lost.
 import type { ClassContext, ClassDetectors, ClassRuntime, DeviceClass, DeviceInfo, ModuleDevice, ReplayReport } from '../../core/device-class.js';
+import { handOnReport } from '../../core/report-handoff.js';
 import { shadowReplay } from '../../core/shadow-replay.js';
 import { shadowRuntime } from '../../core/shadow-runtime.js';
 import type { ShadowEntry } from '../../core/shadow-store.js';
@@ -150,12 +151,8 @@ export function openSound(ctx: ClassContext, sys: SoundSystem): ClassRuntime {
           const failed = drainFailure(e, Date.now(), driverOf);
           if (failed && !ctx.held(failed.device)) {
             ctx.logger.log('warning', `${failed.device}: ${STREAM_STALL}: ${failed.detail}`, { ...fields(failed.device), SHADOWD_COMPONENT: 'detector' });
-            try {
-              ctx.report(failed);
-            } catch (err) {
-              // Called from the taps' output reader: a failing consumer must not take the taps down.
-              ctx.logger.log('err', `handing on a ${STREAM_STALL} report failed: ${err instanceof Error ? err.message : String(err)}`, { SHADOWD_COMPONENT: 'taps' });
-            }
+            // Called from the taps' output reader: a failing consumer must not take the taps down.
+            void handOnReport(() => ctx.report(failed), { logger: ctx.logger, what: STREAM_STALL, fields: { SHADOWD_COMPONENT: 'taps' } });
           }
         },
         stop: async () => {

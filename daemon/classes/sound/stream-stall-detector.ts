@@ -37,6 +37,7 @@ import type { PeriodPositions } from './period-positions.js';
 import type { PcmStatus } from './proc-asound.js';
 import { STREAM_STALL } from './sound-declaration.js';
 import { PollLoop } from '../../core/poll-loop.js';
+import { handOnReport } from '../../core/report-handoff.js';
 import { parseSubstreamKey } from './substream-address.js';
 
 /** A stream the shadow believes RUNNING, or DRAINING (playback). */
@@ -193,11 +194,8 @@ export class StreamStallDetector {
     const detail = `${s.key} is ${state} and ${why} for ${stalled} ms (threshold ${threshold} ms)`;
     this.deps.logger.log('warning', `${s.card}: ${STREAM_STALL}: ${detail}`, { SHADOWD_CLASS: 'sound', SHADOWD_DEVICE: s.card, SHADOWD_COMPONENT: 'detector' });
     const driver = this.deps.driverOf?.(s.card) ?? undefined;
-    try {
-      this.deps.onReport({ cls: 'sound', device: s.card, kind: STREAM_STALL, detail, detectedAt: now, since: now - stalled, ...(driver ? { driver } : {}) });
-    } catch (err) {
-      this.deps.logger.log('err', `handing on a ${STREAM_STALL} report failed: ${err instanceof Error ? err.message : String(err)}`, { SHADOWD_COMPONENT: 'detector' });
-    }
+    const report: FailureReport = { cls: 'sound', device: s.card, kind: STREAM_STALL, detail, detectedAt: now, since: now - stalled, ...(driver ? { driver } : {}) };
+    void handOnReport(() => this.deps.onReport(report), { logger: this.deps.logger, what: STREAM_STALL, fields: { SHADOWD_COMPONENT: 'detector' } });
   }
 }
 

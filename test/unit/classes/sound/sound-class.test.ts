@@ -25,6 +25,26 @@ function context(store: ShadowStore, held: Set<string>, reports: FailureReport[]
   };
 }
 
+/**
+ * The sound class on a machine with card0, resynced, after the taps saw
+ * aplay open, set up and start its pcm0p/sub0, then the events named in
+ * @after (such as 'pcm_drain') on it.
+ */
+async function startedStream(held: Set<string>, reports: FailureReport[], ...after: string[]) {
+  const m = fakeSoundSystem([es1370(0)]);
+  const rt = openSound(context(new ShadowStore(':memory:'), held, reports), m.sys);
+  await rt.resync('start-up');
+  const S = 'card=0 dev=0 stream=0 sub=0';
+  const tail = 'kthread=0 pid=300 ts=1 comm=aplay';
+  rt.applyEvents([
+    parseTapRecord(`ev=pcm_open ${S} ret=0 ${tail}`),
+    parseTapRecord(`ev=pcm_hw_params ${S} access=0x8 format0=0x4 format1=0x0 channels=2 rate=48000 period_size=480 periods=4 buffer_size=1920 ret=0 ${tail}`),
+    parseTapRecord(`ev=pcm_start ${S} state=3 ${tail}`),
+    ...after.map((ev) => parseTapRecord(`ev=${ev} ${S} ${tail}`)),
+  ]);
+  return { m, rt };
+}
+
 const reply = (card: number): RestartReply => ({
   device: 'sound:card0',
   id: 'r1',
@@ -110,16 +130,7 @@ describe('sound class runtime', () => {
   it('watches the running streams of cards it does not hold for a stall', async () => {
     const reports: FailureReport[] = [];
     const held = new Set<string>();
-    const m = fakeSoundSystem([es1370(0)]);
-    const rt = openSound(context(new ShadowStore(':memory:'), held, reports), m.sys);
-    await rt.resync('start-up');
-    const S = 'card=0 dev=0 stream=0 sub=0';
-    const tail = 'kthread=0 pid=300 ts=1 comm=aplay';
-    rt.applyEvents([
-      parseTapRecord(`ev=pcm_open ${S} ret=0 ${tail}`),
-      parseTapRecord(`ev=pcm_hw_params ${S} access=0x8 format0=0x4 format1=0x0 channels=2 rate=48000 period_size=480 periods=4 buffer_size=1920 ret=0 ${tail}`),
-      parseTapRecord(`ev=pcm_start ${S} state=3 ${tail}`),
-    ]);
+    const { m, rt } = await startedStream(held, reports);
     m.statuses.set('card0/pcm0p/sub0', { state: 'RUNNING', ownerPid: 300, hwPtr: 1000n });
     const det = rt.startDetectors();
     try {
@@ -137,17 +148,7 @@ describe('sound class runtime', () => {
 
   it('watches a draining playback stream as a running one', async () => {
     const reports: FailureReport[] = [];
-    const m = fakeSoundSystem([es1370(0)]);
-    const rt = openSound(context(new ShadowStore(':memory:'), new Set(), reports), m.sys);
-    await rt.resync('start-up');
-    const S = 'card=0 dev=0 stream=0 sub=0';
-    const tail = 'kthread=0 pid=300 ts=1 comm=aplay';
-    rt.applyEvents([
-      parseTapRecord(`ev=pcm_open ${S} ret=0 ${tail}`),
-      parseTapRecord(`ev=pcm_hw_params ${S} access=0x8 format0=0x4 format1=0x0 channels=2 rate=48000 period_size=480 periods=4 buffer_size=1920 ret=0 ${tail}`),
-      parseTapRecord(`ev=pcm_start ${S} state=3 ${tail}`),
-      parseTapRecord(`ev=pcm_drain ${S} ${tail}`),
-    ]);
+    const { m, rt } = await startedStream(new Set(), reports, 'pcm_drain');
     m.statuses.set('card0/pcm0p/sub0', { state: 'DRAINING', ownerPid: 300, hwPtr: 1000n });
     const det = rt.startDetectors();
     try {
