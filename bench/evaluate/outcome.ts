@@ -26,6 +26,14 @@ export interface AppOutcome {
   evidence: string;
 }
 
+/** One of the seed's applications that a class's runner did not run in one mode, and why (report.ts: its cell says 'not run'). */
+export interface AppNotRun {
+  cls: string;
+  app: string;
+  mode: AppOutcome['mode'];
+  why: string;
+}
+
 /** A kernel report that is a crash or a hang (a WARN is not: the kernel goes on). */
 const CRASH = /\bOops\b|\bBUG:|kernel BUG at|Kernel panic|general protection fault|soft lockup|hard LOCKUP|blocked for more than \d+ seconds|rcu_(sched|preempt) detected stalls/;
 

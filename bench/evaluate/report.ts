@@ -2,7 +2,7 @@
 // the seed's. Every figure comes from the data passed in: a section this
 // command did not measure says so instead of showing a number.
 import type { ClassShadowSize, DriverSize, GenericSize, PartSize } from './code-size.js';
-import { OUTCOMES, type AppOutcome } from './outcome.js';
+import { OUTCOMES, type AppNotRun, type AppOutcome } from './outcome.js';
 import { PHASES, type RecoveryTiming } from './recovery-times.js';
 import { SEED_CODE_SIZE, SEED_GENERIC, SEED_RELIABILITY } from './seed-figures.js';
 
@@ -11,6 +11,12 @@ export interface CodeSizeData {
   generic: GenericSize;
   /** Per kernel series, the drivers' sizes in that series' source. */
   drivers: { series: string; tarball: string; sizes: DriverSize[] }[];
+}
+
+/** The run a class's rows were kept from. */
+export interface KeptRows {
+  generatedAt: string;
+  commit: string;
 }
 
 export interface EvaluationData {
@@ -23,6 +29,10 @@ export interface EvaluationData {
     outcomes: AppOutcome[];
     /** Per class id, why its applications were not run (absent: they were). */
     notRun: Record<string, string>;
+    /** The applications of a class that ran with no run in one mode, and why (absent in the JSON of older runs). */
+    appsNotRun?: AppNotRun[];
+    /** Per class id, the run its rows come from when this run left the class out (--classes) and kept them from the last evaluation.json. */
+    keptFrom?: Record<string, KeptRows>;
   };
   /** Each recovery shadowd made in the reliability runs. */
   recoveries: RecoveryTiming[];
@@ -91,7 +101,18 @@ export function reliabilityTable(r: EvaluationData['reliability']): string[] {
 
 /** The counts of one of the seed's applications in one mode, over every driver and kernel it ran on. */
 export function appCell(r: EvaluationData['reliability'], a: { app: string; cls: string }, mode: AppOutcome['mode']): string {
-  return outcomeCounts(r.outcomes.filter((o) => o.app === a.app && o.mode === mode), r.notRun[a.cls]);
+  const why = r.notRun[a.cls] ?? r.appsNotRun?.find((x) => x.cls === a.cls && x.app === a.app && x.mode === mode)?.why;
+  return outcomeCounts(r.outcomes.filter((o) => o.app === a.app && o.mode === mode), why);
+}
+
+/** Where the rows of the reliability table do not come from this run's applications: classes and applications not run, and classes kept from an earlier run. */
+function notRunLines(r: EvaluationData['reliability'], link: string | null): string[] {
+  const why = (text: string): string => (link === null ? `: ${text}` : ` (why: ${link})`);
+  return [
+    ...Object.entries(r.notRun).map(([cls, text]) => `${cls}: not run${link === null ? '' : ' by this command yet'}${why(text)}`),
+    ...(r.appsNotRun ?? []).map((x) => `${x.app} (${x.cls}), ${x.mode}: not run${why(x.why)}`),
+    ...Object.entries(r.keptFrom ?? {}).map(([cls, k]) => `${cls}: left out of this run (--classes); its rows are those of the run at ${k.generatedAt} (commit ${k.commit})`),
+  ];
 }
 
 /**
@@ -110,7 +131,7 @@ export function withReadmeTable(readme: string, d: EvaluationData): string {
     '',
     ...reliabilityTable(d.reliability),
     '',
-    ...Object.keys(d.reliability.notRun).flatMap((cls) => [`${cls}: not run by this command yet (why: [docs/evaluation.md](docs/evaluation.md#reliability)).`, '']),
+    ...notRunLines(d.reliability, '[docs/evaluation.md](docs/evaluation.md#reliability)').flatMap((line) => [`${line}.`, '']),
     `Made by \`npm run evaluate\` at ${d.generatedAt.slice(0, 16).replace('T', ' ')} UTC (commit ${d.commit}); each cell counts the runs of each outcome over the class's drivers and kernels; every run, with its evidence, in [docs/evaluation.md](docs/evaluation.md).`,
     '',
   ].join('\n');
@@ -123,8 +144,9 @@ function reliabilitySection(r: EvaluationData['reliability']): string[] {
   out.push('');
   out.push('Each application ran with a fault injected mid-run on each driver of its class, without shadowd and with it; each run is classified from what it did (below, with the evidence): *works* (finished correctly, its data checked), *app break* (kept running but lost data or function), *app crash* (exited with an error), *system crash* (kernel crash or hang). A cell counts the runs of each outcome.');
   out.push('');
-  for (const [cls, why] of Object.entries(r.notRun)) out.push(`- ${cls}: not run: ${why}`);
-  if (Object.keys(r.notRun).length > 0) out.push('');
+  const notRun = notRunLines(r, null);
+  for (const line of notRun) out.push(`- ${line}`);
+  if (notRun.length > 0) out.push('');
   out.push(...reliabilityTable(r));
   out.push('');
   if (r.outcomes.length > 0) {

@@ -24,6 +24,24 @@ describe('the reliability table', () => {
     // Evidence with a pipe stays in its cell.
     expect(md).toContain('seen \\| here');
   });
+  it('says "not run", and why, for an application a class that ran has no run of in a mode, and where kept rows come from', () => {
+    const r: EvaluationData['reliability'] = {
+      outcomes: [run('game', 'without shadowd', 'app crash')],
+      notRun: { block: 'not yet' },
+      appsNotRun: [{ cls: 'sound', app: 'game', mode: 'with shadowd', why: 'no game with shadowd yet' }],
+      keptFrom: { net: { generatedAt: '2026-12-01T10:00:00.000Z', commit: 'aaa1111' } },
+    };
+    const md = renderEvaluation({ ...data([]), reliability: r }, 'chart.svg');
+    expect(md).toContain('| game | sound | system crash | app crash | works | app crash 1 | not run |');
+    // Another application of the class with no run and no reason is not called "not run".
+    expect(md).toContain('| audio recorder | sound | system crash | app break | works | no run | no run |');
+    expect(md).toContain('- game (sound), with shadowd: not run: no game with shadowd yet');
+    expect(md).toContain('- net: left out of this run (--classes); its rows are those of the run at 2026-12-01T10:00:00.000Z (commit aaa1111)');
+    const readme = withReadmeTable('<!-- evaluation:reliability:begin -->\n<!-- evaluation:reliability:end -->\n', { ...data([]), reliability: r });
+    expect(readme).toContain('block: not run by this command yet (why: [docs/evaluation.md](docs/evaluation.md#reliability)).');
+    expect(readme).toContain('game (sound), with shadowd: not run (why: [docs/evaluation.md](docs/evaluation.md#reliability)).');
+    expect(readme).toContain('net: left out of this run (--classes); its rows are those of the run at 2026-12-01T10:00:00.000Z (commit aaa1111).');
+  });
   it('replaces only the README block between the markers, and leaves a README without them alone', () => {
     const readme = 'intro\n<!-- evaluation:reliability:begin -->\nold table\n<!-- evaluation:reliability:end -->\nrest\n';
     const out = withReadmeTable(readme, d);

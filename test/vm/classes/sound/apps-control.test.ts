@@ -9,29 +9,14 @@
 // Then the control: mid-run the card's PCI device is unbound from its driver
 // and bound again; the failure must show: in the audio (the source stops),
 // and in the applications.
-import { readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { describeProof, proofFailures, proveSound, type ProofCriteria, type ProofReport } from '../../audio/proof.js';
-import { parseWav, type Wav } from '../../audio/wav.js';
-import { assertGuestOk, runInGuest } from '../../rig/guest.js';
-import type { SoundPreset } from '../../rig/devices.js';
-import { repoPath } from '../../rig/repo-path.js';
-import { GAME_MIXER_AT_MS, PLAY_APPS, RECORD_SECONDS, type SoundApp, type SoundAppResult } from '../../sound-apps/apps.js';
-import { makeSoundInputs, type RunInputs, type SoundInputs, type SoundRun } from '../../sound-apps/inputs.js';
+import { describeProof, proofFailures, type ProofCriteria, type ProofReport } from '../../audio/proof.js';
+import { assertGuestOk } from '../../rig/guest.js';
+import { PLAY_APPS, RECORD_SECONDS, type SoundApp, type SoundAppResult } from '../../sound-apps/apps.js';
+import type { SoundRun } from '../../sound-apps/inputs.js';
+import { expectedLevelSteps, RECORDED_WITHIN_MS } from './proof-criteria.js';
+import { CONTROL_CARDS as DRIVERS, CONTROL_TIMEOUT_MS as GUEST_TIMEOUT_MS, removeSoundFiles, runSoundAppsControl, type SoundControlRuns } from './sound-apps-runs.js';
 
-const SCRIPT = repoPath('dist/test/vm/guest/sound-control.js');
-/** Playing cards first (their recordings are snd0..2), then the recording cards on silent backends. */
-const DRIVERS: [SoundPreset, string][] = [
-  ['es1370', 'snd_ens1370'],
-  ['ac97', 'snd_intel8x0'],
-  ['hda', 'snd_hda_intel'],
-];
-const DEVICES: SoundPreset[] = [...DRIVERS.map(([p]) => p), ...DRIVERS.map(([p]) => p)];
-const SILENT = [3, 4, 5];
-const GUEST_TIMEOUT_MS = 720_000;
 /**
  * Without a fault the emulated devices still drop a little under TCG on a
  * loaded host (measured: HDA lost the last 40 ms of an aplay; in another
@@ -50,49 +35,23 @@ const NOFAULT_DROPOUTS = 3;
  */
 const NOFAULT_PROOF_KNOWN_GAPS = new Set(['espeak/snd_intel8x0', 'espeak/snd_ens1370']);
 
-const SOURCE_OF: Record<Exclude<SoundApp, 'arecord'>, keyof RunInputs> = {
-  aplay: 'aplayWav',
-  mpg123: 'playerWav',
-  espeak: 'speechWav',
-  game: 'gameWav',
-};
-
 describe('sound applications without shadowd: they play, and a driver restart breaks them (the control)', () => {
   const results = new Map<string, SoundAppResult>();
-  const captures: Wav[] = [];
-  let inputs: SoundInputs | undefined;
-  let captureDir: string | undefined;
+  let runs: SoundControlRuns | undefined;
   let stdout = '';
 
   beforeAll(async () => {
-    inputs = await makeSoundInputs();
-    captureDir = await mkdtemp(join(tmpdir(), 'shadowd-sound-capture-'));
-    const r = await runInGuest({
-      command: [
-        'node', SCRIPT, '--inputs', inputs.dir,
-        ...DRIVERS.map(([, d]) => ['--card', `${d}:play`]).flat(),
-        ...DRIVERS.map(([, d]) => ['--card', `${d}:record`]).flat(),
-      ],
-      devices: DEVICES,
-      soundCaptureDir: captureDir,
-      soundSilentCards: SILENT,
-      timeoutMs: GUEST_TIMEOUT_MS,
-    });
+    runs = await runSoundAppsControl();
+    const r = runs.guest;
     stdout = r.stdout;
-    console.log(`guest: ${(r.totalMs / 1000).toFixed(0)} s in all; recordings in ${captureDir} (kept with SHADOWD_KEEP_SOUND=1)\n${r.stdout.split('\n').filter((l) => !l.startsWith('SOUND_APP_RESULT ')).join('\n')}`);
+    console.log(`guest: ${(r.totalMs / 1000).toFixed(0)} s in all; recordings in ${runs.captureDir} (kept with SHADOWD_KEEP_SOUND=1)\n${r.stdout.split('\n').filter((l) => !l.startsWith('SOUND_APP_RESULT ')).join('\n')}`);
     assertGuestOk(r, 'sound control scenario');
-    for (const line of r.stdout.split('\n')) {
-      if (!line.startsWith('SOUND_APP_RESULT ')) continue;
-      const res = JSON.parse(line.slice('SOUND_APP_RESULT '.length)) as SoundAppResult;
-      results.set(`${res.card}/${res.app}/${res.run}`, res);
-    }
-    for (const path of r.soundCaptures.slice(0, DRIVERS.length)) captures.push(parseWav(readFileSync(path!)));
+    for (const [key, res] of runs.results) results.set(key, res);
   }, GUEST_TIMEOUT_MS + 120_000);
 
   // SHADOWD_KEEP_SOUND=1 keeps the inputs and QEMU's recordings (about 40 MB) for a look.
   afterAll(async () => {
-    if (process.env['SHADOWD_KEEP_SOUND'] === '1') return;
-    for (const dir of [inputs?.dir, captureDir]) if (dir) await rm(dir, { recursive: true, force: true });
+    await removeSoundFiles(runs?.dirs ?? []);
   });
 
   function result(card: number, app: SoundApp, run: SoundRun): SoundAppResult {
@@ -103,8 +62,9 @@ describe('sound applications without shadowd: they play, and a driver restart br
 
   /** Where the app's source is in its card's recording (other apps played before and after it). */
   function proof(card: number, app: Exclude<SoundApp, 'arecord'>, run: SoundRun): ProofReport {
-    const source = parseWav(readFileSync(inputs!.runs[run][SOURCE_OF[app]]));
-    return proveSound(source, captures[card]!, { window: 'span' });
+    const r = runs!.proof(card, app, run);
+    expect(r, `no recording of card ${card}`).toBeDefined();
+    return r!;
   }
 
   const playCases = DRIVERS.flatMap(([preset, driver], card) => PLAY_APPS.map((app) => [app, preset, driver, card] as const));
@@ -113,12 +73,9 @@ describe('sound applications without shadowd: they play, and a driver restart br
     const res = result(card, app, 'nofault');
     const r = proof(card, app as Exclude<SoundApp, 'arecord'>, 'nofault');
     const criteria: ProofCriteria = { maxGaps: NOFAULT_DROPOUTS, maxLostMs: NOFAULT_LOST_MS };
-    // The game turns the volume down from 100 % to GAME_MIXER_PERCENT when it
-    // has written GAME_MIXER_AT_MS of its source; what is written leads what is
-    // heard by up to its 0.5 s buffer. QEMU's AC97 and HDA models apply the
-    // mixer (about -2 dB): the level must step there and nowhere else. QEMU's
-    // ES1370 model ignores the mixer: no step at all.
-    if (app === 'game' && driver !== 'snd_ens1370') criteria.expectedLevelSteps = [{ atSourceMs: GAME_MIXER_AT_MS - 350, toleranceMs: 450 }];
+    // The game's mixer change: a level step on AC97 and HDA, none on ES1370 (proof-criteria.ts).
+    const steps = expectedLevelSteps(app, driver);
+    if (steps) criteria.expectedLevelSteps = steps;
     console.log(`${driver} ${app} no fault: exit ${res.exitCode}, ${(res.durationMs / 1000).toFixed(1)} s${res.mixerElement ? `, mixer ${res.mixerElement}` : ''}\n${describeProof(r, criteria)}`);
     expect(res.exitCode, res.stderrTail).toBe(0);
     if (NOFAULT_PROOF_KNOWN_GAPS.has(`${app}/${driver}`)) {
@@ -133,7 +90,7 @@ describe('sound applications without shadowd: they play, and a driver restart br
     console.log(`${driver} arecord no fault: exit ${res.exitCode}, recorded ${res.recordedMs?.toFixed(0)} ms of ${RECORD_SECONDS * 1000}; ${res.stderrTail.trim()}`);
     expect(res.exitCode, res.stderrTail).toBe(0);
     expect(res.recordedMs).not.toBeNull();
-    expect(Math.abs(res.recordedMs! - RECORD_SECONDS * 1000)).toBeLessThan(50);
+    expect(Math.abs(res.recordedMs! - RECORD_SECONDS * 1000)).toBeLessThan(RECORDED_WITHIN_MS);
   });
 
   it.each(playCases)('control: the driver restarts under %s on %s (%s), and the recording shows the failure', (app, _p, driver, card) => {
