@@ -56,9 +56,10 @@ if (!values.faults || !values.seed || !Number.isInteger(faults) || faults < 1 ||
   process.exit(2);
 }
 const log = (line: string): void => console.log(`campaign: ${line}`);
+// The commit the campaign runs (its dist/ is built from it now): read before, since the tree may move on during an hour's run.
+const commit = (await execa('git', ['-C', repoPath('.'), 'rev-parse', '--short', 'HEAD'])).stdout.trim();
 await buildHelperModule((l) => log(`kmod: ${l}`), kernel);
 const run = await runCampaign({ faults, seed, perBoot, kernel, log });
-const commit = (await execa('git', ['-C', repoPath('.'), 'rev-parse', '--short', 'HEAD'])).stdout.trim();
 const report = renderCampaign(run, commit, new Date().toISOString());
 console.log(report);
 if (values['out-dir']) {

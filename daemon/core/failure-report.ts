@@ -3,8 +3,12 @@
 // stall poller, ...) all speak this one shape, so the manager, the history
 // and the logs treat every failure alike.
 
-/** Failures any class can have: a driver's oops, BUG or WARN in the kernel log, and a person's request. */
-export const GENERIC_FAILURE_KINDS = ['oops', 'bug', 'warn', 'manual'] as const;
+/**
+ * Failures any class can have: a driver's oops, BUG or WARN in the kernel
+ * log, a person's request, and a device whose interrupts are lost
+ * (irq-loss-detector.ts).
+ */
+export const GENERIC_FAILURE_KINDS = ['oops', 'bug', 'warn', 'manual', 'lost-irq'] as const;
 export type GenericFailureKind = (typeof GENERIC_FAILURE_KINDS)[number];
 
 /** A generic kind, or one a class declares (ClassDeclaration.failureKinds, e.g. net's tx-stall). */

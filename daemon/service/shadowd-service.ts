@@ -288,6 +288,13 @@ export class ShadowdService {
       devices: () => this.moduleDevices(),
       rules: this.classes.all.flatMap((c) => c.kernelLogRules),
       classes: new Map(this.classes.all.map((c) => [c.id, () => this.runtime(c.id).startDetectors()])),
+      interrupts: {
+        devices: () =>
+          [...this.runtimes].flatMap(([cls, rt]) =>
+            rt.list().flatMap((d) => (d.health === 'ok' && d.bus !== null ? [{ cls, name: d.name, driver: d.driver, bus: d.bus }] : [])),
+          ),
+        held: (cls, name) => held({ cls, name }),
+      },
     });
     for (const [cls, d] of this.detectors.classes) this.taps.onTapEvent(cls, d.onTapEvent ? (e) => d.onTapEvent?.(e) : null);
     this.phase('detectors started');
