@@ -183,7 +183,7 @@ describe('audio proof', { timeout: 30_000 }, () => {
   });
 });
 
-describe('test signal', () => {
+describe('test signal', { timeout: 30_000 }, () => {
   it('differs from seed to seed: another seed is not found, it is garbage', () => {
     const other = wavOf(renderTestSignal({ seconds: SECONDS, rate: SRC_RATE, seed: 2 }), SRC_RATE);
     const r = proveSound(source, other);
