@@ -13,6 +13,7 @@ packages=(
   dkms                                                                # scripts/install.sh in the service test
   bpftrace iproute2 ethtool tcpdump curl iputils-ping               # what the guest tests run
   llvm                                                              # llc: the XDP program of the uncarried-state test
+  clang libbpf-dev bpftool                                          # the precompiled taps prototype (bpf/libbpf/, npm run build:taps)
   dmsetup e2fsprogs sqlite3 sox fio                                 # the disk class: its maps and its applications
   alsa-utils mpg123 espeak-ng lame libasound2-dev                   # the sound class: its applications (lame makes the mp3), the mmap client
 )

@@ -7,19 +7,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hasCc } from '../host-cc.js';
 
 const here = (p: string): string => new URL(p, import.meta.url).pathname;
 const KMOD = here('../../../kmod/');
 const STUB = here('./stub/');
-
-function hasCc(): boolean {
-  try {
-    execFileSync('cc', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 interface Outcome {
   ret: number;

@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The disk class's taps of bpf/block-class.bt as one CO-RE object for
+ * libbpf (taps-loader), built once against the BTF of the oldest guest
+ * kernel (6.1) and loaded unchanged on later ones: every field is read
+ * through a CO-RE relocation, which libbpf fixes up against the running
+ * kernel's BTF (struct kernfs_node's priv sits 8 bytes further in 6.12,
+ * and its parent is named __parent from 6.15 on).
+ *
+ * Each program fills one struct tap_event (taps-event.h) with the fields its
+ * bpftrace probe prints, in the same order:
+ *   ev=sysfs_write: str attr, kobj, parent, grandparent; num[0] ret
+ *   ev=disk_add: str name; num major, minor, ret
+ *   ev=disk_del: str name; num major, minor
+ * and the loader prints it as the same line. See bpf/block-class.bt for
+ * what each event means.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "taps-event.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost SEC(".maps");
+
+/* struct kernfs_node from 6.15 on: its parent is RCU-managed and renamed. */
+struct kernfs_node___rcu_parent {
+	struct kernfs_node *__parent;
+} __attribute__((preserve_access_index));
+
+static __always_inline struct kernfs_node *kn_parent(struct kernfs_node *kn)
+{
+	struct kernfs_node___rcu_parent *renamed = (void *)kn;
+
+	if (bpf_core_field_exists(renamed->__parent))
+		return BPF_CORE_READ(renamed, __parent);
+	return BPF_CORE_READ(kn, parent);
+}
+
+/*
+ * A record with the fields every event has (the task, the time), or NULL
+ * when the ring buffer is full: the loss is counted, and the loader says
+ * so as bpftrace does.
+ */
+static __always_inline struct tap_event *tap_start(__u32 ev)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct tap_event *e;
+	__u32 zero = 0;
+	__u64 *count;
+	int i;
+
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count = bpf_map_lookup_elem(&lost, &zero);
+		if (count)
+			__sync_fetch_and_add(count, 1);
+		return NULL;
+	}
+	e->ev = ev;
+	e->kthread = (task->flags & TAP_PF_KTHREAD) ? 1 : 0;
+	e->pid = bpf_get_current_pid_tgid() >> 32;
+	e->pad = 0;
+	e->ts = bpf_ktime_get_ns();
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	for (i = 0; i < TAP_NUMS; i++)
+		e->num[i] = 0;
+	for (i = 0; i < TAP_STRS; i++)
+		e->str[i][0] = '\0';
+	return e;
+}
+
+/* A kernel string into a record's field: empty where unreadable (a NULL pointer), as str(). */
+static __always_inline void tap_str(struct tap_event *e, int field, const char *src)
+{
+	if (bpf_probe_read_kernel_str(e->str[field], TAP_STR_LEN, src) < 0)
+		e->str[field][0] = '\0';
+}
+
+static __always_inline void tap_disk(struct tap_event *e, struct gendisk *disk)
+{
+	tap_str(e, 0, disk->disk_name);
+	e->num[0] = BPF_CORE_READ(disk, major);
+	e->num[1] = BPF_CORE_READ(disk, first_minor);
+}
+
+SEC("fexit/sysfs_kf_write")
+int BPF_PROG(sysfs_write, struct kernfs_open_file *of, char *buf, size_t count,
+	     loff_t pos, ssize_t ret)
+{
+	struct kernfs_node *kn = BPF_CORE_READ(of, kn);
+	struct kernfs_node *dir = kn_parent(kn);
+	struct kobject *kobj = BPF_CORE_READ(dir, priv);
+	struct tap_event *e = tap_start(TAP_EV_SYSFS_WRITE);
+
+	if (!e)
+		return 0;
+	tap_str(e, 0, BPF_CORE_READ(kn, name));
+	tap_str(e, 1, BPF_CORE_READ(kobj, name));
+	tap_str(e, 2, BPF_CORE_READ(kobj, parent, name));
+	tap_str(e, 3, BPF_CORE_READ(kobj, parent, parent, name));
+	e->num[0] = ret;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("fexit/device_add_disk")
+int BPF_PROG(disk_add, struct device *parent, struct gendisk *disk,
+	     const struct attribute_group **groups, int ret)
+{
+	struct tap_event *e = tap_start(TAP_EV_DISK_ADD);
+
+	if (!e)
+		return 0;
+	tap_disk(e, disk);
+	e->num[2] = ret;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("fentry/del_gendisk")
+int BPF_PROG(disk_del, struct gendisk *disk)
+{
+	struct tap_event *e = tap_start(TAP_EV_DISK_DEL);
+
+	if (!e)
+		return 0;
+	tap_disk(e, disk);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
