@@ -56,7 +56,8 @@ export interface IrqLossDeps {
   sample: (fn: string) => Promise<InterruptSample | null>;
   onReport: (f: FailureReport) => void;
   logger: Logger;
-  thresholdMs?: number;
+  /** How long a function may assert its interrupt unhandled, for its device (the first of the function's); 0: not watched. */
+  thresholdMs?: number | ((d: IrqDevice) => number);
   pollMs?: number;
   now?: () => number;
 }
@@ -75,11 +76,12 @@ export class IrqLossDetector {
   private readonly tracks = new Map<string, Track>();
   private readonly functions = new Map<string, string>();
   private readonly loop: PollLoop;
-  private readonly thresholdMs: number;
+  private readonly thresholdMs: (d: IrqDevice) => number;
   private readonly now: () => number;
 
   constructor(private readonly deps: IrqLossDeps) {
-    this.thresholdMs = deps.thresholdMs ?? IRQ_LOSS_THRESHOLD_MS;
+    const t = deps.thresholdMs ?? IRQ_LOSS_THRESHOLD_MS;
+    this.thresholdMs = typeof t === 'number' ? () => t : t;
     this.now = deps.now ?? Date.now;
     this.loop = new PollLoop(() => this.round().catch((err: unknown) => this.deps.logger.log('warning', `reading interrupt states failed: ${messageOf(err)}`, { SHADOWD_COMPONENT: 'irq-loss' })), deps.pollMs ?? IRQ_POLL_MS);
   }
@@ -104,7 +106,10 @@ export class IrqLossDetector {
     }
     for (const fn of this.tracks.keys()) if (!byFunction.has(fn) || heldFunctions.has(fn)) this.tracks.delete(fn);
     for (const [fn, devices] of byFunction) {
-      if (heldFunctions.has(fn)) continue;
+      if (heldFunctions.has(fn) || this.thresholdMs(devices[0]!) <= 0) {
+        this.tracks.delete(fn);
+        continue;
+      }
       const s = await this.deps.sample(fn);
       if (s === null || s.actions.length === 0) {
         this.tracks.delete(fn);
@@ -133,7 +138,7 @@ export class IrqLossDetector {
       t.stuckSince = at;
       return;
     }
-    if (!t.seenWorking || t.reported || at - t.stuckSince < this.thresholdMs) return;
+    if (!t.seenWorking || t.reported || at - t.stuckSince < this.thresholdMs(devices[0]!)) return;
     t.reported = true;
     const unit = fn.slice(fn.lastIndexOf('/') + 1);
     // One report per class on the function: a recovery restarts the unit with every device of that class on it.

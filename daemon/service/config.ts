@@ -46,6 +46,8 @@ export interface Policy {
    * its own risks; an oops, a BUG and a stall always recover.
    */
   recoverWarnings: boolean;
+  /** How long a device may assert its interrupt with none handled before it is reported as lost-irq (irq-loss-detector.ts); 0: never. */
+  lostIrqMs: number;
 }
 
 /** A class's setting value: what ClassSetting.parse gives. */
@@ -93,6 +95,7 @@ export const DEFAULT_POLICY: Readonly<Policy> = {
   giveUpRetrySec: 900,
   giveUpRetryMaxSec: 21600,
   recoverWarnings: false,
+  lostIrqMs: 1000,
 };
 
 export const DEFAULT_DAEMON: Readonly<DaemonSettings> = {
@@ -144,6 +147,7 @@ export const POLICY_KEYS: { readonly [name: string]: KeySpec<keyof Policy, Setti
   GiveUpRetrySec: { field: 'giveUpRetrySec', parse: integerSetting(0, 604800) },
   GiveUpRetryMaxSec: { field: 'giveUpRetryMaxSec', parse: integerSetting(0, 604800) },
   RecoverWarnings: { field: 'recoverWarnings', parse: booleanSetting },
+  LostIrqMs: { field: 'lostIrqMs', parse: integerSetting(0, 60000) },
 };
 
 const DAEMON_KEYS: { [name: string]: KeySpec<keyof DaemonSettings, DaemonSettings[keyof DaemonSettings]> } = {
@@ -458,6 +462,7 @@ export function policyFor(config: Config, ref: DeviceRef, driver: string | null 
     giveUpRetrySec,
     giveUpRetryMaxSec: Math.max(giveUpRetrySec, pick('giveUpRetryMaxSec')),
     recoverWarnings: pick('recoverWarnings'),
+    lostIrqMs: pick('lostIrqMs'),
   };
 }
 

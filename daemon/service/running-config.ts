@@ -167,6 +167,11 @@ export class RunningConfig {
     return this.policy(ref, driver).recoverWarnings;
   }
 
+  /** How long the device may assert its interrupt unhandled before it is reported (LostIrqMs=; 0: never). */
+  lostIrqMs(ref: DeviceRef, driver: string | null | undefined): number {
+    return this.policy(ref, driver).lostIrqMs;
+  }
+
   /** One of the device's class's settings (ClassContext.setting); throws for a key its class does not declare. */
   setting(ref: DeviceRef, driver: string | null | undefined, key: string): SettingValue {
     return settingFor(this.current, this.opts.classes, ref, driver, key);

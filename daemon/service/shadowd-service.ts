@@ -294,6 +294,7 @@ export class ShadowdService {
             rt.list().flatMap((d) => (d.health === 'ok' && d.bus !== null ? [{ cls, name: d.name, driver: d.driver, bus: d.bus }] : [])),
           ),
         held: (cls, name) => held({ cls, name }),
+        thresholdMs: (d) => this.running.lostIrqMs({ cls: d.cls, name: d.name }, d.driver),
       },
     });
     for (const [cls, d] of this.detectors.classes) this.taps.onTapEvent(cls, d.onTapEvent ? (e) => d.onTapEvent?.(e) : null);

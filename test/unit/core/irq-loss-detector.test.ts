@@ -105,6 +105,39 @@ describe('lost interrupt detector', () => {
     expect(r.reports).toEqual([]);
   });
 
+  it("judges each function by its device's own threshold, and not at all at 0 (LostIrqMs=0)", async () => {
+    const thresholds: Record<string, number> = { eth0: 0 };
+    let now = 0;
+    const sample = { irq: 11, pending: false, count: 1n, actions: ['eth0'] };
+    const reports: FailureReport[] = [];
+    const det = new IrqLossDetector({
+      devices: () => [nic],
+      held: () => false,
+      functionOf: (bus) => Promise.resolve(`/sys/devices/pci0000:00/${bus}`),
+      sample: () => Promise.resolve({ ...sample }),
+      onReport: (f) => void reports.push(f),
+      logger: { log: () => undefined },
+      thresholdMs: (d) => thresholds[d.name] ?? 1000,
+      now: () => now,
+    });
+    // Learnt, seen working, then pending with nothing handled for 4.5 s.
+    const run = async (from: number) => {
+      sample.pending = false;
+      now = from;
+      await det.round();
+      sample.count += 1n;
+      now = from + 250;
+      await det.round();
+      sample.pending = true;
+      for (now = from + 500; now <= from + 5000; now += 250) await det.round();
+    };
+    await run(0);
+    expect(reports).toEqual([]);
+    thresholds['eth0'] = 3000;
+    await run(10_000);
+    expect(reports.map((f) => f.detectedAt)).toEqual([13_500]);
+  });
+
   it('takes a changed IRQ line (a driver bound again) as a new function to learn', async () => {
     const r = rig([nic]);
     await r.at(0, nic.bus, false, 1);

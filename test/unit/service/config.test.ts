@@ -145,7 +145,7 @@ Protect=no
         '[Daemon]\nMetricsTextfile=/var/lib/x/shadowd.txt\n',
         ':2: MetricsTextfile: must be an absolute path ending in .prom, or empty for none, got "/var/lib/x/shadowd.txt"',
       ],
-      ['an unknown key', '[Device eth0]\nFrobnicate=1\n', ':2: Frobnicate: unknown key in [Device eth0] (keys: Protect, MaxRecoveries, RecoveryWindowSec, BackoffSec, BackoffMaxSec, GiveUpRetrySec, GiveUpRetryMaxSec, RecoverWarnings, StallThresholdMs)'],
+      ['an unknown key', '[Device eth0]\nFrobnicate=1\n', ':2: Frobnicate: unknown key in [Device eth0] (keys: Protect, MaxRecoveries, RecoveryWindowSec, BackoffSec, BackoffMaxSec, GiveUpRetrySec, GiveUpRetryMaxSec, RecoverWarnings, LostIrqMs, StallThresholdMs)'],
       ['a class setting in [Daemon]', '[Daemon]\nStallThresholdMs=2000\n', ':2: StallThresholdMs: belongs in a [Class], [Driver] or [Device] section, not [Daemon]'],
       ['a class setting in the wrong case', '[Driver e1000]\nstallthresholdms=2000\n', ':2: stallthresholdms: unknown key in [Driver e1000] (did you mean StallThresholdMs?)'],
       ['a key in the wrong case', '[Class net]\nprotect=no\n', ':2: protect: unknown key in [Class net] (did you mean Protect?)'],
@@ -353,7 +353,7 @@ StallThresholdMs=2000
       `${FILE}:2: StallThresholdMs: is a setting of class net, and "longsoundcardname0" is not a device name there: a net device name must be an interface name (1-15 bytes, no "/", ":" or spaces)`,
     ]);
     expect(errors('[Device sound:card0]\nFrobnicate=1\n', NET_SOUND)).toEqual([
-      `${FILE}:2: Frobnicate: unknown key in [Device sound:card0] (keys: Protect, MaxRecoveries, RecoveryWindowSec, BackoffSec, BackoffMaxSec, GiveUpRetrySec, GiveUpRetryMaxSec, RecoverWarnings, PeriodTimeoutMs, MuteOnRecovery)`,
+      `${FILE}:2: Frobnicate: unknown key in [Device sound:card0] (keys: Protect, MaxRecoveries, RecoveryWindowSec, BackoffSec, BackoffMaxSec, GiveUpRetrySec, GiveUpRetryMaxSec, RecoverWarnings, LostIrqMs, PeriodTimeoutMs, MuteOnRecovery)`,
     ]);
   });
 });
@@ -381,7 +381,7 @@ describe('class settings come from the class declarations', () => {
     expect(settingFor(c, NET_SOUND, sound('card0'), 'other', 'PeriodTimeoutMs')).toBe(500);
     // Without the class registered, its key is unknown.
     expect(errors('[Driver snd-hda-intel]\nPeriodTimeoutMs=80\n')).toEqual([
-      `${FILE}:2: PeriodTimeoutMs: unknown key in [Driver snd-hda-intel] (keys: Protect, MaxRecoveries, RecoveryWindowSec, BackoffSec, BackoffMaxSec, GiveUpRetrySec, GiveUpRetryMaxSec, RecoverWarnings, StallThresholdMs)`,
+      `${FILE}:2: PeriodTimeoutMs: unknown key in [Driver snd-hda-intel] (keys: Protect, MaxRecoveries, RecoveryWindowSec, BackoffSec, BackoffMaxSec, GiveUpRetrySec, GiveUpRetryMaxSec, RecoverWarnings, LostIrqMs, StallThresholdMs)`,
     ]);
   });
 

@@ -86,7 +86,7 @@ describe('defaultConfigPath', () => {
 describe('recoveryPolicy', () => {
   it("converts the file's seconds to the manager's ms; the defaults agree", () => {
     expect(
-      recoveryPolicy({ protect: true, maxRecoveries: 5, recoveryWindowSec: 3600, backoffSec: 1, backoffMaxSec: 30, giveUpRetrySec: 60, giveUpRetryMaxSec: 600, recoverWarnings: false }),
+      recoveryPolicy({ protect: true, maxRecoveries: 5, recoveryWindowSec: 3600, backoffSec: 1, backoffMaxSec: 30, giveUpRetrySec: 60, giveUpRetryMaxSec: 600, recoverWarnings: false, lostIrqMs: 1000 }),
     ).toEqual({
       maxRecoveries: 5,
       windowMs: 3_600_000,
