@@ -103,7 +103,8 @@ export async function readInterruptSample(fn: string, sysfs = '/sys', procfs = '
   if (irqText === null || !/^\d{1,6}$/.test(irqText) || irq === 0) return null;
   const status = await readConfigWord(fn, PCI_STATUS_OFFSET);
   const count = await irqCount(irq, sysfs, procfs);
-  if (status === null || count === null) return null;
+  // All ones: the function does not answer (surprise-removed, powered off, a bus error): no status to read.
+  if (status === null || status === 0xffff || count === null) return null;
   const actions = ((await readText(join(sysfs, 'kernel', 'irq', String(irq), 'actions'))) ?? '').split(',').map((a) => a.trim()).filter((a) => a !== '');
   return { irq, pending: (status & PCI_STATUS_INTERRUPT) !== 0, count, actions };
 }

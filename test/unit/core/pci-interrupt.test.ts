@@ -76,6 +76,12 @@ describe('PCI interrupt reads', () => {
     expect(await readInterruptSample(join(root, 'devices', 'pci0000:00', '0000:00:07.0'), root, root)).toBeNull();
   });
 
+  it('describes nothing for a function that does not answer (config reads all ones)', async () => {
+    const fn = pciFunction('0000:00:03.0', 0xffff, 11);
+    irqLine(11, '3,4', 'eth0');
+    expect(await readInterruptSample(fn, root, root)).toBeNull();
+  });
+
   it('describes nothing when the count cannot be read as numbers', async () => {
     const fn = pciFunction('0000:00:03.0', 0x0008, 11);
     irqLine(11, '3,x', 'eth0');
