@@ -81,7 +81,9 @@ export function openBlock(ctx: ClassContext, sys: BlockSystem): ClassRuntime {
     mark: (name) => {
       // The restart begins: every mapped disk of the controller is held from now on, for LostDiskHoldMs at most.
       const unit = shadow.facts(name)?.unit;
-      for (const f of shadow.allFacts()) if (f.name === name || (unit && f.unit === unit)) lostHold.begin(f);
+      const mates = shadow.allFacts().filter((f) => f.name === name || (unit && f.unit === unit));
+      for (const f of mates) lostHold.begin(f);
+      shadow.beginRestart(mates.map((f) => f.name));
       return settings.mark(name);
     },
     async replay(name, restartMark): Promise<ReplayReport> {

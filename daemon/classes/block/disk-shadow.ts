@@ -83,6 +83,12 @@ export class DiskShadow {
   private releases = 0;
   /** Seqs of entries read from a failed disk while shadowd restarts its driver: set before the restart, whenever recorded (carriedOver). */
   private readonly fromFailedDisk = new Set<number>();
+  /** The disks of each restart, by the name each had as it began: who answers under that name now is told apart by diskseq. */
+  private readonly restarting = new Map<string, { id: string; diskseq: string | null }>();
+  /** When (tap clock) a disk was added under a name during a restart: a write to that name before it went to the failed disk. */
+  private readonly cameBackAt = new Map<string, bigint>();
+  /** Settings written during a restart to a disk not yet linked, by its diskseq: recorded on it when the replay links it. */
+  private readonly pendingWrites = new Map<string, { key: string; value: string; actor: Actor; at: number }[]>();
   private readonly source: DiskSource;
   private readonly held: (name: string) => boolean;
   private readonly heldUnit: (unit: string) => boolean;
@@ -145,9 +151,10 @@ export class DiskShadow {
       for (const action of reduceBlockEvent(e)) {
         switch (action.kind) {
           case 'write':
-            for (const name of this.disksOf(action.target)) this.schedule(name, actor, false, action.key);
+            for (const name of this.disksOf(action.target)) this.schedule(name, actor, false, action.key, e.tsNs);
             break;
           case 'added':
+            if (this.restarting.has(action.name)) this.cameBackAt.set(action.name, e.tsNs);
             // A disk a restart brings back is linked to its shadow by the replay, not adopted here.
             if (!this.held(action.name) && !this.watched.has(action.name)) this.schedule(action.name, SNAPSHOT_ACTOR, true);
             break;
@@ -174,7 +181,7 @@ export class DiskShadow {
   private removed(name: string): void {
     const dev = this.watched.get(name);
     if (!dev) return;
-    if (this.held(name)) {
+    if (this.held(name) || (dev.facts.unit !== null && this.heldUnit(dev.facts.unit))) {
       this.logger.log('debug', `${name}: its driver let go of it during shadowd's restart; the map holds its I/O`, this.fields(dev.facts));
       return;
     }
@@ -183,12 +190,13 @@ export class DiskShadow {
     this.logger.log('notice', `${name} disappeared; its shadow is kept`, this.fields(dev.facts));
   }
 
-  private schedule(name: string, actor: Actor, appeared = false, key: string | null = null): void {
+  private schedule(name: string, actor: Actor, appeared = false, key: string | null = null, tsNs = 0n): void {
     this.readsInFlight++;
     this.refreshing = this.refreshing.then(async () => {
       try {
-        if (this.held(name)) {
-          if (key !== null) await this.heldWrite(name, key, actor);
+        const unit = this.watched.get(name)?.facts.unit ?? null;
+        if (this.held(name) || (unit !== null && this.heldUnit(unit))) {
+          if (key !== null) await this.heldWrite(name, key, actor, tsNs);
           return;
         }
         const dev = await this.readInto(name, actor);
@@ -223,48 +231,91 @@ export class DiskShadow {
   }
 
   /**
+   * A restart of these disks' driver begins (the replay's mark): each is
+   * remembered by the name it has now with its diskseq, so that a setting
+   * written under that name later is told apart: the failed disk, or
+   * another that came back under its name.
+   */
+  beginRestart(names: readonly string[]): void {
+    for (const name of names) {
+      const dev = this.watched.get(name);
+      if (dev) this.restarting.set(name, { id: dev.id, diskseq: dev.facts.diskseq ?? null });
+    }
+  }
+
+  /**
    * A setting written to a disk shadowd is restarting the driver of. The disk
    * is not read whole (its identity can be device I/O on a hung disk): only
-   * the key written, with the disk's diskseq to tell which disk answered.
-   * - The failed disk, before its driver let go of it: the value is what
-   *   the writer wants on the disk, so it is recorded and counts as set
-   *   before the restart (carriedOver): the replay writes it to the disk
-   *   that comes back.
-   * - The disk that came back under the same name: a change made during the
-   *   recovery, recorded as such; the replay leaves it.
+   * the key written, with the diskseq of the disk that answered.
+   * - The failed disk (the diskseq it had as the restart began), before its
+   *   driver let go of it: the value is what the writer wants on the disk,
+   *   so it is recorded and counts as set before the restart (carriedOver):
+   *   the replay writes it to the disk that comes back.
+   * - A disk already linked by the replay (its diskseq known): a change made
+   *   during the recovery, recorded on that disk; the replay leaves it.
+   * - A disk that came back but is not linked yet: kept by its diskseq, and
+   *   recorded on it when the replay links it (pendingFor), as a change
+   *   made during the recovery.
    * - Neither (gone, or not telling): the value is lost with the failed
    *   disk; said so, the shadow keeps what it had.
    */
-  private async heldWrite(name: string, key: string, actor: Actor): Promise<void> {
+  private async heldWrite(name: string, key: string, actor: Actor, tsNs: bigint): Promise<void> {
     const dev = this.watched.get(name);
-    if (!dev) return;
+    const failed = this.restarting.get(name) ?? (dev ? { id: dev.id, diskseq: dev.facts.diskseq ?? null } : null);
+    // By the taps' clock: written before a disk came back under this name, it went to the failed disk, whoever answers now.
+    const back = this.cameBackAt.get(name);
+    const toFailed = back === undefined || tsNs < back;
+    const fields = dev ? this.fields(dev.facts) : { SHADOWD_CLASS: CLS, SHADOWD_DEVICE: name };
     const who = actor.pid === null ? actor.comm : `${actor.comm}[${actor.pid}]`;
     let read: { diskseq: string | null; value: string | null };
     try {
       read = await this.source.readSetting(name, key);
     } catch (err) {
       read = { diskseq: null, value: null };
-      this.logger.log('debug', `${name}: reading ${key} failed: ${messageOf(err)}`, this.fields(dev.facts));
+      this.logger.log('debug', `${name}: reading ${key} failed: ${messageOf(err)}`, fields);
     }
-    const failed = dev.facts.diskseq ?? null;
-    if (read.value === null || read.diskseq === null || failed === null) {
+    const lost = (): void =>
       this.logger.log(
         'warning',
         `${name}: ${who} wrote ${key} while shadowd restarts the disk's driver, and the value could not be read back from the disk it went to: ` +
           `the replay puts back ${key} as the shadow had it; set it again if that is not what you want`,
-        this.fields(dev.facts),
+        fields,
       );
-      return;
-    }
+    if (read.value === null || read.diskseq === null) return lost();
     const at = this.now();
-    if (!this.store.setEntry(dev.id, key, read.value, actor, at, 'observe')) return;
-    if (read.diskseq === failed) {
+    const fromFailed = failed !== null && failed.diskseq !== null && read.diskseq === failed.diskseq;
+    // Read from another disk than the one written to (the failed one went meanwhile): its value is not the writer's.
+    if (fromFailed !== toFailed && failed !== null) return lost();
+    if (fromFailed && failed !== null) {
+      if (!this.store.setEntry(failed.id, key, read.value, actor, at, 'observe')) return;
       this.fromFailedDisk.add(this.store.changes);
       // A few per restart at most; kept bounded all the same.
       if (this.fromFailedDisk.size > 1024) this.fromFailedDisk.delete(this.fromFailedDisk.values().next().value as number);
-      this.logger.log('info', `${name}: ${key} = ${JSON.stringify(read.value)} by ${who} on the failed disk: the replay carries it to the disk that comes back`, this.fields(dev.facts));
-    } else {
-      this.logger.log('info', `${name}: ${key} = ${JSON.stringify(read.value)} by ${who} on the disk that came back, during the recovery: the replay leaves it`, this.fields(dev.facts));
+      this.logger.log('info', `${name}: ${key} = ${JSON.stringify(read.value)} by ${who} on the failed disk: the replay carries it to the disk that comes back`, fields);
+      return;
+    }
+    const linked = [...this.watched.values()].find((d) => (d.facts.diskseq ?? null) === read.diskseq);
+    if (linked) {
+      if (this.store.setEntry(linked.id, key, read.value, actor, at, 'observe')) {
+        this.logger.log('info', `${linked.facts.name}: ${key} = ${JSON.stringify(read.value)} by ${who} during the recovery: the replay leaves it`, this.fields(linked.facts));
+      }
+      return;
+    }
+    if (failed === null || this.pendingWrites.size > 64) return lost();
+    this.pendingWrites.set(read.diskseq, [...(this.pendingWrites.get(read.diskseq) ?? []), { key, value: read.value, actor, at }].slice(-64));
+  }
+
+  /** Records what was written to a disk that came back before the replay linked it (heldWrite); called as it is linked. */
+  private pendingFor(facts: DiskFacts, id: string): void {
+    const seq = facts.diskseq ?? null;
+    const writes = seq === null ? undefined : this.pendingWrites.get(seq);
+    if (!writes || seq === null) return;
+    this.pendingWrites.delete(seq);
+    for (const w of writes) {
+      if (this.store.setEntry(id, w.key, w.value, w.actor, w.at, 'observe')) {
+        const who = w.actor.pid === null ? w.actor.comm : `${w.actor.comm}[${w.actor.pid}]`;
+        this.logger.log('info', `${facts.name}: ${w.key} = ${JSON.stringify(w.value)} by ${who} during the recovery: the replay leaves it`, this.fields(facts));
+      }
     }
   }
 
@@ -279,6 +330,10 @@ export class DiskShadow {
    */
   unitReleased(): void {
     this.releases++;
+    // Every restart's disks are linked or given up on by now: a name means its disk again.
+    this.restarting.clear();
+    this.cameBackAt.clear();
+    this.pendingWrites.clear();
   }
 
   /**
@@ -298,6 +353,7 @@ export class DiskShadow {
     this.watched.set(facts.name, dev);
     this.store.transaction(() => {
       this.store.upsertDevice({ id, cls: CLS, name: facts.name, driver: facts.driver, bus: facts.unit, attrs: attrsOf(facts) }, at);
+      this.pendingFor(facts, id);
       if (linkOnly) return;
       for (const [key, value] of Object.entries(facts.settings)) {
         if (this.store.setEntry(id, key, value, actor, at, 'observe') && actor.pid !== null) {

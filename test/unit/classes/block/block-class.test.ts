@@ -54,6 +54,9 @@ function machine() {
   return { disks, uses, writes, switched, failed, sys };
 }
 
+/** A tap record at tap-clock time ts (ns). */
+const tap = (body: string, ts: number, pid = 1, comm = 'kworker'): ReturnType<typeof parseTapRecord> => parseTapRecord(`ev=${body} kthread=0 pid=${pid} ts=${ts} comm=${comm}`);
+
 function context(store: ShadowStore, held: Set<string>): ClassContext {
   return {
     logger: { log: () => undefined },
@@ -116,24 +119,54 @@ describe('disk class runtime', () => {
     const held = new Set<string>();
     const rt = openBlock(context(store, held), m.sys);
     await rt.resync('start');
-    held.add('sda').add('sdb');
+    // The recovery holds sda; sdb, on the same controller, goes with it.
+    held.add('sda');
     const mark = rt.replay.mark('sda');
-    // After the restart began, an administrator tunes the failed sda (still there, hung)...
+    // After the restart began, an administrator tunes the failed sda (still there, hung) and sdb...
     m.disks.get('sda')!.settings['queue/read_ahead_kb'] = '4096';
-    rt.applyEvents([parseTapRecord('ev=sysfs_write attr=read_ahead_kb kobj=queue parent=sda grandparent=block ret=5 kthread=0 pid=77 ts=1 comm=tuned')]);
+    m.disks.get('sdb')!.settings['queue/read_ahead_kb'] = '1024';
+    rt.applyEvents([tap('sysfs_write attr=read_ahead_kb kobj=queue parent=sda grandparent=block ret=5', 10, 77, 'tuned'), tap('sysfs_write attr=read_ahead_kb kobj=queue parent=sdb grandparent=block ret=5', 11, 77, 'tuned')]);
     await rt.caughtUp();
-    // ...then the driver lets go: sdb comes back under its own name (another diskseq) and udev sets its scheduler there.
+    // ...then the driver lets go: sda comes back as sdc, sdb under its own name (another diskseq), and udev sets sdb's scheduler.
     m.disks.clear();
     const sdc = disk('sdc', { serial: 'S-sda', devt: '8:32', diskseq: '9' });
     const sdb = disk('sdb', { devt: '8:16', scsiAddress: '1:0:0:0', scsiHost: 'host1', diskseq: '10', settings: { 'queue/scheduler': 'bfq', 'queue/read_ahead_kb': '128' } });
     m.disks.set('sdc', sdc).set('sdb', sdb);
-    rt.applyEvents([parseTapRecord('ev=sysfs_write attr=scheduler kobj=queue parent=sdb grandparent=block ret=4 kthread=0 pid=88 ts=2 comm=systemd-udevd')]);
+    rt.applyEvents([
+      tap('disk_del name=sda major=8 minor=0', 20),
+      tap('disk_del name=sdb major=8 minor=16', 21),
+      tap('disk_add name=sdc major=8 minor=32 ret=0', 30),
+      tap('disk_add name=sdb major=8 minor=16 ret=0', 31),
+      tap('sysfs_write attr=scheduler kobj=queue parent=sdb grandparent=block ret=4', 40, 88, 'systemd-udevd'),
+    ]);
     await rt.caughtUp();
     const report = await rt.replay.replay('sda', mark);
-    // sda's new read-ahead goes to sdc; sdb keeps the scheduler set on it during the recovery.
-    expect(m.writes).toEqual(['sdc queue/read_ahead_kb=4096']);
+    // Both read-aheads go to the disks that came back; sdb keeps the scheduler set on it during the recovery.
+    expect(m.writes.sort()).toEqual(['sdb queue/read_ahead_kb=1024', 'sdc queue/read_ahead_kb=4096']);
     expect(report.steps.map((s) => s.key)).toContain('sda:queue/read_ahead_kb');
     expect(store.entries('serial:S-sdb').find((e) => e.key === 'queue/scheduler')).toMatchObject({ value: 'bfq', actor: { comm: 'systemd-udevd' } });
+    expect(rt.list().map((d) => [d.name, d.health])).toEqual([['sdb', 'ok'], ['sdc', 'ok']]);
+  });
+
+  it('does not take the value of the disk that came back for one written to the failed disk whose event comes late: the replay puts back the old one', async () => {
+    const m = machine();
+    m.disks.get('sda')!.diskseq = '7';
+    m.disks.get('sda')!.settings['queue/read_ahead_kb'] = '2048';
+    const store = new ShadowStore(':memory:');
+    const held = new Set<string>();
+    const logs: string[] = [];
+    const rt = openBlock({ ...context(store, held), logger: { log: (_p, msg) => void logs.push(msg) } }, m.sys);
+    await rt.resync('start');
+    held.add('sda');
+    const mark = rt.replay.mark('sda');
+    // sda comes back under its own name with the driver's default; the write to the failed sda (ts 10) is seen only now.
+    m.disks.set('sda', disk('sda', { diskseq: '12', map: 'shadow-S-sda', protection: 'protected by map shadow-S-sda' }));
+    rt.applyEvents([tap('disk_del name=sda major=8 minor=0', 20), tap('disk_add name=sda major=8 minor=0 ret=0', 30), tap('sysfs_write attr=read_ahead_kb kobj=queue parent=sda grandparent=block ret=5', 10, 77, 'tuned')]);
+    await rt.caughtUp();
+    await rt.replay.replay('sda', mark);
+    expect(m.writes).toEqual(['sda queue/read_ahead_kb=2048']);
+    expect(store.entries('serial:S-sda').find((e) => e.key === 'queue/read_ahead_kb')).toMatchObject({ value: '2048' });
+    expect(logs.some((l) => /sda: tuned\[77\] wrote queue\/read_ahead_kb while shadowd restarts/.test(l))).toBe(true);
   });
 
   it('says the disk is not back when it does not return: its map is never pointed elsewhere', async () => {
