@@ -10,21 +10,28 @@
 //
 // What is read (pci-interrupt.ts): the PCI function's Interrupt Status bit
 // and its IRQ line's handled count, four times a second, for legacy
-// interrupts (INTx) only. A stuck interrupt is one pending at two samples at
-// least ThresholdMs apart with no interrupt handled on the line between
-// them. A healthy device's interrupt is handled within microseconds of being
-// raised, and handling it counts.
+// interrupts (INTx) only. A stuck interrupt is one pending at every sample
+// for LostIrqMs (2 s by default, four samples at least) with no interrupt
+// handled on the line meanwhile. A healthy device's interrupt is handled
+// within microseconds of being raised, and handling it counts.
 //
 // No false alarm, by construction:
 // - a busy device is pending now and then, but each of its interrupts is
 //   handled, and that moves the count;
 // - a function whose line has no handler (a driver that polls, one not yet
 //   bound) is never judged, nor one whose interrupts were never seen handled
-//   since it was first watched (or since shadowd last restarted its driver):
-//   only a device that worked and stopped is a failure;
+//   and its status never seen clear since it was first watched (or since
+//   shadowd last restarted its driver): only a device that worked and
+//   stopped is a failure;
+// - on a shared line another driver's disable_irq() (a reset, a firmware
+//   load) holds every device on it pending with nothing counted, and a
+//   restart of this one would not cure that: a shared line must stay stuck
+//   three times as long (SHARED_FACTOR) before it is judged;
+// - a runtime-suspended function is not read (the read would wake it);
 // - a device shadowd is recovering or has parked is left alone, and judged
 //   afresh afterwards;
-// - MSI and MSI-X functions are not watched (no level to see pending).
+// - MSI and MSI-X functions are not watched (no level to see pending);
+// - time is the monotonic clock's: a suspend or a clock step is no stall.
 import { handOnReport } from './report-handoff.js';
 import type { FailureReport } from './failure-report.js';
 import type { InterruptSample } from './pci-interrupt.js';
@@ -34,7 +41,13 @@ import type { Logger } from '../service/log.js';
 /** The failure kind this detector reports (failure-report.ts GENERIC_FAILURE_KINDS). */
 export const LOST_IRQ_KIND = 'lost-irq';
 export const IRQ_POLL_MS = 250;
-export const IRQ_LOSS_THRESHOLD_MS = 1000;
+export const IRQ_LOSS_THRESHOLD_MS = 2000;
+/** Samples in a row a stuck interrupt must be seen pending at, whatever the threshold. */
+const MIN_STUCK_SAMPLES = 4;
+/** How much longer a shared line must stay stuck than one of the device's own. */
+export const SHARED_FACTOR = 3;
+/** How long a unit found not to be on PCI is not looked for again. */
+const NOT_PCI_RECHECK_MS = 30_000;
 
 /** A device of any class, with its restart unit. */
 export interface IrqDevice {
@@ -59,7 +72,10 @@ export interface IrqLossDeps {
   /** How long a function may assert its interrupt unhandled, for its device (the first of the function's); 0: not watched. */
   thresholdMs?: number | ((d: IrqDevice) => number);
   pollMs?: number;
+  /** A monotonic clock, ms. */
   now?: () => number;
+  /** The wall clock, ms, for the report's times. */
+  wallNow?: () => number;
 }
 
 interface Track {
@@ -67,22 +83,29 @@ interface Track {
   count: bigint;
   /** An interrupt of this function's line was handled while watched: it worked. */
   seenWorking: boolean;
-  /** Pending with the count unchanged since (ms), or null. */
+  /** Its status was seen clear while watched: the bit follows the device. */
+  seenClear: boolean;
+  /** Pending with the count unchanged since (monotonic ms), or null; and at how many samples in a row. */
   stuckSince: number | null;
+  stuckSamples: number;
   reported: boolean;
 }
 
 export class IrqLossDetector {
   private readonly tracks = new Map<string, Track>();
   private readonly functions = new Map<string, string>();
+  /** Units found not to be on PCI, and when (monotonic ms). */
+  private readonly notPci = new Map<string, number>();
   private readonly loop: PollLoop;
   private readonly thresholdMs: (d: IrqDevice) => number;
   private readonly now: () => number;
+  private readonly wallNow: () => number;
 
   constructor(private readonly deps: IrqLossDeps) {
     const t = deps.thresholdMs ?? IRQ_LOSS_THRESHOLD_MS;
     this.thresholdMs = typeof t === 'number' ? () => t : t;
-    this.now = deps.now ?? Date.now;
+    this.now = deps.now ?? (() => performance.now());
+    this.wallNow = deps.wallNow ?? Date.now;
     this.loop = new PollLoop(() => this.round().catch((err: unknown) => this.deps.logger.log('warning', `reading interrupt states failed: ${messageOf(err)}`, { SHADOWD_COMPONENT: 'irq-loss' })), deps.pollMs ?? IRQ_POLL_MS);
   }
 
@@ -98,7 +121,10 @@ export class IrqLossDetector {
   async round(): Promise<void> {
     const byFunction = new Map<string, IrqDevice[]>();
     const heldFunctions = new Set<string>();
-    for (const d of this.deps.devices()) {
+    const devices = this.deps.devices();
+    const units = new Set(devices.map((d) => d.bus));
+    for (const bus of this.functions.keys()) if (!units.has(bus)) this.functions.delete(bus);
+    for (const d of devices) {
       const fn = await this.functionOf(d.bus);
       if (fn === null) continue;
       if (this.deps.held(d.cls, d.name)) heldFunctions.add(fn);
@@ -106,7 +132,7 @@ export class IrqLossDetector {
     }
     for (const fn of this.tracks.keys()) if (!byFunction.has(fn) || heldFunctions.has(fn)) this.tracks.delete(fn);
     for (const [fn, devices] of byFunction) {
-      if (heldFunctions.has(fn) || this.thresholdMs(devices[0]!) <= 0) {
+      if (heldFunctions.has(fn) || devices.some((d) => this.thresholdMs(d) <= 0)) {
         this.tracks.delete(fn);
         continue;
       }
@@ -123,23 +149,32 @@ export class IrqLossDetector {
     const at = this.now();
     const t = this.tracks.get(fn);
     if (!t || t.irq !== s.irq) {
-      this.tracks.set(fn, { irq: s.irq, count: s.count, seenWorking: false, stuckSince: null, reported: false });
+      this.tracks.set(fn, { irq: s.irq, count: s.count, seenWorking: false, seenClear: !s.pending, stuckSince: null, stuckSamples: 0, reported: false });
       return;
     }
     if (s.count !== t.count) {
-      Object.assign(t, { count: s.count, seenWorking: true, stuckSince: null, reported: false });
+      Object.assign(t, { count: s.count, seenWorking: true, seenClear: t.seenClear || !s.pending, stuckSince: null, stuckSamples: 0, reported: false });
       return;
     }
     if (!s.pending) {
-      Object.assign(t, { stuckSince: null, reported: false });
+      Object.assign(t, { seenClear: true, stuckSince: null, stuckSamples: 0, reported: false });
       return;
     }
+    t.stuckSamples++;
     if (t.stuckSince === null) {
       t.stuckSince = at;
       return;
     }
-    if (!t.seenWorking || t.reported || at - t.stuckSince < this.thresholdMs(devices[0]!)) return;
+    const threshold = Math.max(...devices.map((d) => this.thresholdMs(d))) * (s.actions.length > 1 ? SHARED_FACTOR : 1);
+    if (!t.seenWorking || !t.seenClear || t.reported || t.stuckSamples < MIN_STUCK_SAMPLES || at - t.stuckSince < threshold) return;
+    // The round's reads took time: a recovery may have begun meanwhile, and a report now would fail its check.
+    if (devices.some((d) => this.deps.held(d.cls, d.name))) {
+      this.tracks.delete(fn);
+      return;
+    }
     t.reported = true;
+    const stuckMs = Math.round(at - t.stuckSince);
+    const wall = this.wallNow();
     const unit = fn.slice(fn.lastIndexOf('/') + 1);
     // One report per class on the function: a recovery restarts the unit with every device of that class on it.
     const seen = new Set<string>();
@@ -150,9 +185,9 @@ export class IrqLossDetector {
         cls: d.cls,
         device: d.name,
         kind: LOST_IRQ_KIND,
-        detail: `${unit} has asserted its interrupt (IRQ ${s.irq}) for ${at - t.stuckSince} ms and none was handled on that line: its interrupts are lost`,
-        detectedAt: at,
-        since: t.stuckSince,
+        detail: `${unit} has asserted its interrupt (IRQ ${s.irq}${s.actions.length > 1 ? `, shared with ${s.actions.length - 1} other handler(s)` : ''}) for ${stuckMs} ms and none was handled on that line: its interrupts are lost`,
+        detectedAt: wall,
+        since: wall - stuckMs,
         ...(d.driver ? { driver: d.driver } : {}),
       };
       void handOnReport(() => this.deps.onReport(failure), { logger: this.deps.logger, what: 'lost interrupt', fields: { SHADOWD_COMPONENT: 'irq-loss', SHADOWD_CLASS: d.cls, SHADOWD_DEVICE: d.name } });
@@ -160,11 +195,19 @@ export class IrqLossDetector {
   }
 
   private async functionOf(bus: string): Promise<string | null> {
-    // Only a unit found is remembered: one not there yet (a driver still probing) is looked for again.
+    // A unit found is remembered while it is watched; one not on PCI (or not there yet) is looked for again later.
     const known = this.functions.get(bus);
     if (known !== undefined) return known;
+    const missed = this.notPci.get(bus);
+    if (missed !== undefined && this.now() - missed < NOT_PCI_RECHECK_MS) return null;
     const fn = await this.deps.functionOf(bus);
-    if (fn !== null) this.functions.set(bus, fn);
+    if (fn !== null) {
+      this.functions.set(bus, fn);
+      this.notPci.delete(bus);
+    } else {
+      this.notPci.set(bus, this.now());
+      if (this.notPci.size > 1024) this.notPci.delete(this.notPci.keys().next().value as string);
+    }
     return fn;
   }
 }

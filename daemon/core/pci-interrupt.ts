@@ -31,30 +31,26 @@ export interface InterruptSample {
 }
 
 /**
- * The sysfs directory of the PCI function a restart unit sits on: the unit
- * itself when it is a PCI function (a NIC, a sound card, an AHCI
- * controller), else its nearest PCI parent (a virtio device's transport).
- * Null when the unit is not on PCI, or not there.
+ * The sysfs directory of the PCI function whose interrupt is a restart
+ * unit's own: the unit itself when it is a PCI function (a NIC, a sound
+ * card, an AHCI controller), or a virtio device's transport (its PCI parent,
+ * whose interrupt is the virtio device's). Never another ancestor: a USB
+ * device's host controller interrupts for every device on its bus, and a
+ * restart of one device cannot cure it. Null otherwise, or when the unit is
+ * not there.
  */
 export async function pciFunctionOf(unit: string, sysfs = '/sys'): Promise<string | null> {
   if (!UNIT_NAME.test(unit) || unit === '.' || unit === '..') return null;
-  let buses: string[];
-  try {
-    buses = await readdir(join(sysfs, 'bus'));
-  } catch {
-    return null;
-  }
-  for (const bus of buses.includes('pci') ? ['pci', ...buses.filter((b) => b !== 'pci')] : buses) {
+  for (const bus of ['pci', 'virtio']) {
     let dir: string;
     try {
       dir = await realpath(join(sysfs, 'bus', bus, 'devices', unit));
     } catch {
       continue;
     }
-    for (let d = dir; d !== dirname(d) && d.startsWith(join(sysfs, 'devices')); d = dirname(d)) {
-      if (PCI_ADDRESS.test(basename(d)) && (await readText(join(d, 'irq'))) !== null) return d;
-    }
-    return null;
+    const fn = bus === 'pci' ? dir : dirname(dir);
+    if (!fn.startsWith(join(sysfs, 'devices')) || !PCI_ADDRESS.test(basename(fn))) return null;
+    return (await readText(join(fn, 'irq'))) === null ? null : fn;
   }
   return null;
 }
@@ -74,25 +70,21 @@ async function readConfigWord(fn: string, offset: number): Promise<number | null
   }
 }
 
-/** Handled interrupts on an IRQ line: /sys/kernel/irq/N/per_cpu_count, else the line's row of /proc/interrupts. */
-async function irqCount(irq: number, sysfs: string, procfs: string): Promise<bigint | null> {
-  const perCpu = await readText(join(sysfs, 'kernel', 'irq', String(irq), 'per_cpu_count'));
-  const sum = (cells: string[]): bigint | null => (cells.length > 0 && cells.every((c) => /^\d{1,20}$/.test(c)) ? cells.reduce((a, c) => a + BigInt(c), 0n) : null);
-  if (perCpu !== null) return sum(perCpu.split(','));
-  const table = await readText(join(procfs, 'interrupts'));
-  if (table === null) return null;
-  const lines = table.split('\n');
-  const cpus = (lines[0] ?? '').trim().split(/\s+/).filter((c) => /^CPU\d+$/.test(c)).length;
-  const row = lines.find((l) => l.trimStart().startsWith(`${irq}:`));
-  if (!row || cpus === 0) return null;
-  return sum(row.trim().split(/\s+/).slice(1, 1 + cpus));
+/** Handled interrupts on an IRQ line, on every CPU: /sys/kernel/irq/N/per_cpu_count. */
+async function irqCount(irq: number, sysfs: string): Promise<bigint | null> {
+  const cells = (await readText(join(sysfs, 'kernel', 'irq', String(irq), 'per_cpu_count')))?.split(',');
+  if (!cells || cells.length === 0 || !cells.every((c) => /^\d{1,20}$/.test(c))) return null;
+  return cells.reduce((a, c) => a + BigInt(c), 0n);
 }
 
 /**
  * The function's interrupt now, or null when there is nothing to watch: no
- * IRQ line, MSI or MSI-X enabled, or the function gone.
+ * IRQ line, MSI or MSI-X enabled, no handler on the line, the function not
+ * powered up (a config read would resume a runtime-suspended device and its
+ * bridge, four times a second, and a suspended device's status means
+ * nothing), or the function gone or not answering.
  */
-export async function readInterruptSample(fn: string, sysfs = '/sys', procfs = '/proc'): Promise<InterruptSample | null> {
+export async function readInterruptSample(fn: string, sysfs = '/sys'): Promise<InterruptSample | null> {
   try {
     if ((await readdir(join(fn, 'msi_irqs'))).length > 0) return null;
   } catch {
@@ -101,10 +93,14 @@ export async function readInterruptSample(fn: string, sysfs = '/sys', procfs = '
   const irqText = await readText(join(fn, 'irq'));
   const irq = Number(irqText);
   if (irqText === null || !/^\d{1,6}$/.test(irqText) || irq === 0) return null;
-  const status = await readConfigWord(fn, PCI_STATUS_OFFSET);
-  const count = await irqCount(irq, sysfs, procfs);
-  // All ones: the function does not answer (surprise-removed, powered off, a bus error): no status to read.
-  if (status === null || status === 0xffff || count === null) return null;
   const actions = ((await readText(join(sysfs, 'kernel', 'irq', String(irq), 'actions'))) ?? '').split(',').map((a) => a.trim()).filter((a) => a !== '');
+  if (actions.length === 0) return null;
+  const pm = await readText(join(fn, 'power', 'runtime_status'));
+  if (pm !== null && pm !== 'active' && pm !== 'unsupported') return null;
+  const count = await irqCount(irq, sysfs);
+  if (count === null) return null;
+  const status = await readConfigWord(fn, PCI_STATUS_OFFSET);
+  // All ones: the function does not answer (surprise-removed, powered off, a bus error): no status to read.
+  if (status === null || status === 0xffff) return null;
   return { irq, pending: (status & PCI_STATUS_INTERRUPT) !== 0, count, actions };
 }

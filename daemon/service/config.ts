@@ -95,7 +95,7 @@ export const DEFAULT_POLICY: Readonly<Policy> = {
   giveUpRetrySec: 900,
   giveUpRetryMaxSec: 21600,
   recoverWarnings: false,
-  lostIrqMs: 1000,
+  lostIrqMs: 2000,
 };
 
 export const DEFAULT_DAEMON: Readonly<DaemonSettings> = {

@@ -40,7 +40,7 @@ beforeEach(() => {
 afterEach(() => rmSync(root, { recursive: true, force: true }));
 
 describe('PCI interrupt reads', () => {
-  it('finds the PCI function of a unit on PCI and of a virtio device under its transport; none for a unit elsewhere or a hostile name', async () => {
+  it('finds the PCI function of a unit on PCI and of a virtio device under its transport; none for a USB device, a unit elsewhere or a hostile name', async () => {
     const nic = pciFunction('0000:00:03.0', 0, 11);
     const transport = pciFunction('0000:00:05.0', 0, 10);
     const virtio = join(transport, 'virtio2');
@@ -54,6 +54,13 @@ describe('PCI interrupt reads', () => {
     expect(await pciFunctionOf('0000:00:03.0', root)).toBe(nic);
     expect(await pciFunctionOf('virtio2', root)).toBe(transport);
     expect(await pciFunctionOf('serial8250', root)).toBeNull();
+    // A USB NIC under its host controller: the controller's interrupt is not the device's own.
+    const ehci = pciFunction('0000:00:1d.0', 0, 16);
+    const usb = join(ehci, 'usb1', '1-1', '1-1:1.0');
+    mkdirSync(usb, { recursive: true });
+    mkdirSync(join(root, 'bus', 'usb', 'devices'), { recursive: true });
+    symlinkSync(usb, join(root, 'bus', 'usb', 'devices', '1-1:1.0'));
+    expect(await pciFunctionOf('1-1:1.0', root)).toBeNull();
     expect(await pciFunctionOf('nothere', root)).toBeNull();
     expect(await pciFunctionOf('../../etc', root)).toBeNull();
     expect(await pciFunctionOf('..', root)).toBeNull();
@@ -62,29 +69,37 @@ describe('PCI interrupt reads', () => {
   it('reads the Interrupt Status bit, the line handled count on every CPU and its handlers', async () => {
     const fn = pciFunction('0000:00:03.0', 0x0008 | 0x0010, 11);
     irqLine(11, '3,18446744073709551615', 'eth0,snd_ens1370');
-    expect(await readInterruptSample(fn, root, root)).toEqual({ irq: 11, pending: true, count: 18446744073709551618n, actions: ['eth0', 'snd_ens1370'] });
+    expect(await readInterruptSample(fn, root)).toEqual({ irq: 11, pending: true, count: 18446744073709551618n, actions: ['eth0', 'snd_ens1370'] });
     const quiet = pciFunction('0000:00:04.0', 0x0010, 11);
-    expect((await readInterruptSample(quiet, root, root))?.pending).toBe(false);
+    expect((await readInterruptSample(quiet, root))?.pending).toBe(false);
   });
 
-  it('falls back to /proc/interrupts for the count, and describes nothing for MSI, no IRQ or a function gone', async () => {
-    const fn = pciFunction('0000:00:03.0', 0x0008, 11);
-    writeFileSync(join(root, 'interrupts'), '           CPU0       CPU1\n  0:         40          0   IO-APIC   2-edge      timer\n 11:       1200         34   IO-APIC  11-fasteoi   eth0\n');
-    expect(await readInterruptSample(fn, root, root)).toEqual({ irq: 11, pending: true, count: 1234n, actions: [] });
-    expect(await readInterruptSample(pciFunction('0000:00:04.0', 0x0008, 24, true), root, root)).toBeNull();
-    expect(await readInterruptSample(pciFunction('0000:00:06.0', 0x0008, 0), root, root)).toBeNull();
-    expect(await readInterruptSample(join(root, 'devices', 'pci0000:00', '0000:00:07.0'), root, root)).toBeNull();
+  it('describes nothing for MSI, no IRQ, no handler on the line, a runtime-suspended function or one gone', async () => {
+    irqLine(11, '5,6', 'eth0');
+    irqLine(12, '5,6', '');
+    const active = pciFunction('0000:00:03.0', 0x0008, 11);
+    mkdirSync(join(active, 'power'));
+    writeFileSync(join(active, 'power', 'runtime_status'), 'active\n');
+    expect((await readInterruptSample(active, root))?.count).toBe(11n);
+    expect(await readInterruptSample(pciFunction('0000:00:04.0', 0x0008, 24, true), root)).toBeNull();
+    expect(await readInterruptSample(pciFunction('0000:00:06.0', 0x0008, 0), root)).toBeNull();
+    expect(await readInterruptSample(pciFunction('0000:00:08.0', 0x0008, 12), root)).toBeNull();
+    const asleep = pciFunction('0000:00:09.0', 0x0008, 11);
+    mkdirSync(join(asleep, 'power'));
+    writeFileSync(join(asleep, 'power', 'runtime_status'), 'suspended\n');
+    expect(await readInterruptSample(asleep, root)).toBeNull();
+    expect(await readInterruptSample(join(root, 'devices', 'pci0000:00', '0000:00:07.0'), root)).toBeNull();
   });
 
   it('describes nothing for a function that does not answer (config reads all ones)', async () => {
     const fn = pciFunction('0000:00:03.0', 0xffff, 11);
     irqLine(11, '3,4', 'eth0');
-    expect(await readInterruptSample(fn, root, root)).toBeNull();
+    expect(await readInterruptSample(fn, root)).toBeNull();
   });
 
   it('describes nothing when the count cannot be read as numbers', async () => {
     const fn = pciFunction('0000:00:03.0', 0x0008, 11);
     irqLine(11, '3,x', 'eth0');
-    expect(await readInterruptSample(fn, root, root)).toBeNull();
+    expect(await readInterruptSample(fn, root)).toBeNull();
   });
 });

@@ -11,6 +11,8 @@ import { repoPath } from '../rig/repo-path.js';
 interface Out {
   devices: { e1000: string; pcnet: string };
   quiet: { floods: string[] };
+  /** Whether each NIC's IRQ line has other handlers. */
+  shared: Record<string, boolean>;
   e1000: { inject: string; clear: string; carrierAfterReset: string; latencyMs: number | null };
   pcnet: { inject: string; clear: string; latencyMs: number | null };
   reports: { device: string; kind: string; detail: string; phase: string; since?: number; detectedAt: number }[];
@@ -36,8 +38,10 @@ describe('lost interrupt detector in the guest', () => {
     ]);
     // The e1000 case is the one its class's detectors cannot see: no carrier after the reset.
     expect(out.e1000.carrierAfterReset, ctx).toBe('0');
-    expect(out.e1000.latencyMs, ctx).toBeLessThan(5000);
-    expect(out.pcnet.latencyMs, ctx).toBeLessThan(5000);
+    // 2 s of samples (6 s where the line is shared: QEMU's i440fx routes every INTx to IRQ 10 or 11), and a round's reads.
+    const bound = (dev: string): number => (out.shared[dev] ? 3 : 1) * 2000 + 2000;
+    expect(out.e1000.latencyMs, ctx).toBeLessThan(bound(out.devices.e1000));
+    expect(out.pcnet.latencyMs, ctx).toBeLessThan(bound(out.devices.pcnet));
     expect(out.logs.filter((l) => l.startsWith('warning') || l.startsWith('err')), ctx).toEqual([]);
   });
 });

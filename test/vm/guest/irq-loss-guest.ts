@@ -39,9 +39,12 @@ for (const { dev, subnet } of nets) {
 }
 const devices: IrqDevice[] = (await readNetDevices()).filter((d) => d.name === e1000 || d.name === pcnet).map((d) => ({ cls: 'net', name: d.name, driver: d.driver, bus: d.bus ?? '' }));
 const lines: Record<string, unknown> = {};
+const shared: Record<string, boolean> = {};
 for (const d of devices) {
   const fn = await pciFunctionOf(d.bus);
-  lines[d.name] = { fn, sample: fn ? await readInterruptSample(fn) : null };
+  const sample = fn ? await readInterruptSample(fn) : null;
+  lines[d.name] = { fn, sample };
+  shared[d.name] = (sample?.actions.length ?? 0) > 1;
 }
 step(`devices ${JSON.stringify(lines, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))}`);
 
@@ -81,12 +84,12 @@ await sleep(1500);
 
 phase = 'e1000';
 step('e1000: lost-irq, then an MTU change');
-const e1000Ping = ping(e1000, nets[0]!.subnet.gateway, ['-i', '0.2', '-w', '12']);
+const e1000Ping = ping(e1000, nets[0]!.subnet.gateway, ['-i', '0.2', '-w', '15']);
 await sleep(1000);
 const e1000Inject = await helperCommand(`inject net:${e1000} lost-irq`);
 const e1000At = Date.now();
 await execa('ip', ['link', 'set', e1000, 'mtu', '1300']);
-const e1000Report = await waitReport(e1000, 10_000);
+const e1000Report = await waitReport(e1000, 12_000);
 const e1000Carrier = (await execa('cat', [`/sys/class/net/${e1000}/carrier`], { reject: false })).stdout.trim();
 const e1000Clear = await helperCommand(`inject net:${e1000} clear`);
 await e1000Ping;
@@ -96,11 +99,11 @@ await waitForCarrier(e1000, 15_000);
 
 phase = 'pcnet32';
 step('pcnet32: lost-irq under pings');
-const pcnetPing = ping(pcnet, nets[1]!.subnet.gateway, ['-i', '0.2', '-w', '8']);
+const pcnetPing = ping(pcnet, nets[1]!.subnet.gateway, ['-i', '0.2', '-w', '15']);
 await sleep(1000);
 const pcnetInject = await helperCommand(`inject net:${pcnet} lost-irq`);
 const pcnetAt = Date.now();
-const pcnetReport = await waitReport(pcnet, 10_000);
+const pcnetReport = await waitReport(pcnet, 12_000);
 const pcnetClear = await helperCommand(`inject net:${pcnet} clear`);
 await pcnetPing;
 await sleep(1500);
@@ -109,6 +112,7 @@ await det.stop();
 console.log(
   JSON.stringify({
     devices: { e1000, pcnet },
+    shared,
     quiet: { floods: floodResults.map((r) => r.stdout.split('\n').filter((l) => l.includes('packets')).join(' ')) },
     e1000: { inject: e1000Inject, clear: e1000Clear, carrierAfterReset: e1000Carrier, latencyMs: e1000Report ? e1000Report.detectedAt - e1000At : null },
     pcnet: { inject: pcnetInject, clear: pcnetClear, latencyMs: pcnetReport ? pcnetReport.detectedAt - pcnetAt : null },

@@ -19,7 +19,7 @@
 // test/vm/classes/net/recovery-apps.test.ts.
 //   usage: recovery-scenario.js --mode control|shadowd [--parallel] --blob-port P --echo-port P --nic DRIVER:FAULT...
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { execa, type ResultPromise } from 'execa';
@@ -87,7 +87,11 @@ for (const { driver, dev } of devices) {
 let daemonLog = '';
 let daemon: ResultPromise | null = null;
 if (mode === 'shadowd') {
-  const started = await startShadowd(work, (t) => (daemonLog += t), ['--allow-faults']);
+  // The class's own detectors are what this scenario proves: the core's lost interrupt detector (slower, and proven by
+  // test/vm/core/irq-loss.test.ts) is off, so a lost-irq fault is the TX stall detector's to see.
+  const config = join(work, 'shadowd.conf');
+  writeFileSync(config, '[Class net]\nLostIrqMs=0\n');
+  const started = await startShadowd(work, (t) => (daemonLog += t), ['--allow-faults', '--config', config]);
   daemon = started.daemon;
   note(`shadowd ready after ${started.readyMs} ms`);
 }
