@@ -19,21 +19,9 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
-#include "taps-event.h"
+#include "taps-bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 256 * 1024);
-} events SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} lost SEC(".maps");
 
 /* struct kernfs_node from 6.15 on: its parent is RCU-managed and renamed. */
 struct kernfs_node___rcu_parent {
@@ -56,25 +44,12 @@ static __always_inline struct kernfs_node *kn_parent(struct kernfs_node *kn)
  */
 static __always_inline struct tap_event *tap_start(__u32 ev)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct tap_event *e;
-	__u32 zero = 0;
-	__u64 *count;
+	struct tap_event *e = tap_reserve(sizeof(*e));
 	int i;
 
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count = bpf_map_lookup_elem(&lost, &zero);
-		if (count)
-			__sync_fetch_and_add(count, 1);
+	if (!e)
 		return NULL;
-	}
-	e->ev = ev;
-	e->kthread = (task->flags & TAP_PF_KTHREAD) ? 1 : 0;
-	e->pid = bpf_get_current_pid_tgid() >> 32;
-	e->pad = 0;
-	e->ts = bpf_ktime_get_ns();
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	tap_identify((struct tap_head *)e, ev, e->comm);
 	for (i = 0; i < TAP_NUMS; i++)
 		e->num[i] = 0;
 	for (i = 0; i < TAP_STRS; i++)

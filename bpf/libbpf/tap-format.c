@@ -1,37 +1,123 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Tap records from struct tap_event (tap-format.h): the events' formats,
- * the escaping of kernel names, bpftrace's JSON form.
+ * Tap records from the records of taps-event.h (tap-format.h): each
+ * event's format, the escaping of kernel names, bpftrace's JSON form.
  */
+#include <assert.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include "tap-format.h"
 
-enum field_kind { FIELD_END, FIELD_STR, FIELD_NUM };
+/* The disk class's record starts as every record does: the loader reads its head as such. */
+static_assert(offsetof(struct tap_event, ts) == offsetof(struct tap_head, ts) &&
+	      offsetof(struct tap_event, num) == sizeof(struct tap_head),
+	      "struct tap_event starts as struct tap_head does");
 
-struct field {
-	const char *key;
-	enum field_kind kind;
-	int index;
-};
+/* A disk class field: one of struct tap_event's strings or numbers, by position. */
+#define DISK_STR(key, i) { key, TAP_FIELD_STR, offsetof(struct tap_event, str[i]), TAP_STR_LEN }
+#define DISK_NUM(key, i) { key, TAP_FIELD_S64, offsetof(struct tap_event, num[i]), sizeof(__s64) }
+#define DISK(ev, name, ...) \
+	{ ev, name, sizeof(struct tap_event), offsetof(struct tap_event, comm), { __VA_ARGS__ } }
 
-struct record_format {
-	const char *name;
-	struct field fields[TAP_STRS + TAP_NUMS + 1];
-};
+/* A number or a string of a later class's record, printed under its member's name. */
+#define FIELD(type, member, kind) { #member, kind, offsetof(type, member), 0 }
+#define STR(type, member) { #member, TAP_FIELD_STR, offsetof(type, member), TAP_STR_LEN }
+#define PCM(type) { NULL, TAP_FIELD_PCM, offsetof(type, pcm), sizeof(struct tap_pcm) }
+#define RECORD(ev, name, type, ...) \
+	{ ev, name, sizeof(type), offsetof(type, task.comm), { __VA_ARGS__ } }
+/* A PCM event: the substream, then its int under the given key, if any. */
+#define PCM_EVENT(ev, name) RECORD(ev, name, struct tap_pcm_event, PCM(struct tap_pcm_event))
+#define PCM_INT(ev, name, key) \
+	RECORD(ev, name, struct tap_pcm_event, PCM(struct tap_pcm_event), \
+	       { key, TAP_FIELD_S32, offsetof(struct tap_pcm_event, value), 0 })
 
 /* Each event's fields as its bpftrace printf prints them; kthread, pid, ts and comm follow. */
-static const struct record_format formats[TAP_EV_COUNT] = {
-	[TAP_EV_SYSFS_WRITE] = { "sysfs_write", {
-		{ "attr", FIELD_STR, 0 }, { "kobj", FIELD_STR, 1 },
-		{ "parent", FIELD_STR, 2 }, { "grandparent", FIELD_STR, 3 },
-		{ "ret", FIELD_NUM, 0 } } },
-	[TAP_EV_DISK_ADD] = { "disk_add", {
-		{ "name", FIELD_STR, 0 }, { "major", FIELD_NUM, 0 },
-		{ "minor", FIELD_NUM, 1 }, { "ret", FIELD_NUM, 2 } } },
-	[TAP_EV_DISK_DEL] = { "disk_del", {
-		{ "name", FIELD_STR, 0 }, { "major", FIELD_NUM, 0 },
-		{ "minor", FIELD_NUM, 1 } } },
+static const struct tap_record_format formats[] = {
+	/* bpf/block-class.bt */
+	DISK(TAP_EV_SYSFS_WRITE, "sysfs_write",
+	     DISK_STR("attr", 0), DISK_STR("kobj", 1), DISK_STR("parent", 2),
+	     DISK_STR("grandparent", 3), DISK_NUM("ret", 0)),
+	DISK(TAP_EV_DISK_ADD, "disk_add",
+	     DISK_STR("name", 0), DISK_NUM("major", 0), DISK_NUM("minor", 1), DISK_NUM("ret", 2)),
+	DISK(TAP_EV_DISK_DEL, "disk_del",
+	     DISK_STR("name", 0), DISK_NUM("major", 0), DISK_NUM("minor", 1)),
+	/* bpf/sound-class.bt */
+	PCM_INT(TAP_EV_PCM_OPEN, "pcm_open", "ret"),
+	PCM_EVENT(TAP_EV_PCM_CLOSE, "pcm_close"),
+	RECORD(TAP_EV_PCM_HW_PARAMS, "pcm_hw_params", struct tap_pcm_hw_params,
+	       PCM(struct tap_pcm_hw_params),
+	       FIELD(struct tap_pcm_hw_params, access, TAP_FIELD_X32),
+	       FIELD(struct tap_pcm_hw_params, format0, TAP_FIELD_X32),
+	       FIELD(struct tap_pcm_hw_params, format1, TAP_FIELD_X32),
+	       FIELD(struct tap_pcm_hw_params, channels, TAP_FIELD_U32),
+	       FIELD(struct tap_pcm_hw_params, rate, TAP_FIELD_U32),
+	       FIELD(struct tap_pcm_hw_params, period_size, TAP_FIELD_U32),
+	       FIELD(struct tap_pcm_hw_params, periods, TAP_FIELD_U32),
+	       FIELD(struct tap_pcm_hw_params, buffer_size, TAP_FIELD_U32),
+	       FIELD(struct tap_pcm_hw_params, ret, TAP_FIELD_S32)),
+	RECORD(TAP_EV_PCM_SW_PARAMS, "pcm_sw_params", struct tap_pcm_sw_params,
+	       PCM(struct tap_pcm_sw_params),
+	       FIELD(struct tap_pcm_sw_params, tstamp_mode, TAP_FIELD_S32),
+	       FIELD(struct tap_pcm_sw_params, avail_min, TAP_FIELD_X64),
+	       FIELD(struct tap_pcm_sw_params, start_threshold, TAP_FIELD_X64),
+	       FIELD(struct tap_pcm_sw_params, stop_threshold, TAP_FIELD_X64),
+	       FIELD(struct tap_pcm_sw_params, silence_threshold, TAP_FIELD_X64),
+	       FIELD(struct tap_pcm_sw_params, silence_size, TAP_FIELD_X64),
+	       FIELD(struct tap_pcm_sw_params, ret, TAP_FIELD_S32)),
+	PCM_EVENT(TAP_EV_PCM_PREPARE, "pcm_prepare"),
+	PCM_INT(TAP_EV_PCM_START, "pcm_start", "state"),
+	PCM_INT(TAP_EV_PCM_STOP, "pcm_stop", "state"),
+	PCM_EVENT(TAP_EV_PCM_DRAIN, "pcm_drain"),
+	PCM_INT(TAP_EV_PCM_DRAIN_FAILED, "pcm_drain_failed", "ret"),
+	PCM_INT(TAP_EV_PCM_PAUSE, "pcm_pause", "push"),
+	PCM_EVENT(TAP_EV_PCM_HW_FREE, "pcm_hw_free"),
+	RECORD(TAP_EV_CTL_WRITE, "ctl_write", struct tap_ctl_write,
+	       FIELD(struct tap_ctl_write, card, TAP_FIELD_S32),
+	       FIELD(struct tap_ctl_write, numid, TAP_FIELD_U32),
+	       FIELD(struct tap_ctl_write, iface, TAP_FIELD_S32),
+	       FIELD(struct tap_ctl_write, dev, TAP_FIELD_U32),
+	       FIELD(struct tap_ctl_write, sub, TAP_FIELD_U32),
+	       FIELD(struct tap_ctl_write, index, TAP_FIELD_U32),
+	       FIELD(struct tap_ctl_write, ret, TAP_FIELD_S32)),
+	RECORD(TAP_EV_CTL_NOTIFY, "ctl_notify", struct tap_ctl_notify,
+	       FIELD(struct tap_ctl_notify, card, TAP_FIELD_S32),
+	       FIELD(struct tap_ctl_notify, numid, TAP_FIELD_U32),
+	       FIELD(struct tap_ctl_notify, mask, TAP_FIELD_U32)),
+	RECORD(TAP_EV_CARD_REGISTER, "card_register", struct tap_card_event,
+	       FIELD(struct tap_card_event, card, TAP_FIELD_S32),
+	       FIELD(struct tap_card_event, ret, TAP_FIELD_S32)),
+	RECORD(TAP_EV_CARD_DISCONNECT, "card_disconnect", struct tap_card_event,
+	       FIELD(struct tap_card_event, card, TAP_FIELD_S32)),
+	RECORD(TAP_EV_INFO_WRITE, "info_write", struct tap_info_write,
+	       STR(struct tap_info_write, attr), STR(struct tap_info_write, parent),
+	       FIELD(struct tap_info_write, ret, TAP_FIELD_S64)),
 };
+
+#ifndef ARRAY_SIZE
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#endif
+#define FORMATS ARRAY_SIZE(formats)
+
+const struct tap_record_format *tap_record_format(__u32 ev)
+{
+	size_t i;
+
+	for (i = 0; i < FORMATS; i++)
+		if (formats[i].ev == ev)
+			return &formats[i];
+	return NULL;
+}
+
+const struct tap_record_format *tap_record_format_named(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < FORMATS; i++)
+		if (!strcmp(formats[i].name, name))
+			return &formats[i];
+	return NULL;
+}
 
 static void put_char(struct tap_line *l, char c)
 {
@@ -126,42 +212,93 @@ static void put_comm(struct tap_line *l, const char *comm, size_t max)
 	}
 }
 
-static void put_number(struct tap_line *l, long long n)
+/* At most a number or a substream, or the task's ids and time: well within text[]. */
+static void put_format(struct tap_line *l, const char *format, ...)
 {
-	char digits[24];
+	char text[128];
+	va_list args;
 
-	snprintf(digits, sizeof(digits), "%lld", n);
-	put_text(l, digits);
+	va_start(args, format);
+	vsnprintf(text, sizeof(text), format, args);
+	va_end(args);
+	put_text(l, text);
 }
 
-bool tap_format_record(const struct tap_event *e, struct tap_line *l)
+/* A value of the record at offset, of its field's width (the record may be unaligned in a test). */
+static void read_value(const unsigned char *record, size_t offset, void *value, size_t size)
 {
-	const struct record_format *f;
-	const struct field *field;
+	memcpy(value, record + offset, size);
+}
 
-	if (e->ev >= TAP_EV_COUNT)
+static void put_field(struct tap_line *l, const struct tap_field *f, const unsigned char *record)
+{
+	struct tap_pcm pcm;
+	__s32 s32;
+	__u32 u32;
+	__s64 s64;
+	__u64 u64;
+
+	switch (f->kind) {
+	case TAP_FIELD_STR:
+		put_token(l, (const char *)record + f->offset, f->size);
+		break;
+	case TAP_FIELD_S32:
+		read_value(record, f->offset, &s32, sizeof(s32));
+		put_format(l, "%d", s32);
+		break;
+	case TAP_FIELD_U32:
+		read_value(record, f->offset, &u32, sizeof(u32));
+		put_format(l, "%u", u32);
+		break;
+	case TAP_FIELD_X32:
+		read_value(record, f->offset, &u32, sizeof(u32));
+		put_format(l, "0x%x", u32);
+		break;
+	case TAP_FIELD_S64:
+		read_value(record, f->offset, &s64, sizeof(s64));
+		put_format(l, "%lld", (long long)s64);
+		break;
+	case TAP_FIELD_X64:
+		read_value(record, f->offset, &u64, sizeof(u64));
+		put_format(l, "0x%llx", (unsigned long long)u64);
+		break;
+	case TAP_FIELD_PCM:
+		read_value(record, f->offset, &pcm, sizeof(pcm));
+		put_format(l, "card=%d dev=%d stream=%d sub=%d", pcm.card, pcm.dev, pcm.stream,
+			   pcm.sub);
+		break;
+	default:
+		break;
+	}
+}
+
+bool tap_format_record(const void *data, size_t size, struct tap_line *l)
+{
+	const unsigned char *record = data;
+	const struct tap_record_format *f;
+	const struct tap_field *field;
+	struct tap_head head;
+
+	if (size < sizeof(head))
 		return false;
-	f = &formats[e->ev];
+	read_value(record, 0, &head, sizeof(head));
+	f = tap_record_format(head.ev);
+	if (!f || size < f->size)
+		return false;
 	l->len = 0;
 	put_text(l, "ev=");
 	put_text(l, f->name);
-	for (field = f->fields; field->kind != FIELD_END; field++) {
+	for (field = f->fields; field->kind != TAP_FIELD_END; field++) {
 		put_char(l, ' ');
-		put_text(l, field->key);
-		put_char(l, '=');
-		if (field->kind == FIELD_STR)
-			put_token(l, e->str[field->index], TAP_STR_LEN);
-		else
-			put_number(l, e->num[field->index]);
+		if (field->key) {
+			put_text(l, field->key);
+			put_char(l, '=');
+		}
+		put_field(l, field, record);
 	}
-	put_text(l, " kthread=");
-	put_number(l, e->kthread ? 1 : 0);
-	put_text(l, " pid=");
-	put_number(l, e->pid);
-	put_text(l, " ts=");
-	put_number(l, (long long)e->ts);
-	put_text(l, " comm=");
-	put_comm(l, e->comm, TAP_COMM_LEN);
+	put_format(l, " kthread=%d pid=%u ts=%llu comm=", head.kthread ? 1 : 0, head.pid,
+		   (unsigned long long)head.ts);
+	put_comm(l, (const char *)record + f->comm, TAP_COMM_LEN);
 	put_char(l, '\n');
 	l->text[l->len] = '\0';
 	return true;

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * taps-loader: runs a class's precompiled CO-RE tap object (block-class.bpf.o)
- * as a drop-in for `bpftrace -f json PROGRAM`: it loads the object, attaches
+ * taps-loader: runs a class's precompiled CO-RE tap object (block-class.bpf.o,
+ * sound-class.bpf.o, any object that keeps taps-event.h's contract) as a
+ * drop-in for `bpftrace -f json PROGRAM`: it loads the object, attaches
  * each of its programs, says it is attached, then prints every event of the
  * object's ring buffer as the tap record line the class's bpftrace program
  * prints (daemon/core/tap-record.ts), until SIGINT or SIGTERM, or until
@@ -17,11 +18,13 @@
  * where bpftrace prints "attached" before attaching, this prints it once
  * every program is attached (its probes are live from that line on).
  *
- * A program whose kernel function is missing (not in the kernel's BTF, or
- * refused at load) is named once on stderr and left out, as the daemon
- * leaves out a bpftrace probe the kernel lacks; no program attached at all
- * is an error (exit 1). The records, and how kernel names are escaped in
- * them, are tap-format.c's.
+ * A program whose kernel function is missing (in neither the kernel's BTF
+ * nor a loaded module's, or refused at load) is named once on stderr and
+ * left out, as the daemon leaves out a bpftrace probe the kernel lacks; a
+ * module function's object loads only once its module is (libbpf finds the
+ * function and the module's types in /sys/kernel/btf/MODULE). No program
+ * attached at all is an error (exit 1). The records, and how kernel names
+ * are escaped in them, are tap-format.c's.
  */
 #include <errno.h>
 #include <signal.h>
@@ -49,7 +52,7 @@ static int on_event(void *ctx, void *data, size_t size)
 {
 	struct tap_line *l = ctx;
 
-	if (size < sizeof(struct tap_event) || !tap_format_record(data, l)) {
+	if (!tap_format_record(data, size, l)) {
 		fprintf(stderr, "taps-loader: skipped an unreadable record (%zu bytes)\n", size);
 		return 0;
 	}

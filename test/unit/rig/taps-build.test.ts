@@ -5,10 +5,13 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   bpfCompileArgv,
+  classObjectNames,
   findTool,
   headerStale,
   loaderLinkArgv,
   tapsBuildDir,
+  tapsObject,
+  tapsObjects,
   tapsOutputs,
   TAPS_SOURCE_DIR,
   vmlinuxHeaderArgv,
@@ -19,7 +22,19 @@ describe('the precompiled taps build', () => {
   it('puts everything in bpf/libbpf/build/, one object per class', () => {
     expect(TAPS_SOURCE_DIR).toBe(repoPath('bpf', 'libbpf'));
     expect(tapsBuildDir()).toBe(repoPath('bpf', 'libbpf', 'build'));
-    expect(tapsOutputs('/b')).toEqual({ dir: '/b', loader: '/b/taps-loader', objects: { 'block-class': '/b/block-class.bpf.o' } });
+    expect(tapsOutputs('/b')).toEqual({
+      dir: '/b',
+      loader: '/b/taps-loader',
+      objects: { 'block-class': '/b/block-class.bpf.o', 'sound-class': '/b/sound-class.bpf.o' },
+    });
+    expect(tapsObject(tapsOutputs('/b'), 'sound-class')).toBe('/b/sound-class.bpf.o');
+    expect(() => tapsObject(tapsOutputs('/b', []), 'sound-class')).toThrow('no sound-class.bpf.o: the build made no object');
+  });
+
+  it('makes an object of each NAME.bpf.c of bpf/libbpf/, and of nothing else there', () => {
+    expect(tapsObjects()).toEqual(['block-class', 'sound-class']);
+    const files = ['taps-loader.c', 'tap-format.c', 'taps-event.h', 'sound-class.bpf.c', 'README.md', 'block-class.bpf.c', 'net-class.bpf.c.orig', 'build'];
+    expect(classObjectNames(files)).toEqual(['block-class', 'sound-class']);
   });
 
   it('finds a tool on PATH first, then in the sbin folders a user PATH lacks (Debian\'s bpftool is in /usr/sbin)', () => {

@@ -1,6 +1,6 @@
 // `npm run build:taps`: builds the precompiled taps prototype (bpf/libbpf/:
-// the disk class's CO-RE object and taps-loader) into bpf/libbpf/build/ and
-// holds its C to checkpatch --strict. Exits 1 with the reason on any failure.
+// a CO-RE object per class, NAME.bpf.c → NAME.bpf.o, and taps-loader) into
+// bpf/libbpf/build/ and holds its C to checkpatch --strict. Exits 1 with the reason on any failure.
 //   node dist/test/vm/rig/taps-build-main.js [--btf KERNEL_IMAGE] [--no-checkpatch]
 // --btf: the kernel whose BTF makes vmlinux.h (default: the cached 6.1 guest
 // kernel's vmlinux; `npm run kernel` caches it).

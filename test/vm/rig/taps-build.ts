@@ -1,34 +1,49 @@
 // Builds the prototype of the precompiled taps (bpf/libbpf/: issue 15, a
 // CO-RE BPF object per class loaded by libbpf instead of bpftrace compiling
-// the .bt programs at each start): the disk class's object and the loader
-// that prints its events as bpftrace prints them. Not part of `npm run build`
-// yet, and nothing in the daemon runs it.
+// the .bt programs at each start): an object per class (each NAME.bpf.c of
+// bpf/libbpf/) and the one loader that prints any of them as bpftrace prints
+// the class's program. Not part of `npm run build` yet, and nothing in the
+// daemon runs it.
 //
 //   vmlinux.h          bpftool btf dump of the 6.1 guest kernel's BTF (the
 //                      oldest kernel the objects load on; CO-RE relocates
 //                      them for newer ones). Generated, never committed.
-//   block-class.bpf.o  clang -target bpf, then `bpftool gen object` (links
-//                      it and drops the DWARF, keeping the BTF CO-RE needs)
+//   NAME.bpf.o         clang -target bpf, then `bpftool gen object` (links
+//                      it and drops the DWARF, keeping the BTF CO-RE needs),
+//                      for each NAME.bpf.c (block-class, sound-class, ...)
 //   taps-loader        cc (taps-loader.c, tap-format.c), libbpf linked in
 //                      statically (libelf, zlib shared)
 //
+// Then every CO-RE read of each object is resolved against each cached guest
+// kernel's BTF, and its class's modules' (taps-core-check.ts): a field that
+// moved or went is a build failure here, not a load failure in the guest.
+//
 // Everything goes to bpf/libbpf/build/ (git-ignored); the guest sees it at
 // the same path. The sources are held to checkpatch --strict as kmod/ is.
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { delimiter, join } from 'node:path';
+import { basename, delimiter, join } from 'node:path';
 import { execa } from 'execa';
 import { currentKernel } from './guest.js';
 import { checkpatchDir } from './kmod-build.js';
+import { cachedSeries, checkObjectCore } from './taps-core-check.js';
 import { repoPath } from './repo-path.js';
 
 type Log = (line: string) => void;
 
-/** The sources: one .bpf.c per class (only the disk class so far), the loader, their shared header. */
+/** The sources: one .bpf.c per class, the loader, their shared headers. */
 export const TAPS_SOURCE_DIR = repoPath('bpf', 'libbpf');
-/** The class objects built from TAPS_SOURCE_DIR/NAME.bpf.c. */
-export const TAPS_OBJECTS = ['block-class'] as const;
-export type TapsObject = (typeof TAPS_OBJECTS)[number];
+const BPF_SOURCE = /^([a-z0-9][a-z0-9-]*)\.bpf\.c$/;
+
+/** The class objects a folder's files make: NAME for each NAME.bpf.c, sorted. */
+export function classObjectNames(files: readonly string[]): string[] {
+  return files.flatMap((f) => BPF_SOURCE.exec(f)?.[1] ?? []).sort();
+}
+
+/** The class objects built from TAPS_SOURCE_DIR/NAME.bpf.c (block-class, sound-class, ...). */
+export function tapsObjects(dir = TAPS_SOURCE_DIR): string[] {
+  return classObjectNames(readdirSync(dir));
+}
 
 export function tapsBuildDir(): string {
   return join(TAPS_SOURCE_DIR, 'build');
@@ -37,16 +52,23 @@ export function tapsBuildDir(): string {
 export interface TapsBuild {
   dir: string;
   loader: string;
-  /** Class object name → its .bpf.o. */
-  objects: Record<TapsObject, string>;
+  /** Class object name (block-class, sound-class, ...) → its .bpf.o. */
+  objects: Record<string, string>;
   /** The kernel image whose BTF vmlinux.h was made from. */
   btfSource: string;
 }
 
 /** Where the build puts each of its outputs. */
-export function tapsOutputs(dir = tapsBuildDir()): Omit<TapsBuild, 'btfSource'> {
-  const objects = Object.fromEntries(TAPS_OBJECTS.map((o) => [o, join(dir, `${o}.bpf.o`)])) as Record<TapsObject, string>;
+export function tapsOutputs(dir = tapsBuildDir(), names: readonly string[] = tapsObjects()): Omit<TapsBuild, 'btfSource'> {
+  const objects = Object.fromEntries(names.map((o) => [o, join(dir, `${o}.bpf.o`)]));
   return { dir, loader: join(dir, 'taps-loader'), objects };
+}
+
+/** A class object the build made; throws naming what was built when there is none of that name. */
+export function tapsObject(build: Pick<TapsBuild, 'objects'>, name: string): string {
+  const object = build.objects[name];
+  if (object === undefined) throw new Error(`no ${name}.bpf.o: the build made ${Object.keys(build.objects).join(', ') || 'no object'}`);
+  return object;
 }
 
 /**
@@ -140,14 +162,22 @@ export async function buildTaps(log: Log, opts: TapsBuildOptions = {}): Promise<
     await writeFile(stampFile, `${btfSource}\n`);
   }
   const includes = [out.dir, TAPS_SOURCE_DIR];
-  for (const name of TAPS_OBJECTS) {
+  if (Object.keys(out.objects).length === 0) throw new Error(`no NAME.bpf.c in ${TAPS_SOURCE_DIR}`);
+  for (const [name, object] of Object.entries(out.objects)) {
     const unlinked = join(out.dir, `${name}.unlinked.o`);
     await run(clang, bpfCompileArgv(join(TAPS_SOURCE_DIR, `${name}.bpf.c`), unlinked, includes), `compiling ${name}.bpf.c`);
-    await run(bpftool, ['gen', 'object', out.objects[name], unlinked], `bpftool gen object ${name}`);
-    log(`built ${out.objects[name]}`);
+    await run(bpftool, ['gen', 'object', object, unlinked], `bpftool gen object ${name}`);
+    log(`built ${object}`);
   }
   await run(cc, loaderLinkArgv(LOADER_SOURCES.map((f) => join(TAPS_SOURCE_DIR, f)), out.loader, includes), 'building taps-loader');
   log(`built ${out.loader} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  for (const series of await cachedSeries()) {
+    for (const object of Object.values(out.objects)) {
+      const check = await checkObjectCore({ bpftool, clang }, object, series);
+      const absent = check.relocations.filter((r) => r.target === null).length;
+      log(`CO-RE: ${basename(object)}: ${check.relocations.length - absent} of ${check.relocations.length} relocations land on ${check.kernel}'s BTF${absent ? ` (${absent} on a field tested first, absent there)` : ''}`);
+    }
+  }
   if (!opts.skipCheckpatch) {
     const check = await checkpatchDir(TAPS_SOURCE_DIR);
     log(`checkpatch --strict --no-tree: clean in ${check.files.length} files (${check.lines} lines)`);

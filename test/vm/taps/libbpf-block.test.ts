@@ -12,82 +12,38 @@
 // A prototype: it runs only with SHADOWD_LIBBPF_TAPS=1, so `npm test` (CI)
 // is not held to it yet. The guest half is guest/libbpf-block.ts, run from
 // dist/ (`npx tsc -p tsconfig.json` first); the taps are built here
-// (taps-build.ts: clang, bpftool, libbpf-dev).
-import { existsSync, statSync } from 'node:fs';
+// (taps-build.ts: clang, bpftool, libbpf-dev); side-by-side.ts holds what
+// every class's run must show.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { reduceBlockEvent } from '../../../daemon/classes/block/block-reducer.js';
 import { parseTapRecord } from '../../../daemon/core/tap-record.js';
-import { assertGuestOk, runInGuest } from '../rig/guest.js';
-import { repoPath } from '../rig/repo-path.js';
-import { buildTaps, type TapsBuild } from '../rig/taps-build.js';
-import type { TapRecord } from '../guest/libbpf-block.js';
+import type { TapsBuild } from '../rig/taps-build.js';
+import type { SideBySideResult } from '../guest/tap-side-by-side.js';
+import { LIBBPF_TAPS_ENABLED, prepareSideBySide, runSideBySide } from './side-by-side.js';
 
-const SCRIPT = repoPath('dist/test/vm/guest/libbpf-block.js');
-const SOURCE = repoPath('test/vm/guest/libbpf-block.ts');
-
-interface ToolFigures {
-  attachedMs: number | null;
-  liveMs: number | null;
-  peakRssKb: number | null;
-  probes: number | null;
-  exitCode: number | null;
-  lost: number;
-  malformed: string[];
-  stderr: string;
-  records: TapRecord[];
-}
-
-interface Result {
-  kernel: string;
-  failures: string[];
-  libbpf: ToolFigures;
-  bpftrace: ToolFigures;
-  onlyLibbpf: string[];
-  onlyBpftrace: string[];
-  sameRecords: number;
+interface Result extends SideBySideResult {
   hostileComm: Record<'libbpf' | 'bpftrace', string[]>;
   hostileName: Record<'libbpf' | 'bpftrace', string[]>;
 }
 
-const enabled = process.env['SHADOWD_LIBBPF_TAPS'] === '1';
-
-describe.runIf(enabled)('the disk class taps from a precompiled CO-RE object', () => {
+describe.runIf(LIBBPF_TAPS_ENABLED)('the disk class taps from a precompiled CO-RE object', () => {
   let taps: TapsBuild;
 
   beforeAll(async () => {
-    if (!existsSync(SCRIPT) || statSync(SCRIPT).mtimeMs < statSync(SOURCE).mtimeMs) {
-      throw new Error(`${SCRIPT} is missing or older than ${SOURCE}: run \`npx tsc -p tsconfig.json\` first`);
-    }
-    taps = await buildTaps((line) => console.log(`taps: ${line}`));
+    taps = await prepareSideBySide('libbpf-block');
   });
 
   it('prints what bpftrace prints, attached in a fraction of its time and memory', { timeout: 300_000 }, async () => {
-    const r = await runInGuest({
-      command: [process.execPath, SCRIPT, taps.loader, taps.objects['block-class'], repoPath('bpf/block-class.bt')],
+    const res = await runSideBySide<Result>({
+      name: 'libbpf-block',
+      prefix: 'LIBBPF_BLOCK_RESULT',
+      taps,
+      object: 'block-class',
       devices: ['piix-ide', 'virtio-blk'],
-      timeoutMs: 280_000,
+      probes: { libbpf: 3, bpftrace: 3 },
     });
-    const line = r.stdout.split('\n').find((l) => l.startsWith('LIBBPF_BLOCK_RESULT '));
-    expect(line, `no LIBBPF_BLOCK_RESULT line in:\n${r.stdout}\n${r.stderr}`).toBeDefined();
-    const res = JSON.parse(line!.slice('LIBBPF_BLOCK_RESULT '.length)) as Result;
-    const row = (name: string, f: ToolFigures): string =>
-      `${name.padEnd(9)} attached ${String(f.attachedMs).padStart(6)} ms  live ${String(f.liveMs).padStart(6)} ms  peak RSS ${String(f.peakRssKb).padStart(7)} kB  records ${f.records.length}`;
-    console.log(`guest ${res.kernel}, spawn to attached line and to probes live (a marker seen), VmHWM:\n${row('libbpf', res.libbpf)}\n${row('bpftrace', res.bpftrace)}`);
     console.log(`hostile comm:\n  ${[...res.hostileComm.libbpf, ...res.hostileComm.bpftrace].join('\n  ')}`);
     console.log(`hostile name:\n  ${[...res.hostileName.libbpf, ...res.hostileName.bpftrace].join('\n  ')}`);
-    expect(res.failures).toEqual([]);
-    assertGuestOk(r, 'libbpf block taps');
-
-    for (const f of [res.libbpf, res.bpftrace]) {
-      expect(f.probes).toBe(3);
-      expect(f.exitCode).toBe(0);
-      expect(f.lost).toBe(0);
-      expect(f.malformed).toEqual([]);
-    }
-    // No probe left out, nothing else said.
-    expect(res.libbpf.stderr).toBe('');
-    expect(res.onlyLibbpf).toEqual([]);
-    expect(res.onlyBpftrace).toEqual([]);
 
     // What the workload makes, as the block reducer reads it from the loader's records.
     const events = res.libbpf.records.map((x) => parseTapRecord(x.line));

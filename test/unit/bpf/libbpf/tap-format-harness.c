@@ -41,7 +41,7 @@ int main(int argc, char **argv)
 		unhex(e.str[i], sizeof(e.str[i]), argv[7 + i]);
 	for (i = 0; i < TAP_NUMS; i++)
 		e.num[i] = strtoll(argv[7 + TAP_STRS + i], NULL, 10);
-	if (!tap_format_record(&e, &line))
+	if (!tap_format_record(&e, sizeof(e), &line))
 		return 3;
 	if (!strcmp(argv[1], "json"))
 		tap_print_json_printf(stdout, &line);

@@ -3,17 +3,15 @@
 // bpftrace printed in the guest (test/fixtures/block/taps-session.txt) comes
 // out the same from the same fields, in text and in bpftrace's JSON form; a
 // kernel name or a task name cannot add a field, a line or a bad byte.
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseBpftraceLine } from '../../../../daemon/core/bpftrace-output.js';
 import { parseTapRecord, type TapEvent } from '../../../../daemon/core/tap-record.js';
 import { hasCc } from '../../host-cc.js';
+import { bpftraceJsonPrintf, buildHarness, type Harness } from './harness.js';
 
 const here = (p: string): string => new URL(p, import.meta.url).pathname;
-const SOURCES = here('../../../../bpf/libbpf/');
 const SESSION = here('../../../fixtures/block/taps-session.txt');
 
 /** taps-event.h's enum tap_ev, and each event's string and number slots in its printf's order. */
@@ -48,21 +46,16 @@ function rawOf(e: TapEvent): RawEvent {
 }
 
 describe.skipIf(!hasCc())('tap records of the precompiled taps (tap-format.c, on the host)', () => {
-  let dir: string;
-  let harness: string;
+  let harness: Harness;
   beforeAll(() => {
-    dir = mkdtempSync(join(tmpdir(), 'shadowd-tap-format-'));
-    harness = join(dir, 'tap-format-harness');
-    execFileSync('cc', ['-std=gnu11', '-Wall', '-Wextra', '-Werror', '-I', SOURCES, '-o', harness, here('./tap-format-harness.c'), join(SOURCES, 'tap-format.c')], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    harness = buildHarness('tap-format-harness.c');
   }, 60_000);
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  afterAll(() => harness.remove());
 
   const print = (mode: 'text' | 'json', e: RawEvent): { status: number | null; out: string } => {
     const strs = [0, 1, 2, 3].map((i) => (e.strs[i] ?? Buffer.alloc(0)).toString('hex'));
     const nums = [0, 1, 2].map((i) => String(e.nums[i] ?? 0));
-    const r = spawnSync(harness, [mode, String(e.ev), String(e.kthread), String(e.pid), String(e.ts), e.comm.toString('hex'), ...strs, ...nums], { encoding: 'utf8' });
+    const r = spawnSync(harness.path, [mode, String(e.ev), String(e.kthread), String(e.pid), String(e.ts), e.comm.toString('hex'), ...strs, ...nums], { encoding: 'utf8' });
     return { status: r.status, out: r.stdout };
   };
   const base: RawEvent = { ev: 0, kthread: 0, pid: 7, ts: 5n, comm: Buffer.from('sh'), strs: ['read_ahead_kb', 'queue', 'sda', 'block'].map((s) => Buffer.from(s)), nums: [4] };
@@ -74,7 +67,7 @@ describe.skipIf(!hasCc())('tap records of the precompiled taps (tap-format.c, on
       const raw = rawOf(parseTapRecord(line));
       expect(print('text', raw)).toEqual({ status: 0, out: `${line}\n` });
       const json = print('json', raw).out;
-      expect(json).toBe(`${JSON.stringify({ type: 'printf', data: `${line}\n` }).replace(/^\{"type":"printf","data":/, '{"type": "printf", "data": ')}\n`);
+      expect(json).toBe(bpftraceJsonPrintf(line));
       expect(parseBpftraceLine(json.trimEnd())).toEqual({ kind: 'event', event: parseTapRecord(line) });
     }
   });

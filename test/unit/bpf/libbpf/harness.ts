@@ -1,0 +1,30 @@
+// Builds a host harness of bpf/libbpf/tap-format.c (tap-format-harness.c,
+// tap-record-harness.c) into a temporary folder, and what bpftrace's JSON
+// output makes of a printf'd record: the two tap-format tests' common parts.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const here = (p: string): string => new URL(p, import.meta.url).pathname;
+export const TAPS_SOURCES = here('../../../../bpf/libbpf/');
+
+export interface Harness {
+  path: string;
+  remove(): void;
+}
+
+/** cc of the harness (a file beside this one) with tap-format.c, warnings as errors. */
+export function buildHarness(file: string): Harness {
+  const dir = mkdtempSync(join(tmpdir(), 'shadowd-tap-format-'));
+  const path = join(dir, file.replace(/\.c$/, ''));
+  execFileSync('cc', ['-std=gnu11', '-Wall', '-Wextra', '-Werror', '-I', TAPS_SOURCES, '-o', path, here(`./${file}`), join(TAPS_SOURCES, 'tap-format.c')], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  return { path, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** A record line as bpftrace 0.17's `-f json` prints its printf (the loader's -f json). */
+export function bpftraceJsonPrintf(line: string): string {
+  return `${JSON.stringify({ type: 'printf', data: `${line}\n` }).replace(/^\{"type":"printf","data":/, '{"type": "printf", "data": ')}\n`;
+}
