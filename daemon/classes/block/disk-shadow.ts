@@ -61,6 +61,11 @@ export interface DiskShadowDeps {
 
 const CLS = 'block';
 
+/** Who wrote a setting, for people: comm[pid], or the name alone for the kernel and shadowd's own steps. */
+function whoOf(actor: Actor): string {
+  return actor.pid === null ? actor.comm : `${actor.comm}[${actor.pid}]`;
+}
+
 /** A disk's stable identity: its serial or WWN where it has one, else its kernel name. */
 export function diskId(f: Pick<DiskFacts, 'serial' | 'wwid' | 'name'>): string {
   if (f.wwid) return `wwid:${f.wwid}`;
@@ -266,7 +271,7 @@ export class DiskShadow {
     const back = this.cameBackAt.get(name);
     const toFailed = back === undefined || tsNs < back;
     const fields = dev ? this.fields(dev.facts) : { SHADOWD_CLASS: CLS, SHADOWD_DEVICE: name };
-    const who = actor.pid === null ? actor.comm : `${actor.comm}[${actor.pid}]`;
+    const who = whoOf(actor);
     let read: { diskseq: string | null; value: string | null };
     try {
       read = await this.source.readSetting(name, key);
@@ -295,12 +300,7 @@ export class DiskShadow {
       return;
     }
     const linked = [...this.watched.values()].find((d) => (d.facts.diskseq ?? null) === read.diskseq);
-    if (linked) {
-      if (this.store.setEntry(linked.id, key, read.value, actor, at, 'observe')) {
-        this.logger.log('info', `${linked.facts.name}: ${key} = ${JSON.stringify(read.value)} by ${who} during the recovery: the replay leaves it`, this.fields(linked.facts));
-      }
-      return;
-    }
+    if (linked) return this.recordDuringRecovery(linked.id, linked.facts, { key, value: read.value, actor, at });
     if (failed === null || this.pendingWrites.size > 64) return lost();
     this.pendingWrites.set(read.diskseq, [...(this.pendingWrites.get(read.diskseq) ?? []), { key, value: read.value, actor, at }].slice(-64));
   }
@@ -311,11 +311,13 @@ export class DiskShadow {
     const writes = seq === null ? undefined : this.pendingWrites.get(seq);
     if (!writes || seq === null) return;
     this.pendingWrites.delete(seq);
-    for (const w of writes) {
-      if (this.store.setEntry(id, w.key, w.value, w.actor, w.at, 'observe')) {
-        const who = w.actor.pid === null ? w.actor.comm : `${w.actor.comm}[${w.actor.pid}]`;
-        this.logger.log('info', `${facts.name}: ${w.key} = ${JSON.stringify(w.value)} by ${who} during the recovery: the replay leaves it`, this.fields(facts));
-      }
+    for (const w of writes) this.recordDuringRecovery(id, facts, w);
+  }
+
+  /** A setting written to a disk that came back, during the recovery: recorded on it, and left by the replay (its seq is past the mark). */
+  private recordDuringRecovery(id: string, facts: DiskFacts, w: { key: string; value: string; actor: Actor; at: number }): void {
+    if (this.store.setEntry(id, w.key, w.value, w.actor, w.at, 'observe')) {
+      this.logger.log('info', `${facts.name}: ${w.key} = ${JSON.stringify(w.value)} by ${whoOf(w.actor)} during the recovery: the replay leaves it`, this.fields(facts));
     }
   }
 
