@@ -167,9 +167,9 @@ void sh_sound_hold_lift(struct sh_sound_dev *snd)
  * (half a second for most players). A stalled stream is then still there
  * when the daemon has detected the stall and restarted the driver, which
  * ends the wait. 0 gives the kernel's default back. A substream whose
- * driver chose its own wait is left alone. A held card's prepares are
- * guarded as well (sh_sound_ops.c): one the driver fails waits up to MS
- * for a restart instead of failing the application.
+ * driver chose its own wait is left alone. A held card's prepares and
+ * hw_params are guarded as well (sh_sound_ops.c): one the driver fails
+ * waits up to MS for a restart instead of failing the application.
  */
 static void sh_sound_cmd_hold(struct sh_file *sf, const struct sh_ref *ref,
 			      unsigned int argc, char **argv)

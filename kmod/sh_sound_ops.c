@@ -6,19 +6,24 @@
  *  fault  (tests) a copy of the driver's ops with the faulty entry points
  *         swapped in (sh_sound_fault.c);
  *  guard  while the daemon holds the card (`hold`): a copy of the layer
- *         below with prepare() wrapped. A prepare the driver fails with
- *         EIO or ETIMEDOUT is reported in the kernel log (the daemon's
- *         cue to restart the card) and its caller waits, up to the hold,
- *         for the restart to end; then the prepare is made again, into the
- *         restarted driver, and the application never sees the failure.
+ *         below with prepare() and hw_params() wrapped. A call the driver
+ *         fails with EIO or ETIMEDOUT is reported in the kernel log (the
+ *         daemon's cue to restart the card) and its caller waits, up to
+ *         the hold, for the restart to end; then the call is made again,
+ *         into the restarted driver, and the application never sees the
+ *         failure. hw_free() is not wrapped: the core frees the buffer and
+ *         makes the stream OPEN whatever the driver answers, and closing a
+ *         stream calls it under the PCM's open mutex, which the restart's
+ *         stop takes.
  *
  * Copies keep every entry point the driver left out absent (the core
- * behaves differently without them). Layers change under the class's lock;
- * the wrappers find their substream's entry under RCU and call the driver
- * outside it (its code stays: the sound core pins the module while the
- * substream is open). A caller waiting in the guard sleeps on state of its
- * own (its stack, the card's number), never on the record, which goes with
- * its card.
+ * behaves differently without them), but for the guard's two, which then
+ * do what the core does without them: nothing. Layers change under the
+ * class's lock; the wrappers find their substream's entry under RCU and
+ * call the driver outside it (its code stays: the sound core pins the
+ * module while the substream is open). A caller waiting in the guard
+ * sleeps on state of its own (its stack, the card's number), never on the
+ * record, which goes with its card.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -34,10 +39,27 @@
 static atomic_t sh_card_restarts[SNDRV_CARDS];
 static DECLARE_WAIT_QUEUE_HEAD(sh_restart_wait);
 
-/* Callers waiting in the guard, for the restart's stop to pass them by. */
-struct sh_held_call {
+/* The entry points the guard holds for a restart. */
+enum sh_entry {
+	SH_ENTRY_PREPARE,
+	SH_ENTRY_HW_PARAMS,
+};
+
+static const char *const sh_entry_names[] = {
+	[SH_ENTRY_PREPARE] = "prepare",
+	[SH_ENTRY_HW_PARAMS] = "hw_params",
+};
+
+/*
+ * A call through the guard: the entry point and its arguments, on its
+ * caller's stack; listed while it waits, for the restart's stop to pass it
+ * by.
+ */
+struct sh_guarded_call {
 	struct list_head node;
 	struct snd_pcm_substream *ss;
+	enum sh_entry entry;
+	struct snd_pcm_hw_params *params;	/* hw_params' */
 };
 
 static LIST_HEAD(sh_held_calls);
@@ -71,19 +93,43 @@ static const struct snd_pcm_ops *sh_below_guard(struct sh_sound_dev *snd,
 	return snd->ops_fault != SH_FAULT_NONE ? &sub->fault_ops.ro : sub->real;
 }
 
-/* A prepare's failure the driver may get over by a restart. */
-static bool sh_prepare_failed(int err)
+/* A failure the driver may get over by a restart. */
+static bool sh_entry_failed(int err)
 {
 	return err == -EIO || err == -ETIMEDOUT;
 }
 
 static int sh_guard_prepare(struct snd_pcm_substream *ss);
+static int sh_guard_hw_params(struct snd_pcm_substream *ss,
+			      struct snd_pcm_hw_params *params);
 
-/* Calls the layer under the guard; @hold_ms is the card's hold, 0 if none. */
-static int sh_guard_call_prepare(struct snd_pcm_substream *ss,
-				 unsigned int *hold_ms)
+/*
+ * @call's entry point in @ops. One left out is done, as the core has it;
+ * the guard's own, found while the layers change, is not called again.
+ */
+static int sh_entry_call(const struct snd_pcm_ops *ops,
+			 struct sh_guarded_call *call)
 {
-	int (*prepare)(struct snd_pcm_substream *ss);
+	if (call->entry == SH_ENTRY_HW_PARAMS) {
+		if (!ops->hw_params || ops->hw_params == sh_guard_hw_params)
+			return 0;
+		return ops->hw_params(call->ss, call->params);
+	}
+	if (!ops->prepare || ops->prepare == sh_guard_prepare)
+		return 0;
+	return ops->prepare(call->ss);
+}
+
+/*
+ * Calls the layer under the guard; @hold_ms is the card's hold, 0 if none.
+ * The layer is copied under RCU (its record may go with its card) and
+ * called outside it.
+ */
+static int sh_guard_call_below(struct sh_guarded_call *call,
+			       unsigned int *hold_ms)
+{
+	struct snd_pcm_substream *ss = call->ss;
+	union sh_pcm_ops_copy below;
 	struct sh_sound_sub *sub;
 	struct sh_dev *sd;
 
@@ -92,52 +138,92 @@ static int sh_guard_call_prepare(struct snd_pcm_substream *ss,
 	sd = sh_dev_find(&ss->pcm->card->card_dev);
 	sub = sd ? sh_sub_of(sh_sound(sd), ss) : NULL;
 	if (sub) {
-		prepare = sh_below_guard(sh_sound(sd), sub)->prepare;
+		below.rw = *sh_below_guard(sh_sound(sd), sub);
 		*hold_ms = READ_ONCE(sh_sound(sd)->hold_ms);
 	} else {
 		/* The guard is gone: the substream's ops are the driver's. */
-		prepare = READ_ONCE(ss->ops)->prepare;
+		below.rw = *READ_ONCE(ss->ops);
 	}
 	rcu_read_unlock();
-	if (!prepare || prepare == sh_guard_prepare)
-		return 0;
-	return prepare(ss);
+	return sh_entry_call(&below.ro, call);
 }
 
-static int sh_guard_prepare(struct snd_pcm_substream *ss)
+/*
+ * The guard, for every entry point it wraps: a call the driver fails with
+ * EIO or ETIMEDOUT is reported and waits, up to the card's hold, for a
+ * restart of the card to end, then is made again, once, into the restarted
+ * driver. The caller keeps what the sound core holds around the call (the
+ * runtime's buffer mutex), which the restart's stop would wait for: listed
+ * here, it is passed by (sh_sound_guard_holds()).
+ */
+static int sh_guard(struct sh_guarded_call *call)
 {
+	struct snd_pcm_substream *ss = call->ss;
 	int card = ss->pcm->card->number;
-	struct sh_held_call call = { .ss = ss };
 	unsigned int hold_ms;
 	long left;
 	int gen, err;
 
 	gen = atomic_read(&sh_card_restarts[card]);
-	err = sh_guard_call_prepare(ss, &hold_ms);
-	if (!sh_prepare_failed(err) || !hold_ms)
+	err = sh_guard_call_below(call, &hold_ms);
+	if (!sh_entry_failed(err) || !hold_ms)
 		return err;
-	pr_warn_ratelimited("sound:card%d: prepare of pcmC%dD%d%c failed: error %d; the caller waits up to %u ms for a restart\n",
-			    card, card, ss->pcm->device,
+	pr_warn_ratelimited("sound:card%d: %s of pcmC%dD%d%c failed: error %d; the caller waits up to %u ms for a restart\n",
+			    card, sh_entry_names[call->entry], card,
+			    ss->pcm->device,
 			    ss->stream == SNDRV_PCM_STREAM_PLAYBACK ? 'p' : 'c',
 			    err, hold_ms);
 	spin_lock(&sh_held_lock);
-	list_add(&call.node, &sh_held_calls);
+	list_add(&call->node, &sh_held_calls);
 	spin_unlock(&sh_held_lock);
 	left = wait_event_interruptible_timeout(sh_restart_wait,
 						atomic_read(&sh_card_restarts[card]) != gen,
 						msecs_to_jiffies(hold_ms));
 	spin_lock(&sh_held_lock);
-	list_del(&call.node);
+	list_del(&call->node);
 	spin_unlock(&sh_held_lock);
 	if (left <= 0)
 		return err;
-	return sh_guard_call_prepare(ss, &hold_ms);
+	return sh_guard_call_below(call, &hold_ms);
+}
+
+static int sh_guard_prepare(struct snd_pcm_substream *ss)
+{
+	struct sh_guarded_call call = {
+		.ss = ss,
+		.entry = SH_ENTRY_PREPARE,
+	};
+
+	return sh_guard(&call);
+}
+
+/*
+ * The sound core calls hw_params with the runtime's buffer mutex held, the
+ * stream OPEN, SETUP or PREPARED and not mapped (but by OSS emulation),
+ * @params chosen and a managed buffer allocated for them; it sets the runtime from @params only
+ * once this returns 0, and on an error makes the stream OPEN, calls
+ * hw_free and frees the buffer. Held here, the stream is left alone by the
+ * restart (the driver's suspend skips an OPEN or SETUP stream and makes a
+ * PREPARED one SUSPENDED, which the core's SETUP or OPEN then replaces),
+ * and the call made again is the first one, as the core allows hw_params
+ * twice without hw_free between.
+ */
+static int sh_guard_hw_params(struct snd_pcm_substream *ss,
+			      struct snd_pcm_hw_params *params)
+{
+	struct sh_guarded_call call = {
+		.ss = ss,
+		.entry = SH_ENTRY_HW_PARAMS,
+		.params = params,
+	};
+
+	return sh_guard(&call);
 }
 
 /* Whether a caller of @ss waits in the guard (holding the stream's mutexes). */
 bool sh_sound_guard_holds(struct snd_pcm_substream *ss)
 {
-	struct sh_held_call *call;
+	struct sh_guarded_call *call;
 	bool held = false;
 
 	spin_lock(&sh_held_lock);
@@ -147,7 +233,7 @@ bool sh_sound_guard_holds(struct snd_pcm_substream *ss)
 	return held;
 }
 
-/* A restart of @card ended: its waiting callers prepare again. */
+/* A restart of @card ended: its waiting callers make their calls again. */
 void sh_sound_restarted(struct snd_card *card)
 {
 	atomic_inc(&sh_card_restarts[card->number]);
@@ -218,6 +304,7 @@ int sh_sound_ops_set(struct sh_sound_dev *snd, unsigned int fault,
 		if (guard) {
 			sub->guard_ops.rw = *sh_below_guard(snd, sub);
 			sub->guard_ops.rw.prepare = sh_guard_prepare;
+			sub->guard_ops.rw.hw_params = sh_guard_hw_params;
 		}
 		WRITE_ONCE(sub->ss->ops, guard ? &sub->guard_ops.ro :
 			   sh_below_guard(snd, sub));

@@ -2,8 +2,8 @@
 // kmod/PROTOCOL.md). Without it, the kernel fails a stalled stream's
 // reader or writer with EIO after 1.1 buffer lengths (about half a second
 // for most players), before a stall can be detected and the card
-// restarted; and a prepare the driver fails reaches the application. Held,
-// they wait up to HoldMs for the restart instead. Every card is held when
+// restarted; and a prepare or hw_params the driver fails reaches the
+// application. Held, they wait up to HoldMs for the restart instead. Every card is held when
 // the detectors start and each card as its driver registers it (a restart
 // in place does not register it again; a rebind or a new card does).
 import type { Logger } from '../../service/log.js';

@@ -1,30 +1,73 @@
-// The helper's guard holding a failed prepare, in the kernel log: the sound
-// class's rule for core/kernel-faults.ts. While the daemon holds a card
-// (card-hold.ts), a prepare its driver fails with EIO or ETIMEDOUT is not
-// handed to the application: the helper keeps the caller waiting for a
-// restart of the card and says so (kmod/PROTOCOL.md, `hold`):
+// The helper's guard holding a failed call, in the kernel log: the sound
+// class's rules for core/kernel-faults.ts. While the daemon holds a card
+// (card-hold.ts), a prepare or a hw_params its driver fails with EIO or
+// ETIMEDOUT is not handed to the application: the helper keeps the caller
+// waiting for a restart of the card and says so, naming the entry point
+// (kmod/PROTOCOL.md, `hold`):
 //
 //   shadow_helper: sound:card0: prepare of pcmC0D0p failed: error -5; the caller waits up to 5000 ms for a restart
+//   shadow_helper: sound:card0: hw_params of pcmC0D0p failed: error -5; the caller waits up to 5000 ms for a restart
 //
 // A failing entry point is a driver failure the stream's position does not
-// show: the stream never starts. The recovery that follows ends the wait.
+// show: the stream never starts (a failed hw_params is often the first sign
+// of a card that failed while nothing played). The recovery that follows
+// ends the wait. Each entry point is its own failure kind, so that a
+// recovery's trigger in the history says which call failed.
 import type { KernelLogRule, RuleMatch } from '../../core/kernel-faults.js';
 
 export const PREPARE_FAILED = 'prepare-failed';
+export const HW_PARAMS_FAILED = 'hw-params-failed';
 
-const HELD = /^shadow_helper: sound:(card\d+): prepare of (pcmC\d+D\d+[pc]) failed: error (-\d+); the caller waits up to (\d+) ms for a restart$/;
+/** The entry points the guard holds, as its line names them. */
+export type HeldEntry = 'prepare' | 'hw_params';
 
-export const PREPARE_HELD_RULE: KernelLogRule = {
-  cls: 'sound',
-  kind: PREPARE_FAILED,
-  line(raw: string): RuleMatch | null {
-    const m = HELD.exec(raw.trimEnd());
-    if (!m) return null;
-    return {
-      device: m[1]!,
-      driverName: null,
-      startedMsBefore: 0,
-      detail: `the driver failed to prepare ${m[2]!} (error ${m[3]!}); the helper holds the application's call up to ${m[4]!} ms for the restart`,
-    };
-  },
+/** One held call as the helper's line gives it. */
+export interface HeldCall {
+  card: string;
+  entry: HeldEntry;
+  /** The PCM device, as under /dev/snd: pcmC0D0p. */
+  pcm: string;
+  /** The driver's error, negative: -5. */
+  error: number;
+  holdMs: number;
+}
+
+const HELD = /^shadow_helper: sound:(card\d+): (prepare|hw_params) of (pcmC\d+D\d+[pc]) failed: error (-\d+); the caller waits up to (\d+) ms for a restart$/;
+
+/** The guard's line read, or null when the record is not one. */
+export function parseHeldCall(raw: string): HeldCall | null {
+  const m = HELD.exec(raw.trimEnd());
+  if (!m) return null;
+  return { card: m[1]!, entry: m[2] as HeldEntry, pcm: m[3]!, error: Number(m[4]), holdMs: Number(m[5]) };
+}
+
+/** Per entry point: the failure kind it is reported as, and what the driver failed to do, for the history. */
+const ENTRIES: Record<HeldEntry, { kind: string; failed: (c: HeldCall) => string }> = {
+  prepare: { kind: PREPARE_FAILED, failed: (c) => `the driver failed to prepare ${c.pcm} (error ${c.error})` },
+  hw_params: { kind: HW_PARAMS_FAILED, failed: (c) => `the driver failed to set up ${c.pcm}'s hardware parameters (hw_params, error ${c.error})` },
 };
+
+function heldRule(entry: HeldEntry): KernelLogRule {
+  const { kind, failed } = ENTRIES[entry];
+  return {
+    cls: 'sound',
+    kind,
+    line(raw: string): RuleMatch | null {
+      const c = parseHeldCall(raw);
+      if (c?.entry !== entry) return null;
+      return {
+        device: c.card,
+        driverName: null,
+        startedMsBefore: 0,
+        detail: `${failed(c)}; the helper holds the application's call up to ${c.holdMs} ms for the restart`,
+      };
+    },
+  };
+}
+
+export const PREPARE_HELD_RULE = heldRule('prepare');
+export const HW_PARAMS_HELD_RULE = heldRule('hw_params');
+/** Every entry point the guard holds: the class's kernel log rules. */
+export const HELD_CALL_RULES: readonly KernelLogRule[] = [PREPARE_HELD_RULE, HW_PARAMS_HELD_RULE];
+/** Their failure kinds, in the same order. */
+export const HELD_CALL_KINDS = [PREPARE_FAILED, HW_PARAMS_FAILED] as const;

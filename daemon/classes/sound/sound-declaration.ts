@@ -13,7 +13,7 @@ import type { ClassDeclaration, SyncMarker } from '../../core/device-class.js';
 import { integerSetting } from '../../core/setting-values.js';
 import type { TapEvent } from '../../core/tap-record.js';
 import { CARD_NAME_RULE } from './card-name.js';
-import { PREPARE_FAILED, PREPARE_HELD_RULE } from './prepare-held-log.js';
+import { HELD_CALL_KINDS, HELD_CALL_RULES } from './prepare-held-log.js';
 
 /**
  * The helper's sound faults (`inject sound:cardN FAULT`): lost-irq silences
@@ -29,11 +29,11 @@ export const SOUND_RESTART_STEPS = ['mixer', 'streams', 'open'] as const;
 /**
  * Failures only the sound class reports: a RUNNING stream whose hardware
  * position or whose period interrupts stopped (stream-stall-detector.ts),
- * and a prepare the driver failed, which the helper holds for a restart
- * (prepare-held-log.ts).
+ * and a prepare (prepare-failed) or a hw_params (hw-params-failed) the
+ * driver failed, which the helper holds for a restart (prepare-held-log.ts).
  */
 export const STREAM_STALL = 'stream-stall';
-export const SOUND_FAILURE_KINDS = [STREAM_STALL, PREPARE_FAILED] as const;
+export const SOUND_FAILURE_KINDS = [STREAM_STALL, ...HELD_CALL_KINDS] as const;
 
 /** Every ev= that bpf/sound-class.bt prints (test/unit/classes/tap-contract.test.ts holds the two to each other). */
 export const SOUND_TAP_EVENTS = [
@@ -101,13 +101,13 @@ export const SOUND_DECLARATION: ClassDeclaration = {
       key: HOLD_KEY,
       parse: integerSetting(0, 60_000),
       default: 5000,
-      doc: 'how long a stalled stream\'s reader or writer, or a prepare the driver failed, waits for the card\'s restart before the kernel fails the call (the kernel\'s own wait is about half a second); 0 leaves the kernel\'s',
+      doc: 'how long a stalled stream\'s reader or writer, or a prepare or hw_params the driver failed, waits for the card\'s restart before the kernel fails the call (the kernel\'s own wait is about half a second); 0 leaves the kernel\'s',
     },
   ],
   attrs: ['card', 'id'],
-  // The helper's guard holding a failed prepare. The sound core itself prints
-  // nothing about a failing card worth a rule: an oops, BUG or WARN is blamed
-  // through moduleDevices().
-  kernelLogRules: [PREPARE_HELD_RULE],
+  // The helper's guard holding a failed prepare or hw_params. The sound core
+  // itself prints nothing about a failing card worth a rule: an oops, BUG or
+  // WARN is blamed through moduleDevices().
+  kernelLogRules: HELD_CALL_RULES,
   parkedAs: 'its streams stopped and their calls failing, so applications get an error instead of waiting',
 };

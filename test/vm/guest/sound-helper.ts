@@ -4,11 +4,16 @@
 // real: for each fault, a player (aplay on hw:CARD,0) is playing a known
 // source when the fault is injected; the stream must stop advancing; then
 // the helper restarts the card's driver in place and the player must go on
-// to the end and exit 0. Also: bad input, a reload refused before the card
-// is touched, a park that lets the player fail instead of hang, and rmmod
-// with a fault active. Prints one "SOUND_RESULT <json>" line; exits 1
+// to the end and exit 0. Two faults go in before the player starts instead
+// (HELD_AT): fail-prepare, and fail-stop on an idle card (fail-stop@idle),
+// whose first call into the driver (prepare, hw_params) the guard must hold
+// and name in the kernel log until the restart; the player then plays to
+// the end and exits 0 as well. Also: bad input, a reload refused before the
+// card is touched, a park that lets the player fail instead of hang, and
+// rmmod with a fault active. Prints one "SOUND_RESULT <json>" line; exits 1
 // listing what went wrong.
 //   node dist/test/vm/guest/sound-helper.js [--seconds S] [--faults a,b]
+// (a fault: lost-irq, fail-stop, fail-prepare or fail-stop@idle)
 import { performance } from 'node:perf_hooks';
 import process from 'node:process';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -20,7 +25,7 @@ import { checkAppNames, hwPtr, loadSoundDrivers, SOUND_APPS, soundCards, soundSo
 const { values: opts } = parseArgs({
   options: {
     seconds: { type: 'string', default: '8' },
-    faults: { type: 'string', default: 'lost-irq,fail-stop,fail-prepare' },
+    faults: { type: 'string', default: 'lost-irq,fail-stop,fail-prepare,fail-stop@idle' },
     apps: { type: 'string', default: 'aplay-hw,aplay-dmix,arecord-hw' },
   },
 });
@@ -31,12 +36,25 @@ const APPS = SOUND_APPS;
 const APP_NAMES = opts.apps.split(',').filter(Boolean);
 checkAppNames(APP_NAMES);
 
+/**
+ * Faults injected before the player starts, by run name: the helper's fault,
+ * and the entry point whose failure the guard must hold for the restart.
+ */
+const HELD_AT: Record<string, { inject: string; entry: 'prepare' | 'hw_params' }> = {
+  // A stream is prepared as it starts (and after an underrun).
+  'fail-prepare': { inject: 'fail-prepare', entry: 'prepare' },
+  // A card that fails while nothing plays: the next player's hw_params is
+  // the first call to fail (docs/campaign.md, faults 32, 53, 104, ...), and
+  // no stream runs for a detector to see stall.
+  'fail-stop@idle': { inject: 'fail-stop', entry: 'hw_params' },
+};
+
 interface PlayRun {
   card: string;
   driver: string;
   app: string;
   fault: string;
-  /** hw_ptr of the stream over the 600 ms after the fault: unchanged when the fault took. */
+  /** hw_ptr of the stream over the 600 ms after the fault: unchanged when the fault took (HELD_AT: the guard held the call). */
   stalled: boolean;
   restart: string;
   restartMs: number;
@@ -57,20 +75,22 @@ async function playWithFault(card: Card, appName: string, fault: string, wav: st
   const argv = app.argv(card, wav, SECONDS);
   let stalled: boolean;
   let player: ResultPromise<{ reject: false }>;
-  if (fault === 'fail-prepare') {
-    // A stream is prepared as it starts (and after an underrun): the fault
-    // is in before the application starts, its first prepare fails, and
-    // the guard holds it and says so in the kernel log, the daemon's cue.
+  const held = HELD_AT[fault];
+  if (held) {
+    // The fault is in before the application starts: its first call into
+    // the driver at the entry point fails, and the guard holds it and says
+    // so in the kernel log, the daemon's cue.
     const mark = (await execa('dmesg')).stdout.split('\n').length;
-    const inj = await helperCommand(`inject sound:${card.name} ${fault}`);
-    if (!inj.startsWith('ok injected')) problem(`${card.name}: inject ${fault}: ${inj}`);
+    const inj = await helperCommand(`inject sound:${card.name} ${held.inject}`);
+    if (!inj.startsWith('ok injected')) problem(`${card.name}: inject ${held.inject}: ${inj}`);
     player = execa(argv[0]!, argv.slice(1), { reject: false, env: app.env?.(card) });
+    const line = new RegExp(`sound:${card.name}: ${held.entry} of pcmC${card.number}D0. failed: error -5; the caller waits`);
     stalled = false;
     for (let i = 0; i < 50 && !stalled; i++) {
       await sleep(100);
-      stalled = (await execa('dmesg')).stdout.split('\n').slice(mark).some((l) => new RegExp(`sound:${card.name}: prepare of pcmC${card.number}D0. failed: error -5; the caller waits`).test(l));
+      stalled = (await execa('dmesg')).stdout.split('\n').slice(mark).some((l) => line.test(l));
     }
-    if (!stalled) problem(`${card.name} ${appName} fail-prepare: no held prepare in the kernel log`);
+    if (!stalled) problem(`${card.name} ${appName} ${fault}: no held ${held.entry} in the kernel log`);
   } else {
     player = execa(argv[0]!, argv.slice(1), { reject: false, env: app.env?.(card) });
     if (!(await waitRunning(card, app.stream, 5000))) problem(`${card.name}: ${appName}'s stream never ran`);
