@@ -115,8 +115,11 @@ async function playWithFault(card: Card, appName: string, fault: string, wav: st
     // only fail-stop must freeze it. Lost interrupts freeze the interrupt position.
     if (!stalled && fault === 'fail-stop') problem(`${card.name} ${appName} ${fault}: the stream went on advancing (${before} → ${after})`);
     // With its interrupts lost only these status reads feed the stream: by the
-    // last one it may have run dry and stopped (an underrun: no position, null).
-    if (fault === 'lost-irq' && (irqFault === null || irqSoon !== irqFault || (irqAfter !== null && irqAfter !== irqFault))) {
+    // last one it may have run dry and stopped (an underrun: no position,
+    // null), or the player may have prepared and started it again after the
+    // underrun (a new stream's position, 0, which lost interrupts keep at 0).
+    const moved = (from: string | null, to: string | null): boolean => to !== null && to !== '0' && to !== from;
+    if (fault === 'lost-irq' && (irqFault === null || moved(irqFault, irqSoon) || moved(irqSoon ?? irqFault, irqAfter))) {
       problem(`${card.name} ${appName} lost-irq: the interrupt position moved (${irqFault} → ${irqSoon} → ${irqAfter})`);
     }
   }
