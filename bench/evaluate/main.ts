@@ -27,6 +27,12 @@ import { blockReliability } from './block-reliability.js';
 import { soundReliability } from './sound-reliability.js';
 import type { ClassRunner } from './class-runs.js';
 import { recoveryChart } from './recovery-times.js';
+import { measureBaselines, type Baselines } from './restart-baselines.js';
+import { buildHelperModule } from '../../test/vm/rig/kmod-build.js';
+import type { DevicePreset } from '../../test/vm/rig/devices.js';
+import { scenarioNics } from '../../test/vm/classes/net/recovery-scenario-run.js';
+import { RECOVERY_CARDS } from '../../test/vm/classes/sound/sound-apps-runs.js';
+import { RECOVERY_DISKS } from '../../test/vm/classes/block/disk-apps-runs.js';
 
 /** The drivers each class runs in the guest tests (the first is the class's example driver). */
 const DRIVERS: readonly { cls: string; module: string }[] = [
@@ -43,6 +49,18 @@ const RELIABILITY: Record<string, ClassRunner> = {
 };
 const NOT_YET = 'this command does not run them yet (issue 14); the guest tests do, in CI: test/vm/classes/CLS/recovery-apps.test.ts (with shadowd) and apps-control.test.ts (without).';
 
+/**
+ * Per class, the devices (rig preset, driver) whose recoveries the
+ * reliability runs with shadowd make: their bare restarts and own resets are
+ * measured beside them (restart-baselines.ts).
+ */
+const BASELINE_DEVICES: Record<string, readonly (readonly [DevicePreset, string, ...unknown[]])[]> = {
+  net: scenarioNics(),
+  sound: RECOVERY_CARDS,
+  block: RECOVERY_DISKS,
+};
+const BASELINE_ROUNDS = 3;
+
 /** The chart's file, beside evaluation.md. */
 const RECOVERY_CHART = 'evaluation-recoveries.svg';
 
@@ -53,7 +71,7 @@ function writeOutputs(data: EvaluationData): void {
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, 'evaluation.json'), `${JSON.stringify(data, null, 2)}\n`);
   writeFileSync(join(outDir, 'evaluation.md'), renderEvaluation(data, RECOVERY_CHART));
-  if (data.recoveries.length > 0) writeFileSync(join(outDir, RECOVERY_CHART), recoveryChart(data.recoveries));
+  if (data.recoveries.length > 0) writeFileSync(join(outDir, RECOVERY_CHART), recoveryChart(data.recoveries, data.baselines));
   if (outDir === repoPath('docs') && data.reliability.outcomes.length > 0) {
     const readme = repoPath('README.md');
     writeFileSync(readme, withReadmeTable(readFileSync(readme, 'utf8'), data));
@@ -159,6 +177,21 @@ for (const id of CLASS_IDS) {
     fresh.recoveries.push(...runs.recoveries);
   }
 }
+// The bare restarts and own resets of the devices of the classes run, in one boot, on the first kernel.
+let baselines: Baselines | undefined;
+const baselineDevices = classes.flatMap((c) => BASELINE_DEVICES[c] ?? []);
+if (baselineDevices.length > 0) {
+  const kernel = kernels[0] as KernelSeries;
+  await buildHelperModule((l) => log(`kmod: ${l}`), kernel);
+  log(`bare restarts and own resets on ${kernel}, ${BASELINE_ROUNDS} rounds each: ${baselineDevices.map(([, d]) => d).join(', ')}`);
+  const { baselines: b, guest } = await measureBaselines(kernel, baselineDevices.map(([p]) => p), baselineDevices.map(([, d]) => d), BASELINE_ROUNDS);
+  log(`  guest ${(guest.totalMs / 1000).toFixed(0)} s${b.error ? `; ${b.error}` : ''}`);
+  // A run of some classes keeps the other classes' baselines of the last run (same kernel).
+  const keptDevices = previous?.baselines?.kernel === kernel ? previous.baselines.devices.filter((d) => !classes.includes(d.cls)) : [];
+  baselines = { ...b, devices: [...b.devices, ...keptDevices] };
+} else if (previous?.baselines) {
+  baselines = previous.baselines;
+}
 const { rows, kept } = keepOtherClasses(fresh, previous, classes, CLASS_IDS);
 if (previous) log(kept.length > 0 ? `kept the rows of ${kept.join(', ')} from ${jsonPath} (${kept.map((c) => `${c}: run at ${rows.reliability.keptFrom![c]!.generatedAt}, commit ${rows.reliability.keptFrom![c]!.commit}`).join('; ')})` : `${jsonPath} had no rows of the classes left out to keep`);
 const reliability = rows.reliability;
@@ -168,6 +201,7 @@ const data: EvaluationData = {
   codeSize: { ...shadowdSizes(repo, CLASSES), drivers },
   reliability,
   recoveries: rows.recoveries,
+  ...(baselines ? { baselines } : {}),
 };
 writeOutputs(data);
 for (const c of data.codeSize.classes) log(`${c.cls}: shadow ${shadowTotal(c)} lines (daemon ${c.daemon.code}, taps ${c.taps.code}, helper ${c.helper.code}), fault injection ${c.faults.code}`);

@@ -1,7 +1,9 @@
 // Recovery times of the evaluation: each recovery the reliability runs made
 // with shadowd, its detection and phases as shadowd's history recorded them
 // (daemon/core/recovery-history.ts PhaseTimings), as a table and as an SVG
-// chart with one bar per recovery, the phases stacked.
+// chart with one bar per recovery, the phases stacked, and beside them each
+// driver's bare restart and own reset (restart-baselines.ts).
+import { spread, type Baselines } from './restart-baselines.js';
 
 /** The phases drawn, in the order they happen. */
 export const PHASES = ['detect', 'wait', 'stage', 'restart', 'check', 'other'] as const;
@@ -48,39 +50,83 @@ export function timingsFromHistory(history: unknown, ctx: { cls: string; driver:
 const COLORS: Record<Phase, string> = { detect: '#d62728', wait: '#9467bd', stage: '#8c564b', restart: '#1f77b4', check: '#2ca02c', other: '#7f7f7f' };
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
-/** An SVG chart: one bar per recovery, labelled with its driver, kernel and fault, the phases stacked, a time axis in seconds. */
-export function recoveryChart(timings: readonly RecoveryTiming[]): string {
-  const label = 260;
-  const width = 900;
+/** One bar of the chart: its label and its segments, stacked in order. */
+interface Bar {
+  label: string;
+  segments: { name: string; ms: number; color: string; title: string }[];
+  totalMs: number;
+}
+
+/** The legend's entries beyond the phases: the baselines' segments. */
+const BASELINE_COLORS = { 'bare unbind + bind': '#bcbd22', 'own reset: service': '#17becf' } as const;
+
+/** The baselines' bars: per device, its bare restart and its own reset (found after, then service), medians. */
+function baselineBars(b: Baselines): Bar[] {
+  const bars: Bar[] = [];
+  for (const d of b.devices) {
+    const bare = spread(d.bare.map((r) => r.serviceMs));
+    if (bare) bars.push({ label: `${d.driver} ${b.kernel} bare unbind + bind`, segments: [{ name: 'bare unbind + bind', ms: bare.median, color: BASELINE_COLORS['bare unbind + bind'], title: `${d.driver} bare unbind + bind: median ${bare.median} ms of ${bare.n}` }], totalMs: bare.median });
+    if ('none' in d.reset) continue;
+    const found = spread(d.reset.rounds.map((r) => r.detectionMs));
+    const service = spread(d.reset.rounds.map((r) => r.serviceMs));
+    if (!found || !service) continue;
+    bars.push({
+      label: `${d.driver} ${b.kernel} own reset`,
+      segments: [
+        { name: 'detect', ms: found.median, color: COLORS.detect, title: `${d.driver} own reset found after: median ${found.median} ms` },
+        { name: 'own reset: service', ms: service.median, color: BASELINE_COLORS['own reset: service'], title: `${d.driver} own reset, then service: median ${service.median} ms` },
+      ],
+      totalMs: found.median + service.median,
+    });
+  }
+  return bars;
+}
+
+/**
+ * An SVG chart: one bar per recovery, labelled with its driver, kernel and
+ * fault, the phases stacked, a time axis in seconds; then, given the
+ * baselines, a bar per device for its bare restart and one for its own reset.
+ */
+export function recoveryChart(timings: readonly RecoveryTiming[], baselines?: Baselines): string {
+  const bars: Bar[] = timings.map((t) => ({
+    label: `${t.driver} ${t.kernel} ${t.fault}${t.result === 'recovered' ? '' : ` (${t.result})`}`,
+    segments: PHASES.filter((p) => t.phases[p]).map((p) => ({ name: p, ms: t.phases[p]!, color: COLORS[p], title: `${t.id} ${p}: ${Math.round(t.phases[p]!)} ms` })),
+    totalMs: t.totalMs,
+  }));
+  const extra = baselines ? baselineBars(baselines) : [];
+  const all = [...bars, ...extra];
+  const legend: [string, string][] = [...PHASES.map((p): [string, string] => [p, COLORS[p]]), ...(extra.length > 0 ? Object.entries(BASELINE_COLORS) : [])];
+  const label = 300;
+  const width = 1000;
   const barH = 16;
   const gap = 6;
   const top = 40;
   const plot = width - label - 20;
-  const maxMs = Math.max(1000, ...timings.map((t) => t.totalMs));
+  const maxMs = Math.max(1000, ...all.map((t) => t.totalMs));
   const stepS = [0.5, 1, 2, 5, 10, 20, 30, 60].find((s) => (maxMs / 1000) / s <= 10) ?? 120;
   const axisMs = Math.ceil(maxMs / 1000 / stepS) * stepS * 1000;
   const x = (ms: number): number => label + (ms / axisMs) * plot;
-  const height = top + timings.length * (barH + gap) + 30;
+  const height = top + all.length * (barH + gap) + 30;
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="11">`,
-    `<text x="${label}" y="14" font-size="13">Recovery time per recovery (ms), phases stacked</text>`,
+    `<text x="${label}" y="14" font-size="13">${extra.length > 0 ? 'Recovery time per recovery (ms), phases stacked; then each driver\'s bare restart and own reset (medians)' : 'Recovery time per recovery (ms), phases stacked'}</text>`,
   ];
-  PHASES.forEach((p, i) => {
-    parts.push(`<rect x="${label + i * 95}" y="22" width="10" height="10" fill="${COLORS[p]}"/><text x="${label + i * 95 + 14}" y="31">${p}</text>`);
-  });
-  timings.forEach((t, i) => {
+  let lx = 10;
+  for (const [name, color] of legend) {
+    parts.push(`<rect x="${lx}" y="22" width="10" height="10" fill="${color}"/><text x="${lx + 14}" y="31">${esc(name)}</text>`);
+    lx += 24 + name.length * 6;
+  }
+  all.forEach((t, i) => {
     const y = top + i * (barH + gap);
-    parts.push(`<text x="${label - 6}" y="${y + barH - 4}" text-anchor="end">${esc(`${t.driver} ${t.kernel} ${t.fault}${t.result === 'recovered' ? '' : ` (${t.result})`}`)}</text>`);
+    parts.push(`<text x="${label - 6}" y="${y + barH - 4}" text-anchor="end">${esc(t.label)}</text>`);
     let at = 0;
-    for (const p of PHASES) {
-      const ms = t.phases[p];
-      if (!ms) continue;
-      parts.push(`<rect x="${x(at).toFixed(1)}" y="${y}" width="${Math.max(0.5, x(at + ms) - x(at)).toFixed(1)}" height="${barH}" fill="${COLORS[p]}"><title>${esc(`${t.id} ${p}: ${Math.round(ms)} ms`)}</title></rect>`);
-      at += ms;
+    for (const seg of t.segments) {
+      parts.push(`<rect x="${x(at).toFixed(1)}" y="${y}" width="${Math.max(0.5, x(at + seg.ms) - x(at)).toFixed(1)}" height="${barH}" fill="${seg.color}"><title>${esc(seg.title)}</title></rect>`);
+      at += seg.ms;
     }
     parts.push(`<text x="${(x(at) + 4).toFixed(1)}" y="${y + barH - 4}">${Math.round(t.totalMs)}</text>`);
   });
-  const axisY = top + timings.length * (barH + gap) + 4;
+  const axisY = top + all.length * (barH + gap) + 4;
   parts.push(`<line x1="${label}" y1="${axisY}" x2="${label + plot}" y2="${axisY}" stroke="#000"/>`);
   for (let s = 0; s * 1000 <= axisMs; s += stepS) {
     parts.push(`<line x1="${x(s * 1000).toFixed(1)}" y1="${axisY}" x2="${x(s * 1000).toFixed(1)}" y2="${axisY + 4}" stroke="#000"/><text x="${x(s * 1000).toFixed(1)}" y="${axisY + 16}" text-anchor="middle">${s} s</text>`);

@@ -4,6 +4,7 @@
 import type { ClassShadowSize, DriverSize, GenericSize, PartSize } from './code-size.js';
 import { OUTCOMES, type AppNotRun, type AppOutcome } from './outcome.js';
 import { PHASES, type RecoveryTiming } from './recovery-times.js';
+import { baselineRows, type Baselines, type Spread } from './restart-baselines.js';
 import { SEED_CODE_SIZE, SEED_GENERIC, SEED_RELIABILITY } from './seed-figures.js';
 
 export interface CodeSizeData {
@@ -36,6 +37,8 @@ export interface EvaluationData {
   };
   /** Each recovery shadowd made in the reliability runs. */
   recoveries: RecoveryTiming[];
+  /** The bare restarts and own resets of the same drivers, without shadowd (absent in the JSON of older runs). */
+  baselines?: Baselines;
 }
 
 const n = (x: number): string => x.toLocaleString('en-US');
@@ -171,7 +174,28 @@ function reliabilitySection(r: EvaluationData['reliability']): string[] {
   return out;
 }
 
-function recoverySection(recs: RecoveryTiming[], chart: string): string[] {
+/** A spread as `median (min-max, n)` in ms, or an empty cell. */
+const spreadCell = (x: Spread | null): string => (x ? `${n(x.median)}${x.n > 1 ? ` (${n(x.min)}-${n(x.max)})` : ''}` : '');
+
+function baselineSection(b: Baselines | undefined, recs: readonly RecoveryTiming[]): string[] {
+  if (!b) return ['Not yet beside a bare unbind + bind and the drivers\' own resets: this evaluation ran none (an older run, or no class ran).', ''];
+  const out: string[] = ['### Beside a bare restart and the driver\'s own reset', ''];
+  out.push(`Measured without shadowd in one boot on ${b.kernel}, ${b.rounds} rounds per device (test/vm/guest/bare-restarts.ts): a bare unbind + bind of the driver, timed from the unbind to the device's first service, with nothing restored and no application saved; and the driver's own reset where it has one a fault can call up, timed from the fault. shadowd's figures are its recoveries of the same driver above, on the same kernel: from the failure (its detection included) and from its report to the recovery's end. Medians, with the range over the rounds (ms).`);
+  out.push('');
+  if (b.error) out.push(`The baseline run failed: ${b.error}`, '');
+  out.push('| class | driver | shadowd: failure to recovered | shadowd: report to recovered | bare unbind + bind | its own reset: found after | its own reset: then service | service means |');
+  out.push('|---|---|---:|---:|---:|---:|---:|---|');
+  for (const r of baselineRows(b, recs)) {
+    const reset = 'none' in r.reset ? [`none: ${r.reset.none}`, ''] : [spreadCell(r.reset.detection), spreadCell(r.reset.service)];
+    out.push(`| ${r.cls} | ${r.driver} | ${spreadCell(r.recovered)} | ${spreadCell(r.recoveryOnly)} | ${spreadCell(r.bare)}${r.error ? ` (stopped: ${r.error})` : ''} | ${reset[0]} | ${reset[1]} | ${r.service} |`);
+  }
+  out.push('');
+  const resets = b.devices.flatMap((d) => ('none' in d.reset ? [] : [d.reset.what]));
+  if (resets.length > 0) out.push(`Own reset: ${[...new Set(resets)].join('; ')}.`, '');
+  return out;
+}
+
+function recoverySection(recs: RecoveryTiming[], chart: string, baselines: Baselines | undefined): string[] {
   const out: string[] = ['## Recovery time', ''];
   if (recs.length === 0) return [...out, 'No recovery ran (no reliability run with shadowd).', ''];
   out.push(`Each recovery of the reliability runs with shadowd, as shadowd's history recorded it: detection (the failure's start to its report), then each phase of the recovery (ms). Under TCG (software emulation) on a 2-CPU machine: emulation times.`);
@@ -182,8 +206,7 @@ function recoverySection(recs: RecoveryTiming[], chart: string): string[] {
   out.push(`|---|---|---|---|---|---|---|${PHASES.map(() => '---:|').join('')}---:|`);
   for (const r of recs) out.push(`| ${r.cls} | ${r.driver} | ${r.kernel} | ${r.fault} | ${r.id} | ${r.trigger} | ${r.result} | ${PHASES.map((p) => (r.phases[p] === undefined ? '' : n(Math.round(r.phases[p])))).join(' | ')} | ${n(Math.round(r.totalMs))} |`);
   out.push('');
-  out.push('Not yet beside a bare unbind + bind and the drivers\' own resets here: `npm run bench:recovery` measures those for NICs.');
-  out.push('');
+  out.push(...baselineSection(baselines, recs));
   return out;
 }
 
@@ -194,7 +217,7 @@ export function renderEvaluation(d: EvaluationData, chart: string): string {
     `Written by \`npm run evaluate\` at ${d.generatedAt} (commit ${d.commit}); the same data is in \`docs/evaluation.json\`. Do not edit by hand.`,
     '',
     ...reliabilitySection(d.reliability),
-    ...recoverySection(d.recoveries, chart),
+    ...recoverySection(d.recoveries, chart, d.baselines),
     ...codeSizeSection(d.codeSize),
   ].join('\n');
 }

@@ -15,7 +15,9 @@
 // - works: exit 0 and the whole proof passed.
 // The recorder (its card records a silent backend: only its length can be
 // judged): a crash as above; a break when it exited 0 with a recording cut
-// short or missing; works when it recorded the length asked for.
+// short or missing; works when it recorded the length asked for. The game
+// with shadowd: a break too when the volume it set before the fault was not
+// its card's when it ended (the recovery lost it).
 // A guest that crashed is a system crash for every run (outcome.ts
 // systemCrash); a run that did not happen as planned (no result, no fault
 // went in, no recording of its card) is 'no result', said why.
@@ -49,6 +51,7 @@ export const SOUND_SEED_APPS: Readonly<Record<string, { app: string; program: st
   espeak: { app: 'speech synthesizer', program: 'espeak-ng' },
   game: { app: 'game', program: 'mmap game (alsa-lib)' },
   arecord: { app: 'audio recorder', program: 'arecord' },
+  'arecord-hw': { app: 'audio recorder', program: 'arecord' },
 };
 
 interface Ended {
@@ -114,6 +117,15 @@ function judgePlayer(app: string, driver: string, ended: Ended, audio: SoundAudi
   return ['app break', evidence];
 }
 
+/** A recorder's verdict from how it ended and its recording's length against the `wantMs` asked for. */
+function judgeRecorder(ended: Ended, recordedMs: number | null, wantMs: number): Verdict {
+  const crash = crashed(ended);
+  const rec = recordedMs === null ? 'no recording' : `recorded ${f0(recordedMs)} of ${wantMs} ms`;
+  if (crash) return ['app crash', `${crash}; ${rec}`];
+  if (recordedMs === null || Math.abs(recordedMs - wantMs) >= RECORDED_WITHIN_MS) return ['app break', `exit 0 but ${rec}`];
+  return ['works', `exit 0, ${rec} (the card records a silent backend: its length is judged, not its content)`];
+}
+
 function outcome(app: string, ctx: SoundRunContext, judge: () => Verdict): AppOutcome {
   const base = { ...seedApp(app), cls: 'sound', driver: ctx.driver, kernel: ctx.kernel, fault: ctx.fault, mode: ctx.mode };
   if (ctx.crash) return { ...base, outcome: 'system crash', evidence: ctx.crash };
@@ -127,14 +139,7 @@ export function soundControlOutcome(app: string, res: SoundAppResult | undefined
     if (!res) return ['no result', 'the scenario printed no result for this application on this card'];
     if (!res.fault) return ['no result', 'no fault went in: the stream was never seen running'];
     const ended: Ended = { exitCode: res.exitCode, signal: res.signal, timedOut: res.timedOut, stderr: res.stderrTail, ...(res.fault.appKilledForUnbind ? { killedFor: 'so that the unbind could finish' } : {}) };
-    if (app === 'arecord') {
-      const crash = crashed(ended);
-      const want = RECORD_SECONDS * 1000;
-      const rec = res.recordedMs === null ? 'no recording' : `recorded ${f0(res.recordedMs)} of ${want} ms`;
-      if (crash) return ['app crash', `${crash}; ${rec}`];
-      if (res.recordedMs === null || Math.abs(res.recordedMs - want) >= RECORDED_WITHIN_MS) return ['app break', `exit 0 but ${rec}`];
-      return ['works', `exit 0, ${rec} (the card records a silent backend: its length is judged, not its content)`];
-    }
+    if (app === 'arecord') return judgeRecorder(ended, res.recordedMs, RECORD_SECONDS * 1000);
     return judgePlayer(app, ctx.driver, ended, audio, false);
   });
 }
@@ -148,8 +153,17 @@ export function soundRecoveryOutcome(app: string, run: SoundRecoveryRun | undefi
     const recovered = recs.length === 0
       ? run.clearedByHand ? 'no recovery (the drain ended first; the card recovered by hand after)' : 'no recovery followed'
       : `recovered by ${recs.map((x) => `${x.trigger ?? '?'} (${x.result ?? 'no result'})`).join(', ')}${run.recoveredAfterMs === null ? '' : ` ${run.recoveredAfterMs} ms after the fault`}`;
-    const [o, evidence] = judgePlayer(app, ctx.driver, { exitCode: run.exitCode, signal: null, timedOut: false, stderr: run.stderr }, audio, STALLS.has(ctx.fault));
-    return [o, `${recovered}; ${evidence}`];
+    const ended: Ended = { exitCode: run.exitCode, signal: null, timedOut: false, stderr: run.stderr };
+    if (run.recording) {
+      const [o, evidence] = judgeRecorder(ended, run.recording.recordedMs, run.recording.askedMs);
+      return [o, `${recovered}; ${evidence}`];
+    }
+    const [o, evidence] = judgePlayer(app, ctx.driver, ended, audio, STALLS.has(ctx.fault));
+    const m = run.mixer;
+    if (m && o !== 'app crash' && (m.set === null || m.after !== m.set)) {
+      return ['app break', `${recovered}; its volume lost: it set ${m.element} to ${m.set ?? 'nothing'}, which was ${m.after ?? 'unreadable'} when it ended; ${evidence}`];
+    }
+    return [o, `${recovered}; ${evidence}${m ? `; ${m.element} kept at the ${m.set} it set` : ''}`];
   });
 }
 

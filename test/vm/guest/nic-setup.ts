@@ -201,11 +201,12 @@ export interface PingReply {
  * A ping to `target` every `intervalSec`, collecting each reply as it comes:
  * iputils ping prints its receive time (-D) and its round trip, so the time
  * the probe left is known too. Probes held through an outage (the neighbour
- * layer waits for ARP) are answered late, with a long round trip.
+ * layer waits for ARP) are answered late, with a long round trip. With
+ * `iface`, the probes leave through that interface (ping -I).
  */
-export function startPingProbe(target: string, intervalSec: number): { replies: PingReply[]; stop: () => Promise<void> } {
+export function startPingProbe(target: string, intervalSec: number, iface?: string): { replies: PingReply[]; stop: () => Promise<void> } {
   const replies: PingReply[] = [];
-  const ping = execa('ping', ['-D', '-n', '-i', String(intervalSec), target], { reject: false, buffer: false });
+  const ping = execa('ping', ['-D', '-n', '-i', String(intervalSec), ...(iface ? ['-I', iface] : []), target], { reject: false, buffer: false });
   ping.stdout?.on('data', (d: Buffer) => {
     for (const m of d.toString().matchAll(/^\[(\d+\.\d+)\] \d+ bytes from .* time=([\d.]+) ms/gm)) {
       const received = Number(m[1]) * 1000;

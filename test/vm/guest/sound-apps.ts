@@ -78,3 +78,36 @@ export async function loadSoundDrivers(): Promise<void> {
   for (const m of ['snd-ens1370', 'snd-intel8x0', 'snd-hda-intel']) await execa('modprobe', [m], { reject: false });
   await sleep(1500);
 }
+
+/**
+ * Sets the card's playback volumes to 100 % and unmutes them, as a real
+ * system's `alsactl restore` would. Needed: the drivers load with Master
+ * (and AC97's PCM) at 0 and muted, which QEMU's AC97 and HDA models ignore
+ * until the first mixer write, which then silences the card (measured: the
+ * game's volume change made the rest of its stream digital silence).
+ */
+export async function initMixer(alsa: number): Promise<void> {
+  const { stdout } = await execa('amixer', ['-c', String(alsa), 'scontrols']);
+  for (const name of ['Master', 'PCM', 'Front', 'Headphone', 'Speaker']) {
+    if (stdout.includes(`'${name}',0`)) await execa('amixer', ['-c', String(alsa), '-q', 'sset', name, '100%', 'unmute']);
+  }
+}
+
+/** The mixer element the game turns down: PCM where the card has one, else Master. */
+export async function pickMixerElement(alsa: number): Promise<string> {
+  const { stdout } = await execa('amixer', ['-c', String(alsa), 'scontrols']);
+  for (const name of ['PCM', 'Master']) if (stdout.includes(`'${name}',0`)) return name;
+  throw new Error(`card ${alsa} has no PCM or Master mixer element:\n${stdout}`);
+}
+
+/**
+ * The raw playback volume of the element's first channel (amixer sget),
+ * null when amixer cannot read it. A playback volume reads "Front Left:
+ * Playback 24 [77%] ..."; a volume common to playback and capture (ES1370's
+ * PCM) "Front Left: 24 [77%] ... Playback [on] ...".
+ */
+export async function mixerVolume(alsa: number, element: string): Promise<number | null> {
+  const r = await execa('amixer', ['-c', String(alsa), 'sget', element], { reject: false });
+  const m = r.exitCode === 0 ? /^\s*[A-Za-z ]+:\s*(?:Playback )?(\d+) \[/m.exec(r.stdout) : null;
+  return m ? Number(m[1]) : null;
+}

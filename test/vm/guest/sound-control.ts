@@ -18,6 +18,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
 import { loadSoundInputs, SPEECH_ARGS, SPEECH_TEXT, type SoundRun } from '../sound-apps/inputs.js';
 import { durationMs, parseWav } from '../audio/wav.js';
+import { initMixer, pickMixerElement } from './sound-apps.js';
 import { FAULT_AFTER_MS, GAME_MIXER_AT_MS, GAME_MIXER_PERCENT, PLAY_APPS, RECORD_SECONDS, type SoundApp, type SoundAppResult, type SoundFault } from '../sound-apps/apps.js';
 
 const UNBIND_PATIENCE_MS = 15_000;
@@ -87,26 +88,6 @@ function streamRunning(alsa: number, capture: boolean): boolean {
 /** Writes `value` to a sysfs file from a child (tee), which may block in the kernel; returns when it is done. */
 function sysfsWrite(path: string, value: string): ResultPromise {
   return execa('tee', [path], { input: value, stdout: 'ignore', reject: false });
-}
-
-/**
- * Sets the card's playback volumes to 100 % and unmutes them, as a real
- * system's `alsactl restore` would. Needed: the drivers load with Master
- * (and AC97's PCM) at 0 and muted, which QEMU's AC97 and HDA models ignore
- * until the first mixer write, which then silences the card (measured: the
- * game's volume change made the rest of its stream digital silence).
- */
-async function initMixer(alsa: number): Promise<void> {
-  const { stdout } = await execa('amixer', ['-c', String(alsa), 'scontrols']);
-  for (const name of ['Master', 'PCM', 'Front', 'Headphone', 'Speaker']) {
-    if (stdout.includes(`'${name}',0`)) await execa('amixer', ['-c', String(alsa), '-q', 'sset', name, '100%', 'unmute']);
-  }
-}
-
-async function pickMixerElement(alsa: number): Promise<string> {
-  const { stdout } = await execa('amixer', ['-c', String(alsa), 'scontrols']);
-  for (const name of ['PCM', 'Master']) if (stdout.includes(`'${name}',0`)) return name;
-  throw new Error(`card ${alsa} has no PCM or Master mixer element:\n${stdout}`);
 }
 
 async function runApp(card: Card, app: SoundApp, run: SoundRun, inputsDir: string, withFault: boolean, outDir: string): Promise<SoundAppResult> {

@@ -15,8 +15,17 @@
 // the fault injected (on the control socket, without starting shadowctl)
 // as soon as the stream is DRAINING: the player has written its whole file
 // and waits in its drain for the end of its buffer to play.
+// --cases lists the runs as APP:FAULT (default: every app of --apps under
+// every fault of --faults). The game (the mmap client, --inputs only) turns
+// its card's volume down mid-run before its fault goes in: the value it set
+// must still be there when it ends. The recorder (arecord-hw) records on the
+// second card of each driver (by PCI address: the rig gives it a silent
+// backend, QEMU's recording one has no input); the players play on the
+// first. Every card's volumes are set to 100 % before shadowd starts, as a
+// real system's `alsactl restore` at boot does.
 //   node dist/test/vm/guest/sound-recovery-scenario.js [--seconds S]
-//     [--faults a,b] [--apps a,b] [--inputs DIR] [--drain-faults a,b]
+//     [--faults a,b] [--apps a,b] [--cases app:fault,...] [--inputs DIR]
+//     [--drain-faults a,b]
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -28,7 +37,9 @@ import { request } from '../../../daemon/control/control-client.js';
 import { controlFor, shadowctlFor } from './block-shadowctl.js';
 import { loadHelper } from './nic-setup.js';
 import { shadowdEnv, startShadowd } from './shadowd-process.js';
-import { checkAppNames, hwPtr, loadSoundDrivers, SOUND_APPS, soundCards, soundSource, waitRunning, type Card } from './sound-apps.js';
+import { checkAppNames, hwPtr, initMixer, loadSoundDrivers, mixerVolume, pickMixerElement, SOUND_APPS, soundCards, soundSource, waitRunning, type Card } from './sound-apps.js';
+import { durationMs, parseWav } from '../audio/wav.js';
+import { GAME_MIXER_AT_MS, GAME_MIXER_PERCENT } from '../sound-apps/apps.js';
 import { loadRecoveryInputs, recoveryRunKey, type RecoveryInputs } from '../sound-apps/recovery-inputs.js';
 
 const { values: opts } = parseArgs({
@@ -38,15 +49,26 @@ const { values: opts } = parseArgs({
     apps: { type: 'string', default: 'aplay-hw' },
     inputs: { type: 'string' },
     'drain-faults': { type: 'string', default: '' },
+    cases: { type: 'string', default: '' },
   },
 });
 const SECONDS = Number(opts.seconds);
 const FAULTS = opts.faults.split(',').filter(Boolean);
 const APP_NAMES = opts.apps.split(',').filter(Boolean);
 const DRAIN_FAULTS = opts['drain-faults'].split(',').filter(Boolean);
+/** The runs, [app, fault]. */
+const CASES: [string, string][] = opts.cases
+  ? opts.cases.split(',').filter(Boolean).map((c) => {
+    const [app, fault, ...rest] = c.split(':');
+    if (!app || !fault || rest.length > 0) throw new Error(`--cases: ${JSON.stringify(c)} is not APP:FAULT`);
+    return [app, fault];
+  })
+  : APP_NAMES.flatMap((a) => FAULTS.map((f): [string, string] => [a, f]));
+const RECORDER = 'arecord-hw';
+const GAME = 'game';
 /** How long a fault in a drain is given to be detected: lost-irq's drain may end before (the position moves when read). */
 const DRAIN_RECOVERY_WAIT_MS = 8000;
-checkAppNames(APP_NAMES);
+checkAppNames([...APP_NAMES, ...CASES.map(([a]) => a).filter((a) => a !== GAME)]);
 const RECOVERY_WAIT_MS = 30_000;
 
 const t0 = Date.now();
@@ -75,8 +97,12 @@ export interface SoundRecoveryRun {
   recoveries: Recovery[];
   /** From the fault's injection to the recovery's end. */
   recoveredAfterMs: number | null;
-  /** Its source's key in the inputs (--inputs), null without. */
+  /** Its source's key in the inputs (--inputs), null without (and for the recorder, which has none). */
   source: string | null;
+  /** The recorder's recording: the length asked for and the file's (null when it has none); null for a player. */
+  recording: { askedMs: number; recordedMs: number | null } | null;
+  /** The game's volume: the value it set (from its own report), and the element's value when it had ended; null for another app. */
+  mixer: { element: string; set: number | null; after: number | null } | null;
   /** The stream as the kernel had it 300 ms after the fault went in (fail-prepare: not read). */
   afterFault: string | null;
   /** From the application's start to its exit, and to the fault (ms). */
@@ -90,8 +116,12 @@ export interface SoundRecoveryRun {
 
 await loadSoundDrivers();
 await loadHelper(true);
-const cards = soundCards();
-note(`cards: ${cards.map((c) => `${c.name} (${c.driver})`).join(', ')}`);
+// The first card of each driver by PCI address plays (QEMU records it), the second records (on a silent backend).
+const ranked = soundCards().map((c, _i, all) => ({ c, rank: all.filter((o) => o.driver === c.driver && o.bus < c.bus).length }));
+const cards = ranked.filter((x) => x.rank === 0).map((x) => x.c);
+const recordCards = ranked.filter((x) => x.rank === 1).map((x) => x.c);
+note(`cards: ${cards.map((c) => `${c.name} (${c.driver}, ${c.bus})`).join(', ')}; recording: ${recordCards.map((c) => `${c.name} (${c.driver}, ${c.bus})`).join(', ') || 'none'}`);
+for (const c of [...cards, ...recordCards]) await initMixer(c.number);
 const work = mkdtempSync('/tmp/sound-recovery-');
 let daemonLog = '';
 // Many faults on one card in a few minutes: more than the default policy
@@ -108,8 +138,31 @@ const wav = join(work, 'source.wav');
 const inputs: RecoveryInputs | null = opts.inputs ? loadRecoveryInputs(opts.inputs) : null;
 if (!inputs) await soundSource(wav, SECONDS);
 
+/** How a run starts: argv and environment; the game's mixer element, the recorder's recording. */
+interface AppRun {
+  argv: string[];
+  env?: Record<string, string>;
+  mixer?: string;
+  recording?: string;
+}
+
+/** The stream an application runs (its status under /proc/asound/cardN). */
+const streamOf = (appName: string): string => (appName === GAME ? 'pcm0p' : SOUND_APPS[appName]!.stream);
+
 /** argv and environment of @appName on @card for run @key: its own source with --inputs. */
-function appRun(card: Card, appName: string, key: string): { argv: string[]; env?: Record<string, string> } {
+async function appRun(card: Card, appName: string, key: string): Promise<AppRun> {
+  if (appName === RECORDER) {
+    const argv = SOUND_APPS[RECORDER]!.argv(card, wav, SECONDS);
+    // Its recording is its last argument: one file per run.
+    const recording = join(work, `${key.replace(/\//g, '-')}.wav`);
+    return { argv: [...argv.slice(0, -1), recording], recording };
+  }
+  if (appName === GAME) {
+    const src = inputs?.sources[key];
+    if (!inputs?.mmapGame || src?.kind !== 'wav') throw new Error(`the game needs --inputs with its source and the compiled game (${key})`);
+    const mixer = await pickMixerElement(card.number);
+    return { argv: [inputs.mmapGame, '-D', `hw:${card.number},0`, '-f', src.wav, '-c', `hw:${card.number}`, '-e', mixer, '-v', String(GAME_MIXER_PERCENT), '-t', String(GAME_MIXER_AT_MS)], mixer };
+  }
   const app = SOUND_APPS[appName]!;
   if (!inputs) return { argv: app.argv(card, wav, SECONDS), env: app.env?.(card) };
   const src = inputs.sources[key];
@@ -176,7 +229,7 @@ async function runWithDrainFault(card: Card, fault: string): Promise<SoundRecove
   const appName = 'aplay-hw';
   const app = SOUND_APPS[appName]!;
   const key = recoveryRunKey(card.driver, appName, `${fault}@drain`);
-  const { argv, env } = appRun(card, appName, key);
+  const { argv, env } = await appRun(card, appName, key);
   const before = new Set((await recoveriesOf(card)).map((r) => r.id));
   const appStart = performance.now();
   const player = execa(argv[0]!, argv.slice(1), { reject: false, env });
@@ -217,14 +270,22 @@ async function runWithDrainFault(card: Card, fault: string): Promise<SoundRecove
   await sleep(500);
   return {
     card: card.name, driver: card.driver, app: appName, fault: `${fault}@drain`, exitCode: p.exitCode, stderr: String(p.stderr).slice(-300), recoveries, recoveredAfterMs,
-    source: inputs ? key : null, afterFault, appMs, faultAtMs: injectedAt === null ? -1 : Math.round(injectedAt - appStart), when: 'drain', clearedByHand,
+    source: inputs ? key : null, recording: null, mixer: null, afterFault, appMs, faultAtMs: injectedAt === null ? -1 : Math.round(injectedAt - appStart), when: 'drain', clearedByHand,
   };
 }
 
+/** The value the game reports it set its volume to ("GAME <ms> mixer CTL ELEMENT set to N ..."), null before it has. */
+const gameSetTo = (stdout: string): number | null => {
+  const m = /^GAME \d+ mixer \S+ .+ set to (-?\d+) /m.exec(stdout);
+  return m ? Number(m[1]) : null;
+};
+
 async function runWithFault(card: Card, appName: string, fault: string): Promise<SoundRecoveryRun> {
-  const app = SOUND_APPS[appName]!;
+  const stream = streamOf(appName);
   const key = recoveryRunKey(card.driver, appName, fault);
-  const { argv, env } = appRun(card, appName, key);
+  const { argv, env, mixer, recording } = await appRun(card, appName, key);
+  // Each game starts at full volume, as the first did: its own step down is what its audio must show.
+  if (mixer) await initMixer(card.number);
   const before = new Set((await recoveriesOf(card)).map((r) => r.id));
   let player: ResultPromise<{ reject: false }>;
   let injectedAt: number;
@@ -241,17 +302,22 @@ async function runWithFault(card: Card, appName: string, fault: string): Promise
     player = execa(argv[0]!, argv.slice(1), { reject: false, env });
   } else {
     player = execa(argv[0]!, argv.slice(1), { reject: false, env });
-    if (!(await waitRunning(card, app.stream, 15_000))) problem(`${card.name}: ${appName}'s stream never ran`);
+    let out = '';
+    player.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    if (!(await waitRunning(card, stream, 15_000))) problem(`${card.name}: ${appName}'s stream never ran`);
     // The shadow has seen the stream start (its taps), as on a machine where
     // the application has been playing for a while.
     if (!(await shadowSeesRunning(card))) problem(`${card.name}: the shadow never showed ${appName}'s stream RUNNING`);
     await sleep(1000);
-    if (hwPtr(card, app.stream) === null) problem(`${card.name} ${appName}: the stream no longer ran when the fault was to go in (the test's timing)`);
+    // The game's volume change goes in before its fault: the recovery must keep it.
+    for (let i = 0; mixer && gameSetTo(out) === null && i < 50; i++) await sleep(100);
+    if (mixer && gameSetTo(out) === null) problem(`${card.name} game: it had not set its volume 6 s after its stream ran: ${out.slice(-300)}`);
+    if (hwPtr(card, stream) === null) problem(`${card.name} ${appName}: the stream no longer ran when the fault was to go in (the test's timing)`);
     injectedAt = performance.now();
     await inject();
     // What the kernel and the shadow say of the stream a moment later (printed, for a run that goes wrong).
     await sleep(300);
-    const proc = `/proc/asound/card${card.number}/${app.stream}/sub0/status`;
+    const proc = `/proc/asound/card${card.number}/${stream}/sub0/status`;
     const kernel = existsSync(proc) ? readFileSync(proc, 'utf8').split('\n').filter((l) => /state|hw_ptr|appl_ptr|avail/.test(l)).join('; ') : 'closed';
     const shadow = await poll('show', `sound:${card.name}`);
     const streamState = /"state":\s*"([A-Z]+)"/.exec(shadow.stdout)?.[1] ?? 'none';
@@ -265,24 +331,46 @@ async function runWithFault(card: Card, appName: string, fault: string): Promise
   const p = await player;
   const appMs = Math.round(performance.now() - appStart);
   if (p.exitCode !== 0) problem(`${card.name} ${appName} ${fault}: ${argv[0]} exited ${p.exitCode}: ${String(p.stderr).slice(-300)}`);
+  let recordedMs: number | null = null;
+  if (recording) {
+    try {
+      recordedMs = Math.round(durationMs(parseWav(readFileSync(recording))));
+    } catch (err) {
+      problem(`${card.name} ${appName} ${fault}: its recording ${recording} cannot be read: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  let volume: SoundRecoveryRun['mixer'] = null;
+  if (mixer) {
+    volume = { element: mixer, set: gameSetTo(String(p.stdout)), after: await mixerVolume(card.number, mixer) };
+    if (volume.set === null || volume.after !== volume.set) problem(`${card.name} game ${fault}: it set ${mixer} to ${volume.set ?? 'nothing'}, and ${mixer} was ${volume.after ?? 'unreadable'} when it had ended`);
+  }
   // The fault is lifted by the restart; a sticky one was not asked for.
   // A pause between runs: each run's audio apart from the next in the card's recording.
   await sleep(500);
   return {
     card: card.name, driver: card.driver, app: appName, fault, exitCode: p.exitCode, stderr: String(p.stderr).slice(-300), recoveries, recoveredAfterMs,
-    source: inputs ? key : null, afterFault, appMs, faultAtMs: Math.round(injectedAt - appStart), when: 'mid', clearedByHand: false,
+    source: inputs && !recording ? key : null, recording: recording ? { askedMs: SECONDS * 1000, recordedMs } : null, mixer: volume, afterFault, appMs, faultAtMs: Math.round(injectedAt - appStart), when: 'mid', clearedByHand: false,
   };
 }
 
 const runs: SoundRecoveryRun[] = [];
 for (const card of cards) {
-  for (const app of APP_NAMES) for (const fault of FAULTS) {
+  for (const [app, fault] of CASES) {
+    if (app === RECORDER) continue;
     note(`${card.name} ${app} ${fault}`);
     runs.push(await runWithFault(card, app, fault));
   }
   for (const fault of DRAIN_FAULTS) {
     note(`${card.name} aplay-hw ${fault} in the drain`);
     runs.push(await runWithDrainFault(card, fault));
+  }
+}
+if (CASES.some(([a]) => a === RECORDER) && recordCards.length === 0) problem('recorder runs were asked for, but no driver has a second card to record on');
+for (const card of recordCards) {
+  for (const [app, fault] of CASES) {
+    if (app !== RECORDER) continue;
+    note(`${card.name} ${app} ${fault}`);
+    runs.push(await runWithFault(card, app, fault));
   }
 }
 
@@ -292,7 +380,7 @@ if (cards.length > 0) {
   const card = cards[0]!;
   const key = recoveryRunKey(card.driver, 'aplay-hw', 'manual');
   manual['source'] = inputs ? key : null;
-  const { argv } = appRun(card, 'aplay-hw', key);
+  const { argv } = await appRun(card, 'aplay-hw', key);
   const player = execa(argv[0]!, argv.slice(1), { reject: false });
   await waitRunning(card, 'pcm0p', 5000);
   await sleep(1000);

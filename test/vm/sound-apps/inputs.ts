@@ -72,11 +72,16 @@ export async function makeSoundInputs(): Promise<SoundInputs> {
     await execa('espeak-ng', [...SPEECH_ARGS[run], '-w', speechWav, SPEECH_TEXT[run]]);
     runs[run] = { aplayWav, gameWav, playerMp3, playerWav, speechWav };
   }
-  const mmapGame = join(dir, 'mmap-game');
-  await execa('cc', ['-O2', '-Wall', '-Wextra', '-Werror', '-o', mmapGame, repoPath('test/vm/sound-apps/mmap-game.c'), '-lasound']);
-  const inputs: SoundInputs = { dir, runs, mmapGame };
+  const inputs: SoundInputs = { dir, runs, mmapGame: await compileMmapGame(dir) };
   await writeFile(join(dir, 'inputs.json'), JSON.stringify(inputs, null, 2));
   return inputs;
+}
+
+/** The mmap game (mmap-game.c), compiled with cc against alsa-lib into `dir`: its path. */
+export async function compileMmapGame(dir: string): Promise<string> {
+  const mmapGame = join(dir, 'mmap-game');
+  await execa('cc', ['-O2', '-Wall', '-Wextra', '-Werror', '-o', mmapGame, repoPath('test/vm/sound-apps/mmap-game.c'), '-lasound']);
+  return mmapGame;
 }
 
 /** Reads inputs.json of a folder made by makeSoundInputs (in the guest). */

@@ -133,6 +133,40 @@ static int recover(snd_pcm_t *pcm, int err, const char *where, unsigned long *re
 	return 0;
 }
 
+/* Writes `left` frames of silence after the last frame written (mmap), recovering as the main loop does. */
+static int pad_silence(snd_pcm_t *pcm, snd_pcm_uframes_t left, unsigned long *recoveries, snd_pcm_uframes_t pos)
+{
+	while (left > 0) {
+		const snd_pcm_channel_area_t *areas;
+		snd_pcm_uframes_t offset, frames = left;
+		snd_pcm_sframes_t committed;
+		snd_pcm_sframes_t avail = snd_pcm_avail_update(pcm);
+		int err;
+
+		if (avail < 0 || avail == 0) {
+			err = avail < 0 ? (int)avail : snd_pcm_wait(pcm, 1000);
+			if (err < 0 && recover(pcm, err, "pad", recoveries, pos) < 0)
+				return -1;
+			continue;
+		}
+		err = snd_pcm_mmap_begin(pcm, &areas, &offset, &frames);
+		if (err < 0) {
+			if (recover(pcm, err, "pad mmap_begin", recoveries, pos) < 0)
+				return -1;
+			continue;
+		}
+		snd_pcm_areas_silence(areas, offset, areas[0].step / 16, frames, SND_PCM_FORMAT_S16_LE);
+		committed = snd_pcm_mmap_commit(pcm, offset, frames);
+		if (committed < 0 || (snd_pcm_uframes_t)committed != frames) {
+			if (recover(pcm, committed < 0 ? (int)committed : -EPIPE, "pad mmap_commit", recoveries, pos) < 0)
+				return -1;
+			continue;
+		}
+		left -= frames;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *device = "default", *file = NULL, *ctl = NULL, *elem = NULL;
@@ -242,6 +276,13 @@ int main(int argc, char **argv)
 		}
 		pos += frames;
 	}
+	/*
+	 * Silence to the end of the last period, as aplay pads its last chunk:
+	 * the stream stops at a period's interrupt, and the ring past the last
+	 * frame written still holds audio of a lap before, which would play.
+	 */
+	if (pad_silence(pcm, (period_size - pos % period_size) % period_size, &recoveries, pos) < 0)
+		return 1;
 	if (snd_pcm_state(pcm) == SND_PCM_STATE_PREPARED && (err = snd_pcm_start(pcm)) < 0) {
 		say("start failed: %s", snd_strerror(err));
 		return 1;

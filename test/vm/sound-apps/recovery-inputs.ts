@@ -4,11 +4,13 @@
 // one source per run (card, application, fault), each unlike every other,
 // so that one run's audio in a card's recording can never be mistaken for
 // another's:
-//   - the player's (aplay) a rendering of the test signal with a seed of its
-//     own, at 44.1 kHz stereo S16 (QEMU's ES1370 plays garbage at 48 kHz);
+//   - the player's (aplay) and the game's a rendering of the test signal
+//     with a seed of its own, at 44.1 kHz stereo S16 (QEMU's ES1370 plays
+//     garbage at 48 kHz), and the mmap game compiled when a run is its;
 //   - the speech synthesizer's a paragraph of its own in a voice and pitch
 //     of its own, and, as its source, espeak-ng's rendering of it to a WAV
-//     file (the same espeak-ng the guest runs: the host's root filesystem).
+//     file (the same espeak-ng the guest runs: the host's root filesystem);
+//   - the recorder (arecord) none: its card records a silent backend.
 import { readFileSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -16,6 +18,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { renderTestSignal } from '../audio/test-signal.js';
 import { encodeWav } from '../audio/wav.js';
+import { compileMmapGame } from './inputs.js';
 
 export const RECOVERY_SOURCE_SECONDS = 8;
 export const RECOVERY_RATE = 44100;
@@ -25,8 +28,10 @@ export type RecoverySource = { kind: 'wav'; wav: string } | { kind: 'speech'; ar
 
 export interface RecoveryInputs {
   dir: string;
-  /** By run key (recoveryRunKey). */
+  /** By run key (recoveryRunKey); none for a recorder's run (arecord-hw: it records, its card on a silent backend). */
   sources: Record<string, RecoverySource>;
+  /** The compiled mmap game, when a run is the game's. */
+  mmapGame?: string;
 }
 
 /** A run's key: the card's driver, the application and the fault ('manual' for `shadowctl recover`). */
@@ -57,7 +62,7 @@ const VOICES: string[][] = [
   ['-v', 'en+f1', '-s', '170', '-p', '55'],
 ];
 
-/** The sources for every run key given; apps are 'aplay-hw' (a WAV) or 'espeak' (speech). */
+/** The sources for every run key given; apps are 'aplay-hw' and 'game' (a WAV each), 'espeak' (speech) or 'arecord-hw' (none). */
 export async function makeRecoveryInputs(keys: readonly string[]): Promise<RecoveryInputs> {
   const dir = await mkdtemp(join(tmpdir(), 'shadowd-sound-recovery-'));
   const sources: Record<string, RecoverySource> = {};
@@ -73,7 +78,9 @@ export async function makeRecoveryInputs(keys: readonly string[]): Promise<Recov
       speech++;
       await execa('espeak-ng', [...args, '-w', file, text]);
       sources[key] = { kind: 'speech', args, text, wav: file };
-    } else if (app === 'aplay-hw') {
+    } else if (app === 'arecord-hw') {
+      continue;
+    } else if (app === 'aplay-hw' || app === 'game') {
       const x = renderTestSignal({ seconds: RECOVERY_SOURCE_SECONDS, rate: RECOVERY_RATE, seed: seed++, amplitude: 0.5, padSeconds: 0.05 });
       await writeFile(file, encodeWav([x, x], RECOVERY_RATE));
       sources[key] = { kind: 'wav', wav: file };
@@ -82,6 +89,7 @@ export async function makeRecoveryInputs(keys: readonly string[]): Promise<Recov
     }
   }
   const inputs: RecoveryInputs = { dir, sources };
+  if (keys.some((k) => k.split('/')[1] === 'game')) inputs.mmapGame = await compileMmapGame(dir);
   await writeFile(join(dir, 'inputs.json'), JSON.stringify(inputs, null, 2));
   return inputs;
 }

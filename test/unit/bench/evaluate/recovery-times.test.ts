@@ -29,3 +29,24 @@ describe('recoveryChart', () => {
     expect(svg).not.toContain('b< ');
   });
 });
+
+describe('recoveryChart with the baselines', () => {
+  it('adds a bar per device for its bare restart and one for its own reset where it has one, with their legend', () => {
+    const t = timingsFromHistory({ recoveries: [{ id: 'a', trigger: 't', result: 'recovered', phases: { detect: 500, restart: 1000, total: 1000 } }] }, ctx);
+    const svg = recoveryChart(t, {
+      kernel: '6.1',
+      rounds: 2,
+      devices: [
+        { cls: 'net', driver: 'e1000', unit: '0000:00:03.0', service: 'ping', bare: [{ unbindMs: 5, bindMs: 100, serviceMs: 900 }, { unbindMs: 5, bindMs: 100, serviceMs: 1100 }], reset: { what: 'tx timeout reset', rounds: [{ detectionMs: 5000, serviceMs: 300 }] } },
+        { cls: 'sound', driver: 'snd_ens1370', unit: '0000:00:04.0', service: 'pcm', bare: [{ unbindMs: 5, bindMs: 50, serviceMs: 200 }], reset: { none: 'no reset' } },
+      ],
+    });
+    // The recovery's two phases, then bare (2 devices) and the one reset's two segments.
+    expect(svg.match(/<rect [^>]*><title>/g)).toHaveLength(6);
+    expect(svg).toContain('e1000 6.1 bare unbind + bind');
+    expect(svg).toContain('e1000 bare unbind + bind: median 1000 ms of 2');
+    expect(svg).toContain('e1000 6.1 own reset');
+    expect(svg).not.toContain('snd_ens1370 6.1 own reset');
+    expect(svg).toContain('>own reset: service</text>');
+  });
+});

@@ -53,3 +53,28 @@ describe('the reliability table', () => {
     expect(withReadmeTable('no markers\n', d)).toBe('no markers\n');
   });
 });
+
+describe('the recovery time section', () => {
+  const recovery = { cls: 'net', driver: 'e1000', kernel: '6.1', fault: 'lost-irq', id: 'r1', trigger: 'tx-stall', result: 'recovered', phases: { detect: 1000, restart: 800 }, totalMs: 1800 };
+  it('sets each driver\'s recoveries beside its bare restart and its own reset, or says there is none and why', () => {
+    const d: EvaluationData = {
+      ...data([]),
+      recoveries: [recovery],
+      baselines: {
+        kernel: '6.1',
+        rounds: 2,
+        devices: [
+          { cls: 'net', driver: 'e1000', unit: '0000:00:03.0', service: 'a ping answered', bare: [{ unbindMs: 5, bindMs: 90, serviceMs: 1200 }, { unbindMs: 5, bindMs: 90, serviceMs: 1400 }], reset: { what: 'the driver\'s transmit timeout reset', rounds: [{ detectionMs: 5100, serviceMs: 400 }] } },
+          { cls: 'block', driver: 'ahci', unit: '0000:00:05.0', service: 'its first block read', bare: [{ unbindMs: 300, bindMs: 900, serviceMs: 2500 }], reset: { none: 'nothing user space can call' }, error: 'disk gone' },
+        ],
+      },
+    };
+    const md = renderEvaluation(d, 'chart.svg');
+    expect(md).toContain('| net | e1000 | 1,800 | 800 | 1,300 (1,200-1,400) | 5,100 | 400 | a ping answered |');
+    expect(md).toContain('| block | ahci |  |  | 2,500 (stopped: disk gone) | none: nothing user space can call |  | its first block read |');
+    expect(md).toContain('Own reset: the driver\'s transmit timeout reset.');
+  });
+  it('says so when the run measured no baselines', () => {
+    expect(renderEvaluation({ ...data([]), recoveries: [recovery] }, 'chart.svg')).toContain('Not yet beside a bare unbind + bind');
+  });
+});

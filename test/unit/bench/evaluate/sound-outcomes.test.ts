@@ -35,7 +35,7 @@ const rec: SoundRunContext = { driver: 'snd_ens1370', kernel: '6.1', fault: 'los
 function recoveryRun(over: Partial<SoundRecoveryRun> = {}): SoundRecoveryRun {
   return {
     card: 'card0', driver: 'snd_ens1370', app: 'aplay-hw', fault: 'lost-irq', exitCode: 0, stderr: '', recoveries: [{ id: 'r1', result: 'recovered', trigger: 'stream-stall' }], recoveredAfterMs: 1400,
-    source: 'snd_ens1370/aplay-hw/lost-irq', afterFault: null, appMs: 9500, faultAtMs: 2300, when: 'mid', clearedByHand: false,
+    source: 'snd_ens1370/aplay-hw/lost-irq', recording: null, mixer: null, afterFault: null, appMs: 9500, faultAtMs: 2300, when: 'mid', clearedByHand: false,
     ...over,
   };
 }
@@ -117,6 +117,31 @@ describe('soundRecoveryOutcome (with shadowd)', () => {
     expect(soundRecoveryOutcome('aplay-hw', recoveryRun({ faultAtMs: -1, fault: 'fail-stop@drain', when: 'drain' }), heard(proof()), { ...rec, fault: 'fail-stop@drain' }).outcome).toBe('no result');
     expect(soundRecoveryOutcome('aplay-hw', undefined, heard(undefined), rec).outcome).toBe('no result');
     expect(soundRecoveryOutcome('aplay-hw', recoveryRun(), heard(proof()), { ...rec, crash: 'the guest stopped answering (timed out)' }).outcome).toBe('system crash');
+  });
+
+  it('the recorder is judged by its recording\'s length against what it asked for, its card having no audio to prove', () => {
+    const recorder = (over: Partial<SoundRecoveryRun>): SoundRecoveryRun => recoveryRun({ app: 'arecord-hw', source: null, ...over });
+    const none = { proof: undefined, recorded: false };
+    const ok = soundRecoveryOutcome('arecord-hw', recorder({ recording: { askedMs: 8000, recordedMs: 7990 } }), none, rec);
+    expect(verdict(ok)).toBe('audio recorder (arecord): works');
+    expect(ok.evidence).toMatch(/^recovered by stream-stall \(recovered\) 1400 ms after the fault; exit 0, recorded 7990 of 8000 ms/);
+    expect(soundRecoveryOutcome('arecord-hw', recorder({ recording: { askedMs: 8000, recordedMs: 5000 } }), none, rec)).toMatchObject({ outcome: 'app break', evidence: expect.stringMatching(/exit 0 but recorded 5000 of 8000 ms$/) as unknown });
+    expect(soundRecoveryOutcome('arecord-hw', recorder({ recording: { askedMs: 8000, recordedMs: null } }), none, rec).outcome).toBe('app break');
+    expect(soundRecoveryOutcome('arecord-hw', recorder({ exitCode: 1, stderr: 'arecord: read error', recording: { askedMs: 8000, recordedMs: 3000 } }), none, rec)).toMatchObject({ outcome: 'app crash', evidence: expect.stringMatching(/exit 1: arecord: read error; recorded 3000 of 8000 ms$/) as unknown });
+  });
+
+  it('a game whose volume the recovery lost is a break however its audio played; kept, it is said so', () => {
+    const game = (mixer: SoundRecoveryRun['mixer']): SoundRecoveryRun => recoveryRun({ app: 'game', fault: 'fail-prepare', mixer });
+    const ctx = { ...rec, fault: 'fail-prepare' };
+    const kept = soundRecoveryOutcome('game', game({ element: 'PCM', set: 25, after: 25 }), heard(proof()), ctx);
+    expect(verdict(kept)).toBe('game (mmap game (alsa-lib)): works');
+    expect(kept.evidence).toMatch(/; PCM kept at the 25 it set$/);
+    const lost = soundRecoveryOutcome('game', game({ element: 'PCM', set: 25, after: 31 }), heard(proof()), ctx);
+    expect(lost.outcome).toBe('app break');
+    expect(lost.evidence).toMatch(/its volume lost: it set PCM to 25, which was 31 when it ended/);
+    expect(soundRecoveryOutcome('game', game({ element: 'PCM', set: null, after: 31 }), heard(proof()), ctx).outcome).toBe('app break');
+    // A crash stays a crash.
+    expect(soundRecoveryOutcome('game', { ...game({ element: 'PCM', set: 25, after: 31 }), exitCode: 1 }, heard(proof()), ctx).outcome).toBe('app crash');
   });
 
   it('a drain that ended before any recovery is said so', () => {

@@ -1,19 +1,24 @@
 // The sound class end to end with shadowd, in a real 6.1 guest with two of
 // the class's drivers (snd-ens1370, snd-intel8x0), in one boot: shadowd runs
-// as a user would run it (taps, shadow, detectors, the helper); a player and
-// the speech synthesizer each play on each card while a fault is injected
-// (lost-irq, fail-stop, fail-prepare). shadowd must detect each failure on
-// its own (a stalled stream; a prepare the helper holds) and recover the
-// card, and every application must exit 0. A manual `shadowctl recover`
-// under a playing player, and status/show/history of the cards. The guest
-// side is guest/sound-recovery-scenario.ts.
+// as a user would run it (taps, shadow, detectors, the helper); a player,
+// the speech synthesizer and the game (alsa-lib mmap, its volume turned down
+// before the fault) each play on each card, and the recorder records on a
+// second card of each driver, while a fault is injected (lost-irq,
+// fail-stop, fail-prepare). shadowd must detect each failure on its own (a
+// stalled stream; a prepare the helper holds) and recover the card, every
+// application must exit 0, the game's volume must still be what it set,
+// and the recording must have the length asked for. A manual `shadowctl
+// recover` under a playing player, and status/show/history of the cards. The
+// guest side is guest/sound-recovery-scenario.ts.
 //
 // Proof of sound, not of exit codes: every run plays a source of its own
 // (sound-apps/recovery-inputs.ts), QEMU's wav backend records what each card
 // played, and the proof library (audio/proof.ts) must find each run's source
 // in its card's recording whole and in order, with one gap at most (the
 // recovery's; its length reported), no repeated or garbage audio and the
-// level unchanged. Repeats and garbage are looked for from the run's first
+// level unchanged (but for the game's volume step, on the cards whose QEMU
+// model applies the mixer: one step, and none back at the recovery).
+// Repeats and garbage are looked for from the run's first
 // sound to where the card's next run begins: what a card plays after a
 // source's end (a stale ring looping on) counts too. The control (the same
 // applications without shadowd, which fail) is apps-control.test.ts.
@@ -34,12 +39,11 @@ import { describeProof, proofFailures, type ProofCriteria, type ProofReport } fr
 import { assertGuestOk } from '../../rig/guest.js';
 import { buildHelperModule } from '../../rig/kmod-build.js';
 import { recoveryRunKey } from '../../sound-apps/recovery-inputs.js';
-import { EDGE_LOST_MS, recoveryCriteria, STALL_LOST_MS, STALLS } from './proof-criteria.js';
+import { EDGE_LOST_MS, expectedLevelSteps, RECORDED_WITHIN_MS, recoveryCriteria, STALL_LOST_MS, STALLS } from './proof-criteria.js';
 import {
   DRAIN_FAULTS,
-  RECOVERY_APPS as APPS,
   RECOVERY_CARDS as DRIVERS,
-  RECOVERY_FAULTS as FAULTS,
+  RECOVERY_CASES as CASES,
   RECOVERY_RUN_CASES as runCases,
   RECOVERY_SCRIPT as SCRIPT,
   RECOVERY_SCRIPT_SOURCE as SOURCE,
@@ -81,7 +85,7 @@ describe('sound applications with shadowd: a driver failure is detected, the car
     return r!;
   }
 
-  it('recovers ens1370 and intel8x0 under aplay and espeak-ng from every fault', () => {
+  it('recovers ens1370 and intel8x0 under aplay, espeak-ng, the mmap game and arecord from every fault', () => {
     const r = result();
     for (const run of r.runs) {
       const rec = run.recoveries.map((x) => `${x.result} (${x.trigger ?? '?'}, detect ${(x['phases'] as { detect?: number } | undefined)?.detect ?? '-'} ms, restart ${(x['phases'] as { restart?: number } | undefined)?.restart ?? '-'} ms)`).join(', ');
@@ -90,7 +94,7 @@ describe('sound applications with shadowd: a driver failure is detected, the car
     expect(r.problems).toEqual([]);
     assertGuestOk(runs!.guest, 'sound recovery scenario');
     expect(r.cards.map((c) => c.driver).sort()).toEqual(['snd_ens1370', 'snd_intel8x0']);
-    expect(r.runs).toHaveLength(r.cards.length * (APPS.length * FAULTS.length + DRAIN_FAULTS.length));
+    expect(r.runs).toHaveLength(r.cards.length * (CASES.length + DRAIN_FAULTS.length));
     for (const run of r.runs) {
       expect(run.exitCode, `${run.driver} ${run.app} ${run.fault}: ${run.stderr}`).toBe(0);
       if (run.when === 'drain') {
@@ -108,6 +112,16 @@ describe('sound applications with shadowd: a driver failure is detected, the car
       for (const x of run.recoveries) expect(x.result, `${run.driver} ${run.app} ${run.fault} ${x.id}`).toBe('recovered');
       // Detected by the sound class's own detectors, not by hand.
       expect(run.recoveries[0]!.trigger, `${run.driver} ${run.app} ${run.fault}`).toBe(run.fault === 'fail-prepare' ? 'prepare-failed' : 'stream-stall');
+      // The recorder recorded what it was asked for, the recovery's gap filled by its own recovery from the overrun.
+      if (run.app === 'arecord-hw') {
+        expect(run.recording, `${run.driver} arecord ${run.fault}`).not.toBeNull();
+        expect(Math.abs((run.recording!.recordedMs ?? -1e9) - run.recording!.askedMs), `${run.driver} arecord ${run.fault}: recorded ${run.recording!.recordedMs} of ${run.recording!.askedMs} ms`).toBeLessThan(RECORDED_WITHIN_MS);
+      }
+      // The game's volume, set before the fault, is still what it set.
+      if (run.app === 'game') {
+        expect(run.mixer?.set, `${run.driver} game ${run.fault}: it never set its volume`).toEqual(expect.any(Number));
+        expect(run.mixer?.after, `${run.driver} game ${run.fault}: ${run.mixer?.element}`).toBe(run.mixer?.set);
+      }
     }
     expect(r.manual.recover?.exitCode).toBe(0);
     expect(r.manual.recover?.output).toMatch(/^sound:card0: recovered in \d+ ms/);
@@ -119,16 +133,24 @@ describe('sound applications with shadowd: a driver failure is detected, the car
     console.log(`${what}: ${gap ? `gap of ${gap.captureGapMs.toFixed(0)} ms (${gap.captureSilentMs.toFixed(0)} ms silent) at source ${gap.atSourceMs.toFixed(0)} ms, source lost ${gap.sourceLostMs.toFixed(0)} ms` : 'no gap'}\n${describeProof(r, criteria)}`);
   };
 
-  it.each(runCases.filter(([, , f]) => !STALLS.has(f)))('%s on %s through %s: the recording holds its whole source, in order, one gap at most', (app, driver, fault) => {
+  /** The players' runs (the recorder's has no source to find). */
+  const played = runCases.filter(([app]) => app !== 'arecord-hw');
+  /** The tests' criteria for a player's run: the game's volume step where the card's model applies it. */
+  const criteriaFor = (r: ProofReport, app: string, driver: string): ProofCriteria => {
+    const steps = expectedLevelSteps(app, driver);
+    return { ...recoveryCriteria(r), ...(steps ? { expectedLevelSteps: steps } : {}) };
+  };
+
+  it.each(played.filter(([, , f]) => !STALLS.has(f)))('%s on %s through %s: the recording holds its whole source, in order, one gap at most', (app, driver, fault) => {
     const r = proof(driver, recoveryRunKey(driver, app, fault));
-    const criteria = recoveryCriteria(r);
+    const criteria = criteriaFor(r, app, driver);
     describeRun(r, criteria, `${driver} ${app} ${fault}`);
     expect(proofFailures(r, criteria)).toEqual([]);
   });
 
-  it.each(runCases.filter(([, , f]) => STALLS.has(f)))('%s on %s through %s: the recording holds its source played to its end, no more than a stall\'s worth lost (repeats: open)', (app, driver, fault) => {
+  it.each(played.filter(([, , f]) => STALLS.has(f)))('%s on %s through %s: the recording holds its source played to its end, no more than a stall\'s worth lost (repeats: open)', (app, driver, fault) => {
     const r = proof(driver, recoveryRunKey(driver, app, fault));
-    const criteria = recoveryCriteria(r);
+    const criteria = criteriaFor(r, app, driver);
     describeRun(r, criteria, `${driver} ${app} ${fault}`);
     const lastEnd = Math.max(...r.segments.map((g) => g.sourceEndMs));
     expect(r.sourceMs - lastEnd, 'the end of the source is not in the recording').toBeLessThanOrEqual(EDGE_LOST_MS);

@@ -115,11 +115,13 @@ export async function runSoundAppsControl(kernel?: KernelSeries): Promise<SoundC
 
 export const RECOVERY_SCRIPT = repoPath('dist/test/vm/guest/sound-recovery-scenario.js');
 export const RECOVERY_SCRIPT_SOURCE = repoPath('test/vm/guest/sound-recovery-scenario.ts');
-/** The cards in the rig's order: card N records into sndN.wav. */
+/** The playing cards in the rig's order: card N records into sndN.wav. A second card of each follows, on a silent backend, for the recorder. */
 export const RECOVERY_CARDS: [SoundPreset, string][] = [
   ['es1370', 'snd_ens1370'],
   ['ac97', 'snd_intel8x0'],
 ];
+const RECOVERY_DEVICES: SoundPreset[] = [...RECOVERY_CARDS.map(([p]) => p), ...RECOVERY_CARDS.map(([p]) => p)];
+const RECOVERY_SILENT = RECOVERY_CARDS.map((_c, k) => RECOVERY_CARDS.length + k);
 /**
  * mpg123 is left out of CI for now: in 1 of 6 of its runs in a bench round
  * (lost-irq on intel8x0; before, fail-prepare on ens1370) it died with
@@ -128,6 +130,14 @@ export const RECOVERY_CARDS: [SoundPreset, string][] = [
  */
 export const RECOVERY_APPS = ['aplay-hw', 'espeak'];
 export const RECOVERY_FAULTS = ['lost-irq', 'fail-stop', 'fail-prepare'];
+/**
+ * The game (mmap, its volume turned down before its fault) and the recorder
+ * (on each driver's second card), each under every fault too: the seed's
+ * four sound applications, with mpg123's runs in the bench.
+ */
+export const RECOVERY_MORE_APPS = ['game', 'arecord-hw'];
+/** Every run through a fault mid-stream on each driver, [app, fault]. */
+export const RECOVERY_CASES: (readonly [string, string])[] = [...RECOVERY_APPS, ...RECOVERY_MORE_APPS].flatMap((a) => RECOVERY_FAULTS.map((f) => [a, f] as const));
 /**
  * Faults injected while aplay drains the end of its stream (it has written
  * its whole file): fail-stop freezes the position; the kernel fails the
@@ -142,14 +152,14 @@ export const RECOVERY_TIMEOUT_MS = 900_000;
 
 /** Every run's key (recoveryRunKey): each card's apps under each fault, aplay under each fault in its drain, and aplay under a manual recover on the first card. */
 export const RECOVERY_KEYS = [
-  ...RECOVERY_CARDS.flatMap(([, d]) => RECOVERY_APPS.flatMap((a) => RECOVERY_FAULTS.map((f) => recoveryRunKey(d, a, f)))),
+  ...RECOVERY_CARDS.flatMap(([, d]) => RECOVERY_CASES.map(([a, f]) => recoveryRunKey(d, a, f))),
   ...RECOVERY_CARDS.flatMap(([, d]) => DRAIN_FAULTS.map((f) => recoveryRunKey(d, 'aplay-hw', `${f}@drain`))),
   recoveryRunKey(RECOVERY_CARDS[0]![1], 'aplay-hw', 'manual'),
 ];
 
 /** The runs through a fault, [app, driver, fault] (the manual recover apart). */
 export const RECOVERY_RUN_CASES = [
-  ...RECOVERY_CARDS.flatMap(([, d]) => RECOVERY_APPS.flatMap((a) => RECOVERY_FAULTS.map((f) => [a, d, f] as const))),
+  ...RECOVERY_CARDS.flatMap(([, d]) => RECOVERY_CASES.map(([a, f]) => [a, d, f] as const)),
   ...RECOVERY_CARDS.flatMap(([, d]) => DRAIN_FAULTS.map((f) => ['aplay-hw', d, `${f}@drain`] as const)),
 ];
 
@@ -183,9 +193,10 @@ export async function runSoundAppsRecovery(kernel?: KernelSeries): Promise<Sound
   return withSoundFiles(inputs.dir, 'shadowd-sound-recovery-capture-', async (captureDir) => {
     const guest = await runInGuest({
       ...(kernel ? { kernel } : {}),
-      command: [process.execPath, RECOVERY_SCRIPT, '--apps', RECOVERY_APPS.join(','), '--faults', RECOVERY_FAULTS.join(','), '--seconds', '8', '--inputs', inputs.dir, '--drain-faults', DRAIN_FAULTS.join(',')],
-      devices: RECOVERY_CARDS.map(([p]) => p),
+      command: [process.execPath, RECOVERY_SCRIPT, '--cases', RECOVERY_CASES.map(([a, f]) => `${a}:${f}`).join(','), '--seconds', '8', '--inputs', inputs.dir, '--drain-faults', DRAIN_FAULTS.join(',')],
+      devices: RECOVERY_DEVICES,
       soundCaptureDir: captureDir,
+      soundSilentCards: RECOVERY_SILENT,
       timeoutMs: RECOVERY_TIMEOUT_MS,
     });
     const line = guest.stdout.split('\n').find((l) => l.startsWith('SOUND_RECOVERY '));
@@ -204,7 +215,7 @@ export async function runSoundAppsRecovery(kernel?: KernelSeries): Promise<Sound
       const sources = inputs.sources;
       const sourceOf = (key: string): Wav => parseWav(readFileSync(sources[key]!.wav));
       const spans = RECOVERY_KEYS
-        .filter((k) => k.startsWith(`${driver}/`))
+        .filter((k) => k.startsWith(`${driver}/`) && sources[k] !== undefined)
         .map((key) => ({ key, r: proveSound(sourceOf(key), capture, { window: 'span' }) }))
         .filter((x) => x.r.segments.length > 0)
         .sort((a, b) => a.r.windowMs[0] - b.r.windowMs[0]);

@@ -1,18 +1,10 @@
 // Guest side: finding a scratch disk by its serial, the unit a restart of its
 // controller's driver acts on, the kernel log since a point in time, and the
 // faults the disk scenarios inject (pluggable: `DiskFault`).
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, realpathSync, writeFileSync, constants } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, writeFileSync, constants } from 'node:fs';
+import { restartUnitAt, type RestartUnit } from '../restart-unit.js';
 
-export interface RestartUnit {
-  /** Bus of the device the driver is bound to: pci or virtio. */
-  bus: string;
-  driver: string;
-  /** The device's name on its bus: 0000:00:01.1, virtio2. */
-  id: string;
-  /** Its sysfs path. */
-  path: string;
-}
+export type { RestartUnit } from '../restart-unit.js';
 
 export interface DiskRef {
   serial: string;
@@ -48,14 +40,7 @@ export function diskSerial(name: string): string | null {
 
 /** Walks up from the disk's device to the first device with a driver that is not a SCSI device. */
 export function restartUnitOf(name: string): RestartUnit {
-  let dir = realpathSync(`/sys/block/${name}/device`);
-  for (; dir !== '/sys/devices' && dir !== '/'; dir = dirname(dir)) {
-    if (!existsSync(join(dir, 'driver')) || !existsSync(join(dir, 'subsystem'))) continue;
-    const bus = basename(readlinkSync(join(dir, 'subsystem')));
-    if (bus === 'scsi') continue;
-    return { bus, driver: basename(readlinkSync(join(dir, 'driver'))), id: basename(dir), path: dir };
-  }
-  throw new Error(`no driver-bound ancestor of /sys/block/${name}/device`);
+  return restartUnitAt(`/sys/block/${name}/device`);
 }
 
 /** The disk with this serial now (with a diskseq above `minDiskseq`, if given), or null. Partitions and dm devices are skipped. */
