@@ -18,10 +18,8 @@
 // guest time, a boot's set-up about 45 s with all nine devices.
 //
 // Moments: idle, under load, during another device's recovery, during a
-// configuration change. Not yet:
-// - "daemon restarting" (a fault while shadowd starts again: its taps take
-//   most of a minute to attach under TCG, which a campaign of 200 would pay
-//   for every such fault; the service test restarts it, without a fault);
+// configuration change, while shadowd restarts (about 10 % of the faults:
+// its start takes 25-35 s under TCG). Not yet:
 // - sticky faults on disks (plan.ts says why), lost-irq on the ATA disks;
 // - sound applications other than aplay, and a proof of the audio itself
 //   (aplay's exit status and the stream's position are what is checked).

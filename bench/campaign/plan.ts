@@ -20,11 +20,22 @@ export type CampaignClass = 'net' | 'block' | 'sound';
  *   (`shadowctl recover`, of another class) is in progress;
  * - config: under load, with a configuration change of the device just
  *   before the fault and another one right after it (during detection and
- *   recovery); the last value must be there afterwards.
- * Not yet: "daemon restarting" (see main.ts's header).
+ *   recovery); the last value must be there afterwards;
+ * - restart: under load, while shadowd restarts: it stops (SIGTERM, as
+ *   `systemctl restart` stops it), the fault goes in while it is down
+ *   (through the helper), and it starts again; on its start it must find the
+ *   failed device and recover it.
+ * `restart` is drawn apart (RESTART_SHARE of the `load` faults, from a
+ * stream of its own), so that a seed's plan made before it (the 200-fault
+ * campaign's, the smoke run's) stays what it was but for some `load` faults
+ * that now go in during a restart.
  */
 export const MOMENTS = ['idle', 'load', 'concurrent', 'config'] as const;
-export type Moment = (typeof MOMENTS)[number];
+export type Moment = (typeof MOMENTS)[number] | 'restart';
+/** The share of `load` faults that go in while shadowd restarts instead (about 10 % of all). */
+export const RESTART_SHARE = 0.4;
+/** The restart draws' own stream: the seed's, shifted. */
+const RESTART_STREAM = 0x9e3779b9;
 
 /** One device of the campaign's guest: its QEMU preset, driver and the faults the plan may give it. */
 export interface CampaignDevice {
@@ -99,6 +110,7 @@ export function planFaults(count: number, seed: number, devices: readonly Campai
   if (!Number.isInteger(count) || count < 1) throw new Error(`--faults must be a positive integer, got ${count}`);
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new Error(`--seed must be an integer from 0 to ${0xffffffff}, got ${seed}`);
   const rand = prng(seed);
+  const restartRand = prng((seed ^ RESTART_STREAM) >>> 0);
   const classes = [...new Set(devices.map((d) => d.cls))];
   // The class order itself comes from the seed too.
   const offset = Math.floor(rand() * classes.length);
@@ -116,7 +128,10 @@ export function planFaults(count: number, seed: number, devices: readonly Campai
       const others = devices.map((x, i) => [x, i] as const).filter(([x]) => x.cls !== cls);
       other = others.length > 0 ? pick(rand, others)[1] : null;
     }
-    out.push({ n, device, cls, driver: d.driver, fault, sticky, moment: other === null && moment === 'concurrent' ? 'load' : moment, other });
+    const at: Moment = other === null && moment === 'concurrent' ? 'load' : moment;
+    // Drawn for every fault, so that each fault's draw depends on its number only.
+    const restart = restartRand() < RESTART_SHARE;
+    out.push({ n, device, cls, driver: d.driver, fault, sticky, moment: at === 'load' && restart ? 'restart' : at, other });
   }
   return out;
 }

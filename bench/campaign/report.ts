@@ -11,7 +11,8 @@ const cell = (t: string): string => t.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
 function faultLine(f: ClassifiedFault): string {
   const p = f.plan;
-  const other = p.other !== null ? ` (recovering ${CAMPAIGN_DEVICES[p.other]!.driver} meanwhile)` : '';
+  const r = f.result?.restart;
+  const other = p.other !== null ? ` (recovering ${CAMPAIGN_DEVICES[p.other]!.driver} meanwhile)` : r ? ` (shadowd stopped in ${s(r.stopMs)}, ready again ${s(r.readyMs)} after the fault)` : '';
   return `${p.n}. ${p.cls} ${p.driver}${f.result ? ` (${f.result.target})` : ''}: ${p.fault}${p.sticky ? ' sticky' : ''} at ${p.moment}${other}`;
 }
 

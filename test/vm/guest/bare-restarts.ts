@@ -74,7 +74,8 @@ const SERVICE_TIMEOUT_MS = 60_000;
 const now = (): number => performance.now();
 const note = (s: string): void => console.log(`[bare] ${s}`);
 
-for (const m of opts.modules.split(',').filter(Boolean)) await execa('modprobe', [m], { reject: false });
+// The drivers given, and the SCSI disk driver that puts the libata disks on /sys/block.
+for (const m of [...opts.modules.split(',').filter(Boolean), 'sd_mod']) await execa('modprobe', [m], { reject: false });
 await loadHelper(true);
 await sleep(1500);
 

@@ -12,6 +12,8 @@
 //   afterwards; the gap is the longest a write waited for its acknowledgement;
 // - sound: aplay on the card's hw: device must exit 0; the gap is the
 //   longest time the stream's hardware position did not move.
+// At the restart moment shadowd is stopped and started again around the
+// fault (plan.ts).
 // What shadowd did is read from its history (the recoveries of the device
 // since the fault), what the kernel said from /dev/kmsg. A sticky fault is
 // followed, once shadowd gave up, by `inject clear` and `shadowctl recover`
@@ -31,7 +33,7 @@ import { nicSubnet } from '../rig/devices.js';
 import { controlFor, mapOf, rowOfMap } from './block-shadowctl.js';
 import { startWriters, stopWriters, verifyData, warmUp } from './block-writer-run.js';
 import { kmsgMark, kmsgSince, waitForDisk } from './disk-apps/disks.js';
-import { DRIVER_SETTINGS, interfaceOf, loadHelper, waitForCarrier } from './nic-setup.js';
+import { DRIVER_SETTINGS, helperCommand, interfaceOf, loadHelper, waitForCarrier } from './nic-setup.js';
 import { shadowdEnv, startShadowd } from './shadowd-process.js';
 import { hwPtr, loadSoundDrivers, soundCards, soundSource, type Card } from './sound-apps.js';
 
@@ -60,6 +62,8 @@ export interface CampaignFaultResult {
   config: { what: string; set: { value: string; ok: boolean; error: string }[]; after: string; kept: boolean } | null;
   /** sticky: clearing the fault and bringing the device back. */
   cleanup: string | null;
+  /** restart: how long shadowd took to stop, and to be ready again after the fault went in. */
+  restart?: { stopMs: number; readyMs: number } | null;
   /** Kernel log lines since the fault that are warnings, oopses, hangs. */
   kernel: string[];
   daemonLog: string;
@@ -142,7 +146,9 @@ writeFileSync(
   ].join('\n'),
 );
 let daemonLog = '';
-const started = await startShadowd(work, (t) => (daemonLog = (daemonLog + t).slice(-200_000)), ['--allow-faults', '--config', config], 600_000);
+/** Starts shadowd (again, for the restart moment) with the campaign's configuration and state. */
+const startDaemon = (): ReturnType<typeof startShadowd> => startShadowd(work, (t) => (daemonLog = (daemonLog + t).slice(-200_000)), ['--allow-faults', '--config', config], 600_000);
+let started = await startDaemon();
 note(`shadowd ready in ${started.readyMs} ms`);
 const poll = controlFor(work);
 /**
@@ -398,7 +404,7 @@ async function runFault(f: PlannedFault): Promise<CampaignFaultResult> {
   const logFrom = daemonLog.length;
   const target = await nameNow(f.device);
   const seen = new Set([target]);
-  const out: CampaignFaultResult = { plan: f, target, inject: '', recoveries: [], other: null, app: { program: '', ok: false, evidence: 'not started', gapMs: null }, config: null, cleanup: null, kernel: [], daemonLog: '', ms: 0 };
+  const out: CampaignFaultResult = { plan: f, target, inject: '', recoveries: [], other: null, app: { program: '', ok: false, evidence: 'not started', gapMs: null }, config: null, cleanup: null, restart: null, kernel: [], daemonLog: '', ms: 0 };
   const inject = async (): Promise<number> => {
     const at = Date.now();
     const r = await control('inject', { device: ref(f.device, await nameNow(f.device)), fault: f.fault, sticky: f.sticky });
@@ -441,6 +447,22 @@ async function runFault(f: PlannedFault): Promise<CampaignFaultResult> {
       out.config = { what: c.what, set: [first, second], after: '', kept: false };
       // Read back once the recoveries are over (below).
       configRead = c.read;
+    } else if (f.moment === 'restart') {
+      // shadowd stops as `systemctl restart` stops it (SIGTERM), the fault
+      // goes in while it is down (through the helper: no control socket),
+      // and it starts again with the device already failed.
+      const dev = ref(f.device, await nameNow(f.device));
+      let at = Date.now();
+      started.daemon.kill('SIGTERM');
+      await started.daemon;
+      const stopMs = Date.now() - at;
+      injectedAt = Date.now();
+      out.inject = await helperCommand(`inject ${dev} ${f.fault}${f.sticky ? ' sticky' : ''}`);
+      if (!out.inject.startsWith('ok ')) throw new Error(`inject through the helper failed: ${out.inject}`);
+      at = Date.now();
+      started = await startDaemon();
+      out.restart = { stopMs, readyMs: Date.now() - at };
+      note(`fault ${f.n}: shadowd stopped in ${stopMs} ms, the fault went in, ready again in ${out.restart.readyMs} ms`);
     } else {
       injectedAt = await inject();
     }
@@ -488,7 +510,7 @@ for (const f of plan) {
   try {
     res = await runFault(f);
   } catch (err) {
-    res = { plan: f, target: names.get(f.device) ?? '', inject: '', recoveries: [], other: null, app: { program: '', ok: false, evidence: 'the run threw', gapMs: null }, config: null, cleanup: null, kernel: [], daemonLog: daemonLog.split('\n').slice(-40).join('\n'), ms: 0, error: err instanceof Error ? (err.stack ?? err.message) : String(err) };
+    res = { plan: f, target: names.get(f.device) ?? '', inject: '', recoveries: [], other: null, app: { program: '', ok: false, evidence: 'the run threw', gapMs: null }, config: null, cleanup: null, restart: null, kernel: [], daemonLog: daemonLog.split('\n').slice(-40).join('\n'), ms: 0, error: err instanceof Error ? (err.stack ?? err.message) : String(err) };
   }
   lastEnded.set(f.device, Date.now());
   note(`fault ${f.n}: ${res.error ? `error: ${res.error.split('\n')[0]}` : `${res.recoveries.map((r) => r.result).join(', ') || 'no recovery'}; ${res.app.program} ${res.app.ok ? 'ok' : 'NOT ok'} (${res.app.evidence}); gap ${res.app.gapMs ?? '-'} ms`}`);

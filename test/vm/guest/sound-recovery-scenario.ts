@@ -16,7 +16,8 @@
 // as soon as the stream is DRAINING: the player has written its whole file
 // and waits in its drain for the end of its buffer to play.
 // --cases lists the runs as APP:FAULT (default: every app of --apps under
-// every fault of --faults). The game (the mmap client, --inputs only) turns
+// every fault of --faults); FAULT@idle injects FAULT before the application
+// starts, on an idle card. The game (the mmap client, --inputs only) turns
 // its card's volume down mid-run before its fault goes in: the value it set
 // must still be there when it ends. The recorder (arecord-hw) records on the
 // second card of each driver (by PCI address: the rig gives it a silent
@@ -294,9 +295,13 @@ async function runWithFault(card: Card, appName: string, fault: string): Promise
   // On the control socket (what shadowctl inject sends): starting shadowctl
   // takes seconds under TCG on a loaded host, and a fault meant for the
   // middle of the stream then landed after it had ended.
-  const inject = (): Promise<void> => injectNow(card, fault);
-  if (fault === 'fail-prepare') {
-    // The stream's first prepare fails: the fault goes in before it starts.
+  // FAULT@idle: the card fails while nothing plays (fail-stop@idle: the next
+  // stream's hw_params is the first call to fail), the fault in before the
+  // application starts, as fail-prepare's is.
+  const idle = fault.endsWith('@idle');
+  const inject = (): Promise<void> => injectNow(card, idle ? fault.slice(0, -'@idle'.length) : fault);
+  if (fault === 'fail-prepare' || idle) {
+    // The stream's first prepare (or hw_params) fails: the fault goes in before it starts.
     injectedAt = performance.now();
     await inject();
     player = execa(argv[0]!, argv.slice(1), { reject: false, env });

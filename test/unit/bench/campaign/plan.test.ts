@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { CAMPAIGN_DEVICES, MOMENTS, planFaults, prng, splitBoots } from '../../../../bench/campaign/plan.js';
+import { CAMPAIGN_DEVICES, MOMENTS, planFaults, prng, RESTART_SHARE, splitBoots } from '../../../../bench/campaign/plan.js';
+
+/** The moments of seed 2026's first faults, as its 200-fault campaign ran them (docs/campaign.md, before the restart moment). */
+const FIRST_2026_MOMENTS = ['concurrent', 'concurrent', 'concurrent', 'load', 'idle', 'config'];
 
 describe('prng', () => {
   it('gives the same sequence for the same seed, another for another seed, all in [0, 1)', () => {
@@ -40,10 +43,21 @@ describe('planFaults', () => {
       expect(new Set(mine.map((f) => f.fault)), d.driver).toEqual(new Set(d.faults));
       expect(mine.every((f) => f.driver === d.driver && f.cls === d.cls)).toBe(true);
     }
-    expect(new Set(plan.map((f) => f.moment))).toEqual(new Set(MOMENTS));
+    expect(new Set(plan.map((f) => f.moment))).toEqual(new Set([...MOMENTS, 'restart']));
     const sticky = plan.filter((f) => f.sticky);
     expect(sticky.length).toBeGreaterThan(5);
     expect(sticky.length).toBeLessThan(40);
+  });
+
+  it('draws restarts from a stream of their own: about RESTART_SHARE of the load faults, every other draw as before', () => {
+    const plan = planFaults(400, 2026);
+    const restarts = plan.filter((f) => f.moment === 'restart').length;
+    const load = plan.filter((f) => f.moment === 'load').length;
+    expect(restarts / (restarts + load)).toBeGreaterThan(RESTART_SHARE - 0.15);
+    expect(restarts / (restarts + load)).toBeLessThan(RESTART_SHARE + 0.15);
+    // Read as 'load', the plan is the one the first four moments drew alone: the seed 2026 campaign's first faults, as docs/campaign.md lists them.
+    const asLoad = plan.map((f) => (f.moment === 'restart' ? 'load' : f.moment));
+    expect(asLoad.slice(0, 6)).toEqual(FIRST_2026_MOMENTS);
   });
 
   it('keeps to what each device can take: sticky only where allowed, fail-prepare only when idle, the other device of another class', () => {

@@ -4,8 +4,9 @@
 // the speech synthesizer and the game (alsa-lib mmap, its volume turned down
 // before the fault) each play on each card, and the recorder records on a
 // second card of each driver, while a fault is injected (lost-irq,
-// fail-stop, fail-prepare). shadowd must detect each failure on its own (a
-// stalled stream; a prepare the helper holds) and recover the card, every
+// fail-stop, fail-prepare), and aplay starts on a card that fail-stopped
+// while idle. shadowd must detect each failure on its own (a stalled stream;
+// a prepare or hw_params the helper holds) and recover the card, every
 // application must exit 0, the game's volume must still be what it set,
 // and the recording must have the length asked for. A manual `shadowctl
 // recover` under a playing player, and status/show/history of the cards. The
@@ -53,6 +54,9 @@ import {
   type SoundRecoveryResult as Result,
   type SoundRecoveryRuns,
 } from './sound-apps-runs.js';
+
+/** The trigger each fault that stalls nothing must be detected by (the others: stream-stall). */
+const TRIGGER: Record<string, string> = { 'fail-prepare': 'prepare-failed', 'fail-stop@idle': 'hw-params-failed' };
 
 describe('sound applications with shadowd: a driver failure is detected, the card recovered, the applications go on, and the audio proves it', () => {
   let runs: SoundRecoveryRuns | undefined;
@@ -111,7 +115,7 @@ describe('sound applications with shadowd: a driver failure is detected, the car
       expect(run.recoveries.length, `${run.driver} ${run.app} ${run.fault}`).toBeGreaterThan(0);
       for (const x of run.recoveries) expect(x.result, `${run.driver} ${run.app} ${run.fault} ${x.id}`).toBe('recovered');
       // Detected by the sound class's own detectors, not by hand.
-      expect(run.recoveries[0]!.trigger, `${run.driver} ${run.app} ${run.fault}`).toBe(run.fault === 'fail-prepare' ? 'prepare-failed' : 'stream-stall');
+      expect(run.recoveries[0]!.trigger, `${run.driver} ${run.app} ${run.fault}`).toBe(TRIGGER[run.fault] ?? 'stream-stall');
       // The recorder recorded what it was asked for, the recovery's gap filled by its own recovery from the overrun.
       if (run.app === 'arecord-hw') {
         expect(run.recording, `${run.driver} arecord ${run.fault}`).not.toBeNull();

@@ -136,8 +136,16 @@ export const RECOVERY_FAULTS = ['lost-irq', 'fail-stop', 'fail-prepare'];
  * four sound applications, with mpg123's runs in the bench.
  */
 export const RECOVERY_MORE_APPS = ['game', 'arecord-hw'];
-/** Every run through a fault mid-stream on each driver, [app, fault]. */
-export const RECOVERY_CASES: (readonly [string, string])[] = [...RECOVERY_APPS, ...RECOVERY_MORE_APPS].flatMap((a) => RECOVERY_FAULTS.map((f) => [a, f] as const));
+/**
+ * Every run through a fault on each driver, [app, fault]: each application
+ * under each fault mid-stream, and aplay started on a card that fail-stopped
+ * while idle (its hw_params is the first call to fail: the campaign's
+ * faults 32, 53, 104, ...).
+ */
+export const RECOVERY_CASES: (readonly [string, string])[] = [
+  ...[...RECOVERY_APPS, ...RECOVERY_MORE_APPS].flatMap((a) => RECOVERY_FAULTS.map((f) => [a, f] as const)),
+  ['aplay-hw', 'fail-stop@idle'],
+];
 /**
  * Faults injected while aplay drains the end of its stream (it has written
  * its whole file): fail-stop freezes the position; the kernel fails the
