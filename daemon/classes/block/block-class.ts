@@ -39,6 +39,7 @@ export function openBlock(ctx: ClassContext, sys: BlockSystem): ClassRuntime {
     heldUnit: unitHeld,
     // A disk that appears later (its driver loaded, a disk plugged in) gets its map then, not at the next gap in the taps.
     appeared: () => void mapAppeared(),
+    bootId: sys.bootId?.() ?? '',
   });
 
   const lostHold = new LostDiskHold({

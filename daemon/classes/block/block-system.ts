@@ -5,6 +5,7 @@
 // pointed at a disk again, a new map over a disk nothing uses.
 import { basename } from 'node:path';
 import { readFile, realpath } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { claimedExclusively, listDiskNames, readDisk as readBlockDisk, readDeviceBlocked, readDiskSetting, readDiskSettings, readIoCounters, restartUnitOf, disksUnder, writeDiskSetting, type RestartUnit } from './block-sysfs.js';
 import { readDiskIdentity, type DiskIdentity } from './disk-identity.js';
@@ -25,10 +26,13 @@ const MAPS_FRESH_MS = 1000;
  */
 const IDENTITY_TIMEOUT_MS = 5000;
 
+/** A read that did not finish in time (its driver may be hung). */
+class IdentityTimeout extends Error {}
+
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms (its driver may be hung)`)), ms);
+    timer = setTimeout(() => reject(new IdentityTimeout(`${what} did not finish within ${ms} ms (its driver may be hung)`)), ms);
   });
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
@@ -37,6 +41,8 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 export interface BlockSystem extends DiskSource {
   /** Whole disks under a restart unit now. */
   disksUnder(unit: string): Promise<string[]>;
+  /** This boot's id ('' when unknown): with a diskseq it names a disk instance (disk-shadow.ts). */
+  bootId?(): string;
   readIo(name: string): Promise<DiskIo>;
   /** Writes one setting (a key of DiskFacts.settings); rejects with the kernel's refusal. */
   writeSetting(name: string, key: string, value: string): Promise<void>;
@@ -143,7 +149,16 @@ export class SysfsBlockSystem implements BlockSystem {
     const seq = (await readFile(join(this.sysfs, 'block', name, 'diskseq'), 'utf8').catch(() => '')).trim();
     const known = this.identities.get(name);
     if (seq !== '' && known?.seq === seq) return known;
-    const id = await withTimeout(readDiskIdentity(name, this.sysfs), IDENTITY_TIMEOUT_MS, `reading the identity of ${name}`);
+    let id: DiskIdentity;
+    try {
+      id = await withTimeout(readDiskIdentity(name, this.sysfs), IDENTITY_TIMEOUT_MS, `reading the identity of ${name}`);
+    } catch (err) {
+      // A hung device: read as a disk without serial or WWN, not kept, so that
+      // the shadow can take the identity it read of this disk instance before
+      // (disk-shadow.ts withKeptIdentity) and a later read tries again.
+      if (!(err instanceof IdentityTimeout)) throw err;
+      return { seq, id: { serial: null, serialSource: null, wwn: null, model: null, vendor: null, sectors: 0, logicalBlockSize: 0 } };
+    }
     if (seq !== '') this.identities.set(name, { seq, id });
     return { seq, id };
   }
@@ -156,6 +171,14 @@ export class SysfsBlockSystem implements BlockSystem {
   async mapOver(name: string): Promise<string | null> {
     const devt = (await readFile(join(this.sysfs, 'block', name, 'dev'), 'utf8').catch(() => '')).trim();
     return (await this.protecting()).find((m) => m.disk === devt)?.map.info.name ?? null;
+  }
+
+  bootId(): string {
+    try {
+      return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    } catch {
+      return '';
+    }
   }
 
   async disksUnder(unit: string): Promise<string[]> {

@@ -57,6 +57,12 @@ export interface DiskShadowDeps {
   /** A disk that appeared while shadowd runs (a driver loaded, a disk plugged in) was adopted. */
   appeared?: (facts: DiskFacts) => void;
   now?: () => number;
+  /**
+   * This boot's id (/proc/sys/kernel/random/boot_id): with a disk's diskseq,
+   * which the kernel never reuses within a boot, it names one disk instance
+   * across shadowd's own restarts. Empty: no identity is ever kept.
+   */
+  bootId?: string;
 }
 
 const CLS = 'block';
@@ -99,6 +105,7 @@ export class DiskShadow {
   private readonly heldUnit: (unit: string) => boolean;
   private readonly appeared: (facts: DiskFacts) => void;
   private readonly now: () => number;
+  private readonly bootId: string;
 
   constructor(
     private readonly store: ShadowStore,
@@ -110,6 +117,7 @@ export class DiskShadow {
     this.heldUnit = deps.heldUnit ?? (() => false);
     this.appeared = deps.appeared ?? (() => undefined);
     this.now = deps.now ?? Date.now;
+    this.bootId = deps.bootId ?? '';
   }
 
   /** Adopts every disk a driver serves and reads it whole (start-up, after a gap in the taps). */
@@ -221,7 +229,7 @@ export class DiskShadow {
       const releases = this.releases;
       let facts: DiskFacts;
       try {
-        facts = await this.source.readDisk(name);
+        facts = this.withKeptIdentity(await this.source.readDisk(name));
       } catch (err) {
         this.logger.log('warning', `could not read disk ${name}: ${messageOf(err)}`, { SHADOWD_CLASS: CLS, SHADOWD_DEVICE: name });
         return null;
@@ -233,6 +241,31 @@ export class DiskShadow {
       // A restart's hold ended while this read ran (a disk's identity can take seconds):
       // what it read may predate the replay (its map still pointing at the old disk), so read again.
     }
+  }
+
+  /** A disk instance's name in the store's attributes: this boot and its diskseq; null when either is unknown. */
+  private instanceOf(f: Pick<DiskFacts, 'diskseq'>): string | null {
+    return this.bootId !== '' && f.diskseq ? `${this.bootId}/${f.diskseq}` : null;
+  }
+
+  /**
+   * A disk whose serial and WWN cannot be read now (virtio_blk's serial is a
+   * request to the device, which a failed disk refuses and a hung one never
+   * answers) keeps the identity the shadow read of the same disk instance
+   * before (the same diskseq in this boot), by an earlier shadowd: a
+   * shadowd that starts while a disk fails still knows which disk to find
+   * again after the restart, by identity, never by name. Another instance
+   * (a disk added since) keeps none: it stays known by its name only.
+   */
+  private withKeptIdentity(f: DiskFacts): DiskFacts {
+    const instance = this.instanceOf(f);
+    if (f.serial || f.wwid || instance === null) return f;
+    const kept = this.store.devices(CLS).find((d) => d.attrs['instance'] === instance && (d.attrs['serial'] || d.attrs['wwid']));
+    if (!kept) return f;
+    const text = (v: unknown): string | null => (typeof v === 'string' && v !== '' ? v : null);
+    const out = { ...f, serial: text(kept.attrs['serial']), wwid: text(kept.attrs['wwid']), model: f.model ?? text(kept.attrs['model']) };
+    this.logger.log('notice', `${f.name}: its identity cannot be read now (its device does not answer); it is the disk read before as ${kept.name} (diskseq ${f.diskseq} of this boot), ${diskId(out)}`, this.fields(f));
+    return out;
   }
 
   /**
@@ -354,7 +387,7 @@ export class DiskShadow {
     const dev: WatchedDisk = { id, facts };
     this.watched.set(facts.name, dev);
     this.store.transaction(() => {
-      this.store.upsertDevice({ id, cls: CLS, name: facts.name, driver: facts.driver, bus: facts.unit, attrs: attrsOf(facts) }, at);
+      this.store.upsertDevice({ id, cls: CLS, name: facts.name, driver: facts.driver, bus: facts.unit, attrs: attrsOf(facts, this.instanceOf(facts)) }, at);
       this.pendingFor(facts, id);
       if (linkOnly) return;
       for (const [key, value] of Object.entries(facts.settings)) {
@@ -408,8 +441,9 @@ export class DiskShadow {
   }
 }
 
-function attrsOf(f: DiskFacts): Record<string, string | number> {
+function attrsOf(f: DiskFacts, instance: string | null): Record<string, string | number> {
   const attrs: Record<string, string | number> = { devt: f.devt, sectors: f.sectors, protection: f.protection, map: f.map ?? '' };
+  if (instance) attrs['instance'] = instance;
   if (f.serial) attrs['serial'] = f.serial;
   if (f.wwid) attrs['wwid'] = f.wwid;
   if (f.model) attrs['model'] = f.model;

@@ -185,4 +185,30 @@ describe('disk shadow', () => {
     const row = shadow.status().find((d) => d.name === 'vdb');
     expect(row?.attrs['map']).toBe('shadow-x');
   });
+
+  it('a shadowd started while a disk fails keeps the identity read of the same disk instance before, and only of that instance', async () => {
+    const store = new ShadowStore(':memory:');
+    const vdb = disk('vdb', { devt: '254:16', unit: 'virtio2', driver: 'virtio_blk', scsiAddress: null, scsiHost: null, diskseq: '7', map: 'shadow-x' });
+    // The shadowd before: the disk healthy.
+    await new DiskShadow(store, quietLogger(), { source: fakeSource([vdb]).source, bootId: 'boot-a' }).resync('start-up');
+    expect(store.devices('block').map((d) => d.attrs['instance'])).toEqual(['boot-a/7']);
+    // The next shadowd starts with the disk failing: its serial cannot be read.
+    const failing = fakeSource([{ ...vdb, serial: null, model: null }]);
+    const log = quietLogger();
+    const next = new DiskShadow(store, log, { source: failing.source, bootId: 'boot-a' });
+    await next.resync('start-up');
+    expect(next.facts('vdb')).toMatchObject({ serial: 'serial-vdb', model: 'QEMU HARDDISK' });
+    expect(next.status().map((d) => d.id)).toEqual(['serial:serial-vdb']);
+    expect(log.lines.some((l) => l.priority === 'notice' && /vdb: its identity cannot be read now .*\(diskseq 7 of this boot\), serial:serial-vdb/.test(l.message))).toBe(true);
+    // Another instance (another diskseq, or another boot) is not taken for it.
+    for (const [seq, boot] of [['8', 'boot-a'], ['7', 'boot-b']] as const) {
+      const other = new DiskShadow(store, quietLogger(), { source: fakeSource([{ ...vdb, serial: null, diskseq: seq }]).source, bootId: boot });
+      await other.resync('start-up');
+      expect(other.facts('vdb')?.serial, `${boot}/${seq}`).toBeNull();
+    }
+    // Without a boot id nothing is kept.
+    const blind = new DiskShadow(store, quietLogger(), { source: fakeSource([{ ...vdb, serial: null }]).source });
+    await blind.resync('start-up');
+    expect(blind.facts('vdb')?.serial).toBeNull();
+  });
 });
