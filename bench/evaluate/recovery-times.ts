@@ -69,14 +69,16 @@ function baselineBars(b: Baselines): Bar[] {
     if ('none' in d.reset) continue;
     const found = spread(d.reset.rounds.map((r) => r.detectionMs));
     const service = spread(d.reset.rounds.map((r) => r.serviceMs));
-    if (!found || !service) continue;
+    const total = spread(d.reset.rounds.map((r) => r.detectionMs + r.serviceMs));
+    if (!found || !service || !total) continue;
     bars.push({
       label: `${d.driver} ${b.kernel} own reset`,
       segments: [
         { name: 'detect', ms: found.median, color: COLORS.detect, title: `${d.driver} own reset found after: median ${found.median} ms` },
         { name: 'own reset: service', ms: service.median, color: BASELINE_COLORS['own reset: service'], title: `${d.driver} own reset, then service: median ${service.median} ms` },
       ],
-      totalMs: found.median + service.median,
+      // The bar's length is the median of the whole (not the sum of the two medians).
+      totalMs: total.median,
     });
   }
   return bars;

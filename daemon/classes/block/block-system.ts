@@ -133,6 +133,7 @@ export class SysfsBlockSystem implements BlockSystem {
       serial: id.serial,
       wwid: id.wwn,
       model: id.model,
+      ...(id.unreadable && !id.serial && !id.wwn ? { identityUnread: true } : {}),
       sectors: disk.sectors,
       unit: unit?.device ?? null,
       driver: unit?.driver ?? null,
@@ -153,13 +154,13 @@ export class SysfsBlockSystem implements BlockSystem {
     try {
       id = await withTimeout(readDiskIdentity(name, this.sysfs), IDENTITY_TIMEOUT_MS, `reading the identity of ${name}`);
     } catch (err) {
-      // A hung device: read as a disk without serial or WWN, not kept, so that
+      // A hung device: its identity unknown (not "none"), not cached, so that
       // the shadow can take the identity it read of this disk instance before
       // (disk-shadow.ts withKeptIdentity) and a later read tries again.
       if (!(err instanceof IdentityTimeout)) throw err;
-      return { seq, id: { serial: null, serialSource: null, wwn: null, model: null, vendor: null, sectors: 0, logicalBlockSize: 0 } };
+      return { seq, id: { serial: null, serialSource: null, wwn: null, model: null, vendor: null, sectors: 0, logicalBlockSize: 0, unreadable: true } };
     }
-    if (seq !== '') this.identities.set(name, { seq, id });
+    if (seq !== '' && !id.unreadable) this.identities.set(name, { seq, id });
     return { seq, id };
   }
 

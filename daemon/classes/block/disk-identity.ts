@@ -18,25 +18,38 @@ export interface DiskIdentity {
   /** Capacity in 512-byte sectors. */
   sectors: number;
   logicalBlockSize: number;
+  /**
+   * An identity attribute the disk has could not be read (an I/O error:
+   * virtio_blk's serial is a request to the device, which a failed disk
+   * refuses; or the read timed out): "no serial" then means "unknown", not
+   * "none", and the disk must not be matched by its name.
+   */
+  unreadable: boolean;
 }
 
 /** Longest attribute value taken as identity; longer ones are refused, not cut. */
 const MAX_TEXT = 256;
 
-async function readText(path: string): Promise<string | null> {
-  try {
-    const text = (await readFile(path, 'latin1')).trim();
-    return text === '' ? null : text;
-  } catch {
-    return null;
-  }
-}
+/** Whether a failed read is the attribute's absence (the disk has no such thing) rather than an error of the device. */
+const absent = (err: unknown): boolean => ['ENOENT', 'ENOTDIR', 'ENXIO', 'EOPNOTSUPP', 'EINVAL'].includes((err as NodeJS.ErrnoException).code ?? '');
 
-async function readBytes(path: string): Promise<Buffer | null> {
-  try {
-    return await readFile(path);
-  } catch {
-    return null;
+/** Reads of one disk's attributes, noting any that failed for another reason than absence. */
+class AttrReader {
+  unreadable = false;
+
+  async text(path: string): Promise<string | null> {
+    const b = await this.bytes(path);
+    const text = b === null ? '' : b.toString('latin1').trim();
+    return text === '' ? null : text;
+  }
+
+  async bytes(path: string): Promise<Buffer | null> {
+    try {
+      return await readFile(path);
+    } catch (err) {
+      if (!absent(err)) this.unreadable = true;
+      return null;
+    }
   }
 }
 
@@ -108,6 +121,9 @@ function parsePositive(text: string | null, what: string, disk: string): number 
 /** Reads /sys/block/DISK's identity. Throws if the disk or its size is not there. */
 export async function readDiskIdentity(disk: string, sysfs = '/sys'): Promise<DiskIdentity> {
   const dir = join(sysfs, 'block', disk);
+  const r = new AttrReader();
+  const readText = (path: string): Promise<string | null> => r.text(path);
+  const readBytes = (path: string): Promise<Buffer | null> => r.bytes(path);
   const sectors = parsePositive(await readText(join(dir, 'size')), 'size', disk);
   const logicalBlockSize = parsePositive(await readText(join(dir, 'queue', 'logical_block_size')), 'logical block size', disk);
   const wwidAttr = printable(await readText(join(dir, 'wwid'))) ?? printable(await readText(join(dir, 'device', 'wwid')));
@@ -129,6 +145,7 @@ export async function readDiskIdentity(disk: string, sysfs = '/sys'): Promise<Di
     vendor: printable(await readText(join(dir, 'device', 'vendor'))),
     sectors,
     logicalBlockSize,
+    unreadable: r.unreadable,
   };
 }
 

@@ -22,6 +22,13 @@ export interface DiskFacts {
   serial: string | null;
   wwid: string | null;
   model: string | null;
+  /**
+   * The disk has a serial or WWN that could not be read (its device refused
+   * or did not answer): unknown, not absent. Such a disk is never matched by
+   * its name (unit-relink.ts) nor adopted without the identity kept for its
+   * instance (withKeptIdentity).
+   */
+  identityUnread?: boolean;
   /** Size in 512-byte sectors. */
   sectors: number;
   /** The restart unit: the bus device whose driver serves the disk (0000:00:01.1, virtio2). */
@@ -234,6 +241,10 @@ export class DiskShadow {
         this.logger.log('warning', `could not read disk ${name}: ${messageOf(err)}`, { SHADOWD_CLASS: CLS, SHADOWD_DEVICE: name });
         return null;
       }
+      if (facts.identityUnread) {
+        this.logger.log('warning', `could not read disk ${name}'s identity (its device does not answer), and none is kept for it: not watched until it can be read`, this.fields(facts));
+        return null;
+      }
       if (facts.unit === null) return null;
       // A restarted driver's disk has its defaults: the replay links it, and puts the shadow's settings back.
       if (this.heldUnit(facts.unit)) return null;
@@ -263,7 +274,8 @@ export class DiskShadow {
     const kept = this.store.devices(CLS).find((d) => d.attrs['instance'] === instance && (d.attrs['serial'] || d.attrs['wwid']));
     if (!kept) return f;
     const text = (v: unknown): string | null => (typeof v === 'string' && v !== '' ? v : null);
-    const out = { ...f, serial: text(kept.attrs['serial']), wwid: text(kept.attrs['wwid']), model: f.model ?? text(kept.attrs['model']) };
+    const out: DiskFacts = { ...f, serial: text(kept.attrs['serial']), wwid: text(kept.attrs['wwid']), model: f.model ?? text(kept.attrs['model']) };
+    delete out.identityUnread;
     this.logger.log('notice', `${f.name}: its identity cannot be read now (its device does not answer); it is the disk read before as ${kept.name} (diskseq ${f.diskseq} of this boot), ${diskId(out)}`, this.fields(f));
     return out;
   }

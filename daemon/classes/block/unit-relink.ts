@@ -37,6 +37,7 @@ export interface RelinkResult {
 
 /** Why `after` is not `before`'s disk, or null when it is: identity (WWN, serial) and size must match. */
 export function notSameDisk(before: DiskFacts, after: DiskFacts): string | null {
+  if (after.identityUnread) return 'its identity cannot be read (its device does not answer)';
   if (diskId(before) !== diskId(after)) return `identity ${diskId(after)} is not ${diskId(before)}`;
   if (before.sectors !== after.sectors) return `size ${after.sectors} sectors is not ${before.sectors}`;
   return null;
@@ -59,7 +60,8 @@ export async function relinkUnit(before: readonly DiskFacts[], deps: RelinkDeps,
       for (const name of await deps.disksUnder(unit).catch(() => [] as string[])) {
         if ([...found.values()].some((f) => f.name === name)) continue;
         const facts = await deps.readDisk(name).catch(() => null);
-        if (facts && wanted.has(diskId(facts))) found.set(diskId(facts), facts);
+        // One whose identity cannot be read is nobody's: never matched by its name.
+        if (facts && !facts.identityUnread && wanted.has(diskId(facts))) found.set(diskId(facts), facts);
       }
     }
     if (found.size === wanted.size || now() >= deadline) break;

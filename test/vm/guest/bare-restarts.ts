@@ -163,12 +163,20 @@ async function nicReset(nic: Nic): Promise<ResetRound> {
     const fault = now();
     const reply = await helperCommand(`inject net:${nic.dev} tx-hang-reset`);
     if (!reply.startsWith('ok ')) throw new Error(`inject tx-hang-reset: ${reply}`);
-    const watchdog = await until(`${nic.dev}: the kernel's watchdog`, async () => ((await timeouts(nic.dev))! > before ? now() : null), 30_000);
-    // The first answer received after the watchdog, through the reset device.
-    const wallAtWatchdog = Date.now() - (now() - watchdog);
-    await until(`${nic.dev}: an answer after its reset`, () => (probe.replies.some((r) => r.received > wallAtWatchdog) ? true : null));
-    const answered = probe.replies.find((r) => r.received > wallAtWatchdog)!.received;
-    return { detectionMs: Math.round(watchdog - fault), serviceMs: Math.round(answered - wallAtWatchdog) };
+    // The watchdog fired between the last poll that did not see it and the
+    // one that did (ping replies carry wall-clock times: both kept as such).
+    let notYet = Date.now();
+    const seen = await until(`${nic.dev}: the kernel's watchdog`, async () => {
+      const asked = Date.now();
+      if ((await timeouts(nic.dev))! > before) return Date.now();
+      notYet = asked;
+      return null;
+    }, 30_000);
+    const faultWall = Date.now() - (now() - fault);
+    // The first answer after the watchdog can have fired, through the reset device.
+    await until(`${nic.dev}: an answer after its reset`, () => (probe.replies.some((r) => r.received > notYet) ? true : null));
+    const answered = probe.replies.find((r) => r.received > notYet)!.received;
+    return { detectionMs: Math.round(seen - faultWall), serviceMs: Math.max(0, Math.round(answered - seen)) };
   } finally {
     await helperCommand(`inject net:${nic.dev} clear`);
     await probe.stop();
@@ -213,9 +221,16 @@ async function diskBare(serial: string): Promise<BareRound> {
 
 // ---- the rounds ----
 
-async function measure(base: Omit<DeviceBaseline, 'bare' | 'reset'>, bare: () => Promise<BareRound>, reset: { what: string; round: () => Promise<ResetRound> } | { none: string }): Promise<DeviceBaseline> {
+async function measure(
+  base: Omit<DeviceBaseline, 'bare' | 'reset'>,
+  bare: () => Promise<BareRound>,
+  reset: { what: string; round: () => Promise<ResetRound> } | { none: string },
+  setup: () => Promise<void> = () => Promise.resolve(),
+): Promise<DeviceBaseline> {
   const out: DeviceBaseline = { ...base, bare: [], reset: 'none' in reset ? reset : { what: reset.what, rounds: [] } };
   try {
+    // A device that cannot be set up is reported with its error, and the others are measured.
+    await setup();
     for (let i = 0; i < ROUNDS; i++) {
       await sleep(500);
       const b = await bare();
@@ -237,12 +252,14 @@ async function measure(base: Omit<DeviceBaseline, 'bare' | 'reset'>, bare: () =>
 
 const devices: DeviceBaseline[] = [];
 for (const nic of nics()) {
-  await configure(nic);
-  await settle(nic.dev);
   devices.push(await measure(
     { cls: 'net', driver: nic.unit.driver, unit: nic.unit.id, service: `a ping through it answered by its gateway (${nic.gateway})` },
     () => nicBare(nic),
     { what: 'the driver\'s transmit timeout reset (a transmit hang it cures, found by the kernel\'s watchdog)', round: () => nicReset(nic) },
+    async () => {
+      await configure(nic);
+      await settle(nic.dev);
+    },
   ));
 }
 for (const { unit } of cards()) {

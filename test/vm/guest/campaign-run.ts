@@ -146,8 +146,13 @@ writeFileSync(
   ].join('\n'),
 );
 let daemonLog = '';
+/** Every byte the daemon logged (daemonLog keeps the last 200 kB): where a fault's own lines begin. */
+let daemonLogBytes = 0;
 /** Starts shadowd (again, for the restart moment) with the campaign's configuration and state. */
-const startDaemon = (): ReturnType<typeof startShadowd> => startShadowd(work, (t) => (daemonLog = (daemonLog + t).slice(-200_000)), ['--allow-faults', '--config', config], 600_000);
+const startDaemon = (): ReturnType<typeof startShadowd> => startShadowd(work, (t) => {
+  daemonLogBytes += t.length;
+  daemonLog = (daemonLog + t).slice(-200_000);
+}, ['--allow-faults', '--config', config], 600_000);
 let started = await startDaemon();
 note(`shadowd ready in ${started.readyMs} ms`);
 const poll = controlFor(work);
@@ -401,7 +406,7 @@ async function runFault(f: PlannedFault): Promise<CampaignFaultResult> {
   const rest = (lastEnded.get(f.device) ?? 0) + CAMPAIGN_POLICY.windowSec * 1000 - Date.now();
   if (rest > 0) await sleep(rest);
   const mark = kmsgMark();
-  const logFrom = daemonLog.length;
+  const logFrom = daemonLogBytes;
   const target = await nameNow(f.device);
   const seen = new Set([target]);
   const out: CampaignFaultResult = { plan: f, target, inject: '', recoveries: [], other: null, app: { program: '', ok: false, evidence: 'not started', gapMs: null }, config: null, cleanup: null, restart: null, kernel: [], daemonLog: '', ms: 0 };
@@ -457,11 +462,15 @@ async function runFault(f: PlannedFault): Promise<CampaignFaultResult> {
       await started.daemon;
       const stopMs = Date.now() - at;
       injectedAt = Date.now();
-      out.inject = await helperCommand(`inject ${dev} ${f.fault}${f.sticky ? ' sticky' : ''}`);
-      if (!out.inject.startsWith('ok ')) throw new Error(`inject through the helper failed: ${out.inject}`);
-      at = Date.now();
-      started = await startDaemon();
+      try {
+        out.inject = await helperCommand(`inject ${dev} ${f.fault}${f.sticky ? ' sticky' : ''}`);
+      } finally {
+        // Started again whatever the inject did: the next faults need it.
+        at = Date.now();
+        started = await startDaemon();
+      }
       out.restart = { stopMs, readyMs: Date.now() - at };
+      if (!out.inject.startsWith('ok ')) throw new Error(`inject through the helper failed: ${out.inject}`);
       note(`fault ${f.n}: shadowd stopped in ${stopMs} ms, the fault went in, ready again in ${out.restart.readyMs} ms`);
     } else {
       injectedAt = await inject();
@@ -499,7 +508,7 @@ async function runFault(f: PlannedFault): Promise<CampaignFaultResult> {
     out.cleanup = `inject clear: ${clear.output.slice(0, 200)}; recover: exit ${rec.exitCode} ${rec.output.slice(0, 300)}`;
   }
   out.kernel = kmsgSince(mark).filter((r) => KERNEL_TROUBLE.test(r.text)).map((r) => `[${(r.usec / 1e6).toFixed(3)}] ${r.text}`).slice(0, 40);
-  out.daemonLog = daemonLog.slice(logFrom).split('\n').slice(-40).join('\n');
+  out.daemonLog = daemonLog.slice(Math.max(0, daemonLog.length - (daemonLogBytes - logFrom))).split('\n').slice(-40).join('\n');
   out.ms = Date.now() - t;
   return out;
 }

@@ -143,7 +143,13 @@ static int pad_silence(snd_pcm_t *pcm, snd_pcm_uframes_t left, unsigned long *re
 		snd_pcm_sframes_t avail = snd_pcm_avail_update(pcm);
 		int err;
 
-		if (avail < 0 || avail == 0) {
+		if (avail == 0 && snd_pcm_state(pcm) == SND_PCM_STATE_PREPARED) {
+			/* A full ring not started yet: start it, as the main loop does. */
+			if ((err = snd_pcm_start(pcm)) < 0 && recover(pcm, err, "pad start", recoveries, pos) < 0)
+				return -1;
+			continue;
+		}
+		if (avail <= 0) {
 			err = avail < 0 ? (int)avail : snd_pcm_wait(pcm, 1000);
 			if (err < 0 && recover(pcm, err, "pad", recoveries, pos) < 0)
 				return -1;

@@ -76,9 +76,25 @@ describe('restart unit', () => {
 describe('identity', () => {
   it('takes the serial from vpd_pg80 on libata and from serial on virtio_blk', async () => {
     expect(await readDiskIdentity('sda', SYSFS)).toEqual({
-      serial: 'shadowd-disk0', serialSource: 'device/vpd_pg80', wwn: null, model: 'QEMU HARDDISK', vendor: 'ATA', sectors: 131072, logicalBlockSize: 512,
+      serial: 'shadowd-disk0', serialSource: 'device/vpd_pg80', wwn: null, model: 'QEMU HARDDISK', vendor: 'ATA', sectors: 131072, logicalBlockSize: 512, unreadable: false,
     });
-    expect(await readDiskIdentity('vda', SYSFS)).toMatchObject({ serial: 'shadowd-disk2', serialSource: 'serial', model: null });
+    expect(await readDiskIdentity('vda', SYSFS)).toMatchObject({ serial: 'shadowd-disk2', serialSource: 'serial', model: null, unreadable: false });
+  });
+  it('tells a serial that cannot be read (an error of the device) from one the disk does not have', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'identity-'));
+    try {
+      const dir = join(root, 'block', 'vdx');
+      mkdirSync(join(dir, 'queue'), { recursive: true });
+      writeFileSync(join(dir, 'size'), '2048\n');
+      writeFileSync(join(dir, 'queue', 'logical_block_size'), '512\n');
+      // No serial attribute at all: none, and nothing unreadable.
+      expect(await readDiskIdentity('vdx', root)).toMatchObject({ serial: null, unreadable: false });
+      // An attribute whose read fails (here EISDIR, as a refused GET_ID gives EIO): unknown.
+      mkdirSync(join(dir, 'serial'));
+      expect(await readDiskIdentity('vdx', root)).toMatchObject({ serial: null, unreadable: true });
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
   it('parses VPD pages and refuses malformed ones', () => {
     const p80 = readFileSync(join(SYSFS, 'devices/pci0000:00/0000:00:01.1/ata1/host0/target0:0:0/0:0:0:0/vpd_pg80'));
@@ -93,7 +109,7 @@ describe('identity', () => {
     expect(parseVpdPage83Wwn(Buffer.from([0, 0x83, 0, 12, 0x01, 0x03, 0, 200]))).toBeNull();
   });
   it('same disk: size and serial must match; no serial on both sides is a weak match, said so', () => {
-    const a: DiskIdentity = { serial: 'S1', serialSource: 'serial', wwn: null, model: 'M', vendor: 'V', sectors: 100, logicalBlockSize: 512 };
+    const a: DiskIdentity = { serial: 'S1', serialSource: 'serial', wwn: null, model: 'M', vendor: 'V', sectors: 100, logicalBlockSize: 512, unreadable: false };
     expect(sameDisk(a, { ...a })).toEqual({ same: true, basis: ['size', 'logical block size', 'serial'], notes: [] });
     expect(sameDisk(a, { ...a, serial: 'S2' })).toMatchObject({ same: false, notes: [expect.stringMatching(/serial differs/)] });
     expect(sameDisk(a, { ...a, sectors: 200 }).same).toBe(false);

@@ -210,5 +210,16 @@ describe('disk shadow', () => {
     const blind = new DiskShadow(store, quietLogger(), { source: fakeSource([{ ...vdb, serial: null }]).source });
     await blind.resync('start-up');
     expect(blind.facts('vdb')?.serial).toBeNull();
+    // A disk whose identity is unknown (not absent) is adopted with the kept one only, never by its name.
+    const unknown = { ...vdb, serial: null, identityUnread: true };
+    const kept = new DiskShadow(store, quietLogger(), { source: fakeSource([unknown]).source, bootId: 'boot-a' });
+    await kept.resync('start-up');
+    expect(kept.facts('vdb')).toMatchObject({ serial: 'serial-vdb' });
+    expect(kept.facts('vdb')).not.toHaveProperty('identityUnread');
+    const unknownLog = quietLogger();
+    const none = new DiskShadow(store, unknownLog, { source: fakeSource([{ ...unknown, diskseq: '9' }]).source, bootId: 'boot-a' });
+    await none.resync('start-up');
+    expect(none.facts('vdb')).toBeNull();
+    expect(unknownLog.lines.some((l) => l.priority === 'warning' && /vdb's identity \(its device does not answer\), and none is kept for it/.test(l.message))).toBe(true);
   });
 });

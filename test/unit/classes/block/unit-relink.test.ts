@@ -45,6 +45,16 @@ describe('relinking a restarted unit', () => {
     expect(out[0]!.steps.map((s) => [s.key, s.ok])).toEqual([['find', true], ['identity', true], ['map', true]]);
   });
 
+  it('never matches a disk whose identity cannot be read by its name, even where the failed disk had no other key', async () => {
+    const before = [disk('vda', { serial: null, devt: '254:0', map: 'shadow-vda' })];
+    const m = machine([disk('vda', { serial: null, devt: '254:16', identityUnread: true })], 0);
+    const [r] = await relinkUnit(before, m.deps, 1_000);
+    expect(r!.after).toBeNull();
+    expect(r!.steps).toEqual([{ key: 'find', argv: [], ok: false, error: 'vda did not come back under 0000:00:1f.2 within 1000 ms' }]);
+    expect(m.switched).toEqual([]);
+    expect(notSameDisk(before[0]!, disk('vda', { serial: null, identityUnread: true }))).toMatch(/cannot be read/);
+  });
+
   it('never points a map at a disk of another size, and says so', async () => {
     const m = machine([disk('sda', { sectors: 65536 })]);
     const [r] = await relinkUnit([disk('sda')], m.deps, 30_000);

@@ -18,7 +18,12 @@
 // in its card's recording whole and in order, with one gap at most (the
 // recovery's; its length reported), no repeated or garbage audio and the
 // level unchanged (but for the game's volume step, on the cards whose QEMU
-// model applies the mixer: one step, and none back at the recovery).
+// model applies the mixer: one step; a step back at a stall's recovery is
+// QEMU's AC97 model, see docs/sound-proof.md, reported with the stall's
+// other findings, not asserted). The recorder's card records a silent
+// backend: its recording's length shows it recorded to its end (arecord
+// counts frames, and recovers from the overrun the stall gives it); what it
+// recorded cannot be checked.
 // Repeats and garbage are looked for from the run's first
 // sound to where the card's next run begins: what a card plays after a
 // source's end (a stale ring looping on) counts too. The control (the same
