@@ -3,7 +3,7 @@
 // (daemon/core/recovery-history.ts PhaseTimings), as a table and as an SVG
 // chart with one bar per recovery, the phases stacked, and beside them each
 // driver's bare restart and own reset (restart-baselines.ts).
-import { spread, type Baselines } from './restart-baselines.js';
+import { baselineRows, type Baselines } from './restart-baselines.js';
 
 /** The phases drawn, in the order they happen. */
 export const PHASES = ['detect', 'wait', 'stage', 'restart', 'check', 'other'] as const;
@@ -63,13 +63,12 @@ const BASELINE_COLORS = { 'bare unbind + bind': '#bcbd22', 'own reset: service':
 /** The baselines' bars: per device, its bare restart and its own reset (found after, then service), medians. */
 function baselineBars(b: Baselines): Bar[] {
   const bars: Bar[] = [];
-  for (const d of b.devices) {
-    const bare = spread(d.bare.map((r) => r.serviceMs));
+  // The same medians as the report's table (restart-baselines.ts baselineRows).
+  for (const d of baselineRows(b, [])) {
+    const bare = d.bare;
     if (bare) bars.push({ label: `${d.driver} ${b.kernel} bare unbind + bind`, segments: [{ name: 'bare unbind + bind', ms: bare.median, color: BASELINE_COLORS['bare unbind + bind'], title: `${d.driver} bare unbind + bind: median ${bare.median} ms of ${bare.n}` }], totalMs: bare.median });
     if ('none' in d.reset) continue;
-    const found = spread(d.reset.rounds.map((r) => r.detectionMs));
-    const service = spread(d.reset.rounds.map((r) => r.serviceMs));
-    const total = spread(d.reset.rounds.map((r) => r.detectionMs + r.serviceMs));
+    const { detection: found, service, total } = d.reset;
     if (!found || !service || !total) continue;
     bars.push({
       label: `${d.driver} ${b.kernel} own reset`,

@@ -24,7 +24,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { nicSubnet } from '../rig/devices.js';
 import { diskBySerial, diskSerial, waitForDisk } from './disk-apps/disks.js';
-import { helperCommand, loadHelper, settle, startPingProbe } from './nic-setup.js';
+import { helperCommand, loadHelper, settle, startPingProbe, txTimeouts } from './nic-setup.js';
 import { restartUnitAt, type RestartUnit } from './restart-unit.js';
 
 export interface BareRound {
@@ -149,13 +149,9 @@ async function nicBare(nic: Nic): Promise<BareRound> {
   return { unbindMs, bindMs, serviceMs: await firstAnswer(nic, t0) };
 }
 
-const timeouts = async (dev: string): Promise<number | null> => {
-  const m = / timeouts=(\d+)/.exec(await helperCommand(`txstat net:${dev}`));
-  return m ? Number(m[1]) : null;
-};
 
 async function nicReset(nic: Nic): Promise<ResetRound> {
-  const before = await timeouts(nic.dev);
+  const before = await txTimeouts(nic.dev);
   if (before === null) throw new Error(`txstat net:${nic.dev}: no timeouts count`);
   const probe = startPingProbe(nic.gateway, 0.02, nic.dev);
   try {
@@ -168,7 +164,7 @@ async function nicReset(nic: Nic): Promise<ResetRound> {
     let notYet = Date.now();
     const seen = await until(`${nic.dev}: the kernel's watchdog`, async () => {
       const asked = Date.now();
-      if ((await timeouts(nic.dev))! > before) return Date.now();
+      if ((await txTimeouts(nic.dev))! > before) return Date.now();
       notYet = asked;
       return null;
     }, 30_000);

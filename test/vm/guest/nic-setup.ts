@@ -80,6 +80,12 @@ export async function helperCommand(command: string): Promise<string> {
   }
 }
 
+/** The kernel's TX watchdog timeouts of `dev` so far (the helper's txstat), null when the reply has none. */
+export async function txTimeouts(dev: string): Promise<number | null> {
+  const m = / timeouts=(\d+)/.exec(await helperCommand(`txstat net:${dev}`));
+  return m ? Number(m[1]) : null;
+}
+
 /** The interface bound to `driver`; throws if there is none. */
 export async function interfaceOf(driver: string, timeoutMs = 5000): Promise<string> {
   const until = Date.now() + timeoutMs;

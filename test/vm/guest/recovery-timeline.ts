@@ -13,7 +13,7 @@ import { basename, join } from 'node:path';
 import { mkdtempSync } from 'node:fs';
 import { execa } from 'execa';
 import { repoPath } from '../rig/repo-path.js';
-import { DRIVER_SETTINGS, helperCommand, interfaceOf, loadHelper, settle, startPingProbe, type PingReply } from './nic-setup.js';
+import { DRIVER_SETTINGS, helperCommand, interfaceOf, loadHelper, settle, startPingProbe, txTimeouts, type PingReply } from './nic-setup.js';
 import { shadowdEnv, startShadowd } from './shadowd-process.js';
 
 const driver = process.argv[2] ?? '';
@@ -81,7 +81,7 @@ async function bareRebind(): Promise<{ ms: number }> {
 }
 
 // reset: the kernel's watchdog notices, the driver resets itself.
-const timeouts = async (): Promise<number> => Number(/ timeouts=(\d+)/.exec(await helperCommand(`txstat net:${dev}`))?.[1]);
+const timeouts = async (): Promise<number> => (await txTimeouts(dev)) ?? NaN;
 async function driverReset(): Promise<{ detectionMs: number; serviceMs: number }> {
   const before = await timeouts();
   await sleep(1000);
