@@ -42,9 +42,18 @@ export function planMixer(entries: readonly MixerEntry[], current: readonly Mixe
   return steps;
 }
 
-/** planMixer for what a restart lost: elements changed in the shadow since `mark` are left as the card has them. */
-export function planRestartMixer(entries: readonly MixerEntry[], current: readonly MixerControl[], mark: number): { steps: MixerStep[]; left: string[] } {
-  const changed = new Set(entries.filter((e) => e.seq > mark).map((e) => e.key));
+/**
+ * planMixer for what a restart lost: elements changed in the shadow since
+ * `mark`, and those written while the card was held that the shadow has not
+ * read yet (`unread`), are left as the card has them.
+ */
+export function planRestartMixer(
+  entries: readonly MixerEntry[],
+  current: readonly MixerControl[],
+  mark: number,
+  unread: ReadonlySet<string> = new Set(),
+): { steps: MixerStep[]; left: string[] } {
+  const changed = new Set([...entries.filter((e) => e.seq > mark).map((e) => e.key), ...unread]);
   const all = planMixer(entries, current);
   return { steps: all.filter((s) => !changed.has(s.key)), left: all.filter((s) => changed.has(s.key)).map((s) => s.key) };
 }

@@ -33,7 +33,12 @@ export function openSound(ctx: ClassContext, sys: SoundSystem): ClassRuntime {
   const fields = (device: string): Record<string, string> => ({ SHADOWD_DEVICE: device, SHADOWD_CLASS: 'sound' });
   const shadow = new SoundShadow(ctx.store, ctx.logger, { sys, held: (name) => ctx.held(name) });
 
-  const replay = shadowReplay<ShadowEntry, MixerControl[], MixerStep>({
+  // The card's mixer as the replay read it, and the card's number (for the writes made while it was held).
+  interface MixerNow {
+    card: number;
+    controls: MixerControl[];
+  }
+  const replay = shadowReplay<ShadowEntry, MixerNow, MixerStep>({
     entries: (name) => ctx.store.entries(shadow.show(name).device.id),
     changes: () => ctx.store.changes,
     sync: async () => {
@@ -45,10 +50,12 @@ export function openSound(ctx: ClassContext, sys: SoundSystem): ClassRuntime {
         const n = cardNumber(name);
         const mixer = await sys.readMixer(n);
         if (mixer.problems.length > 0) ctx.logger.log('warning', `${name}: mixer elements that did not read are not replayed: ${mixer.problems.join('; ')}`, fields(name));
-        return mixer.controls;
+        // What was written while shadowd held the card is what the card has now, by its writer.
+        shadow.creditUnread(n, mixer.controls);
+        return { card: n, controls: mixer.controls };
       },
-      planAll: (entries, current) => planMixer(entries, current),
-      planRestart: (entries, current, mark) => planRestartMixer(entries, current, mark),
+      planAll: (entries, current) => planMixer(entries, current.controls),
+      planRestart: (entries, current, mark) => planRestartMixer(entries, current.controls, mark, shadow.unreadKeys(current.card)),
       run: async (name, steps) => {
         const n = cardNumber(name);
         const report: ReplayReport = { device: name, steps: [] };

@@ -6,6 +6,12 @@
 // events name an element; the shadow re-reads its value (a control holds up
 // to 128 values, never printed by the taps) and credits the writer. A card
 // is keyed by its bus device, not its number: the number is its name.
+//
+// A card shadowd holds (restarting its driver) is not read. An element
+// written while it is held, or written just before and not yet re-read
+// when the hold began, is remembered with its writer; the card's next read
+// (the replay's, after the restart) credits the value the card then has to
+// that writer, so the replay leaves it as set (mixer-replay.ts).
 import type { DeviceStatus, ShowResult } from '../../core/device-status.js';
 import type { JsonValue } from '../../core/json-value.js';
 import { storedByName, storedShow, storedStatus } from '../../core/stored-device.js';
@@ -61,6 +67,8 @@ export function cardId(identity: Pick<CardIdentity, 'bus' | 'number'>): string {
 
 export class SoundShadow {
   private readonly cards = new Map<number, WatchedCard>();
+  /** Elements written while their card was held and not read since, by card number: numid to writer. */
+  private readonly unread = new Map<number, Map<number, Actor>>();
   private refreshing: Promise<void> = Promise.resolve();
   private readsInFlight = 0;
   private resyncing: Promise<void> | null = null;
@@ -135,10 +143,17 @@ export class SoundShadow {
           case 'pcm':
             this.pcmChange(a.at.card, substreamKey(a.at), a.change, actor);
             break;
-          case 'control':
-            if (this.held(cardName(a.card))) break;
-            this.schedule(a.card, () => this.readControlInto(a.card, a.numid, a.how === 'set' ? actor : DRIVER_ACTOR, a.how === 'set' ? 'set' : 'observe'));
+          case 'control': {
+            const { card: n, numid } = a;
+            // A driver's own notification during a held card's restart is the restart's doing: the replay reads the card.
+            const wroteHeld = a.how === 'set' ? () => this.noteUnread(n, numid, actor) : undefined;
+            if (this.held(cardName(n))) {
+              wroteHeld?.();
+              break;
+            }
+            this.schedule(n, () => this.readControlInto(n, numid, a.how === 'set' ? actor : DRIVER_ACTOR, a.how === 'set' ? 'set' : 'observe'), wroteHeld);
             break;
+          }
           case 'card':
             if (this.held(cardName(a.card))) break;
             if (a.op === 'registered') this.schedule(a.card, () => this.readCard(a.card));
@@ -230,11 +245,13 @@ export class SoundShadow {
     this.logger.log('notice', `${cardName(n)} disappeared; its shadow is kept`, this.fields(card));
   }
 
-  private schedule(n: number, read: () => Promise<unknown>): void {
+  /** Queues a read of card n; `ifHeld` runs instead when shadowd holds the card by the time the read's turn comes. */
+  private schedule(n: number, read: () => Promise<unknown>, ifHeld?: () => void): void {
     this.readsInFlight++;
     this.refreshing = this.refreshing.then(async () => {
       try {
         if (!this.held(cardName(n))) await read();
+        else ifHeld?.();
       } catch (err) {
         this.logger.log('warning', `could not read ${cardName(n)}: ${messageOf(err)}`, { SHADOWD_CLASS: CLS, SHADOWD_DEVICE: cardName(n) });
       } finally {
@@ -259,7 +276,11 @@ export class SoundShadow {
         this.logger.log('warning', `${cardName(n)}: ${mixer.problems.length} mixer element(s) did not read, their shadow is kept as it was: ${mixer.problems.join('; ')}`, this.fields(card));
       }
       this.store.transaction(() => {
-        for (const c of mixer.controls) this.recordControl(card, c, SNAPSHOT_ACTOR, 'observe');
+        const written = this.takeUnread(n);
+        for (const c of mixer.controls) {
+          const writer = written.get(c.numid);
+          this.recordControl(card, c, writer ?? SNAPSHOT_ACTOR, writer ? 'set' : 'observe');
+        }
       });
     } catch (err) {
       this.logger.log('warning', `${cardName(n)}: could not read its mixer (${messageOf(err)}); its shadow is kept as it was`, this.fields(card));
@@ -288,6 +309,50 @@ export class SoundShadow {
     if (this.store.setEntry(card.id, mixerKey(c), c.values, actor, this.now(), how) && actor.pid !== null) {
       this.logger.log('debug', `${cardName(card.identity.number)}: ${c.key} = ${c.values.join(',')} by ${actor.comm}[${actor.pid}]`, this.fields(card));
     }
+  }
+
+  private noteUnread(n: number, numid: number, writer: Actor): void {
+    let m = this.unread.get(n);
+    if (!m) this.unread.set(n, (m = new Map<number, Actor>()));
+    m.set(numid, writer);
+  }
+
+  private takeUnread(n: number): Map<number, Actor> {
+    const m = this.unread.get(n) ?? new Map<number, Actor>();
+    this.unread.delete(n);
+    return m;
+  }
+
+  /** The shadow keys of card n's elements written while it was held and not read since. */
+  unreadKeys(n: number): Set<string> {
+    const card = this.cards.get(n);
+    const keys = new Set<string>();
+    for (const numid of this.unread.get(n)?.keys() ?? []) {
+      const c = card?.controls.get(numid);
+      if (c) keys.add(mixerKey(c));
+    }
+    return keys;
+  }
+
+  /**
+   * Credits the elements written while card n was held with the values the
+   * card has now (`current`, just read), each to its writer: set after the
+   * restart began, so the replay leaves them. An element not in `current`
+   * waits for the card's next read.
+   */
+  creditUnread(n: number, current: readonly MixerControl[]): void {
+    const written = this.unread.get(n);
+    const card = this.cards.get(n);
+    if (!written || !card) return;
+    this.store.transaction(() => {
+      for (const c of current) {
+        const writer = written.get(c.numid);
+        if (!writer) continue;
+        this.recordControl(card, c, writer, 'set');
+        written.delete(c.numid);
+      }
+    });
+    if (written.size === 0) this.unread.delete(n);
   }
 
   private async readControlInto(n: number, numid: number, actor: Actor, how: 'set' | 'observe'): Promise<void> {

@@ -1,6 +1,6 @@
 // Planning a card's mixer replay: what differs, matched by element id and
 // set by today's numid; only elements the daemon can set; after a restart,
-// only those nobody changed since it began.
+// only those nobody changed since it began or wrote while the card was held.
 import { describe, expect, it } from 'vitest';
 import { planMixer, planRestartMixer, type MixerEntry } from '../../../../daemon/classes/sound/mixer-replay.js';
 import { control } from './fake-sound-system.js';
@@ -36,6 +36,11 @@ describe('mixer replay plan', () => {
     expect(planRestartMixer(entries, live, 10)).toEqual({
       steps: [{ key: "mixer/MIXER:'Master Playback Volume'", numid: 7, values: ['20', '20'] }],
       left: ["mixer/MIXER:'PCM Volume',index=1"],
+    });
+    // Written while the card was held, not read yet: left too.
+    expect(planRestartMixer(entries, live, 10, new Set(["mixer/MIXER:'Master Playback Volume'"]))).toEqual({
+      steps: [],
+      left: ["mixer/MIXER:'Master Playback Volume'", "mixer/MIXER:'PCM Volume',index=1"],
     });
   });
 

@@ -117,6 +117,43 @@ describe('sound class runtime', () => {
     expect(rt.show('card0').entries.find((e) => e.key === "mixer/MIXER:'Master Playback Switch'")).toMatchObject({ value: ['off', 'off'], setBy: { pid: 500, comm: 'amixer' } });
   });
 
+  it('leaves an element written while shadowd held the card as the card has it after the restart, credited to its writer', async () => {
+    const store = new ShadowStore(':memory:');
+    const held = new Set<string>();
+    const m = fakeSoundSystem([es1370(0)]);
+    const rt = openSound(context(store, held), m.sys);
+    await rt.resync('start-up');
+    const vol = "mixer/MIXER:'Master Playback Volume'";
+    const sw = "mixer/MIXER:'Master Playback Switch'";
+    // The volume is written as the card fails (its re-read's turn comes once the card is held); the restart keeps it.
+    rt.applyEvents([parseTapRecord('ev=ctl_write card=0 numid=2 iface=2 dev=0 sub=0 index=0 ret=0 kthread=0 pid=500 ts=9 comm=amixer')]);
+    held.add('card0');
+    const mark = rt.replay.mark('card0');
+    m.cards.get(0)!.controls[1]!.values = ['27', '27'];
+    // The restart lost the switch; a write of it lands during the replay's own catching up, after its read of the card.
+    m.cards.get(0)!.controls[0]!.values = ['off', 'off'];
+    const readMixer = m.sys.readMixer.bind(m.sys);
+    m.sys.readMixer = async (n) => {
+      const r = await readMixer(n);
+      rt.applyEvents([parseTapRecord('ev=ctl_write card=0 numid=1 iface=2 dev=0 sub=0 index=0 ret=0 kthread=0 pid=501 ts=10 comm=amixer')]);
+      return r;
+    };
+    m.sets.length = 0;
+    const after = await rt.replay.replay('card0', mark);
+    expect(after.steps).toEqual([]);
+    expect(m.sets).toEqual([]);
+    const entries = rt.show('card0').entries;
+    expect(entries.find((e) => e.key === vol)).toMatchObject({ value: ['27', '27'], setBy: { pid: 500, comm: 'amixer' } });
+    expect(entries.find((e) => e.key === sw)).toMatchObject({ value: ['off', 'off'], setBy: { pid: 501, comm: 'amixer' } });
+    // Without those writes the same restart is replayed: the shadow's values go back.
+    m.sys.readMixer = readMixer;
+    const again = rt.replay.mark('card0');
+    m.cards.get(0)!.controls[1]!.values = ['0', '0'];
+    const replayed = await rt.replay.replay('card0', again);
+    expect(replayed.steps.map((s) => s.key)).toEqual([vol]);
+    expect(m.sets).toEqual(['card0 numid=2 27,27']);
+  });
+
   it('reports a failed set as a failed step', async () => {
     const m = fakeSoundSystem([es1370(0)]);
     const rt = openSound(context(new ShadowStore(':memory:'), new Set()), m.sys);

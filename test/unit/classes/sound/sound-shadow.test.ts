@@ -121,6 +121,49 @@ describe('sound shadow', () => {
     expect(shadow.show('card0').entries.length).toBe(2);
   });
 
+  it('remembers an element written while the card is held, or not yet re-read as the hold began, and credits its writer at the next read', async () => {
+    const held = new Set<string>();
+    const { m, store, shadow } = setup(held);
+    await shadow.resync('start-up');
+    const vol = "mixer/MIXER:'Master Playback Volume'";
+    const sw = "mixer/MIXER:'Master Playback Switch'";
+    // The writes land before the hold; their re-reads' turn comes after it began.
+    shadow.applyBatch([ev('ev=ctl_write card=0 numid=1 iface=2 dev=0 sub=0 index=0 ret=0', 400, 'amixer')]);
+    shadow.applyBatch([ev('ev=ctl_write card=0 numid=2 iface=2 dev=0 sub=0 index=0 ret=0', 401, 'amixer')]);
+    held.add('card0');
+    await shadow.caughtUp();
+    // Written while held.
+    shadow.applyBatch([ev('ev=ctl_write card=0 numid=1 iface=2 dev=0 sub=0 index=0 ret=0', 402, 'alsactl')]);
+    // The driver's own notifications during its restart are not writes.
+    shadow.applyBatch([ev('ev=ctl_notify card=0 numid=2 mask=1', 12, 'kworker/0:1', 1)]);
+    expect(shadow.unreadKeys(0)).toEqual(new Set([sw, vol]));
+    expect(m.reads).toEqual(['mixer 0']);
+    const before = store.changes;
+    m.cards.get(0)!.controls[0]!.values = ['off', 'off'];
+    m.cards.get(0)!.controls[1]!.values = ['27', '27'];
+    held.delete('card0');
+    await shadow.readCard(0);
+    const entries = shadow.show('card0').entries;
+    expect(entries.find((e) => e.key === sw)).toMatchObject({ value: ['off', 'off'], setBy: { pid: 402, comm: 'alsactl' } });
+    expect(entries.find((e) => e.key === vol)).toMatchObject({ value: ['27', '27'], setBy: { pid: 401, comm: 'amixer' } });
+    expect(store.entries('snd:0000:00:04.0').every((e) => !e.key.startsWith('mixer/') || e.seq > before)).toBe(true);
+    expect(shadow.unreadKeys(0)).toEqual(new Set());
+  });
+
+  it('credits what was written while held from a mixer read by the replay, and keeps what that read did not have', async () => {
+    const held = new Set<string>(['card0']);
+    const { m, shadow } = setup(held);
+    held.delete('card0');
+    await shadow.resync('start-up');
+    held.add('card0');
+    shadow.applyBatch([ev('ev=ctl_write card=0 numid=2 iface=2 dev=0 sub=0 index=0 ret=0', 401, 'amixer'), ev('ev=ctl_write card=0 numid=1 iface=2 dev=0 sub=0 index=0 ret=0', 402, 'amixer')]);
+    const controls = structuredClone(m.cards.get(0)!.controls).filter((c) => c.numid === 2);
+    controls[0]!.values = ['9', '9'];
+    shadow.creditUnread(0, controls);
+    expect(shadow.show('card0').entries.find((e) => e.key === "mixer/MIXER:'Master Playback Volume'")).toMatchObject({ value: ['9', '9'], setBy: { pid: 401 } });
+    expect(shadow.unreadKeys(0)).toEqual(new Set(["mixer/MIXER:'Master Playback Switch'"]));
+  });
+
   it('says so and re-reads the card when a record makes no sense, losing nothing', async () => {
     const { m, logger, shadow } = setup();
     await shadow.resync('start-up');
