@@ -1039,10 +1039,12 @@ export class RecoveryManager {
     if (refused.length) notes.push(`the driver refused replay step${refused.length === 1 ? '' : 's'} ${refused.join(', ')}`);
     const replayer = this.port(refOf(rec)).replay;
     let notBack: string | undefined;
+    let setBack: string[] = [];
     if (replayer) {
       try {
         const report = await replayer.replay(rec.device, cur.restartMark);
         notes.push(...this.recordReplay(rec, report));
+        setBack = report.steps.filter((s) => s.ok).map((s) => s.key);
         notBack = typeof report.notBack === 'string' ? report.notBack : undefined;
       } catch (err) {
         notes.push(`replay from the shadow failed: ${messageOf(err)}`);
@@ -1057,7 +1059,9 @@ export class RecoveryManager {
     const ms = this.now() - t0;
     // A recovery failed during its check keeps the check time up to the failure.
     if (rec.endedAt === null) rec.phases.check = ms;
-    this.log('info', rec, 'check', `${rec.device}: replay check done in ${ms} ms${notes.length ? `: ${notes.join('; ')}` : ''}`, {
+    // What the restart had lost and the shadow set back, so that a value changing under an administrator is explained.
+    const said = setBack.length ? [`set back from the shadow: ${setBack.join(', ')}`, ...notes] : notes;
+    this.log('info', rec, 'check', `${rec.device}: replay check done in ${ms} ms${said.length ? `: ${said.join('; ')}` : ''}`, {
       SHADOWD_PHASE_MS: ms,
     });
     return notes;

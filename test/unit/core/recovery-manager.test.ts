@@ -240,6 +240,8 @@ describe('RecoveryManager', () => {
     expect(rec.phases).toMatchObject({ restart: 850, check: 40, total: 890 });
     expect(rec.phases.stage).toBeUndefined();
     expect(rec.steps.at(-1)).toEqual({ source: 'daemon', key: 'coalesce', result: 'ok', argv: ['ethtool', '-C', 'eth0', 'rx-usecs', '3'] });
+    // The log says what the shadow set back.
+    expect(lines.map((l) => l.message)).toContain('eth0: replay check done in 40 ms: set back from the shadow: coalesce');
   });
 
   it('marks the shadow as the restart is sent and hands the mark to the replay after it; a replay on request gets none', async () => {
