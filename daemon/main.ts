@@ -11,6 +11,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DECLARATIONS } from './classes/declarations.js';
 import { bootModules } from './core/kernel-modules.js';
+import { TAP_ENGINES, type TapEngineChoice } from './core/precompiled-taps.js';
 import { PRIORITY, serviceLogger, type Priority } from './service/log.js';
 import { defaultConfigPath } from './service/running-config.js';
 import { ShadowdService, StartError } from './service/shadowd-service.js';
@@ -39,6 +40,12 @@ Options:
   --runtime-dir DIR   where the control socket is created
                       [default: $RUNTIME_DIRECTORY or /run/shadowd]
   --bpftrace FILE     the bpftrace binary [default: bpftrace]
+  --taps ENGINE       what runs the taps: auto, bpftrace or libbpf. libbpf
+                      runs the classes' precompiled objects under taps-loader
+                      (bpf/libbpf/build/, made by npm run build:taps): seconds
+                      and a hundred MB less than bpftrace compiling them at
+                      each start; auto takes them when every class has one
+                      [default: auto]
   --allow-faults      accept shadowctl inject (fault injection, for tests), as
                       AllowFaultInjection=yes does; the helper module must be
                       loaded with allow_faults=1 too
@@ -64,6 +71,7 @@ try {
       'runtime-dir': { type: 'string', default: process.env['RUNTIME_DIRECTORY'] ?? '/run/shadowd' },
       config: { type: 'string', default: defaultConfigPath() },
       bpftrace: { type: 'string', default: 'bpftrace' },
+      taps: { type: 'string', default: 'auto' },
       // No default: given, it overrides LogLevel=.
       'log-level': { type: 'string' },
       'allow-faults': { type: 'boolean', default: false },
@@ -94,6 +102,10 @@ if (parsed['log-level'] !== undefined && !(parsed['log-level'] in PRIORITY)) {
   console.error(`shadowd: --log-level must be one of ${Object.keys(PRIORITY).join(', ')}, not ${JSON.stringify(parsed['log-level'])}`);
   process.exit(2);
 }
+if (!(TAP_ENGINES as readonly string[]).includes(parsed.taps)) {
+  console.error(`shadowd: --taps must be one of ${TAP_ENGINES.join(', ')}, not ${JSON.stringify(parsed.taps)}`);
+  process.exit(2);
+}
 const argv = parsed;
 
 const cliLogLevel = argv['log-level'] as Priority | undefined;
@@ -108,6 +120,7 @@ const service = new ShadowdService({
   stateDir: argv['state-dir'],
   runtimeDir: argv['runtime-dir'],
   bpftrace: argv.bpftrace,
+  taps: argv.taps as TapEngineChoice,
   allowFaults: argv['allow-faults'],
   logLevel: cliLogLevel,
   logger,

@@ -8,7 +8,12 @@
  * prints (daemon/core/tap-record.ts), until SIGINT or SIGTERM, or until
  * nobody reads its output.
  *
- * usage: taps-loader [-f text|json] OBJECT
+ * usage: taps-loader [-f text|json] OBJECT...
+ *
+ * Several objects (one per class) run side by side in one process, as the
+ * daemon's one bpftrace runs every class's program merged into one: their
+ * ring buffers are read by one loop, the attached line counts the programs
+ * of all, and the lost line sums their losses.
  *
  * Output, as bpftrace 0.17's:
  *   text: "Attaching N probes...", then one record a line, "Lost N events"
@@ -43,6 +48,7 @@
 #include "tap-format.h"
 
 #define MAX_PROGS 64
+#define MAX_OBJECTS 8
 
 static bool json_output;
 static bool quiet_libbpf;
@@ -261,24 +267,44 @@ static struct bpf_object *load_object(const char *path, struct program_set *set)
 	return obj;
 }
 
-static void report_lost(struct bpf_map *lost, unsigned long long *reported)
-{
-	__u32 key = 0;
-	__u64 count = 0;
+/* One object of the command line, loaded and attached. */
+struct tap_object {
+	const char *path;
+	struct bpf_object *obj;
+	struct program_set set;
+	struct bpf_link *links[MAX_PROGS];
+	int attached;
+	struct bpf_map *lost;
+	unsigned long long reported;
+};
 
-	if (!lost || bpf_map__lookup_elem(lost, &key, sizeof(key), &count, sizeof(count), 0))
-		return;
-	if (count > *reported) {
-		print_lost(count - *reported);
-		*reported = count;
+/* The records every object could not reserve since the last report, in one line. */
+static void report_lost(struct tap_object *objects, int n)
+{
+	unsigned long long total = 0;
+	__u32 key = 0;
+	__u64 count;
+	int i;
+
+	for (i = 0; i < n; i++) {
+		count = 0;
+		if (!objects[i].lost ||
+		    bpf_map__lookup_elem(objects[i].lost, &key, sizeof(key), &count,
+					 sizeof(count), 0))
+			continue;
+		if (count > objects[i].reported) {
+			total += count - objects[i].reported;
+			objects[i].reported = count;
+		}
 	}
+	if (total)
+		print_lost(total);
 }
 
-/* Hands the ring buffer's events on until a signal, or until stdout is gone. */
-static int run(struct ring_buffer *rb, struct bpf_map *lost, int sigfd)
+/* Hands the ring buffers' events on until a signal, or until stdout is gone. */
+static int run(struct ring_buffer *rb, struct tap_object *objects, int n_objects, int sigfd)
 {
 	struct epoll_event ev = { .events = EPOLLIN }, ready[4];
-	unsigned long long reported = 0;
 	int ep = epoll_create1(EPOLL_CLOEXEC);
 	int n, i, err = 0;
 	bool done = false;
@@ -308,7 +334,7 @@ static int run(struct ring_buffer *rb, struct bpf_map *lost, int sigfd)
 		n = ring_buffer__consume(rb);
 		if (n < 0 && n != -EINTR)
 			err = n;
-		report_lost(lost, &reported);
+		report_lost(objects, n_objects);
 		if (!flush_output())
 			done = true;
 	}
@@ -318,22 +344,78 @@ static int run(struct ring_buffer *rb, struct bpf_map *lost, int sigfd)
 
 static int bad_arguments(void)
 {
-	fprintf(stderr, "usage: taps-loader [-f text|json] OBJECT\n");
+	fprintf(stderr, "usage: taps-loader [-f text|json] OBJECT...\n");
 	return 2;
+}
+
+/* Loads and attaches an object's programs; false when none attached. */
+static bool attach_object(struct tap_object *o)
+{
+	struct bpf_program *prog;
+
+	o->obj = load_object(o->path, &o->set);
+	if (!o->obj)
+		return false;
+	bpf_object__for_each_program(prog, o->obj) {
+		if (!bpf_program__autoload(prog))
+			continue;
+		o->links[o->attached] = bpf_program__attach(prog);
+		if (!o->links[o->attached]) {
+			fprintf(stderr, "taps-loader: %s: cannot attach: %s: left out\n",
+				bpf_program__section_name(prog), strerror(errno));
+			continue;
+		}
+		o->attached++;
+	}
+	if (o->attached == 0)
+		fprintf(stderr, "taps-loader: none of %s's programs attached\n", o->path);
+	o->lost = bpf_object__find_map_by_name(o->obj, "lost");
+	return o->attached > 0;
+}
+
+static void close_object(struct tap_object *o)
+{
+	int i;
+
+	for (i = 0; i < o->attached; i++)
+		bpf_link__destroy(o->links[i]);
+	bpf_object__close(o->obj);
+}
+
+/* Every object's ring buffer "events" in one reader; NULL (said why) if one has none. */
+static struct ring_buffer *open_events(struct tap_object *objects, int n, struct tap_line *line)
+{
+	struct ring_buffer *rb = NULL;
+	int i, fd, err = 0;
+
+	for (i = 0; i < n && !err; i++) {
+		fd = bpf_object__find_map_fd_by_name(objects[i].obj, "events");
+		if (fd < 0) {
+			err = fd;
+		} else if (!rb) {
+			rb = ring_buffer__new(fd, on_event, line, NULL);
+			err = rb ? 0 : -errno;
+		} else {
+			err = ring_buffer__add(rb, fd, on_event, line);
+		}
+		if (err)
+			fprintf(stderr, "taps-loader: %s: no ring buffer \"events\": %s\n",
+				objects[i].path, strerror(-err));
+	}
+	if (err) {
+		ring_buffer__free(rb);
+		return NULL;
+	}
+	return rb;
 }
 
 int main(int argc, char **argv)
 {
+	static struct tap_object objects[MAX_OBJECTS];
 	static struct tap_line line;
-	struct program_set set = { 0 };
-	struct bpf_link *links[MAX_PROGS];
-	struct bpf_object *obj;
-	struct bpf_program *prog;
 	struct ring_buffer *rb;
-	const char *path;
 	sigset_t stop;
-	struct bpf_map *lost;
-	int opt, i, attached = 0, sigfd, map_fd, err;
+	int opt, i, n, attached = 0, sigfd, err = 0;
 
 	while ((opt = getopt(argc, argv, "f:")) != -1) {
 		if (opt != 'f')
@@ -343,9 +425,11 @@ int main(int argc, char **argv)
 		else if (strcmp(optarg, "text"))
 			return bad_arguments();
 	}
-	if (optind != argc - 1)
+	n = argc - optind;
+	if (n < 1 || n > MAX_OBJECTS)
 		return bad_arguments();
-	path = argv[optind];
+	for (i = 0; i < n; i++)
+		objects[i].path = argv[optind + i];
 
 	/*
 	 * SIGINT and SIGTERM are read from a file descriptor in the event loop;
@@ -363,43 +447,25 @@ int main(int argc, char **argv)
 	}
 	libbpf_set_print(print_libbpf);
 
-	obj = load_object(path, &set);
-	if (!obj)
-		return 1;
-
-	bpf_object__for_each_program(prog, obj) {
-		if (!bpf_program__autoload(prog))
-			continue;
-		links[attached] = bpf_program__attach(prog);
-		if (!links[attached]) {
-			fprintf(stderr, "taps-loader: %s: cannot attach: %s: left out\n",
-				bpf_program__section_name(prog), strerror(errno));
-			continue;
-		}
-		attached++;
+	/* Every object, or none: a class without its taps would miss changes unseen. */
+	for (i = 0; i < n && !err; i++) {
+		if (!attach_object(&objects[i]))
+			err = 1;
+		attached += objects[i].attached;
 	}
-	if (attached == 0) {
-		fprintf(stderr, "taps-loader: none of %s's programs attached\n", path);
-		bpf_object__close(obj);
-		return 1;
-	}
-	map_fd = bpf_object__find_map_fd_by_name(obj, "events");
-	rb = ring_buffer__new(map_fd, on_event, &line, NULL);
+	rb = err ? NULL : open_events(objects, n, &line);
 	if (rb) {
 		print_attached(attached);
-		lost = bpf_object__find_map_by_name(obj, "lost");
-		err = flush_output() ? run(rb, lost, sigfd) : 0;
+		err = flush_output() ? run(rb, objects, n, sigfd) : 0;
 		if (err)
 			fprintf(stderr, "taps-loader: reading the events: %s\n", strerror(-err));
 		ring_buffer__free(rb);
 	} else {
-		err = -errno;
-		fprintf(stderr, "taps-loader: %s: no ring buffer \"events\": %s\n",
-			path, strerror(-err));
+		err = 1;
 	}
-	for (i = 0; i < attached; i++)
-		bpf_link__destroy(links[i]);
-	bpf_object__close(obj);
+	for (i = 0; i < n; i++)
+		if (objects[i].obj)
+			close_object(&objects[i]);
 	close(sigfd);
 	return err ? 1 : 0;
 }

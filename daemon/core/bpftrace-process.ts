@@ -1,15 +1,25 @@
 // Runs one bpftrace program (an argv array, no shell) and turns its JSON
 // output into messages. Restart and back-off policy belong to the caller.
+// taps-loader (bpf/libbpf/, precompiled CO-RE objects) prints the same
+// output and runs the same way: it is given as `loader`.
 import { existsSync } from 'node:fs';
 import { readdir, readFile, readlink } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { startProgram } from './run-program.js';
 import { parseBpftraceLine, type BpftraceMessage } from './bpftrace-output.js';
 
+/** taps-loader and the precompiled objects it runs in place of bpftrace and a .bt program. */
+export interface TapsLoader {
+  binary: string;
+  objects: readonly string[];
+}
+
 export interface BpftraceOptions {
   /** The .bt program file. */
   program: string;
   bpftrace?: string;
+  /** Runs taps-loader with these objects instead: it says attached once its programs are (no wait for them to go live). */
+  loader?: TapsLoader;
   onMessage: (msg: BpftraceMessage) => void;
   /** bpftrace's own diagnostics (its stderr), a line at a time. */
   onStderr?: (line: string) => void;
@@ -151,8 +161,18 @@ export function bpftraceArgv(bpftrace: string, program: string, setpriv: string 
   return setpriv ? [setpriv, ['--pdeathsig', 'KILL', '--', bpftrace, ...args]] : [bpftrace, args];
 }
 
+/** taps-loader's argv, under setpriv --pdeathsig as bpftrace's. */
+export function loaderArgv(loader: TapsLoader, setpriv: string | null = SETPRIV): [string, string[]] {
+  const args = ['-f', 'json', ...loader.objects];
+  return setpriv ? [setpriv, ['--pdeathsig', 'KILL', '--', loader.binary, ...args]] : [loader.binary, args];
+}
+
+/** The program that runs the taps, for messages. */
+export const tapTool = (opts: Pick<BpftraceOptions, 'loader'>): string => (opts.loader ? 'taps-loader' : 'bpftrace');
+
 export function startBpftrace(opts: BpftraceOptions): BpftraceRun {
-  const child = startProgram(...bpftraceArgv(opts.bpftrace ?? 'bpftrace', opts.program));
+  const tool = tapTool(opts);
+  const child = startProgram(...(opts.loader ? loaderArgv(opts.loader) : bpftraceArgv(opts.bpftrace ?? 'bpftrace', opts.program)));
   const stderrTail = new TextTail(STDERR_TAIL_CHARS);
   let resolveAttached!: (n: number) => void;
   let rejectAttached!: (e: Error) => void;
@@ -168,7 +188,8 @@ export function startBpftrace(opts: BpftraceOptions): BpftraceRun {
     if (line.trim() === '') return;
     const msg = parseBpftraceLine(line);
     if (msg.kind === 'attached' && child.pid !== undefined) {
-      void (opts.probesLive ?? probesLive)(child.pid).then(() => resolveAttached(msg.probes));
+      if (opts.loader) resolveAttached(msg.probes);
+      else void (opts.probesLive ?? probesLive)(child.pid).then(() => resolveAttached(msg.probes));
     }
     opts.onMessage(msg);
   });
@@ -178,11 +199,11 @@ export function startBpftrace(opts: BpftraceOptions): BpftraceRun {
   });
   const exited = new Promise<{ exitCode: number | null; signal: string | null; stderr: string }>((resolve) => {
     let spawnError = '';
-    child.on('error', (err) => (spawnError = `cannot run ${opts.bpftrace ?? 'bpftrace'}: ${err.message}\n`));
+    child.on('error', (err) => (spawnError = `cannot run ${opts.loader?.binary ?? opts.bpftrace ?? 'bpftrace'}: ${err.message}\n`));
     // 'close' comes after the output streams ended, so every line has been read by then.
     child.on('close', (exitCode, signal) => {
       const stderrText = spawnError + stderrTail.text();
-      rejectAttached(new Error(`bpftrace exited before attaching (status ${String(exitCode ?? signal)}): ${stderrText.trim()}`));
+      rejectAttached(new Error(`${tool} exited before attaching (status ${String(exitCode ?? signal)}): ${stderrText.trim()}`));
       resolve({ exitCode, signal, stderr: stderrText });
     });
   });

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { startBpftrace, type BpftraceRun } from './bpftrace-process.js';
+import { startBpftrace, tapTool, type BpftraceRun, type TapsLoader } from './bpftrace-process.js';
 import type { SyncMarker } from './device-class.js';
 import type { Logger } from '../service/log.js';
 import type { TapEvent } from './tap-record.js';
@@ -30,6 +30,8 @@ export interface IngestOptions {
   cls?: string;
   program: string;
   bpftrace?: string;
+  /** taps-loader and its precompiled objects, run instead of bpftrace and the program. */
+  loader?: TapsLoader;
   logger: Logger;
   onEvents: (batch: TapEvent[]) => void;
   /** Events were lost, or the taps were down for a while: the shadow must re-read its devices. */
@@ -225,12 +227,15 @@ export class Ingest {
   private launch(): Promise<number> {
     const { logger } = this.opts;
     this.stats.state = this.stats.restarts > 0 ? 'restarting' : 'starting';
-    logger.log('debug', `starting bpftrace ${this.opts.program} at ${Math.round(performance.now())} ms`, { SHADOWD_COMPONENT: 'ingest', SHADOWD_CLASS: this.opts.cls });
+    const tool = tapTool(this.opts);
+    const what = this.opts.loader ? this.opts.loader.objects.join(' ') : this.opts.program;
+    logger.log('debug', `starting ${tool} ${what} at ${Math.round(performance.now())} ms`, { SHADOWD_COMPONENT: 'ingest', SHADOWD_CLASS: this.opts.cls });
     const run = startBpftrace({
       program: this.opts.program,
       bpftrace: this.opts.bpftrace,
+      ...(this.opts.loader ? { loader: this.opts.loader } : {}),
       probesLive: this.opts.probesLive,
-      onStderr: (line) => logger.log('warning', `bpftrace: ${line}`, { SHADOWD_COMPONENT: 'ingest', SHADOWD_CLASS: this.opts.cls }),
+      onStderr: (line) => logger.log('warning', `${tool}: ${line}`, { SHADOWD_COMPONENT: 'ingest', SHADOWD_CLASS: this.opts.cls }),
       onMessage: (msg) => {
         switch (msg.kind) {
           case 'event':
@@ -256,7 +261,7 @@ export class Ingest {
             this.opts.onGap(`${msg.count} tap events lost`);
             break;
           case 'attached':
-            logger.log('debug', `bpftrace compiled the taps (${msg.probes} probes) at ${Math.round(performance.now())} ms; waiting until they are live`, { SHADOWD_COMPONENT: 'ingest', SHADOWD_CLASS: this.opts.cls });
+            logger.log('debug', this.opts.loader ? `taps-loader attached ${msg.probes} programs at ${Math.round(performance.now())} ms` : `bpftrace compiled the taps (${msg.probes} probes) at ${Math.round(performance.now())} ms; waiting until they are live`, { SHADOWD_COMPONENT: 'ingest', SHADOWD_CLASS: this.opts.cls });
             break;
           case 'other':
             break;
@@ -276,10 +281,10 @@ export class Ingest {
     void run.exited.then(async (exit) => {
       if (this.stopping || this.run !== run) return;
       this.flush();
-      this.failBarriers('bpftrace exited');
+      this.failBarriers(`${tool} exited`);
       const attached = await attachedAt.catch(() => null);
       if (attached && Date.now() - attached.at > STABLE_MS) this.backoffMs = this.opts.initialBackoffMs ?? 1000;
-      const why = `bpftrace exited (status ${String(exit.exitCode ?? exit.signal)})${exit.stderr ? `: ${exit.stderr.trim().split('\n').pop()}` : ''}`;
+      const why = `${tool} exited (status ${String(exit.exitCode ?? exit.signal)})${exit.stderr ? `: ${exit.stderr.trim().split('\n').pop()}` : ''}`;
       this.stats.lastError = why;
       this.stats.state = 'restarting';
       this.stats.restarts++;

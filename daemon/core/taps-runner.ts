@@ -1,6 +1,8 @@
 // The taps of every class: one supervised bpftrace process (core/ingest.ts)
 // running every class's program merged into one (core/tap-program.ts: one
 // bpftrace costs about a third of three, in start-up time and in memory),
+// or one taps-loader running every class's precompiled object
+// (core/precompiled-taps.ts says which),
 // handing each event to its own class's shadow and detectors, with each
 // class's own sync barrier. Events that arrive while a class's first read of
 // its devices runs wait for it: applied before it, they would find no
@@ -10,8 +12,10 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ClassDeclaration, ClassRuntime } from './device-class.js';
+import type { TapsLoader } from './bpftrace-process.js';
 import { Ingest, IngestSyncError, type IngestOptions, type IngestStats } from './ingest.js';
 import { ensureModules } from './kernel-modules.js';
+import type { PrecompiledTaps } from './precompiled-taps.js';
 import { filterProbes, readKernelProbeIndex, type KernelProbeIndex } from './probe-filter.js';
 import { eventClasses, hasProbe, mergePrograms } from './tap-program.js';
 import type { TapEvent } from './tap-record.js';
@@ -21,6 +25,8 @@ export interface TapsRunnerOptions {
   logger: Logger;
   /** The bpftrace binary. */
   bpftrace?: string;
+  /** Run the classes' precompiled objects under taps-loader instead of their programs under bpftrace. */
+  precompiled?: PrecompiledTaps | null;
   /** Where the merged program is written (the runtime directory); default: the temporary directory. */
   programDir?: string;
   /**
@@ -128,19 +134,27 @@ export class TapsRunner {
     this.opts.phase?.('tap modules checked');
     const programs = all.map((t) => t.decl.tapProgram).join(', ');
     let program: string;
+    let loader: TapsLoader | undefined;
     try {
       const index = await (this.opts.probeIndex ?? readKernelProbeIndex)();
       this.opts.phase?.('probe index read');
       const texts = await Promise.all(all.map(async (t) => ({ cls: t.decl.id, path: t.decl.tapProgram, text: this.attachable(t.decl, await readFile(t.decl.tapProgram, 'utf8'), index) })));
-      if (all.length === 1 && !this.probesDropped) program = all[0]!.decl.tapProgram;
+      if (all.length > 1) this.classOfEvent = eventClasses(all.map((t) => t.decl));
+      // A class whose every probe went has nothing to attach: the others run.
+      const runnable = texts.filter((t) => hasProbe(t.text));
+      for (const t of texts.filter((x) => !runnable.includes(x))) {
+        this.opts.logger.log('err', `the ${t.cls} taps: none of ${t.path}'s probes is in this kernel: the ${t.cls} shadow sees no change made to its devices`, { SHADOWD_CLASS: t.cls });
+      }
+      if (runnable.length === 0) throw new Error('none of their probes is in this kernel');
+      const pre = this.opts.precompiled;
+      if (pre) {
+        // The loader leaves out, and names, the programs whose function the kernel lacks, as the filter did above.
+        const lacking = runnable.filter((t) => !pre.objects.has(t.cls)).map((t) => t.cls);
+        if (lacking.length > 0) throw new Error(`no precompiled object for the ${lacking.join(', ')} taps`);
+        loader = { binary: pre.loader, objects: runnable.map((t) => pre.objects.get(t.cls)!) };
+        program = all[0]!.decl.tapProgram;
+      } else if (all.length === 1 && !this.probesDropped) program = all[0]!.decl.tapProgram;
       else {
-        if (all.length > 1) this.classOfEvent = eventClasses(all.map((t) => t.decl));
-        // A class whose every probe went has nothing to attach: the others run.
-        const runnable = texts.filter((t) => hasProbe(t.text));
-        for (const t of texts.filter((x) => !runnable.includes(x))) {
-          this.opts.logger.log('err', `the ${t.cls} taps: none of ${t.path}'s probes is in this kernel: the ${t.cls} shadow sees no change made to its devices`, { SHADOWD_CLASS: t.cls });
-        }
-        if (runnable.length === 0) throw new Error('none of their probes is in this kernel');
         const merged = runnable.length === 1 ? runnable[0]!.text : mergePrograms(runnable);
         program = join(this.opts.programDir ?? tmpdir(), `taps-${process.pid}.bt`);
         this.mergedFile = program;
@@ -148,7 +162,7 @@ export class TapsRunner {
       }
       if (this.stopped) {
         if (this.mergedFile) await rm(this.mergedFile, { force: true });
-        throw new Error('stopped before bpftrace started');
+        throw new Error(`stopped before ${loader ? 'taps-loader' : 'bpftrace'} started`);
       }
     } catch (err) {
       throw new Error(`the taps (${programs}): ${err instanceof Error ? err.message : String(err)}`);
@@ -160,6 +174,7 @@ export class TapsRunner {
       cls: all.length === 1 ? first.decl.id : undefined,
       program,
       bpftrace: this.opts.bpftrace,
+      ...(loader ? { loader } : {}),
       logger: this.opts.logger,
       marker: first.decl.syncMarker,
       onEvent: (e) => this.classOf(e)?.onTapEvent?.(e),

@@ -27,6 +27,7 @@ import type { RecoveryManager, RecoveryPort } from '../core/recovery-manager.js'
 import { RequestError } from '../core/request-error.js';
 import type { ShadowStore } from '../core/shadow-store.js';
 import { TapsRunner } from '../core/taps-runner.js';
+import { chooseTapEngine, type TapEngine, type TapEngineChoice } from '../core/precompiled-taps.js';
 import { CONTROL_GROUP, lookupGroup, prepareRuntimeDir } from '../control/control-access.js';
 import { PROTOCOL_VERSION, type HistoryResult, type ReloadResult, type Request, type StatusResult, type VersionResult } from '../control/control-protocol.js';
 import type { ControlServer } from '../control/control-server.js';
@@ -48,6 +49,8 @@ export interface ServiceOptions {
   stateDir: string;
   runtimeDir: string;
   bpftrace: string;
+  /** What runs the taps (core/precompiled-taps.ts); default auto. */
+  taps?: TapEngineChoice;
   allowFaults: boolean;
   /** --log-level: overrides LogLevel=. */
   logLevel: Priority | undefined;
@@ -138,8 +141,21 @@ export class ShadowdService {
     }
 
     // The taps now (their program goes to the runtime directory): the rest of the start happens while bpftrace compiles them.
-    this.taps = new TapsRunner(this.classes.all, { logger, bpftrace: this.opts.bpftrace, programDir: this.opts.runtimeDir, phase: (what) => this.phase(what) });
-    notify.status(`attaching the taps of ${this.classes.ids.join(', ')} (bpftrace compiles them)`);
+    let engine: TapEngine;
+    try {
+      engine = chooseTapEngine(this.classes.all, this.opts.taps ?? 'auto');
+    } catch (err) {
+      throw this.fatal('cannot run the taps', err);
+    }
+    logger.log('info', `the taps run under ${engine.kind === 'libbpf' ? 'taps-loader' : 'bpftrace'}: ${engine.why}`, { SHADOWD_COMPONENT: 'ingest' });
+    this.taps = new TapsRunner(this.classes.all, {
+      logger,
+      bpftrace: this.opts.bpftrace,
+      precompiled: engine.kind === 'libbpf' ? engine.taps : null,
+      programDir: this.opts.runtimeDir,
+      phase: (what) => this.phase(what),
+    });
+    notify.status(`attaching the taps of ${this.classes.ids.join(', ')} (${engine.kind === 'libbpf' ? 'taps-loader loads them' : 'bpftrace compiles them'})`);
     // The classes read their devices side by side, each as soon as its taps are live
     // (one bpftrace runs them all): what changes after the taps are live is seen by
     // them, and held until the class's first read is done (TapsRunner.attach).

@@ -120,6 +120,66 @@ describe('taps runner: a class\'s tap modules', () => {
   });
 });
 
+describe('taps runner: precompiled objects under taps-loader', () => {
+  let dir: string;
+  const logger = { log: () => undefined };
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'taps-runner-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  // A class with a .bt program (read for its events and probe points) and an "object": recorded loader output, one event of the class.
+  function withObject(id: string): { decl: ClassDeclaration; object: string } {
+    const program = join(dir, `${id}.bt`);
+    writeFileSync(program, `kprobe:${id}_fn { printf("ev=${id}_ev pid=%d\\n", pid); }\n`);
+    const object = join(dir, `${id}.bpf.o`);
+    writeFileSync(object, `${JSON.stringify({ type: 'printf', data: `ev=${id}_ev kthread=0 pid=7 ts=1 comm=t\n` })}\n`);
+    return { decl: { ...NET_DECLARATION, id, tapProgram: program, tapEvents: [`${id}_ev`] }, object };
+  }
+
+  it('runs every class\'s object in one loader, attached as it says so, and gives each class its own events; no program is merged', async () => {
+    const sound = withObject('sound');
+    const net = withObject('net');
+    // The loader's attached line, as the fake prints it after its argv line: with the first object.
+    writeFileSync(sound.object, `{"type": "attached_probes", "data": {"probes": 5}}\n${readFileSync(sound.object, 'utf8')}`);
+    const runner = new TapsRunner([sound.decl, net.decl], {
+      logger,
+      bpftrace: '/nonexistent/bpftrace',
+      precompiled: { loader: new URL('../fake/taps-loader.sh', import.meta.url).pathname, objects: new Map([['sound', sound.object], ['net', net.object]]) },
+      programDir: dir,
+      loadModules: () => Promise.resolve(),
+      probeIndex: () => Promise.resolve(null),
+      // Not called: the loader's attached line means its programs are live.
+      ingest: { probesLive: () => Promise.reject(new Error('probesLive is bpftrace\'s')) },
+    });
+    const got: Record<string, string[]> = { sound: [], net: [] };
+    const runtime = (cls: string) => ({ applyEvents: (batch: TapEvent[]) => got[cls]!.push(...batch.map((e) => e.call)) }) as unknown as ClassRuntime;
+    await runner.start();
+    expect(runner.stats()).toMatchObject({ state: 'attached', probes: 5 });
+    for (let i = 0; i < 50 && runner.stats().events < 2; i++) await new Promise((r) => setTimeout(r, 20));
+    runner.attach('sound', runtime('sound'));
+    runner.attach('net', runtime('net'));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(got).toEqual({ sound: ['sound_ev'], net: ['net_ev'] });
+    expect(existsSync(join(dir, `taps-${process.pid}.bt`))).toBe(false);
+    await runner.stop();
+  });
+
+  it('refuses to start when a class has no object, naming it', async () => {
+    const sound = withObject('sound');
+    const net = withObject('net');
+    const runner = new TapsRunner([sound.decl, net.decl], {
+      logger,
+      precompiled: { loader: new URL('../fake/taps-loader.sh', import.meta.url).pathname, objects: new Map([['sound', sound.object]]) },
+      programDir: dir,
+      loadModules: () => Promise.resolve(),
+      probeIndex: () => Promise.resolve(null),
+    });
+    await expect(runner.start()).rejects.toThrow('no precompiled object for the net taps');
+    await runner.stop();
+  });
+});
+
 describe('taps runner: the start around bpftrace\'s spawn', () => {
   let dir: string;
   const logger = { log: () => undefined };
