@@ -6,12 +6,17 @@
  *  fault  (tests) a copy of the driver's ops with the faulty entry points
  *         swapped in (sh_sound_fault.c);
  *  guard  while the daemon holds the card (`hold`): a copy of the layer
- *         below with prepare() and hw_params() wrapped. A call the driver
- *         fails with EIO or ETIMEDOUT is reported in the kernel log (the
- *         daemon's cue to restart the card) and its caller waits, up to
- *         the hold, for the restart to end; then the call is made again,
- *         into the restarted driver, and the application never sees the
- *         failure. hw_free() is not wrapped: the core frees the buffer and
+ *         below with prepare(), hw_params() and trigger() wrapped. A
+ *         prepare or hw_params the driver fails with EIO or ETIMEDOUT is
+ *         reported in the kernel log (the daemon's cue to restart the
+ *         card) and its caller waits, up to the hold, for the restart to
+ *         end; then the call is made again, into the restarted driver, and
+ *         the application never sees the failure. trigger() runs under the
+ *         stream's lock, where nothing may wait: a start the driver fails
+ *         so is reported the same way and taken as done, the stream
+ *         running with its position still, as a stalled stream's, until
+ *         the restart's stop and replay take it as they take any running
+ *         stream. hw_free() is not wrapped: the core frees the buffer and
  *         makes the stream OPEN whatever the driver answers, and closing a
  *         stream calls it under the PCM's open mutex, which the restart's
  *         stop takes.
@@ -43,11 +48,13 @@ static DECLARE_WAIT_QUEUE_HEAD(sh_restart_wait);
 enum sh_entry {
 	SH_ENTRY_PREPARE,
 	SH_ENTRY_HW_PARAMS,
+	SH_ENTRY_TRIGGER,
 };
 
 static const char *const sh_entry_names[] = {
 	[SH_ENTRY_PREPARE] = "prepare",
 	[SH_ENTRY_HW_PARAMS] = "hw_params",
+	[SH_ENTRY_TRIGGER] = "trigger",
 };
 
 /*
@@ -60,6 +67,7 @@ struct sh_guarded_call {
 	struct snd_pcm_substream *ss;
 	enum sh_entry entry;
 	struct snd_pcm_hw_params *params;	/* hw_params' */
+	int cmd;				/* trigger's */
 };
 
 static LIST_HEAD(sh_held_calls);
@@ -102,6 +110,7 @@ static bool sh_entry_failed(int err)
 static int sh_guard_prepare(struct snd_pcm_substream *ss);
 static int sh_guard_hw_params(struct snd_pcm_substream *ss,
 			      struct snd_pcm_hw_params *params);
+static int sh_guard_trigger(struct snd_pcm_substream *ss, int cmd);
 
 /*
  * @call's entry point in @ops. One left out is done, as the core has it;
@@ -110,6 +119,11 @@ static int sh_guard_hw_params(struct snd_pcm_substream *ss,
 static int sh_entry_call(const struct snd_pcm_ops *ops,
 			 struct sh_guarded_call *call)
 {
+	if (call->entry == SH_ENTRY_TRIGGER) {
+		if (!ops->trigger || ops->trigger == sh_guard_trigger)
+			return 0;
+		return ops->trigger(call->ss, call->cmd);
+	}
 	if (call->entry == SH_ENTRY_HW_PARAMS) {
 		if (!ops->hw_params || ops->hw_params == sh_guard_hw_params)
 			return 0;
@@ -220,6 +234,45 @@ static int sh_guard_hw_params(struct snd_pcm_substream *ss,
 	return sh_guard(&call);
 }
 
+/* The trigger commands that start the stream's DMA. */
+static bool sh_trigger_starts(int cmd)
+{
+	return cmd == SNDRV_PCM_TRIGGER_START ||
+	       cmd == SNDRV_PCM_TRIGGER_PAUSE_RELEASE ||
+	       cmd == SNDRV_PCM_TRIGGER_RESUME;
+}
+
+/*
+ * The core calls trigger with the stream's lock held (interrupts off for
+ * most drivers), and puts the stream back as it was if a start fails: the
+ * application's write or start then fails with the driver's error. Held, a
+ * start the driver fails with EIO or ETIMEDOUT is reported as the guard's
+ * other calls are and taken as done instead: the stream runs with its
+ * position still, as a stalled one's, and the card's restart (its stop
+ * pauses or stops the stream, its replay prepares it again) ends the gap.
+ * Stops and pauses go to the driver as they are.
+ */
+static int sh_guard_trigger(struct snd_pcm_substream *ss, int cmd)
+{
+	struct sh_guarded_call call = {
+		.ss = ss,
+		.entry = SH_ENTRY_TRIGGER,
+		.cmd = cmd,
+	};
+	int card = ss->pcm->card->number;
+	unsigned int hold_ms;
+	int err;
+
+	err = sh_guard_call_below(&call, &hold_ms);
+	if (!sh_trigger_starts(cmd) || !sh_entry_failed(err) || !hold_ms)
+		return err;
+	pr_warn_ratelimited("sound:card%d: trigger of pcmC%dD%d%c failed: error %d; the stream waits up to %u ms for a restart\n",
+			    card, card, ss->pcm->device,
+			    ss->stream == SNDRV_PCM_STREAM_PLAYBACK ? 'p' : 'c',
+			    err, hold_ms);
+	return 0;
+}
+
 /* Whether a caller of @ss waits in the guard (holding the stream's mutexes). */
 bool sh_sound_guard_holds(struct snd_pcm_substream *ss)
 {
@@ -305,6 +358,8 @@ int sh_sound_ops_set(struct sh_sound_dev *snd, unsigned int fault,
 			sub->guard_ops.rw = *sh_below_guard(snd, sub);
 			sub->guard_ops.rw.prepare = sh_guard_prepare;
 			sub->guard_ops.rw.hw_params = sh_guard_hw_params;
+			if (sub->guard_ops.rw.trigger)
+				sub->guard_ops.rw.trigger = sh_guard_trigger;
 		}
 		WRITE_ONCE(sub->ss->ops, guard ? &sub->guard_ops.ro :
 			   sh_below_guard(snd, sub));

@@ -3,10 +3,12 @@
 // (card-hold.ts), a prepare or a hw_params its driver fails with EIO or
 // ETIMEDOUT is not handed to the application: the helper keeps the caller
 // waiting for a restart of the card and says so, naming the entry point
-// (kmod/PROTOCOL.md, `hold`):
+// (kmod/PROTOCOL.md, `hold`). A start (trigger) failed so is taken as done,
+// the stream waiting, still, for the restart:
 //
 //   shadow_helper: sound:card0: prepare of pcmC0D0p failed: error -5; the caller waits up to 5000 ms for a restart
 //   shadow_helper: sound:card0: hw_params of pcmC0D0p failed: error -5; the caller waits up to 5000 ms for a restart
+//   shadow_helper: sound:card0: trigger of pcmC0D0p failed: error -5; the stream waits up to 5000 ms for a restart
 //
 // A failing entry point is a driver failure the stream's position does not
 // show: the stream never starts (a failed hw_params is often the first sign
@@ -17,9 +19,10 @@ import type { KernelLogRule, RuleMatch } from '../../core/kernel-faults.js';
 
 export const PREPARE_FAILED = 'prepare-failed';
 export const HW_PARAMS_FAILED = 'hw-params-failed';
+export const START_FAILED = 'start-failed';
 
 /** The entry points the guard holds, as its line names them. */
-export type HeldEntry = 'prepare' | 'hw_params';
+export type HeldEntry = 'prepare' | 'hw_params' | 'trigger';
 
 /** One held call as the helper's line gives it. */
 export interface HeldCall {
@@ -32,19 +35,21 @@ export interface HeldCall {
   holdMs: number;
 }
 
-const HELD = /^shadow_helper: sound:(card\d+): (prepare|hw_params) of (pcmC\d+D\d+[pc]) failed: error (-\d+); the caller waits up to (\d+) ms for a restart$/;
+const HELD = /^shadow_helper: sound:(card\d+): (prepare|hw_params|trigger) of (pcmC\d+D\d+[pc]) failed: error (-\d+); the (caller|stream) waits up to (\d+) ms for a restart$/;
 
 /** The guard's line read, or null when the record is not one. */
 export function parseHeldCall(raw: string): HeldCall | null {
   const m = HELD.exec(raw.trimEnd());
-  if (!m) return null;
-  return { card: m[1]!, entry: m[2] as HeldEntry, pcm: m[3]!, error: Number(m[4]), holdMs: Number(m[5]) };
+  // The caller of prepare and hw_params waits; a start is taken as done and its stream waits.
+  if (!m || (m[2] === 'trigger') !== (m[5] === 'stream')) return null;
+  return { card: m[1]!, entry: m[2] as HeldEntry, pcm: m[3]!, error: Number(m[4]), holdMs: Number(m[6]) };
 }
 
 /** Per entry point: the failure kind it is reported as, and what the driver failed to do, for the history. */
 const ENTRIES: Record<HeldEntry, { kind: string; failed: (c: HeldCall) => string }> = {
   prepare: { kind: PREPARE_FAILED, failed: (c) => `the driver failed to prepare ${c.pcm} (error ${c.error})` },
   hw_params: { kind: HW_PARAMS_FAILED, failed: (c) => `the driver failed to set up ${c.pcm}'s hardware parameters (hw_params, error ${c.error})` },
+  trigger: { kind: START_FAILED, failed: (c) => `the driver failed to start ${c.pcm} (trigger, error ${c.error})` },
 };
 
 function heldRule(entry: HeldEntry): KernelLogRule {
@@ -59,7 +64,7 @@ function heldRule(entry: HeldEntry): KernelLogRule {
         device: c.card,
         driverName: null,
         startedMsBefore: 0,
-        detail: `${failed(c)}; the helper holds the application's call up to ${c.holdMs} ms for the restart`,
+        detail: `${failed(c)}; the helper holds ${entry === 'trigger' ? 'the stream as started' : "the application's call"} up to ${c.holdMs} ms for the restart`,
       };
     },
   };
@@ -67,7 +72,8 @@ function heldRule(entry: HeldEntry): KernelLogRule {
 
 export const PREPARE_HELD_RULE = heldRule('prepare');
 export const HW_PARAMS_HELD_RULE = heldRule('hw_params');
+export const START_HELD_RULE = heldRule('trigger');
 /** Every entry point the guard holds: the class's kernel log rules. */
-export const HELD_CALL_RULES: readonly KernelLogRule[] = [PREPARE_HELD_RULE, HW_PARAMS_HELD_RULE];
+export const HELD_CALL_RULES: readonly KernelLogRule[] = [PREPARE_HELD_RULE, HW_PARAMS_HELD_RULE, START_HELD_RULE];
 /** Their failure kinds, in the same order. */
-export const HELD_CALL_KINDS = [PREPARE_FAILED, HW_PARAMS_FAILED] as const;
+export const HELD_CALL_KINDS = [PREPARE_FAILED, HW_PARAMS_FAILED, START_FAILED] as const;

@@ -29,8 +29,10 @@ export const SOUND_RESTART_STEPS = ['mixer', 'streams', 'open'] as const;
 /**
  * Failures only the sound class reports: a RUNNING stream whose hardware
  * position or whose period interrupts stopped (stream-stall-detector.ts),
- * and a prepare (prepare-failed) or a hw_params (hw-params-failed) the
- * driver failed, which the helper holds for a restart (prepare-held-log.ts).
+ * a prepare (prepare-failed) or a hw_params (hw-params-failed) the
+ * driver failed, which the helper holds for a restart, and a start
+ * (start-failed) it failed, which the helper takes as done, the stream
+ * waiting for the restart (prepare-held-log.ts).
  */
 export const STREAM_STALL = 'stream-stall';
 export const SOUND_FAILURE_KINDS = [STREAM_STALL, ...HELD_CALL_KINDS] as const;

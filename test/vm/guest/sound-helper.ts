@@ -8,16 +8,23 @@
 // (HELD_AT): fail-prepare, and fail-stop on an idle card (fail-stop@idle),
 // whose first call into the driver (prepare, hw_params) the guard must hold
 // and name in the kernel log until the restart; the player then plays to
-// the end and exits 0 as well. Also: bad input, a reload refused before the
+// the end and exits 0 as well. And fail-stop@start: the card fails between
+// a player's prepare and its start (aplay fed from a pipe, held short of
+// its start threshold), so the driver fails the start itself, which the
+// core calls where nothing may wait: the guard takes it as done and names
+// it in the kernel log, and after the restart the player plays to the end
+// and exits 0 (without the guard: write error, Input/output error, as the
+// fault campaign found). Also: bad input, a reload refused before the
 // card is touched, a park that lets the player fail instead of hang, and
 // rmmod with a fault active. Prints one "SOUND_RESULT <json>" line; exits 1
 // listing what went wrong.
 //   node dist/test/vm/guest/sound-helper.js [--seconds S] [--faults a,b]
-// (a fault: lost-irq, fail-stop, fail-prepare or fail-stop@idle)
+// (a fault: lost-irq, fail-stop, fail-prepare, fail-stop@idle or fail-stop@start)
 import { performance } from 'node:perf_hooks';
 import process from 'node:process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
+import { readFileSync } from 'node:fs';
 import { execa, type ResultPromise } from 'execa';
 import { helperCommand, loadHelper } from './nic-setup.js';
 import { checkAppNames, hwPtr, loadSoundDrivers, SOUND_APPS, soundCards, soundSource, waitRunning, type Card } from './sound-apps.js';
@@ -25,7 +32,7 @@ import { checkAppNames, hwPtr, loadSoundDrivers, SOUND_APPS, soundCards, soundSo
 const { values: opts } = parseArgs({
   options: {
     seconds: { type: 'string', default: '8' },
-    faults: { type: 'string', default: 'lost-irq,fail-stop,fail-prepare,fail-stop@idle' },
+    faults: { type: 'string', default: 'lost-irq,fail-stop,fail-prepare,fail-stop@idle,fail-stop@start' },
     apps: { type: 'string', default: 'aplay-hw,aplay-dmix,arecord-hw' },
   },
 });
@@ -136,6 +143,66 @@ async function playWithFault(card: Card, appName: string, fault: string, wav: st
   return run;
 }
 
+/** The state of the card's pcm0p/sub0 as /proc says it (PREPARED, RUNNING ...), null when closed. */
+function playbackState(card: Card): string | null {
+  try {
+    return /^state: (\S+)/m.exec(readFileSync(`/proc/asound/card${card.number}/pcm0p/sub0/status`, 'utf8'))?.[1] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * fail-stop@start: aplay reads the source from a pipe; its first 100 ms
+ * leave the stream PREPARED (aplay starts it once its buffer is full), the
+ * card fail-stops, and the rest of the source makes aplay start the stream:
+ * the driver fails the start, which the guard takes as done and names in
+ * the kernel log; the stream stays still until the restart, after which
+ * aplay plays to the end and exits 0.
+ */
+async function startWithFault(card: Card, wav: string, id: string): Promise<PlayRun> {
+  const started = performance.now();
+  const source = readFileSync(wav);
+  // The WAV header (44 bytes) and 100 ms of 48 kHz 16-bit stereo.
+  const first = 44 + 48_000 * 4 / 10;
+  const player = execa('aplay', ['-q', '-D', `hw:${card.number},0`, '-'], { reject: false, stdin: 'pipe' });
+  player.stdin.write(source.subarray(0, first));
+  let state: string | null = null;
+  for (let i = 0; i < 50 && state !== 'PREPARED'; i++) {
+    await sleep(100);
+    state = playbackState(card);
+  }
+  if (state !== 'PREPARED') problem(`${card.name} fail-stop@start: the stream was ${state ?? 'not open'}, not PREPARED, before the fault`);
+  const mark = (await execa('dmesg')).stdout.split('\n').length;
+  const inj = await helperCommand(`inject sound:${card.name} fail-stop`);
+  if (!inj.startsWith('ok injected')) problem(`${card.name}: inject fail-stop: ${inj}`);
+  player.stdin.end(source.subarray(first));
+  const line = new RegExp(`sound:${card.name}: trigger of pcmC${card.number}D0p failed: error -5; the stream waits`);
+  let held = false;
+  for (let i = 0; i < 50 && !held; i++) {
+    await sleep(100);
+    held = (await execa('dmesg')).stdout.split('\n').slice(mark).some((l) => line.test(l));
+  }
+  if (!held) problem(`${card.name} fail-stop@start: no held start in the kernel log (the stream is ${playbackState(card) ?? 'closed'})`);
+  // Taken as started: RUNNING, its position still.
+  const before = hwPtr(card, 'pcm0p');
+  await sleep(300);
+  const after = hwPtr(card, 'pcm0p');
+  const stalled = held && before !== null && before === after;
+  if (held && !stalled) problem(`${card.name} fail-stop@start: the stream taken as started moved (${before} → ${after})`);
+  const t0 = performance.now();
+  const restart = await helperCommand(`restart sound:${card.name} ${id}`);
+  const restartMs = Math.round(performance.now() - t0);
+  if (!restart.startsWith(`ok restarted sound:${card.name} id=${id} card=${card.number} `)) problem(`${card.name} fail-stop@start: restart: ${restart}`);
+  const r = await player;
+  const run: PlayRun = {
+    card: card.name, driver: card.driver, app: 'aplay-pipe', fault: 'fail-stop@start', stalled, restart, restartMs,
+    exitCode: r.exitCode, stderr: String(r.stderr).slice(-400), playedMs: Math.round(performance.now() - started),
+  };
+  if (r.exitCode !== 0) problem(`${card.name} aplay-pipe fail-stop@start: aplay exited ${r.exitCode}: ${run.stderr}`);
+  return run;
+}
+
 /** The helper's interrupt position of the card's first substream of `stream` (pcm0p), null when not running. */
 async function periodPosition(card: Card, stream: string): Promise<string | null> {
   const reply = await helperCommand(`periods sound:${card.name}`);
@@ -190,7 +257,8 @@ async function main(): Promise<void> {
   for (const card of found) {
     const held = await helperCommand(`hold sound:${card.name} 5000`);
     if (!/^ok held sound:card\d+ ms=5000 substreams=[1-9]/.test(held)) problem(`${card.name}: hold: ${held}`);
-    for (const app of APP_NAMES) for (const fault of FAULTS) runs.push(await playWithFault(card, app, fault, wav, `snd-${++n}`));
+    for (const app of APP_NAMES) for (const fault of FAULTS.filter((f) => f !== 'fail-stop@start')) runs.push(await playWithFault(card, app, fault, wav, `snd-${++n}`));
+    if (FAULTS.includes('fail-stop@start')) runs.push(await startWithFault(card, wav, `snd-${++n}`));
   }
   const bad: Record<string, string> = {};
   for (const cmd of ['restart sound:card99 x1', 'restart sound:cardx x2', 'restart sound:card00 x3', 'inject sound:card0 bogus', `restart sound:${found[0]?.name ?? 'card0'} x4 reload`]) {

@@ -5,7 +5,10 @@
 // (fail-prepare, and fail-stop on an idle card: fail-stop@idle); fail-stop
 // freezes the stream, the first failed prepare or hw_params of a player
 // started after the fault is held by the guard and reported in the kernel
-// log; the helper restarts the card's driver in place (its stop passing the
+// log; a start the driver fails (fail-stop@start: the card fails between a
+// piped aplay's prepare and its start) is taken as done by the guard, named
+// in the kernel log, and its stream stays still until the restart;
+// the helper restarts the card's driver in place (its stop passing the
 // held caller by: no stream to hold, well within the hold) and the player
 // goes on (or begins) to the end and exits 0; the card keeps its number.
 // Bad names, unknown faults and a reload get clear errors, and the kernel
@@ -64,7 +67,7 @@ describe('shadow_helper sound class', () => {
     expect(res.cards.map((c) => c.driver).sort()).toEqual(['snd_ens1370', 'snd_intel8x0']);
     for (const card of res.cards) {
       const runs = res.runs.filter((x) => x.card === card.name);
-      expect(runs.map((x) => x.fault).sort()).toEqual(['fail-prepare', 'fail-stop', 'fail-stop@idle', 'lost-irq']);
+      expect(runs.map((x) => x.fault).sort()).toEqual(['fail-prepare', 'fail-stop', 'fail-stop@idle', 'fail-stop@start', 'lost-irq']);
       for (const x of runs) {
         expect(x.restart, `${card.name} ${x.fault}`).toMatch(new RegExp(`^ok restarted sound:${card.name} id=\\S+ card=${card.number} stop_ms=\\d+ release_ms=0 probe_ms=\\d+ .* steps=mixer:skip,streams:(ok|skip),open:skip$`));
         expect(x.exitCode, `${card.name} ${x.fault}: ${x.stderr}`).toBe(0);

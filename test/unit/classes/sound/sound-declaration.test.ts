@@ -15,7 +15,7 @@ describe('the sound class declaration', () => {
       faults: ['lost-irq', 'fail-stop', 'fail-prepare'],
       restartSteps: ['mixer', 'streams', 'open'],
       restartFields: ['card'],
-      failureKinds: ['stream-stall', 'prepare-failed', 'hw-params-failed'],
+      failureKinds: ['stream-stall', 'prepare-failed', 'hw-params-failed', 'start-failed'],
       tapModules: ['snd', 'snd-pcm'],
     });
   });
