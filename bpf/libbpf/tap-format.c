@@ -32,6 +32,33 @@ static_assert(offsetof(struct tap_event, ts) == offsetof(struct tap_head, ts) &&
 	RECORD(ev, name, struct tap_pcm_event, PCM(struct tap_pcm_event), \
 	       { key, TAP_FIELD_S32, offsetof(struct tap_pcm_event, value), 0 })
 
+/* A network class field under a key of its own: the record's member keeps a shorter name. */
+#define KEYED(key, type, member, kind) { key, kind, offsetof(type, member), 0 }
+#define NETDEV(type) { NULL, TAP_FIELD_NETDEV, offsetof(type, dev), sizeof(struct tap_net_dev) }
+#define MAC(type, member) { #member, TAP_FIELD_MAC, offsetof(type, member), 6 }
+/* A struct tap_net_event: the device, its value under key (none if NULL), its ret if any. */
+#define NET_VALUE(key, kind) KEYED(key, struct tap_net_event, value, kind)
+#define NET_RET FIELD(struct tap_net_event, ret, TAP_FIELD_S32)
+#define NET_EVENT(ev, name, ...) \
+	RECORD(ev, name, struct tap_net_event, NETDEV(struct tap_net_event), ##__VA_ARGS__)
+/* An address list's event (uc_*, mc_*). */
+#define NET_ADDR(ev, name) \
+	RECORD(ev, name, struct tap_net_addr, NETDEV(struct tap_net_addr), \
+	       MAC(struct tap_net_addr, addr), FIELD(struct tap_net_addr, count, TAP_FIELD_S32), \
+	       FIELD(struct tap_net_addr, ret, TAP_FIELD_S32))
+/* promisc, allmulti: the reference count under its key (the event's name). */
+#define NET_REFCOUNT(ev, name, key) \
+	RECORD(ev, name, struct tap_net_refcount, NETDEV(struct tap_net_refcount), \
+	       FIELD(struct tap_net_refcount, inc, TAP_FIELD_S32), \
+	       KEYED(key, struct tap_net_refcount, count, TAP_FIELD_U32), \
+	       FIELD(struct tap_net_refcount, flags, TAP_FIELD_X32), \
+	       FIELD(struct tap_net_refcount, ret, TAP_FIELD_S32))
+#define NET_VLAN(ev, name) \
+	RECORD(ev, name, struct tap_net_vlan, NETDEV(struct tap_net_vlan), \
+	       FIELD(struct tap_net_vlan, proto, TAP_FIELD_X32), \
+	       FIELD(struct tap_net_vlan, vid, TAP_FIELD_U32), \
+	       FIELD(struct tap_net_vlan, ret, TAP_FIELD_S32))
+
 /* Each event's fields as its bpftrace printf prints them; kthread, pid, ts and comm follow. */
 static const struct tap_record_format formats[] = {
 	/* bpf/block-class.bt */
@@ -92,6 +119,78 @@ static const struct tap_record_format formats[] = {
 	RECORD(TAP_EV_INFO_WRITE, "info_write", struct tap_info_write,
 	       STR(struct tap_info_write, attr), STR(struct tap_info_write, parent),
 	       FIELD(struct tap_info_write, ret, TAP_FIELD_S64)),
+	/* bpf/netdev-class.bt */
+	NET_EVENT(TAP_EV_NET_OPEN, "open", NET_VALUE("flags", TAP_FIELD_X32), NET_RET),
+	RECORD(TAP_EV_NET_NOTIFIER, "notifier", struct tap_net_notifier,
+	       NETDEV(struct tap_net_notifier),
+	       FIELD(struct tap_net_notifier, event, TAP_FIELD_U64),
+	       FIELD(struct tap_net_notifier, ret, TAP_FIELD_S64)),
+	NET_EVENT(TAP_EV_NET_MTU, "mtu", NET_VALUE("mtu", TAP_FIELD_S32), NET_RET),
+	RECORD(TAP_EV_NET_MAC, "mac", struct tap_net_addr, NETDEV(struct tap_net_addr),
+	       MAC(struct tap_net_addr, addr), FIELD(struct tap_net_addr, ret, TAP_FIELD_S32)),
+	RECORD(TAP_EV_NET_FLAGS, "flags", struct tap_net_flags, NETDEV(struct tap_net_flags),
+	       FIELD(struct tap_net_flags, flags, TAP_FIELD_X32),
+	       FIELD(struct tap_net_flags, devflags, TAP_FIELD_X32),
+	       FIELD(struct tap_net_flags, gflags, TAP_FIELD_X32),
+	       FIELD(struct tap_net_flags, ret, TAP_FIELD_S32)),
+	NET_REFCOUNT(TAP_EV_NET_PROMISC, "promisc", "promisc"),
+	NET_REFCOUNT(TAP_EV_NET_ALLMULTI, "allmulti", "allmulti"),
+	RECORD(TAP_EV_NET_RX_MODE, "rx_mode", struct tap_net_rx_mode,
+	       NETDEV(struct tap_net_rx_mode),
+	       FIELD(struct tap_net_rx_mode, flags, TAP_FIELD_X32),
+	       FIELD(struct tap_net_rx_mode, promisc, TAP_FIELD_U32),
+	       FIELD(struct tap_net_rx_mode, allmulti, TAP_FIELD_U32),
+	       FIELD(struct tap_net_rx_mode, uc, TAP_FIELD_S32),
+	       FIELD(struct tap_net_rx_mode, mc, TAP_FIELD_S32),
+	       FIELD(struct tap_net_rx_mode, uc_promisc, TAP_FIELD_S32)),
+	NET_ADDR(TAP_EV_NET_UC_ADD, "uc_add"),
+	NET_ADDR(TAP_EV_NET_UC_ADD_EXCL, "uc_add_excl"),
+	NET_ADDR(TAP_EV_NET_UC_DEL, "uc_del"),
+	NET_ADDR(TAP_EV_NET_MC_ADD, "mc_add"),
+	NET_ADDR(TAP_EV_NET_MC_ADD_EXCL, "mc_add_excl"),
+	NET_ADDR(TAP_EV_NET_MC_ADD_GLOBAL, "mc_add_global"),
+	NET_ADDR(TAP_EV_NET_MC_DEL, "mc_del"),
+	NET_ADDR(TAP_EV_NET_MC_DEL_GLOBAL, "mc_del_global"),
+	RECORD(TAP_EV_NET_FEATURES, "features", struct tap_net_features,
+	       NETDEV(struct tap_net_features),
+	       FIELD(struct tap_net_features, features, TAP_FIELD_X64),
+	       FIELD(struct tap_net_features, wanted, TAP_FIELD_X64),
+	       FIELD(struct tap_net_features, hw, TAP_FIELD_X64),
+	       FIELD(struct tap_net_features, ret, TAP_FIELD_S32)),
+	NET_EVENT(TAP_EV_NET_ETHTOOL_NOTIFY, "ethtool_notify", NET_VALUE("msg", TAP_FIELD_U32)),
+	NET_EVENT(TAP_EV_NET_ETHTOOL_NL_SET, "ethtool_nl_set", NET_VALUE("msg", TAP_FIELD_U32),
+		  NET_RET),
+	RECORD(TAP_EV_NET_ETHTOOL_NL_NODEV, "ethtool_nl_nodev", struct tap_net_nodev,
+	       FIELD(struct tap_net_nodev, netns, TAP_FIELD_U32),
+	       FIELD(struct tap_net_nodev, ret, TAP_FIELD_S32)),
+	NET_EVENT(TAP_EV_NET_ETHTOOL_IOCTL, "ethtool_ioctl", NET_VALUE("cmd", TAP_FIELD_U32),
+		  NET_RET),
+	RECORD(TAP_EV_NET_TXQUEUELEN, "txqueuelen", struct tap_net_txqueuelen,
+	       NETDEV(struct tap_net_txqueuelen),
+	       FIELD(struct tap_net_txqueuelen, qlen, TAP_FIELD_U64),
+	       FIELD(struct tap_net_txqueuelen, ret, TAP_FIELD_S32)),
+	RECORD(TAP_EV_NET_RENAME, "rename", struct tap_net_rename, NETDEV(struct tap_net_rename),
+	       STR(struct tap_net_rename, newname),
+	       FIELD(struct tap_net_rename, ret, TAP_FIELD_S32)),
+	RECORD(TAP_EV_NET_REGISTER, "register", struct tap_net_register,
+	       NETDEV(struct tap_net_register), MAC(struct tap_net_register, addr),
+	       STR(struct tap_net_register, driver), STR(struct tap_net_register, bus),
+	       FIELD(struct tap_net_register, ret, TAP_FIELD_S32)),
+	RECORD(TAP_EV_NET_REGISTER_NO_PARENT, "register", struct tap_net_register,
+	       NETDEV(struct tap_net_register), MAC(struct tap_net_register, addr),
+	       FIELD(struct tap_net_register, ret, TAP_FIELD_S32)),
+	NET_EVENT(TAP_EV_NET_UNREGISTER, "unregister", NET_VALUE("queued", TAP_FIELD_S32)),
+	NET_EVENT(TAP_EV_NET_CARRIER_ON, "carrier_on"),
+	NET_EVENT(TAP_EV_NET_CARRIER_OFF, "carrier_off"),
+	NET_VLAN(TAP_EV_NET_VLAN_ADD, "vlan_add"),
+	NET_VLAN(TAP_EV_NET_VLAN_DEL, "vlan_del"),
+	RECORD(TAP_EV_NET_RTNL_HINT, "rtnl_hint", struct tap_net_rtnl_hint,
+	       FIELD(struct tap_net_rtnl_hint, netns, TAP_FIELD_U32),
+	       FIELD(struct tap_net_rtnl_hint, group, TAP_FIELD_U32),
+	       FIELD(struct tap_net_rtnl_hint, type, TAP_FIELD_U32)),
+	RECORD(TAP_EV_NET_XMIT_TIMEOUT, "xmit_timeout", struct tap_net_xmit_timeout,
+	       STR(struct tap_net_xmit_timeout, name), STR(struct tap_net_xmit_timeout, driver),
+	       FIELD(struct tap_net_xmit_timeout, queue, TAP_FIELD_S32)),
 };
 
 #ifndef ARRAY_SIZE
@@ -117,6 +216,11 @@ const struct tap_record_format *tap_record_format_named(const char *name)
 		if (!strcmp(formats[i].name, name))
 			return &formats[i];
 	return NULL;
+}
+
+const struct tap_record_format *tap_record_format_at(size_t i)
+{
+	return i < FORMATS ? &formats[i] : NULL;
 }
 
 static void put_char(struct tap_line *l, char c)
@@ -232,7 +336,9 @@ static void read_value(const unsigned char *record, size_t offset, void *value, 
 
 static void put_field(struct tap_line *l, const struct tap_field *f, const unsigned char *record)
 {
+	struct tap_net_dev dev;
 	struct tap_pcm pcm;
+	unsigned char mac[6];
 	__s32 s32;
 	__u32 u32;
 	__s64 s64;
@@ -266,6 +372,21 @@ static void put_field(struct tap_line *l, const struct tap_field *f, const unsig
 		read_value(record, f->offset, &pcm, sizeof(pcm));
 		put_format(l, "card=%d dev=%d stream=%d sub=%d", pcm.card, pcm.dev, pcm.stream,
 			   pcm.sub);
+		break;
+	case TAP_FIELD_U64:
+		read_value(record, f->offset, &u64, sizeof(u64));
+		put_format(l, "%llu", (unsigned long long)u64);
+		break;
+	case TAP_FIELD_MAC:
+		read_value(record, f->offset, mac, sizeof(mac));
+		put_format(l, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3],
+			   mac[4], mac[5]);
+		break;
+	case TAP_FIELD_NETDEV:
+		read_value(record, f->offset, &dev, sizeof(dev));
+		put_format(l, "ifindex=%d netns=%u name=", dev.ifindex, dev.netns);
+		put_token(l, (const char *)record + f->offset + offsetof(struct tap_net_dev, name),
+			  TAP_STR_LEN);
 		break;
 	default:
 		break;

@@ -35,13 +35,16 @@ enum tap_field_kind {
 	TAP_FIELD_S32,		/* %d */
 	TAP_FIELD_U32,		/* %u */
 	TAP_FIELD_X32,		/* 0x%x */
-	TAP_FIELD_S64,		/* %d of a 64-bit value */
-	TAP_FIELD_X64,		/* 0x%lx */
+	TAP_FIELD_S64,		/* %d (%lld) of a 64-bit value */
+	TAP_FIELD_X64,		/* 0x%lx (0x%llx) */
 	TAP_FIELD_PCM,		/* a struct tap_pcm: card=%d dev=%d stream=%d sub=%d */
+	TAP_FIELD_U64,		/* %lu */
+	TAP_FIELD_MAC,		/* 6 bytes: %02x:%02x:%02x:%02x:%02x:%02x */
+	TAP_FIELD_NETDEV,	/* a struct tap_net_dev: ifindex=%d netns=%u name=%s */
 };
 
 struct tap_field {
-	const char *key;	/* NULL for TAP_FIELD_PCM, which prints its own keys */
+	const char *key;	/* NULL for TAP_FIELD_PCM and _NETDEV, which print their own keys */
 	enum tap_field_kind kind;
 	size_t offset;
 	size_t size;		/* a string's buffer; a number's width is its kind's */
@@ -61,8 +64,14 @@ struct tap_record_format {
 /* The format of event ev (enum tap_ev), or NULL. */
 const struct tap_record_format *tap_record_format(__u32 ev);
 
-/* The format of the event named ev=NAME, or NULL (for the host tests). */
+/*
+ * The format of the event named ev=NAME, or NULL (for the host tests); the
+ * first one where two share the name (the network class's register).
+ */
 const struct tap_record_format *tap_record_format_named(const char *name);
+
+/* The i-th format of the table, or NULL past its end (for the host tests). */
+const struct tap_record_format *tap_record_format_at(size_t i);
 
 /*
  * The record's line, newline included; false for a record too short to

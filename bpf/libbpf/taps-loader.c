@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * taps-loader: runs a class's precompiled CO-RE tap object (block-class.bpf.o,
- * sound-class.bpf.o, any object that keeps taps-event.h's contract) as a
- * drop-in for `bpftrace -f json PROGRAM`: it loads the object, attaches
- * each of its programs, says it is attached, then prints every event of the
- * object's ring buffer as the tap record line the class's bpftrace program
- * prints (daemon/core/tap-record.ts), until SIGINT or SIGTERM, or until
- * nobody reads its output.
+ * sound-class.bpf.o, netdev-class.bpf.o, any object that keeps taps-event.h's
+ * contract) as a drop-in for `bpftrace -f json PROGRAM`: it loads the
+ * object, attaches each of its programs, says it is attached, then prints
+ * every event of the object's ring buffer as the tap record line the
+ * class's bpftrace program prints (daemon/core/tap-record.ts), until SIGINT
+ * or SIGTERM, or until nobody reads its output.
  *
  * usage: taps-loader [-f text|json] OBJECT...
  *

@@ -25,14 +25,14 @@ describe('the precompiled taps build', () => {
     expect(tapsOutputs('/b')).toEqual({
       dir: '/b',
       loader: '/b/taps-loader',
-      objects: { 'block-class': '/b/block-class.bpf.o', 'sound-class': '/b/sound-class.bpf.o' },
+      objects: { 'block-class': '/b/block-class.bpf.o', 'netdev-class': '/b/netdev-class.bpf.o', 'sound-class': '/b/sound-class.bpf.o' },
     });
     expect(tapsObject(tapsOutputs('/b'), 'sound-class')).toBe('/b/sound-class.bpf.o');
     expect(() => tapsObject(tapsOutputs('/b', []), 'sound-class')).toThrow('no sound-class.bpf.o: the build made no object');
   });
 
   it('makes an object of each NAME.bpf.c of bpf/libbpf/, and of nothing else there', () => {
-    expect(tapsObjects()).toEqual(['block-class', 'sound-class']);
+    expect(tapsObjects()).toEqual(['block-class', 'netdev-class', 'sound-class']);
     const files = ['taps-loader.c', 'tap-format.c', 'taps-event.h', 'sound-class.bpf.c', 'README.md', 'block-class.bpf.c', 'net-class.bpf.c.orig', 'build'];
     expect(classObjectNames(files)).toEqual(['block-class', 'sound-class']);
   });
