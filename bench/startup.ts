@@ -28,7 +28,11 @@
 // ip, ethtool and amixer), then 0.3 s to ready. shadowctl status answered
 // 2.2-2.8 s after ready in 5 of the 6 starts after (6.8 s in one), 2.7-5.6 s
 // before (it loads the class declarations now, not their runtimes).
-// usage: node dist/bench/startup.js [--rounds N] [--kernel 6.1|6.12]
+// Each round starts shadowd with each tap engine (--taps: bpftrace compiling
+// the .bt programs, libbpf running the precompiled objects of `npm run
+// build:taps`), one after the other in the same boot, and prints each
+// engine's figures and their ratio.
+// usage: node dist/bench/startup.js [--rounds N] [--kernel 6.1|6.12] [--taps bpftrace,libbpf]
 //   --kernel: the guest kernel [default: SHADOWD_GUEST_KERNEL, else 6.1]
 import { parseArgs } from 'node:util';
 import { isKernelSeries, KERNEL_SERIES, KERNEL_SERIES_ENV, selectedKernelSeries } from '../test/vm/rig/cache-paths.js';
@@ -36,16 +40,17 @@ import { describeGuestRun, runInGuest } from '../test/vm/rig/guest.js';
 import { repoPath } from '../test/vm/rig/repo-path.js';
 import type { StartFigures } from '../test/vm/guest/startup-bench.js';
 
-const USAGE = `usage: startup.js [--rounds N] [--kernel ${KERNEL_SERIES.join('|')}]  (N: a positive integer, default 3; the kernel: default ${KERNEL_SERIES_ENV}, else 6.1)`;
+const USAGE = `usage: startup.js [--rounds N] [--kernel ${KERNEL_SERIES.join('|')}] [--taps ENGINE,...]  (N: a positive integer, default 3; the kernel: default ${KERNEL_SERIES_ENV}, else 6.1; ENGINE: bpftrace, libbpf or auto, default bpftrace,libbpf)`;
 let values;
 try {
-  values = parseArgs({ options: { rounds: { type: 'string', default: '3' }, kernel: { type: 'string' } } }).values;
+  values = parseArgs({ options: { rounds: { type: 'string', default: '3' }, kernel: { type: 'string' }, taps: { type: 'string', default: 'bpftrace,libbpf' } } }).values;
 } catch (err) {
   console.error(`${err instanceof Error ? err.message : String(err)}\n${USAGE}`);
   process.exit(2);
 }
 const rounds = Number(values.rounds);
-if (!Number.isInteger(rounds) || rounds < 1 || (values.kernel !== undefined && !isKernelSeries(values.kernel))) {
+const engines = values.taps.split(',');
+if (!Number.isInteger(rounds) || rounds < 1 || (values.kernel !== undefined && !isKernelSeries(values.kernel)) || engines.length === 0 || engines.some((e) => !['auto', 'bpftrace', 'libbpf'].includes(e))) {
   console.error(USAGE);
   process.exit(2);
 }
@@ -61,9 +66,9 @@ const median = (xs: number[]): number => {
 const sec = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
 
 const r = await runInGuest({
-  command: ['node', repoPath('dist/test/vm/guest/startup-bench.js'), String(rounds), 'e1000', 'snd-ens1370', 'ata_piix'],
+  command: ['node', repoPath('dist/test/vm/guest/startup-bench.js'), String(rounds), `--taps=${engines.join(',')}`, 'e1000', 'snd-ens1370', 'ata_piix'],
   devices: ['e1000', 'es1370', 'piix-ide'],
-  timeoutMs: 300_000 + rounds * 240_000,
+  timeoutMs: 300_000 + rounds * engines.length * 240_000,
   kernel,
 });
 const line = r.stdout.split('\n').find((l) => l.startsWith('STARTUP_RESULT '));
@@ -73,26 +78,39 @@ if (r.exitCode !== 0 || r.kernelProblems.length > 0 || !line) {
 }
 process.stdout.write(r.stdout.split('\n').filter((l) => !l.startsWith('STARTUP_RESULT ')).join('\n'));
 const { starts } = JSON.parse(line.slice('STARTUP_RESULT '.length)) as { starts: StartFigures[] };
-const fresh = starts.filter((s) => s.kind === 'fresh');
-const killed = starts.find((s) => s.kind === 'after-kill-9');
-const phaseNames = [...new Set(fresh.flatMap((s) => Object.keys(s.phases)))];
-console.log(`\nshadowd start-up in the guest (kernel ${kernel}; ${rounds} starts; e1000, ES1370, PIIX disk), ms since the daemon's process started, median:`);
-for (const p of phaseNames) console.log(`  ${p.padEnd(28)} ${sec(median(fresh.map((s) => s.phases[p] ?? NaN)))}`);
-for (const cls of [...new Set(fresh.flatMap((s) => s.bpftrace.map((b) => b.cls)))]) {
-  const of = fresh.map((s) => s.bpftrace.find((b) => b.cls === cls)).filter((b) => b !== undefined);
-  const m = (f: (b: (typeof of)[number]) => number | null): string => sec(median(of.map((b) => f(b) ?? NaN)));
-  console.log(`  bpftrace ${cls.padEnd(6)} spawned ${m((b) => b.spawnedMs)}, compiled ${m((b) => b.compiledMs)}, probes live ${m((b) => b.liveMs)} (${String(of[0]?.probes)} probes), peak RSS ${(Math.max(...of.map((b) => b.peakRssKb)) / 1024).toFixed(0)} MB`);
+
+/** One engine's starts summed up; returns its median time to ready and its peak RSS in MB. */
+function summary(taps: string, of: StartFigures[]): { ready: number; rss: number } {
+  const fresh = of.filter((s) => s.kind === 'fresh');
+  const killed = of.find((s) => s.kind === 'after-kill-9');
+  const tool = fresh.find((s) => s.tool)?.tool ?? '?';
+  const phaseNames = [...new Set(fresh.flatMap((s) => Object.keys(s.phases)))];
+  console.log(`\nshadowd start-up in the guest with --taps ${taps} (${tool}; kernel ${kernel}; ${fresh.length} starts; e1000, ES1370, PIIX disk), ms since the daemon's process started, median:`);
+  for (const p of phaseNames) console.log(`  ${p.padEnd(28)} ${sec(median(fresh.map((s) => s.phases[p] ?? NaN)))}`);
+  for (const cls of [...new Set(fresh.flatMap((s) => s.bpftrace.map((b) => b.cls)))]) {
+    const bs = fresh.map((s) => s.bpftrace.find((b) => b.cls === cls)).filter((b) => b !== undefined);
+    const m = (f: (b: (typeof bs)[number]) => number | null): string => sec(median(bs.map((b) => f(b) ?? NaN)));
+    console.log(`  ${tool} ${cls.padEnd(6)} spawned ${m((b) => b.spawnedMs)}, ${tool === 'bpftrace' ? 'compiled' : 'attached'} ${m((b) => b.compiledMs)}, probes live ${m((b) => b.liveMs)} (${String(bs[0]?.probes)} probes), peak RSS ${(Math.max(...bs.map((b) => b.peakRssKb)) / 1024).toFixed(0)} MB`);
+  }
+  const ready = median(fresh.map((s) => s.readyMs));
+  const rss = Math.max(...of.map((s) => s.totalPeakRssKb)) / 1024;
+  console.log(`  ready (the daemon's ready line, from spawn): median ${sec(ready)} (min ${sec(Math.min(...fresh.map((s) => s.readyMs)))}, max ${sec(Math.max(...fresh.map((s) => s.readyMs)))}); goal < ${sec(READY_GOAL_MS)}: ${ready < READY_GOAL_MS ? 'met' : 'MISSED'}`);
+  console.log(`  shadowctl status answering, from spawn: median ${sec(median(fresh.map((s) => s.statusMs)))}`);
+  if (killed) {
+    console.log(`  after kill -9: ready ${sec(killed.readyMs)}; ${String(killed.leftoverBpftrace)} tap process(es) of the killed daemon still running at the start${killed.leftoverGoneMs === null ? ', still running when it was ready' : `, gone ${sec(killed.leftoverGoneMs ?? 0)} after the kill`}`);
+  }
+  const nowSums = fresh.map((f) => {
+    const all = [f.daemonNow, ...f.bpftrace.map((b) => b.now)].filter((m) => m !== undefined);
+    return { rss: all.reduce((n, m) => n + m.rssKb, 0) / 1024, pss: all.reduce((n, m) => n + m.pssKb, 0) / 1024 };
+  });
+  console.log(`  once ready, daemon + ${tool}: RSS ${median(nowSums.map((x) => x.rss)).toFixed(0)} MB, PSS ${median(nowSums.map((x) => x.pss)).toFixed(0)} MB (shared libraries counted once), median`);
+  console.log(`  peak RSS: daemon ${(Math.max(...of.map((s) => s.daemonPeakRssKb)) / 1024).toFixed(0)} MB, daemon + ${tool} ${rss.toFixed(0)} MB at most; goal <= ${RSS_GOAL_MB} MB: ${rss <= RSS_GOAL_MB ? 'met' : 'MISSED'}`);
+  return { ready, rss };
 }
-const ready = median(fresh.map((s) => s.readyMs));
-const rss = Math.max(...starts.map((s) => s.totalPeakRssKb)) / 1024;
-console.log(`ready (the daemon's ready line, from spawn): median ${sec(ready)} (min ${sec(Math.min(...fresh.map((s) => s.readyMs)))}, max ${sec(Math.max(...fresh.map((s) => s.readyMs)))}); goal < ${sec(READY_GOAL_MS)}: ${ready < READY_GOAL_MS ? 'met' : 'MISSED'}`);
-console.log(`shadowctl status answering, from spawn: median ${sec(median(fresh.map((s) => s.statusMs)))}`);
-if (killed) {
-  console.log(`after kill -9: ready ${sec(killed.readyMs)}; ${String(killed.leftoverBpftrace)} bpftrace of the killed daemon still running at the start${killed.leftoverGoneMs === null ? ', still running when it was ready' : `, gone ${sec(killed.leftoverGoneMs ?? 0)} after the kill`}`);
+
+const results = new Map(engines.map((e) => [e, summary(e, starts.filter((s) => s.taps === e))]));
+const bt = results.get('bpftrace');
+const lb = results.get('libbpf');
+if (bt && lb) {
+  console.log(`\nlibbpf against bpftrace, this run: ready ${(lb.ready / bt.ready).toFixed(2)}x (${sec(lb.ready)} against ${sec(bt.ready)}), peak RSS ${(lb.rss / bt.rss).toFixed(2)}x (${lb.rss.toFixed(0)} MB against ${bt.rss.toFixed(0)} MB)`);
 }
-const nowSums = fresh.map((f) => {
-  const all = [f.daemonNow, ...f.bpftrace.map((b) => b.now)].filter((m) => m !== undefined);
-  return { rss: all.reduce((n, m) => n + m.rssKb, 0) / 1024, pss: all.reduce((n, m) => n + m.pssKb, 0) / 1024 };
-});
-console.log(`once ready, daemon + bpftrace: RSS ${median(nowSums.map((x) => x.rss)).toFixed(0)} MB, PSS ${median(nowSums.map((x) => x.pss)).toFixed(0)} MB (shared libraries counted once), median`);
-console.log(`peak RSS: daemon ${(Math.max(...starts.map((s) => s.daemonPeakRssKb)) / 1024).toFixed(0)} MB, daemon + bpftrace ${rss.toFixed(0)} MB at most; goal <= ${RSS_GOAL_MB} MB: ${rss <= RSS_GOAL_MB ? 'met' : 'MISSED'}`);

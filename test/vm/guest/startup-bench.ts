@@ -5,8 +5,13 @@
 // phases (its --log-level debug "start-up:" lines, in ms since its process
 // started), each class's bpftrace (spawned, compiled, probes live) and the
 // peak resident memory (VmHWM) of the daemon and of its bpftrace processes.
+// Each round starts shadowd once per tap engine asked for (--taps=bpftrace,libbpf:
+// bpftrace compiling the .bt programs, or taps-loader running the
+// precompiled objects), one after the other, so that their figures come
+// from the same boot and the same load.
 // Prints `STARTUP_RESULT <json>`.
-// usage: node dist/test/vm/guest/startup-bench.js ROUNDS [MODULE ...]
+// usage: node dist/test/vm/guest/startup-bench.js ROUNDS [--taps=ENGINE,...] [MODULE ...]
+//   ENGINE: bpftrace, libbpf or auto [default: auto]
 //   MODULE: driver modules to load first (the guest's devices: e1000, snd-ens1370 ...)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
@@ -16,9 +21,12 @@ import { DAEMON_NODE_OPTIONS } from '../../../daemon/service/node-options.js';
 import { repoPath } from '../rig/repo-path.js';
 import { shadowdEnv } from './shadowd-process.js';
 
-const [roundsArg, ...modules] = process.argv.slice(2);
+const [roundsArg, ...rest] = process.argv.slice(2);
 const rounds = Number(roundsArg);
-if (!(rounds > 0)) throw new Error('usage: startup-bench.js ROUNDS [MODULE ...]');
+const tapsArg = rest.find((a) => a.startsWith('--taps='));
+const modules = rest.filter((a) => a !== tapsArg);
+const engines = (tapsArg?.slice('--taps='.length) ?? 'auto').split(',');
+if (!(rounds > 0) || engines.some((e) => !['auto', 'bpftrace', 'libbpf'].includes(e))) throw new Error('usage: startup-bench.js ROUNDS [--taps=ENGINE,...] [MODULE ...]');
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const READY_TIMEOUT_MS = 180_000;
@@ -50,6 +58,10 @@ export interface MemoryNow {
 
 export interface StartFigures {
   kind: 'fresh' | 'after-kill-9';
+  /** --taps as given to the daemon. */
+  taps: string;
+  /** The program that ran the taps, as the daemon's log says: bpftrace or taps-loader. */
+  tool: string | null;
   /** ms from spawn to the daemon's "ready" line reaching us. */
   readyMs: number;
   /** ms from spawn to the first `shadowctl status` that answered after ready. */
@@ -149,16 +161,19 @@ function programOf(pid: number): string {
   }
 }
 
+/** A process that runs taps: bpftrace, or taps-loader. */
+const isTapTool = (pid: number): boolean => ['bpftrace', 'taps-loader'].includes(comm(pid));
+
 function bpftracePids(): number[] {
   return readdirSync('/proc')
     .filter((e) => /^\d+$/.test(e))
     .map(Number)
-    .filter((p) => comm(p) === 'bpftrace');
+    .filter(isTapTool);
 }
 
 const CLASS_OF_PROGRAM: Record<string, string> = { 'netdev-class.bt': 'net', 'block-class.bt': 'block', 'sound-class.bt': 'sound' };
-/** The class of a bpftrace's program; `all` for the daemon's merged program of every class. */
-const classOfProgram = (program: string): string => CLASS_OF_PROGRAM[program.split('/').at(-1) ?? ''] ?? (/taps-\d+\.bt$/.test(program) ? 'all' : program);
+/** The class of a bpftrace's program; `all` for the daemon's merged program of every class, and for taps-loader's objects. */
+const classOfProgram = (program: string): string => CLASS_OF_PROGRAM[program.split('/').at(-1) ?? ''] ?? (/taps-\d+\.bt$|\.bpf\.o$/.test(program) ? 'all' : program);
 
 interface Running {
   child: ChildProcess;
@@ -167,16 +182,16 @@ interface Running {
   exited: Promise<void>;
 }
 
-async function startOnce(work: string, kind: StartFigures['kind'], killedAt?: number): Promise<Running> {
+async function startOnce(work: string, kind: StartFigures['kind'], taps: string, killedAt?: number): Promise<Running> {
   const env = shadowdEnv(work);
   const leftovers = bpftracePids();
   const t0 = Date.now();
-  const child = spawn('node', [...DAEMON_NODE_OPTIONS, repoPath('dist/daemon/main.js'), '--state-dir', join(work, 'state'), '--runtime-dir', join(work, 'run'), '--log-level', 'debug'], {
+  const child = spawn('node', [...DAEMON_NODE_OPTIONS, repoPath('dist/daemon/main.js'), '--state-dir', join(work, 'state'), '--runtime-dir', join(work, 'run'), '--log-level', 'debug', '--taps', taps], {
     env,
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const exited = new Promise<void>((r) => child.on('close', () => r()));
-  const figures: StartFigures = { kind, readyMs: 0, statusMs: 0, phases: {}, bpftrace: [], daemonPeakRssKb: 0, totalPeakRssKb: 0 };
+  const figures: StartFigures = { kind, taps, tool: null, readyMs: 0, statusMs: 0, phases: {}, bpftrace: [], daemonPeakRssKb: 0, totalPeakRssKb: 0 };
   if (kind === 'after-kill-9') {
     figures.leftoverBpftrace = leftovers.length;
     figures.leftoverGoneMs = leftovers.length === 0 ? 0 : null;
@@ -206,10 +221,12 @@ async function startOnce(work: string, kind: StartFigures['kind'], killedAt?: nu
       if ((m = /start-up: (.+) at (\d+) ms/.exec(line))) {
         figures.phases[m[1]!] = Number(m[2]);
         if (m[1] === 'ready') readyAt = now;
-      } else if (cls && (m = /starting bpftrace \S+ at (\d+) ms/.exec(line))) bt(cls).spawnedMs = Number(m[1]);
-      else if (cls && (m = /bpftrace compiled the taps \((\d+) probes\) at (\d+) ms/.exec(line))) {
-        bt(cls).probes = Number(m[1]);
-        bt(cls).compiledMs = Number(m[2]);
+      } else if (cls && (m = /starting (bpftrace|taps-loader) .* at (\d+) ms/.exec(line))) {
+        figures.tool = m[1]!;
+        bt(cls).spawnedMs = Number(m[2]);
+      } else if (cls && (m = /(?:bpftrace compiled the taps \((\d+) probes\)|taps-loader attached (\d+) programs) at (\d+) ms/.exec(line))) {
+        bt(cls).probes = Number(m[1] ?? m[2]);
+        bt(cls).compiledMs = Number(m[3]);
       } else if (cls && (m = /taps attached: (\d+) probes \(at (\d+) ms\)/.exec(line))) bt(cls).liveMs = Number(m[2]);
     }
   });
@@ -218,14 +235,14 @@ async function startOnce(work: string, kind: StartFigures['kind'], killedAt?: nu
     if (child.pid === undefined) return;
     figures.daemonPeakRssKb = Math.max(figures.daemonPeakRssKb, peakRssKb(child.pid) ?? 0);
     for (const pid of children(child.pid)) {
-      if (comm(pid) !== 'bpftrace') continue;
+      if (!isTapTool(pid)) continue;
       const f = bt(classOfProgram(programOf(pid)));
       f.peakRssKb = Math.max(f.peakRssKb, peakRssKb(pid) ?? 0);
       const n = links(pid);
       if (n !== null && f.links.at(-1)?.[1] !== n) f.links.push([now, n]);
       if (f.pollingMs === null && /epoll/.test(wchan(pid))) f.pollingMs = now;
     }
-    if (figures.leftoverGoneMs === null && killedAt !== undefined && !leftovers.some((p) => comm(p) === 'bpftrace')) {
+    if (figures.leftoverGoneMs === null && killedAt !== undefined && !leftovers.some(isTapTool)) {
       figures.leftoverGoneMs = Date.now() - killedAt;
     }
   };
@@ -246,7 +263,7 @@ async function startOnce(work: string, kind: StartFigures['kind'], killedAt?: nu
   sample();
   if (child.pid !== undefined) {
     figures.daemonNow = memoryNow(child.pid);
-    for (const pid of children(child.pid)) if (comm(pid) === 'bpftrace') bt(classOfProgram(programOf(pid))).now = memoryNow(pid);
+    for (const pid of children(child.pid)) if (isTapTool(pid)) bt(classOfProgram(programOf(pid))).now = memoryNow(pid);
   }
   figures.bpftrace = [...byClass.values()].sort((a, b) => a.cls.localeCompare(b.cls));
   figures.totalPeakRssKb = figures.daemonPeakRssKb + figures.bpftrace.reduce((n, f) => n + f.peakRssKb, 0);
@@ -268,7 +285,7 @@ function describe(f: StartFigures): string {
     .join(', ');
   const bts = f.bpftrace.map((b) => `${b.cls}: spawned ${s(b.spawnedMs)} compiled ${s(b.compiledMs)} live ${s(b.liveMs)} (${String(b.probes)} probes, ${b.links.at(-1)?.[1] ?? 0} links, first link ${s(b.links.find((l) => l[1] > 0)?.[0])}, last ${s(b.links.at(-1)?.[0])}, polling ${s(b.pollingMs)}) peak RSS ${(b.peakRssKb / 1024).toFixed(0)} MB, ${mem(b.now)}`);
   const extra = f.kind === 'after-kill-9' ? ` leftover bpftrace ${String(f.leftoverBpftrace)}, gone ${s(f.leftoverGoneMs)} s after the kill;` : '';
-  return `${f.kind}: ready ${s(f.readyMs)} s, status ${s(f.statusMs)} s;${extra} phases (s since the process started): ${phases}\n  ${bts.join('\n  ')}\n  peak RSS daemon ${(f.daemonPeakRssKb / 1024).toFixed(0)} MB (${mem(f.daemonNow)}), total ${(f.totalPeakRssKb / 1024).toFixed(0)} MB${f.stopMs !== undefined ? `; stop ${s(f.stopMs)} s` : ''}`;
+  return `${f.kind} (--taps ${f.taps}: ${f.tool ?? '?'}): ready ${s(f.readyMs)} s, status ${s(f.statusMs)} s;${extra} phases (s since the process started): ${phases}\n  ${bts.join('\n  ')}\n  peak RSS daemon ${(f.daemonPeakRssKb / 1024).toFixed(0)} MB (${mem(f.daemonNow)}), total ${(f.totalPeakRssKb / 1024).toFixed(0)} MB${f.stopMs !== undefined ? `; stop ${s(f.stopMs)} s` : ''}`;
 }
 
 if (modules.length > 0) await execa('modprobe', ['-a', ...modules], { reject: false });
@@ -277,20 +294,24 @@ for (const dev of readdirSync('/sys/class/net').filter((d) => d !== 'lo')) await
 const work = mkdtempSync('/tmp/shadowd-startup-');
 const starts: StartFigures[] = [];
 for (let i = 0; i < rounds; i++) {
-  const r = await startOnce(work, 'fresh');
-  await stop(r);
-  starts.push(r.figures);
-  console.log(`start ${i + 1}/${rounds} ${describe(r.figures)}`);
+  for (const taps of engines) {
+    const r = await startOnce(work, 'fresh', taps);
+    await stop(r);
+    starts.push(r.figures);
+    console.log(`start ${i + 1}/${rounds} ${describe(r.figures)}`);
+  }
 }
 // kill -9 of a ready daemon, then a start at once (the unit's RestartSec=2 aside).
-const victim = await startOnce(work, 'fresh');
-const killedAt = Date.now();
-victim.child.kill('SIGKILL');
-await victim.exited;
-const again = await startOnce(work, 'after-kill-9', killedAt);
-await stop(again);
-starts.push(again.figures);
-console.log(`start after kill -9 ${describe(again.figures)}`);
+for (const taps of engines) {
+  const victim = await startOnce(work, 'fresh', taps);
+  const killedAt = Date.now();
+  victim.child.kill('SIGKILL');
+  await victim.exited;
+  const again = await startOnce(work, 'after-kill-9', taps, killedAt);
+  await stop(again);
+  starts.push(again.figures);
+  console.log(`start after kill -9 ${describe(again.figures)}`);
+}
 // What the killed daemon left running.
 for (const pid of bpftracePids()) {
   console.log(`bpftrace ${pid} (${programOf(pid)}) still running: killing it`);
