@@ -151,12 +151,20 @@ static int sh_guard_call_below(struct sh_guarded_call *call,
 	rcu_read_lock();
 	sd = sh_dev_find(&ss->pcm->card->card_dev);
 	sub = sd ? sh_sub_of(sh_sound(sd), ss) : NULL;
+	if (!sub) {
+		/*
+		 * The guard is gone: the substream's ops are the driver's, unless
+		 * the layers were set again since the look-up (a guard copy is
+		 * installed only once the table is full): then look again.
+		 */
+		below.rw = *READ_ONCE(ss->ops);
+		if (sd && (below.ro.prepare == sh_guard_prepare ||
+			   below.ro.trigger == sh_guard_trigger))
+			sub = sh_sub_of(sh_sound(sd), ss);
+	}
 	if (sub) {
 		below.rw = *sh_below_guard(sh_sound(sd), sub);
 		*hold_ms = READ_ONCE(sh_sound(sd)->hold_ms);
-	} else {
-		/* The guard is gone: the substream's ops are the driver's. */
-		below.rw = *READ_ONCE(ss->ops);
 	}
 	rcu_read_unlock();
 	return sh_entry_call(&below.ro, call);
@@ -243,14 +251,32 @@ static bool sh_trigger_starts(int cmd)
 }
 
 /*
+ * Whether a stream taken as started with its driver failed still ends, if
+ * no restart comes: one read or written with read()/write() and woken by
+ * period interrupts, whose reader or writer the kernel fails with EIO once
+ * the hold's wait is out. An mmap stream, or one without period wake-ups
+ * (a sound server's), would never see its position move nor an error.
+ */
+static bool sh_start_may_wait(struct snd_pcm_substream *ss)
+{
+	struct snd_pcm_runtime *runtime = ss->runtime;
+
+	return runtime && !runtime->no_period_wakeup &&
+	       (runtime->access == SNDRV_PCM_ACCESS_RW_INTERLEAVED ||
+		runtime->access == SNDRV_PCM_ACCESS_RW_NONINTERLEAVED);
+}
+
+/*
  * The core calls trigger with the stream's lock held (interrupts off for
  * most drivers), and puts the stream back as it was if a start fails: the
  * application's write or start then fails with the driver's error. Held, a
- * start the driver fails with EIO or ETIMEDOUT is reported as the guard's
- * other calls are and taken as done instead: the stream runs with its
- * position still, as a stalled one's, and the card's restart (its stop
- * pauses or stops the stream, its replay prepares it again) ends the gap.
- * Stops and pauses go to the driver as they are.
+ * start the driver fails with EIO or ETIMEDOUT on a stream whose writer or
+ * reader waits (sh_start_may_wait) is reported as the guard's other calls
+ * are and taken as done instead: the stream runs with its position still,
+ * as a stalled one's, and the card's restart (its stop pauses or stops the
+ * stream, its replay prepares it again) ends the gap; without a restart,
+ * the kernel fails the wait once the hold is out. Stops and pauses go to
+ * the driver as they are.
  */
 static int sh_guard_trigger(struct snd_pcm_substream *ss, int cmd)
 {
@@ -264,7 +290,8 @@ static int sh_guard_trigger(struct snd_pcm_substream *ss, int cmd)
 	int err;
 
 	err = sh_guard_call_below(&call, &hold_ms);
-	if (!sh_trigger_starts(cmd) || !sh_entry_failed(err) || !hold_ms)
+	if (!sh_trigger_starts(cmd) || !sh_entry_failed(err) || !hold_ms ||
+	    !sh_start_may_wait(ss))
 		return err;
 	pr_warn_ratelimited("sound:card%d: trigger of pcmC%dD%d%c failed: error %d; the stream waits up to %u ms for a restart\n",
 			    card, card, ss->pcm->device,

@@ -159,8 +159,11 @@ static int program_index(struct program_set *set, const struct bpf_program *prog
 	for (i = 0; i < set->count; i++)
 		if (!strcmp(set->names[i], name))
 			return i;
-	if (set->count == MAX_PROGS)
+	if (set->count == MAX_PROGS) {
+		fprintf(stderr, "taps-loader: %s: more than %d programs in one object: left out\n",
+			name, MAX_PROGS);
 		return -1;
+	}
 	snprintf(set->names[set->count], sizeof(set->names[0]), "%s", name);
 	set->skip[set->count] = false;
 	return set->count++;

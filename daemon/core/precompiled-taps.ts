@@ -7,8 +7,9 @@
 // loader in the same folder.
 //
 // `auto` (the default) runs the loader when it and every class's object are
-// there, else bpftrace, and says which and why; `libbpf` requires them;
-// `bpftrace` ignores them.
+// there, else bpftrace, and says which and why (and runs bpftrace after all
+// if the loader cannot attach them: an object the kernel refuses, a missing
+// library); `libbpf` requires them; `bpftrace` ignores them.
 import { existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { ClassDeclaration } from './device-class.js';
@@ -20,6 +21,8 @@ export const TAP_ENGINES: readonly TapEngineChoice[] = ['auto', 'bpftrace', 'lib
 export interface PrecompiledTaps {
   loader: string;
   objects: Map<string, string>;
+  /** Run bpftrace instead if the loader cannot attach them (auto); libbpf fails the start. */
+  fallback: boolean;
 }
 
 /** The engine the taps run under, and why (for the start-up log). */
@@ -52,7 +55,7 @@ export function chooseTapEngine(classes: readonly Pick<ClassDeclaration, 'id' | 
     else missing.push(`${o} (the ${c.id} class)`);
   }
   if (!first) missing.push('no class has taps');
-  if (missing.length === 0) return { kind: 'libbpf', taps: { loader, objects }, why: `precompiled objects ${[...objects.values()].map((o) => basename(o)).join(', ')}` };
+  if (missing.length === 0) return { kind: 'libbpf', taps: { loader, objects, fallback: choice === 'auto' }, why: `precompiled objects ${[...objects.values()].map((o) => basename(o)).join(', ')}` };
   const why = `no precompiled taps: ${missing.join(', ')} missing (npm run build:taps builds them)`;
   if (choice === 'libbpf') throw new Error(`--taps libbpf: ${why}`);
   return { kind: 'bpftrace', why };

@@ -133,42 +133,62 @@ export class TapsRunner {
     );
     this.opts.phase?.('tap modules checked');
     const programs = all.map((t) => t.decl.tapProgram).join(', ');
-    let program: string;
-    let loader: TapsLoader | undefined;
+    let runnable: { cls: string; path: string; text: string }[];
     try {
       const index = await (this.opts.probeIndex ?? readKernelProbeIndex)();
       this.opts.phase?.('probe index read');
       const texts = await Promise.all(all.map(async (t) => ({ cls: t.decl.id, path: t.decl.tapProgram, text: this.attachable(t.decl, await readFile(t.decl.tapProgram, 'utf8'), index) })));
       if (all.length > 1) this.classOfEvent = eventClasses(all.map((t) => t.decl));
       // A class whose every probe went has nothing to attach: the others run.
-      const runnable = texts.filter((t) => hasProbe(t.text));
+      runnable = texts.filter((t) => hasProbe(t.text));
       for (const t of texts.filter((x) => !runnable.includes(x))) {
         this.opts.logger.log('err', `the ${t.cls} taps: none of ${t.path}'s probes is in this kernel: the ${t.cls} shadow sees no change made to its devices`, { SHADOWD_CLASS: t.cls });
       }
       if (runnable.length === 0) throw new Error('none of their probes is in this kernel');
-      const pre = this.opts.precompiled;
-      if (pre) {
+    } catch (err) {
+      throw new Error(`the taps (${programs}): ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const pre = this.opts.precompiled;
+    if (pre) {
+      try {
         // The loader leaves out, and names, the programs whose function the kernel lacks, as the filter did above.
         const lacking = runnable.filter((t) => !pre.objects.has(t.cls)).map((t) => t.cls);
         if (lacking.length > 0) throw new Error(`no precompiled object for the ${lacking.join(', ')} taps`);
-        loader = { binary: pre.loader, objects: runnable.map((t) => pre.objects.get(t.cls)!) };
-        program = all[0]!.decl.tapProgram;
-      } else if (all.length === 1 && !this.probesDropped) program = all[0]!.decl.tapProgram;
+        await this.startIngest(all[0]!.decl.tapProgram, { binary: pre.loader, objects: runnable.map((t) => pre.objects.get(t.cls)!) });
+        return;
+      } catch (err) {
+        const why = err instanceof Error ? err.message : String(err);
+        if (!pre.fallback || this.stopped) throw new Error(`the taps (${programs}): ${why}`);
+        await this.ingest?.stop('SIGKILL');
+        this.ingest = null;
+        this.opts.logger.log('warning', `taps-loader could not attach the precompiled taps (${why}); bpftrace runs them instead`, { SHADOWD_COMPONENT: 'ingest' });
+      }
+    }
+    let program: string;
+    try {
+      if (all.length === 1 && !this.probesDropped) program = all[0]!.decl.tapProgram;
       else {
         const merged = runnable.length === 1 ? runnable[0]!.text : mergePrograms(runnable);
         program = join(this.opts.programDir ?? tmpdir(), `taps-${process.pid}.bt`);
         this.mergedFile = program;
         await writeFile(program, merged, { mode: 0o600 });
       }
-      if (this.stopped) {
-        if (this.mergedFile) await rm(this.mergedFile, { force: true });
-        throw new Error(`stopped before ${loader ? 'taps-loader' : 'bpftrace'} started`);
-      }
     } catch (err) {
       throw new Error(`the taps (${programs}): ${err instanceof Error ? err.message : String(err)}`);
     }
-    const first = all[0];
-    if (!first) return;
+    await this.startIngest(program).catch((err: unknown) => {
+      throw new Error(`the taps (${programs}): ${err instanceof Error ? err.message : String(err)}`);
+    });
+  }
+
+  /** Runs the taps (bpftrace and program, or taps-loader and its objects); resolves once they are live. */
+  private async startIngest(program: string, loader?: TapsLoader): Promise<void> {
+    if (this.stopped) {
+      if (this.mergedFile) await rm(this.mergedFile, { force: true });
+      throw new Error(`stopped before ${loader ? 'taps-loader' : 'bpftrace'} started`);
+    }
+    const all = [...this.taps.values()];
+    const first = all[0]!;
     this.ingest = new Ingest({
       ...this.opts.ingest,
       cls: all.length === 1 ? first.decl.id : undefined,
@@ -185,9 +205,7 @@ export class TapsRunner {
     });
     const live = this.ingest.start();
     this.spawnedResolve();
-    await live.catch((err: unknown) => {
-      throw new Error(`the taps (${programs}): ${err instanceof Error ? err.message : String(err)}`);
-    });
+    await live;
   }
 
   private classOf(e: TapEvent): ClassTaps | undefined {

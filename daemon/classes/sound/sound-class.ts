@@ -69,7 +69,18 @@ export function openSound(ctx: ClassContext, sys: SoundSystem): ClassRuntime {
             report.steps.push({ key: s.key, argv, ok: false, error: messageOf(err) });
           }
         }
-        // The card as it is now, values and streams, credited to the replay's snapshot.
+        // The taps' events of the replay's own writes (the card is still held: noted as unread) are not an
+        // administrator's: dropped. Then the card as it is now, values and streams, credited to the replay's
+        // snapshot, and what others wrote meanwhile to its writer.
+        if (steps.length > 0) {
+          try {
+            await ctx.syncTaps();
+            await shadow.caughtUp();
+          } catch (err) {
+            ctx.logger.log('warning', `${name}: the shadow could not catch up with the taps after the replay (${messageOf(err)}): its own writes may be credited to amixer`, fields(name));
+          }
+          shadow.forgetUnread(n, steps.map((s) => s.numid));
+        }
         await shadow.readCard(n);
         return report;
       },

@@ -67,8 +67,8 @@ export function cardId(identity: Pick<CardIdentity, 'bus' | 'number'>): string {
 
 export class SoundShadow {
   private readonly cards = new Map<number, WatchedCard>();
-  /** Elements written while their card was held and not read since, by card number: numid to writer. */
-  private readonly unread = new Map<number, Map<number, Actor>>();
+  /** Elements written while their card was held and not read since, by the card's store id: numid to writer. */
+  private readonly unread = new Map<string, Map<number, Actor>>();
   private refreshing: Promise<void> = Promise.resolve();
   private readsInFlight = 0;
   private resyncing: Promise<void> | null = null;
@@ -161,6 +161,15 @@ export class SoundShadow {
             break;
         }
       }
+    }
+    this.readUnheld();
+  }
+
+  /** Cards no longer held that still have writes unread (the hold ended before the replay read them): read whole. */
+  private readUnheld(): void {
+    if (this.unread.size === 0) return;
+    for (const [n, card] of this.cards) {
+      if (this.unread.has(card.id) && !this.held(cardName(n))) this.schedule(n, () => this.readCard(n));
     }
   }
 
@@ -276,7 +285,7 @@ export class SoundShadow {
         this.logger.log('warning', `${cardName(n)}: ${mixer.problems.length} mixer element(s) did not read, their shadow is kept as it was: ${mixer.problems.join('; ')}`, this.fields(card));
       }
       this.store.transaction(() => {
-        const written = this.takeUnread(n);
+        const written = this.takeUnread(card, mixer.controls);
         for (const c of mixer.controls) {
           const writer = written.get(c.numid);
           this.recordControl(card, c, writer ?? SNAPSHOT_ACTOR, writer ? 'set' : 'observe');
@@ -312,22 +321,34 @@ export class SoundShadow {
   }
 
   private noteUnread(n: number, numid: number, writer: Actor): void {
-    let m = this.unread.get(n);
-    if (!m) this.unread.set(n, (m = new Map<number, Actor>()));
+    const id = this.cards.get(n)?.id;
+    // A card not adopted yet is read whole once it is.
+    if (id === undefined) return;
+    let m = this.unread.get(id);
+    if (!m) this.unread.set(id, (m = new Map<number, Actor>()));
     m.set(numid, writer);
   }
 
-  private takeUnread(n: number): Map<number, Actor> {
-    const m = this.unread.get(n) ?? new Map<number, Actor>();
-    this.unread.delete(n);
-    return m;
+  /** The writers of the card's unread elements that `read` has, taken off the list; the others stay for a later read. */
+  private takeUnread(card: WatchedCard, read: readonly MixerControl[]): Map<number, Actor> {
+    const taken = new Map<number, Actor>();
+    const m = this.unread.get(card.id);
+    if (!m) return taken;
+    for (const c of read) {
+      const writer = m.get(c.numid);
+      if (writer === undefined) continue;
+      taken.set(c.numid, writer);
+      m.delete(c.numid);
+    }
+    if (m.size === 0) this.unread.delete(card.id);
+    return taken;
   }
 
   /** The shadow keys of card n's elements written while it was held and not read since. */
   unreadKeys(n: number): Set<string> {
     const card = this.cards.get(n);
     const keys = new Set<string>();
-    for (const numid of this.unread.get(n)?.keys() ?? []) {
+    for (const numid of (card && this.unread.get(card.id)?.keys()) ?? []) {
       const c = card?.controls.get(numid);
       if (c) keys.add(mixerKey(c));
     }
@@ -341,18 +362,25 @@ export class SoundShadow {
    * waits for the card's next read.
    */
   creditUnread(n: number, current: readonly MixerControl[]): void {
-    const written = this.unread.get(n);
     const card = this.cards.get(n);
-    if (!written || !card) return;
+    if (!card) return;
+    const written = this.takeUnread(card, current);
+    if (written.size === 0) return;
     this.store.transaction(() => {
       for (const c of current) {
         const writer = written.get(c.numid);
-        if (!writer) continue;
-        this.recordControl(card, c, writer, 'set');
-        written.delete(c.numid);
+        if (writer) this.recordControl(card, c, writer, 'set');
       }
     });
-    if (written.size === 0) this.unread.delete(n);
+  }
+
+  /** Drops card n's unread writes of these elements: the replay's own (it set them from the shadow). */
+  forgetUnread(n: number, numids: Iterable<number>): void {
+    const id = this.cards.get(n)?.id;
+    const m = id === undefined ? undefined : this.unread.get(id);
+    if (!m) return;
+    for (const numid of numids) m.delete(numid);
+    if (m.size === 0) this.unread.delete(id!);
   }
 
   private async readControlInto(n: number, numid: number, actor: Actor, how: 'set' | 'observe'): Promise<void> {
@@ -360,7 +388,9 @@ export class SoundShadow {
     if (!card) return;
     const c = await this.sys.readControl(n, numid);
     if (!c) return;
-    this.recordControl(card, c, actor, how);
+    // Read now, credited to this event's writer: a write noted while the card was held is read too.
+    const written = this.takeUnread(card, [c]).get(numid);
+    this.recordControl(card, c, how === 'observe' && written ? written : actor, how === 'observe' && written ? 'set' : how);
   }
 
   /** Reads the card's open substreams from /proc: new ones adopted, closed ones closed in the shadow. */

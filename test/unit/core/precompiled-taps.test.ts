@@ -18,7 +18,9 @@ describe('precompiled taps', () => {
   it('auto: the loader when everything is built, else bpftrace, saying what is missing', () => {
     const all = new Set(['/opt/shadowd/bpf/libbpf/build/taps-loader', '/opt/shadowd/bpf/libbpf/build/netdev-class.bpf.o', '/opt/shadowd/bpf/libbpf/build/sound-class.bpf.o']);
     const engine = chooseTapEngine(classes, 'auto', (p) => all.has(p));
-    expect(engine).toMatchObject({ kind: 'libbpf', taps: { loader: '/opt/shadowd/bpf/libbpf/build/taps-loader' }, why: 'precompiled objects netdev-class.bpf.o, sound-class.bpf.o' });
+    expect(engine).toMatchObject({ kind: 'libbpf', taps: { loader: '/opt/shadowd/bpf/libbpf/build/taps-loader', fallback: true }, why: 'precompiled objects netdev-class.bpf.o, sound-class.bpf.o' });
+    // Required: no bpftrace to fall back on.
+    expect(chooseTapEngine(classes, 'libbpf', (p) => all.has(p))).toMatchObject({ kind: 'libbpf', taps: { fallback: false } });
     if (engine.kind === 'libbpf') expect([...engine.taps.objects]).toEqual([['net', '/opt/shadowd/bpf/libbpf/build/netdev-class.bpf.o'], ['sound', '/opt/shadowd/bpf/libbpf/build/sound-class.bpf.o']]);
     all.delete('/opt/shadowd/bpf/libbpf/build/netdev-class.bpf.o');
     expect(chooseTapEngine(classes, 'auto', (p) => all.has(p))).toEqual({

@@ -145,7 +145,7 @@ describe('taps runner: precompiled objects under taps-loader', () => {
     const runner = new TapsRunner([sound.decl, net.decl], {
       logger,
       bpftrace: '/nonexistent/bpftrace',
-      precompiled: { loader: new URL('../fake/taps-loader.sh', import.meta.url).pathname, objects: new Map([['sound', sound.object], ['net', net.object]]) },
+      precompiled: { loader: new URL('../fake/taps-loader.sh', import.meta.url).pathname, objects: new Map([['sound', sound.object], ['net', net.object]]), fallback: false },
       programDir: dir,
       loadModules: () => Promise.resolve(),
       probeIndex: () => Promise.resolve(null),
@@ -170,13 +170,45 @@ describe('taps runner: precompiled objects under taps-loader', () => {
     const net = withObject('net');
     const runner = new TapsRunner([sound.decl, net.decl], {
       logger,
-      precompiled: { loader: new URL('../fake/taps-loader.sh', import.meta.url).pathname, objects: new Map([['sound', sound.object]]) },
+      precompiled: { loader: new URL('../fake/taps-loader.sh', import.meta.url).pathname, objects: new Map([['sound', sound.object]]), fallback: false },
       programDir: dir,
       loadModules: () => Promise.resolve(),
       probeIndex: () => Promise.resolve(null),
     });
     await expect(runner.start()).rejects.toThrow('no precompiled object for the net taps');
     await runner.stop();
+  });
+
+  it('runs bpftrace instead when the loader cannot attach (auto), saying why; fails the start when the loader was required', async () => {
+    const sound = withObject('sound');
+    const net = withObject('net');
+    // The loader exits before its attached line: the kernel refused an object.
+    const failing = join(dir, 'failing-loader.sh');
+    writeFileSync(failing, '#!/bin/sh\necho "taps-loader: cannot load netdev-class.bpf.o: Permission denied" >&2\nexit 1\n');
+    chmodSync(failing, 0o755);
+    // bpftrace's program: the fake prints it, attached line first.
+    for (const d of [sound.decl, net.decl]) writeFileSync(d.tapProgram, `${ATTACHED}\n${JSON.stringify({ type: 'printf', data: `ev=${d.id}_ev kthread=0 pid=7 ts=1 comm=t\n` })}\nkprobe:${d.id}_fn { printf("ev=${d.id}_ev pid=%d\\n", pid); }\n`);
+    const logs: string[] = [];
+    const make = (fallback: boolean) =>
+      new TapsRunner([sound.decl, net.decl], {
+        logger: { log: (_p: Priority, message: string) => void logs.push(message) },
+        bpftrace: FAKE,
+        precompiled: { loader: failing, objects: new Map([['sound', sound.object], ['net', net.object]]), fallback },
+        programDir: dir,
+        loadModules: () => Promise.resolve(),
+        probeIndex: () => Promise.resolve(null),
+        ingest: { probesLive: () => Promise.resolve(), initialBackoffMs: 60_000 },
+      });
+    const auto = make(true);
+    await auto.start();
+    expect(auto.stats()).toMatchObject({ state: 'attached', probes: 2 });
+    expect(logs.find((l) => l.startsWith('taps-loader could not attach'))).toMatch(/^taps-loader could not attach the precompiled taps \(taps-loader exited before attaching \(status 1\): taps-loader: cannot load netdev-class\.bpf\.o: Permission denied\); bpftrace runs them instead$/);
+    for (let i = 0; i < 50 && auto.stats().events < 2; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(auto.stats().events).toBe(2);
+    await auto.stop();
+    const required = make(false);
+    await expect(required.start()).rejects.toThrow(/taps-loader exited before attaching \(status 1\): taps-loader: cannot load netdev-class\.bpf\.o/);
+    await required.stop();
   });
 });
 

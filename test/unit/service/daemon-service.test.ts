@@ -41,7 +41,7 @@ describe('shadowd start-up with a bad configuration', () => {
     try {
       const conf = join(dir, 'shadowd.conf');
       writeFileSync(conf, '[Daemon]\nLogLevel=loud\n\n[Device eth1]\nprotect=no\n');
-      const r = await execa('node', [MAIN, '--config', conf, '--state-dir', join(dir, 'state'), '--runtime-dir', join(dir, 'run'), '--bpftrace', '/bin/false'], {
+      const r = await execa('node', [MAIN, '--config', conf, '--state-dir', join(dir, 'state'), '--runtime-dir', join(dir, 'run'), '--taps', 'bpftrace', '--bpftrace', '/bin/false'], {
         reject: false,
         env: plainEnv(),
         extendEnv: false,
@@ -58,13 +58,19 @@ describe('shadowd start-up with a bad configuration', () => {
     }
   });
 
+  it('refuses an unknown --taps engine with exit 2, naming the choices, before anything else', async () => {
+    const r = await execa('node', [MAIN, '--taps', 'ebpf'], { reject: false, env: plainEnv(), extendEnv: false });
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toBe('shadowd: --taps must be one of auto, bpftrace, libbpf, not "ebpf"');
+  });
+
   it('--log-level overrides LogLevel=, and a missing file means the defaults', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'shadowd-noconf-'));
     try {
       // bpftrace that cannot run: the start fails after the configuration was read.
       const r = await execa(
         'node',
-        [MAIN, '--config', join(dir, 'absent.conf'), '--log-level', 'debug', '--state-dir', join(dir, 'state'), '--runtime-dir', join(dir, 'run'), '--bpftrace', join(dir, 'no-bpftrace')],
+        [MAIN, '--config', join(dir, 'absent.conf'), '--log-level', 'debug', '--state-dir', join(dir, 'state'), '--runtime-dir', join(dir, 'run'), '--taps', 'bpftrace', '--bpftrace', join(dir, 'no-bpftrace')],
         { reject: false, env: plainEnv(), extendEnv: false },
       );
       expect(r.exitCode).toBe(1);
@@ -116,7 +122,7 @@ exec sleep 3600
     conf = join(dir, 'shadowd.conf');
     writeFileSync(conf, config('a.prom'));
     socket = join(dir, 'run', 'control.sock');
-    const args = [MAIN, '--config', conf, '--state-dir', join(dir, 'state'), '--runtime-dir', join(dir, 'run'), '--bpftrace', fake];
+    const args = [MAIN, '--config', conf, '--state-dir', join(dir, 'state'), '--runtime-dir', join(dir, 'run'), '--taps', 'bpftrace', '--bpftrace', fake];
     // WATCHDOG_PID must be the daemon's own pid: the shell execs node, keeping its pid.
     daemon = execa('sh', ['-c', 'WATCHDOG_PID=$$ exec node "$@"', 'sh', ...args], {
       reject: false,
@@ -225,7 +231,7 @@ describe('shadowd with a state file it cannot use', () => {
     const conf = join(dir, 'shadowd.conf');
     writeFileSync(conf, '[Class net]\nProtect=no\n');
     const socket = join(dir, 'run', 'control.sock');
-    const daemon = execa('node', [MAIN, '--config', conf, '--state-dir', stateDir, '--runtime-dir', join(dir, 'run'), '--bpftrace', fake], {
+    const daemon = execa('node', [MAIN, '--config', conf, '--state-dir', stateDir, '--runtime-dir', join(dir, 'run'), '--taps', 'bpftrace', '--bpftrace', fake], {
       reject: false,
       env: plainEnv(),
       extendEnv: false,
@@ -284,7 +290,7 @@ describe('shadowd with a state file it cannot use', () => {
       const fake = join(dir, 'bpftrace');
       writeFileSync(fake, `#!/bin/sh\necho $$ > ${join(dir, 'pid')}\nexec sleep 3600\n`);
       chmodSync(fake, 0o755);
-      const r = await execa('node', [MAIN, '--config', join(dir, 'absent.conf'), '--log-level', 'debug', '--state-dir', stateDir, '--runtime-dir', join(dir, 'run'), '--bpftrace', fake], {
+      const r = await execa('node', [MAIN, '--config', join(dir, 'absent.conf'), '--log-level', 'debug', '--state-dir', stateDir, '--runtime-dir', join(dir, 'run'), '--taps', 'bpftrace', '--bpftrace', fake], {
         reject: false,
         env: plainEnv(),
         extendEnv: false,

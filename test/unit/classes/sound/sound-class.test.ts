@@ -154,6 +154,31 @@ describe('sound class runtime', () => {
     expect(m.sets).toEqual(['card0 numid=2 27,27']);
   });
 
+  it('does not take the replay\'s own writes, seen while the card is held, for an administrator\'s', async () => {
+    const store = new ShadowStore(':memory:');
+    const held = new Set<string>();
+    const m = fakeSoundSystem([es1370(0)]);
+    const rt = openSound(context(store, held), m.sys);
+    await rt.resync('start-up');
+    const vol = "mixer/MIXER:'Master Playback Volume'";
+    const before = rt.show('card0').entries.find((e) => e.key === vol)!.setBy;
+    held.add('card0');
+    const mark = rt.replay.mark('card0');
+    m.cards.get(0)!.controls[1]!.values = ['0', '0'];
+    // The replay's amixer cset comes back through the taps as a write while the card is still held.
+    const setControl = m.sys.setControl.bind(m.sys);
+    m.sys.setControl = async (n, numid, values) => {
+      await setControl(n, numid, values);
+      rt.applyEvents([parseTapRecord(`ev=ctl_write card=0 numid=${numid} iface=2 dev=0 sub=0 index=0 ret=0 kthread=0 pid=777 ts=11 comm=amixer`)]);
+    };
+    const r = await rt.replay.replay('card0', mark);
+    expect(r.steps.map((s) => s.key)).toEqual([vol]);
+    held.delete('card0');
+    rt.applyEvents([parseTapRecord('ev=pcm_open card=0 dev=0 stream=0 sub=0 ret=0 kthread=0 pid=300 ts=12 comm=aplay')]);
+    await new Promise((res) => setTimeout(res, 20));
+    expect(rt.show('card0').entries.find((e) => e.key === vol)).toMatchObject({ value: ['20', '20'], setBy: before });
+  });
+
   it('reports a failed set as a failed step', async () => {
     const m = fakeSoundSystem([es1370(0)]);
     const rt = openSound(context(new ShadowStore(':memory:'), new Set()), m.sys);

@@ -164,6 +164,39 @@ describe('sound shadow', () => {
     expect(shadow.unreadKeys(0)).toEqual(new Set(["mixer/MIXER:'Master Playback Switch'"]));
   });
 
+  it('keeps a held write unread until a read has its element, and reads a card whose hold ended at the next events', async () => {
+    const held = new Set<string>();
+    const { m, shadow } = setup(held);
+    await shadow.resync('start-up');
+    held.add('card0');
+    shadow.applyBatch([ev('ev=ctl_write card=0 numid=2 iface=2 dev=0 sub=0 index=0 ret=0', 401, 'amixer')]);
+    // A mixer read that lacks the element (it did not read) leaves its writer waiting.
+    shadow.creditUnread(0, []);
+    expect(shadow.unreadKeys(0)).toEqual(new Set(["mixer/MIXER:'Master Playback Volume'"]));
+    // The hold ends before anything read the card: the next events read it, and the writer is credited.
+    held.delete('card0');
+    m.cards.get(0)!.controls[1]!.values = ['11', '11'];
+    shadow.applyBatch([ev('ev=pcm_open card=0 dev=0 stream=0 sub=0 ret=0', 500, 'aplay')]);
+    await shadow.caughtUp();
+    expect(shadow.unreadKeys(0)).toEqual(new Set());
+    expect(shadow.show('card0').entries.find((e) => e.key === "mixer/MIXER:'Master Playback Volume'")).toMatchObject({ value: ['11', '11'], setBy: { pid: 401 } });
+  });
+
+  it('takes a held write off the list when its element is read for a later event, credited to the latest writer', async () => {
+    const held = new Set<string>(['card0']);
+    const { m, shadow } = setup(held);
+    held.delete('card0');
+    await shadow.resync('start-up');
+    held.add('card0');
+    shadow.applyBatch([ev('ev=ctl_write card=0 numid=2 iface=2 dev=0 sub=0 index=0 ret=0', 401, 'amixer')]);
+    held.delete('card0');
+    m.cards.get(0)!.controls[1]!.values = ['12', '12'];
+    shadow.applyBatch([ev('ev=ctl_write card=0 numid=2 iface=2 dev=0 sub=0 index=0 ret=0', 402, 'alsamixer')]);
+    await shadow.caughtUp();
+    expect(shadow.unreadKeys(0)).toEqual(new Set());
+    expect(shadow.show('card0').entries.find((e) => e.key === "mixer/MIXER:'Master Playback Volume'")).toMatchObject({ value: ['12', '12'], setBy: { pid: 402 } });
+  });
+
   it('says so and re-reads the card when a record makes no sense, losing nothing', async () => {
     const { m, logger, shadow } = setup();
     await shadow.resync('start-up');
