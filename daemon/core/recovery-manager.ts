@@ -1059,8 +1059,8 @@ export class RecoveryManager {
     const ms = this.now() - t0;
     // A recovery failed during its check keeps the check time up to the failure.
     if (rec.endedAt === null) rec.phases.check = ms;
-    // What the restart had lost and the shadow set back, so that a value changing under an administrator is explained.
-    const said = setBack.length ? [`set back from the shadow: ${setBack.join(', ')}`, ...notes] : notes;
+    // The replay's steps (what the restart had lost and the shadow set back), so that a value changing under an administrator is explained.
+    const said = setBack.length ? [`replayed ${setBack.join(', ')}`, ...notes] : notes;
     this.log('info', rec, 'check', `${rec.device}: replay check done in ${ms} ms${said.length ? `: ${said.join('; ')}` : ''}`, {
       SHADOWD_PHASE_MS: ms,
     });

@@ -241,7 +241,7 @@ describe('RecoveryManager', () => {
     expect(rec.phases.stage).toBeUndefined();
     expect(rec.steps.at(-1)).toEqual({ source: 'daemon', key: 'coalesce', result: 'ok', argv: ['ethtool', '-C', 'eth0', 'rx-usecs', '3'] });
     // The log says what the shadow set back.
-    expect(lines.map((l) => l.message)).toContain('eth0: replay check done in 40 ms: set back from the shadow: coalesce');
+    expect(lines.map((l) => l.message)).toContain('eth0: replay check done in 40 ms: replayed coalesce');
   });
 
   it('marks the shadow as the restart is sent and hands the mark to the replay after it; a replay on request gets none', async () => {

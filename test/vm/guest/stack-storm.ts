@@ -68,7 +68,7 @@ function cpuSeconds(pid: number): number {
 }
 const peakRssKb = (pid: number): number => Number(/^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
 
-/** The bpftrace the daemon started (its child). */
+/** The process running the daemon's taps (its child): bpftrace, or taps-loader. */
 function bpftraceOf(daemonPid: number): number {
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
@@ -76,12 +76,12 @@ function bpftraceOf(daemonPid: number): number {
       const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
       const comm = /\((.*)\)/s.exec(stat)?.[1];
       const ppid = Number(stat.replace(/^.*\) /s, '').split(' ')[1]);
-      if (comm === 'bpftrace' && ppid === daemonPid) return Number(d);
+      if ((comm === 'bpftrace' || comm === 'taps-loader') && ppid === daemonPid) return Number(d);
     } catch {
       // gone meanwhile
     }
   }
-  throw new Error(`no bpftrace under shadowd ${daemonPid}`);
+  throw new Error(`no bpftrace or taps-loader under shadowd ${daemonPid}`);
 }
 
 /** Waits until shadowd has applied everything the taps reported: no new events, no re-read pending. */
