@@ -23,7 +23,15 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-/* struct kernfs_node from 6.15 on: its parent is RCU-managed and renamed. */
+/*
+ * struct kernfs_node's parent, as named up to 6.14 and from 6.15 on (RCU
+ * managed, renamed): both spelled here, so that the object builds against
+ * either kernel's vmlinux.h and reads whichever the running kernel has.
+ */
+struct kernfs_node___plain_parent {
+	struct kernfs_node *parent;
+} __attribute__((preserve_access_index));
+
 struct kernfs_node___rcu_parent {
 	struct kernfs_node *__parent;
 } __attribute__((preserve_access_index));
@@ -31,10 +39,11 @@ struct kernfs_node___rcu_parent {
 static __always_inline struct kernfs_node *kn_parent(struct kernfs_node *kn)
 {
 	struct kernfs_node___rcu_parent *renamed = (void *)kn;
+	struct kernfs_node___plain_parent *plain = (void *)kn;
 
 	if (bpf_core_field_exists(renamed->__parent))
 		return BPF_CORE_READ(renamed, __parent);
-	return BPF_CORE_READ(kn, parent);
+	return BPF_CORE_READ(plain, parent);
 }
 
 /*
