@@ -9,15 +9,13 @@
 // (test/fixtures/netdev/*.jsonl, test/fixtures/kmsg/xmit-timeout-tap.jsonl),
 // in text and in bpftrace's JSON form, which the daemon's reader and the
 // network reducer take.
-import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NET_TAP_EVENTS } from '../../../../daemon/classes/net/net-declaration.js';
 import { reduceEvent } from '../../../../daemon/classes/net/netdev-reducer.js';
-import { parseBpftraceLine } from '../../../../daemon/core/bpftrace-output.js';
 import { parseTapRecord } from '../../../../daemon/core/tap-record.js';
 import { hasCc } from '../../host-cc.js';
-import { bpftraceJsonPrintf, buildHarness, type Harness } from './harness.js';
+import { buildHarness, expectPrinted as expectPrintedBy, printRecord, type Harness } from './harness.js';
 
 const here = (p: string): string => new URL(p, import.meta.url).pathname;
 const PROGRAM = readFileSync(here('../../../../bpf/netdev-class.bt'), 'utf8');
@@ -133,17 +131,9 @@ describe.skipIf(!hasCc())('the network class\'s records of the precompiled taps 
   }, 60_000);
   afterAll(() => harness.remove());
 
-  const print = (mode: 'text' | 'json', args: string[]): { status: number | null; out: string } => {
-    const r = spawnSync(harness.path, [mode, ...args], { encoding: 'utf8' });
-    return { status: r.status, out: r.stdout };
-  };
-  const expectPrinted = (line: string): void => {
-    expect(print('text', harnessArgs(line)), line).toEqual({ status: 0, out: `${line}\n` });
-    const json = print('json', harnessArgs(line)).out;
-    expect(json).toBe(bpftraceJsonPrintf(line));
-    // The daemon's reader takes a decimal up to 2^53 (a 64-bit edge value is the printer's test, not its).
-    if (readable(line)) expect(parseBpftraceLine(json.trimEnd())).toEqual({ kind: 'event', event: parseTapRecord(line) });
-  };
+  const print = (mode: 'text' | 'json', args: string[]) => printRecord(harness, mode, args);
+  // The daemon's reader takes a decimal up to 2^53 (a 64-bit edge value is the printer's test, not its).
+  const expectPrinted = (line: string): void => expectPrintedBy(harness, line, harnessArgs(line), readable(line));
 
   it('has a record format for every event the .bt prints, and the .bt prints every event of the class', () => {
     const names = FORMATS.map(nameOf);

@@ -7,15 +7,13 @@
 // (written from those formats: no sound session was recorded in the guest
 // yet), in text and in bpftrace's JSON form, which the daemon's reader and
 // the sound reducer take.
-import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SOUND_TAP_EVENTS } from '../../../../daemon/classes/sound/sound-declaration.js';
 import { reduceSoundEvent } from '../../../../daemon/classes/sound/sound-reducer.js';
-import { parseBpftraceLine } from '../../../../daemon/core/bpftrace-output.js';
 import { parseTapRecord } from '../../../../daemon/core/tap-record.js';
 import { hasCc } from '../../host-cc.js';
-import { bpftraceJsonPrintf, buildHarness, type Harness } from './harness.js';
+import { buildHarness, expectPrinted as expectPrintedBy, printRecord, type Harness } from './harness.js';
 
 const here = (p: string): string => new URL(p, import.meta.url).pathname;
 const PROGRAM = readFileSync(here('../../../../bpf/sound-class.bt'), 'utf8');
@@ -85,16 +83,8 @@ describe.skipIf(!hasCc())('the sound class\'s records of the precompiled taps (t
   }, 60_000);
   afterAll(() => harness.remove());
 
-  const print = (mode: 'text' | 'json', args: string[]): { status: number | null; out: string } => {
-    const r = spawnSync(harness.path, [mode, ...args], { encoding: 'utf8' });
-    return { status: r.status, out: r.stdout };
-  };
-  const expectPrinted = (line: string): void => {
-    expect(print('text', harnessArgs(line)), line).toEqual({ status: 0, out: `${line}\n` });
-    const json = print('json', harnessArgs(line)).out;
-    expect(json).toBe(bpftraceJsonPrintf(line));
-    expect(parseBpftraceLine(json.trimEnd())).toEqual({ kind: 'event', event: parseTapRecord(line) });
-  };
+  const print = (mode: 'text' | 'json', args: string[]) => printRecord(harness, mode, args);
+  const expectPrinted = (line: string): void => expectPrintedBy(harness, line, harnessArgs(line));
 
   it('has a record format for every event the .bt prints, and the .bt prints every event of the class', () => {
     const names = FORMATS.map(nameOf);

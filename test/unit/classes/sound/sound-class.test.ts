@@ -56,6 +56,18 @@ const reply = (card: number): RestartReply => ({
   steps: [],
 } as unknown as RestartReply);
 
+/** The volume element's shadow key. */
+const vol = "mixer/MIXER:'Master Playback Volume'";
+
+/** The sound class on a machine with card0, read once; `held` says which cards shadowd holds. */
+async function cardOnce() {
+  const held = new Set<string>();
+  const m = fakeSoundSystem([es1370(0)]);
+  const rt = openSound(context(new ShadowStore(':memory:'), held), m.sys);
+  await rt.resync('start-up');
+  return { held, m, rt };
+}
+
 describe('sound class runtime', () => {
   it('looks a present card up by name with its driver and bus device', async () => {
     const m = fakeSoundSystem([es1370(0)]);
@@ -118,12 +130,7 @@ describe('sound class runtime', () => {
   });
 
   it('leaves an element written while shadowd held the card as the card has it after the restart, credited to its writer', async () => {
-    const store = new ShadowStore(':memory:');
-    const held = new Set<string>();
-    const m = fakeSoundSystem([es1370(0)]);
-    const rt = openSound(context(store, held), m.sys);
-    await rt.resync('start-up');
-    const vol = "mixer/MIXER:'Master Playback Volume'";
+    const { held, m, rt } = await cardOnce();
     const sw = "mixer/MIXER:'Master Playback Switch'";
     // The volume is written as the card fails (its re-read's turn comes once the card is held); the restart keeps it.
     rt.applyEvents([parseTapRecord('ev=ctl_write card=0 numid=2 iface=2 dev=0 sub=0 index=0 ret=0 kthread=0 pid=500 ts=9 comm=amixer')]);
@@ -155,12 +162,7 @@ describe('sound class runtime', () => {
   });
 
   it('does not take the replay\'s own writes, seen while the card is held, for an administrator\'s', async () => {
-    const store = new ShadowStore(':memory:');
-    const held = new Set<string>();
-    const m = fakeSoundSystem([es1370(0)]);
-    const rt = openSound(context(store, held), m.sys);
-    await rt.resync('start-up');
-    const vol = "mixer/MIXER:'Master Playback Volume'";
+    const { held, m, rt } = await cardOnce();
     const before = rt.show('card0').entries.find((e) => e.key === vol)!.setBy;
     held.add('card0');
     const mark = rt.replay.mark('card0');
