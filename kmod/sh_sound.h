@@ -61,6 +61,14 @@ struct sh_sound_dev {
 	unsigned int hold_ms;		/* set as every substream's wait_time */
 };
 
+/* The trigger commands that start a stream's DMA. */
+static inline bool sh_trigger_starts(int cmd)
+{
+	return cmd == SNDRV_PCM_TRIGGER_START ||
+	       cmd == SNDRV_PCM_TRIGGER_PAUSE_RELEASE ||
+	       cmd == SNDRV_PCM_TRIGGER_RESUME;
+}
+
 static inline struct sh_sound_dev *sh_sound(struct sh_dev *sd)
 {
 	return sh_dev_priv(sd);

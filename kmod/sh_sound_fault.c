@@ -103,12 +103,8 @@ static int sh_failing_trigger(struct snd_pcm_substream *ss, int cmd)
 {
 	const struct snd_pcm_ops *real;
 
-	switch (cmd) {
-	case SNDRV_PCM_TRIGGER_START:
-	case SNDRV_PCM_TRIGGER_PAUSE_RELEASE:
-	case SNDRV_PCM_TRIGGER_RESUME:
+	if (sh_trigger_starts(cmd))
 		return -EIO;
-	}
 	real = sh_real_ops(ss);
 	return real && real->trigger ? real->trigger(ss, cmd) : -EIO;
 }

@@ -242,14 +242,6 @@ static int sh_guard_hw_params(struct snd_pcm_substream *ss,
 	return sh_guard(&call);
 }
 
-/* The trigger commands that start the stream's DMA. */
-static bool sh_trigger_starts(int cmd)
-{
-	return cmd == SNDRV_PCM_TRIGGER_START ||
-	       cmd == SNDRV_PCM_TRIGGER_PAUSE_RELEASE ||
-	       cmd == SNDRV_PCM_TRIGGER_RESUME;
-}
-
 /*
  * Whether a stream taken as started with its driver failed still ends, if
  * no restart comes: one read or written with read()/write() and woken by

@@ -157,14 +157,17 @@ const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p)) 
  * not slow the next daemon's start, which attaches the same points again.
  */
 export function bpftraceArgv(bpftrace: string, program: string, setpriv: string | null = SETPRIV): [string, string[]] {
-  const args = ['-f', 'json', program];
-  return setpriv ? [setpriv, ['--pdeathsig', 'KILL', '--', bpftrace, ...args]] : [bpftrace, args];
+  return killedWithDaemon(bpftrace, ['-f', 'json', program], setpriv);
 }
 
 /** taps-loader's argv, under setpriv --pdeathsig as bpftrace's. */
 export function loaderArgv(loader: TapsLoader, setpriv: string | null = SETPRIV): [string, string[]] {
-  const args = ['-f', 'json', ...loader.objects];
-  return setpriv ? [setpriv, ['--pdeathsig', 'KILL', '--', loader.binary, ...args]] : [loader.binary, args];
+  return killedWithDaemon(loader.binary, ['-f', 'json', ...loader.objects], setpriv);
+}
+
+/** A tap program's argv, under setpriv --pdeathsig where there is setpriv. */
+function killedWithDaemon(binary: string, args: string[], setpriv: string | null): [string, string[]] {
+  return setpriv ? [setpriv, ['--pdeathsig', 'KILL', '--', binary, ...args]] : [binary, args];
 }
 
 /** The program that runs the taps, for messages. */

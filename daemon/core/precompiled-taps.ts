@@ -28,14 +28,17 @@ export interface PrecompiledTaps {
 /** The engine the taps run under, and why (for the start-up log). */
 export type TapEngine = { kind: 'bpftrace'; why: string } | { kind: 'libbpf'; taps: PrecompiledTaps; why: string };
 
+/** Where `npm run build:taps` puts what it builds from the programs beside `decl`'s: bpf/libbpf/build/. */
+const buildDirOf = (decl: Pick<ClassDeclaration, 'tapProgram'>): string => join(dirname(decl.tapProgram), 'libbpf', 'build');
+
 /** Where a class's precompiled object is: bpf/libbpf/build/NAME.bpf.o for bpf/NAME.bt. */
 export function objectOf(decl: Pick<ClassDeclaration, 'tapProgram'>): string {
-  return join(dirname(decl.tapProgram), 'libbpf', 'build', `${basename(decl.tapProgram, '.bt')}.bpf.o`);
+  return join(buildDirOf(decl), `${basename(decl.tapProgram, '.bt')}.bpf.o`);
 }
 
 /** Where taps-loader is, beside the objects of the classes' programs. */
 export function loaderOf(decl: Pick<ClassDeclaration, 'tapProgram'>): string {
-  return join(dirname(decl.tapProgram), 'libbpf', 'build', 'taps-loader');
+  return join(buildDirOf(decl), 'taps-loader');
 }
 
 /**

@@ -133,6 +133,8 @@ export class TapsRunner {
     );
     this.opts.phase?.('tap modules checked');
     const programs = all.map((t) => t.decl.tapProgram).join(', ');
+    /** An error of the taps' start, naming their programs. */
+    const failed = (err: unknown): Error => new Error(`the taps (${programs}): ${err instanceof Error ? err.message : String(err)}`);
     let runnable: { cls: string; path: string; text: string }[];
     try {
       const index = await (this.opts.probeIndex ?? readKernelProbeIndex)();
@@ -146,7 +148,7 @@ export class TapsRunner {
       }
       if (runnable.length === 0) throw new Error('none of their probes is in this kernel');
     } catch (err) {
-      throw new Error(`the taps (${programs}): ${err instanceof Error ? err.message : String(err)}`);
+      throw failed(err);
     }
     const pre = this.opts.precompiled;
     if (pre) {
@@ -157,8 +159,8 @@ export class TapsRunner {
         await this.startIngest(all[0]!.decl.tapProgram, { binary: pre.loader, objects: runnable.map((t) => pre.objects.get(t.cls)!) });
         return;
       } catch (err) {
+        if (!pre.fallback || this.stopped) throw failed(err);
         const why = err instanceof Error ? err.message : String(err);
-        if (!pre.fallback || this.stopped) throw new Error(`the taps (${programs}): ${why}`);
         await this.ingest?.stop('SIGKILL');
         this.ingest = null;
         this.opts.logger.log('warning', `taps-loader could not attach the precompiled taps (${why}); bpftrace runs them instead`, { SHADOWD_COMPONENT: 'ingest' });
@@ -174,10 +176,10 @@ export class TapsRunner {
         await writeFile(program, merged, { mode: 0o600 });
       }
     } catch (err) {
-      throw new Error(`the taps (${programs}): ${err instanceof Error ? err.message : String(err)}`);
+      throw failed(err);
     }
     await this.startIngest(program).catch((err: unknown) => {
-      throw new Error(`the taps (${programs}): ${err instanceof Error ? err.message : String(err)}`);
+      throw failed(err);
     });
   }
 

@@ -388,9 +388,11 @@ export class SoundShadow {
     if (!card) return;
     const c = await this.sys.readControl(n, numid);
     if (!c) return;
-    // Read now, credited to this event's writer: a write noted while the card was held is read too.
+    // Read now, credited to this event's writer: a write noted while the card was held is read too, and
+    // credited to its writer when this event is the driver's own.
     const written = this.takeUnread(card, [c]).get(numid);
-    this.recordControl(card, c, how === 'observe' && written ? written : actor, how === 'observe' && written ? 'set' : how);
+    const writer = how === 'observe' ? written : undefined;
+    this.recordControl(card, c, writer ?? actor, writer ? 'set' : how);
   }
 
   /** Reads the card's open substreams from /proc: new ones adopted, closed ones closed in the shadow. */

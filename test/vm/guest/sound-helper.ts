@@ -87,16 +87,11 @@ async function playWithFault(card: Card, appName: string, fault: string, wav: st
     // The fault is in before the application starts: its first call into
     // the driver at the entry point fails, and the guard holds it and says
     // so in the kernel log, the daemon's cue.
-    const mark = (await execa('dmesg')).stdout.split('\n').length;
+    const mark = await kernelLogMark();
     const inj = await helperCommand(`inject sound:${card.name} ${held.inject}`);
     if (!inj.startsWith('ok injected')) problem(`${card.name}: inject ${held.inject}: ${inj}`);
     player = execa(argv[0]!, argv.slice(1), { reject: false, env: app.env?.(card) });
-    const line = new RegExp(`sound:${card.name}: ${held.entry} of pcmC${card.number}D0. failed: error -5; the caller waits`);
-    stalled = false;
-    for (let i = 0; i < 50 && !stalled; i++) {
-      await sleep(100);
-      stalled = (await execa('dmesg')).stdout.split('\n').slice(mark).some((l) => line.test(l));
-    }
+    stalled = await kernelLogShows(mark, new RegExp(`sound:${card.name}: ${held.entry} of pcmC${card.number}D0. failed: error -5; the caller waits`));
     if (!stalled) problem(`${card.name} ${appName} ${fault}: no held ${held.entry} in the kernel log`);
   } else {
     player = execa(argv[0]!, argv.slice(1), { reject: false, env: app.env?.(card) });
@@ -130,16 +125,36 @@ async function playWithFault(card: Card, appName: string, fault: string, wav: st
       problem(`${card.name} ${appName} lost-irq: the interrupt position moved (${irqFault} → ${irqSoon} → ${irqAfter})`);
     }
   }
+  return restartAndFinish({ card, app: appName, fault, stalled, id, player, program: argv[0]!, started });
+}
+
+/** The kernel log's length now: kernelLogShows() looks at what comes after it. */
+async function kernelLogMark(): Promise<number> {
+  return (await execa('dmesg')).stdout.split('\n').length;
+}
+
+/** Whether a kernel log line after `mark` matches `line`, looked for over 5 s. */
+async function kernelLogShows(mark: number, line: RegExp): Promise<boolean> {
+  for (let i = 0; i < 50; i++) {
+    await sleep(100);
+    if ((await execa('dmesg')).stdout.split('\n').slice(mark).some((l) => line.test(l))) return true;
+  }
+  return false;
+}
+
+/** The card restarted through the helper, then the player's end: the run's figures, a problem if either went wrong. */
+async function restartAndFinish(o: { card: Card; app: string; fault: string; stalled: boolean; id: string; player: ResultPromise<{ reject: false }>; program: string; started: number }): Promise<PlayRun> {
+  const { card, id } = o;
   const t0 = performance.now();
   const restart = await helperCommand(`restart sound:${card.name} ${id}`);
   const restartMs = Math.round(performance.now() - t0);
-  if (!restart.startsWith(`ok restarted sound:${card.name} id=${id} card=${card.number} `)) problem(`${card.name} ${fault}: restart: ${restart}`);
-  const r = await player;
+  if (!restart.startsWith(`ok restarted sound:${card.name} id=${id} card=${card.number} `)) problem(`${card.name} ${o.fault}: restart: ${restart}`);
+  const r = await o.player;
   const run: PlayRun = {
-    card: card.name, driver: card.driver, app: appName, fault, stalled, restart, restartMs,
-    exitCode: r.exitCode, stderr: String(r.stderr).slice(-400), playedMs: Math.round(performance.now() - started),
+    card: card.name, driver: card.driver, app: o.app, fault: o.fault, stalled: o.stalled, restart, restartMs,
+    exitCode: r.exitCode, stderr: String(r.stderr).slice(-400), playedMs: Math.round(performance.now() - o.started),
   };
-  if (r.exitCode !== 0) problem(`${card.name} ${appName} ${fault}: ${argv[0]} exited ${r.exitCode}: ${run.stderr}`);
+  if (r.exitCode !== 0) problem(`${card.name} ${o.app} ${o.fault}: ${o.program} exited ${r.exitCode}: ${run.stderr}`);
   return run;
 }
 
@@ -173,16 +188,11 @@ async function startWithFault(card: Card, wav: string, id: string): Promise<Play
     state = playbackState(card);
   }
   if (state !== 'PREPARED') problem(`${card.name} fail-stop@start: the stream was ${state ?? 'not open'}, not PREPARED, before the fault`);
-  const mark = (await execa('dmesg')).stdout.split('\n').length;
+  const mark = await kernelLogMark();
   const inj = await helperCommand(`inject sound:${card.name} fail-stop`);
   if (!inj.startsWith('ok injected')) problem(`${card.name}: inject fail-stop: ${inj}`);
   player.stdin.end(source.subarray(first));
-  const line = new RegExp(`sound:${card.name}: trigger of pcmC${card.number}D0p failed: error -5; the stream waits`);
-  let held = false;
-  for (let i = 0; i < 50 && !held; i++) {
-    await sleep(100);
-    held = (await execa('dmesg')).stdout.split('\n').slice(mark).some((l) => line.test(l));
-  }
+  const held = await kernelLogShows(mark, new RegExp(`sound:${card.name}: trigger of pcmC${card.number}D0p failed: error -5; the stream waits`));
   if (!held) problem(`${card.name} fail-stop@start: no held start in the kernel log (the stream is ${playbackState(card) ?? 'closed'})`);
   // Taken as started: RUNNING, its position still.
   const before = hwPtr(card, 'pcm0p');
@@ -190,17 +200,7 @@ async function startWithFault(card: Card, wav: string, id: string): Promise<Play
   const after = hwPtr(card, 'pcm0p');
   const stalled = held && before !== null && before === after;
   if (held && !stalled) problem(`${card.name} fail-stop@start: the stream taken as started moved (${before} → ${after})`);
-  const t0 = performance.now();
-  const restart = await helperCommand(`restart sound:${card.name} ${id}`);
-  const restartMs = Math.round(performance.now() - t0);
-  if (!restart.startsWith(`ok restarted sound:${card.name} id=${id} card=${card.number} `)) problem(`${card.name} fail-stop@start: restart: ${restart}`);
-  const r = await player;
-  const run: PlayRun = {
-    card: card.name, driver: card.driver, app: 'aplay-pipe', fault: 'fail-stop@start', stalled, restart, restartMs,
-    exitCode: r.exitCode, stderr: String(r.stderr).slice(-400), playedMs: Math.round(performance.now() - started),
-  };
-  if (r.exitCode !== 0) problem(`${card.name} aplay-pipe fail-stop@start: aplay exited ${r.exitCode}: ${run.stderr}`);
-  return run;
+  return restartAndFinish({ card, app: 'aplay-pipe', fault: 'fail-stop@start', stalled, id, player, program: 'aplay', started });
 }
 
 /** The helper's interrupt position of the card's first substream of `stream` (pcm0p), null when not running. */
