@@ -169,12 +169,36 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
+// One recording is judged for many sources (every run a card played): its
+// analysis signal and its FFT are made once per recording, not per proof.
+const analyses = new WeakMap<Wav, Map<string, Float32Array>>();
+const haystacks = new WeakMap<Float32Array, Map<number, Haystack>>();
+
+/** The WAV mixed to mono, low-passed to `bandHz` and resampled to `rate` (made once per WAV and setting). */
+function analysed(w: Wav, rate: number, bandHz: number): Float32Array {
+  const byKey = analyses.get(w) ?? new Map<string, Float32Array>();
+  analyses.set(w, byKey);
+  const key = `${rate}/${bandHz}`;
+  const x = byKey.get(key) ?? resample(mono(w), w.rate, rate, bandHz);
+  byKey.set(key, x);
+  return x;
+}
+
+/** `x` prepared for global searches of blocks up to `maxBlock` long (made once per signal and size). */
+function haystack(x: Float32Array, maxBlock: number): Haystack {
+  const bySize = haystacks.get(x) ?? new Map<number, Haystack>();
+  haystacks.set(x, bySize);
+  const h = bySize.get(maxBlock) ?? new Haystack(x, maxBlock);
+  bySize.set(maxBlock, h);
+  return h;
+}
+
 /** Analyses `capture` for `source`; see the file's head for the method. */
 export function proveSound(source: Wav, capture: Wav, options: ProofOptions = {}): ProofReport {
   const o = { ...DEFAULTS, ...options };
   const rate = o.analysisRate;
-  const s = resample(mono(source), source.rate, rate, o.bandHz);
-  const c = resample(mono(capture), capture.rate, rate, o.bandHz);
+  const s = analysed(source, rate, o.bandHz);
+  const c = analysed(capture, rate, o.bandHz);
   const ms = (n: number): number => (n / rate) * 1000;
   const B = Math.round((o.blockMs / 1000) * rate);
   const step = Math.round((o.stepMs / 1000) * rate);
@@ -184,7 +208,7 @@ export function proveSound(source: Wav, capture: Wav, options: ProofOptions = {}
   const silent = (x: Float32Array, start: number, len: number): boolean => rms(x, start, len) < silence;
 
   // 1. Locate every non-silent source block.
-  const capHay = c.length >= B ? new Haystack(c, B) : null;
+  const capHay = c.length >= B ? haystack(c, B) : null;
   const matches: BlockMatch[] = [];
   const nBlocks = Math.floor(s.length / B);
   let last: BlockMatch | null = null;
@@ -328,7 +352,7 @@ export function proveSound(source: Wav, capture: Wav, options: ProofOptions = {}
     else runs.push([p, p + step]);
   }
   const minRun = Math.round((o.minUncoveredMs / 1000) * rate);
-  const srcHay = s.length >= step ? new Haystack(s, B) : null;
+  const srcHay = s.length >= step ? haystack(s, B) : null;
   const repeats: Repeat[] = [];
   const garbage: Garbage[] = [];
   for (const [start, end] of runs) {

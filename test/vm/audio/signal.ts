@@ -16,21 +16,45 @@ export function resample(x: Float32Array, fromRate: number, toRate: number, cuto
   const out = new Float32Array(n);
   const cutoff = Math.min(maxCutoff, cutoffHz ?? maxCutoff) / fromRate; // in cycles per input sample
   const half = Math.ceil(8 / (2 * cutoff)); // 8 zero crossings each side
+  const tap = (d: number): number => {
+    const w = 0.5 + 0.5 * Math.cos((Math.PI * d) / half);
+    const a = 2 * Math.PI * cutoff * d;
+    return 2 * cutoff * (d === 0 ? 1 : Math.sin(a) / a) * w;
+  };
+  // Integer rates repeat the output instants' fractional phase every
+  // toRate / gcd outputs: the taps of each phase are then computed once
+  // (8 kHz from 44.1 kHz: 80 phases), not once per output sample.
+  const g = Number.isInteger(fromRate) && Number.isInteger(toRate) ? gcd(fromRate, toRate) : 0;
+  const phases = g > 0 ? toRate / g : 0;
+  const phaseTaps = phases > 0 && phases <= MAX_PHASES ? Array.from({ length: phases }, (_, p) => {
+    const t = (p * fromRate) / toRate;
+    const first = Math.ceil(t - half);
+    return { first, taps: Float64Array.from({ length: Math.floor(t + half) - first + 1 }, (_, j) => tap(first + j - t)) };
+  }) : null;
   for (let k = 0; k < n; k++) {
-    const t = k * ratio;
-    const lo = Math.max(0, Math.ceil(t - half));
-    const hi = Math.min(x.length - 1, Math.floor(t + half));
     let acc = 0;
-    for (let i = lo; i <= hi; i++) {
-      const d = i - t;
-      const w = 0.5 + 0.5 * Math.cos((Math.PI * d) / half);
-      const a = 2 * Math.PI * cutoff * d;
-      const sinc = d === 0 ? 1 : Math.sin(a) / a;
-      acc += x[i]! * 2 * cutoff * sinc * w;
+    if (phaseTaps) {
+      const { first, taps } = phaseTaps[k % phases]!;
+      const base = Math.floor(k / phases) * (fromRate / g) + first;
+      const j0 = Math.max(0, -base);
+      const j1 = Math.min(taps.length - 1, x.length - 1 - base);
+      for (let j = j0; j <= j1; j++) acc += x[base + j]! * taps[j]!;
+    } else {
+      const t = k * ratio;
+      const hi = Math.min(x.length - 1, Math.floor(t + half));
+      for (let i = Math.max(0, Math.ceil(t - half)); i <= hi; i++) acc += x[i]! * tap(i - t);
     }
     out[k] = acc;
   }
   return out;
+}
+
+/** More phases than this are computed per output sample (a rate pair with no small common period). */
+const MAX_PHASES = 4096;
+
+function gcd(a: number, b: number): number {
+  while (b) [a, b] = [b, a % b];
+  return a;
 }
 
 /** In-place radix-2 complex FFT (inverse without the 1/n scale). */

@@ -42,12 +42,23 @@ export const RECOVERY_TIMEOUT_MS = 900_000;
 const serial = (n: number): string => `shadowd-disk${n}`;
 const lines = (stdout: string, tag: string): string[] => stdout.split('\n').filter((l) => l.startsWith(`${tag} `)).map((l) => l.slice(tag.length + 1));
 
-/** Without shadowd: each disk's `nofault` and `control` runs, by `DRIVER/RUN`. */
+/**
+ * The disk whose applications also run once without a fault (and must pass
+ * the checker) before its control: the checker can pass on a bare disk. With
+ * shadowd (runDiskAppsRecovery) the checker passes on every driver.
+ */
+export const NOFAULT_DISK = CONTROL_DISKS[0]!;
+
+/** Without shadowd: the first disk's `nofault` run, then each disk's `control` run, by `DRIVER/RUN`. */
 export async function runDiskAppsControl(log: (line: string) => void, kernel?: KernelSeries): Promise<{ guest: GuestResult; results: Map<string, DiskAppsRunResult> }> {
   const inputs = await ensureDiskAppsInputs((l) => log(`inputs: ${l}`));
   const guest = await runInGuest({
     ...(kernel ? { kernel } : {}),
-    command: ['node', repoPath('dist/test/vm/guest/disk-apps/scenario.js'), '--inputs', inputs.dir, ...CONTROL_DISKS.flatMap((_, n) => ['--serial', serial(n)])],
+    command: [
+      'node', repoPath('dist/test/vm/guest/disk-apps/scenario.js'), '--inputs', inputs.dir,
+      '--run', `${serial(CONTROL_DISKS.indexOf(NOFAULT_DISK))}:nofault`,
+      ...CONTROL_DISKS.flatMap((_, n) => ['--run', `${serial(n)}:control`]),
+    ],
     devices: CONTROL_DISKS.map(([p]) => p),
     diskMiB: 128,
     timeoutMs: CONTROL_TIMEOUT_MS,

@@ -5,7 +5,7 @@
 //     header it copies), taken from Debian's linux-source-6.1 tarball and
 //     built with the tarball's own Makefiles (`make -C tools -j2 gpio`:
 //     fixdep, then 5 compile units linked into 4 programs);
-//   - the encoder's input: a 40 s stereo 16-bit 44.1 kHz WAV (7 MiB) that
+//   - the encoder's input: a 20 s stereo 16-bit 44.1 kHz WAV (3.4 MiB) that
 //     `sox -R -D ... synth` makes deterministically (-R: fixed seed, -D: no
 //     dither, the one random part of synth's output).
 import { createHash } from 'node:crypto';
@@ -29,11 +29,11 @@ export const COMPILER_SOURCE_MEMBERS = [
 /** `make -C TREE/tools -j2 TARGETS...` */
 export const MAKE_TARGETS = ['gpio'];
 /** The encoder's input: sox synth arguments after the output file. */
-const WAV_SYNTH = ['synth', '40', 'sine', '220-880', 'sine', '330-1320'];
+const WAV_SYNTH = ['synth', '20', 'sine', '220-880', 'sine', '330-1320'];
 const WAV_FORMAT = ['-r', '44100', '-c', '2', '-b', '16'];
 
 /** Bump when the inputs change, so that a stale cache is not reused. */
-const INPUTS_VERSION = 'v2';
+const INPUTS_VERSION = 'v3';
 
 export interface DiskAppsInputs {
   /** Folder holding inputs.json, the source tree and the WAV. */

@@ -1,9 +1,9 @@
-// The disk applications on each scratch disk of the guest, in turn: ext4
-// straight on the disk (no map, no shadowd); first a run without a fault
-// (the checker must pass), then the control: the same apps with the disk's
-// controller driver failing mid-run (a real departure: unbind then bind of
-// the restart unit), which must show the failure.
-//   node scenario.js --inputs DIR --serial shadowd-disk0 [--serial ...] [--runs nofault,control]
+// The disk applications on scratch disks of the guest, one run after the
+// other: ext4 straight on the disk (no map, no shadowd); a run without a
+// fault (nofault: the checker must pass) or the control: the same apps with
+// the disk's controller driver failing mid-run (a real departure: unbind
+// then bind of the restart unit), which must show the failure.
+//   node scenario.js --inputs DIR --run shadowd-disk0:nofault --run shadowd-disk0:control [--run ...]
 // Prints `DISK_APPS_REFERENCE <json>` once and `DISK_APPS_RESULT <json>`
 // (a DiskAppsRunResult) per run for test/vm/classes/block/apps-control.test.ts.
 import { mkdtempSync } from 'node:fs';
@@ -17,14 +17,13 @@ import { runDiskAppsOnDisk } from './run.js';
 const { values } = parseArgs({
   options: {
     inputs: { type: 'string' },
-    serial: { type: 'string', multiple: true, default: [] },
-    runs: { type: 'string', default: 'nofault,control' },
+    run: { type: 'string', multiple: true, default: [] },
   },
 });
 const runDir = process.env['SHADOWD_RUNDIR'];
-const runs = values.runs.split(',');
-if (!values.inputs || values.serial.length === 0 || !runDir || runs.some((r) => r !== 'nofault' && r !== 'control')) {
-  console.error('usage: scenario.js --inputs DIR --serial SERIAL [--serial ...] [--runs nofault,control] (with $SHADOWD_RUNDIR set)');
+const runs = values.run.map((r) => /^([\w-]+):(nofault|control)$/.exec(r));
+if (!values.inputs || runs.length === 0 || !runDir || runs.some((r) => r === null)) {
+  console.error('usage: scenario.js --inputs DIR --run SERIAL:nofault|control [--run ...] (with $SHADOWD_RUNDIR set)');
   process.exit(2);
 }
 
@@ -45,10 +44,8 @@ console.log(
   `DISK_APPS_REFERENCE ${JSON.stringify({ compilerMs: reference.compiler.ms, outputs: Object.keys(reference.compiler.outputs).length, steps: reference.compiler.steps, encoderMs: reference.encoder.ms, flacBytes: reference.encoder.bytes })}`,
 );
 
-for (const serial of values.serial) {
-  for (const run of runs) {
-    const result = await runDiskAppsOnDisk({ serial, label: run, inputs, reference, runDir, fault: run === 'control' ? unbindBindFault(1000) : null, log: note });
-    console.log(`DISK_APPS_RESULT ${JSON.stringify(result)}`);
-  }
+for (const [, serial, run] of runs as RegExpExecArray[]) {
+  const result = await runDiskAppsOnDisk({ serial: serial!, label: run!, inputs, reference, runDir, fault: run === 'control' ? unbindBindFault(1000) : null, log: note });
+  console.log(`DISK_APPS_RESULT ${JSON.stringify(result)}`);
 }
 note('done');
