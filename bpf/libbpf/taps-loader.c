@@ -32,6 +32,7 @@
  * are escaped in them, are tap-format.c's.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -51,7 +52,8 @@
 #define MAX_OBJECTS 8
 
 static bool json_output;
-static bool quiet_libbpf;
+/* Per thread: each object loads in a thread of its own. */
+static __thread bool quiet_libbpf;
 static bool output_failed;
 
 static int on_event(void *ctx, void *data, size_t size)
@@ -279,6 +281,7 @@ struct tap_object {
 	int attached;
 	struct bpf_map *lost;
 	unsigned long long reported;
+	bool ok;
 };
 
 /* The records every object could not reserve since the last report, in one line. */
@@ -376,6 +379,37 @@ static bool attach_object(struct tap_object *o)
 	return o->attached > 0;
 }
 
+static void *attach_object_thread(void *arg)
+{
+	struct tap_object *o = arg;
+
+	o->ok = attach_object(o);
+	return NULL;
+}
+
+/*
+ * Every object loaded and attached, each in a thread of its own: the
+ * kernel's verifier and BTF reads take most of a start (seconds under
+ * emulation), and the objects share nothing until their ring buffers are
+ * read. An object whose thread cannot start is loaded in this one.
+ */
+static void attach_objects(struct tap_object *objects, int n)
+{
+	pthread_t threads[MAX_OBJECTS];
+	bool started[MAX_OBJECTS];
+	int i;
+
+	for (i = 0; i < n; i++) {
+		started[i] = n > 1 && !pthread_create(&threads[i], NULL, attach_object_thread,
+						      &objects[i]);
+		if (!started[i])
+			attach_object_thread(&objects[i]);
+	}
+	for (i = 0; i < n; i++)
+		if (started[i])
+			pthread_join(threads[i], NULL);
+}
+
 static void close_object(struct tap_object *o)
 {
 	int i;
@@ -451,8 +485,9 @@ int main(int argc, char **argv)
 	libbpf_set_print(print_libbpf);
 
 	/* Every object, or none: a class without its taps would miss changes unseen. */
-	for (i = 0; i < n && !err; i++) {
-		if (!attach_object(&objects[i]))
+	attach_objects(objects, n);
+	for (i = 0; i < n; i++) {
+		if (!objects[i].ok)
 			err = 1;
 		attached += objects[i].attached;
 	}

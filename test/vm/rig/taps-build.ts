@@ -99,7 +99,7 @@ export function loaderLinkArgv(sources: readonly string[], output: string, inclu
     '-O2', '-g', '-Wall', '-Wextra', '-Werror',
     ...includeDirs.map((d) => `-I${d}`),
     ...sources, '-o', output,
-    '-Wl,-Bstatic', '-lbpf', '-Wl,-Bdynamic', '-lelf', '-lz',
+    '-pthread', '-Wl,-Bstatic', '-lbpf', '-Wl,-Bdynamic', '-lelf', '-lz',
   ];
 }
 
