@@ -1,5 +1,5 @@
 // The fault campaign's smoke run in CI (issue 14): the same code as
-// `npm run campaign` (bench/campaign/run.ts), 10 faults from a fixed seed in
+// `npm run campaign` (bench/campaign/run.ts), 7 faults from a fixed seed in
 // one boot, every class with its applications checking their data. It holds
 // the campaign's hard lines: every fault runs (no harness error), the guest
 // neither crashes nor hangs, no disk loses an acknowledged write or its
@@ -22,9 +22,14 @@ import { renderCampaign } from '../../../bench/campaign/report.js';
 
 const SCRIPT = repoPath('dist/test/vm/guest/campaign-run.js');
 const SOURCE = repoPath('test/vm/guest/campaign-run.ts');
-export const SMOKE_FAULTS = 10;
-/** Seed 14's first 10 faults touch 9 of the 9 drivers, all four moments and a sticky fault (pcnet32 lost-irq, idle). */
-export const SMOKE_SEED = 14;
+export const SMOKE_FAULTS = 7;
+/**
+ * Seed 1015's first 7 faults touch 9 of the 9 drivers (4 of them as the
+ * device recovered by hand meanwhile), all five moments (shadowd's restart
+ * too) and a sticky fault (HDA lost-irq, idle): as much as seed 14's first
+ * 10, the smoke run's plan before, in 7 faults' time.
+ */
+export const SMOKE_SEED = 1015;
 
 describe('fault campaign, smoke run', () => {
   beforeAll(async () => {
