@@ -116,6 +116,46 @@ export class TapsRunner {
     return kept;
   }
 
+  /**
+   * The kernel's probe index read, each class's program without the probes
+   * this kernel lacks (each reported once, with what the class loses), and
+   * the programs that still have a probe; throws when none has.
+   */
+  private async runnablePrograms(all: readonly ClassTaps[]): Promise<{ cls: string; path: string; text: string }[]> {
+    const index = await (this.opts.probeIndex ?? readKernelProbeIndex)();
+    this.opts.phase?.('probe index read');
+    const texts = await Promise.all(all.map(async (t) => ({ cls: t.decl.id, path: t.decl.tapProgram, text: this.attachable(t.decl, await readFile(t.decl.tapProgram, 'utf8'), index) })));
+    // A class whose every probe went has nothing to attach: the others run.
+    const runnable = texts.filter((t) => hasProbe(t.text));
+    for (const t of texts.filter((x) => !runnable.includes(x))) {
+      this.opts.logger.log('err', `the ${t.cls} taps: none of ${t.path}'s probes is in this kernel: the ${t.cls} shadow sees no change made to its devices`, { SHADOWD_CLASS: t.cls });
+    }
+    if (runnable.length === 0) throw new Error('none of their probes is in this kernel');
+    return runnable;
+  }
+
+  /**
+   * taps-loader with every class's object, spawned at once: it leaves out,
+   * and names, the programs whose function the kernel lacks, so the probe
+   * index (read meanwhile, for what each class loses) need not come first.
+   * A class none of whose probes the kernel has makes the loader fail; it
+   * then runs again with the other classes' objects.
+   */
+  private async startLoader(pre: PrecompiledTaps, analysed: Promise<{ cls: string }[]>): Promise<void> {
+    const all = [...this.taps.values()];
+    const run = (classes: readonly string[]): Promise<void> => this.startIngest(all[0]!.decl.tapProgram, { binary: pre.loader, objects: classes.map((c) => pre.objects.get(c)!) });
+    try {
+      await run(all.map((t) => t.decl.id));
+    } catch (err) {
+      const runnable = await analysed;
+      if (runnable.length === all.length || this.stopped) throw err;
+      await this.ingest?.stop('SIGKILL');
+      this.ingest = null;
+      await run(runnable.map((t) => t.cls));
+    }
+    await analysed;
+  }
+
   private async launch(): Promise<void> {
     const load = this.opts.loadModules ?? ((m: readonly string[]) => ensureModules(m));
     const all = [...this.taps.values()];
@@ -135,28 +175,16 @@ export class TapsRunner {
     const programs = all.map((t) => t.decl.tapProgram).join(', ');
     /** An error of the taps' start, naming their programs. */
     const failed = (err: unknown): Error => new Error(`the taps (${programs}): ${err instanceof Error ? err.message : String(err)}`);
-    let runnable: { cls: string; path: string; text: string }[];
-    try {
-      const index = await (this.opts.probeIndex ?? readKernelProbeIndex)();
-      this.opts.phase?.('probe index read');
-      const texts = await Promise.all(all.map(async (t) => ({ cls: t.decl.id, path: t.decl.tapProgram, text: this.attachable(t.decl, await readFile(t.decl.tapProgram, 'utf8'), index) })));
-      if (all.length > 1) this.classOfEvent = eventClasses(all.map((t) => t.decl));
-      // A class whose every probe went has nothing to attach: the others run.
-      runnable = texts.filter((t) => hasProbe(t.text));
-      for (const t of texts.filter((x) => !runnable.includes(x))) {
-        this.opts.logger.log('err', `the ${t.cls} taps: none of ${t.path}'s probes is in this kernel: the ${t.cls} shadow sees no change made to its devices`, { SHADOWD_CLASS: t.cls });
-      }
-      if (runnable.length === 0) throw new Error('none of their probes is in this kernel');
-    } catch (err) {
-      throw failed(err);
-    }
+    if (all.length > 1) this.classOfEvent = eventClasses(all.map((t) => t.decl));
+    const analysed = this.runnablePrograms(all);
+    // Awaited below on every path but one that failed first; not an unhandled rejection meanwhile.
+    analysed.catch(() => undefined);
     const pre = this.opts.precompiled;
     if (pre) {
       try {
-        // The loader leaves out, and names, the programs whose function the kernel lacks, as the filter did above.
-        const lacking = runnable.filter((t) => !pre.objects.has(t.cls)).map((t) => t.cls);
+        const lacking = all.filter((t) => !pre.objects.has(t.decl.id)).map((t) => t.decl.id);
         if (lacking.length > 0) throw new Error(`no precompiled object for the ${lacking.join(', ')} taps`);
-        await this.startIngest(all[0]!.decl.tapProgram, { binary: pre.loader, objects: runnable.map((t) => pre.objects.get(t.cls)!) });
+        await this.startLoader(pre, analysed);
         return;
       } catch (err) {
         if (!pre.fallback || this.stopped) throw failed(err);
@@ -165,6 +193,12 @@ export class TapsRunner {
         this.ingest = null;
         this.opts.logger.log('warning', `taps-loader could not attach the precompiled taps (${why}); bpftrace runs them instead`, { SHADOWD_COMPONENT: 'ingest' });
       }
+    }
+    let runnable: { cls: string; path: string; text: string }[];
+    try {
+      runnable = await analysed;
+    } catch (err) {
+      throw failed(err);
     }
     let program: string;
     try {

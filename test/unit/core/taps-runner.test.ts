@@ -210,6 +210,49 @@ describe('taps runner: precompiled objects under taps-loader', () => {
     await expect(required.start()).rejects.toThrow(/taps-loader exited before attaching \(status 1\): taps-loader: cannot load netdev-class\.bpf\.o/);
     await required.stop();
   });
+  it('spawns the loader before the kernel\'s probe index is read (the loader names what it leaves out), and is ready once both are', async () => {
+    const sound = withObject('sound');
+    writeFileSync(sound.object, `{"type": "attached_probes", "data": {"probes": 1}}\n${readFileSync(sound.object, 'utf8')}`);
+    let index = (): void => undefined;
+    const runner = new TapsRunner([sound.decl], {
+      logger,
+      precompiled: { loader: new URL('../fake/taps-loader.sh', import.meta.url).pathname, objects: new Map([['sound', sound.object]]), fallback: false },
+      programDir: dir,
+      loadModules: () => Promise.resolve(),
+      probeIndex: () => new Promise((resolve) => (index = () => resolve(null))),
+    });
+    let ready = false;
+    const started = runner.start().then(() => (ready = true));
+    await runner.spawned;
+    for (let i = 0; i < 100 && runner.stats().state !== 'attached'; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(runner.stats()).toMatchObject({ state: 'attached', probes: 1 });
+    expect(ready).toBe(false);
+    index();
+    await started;
+    await runner.stop();
+  });
+
+  it('runs the loader again without a class none of whose probes the kernel has, saying so', async () => {
+    const sound = withObject('sound');
+    const net = withObject('net');
+    writeFileSync(sound.object, `{"type": "attached_probes", "data": {"probes": 1}}\n${readFileSync(sound.object, 'utf8')}`);
+    // As taps-loader does when none of an object's programs attaches.
+    const loader = join(dir, 'loader.sh');
+    writeFileSync(loader, `#!/bin/sh\ncase "$*" in *net.bpf.o*) echo "taps-loader: none of net.bpf.o's programs attached" >&2; exit 1;; esac\nexec ${new URL('../fake/taps-loader.sh', import.meta.url).pathname} "$@"\n`);
+    chmodSync(loader, 0o755);
+    const logs: string[] = [];
+    const runner = new TapsRunner([sound.decl, net.decl], {
+      logger: { log: (_p: Priority, message: string) => void logs.push(message) },
+      precompiled: { loader, objects: new Map([['sound', sound.object], ['net', net.object]]), fallback: false },
+      programDir: dir,
+      loadModules: () => Promise.resolve(),
+      probeIndex: () => Promise.resolve({ hasFunction: (name: string) => name !== 'net_fn', hasTracepoint: () => true }),
+    });
+    await runner.start();
+    expect(runner.stats()).toMatchObject({ state: 'attached', probes: 1 });
+    expect(logs).toContain(`the net taps: none of ${net.decl.tapProgram}'s probes is in this kernel: the net shadow sees no change made to its devices`);
+    await runner.stop();
+  });
 });
 
 describe('taps runner: the start around bpftrace\'s spawn', () => {
