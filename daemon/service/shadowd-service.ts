@@ -77,6 +77,7 @@ export class ShadowdService {
   private started = false;
   private reloadWanted = false;
   private stopping = false;
+  private stopBegan = 0;
   private running!: RunningConfig;
   private store!: ShadowStore;
   private taps!: TapsRunner;
@@ -354,18 +355,24 @@ export class ShadowdService {
   async stop(signal: string): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    this.stopBegan = performance.now();
     this.opts.notify.stopping(`stopping on ${signal}`);
     this.opts.logger.log('notice', `stopping on ${signal}`);
     await this.detectors?.stop();
+    this.stopPhase('detectors stopped');
     await this.taps?.stop();
+    this.stopPhase('taps stopped');
     await Promise.all([...this.runtimes.values()].map((rt) => rt.settled()));
+    this.stopPhase('classes settled');
     await this.recovery?.stop();
+    this.stopPhase('recoveries stopped');
     // Last, with the recoveries that ended while stopping, and shadowd_up 0.
     await this.metricsWriter?.stop();
     await this.helper?.close();
     await this.pollHelper?.close();
     await this.server?.close();
     this.store?.close();
+    this.stopPhase('stopped');
   }
 
   private runtime(cls: string): ClassRuntime {
@@ -469,6 +476,11 @@ export class ShadowdService {
   /** A debug line per start-up phase, with the time since the process started: where a slow start goes. */
   private phase(what: string): void {
     this.opts.logger.log('debug', `start-up: ${what} at ${Math.round(performance.now())} ms`, { SHADOWD_COMPONENT: 'start-up' });
+  }
+
+  /** A debug line per stop phase, with the time since the stop began: where a slow stop goes. */
+  private stopPhase(what: string): void {
+    this.opts.logger.log('debug', `stop: ${what} at ${Math.round(performance.now() - this.stopBegan)} ms`, { SHADOWD_COMPONENT: 'stop' });
   }
 
   private fatal(what: string, err: unknown): StartError {

@@ -79,6 +79,8 @@ export interface StartFigures {
   leftoverGoneMs?: number | null;
   /** ms from SIGTERM to the daemon's exit. */
   stopMs?: number;
+  /** The daemon's --log-level debug "stop:" lines: ms since its stop began. */
+  stopPhases?: Record<string, number>;
 }
 
 /** The process's children, from its threads' children lists (cheap: no scan of /proc, which would load the guest). */
@@ -218,7 +220,9 @@ async function startOnce(work: string, kind: StartFigures['kind'], taps: string,
     for (const line of lines) {
       const cls = /SHADOWD_CLASS=(\w+)/.exec(line)?.[1] ?? (/SHADOWD_COMPONENT=ingest/.test(line) ? 'all' : undefined);
       let m;
-      if ((m = /start-up: (.+) at (\d+) ms/.exec(line))) {
+      if ((m = /stop: (.+) at (\d+) ms/.exec(line))) {
+        (figures.stopPhases ??= {})[m[1]!] = Number(m[2]);
+      } else if ((m = /start-up: (.+) at (\d+) ms/.exec(line))) {
         figures.phases[m[1]!] = Number(m[2]);
         if (m[1] === 'ready') readyAt = now;
       } else if (cls && (m = /starting (bpftrace|taps-loader) .* at (\d+) ms/.exec(line))) {
@@ -285,7 +289,7 @@ function describe(f: StartFigures): string {
     .join(', ');
   const bts = f.bpftrace.map((b) => `${b.cls}: spawned ${s(b.spawnedMs)} compiled ${s(b.compiledMs)} live ${s(b.liveMs)} (${String(b.probes)} probes, ${b.links.at(-1)?.[1] ?? 0} links, first link ${s(b.links.find((l) => l[1] > 0)?.[0])}, last ${s(b.links.at(-1)?.[0])}, polling ${s(b.pollingMs)}) peak RSS ${(b.peakRssKb / 1024).toFixed(0)} MB, ${mem(b.now)}`);
   const extra = f.kind === 'after-kill-9' ? ` leftover bpftrace ${String(f.leftoverBpftrace)}, gone ${s(f.leftoverGoneMs)} s after the kill;` : '';
-  return `${f.kind} (--taps ${f.taps}: ${f.tool ?? '?'}): ready ${s(f.readyMs)} s, status ${s(f.statusMs)} s;${extra} phases (s since the process started): ${phases}\n  ${bts.join('\n  ')}\n  peak RSS daemon ${(f.daemonPeakRssKb / 1024).toFixed(0)} MB (${mem(f.daemonNow)}), total ${(f.totalPeakRssKb / 1024).toFixed(0)} MB${f.stopMs !== undefined ? `; stop ${s(f.stopMs)} s` : ''}`;
+  return `${f.kind} (--taps ${f.taps}: ${f.tool ?? '?'}): ready ${s(f.readyMs)} s, status ${s(f.statusMs)} s;${extra} phases (s since the process started): ${phases}\n  ${bts.join('\n  ')}\n  peak RSS daemon ${(f.daemonPeakRssKb / 1024).toFixed(0)} MB (${mem(f.daemonNow)}), total ${(f.totalPeakRssKb / 1024).toFixed(0)} MB${f.stopMs !== undefined ? `; stop ${s(f.stopMs)} s${f.stopPhases ? ` (${Object.entries(f.stopPhases).map(([k, v]) => `${k} ${s(v)}`).join(', ')})` : ''}` : ''}`;
 }
 
 if (modules.length > 0) await execa('modprobe', ['-a', ...modules], { reject: false });
