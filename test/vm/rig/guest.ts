@@ -186,6 +186,11 @@ export async function runInGuest(opts: GuestOptions): Promise<GuestResult> {
       ? soundCapturePaths(opts.soundCaptureDir, opts.devices ?? []).map((p, n) => (opts.soundSilentCards?.includes(n) ? null : p))
       : [];
     if (opts.soundCaptureDir) await mkdir(opts.soundCaptureDir, { recursive: true });
+    // -cpu max offers AVX2, which TCG runs slowly: code that uses it (libFLAC
+    // under sox) ran about 6x slower than on a Nehalem or qemu64 model (a
+    // 20 s WAV to FLAC: 16.8-20.0 s against 2.7-3.0 s, 2026-12-06), while gcc
+    // (the helper's kbuild, 128 s) and Node's start were the same on both.
+    // The tests' timings were set on max, so max it stays.
     const args = [
       '-machine', 'pc', '-accel', 'tcg,thread=multi', '-cpu', 'max',
       '-m', `${opts.memoryMiB ?? 1024}M`, '-smp', '2',
