@@ -9,7 +9,7 @@
  *
  * Each program fills one struct tap_event (taps-event.h) with the fields its
  * bpftrace probe prints, in the same order:
- *   ev=sysfs_write: str attr, kobj, parent, grandparent; num[0] ret
+ *   ev=sysfs_write: str attr, kobj, parent, grandparent; num ret, len, v0, v1
  *   ev=disk_add: str name; num major, minor, ret
  *   ev=disk_del: str name; num major, minor
  * and the loader prints it as the same line. See bpf/block-class.bt for
@@ -80,6 +80,30 @@ static __always_inline void tap_disk(struct tap_event *e, struct gendisk *disk)
 	e->num[1] = BPF_CORE_READ(disk, first_minor);
 }
 
+/*
+ * The bytes written: their count (num[1]) and the first 16 (num[2], num[3],
+ * little-endian), those past the count zero. Read and masked as the .bt
+ * does (two 8-byte reads; kernfs's buffer holds at least count + 1 bytes,
+ * what lies past the count is masked off), so that both print the same.
+ */
+static __always_inline __u64 tap_mask(__s64 bytes)
+{
+	if (bytes >= 8)
+		return ~0ULL;
+	return bytes <= 0 ? 0 : (1ULL << (bytes * 8)) - 1;
+}
+
+static __always_inline void tap_written(struct tap_event *e, const char *buf, size_t count)
+{
+	__u64 v0 = 0, v1 = 0;
+
+	bpf_probe_read_kernel(&v0, sizeof(v0), buf);
+	bpf_probe_read_kernel(&v1, sizeof(v1), buf + sizeof(v0));
+	e->num[1] = count;
+	e->num[2] = v0 & tap_mask(count);
+	e->num[3] = v1 & tap_mask((__s64)count - 8);
+}
+
 SEC("fexit/sysfs_kf_write")
 int BPF_PROG(sysfs_write, struct kernfs_open_file *of, char *buf, size_t count,
 	     loff_t pos, ssize_t ret)
@@ -96,6 +120,7 @@ int BPF_PROG(sysfs_write, struct kernfs_open_file *of, char *buf, size_t count,
 	tap_str(e, 2, BPF_CORE_READ(kobj, parent, name));
 	tap_str(e, 3, BPF_CORE_READ(kobj, parent, parent, name));
 	e->num[0] = ret;
+	tap_written(e, buf, count);
 	bpf_ringbuf_submit(e, 0);
 	return 0;
 }

@@ -17,6 +17,7 @@ static_assert(offsetof(struct tap_event, ts) == offsetof(struct tap_head, ts) &&
 /* A disk class field: one of struct tap_event's strings or numbers, by position. */
 #define DISK_STR(key, i) { key, TAP_FIELD_STR, offsetof(struct tap_event, str[i]), TAP_STR_LEN }
 #define DISK_NUM(key, i) { key, TAP_FIELD_S64, offsetof(struct tap_event, num[i]), sizeof(__s64) }
+#define DISK_X64(key, i) { key, TAP_FIELD_X64, offsetof(struct tap_event, num[i]), sizeof(__s64) }
 #define DISK(ev, name, ...) \
 	{ ev, name, sizeof(struct tap_event), offsetof(struct tap_event, comm), { __VA_ARGS__ } }
 
@@ -64,7 +65,8 @@ static const struct tap_record_format formats[] = {
 	/* bpf/block-class.bt */
 	DISK(TAP_EV_SYSFS_WRITE, "sysfs_write",
 	     DISK_STR("attr", 0), DISK_STR("kobj", 1), DISK_STR("parent", 2),
-	     DISK_STR("grandparent", 3), DISK_NUM("ret", 0)),
+	     DISK_STR("grandparent", 3), DISK_NUM("ret", 0), DISK_NUM("len", 1),
+	     DISK_X64("v0", 2), DISK_X64("v1", 3)),
 	DISK(TAP_EV_DISK_ADD, "disk_add",
 	     DISK_STR("name", 0), DISK_NUM("major", 0), DISK_NUM("minor", 1), DISK_NUM("ret", 2)),
 	DISK(TAP_EV_DISK_DEL, "disk_del",

@@ -26,7 +26,7 @@
  */
 #define TAP_STR_LEN 64
 #define TAP_STRS 4
-#define TAP_NUMS 3
+#define TAP_NUMS 4
 #define TAP_COMM_LEN 16
 
 /* PF_KTHREAD of include/linux/sched.h (a macro: not in vmlinux.h). */

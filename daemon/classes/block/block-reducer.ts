@@ -16,8 +16,12 @@ export type WriteTarget =
   | { kind: 'host'; name: string };
 
 export type BlockAction =
-  /** key: the disk setting the write changed (block-sysfs.ts isSettingKey), or null for another attribute. */
-  | { kind: 'write'; target: WriteTarget; attr: string; key: string | null }
+  /**
+   * key: the disk setting the write changed (block-sysfs.ts isSettingKey),
+   * or null for another attribute; value: what was written (writtenValue),
+   * or null.
+   */
+  | { kind: 'write'; target: WriteTarget; attr: string; key: string | null; value: string | null }
   | { kind: 'added'; name: string; devt: string }
   | { kind: 'removed'; name: string; devt: string };
 
@@ -50,6 +54,28 @@ export function settingKeyOf(e: TapEvent, target: WriteTarget): string | null {
   return key !== null && isSettingKey(key) ? key : null;
 }
 
+/** The most of a write the taps carry (block-class.bt: v0 and v1). */
+const WRITTEN_MAX = 16;
+
+/**
+ * What a sysfs write wrote, as the attribute reads it back: the bytes the
+ * taps carried (len, v0 and v1, little-endian) without the line's end or
+ * the spaces around it, for a write of at most 16 bytes (every number, every
+ * scheduler's name, "write through"); null for a longer write, one that is
+ * not plain printable text, or a record without them.
+ */
+export function writtenValue(e: TapEvent): string | null {
+  const len = e.nums['len'];
+  const v0 = e.masks['v0'];
+  const v1 = e.masks['v1'];
+  if (len === undefined || v0 === undefined || v1 === undefined || len < 1 || len > WRITTEN_MAX) return null;
+  const bytes = Buffer.alloc(WRITTEN_MAX);
+  bytes.writeBigUInt64LE(v0, 0);
+  bytes.writeBigUInt64LE(v1, 8);
+  const value = bytes.subarray(0, len).toString('latin1').trim();
+  return /^[\x20-\x7e]+$/.test(value) ? value : null;
+}
+
 const REDUCERS = new Map<string, (e: TapEvent) => BlockAction[]>([
   [
     'sysfs_write',
@@ -57,7 +83,7 @@ const REDUCERS = new Map<string, (e: TapEvent) => BlockAction[]>([
       // A refused write changed nothing (the sync marker is one).
       if ((e.nums['ret'] ?? -1) < 0) return [];
       const target = writeTarget(e);
-      return target ? [{ kind: 'write', target, attr: e.strs['attr'] ?? '', key: settingKeyOf(e, target) }] : [];
+      return target ? [{ kind: 'write', target, attr: e.strs['attr'] ?? '', key: settingKeyOf(e, target), value: writtenValue(e) }] : [];
     },
   ],
   [

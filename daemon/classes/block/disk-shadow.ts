@@ -171,7 +171,7 @@ export class DiskShadow {
       for (const action of reduceBlockEvent(e)) {
         switch (action.kind) {
           case 'write':
-            for (const name of this.disksOf(action.target)) this.schedule(name, actor, false, action.key, e.tsNs);
+            for (const name of this.disksOf(action.target)) this.schedule(name, actor, false, action.key, e.tsNs, action.value);
             break;
           case 'added':
             if (this.restarting.has(action.name)) this.cameBackAt.set(action.name, e.tsNs);
@@ -210,17 +210,19 @@ export class DiskShadow {
     this.logger.log('notice', `${name} disappeared; its shadow is kept`, this.fields(dev.facts));
   }
 
-  private schedule(name: string, actor: Actor, appeared = false, key: string | null = null, tsNs = 0n): void {
+  private schedule(name: string, actor: Actor, appeared = false, key: string | null = null, tsNs = 0n, written: string | null = null): void {
     this.readsInFlight++;
     this.refreshing = this.refreshing.then(async () => {
       try {
         const unit = this.watched.get(name)?.facts.unit ?? null;
         if (this.held(name) || (unit !== null && this.heldUnit(unit))) {
-          if (key !== null) await this.heldWrite(name, key, actor, tsNs);
+          if (key !== null) await this.heldWrite(name, key, actor, tsNs, written);
           return;
         }
         const dev = await this.readInto(name, actor);
         if (dev && appeared) this.appeared(dev.facts);
+        // A disk that fails as it is written to cannot be read: the value the taps carried, if whole.
+        if (!dev && key !== null && written !== null) this.keepWritten(name, key, written, actor);
       } finally {
         this.readsInFlight--;
       }
@@ -306,10 +308,13 @@ export class DiskShadow {
    * - A disk that came back but is not linked yet: kept by its diskseq, and
    *   recorded on it when the replay links it (pendingFor), as a change
    *   made during the recovery.
-   * - Neither (gone, or not telling): the value is lost with the failed
-   *   disk; said so, the shadow keeps what it had.
+   * - Neither (gone, or not telling): written before a disk came back,
+   *   the value the taps carried (`written`, when they carried it whole) is
+   *   what the writer wants on the failed disk, and carried over as above;
+   *   else the value is lost with the failed disk; said so, the shadow keeps
+   *   what it had.
    */
-  private async heldWrite(name: string, key: string, actor: Actor, tsNs: bigint): Promise<void> {
+  private async heldWrite(name: string, key: string, actor: Actor, tsNs: bigint, written: string | null = null): Promise<void> {
     const dev = this.watched.get(name);
     const failed = this.restarting.get(name) ?? (dev ? { id: dev.id, diskseq: dev.facts.diskseq ?? null } : null);
     // By the taps' clock: written before a disk came back under this name, it went to the failed disk, whoever answers now.
@@ -331,23 +336,45 @@ export class DiskShadow {
           `the replay puts back ${key} as the shadow had it; set it again if that is not what you want`,
         fields,
       );
-    if (read.value === null || read.diskseq === null) return lost();
     const at = this.now();
+    const onFailed = (id: string, value: string, how: string): void => {
+      if (!this.store.setEntry(id, key, value, actor, at, 'observe')) return;
+      this.carryOver(this.store.changes);
+      this.logger.log('info', `${name}: ${key} = ${JSON.stringify(value)} by ${who} on the failed disk${how}: the replay carries it to the disk that comes back`, fields);
+    };
+    // The disk written to cannot tell its value: the one the taps carried, if whole.
+    const asWritten = (): void =>
+      toFailed && failed !== null && written !== null ? onFailed(failed.id, written, ' (as written: it could not be read back from that disk)') : lost();
+    if (read.value === null || read.diskseq === null) return asWritten();
     const fromFailed = failed !== null && failed.diskseq !== null && read.diskseq === failed.diskseq;
     // Read from another disk than the one written to (the failed one went meanwhile): its value is not the writer's.
-    if (fromFailed !== toFailed && failed !== null) return lost();
-    if (fromFailed && failed !== null) {
-      if (!this.store.setEntry(failed.id, key, read.value, actor, at, 'observe')) return;
-      this.fromFailedDisk.add(this.store.changes);
-      // A few per restart at most; kept bounded all the same.
-      if (this.fromFailedDisk.size > 1024) this.fromFailedDisk.delete(this.fromFailedDisk.values().next().value as number);
-      this.logger.log('info', `${name}: ${key} = ${JSON.stringify(read.value)} by ${who} on the failed disk: the replay carries it to the disk that comes back`, fields);
-      return;
-    }
+    if (fromFailed !== toFailed && failed !== null) return asWritten();
+    if (fromFailed && failed !== null) return onFailed(failed.id, read.value, '');
     const linked = [...this.watched.values()].find((d) => (d.facts.diskseq ?? null) === read.diskseq);
     if (linked) return this.recordDuringRecovery(linked.id, linked.facts, { key, value: read.value, actor, at });
     if (failed === null || this.pendingWrites.size > 64) return lost();
     this.pendingWrites.set(read.diskseq, [...(this.pendingWrites.get(read.diskseq) ?? []), { key, value: read.value, actor, at }].slice(-64));
+  }
+
+  /** A shadow entry (by its seq) recorded during a restart that counts as set before it: the replay carries it. */
+  private carryOver(seq: number): void {
+    this.fromFailedDisk.add(seq);
+    // A few per restart at most; kept bounded all the same.
+    if (this.fromFailedDisk.size > 1024) this.fromFailedDisk.delete(this.fromFailedDisk.values().next().value as number);
+  }
+
+  /**
+   * A watched disk written to that could not be read (it fails as the write
+   * lands): the value as written, which the taps carried, is the writer's.
+   * Written while shadowd restarts its driver, it counts as set before the
+   * restart, for the replay to carry over.
+   */
+  private keepWritten(name: string, key: string, value: string, actor: Actor): void {
+    const dev = this.watched.get(name);
+    if (!dev || !this.store.setEntry(dev.id, key, value, actor, this.now(), 'observe')) return;
+    const restarting = this.held(name) || (dev.facts.unit !== null && this.heldUnit(dev.facts.unit));
+    if (restarting) this.carryOver(this.store.changes);
+    this.logger.log('info', `${name}: ${key} = ${JSON.stringify(value)} by ${whoOf(actor)}, as written: the disk could not be read${restarting ? '; the replay carries it to the disk that comes back' : ''}`, this.fields(dev.facts));
   }
 
   /** Records what was written to a disk that came back before the replay linked it (heldWrite); called as it is linked. */

@@ -14,6 +14,7 @@
 // dist/ (`npx tsc -p tsconfig.json` first); the taps are built here
 // (taps-build.ts: clang, bpftool, libbpf-dev); side-by-side.ts holds what
 // every class's run must show.
+import { writeFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { reduceBlockEvent } from '../../../daemon/classes/block/block-reducer.js';
 import { parseTapRecord } from '../../../daemon/core/tap-record.js';
@@ -42,6 +43,9 @@ describe.runIf(LIBBPF_TAPS_ENABLED)('the disk class taps from a precompiled CO-R
       devices: ['piix-ide', 'virtio-blk'],
       probes: { libbpf: 3, bpftrace: 3 },
     });
+    // SHADOWD_RECORD_BLOCK_TAPS=FILE keeps bpftrace's records (the hostile writers' apart) as the unit tests' fixture (test/fixtures/block/README.md).
+    const record = process.env['SHADOWD_RECORD_BLOCK_TAPS'];
+    if (record) writeFileSync(record, res.bpftrace.records.map((x) => `${x.line}\n`).join(''));
     console.log(`hostile comm:\n  ${[...res.hostileComm.libbpf, ...res.hostileComm.bpftrace].join('\n  ')}`);
     console.log(`hostile name:\n  ${[...res.hostileName.libbpf, ...res.hostileName.bpftrace].join('\n  ')}`);
 
@@ -64,6 +68,14 @@ describe.runIf(LIBBPF_TAPS_ENABLED)('the disk class taps from a precompiled CO-R
       for (const attr of ['read_ahead_kb', 'scheduler', 'fifo_batch']) expect(writes).toContain(`disk:${disk}:${attr}`);
     }
     expect(writes).toEqual(expect.arrayContaining([expect.stringMatching(/^scsi:\d+:\d+:\d+:\d+:timeout$/), expect.stringMatching(/^scsi:\d+:\d+:\d+:\d+:cache_type$/)]));
+    // What was written, carried by the taps (the first 16 bytes): a number, a scheduler's name; a longer value is not carried.
+    const written = (attr: string, disk: string): (string | null)[] =>
+      actions.flatMap((a) => (a.kind === 'write' && a.attr === attr && 'name' in a.target && a.target.name === disk ? [a.value] : []));
+    expect(written('read_ahead_kb', vd)).toEqual(['256']);
+    expect(written('scheduler', vd)).toEqual(['none', 'mq-deadline']);
+    expect(written('fifo_batch', vd)).toEqual(['8']);
+    expect(actions.flatMap((a) => (a.kind === 'write' && a.attr === 'timeout' ? [a.value] : []))).toEqual(['31']);
+    expect(actions.flatMap((a) => (a.kind === 'write' && a.attr === 'cache_type' ? [a.value] : []))).toEqual([null]);
     // The refused scheduler: printed with its errno, reduced to nothing.
     expect(events.some((e) => e.call === 'sysfs_write' && e.strs['attr'] === 'scheduler' && (e.nums['ret'] ?? 0) < 0)).toBe(true);
 

@@ -3,9 +3,10 @@
  * Runs bpf/libbpf/tap-format.c on one struct tap_event given on the command
  * line and prints what the loader would print for it.
  *
- * usage: tap-format-harness text|json EV KTHREAD PID TS COMM S0 S1 S2 S3 N0 N1 N2
+ * usage: tap-format-harness text|json EV KTHREAD PID TS COMM S0 S1 S2 S3 N0 N1 N2 N3
  *   COMM and S0-S3: the bytes in hex (no NUL: a field that fills its buffer
- *   is left unterminated, as the kernel may leave it); N0-N2: decimal.
+ *   is left unterminated, as the kernel may leave it); N0-N3: decimal (a
+ *   64-bit pattern as the signed number it reads as).
  * Exits 3 when the event has no format.
  */
 #include <stdlib.h>
@@ -30,7 +31,7 @@ int main(int argc, char **argv)
 	static struct tap_line line;
 	int i;
 
-	if (argc != 14)
+	if (argc != 8 + TAP_STRS + TAP_NUMS - 1)
 		return 2;
 	e.ev = strtoul(argv[2], NULL, 10);
 	e.kthread = strtoul(argv[3], NULL, 10);

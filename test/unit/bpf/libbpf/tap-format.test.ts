@@ -14,9 +14,9 @@ import { bpftraceJsonPrintf, buildHarness, type Harness } from './harness.js';
 const here = (p: string): string => new URL(p, import.meta.url).pathname;
 const SESSION = here('../../../fixtures/block/taps-session.txt');
 
-/** taps-event.h's enum tap_ev, and each event's string and number slots in its printf's order. */
+/** taps-event.h's enum tap_ev, and each event's string and number slots in its printf's order (v0, v1: 64-bit patterns). */
 const LAYOUT: Record<string, { ev: number; strs: string[]; nums: string[] }> = {
-  sysfs_write: { ev: 0, strs: ['attr', 'kobj', 'parent', 'grandparent'], nums: ['ret'] },
+  sysfs_write: { ev: 0, strs: ['attr', 'kobj', 'parent', 'grandparent'], nums: ['ret', 'len', 'v0', 'v1'] },
   disk_add: { ev: 1, strs: ['name'], nums: ['major', 'minor', 'ret'] },
   disk_del: { ev: 2, strs: ['name'], nums: ['major', 'minor'] },
 };
@@ -28,7 +28,7 @@ interface RawEvent {
   ts: bigint;
   comm: Buffer;
   strs: Buffer[];
-  nums: number[];
+  nums: (number | bigint)[];
 }
 
 /** The event a record was printed from (its text fields as plain bytes). */
@@ -41,7 +41,7 @@ function rawOf(e: TapEvent): RawEvent {
     ts: e.tsNs,
     comm: Buffer.from(e.comm),
     strs: layout.strs.map((k) => Buffer.from(e.strs[k] ?? '')),
-    nums: layout.nums.map((k) => e.nums[k] ?? 0),
+    nums: layout.nums.map((k) => e.nums[k] ?? e.masks[k] ?? 0),
   };
 }
 
@@ -54,11 +54,12 @@ describe.skipIf(!hasCc())('tap records of the precompiled taps (tap-format.c, on
 
   const print = (mode: 'text' | 'json', e: RawEvent): { status: number | null; out: string } => {
     const strs = [0, 1, 2, 3].map((i) => (e.strs[i] ?? Buffer.alloc(0)).toString('hex'));
-    const nums = [0, 1, 2].map((i) => String(e.nums[i] ?? 0));
+    const nums = [0, 1, 2, 3].map((i) => String(BigInt.asIntN(64, BigInt(e.nums[i] ?? 0))));
     const r = spawnSync(harness.path, [mode, String(e.ev), String(e.kthread), String(e.pid), String(e.ts), e.comm.toString('hex'), ...strs, ...nums], { encoding: 'utf8' });
     return { status: r.status, out: r.stdout };
   };
-  const base: RawEvent = { ev: 0, kthread: 0, pid: 7, ts: 5n, comm: Buffer.from('sh'), strs: ['read_ahead_kb', 'queue', 'sda', 'block'].map((s) => Buffer.from(s)), nums: [4] };
+  // "256\n" written: 4 bytes, 0x0a363532 little-endian.
+  const base: RawEvent = { ev: 0, kthread: 0, pid: 7, ts: 5n, comm: Buffer.from('sh'), strs: ['read_ahead_kb', 'queue', 'sda', 'block'].map((s) => Buffer.from(s)), nums: [4, 4, 0x0a363532, 0] };
 
   it('prints each record bpftrace printed in the guest, byte for byte, and its JSON form reads as the same event', () => {
     const lines = readFileSync(SESSION, 'utf8').split('\n').filter(Boolean);
@@ -76,14 +77,14 @@ describe.skipIf(!hasCc())('tap records of the precompiled taps (tap-format.c, on
     const hostile = Buffer.from('a b=c\\d\ne\x7f\xc3\xa9\xff', 'latin1');
     const { out } = print('text', { ...base, strs: [hostile, hostile, Buffer.from('ok'), Buffer.alloc(0)] });
     const escaped = 'a\\x20b\\x3dc\\x5cd\\x0ae\\x7f\\xc3\\xa9\\xff';
-    expect(out).toBe(`ev=sysfs_write attr=${escaped} kobj=${escaped} parent=ok grandparent= ret=4 kthread=0 pid=7 ts=5 comm=sh\n`);
+    expect(out).toBe(`ev=sysfs_write attr=${escaped} kobj=${escaped} parent=ok grandparent= ret=4 len=4 v0=0xa363532 v1=0x0 kthread=0 pid=7 ts=5 comm=sh\n`);
     expect(parseTapRecord(out).strs).toEqual({ attr: escaped, kobj: escaped, parent: 'ok', grandparent: '' });
   });
 
   it('keeps a task name\'s spaces, = and UTF-8, and escapes its control bytes, \\ and bytes that are not UTF-8', () => {
     const comm = Buffer.from([...Buffer.from('x y=1\n\\é'), 0xff, 0xe9, 0x41]);
     const { out } = print('text', { ...base, comm });
-    expect(out).toBe('ev=sysfs_write attr=read_ahead_kb kobj=queue parent=sda grandparent=block ret=4 kthread=0 pid=7 ts=5 comm=x y=1\\x0a\\x5cé\\xff\\xe9A\n');
+    expect(out).toBe('ev=sysfs_write attr=read_ahead_kb kobj=queue parent=sda grandparent=block ret=4 len=4 v0=0xa363532 v1=0x0 kthread=0 pid=7 ts=5 comm=x y=1\\x0a\\x5cé\\xff\\xe9A\n');
     expect(out.split('\n')).toHaveLength(2);
     const e = parseTapRecord(out);
     expect(e.comm).toBe('x y=1\\x0a\\x5cé\\xff\\xe9A');
@@ -103,7 +104,7 @@ describe.skipIf(!hasCc())('tap records of the precompiled taps (tap-format.c, on
   });
 
   it('prints a disk added by a kernel worker, negative numbers, and JSON that escapes " and \\', () => {
-    const added = print('text', { ...base, ev: 1, kthread: 1, comm: Buffer.from('kworker/u4:3'), strs: [Buffer.from('sda')], nums: [8, 0, -12] }).out;
+    const added = print('text', { ...base, ev: 1, kthread: 1, comm: Buffer.from('kworker/u4:3'), strs: [Buffer.from('sda')], nums: [8, 0, -12, 0] }).out;
     expect(added).toBe('ev=disk_add name=sda major=8 minor=0 ret=-12 kthread=1 pid=7 ts=5 comm=kworker/u4:3\n');
     const json = print('json', { ...base, comm: Buffer.from('say "hi"\\') }).out;
     expect(parseBpftraceLine(json.trimEnd())).toMatchObject({ kind: 'event', event: { comm: 'say "hi"\\x5c' } });

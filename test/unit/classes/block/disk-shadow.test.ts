@@ -143,6 +143,65 @@ describe('disk shadow', () => {
     expect(logger.lines.some((l) => l.priority === 'warning' && /sdb: admin\[6\] wrote device\/timeout/.test(l.message))).toBe(true);
   });
 
+  it('carries over the value the taps carried when the failed disk cannot be read back, and only one written before a disk came back', async () => {
+    const store = new ShadowStore(':memory:');
+    const logger = quietLogger();
+    const src = fakeSource([disk('vda', { devt: '254:0', unit: 'virtio2', driver: 'virtio_blk', scsiAddress: null, scsiHost: null, diskseq: '3' })]);
+    let unitHeld = false;
+    const shadow = new DiskShadow(store, logger, { source: src.source, heldUnit: (u) => unitHeld && u === 'virtio2' });
+    await shadow.resync('start');
+    unitHeld = true;
+    shadow.beginRestart(['vda']);
+    // The failed disk does not answer: its setting cannot be read back.
+    src.source.readSetting = () => Promise.reject(new Error('Input/output error'));
+    // "4096\n" and "mq-deadline\n", as the taps carry them (len, v0, v1: little-endian bytes).
+    const carried = (attr: string, text: string, ts: number) => {
+      const b = Buffer.alloc(16);
+      b.write(text, 'latin1');
+      return parseTapRecord(`ev=sysfs_write attr=${attr} kobj=queue parent=vda grandparent=block ret=${text.length} len=${text.length} v0=0x${b.readBigUInt64LE(0).toString(16)} v1=0x${b.readBigUInt64LE(8).toString(16)} kthread=0 pid=77 ts=${ts} comm=tuned`);
+    };
+    shadow.applyBatch([carried('read_ahead_kb', '4096\n', 10), carried('scheduler', 'mq-deadline\n', 11)]);
+    await shadow.caughtUp();
+    const entry = (key: string) => store.entries('serial:serial-vda').find((e) => e.key === key)!;
+    expect(entry('queue/read_ahead_kb')).toMatchObject({ value: '4096', actor: { pid: 77, comm: 'tuned' } });
+    expect(shadow.carriedOver(entry('queue/read_ahead_kb').seq)).toBe(true);
+    expect(entry('queue/scheduler').value).toBe('mq-deadline');
+    expect(logger.lines.some((l) => l.priority === 'info' && /vda: queue\/read_ahead_kb = "4096" by tuned\[77\] on the failed disk \(as written: it could not be read back from that disk\)/.test(l.message))).toBe(true);
+    // A disk came back under the name (the taps' clock): a later write went to it, not to the failed disk; unread, it is lost, and said so.
+    shadow.applyBatch([parseTapRecord('ev=disk_add name=vda major=254 minor=0 ret=0 kthread=0 pid=7 ts=20 comm=kworker'), carried('read_ahead_kb', '8\n', 30)]);
+    await shadow.caughtUp();
+    expect(entry('queue/read_ahead_kb').value).toBe('4096');
+    expect(logger.lines.some((l) => l.priority === 'warning' && /vda: tuned\[77\] wrote queue\/read_ahead_kb while shadowd restarts/.test(l.message))).toBe(true);
+    // A write the taps did not carry whole (more than 16 bytes) is lost as before.
+    const before = logger.lines.length;
+    shadow.applyBatch([carried('read_ahead_kb', '0000000000000000512\n', 12)]);
+    await shadow.caughtUp();
+    expect(entry('queue/read_ahead_kb').value).toBe('4096');
+    expect(logger.lines.slice(before).some((l) => l.priority === 'warning' && /could not be read back/.test(l.message))).toBe(true);
+  });
+
+  it('keeps the value the taps carried for a write to a disk that cannot be read as it lands, and none for a disk it does not watch', async () => {
+    const store = new ShadowStore(':memory:');
+    const logger = quietLogger();
+    const src = fakeSource([disk('sda'), disk('dm-0', { unit: null })]);
+    const shadow = new DiskShadow(store, logger, { source: src.source });
+    await shadow.resync('start');
+    // The disk fails as the write lands: its read (identity, settings) fails.
+    src.source.readDisk = (name) => Promise.reject(new Error(`${name}: Input/output error`));
+    const b = Buffer.alloc(16);
+    b.write('512\n');
+    const record = (parent: string) =>
+      parseTapRecord(`ev=sysfs_write attr=read_ahead_kb kobj=queue parent=${parent} grandparent=block ret=4 len=4 v0=0x${b.readBigUInt64LE(0).toString(16)} v1=0x0 kthread=0 pid=88 ts=5 comm=udevadm`);
+    shadow.applyBatch([record('sda'), record('dm-0')]);
+    await shadow.caughtUp();
+    const entry = store.entries('serial:serial-sda').find((e) => e.key === 'queue/read_ahead_kb')!;
+    expect(entry).toMatchObject({ value: '512', actor: { pid: 88, comm: 'udevadm' } });
+    // Not during a restart: an ordinary change, which the next replay puts back like any other.
+    expect(shadow.carriedOver(entry.seq)).toBe(false);
+    expect(logger.lines.some((l) => l.priority === 'info' && l.message === 'sda: queue/read_ahead_kb = "512" by udevadm[88], as written: the disk could not be read')).toBe(true);
+    expect(store.devices('block').map((d) => d.name)).toEqual(['sda']);
+  });
+
   it('adopts a disk that appears, and keys a disk with no serial by its name', async () => {
     const store = new ShadowStore(':memory:');
     const src = fakeSource([]);
