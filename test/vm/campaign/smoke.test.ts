@@ -24,12 +24,15 @@ const SCRIPT = repoPath('dist/test/vm/guest/campaign-run.js');
 const SOURCE = repoPath('test/vm/guest/campaign-run.ts');
 export const SMOKE_FAULTS = 7;
 /**
- * Seed 1015's first 7 faults touch 9 of the 9 drivers (4 of them as the
+ * Seed 11440's first 7 faults touch 9 of the 9 drivers (2 of them as the
  * device recovered by hand meanwhile), all five moments (shadowd's restart
- * too) and a sticky fault (HDA lost-irq, idle): as much as seed 14's first
- * 10, the smoke run's plan before, in 7 faults' time.
+ * too) and a sticky fault on a NIC (8139cp tx-hang, during a configuration
+ * change), which gives up by policy in bounded time: as much as seed 14's
+ * first 10, the smoke run's plan before, in 7 faults' time. (Seed 1015 did
+ * too, but its sticky fault, HDA lost-irq at idle, can outlast its player:
+ * 136 s in one CI run, 20 s in another.)
  */
-export const SMOKE_SEED = 1015;
+export const SMOKE_SEED = 11440;
 
 describe('fault campaign, smoke run', () => {
   beforeAll(async () => {
