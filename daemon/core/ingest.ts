@@ -283,6 +283,8 @@ export class Ingest {
       this.flush();
       this.failBarriers(`${tool} exited`);
       const attached = await attachedAt.catch(() => null);
+      // Stopped meanwhile (a start that failed over to another engine stops this one): no restart.
+      if (this.stopping || this.run !== run) return;
       if (attached && Date.now() - attached.at > STABLE_MS) this.backoffMs = this.opts.initialBackoffMs ?? 1000;
       const why = `${tool} exited (status ${String(exit.exitCode ?? exit.signal)})${exit.stderr ? `: ${exit.stderr.trim().split('\n').pop()}` : ''}`;
       this.stats.lastError = why;
@@ -291,6 +293,7 @@ export class Ingest {
       logger.log('err', `${why}; restarting the taps in ${this.backoffMs / 1000} s`, { SHADOWD_COMPONENT: 'ingest', SHADOWD_CLASS: this.opts.cls });
       this.timer = setTimeout(() => {
         this.timer = null;
+        if (this.stopping) return;
         // Whatever happened while the taps were down was not seen: re-read after re-attaching.
         this.launch().then(
           () => this.opts.onGap('taps were restarted'),

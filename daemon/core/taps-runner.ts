@@ -147,13 +147,17 @@ export class TapsRunner {
     try {
       await run(all.map((t) => t.decl.id));
     } catch (err) {
-      const runnable = await analysed;
-      if (runnable.length === all.length || this.stopped) throw err;
+      // The loader's own error stands unless the analysis names classes to leave out.
+      const runnable = await analysed.catch(() => null);
+      if (runnable === null || runnable.length === all.length || this.stopped) throw err;
       await this.ingest?.stop('SIGKILL');
       this.ingest = null;
       await run(runnable.map((t) => t.cls));
     }
-    await analysed;
+    // The loader runs: the analysis only says what each class loses, so its failure is logged, not the start's.
+    await analysed.catch((err: unknown) =>
+      this.opts.logger.log('warning', `the taps run, but which probes this kernel lacks could not be told: ${err instanceof Error ? err.message : String(err)}`, { SHADOWD_COMPONENT: 'ingest' }),
+    );
   }
 
   private async launch(): Promise<void> {
@@ -175,7 +179,11 @@ export class TapsRunner {
     const programs = all.map((t) => t.decl.tapProgram).join(', ');
     /** An error of the taps' start, naming their programs. */
     const failed = (err: unknown): Error => new Error(`the taps (${programs}): ${err instanceof Error ? err.message : String(err)}`);
-    if (all.length > 1) this.classOfEvent = eventClasses(all.map((t) => t.decl));
+    try {
+      if (all.length > 1) this.classOfEvent = eventClasses(all.map((t) => t.decl));
+    } catch (err) {
+      throw failed(err);
+    }
     const analysed = this.runnablePrograms(all);
     // Awaited below on every path but one that failed first; not an unhandled rejection meanwhile.
     analysed.catch(() => undefined);

@@ -72,7 +72,10 @@ export function writtenValue(e: TapEvent): string | null {
   const bytes = Buffer.alloc(WRITTEN_MAX);
   bytes.writeBigUInt64LE(v0, 0);
   bytes.writeBigUInt64LE(v1, 8);
-  const value = bytes.subarray(0, len).toString('latin1').trim();
+  // What the attribute's store() took (its return), when it took less than was written.
+  const taken = Math.min(len, e.nums['ret'] ?? len);
+  if (taken < 1) return null;
+  const value = bytes.subarray(0, taken).toString('latin1').trim();
   return /^[\x20-\x7e]+$/.test(value) ? value : null;
 }
 

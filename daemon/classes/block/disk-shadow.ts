@@ -138,7 +138,7 @@ export class DiskShadow {
         continue;
       }
       const dev = await this.readInto(name, SNAPSHOT_ACTOR);
-      if (dev) seen.add(dev.id);
+      if (dev && dev !== 'unreadable') seen.add(dev.id);
     }
     for (const known of this.store.devices(CLS)) {
       if (known.present && !seen.has(known.id) && !this.held(known.name)) this.store.setPresent(known.id, false, this.now());
@@ -220,9 +220,9 @@ export class DiskShadow {
           return;
         }
         const dev = await this.readInto(name, actor);
-        if (dev && appeared) this.appeared(dev.facts);
+        if (dev && dev !== 'unreadable' && appeared) this.appeared(dev.facts);
         // A disk that fails as it is written to cannot be read: the value the taps carried, if whole.
-        if (!dev && key !== null && written !== null) this.keepWritten(name, key, written, actor);
+        if (dev === 'unreadable' && key !== null && written !== null) this.keepWritten(name, key, written, actor);
       } finally {
         this.readsInFlight--;
       }
@@ -232,8 +232,9 @@ export class DiskShadow {
   /**
    * Reads a disk and records what changed, credited to `actor`. A disk a
    * driver does not serve (a dm map, a loop device) is not adopted.
+   * 'unreadable': the read failed (the disk does not answer).
    */
-  private async readInto(name: string, actor: Actor): Promise<WatchedDisk | null> {
+  private async readInto(name: string, actor: Actor): Promise<WatchedDisk | 'unreadable' | null> {
     for (;;) {
       const releases = this.releases;
       let facts: DiskFacts;
@@ -241,7 +242,7 @@ export class DiskShadow {
         facts = this.withKeptIdentity(await this.source.readDisk(name));
       } catch (err) {
         this.logger.log('warning', `could not read disk ${name}: ${messageOf(err)}`, { SHADOWD_CLASS: CLS, SHADOWD_DEVICE: name });
-        return null;
+        return 'unreadable';
       }
       if (facts.identityUnread) {
         this.logger.log('warning', `could not read disk ${name}'s identity (its device does not answer), and none is kept for it: not watched until it can be read`, this.fields(facts));

@@ -232,6 +232,24 @@ describe('taps runner: precompiled objects under taps-loader', () => {
     await runner.stop();
   });
 
+  it('keeps a running loader when which probes the kernel lacks cannot be told, and says so', async () => {
+    const sound = withObject('sound');
+    writeFileSync(sound.object, `{"type": "attached_probes", "data": {"probes": 1}}\n${readFileSync(sound.object, 'utf8')}`);
+    const logs: string[] = [];
+    const runner = new TapsRunner([sound.decl], {
+      logger: { log: (_p: Priority, message: string) => void logs.push(message) },
+      precompiled: { loader: new URL('../fake/taps-loader.sh', import.meta.url).pathname, objects: new Map([['sound', sound.object]]), fallback: true },
+      programDir: dir,
+      loadModules: () => Promise.resolve(),
+      probeIndex: () => Promise.reject(new Error('available_filter_functions: Permission denied')),
+    });
+    await runner.start();
+    expect(runner.stats()).toMatchObject({ state: 'attached', probes: 1 });
+    expect(logs).toContain('the taps run, but which probes this kernel lacks could not be told: available_filter_functions: Permission denied');
+    expect(logs.some((l) => l.startsWith('taps-loader could not attach'))).toBe(false);
+    await runner.stop();
+  });
+
   it('runs the loader again without a class none of whose probes the kernel has, saying so', async () => {
     const sound = withObject('sound');
     const net = withObject('net');

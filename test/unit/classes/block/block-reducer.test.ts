@@ -73,5 +73,8 @@ describe('disk class reducer', () => {
     expect(writtenValue(carried(Buffer.from([0x31, 0x00, 0x32])))).toBeNull();
     expect(writtenValue(carried(Buffer.from('caf\xe9', 'latin1')))).toBeNull();
     expect(writtenValue(parseTapRecord('ev=sysfs_write attr=x kobj=queue parent=sda grandparent=block ret=4 kthread=0 pid=1 ts=1 comm=sh'))).toBeNull();
+    // A store() that took less than was written: what it took.
+    const v0 = Buffer.from('12 34\n\0\0').readBigUInt64LE(0).toString(16);
+    expect(writtenValue(parseTapRecord(`ev=sysfs_write attr=x kobj=queue parent=sda grandparent=block ret=2 len=6 v0=0x${v0} v1=0x0 kthread=0 pid=1 ts=1 comm=sh`))).toBe('12');
   });
 });
