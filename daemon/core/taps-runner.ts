@@ -54,6 +54,13 @@ interface ClassTaps {
   onTapEvent: ((e: TapEvent) => void) | null;
 }
 
+/** A class's bpftrace program as this kernel can attach it (its missing probes taken out). */
+interface RunnableProgram {
+  cls: string;
+  path: string;
+  text: string;
+}
+
 export class TapsRunner {
   private readonly taps = new Map<string, ClassTaps>();
   private ingest: Ingest | null = null;
@@ -121,7 +128,7 @@ export class TapsRunner {
    * this kernel lacks (each reported once, with what the class loses), and
    * the programs that still have a probe; throws when none has.
    */
-  private async runnablePrograms(all: readonly ClassTaps[]): Promise<{ cls: string; path: string; text: string }[]> {
+  private async runnablePrograms(all: readonly ClassTaps[]): Promise<RunnableProgram[]> {
     const index = await (this.opts.probeIndex ?? readKernelProbeIndex)();
     this.opts.phase?.('probe index read');
     const texts = await Promise.all(all.map(async (t) => ({ cls: t.decl.id, path: t.decl.tapProgram, text: this.attachable(t.decl, await readFile(t.decl.tapProgram, 'utf8'), index) })));
@@ -150,14 +157,19 @@ export class TapsRunner {
       // The loader's own error stands unless the analysis names classes to leave out.
       const runnable = await analysed.catch(() => null);
       if (runnable === null || runnable.length === all.length || this.stopped) throw err;
-      await this.ingest?.stop('SIGKILL');
-      this.ingest = null;
+      await this.dropIngest();
       await run(runnable.map((t) => t.cls));
     }
     // The loader runs: the analysis only says what each class loses, so its failure is logged, not the start's.
     await analysed.catch((err: unknown) =>
       this.opts.logger.log('warning', `the taps run, but which probes this kernel lacks could not be told: ${err instanceof Error ? err.message : String(err)}`, { SHADOWD_COMPONENT: 'ingest' }),
     );
+  }
+
+  /** Kills the taps' process that failed to start, for another to take its place. */
+  private async dropIngest(): Promise<void> {
+    await this.ingest?.stop('SIGKILL');
+    this.ingest = null;
   }
 
   private async launch(): Promise<void> {
@@ -197,12 +209,11 @@ export class TapsRunner {
       } catch (err) {
         if (!pre.fallback || this.stopped) throw failed(err);
         const why = err instanceof Error ? err.message : String(err);
-        await this.ingest?.stop('SIGKILL');
-        this.ingest = null;
+        await this.dropIngest();
         this.opts.logger.log('warning', `taps-loader could not attach the precompiled taps (${why}); bpftrace runs them instead`, { SHADOWD_COMPONENT: 'ingest' });
       }
     }
-    let runnable: { cls: string; path: string; text: string }[];
+    let runnable: RunnableProgram[];
     try {
       runnable = await analysed;
     } catch (err) {

@@ -198,10 +198,16 @@ export class DiskShadow {
     }
   }
 
+  /** Whether shadowd is restarting the driver of the disk by this name: the disk itself, or the unit it was read under, held. */
+  private underRestart(name: string): boolean {
+    const unit = this.watched.get(name)?.facts.unit ?? null;
+    return this.held(name) || (unit !== null && this.heldUnit(unit));
+  }
+
   private removed(name: string): void {
     const dev = this.watched.get(name);
     if (!dev) return;
-    if (this.held(name) || (dev.facts.unit !== null && this.heldUnit(dev.facts.unit))) {
+    if (this.underRestart(name)) {
       this.logger.log('debug', `${name}: its driver let go of it during shadowd's restart; the map holds its I/O`, this.fields(dev.facts));
       return;
     }
@@ -214,8 +220,7 @@ export class DiskShadow {
     this.readsInFlight++;
     this.refreshing = this.refreshing.then(async () => {
       try {
-        const unit = this.watched.get(name)?.facts.unit ?? null;
-        if (this.held(name) || (unit !== null && this.heldUnit(unit))) {
+        if (this.underRestart(name)) {
           if (key !== null) await this.heldWrite(name, key, actor, tsNs, written);
           return;
         }
@@ -373,7 +378,7 @@ export class DiskShadow {
   private keepWritten(name: string, key: string, value: string, actor: Actor): void {
     const dev = this.watched.get(name);
     if (!dev || !this.store.setEntry(dev.id, key, value, actor, this.now(), 'observe')) return;
-    const restarting = this.held(name) || (dev.facts.unit !== null && this.heldUnit(dev.facts.unit));
+    const restarting = this.underRestart(name);
     if (restarting) this.carryOver(this.store.changes);
     this.logger.log('info', `${name}: ${key} = ${JSON.stringify(value)} by ${whoOf(actor)}, as written: the disk could not be read${restarting ? '; the replay carries it to the disk that comes back' : ''}`, this.fields(dev.facts));
   }

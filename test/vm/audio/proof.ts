@@ -174,24 +174,20 @@ function median(xs: number[]): number {
 const analyses = new WeakMap<Wav, Map<string, Float32Array>>();
 const haystacks = new WeakMap<Float32Array, Map<number, Haystack>>();
 
-/** The WAV mixed to mono, low-passed to `bandHz` and resampled to `rate` (made once per WAV and setting). */
-function analysed(w: Wav, rate: number, bandHz: number): Float32Array {
-  const byKey = analyses.get(w) ?? new Map<string, Float32Array>();
-  analyses.set(w, byKey);
-  const key = `${rate}/${bandHz}`;
-  const x = byKey.get(key) ?? resample(mono(w), w.rate, rate, bandHz);
-  byKey.set(key, x);
-  return x;
+/** What `make` gives for (`of`, `key`), made once while `of` lives. */
+function memo<O extends object, K, V>(cache: WeakMap<O, Map<K, V>>, of: O, key: K, make: () => V): V {
+  const byKey = cache.get(of) ?? new Map<K, V>();
+  cache.set(of, byKey);
+  const v = byKey.get(key) ?? make();
+  byKey.set(key, v);
+  return v;
 }
 
+/** The WAV mixed to mono, low-passed to `bandHz` and resampled to `rate` (made once per WAV and setting). */
+const analysed = (w: Wav, rate: number, bandHz: number): Float32Array => memo(analyses, w, `${rate}/${bandHz}`, () => resample(mono(w), w.rate, rate, bandHz));
+
 /** `x` prepared for global searches of blocks up to `maxBlock` long (made once per signal and size). */
-function haystack(x: Float32Array, maxBlock: number): Haystack {
-  const bySize = haystacks.get(x) ?? new Map<number, Haystack>();
-  haystacks.set(x, bySize);
-  const h = bySize.get(maxBlock) ?? new Haystack(x, maxBlock);
-  bySize.set(maxBlock, h);
-  return h;
-}
+const haystack = (x: Float32Array, maxBlock: number): Haystack => memo(haystacks, x, maxBlock, () => new Haystack(x, maxBlock));
 
 /** Analyses `capture` for `source`; see the file's head for the method. */
 export function proveSound(source: Wav, capture: Wav, options: ProofOptions = {}): ProofReport {
